@@ -1,0 +1,177 @@
+//! Ed25519 signing keys through OpenSSL. A key id is the lowercase hex
+//! SHA-256 of the public key's SubjectPublicKeyInfo (DER), so a key id names
+//! exactly one key.
+
+use openssl::pkey::{Id, PKey, Private, Public};
+use openssl::sign::{Signer, Verifier};
+
+use crate::envelope::{pae, Envelope, Signature};
+
+pub type KeyId = String;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("not an Ed25519 key")]
+    NotEd25519,
+    #[error("could not read key: {0}")]
+    Decode(String),
+    #[error("openssl: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+}
+
+/// A member's private Ed25519 key. It never leaves the member's machine.
+pub struct SigningKey {
+    pkey: PKey<Private>,
+}
+
+/// A public Ed25519 key as served by the key directory.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    pkey: PKey<Public>,
+    spki_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VerifyingKey({})", self.key_id())
+    }
+}
+
+impl SigningKey {
+    pub fn generate() -> Result<Self, KeyError> {
+        Ok(Self {
+            pkey: PKey::generate_ed25519()?,
+        })
+    }
+
+    pub fn from_pkcs8_pem(pem: &[u8]) -> Result<Self, KeyError> {
+        let pkey = PKey::private_key_from_pem(pem).map_err(|e| KeyError::Decode(e.to_string()))?;
+        if pkey.id() != Id::ED25519 {
+            return Err(KeyError::NotEd25519);
+        }
+        Ok(Self { pkey })
+    }
+
+    pub fn to_pkcs8_pem(&self) -> Result<Vec<u8>, KeyError> {
+        Ok(self.pkey.private_key_to_pem_pkcs8()?)
+    }
+
+    pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
+        VerifyingKey::from_spki_der(&self.pkey.public_key_to_der()?)
+    }
+
+    /// Raw Ed25519 signature over `message`.
+    pub fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let mut signer = Signer::new_without_digest(&self.pkey)?;
+        Ok(signer.sign_oneshot_to_vec(message)?)
+    }
+
+    /// Signs `payload` into a DSSE envelope with one signature.
+    pub fn sign_envelope(
+        &self,
+        payload_type: &str,
+        payload: Vec<u8>,
+    ) -> Result<Envelope, KeyError> {
+        let sig = self.sign_raw(&pae(payload_type, &payload))?;
+        Ok(Envelope {
+            payload_type: payload_type.to_owned(),
+            payload,
+            signatures: vec![Signature {
+                keyid: self.verifying_key()?.key_id(),
+                sig,
+            }],
+        })
+    }
+}
+
+impl VerifyingKey {
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        let pkey = PKey::public_key_from_der(der).map_err(|e| KeyError::Decode(e.to_string()))?;
+        if pkey.id() != Id::ED25519 {
+            return Err(KeyError::NotEd25519);
+        }
+        // Re-encode so the key id is computed over one canonical DER form.
+        let spki_der = pkey.public_key_to_der()?;
+        if spki_der != der {
+            return Err(KeyError::Decode("public key DER is not canonical".into()));
+        }
+        Ok(Self { pkey, spki_der })
+    }
+
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    pub fn key_id(&self) -> KeyId {
+        crate::hex::encode(&openssl::sha::sha256(&self.spki_der))
+    }
+
+    /// True only for a valid 64-byte Ed25519 signature over `message`.
+    pub fn verify_raw(&self, message: &[u8], sig: &[u8]) -> bool {
+        if sig.len() != 64 {
+            return false;
+        }
+        match Verifier::new_without_digest(&self.pkey) {
+            Ok(mut v) => v.verify_oneshot(sig, message).unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_and_verify() {
+        let k = SigningKey::generate().unwrap();
+        let v = k.verifying_key().unwrap();
+        let sig = k.sign_raw(b"hello").unwrap();
+        assert_eq!(sig.len(), 64);
+        assert!(v.verify_raw(b"hello", &sig));
+        assert!(!v.verify_raw(b"hellO", &sig));
+        let mut bad = sig.clone();
+        bad[0] ^= 1;
+        assert!(!v.verify_raw(b"hello", &bad));
+        assert!(!v.verify_raw(b"hello", &sig[..63]));
+    }
+
+    #[test]
+    fn other_key_does_not_verify() {
+        let a = SigningKey::generate().unwrap();
+        let b = SigningKey::generate().unwrap();
+        let sig = a.sign_raw(b"m").unwrap();
+        assert!(!b.verifying_key().unwrap().verify_raw(b"m", &sig));
+        assert_ne!(
+            a.verifying_key().unwrap().key_id(),
+            b.verifying_key().unwrap().key_id()
+        );
+    }
+
+    #[test]
+    fn pem_round_trip_keeps_key_id() {
+        let k = SigningKey::generate().unwrap();
+        let back = SigningKey::from_pkcs8_pem(&k.to_pkcs8_pem().unwrap()).unwrap();
+        assert_eq!(
+            k.verifying_key().unwrap().key_id(),
+            back.verifying_key().unwrap().key_id()
+        );
+        let kid = k.verifying_key().unwrap().key_id();
+        assert_eq!(kid.len(), 64);
+    }
+
+    #[test]
+    fn rejects_non_ed25519_keys() {
+        let ec = openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+        )
+        .unwrap();
+        let pkey = PKey::from_ec_key(ec).unwrap();
+        let der = pkey.public_key_to_der().unwrap();
+        assert!(matches!(
+            VerifyingKey::from_spki_der(&der),
+            Err(KeyError::NotEd25519)
+        ));
+        assert!(VerifyingKey::from_spki_der(b"garbage").is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! The pure core shared by the hub and every member agent.
+//!
+//! Everything security-sensitive lives here as plain functions over plain data:
+//! statement types and their validation, canonical bytes, the DSSE envelope,
+//! Ed25519 signing and verification (OpenSSL), and the TLP decision.
+//!
+//! **Invariant:** this crate does no I/O: no files, no sockets, no clock, no
+//! SQL, no async runtime. Callers pass "now" in. That keeps every decision
+//! testable with a table and identical on both sides of the wire.
+#![forbid(unsafe_code)]
+
+pub mod envelope;
+pub mod hex;
+pub mod keys;
+pub mod observable;
+pub mod statement;
+pub mod time;
+pub mod tlp;
+pub mod verify;
+
+pub use envelope::{Envelope, Signature, PAYLOAD_TYPE_STATEMENT_V1};
+pub use keys::{KeyId, SigningKey, VerifyingKey};
+pub use statement::{Body, Indicator, Observable, Severity, Statement};
+pub use tlp::Tlp;
+pub use verify::{verify_envelope, KeyRecord, VerifiedStatement, VerifyError};

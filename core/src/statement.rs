@@ -1,0 +1,595 @@
+//! Statements: what members sign and the hub relays. A statement's canonical
+//! bytes are its compact JSON with fields in declaration order, every field
+//! present; a payload that is not byte-identical to the canonical encoding of
+//! what it parses to is refused (no duplicate keys, no unknown fields, no
+//! alternative spellings of the same statement).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::observable::{self, InvalidValue};
+use crate::time::{parse_rfc3339, UnixSeconds};
+use crate::tlp::{AudienceRef, Tlp};
+
+/// Largest payload the hub or an agent will parse.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 16 * 1024;
+pub const MAX_LIST_LEN: usize = 64;
+pub const MAX_SHORT_FIELD_CHARS: usize = 256;
+/// How far a statement's `created` may run ahead of the hub's clock.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Statement {
+    /// Stable id across revisions (UUID v4 chosen by the source).
+    pub id: Uuid,
+    /// 1 for the first version; a new signed revision increments it.
+    pub revision: u32,
+    /// The publishing organisation's id. Must match the signing key's owner.
+    pub source: String,
+    /// When the source signed it (RFC 3339 UTC, whole seconds).
+    pub created: String,
+    pub tlp: Tlp,
+    /// Named recipients; empty means "the whole community" where TLP allows.
+    pub audience: Vec<AudienceRef>,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Body {
+    Indicator(Indicator),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => {
+                return Err(format!(
+                    "unknown severity `{s}`: use info, low, medium, high or critical"
+                ))
+            }
+        })
+    }
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Indicator {
+    pub observable: Observable,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    /// 0-100, as in STIX.
+    pub confidence: u8,
+    pub references: Vec<String>,
+    pub tags: Vec<String>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    pub related: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageThreat {
+    Malicious,
+    Compromised,
+    Typosquat,
+    DependencyConfusion,
+    Protestware,
+}
+
+/// What the indicator points at. The `kind` tag is the indicator kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Observable {
+    Package {
+        purl: String,
+        /// Affected versions or ranges (e.g. `1.0.0`, `>=1.2.0 <1.2.5`); empty
+        /// with a versioned purl means just that version; empty without one
+        /// means every version.
+        versions: Vec<String>,
+        threat: PackageThreat,
+        /// For typosquats: the purl of the package it imitates.
+        imitates: Option<String>,
+    },
+    Artifact {
+        sha256: Option<String>,
+        sha512: Option<String>,
+        purl: Option<String>,
+        filename: Option<String>,
+    },
+    Repository {
+        url: String,
+        commit: Option<String>,
+        tag: Option<String>,
+    },
+    Account {
+        /// `PLATFORM:USERNAME`, e.g. `npm:evil-maintainer`.
+        account: String,
+    },
+    Network {
+        domain: Option<String>,
+        ip: Option<String>,
+        url: Option<String>,
+    },
+    Vulnerability {
+        vuln_id: String,
+        purls: Vec<String>,
+    },
+}
+
+impl Observable {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Observable::Package { .. } => "package",
+            Observable::Artifact { .. } => "artifact",
+            Observable::Repository { .. } => "repository",
+            Observable::Account { .. } => "account",
+            Observable::Network { .. } => "network",
+            Observable::Vulnerability { .. } => "vulnerability",
+        }
+    }
+
+    /// The one value an analyst would search for.
+    pub fn primary_value(&self) -> String {
+        match self {
+            Observable::Package { purl, .. } => purl.clone(),
+            Observable::Artifact { sha256, sha512, .. } => sha256
+                .clone()
+                .or_else(|| sha512.clone())
+                .unwrap_or_default(),
+            Observable::Repository { url, commit, tag } => match (commit, tag) {
+                (Some(c), _) => format!("{url}@{c}"),
+                (None, Some(t)) => format!("{url}@{t}"),
+                _ => url.clone(),
+            },
+            Observable::Account { account } => account.clone(),
+            Observable::Network { domain, ip, url } => domain
+                .clone()
+                .or_else(|| ip.clone())
+                .or_else(|| url.clone())
+                .unwrap_or_default(),
+            Observable::Vulnerability { vuln_id, .. } => vuln_id.clone(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidStatement> {
+        match self {
+            Observable::Package {
+                purl,
+                versions,
+                threat,
+                imitates,
+            } => {
+                observable::parse_purl(purl)?;
+                check_list("versions", versions, 256, MAX_SHORT_FIELD_CHARS, true)?;
+                match (threat, imitates) {
+                    (PackageThreat::Typosquat, Some(original)) => {
+                        observable::parse_purl(original)?;
+                    }
+                    (PackageThreat::Typosquat, None) => {
+                        return Err(InvalidStatement::Field(
+                            "a typosquat must name the package it imitates (`imitates`)".into(),
+                        ))
+                    }
+                    (_, Some(_)) => {
+                        return Err(InvalidStatement::Field(
+                            "`imitates` only applies to typosquats".into(),
+                        ))
+                    }
+                    (_, None) => {}
+                }
+            }
+            Observable::Artifact {
+                sha256,
+                sha512,
+                purl,
+                filename,
+            } => {
+                if sha256.is_none() && sha512.is_none() {
+                    return Err(InvalidStatement::Field(
+                        "an artifact needs a sha256 or sha512 digest".into(),
+                    ));
+                }
+                if let Some(h) = sha256 {
+                    observable::validate_sha256(h)?;
+                }
+                if let Some(h) = sha512 {
+                    observable::validate_sha512(h)?;
+                }
+                if let Some(p) = purl {
+                    observable::parse_purl(p)?;
+                }
+                if let Some(f) = filename {
+                    check_single_line("filename", f, MAX_SHORT_FIELD_CHARS, false)?;
+                }
+            }
+            Observable::Repository { url, commit, tag } => {
+                observable::validate_repo_url(url)?;
+                if let Some(c) = commit {
+                    observable::validate_commit(c)?;
+                }
+                if let Some(t) = tag {
+                    observable::validate_tag(t)?;
+                }
+            }
+            Observable::Account { account } => observable::validate_account(account)?,
+            Observable::Network { domain, ip, url } => {
+                let given = [domain.is_some(), ip.is_some(), url.is_some()]
+                    .iter()
+                    .filter(|x| **x)
+                    .count();
+                if given != 1 {
+                    return Err(InvalidStatement::Field(
+                        "a network indicator needs exactly one of domain, ip or url".into(),
+                    ));
+                }
+                if let Some(d) = domain {
+                    observable::validate_domain(d)?;
+                }
+                if let Some(i) = ip {
+                    observable::validate_ip(i)?;
+                }
+                if let Some(u) = url {
+                    observable::validate_url(u)?;
+                }
+            }
+            Observable::Vulnerability { vuln_id, purls } => {
+                observable::validate_vuln_id(vuln_id)?;
+                if purls.len() > 256 {
+                    return Err(InvalidStatement::Field("at most 256 purls".into()));
+                }
+                for p in purls {
+                    observable::parse_purl(p)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidStatement {
+    #[error(transparent)]
+    Value(#[from] InvalidValue),
+    #[error("{0}")]
+    Field(String),
+    #[error(transparent)]
+    Time(#[from] crate::time::BadTimestamp),
+}
+
+/// Organisation, group and person ids: a lowercase slug.
+pub fn is_slug(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+}
+
+fn check_single_line(
+    field: &str,
+    value: &str,
+    max_chars: usize,
+    allow_empty: bool,
+) -> Result<(), InvalidStatement> {
+    if !allow_empty && value.trim().is_empty() {
+        return Err(InvalidStatement::Field(format!(
+            "{field} must not be empty"
+        )));
+    }
+    if value.chars().count() > max_chars {
+        return Err(InvalidStatement::Field(format!(
+            "{field} is longer than {max_chars} characters"
+        )));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(InvalidStatement::Field(format!(
+            "{field} must not contain control characters or line breaks"
+        )));
+    }
+    Ok(())
+}
+
+fn check_list(
+    field: &str,
+    values: &[String],
+    max_len: usize,
+    max_chars: usize,
+    allow_spaces: bool,
+) -> Result<(), InvalidStatement> {
+    if values.len() > max_len {
+        return Err(InvalidStatement::Field(format!(
+            "{field} has more than {max_len} entries"
+        )));
+    }
+    for v in values {
+        check_single_line(field, v, max_chars, false)?;
+        if !allow_spaces && v.contains(' ') {
+            return Err(InvalidStatement::Field(format!(
+                "{field} entries must not contain spaces"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Indicator {
+    pub fn validate(&self) -> Result<(), InvalidStatement> {
+        self.observable.validate()?;
+        check_single_line("title", &self.title, MAX_TITLE_CHARS, false)?;
+        if self.description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(InvalidStatement::Field(format!(
+                "description is longer than {MAX_DESCRIPTION_CHARS} characters"
+            )));
+        }
+        if self
+            .description
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(InvalidStatement::Field(
+                "description must not contain control characters other than newline and tab".into(),
+            ));
+        }
+        if self.confidence > 100 {
+            return Err(InvalidStatement::Field(
+                "confidence must be 0 to 100".into(),
+            ));
+        }
+        check_list("references", &self.references, MAX_LIST_LEN, 2048, false)?;
+        for r in &self.references {
+            observable::validate_url(r)?;
+        }
+        check_list("tags", &self.tags, MAX_LIST_LEN, 64, true)?;
+        if self.related.len() > MAX_LIST_LEN {
+            return Err(InvalidStatement::Field(format!(
+                "related has more than {MAX_LIST_LEN} entries"
+            )));
+        }
+        let from = self.valid_from.as_deref().map(parse_rfc3339).transpose()?;
+        let until = self.valid_until.as_deref().map(parse_rfc3339).transpose()?;
+        if let (Some(f), Some(u)) = (from, until) {
+            if u <= f {
+                return Err(InvalidStatement::Field(
+                    "valid_until must be after valid_from".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Statement {
+    /// The exact bytes that are signed.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("statements always serialise")
+    }
+
+    /// Parses signed payload bytes, refusing anything but the canonical
+    /// encoding of a valid statement.
+    pub fn from_canonical_bytes(payload: &[u8]) -> Result<Self, InvalidStatement> {
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(InvalidStatement::Field(format!(
+                "statement is larger than {MAX_PAYLOAD_BYTES} bytes"
+            )));
+        }
+        let statement: Statement = serde_json::from_slice(payload).map_err(|e| {
+            InvalidStatement::Field(format!("statement is not valid JSON for isac.v1: {e}"))
+        })?;
+        if statement.canonical_bytes() != payload {
+            return Err(InvalidStatement::Field(
+                "statement bytes are not in canonical form (field order, spacing, unknown or duplicate fields)".into(),
+            ));
+        }
+        statement.validate()?;
+        Ok(statement)
+    }
+
+    pub fn created_at(&self) -> Result<UnixSeconds, InvalidStatement> {
+        Ok(parse_rfc3339(&self.created)?)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match &self.body {
+            Body::Indicator(i) => i.observable.kind(),
+        }
+    }
+
+    pub fn title(&self) -> &str {
+        match &self.body {
+            Body::Indicator(i) => &i.title,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidStatement> {
+        if self.id.get_version_num() != 4 {
+            return Err(InvalidStatement::Field(
+                "id must be a random (v4) UUID".into(),
+            ));
+        }
+        if self.revision == 0 {
+            return Err(InvalidStatement::Field("revision starts at 1".into()));
+        }
+        if !is_slug(&self.source) {
+            return Err(InvalidStatement::Field(format!(
+                "source `{}` is not an organisation id",
+                self.source.escape_default()
+            )));
+        }
+        self.created_at()?;
+        if self.audience.len() > MAX_LIST_LEN {
+            return Err(InvalidStatement::Field(format!(
+                "audience has more than {MAX_LIST_LEN} entries"
+            )));
+        }
+        match &self.body {
+            Body::Indicator(i) => i.validate(),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample(source: &str) -> Statement {
+        Statement {
+            id: Uuid::new_v4(),
+            revision: 1,
+            source: source.into(),
+            created: "2026-11-25T12:00:00Z".into(),
+            tlp: Tlp::Green,
+            audience: vec![],
+            body: Body::Indicator(Indicator {
+                observable: Observable::Package {
+                    purl: "pkg:npm/evil-pkg@1.0.0".into(),
+                    versions: vec![],
+                    threat: PackageThreat::Malicious,
+                    imitates: None,
+                },
+                title: "evil-pkg steals npm tokens".into(),
+                description: "postinstall script exfiltrates ~/.npmrc".into(),
+                severity: Severity::High,
+                confidence: 90,
+                references: vec!["https://example.org/advisory".into()],
+                tags: vec!["credential-theft".into()],
+                valid_from: None,
+                valid_until: None,
+                related: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn canonical_round_trip() {
+        let s = sample("acme-bank");
+        let bytes = s.canonical_bytes();
+        assert_eq!(Statement::from_canonical_bytes(&bytes).unwrap(), s);
+    }
+
+    #[test]
+    fn refuses_non_canonical_spellings() {
+        let s = sample("acme-bank");
+        let text = String::from_utf8(s.canonical_bytes()).unwrap();
+        // Whitespace.
+        let spaced = text.replacen(",", ", ", 1);
+        assert!(Statement::from_canonical_bytes(spaced.as_bytes()).is_err());
+        // Unknown field.
+        let extra = text.replacen("{", "{\"x\":1,", 1);
+        assert!(Statement::from_canonical_bytes(extra.as_bytes()).is_err());
+        // Duplicate key: a second `source` appended at the end.
+        let dup = format!("{},\"source\":\"other\"}}", &text[..text.len() - 1]);
+        assert!(Statement::from_canonical_bytes(dup.as_bytes()).is_err());
+        // Missing tlp fails closed.
+        let no_tlp = text.replace("\"tlp\":\"green\",", "");
+        assert!(Statement::from_canonical_bytes(no_tlp.as_bytes()).is_err());
+        let bad_tlp = text.replace("\"tlp\":\"green\"", "\"tlp\":\"white\"");
+        assert!(Statement::from_canonical_bytes(bad_tlp.as_bytes()).is_err());
+        assert!(Statement::from_canonical_bytes(b"").is_err());
+        assert!(Statement::from_canonical_bytes(&vec![b'['; 100_000]).is_err());
+    }
+
+    #[test]
+    fn deeply_nested_json_is_refused_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(Statement::from_canonical_bytes(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    #[allow(irrefutable_let_patterns)] // Body grows more variants (bulletins)
+    fn validation_rules() {
+        let mut s = sample("acme-bank");
+        s.revision = 0;
+        assert!(s.validate().is_err());
+
+        let mut s = sample("Acme Bank");
+        assert!(s.validate().is_err());
+        s.source = "acme-bank".into();
+        s.created = "noon".into();
+        assert!(s.validate().is_err());
+
+        let mut s = sample("acme-bank");
+        if let Body::Indicator(i) = &mut s.body {
+            i.title = "two\nlines".into();
+        }
+        assert!(s.validate().is_err());
+
+        let mut s = sample("acme-bank");
+        if let Body::Indicator(i) = &mut s.body {
+            i.confidence = 101;
+        }
+        assert!(s.validate().is_err());
+
+        let mut s = sample("acme-bank");
+        if let Body::Indicator(i) = &mut s.body {
+            i.observable = Observable::Network {
+                domain: Some("evil.example".into()),
+                ip: Some("192.0.2.1".into()),
+                url: None,
+            };
+        }
+        assert!(s.validate().is_err(), "two network values");
+
+        let mut s = sample("acme-bank");
+        if let Body::Indicator(i) = &mut s.body {
+            i.observable = Observable::Package {
+                purl: "pkg:npm/reqeusts".into(),
+                versions: vec![],
+                threat: PackageThreat::Typosquat,
+                imitates: None,
+            };
+        }
+        assert!(s.validate().is_err(), "typosquat without original");
+
+        let mut s = sample("acme-bank");
+        if let Body::Indicator(i) = &mut s.body {
+            i.valid_from = Some("2026-11-25T12:00:00Z".into());
+            i.valid_until = Some("2026-11-25T11:00:00Z".into());
+        }
+        assert!(s.validate().is_err(), "until before from");
+    }
+
+    #[test]
+    fn slugs() {
+        assert!(is_slug("acme-bank"));
+        assert!(is_slug("bank_2"));
+        assert!(!is_slug(""));
+        assert!(!is_slug("-acme"));
+        assert!(!is_slug("Acme"));
+        assert!(!is_slug("a/b"));
+        assert!(!is_slug(&"a".repeat(64)));
+    }
+}
