@@ -1,1 +1,111 @@
+//! The ISAC hub: verifies, stores and fans out signed threat indicators to
+//! member agents over OpenSSL mutual TLS.
+//!
+//! The caller binds the listener and owns shutdown ([`serve`]), so tests can
+//! start many hubs on ephemeral ports. See ARCHITECTURE.md for the codemap.
+#![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod config;
+pub mod datadir;
+pub mod error;
+pub mod grpc;
+pub mod pki;
+pub mod store;
+pub mod tls;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use isac_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::config::HubConfig;
+use crate::grpc::{HubShared, HubState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("data directory: {0}")]
+    DataDir(#[from] datadir::DataDirError),
+    #[error("TLS setup: {0}")]
+    Tls(#[from] openssl::error::ErrorStack),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Prepares the data directory (creating the CA, keys and database on first
+/// start) and returns the CA fingerprint.
+pub fn prepare(config: &HubConfig) -> Result<(datadir::HubMaterial, bool), HubError> {
+    Ok(datadir::init(&config.data_dir, &config.server_names)?)
+}
+
+/// Serves the hub on `listener` until `shutdown` resolves, then stops
+/// accepting, ends open streams with UNAVAILABLE, and closes the store after
+/// every queued write has committed.
+pub async fn serve(
+    listener: TcpListener,
+    config: HubConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HubError> {
+    let (material, _) = prepare(&config)?;
+    let store = datadir::open_store(&config.data_dir)?;
+    let acceptor = Arc::new(tls::build_acceptor(&material)?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let state = HubState {
+        inner: Arc::new(HubShared {
+            store: store.clone(),
+            material,
+            config: config.clone(),
+            shutdown: stop_rx,
+        }),
+    };
+
+    let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(64);
+    let accept = tokio::spawn(tls::accept_loop(
+        listener,
+        acceptor,
+        config.handshake_timeout(),
+        conn_tx,
+    ));
+
+    let max = config.max_message_bytes;
+    let enrollment = pb::enrollment_server::EnrollmentServer::new(grpc::enroll::EnrollmentService {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(64 * 1024);
+    let publisher = pb::publisher_server::PublisherServer::new(grpc::publish::PublisherService {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(max);
+    let subscriber = pb::subscriber_server::SubscriberServer::new(grpc::subscribe::SubscriberService {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(16 * 1024);
+    let keys = pb::key_directory_server::KeyDirectoryServer::new(grpc::keys::KeyDirectoryService {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(16 * 1024);
+
+    let result = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .max_concurrent_streams(Some(256))
+        .add_service(enrollment)
+        .add_service(publisher)
+        .add_service(subscriber)
+        .add_service(keys)
+        .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing streams");
+            let _ = stop_tx.send(true);
+        })
+        .await;
+    accept.abort();
+    // Blocking join on the writer: off the async threads.
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    tracing::info!("hub stopped");
+    Ok(result?)
+}

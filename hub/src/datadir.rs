@@ -1,0 +1,156 @@
+//! The hub's data directory: created on first start with a development CA,
+//! the hub's server certificate, its own Ed25519 signing key and the SQLite
+//! database. Private key files are written with mode 0600.
+//!
+//! Layout: `ca.crt ca.key server.crt server.key hub-signing.key hub.db [hub.json]`.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+
+use crate::pki;
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Crypto { path: PathBuf, message: String },
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
+    move |source| DataDirError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn crypto(path: &Path) -> impl FnOnce(openssl::error::ErrorStack) -> DataDirError + '_ {
+    move |e| DataDirError::Crypto {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Writes a file readable by the owner only, atomically (temp file + rename).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
+    write_with_mode(path, bytes, 0o644)
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DataDirError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(())
+}
+
+/// Everything the hub loads from its data directory.
+pub struct HubMaterial {
+    pub ca_cert: X509,
+    pub ca_key: PKey<Private>,
+    pub server_cert: X509,
+    pub server_key: PKey<Private>,
+    pub hub_signing_key: isac_core::SigningKey,
+    pub ca_fingerprint: String,
+}
+
+impl HubMaterial {
+    pub fn ca_pem(&self) -> String {
+        String::from_utf8(self.ca_cert.to_pem().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+/// Creates whatever is missing in `dir` and loads it all.
+pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), DataDirError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    let ca_crt = dir.join("ca.crt");
+    let ca_key_path = dir.join("ca.key");
+    let mut created = false;
+    if !ca_crt.exists() {
+        let (ca, key) = pki::create_ca("ISAC hub development CA").map_err(crypto(&ca_crt))?;
+        write_private(&ca_key_path, &key.private_key_to_pem_pkcs8().map_err(crypto(&ca_key_path))?)?;
+        write_public(&ca_crt, &ca.to_pem().map_err(crypto(&ca_crt))?)?;
+        created = true;
+    }
+    let ca_cert = X509::from_pem(&fs::read(&ca_crt).map_err(io(&ca_crt))?).map_err(crypto(&ca_crt))?;
+    let ca_key = PKey::private_key_from_pem(&fs::read(&ca_key_path).map_err(io(&ca_key_path))?)
+        .map_err(crypto(&ca_key_path))?;
+
+    let server_crt = dir.join("server.crt");
+    let server_key_path = dir.join("server.key");
+    if !server_crt.exists() {
+        let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        for n in server_names {
+            if !hosts.contains(n) {
+                hosts.push(n.clone());
+            }
+        }
+        let (cert, key) = pki::issue_server_cert(&ca_cert, &ca_key, &hosts).map_err(crypto(&server_crt))?;
+        write_private(&server_key_path, &key.private_key_to_pem_pkcs8().map_err(crypto(&server_key_path))?)?;
+        write_public(&server_crt, &cert.to_pem().map_err(crypto(&server_crt))?)?;
+    }
+    let server_cert =
+        X509::from_pem(&fs::read(&server_crt).map_err(io(&server_crt))?).map_err(crypto(&server_crt))?;
+    let server_key = PKey::private_key_from_pem(&fs::read(&server_key_path).map_err(io(&server_key_path))?)
+        .map_err(crypto(&server_key_path))?;
+
+    let signing_path = dir.join("hub-signing.key");
+    if !signing_path.exists() {
+        let k = isac_core::SigningKey::generate().map_err(|e| DataDirError::Crypto {
+            path: signing_path.clone(),
+            message: e.to_string(),
+        })?;
+        let pem = k.to_pkcs8_pem().map_err(|e| DataDirError::Crypto {
+            path: signing_path.clone(),
+            message: e.to_string(),
+        })?;
+        write_private(&signing_path, &pem)?;
+    }
+    let hub_signing_key =
+        isac_core::SigningKey::from_pkcs8_pem(&fs::read(&signing_path).map_err(io(&signing_path))?)
+            .map_err(|e| DataDirError::Crypto {
+                path: signing_path.clone(),
+                message: e.to_string(),
+            })?;
+
+    let ca_fingerprint = pki::cert_fingerprint(&ca_cert);
+    Ok((
+        HubMaterial {
+            ca_cert,
+            ca_key,
+            server_cert,
+            server_key,
+            hub_signing_key,
+            ca_fingerprint,
+        },
+        created,
+    ))
+}
+
+pub fn open_store(dir: &Path) -> Result<Store, DataDirError> {
+    Ok(Store::open(&dir.join("hub.db"))?)
+}

@@ -1,0 +1,60 @@
+//! The hub's API error, and its one mapping to `tonic::Status`.
+//!
+//! Handlers return `ApiError`; only this file picks gRPC codes. `Internal`
+//! details go to the log, never to the caller.
+
+use tonic::{Code, Status};
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ApiError::AlreadyExists(m),
+            StoreError::Refused(m) => ApiError::FailedPrecondition(m),
+            StoreError::NotFound(m) => ApiError::FailedPrecondition(m),
+            StoreError::Token(m) => ApiError::Unauthenticated(m),
+            StoreError::Closed => ApiError::Unavailable("the hub is shutting down; retry shortly".into()),
+            StoreError::Sqlite(m) => ApiError::Internal(format!("store: {m}")),
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        let (code, message) = match e {
+            ApiError::Unauthenticated(m) => (Code::Unauthenticated, m),
+            ApiError::PermissionDenied(m) => (Code::PermissionDenied, m),
+            ApiError::InvalidArgument(m) => (Code::InvalidArgument, m),
+            ApiError::AlreadyExists(m) => (Code::AlreadyExists, m),
+            ApiError::FailedPrecondition(m) => (Code::FailedPrecondition, m),
+            ApiError::Unavailable(m) => (Code::Unavailable, m),
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (
+                    Code::Internal,
+                    "internal error in the hub; the operator can find details in its log".to_owned(),
+                )
+            }
+        };
+        Status::new(code, message)
+    }
+}

@@ -1,0 +1,43 @@
+//! The gRPC layer: thin service impls over the core and the store. One
+//! module per service; each handler authenticates, validates, applies, and
+//! responds. Status codes are chosen in `crate::error` only.
+
+pub mod auth;
+pub mod enroll;
+pub mod keys;
+pub mod publish;
+pub mod subscribe;
+
+use std::sync::Arc;
+
+use crate::config::HubConfig;
+use crate::datadir::HubMaterial;
+use crate::store::Store;
+
+/// Shared state of a running hub: a cheap clone.
+#[derive(Clone)]
+pub struct HubState {
+    pub inner: Arc<HubShared>,
+}
+
+pub struct HubShared {
+    pub store: Store,
+    pub material: HubMaterial,
+    pub config: HubConfig,
+    /// Flips to true when the hub begins shutting down; open streams end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl std::ops::Deref for HubState {
+    type Target = HubShared;
+    fn deref(&self) -> &HubShared {
+        &self.inner
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

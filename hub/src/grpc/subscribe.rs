@@ -1,0 +1,160 @@
+//! `isac.v1.Subscriber`: backlog then live, gap-free, bounded memory.
+//!
+//! Each stream is a task that reads pages from the store after its cursor and
+//! pushes them into a bounded channel; when it has read up to the committed
+//! head it waits for the head to move. Sequences are assigned by the single
+//! writer and the head is published only after commit, so reading "after my
+//! cursor" never skips an item and never repeats one, across the switch from
+//! backlog to live. A slow reader only fills its own channel; it never holds
+//! items in the hub's memory beyond one page.
+
+use std::pin::Pin;
+
+use isac_core::time::format_rfc3339;
+use isac_core::tlp::{may_receive, AudienceRef, Channel, ItemAccess, Recipient};
+use isac_core::Tlp;
+use isac_proto::v1 as pb;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::error::ApiError;
+use crate::grpc::auth::{authenticate, Caller};
+use crate::grpc::HubState;
+use crate::store::StoredStatement;
+
+/// Messages buffered per stream before the reader task waits.
+const STREAM_BUFFER: usize = 256;
+
+pub struct SubscriberService {
+    pub state: HubState,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::subscriber_server::Subscriber for SubscriberService {
+    type SubscribeStream = EventStream;
+
+    #[tracing::instrument(skip_all, fields(org))]
+    async fn subscribe(
+        &self,
+        req: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = authenticate(&self.state, &req).await?;
+        tracing::Span::current().record("org", caller.org_id.as_str());
+        let pb::SubscribeRequest {
+            after_sequence,
+            follow,
+        } = req.into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let state = self.state.clone();
+        tracing::info!(after_sequence, follow, "subscription opened");
+        tokio::spawn(async move {
+            if let Err(e) = run_stream(state, caller, after_sequence, follow, tx.clone()).await {
+                let _ = tx.send(Err(Status::from(e))).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Whether `caller` may receive the stored item. Fails closed on anything
+/// the hub cannot read back (an unknown label or audience).
+pub fn entitled(item: &StoredStatement, caller: &Caller) -> bool {
+    let Ok(tlp) = item.tlp.parse::<Tlp>() else {
+        tracing::error!(seq = item.seq, "stored item has an unreadable TLP label; withheld");
+        return false;
+    };
+    let Ok(audience) = serde_json::from_str::<Vec<AudienceRef>>(&item.audience_json) else {
+        tracing::error!(seq = item.seq, "stored item has an unreadable audience; withheld");
+        return false;
+    };
+    may_receive(
+        ItemAccess {
+            tlp,
+            source_org: &item.source_org,
+            audience: &audience,
+        },
+        Some(Recipient {
+            org_id: &caller.org_id,
+            groups: &[],
+            person: None,
+        }),
+        Channel::Member,
+    )
+}
+
+fn delivery(item: StoredStatement) -> pb::SubscribeResponse {
+    pb::SubscribeResponse {
+        event: Some(pb::subscribe_response::Event::Item(pb::Delivery {
+            sequence: item.seq,
+            envelope: Some(pb::Envelope {
+                payload_type: item.payload_type,
+                payload: item.payload,
+                signatures: vec![pb::Signature {
+                    keyid: item.key_id,
+                    sig: item.signature,
+                }],
+            }),
+            received_at: format_rfc3339(item.received_at),
+        })),
+    }
+}
+
+fn caught_up(head: u64) -> pb::SubscribeResponse {
+    pb::SubscribeResponse {
+        event: Some(pb::subscribe_response::Event::CaughtUp(pb::CaughtUp {
+            head_sequence: head,
+        })),
+    }
+}
+
+async fn run_stream(
+    state: HubState,
+    caller: Caller,
+    after: u64,
+    follow: bool,
+    tx: mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
+) -> Result<(), ApiError> {
+    let mut cursor = after;
+    let mut head_rx = state.store.watch_head();
+    let mut shutdown = state.shutdown.clone();
+    let mut announced_caught_up = false;
+    loop {
+        let head = *head_rx.borrow_and_update();
+        while cursor < head {
+            let page = state
+                .store
+                .statements_after(cursor, state.config.stream_page_size)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for item in page {
+                cursor = item.seq;
+                if entitled(&item, &caller) && tx.send(Ok(delivery(item))).await.is_err() {
+                    return Ok(()); // the subscriber went away
+                }
+            }
+        }
+        if !follow {
+            let _ = tx.send(Ok(caught_up(cursor))).await;
+            return Ok(());
+        }
+        if !announced_caught_up {
+            announced_caught_up = true;
+            if tx.send(Ok(caught_up(cursor))).await.is_err() {
+                return Ok(());
+            }
+        }
+        tokio::select! {
+            changed = head_rx.changed() => if changed.is_err() { return Ok(()) },
+            _ = tx.closed() => return Ok(()),
+            _ = shutdown.wait_for(|stopping| *stopping) => {
+                return Err(ApiError::Unavailable("the hub is shutting down; reconnect and resume from your cursor".into()));
+            }
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The hub's store: one SQLite database in WAL mode behind a single writer
+//! thread, plus a small pool of read connections.
+//!
+//! Writes are closures queued to the writer. It takes every queued write,
+//! runs each in its own savepoint inside one transaction, commits once
+//! (group commit), and only then answers the callers and publishes the new
+//! head sequence. So an acknowledged write is durable, and a subscriber
+//! woken by the head never reads past a gap.
+//!
+//! **Invariant:** only `sqlite.rs` (and the writer loop here) knows SQL.
+
+mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::{oneshot, watch};
+
+pub use sqlite::{
+    AgentRow, EnrollRecord, KeyRow, MemberRow, NewStatement, StoredStatement, TokenRecord,
+};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write (e.g. an id already used with different bytes).
+    #[error("{0}")]
+    Conflict(String),
+    /// A rule of the data refused the write (e.g. a revision older than the stored one).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// An enrollment token was unknown, used or expired.
+    #[error("{0}")]
+    Token(String),
+    #[error("the store is closed")]
+    Closed,
+    #[error("sqlite: {0}")]
+    Sqlite(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+/// Most writes the writer folds into one transaction.
+const MAX_GROUP: usize = 2048;
+
+/// A cheap, cloneable handle to the store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    head: watch::Sender<u64>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk before we acknowledge it, even across power loss.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and starts its writer.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_connection(path)?;
+        sqlite::migrate(&conn)?;
+        let head = sqlite::head_sequence(&conn)?;
+        let (head_tx, _) = watch::channel(head);
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let head_for_writer = head_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, rx, head_for_writer))
+            .map_err(|e| StoreError::Sqlite(format!("cannot start writer thread: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Mutex::new(Some(tx)),
+                writer_thread: Mutex::new(Some(thread)),
+                readers: Mutex::new(Vec::new()),
+                head: head_tx,
+            }),
+        })
+    }
+
+    /// Watches the highest committed sequence.
+    pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.inner.head.subscribe()
+    }
+
+    pub fn head(&self) -> u64 {
+        *self.inner.head.borrow()
+    }
+
+    /// Stops the writer after it has committed everything already queued.
+    pub fn close(&self) {
+        self.inner.writer.lock().expect("writer lock").take();
+        if let Some(t) = self.inner.writer_thread.lock().expect("thread lock").take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Queues `f` for the writer and waits until its transaction commits.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |commit_error| {
+                let outcome = match commit_error {
+                    None => result,
+                    Some(e) => Err(e.clone()),
+                };
+                let _ = tx.send(outcome);
+            });
+            (ok, completion)
+        });
+        {
+            let guard = self.inner.writer.lock().expect("writer lock");
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a pooled read connection off the async threads.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().expect("reader pool").pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&inner.path)?,
+            };
+            let result = f(&conn);
+            let mut pool = inner.readers.lock().expect("reader pool");
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Sqlite(format!("reader task failed: {e}")))?
+    }
+
+    // === members and enrollment ===
+
+    pub async fn add_member(&self, member: MemberRow) -> Result<(), StoreError> {
+        self.write(move |c| sqlite::add_member(c, &member)).await
+    }
+
+    pub async fn list_members(&self) -> Result<Vec<(MemberRow, u32, u32)>, StoreError> {
+        self.read(sqlite::list_members).await
+    }
+
+    pub async fn member(&self, org_id: &str) -> Result<Option<MemberRow>, StoreError> {
+        let org_id = org_id.to_owned();
+        self.read(move |c| sqlite::member(c, &org_id)).await
+    }
+
+    pub async fn add_token(&self, token: TokenRecord) -> Result<(), StoreError> {
+        self.write(move |c| sqlite::add_token(c, &token)).await
+    }
+
+    /// Redeems the token and registers the agent and its signing key, all or nothing.
+    pub async fn enroll(&self, record: EnrollRecord) -> Result<MemberRow, StoreError> {
+        self.write(move |c| sqlite::enroll(c, &record)).await
+    }
+
+    pub async fn agent_by_cert(&self, fingerprint: &str) -> Result<Option<AgentRow>, StoreError> {
+        let fp = fingerprint.to_owned();
+        self.read(move |c| sqlite::agent_by_cert(c, &fp)).await
+    }
+
+    // === keys ===
+
+    pub async fn key(&self, key_id: &str) -> Result<Option<KeyRow>, StoreError> {
+        let key_id = key_id.to_owned();
+        self.read(move |c| sqlite::key(c, &key_id)).await
+    }
+
+    pub async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        self.read(sqlite::keys).await
+    }
+
+    // === statements ===
+
+    /// Appends a verified statement; returns its sequence and whether it was
+    /// an identical re-send of one already stored.
+    pub async fn append_statement(&self, s: NewStatement) -> Result<(u64, bool), StoreError> {
+        self.write(move |c| sqlite::append_statement(c, &s)).await
+    }
+
+    pub async fn statements_after(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredStatement>, StoreError> {
+        self.read(move |c| sqlite::statements_after(c, after, limit)).await
+    }
+
+    pub async fn statement_count(&self) -> Result<u64, StoreError> {
+        self.read(sqlite::statement_count).await
+    }
+}
+
+fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, head: watch::Sender<u64>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = StoreError::from(e);
+            tracing::error!(error = %err, "store: cannot begin a write transaction");
+            for job in batch {
+                // Run nothing; answer every caller with the error.
+                let (_, done) = job_refused(job, &conn);
+                done(Some(&err));
+            }
+            continue;
+        }
+        let mut completions = Vec::with_capacity(batch.len());
+        for job in batch {
+            let savepoint = conn.execute_batch("SAVEPOINT op");
+            if let Err(e) = savepoint {
+                let err = StoreError::from(e);
+                completions.push((Some(err), job_refused(job, &conn).1));
+                continue;
+            }
+            let (ok, done) = job(&conn);
+            let end = if ok {
+                conn.execute_batch("RELEASE op")
+            } else {
+                conn.execute_batch("ROLLBACK TO op; RELEASE op")
+            };
+            completions.push((end.err().map(StoreError::from), done));
+        }
+        let commit_error = conn.execute_batch("COMMIT").err().map(StoreError::from);
+        if let Some(e) = &commit_error {
+            tracing::error!(error = %e, "store: commit failed; the whole group is refused");
+            let _ = conn.execute_batch("ROLLBACK");
+        } else if let Ok(h) = sqlite::head_sequence(&conn) {
+            head.send_if_modified(|current| {
+                let changed = *current != h;
+                *current = h;
+                changed
+            });
+        }
+        for (own_error, done) in completions {
+            done(commit_error.as_ref().or(own_error.as_ref()));
+        }
+    }
+}
+
+/// A job that could not run: produce its completion without touching data.
+fn job_refused(job: Job, conn: &Connection) -> (bool, Completion) {
+    // The closure must run to get at the reply channel; run it inside a
+    // savepoint that is always rolled back, so it changes nothing.
+    let _ = conn.execute_batch("SAVEPOINT refused");
+    let out = job(conn);
+    let _ = conn.execute_batch("ROLLBACK TO refused; RELEASE refused");
+    out
+}

@@ -1,0 +1,424 @@
+//! All SQL of the hub.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::StoreError;
+
+const SCHEMA_VERSION: i64 = 1;
+
+pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Refused(format!(
+            "database schema {version} is newer than this hub understands ({SCHEMA_VERSION}); upgrade the hub"
+        )));
+    }
+    if version == 0 {
+        conn.execute_batch(
+            "BEGIN;
+            CREATE TABLE members (
+                org_id      TEXT PRIMARY KEY,
+                name        TEXT NOT NULL,
+                role        TEXT NOT NULL CHECK (role IN ('member','coordinator','admin')),
+                status      TEXT NOT NULL DEFAULT 'active',
+                created_at  INTEGER NOT NULL
+            );
+            CREATE TABLE enrollment_tokens (
+                token_hash  TEXT PRIMARY KEY,
+                org_id      TEXT NOT NULL REFERENCES members(org_id),
+                created_at  INTEGER NOT NULL,
+                expires_at  INTEGER NOT NULL,
+                used_at     INTEGER,
+                used_by_agent TEXT
+            );
+            CREATE TABLE agents (
+                cert_fingerprint TEXT PRIMARY KEY,
+                org_id      TEXT NOT NULL REFERENCES members(org_id),
+                agent_name  TEXT NOT NULL,
+                cert_pem    TEXT NOT NULL,
+                issued_at   INTEGER NOT NULL,
+                not_after   INTEGER NOT NULL,
+                superseded_at INTEGER
+            );
+            CREATE INDEX agents_by_org ON agents(org_id, agent_name);
+            CREATE TABLE signing_keys (
+                key_id      TEXT PRIMARY KEY,
+                org_id      TEXT NOT NULL REFERENCES members(org_id),
+                public_key  BLOB NOT NULL,
+                valid_from  INTEGER NOT NULL,
+                revoked_at  INTEGER,
+                created_at  INTEGER NOT NULL
+            );
+            CREATE TABLE statements (
+                seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+                id           TEXT NOT NULL,
+                revision     INTEGER NOT NULL,
+                source_org   TEXT NOT NULL,
+                tlp          TEXT NOT NULL,
+                audience     TEXT NOT NULL,
+                kind         TEXT NOT NULL,
+                created_at   INTEGER NOT NULL,
+                received_at  INTEGER NOT NULL,
+                payload_type TEXT NOT NULL,
+                payload      BLOB NOT NULL,
+                key_id       TEXT NOT NULL,
+                signature    BLOB NOT NULL,
+                digest       TEXT NOT NULL,
+                UNIQUE (id, revision)
+            );
+            PRAGMA user_version = 1;
+            COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn head_sequence(conn: &Connection) -> Result<u64, StoreError> {
+    let h: Option<i64> = conn.query_row("SELECT max(seq) FROM statements", [], |r| r.get(0))?;
+    Ok(h.unwrap_or(0) as u64)
+}
+
+// === members ===
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub org_id: String,
+    pub name: String,
+    pub role: String,
+    pub status: String,
+    pub created_at: i64,
+}
+
+pub(super) fn add_member(conn: &Connection, m: &MemberRow) -> Result<(), StoreError> {
+    let inserted = conn.execute(
+        "INSERT INTO members (org_id, name, role, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(org_id) DO NOTHING",
+        params![m.org_id, m.name, m.role, m.status, m.created_at],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!(
+            "member `{}` already exists; to enroll another agent for it run `hub member token {}`",
+            m.org_id, m.org_id
+        )));
+    }
+    Ok(())
+}
+
+fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
+    Ok(MemberRow {
+        org_id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        status: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+pub(super) fn member(conn: &Connection, org_id: &str) -> Result<Option<MemberRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT org_id, name, role, status, created_at FROM members WHERE org_id = ?1",
+            [org_id],
+            member_from_row,
+        )
+        .optional()?)
+}
+
+/// Members with their count of active agents and signing keys.
+pub(super) fn list_members(conn: &Connection) -> Result<Vec<(MemberRow, u32, u32)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT m.org_id, m.name, m.role, m.status, m.created_at,
+            (SELECT count(*) FROM agents a WHERE a.org_id = m.org_id AND a.superseded_at IS NULL),
+            (SELECT count(*) FROM signing_keys k WHERE k.org_id = m.org_id AND k.revoked_at IS NULL)
+         FROM members m ORDER BY m.org_id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((member_from_row(r)?, r.get(5)?, r.get(6)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+// === enrollment ===
+
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub token_hash: String,
+    pub org_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+pub(super) fn add_token(conn: &Connection, t: &TokenRecord) -> Result<(), StoreError> {
+    if member(conn, &t.org_id)?.is_none() {
+        return Err(StoreError::NotFound(format!("no member `{}`", t.org_id)));
+    }
+    conn.execute(
+        "INSERT INTO enrollment_tokens (token_hash, org_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![t.token_hash, t.org_id, t.created_at, t.expires_at],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct EnrollRecord {
+    pub token_hash: String,
+    pub org_id: String,
+    pub now: i64,
+    pub agent_name: String,
+    pub cert_fingerprint: String,
+    pub cert_pem: String,
+    pub cert_not_after: i64,
+    pub key_id: String,
+    pub public_key_der: Vec<u8>,
+}
+
+pub(super) fn enroll(conn: &Connection, e: &EnrollRecord) -> Result<MemberRow, StoreError> {
+    let token: Option<(String, i64, Option<i64>)> = conn
+        .query_row(
+            "SELECT org_id, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?1",
+            [&e.token_hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((org_id, expires_at, used_at)) = token else {
+        return Err(StoreError::Token(
+            "enrollment token is not known to this hub; check you copied all of it, or ask the hub operator for a new one".into(),
+        ));
+    };
+    if org_id != e.org_id {
+        return Err(StoreError::Token("enrollment token does not match its organisation".into()));
+    }
+    if used_at.is_some() {
+        return Err(StoreError::Token(format!(
+            "enrollment token was already used; ask the hub operator for a new one (`hub member token {org_id}`)"
+        )));
+    }
+    if e.now >= expires_at {
+        return Err(StoreError::Token(format!(
+            "enrollment token expired at {}; ask the hub operator for a new one (`hub member token {org_id}`)",
+            isac_core::time::format_rfc3339(expires_at)
+        )));
+    }
+    let member = member(conn, &org_id)?
+        .ok_or_else(|| StoreError::Token(format!("member `{org_id}` no longer exists")))?;
+    if member.status != "active" {
+        return Err(StoreError::Token(format!("member `{org_id}` is {}", member.status)));
+    }
+    // A signing key names exactly one organisation.
+    let key_owner: Option<String> = conn
+        .query_row("SELECT org_id FROM signing_keys WHERE key_id = ?1", [&e.key_id], |r| r.get(0))
+        .optional()?;
+    match key_owner {
+        Some(owner) if owner != org_id => {
+            return Err(StoreError::Conflict(
+                "this signing key is already registered to another organisation; generate a new one".into(),
+            ))
+        }
+        Some(_) => {}
+        None => {
+            conn.execute(
+                "INSERT INTO signing_keys (key_id, org_id, public_key, valid_from, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![e.key_id, org_id, e.public_key_der, e.now],
+            )?;
+        }
+    }
+    conn.execute(
+        "UPDATE enrollment_tokens SET used_at = ?2, used_by_agent = ?3 WHERE token_hash = ?1",
+        params![e.token_hash, e.now, e.agent_name],
+    )?;
+    // Re-enrolling an agent name replaces its certificate; the old one stops working.
+    conn.execute(
+        "UPDATE agents SET superseded_at = ?3 WHERE org_id = ?1 AND agent_name = ?2 AND superseded_at IS NULL",
+        params![org_id, e.agent_name, e.now],
+    )?;
+    conn.execute(
+        "INSERT INTO agents (cert_fingerprint, org_id, agent_name, cert_pem, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![e.cert_fingerprint, org_id, e.agent_name, e.cert_pem, e.now, e.cert_not_after],
+    )?;
+    Ok(member)
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentRow {
+    pub org_id: String,
+    pub agent_name: String,
+    pub role: String,
+    pub member_status: String,
+    pub superseded: bool,
+}
+
+pub(super) fn agent_by_cert(conn: &Connection, fp: &str) -> Result<Option<AgentRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT a.org_id, a.agent_name, m.role, m.status, a.superseded_at IS NOT NULL
+             FROM agents a JOIN members m ON m.org_id = a.org_id WHERE a.cert_fingerprint = ?1",
+            [fp],
+            |r| {
+                Ok(AgentRow {
+                    org_id: r.get(0)?,
+                    agent_name: r.get(1)?,
+                    role: r.get(2)?,
+                    member_status: r.get(3)?,
+                    superseded: r.get(4)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+// === keys ===
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub key_id: String,
+    pub org_id: String,
+    pub org_name: String,
+    pub public_key_der: Vec<u8>,
+    pub valid_from: i64,
+    pub revoked_at: Option<i64>,
+}
+
+const KEY_SELECT: &str = "SELECT k.key_id, k.org_id, m.name, k.public_key, k.valid_from, k.revoked_at
+     FROM signing_keys k JOIN members m ON m.org_id = k.org_id";
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok(KeyRow {
+        key_id: r.get(0)?,
+        org_id: r.get(1)?,
+        org_name: r.get(2)?,
+        public_key_der: r.get(3)?,
+        valid_from: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+pub(super) fn key(conn: &Connection, key_id: &str) -> Result<Option<KeyRow>, StoreError> {
+    Ok(conn
+        .query_row(&format!("{KEY_SELECT} WHERE k.key_id = ?1"), [key_id], key_from_row)
+        .optional()?)
+}
+
+pub(super) fn keys(conn: &Connection) -> Result<Vec<KeyRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{KEY_SELECT} ORDER BY k.org_id, k.created_at"))?;
+    let rows = stmt.query_map([], key_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+// === statements ===
+
+/// A verified statement ready to store. `payload` is the exact signed bytes.
+#[derive(Debug, Clone)]
+pub struct NewStatement {
+    pub id: String,
+    pub revision: u32,
+    pub source_org: String,
+    pub tlp: String,
+    pub audience_json: String,
+    pub kind: String,
+    pub created_at: i64,
+    pub received_at: i64,
+    pub payload_type: String,
+    pub payload: Vec<u8>,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredStatement {
+    pub seq: u64,
+    pub id: String,
+    pub revision: u32,
+    pub source_org: String,
+    pub tlp: String,
+    pub audience_json: String,
+    pub received_at: i64,
+    pub payload_type: String,
+    pub payload: Vec<u8>,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+}
+
+pub(super) fn append_statement(conn: &Connection, s: &NewStatement) -> Result<(u64, bool), StoreError> {
+    // Everything stored under this id so far: same source, revisions only grow.
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, revision, source_org, digest FROM statements WHERE id = ?1 ORDER BY revision",
+    )?;
+    let existing = stmt
+        .query_map([&s.id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some((_, _, owner, _)) = existing.first() {
+        if owner != &s.source_org {
+            // Same answer whatever the id's owner and level: learn nothing.
+            return Err(StoreError::Conflict(format!(
+                "statement id {} is already used; generate a new id",
+                s.id
+            )));
+        }
+    }
+    if let Some((seq, _, _, digest)) = existing.iter().find(|e| e.1 == s.revision) {
+        if digest == &s.digest {
+            return Ok((*seq as u64, true));
+        }
+        tracing::warn!(id = %s.id, revision = s.revision, source = %s.source_org,
+            "equivocation: same id and revision signed with different content");
+        return Err(StoreError::Conflict(format!(
+            "statement {} revision {} was already published with different content; publish a new revision instead",
+            s.id, s.revision
+        )));
+    }
+    if let Some((_, latest, _, _)) = existing.last() {
+        if s.revision < *latest {
+            return Err(StoreError::Refused(format!(
+                "statement {} is already at revision {latest}; revision {} is older and is refused",
+                s.id, s.revision
+            )));
+        }
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO statements (id, revision, source_org, tlp, audience, kind, created_at, received_at,
+            payload_type, payload, key_id, signature, digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    insert.execute(params![
+        s.id, s.revision, s.source_org, s.tlp, s.audience_json, s.kind, s.created_at, s.received_at,
+        s.payload_type, s.payload, s.key_id, s.signature, s.digest
+    ])?;
+    Ok((conn.last_insert_rowid() as u64, false))
+}
+
+pub(super) fn statements_after(
+    conn: &Connection,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<StoredStatement>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, revision, source_org, tlp, audience, received_at, payload_type, payload, key_id, signature
+         FROM statements WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![after as i64, limit], |r| {
+            Ok(StoredStatement {
+                seq: r.get::<_, i64>(0)? as u64,
+                id: r.get(1)?,
+                revision: r.get(2)?,
+                source_org: r.get(3)?,
+                tlp: r.get(4)?,
+                audience_json: r.get(5)?,
+                received_at: r.get(6)?,
+                payload_type: r.get(7)?,
+                payload: r.get(8)?,
+                key_id: r.get(9)?,
+                signature: r.get(10)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn statement_count(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM statements", [], |r| r.get(0))?;
+    Ok(n as u64)
+}
