@@ -1,1 +1,24 @@
+//! The member agent: enroll with the hub, publish signed indicators, and
+//! receive, verify end to end, store and forward what the hub relays.
+#![forbid(unsafe_code)]
 
+pub mod client;
+pub mod draft;
+pub mod enroll;
+pub mod error;
+pub mod localstore;
+pub mod publish;
+pub mod sink;
+pub mod state;
+pub mod sync;
+
+pub use error::AgentError;
+pub use state::StateDir;
+pub use sync::Agent;
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

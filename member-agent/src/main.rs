@@ -1,1 +1,305 @@
-fn main() {}
+//! `member-agent`: a member's CLI and daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use member_agent::draft::IndicatorDraft;
+use member_agent::enroll::{enroll, EnrollOptions};
+use member_agent::sink::JsonlSink;
+use member_agent::{Agent, AgentError, StateDir};
+
+const EX_USAGE: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "member-agent", version, about = "ISAC member agent: publish and receive signed supply-chain indicators")]
+struct Cli {
+    /// Where this agent keeps its identity, keys and local store.
+    #[arg(long, global = true, env = "ISAC_AGENT_STATE_DIR", default_value = "./agent-state")]
+    state_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll with a hub using a one-time token from its operator.
+    Enroll {
+        /// The hub's address, e.g. https://localhost:7443
+        #[arg(long)]
+        hub: String,
+        /// The token printed by `hub member add` (it pins the hub's CA).
+        #[arg(long)]
+        token: String,
+        /// A name for this agent within your organisation.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Replace an existing identity in the state dir.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign an indicator with your key and publish it.
+    Publish(PublishArgs),
+    /// Fetch, verify and store everything new, then exit.
+    Sync {
+        /// Append verified items as JSON Lines to this file (default: stdout).
+        #[arg(long)]
+        jsonl: Option<PathBuf>,
+    },
+    /// Like sync, but keep following live items (reconnects by itself).
+    Run {
+        #[arg(long)]
+        jsonl: Option<PathBuf>,
+    },
+    /// Show what the local store holds, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// Read the indicator from a JSON file (flags given as well override it).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// package, artifact, repository, account, network or vulnerability (inferred from the observable flag if omitted).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Package URL, e.g. pkg:npm/evil-pkg@1.0.0 (kind package; or the artifact's package).
+    #[arg(long)]
+    purl: Option<String>,
+    /// Affected versions or ranges (repeatable; kind package).
+    #[arg(long = "version-range")]
+    versions: Vec<String>,
+    /// malicious (default), compromised, typosquat, dependency-confusion, protestware.
+    #[arg(long)]
+    threat: Option<String>,
+    /// For typosquats: the purl of the package imitated.
+    #[arg(long)]
+    imitates: Option<String>,
+    #[arg(long)]
+    sha256: Option<String>,
+    #[arg(long)]
+    sha512: Option<String>,
+    #[arg(long)]
+    filename: Option<String>,
+    #[arg(long)]
+    repo_url: Option<String>,
+    #[arg(long)]
+    commit: Option<String>,
+    #[arg(long)]
+    tag: Option<String>,
+    /// PLATFORM:USERNAME, e.g. npm:evil-maintainer
+    #[arg(long)]
+    account: Option<String>,
+    #[arg(long)]
+    domain: Option<String>,
+    #[arg(long)]
+    ip: Option<String>,
+    #[arg(long)]
+    url: Option<String>,
+    /// CVE, GHSA or OSV id (kind vulnerability).
+    #[arg(long)]
+    vuln_id: Option<String>,
+    /// Purls affected by the vulnerability (repeatable).
+    #[arg(long = "affected-purl")]
+    affected_purls: Vec<String>,
+    /// TLP 2.0 label: clear, green, amber, amber+strict or red (required).
+    #[arg(long)]
+    tlp: Option<String>,
+    /// org:ORG_ID, group:NAME or person:ORG_ID/PERSON_ID (repeatable).
+    #[arg(long)]
+    audience: Vec<String>,
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// info, low, medium (default), high, critical
+    #[arg(long)]
+    severity: Option<String>,
+    /// 0-100 (default 50)
+    #[arg(long)]
+    confidence: Option<u8>,
+    /// Reference URL (repeatable).
+    #[arg(long = "reference")]
+    references: Vec<String>,
+    /// Free-form label (repeatable).
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// RFC 3339 UTC, e.g. 2026-12-31T00:00:00Z
+    #[arg(long)]
+    valid_until: Option<String>,
+    /// Related statement id (repeatable).
+    #[arg(long)]
+    related: Vec<String>,
+}
+
+fn some_vec(v: Vec<String>) -> Option<Vec<String>> {
+    (!v.is_empty()).then_some(v)
+}
+
+impl PublishArgs {
+    fn into_draft(self) -> Result<IndicatorDraft, AgentError> {
+        let base = match &self.json {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(member_agent::error::io_err(p))?;
+                serde_json::from_str::<IndicatorDraft>(&text)
+                    .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?
+            }
+            None => IndicatorDraft::default(),
+        };
+        Ok(base.overlay(IndicatorDraft {
+            kind: self.kind,
+            purl: self.purl,
+            versions: some_vec(self.versions),
+            threat: self.threat,
+            imitates: self.imitates,
+            sha256: self.sha256,
+            sha512: self.sha512,
+            filename: self.filename,
+            repo_url: self.repo_url,
+            commit: self.commit,
+            tag: self.tag,
+            account: self.account,
+            domain: self.domain,
+            ip: self.ip,
+            url: self.url,
+            vuln_id: self.vuln_id,
+            affected_purls: some_vec(self.affected_purls),
+            tlp: self.tlp,
+            audience: some_vec(self.audience),
+            title: self.title,
+            description: self.description,
+            severity: self.severity,
+            confidence: self.confidence,
+            references: some_vec(self.references),
+            labels: some_vec(self.labels),
+            valid_from: None,
+            valid_until: self.valid_until,
+            related: some_vec(self.related),
+        }))
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                AgentError::Usage(_) | AgentError::NotEnrolled(_) => ExitCode::from(EX_USAGE),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), AgentError> {
+    let state = StateDir::new(cli.state_dir);
+    match cli.command {
+        Command::Enroll { hub, token, name, force } => {
+            let id = enroll(
+                &state,
+                EnrollOptions {
+                    hub_url: &hub,
+                    token: &token,
+                    agent_name: &name,
+                    force,
+                },
+            )
+            .await?;
+            println!(
+                "enrolled as `{}` (agent `{}`), signing key {}; hub CA pinned {}; state in {}",
+                id.org_id,
+                id.agent_name,
+                id.signing_key_id,
+                id.ca_fingerprint,
+                state.root.display()
+            );
+        }
+        Command::Publish(args) => {
+            let draft = args.into_draft()?;
+            let agent = Agent::open(&state)?;
+            let p = member_agent::publish::publish(&agent, draft).await?;
+            println!(
+                "id={} revision={} sequence={}{}",
+                p.id,
+                p.revision,
+                p.sequence,
+                if p.duplicate { " duplicate=true" } else { "" }
+            );
+        }
+        Command::Sync { jsonl } => {
+            let agent = Agent::open(&state)?;
+            let mut sink = JsonlSink::open(jsonl.as_deref())?;
+            let r = agent.sync(false, &mut sink).await?;
+            eprintln!(
+                "synced: {} new, {} already held, {} refused; cursor {}",
+                r.new, r.duplicates, r.rejected, r.cursor
+            );
+        }
+        Command::Run { jsonl } => {
+            let agent = Agent::open(&state)?;
+            let mut sink = JsonlSink::open(jsonl.as_deref())?;
+            eprintln!("following {} as `{}`; Ctrl-C to stop", agent.loaded.identity.hub_url, agent.org_id());
+            agent
+                .run(&mut sink, async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await;
+        }
+        Command::List { limit, json } => {
+            let agent = Agent::open(&state)?;
+            let items = agent.store.lock().expect("store").list(limit)?;
+            if json {
+                for i in items {
+                    println!("{}", serde_json::to_string(&i).map_err(|e| AgentError::Invalid(e.to_string()))?);
+                }
+            } else {
+                println!("{:>6}  {:<13} {:<13} {:<9} {:<44} {:<18} TITLE", "SEQ", "TLP", "KIND", "SEVERITY", "VALUE", "SOURCE");
+                for i in items {
+                    println!(
+                        "{:>6}  {:<13} {:<13} {:<9} {:<44} {:<18} {}",
+                        i.sequence,
+                        format!("TLP:{}", i.tlp.to_uppercase()),
+                        i.kind,
+                        i.severity,
+                        truncate(&i.value, 44),
+                        i.source,
+                        truncate(&i.title, 60)
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}

@@ -3,7 +3,7 @@
 use isac_core::time::parse_rfc3339;
 use isac_core::tlp::accepted_for_publish;
 use isac_core::verify::created_not_in_future;
-use isac_core::{verify_envelope, Envelope, KeyRecord, Signature, VerifyingKey};
+use isac_core::{verify_envelope, Envelope, KeyRecord, Signature, VerifyError, VerifyingKey};
 use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -73,7 +73,7 @@ async fn publish(state: &HubState, caller: &Caller, envelope: pb::Envelope) -> R
         }
     }
     let record = key.as_ref().and_then(key_record);
-    let verified = verify_envelope(&envelope, |_| record).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    let verified = verify_envelope(&envelope, |_| record).map_err(refusal)?;
     let statement = &verified.statement;
     tracing::Span::current().record("id", tracing::field::display(statement.id));
     if statement.source != caller.org_id {
@@ -127,6 +127,23 @@ async fn publish(state: &HubState, caller: &Caller, envelope: pb::Envelope) -> R
         sequence,
         duplicate,
     })
+}
+
+/// Which status each verification failure earns.
+fn refusal(e: VerifyError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        VerifyError::SourceMismatch { .. } | VerifyError::KeyRevoked { .. } => ApiError::PermissionDenied(message),
+        VerifyError::UnknownKey(_) => ApiError::FailedPrecondition(format!(
+            "{message}; publish with the signing key registered at enrollment"
+        )),
+        VerifyError::PayloadType(_)
+        | VerifyError::TooLarge
+        | VerifyError::SignatureCount(_)
+        | VerifyError::BadSignature(_)
+        | VerifyError::Malformed(_)
+        | VerifyError::KeyNotYetValid { .. } => ApiError::InvalidArgument(message),
+    }
 }
 
 fn serde_json_audience(s: &isac_core::Statement) -> String {

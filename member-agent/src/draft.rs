@@ -1,0 +1,302 @@
+//! An indicator as a person writes it (command-line flags or a JSON file),
+//! turned into a statement ready to sign. Every mistake is reported here,
+//! before anything is sent.
+
+use isac_core::statement::{Body, Indicator, Observable, PackageThreat, Severity, Statement};
+use isac_core::tlp::AudienceRef;
+use isac_core::Tlp;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::AgentError;
+
+/// Field names match the `publish` flags (`--repo-url` is `repo_url`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorDraft {
+    pub kind: Option<String>,
+    pub purl: Option<String>,
+    pub versions: Option<Vec<String>>,
+    pub threat: Option<String>,
+    pub imitates: Option<String>,
+    pub sha256: Option<String>,
+    pub sha512: Option<String>,
+    pub filename: Option<String>,
+    pub repo_url: Option<String>,
+    pub commit: Option<String>,
+    pub tag: Option<String>,
+    pub account: Option<String>,
+    pub domain: Option<String>,
+    pub ip: Option<String>,
+    pub url: Option<String>,
+    pub vuln_id: Option<String>,
+    pub affected_purls: Option<Vec<String>>,
+    pub tlp: Option<String>,
+    pub audience: Option<Vec<String>>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub severity: Option<String>,
+    pub confidence: Option<u8>,
+    pub references: Option<Vec<String>>,
+    pub labels: Option<Vec<String>>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    pub related: Option<Vec<String>>,
+}
+
+pub const KINDS: [&str; 6] = ["package", "artifact", "repository", "account", "network", "vulnerability"];
+
+impl IndicatorDraft {
+    /// Fields set in `other` replace ours (flags over a JSON file).
+    pub fn overlay(mut self, other: IndicatorDraft) -> Self {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
+        }
+        take!(kind, purl, versions, threat, imitates, sha256, sha512, filename, repo_url, commit, tag,
+            account, domain, ip, url, vuln_id, affected_purls, tlp, audience, title, description,
+            severity, confidence, references, labels, valid_from, valid_until, related);
+        self
+    }
+
+    /// The observable flags that were given, by the kind each belongs to.
+    fn given(&self) -> Vec<(&'static str, &'static str)> {
+        let mut g = Vec::new();
+        let mut add = |set: bool, flag, kind| {
+            if set {
+                g.push((flag, kind));
+            }
+        };
+        add(self.purl.is_some(), "--purl", "package");
+        add(self.versions.is_some(), "--versions", "package");
+        add(self.threat.is_some(), "--threat", "package");
+        add(self.imitates.is_some(), "--imitates", "package");
+        add(self.sha256.is_some(), "--sha256", "artifact");
+        add(self.sha512.is_some(), "--sha512", "artifact");
+        add(self.filename.is_some(), "--filename", "artifact");
+        add(self.repo_url.is_some(), "--repo-url", "repository");
+        add(self.commit.is_some(), "--commit", "repository");
+        add(self.tag.is_some(), "--tag", "repository");
+        add(self.account.is_some(), "--account", "account");
+        add(self.domain.is_some(), "--domain", "network");
+        add(self.ip.is_some(), "--ip", "network");
+        add(self.url.is_some(), "--url", "network");
+        add(self.vuln_id.is_some(), "--vuln-id", "vulnerability");
+        add(self.affected_purls.is_some(), "--affected-purl", "vulnerability");
+        g
+    }
+
+    fn kind(&self) -> Result<&'static str, AgentError> {
+        let given = self.given();
+        let kind = match &self.kind {
+            Some(k) => *KINDS.iter().find(|x| **x == k.as_str()).ok_or_else(|| {
+                AgentError::Usage(format!("unknown --kind `{k}`: use one of {}", KINDS.join(", ")))
+            })?,
+            None => match given.first() {
+                Some((_, kind)) => kind,
+                None => {
+                    return Err(AgentError::Usage(
+                        "say what the indicator is about: --purl, --sha256/--sha512, --repo-url, --account, --domain/--ip/--url or --vuln-id".into(),
+                    ))
+                }
+            },
+        };
+        // An artifact may name the package it came from.
+        let misfits: Vec<&str> = given
+            .iter()
+            .filter(|(flag, k)| *k != kind && !(kind == "artifact" && *flag == "--purl"))
+            .map(|(flag, _)| *flag)
+            .collect();
+        if !misfits.is_empty() {
+            return Err(AgentError::Usage(format!(
+                "{} does not fit --kind {kind}",
+                misfits.join(", ")
+            )));
+        }
+        Ok(kind)
+    }
+
+    fn observable(&self, kind: &str) -> Result<Observable, AgentError> {
+        let need = |v: &Option<String>, flag: &str| {
+            v.clone()
+                .ok_or_else(|| AgentError::Usage(format!("--kind {kind} needs {flag}")))
+        };
+        let lower = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_ascii_lowercase());
+        Ok(match kind {
+            "package" => Observable::Package {
+                purl: need(&self.purl, "--purl")?,
+                versions: self.versions.clone().unwrap_or_default(),
+                threat: match self.threat.as_deref().unwrap_or("malicious") {
+                    "malicious" => PackageThreat::Malicious,
+                    "compromised" => PackageThreat::Compromised,
+                    "typosquat" => PackageThreat::Typosquat,
+                    "dependency-confusion" | "dependency_confusion" => PackageThreat::DependencyConfusion,
+                    "protestware" => PackageThreat::Protestware,
+                    other => {
+                        return Err(AgentError::Usage(format!(
+                            "unknown --threat `{other}`: use malicious, compromised, typosquat, dependency-confusion or protestware"
+                        )))
+                    }
+                },
+                imitates: self.imitates.clone(),
+            },
+            "artifact" => Observable::Artifact {
+                sha256: lower(&self.sha256),
+                sha512: lower(&self.sha512),
+                purl: self.purl.clone(),
+                filename: self.filename.clone(),
+            },
+            "repository" => Observable::Repository {
+                url: need(&self.repo_url, "--repo-url")?,
+                commit: lower(&self.commit),
+                tag: self.tag.clone(),
+            },
+            "account" => Observable::Account {
+                account: need(&self.account, "--account")?,
+            },
+            "network" => Observable::Network {
+                domain: lower(&self.domain),
+                ip: self.ip.as_ref().map(|s| s.trim().to_owned()),
+                url: self.url.clone(),
+            },
+            "vulnerability" => Observable::Vulnerability {
+                vuln_id: need(&self.vuln_id, "--vuln-id")?,
+                purls: self.affected_purls.clone().unwrap_or_default(),
+            },
+            _ => unreachable!("kind() only returns known kinds"),
+        })
+    }
+
+    /// Builds and validates the statement `source` will sign.
+    pub fn into_statement(self, source: &str, created: String) -> Result<Statement, AgentError> {
+        let kind = self.kind()?;
+        let observable = self.observable(kind)?;
+        let tlp: Tlp = self
+            .tlp
+            .as_deref()
+            .ok_or_else(|| AgentError::Usage("--tlp is required: clear, green, amber, amber+strict or red".into()))?
+            .parse()
+            .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
+        let audience = self
+            .audience
+            .unwrap_or_default()
+            .iter()
+            .map(|a| a.parse::<AudienceRef>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AgentError::Usage(e.to_string()))?;
+        let severity: Severity = self
+            .severity
+            .as_deref()
+            .unwrap_or("medium")
+            .parse()
+            .map_err(AgentError::Usage)?;
+        let confidence = self.confidence.unwrap_or(50);
+        let related = self
+            .related
+            .unwrap_or_default()
+            .iter()
+            .map(|r| Uuid::parse_str(r).map_err(|_| AgentError::Usage(format!("--related `{r}` is not a UUID"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let statement = Statement {
+            id: Uuid::new_v4(),
+            revision: 1,
+            source: source.to_owned(),
+            created,
+            tlp,
+            audience,
+            body: Body::Indicator(Indicator {
+                observable,
+                title: self
+                    .title
+                    .ok_or_else(|| AgentError::Usage("--title is required".into()))?,
+                description: self.description.unwrap_or_default(),
+                severity,
+                confidence,
+                references: self.references.unwrap_or_default(),
+                tags: self.labels.unwrap_or_default(),
+                valid_from: self.valid_from,
+                valid_until: self.valid_until,
+                related,
+            }),
+        };
+        statement
+            .validate()
+            .map_err(|e| AgentError::Usage(e.to_string()))?;
+        Ok(statement)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> IndicatorDraft {
+        IndicatorDraft {
+            tlp: Some("green".into()),
+            title: Some("bad".into()),
+            ..Default::default()
+        }
+    }
+
+    fn build(d: IndicatorDraft) -> Result<Statement, AgentError> {
+        d.into_statement("acme-bank", "2026-11-25T12:00:00Z".into())
+    }
+
+    #[test]
+    fn package_from_flags() {
+        let s = build(IndicatorDraft {
+            kind: Some("package".into()),
+            purl: Some("pkg:npm/evil-pkg@1.0.0".into()),
+            ..base()
+        })
+        .unwrap();
+        assert_eq!(s.kind(), "package");
+        assert_eq!(s.tlp, Tlp::Green);
+    }
+
+    #[test]
+    fn kind_is_inferred_and_checked() {
+        let s = build(IndicatorDraft { domain: Some("Evil.Example".into()), ..base() }).unwrap();
+        assert_eq!(s.kind(), "network");
+        let e = build(IndicatorDraft {
+            kind: Some("package".into()),
+            domain: Some("evil.example".into()),
+            ..base()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--domain does not fit --kind package"), "{e}");
+        let e = build(IndicatorDraft { kind: Some("package".into()), ..base() }).unwrap_err().to_string();
+        assert!(e.contains("needs --purl"), "{e}");
+        let e = build(base()).unwrap_err().to_string();
+        assert!(e.contains("say what"), "{e}");
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        for d in [
+            IndicatorDraft { purl: Some("npm/evil".into()), ..base() },
+            IndicatorDraft { sha256: Some("abc".into()), ..base() },
+            IndicatorDraft { domain: Some("not a domain".into()), ..base() },
+            IndicatorDraft { ip: Some("300.1.1.1".into()), ..base() },
+            IndicatorDraft { vuln_id: Some("cve-1".into()), ..base() },
+            IndicatorDraft { repo_url: Some("https://github.com/a/b".into()), commit: Some("xyz".into()), ..base() },
+            IndicatorDraft { purl: Some("pkg:npm/x".into()), tlp: Some("white".into()), ..base() },
+            IndicatorDraft { purl: Some("pkg:npm/x".into()), tlp: None, ..base() },
+            IndicatorDraft { purl: Some("pkg:npm/x".into()), severity: Some("huge".into()), ..base() },
+        ] {
+            assert!(build(d.clone()).is_err(), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn json_draft_with_overlay() {
+        let d: IndicatorDraft = serde_json::from_str(
+            r#"{"kind":"artifact","sha256":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","tlp":"clear","title":"dropper"}"#,
+        )
+        .unwrap();
+        let d = d.overlay(IndicatorDraft { severity: Some("critical".into()), ..Default::default() });
+        let s = build(d).unwrap();
+        assert_eq!(s.kind(), "artifact");
+        assert!(serde_json::from_str::<IndicatorDraft>(r#"{"colour":"red"}"#).is_err());
+    }
+}

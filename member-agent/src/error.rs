@@ -1,0 +1,54 @@
+//! The agent's error type. Each variant says what to do next.
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("not enrolled: no identity in {0}; run `member-agent --state-dir {0} enroll --hub URL --token TOKEN` first")]
+    NotEnrolled(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot reach the hub at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("the hub refused ({code:?}): {message}")]
+    Hub { code: tonic::Code, message: String },
+    #[error("hub pinning failed: {0}")]
+    Pin(String),
+    #[error("crypto: {0}")]
+    Crypto(String),
+    #[error("local store: {0}")]
+    Store(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<tonic::Status> for AgentError {
+    fn from(s: tonic::Status) -> Self {
+        AgentError::Hub {
+            code: s.code(),
+            message: s.message().to_owned(),
+        }
+    }
+}
+
+impl From<openssl::error::ErrorStack> for AgentError {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        AgentError::Crypto(e.to_string())
+    }
+}
+
+impl From<isac_core::keys::KeyError> for AgentError {
+    fn from(e: isac_core::keys::KeyError) -> Self {
+        AgentError::Crypto(e.to_string())
+    }
+}
+
+pub fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError + '_ {
+    move |source| AgentError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,268 @@
+//! The agent's local SQLite store: verified items, the key directory cache,
+//! refused items, and the subscription cursor. Only this file knows SQL.
+
+use std::path::Path;
+
+use isac_core::{KeyRecord, VerifiedStatement, VerifyingKey};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::AgentError;
+
+pub struct LocalStore {
+    conn: Connection,
+}
+
+/// One cached directory entry.
+#[derive(Debug, Clone)]
+pub struct CachedKey {
+    pub key_id: String,
+    pub org_id: String,
+    pub org_name: String,
+    pub spki: Vec<u8>,
+    pub valid_from: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A row of `member-agent list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ItemSummary {
+    pub sequence: u64,
+    pub id: String,
+    pub revision: u32,
+    pub source: String,
+    pub tlp: String,
+    pub kind: String,
+    pub value: String,
+    pub title: String,
+    pub severity: String,
+    pub created: String,
+}
+
+pub enum InsertOutcome {
+    New,
+    /// Already held with the same digest: a redelivery.
+    Duplicate,
+}
+
+impl LocalStore {
+    pub fn open(path: &Path) -> Result<Self, AgentError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS items (
+                id TEXT NOT NULL, revision INTEGER NOT NULL, sequence INTEGER NOT NULL,
+                source TEXT NOT NULL, tlp TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+                title TEXT NOT NULL, severity TEXT NOT NULL, created TEXT NOT NULL,
+                received_at TEXT NOT NULL, key_id TEXT NOT NULL, digest TEXT NOT NULL,
+                statement_json TEXT NOT NULL, envelope_json TEXT NOT NULL, verified_at INTEGER NOT NULL,
+                PRIMARY KEY (id, revision));
+            CREATE INDEX IF NOT EXISTS items_by_value ON items(value);
+            CREATE TABLE IF NOT EXISTS keys (
+                key_id TEXT PRIMARY KEY, org_id TEXT NOT NULL, org_name TEXT NOT NULL,
+                spki BLOB NOT NULL, valid_from INTEGER NOT NULL, revoked_at INTEGER, first_seen INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS rejected (
+                sequence INTEGER PRIMARY KEY, reason TEXT NOT NULL, envelope_json TEXT NOT NULL, at INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        )?;
+        Ok(Self { conn })
+    }
+
+    pub fn cursor(&self) -> Result<u64, AgentError> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| r.get(0))
+            .optional()?;
+        Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0))
+    }
+
+    fn set_cursor_in(conn: &Connection, seq: u64) -> Result<(), AgentError> {
+        // Never move backwards.
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('cursor', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = ?1 WHERE CAST(value AS INTEGER) < CAST(?1 AS INTEGER)",
+            [seq.to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_cursor(&self, seq: u64) -> Result<(), AgentError> {
+        Self::set_cursor_in(&self.conn, seq)
+    }
+
+    /// Merges directory entries. A key id already bound to one organisation
+    /// is never rebound to another, and a revocation is never undone: the
+    /// earliest revocation time seen wins.
+    pub fn merge_keys(&self, keys: &[CachedKey], now: i64) -> Result<Vec<String>, AgentError> {
+        let mut warnings = Vec::new();
+        let tx = self.conn.unchecked_transaction()?;
+        for k in keys {
+            let existing: Option<(String, Option<i64>)> = tx
+                .query_row("SELECT org_id, revoked_at FROM keys WHERE key_id = ?1", [&k.key_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            match existing {
+                Some((org, _)) if org != k.org_id => warnings.push(format!(
+                    "key directory claims key {} belongs to `{}` but it was first seen for `{org}`; ignored",
+                    k.key_id, k.org_id
+                )),
+                Some((_, revoked)) => {
+                    let merged = match (revoked, k.revoked_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    tx.execute(
+                        "UPDATE keys SET revoked_at = ?2, org_name = ?3 WHERE key_id = ?1",
+                        params![k.key_id, merged, k.org_name],
+                    )?;
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO keys (key_id, org_id, org_name, spki, valid_from, revoked_at, first_seen)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![k.key_id, k.org_id, k.org_name, k.spki, k.valid_from, k.revoked_at, now],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(warnings)
+    }
+
+    pub fn key_record(&self, key_id: &str) -> Result<Option<KeyRecord>, AgentError> {
+        let row: Option<(String, Vec<u8>, i64, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT org_id, spki, valid_from, revoked_at FROM keys WHERE key_id = ?1",
+                [key_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(org_id, spki, valid_from, revoked_at)| {
+            Some(KeyRecord {
+                key: VerifyingKey::from_spki_der(&spki).ok()?,
+                org_id,
+                valid_from,
+                revoked_at,
+            })
+        }))
+    }
+
+    pub fn org_name_for_key(&self, key_id: &str) -> Result<Option<String>, AgentError> {
+        Ok(self
+            .conn
+            .query_row("SELECT org_name FROM keys WHERE key_id = ?1", [key_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Stores a verified item and advances the cursor in one transaction.
+    /// `before_commit` runs inside it for new items only (the sink write), so
+    /// the cursor never passes an item the sinks have not been given.
+    pub fn insert_verified(
+        &self,
+        sequence: u64,
+        received_at: &str,
+        verified: &VerifiedStatement,
+        envelope_json: &str,
+        now: i64,
+        before_commit: impl FnOnce() -> Result<(), AgentError>,
+    ) -> Result<InsertOutcome, AgentError> {
+        let s = &verified.statement;
+        let tx = self.conn.unchecked_transaction()?;
+        let existing: Option<String> = tx
+            .query_row(
+                "SELECT digest FROM items WHERE id = ?1 AND revision = ?2",
+                params![s.id.to_string(), s.revision],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let outcome = match existing {
+            Some(d) if d == verified.digest => InsertOutcome::Duplicate,
+            Some(_) => {
+                return Err(AgentError::Invalid(format!(
+                    "equivocation: {} revision {} arrived again with different signed content; kept the first",
+                    s.id, s.revision
+                )))
+            }
+            None => {
+                let (severity, value) = match &s.body {
+                    isac_core::Body::Indicator(i) => (i.severity.as_str(), i.observable.primary_value()),
+                };
+                tx.execute(
+                    "INSERT INTO items (id, revision, sequence, source, tlp, kind, value, title, severity, created,
+                        received_at, key_id, digest, statement_json, envelope_json, verified_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    params![
+                        s.id.to_string(),
+                        s.revision,
+                        sequence as i64,
+                        s.source,
+                        s.tlp.as_str(),
+                        s.kind(),
+                        value,
+                        s.title(),
+                        severity,
+                        s.created,
+                        received_at,
+                        verified.key_id,
+                        verified.digest,
+                        String::from_utf8_lossy(&s.canonical_bytes()),
+                        envelope_json,
+                        now
+                    ],
+                )?;
+                before_commit()?;
+                InsertOutcome::New
+            }
+        };
+        Self::set_cursor_in(&tx, sequence)?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Records an item that failed verification, and moves past it.
+    pub fn reject(&self, sequence: u64, reason: &str, envelope_json: &str, now: i64) -> Result<(), AgentError> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO rejected (sequence, reason, envelope_json, at) VALUES (?1, ?2, ?3, ?4)",
+            params![sequence as i64, reason, envelope_json, now],
+        )?;
+        Self::set_cursor_in(&tx, sequence)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn list(&self, limit: u32) -> Result<Vec<ItemSummary>, AgentError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created
+             FROM items ORDER BY sequence DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok(ItemSummary {
+                    sequence: r.get::<_, i64>(0)? as u64,
+                    id: r.get(1)?,
+                    revision: r.get(2)?,
+                    source: r.get(3)?,
+                    tlp: r.get(4)?,
+                    kind: r.get(5)?,
+                    value: r.get(6)?,
+                    title: r.get(7)?,
+                    severity: r.get(8)?,
+                    created: r.get(9)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn count_items(&self) -> Result<u64, AgentError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    pub fn count_rejected(&self) -> Result<u64, AgentError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM rejected", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}

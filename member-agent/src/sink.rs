@@ -1,0 +1,71 @@
+//! Where verified items go. For now: JSON Lines to a file or stdout, one
+//! verified item per line, flushed before the cursor moves past it.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use isac_core::VerifiedStatement;
+use serde_json::json;
+
+use crate::error::{io_err, AgentError};
+
+pub enum JsonlSink {
+    Stdout,
+    File { file: File, path: std::path::PathBuf },
+}
+
+impl JsonlSink {
+    pub fn open(path: Option<&Path>) -> Result<Self, AgentError> {
+        Ok(match path {
+            None => JsonlSink::Stdout,
+            Some(p) => JsonlSink::File {
+                file: OpenOptions::new().create(true).append(true).open(p).map_err(io_err(p))?,
+                path: p.to_owned(),
+            },
+        })
+    }
+
+    pub fn write(
+        &mut self,
+        sequence: u64,
+        received_at: &str,
+        verified: &VerifiedStatement,
+        signer_org_name: &str,
+    ) -> Result<(), AgentError> {
+        let s = &verified.statement;
+        let statement: serde_json::Value =
+            serde_json::from_slice(&s.canonical_bytes()).unwrap_or(serde_json::Value::Null);
+        let line = json!({
+            "id": s.id,
+            "revision": s.revision,
+            "sequence": sequence,
+            "tlp": s.tlp.as_str(),
+            "tlp_marking": s.tlp.stix_marking_id(),
+            "kind": s.kind(),
+            "value": match &s.body { isac_core::Body::Indicator(i) => i.observable.primary_value() },
+            "title": s.title(),
+            "source": s.source,
+            "source_name": signer_org_name,
+            "created": s.created,
+            "received_at": received_at,
+            "signature": {"status": "verified", "key_id": verified.key_id, "algorithm": "ed25519"},
+            "envelope_digest": format!("sha256:{}", verified.digest),
+            "statement": statement,
+        });
+        let mut text = serde_json::to_string(&line).map_err(|e| AgentError::Invalid(e.to_string()))?;
+        text.push('\n');
+        match self {
+            JsonlSink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())
+                    .and_then(|_| out.flush())
+                    .map_err(io_err(Path::new("<stdout>")))
+            }
+            JsonlSink::File { file, path } => file
+                .write_all(text.as_bytes())
+                .and_then(|_| file.sync_data())
+                .map_err(io_err(path)),
+        }
+    }
+}

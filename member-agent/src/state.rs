@@ -1,0 +1,108 @@
+//! The agent's state directory: its identity, keys and local database.
+//!
+//! Layout: `identity.json ca.crt tls.crt tls.key signing.key agent.db`.
+//! Private key files are created with mode 0600 and never leave this
+//! directory.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{io_err, AgentError};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Identity {
+    pub hub_url: String,
+    pub org_id: String,
+    pub agent_name: String,
+    pub signing_key_id: String,
+    pub ca_fingerprint: String,
+    pub enrolled_at: String,
+}
+
+pub struct StateDir {
+    pub root: PathBuf,
+}
+
+/// What an enrolled agent loads to talk to the hub and sign.
+pub struct Loaded {
+    pub identity: Identity,
+    pub ca: X509,
+    pub tls_cert: X509,
+    pub tls_key: PKey<Private>,
+    pub signing_key: isac_core::SigningKey,
+}
+
+impl StateDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    pub fn is_enrolled(&self) -> bool {
+        self.path("identity.json").exists()
+    }
+
+    pub fn ensure(&self) -> Result<(), AgentError> {
+        fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).map_err(io_err(&self.root))
+    }
+
+    pub fn write_private(&self, name: &str, bytes: &[u8]) -> Result<(), AgentError> {
+        write_with_mode(&self.path(name), bytes, 0o600)
+    }
+
+    pub fn write_public(&self, name: &str, bytes: &[u8]) -> Result<(), AgentError> {
+        write_with_mode(&self.path(name), bytes, 0o644)
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>, AgentError> {
+        let p = self.path(name);
+        fs::read(&p).map_err(io_err(&p))
+    }
+
+    pub fn load(&self) -> Result<Loaded, AgentError> {
+        if !self.is_enrolled() {
+            return Err(AgentError::NotEnrolled(self.root.display().to_string()));
+        }
+        let identity: Identity = serde_json::from_slice(&self.read("identity.json")?)
+            .map_err(|e| AgentError::Invalid(format!("{}: {e}", self.path("identity.json").display())))?;
+        let bad = |name: &str, e: String| AgentError::Crypto(format!("{}: {e}", self.path(name).display()));
+        let ca = X509::from_pem(&self.read("ca.crt")?).map_err(|e| bad("ca.crt", e.to_string()))?;
+        let tls_cert = X509::from_pem(&self.read("tls.crt")?).map_err(|e| bad("tls.crt", e.to_string()))?;
+        let tls_key =
+            PKey::private_key_from_pem(&self.read("tls.key")?).map_err(|e| bad("tls.key", e.to_string()))?;
+        let signing_key = isac_core::SigningKey::from_pkcs8_pem(&self.read("signing.key")?)
+            .map_err(|e| bad("signing.key", e.to_string()))?;
+        Ok(Loaded {
+            identity,
+            ca,
+            tls_cert,
+            tls_key,
+            signing_key,
+        })
+    }
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AgentError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
