@@ -60,7 +60,11 @@ impl EnrollmentToken {
 
 impl std::fmt::Display for EnrollmentToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "isac1.{}.{}.{}", self.org_id, self.secret, self.ca_fingerprint)
+        write!(
+            f,
+            "isac1.{}.{}.{}",
+            self.org_id, self.secret, self.ca_fingerprint
+        )
     }
 }
 

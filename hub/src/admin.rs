@@ -34,10 +34,18 @@ pub struct IssuedToken {
 
 fn open(config: &HubConfig) -> Result<(Store, String), AdminError> {
     let (material, _) = datadir::init(&config.data_dir, &config.server_names)?;
-    Ok((datadir::open_store(&config.data_dir)?, material.ca_fingerprint))
+    Ok((
+        datadir::open_store(&config.data_dir)?,
+        material.ca_fingerprint,
+    ))
 }
 
-async fn issue(store: &Store, ca_fingerprint: &str, org_id: &str, ttl_secs: u64) -> Result<IssuedToken, AdminError> {
+async fn issue(
+    store: &Store,
+    ca_fingerprint: &str,
+    org_id: &str,
+    ttl_secs: u64,
+) -> Result<IssuedToken, AdminError> {
     let mut secret = [0u8; 32];
     rand_bytes(&mut secret).map_err(|e| AdminError::Invalid(format!("no randomness: {e}")))?;
     let token = EnrollmentToken {
@@ -72,11 +80,15 @@ pub async fn add_member(
         )));
     }
     if !ROLES.contains(&role) {
-        return Err(AdminError::Invalid(format!("unknown role `{role}`: use member, coordinator or admin")));
+        return Err(AdminError::Invalid(format!(
+            "unknown role `{role}`: use member, coordinator or admin"
+        )));
     }
     let name = name.unwrap_or(org_id);
     if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(AdminError::Invalid("name must be 1 to 200 printable characters".into()));
+        return Err(AdminError::Invalid(
+            "name must be 1 to 200 printable characters".into(),
+        ));
     }
     let (store, fp) = open(config)?;
     let result = async {
@@ -98,7 +110,11 @@ pub async fn add_member(
 
 /// Issues another enrollment token for an existing member (a new agent, or
 /// re-enrolling a lost one).
-pub async fn new_token(config: &HubConfig, org_id: &str, ttl_secs: u64) -> Result<IssuedToken, AdminError> {
+pub async fn new_token(
+    config: &HubConfig,
+    org_id: &str,
+    ttl_secs: u64,
+) -> Result<IssuedToken, AdminError> {
     let (store, fp) = open(config)?;
     let result = async {
         if store.member(org_id).await?.is_none() {

@@ -67,30 +67,39 @@ pub enum ConfigError {
 impl HubConfig {
     /// Loads `data_dir/hub.json` (if any) and applies environment overrides
     /// (`ISAC_HUB_LISTEN`, `ISAC_HUB_TOKEN_TTL_SECS`) looked up through `env`.
-    pub fn load(data_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn load(
+        data_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let path = data_dir.join("hub.json");
         let mut config = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str::<HubConfig>(&text).map_err(|e| ConfigError::Parse {
-                path: path.clone(),
-                message: e.to_string(),
-            })?,
+            Ok(text) => {
+                serde_json::from_str::<HubConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HubConfig::default(),
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
         config.data_dir = data_dir.to_owned();
         if let Some(v) = env("ISAC_HUB_LISTEN") {
-            config.listen = v.parse().map_err(|e: std::net::AddrParseError| ConfigError::Env {
-                name: "ISAC_HUB_LISTEN",
-                value: v.clone(),
-                message: e.to_string(),
-            })?;
+            config.listen = v
+                .parse()
+                .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                    name: "ISAC_HUB_LISTEN",
+                    value: v.clone(),
+                    message: e.to_string(),
+                })?;
         }
         if let Some(v) = env("ISAC_HUB_TOKEN_TTL_SECS") {
-            config.token_ttl_secs = v.parse().map_err(|e: std::num::ParseIntError| ConfigError::Env {
-                name: "ISAC_HUB_TOKEN_TTL_SECS",
-                value: v.clone(),
-                message: e.to_string(),
-            })?;
+            config.token_ttl_secs =
+                v.parse()
+                    .map_err(|e: std::num::ParseIntError| ConfigError::Env {
+                        name: "ISAC_HUB_TOKEN_TTL_SECS",
+                        value: v.clone(),
+                        message: e.to_string(),
+                    })?;
         }
         Ok(config)
     }
@@ -115,11 +124,18 @@ mod tests {
     #[test]
     fn file_then_env() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("hub.json"), r#"{"listen":"127.0.0.1:9000","token_ttl_secs":60}"#).unwrap();
+        std::fs::write(
+            dir.path().join("hub.json"),
+            r#"{"listen":"127.0.0.1:9000","token_ttl_secs":60}"#,
+        )
+        .unwrap();
         let c = HubConfig::load(dir.path(), |_| None).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.token_ttl_secs, 60);
-        let c = HubConfig::load(dir.path(), |k| (k == "ISAC_HUB_LISTEN").then(|| "127.0.0.1:9001".into())).unwrap();
+        let c = HubConfig::load(dir.path(), |k| {
+            (k == "ISAC_HUB_LISTEN").then(|| "127.0.0.1:9001".into())
+        })
+        .unwrap();
         assert_eq!(c.listen.port(), 9001);
     }
 
@@ -127,10 +143,17 @@ mod tests {
     fn bad_values_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("hub.json"), r#"{"listen":"x"}"#).unwrap();
-        let e = HubConfig::load(dir.path(), |_| None).unwrap_err().to_string();
-        assert!(e.contains("hub.json") && e.contains("socket address"), "{e}");
+        let e = HubConfig::load(dir.path(), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("hub.json") && e.contains("socket address"),
+            "{e}"
+        );
         std::fs::remove_file(dir.path().join("hub.json")).unwrap();
-        let e = HubConfig::load(dir.path(), |_| Some("nope".into())).unwrap_err().to_string();
+        let e = HubConfig::load(dir.path(), |_| Some("nope".into()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ISAC_HUB_LISTEN"), "{e}");
     }
 }

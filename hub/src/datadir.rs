@@ -92,11 +92,16 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
     let mut created = false;
     if !ca_crt.exists() {
         let (ca, key) = pki::create_ca("ISAC hub development CA").map_err(crypto(&ca_crt))?;
-        write_private(&ca_key_path, &key.private_key_to_pem_pkcs8().map_err(crypto(&ca_key_path))?)?;
+        write_private(
+            &ca_key_path,
+            &key.private_key_to_pem_pkcs8()
+                .map_err(crypto(&ca_key_path))?,
+        )?;
         write_public(&ca_crt, &ca.to_pem().map_err(crypto(&ca_crt))?)?;
         created = true;
     }
-    let ca_cert = X509::from_pem(&fs::read(&ca_crt).map_err(io(&ca_crt))?).map_err(crypto(&ca_crt))?;
+    let ca_cert =
+        X509::from_pem(&fs::read(&ca_crt).map_err(io(&ca_crt))?).map_err(crypto(&ca_crt))?;
     let ca_key = PKey::private_key_from_pem(&fs::read(&ca_key_path).map_err(io(&ca_key_path))?)
         .map_err(crypto(&ca_key_path))?;
 
@@ -109,14 +114,20 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
                 hosts.push(n.clone());
             }
         }
-        let (cert, key) = pki::issue_server_cert(&ca_cert, &ca_key, &hosts).map_err(crypto(&server_crt))?;
-        write_private(&server_key_path, &key.private_key_to_pem_pkcs8().map_err(crypto(&server_key_path))?)?;
+        let (cert, key) =
+            pki::issue_server_cert(&ca_cert, &ca_key, &hosts).map_err(crypto(&server_crt))?;
+        write_private(
+            &server_key_path,
+            &key.private_key_to_pem_pkcs8()
+                .map_err(crypto(&server_key_path))?,
+        )?;
         write_public(&server_crt, &cert.to_pem().map_err(crypto(&server_crt))?)?;
     }
-    let server_cert =
-        X509::from_pem(&fs::read(&server_crt).map_err(io(&server_crt))?).map_err(crypto(&server_crt))?;
-    let server_key = PKey::private_key_from_pem(&fs::read(&server_key_path).map_err(io(&server_key_path))?)
-        .map_err(crypto(&server_key_path))?;
+    let server_cert = X509::from_pem(&fs::read(&server_crt).map_err(io(&server_crt))?)
+        .map_err(crypto(&server_crt))?;
+    let server_key =
+        PKey::private_key_from_pem(&fs::read(&server_key_path).map_err(io(&server_key_path))?)
+            .map_err(crypto(&server_key_path))?;
 
     let signing_path = dir.join("hub-signing.key");
     if !signing_path.exists() {

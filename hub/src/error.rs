@@ -32,7 +32,9 @@ impl From<StoreError> for ApiError {
             StoreError::Refused(m) => ApiError::FailedPrecondition(m),
             StoreError::NotFound(m) => ApiError::FailedPrecondition(m),
             StoreError::Token(m) => ApiError::Unauthenticated(m),
-            StoreError::Closed => ApiError::Unavailable("the hub is shutting down; retry shortly".into()),
+            StoreError::Closed => {
+                ApiError::Unavailable("the hub is shutting down; retry shortly".into())
+            }
             StoreError::Sqlite(m) => ApiError::Internal(format!("store: {m}")),
         }
     }
@@ -51,7 +53,8 @@ impl From<ApiError> for Status {
                 tracing::error!(%detail, "internal error");
                 (
                     Code::Internal,
-                    "internal error in the hub; the operator can find details in its log".to_owned(),
+                    "internal error in the hub; the operator can find details in its log"
+                        .to_owned(),
                 )
             }
         };

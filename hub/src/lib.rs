@@ -39,7 +39,10 @@ pub enum HubError {
 /// Prepares the data directory (creating the CA, keys and database on first
 /// start) and returns the CA fingerprint.
 pub fn prepare(config: &HubConfig) -> Result<(datadir::HubMaterial, bool), HubError> {
-    Ok(datadir::init(&config.data_dir, &config.server_names)?)
+    let prepared = datadir::init(&config.data_dir, &config.server_names)?;
+    // Create or migrate the database now, before anyone is told we listen.
+    datadir::open_store(&config.data_dir)?.close();
+    Ok(prepared)
 }
 
 /// Serves the hub on `listener` until `shutdown` resolves, then stops
@@ -72,18 +75,20 @@ pub async fn serve(
     ));
 
     let max = config.max_message_bytes;
-    let enrollment = pb::enrollment_server::EnrollmentServer::new(grpc::enroll::EnrollmentService {
-        state: state.clone(),
-    })
-    .max_decoding_message_size(64 * 1024);
+    let enrollment =
+        pb::enrollment_server::EnrollmentServer::new(grpc::enroll::EnrollmentService {
+            state: state.clone(),
+        })
+        .max_decoding_message_size(64 * 1024);
     let publisher = pb::publisher_server::PublisherServer::new(grpc::publish::PublisherService {
         state: state.clone(),
     })
     .max_decoding_message_size(max);
-    let subscriber = pb::subscriber_server::SubscriberServer::new(grpc::subscribe::SubscriberService {
-        state: state.clone(),
-    })
-    .max_decoding_message_size(16 * 1024);
+    let subscriber =
+        pb::subscriber_server::SubscriberServer::new(grpc::subscribe::SubscriberService {
+            state: state.clone(),
+        })
+        .max_decoding_message_size(16 * 1024);
     let keys = pb::key_directory_server::KeyDirectoryServer::new(grpc::keys::KeyDirectoryService {
         state: state.clone(),
     })

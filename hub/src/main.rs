@@ -10,10 +10,19 @@ use hub::config::HubConfig;
 const EX_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "hub", version, about = "The ISAC hub: signed supply-chain threat indicators under TLP 2.0")]
+#[command(
+    name = "hub",
+    version,
+    about = "The ISAC hub: signed supply-chain threat indicators under TLP 2.0"
+)]
 struct Cli {
     /// Data directory: database, CA, keys and optional hub.json.
-    #[arg(long, global = true, env = "ISAC_HUB_DATA_DIR", default_value = "./hub-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "ISAC_HUB_DATA_DIR",
+        default_value = "./hub-data"
+    )]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -72,7 +81,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");
@@ -107,7 +119,10 @@ async fn serve(config: HubConfig) -> ExitCode {
         }
     };
     if created {
-        println!("created data directory {} (development CA, server certificate, keys)", config.data_dir.display());
+        println!(
+            "created data directory {} (development CA, server certificate, keys)",
+            config.data_dir.display()
+        );
     }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
@@ -116,9 +131,15 @@ async fn serve(config: HubConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     println!("CA fingerprint (SHA-256): {}", material.ca_fingerprint);
-    println!("hub listening on {addr} (gRPC over mutual TLS), data in {}", config.data_dir.display());
+    println!(
+        "hub listening on {addr} (gRPC over mutual TLS), data in {}",
+        config.data_dir.display()
+    );
     drop(material);
     match hub::serve(listener, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,9 +163,16 @@ async fn shutdown_signal() {
 }
 
 async fn member(config: HubConfig, cmd: MemberCommand) -> ExitCode {
-    let ttl_of = |ttl: Option<humantime::Duration>| ttl.map(|d| d.as_secs()).unwrap_or(config.token_ttl_secs);
+    let ttl_of = |ttl: Option<humantime::Duration>| {
+        ttl.map(|d| d.as_secs()).unwrap_or(config.token_ttl_secs)
+    };
     let issued = match cmd {
-        MemberCommand::Add { org_id, name, role, ttl } => {
+        MemberCommand::Add {
+            org_id,
+            name,
+            role,
+            ttl,
+        } => {
             let ttl = ttl_of(ttl);
             hub::admin::add_member(&config, &org_id, name.as_deref(), &role, ttl)
                 .await
@@ -159,7 +187,10 @@ async fn member(config: HubConfig, cmd: MemberCommand) -> ExitCode {
         MemberCommand::List => {
             return match hub::admin::list_members(&config).await {
                 Ok(rows) => {
-                    println!("{:<24} {:<28} {:<12} {:<8} {:>6} {:>5}  CREATED", "ORG_ID", "NAME", "ROLE", "STATUS", "AGENTS", "KEYS");
+                    println!(
+                        "{:<24} {:<28} {:<12} {:<8} {:>6} {:>5}  CREATED",
+                        "ORG_ID", "NAME", "ROLE", "STATUS", "AGENTS", "KEYS"
+                    );
                     for (m, agents, keys) in rows {
                         println!(
                             "{:<24} {:<28} {:<12} {:<8} {:>6} {:>5}  {}",

@@ -60,7 +60,13 @@ pub fn create_ca(common_name: &str) -> PkiResult<(X509, PKey<Private>)> {
     b.set_not_before(&*Asn1Time::days_from_now(0)?)?;
     b.set_not_after(&*Asn1Time::days_from_now(3650)?)?;
     b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-    b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()?,
+    )?;
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
     b.append_extension(ski)?;
     b.sign(&key, MessageDigest::sha256())?;
@@ -97,7 +103,9 @@ pub fn issue_server_cert(
     }
     let san = san.build(&b.x509v3_context(Some(ca), None))?;
     b.append_extension(san)?;
-    let aki = AuthorityKeyIdentifier::new().keyid(true).build(&b.x509v3_context(Some(ca), None))?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(ca), None))?;
     b.append_extension(aki)?;
     b.sign(ca_key, MessageDigest::sha256())?;
     Ok((b.build(), key))
@@ -155,7 +163,9 @@ pub fn issue_client_cert(
     b.append_extension(BasicConstraints::new().critical().build()?)?;
     b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
     b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
-    let aki = AuthorityKeyIdentifier::new().keyid(true).build(&b.x509v3_context(Some(ca), None))?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(ca), None))?;
     b.append_extension(aki)?;
     b.sign(ca_key, MessageDigest::sha256())?;
     Ok(b.build())
@@ -181,8 +191,12 @@ mod tests {
         let cert = issue_client_cert(&ca, &ca_key, &pubkey, "acme-bank", "soc-1", 30).unwrap();
         assert!(cert.verify(&ca.public_key().unwrap()).unwrap());
         assert_eq!(cert_fingerprint(&cert).len(), 64);
-        let cn = cert.subject_name().entries_by_nid(Nid::COMMONNAME).next().unwrap();
-        assert_eq!(cn.data().as_utf8().unwrap().to_string(), "acme-bank");
+        let cn = cert
+            .subject_name()
+            .entries_by_nid(Nid::COMMONNAME)
+            .next()
+            .unwrap();
+        assert_eq!(cn.data().to_string().unwrap(), "acme-bank");
     }
 
     #[test]

@@ -54,13 +54,21 @@ impl Connected for TlsConn {
 }
 
 impl AsyncRead for TlsConn {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsConn {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -125,7 +133,9 @@ pub async fn accept_loop(
         let acceptor = acceptor.clone();
         let out = out.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(handshake_timeout, handshake(&acceptor, tcp, remote_addr)).await {
+            match tokio::time::timeout(handshake_timeout, handshake(&acceptor, tcp, remote_addr))
+                .await
+            {
                 Ok(Ok(conn)) => {
                     let _ = out.send(Ok(conn)).await;
                 }
@@ -136,11 +146,21 @@ pub async fn accept_loop(
     }
 }
 
-async fn handshake(acceptor: &SslAcceptor, tcp: TcpStream, remote_addr: SocketAddr) -> io::Result<TlsConn> {
+async fn handshake(
+    acceptor: &SslAcceptor,
+    tcp: TcpStream,
+    remote_addr: SocketAddr,
+) -> io::Result<TlsConn> {
     let ssl = openssl::ssl::Ssl::new(acceptor.context()).map_err(io::Error::other)?;
     let mut stream = SslStream::new(ssl, tcp).map_err(io::Error::other)?;
-    Pin::new(&mut stream).accept().await.map_err(io::Error::other)?;
-    let client_cert_sha256 = stream.ssl().peer_certificate().map(|c| cert_fingerprint(&c));
+    Pin::new(&mut stream)
+        .accept()
+        .await
+        .map_err(io::Error::other)?;
+    let client_cert_sha256 = stream
+        .ssl()
+        .peer_certificate()
+        .map(|c| cert_fingerprint(&c));
     Ok(TlsConn {
         stream,
         info: PeerInfo {

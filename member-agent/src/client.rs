@@ -71,7 +71,11 @@ pub async fn connect(url: &str, trust: Trust<'_>) -> Result<Channel, AgentError>
     let svc = tower::service_fn(move |uri: Uri| {
         let connector = connector.clone();
         async move {
-            let host = uri.host().unwrap_or("localhost").trim_matches(['[', ']']).to_owned();
+            let host = uri
+                .host()
+                .unwrap_or("localhost")
+                .trim_matches(['[', ']'])
+                .to_owned();
             let port = uri.port_u16().unwrap_or(443);
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
             tcp.set_nodelay(true)?;

@@ -44,7 +44,14 @@ pub struct IndicatorDraft {
     pub related: Option<Vec<String>>,
 }
 
-pub const KINDS: [&str; 6] = ["package", "artifact", "repository", "account", "network", "vulnerability"];
+pub const KINDS: [&str; 6] = [
+    "package",
+    "artifact",
+    "repository",
+    "account",
+    "network",
+    "vulnerability",
+];
 
 impl IndicatorDraft {
     /// Fields set in `other` replace ours (flags over a JSON file).
@@ -52,9 +59,36 @@ impl IndicatorDraft {
         macro_rules! take {
             ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
         }
-        take!(kind, purl, versions, threat, imitates, sha256, sha512, filename, repo_url, commit, tag,
-            account, domain, ip, url, vuln_id, affected_purls, tlp, audience, title, description,
-            severity, confidence, references, labels, valid_from, valid_until, related);
+        take!(
+            kind,
+            purl,
+            versions,
+            threat,
+            imitates,
+            sha256,
+            sha512,
+            filename,
+            repo_url,
+            commit,
+            tag,
+            account,
+            domain,
+            ip,
+            url,
+            vuln_id,
+            affected_purls,
+            tlp,
+            audience,
+            title,
+            description,
+            severity,
+            confidence,
+            references,
+            labels,
+            valid_from,
+            valid_until,
+            related
+        );
         self
     }
 
@@ -81,7 +115,11 @@ impl IndicatorDraft {
         add(self.ip.is_some(), "--ip", "network");
         add(self.url.is_some(), "--url", "network");
         add(self.vuln_id.is_some(), "--vuln-id", "vulnerability");
-        add(self.affected_purls.is_some(), "--affected-purl", "vulnerability");
+        add(
+            self.affected_purls.is_some(),
+            "--affected-purl",
+            "vulnerability",
+        );
         g
     }
 
@@ -173,7 +211,11 @@ impl IndicatorDraft {
         let tlp: Tlp = self
             .tlp
             .as_deref()
-            .ok_or_else(|| AgentError::Usage("--tlp is required: clear, green, amber, amber+strict or red".into()))?
+            .ok_or_else(|| {
+                AgentError::Usage(
+                    "--tlp is required: clear, green, amber, amber+strict or red".into(),
+                )
+            })?
             .parse()
             .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
         let audience = self
@@ -194,7 +236,10 @@ impl IndicatorDraft {
             .related
             .unwrap_or_default()
             .iter()
-            .map(|r| Uuid::parse_str(r).map_err(|_| AgentError::Usage(format!("--related `{r}` is not a UUID"))))
+            .map(|r| {
+                Uuid::parse_str(r)
+                    .map_err(|_| AgentError::Usage(format!("--related `{r}` is not a UUID")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let statement = Statement {
             id: Uuid::new_v4(),
@@ -255,7 +300,11 @@ mod tests {
 
     #[test]
     fn kind_is_inferred_and_checked() {
-        let s = build(IndicatorDraft { domain: Some("Evil.Example".into()), ..base() }).unwrap();
+        let s = build(IndicatorDraft {
+            domain: Some("Evil.Example".into()),
+            ..base()
+        })
+        .unwrap();
         assert_eq!(s.kind(), "network");
         let e = build(IndicatorDraft {
             kind: Some("package".into()),
@@ -265,7 +314,12 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--domain does not fit --kind package"), "{e}");
-        let e = build(IndicatorDraft { kind: Some("package".into()), ..base() }).unwrap_err().to_string();
+        let e = build(IndicatorDraft {
+            kind: Some("package".into()),
+            ..base()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("needs --purl"), "{e}");
         let e = build(base()).unwrap_err().to_string();
         assert!(e.contains("say what"), "{e}");
@@ -274,15 +328,46 @@ mod tests {
     #[test]
     fn malformed_values_are_refused() {
         for d in [
-            IndicatorDraft { purl: Some("npm/evil".into()), ..base() },
-            IndicatorDraft { sha256: Some("abc".into()), ..base() },
-            IndicatorDraft { domain: Some("not a domain".into()), ..base() },
-            IndicatorDraft { ip: Some("300.1.1.1".into()), ..base() },
-            IndicatorDraft { vuln_id: Some("cve-1".into()), ..base() },
-            IndicatorDraft { repo_url: Some("https://github.com/a/b".into()), commit: Some("xyz".into()), ..base() },
-            IndicatorDraft { purl: Some("pkg:npm/x".into()), tlp: Some("white".into()), ..base() },
-            IndicatorDraft { purl: Some("pkg:npm/x".into()), tlp: None, ..base() },
-            IndicatorDraft { purl: Some("pkg:npm/x".into()), severity: Some("huge".into()), ..base() },
+            IndicatorDraft {
+                purl: Some("npm/evil".into()),
+                ..base()
+            },
+            IndicatorDraft {
+                sha256: Some("abc".into()),
+                ..base()
+            },
+            IndicatorDraft {
+                domain: Some("not a domain".into()),
+                ..base()
+            },
+            IndicatorDraft {
+                ip: Some("300.1.1.1".into()),
+                ..base()
+            },
+            IndicatorDraft {
+                vuln_id: Some("cve-1".into()),
+                ..base()
+            },
+            IndicatorDraft {
+                repo_url: Some("https://github.com/a/b".into()),
+                commit: Some("xyz".into()),
+                ..base()
+            },
+            IndicatorDraft {
+                purl: Some("pkg:npm/x".into()),
+                tlp: Some("white".into()),
+                ..base()
+            },
+            IndicatorDraft {
+                purl: Some("pkg:npm/x".into()),
+                tlp: None,
+                ..base()
+            },
+            IndicatorDraft {
+                purl: Some("pkg:npm/x".into()),
+                severity: Some("huge".into()),
+                ..base()
+            },
         ] {
             assert!(build(d.clone()).is_err(), "{d:?}");
         }
@@ -294,7 +379,10 @@ mod tests {
             r#"{"kind":"artifact","sha256":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","tlp":"clear","title":"dropper"}"#,
         )
         .unwrap();
-        let d = d.overlay(IndicatorDraft { severity: Some("critical".into()), ..Default::default() });
+        let d = d.overlay(IndicatorDraft {
+            severity: Some("critical".into()),
+            ..Default::default()
+        });
         let s = build(d).unwrap();
         assert_eq!(s.kind(), "artifact");
         assert!(serde_json::from_str::<IndicatorDraft>(r#"{"colour":"red"}"#).is_err());

@@ -18,7 +18,9 @@ pub struct EnrollOptions<'a> {
 }
 
 fn fingerprint(cert: &X509) -> Result<String, AgentError> {
-    Ok(isac_core::hex::encode(&cert.digest(MessageDigest::sha256())?))
+    Ok(isac_core::hex::encode(
+        &cert.digest(MessageDigest::sha256())?,
+    ))
 }
 
 pub async fn enroll(state: &StateDir, opts: EnrollOptions<'_>) -> Result<Identity, AgentError> {
@@ -30,7 +32,9 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions<'_>) -> Result<Identit
         )));
     }
     if !isac_core::statement::is_slug(opts.agent_name) {
-        return Err(AgentError::Usage("--name must be a lowercase slug such as soc-1".into()));
+        return Err(AgentError::Usage(
+            "--name must be a lowercase slug such as soc-1".into(),
+        ));
     }
 
     // 1. Pin: fetch the CA over an unauthenticated channel and accept it only
@@ -69,7 +73,14 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions<'_>) -> Result<Identit
     let verifying = signing_key.verifying_key()?;
 
     // 3. Enroll over a channel that verifies the hub against the pinned CA.
-    let channel = connect(opts.hub_url, Trust::Ca { ca: &ca, client: None }).await?;
+    let channel = connect(
+        opts.hub_url,
+        Trust::Ca {
+            ca: &ca,
+            client: None,
+        },
+    )
+    .await?;
     let resp = pb::enrollment_client::EnrollmentClient::new(channel)
         .enroll(pb::EnrollRequest {
             token: token_text.to_owned(),
@@ -80,17 +91,24 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions<'_>) -> Result<Identit
         })
         .await?
         .into_inner();
-    let cert = X509::from_pem(resp.client_certificate_pem.as_bytes())
-        .map_err(|e| AgentError::Crypto(format!("the hub returned an unreadable certificate: {e}")))?;
+    let cert = X509::from_pem(resp.client_certificate_pem.as_bytes()).map_err(|e| {
+        AgentError::Crypto(format!("the hub returned an unreadable certificate: {e}"))
+    })?;
     let ca_key = ca.public_key()?;
     if !cert.verify(&ca_key)? {
-        return Err(AgentError::Pin("the issued certificate is not signed by the pinned CA".into()));
+        return Err(AgentError::Pin(
+            "the issued certificate is not signed by the pinned CA".into(),
+        ));
     }
     if !cert.public_key()?.public_eq(&tls_key) {
-        return Err(AgentError::Crypto("the issued certificate is not for our TLS key".into()));
+        return Err(AgentError::Crypto(
+            "the issued certificate is not for our TLS key".into(),
+        ));
     }
     if resp.signing_key_id != verifying.key_id() {
-        return Err(AgentError::Crypto("the hub registered a different signing key id".into()));
+        return Err(AgentError::Crypto(
+            "the hub registered a different signing key id".into(),
+        ));
     }
 
     state.ensure()?;
@@ -106,7 +124,8 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions<'_>) -> Result<Identit
         ca_fingerprint: ca_fp,
         enrolled_at: isac_core::time::format_rfc3339(crate::now()),
     };
-    let json = serde_json::to_vec_pretty(&identity).map_err(|e| AgentError::Invalid(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&identity).map_err(|e| AgentError::Invalid(e.to_string()))?;
     state.write_public("identity.json", &json)?;
     Ok(identity)
 }

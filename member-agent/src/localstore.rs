@@ -72,7 +72,9 @@ impl LocalStore {
     pub fn cursor(&self) -> Result<u64, AgentError> {
         let v: Option<String> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0))
     }
@@ -99,9 +101,11 @@ impl LocalStore {
         let tx = self.conn.unchecked_transaction()?;
         for k in keys {
             let existing: Option<(String, Option<i64>)> = tx
-                .query_row("SELECT org_id, revoked_at FROM keys WHERE key_id = ?1", [&k.key_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .query_row(
+                    "SELECT org_id, revoked_at FROM keys WHERE key_id = ?1",
+                    [&k.key_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?;
             match existing {
                 Some((org, _)) if org != k.org_id => warnings.push(format!(
@@ -153,7 +157,11 @@ impl LocalStore {
     pub fn org_name_for_key(&self, key_id: &str) -> Result<Option<String>, AgentError> {
         Ok(self
             .conn
-            .query_row("SELECT org_name FROM keys WHERE key_id = ?1", [key_id], |r| r.get(0))
+            .query_row(
+                "SELECT org_name FROM keys WHERE key_id = ?1",
+                [key_id],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -223,7 +231,13 @@ impl LocalStore {
     }
 
     /// Records an item that failed verification, and moves past it.
-    pub fn reject(&self, sequence: u64, reason: &str, envelope_json: &str, now: i64) -> Result<(), AgentError> {
+    pub fn reject(
+        &self,
+        sequence: u64,
+        reason: &str,
+        envelope_json: &str,
+        now: i64,
+    ) -> Result<(), AgentError> {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
             "INSERT OR REPLACE INTO rejected (sequence, reason, envelope_json, at) VALUES (?1, ?2, ?3, ?4)",
@@ -259,10 +273,15 @@ impl LocalStore {
     }
 
     pub fn count_items(&self) -> Result<u64, AgentError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
     pub fn count_rejected(&self) -> Result<u64, AgentError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM rejected", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM rejected", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 }

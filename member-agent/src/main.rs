@@ -12,10 +12,19 @@ use member_agent::{Agent, AgentError, StateDir};
 const EX_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "member-agent", version, about = "ISAC member agent: publish and receive signed supply-chain indicators")]
+#[command(
+    name = "member-agent",
+    version,
+    about = "ISAC member agent: publish and receive signed supply-chain indicators"
+)]
 struct Cli {
     /// Where this agent keeps its identity, keys and local store.
-    #[arg(long, global = true, env = "ISAC_AGENT_STATE_DIR", default_value = "./agent-state")]
+    #[arg(
+        long,
+        global = true,
+        env = "ISAC_AGENT_STATE_DIR",
+        default_value = "./agent-state"
+    )]
     state_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -39,7 +48,7 @@ enum Command {
         force: bool,
     },
     /// Sign an indicator with your key and publish it.
-    Publish(PublishArgs),
+    Publish(Box<PublishArgs>),
     /// Fetch, verify and store everything new, then exit.
     Sync {
         /// Append verified items as JSON Lines to this file (default: stdout).
@@ -194,7 +203,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");
@@ -216,7 +228,12 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), AgentError> {
     let state = StateDir::new(cli.state_dir);
     match cli.command {
-        Command::Enroll { hub, token, name, force } => {
+        Command::Enroll {
+            hub,
+            token,
+            name,
+            force,
+        } => {
             let id = enroll(
                 &state,
                 EnrollOptions {
@@ -260,7 +277,11 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         Command::Run { jsonl } => {
             let agent = Agent::open(&state)?;
             let mut sink = JsonlSink::open(jsonl.as_deref())?;
-            eprintln!("following {} as `{}`; Ctrl-C to stop", agent.loaded.identity.hub_url, agent.org_id());
+            eprintln!(
+                "following {} as `{}`; Ctrl-C to stop",
+                agent.loaded.identity.hub_url,
+                agent.org_id()
+            );
             agent
                 .run(&mut sink, async {
                     let _ = tokio::signal::ctrl_c().await;
@@ -272,10 +293,17 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let items = agent.store.lock().expect("store").list(limit)?;
             if json {
                 for i in items {
-                    println!("{}", serde_json::to_string(&i).map_err(|e| AgentError::Invalid(e.to_string()))?);
+                    println!(
+                        "{}",
+                        serde_json::to_string(&i)
+                            .map_err(|e| AgentError::Invalid(e.to_string()))?
+                    );
                 }
             } else {
-                println!("{:>6}  {:<13} {:<13} {:<9} {:<44} {:<18} TITLE", "SEQ", "TLP", "KIND", "SEVERITY", "VALUE", "SOURCE");
+                println!(
+                    "{:>6}  {:<13} {:<13} {:<9} {:<44} {:<18} TITLE",
+                    "SEQ", "TLP", "KIND", "SEVERITY", "VALUE", "SOURCE"
+                );
                 for i in items {
                     println!(
                         "{:>6}  {:<13} {:<13} {:<9} {:<44} {:<18} {}",

@@ -26,7 +26,10 @@ pub async fn publish(agent: &Agent, draft: IndicatorDraft) -> Result<Published, 
 }
 
 /// Publishes an already-signed envelope (also used to re-send one).
-pub async fn publish_envelope(agent: &Agent, envelope: isac_core::Envelope) -> Result<Published, AgentError> {
+pub async fn publish_envelope(
+    agent: &Agent,
+    envelope: isac_core::Envelope,
+) -> Result<Published, AgentError> {
     let channel = agent.channel().await?;
     let resp = pb::publisher_client::PublisherClient::new(channel)
         .publish(pb::PublishRequest {
@@ -36,7 +39,10 @@ pub async fn publish_envelope(agent: &Agent, envelope: isac_core::Envelope) -> R
                 signatures: envelope
                     .signatures
                     .into_iter()
-                    .map(|s| pb::Signature { keyid: s.keyid, sig: s.sig })
+                    .map(|s| pb::Signature {
+                        keyid: s.keyid,
+                        sig: s.sig,
+                    })
                     .collect(),
             }),
         })

@@ -12,7 +12,10 @@ use crate::error::{io_err, AgentError};
 
 pub enum JsonlSink {
     Stdout,
-    File { file: File, path: std::path::PathBuf },
+    File {
+        file: File,
+        path: std::path::PathBuf,
+    },
 }
 
 impl JsonlSink {
@@ -20,7 +23,11 @@ impl JsonlSink {
         Ok(match path {
             None => JsonlSink::Stdout,
             Some(p) => JsonlSink::File {
-                file: OpenOptions::new().create(true).append(true).open(p).map_err(io_err(p))?,
+                file: OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(io_err(p))?,
                 path: p.to_owned(),
             },
         })
@@ -53,7 +60,8 @@ impl JsonlSink {
             "envelope_digest": format!("sha256:{}", verified.digest),
             "statement": statement,
         });
-        let mut text = serde_json::to_string(&line).map_err(|e| AgentError::Invalid(e.to_string()))?;
+        let mut text =
+            serde_json::to_string(&line).map_err(|e| AgentError::Invalid(e.to_string()))?;
         text.push('\n');
         match self {
             JsonlSink::Stdout => {

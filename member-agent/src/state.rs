@@ -53,7 +53,8 @@ impl StateDir {
 
     pub fn ensure(&self) -> Result<(), AgentError> {
         fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
-        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).map_err(io_err(&self.root))
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))
+            .map_err(io_err(&self.root))
     }
 
     pub fn write_private(&self, name: &str, bytes: &[u8]) -> Result<(), AgentError> {
@@ -73,13 +74,18 @@ impl StateDir {
         if !self.is_enrolled() {
             return Err(AgentError::NotEnrolled(self.root.display().to_string()));
         }
-        let identity: Identity = serde_json::from_slice(&self.read("identity.json")?)
-            .map_err(|e| AgentError::Invalid(format!("{}: {e}", self.path("identity.json").display())))?;
-        let bad = |name: &str, e: String| AgentError::Crypto(format!("{}: {e}", self.path(name).display()));
+        let identity: Identity =
+            serde_json::from_slice(&self.read("identity.json")?).map_err(|e| {
+                AgentError::Invalid(format!("{}: {e}", self.path("identity.json").display()))
+            })?;
+        let bad = |name: &str, e: String| {
+            AgentError::Crypto(format!("{}: {e}", self.path(name).display()))
+        };
         let ca = X509::from_pem(&self.read("ca.crt")?).map_err(|e| bad("ca.crt", e.to_string()))?;
-        let tls_cert = X509::from_pem(&self.read("tls.crt")?).map_err(|e| bad("tls.crt", e.to_string()))?;
-        let tls_key =
-            PKey::private_key_from_pem(&self.read("tls.key")?).map_err(|e| bad("tls.key", e.to_string()))?;
+        let tls_cert =
+            X509::from_pem(&self.read("tls.crt")?).map_err(|e| bad("tls.crt", e.to_string()))?;
+        let tls_key = PKey::private_key_from_pem(&self.read("tls.key")?)
+            .map_err(|e| bad("tls.key", e.to_string()))?;
         let signing_key = isac_core::SigningKey::from_pkcs8_pem(&self.read("signing.key")?)
             .map_err(|e| bad("signing.key", e.to_string()))?;
         Ok(Loaded {

@@ -112,7 +112,11 @@ impl Agent {
     }
 
     fn org_name(&self, key_id: &str) -> String {
-        self.store().org_name_for_key(key_id).ok().flatten().unwrap_or_default()
+        self.store()
+            .org_name_for_key(key_id)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 
     /// Verifies and records one delivery. Returns what happened to it.
@@ -125,7 +129,8 @@ impl Agent {
     ) -> Result<(), AgentError> {
         let sequence = d.sequence;
         let Some(envelope) = d.envelope.map(envelope_from_pb) else {
-            self.store().reject(sequence, "delivery without an envelope", "", crate::now())?;
+            self.store()
+                .reject(sequence, "delivery without an envelope", "", crate::now())?;
             report.rejected += 1;
             return Ok(());
         };
@@ -157,7 +162,8 @@ impl Agent {
                 let reason = e.to_string();
                 tracing::warn!(sequence, %reason, "item refused: failed end-to-end verification");
                 eprintln!("warning: refused item at sequence {sequence}: {reason}");
-                self.store().reject(sequence, &reason, &envelope_json, crate::now())?;
+                self.store()
+                    .reject(sequence, &reason, &envelope_json, crate::now())?;
                 report.rejected += 1;
             }
         }
@@ -194,7 +200,11 @@ impl Agent {
                     if !follow {
                         break;
                     }
-                    tracing::info!(cursor = report.cursor, new = report.new, "caught up; following live");
+                    tracing::info!(
+                        cursor = report.cursor,
+                        new = report.new,
+                        "caught up; following live"
+                    );
                 }
                 None => {}
             }

@@ -28,7 +28,9 @@ pub struct TestHub {
 impl TestHub {
     pub async fn start(data_dir: &Path) -> TestHub {
         let mut config = HubConfig::load(data_dir, |_| None).expect("config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         config.listen = addr;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -48,7 +50,9 @@ impl TestHub {
             task: Some(task),
         };
         for _ in 0..200 {
-            if hub.data_dir().join("hub.db").exists() && tokio::net::TcpStream::connect(addr).await.is_ok() {
+            if hub.data_dir().join("hub.db").exists()
+                && tokio::net::TcpStream::connect(addr).await.is_ok()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -92,7 +96,8 @@ impl TestHub {
     /// Rows in the hub's statements table, read straight from the SQLite file.
     pub fn stored_statements(&self) -> i64 {
         let conn = rusqlite::Connection::open(self.data_dir().join("hub.db")).unwrap();
-        conn.query_row("SELECT count(*) FROM statements", [], |r| r.get(0)).unwrap()
+        conn.query_row("SELECT count(*) FROM statements", [], |r| r.get(0))
+            .unwrap()
     }
 
     pub fn query_i64(&self, sql: &str) -> i64 {
@@ -129,9 +134,16 @@ pub async fn enrolled_agent(hub: &TestHub, org_id: &str, state_dir: &Path) -> Ag
 }
 
 /// A channel with an arbitrary client identity, for hostile-client tests.
-pub async fn raw_channel(hub: &TestHub, client: Option<(&X509, &PKey<Private>)>) -> Result<Channel, member_agent::AgentError> {
+pub async fn raw_channel(
+    hub: &TestHub,
+    client: Option<(&X509, &PKey<Private>)>,
+) -> Result<Channel, member_agent::AgentError> {
     let ca = hub.ca_cert();
-    member_agent::client::connect(&hub.url(), member_agent::client::Trust::Ca { ca: &ca, client }).await
+    member_agent::client::connect(
+        &hub.url(),
+        member_agent::client::Trust::Ca { ca: &ca, client },
+    )
+    .await
 }
 
 /// A throwaway CA and a client certificate from it: the "other CA" case.
@@ -139,7 +151,8 @@ pub fn foreign_client_identity() -> (X509, PKey<Private>) {
     let (ca, ca_key) = hub::pki::create_ca("someone else's CA").unwrap();
     let key = hub::pki::generate_tls_key().unwrap();
     let public = PKey::public_key_from_der(&key.public_key_to_der().unwrap()).unwrap();
-    let cert = hub::pki::issue_client_cert(&ca, &ca_key, &public, "acme-bank", "rogue", 30).unwrap();
+    let cert =
+        hub::pki::issue_client_cert(&ca, &ca_key, &public, "acme-bank", "rogue", 30).unwrap();
     (cert, key)
 }
 
@@ -147,7 +160,9 @@ pub fn foreign_client_identity() -> (X509, PKey<Private>) {
 pub fn unregistered_identity(hub: &TestHub, org: &str) -> (X509, PKey<Private>) {
     let key = hub::pki::generate_tls_key().unwrap();
     let public = PKey::public_key_from_der(&key.public_key_to_der().unwrap()).unwrap();
-    let cert = hub::pki::issue_client_cert(&hub.ca_cert(), &hub.ca_key(), &public, org, "rogue", 30).unwrap();
+    let cert =
+        hub::pki::issue_client_cert(&hub.ca_cert(), &hub.ca_key(), &public, org, "rogue", 30)
+            .unwrap();
     (cert, key)
 }
 
@@ -158,7 +173,10 @@ pub fn to_pb(e: isac_core::Envelope) -> pb::Envelope {
         signatures: e
             .signatures
             .into_iter()
-            .map(|s| pb::Signature { keyid: s.keyid, sig: s.sig })
+            .map(|s| pb::Signature {
+                keyid: s.keyid,
+                sig: s.sig,
+            })
             .collect(),
     }
 }
@@ -169,7 +187,11 @@ pub fn to_pb(e: isac_core::Envelope) -> pb::Envelope {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/debug/deps/<test> -> target/debug
-    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_owned();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_owned();
     for b in ["hub", "member-agent"] {
         assert!(
             dir.join(b).exists(),
@@ -237,7 +259,10 @@ impl HubProcess {
     }
 
     fn signal_term_and_wait(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }

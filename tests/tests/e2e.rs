@@ -36,10 +36,15 @@ fn sign(agent: &Agent, s: &Statement) -> isac_core::Envelope {
         .unwrap()
 }
 
-async fn publish_raw(agent: &Agent, env: isac_core::Envelope) -> Result<pb::PublishResponse, tonic::Status> {
+async fn publish_raw(
+    agent: &Agent,
+    env: isac_core::Envelope,
+) -> Result<pb::PublishResponse, tonic::Status> {
     let channel = agent.channel().await.unwrap();
     pb::publisher_client::PublisherClient::new(channel)
-        .publish(pb::PublishRequest { envelope: Some(to_pb(env)) })
+        .publish(pb::PublishRequest {
+            envelope: Some(to_pb(env)),
+        })
         .await
         .map(|r| r.into_inner())
 }
@@ -59,7 +64,9 @@ async fn a_signed_indicator_travels_from_one_member_to_another() {
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
     let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
 
-    let published = publish(&alice, package_draft("pkg:npm/evil-pkg@1.0.0")).await.unwrap();
+    let published = publish(&alice, package_draft("pkg:npm/evil-pkg@1.0.0"))
+        .await
+        .unwrap();
     assert_eq!(published.sequence, 1);
     assert!(!published.duplicate);
     assert_eq!(hub.stored_statements(), 1);
@@ -77,7 +84,10 @@ async fn a_signed_indicator_travels_from_one_member_to_another() {
     assert_eq!(item["tlp"], "green");
     assert_eq!(item["value"], "pkg:npm/evil-pkg@1.0.0");
     assert_eq!(item["signature"]["status"], "verified");
-    assert_eq!(item["signature"]["key_id"], alice.loaded.identity.signing_key_id.as_str());
+    assert_eq!(
+        item["signature"]["key_id"],
+        alice.loaded.identity.signing_key_id.as_str()
+    );
     let held = bob.store.lock().unwrap().list(10).unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].id, published.id);
@@ -95,7 +105,9 @@ async fn live_items_follow_the_backlog_without_gap_or_duplicate() {
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
     let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
     for i in 0..20 {
-        publish(&alice, package_draft(&format!("pkg:npm/backlog-{i}"))).await.unwrap();
+        publish(&alice, package_draft(&format!("pkg:npm/backlog-{i}")))
+            .await
+            .unwrap();
     }
     let jsonl = dir.path().join("bob.jsonl");
     let follower = {
@@ -110,7 +122,9 @@ async fn live_items_follow_the_backlog_without_gap_or_duplicate() {
     drop(bob);
     // Publish while the follower is switching from backlog to live.
     for i in 0..30 {
-        publish(&alice, package_draft(&format!("pkg:npm/live-{i}"))).await.unwrap();
+        publish(&alice, package_draft(&format!("pkg:npm/live-{i}")))
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     for _ in 0..500 {
@@ -121,8 +135,15 @@ async fn live_items_follow_the_backlog_without_gap_or_duplicate() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     follower.abort();
-    let sequences: Vec<u64> = seen.iter().map(|l| l["sequence"].as_u64().unwrap()).collect();
-    assert_eq!(sequences, (1..=50).collect::<Vec<u64>>(), "every item once, in order");
+    let sequences: Vec<u64> = seen
+        .iter()
+        .map(|l| l["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=50).collect::<Vec<u64>>(),
+        "every item once, in order"
+    );
     hub.stop().await;
 }
 
@@ -138,40 +159,70 @@ async fn tampered_payload_or_signature_is_refused_and_nothing_is_stored() {
     env.payload = text.replace("evil-pkg", "good-pkg").into_bytes();
     let err = publish_raw(&alice, env).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().contains("signature does not verify"), "{}", err.message());
+    assert!(
+        err.message().contains("signature does not verify"),
+        "{}",
+        err.message()
+    );
 
     let mut env = sign(&alice, &s);
     env.signatures[0].sig[7] ^= 0x01;
     let err = publish_raw(&alice, env).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("signature does not verify"), "{}", err.message());
+    assert!(
+        err.message().contains("signature does not verify"),
+        "{}",
+        err.message()
+    );
 
     let mut env = sign(&alice, &s);
     env.signatures.clear();
     let err = publish_raw(&alice, env).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("exactly one signature"), "{}", err.message());
+    assert!(
+        err.message().contains("exactly one signature"),
+        "{}",
+        err.message()
+    );
 
     // Signed but not a v1 statement at all.
-    let env = alice.loaded.signing_key.sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, b"{\"hello\":1}".to_vec()).unwrap();
+    let env = alice
+        .loaded
+        .signing_key
+        .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, b"{\"hello\":1}".to_vec())
+        .unwrap();
     let err = publish_raw(&alice, env).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("malformed statement"), "{}", err.message());
+    assert!(
+        err.message().contains("malformed statement"),
+        "{}",
+        err.message()
+    );
 
     // Over the statement size limit (but under the message limit).
-    let big = alice.loaded.signing_key.sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, vec![b'x'; 100 * 1024]).unwrap();
+    let big = alice
+        .loaded
+        .signing_key
+        .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, vec![b'x'; 100 * 1024])
+        .unwrap();
     let err = publish_raw(&alice, big).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("larger than"), "{}", err.message());
 
     // Over the gRPC message limit: refused by the transport, hub stays up.
-    let huge = alice.loaded.signing_key.sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, vec![b'x'; 1024 * 1024]).unwrap();
+    let huge = alice
+        .loaded
+        .signing_key
+        .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, vec![b'x'; 1024 * 1024])
+        .unwrap();
     let err = publish_raw(&alice, huge).await.unwrap_err();
     assert_ne!(err.code(), Code::Ok);
 
     assert_eq!(hub.stored_statements(), 0, "nothing refused is stored");
     // And the hub still works.
-    publish(&alice, package_draft("pkg:npm/after")).await.unwrap();
+    publish(&alice, package_draft("pkg:npm/after"))
+        .await
+        .unwrap();
     assert_eq!(hub.stored_statements(), 1);
     hub.stop().await;
 }
@@ -187,13 +238,21 @@ async fn a_statement_claiming_another_member_is_refused() {
     let forged = sign(&alice, &statement_for("bob-bank", "pkg:npm/x"));
     let err = publish_raw(&alice, forged).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
-    assert!(err.message().contains("claims source `bob-bank`"), "{}", err.message());
+    assert!(
+        err.message().contains("claims source `bob-bank`"),
+        "{}",
+        err.message()
+    );
 
     // Bob's genuine envelope replayed over Alice's connection.
     let bobs = sign(&bob, &statement_for("bob-bank", "pkg:npm/y"));
     let err = publish_raw(&alice, bobs).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    assert!(err.message().contains("authenticated as `alice-bank`"), "{}", err.message());
+    assert!(
+        err.message().contains("authenticated as `alice-bank`"),
+        "{}",
+        err.message()
+    );
 
     assert_eq!(hub.stored_statements(), 0);
     hub.stop().await;
@@ -214,9 +273,15 @@ async fn resending_is_idempotent_and_equivocation_is_refused() {
     let mut changed = s.clone();
     let isac_core::Body::Indicator(i) = &mut changed.body;
     i.title = "different".into();
-    let err = publish_raw(&alice, sign(&alice, &changed)).await.unwrap_err();
+    let err = publish_raw(&alice, sign(&alice, &changed))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
-    assert!(err.message().contains("different content"), "{}", err.message());
+    assert!(
+        err.message().contains("different content"),
+        "{}",
+        err.message()
+    );
     assert_eq!(hub.stored_statements(), 1);
     hub.stop().await;
 }
@@ -233,7 +298,10 @@ async fn tlp_levels_beyond_green_are_refused_until_audiences_land() {
             d.audience = Some(vec!["person:alice-bank/ann".into()]);
         }
         let err = publish(&alice, d).await.unwrap_err().to_string();
-        assert!(err.contains("InvalidArgument") && err.contains("not accepted"), "{tlp}: {err}");
+        assert!(
+            err.contains("InvalidArgument") && err.contains("not accepted"),
+            "{tlp}: {err}"
+        );
     }
     let mut d = package_draft("pkg:npm/x");
     d.audience = Some(vec!["org:bob-bank".into()]);
@@ -259,7 +327,9 @@ async fn without_a_client_certificate_only_enrollment_answers() {
     assert_eq!(info.protocol_version, "isac.v1");
 
     let err = pb::publisher_client::PublisherClient::new(channel.clone())
-        .publish(pb::PublishRequest { envelope: Some(to_pb(env)) })
+        .publish(pb::PublishRequest {
+            envelope: Some(to_pb(env)),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -272,7 +342,10 @@ async fn without_a_client_certificate_only_enrollment_answers() {
     assert_eq!(err.code(), Code::Unauthenticated);
 
     let err = pb::subscriber_client::SubscriberClient::new(channel)
-        .subscribe(pb::SubscribeRequest { after_sequence: 0, follow: false })
+        .subscribe(pb::SubscribeRequest {
+            after_sequence: 0,
+            follow: false,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -294,7 +367,10 @@ async fn a_certificate_from_another_ca_fails_the_handshake() {
             .map_err(|s| format!("{s:?}")),
     };
     let err = outcome.expect_err("a foreign certificate must not get through");
-    assert!(err.contains("certificate") || err.contains("transport") || err.contains("alert"), "{err}");
+    assert!(
+        err.contains("certificate") || err.contains("transport") || err.contains("alert"),
+        "{err}"
+    );
 
     // The listener keeps serving good clients afterwards.
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
@@ -313,7 +389,11 @@ async fn a_hub_ca_certificate_the_hub_never_issued_to_a_member_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
-    assert!(err.message().contains("not registered"), "{}", err.message());
+    assert!(
+        err.message().contains("not registered"),
+        "{}",
+        err.message()
+    );
     hub.stop().await;
 }
 
@@ -330,10 +410,14 @@ async fn reused_or_expired_enrollment_tokens_are_refused() {
     };
     let token: &'static str = Box::leak(token.into_boxed_str());
     let a = member_agent::StateDir::new(dir.path().join("a"));
-    member_agent::enroll::enroll(&a, opts(token, "one")).await.unwrap();
+    member_agent::enroll::enroll(&a, opts(token, "one"))
+        .await
+        .unwrap();
 
     let b = member_agent::StateDir::new(dir.path().join("b"));
-    let err = member_agent::enroll::enroll(&b, opts(token, "two")).await.unwrap_err();
+    let err = member_agent::enroll::enroll(&b, opts(token, "two"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, member_agent::AgentError::Hub { code: Code::Unauthenticated, message } if message.contains("already used")),
         "{err}"
@@ -341,7 +425,9 @@ async fn reused_or_expired_enrollment_tokens_are_refused() {
     assert!(!b.is_enrolled(), "nothing written for a refused enrollment");
 
     let expired: &'static str = Box::leak(hub.new_token("alice-bank", 0).await.into_boxed_str());
-    let err = member_agent::enroll::enroll(&b, opts(expired, "two")).await.unwrap_err();
+    let err = member_agent::enroll::enroll(&b, opts(expired, "two"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, member_agent::AgentError::Hub { code: Code::Unauthenticated, message } if message.contains("expired")),
         "{err}"
@@ -351,7 +437,9 @@ async fn reused_or_expired_enrollment_tokens_are_refused() {
     let other_dir = tempfile::tempdir().unwrap();
     let other = TestHub::start(other_dir.path()).await;
     let foreign: &'static str = Box::leak(other.add_member("alice-bank").await.into_boxed_str());
-    let err = member_agent::enroll::enroll(&b, opts(foreign, "two")).await.unwrap_err();
+    let err = member_agent::enroll::enroll(&b, opts(foreign, "two"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, member_agent::AgentError::Pin(_)), "{err}");
 
     assert_eq!(hub.query_i64("SELECT count(*) FROM agents"), 1);
@@ -366,15 +454,29 @@ async fn an_item_altered_in_the_hub_database_is_refused_by_the_agent() {
     let hub = TestHub::start(&dir.path().join("hub")).await;
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
     let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
-    publish(&alice, package_draft("pkg:npm/evil-pkg@1.0.0")).await.unwrap();
-    publish(&alice, package_draft("pkg:npm/second@1.0.0")).await.unwrap();
+    publish(&alice, package_draft("pkg:npm/evil-pkg@1.0.0"))
+        .await
+        .unwrap();
+    publish(&alice, package_draft("pkg:npm/second@1.0.0"))
+        .await
+        .unwrap();
 
     // A malicious operator (or a compromised database) rewrites item 1.
     {
         let conn = rusqlite::Connection::open(hub.data_dir().join("hub.db")).unwrap();
-        let payload: Vec<u8> = conn.query_row("SELECT payload FROM statements WHERE seq = 1", [], |r| r.get(0)).unwrap();
-        let altered = String::from_utf8(payload).unwrap().replace("evil-pkg", "safe-pkg");
-        conn.execute("UPDATE statements SET payload = ?1 WHERE seq = 1", [altered.into_bytes()]).unwrap();
+        let payload: Vec<u8> = conn
+            .query_row("SELECT payload FROM statements WHERE seq = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let altered = String::from_utf8(payload)
+            .unwrap()
+            .replace("evil-pkg", "safe-pkg");
+        conn.execute(
+            "UPDATE statements SET payload = ?1 WHERE seq = 1",
+            [altered.into_bytes()],
+        )
+        .unwrap();
     }
 
     let jsonl = dir.path().join("bob.jsonl");

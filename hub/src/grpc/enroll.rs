@@ -47,7 +47,8 @@ async fn enroll(state: &HubState, req: pb::EnrollRequest) -> Result<pb::EnrollRe
         signing_key_proof,
         agent_name,
     } = req;
-    let parsed = EnrollmentToken::parse(&token).map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+    let parsed =
+        EnrollmentToken::parse(&token).map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
     if parsed.ca_fingerprint != state.material.ca_fingerprint {
         return Err(ApiError::Unauthenticated(
             "this enrollment token was issued by a different hub (CA fingerprint differs)".into(),
@@ -62,7 +63,9 @@ async fn enroll(state: &HubState, req: pb::EnrollRequest) -> Result<pb::EnrollRe
     tracing::Span::current().record("agent", agent_name.as_str());
     let tls_key = pki::check_csr(&csr_der).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
     let signing_key = VerifyingKey::from_spki_der(&signing_public_key_der).map_err(|e| {
-        ApiError::InvalidArgument(format!("signing_public_key_der: {e}; it must be an Ed25519 SubjectPublicKeyInfo"))
+        ApiError::InvalidArgument(format!(
+            "signing_public_key_der: {e}; it must be an Ed25519 SubjectPublicKeyInfo"
+        ))
     })?;
     if !signing_key.verify_raw(&proof_message(&token, &csr_der), &signing_key_proof) {
         return Err(ApiError::InvalidArgument(
@@ -78,8 +81,11 @@ async fn enroll(state: &HubState, req: pb::EnrollRequest) -> Result<pb::EnrollRe
         state.config.client_cert_days,
     )
     .map_err(|e| ApiError::Internal(format!("issuing certificate: {e}")))?;
-    let cert_pem = String::from_utf8(cert.to_pem().map_err(|e| ApiError::Internal(e.to_string()))?)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let cert_pem = String::from_utf8(
+        cert.to_pem()
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    )
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     let now = now();
     let key_id = signing_key.key_id();
     let member = state

@@ -29,7 +29,9 @@ impl pb::publisher_server::Publisher for PublisherService {
             .into_inner()
             .envelope
             .ok_or_else(|| ApiError::InvalidArgument("missing envelope".into()))?;
-        Ok(Response::new(publish(&self.state, &caller, envelope).await?))
+        Ok(Response::new(
+            publish(&self.state, &caller, envelope).await?,
+        ))
     }
 }
 
@@ -58,10 +60,16 @@ pub fn key_record(row: &KeyRow) -> Option<KeyRecord> {
     })
 }
 
-async fn publish(state: &HubState, caller: &Caller, envelope: pb::Envelope) -> Result<pb::PublishResponse, ApiError> {
+async fn publish(
+    state: &HubState,
+    caller: &Caller,
+    envelope: pb::Envelope,
+) -> Result<pb::PublishResponse, ApiError> {
     let envelope = envelope_from_pb(envelope);
     let key = match envelope.signatures.first() {
-        Some(sig) if envelope.signatures.len() == 1 && sig.keyid.len() <= 128 => state.store.key(&sig.keyid).await?,
+        Some(sig) if envelope.signatures.len() == 1 && sig.keyid.len() <= 128 => {
+            state.store.key(&sig.keyid).await?
+        }
         _ => None,
     };
     if let Some(k) = &key {
@@ -82,7 +90,8 @@ async fn publish(state: &HubState, caller: &Caller, envelope: pb::Envelope) -> R
             statement.source, caller.org_id
         )));
     }
-    let created = parse_rfc3339(&statement.created).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    let created =
+        parse_rfc3339(&statement.created).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
     let received_at = now();
     if !created_not_in_future(created, received_at) {
         return Err(ApiError::InvalidArgument(format!(
@@ -133,7 +142,9 @@ async fn publish(state: &HubState, caller: &Caller, envelope: pb::Envelope) -> R
 fn refusal(e: VerifyError) -> ApiError {
     let message = e.to_string();
     match e {
-        VerifyError::SourceMismatch { .. } | VerifyError::KeyRevoked { .. } => ApiError::PermissionDenied(message),
+        VerifyError::SourceMismatch { .. } | VerifyError::KeyRevoked { .. } => {
+            ApiError::PermissionDenied(message)
+        }
         VerifyError::UnknownKey(_) => ApiError::FailedPrecondition(format!(
             "{message}; publish with the signing key registered at enrollment"
         )),

@@ -64,11 +64,17 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
 /// the hub cannot read back (an unknown label or audience).
 pub fn entitled(item: &StoredStatement, caller: &Caller) -> bool {
     let Ok(tlp) = item.tlp.parse::<Tlp>() else {
-        tracing::error!(seq = item.seq, "stored item has an unreadable TLP label; withheld");
+        tracing::error!(
+            seq = item.seq,
+            "stored item has an unreadable TLP label; withheld"
+        );
         return false;
     };
     let Ok(audience) = serde_json::from_str::<Vec<AudienceRef>>(&item.audience_json) else {
-        tracing::error!(seq = item.seq, "stored item has an unreadable audience; withheld");
+        tracing::error!(
+            seq = item.seq,
+            "stored item has an unreadable audience; withheld"
+        );
         return false;
     };
     may_receive(

@@ -221,7 +221,8 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredStatement>, StoreError> {
-        self.read(move |c| sqlite::statements_after(c, after, limit)).await
+        self.read(move |c| sqlite::statements_after(c, after, limit))
+            .await
     }
 
     pub async fn statement_count(&self) -> Result<u64, StoreError> {

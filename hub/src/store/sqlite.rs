@@ -6,7 +6,22 @@ use super::StoreError;
 
 const SCHEMA_VERSION: i64 = 1;
 
+/// Brings the schema up to date. Safe when several processes open the same
+/// database at once (a running hub and an operator command): the version is
+/// read and changed under one write lock.
 pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = migrate_locked(conn);
+    match &result {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    result
+}
+
+fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::Refused(format!(
@@ -15,8 +30,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     if version == 0 {
         conn.execute_batch(
-            "BEGIN;
-            CREATE TABLE members (
+            "CREATE TABLE members (
                 org_id      TEXT PRIMARY KEY,
                 name        TEXT NOT NULL,
                 role        TEXT NOT NULL CHECK (role IN ('member','coordinator','admin')),
@@ -66,8 +80,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
                 digest       TEXT NOT NULL,
                 UNIQUE (id, revision)
             );
-            PRAGMA user_version = 1;
-            COMMIT;",
+            PRAGMA user_version = 1;",
         )?;
     }
     Ok(())
@@ -186,7 +199,9 @@ pub(super) fn enroll(conn: &Connection, e: &EnrollRecord) -> Result<MemberRow, S
         ));
     };
     if org_id != e.org_id {
-        return Err(StoreError::Token("enrollment token does not match its organisation".into()));
+        return Err(StoreError::Token(
+            "enrollment token does not match its organisation".into(),
+        ));
     }
     if used_at.is_some() {
         return Err(StoreError::Token(format!(
@@ -202,18 +217,24 @@ pub(super) fn enroll(conn: &Connection, e: &EnrollRecord) -> Result<MemberRow, S
     let member = member(conn, &org_id)?
         .ok_or_else(|| StoreError::Token(format!("member `{org_id}` no longer exists")))?;
     if member.status != "active" {
-        return Err(StoreError::Token(format!("member `{org_id}` is {}", member.status)));
+        return Err(StoreError::Token(format!(
+            "member `{org_id}` is {}",
+            member.status
+        )));
     }
     // A signing key names exactly one organisation.
     let key_owner: Option<String> = conn
-        .query_row("SELECT org_id FROM signing_keys WHERE key_id = ?1", [&e.key_id], |r| r.get(0))
+        .query_row(
+            "SELECT org_id FROM signing_keys WHERE key_id = ?1",
+            [&e.key_id],
+            |r| r.get(0),
+        )
         .optional()?;
     match key_owner {
-        Some(owner) if owner != org_id => {
-            return Err(StoreError::Conflict(
-                "this signing key is already registered to another organisation; generate a new one".into(),
-            ))
-        }
+        Some(owner) if owner != org_id => return Err(StoreError::Conflict(
+            "this signing key is already registered to another organisation; generate a new one"
+                .into(),
+        )),
         Some(_) => {}
         None => {
             conn.execute(
@@ -278,7 +299,8 @@ pub struct KeyRow {
     pub revoked_at: Option<i64>,
 }
 
-const KEY_SELECT: &str = "SELECT k.key_id, k.org_id, m.name, k.public_key, k.valid_from, k.revoked_at
+const KEY_SELECT: &str =
+    "SELECT k.key_id, k.org_id, m.name, k.public_key, k.valid_from, k.revoked_at
      FROM signing_keys k JOIN members m ON m.org_id = k.org_id";
 
 fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
@@ -294,13 +316,19 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
 
 pub(super) fn key(conn: &Connection, key_id: &str) -> Result<Option<KeyRow>, StoreError> {
     Ok(conn
-        .query_row(&format!("{KEY_SELECT} WHERE k.key_id = ?1"), [key_id], key_from_row)
+        .query_row(
+            &format!("{KEY_SELECT} WHERE k.key_id = ?1"),
+            [key_id],
+            key_from_row,
+        )
         .optional()?)
 }
 
 pub(super) fn keys(conn: &Connection) -> Result<Vec<KeyRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("{KEY_SELECT} ORDER BY k.org_id, k.created_at"))?;
-    let rows = stmt.query_map([], key_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt
+        .query_map([], key_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
@@ -339,14 +367,22 @@ pub struct StoredStatement {
     pub signature: Vec<u8>,
 }
 
-pub(super) fn append_statement(conn: &Connection, s: &NewStatement) -> Result<(u64, bool), StoreError> {
+pub(super) fn append_statement(
+    conn: &Connection,
+    s: &NewStatement,
+) -> Result<(u64, bool), StoreError> {
     // Everything stored under this id so far: same source, revisions only grow.
     let mut stmt = conn.prepare_cached(
         "SELECT seq, revision, source_org, digest FROM statements WHERE id = ?1 ORDER BY revision",
     )?;
     let existing = stmt
         .query_map([&s.id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     if let Some((_, _, owner, _)) = existing.first() {
@@ -383,8 +419,19 @@ pub(super) fn append_statement(conn: &Connection, s: &NewStatement) -> Result<(u
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     insert.execute(params![
-        s.id, s.revision, s.source_org, s.tlp, s.audience_json, s.kind, s.created_at, s.received_at,
-        s.payload_type, s.payload, s.key_id, s.signature, s.digest
+        s.id,
+        s.revision,
+        s.source_org,
+        s.tlp,
+        s.audience_json,
+        s.kind,
+        s.created_at,
+        s.received_at,
+        s.payload_type,
+        s.payload,
+        s.key_id,
+        s.signature,
+        s.digest
     ])?;
     Ok((conn.last_insert_rowid() as u64, false))
 }

@@ -1,0 +1,212 @@
+//! End to end with real processes: the `hub` and `member-agent` binaries as
+//! an operator and a member would run them.
+
+use std::path::Path;
+
+use isac_e2e::{bin, run, HubProcess};
+
+fn hub_cli(data: &Path, args: &[&str]) -> (bool, String, String) {
+    run(bin("hub").arg("--data-dir").arg(data).args(args))
+}
+
+fn agent_cli(state: &Path, args: &[&str]) -> (bool, String, String) {
+    run(bin("member-agent").arg("--state-dir").arg(state).args(args))
+}
+
+fn enroll(data: &Path, hub: &HubProcess, org: &str, state: &Path) {
+    let (ok, token, err) = hub_cli(
+        data,
+        &["member", "add", org, "--name", &format!("{org} Ltd")],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = agent_cli(
+        state,
+        &["enroll", "--hub", &hub.url(), "--token", token.trim()],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("enrolled as `{org}`")), "{out}");
+}
+
+fn publish(state: &Path, purl: &str) -> (String, u64) {
+    let (ok, out, err) = agent_cli(
+        state,
+        &[
+            "publish",
+            "--kind",
+            "package",
+            "--purl",
+            purl,
+            "--tlp",
+            "green",
+            "--title",
+            "malicious package",
+            "--severity",
+            "critical",
+        ],
+    );
+    assert!(ok, "{err}");
+    // id=<uuid> revision=1 sequence=<n>
+    let field = |name: &str| {
+        out.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+            .to_owned()
+    };
+    (field("id"), field("sequence").parse().unwrap())
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn restarting_the_hub_keeps_members_keys_and_items_and_sync_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    let jsonl = dir.path().join("bob.jsonl");
+
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let listen = hub.addr.clone();
+    enroll(&data, &hub, "alice-bank", &alice);
+    enroll(&data, &hub, "bob-bank", &bob);
+    let (first_id, first_seq) = publish(&alice, "pkg:npm/evil-pkg@1.0.0");
+    assert_eq!(first_seq, 1);
+    let (ok, _, err) = agent_cli(&bob, &["sync", "--jsonl", jsonl.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("1 new"), "{err}");
+    hub.terminate();
+
+    // Same data dir, same address.
+    let hub = HubProcess::start(&data, &listen);
+    let (ok, out, _) = hub_cli(&data, &["member", "list"]);
+    assert!(ok);
+    assert!(
+        out.contains("alice-bank") && out.contains("alice-bank Ltd") && out.contains("bob-bank"),
+        "{out}"
+    );
+    let (_, second_seq) = publish(&alice, "pkg:pypi/reqeusts@2.0.0");
+    let (_, third_seq) = publish(&alice, "pkg:cargo/evil-crate@0.1.0");
+    assert_eq!(
+        (second_seq, third_seq),
+        (2, 3),
+        "sequence continues after restart"
+    );
+
+    let (ok, _, err) = agent_cli(&bob, &["sync", "--jsonl", jsonl.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("2 new") && err.contains("cursor 3"), "{err}");
+    let got = lines(&jsonl);
+    let seqs: Vec<u64> = got
+        .iter()
+        .map(|l| l["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3],
+        "exactly what it had not seen, once each"
+    );
+    assert_eq!(got[0]["id"], first_id.as_str());
+    assert_eq!(got[0]["source_name"], "alice-bank Ltd");
+
+    let (ok, out, _) = agent_cli(&bob, &["list"]);
+    assert!(ok);
+    assert!(
+        out.contains("pkg:cargo/evil-crate@0.1.0") && out.contains("TLP:GREEN"),
+        "{out}"
+    );
+    hub.terminate();
+}
+
+#[test]
+fn publish_rejects_bad_flags_before_sending_and_accepts_json_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let alice = dir.path().join("alice");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    enroll(&data, &hub, "alice-bank", &alice);
+
+    for (args, expect) in [
+        (
+            vec!["--purl", "npm/evil", "--tlp", "green", "--title", "t"],
+            "must start with `pkg:`",
+        ),
+        (
+            vec![
+                "--kind",
+                "package",
+                "--domain",
+                "evil.example",
+                "--tlp",
+                "green",
+                "--title",
+                "t",
+            ],
+            "--domain does not fit --kind package",
+        ),
+        (
+            vec!["--sha256", "1234", "--tlp", "green", "--title", "t"],
+            "64 lowercase hex",
+        ),
+        (
+            vec![
+                "--domain",
+                "evil..example",
+                "--tlp",
+                "green",
+                "--title",
+                "t",
+            ],
+            "invalid domain",
+        ),
+        (
+            vec!["--purl", "pkg:npm/x", "--tlp", "white", "--title", "t"],
+            "unknown TLP label",
+        ),
+        (
+            vec!["--purl", "pkg:npm/x", "--title", "t"],
+            "--tlp is required",
+        ),
+    ] {
+        let mut full = vec!["publish"];
+        full.extend(args);
+        let out = bin("member-agent")
+            .arg("--state-dir")
+            .arg(&alice)
+            .args(&full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{full:?}: {stderr}");
+        assert!(stderr.contains(expect), "{full:?}: {stderr}");
+    }
+
+    let json = dir.path().join("indicator.json");
+    std::fs::write(
+        &json,
+        r#"{"kind":"network","domain":"c2.evil.example","tlp":"clear","title":"C2 for the evil-pkg payload","confidence":80,"labels":["c2"]}"#,
+    )
+    .unwrap();
+    let (ok, out, err) = agent_cli(
+        &alice,
+        &[
+            "publish",
+            "--json",
+            json.to_str().unwrap(),
+            "--severity",
+            "high",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("sequence=1"), "{out}");
+
+    let (ok, _, err) = hub_cli(&data, &["member", "add", "Not A Slug"]);
+    assert!(!ok && err.contains("not a valid organisation id"), "{err}");
+    let (ok, _, err) = hub_cli(&data, &["member", "add", "alice-bank"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    hub.terminate();
+}
