@@ -20,6 +20,7 @@ pub enum KeyError {
 }
 
 /// A member's private Ed25519 key. It never leaves the member's machine.
+#[derive(Clone)]
 pub struct SigningKey {
     pkey: PKey<Private>,
 }

@@ -41,6 +41,58 @@ pub struct Statement {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Body {
     Indicator(Indicator),
+    /// An incident notice from a coordinator.
+    Bulletin(Bulletin),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bulletin {
+    pub title: String,
+    /// Plain text (Markdown is shown as text).
+    pub body: String,
+    pub severity: Severity,
+    /// The coordinators' incident reference, e.g. `INC-2026-042`.
+    pub incident_id: Option<String>,
+    /// Indicators this bulletin is about.
+    pub related: Vec<Uuid>,
+}
+
+pub const MAX_BULLETIN_BODY_CHARS: usize = 32 * 1024;
+
+impl Bulletin {
+    pub fn validate(&self) -> Result<(), InvalidStatement> {
+        check_single_line("title", &self.title, MAX_TITLE_CHARS, false)?;
+        if self.body.trim().is_empty() {
+            return Err(InvalidStatement::Field(
+                "bulletin body must not be empty".into(),
+            ));
+        }
+        if self.body.chars().count() > MAX_BULLETIN_BODY_CHARS {
+            return Err(InvalidStatement::Field(format!(
+                "bulletin body is longer than {MAX_BULLETIN_BODY_CHARS} characters"
+            )));
+        }
+        if self
+            .body
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(InvalidStatement::Field(
+                "bulletin body must not contain control characters other than newline and tab"
+                    .into(),
+            ));
+        }
+        if let Some(i) = &self.incident_id {
+            check_single_line("incident_id", i, 64, false)?;
+        }
+        if self.related.len() > MAX_LIST_LEN {
+            return Err(InvalidStatement::Field(format!(
+                "related has more than {MAX_LIST_LEN} entries"
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -425,13 +477,34 @@ impl Statement {
     pub fn kind(&self) -> &'static str {
         match &self.body {
             Body::Indicator(i) => i.observable.kind(),
+            Body::Bulletin(_) => "bulletin",
         }
     }
 
     pub fn title(&self) -> &str {
         match &self.body {
             Body::Indicator(i) => &i.title,
+            Body::Bulletin(b) => &b.title,
         }
+    }
+
+    pub fn severity(&self) -> Severity {
+        match &self.body {
+            Body::Indicator(i) => i.severity,
+            Body::Bulletin(b) => b.severity,
+        }
+    }
+
+    /// What an analyst would search for: the observable, or the incident id.
+    pub fn primary_value(&self) -> String {
+        match &self.body {
+            Body::Indicator(i) => i.observable.primary_value(),
+            Body::Bulletin(b) => b.incident_id.clone().unwrap_or_default(),
+        }
+    }
+
+    pub fn is_bulletin(&self) -> bool {
+        matches!(self.body, Body::Bulletin(_))
     }
 
     pub fn validate(&self) -> Result<(), InvalidStatement> {
@@ -457,6 +530,7 @@ impl Statement {
         }
         match &self.body {
             Body::Indicator(i) => i.validate(),
+            Body::Bulletin(b) => b.validate(),
         }
     }
 }
@@ -529,7 +603,26 @@ pub(crate) mod tests {
     }
 
     #[test]
-    #[allow(irrefutable_let_patterns)] // Body grows more variants (bulletins)
+    fn bulletins_validate() {
+        let mut s = sample("isac-staff");
+        s.body = Body::Bulletin(Bulletin {
+            title: "Campaign against npm maintainers".into(),
+            body: "Rotate tokens.\nSee related indicators.".into(),
+            severity: Severity::Critical,
+            incident_id: Some("INC-2026-042".into()),
+            related: vec![],
+        });
+        assert!(s.validate().is_ok());
+        assert_eq!(s.kind(), "bulletin");
+        let bytes = s.canonical_bytes();
+        assert_eq!(Statement::from_canonical_bytes(&bytes).unwrap(), s);
+        if let Body::Bulletin(b) = &mut s.body {
+            b.body = " ".into();
+        }
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
     fn validation_rules() {
         let mut s = sample("acme-bank");
         s.revision = 0;

@@ -14,7 +14,10 @@ pub struct KeyRecord {
     pub org_id: String,
     /// Statements created before this instant are refused.
     pub valid_from: UnixSeconds,
-    /// Statements created at or after this instant are refused.
+    /// Routine retirement after a rotation: statements created at or after
+    /// it are refused; earlier ones stay valid.
+    pub retired_at: Option<UnixSeconds>,
+    /// Compromise: statements created at or after this instant are refused.
     pub revoked_at: Option<UnixSeconds>,
 }
 
@@ -51,6 +54,12 @@ pub enum VerifyError {
         key_id: String,
         created: String,
         valid_from: String,
+    },
+    #[error("key {key_id} was retired at {retired_at}; statement created {created} must be signed with the current key")]
+    KeyRetired {
+        key_id: String,
+        created: String,
+        retired_at: String,
     },
     #[error("key {key_id} was revoked at {revoked_at}; statement created {created} is refused")]
     KeyRevoked {
@@ -115,6 +124,15 @@ pub fn verify_envelope(
             });
         }
     }
+    if let Some(retired_at) = record.retired_at {
+        if created >= retired_at {
+            return Err(VerifyError::KeyRetired {
+                key_id,
+                created: statement.created.clone(),
+                retired_at: format_rfc3339(retired_at),
+            });
+        }
+    }
     Ok(VerifiedStatement {
         statement,
         key_id: signature.keyid.clone(),
@@ -147,6 +165,7 @@ mod tests {
             key: key.verifying_key().unwrap(),
             org_id: org.into(),
             valid_from: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+            retired_at: None,
             revoked_at: None,
         };
         Fixture { key, record }

@@ -30,6 +30,11 @@ pub struct HubConfig {
     pub stream_page_size: u32,
     /// Largest gRPC message the hub decodes.
     pub max_message_bytes: usize,
+    /// Lifetime of a signed key directory; it is re-signed at half of it.
+    pub directory_ttl_secs: u64,
+    /// How often the hub looks for membership and key changes made by any
+    /// process (the CLI writes to the same database).
+    pub epoch_poll_ms: u64,
 }
 
 impl Default for HubConfig {
@@ -43,6 +48,8 @@ impl Default for HubConfig {
             client_cert_days: 397,
             stream_page_size: 512,
             max_message_bytes: 256 * 1024,
+            directory_ttl_secs: 24 * 3600,
+            epoch_poll_ms: 500,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod config;
 pub mod datadir;
+pub mod directory;
 pub mod error;
 pub mod grpc;
 pub mod pki;
@@ -57,14 +58,27 @@ pub async fn serve(
     let store = datadir::open_store(&config.data_dir)?;
     let acceptor = Arc::new(tls::build_acceptor(&material)?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let directory = directory::DirectorySigner::new(
+        store.clone(),
+        material.hub_signing_key.clone(),
+        config.directory_ttl_secs,
+    );
+    let initial_epoch = store.epoch().await.map_err(datadir::DataDirError::Store)?;
+    let (epoch_tx, epoch_rx) = tokio::sync::watch::channel(initial_epoch);
     let state = HubState {
         inner: Arc::new(HubShared {
             store: store.clone(),
             material,
             config: config.clone(),
             shutdown: stop_rx,
+            directory,
+            epoch: epoch_rx,
         }),
     };
+    if let Err(e) = state.directory.current().await {
+        tracing::error!(error = %e, "cannot sign the key directory");
+    }
+    let watcher = tokio::spawn(watch_epoch(state.clone(), epoch_tx));
 
     let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(64);
     let accept = tokio::spawn(tls::accept_loop(
@@ -93,6 +107,15 @@ pub async fn serve(
         state: state.clone(),
     })
     .max_decoding_message_size(16 * 1024);
+    let membership =
+        pb::membership_server::MembershipServer::new(grpc::membership::MembershipService {
+            state: state.clone(),
+        })
+        .max_decoding_message_size(64 * 1024);
+    let admin = pb::admin_server::AdminServer::new(grpc::admin::AdminService {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(64 * 1024);
 
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -102,6 +125,8 @@ pub async fn serve(
         .add_service(publisher)
         .add_service(subscriber)
         .add_service(keys)
+        .add_service(membership)
+        .add_service(admin)
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             shutdown.await;
             tracing::info!("shutting down: closing streams");
@@ -109,8 +134,34 @@ pub async fn serve(
         })
         .await;
     accept.abort();
+    watcher.abort();
     // Blocking join on the writer: off the async threads.
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     tracing::info!("hub stopped");
     Ok(result?)
+}
+
+/// Polls the store's membership epoch; on a change (or as the directory nears
+/// expiry) re-signs the key directory, then tells open streams.
+async fn watch_epoch(state: HubState, epoch_tx: tokio::sync::watch::Sender<u64>) {
+    let period = std::time::Duration::from_millis(state.config.epoch_poll_ms.max(50));
+    loop {
+        tokio::time::sleep(period).await;
+        let epoch = match state.store.epoch().await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read membership epoch");
+                continue;
+            }
+        };
+        if let Err(e) = state.directory.current().await {
+            tracing::error!(error = %e, "cannot sign the key directory");
+            continue;
+        }
+        epoch_tx.send_if_modified(|current| {
+            let changed = *current != epoch;
+            *current = epoch;
+            changed
+        });
+    }
 }

@@ -1,10 +1,15 @@
-//! `hub`: run the ISAC hub and administer its members.
+//! `hub`: run the ISAC hub and administer it, on the local data dir or
+//! remotely through the Admin API with an admin member's agent identity.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hub::admin::AdminContext;
 use hub::config::HubConfig;
+use hub::store::Store;
+use isac_proto::v1 as pb;
+use tonic::transport::Channel;
 
 /// Exit code for bad configuration or usage (sysexits EX_USAGE).
 const EX_USAGE: u8 = 64;
@@ -24,6 +29,10 @@ struct Cli {
         default_value = "./hub-data"
     )]
     data_dir: PathBuf,
+    /// Administer a remote hub instead of the local data dir, authenticating
+    /// with this agent state dir (enrolled for a member with role admin).
+    #[arg(long, global = true, env = "ISAC_HUB_REMOTE")]
+    remote: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +48,17 @@ enum Command {
     /// Manage member organisations.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Manage the named analysts of member organisations (TLP:RED recipients).
+    #[command(subcommand)]
+    Person(PersonCommand),
+    /// Inspect and revoke signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Show the audit trail of admin actions and key events, newest first.
+    Audit {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -63,6 +83,51 @@ enum MemberCommand {
     },
     /// List members.
     List,
+    /// Show one member: agents, keys, people.
+    Show { org_id: String },
+    /// Suspend a member: its open streams close and new calls are refused.
+    Suspend { org_id: String },
+    /// Lift a suspension.
+    Resume { org_id: String },
+    /// Remove a member for good: its keys are retired (past statements stay verifiable).
+    Remove { org_id: String },
+}
+
+#[derive(Subcommand)]
+enum PersonCommand {
+    /// Register a named analyst of an organisation.
+    Add {
+        org_id: String,
+        person_id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        contact: String,
+    },
+    /// List people (of one organisation, or all).
+    List {
+        org_id: Option<String>,
+    },
+    Remove {
+        org_id: String,
+        person_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// One key a line: key id, org, state (active, retired or revoked), valid from.
+    List,
+    /// Revoke a key after compromise: statements created at or after the
+    /// effective time are refused by the hub and every agent.
+    Revoke {
+        key_id: String,
+        /// RFC 3339 UTC effective time (default: now). May be in the past.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -92,20 +157,37 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        match cli.command {
-            Command::Serve { listen } => {
-                if let Some(l) = listen {
-                    match l.parse() {
-                        Ok(a) => config.listen = a,
-                        Err(e) => {
-                            eprintln!("error: --listen `{l}`: {e} (expected e.g. 127.0.0.1:7443)");
-                            return ExitCode::from(EX_USAGE);
-                        }
+        if let Command::Serve { listen } = cli.command {
+            if let Some(l) = listen {
+                match l.parse() {
+                    Ok(a) => config.listen = a,
+                    Err(e) => {
+                        eprintln!("error: --listen `{l}`: {e} (expected e.g. 127.0.0.1:7443)");
+                        return ExitCode::from(EX_USAGE);
                     }
                 }
-                serve(config).await
             }
-            Command::Member(cmd) => member(config, cmd).await,
+            return serve(config).await;
+        }
+        let backend = match Backend::open(&config, cli.remote.as_deref()).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let result = admin(&backend, &config, cli.command).await;
+        backend.close().await;
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Failure::Usage(m)) => {
+                eprintln!("error: {m}");
+                ExitCode::from(EX_USAGE)
+            }
+            Err(Failure::Other(m)) => {
+                eprintln!("error: {m}");
+                ExitCode::FAILURE
+            }
         }
     })
 }
@@ -162,74 +244,332 @@ async fn shutdown_signal() {
     }
 }
 
-async fn member(config: HubConfig, cmd: MemberCommand) -> ExitCode {
-    let ttl_of = |ttl: Option<humantime::Duration>| {
-        ttl.map(|d| d.as_secs()).unwrap_or(config.token_ttl_secs)
-    };
-    let issued = match cmd {
-        MemberCommand::Add {
+// === admin front end: same operations, local or remote ===
+
+enum Failure {
+    Usage(String),
+    Other(String),
+}
+
+enum Backend {
+    Local {
+        store: Store,
+        ca_fingerprint: String,
+    },
+    Remote(pb::admin_client::AdminClient<Channel>),
+}
+
+impl Backend {
+    async fn open(config: &HubConfig, remote: Option<&std::path::Path>) -> Result<Self, String> {
+        match remote {
+            Some(state_dir) => {
+                let agent = member_agent::Agent::open(&member_agent::StateDir::new(state_dir))
+                    .map_err(|e| e.to_string())?;
+                let channel = agent.channel().await.map_err(|e| e.to_string())?;
+                Ok(Backend::Remote(pb::admin_client::AdminClient::new(channel)))
+            }
+            None => {
+                let (material, _) = hub::prepare(config).map_err(|e| e.to_string())?;
+                let store =
+                    hub::datadir::open_store(&config.data_dir).map_err(|e| e.to_string())?;
+                Ok(Backend::Local {
+                    store,
+                    ca_fingerprint: material.ca_fingerprint,
+                })
+            }
+        }
+    }
+
+    async fn close(self) {
+        if let Backend::Local { store, .. } = self {
+            let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        }
+    }
+}
+
+fn local_actor() -> String {
+    format!(
+        "local:{}",
+        std::env::var("USER").unwrap_or_else(|_| "operator".into())
+    )
+}
+
+fn api_failure(e: hub::error::ApiError) -> Failure {
+    match e {
+        hub::error::ApiError::InvalidArgument(m) => Failure::Usage(m),
+        other => Failure::Other(other.to_string()),
+    }
+}
+
+fn status_failure(s: tonic::Status) -> Failure {
+    let m = format!("the hub refused ({:?}): {}", s.code(), s.message());
+    if s.code() == tonic::Code::InvalidArgument {
+        Failure::Usage(m)
+    } else {
+        Failure::Other(m)
+    }
+}
+
+/// Runs one admin operation on whichever backend is open.
+macro_rules! op {
+    ($backend:expr, $config:expr, $local:ident, $remote:ident, $req:expr) => {{
+        match $backend {
+            Backend::Local {
+                store,
+                ca_fingerprint,
+            } => {
+                let ctx = AdminContext {
+                    store,
+                    config: $config,
+                    ca_fingerprint,
+                    actor: local_actor(),
+                };
+                ctx.$local($req).await.map_err(api_failure)
+            }
+            Backend::Remote(client) => client
+                .clone()
+                .$remote($req)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(status_failure),
+        }
+    }};
+}
+
+fn print_token(t: &pb::EnrollmentTokenResponse, what: &str) {
+    // Human text on stderr, the token alone on stdout: TOKEN=$(hub member add ...)
+    eprintln!("{what}");
+    eprintln!(
+        "one-time enrollment token (expires {}), give it to the member's agent:\n  member-agent enroll --hub https://HUB:PORT --token <token>",
+        t.expires_at
+    );
+    println!("{}", t.token);
+}
+
+fn print_keys(keys: &[pb::MemberKey]) {
+    for k in keys {
+        let when = match k.state.as_str() {
+            "revoked" => format!(" revoked_at={}", k.revoked_at),
+            "retired" => format!(" retired_at={}", k.retired_at),
+            _ => String::new(),
+        };
+        println!(
+            "{} {} {} valid_from={}{}",
+            k.key_id, k.org_id, k.state, k.valid_from, when
+        );
+    }
+}
+
+async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Result<(), Failure> {
+    let ttl = |t: Option<humantime::Duration>| t.map(|d| d.as_secs()).unwrap_or(0);
+    match command {
+        Command::Serve { .. } => unreachable!("handled before"),
+        Command::Member(MemberCommand::Add {
             org_id,
             name,
             role,
-            ttl,
-        } => {
-            let ttl = ttl_of(ttl);
-            hub::admin::add_member(&config, &org_id, name.as_deref(), &role, ttl)
-                .await
-                .map(|t| (t, format!("added member `{org_id}` (role {role})")))
+            ttl: t,
+        }) => {
+            let req = pb::AddMemberRequest {
+                org_id: org_id.clone(),
+                name: name.unwrap_or_default(),
+                role: role.clone(),
+                token_ttl_secs: ttl(t),
+            };
+            let token = op!(backend, config, add_member, add_member, req)?;
+            print_token(&token, &format!("added member `{org_id}` (role {role})"));
         }
-        MemberCommand::Token { org_id, ttl } => {
-            let ttl = ttl_of(ttl);
-            hub::admin::new_token(&config, &org_id, ttl)
-                .await
-                .map(|t| (t, format!("new enrollment token for `{org_id}`")))
+        Command::Member(MemberCommand::Token { org_id, ttl: t }) => {
+            let req = pb::IssueTokenRequest {
+                org_id: org_id.clone(),
+                token_ttl_secs: ttl(t),
+            };
+            let token = op!(backend, config, new_token, issue_token, req)?;
+            print_token(&token, &format!("new enrollment token for `{org_id}`"));
         }
-        MemberCommand::List => {
-            return match hub::admin::list_members(&config).await {
-                Ok(rows) => {
-                    println!(
-                        "{:<24} {:<28} {:<12} {:<8} {:>6} {:>5}  CREATED",
-                        "ORG_ID", "NAME", "ROLE", "STATUS", "AGENTS", "KEYS"
-                    );
-                    for (m, agents, keys) in rows {
-                        println!(
-                            "{:<24} {:<28} {:<12} {:<8} {:>6} {:>5}  {}",
-                            m.org_id,
-                            m.name,
-                            m.role,
-                            m.status,
-                            agents,
-                            keys,
-                            isac_core::time::format_rfc3339(m.created_at)
-                        );
-                    }
-                    ExitCode::SUCCESS
+        Command::Member(MemberCommand::List) => {
+            let list = match backend {
+                Backend::Local {
+                    store,
+                    ca_fingerprint,
+                } => AdminContext {
+                    store,
+                    config,
+                    ca_fingerprint,
+                    actor: local_actor(),
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
+                .list_members()
+                .await
+                .map_err(api_failure)?,
+                Backend::Remote(c) => c
+                    .clone()
+                    .list_members(pb::ListMembersRequest {})
+                    .await
+                    .map_err(status_failure)?
+                    .into_inner(),
+            };
+            println!(
+                "{:<24} {:<28} {:<12} {:<10} {:>6} {:>5}  CREATED",
+                "ORG_ID", "NAME", "ROLE", "STATUS", "AGENTS", "KEYS"
+            );
+            for m in list.members {
+                println!(
+                    "{:<24} {:<28} {:<12} {:<10} {:>6} {:>5}  {}",
+                    m.org_id,
+                    m.name,
+                    m.role,
+                    m.status,
+                    m.active_agents,
+                    m.active_keys,
+                    m.created_at
+                );
+            }
+        }
+        Command::Member(MemberCommand::Show { org_id }) => {
+            let d = op!(
+                backend,
+                config,
+                show_member,
+                show_member,
+                pb::ShowMemberRequest { org_id }
+            )?;
+            let m = d.member.unwrap_or_default();
+            println!(
+                "org_id: {}\nname: {}\nrole: {}\nstatus: {}\ncreated: {}",
+                m.org_id, m.name, m.role, m.status, m.created_at
+            );
+            println!("agents:");
+            for a in d.agents {
+                let state = if a.superseded_at.is_empty() {
+                    "in use".to_owned()
+                } else {
+                    format!("superseded {}", a.superseded_at)
+                };
+                println!(
+                    "  {} cert={} issued={} expires={} {}",
+                    a.agent_name, a.cert_fingerprint, a.issued_at, a.not_after, state
+                );
+            }
+            println!("keys:");
+            for k in d.keys {
+                println!(
+                    "  {} {} valid_from={}{}{}",
+                    k.key_id,
+                    k.state,
+                    k.valid_from,
+                    if k.retired_at.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" retired_at={}", k.retired_at)
+                    },
+                    if k.revoked_at.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" revoked_at={}", k.revoked_at)
+                    }
+                );
+            }
+            println!("people:");
+            for p in d.people {
+                println!("  {} {} {}", p.person_id, p.name, p.contact);
+            }
+        }
+        Command::Member(
+            cmd @ (MemberCommand::Suspend { .. }
+            | MemberCommand::Resume { .. }
+            | MemberCommand::Remove { .. }),
+        ) => {
+            let (org_id, action) = match cmd {
+                MemberCommand::Suspend { org_id } => (org_id, "suspend"),
+                MemberCommand::Resume { org_id } => (org_id, "resume"),
+                MemberCommand::Remove { org_id } => (org_id, "remove"),
+                _ => unreachable!(),
+            };
+            let req = pb::SetMemberStatusRequest {
+                org_id,
+                action: action.into(),
+            };
+            let m = op!(backend, config, set_member_status, set_member_status, req)?;
+            println!("member `{}` is now {}", m.org_id, m.status);
+        }
+        Command::Person(PersonCommand::Add {
+            org_id,
+            person_id,
+            name,
+            contact,
+        }) => {
+            let req = pb::AddPersonRequest {
+                org_id,
+                person_id,
+                name,
+                contact,
+            };
+            let p = op!(backend, config, add_person, add_person, req)?;
+            println!("added person {}/{} ({})", p.org_id, p.person_id, p.name);
+        }
+        Command::Person(PersonCommand::List { org_id }) => {
+            let req = pb::ListPeopleRequest {
+                org_id: org_id.unwrap_or_default(),
+            };
+            let list = op!(backend, config, list_people, list_people, req)?;
+            for p in list.people {
+                println!("{}/{} {} {}", p.org_id, p.person_id, p.name, p.contact);
+            }
+        }
+        Command::Person(PersonCommand::Remove { org_id, person_id }) => {
+            let req = pb::RemovePersonRequest { org_id, person_id };
+            let p = op!(backend, config, remove_person, remove_person, req)?;
+            println!("removed person {}/{}", p.org_id, p.person_id);
+        }
+        Command::Key(KeyCommand::List) => {
+            let keys = match backend {
+                Backend::Local {
+                    store,
+                    ca_fingerprint,
+                } => AdminContext {
+                    store,
+                    config,
+                    ca_fingerprint,
+                    actor: local_actor(),
+                }
+                .list_keys()
+                .await
+                .map_err(api_failure)?,
+                Backend::Remote(c) => {
+                    c.clone()
+                        .list_all_keys(pb::ListKeysRequest {})
+                        .await
+                        .map_err(status_failure)?
+                        .into_inner()
+                        .keys
                 }
             };
+            print_keys(&keys);
         }
-    };
-    match issued {
-        Ok((t, what)) => {
-            // Human text on stderr, the token alone on stdout: TOKEN=$(hub member add ...)
-            eprintln!("{what}");
-            eprintln!(
-                "one-time enrollment token (expires {}), give it to the member's agent:\n  member-agent enroll --hub https://HUB:PORT --token <token>",
-                isac_core::time::format_rfc3339(t.expires_at)
-            );
-            println!("{}", t.token);
-            ExitCode::SUCCESS
+        Command::Key(KeyCommand::Revoke { key_id, at, reason }) => {
+            let req = pb::RevokeKeyRequest {
+                key_id,
+                effective_at: at.unwrap_or_default(),
+                reason,
+            };
+            let k = op!(backend, config, revoke_key, revoke_key, req)?;
+            print_keys(std::slice::from_ref(&k));
         }
-        Err(hub::admin::AdminError::Invalid(m)) => {
-            eprintln!("error: {m}");
-            ExitCode::from(EX_USAGE)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+        Command::Audit { limit } => {
+            let list = op!(
+                backend,
+                config,
+                audit,
+                list_audit,
+                pb::ListAuditRequest { limit }
+            )?;
+            for a in list.entries {
+                println!(
+                    "{} {} {} {} {} {}",
+                    a.seq, a.at, a.actor, a.action, a.target, a.detail
+                );
+            }
         }
     }
+    Ok(())
 }

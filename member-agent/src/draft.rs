@@ -388,3 +388,68 @@ mod tests {
         assert!(serde_json::from_str::<IndicatorDraft>(r#"{"colour":"red"}"#).is_err());
     }
 }
+
+/// A coordinator's incident bulletin.
+#[derive(Debug, Clone, Default)]
+pub struct BulletinDraft {
+    pub tlp: Option<String>,
+    pub audience: Vec<String>,
+    pub title: String,
+    pub body: String,
+    pub severity: Option<String>,
+    pub incident_id: Option<String>,
+    pub related: Vec<String>,
+}
+
+impl BulletinDraft {
+    pub fn into_statement(self, source: &str, created: String) -> Result<Statement, AgentError> {
+        let tlp: Tlp = self
+            .tlp
+            .as_deref()
+            .ok_or_else(|| {
+                AgentError::Usage(
+                    "--tlp is required: clear, green, amber, amber+strict or red".into(),
+                )
+            })?
+            .parse()
+            .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
+        let audience = self
+            .audience
+            .iter()
+            .map(|a| a.parse::<AudienceRef>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AgentError::Usage(e.to_string()))?;
+        let related = self
+            .related
+            .iter()
+            .map(|r| {
+                Uuid::parse_str(r)
+                    .map_err(|_| AgentError::Usage(format!("--related `{r}` is not a UUID")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let statement = Statement {
+            id: Uuid::new_v4(),
+            revision: 1,
+            source: source.to_owned(),
+            created,
+            tlp,
+            audience,
+            body: Body::Bulletin(isac_core::statement::Bulletin {
+                title: self.title,
+                body: self.body,
+                severity: self
+                    .severity
+                    .as_deref()
+                    .unwrap_or("high")
+                    .parse()
+                    .map_err(AgentError::Usage)?,
+                incident_id: self.incident_id,
+                related,
+            }),
+        };
+        statement
+            .validate()
+            .map_err(|e| AgentError::Usage(e.to_string()))?;
+        Ok(statement)
+    }
+}

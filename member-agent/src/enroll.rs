@@ -110,12 +110,16 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions<'_>) -> Result<Identit
             "the hub registered a different signing key id".into(),
         ));
     }
+    // Learned over the channel verified against the pinned CA.
+    let hub_directory_key = isac_core::VerifyingKey::from_spki_der(&resp.hub_directory_key_der)
+        .map_err(|e| AgentError::Crypto(format!("the hub's directory key is unreadable: {e}")))?;
 
     state.ensure()?;
     state.write_private("tls.key", &tls_key.private_key_to_pem_pkcs8()?)?;
     state.write_private("signing.key", &signing_key.to_pkcs8_pem()?)?;
     state.write_public("tls.crt", resp.client_certificate_pem.as_bytes())?;
     state.write_public("ca.crt", &ca.to_pem()?)?;
+    state.write_public("hub-directory.pub", hub_directory_key.spki_der())?;
     let identity = Identity {
         hub_url: opts.hub_url.to_owned(),
         org_id: resp.org_id,
@@ -123,9 +127,9 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions<'_>) -> Result<Identit
         signing_key_id: resp.signing_key_id,
         ca_fingerprint: ca_fp,
         enrolled_at: isac_core::time::format_rfc3339(crate::now()),
+        hub_directory_key_id: hub_directory_key.key_id(),
     };
-    let json =
-        serde_json::to_vec_pretty(&identity).map_err(|e| AgentError::Invalid(e.to_string()))?;
-    state.write_public("identity.json", &json)?;
+    // identity.json last: its presence means "enrolled".
+    state.save_identity(&identity)?;
     Ok(identity)
 }

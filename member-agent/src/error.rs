@@ -15,6 +15,8 @@ pub enum AgentError {
     Connect { url: String, message: String },
     #[error("the hub refused ({code:?}): {message}")]
     Hub { code: tonic::Code, message: String },
+    #[error("key directory refused: {0}")]
+    Directory(String),
     #[error("hub pinning failed: {0}")]
     Pin(String),
     #[error("crypto: {0}")]

@@ -6,6 +6,7 @@ pub mod client;
 pub mod draft;
 pub mod enroll;
 pub mod error;
+pub mod keys;
 pub mod localstore;
 pub mod publish;
 pub mod sink;

@@ -3,24 +3,13 @@
 
 use std::path::Path;
 
-use isac_core::{KeyRecord, VerifiedStatement, VerifyingKey};
+use isac_core::VerifiedStatement;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::AgentError;
 
 pub struct LocalStore {
     conn: Connection,
-}
-
-/// One cached directory entry.
-#[derive(Debug, Clone)]
-pub struct CachedKey {
-    pub key_id: String,
-    pub org_id: String,
-    pub org_name: String,
-    pub spki: Vec<u8>,
-    pub valid_from: i64,
-    pub revoked_at: Option<i64>,
 }
 
 /// A row of `member-agent list`.
@@ -36,6 +25,7 @@ pub struct ItemSummary {
     pub title: String,
     pub severity: String,
     pub created: String,
+    pub status: String,
 }
 
 pub enum InsertOutcome {
@@ -59,13 +49,22 @@ impl LocalStore {
                 statement_json TEXT NOT NULL, envelope_json TEXT NOT NULL, verified_at INTEGER NOT NULL,
                 PRIMARY KEY (id, revision));
             CREATE INDEX IF NOT EXISTS items_by_value ON items(value);
-            CREATE TABLE IF NOT EXISTS keys (
-                key_id TEXT PRIMARY KEY, org_id TEXT NOT NULL, org_name TEXT NOT NULL,
-                spki BLOB NOT NULL, valid_from INTEGER NOT NULL, revoked_at INTEGER, first_seen INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS directory (
+                slot INTEGER PRIMARY KEY CHECK (slot = 1), version INTEGER NOT NULL, envelope_json TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS rejected (
                 sequence INTEGER PRIMARY KEY, reason TEXT NOT NULL, envelope_json TEXT NOT NULL, at INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )?;
+        let has_status: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = 'status'")?
+            .exists([])?;
+        if !has_status {
+            // `valid`, or `key-revoked` / `key-retired` when a later directory
+            // shows the signing key was no longer good when the item was made.
+            conn.execute_batch(
+                "ALTER TABLE items ADD COLUMN status TEXT NOT NULL DEFAULT 'valid'",
+            )?;
+        }
         Ok(Self { conn })
     }
 
@@ -93,65 +92,49 @@ impl LocalStore {
         Self::set_cursor_in(&self.conn, seq)
     }
 
-    /// Merges directory entries. A key id already bound to one organisation
-    /// is never rebound to another, and a revocation is never undone: the
-    /// earliest revocation time seen wins.
-    pub fn merge_keys(&self, keys: &[CachedKey], now: i64) -> Result<Vec<String>, AgentError> {
-        let mut warnings = Vec::new();
+    /// The signed key directory last accepted, as its DSSE JSON.
+    pub fn directory_json(&self) -> Result<Option<String>, AgentError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT envelope_json FROM directory WHERE slot = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Saves a newly accepted directory and flags held items whose key it
+    /// now shows revoked or retired as of their creation time.
+    pub fn save_directory(
+        &self,
+        version: u64,
+        envelope_json: &str,
+        dir: &isac_core::directory::KeyDirectory,
+    ) -> Result<u64, AgentError> {
         let tx = self.conn.unchecked_transaction()?;
-        for k in keys {
-            let existing: Option<(String, Option<i64>)> = tx
-                .query_row(
-                    "SELECT org_id, revoked_at FROM keys WHERE key_id = ?1",
-                    [&k.key_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            match existing {
-                Some((org, _)) if org != k.org_id => warnings.push(format!(
-                    "key directory claims key {} belongs to `{}` but it was first seen for `{org}`; ignored",
-                    k.key_id, k.org_id
-                )),
-                Some((_, revoked)) => {
-                    let merged = match (revoked, k.revoked_at) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    tx.execute(
-                        "UPDATE keys SET revoked_at = ?2, org_name = ?3 WHERE key_id = ?1",
-                        params![k.key_id, merged, k.org_name],
-                    )?;
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO keys (key_id, org_id, org_name, spki, valid_from, revoked_at, first_seen)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![k.key_id, k.org_id, k.org_name, k.spki, k.valid_from, k.revoked_at, now],
+        tx.execute(
+            "INSERT INTO directory (slot, version, envelope_json) VALUES (1, ?1, ?2)
+             ON CONFLICT(slot) DO UPDATE SET version = ?1, envelope_json = ?2",
+            params![version as i64, envelope_json],
+        )?;
+        let mut flagged = 0;
+        for k in &dir.keys {
+            // RFC 3339 `Z` timestamps of one width compare as text.
+            for (cutoff, status) in [
+                (&k.revoked_at, "key-revoked"),
+                (&k.retired_at, "key-retired"),
+            ] {
+                if let Some(at) = cutoff {
+                    flagged += tx.execute(
+                        "UPDATE items SET status = ?3 WHERE key_id = ?1 AND created >= ?2 AND status = 'valid'",
+                        params![k.key_id, at, status],
                     )?;
                 }
             }
         }
         tx.commit()?;
-        Ok(warnings)
-    }
-
-    pub fn key_record(&self, key_id: &str) -> Result<Option<KeyRecord>, AgentError> {
-        let row: Option<(String, Vec<u8>, i64, Option<i64>)> = self
-            .conn
-            .query_row(
-                "SELECT org_id, spki, valid_from, revoked_at FROM keys WHERE key_id = ?1",
-                [key_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        Ok(row.and_then(|(org_id, spki, valid_from, revoked_at)| {
-            Some(KeyRecord {
-                key: VerifyingKey::from_spki_der(&spki).ok()?,
-                org_id,
-                valid_from,
-                revoked_at,
-            })
-        }))
+        Ok(flagged as u64)
     }
 
     pub fn org_name_for_key(&self, key_id: &str) -> Result<Option<String>, AgentError> {
@@ -195,9 +178,7 @@ impl LocalStore {
                 )))
             }
             None => {
-                let (severity, value) = match &s.body {
-                    isac_core::Body::Indicator(i) => (i.severity.as_str(), i.observable.primary_value()),
-                };
+                let (severity, value) = (s.severity().as_str(), s.primary_value());
                 tx.execute(
                     "INSERT INTO items (id, revision, sequence, source, tlp, kind, value, title, severity, created,
                         received_at, key_id, digest, statement_json, envelope_json, verified_at)
@@ -250,7 +231,7 @@ impl LocalStore {
 
     pub fn list(&self, limit: u32) -> Result<Vec<ItemSummary>, AgentError> {
         let mut stmt = self.conn.prepare(
-            "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created
+            "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created, status
              FROM items ORDER BY sequence DESC LIMIT ?1",
         )?;
         let rows = stmt
@@ -266,6 +247,7 @@ impl LocalStore {
                     title: r.get(7)?,
                     severity: r.get(8)?,
                     created: r.get(9)?,
+                    status: r.get(10)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

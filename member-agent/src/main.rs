@@ -60,6 +60,33 @@ enum Command {
         #[arg(long)]
         jsonl: Option<PathBuf>,
     },
+    /// Broadcast an incident bulletin (coordinators only).
+    Bulletin {
+        #[arg(long)]
+        title: String,
+        /// File holding the bulletin text (`-` for stdin).
+        #[arg(long)]
+        body: PathBuf,
+        /// info, low, medium, high (default), critical
+        #[arg(long)]
+        severity: Option<String>,
+        /// TLP 2.0 label (required).
+        #[arg(long)]
+        tlp: Option<String>,
+        #[arg(long)]
+        audience: Vec<String>,
+        /// Incident reference, e.g. INC-2026-042.
+        #[arg(long)]
+        incident: Option<String>,
+        /// Related indicator id (repeatable).
+        #[arg(long)]
+        related: Vec<String>,
+    },
+    /// Signing keys: rotate yours, or list the key directory.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Get a fresh client certificate now (`run` does this by itself near expiry).
+    Renew,
     /// Show what the local store holds, newest first.
     List {
         #[arg(long, default_value_t = 50)]
@@ -67,6 +94,18 @@ enum Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Generate a new signing key, register it (signed by the current one) and retire the current key.
+    Rotate,
+    /// List keys from the verified key directory: key id, org, state.
+    List {
+        /// Every member's keys, not only yours.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -275,7 +314,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             );
         }
         Command::Run { jsonl } => {
-            let agent = Agent::open(&state)?;
+            let mut agent = Agent::open(&state)?;
             let mut sink = JsonlSink::open(jsonl.as_deref())?;
             eprintln!(
                 "following {} as `{}`; Ctrl-C to stop",
@@ -287,6 +326,78 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                     let _ = tokio::signal::ctrl_c().await;
                 })
                 .await;
+        }
+        Command::Bulletin {
+            title,
+            body,
+            severity,
+            tlp,
+            audience,
+            incident,
+            related,
+        } => {
+            let text = if body.as_os_str() == "-" {
+                let mut t = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+                    .map_err(member_agent::error::io_err(&body))?;
+                t
+            } else {
+                std::fs::read_to_string(&body).map_err(member_agent::error::io_err(&body))?
+            };
+            let draft = member_agent::draft::BulletinDraft {
+                tlp,
+                audience,
+                title,
+                body: text,
+                severity,
+                incident_id: incident,
+                related,
+            };
+            let agent = Agent::open(&state)?;
+            let p = member_agent::publish::publish_bulletin(&agent, draft).await?;
+            println!(
+                "id={} revision={} sequence={}",
+                p.id, p.revision, p.sequence
+            );
+        }
+        Command::Key(KeyCommand::Rotate) => {
+            let mut agent = Agent::open(&state)?;
+            let r = member_agent::keys::rotate(&mut agent).await?;
+            println!(
+                "new signing key {}; key {} retired at {} (statements signed before then stay valid)",
+                r.new_key_id, r.retired_key_id, r.retired_at
+            );
+        }
+        Command::Key(KeyCommand::List { all }) => {
+            let agent = Agent::open(&state)?;
+            let channel = agent.channel().await?;
+            let version = agent.refresh_directory(&channel).await?;
+            let dir = agent.directory().expect("just refreshed");
+            eprintln!("key directory version {version}, expires {}", dir.expires);
+            for k in dir
+                .keys
+                .iter()
+                .filter(|k| all || k.org_id == agent.org_id())
+            {
+                let mine = if k.key_id == agent.loaded.identity.signing_key_id {
+                    " (this agent signs with it)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{} {} {} valid_from={}{}",
+                    k.key_id,
+                    k.org_id,
+                    k.state(),
+                    k.valid_from,
+                    mine
+                );
+            }
+        }
+        Command::Renew => {
+            let mut agent = Agent::open(&state)?;
+            let not_after = member_agent::keys::renew(&mut agent).await?;
+            println!("renewed client certificate, valid until {not_after}");
         }
         Command::List { limit, json } => {
             let agent = Agent::open(&state)?;
@@ -306,14 +417,19 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 );
                 for i in items {
                     println!(
-                        "{:>6}  {:<13} {:<13} {:<9} {:<44} {:<18} {}",
+                        "{:>6}  {:<17} {:<13} {:<9} {:<44} {:<18} {}{}",
                         i.sequence,
                         format!("TLP:{}", i.tlp.to_uppercase()),
                         i.kind,
                         i.severity,
                         truncate(&i.value, 44),
                         i.source,
-                        truncate(&i.title, 60)
+                        truncate(&i.title, 60),
+                        if i.status == "valid" {
+                            String::new()
+                        } else {
+                            format!(" [{}]", i.status)
+                        }
                     );
                 }
             }

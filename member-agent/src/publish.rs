@@ -18,6 +18,23 @@ pub struct Published {
 pub async fn publish(agent: &Agent, draft: IndicatorDraft) -> Result<Published, AgentError> {
     let created = isac_core::time::format_rfc3339(crate::now());
     let statement = draft.into_statement(agent.org_id(), created)?;
+    publish_statement(agent, &statement).await
+}
+
+pub async fn publish_bulletin(
+    agent: &Agent,
+    draft: crate::draft::BulletinDraft,
+) -> Result<Published, AgentError> {
+    let created = isac_core::time::format_rfc3339(crate::now());
+    let statement = draft.into_statement(agent.org_id(), created)?;
+    publish_statement(agent, &statement).await
+}
+
+/// Signs with the member's current key and publishes.
+pub async fn publish_statement(
+    agent: &Agent,
+    statement: &isac_core::Statement,
+) -> Result<Published, AgentError> {
     let envelope = agent
         .loaded
         .signing_key

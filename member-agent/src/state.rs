@@ -23,6 +23,8 @@ pub struct Identity {
     pub signing_key_id: String,
     pub ca_fingerprint: String,
     pub enrolled_at: String,
+    /// Key id of the hub's directory key (pinned at enrollment).
+    pub hub_directory_key_id: String,
 }
 
 pub struct StateDir {
@@ -36,6 +38,8 @@ pub struct Loaded {
     pub tls_cert: X509,
     pub tls_key: PKey<Private>,
     pub signing_key: isac_core::SigningKey,
+    /// The hub's directory signing key, pinned at enrollment.
+    pub hub_directory_key: isac_core::VerifyingKey,
 }
 
 impl StateDir {
@@ -88,13 +92,29 @@ impl StateDir {
             .map_err(|e| bad("tls.key", e.to_string()))?;
         let signing_key = isac_core::SigningKey::from_pkcs8_pem(&self.read("signing.key")?)
             .map_err(|e| bad("signing.key", e.to_string()))?;
+        let hub_directory_key =
+            isac_core::VerifyingKey::from_spki_der(&self.read("hub-directory.pub")?)
+                .map_err(|e| bad("hub-directory.pub", e.to_string()))?;
+        if hub_directory_key.key_id() != identity.hub_directory_key_id {
+            return Err(bad(
+                "hub-directory.pub",
+                "does not match identity.json".into(),
+            ));
+        }
         Ok(Loaded {
             identity,
             ca,
             tls_cert,
             tls_key,
             signing_key,
+            hub_directory_key,
         })
+    }
+
+    pub fn save_identity(&self, identity: &Identity) -> Result<(), AgentError> {
+        let json =
+            serde_json::to_vec_pretty(identity).map_err(|e| AgentError::Invalid(e.to_string()))?;
+        self.write_public("identity.json", &json)
     }
 }
 

@@ -1,10 +1,11 @@
 //! Receiving: `sync` (until caught up) and `run` (continuously). Every item
-//! is verified end to end against the key directory before it is stored or
-//! written to a sink; the cursor moves only after both.
+//! is verified end to end against one signed key directory before it is
+//! stored or written to a sink; the cursor moves only after both.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+use isac_core::directory::{check_succession, verify_directory, KeyDirectory};
 use isac_core::time::parse_rfc3339;
 use isac_core::{verify_envelope, Envelope, Signature, VerifyError};
 use isac_proto::v1 as pb;
@@ -12,14 +13,17 @@ use tonic::transport::Channel;
 
 use crate::client::{connect, Trust};
 use crate::error::AgentError;
-use crate::localstore::{CachedKey, InsertOutcome, LocalStore};
+use crate::localstore::{InsertOutcome, LocalStore};
 use crate::sink::JsonlSink;
 use crate::state::{Loaded, StateDir};
 
-/// An enrolled agent: identity, keys and local store.
+/// An enrolled agent: identity, keys, the key directory it trusts, and its
+/// local store.
 pub struct Agent {
+    pub state: StateDir,
     pub loaded: Loaded,
     pub store: Mutex<LocalStore>,
+    directory: Mutex<Option<KeyDirectory>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -30,7 +34,7 @@ pub struct SyncReport {
     pub cursor: u64,
 }
 
-fn envelope_from_pb(e: pb::Envelope) -> Envelope {
+pub fn envelope_from_pb(e: pb::Envelope) -> Envelope {
     Envelope {
         payload_type: e.payload_type,
         payload: e.payload,
@@ -49,9 +53,24 @@ impl Agent {
     pub fn open(state: &StateDir) -> Result<Self, AgentError> {
         let loaded = state.load()?;
         let store = LocalStore::open(&state.path("agent.db"))?;
+        // Re-check what we saved (signature and shape); expiry is checked
+        // when the directory is used, not when it is loaded.
+        let directory = match store.directory_json()? {
+            Some(json) => {
+                let env =
+                    Envelope::from_json(&json).map_err(|e| AgentError::Invalid(e.to_string()))?;
+                Some(
+                    verify_directory(&env, &loaded.hub_directory_key, None, 0)
+                        .map_err(|e| AgentError::Invalid(format!("saved key directory: {e}")))?,
+                )
+            }
+            None => None,
+        };
         Ok(Self {
+            state: StateDir::new(state.root.clone()),
             loaded,
             store: Mutex::new(store),
+            directory: Mutex::new(directory),
         })
     }
 
@@ -61,6 +80,10 @@ impl Agent {
 
     fn store(&self) -> std::sync::MutexGuard<'_, LocalStore> {
         self.store.lock().expect("local store lock")
+    }
+
+    pub fn directory(&self) -> Option<KeyDirectory> {
+        self.directory.lock().expect("directory lock").clone()
     }
 
     pub async fn channel(&self) -> Result<Channel, AgentError> {
@@ -74,52 +97,87 @@ impl Agent {
         .await
     }
 
-    /// Fetches the key directory and merges it into the local cache.
-    pub async fn refresh_keys(&self, channel: &Channel) -> Result<(), AgentError> {
+    /// Fetches the signed key directory and accepts it if it is signed by the
+    /// pinned hub key, not older than the one held, not expired, and does not
+    /// rewrite the held one's history.
+    pub async fn refresh_directory(&self, channel: &Channel) -> Result<u64, AgentError> {
         let resp = pb::key_directory_client::KeyDirectoryClient::new(channel.clone())
             .list_keys(pb::ListKeysRequest {})
             .await?
             .into_inner();
-        let mut keys = Vec::with_capacity(resp.keys.len());
-        for k in resp.keys {
-            let Ok(valid_from) = parse_rfc3339(&k.valid_from) else {
-                tracing::warn!(key_id = %k.key_id, "directory entry with unreadable valid_from; ignored");
-                continue;
-            };
-            let revoked_at = if k.revoked_at.is_empty() {
-                None
-            } else {
-                match parse_rfc3339(&k.revoked_at) {
-                    Ok(t) => Some(t),
-                    // Unreadable revocation: treat as revoked since forever.
-                    Err(_) => Some(i64::MIN),
-                }
-            };
-            keys.push(CachedKey {
-                key_id: k.key_id,
-                org_id: k.org_id,
-                org_name: k.org_name,
-                spki: k.public_key_der,
-                valid_from,
-                revoked_at,
-            });
+        let envelope = resp
+            .signed_directory
+            .map(envelope_from_pb)
+            .ok_or_else(|| AgentError::Invalid("the hub sent no signed key directory".into()))?;
+        self.accept_directory(&envelope)
+    }
+
+    /// Accepts a signed directory (see [`Agent::refresh_directory`]).
+    pub fn accept_directory(&self, envelope: &Envelope) -> Result<u64, AgentError> {
+        let mut held = self.directory.lock().expect("directory lock");
+        let held_version = held.as_ref().map(|d| d.version);
+        let dir = verify_directory(
+            envelope,
+            &self.loaded.hub_directory_key,
+            held_version,
+            crate::now(),
+        )
+        .map_err(|e| AgentError::Directory(e.to_string()))?;
+        if let Some(old) = held.as_ref() {
+            check_succession(old, &dir).map_err(|e| AgentError::Directory(e.to_string()))?;
         }
-        for w in self.store().merge_keys(&keys, crate::now())? {
-            tracing::warn!("{w}");
-            eprintln!("warning: {w}");
+        let flagged = self
+            .store()
+            .save_directory(dir.version, &envelope.to_json(), &dir)?;
+        if flagged > 0 {
+            tracing::warn!(
+                flagged,
+                "items signed with keys since revoked or retired were flagged"
+            );
+            eprintln!("warning: {flagged} held item(s) were signed after their key was revoked or retired; flagged");
+        }
+        let version = dir.version;
+        *held = Some(dir);
+        Ok(version)
+    }
+
+    /// Makes sure the held directory is at least `min_version` and not expired.
+    async fn ensure_directory(
+        &self,
+        channel: &Channel,
+        min_version: u64,
+    ) -> Result<(), AgentError> {
+        let fresh_enough = self
+            .directory
+            .lock()
+            .expect("directory lock")
+            .as_ref()
+            .is_some_and(|d| {
+                d.version >= min_version
+                    && parse_rfc3339(&d.expires).is_ok_and(|e| crate::now() < e)
+            });
+        if !fresh_enough {
+            self.refresh_directory(channel).await?;
         }
         Ok(())
     }
 
+    fn verify(&self, envelope: &Envelope) -> Result<isac_core::VerifiedStatement, VerifyError> {
+        let held = self.directory.lock().expect("directory lock");
+        // One directory for the whole check: never a mix of two.
+        verify_envelope(envelope, |kid| held.as_ref().and_then(|d| d.record(kid)))
+    }
+
     fn org_name(&self, key_id: &str) -> String {
-        self.store()
-            .org_name_for_key(key_id)
-            .ok()
-            .flatten()
+        self.directory
+            .lock()
+            .expect("directory lock")
+            .as_ref()
+            .and_then(|d| d.entry(key_id).map(|k| k.org_name.clone()))
             .unwrap_or_default()
     }
 
-    /// Verifies and records one delivery. Returns what happened to it.
+    /// Verifies and records one delivery.
     async fn handle(
         &self,
         channel: &Channel,
@@ -134,12 +192,12 @@ impl Agent {
             report.rejected += 1;
             return Ok(());
         };
-        let lookup = |kid: &str| self.store().key_record(kid).ok().flatten();
-        let mut result = verify_envelope(&envelope, lookup);
+        self.ensure_directory(channel, d.directory_version).await?;
+        let mut result = self.verify(&envelope);
         if matches!(result, Err(VerifyError::UnknownKey(_))) {
-            // A member enrolled since our last refresh.
-            self.refresh_keys(channel).await?;
-            result = verify_envelope(&envelope, lookup);
+            // A member enrolled or rotated since our directory was signed.
+            self.refresh_directory(channel).await?;
+            result = self.verify(&envelope);
         }
         let envelope_json = envelope.to_json();
         match result {
@@ -175,7 +233,7 @@ impl Agent {
     /// caught up; otherwise runs until the stream ends or fails.
     pub async fn sync(&self, follow: bool, sink: &mut JsonlSink) -> Result<SyncReport, AgentError> {
         let channel = self.channel().await?;
-        self.refresh_keys(&channel).await?;
+        self.refresh_directory(&channel).await?;
         let after = self.store().cursor()?;
         let mut report = SyncReport {
             cursor: after,
@@ -206,17 +264,32 @@ impl Agent {
                         "caught up; following live"
                     );
                 }
+                Some(pb::subscribe_response::Event::DirectoryChanged(c)) => {
+                    tracing::info!(version = c.version, "key directory changed; refreshing");
+                    self.ensure_directory(&channel, c.version).await?;
+                }
                 None => {}
             }
         }
         Ok(report)
     }
 
-    /// Follows the hub forever, reconnecting with jittered exponential backoff.
-    pub async fn run(&self, sink: &mut JsonlSink, shutdown: impl std::future::Future<Output = ()>) {
+    /// Follows the hub until `shutdown`, reconnecting with jittered
+    /// exponential backoff, and renewing the client certificate as it nears
+    /// expiry.
+    pub async fn run(
+        &mut self,
+        sink: &mut JsonlSink,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(500);
         loop {
+            match crate::keys::renew_if_due(self).await {
+                Ok(true) => eprintln!("client certificate renewed"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "certificate renewal failed; will retry"),
+            }
             let outcome = tokio::select! {
                 _ = &mut shutdown => return,
                 r = self.sync(true, sink) => r,
@@ -228,6 +301,7 @@ impl Agent {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "connection to hub lost");
+                    eprintln!("warning: {e}; retrying in {} ms", backoff.as_millis());
                 }
             }
             let wait = jitter(backoff);
@@ -237,6 +311,12 @@ impl Agent {
             }
             backoff = (backoff * 2).min(Duration::from_secs(60));
         }
+    }
+
+    /// Reloads keys and certificates from the state dir (after a rotation or renewal).
+    pub fn reload(&mut self) -> Result<(), AgentError> {
+        self.loaded = self.state.load()?;
+        Ok(())
     }
 }
 

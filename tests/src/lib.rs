@@ -21,6 +21,9 @@ use tonic::transport::Channel;
 pub struct TestHub {
     pub addr: SocketAddr,
     pub config: HubConfig,
+    /// The operator's own handle on the hub's database, as the CLI opens it.
+    pub admin_store: hub::store::Store,
+    pub ca_fingerprint: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -43,9 +46,13 @@ impl TestHub {
             .expect("hub serve");
         });
         // serve() creates the data dir before accepting; wait until it answers.
+        let (material, _) = hub::prepare(&config).expect("prepare");
+        let admin_store = hub::datadir::open_store(&config.data_dir).expect("admin store");
         let hub = TestHub {
             addr,
             config,
+            admin_store,
+            ca_fingerprint: material.ca_fingerprint,
             stop: Some(stop),
             task: Some(task),
         };
@@ -68,21 +75,49 @@ impl TestHub {
         &self.config.data_dir
     }
 
+    /// The operator's admin context on this hub's data dir (as `hub` CLI).
+    pub fn admin(&self) -> hub::admin::AdminContext<'_> {
+        hub::admin::AdminContext {
+            store: &self.admin_store,
+            config: &self.config,
+            ca_fingerprint: &self.ca_fingerprint,
+            actor: "local:test-operator".into(),
+        }
+    }
+
     /// Adds a member through the operator path and returns its token.
     pub async fn add_member(&self, org_id: &str) -> String {
-        hub::admin::add_member(&self.config, org_id, None, "member", 3600)
+        self.add_member_with_role(org_id, "member").await
+    }
+
+    pub async fn add_member_with_role(&self, org_id: &str, role: &str) -> String {
+        self.admin()
+            .add_member(pb::AddMemberRequest {
+                org_id: org_id.into(),
+                name: String::new(),
+                role: role.into(),
+                token_ttl_secs: 3600,
+            })
             .await
             .expect("add member")
             .token
-            .to_string()
     }
 
     pub async fn new_token(&self, org_id: &str, ttl_secs: u64) -> String {
-        hub::admin::new_token(&self.config, org_id, ttl_secs)
+        // ttl 0 means "default" on the API; the tests want "already expired".
+        let token = self
+            .admin()
+            .new_token(pb::IssueTokenRequest {
+                org_id: org_id.into(),
+                token_ttl_secs: ttl_secs.max(1),
+            })
             .await
             .expect("token")
-            .token
-            .to_string()
+            .token;
+        if ttl_secs == 0 {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        token
     }
 
     pub fn ca_cert(&self) -> X509 {
@@ -106,6 +141,8 @@ impl TestHub {
     }
 
     pub async fn stop(mut self) {
+        let store = self.admin_store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -117,7 +154,16 @@ impl TestHub {
 
 /// Enrolls a new agent for `org_id` in `state_dir` and opens it.
 pub async fn enrolled_agent(hub: &TestHub, org_id: &str, state_dir: &Path) -> Agent {
-    let token = hub.add_member(org_id).await;
+    enrolled_agent_with_role(hub, org_id, "member", state_dir).await
+}
+
+pub async fn enrolled_agent_with_role(
+    hub: &TestHub,
+    org_id: &str,
+    role: &str,
+    state_dir: &Path,
+) -> Agent {
+    let token = hub.add_member_with_role(org_id, role).await;
     let state = StateDir::new(state_dir);
     enroll(
         &state,

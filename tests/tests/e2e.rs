@@ -271,8 +271,9 @@ async fn resending_is_idempotent_and_equivocation_is_refused() {
     assert!(again.duplicate);
 
     let mut changed = s.clone();
-    let isac_core::Body::Indicator(i) = &mut changed.body;
-    i.title = "different".into();
+    if let isac_core::Body::Indicator(i) = &mut changed.body {
+        i.title = "different".into();
+    }
     let err = publish_raw(&alice, sign(&alice, &changed))
         .await
         .unwrap_err();

@@ -1,6 +1,7 @@
 //! Who is calling: the verified client certificate, looked up in the store.
 //! Identity comes from the hub's own record of the certificate it issued,
-//! never from names a peer chose.
+//! never from names a peer chose; an empty, unknown, replaced or suspended
+//! identity maps to no one.
 
 use tonic::Request;
 
@@ -13,6 +14,13 @@ pub struct Caller {
     pub org_id: String,
     pub agent_name: String,
     pub role: String,
+    pub cert_fingerprint: String,
+}
+
+impl Caller {
+    pub fn is_coordinator(&self) -> bool {
+        self.role == "coordinator"
+    }
 }
 
 pub async fn authenticate<T>(state: &HubState, req: &Request<T>) -> Result<Caller, ApiError> {
@@ -25,7 +33,12 @@ pub async fn authenticate<T>(state: &HubState, req: &Request<T>) -> Result<Calle
                 "no client certificate: enroll first (`member-agent enroll --hub URL --token TOKEN`) and connect with the issued certificate".into(),
             )
         })?;
-    let agent = state.store.agent_by_cert(&fingerprint).await?.ok_or_else(|| {
+    caller_for_cert(state, &fingerprint).await
+}
+
+/// Also used by open streams to re-check the caller when membership changes.
+pub async fn caller_for_cert(state: &HubState, fingerprint: &str) -> Result<Caller, ApiError> {
+    let agent = state.store.agent_by_cert(fingerprint).await?.ok_or_else(|| {
         ApiError::Unauthenticated(
             "this client certificate is not registered with the hub; enroll again with a new token".into(),
         )
@@ -46,5 +59,6 @@ pub async fn authenticate<T>(state: &HubState, req: &Request<T>) -> Result<Calle
         org_id: agent.org_id,
         agent_name: agent.agent_name,
         role: agent.role,
+        cert_fingerprint: fingerprint.to_owned(),
     })
 }

@@ -108,6 +108,7 @@ async fn enroll(state: &HubState, req: pb::EnrollRequest) -> Result<pb::EnrollRe
         ca_certificate_pem: state.material.ca_pem(),
         org_id: member.org_id,
         signing_key_id: key_id,
+        hub_directory_key_der: state.directory.public_key_der(),
     })
 }
 

@@ -1,6 +1,6 @@
 //! `isac.v1.KeyDirectory`: the members' public signing keys.
 
-use isac_core::time::format_rfc3339;
+use crate::error::ApiError;
 use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -18,22 +18,24 @@ impl pb::key_directory_server::KeyDirectory for KeyDirectoryService {
         req: Request<pb::ListKeysRequest>,
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
         authenticate(&self.state, &req).await?;
+        let signed = self
+            .state
+            .directory
+            .current()
+            .await
+            .map_err(ApiError::from)?;
         let keys = self
             .state
             .store
             .keys()
             .await
-            .map_err(crate::error::ApiError::from)?
+            .map_err(ApiError::from)?
             .into_iter()
-            .map(|k| pb::MemberKey {
-                key_id: k.key_id,
-                org_id: k.org_id,
-                public_key_der: k.public_key_der,
-                valid_from: format_rfc3339(k.valid_from),
-                revoked_at: k.revoked_at.map(format_rfc3339).unwrap_or_default(),
-                org_name: k.org_name,
-            })
+            .map(crate::admin::member_key)
             .collect();
-        Ok(Response::new(pb::ListKeysResponse { keys }))
+        Ok(Response::new(pb::ListKeysResponse {
+            keys,
+            signed_directory: Some(crate::grpc::publish::envelope_to_pb(signed)),
+        }))
     }
 }

@@ -2,9 +2,11 @@
 //! module per service; each handler authenticates, validates, applies, and
 //! responds. Status codes are chosen in `crate::error` only.
 
+pub mod admin;
 pub mod auth;
 pub mod enroll;
 pub mod keys;
+pub mod membership;
 pub mod publish;
 pub mod subscribe;
 
@@ -12,6 +14,7 @@ use std::sync::Arc;
 
 use crate::config::HubConfig;
 use crate::datadir::HubMaterial;
+
 use crate::store::Store;
 
 /// Shared state of a running hub: a cheap clone.
@@ -26,6 +29,11 @@ pub struct HubShared {
     pub config: HubConfig,
     /// Flips to true when the hub begins shutting down; open streams end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The signed key directory.
+    pub directory: crate::directory::DirectorySigner,
+    /// Moves whenever membership or keys change (seen by polling the store,
+    /// so changes made by the CLI in another process count too).
+    pub epoch: tokio::sync::watch::Receiver<u64>,
 }
 
 impl std::ops::Deref for HubState {

@@ -51,11 +51,27 @@ pub fn envelope_from_pb(e: pb::Envelope) -> Envelope {
     }
 }
 
+pub fn envelope_to_pb(e: Envelope) -> pb::Envelope {
+    pb::Envelope {
+        payload_type: e.payload_type,
+        payload: e.payload,
+        signatures: e
+            .signatures
+            .into_iter()
+            .map(|s| pb::Signature {
+                keyid: s.keyid,
+                sig: s.sig,
+            })
+            .collect(),
+    }
+}
+
 pub fn key_record(row: &KeyRow) -> Option<KeyRecord> {
     Some(KeyRecord {
         key: VerifyingKey::from_spki_der(&row.public_key_der).ok()?,
         org_id: row.org_id.clone(),
         valid_from: row.valid_from,
+        retired_at: row.retired_at,
         revoked_at: row.revoked_at,
     })
 }
@@ -97,6 +113,12 @@ async fn publish(
         return Err(ApiError::InvalidArgument(format!(
             "statement is dated {} which is in the future; check the publishing machine's clock",
             statement.created
+        )));
+    }
+    if statement.is_bulletin() && !caller.is_coordinator() {
+        return Err(ApiError::PermissionDenied(format!(
+            "only coordinators broadcast bulletins; `{}` has role {}",
+            caller.org_id, caller.role
         )));
     }
     if !accepted_for_publish(statement.tlp) {
@@ -142,9 +164,9 @@ async fn publish(
 fn refusal(e: VerifyError) -> ApiError {
     let message = e.to_string();
     match e {
-        VerifyError::SourceMismatch { .. } | VerifyError::KeyRevoked { .. } => {
-            ApiError::PermissionDenied(message)
-        }
+        VerifyError::SourceMismatch { .. }
+        | VerifyError::KeyRevoked { .. }
+        | VerifyError::KeyRetired { .. } => ApiError::PermissionDenied(message),
         VerifyError::UnknownKey(_) => ApiError::FailedPrecondition(format!(
             "{message}; publish with the signing key registered at enrollment"
         )),

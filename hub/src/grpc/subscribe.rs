@@ -20,7 +20,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::grpc::auth::{authenticate, Caller};
+use crate::grpc::auth::{authenticate, caller_for_cert, Caller};
 use crate::grpc::HubState;
 use crate::store::StoredStatement;
 
@@ -92,9 +92,10 @@ pub fn entitled(item: &StoredStatement, caller: &Caller) -> bool {
     )
 }
 
-fn delivery(item: StoredStatement) -> pb::SubscribeResponse {
+fn delivery(item: StoredStatement, directory_version: u64) -> pb::SubscribeResponse {
     pb::SubscribeResponse {
         event: Some(pb::subscribe_response::Event::Item(pb::Delivery {
+            directory_version,
             sequence: item.seq,
             envelope: Some(pb::Envelope {
                 payload_type: item.payload_type,
@@ -109,6 +110,14 @@ fn delivery(item: StoredStatement) -> pb::SubscribeResponse {
     }
 }
 
+fn directory_changed(version: u64) -> pb::SubscribeResponse {
+    pb::SubscribeResponse {
+        event: Some(pb::subscribe_response::Event::DirectoryChanged(
+            pb::DirectoryChanged { version },
+        )),
+    }
+}
+
 fn caught_up(head: u64) -> pb::SubscribeResponse {
     pb::SubscribeResponse {
         event: Some(pb::subscribe_response::Event::CaughtUp(pb::CaughtUp {
@@ -117,9 +126,24 @@ fn caught_up(head: u64) -> pb::SubscribeResponse {
     }
 }
 
+/// On a membership change: is the caller still entitled to a stream at all?
+/// Then tell the agent to fetch the new directory.
+async fn on_epoch_change(
+    state: &HubState,
+    caller: &mut Caller,
+    tx: &mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
+) -> Result<bool, ApiError> {
+    *caller = caller_for_cert(state, &caller.cert_fingerprint).await?;
+    // The epoch watcher re-signs before it announces, so this is the new version.
+    Ok(tx
+        .send(Ok(directory_changed(state.directory.version())))
+        .await
+        .is_ok())
+}
+
 async fn run_stream(
     state: HubState,
-    caller: Caller,
+    mut caller: Caller,
     after: u64,
     follow: bool,
     tx: mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
@@ -127,10 +151,18 @@ async fn run_stream(
     let mut cursor = after;
     let mut head_rx = state.store.watch_head();
     let mut shutdown = state.shutdown.clone();
+    let mut epoch_rx = state.epoch.clone();
+    epoch_rx.borrow_and_update();
     let mut announced_caught_up = false;
     loop {
         let head = *head_rx.borrow_and_update();
         while cursor < head {
+            if epoch_rx.has_changed().unwrap_or(false) {
+                epoch_rx.borrow_and_update();
+                if !on_epoch_change(&state, &mut caller, &tx).await? {
+                    return Ok(());
+                }
+            }
             let page = state
                 .store
                 .statements_after(cursor, state.config.stream_page_size)
@@ -140,7 +172,8 @@ async fn run_stream(
             }
             for item in page {
                 cursor = item.seq;
-                if entitled(&item, &caller) && tx.send(Ok(delivery(item))).await.is_err() {
+                let version = state.directory.version();
+                if entitled(&item, &caller) && tx.send(Ok(delivery(item, version))).await.is_err() {
                     return Ok(()); // the subscriber went away
                 }
             }
@@ -155,11 +188,30 @@ async fn run_stream(
                 return Ok(());
             }
         }
-        tokio::select! {
-            changed = head_rx.changed() => if changed.is_err() { return Ok(()) },
-            _ = tx.closed() => return Ok(()),
-            _ = shutdown.wait_for(|stopping| *stopping) => {
-                return Err(ApiError::Unavailable("the hub is shutting down; reconnect and resume from your cursor".into()));
+        enum Woke {
+            Head,
+            Epoch,
+            Stop,
+            Shutdown,
+        }
+        let woke = tokio::select! {
+            changed = head_rx.changed() => if changed.is_ok() { Woke::Head } else { Woke::Stop },
+            changed = epoch_rx.changed() => if changed.is_ok() { Woke::Epoch } else { Woke::Stop },
+            _ = tx.closed() => Woke::Stop,
+            _ = shutdown.wait_for(|stopping| *stopping) => Woke::Shutdown,
+        };
+        match woke {
+            Woke::Head => {}
+            Woke::Epoch => {
+                if !on_epoch_change(&state, &mut caller, &tx).await? {
+                    return Ok(());
+                }
+            }
+            Woke::Stop => return Ok(()),
+            Woke::Shutdown => {
+                return Err(ApiError::Unavailable(
+                    "the hub is shutting down; reconnect and resume from your cursor".into(),
+                ))
             }
         }
     }

@@ -18,7 +18,8 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
-    AgentRow, EnrollRecord, KeyRow, MemberRow, NewStatement, StoredStatement, TokenRecord,
+    AgentDetail, AgentRow, AuditRow, EnrollRecord, KeyRow, MemberRow, NewStatement, PersonRow,
+    StoredStatement, TokenRecord,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -170,8 +171,122 @@ impl Store {
 
     // === members and enrollment ===
 
-    pub async fn add_member(&self, member: MemberRow) -> Result<(), StoreError> {
-        self.write(move |c| sqlite::add_member(c, &member)).await
+    pub async fn add_member(&self, member: MemberRow, actor: &str) -> Result<(), StoreError> {
+        let actor = actor.to_owned();
+        self.write(move |c| sqlite::add_member(c, &member, &actor))
+            .await
+    }
+
+    pub async fn set_member_status(
+        &self,
+        org: &str,
+        action: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<MemberRow, StoreError> {
+        let (org, action, actor) = (org.to_owned(), action.to_owned(), actor.to_owned());
+        self.write(move |c| sqlite::set_member_status(c, &org, &action, &actor, now))
+            .await
+    }
+
+    pub async fn add_person(
+        &self,
+        person: PersonRow,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let actor = actor.to_owned();
+        self.write(move |c| sqlite::add_person(c, &person, &actor, now))
+            .await
+    }
+
+    pub async fn remove_person(
+        &self,
+        org: &str,
+        person: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<PersonRow, StoreError> {
+        let (org, person, actor) = (org.to_owned(), person.to_owned(), actor.to_owned());
+        self.write(move |c| sqlite::remove_person(c, &org, &person, &actor, now))
+            .await
+    }
+
+    pub async fn list_people(&self, org: Option<&str>) -> Result<Vec<PersonRow>, StoreError> {
+        let org = org.map(str::to_owned);
+        self.read(move |c| sqlite::list_people(c, org.as_deref()))
+            .await
+    }
+
+    pub async fn agents_of(&self, org: &str) -> Result<Vec<AgentDetail>, StoreError> {
+        let org = org.to_owned();
+        self.read(move |c| sqlite::agents_of(c, &org)).await
+    }
+
+    pub async fn keys_of(&self, org: &str) -> Result<Vec<KeyRow>, StoreError> {
+        let org = org.to_owned();
+        self.read(move |c| sqlite::keys_of(c, &org)).await
+    }
+
+    pub async fn revoke_key(
+        &self,
+        key_id: &str,
+        at: i64,
+        reason: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<KeyRow, StoreError> {
+        let (key_id, reason, actor) = (key_id.to_owned(), reason.to_owned(), actor.to_owned());
+        self.write(move |c| sqlite::revoke_key(c, &key_id, at, &reason, &actor, now))
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn rotate_key(
+        &self,
+        org: &str,
+        current: &str,
+        new_key_id: &str,
+        new_spki: Vec<u8>,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (org, current, new_key_id, actor) = (
+            org.to_owned(),
+            current.to_owned(),
+            new_key_id.to_owned(),
+            actor.to_owned(),
+        );
+        self.write(move |c| {
+            sqlite::rotate_key(c, &org, &current, &new_key_id, &new_spki, &actor, now)
+        })
+        .await
+    }
+
+    pub async fn renew_agent(
+        &self,
+        old_fingerprint: &str,
+        new_fingerprint: &str,
+        cert_pem: String,
+        not_after: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (old, new) = (old_fingerprint.to_owned(), new_fingerprint.to_owned());
+        self.write(move |c| sqlite::renew_agent(c, &old, &new, &cert_pem, not_after, now))
+            .await
+    }
+
+    pub async fn audit_list(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        self.read(move |c| sqlite::audit_list(c, limit)).await
+    }
+
+    /// Moves on every membership or key change, by any process.
+    pub async fn epoch(&self) -> Result<u64, StoreError> {
+        self.read(sqlite::epoch).await
+    }
+
+    pub async fn next_directory_version(&self) -> Result<u64, StoreError> {
+        self.write(sqlite::next_directory_version).await
     }
 
     pub async fn list_members(&self) -> Result<Vec<(MemberRow, u32, u32)>, StoreError> {
@@ -183,8 +298,10 @@ impl Store {
         self.read(move |c| sqlite::member(c, &org_id)).await
     }
 
-    pub async fn add_token(&self, token: TokenRecord) -> Result<(), StoreError> {
-        self.write(move |c| sqlite::add_token(c, &token)).await
+    pub async fn add_token(&self, token: TokenRecord, actor: &str) -> Result<(), StoreError> {
+        let actor = actor.to_owned();
+        self.write(move |c| sqlite::add_token(c, &token, &actor))
+            .await
     }
 
     /// Redeems the token and registers the agent and its signing key, all or nothing.

@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Brings the schema up to date. Safe when several processes open the same
 /// database at once (a running hub and an operator command): the version is
@@ -83,7 +83,252 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
             PRAGMA user_version = 1;",
         )?;
     }
+    if version < 2 {
+        conn.execute_batch(
+            "ALTER TABLE signing_keys ADD COLUMN retired_at INTEGER;
+            ALTER TABLE signing_keys ADD COLUMN revocation_reason TEXT;
+            CREATE TABLE people (
+                org_id      TEXT NOT NULL REFERENCES members(org_id),
+                person_id   TEXT NOT NULL,
+                name        TEXT NOT NULL,
+                contact     TEXT NOT NULL,
+                created_at  INTEGER NOT NULL,
+                PRIMARY KEY (org_id, person_id)
+            );
+            CREATE TABLE audit (
+                seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+                at      INTEGER NOT NULL,
+                actor   TEXT NOT NULL,
+                action  TEXT NOT NULL,
+                target  TEXT NOT NULL,
+                detail  TEXT NOT NULL
+            );
+            -- Counters shared by every process on this database: `epoch` moves
+            -- on any membership or key change, `directory_version` on every
+            -- signing of the key directory.
+            CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            INSERT INTO counters (name, value) VALUES ('epoch', 1), ('directory_version', 0);
+            PRAGMA user_version = 2;",
+        )?;
+    }
     Ok(())
+}
+
+// === audit and counters ===
+
+pub(super) fn audit(
+    conn: &Connection,
+    at: i64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![at, actor, action, target, detail])?;
+    Ok(())
+}
+
+fn bump_epoch(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE counters SET value = value + 1 WHERE name = 'epoch'",
+        [],
+    )?;
+    Ok(())
+}
+
+pub(super) fn epoch(conn: &Connection) -> Result<u64, StoreError> {
+    let v: i64 = conn.query_row("SELECT value FROM counters WHERE name = 'epoch'", [], |r| {
+        r.get(0)
+    })?;
+    Ok(v as u64)
+}
+
+pub(super) fn next_directory_version(conn: &Connection) -> Result<u64, StoreError> {
+    conn.execute(
+        "UPDATE counters SET value = value + 1 WHERE name = 'directory_version'",
+        [],
+    )?;
+    let v: i64 = conn.query_row(
+        "SELECT value FROM counters WHERE name = 'directory_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(v as u64)
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub seq: u64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+pub(super) fn audit_list(conn: &Connection, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, at, actor, action, target, detail FROM audit ORDER BY seq DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit], |r| {
+            Ok(AuditRow {
+                seq: r.get::<_, i64>(0)? as u64,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+// === people ===
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRow {
+    pub org_id: String,
+    pub person_id: String,
+    pub name: String,
+    pub contact: String,
+}
+
+pub(super) fn add_person(
+    conn: &Connection,
+    p: &PersonRow,
+    actor: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    if member(conn, &p.org_id)?.is_none() {
+        return Err(StoreError::NotFound(format!("no member `{}`", p.org_id)));
+    }
+    let inserted = conn.execute(
+        "INSERT INTO people (org_id, person_id, name, contact, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT DO NOTHING",
+        params![p.org_id, p.person_id, p.name, p.contact, now],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!(
+            "person `{}/{}` already exists",
+            p.org_id, p.person_id
+        )));
+    }
+    audit(
+        conn,
+        now,
+        actor,
+        "person.add",
+        &format!("{}/{}", p.org_id, p.person_id),
+        &p.name,
+    )
+}
+
+pub(super) fn list_people(
+    conn: &Connection,
+    org: Option<&str>,
+) -> Result<Vec<PersonRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT org_id, person_id, name, contact FROM people
+         WHERE ?1 IS NULL OR org_id = ?1 ORDER BY org_id, person_id",
+    )?;
+    let rows = stmt
+        .query_map([org], |r| {
+            Ok(PersonRow {
+                org_id: r.get(0)?,
+                person_id: r.get(1)?,
+                name: r.get(2)?,
+                contact: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn remove_person(
+    conn: &Connection,
+    org: &str,
+    person: &str,
+    actor: &str,
+    now: i64,
+) -> Result<PersonRow, StoreError> {
+    let row = list_people(conn, Some(org))?
+        .into_iter()
+        .find(|p| p.person_id == person)
+        .ok_or_else(|| StoreError::NotFound(format!("no person `{org}/{person}`")))?;
+    conn.execute(
+        "DELETE FROM people WHERE org_id = ?1 AND person_id = ?2",
+        params![org, person],
+    )?;
+    audit(
+        conn,
+        now,
+        actor,
+        "person.remove",
+        &format!("{org}/{person}"),
+        "",
+    )?;
+    Ok(row)
+}
+
+// === member status ===
+
+/// `suspend`, `resume` or `remove`. Removing retires the member's keys (its
+/// past statements stay verifiable) and can't be undone.
+pub(super) fn set_member_status(
+    conn: &Connection,
+    org: &str,
+    action: &str,
+    actor: &str,
+    now: i64,
+) -> Result<MemberRow, StoreError> {
+    let m = member(conn, org)?.ok_or_else(|| StoreError::NotFound(format!("no member `{org}`")))?;
+    let new_status = match (action, m.status.as_str()) {
+        (_, "removed") => {
+            return Err(StoreError::Refused(format!(
+                "member `{org}` was removed; add it again under a new id"
+            )))
+        }
+        ("suspend", _) => "suspended",
+        ("resume", _) => "active",
+        ("remove", _) => "removed",
+        (other, _) => {
+            return Err(StoreError::Refused(format!(
+                "unknown action `{other}`: use suspend, resume or remove"
+            )))
+        }
+    };
+    conn.execute(
+        "UPDATE members SET status = ?2 WHERE org_id = ?1",
+        params![org, new_status],
+    )?;
+    if new_status == "removed" {
+        conn.execute(
+            "UPDATE signing_keys SET retired_at = ?2 WHERE org_id = ?1 AND retired_at IS NULL AND revoked_at IS NULL",
+            params![org, now],
+        )?;
+        conn.execute(
+            "UPDATE enrollment_tokens SET used_at = ?2 WHERE org_id = ?1 AND used_at IS NULL",
+            params![org, now],
+        )?;
+    }
+    bump_epoch(conn)?;
+    audit(
+        conn,
+        now,
+        actor,
+        &format!("member.{action}"),
+        org,
+        &format!("{} -> {new_status}", m.status),
+    )?;
+    Ok(MemberRow {
+        status: new_status.into(),
+        ..m
+    })
 }
 
 pub(super) fn head_sequence(conn: &Connection) -> Result<u64, StoreError> {
@@ -102,7 +347,7 @@ pub struct MemberRow {
     pub created_at: i64,
 }
 
-pub(super) fn add_member(conn: &Connection, m: &MemberRow) -> Result<(), StoreError> {
+pub(super) fn add_member(conn: &Connection, m: &MemberRow, actor: &str) -> Result<(), StoreError> {
     let inserted = conn.execute(
         "INSERT INTO members (org_id, name, role, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(org_id) DO NOTHING",
@@ -114,7 +359,14 @@ pub(super) fn add_member(conn: &Connection, m: &MemberRow) -> Result<(), StoreEr
             m.org_id, m.org_id
         )));
     }
-    Ok(())
+    audit(
+        conn,
+        m.created_at,
+        actor,
+        "member.add",
+        &m.org_id,
+        &format!("role {}", m.role),
+    )
 }
 
 fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
@@ -161,10 +413,25 @@ pub struct TokenRecord {
     pub expires_at: i64,
 }
 
-pub(super) fn add_token(conn: &Connection, t: &TokenRecord) -> Result<(), StoreError> {
-    if member(conn, &t.org_id)?.is_none() {
-        return Err(StoreError::NotFound(format!("no member `{}`", t.org_id)));
+pub(super) fn add_token(conn: &Connection, t: &TokenRecord, actor: &str) -> Result<(), StoreError> {
+    match member(conn, &t.org_id)? {
+        None => return Err(StoreError::NotFound(format!("no member `{}`", t.org_id))),
+        Some(m) if m.status == "removed" => {
+            return Err(StoreError::Refused(format!(
+                "member `{}` was removed",
+                t.org_id
+            )))
+        }
+        Some(_) => {}
     }
+    audit(
+        conn,
+        t.created_at,
+        actor,
+        "token.issue",
+        &t.org_id,
+        &format!("expires {}", isac_core::time::format_rfc3339(t.expires_at)),
+    )?;
     conn.execute(
         "INSERT INTO enrollment_tokens (token_hash, org_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
         params![t.token_hash, t.org_id, t.created_at, t.expires_at],
@@ -256,7 +523,70 @@ pub(super) fn enroll(conn: &Connection, e: &EnrollRecord) -> Result<MemberRow, S
         "INSERT INTO agents (cert_fingerprint, org_id, agent_name, cert_pem, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![e.cert_fingerprint, org_id, e.agent_name, e.cert_pem, e.now, e.cert_not_after],
     )?;
+    bump_epoch(conn)?;
+    audit(
+        conn,
+        e.now,
+        &format!("org:{org_id}/agent:{}", e.agent_name),
+        "agent.enroll",
+        &org_id,
+        &format!("cert {} key {}", e.cert_fingerprint, e.key_id),
+    )?;
     Ok(member)
+}
+
+/// A renewed certificate for an existing agent. The old one keeps working
+/// until it expires, so a renewing daemon never drops its streams.
+pub(super) fn renew_agent(
+    conn: &Connection,
+    old_fingerprint: &str,
+    new_fingerprint: &str,
+    cert_pem: &str,
+    not_after: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let agent = agent_by_cert(conn, old_fingerprint)?
+        .ok_or_else(|| StoreError::NotFound("unknown agent".into()))?;
+    conn.execute(
+        "INSERT INTO agents (cert_fingerprint, org_id, agent_name, cert_pem, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![new_fingerprint, agent.org_id, agent.agent_name, cert_pem, now, not_after],
+    )?;
+    audit(
+        conn,
+        now,
+        &format!("org:{}/agent:{}", agent.org_id, agent.agent_name),
+        "agent.renew",
+        &agent.org_id,
+        &format!("cert {new_fingerprint} replaces {old_fingerprint}"),
+    )
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentDetail {
+    pub agent_name: String,
+    pub cert_fingerprint: String,
+    pub issued_at: i64,
+    pub not_after: i64,
+    pub superseded_at: Option<i64>,
+}
+
+pub(super) fn agents_of(conn: &Connection, org: &str) -> Result<Vec<AgentDetail>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT agent_name, cert_fingerprint, issued_at, not_after, superseded_at FROM agents
+         WHERE org_id = ?1 ORDER BY agent_name, issued_at",
+    )?;
+    let rows = stmt
+        .query_map([org], |r| {
+            Ok(AgentDetail {
+                agent_name: r.get(0)?,
+                cert_fingerprint: r.get(1)?,
+                issued_at: r.get(2)?,
+                not_after: r.get(3)?,
+                superseded_at: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 #[derive(Debug, Clone)]
@@ -296,11 +626,24 @@ pub struct KeyRow {
     pub org_name: String,
     pub public_key_der: Vec<u8>,
     pub valid_from: i64,
+    pub retired_at: Option<i64>,
     pub revoked_at: Option<i64>,
 }
 
+impl KeyRow {
+    pub fn state(&self) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.retired_at.is_some() {
+            "retired"
+        } else {
+            "active"
+        }
+    }
+}
+
 const KEY_SELECT: &str =
-    "SELECT k.key_id, k.org_id, m.name, k.public_key, k.valid_from, k.revoked_at
+    "SELECT k.key_id, k.org_id, m.name, k.public_key, k.valid_from, k.revoked_at, k.retired_at
      FROM signing_keys k JOIN members m ON m.org_id = k.org_id";
 
 fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
@@ -311,7 +654,101 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
         public_key_der: r.get(3)?,
         valid_from: r.get(4)?,
         revoked_at: r.get(5)?,
+        retired_at: r.get(6)?,
     })
+}
+
+pub(super) fn keys_of(conn: &Connection, org: &str) -> Result<Vec<KeyRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{KEY_SELECT} WHERE k.org_id = ?1 ORDER BY k.created_at"
+    ))?;
+    let rows = stmt
+        .query_map([org], key_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Compromise: statements created at or after `at` are refused everywhere.
+/// An earlier revocation time is never moved later.
+pub(super) fn revoke_key(
+    conn: &Connection,
+    key_id: &str,
+    at: i64,
+    reason: &str,
+    actor: &str,
+    now: i64,
+) -> Result<KeyRow, StoreError> {
+    let existing =
+        key(conn, key_id)?.ok_or_else(|| StoreError::NotFound(format!("no key `{key_id}`")))?;
+    let effective = existing.revoked_at.map_or(at, |prev| prev.min(at));
+    conn.execute(
+        "UPDATE signing_keys SET revoked_at = ?2, revocation_reason = ?3 WHERE key_id = ?1",
+        params![key_id, effective, reason],
+    )?;
+    bump_epoch(conn)?;
+    audit(
+        conn,
+        now,
+        actor,
+        "key.revoke",
+        key_id,
+        &format!(
+            "org {} effective {} reason: {reason}",
+            existing.org_id,
+            isac_core::time::format_rfc3339(effective)
+        ),
+    )?;
+    key(conn, key_id)?.ok_or_else(|| StoreError::NotFound(format!("no key `{key_id}`")))
+}
+
+/// Registers `new_key` for `org` and retires `current` at `now`.
+pub(super) fn rotate_key(
+    conn: &Connection,
+    org: &str,
+    current: &str,
+    new_key_id: &str,
+    new_spki: &[u8],
+    actor: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let cur = key(conn, current)?;
+    match cur {
+        Some(k) if k.org_id == org && k.state() == "active" => {}
+        Some(k) if k.org_id == org => {
+            return Err(StoreError::Refused(format!(
+                "key {current} is {}; rotate from your active key",
+                k.state()
+            )))
+        }
+        // Another org's key, or none: the same answer.
+        _ => {
+            return Err(StoreError::Refused(format!(
+                "key {current} is not one of your active keys"
+            )))
+        }
+    }
+    if key(conn, new_key_id)?.is_some() {
+        return Err(StoreError::Conflict(
+            "the new key is already registered; generate a fresh one".into(),
+        ));
+    }
+    conn.execute(
+        "INSERT INTO signing_keys (key_id, org_id, public_key, valid_from, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![new_key_id, org, new_spki, now],
+    )?;
+    conn.execute(
+        "UPDATE signing_keys SET retired_at = ?2 WHERE key_id = ?1",
+        params![current, now],
+    )?;
+    bump_epoch(conn)?;
+    audit(
+        conn,
+        now,
+        actor,
+        "key.rotate",
+        org,
+        &format!("{new_key_id} replaces {current}"),
+    )
 }
 
 pub(super) fn key(conn: &Connection, key_id: &str) -> Result<Option<KeyRow>, StoreError> {

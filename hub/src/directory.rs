@@ -1,0 +1,98 @@
+//! The signed key directory: built from the store, signed with the hub's
+//! directory key, versioned by a counter in the database so versions only
+//! grow across restarts. Re-signed when the membership epoch moves (any key
+//! or status change, by any process) and before half its lifetime is gone.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use isac_core::directory::{
+    encode_public_key, DirectoryKey, KeyDirectory, PAYLOAD_TYPE_DIRECTORY_V1,
+};
+use isac_core::time::format_rfc3339;
+use isac_core::{Envelope, SigningKey};
+
+use crate::grpc::now;
+use crate::store::{Store, StoreError};
+
+pub struct DirectorySigner {
+    store: Store,
+    key: SigningKey,
+    ttl_secs: i64,
+    cached: tokio::sync::Mutex<Option<Cached>>,
+    version: AtomicU64,
+}
+
+struct Cached {
+    epoch: u64,
+    expires_at: i64,
+    envelope: Envelope,
+}
+
+impl DirectorySigner {
+    pub fn new(store: Store, key: SigningKey, ttl_secs: u64) -> Self {
+        Self {
+            store,
+            key,
+            ttl_secs: ttl_secs.max(60) as i64,
+            cached: tokio::sync::Mutex::new(None),
+            version: AtomicU64::new(0),
+        }
+    }
+
+    /// Version of the directory most recently signed.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.key
+            .verifying_key()
+            .map(|k| k.spki_der().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The current signed directory, re-signing if keys changed or it is
+    /// past half its lifetime.
+    pub async fn current(&self) -> Result<Envelope, StoreError> {
+        let epoch = self.store.epoch().await?;
+        let now = now();
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref() {
+            if c.epoch == epoch && c.expires_at - now > self.ttl_secs / 2 {
+                return Ok(c.envelope.clone());
+            }
+        }
+        let keys = self.store.keys().await?;
+        let version = self.store.next_directory_version().await?;
+        let expires_at = now + self.ttl_secs;
+        let directory = KeyDirectory {
+            version,
+            issued: format_rfc3339(now),
+            expires: format_rfc3339(expires_at),
+            keys: keys
+                .into_iter()
+                .map(|k| DirectoryKey {
+                    key_id: k.key_id,
+                    org_id: k.org_id,
+                    org_name: k.org_name,
+                    public_key: encode_public_key(&k.public_key_der),
+                    valid_from: format_rfc3339(k.valid_from),
+                    retired_at: k.retired_at.map(format_rfc3339),
+                    revoked_at: k.revoked_at.map(format_rfc3339),
+                })
+                .collect(),
+        };
+        let envelope = self
+            .key
+            .sign_envelope(PAYLOAD_TYPE_DIRECTORY_V1, directory.canonical_bytes())
+            .map_err(|e| StoreError::Sqlite(format!("signing the key directory: {e}")))?;
+        tracing::info!(version, keys = directory.keys.len(), "key directory signed");
+        *cached = Some(Cached {
+            epoch,
+            expires_at,
+            envelope: envelope.clone(),
+        });
+        self.version.store(version, Ordering::Release);
+        Ok(envelope)
+    }
+}
