@@ -78,6 +78,11 @@ pub fn proof_message(token: &str, csr_der: &[u8]) -> Vec<u8> {
     m
 }
 
+/// The bytes both the current and the new signing key sign to rotate.
+pub fn rotation_message(org_id: &str, new_key_id: &str, current_key_id: &str) -> Vec<u8> {
+    format!("isac-rotate-v1\n{org_id}\n{new_key_id}\n{current_key_id}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,9 +124,4 @@ mod tests {
         assert_ne!(proof_message("a", b"csr"), proof_message("b", b"csr"));
         assert_ne!(proof_message("a", b"csr1"), proof_message("a", b"csr2"));
     }
-}
-
-/// The bytes both the current and the new signing key sign to rotate.
-pub fn rotation_message(org_id: &str, new_key_id: &str, current_key_id: &str) -> Vec<u8> {
-    format!("isac-rotate-v1\n{org_id}\n{new_key_id}\n{current_key_id}").into_bytes()
 }

@@ -210,3 +210,161 @@ fn publish_rejects_bad_flags_before_sending_and_accepts_json_files() {
     assert!(!ok && err.contains("already exists"), "{err}");
     hub.terminate();
 }
+
+#[test]
+fn operator_cli_covers_the_member_and_key_lifecycle_locally_and_remotely() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let (alice, ops, staff) = (
+        dir.path().join("alice"),
+        dir.path().join("ops"),
+        dir.path().join("staff"),
+    );
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    enroll(&data, &hub, "alice-bank", &alice);
+    let (ok, token, err) = hub_cli(&data, &["member", "add", "isac-ops", "--role", "admin"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent_cli(
+        &ops,
+        &["enroll", "--hub", &hub.url(), "--token", token.trim()],
+    );
+    assert!(ok, "{err}");
+    let (ok, token, _) = hub_cli(
+        &data,
+        &["member", "add", "isac-staff", "--role", "coordinator"],
+    );
+    assert!(ok);
+    let (ok, _, err) = agent_cli(
+        &staff,
+        &["enroll", "--hub", &hub.url(), "--token", token.trim()],
+    );
+    assert!(ok, "{err}");
+
+    // People, locally and through the remote Admin API.
+    let (ok, _, err) = hub_cli(
+        &data,
+        &[
+            "person",
+            "add",
+            "alice-bank",
+            "ann",
+            "--name",
+            "Ann Analyst",
+            "--contact",
+            "ann@alice.example",
+        ],
+    );
+    assert!(ok, "{err}");
+    let remote = ["--remote", ops.to_str().unwrap()];
+    let (ok, out, err) = hub_cli(
+        &data,
+        &[&remote[..], &["person", "list", "alice-bank"]].concat(),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("alice-bank/ann Ann Analyst"), "{out}");
+    let (ok, _, err) =
+        run(bin("hub").args(["--remote", alice.to_str().unwrap(), "member", "list"]));
+    assert!(
+        !ok && err.contains("PermissionDenied"),
+        "a plain member is not an admin: {err}"
+    );
+
+    // Keys: one a line, key id first, then org and state.
+    let (ok, out, _) = agent_cli(&alice, &["key", "rotate"]);
+    assert!(ok, "{out}");
+    let (ok, out, _) = hub_cli(&data, &["key", "list"]);
+    assert!(ok);
+    let alice_keys: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f[1] == "alice-bank")
+        .collect();
+    assert_eq!(alice_keys.len(), 2, "{out}");
+    assert!(alice_keys.iter().all(|f| f[0].len() == 64));
+    let mut states: Vec<&str> = alice_keys.iter().map(|f| f[2]).collect();
+    states.sort();
+    assert_eq!(states, vec!["active", "retired"]);
+    let active = alice_keys.iter().find(|f| f[2] == "active").unwrap()[0].to_owned();
+    let (ok, out, _) = agent_cli(&alice, &["key", "list"]);
+    assert!(
+        ok && out.contains(&active) && out.contains("this agent signs with it"),
+        "{out}"
+    );
+
+    // Publishing still works with the new key; then the key is revoked remotely.
+    publish(&alice, "pkg:npm/after-rotation@1.0.0");
+    let (ok, out, err) = hub_cli(
+        &data,
+        &[
+            &remote[..],
+            &["key", "revoke", &active, "--reason", "compromised"],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with(&format!("{active} alice-bank revoked")),
+        "{out}"
+    );
+    let out = bin("member-agent")
+        .arg("--state-dir")
+        .arg(&alice)
+        .args([
+            "publish",
+            "--purl",
+            "pkg:npm/x",
+            "--tlp",
+            "green",
+            "--title",
+            "t",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("revoked"));
+
+    // Bulletins: coordinators only.
+    let body = dir.path().join("bulletin.txt");
+    std::fs::write(&body, "Rotate your npm tokens.\n").unwrap();
+    let args = [
+        "bulletin",
+        "--title",
+        "npm campaign",
+        "--body",
+        body.to_str().unwrap(),
+        "--tlp",
+        "green",
+        "--incident",
+        "INC-1",
+    ];
+    let (ok, _, err) = agent_cli(&ops, &args);
+    assert!(!ok && err.contains("only coordinators"), "{err}");
+    let (ok, out, err) = agent_cli(&staff, &args);
+    assert!(ok && out.contains("sequence="), "{err}");
+
+    // Suspend, show, audit.
+    let (ok, out, _) = hub_cli(&data, &["member", "suspend", "alice-bank"]);
+    assert!(ok && out.contains("suspended"), "{out}");
+    let (ok, out, _) = hub_cli(&data, &["member", "show", "alice-bank"]);
+    assert!(
+        ok && out.contains("status: suspended") && out.contains("ann Ann Analyst"),
+        "{out}"
+    );
+    let (ok, out, _) = hub_cli(&data, &["audit"]);
+    assert!(ok);
+    for action in [
+        "member.add",
+        "agent.enroll",
+        "person.add",
+        "key.rotate",
+        "key.revoke",
+        "member.suspend",
+    ] {
+        assert!(out.contains(action), "{action} missing from audit:\n{out}");
+    }
+    assert!(
+        out.contains("org:isac-ops/agent:default key.revoke"),
+        "{out}"
+    );
+    hub.terminate();
+}

@@ -307,9 +307,11 @@ pub(super) fn set_member_status(
         params![org, new_status],
     )?;
     if new_status == "removed" {
+        // From the next whole second, as for rotation: what was signed
+        // before the removal stays verifiable.
         conn.execute(
             "UPDATE signing_keys SET retired_at = ?2 WHERE org_id = ?1 AND retired_at IS NULL AND revoked_at IS NULL",
-            params![org, now],
+            params![org, now + 1],
         )?;
         conn.execute(
             "UPDATE enrollment_tokens SET used_at = ?2 WHERE org_id = ?1 AND used_at IS NULL",
