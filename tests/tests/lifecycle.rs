@@ -493,3 +493,153 @@ async fn renewing_the_certificate_keeps_the_old_one_working_until_it_expires() {
         .unwrap();
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_member_cannot_revise_another_members_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let published = publish(&alice, draft("pkg:npm/alices-finding"))
+        .await
+        .unwrap();
+
+    // Bob signs "revision 2" of Alice's id with his own key, as himself.
+    let mut hijack = statement("bob-bank", "pkg:npm/harmless", member_agent::now());
+    hijack.id = published.id.parse().unwrap();
+    hijack.revision = 2;
+    let err = publish_envelope(&bob, sign_with(&bob.loaded.signing_key, &hijack))
+        .await
+        .unwrap_err();
+    assert_eq!(hub_code(&err), Some(Code::AlreadyExists), "{err}");
+    assert!(
+        !err.to_string().contains("alice"),
+        "the error must not name the owner: {err}"
+    );
+    assert_eq!(hub.stored_statements(), 1);
+
+    // Alice can revise her own; an older revision afterwards is refused.
+    let mut rev2 = statement("alice-bank", "pkg:npm/alices-finding", member_agent::now());
+    rev2.id = hijack.id;
+    rev2.revision = 2;
+    publish_envelope(&alice, sign_with(&alice.loaded.signing_key, &rev2))
+        .await
+        .unwrap();
+    let mut rev1 = rev2.clone();
+    rev1.revision = 1;
+    rev1.created = format_rfc3339(member_agent::now() - 1);
+    let err = publish_envelope(&alice, sign_with(&alice.loaded.signing_key, &rev1))
+        .await
+        .unwrap_err();
+    assert_eq!(hub_code(&err), Some(Code::AlreadyExists), "{err}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_enroll_one_org_and_replaced_certificates_map_to_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    hub.add_member("bob-bank").await;
+    let alice_token = hub.add_member("alice-bank").await;
+    // Alice's secret presented as a token for bob-bank.
+    let forged: &'static str = Box::leak(
+        alice_token
+            .replacen("alice-bank", "bob-bank", 1)
+            .into_boxed_str(),
+    );
+    let url: &'static str = Box::leak(hub.url().into_boxed_str());
+    let err = member_agent::enroll::enroll(
+        &member_agent::StateDir::new(dir.path().join("x")),
+        member_agent::enroll::EnrollOptions {
+            hub_url: url,
+            token: forged,
+            agent_name: "a",
+            force: false,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(hub_code(&err), Some(Code::Unauthenticated), "{err}");
+
+    // Re-enrolling an agent name replaces its certificate at once.
+    let first = member_agent::StateDir::new(dir.path().join("first"));
+    let alice_token: &'static str = Box::leak(alice_token.into_boxed_str());
+    member_agent::enroll::enroll(
+        &first,
+        member_agent::enroll::EnrollOptions {
+            hub_url: url,
+            token: alice_token,
+            agent_name: "soc",
+            force: false,
+        },
+    )
+    .await
+    .unwrap();
+    let old = Agent::open(&first).unwrap();
+    let again: &'static str = Box::leak(hub.new_token("alice-bank", 600).await.into_boxed_str());
+    member_agent::enroll::enroll(
+        &member_agent::StateDir::new(dir.path().join("second")),
+        member_agent::enroll::EnrollOptions {
+            hub_url: url,
+            token: again,
+            agent_name: "soc",
+            force: false,
+        },
+    )
+    .await
+    .unwrap();
+    let err = publish(&old, draft("pkg:npm/x")).await.unwrap_err();
+    assert_eq!(hub_code(&err), Some(Code::Unauthenticated), "{err}");
+    assert!(err.to_string().contains("replaced"), "{err}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn following_agents_are_told_of_a_revocation_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let _bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let bob = std::sync::Arc::new(
+        Agent::open(&member_agent::StateDir::new(dir.path().join("bob"))).unwrap(),
+    );
+    let follower = {
+        let bob = bob.clone();
+        let jsonl = dir.path().join("bob.jsonl");
+        tokio::spawn(async move {
+            let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+            let _ = bob.sync(true, &mut sink).await;
+        })
+    };
+    let key_id = alice.loaded.identity.signing_key_id.clone();
+    for _ in 0..100 {
+        if bob.directory().is_some_and(|d| d.entry(&key_id).is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    hub.admin()
+        .revoke_key(pb::RevokeKeyRequest {
+            key_id: key_id.clone(),
+            effective_at: String::new(),
+            reason: "test".into(),
+        })
+        .await
+        .unwrap();
+    // No call from bob: the open stream carries the news.
+    let mut told = false;
+    for _ in 0..200 {
+        if bob
+            .directory()
+            .and_then(|d| d.entry(&key_id).map(|k| k.state() == "revoked"))
+            == Some(true)
+        {
+            told = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    follower.abort();
+    assert!(told, "the following agent never learned of the revocation");
+    hub.stop().await;
+}
