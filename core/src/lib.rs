@@ -9,6 +9,7 @@
 //! testable with a table and identical on both sides of the wire.
 #![forbid(unsafe_code)]
 
+pub mod audience;
 pub mod directory;
 pub mod enrollment;
 pub mod envelope;

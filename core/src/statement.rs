@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::observable::{self, InvalidValue};
 use crate::time::{parse_rfc3339, UnixSeconds};
-use crate::tlp::{AudienceRef, Tlp};
+use crate::tlp::Tlp;
 
 /// Largest payload the hub or an agent will parse.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -32,8 +32,11 @@ pub struct Statement {
     /// When the source signed it (RFC 3339 UTC, whole seconds).
     pub created: String,
     pub tlp: Tlp,
-    /// Named recipients; empty means "the whole community" where TLP allows.
-    pub audience: Vec<AudienceRef>,
+    /// Named recipients as blinded commitments (`sha256:HEX`, see
+    /// `audience.rs`); empty means "the whole community" where TLP allows.
+    pub audience: Vec<String>,
+    /// The source asks the hub to deliver this without its identity.
+    pub anonymous: bool,
     pub body: Body,
 }
 
@@ -43,6 +46,26 @@ pub enum Body {
     Indicator(Indicator),
     /// An incident notice from a coordinator.
     Bulletin(Bulletin),
+    /// "We saw it": derived from an indicator, never less restricted than it.
+    Sighting(Sighting),
+    /// Withdraws an item (by its source, or a coordinator who can see it).
+    Retraction(Retraction),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sighting {
+    pub indicator: Uuid,
+    pub count: u32,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retraction {
+    pub target: Uuid,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -478,6 +501,8 @@ impl Statement {
         match &self.body {
             Body::Indicator(i) => i.observable.kind(),
             Body::Bulletin(_) => "bulletin",
+            Body::Sighting(_) => "sighting",
+            Body::Retraction(_) => "retraction",
         }
     }
 
@@ -485,6 +510,8 @@ impl Statement {
         match &self.body {
             Body::Indicator(i) => &i.title,
             Body::Bulletin(b) => &b.title,
+            Body::Sighting(_) => "sighting",
+            Body::Retraction(r) => &r.reason,
         }
     }
 
@@ -492,6 +519,7 @@ impl Statement {
         match &self.body {
             Body::Indicator(i) => i.severity,
             Body::Bulletin(b) => b.severity,
+            Body::Sighting(_) | Body::Retraction(_) => Severity::Info,
         }
     }
 
@@ -500,6 +528,17 @@ impl Statement {
         match &self.body {
             Body::Indicator(i) => i.observable.primary_value(),
             Body::Bulletin(b) => b.incident_id.clone().unwrap_or_default(),
+            Body::Sighting(s) => s.indicator.to_string(),
+            Body::Retraction(r) => r.target.to_string(),
+        }
+    }
+
+    /// The item a derived statement (sighting, retraction) refers to.
+    pub fn target(&self) -> Option<Uuid> {
+        match &self.body {
+            Body::Sighting(s) => Some(s.indicator),
+            Body::Retraction(r) => Some(r.target),
+            Body::Indicator(_) | Body::Bulletin(_) => None,
         }
     }
 
@@ -528,9 +567,29 @@ impl Statement {
                 "audience has more than {MAX_LIST_LEN} entries"
             )));
         }
+        if !self.audience.iter().all(|c| crate::audience::is_commitment(c)) {
+            return Err(InvalidStatement::Field(
+                "audience entries must be sha256:HEX commitments".into(),
+            ));
+        }
+        if self.audience.is_empty() && matches!(self.tlp, Tlp::AmberStrict | Tlp::Red) {
+            return Err(InvalidStatement::Field(format!("{} requires an audience", self.tlp)));
+        }
         match &self.body {
             Body::Indicator(i) => i.validate(),
             Body::Bulletin(b) => b.validate(),
+            Body::Sighting(s) => {
+                parse_rfc3339(&s.first_seen)?;
+                parse_rfc3339(&s.last_seen)?;
+                if s.count == 0 {
+                    return Err(InvalidStatement::Field("a sighting counts at least 1".into()));
+                }
+                if parse_rfc3339(&s.last_seen)? < parse_rfc3339(&s.first_seen)? {
+                    return Err(InvalidStatement::Field("last_seen is before first_seen".into()));
+                }
+                Ok(())
+            }
+            Body::Retraction(r) => check_single_line("reason", &r.reason, MAX_TITLE_CHARS, true),
         }
     }
 }
@@ -547,6 +606,7 @@ pub(crate) mod tests {
             created: "2026-11-25T12:00:00Z".into(),
             tlp: Tlp::Green,
             audience: vec![],
+            anonymous: false,
             body: Body::Indicator(Indicator {
                 observable: Observable::Package {
                     purl: "pkg:npm/evil-pkg@1.0.0".into(),

@@ -159,16 +159,36 @@ pub struct Recipient<'a> {
     pub person: Option<&'a str>,
 }
 
-/// How the item would leave the hub.
+/// How the item would leave the hub. Every member read path is listed so
+/// each has to be decided here, and the table test shows they agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
-    /// A member's authenticated API (gRPC agent, TAXII with member credentials).
-    Member,
+    /// Live subscription stream.
+    Stream,
+    /// Backlog read from a cursor.
+    Backfill,
+    /// Fetch by id.
+    Get,
+    /// Search results.
+    Search,
+    /// Counts (e.g. sightings of an item).
+    Count,
+    /// Hub-side exports to a member (TAXII with member credentials, STIX).
+    Export,
     /// A peer hub of the same community.
     PeerHub,
     /// Anyone, unauthenticated.
     Public,
 }
+
+pub const MEMBER_CHANNELS: [Channel; 6] = [
+    Channel::Stream,
+    Channel::Backfill,
+    Channel::Get,
+    Channel::Search,
+    Channel::Count,
+    Channel::Export,
+];
 
 /// The facts about an item the decision needs.
 #[derive(Debug, Clone, Copy)]
@@ -204,7 +224,7 @@ pub fn may_receive(
     match channel {
         Channel::Public => item.tlp == Tlp::Clear,
         Channel::PeerHub => matches!(item.tlp, Tlp::Clear | Tlp::Green),
-        Channel::Member => {
+        Channel::Stream | Channel::Backfill | Channel::Get | Channel::Search | Channel::Count | Channel::Export => {
             let Some(r) = recipient else {
                 return false;
             };
@@ -222,11 +242,17 @@ pub fn may_receive(
     }
 }
 
-/// Levels the hub accepts for publishing in this release. AMBER, AMBER+STRICT
-/// and RED need audience resolution end to end (groups, people) before they
-/// can be delivered safely; until then they are refused, never leaked.
-pub fn accepted_for_publish(tlp: Tlp) -> bool {
-    matches!(tlp, Tlp::Clear | Tlp::Green)
+/// A derived statement (sighting, retraction, comment) is never less
+/// restricted than the item it refers to.
+pub fn derived_tlp_ok(derived: Tlp, target: Tlp) -> bool {
+    derived >= target
+}
+
+/// May an agent write an item of this level into a SIEM sink? RED stays in
+/// the agent's own store unless the member turned RED export on (for the
+/// named people whose tools those are).
+pub fn may_export_to_sink(tlp: Tlp, red_export_enabled: bool) -> bool {
+    tlp != Tlp::Red || red_export_enabled
 }
 
 #[cfg(test)]
@@ -270,110 +296,100 @@ mod tests {
         }
     }
 
-    /// Every level against every kind of recipient, on every channel.
+    /// Every level x every kind of recipient x every member read path, each
+    /// cell asserted; then the outside channels.
     #[test]
     fn decision_table() {
-        let groups_b = vec!["payments".to_string()];
+        let in_group = vec!["payments".to_string()];
         let none: Vec<String> = vec![];
-        let source = Recipient {
-            org_id: "src",
-            groups: &none,
-            person: None,
-        };
-        let named_org = Recipient {
-            org_id: "b",
-            groups: &groups_b,
-            person: None,
-        };
-        let named_person_agent = Recipient {
-            org_id: "c",
-            groups: &none,
-            person: None,
-        };
-        let named_person = Recipient {
-            org_id: "c",
-            groups: &none,
-            person: Some("ann"),
-        };
-        let other_person_same_org = Recipient {
-            org_id: "c",
-            groups: &none,
-            person: Some("bob"),
-        };
-        let bystander = Recipient {
-            org_id: "z",
-            groups: &none,
-            person: None,
-        };
+        #[derive(Clone, Copy)]
+        struct Who<'a> {
+            name: &'static str,
+            recipient: Option<Recipient<'a>>,
+        }
+        let r = |org_id, groups, person| Some(Recipient { org_id, groups, person });
+        let source = Who { name: "source", recipient: r("src", &none, None) };
+        let aud_org = Who { name: "audience org", recipient: r("b", &none, None) };
+        let aud_person_agent = Who { name: "audience person (org agent)", recipient: r("c", &none, None) };
+        let aud_person = Who { name: "audience person", recipient: r("c", &none, Some("ann")) };
+        let other_person_same_org = Who { name: "unnamed colleague", recipient: r("c", &none, Some("bob")) };
+        let group_member = Who { name: "group member", recipient: r("g", &in_group, None) };
+        let other = Who { name: "other member", recipient: r("z", &none, None) };
+        let coordinator = Who { name: "coordinator", recipient: r("isac-staff", &none, None) };
+        let outsider = Who { name: "outsider", recipient: None };
+        let whos = [source, aud_org, aud_person_agent, aud_person, other_person_same_org, group_member, other, coordinator, outsider];
 
-        let audience = aud(&["org:b", "person:c/ann"]);
-        let by_group = aud(&["group:payments"]);
+        let amber_audience = aud(&["org:b", "group:payments", "person:c/ann"]);
+        let red_audience = aud(&["person:c/ann"]);
         let empty: Vec<AudienceRef> = vec![];
-
-        // (tlp, audience, recipient, expected on Member channel)
-        let cases: Vec<(Tlp, &[AudienceRef], Recipient, bool)> = vec![
-            (Tlp::Clear, &empty, bystander, true),
-            (Tlp::Green, &empty, bystander, true),
-            (Tlp::Amber, &empty, bystander, true),
-            (Tlp::Amber, &audience, bystander, false),
-            (Tlp::Amber, &audience, named_org, true),
-            (Tlp::Amber, &audience, named_person_agent, true),
-            (Tlp::Amber, &by_group, named_org, true),
-            (Tlp::Amber, &by_group, bystander, false),
-            (Tlp::AmberStrict, &empty, bystander, false),
-            (Tlp::AmberStrict, &empty, named_org, false),
-            (Tlp::AmberStrict, &audience, named_org, true),
-            (Tlp::AmberStrict, &by_group, named_org, true),
-            (Tlp::AmberStrict, &audience, bystander, false),
-            (Tlp::Red, &empty, bystander, false),
-            (Tlp::Red, &audience, named_org, false),
-            (Tlp::Red, &audience, named_person_agent, true),
-            (Tlp::Red, &audience, named_person, true),
-            (Tlp::Red, &audience, other_person_same_org, false),
-            (Tlp::Red, &audience, bystander, false),
-            (Tlp::Red, &by_group, named_org, false),
+        // Expected, in the order of `whos`.
+        let rows: Vec<(Tlp, &[AudienceRef], [bool; 9])> = vec![
+            (Tlp::Clear, &empty, [true, true, true, true, true, true, true, true, false]),
+            (Tlp::Green, &empty, [true, true, true, true, true, true, true, true, false]),
+            (Tlp::Amber, &empty, [true, true, true, true, true, true, true, true, false]),
+            (Tlp::Amber, &amber_audience, [true, true, true, true, true, true, false, false, false]),
+            (Tlp::AmberStrict, &amber_audience, [true, true, true, true, true, true, false, false, false]),
+            (Tlp::AmberStrict, &empty, [true, false, false, false, false, false, false, false, false]),
+            (Tlp::Red, &red_audience, [true, false, true, true, false, false, false, false, false]),
+            (Tlp::Red, &amber_audience, [true, false, true, true, false, false, false, false, false]),
+            (Tlp::Red, &empty, [true, false, false, false, false, false, false, false, false]),
         ];
-        for (tlp, audience, r, expected) in cases {
-            let item = ItemAccess {
-                tlp,
-                source_org: "src",
-                audience,
-            };
-            assert_eq!(
-                may_receive(item, Some(r), Channel::Member),
-                expected,
-                "{tlp} audience={audience:?} recipient={r:?}"
-            );
-            // The source always sees its own item, whatever the level.
-            assert!(may_receive(item, Some(source), Channel::Member));
-            // No recipient, no delivery.
-            assert!(!may_receive(item, None, Channel::Member));
+        for (tlp, audience, expected) in rows {
+            // An anonymous item is decided on its real source, which the hub knows.
+            for source_org in ["src", "anonymous-source-is-src"] {
+                let item = ItemAccess { tlp, source_org, audience };
+                for (who, want) in whos.iter().zip(expected) {
+                    // When someone else is the source, "src" is just another member.
+                    let want = if source_org != "src" && who.name == "source" { expected[6] } else { want };
+                    for channel in MEMBER_CHANNELS {
+                        assert_eq!(
+                            may_receive(item, who.recipient, channel),
+                            want,
+                            "{tlp} audience={audience:?} source={source_org} recipient={} channel={channel:?}",
+                            who.name
+                        );
+                    }
+                }
+                let anon_source = Recipient { org_id: source_org, groups: &none, person: None };
+                for channel in MEMBER_CHANNELS {
+                    assert!(may_receive(item, Some(anon_source), channel), "the source always sees its own");
+                }
+            }
         }
     }
 
     #[test]
     fn outside_channels() {
         for tlp in ALL_LEVELS {
-            let item = ItemAccess {
-                tlp,
-                source_org: "src",
-                audience: &[],
-            };
-            assert_eq!(may_receive(item, None, Channel::Public), tlp == Tlp::Clear);
-            assert_eq!(
-                may_receive(item, None, Channel::PeerHub),
-                matches!(tlp, Tlp::Clear | Tlp::Green)
-            );
+            let item = ItemAccess { tlp, source_org: "src", audience: &[] };
+            let member = Recipient { org_id: "src", groups: &[], person: None };
+            for who in [None, Some(member)] {
+                assert_eq!(may_receive(item, who, Channel::Public), tlp == Tlp::Clear);
+                assert_eq!(
+                    may_receive(item, who, Channel::PeerHub),
+                    matches!(tlp, Tlp::Clear | Tlp::Green)
+                );
+            }
         }
     }
 
     #[test]
-    fn only_clear_and_green_are_published_for_now() {
-        assert!(accepted_for_publish(Tlp::Clear));
-        assert!(accepted_for_publish(Tlp::Green));
-        assert!(!accepted_for_publish(Tlp::Amber));
-        assert!(!accepted_for_publish(Tlp::AmberStrict));
-        assert!(!accepted_for_publish(Tlp::Red));
+    fn derived_statements_are_never_less_restricted() {
+        for target in ALL_LEVELS {
+            for derived in ALL_LEVELS {
+                assert_eq!(derived_tlp_ok(derived, target), derived >= target, "{derived} on {target}");
+            }
+        }
+        assert!(!derived_tlp_ok(Tlp::Green, Tlp::Amber));
+        assert!(derived_tlp_ok(Tlp::Red, Tlp::AmberStrict));
+    }
+
+    #[test]
+    fn red_stays_out_of_sinks_unless_turned_on() {
+        for tlp in ALL_LEVELS {
+            assert_eq!(may_export_to_sink(tlp, false), tlp != Tlp::Red);
+            assert!(may_export_to_sink(tlp, true));
+        }
     }
 
     #[test]

@@ -140,6 +140,9 @@ impl AdminContext<'_> {
             token_ttl_secs,
         } = req;
         check_org_id(&org_id)?;
+        if org_id == crate::grpc::publish::ANONYMOUS_ORG {
+            return Err(invalid("`anonymous` is reserved for anonymous submissions"));
+        }
         let role = if role.is_empty() {
             "member".to_owned()
         } else {
@@ -329,6 +332,45 @@ impl AdminContext<'_> {
             .await?;
         tracing::warn!(key_id = %k.key_id, org = %k.org_id, actor = %self.actor, "signing key revoked");
         Ok(member_key(k))
+    }
+
+    pub async fn add_group(&self, req: pb::AddGroupRequest) -> Result<pb::GroupInfo, ApiError> {
+        if !is_slug(&req.name) {
+            return Err(invalid("group name must be a lowercase slug such as payments-wg"));
+        }
+        if req.members.is_empty() {
+            return Err(invalid("a group needs at least one member: --members ORG,ORG"));
+        }
+        let mut members = req.members.clone();
+        members.sort();
+        members.dedup();
+        for m in &members {
+            check_org_id(m)?;
+        }
+        self.store
+            .add_group(&req.name, members.clone(), &self.actor, now())
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound(m) => invalid(m),
+                other => other.into(),
+            })?;
+        Ok(pb::GroupInfo { name: req.name, members })
+    }
+
+    pub async fn list_groups(&self, _req: pb::ListGroupsRequest) -> Result<pb::ListGroupsResponse, ApiError> {
+        let groups = self
+            .store
+            .list_groups()
+            .await?
+            .into_iter()
+            .map(|(name, members)| pb::GroupInfo { name, members })
+            .collect();
+        Ok(pb::ListGroupsResponse { groups })
+    }
+
+    pub async fn remove_group(&self, req: pb::RemoveGroupRequest) -> Result<pb::GroupInfo, ApiError> {
+        let members = self.store.remove_group(&req.name, &self.actor, now()).await?;
+        Ok(pb::GroupInfo { name: req.name, members })
     }
 
     pub async fn audit(

@@ -74,6 +74,8 @@ pub struct HubMaterial {
     pub server_cert: X509,
     pub server_key: PKey<Private>,
     pub hub_signing_key: isac_core::SigningKey,
+    /// Signs anonymous submissions; listed in the key directory as `anonymous`.
+    pub anon_key: isac_core::SigningKey,
     pub ca_fingerprint: String,
 }
 
@@ -148,6 +150,24 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
                 message: e.to_string(),
             })?;
 
+    let anon_path = dir.join("hub-anon.key");
+    if !anon_path.exists() {
+        let k = isac_core::SigningKey::generate().map_err(|e| DataDirError::Crypto {
+            path: anon_path.clone(),
+            message: e.to_string(),
+        })?;
+        let pem = k.to_pkcs8_pem().map_err(|e| DataDirError::Crypto {
+            path: anon_path.clone(),
+            message: e.to_string(),
+        })?;
+        write_private(&anon_path, &pem)?;
+    }
+    let anon_key = isac_core::SigningKey::from_pkcs8_pem(&fs::read(&anon_path).map_err(io(&anon_path))?)
+        .map_err(|e| DataDirError::Crypto {
+            path: anon_path.clone(),
+            message: e.to_string(),
+        })?;
+
     let ca_fingerprint = pki::cert_fingerprint(&ca_cert);
     Ok((
         HubMaterial {
@@ -156,6 +176,7 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
             server_cert,
             server_key,
             hub_signing_key,
+            anon_key,
             ca_fingerprint,
         },
         created,

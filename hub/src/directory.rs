@@ -17,6 +17,8 @@ use crate::store::{Store, StoreError};
 pub struct DirectorySigner {
     store: Store,
     key: SigningKey,
+    /// The hub's anonymisation key, listed as org `anonymous`.
+    anon_public_der: Vec<u8>,
     ttl_secs: i64,
     cached: tokio::sync::Mutex<Option<Cached>>,
     version: AtomicU64,
@@ -29,10 +31,15 @@ struct Cached {
 }
 
 impl DirectorySigner {
-    pub fn new(store: Store, key: SigningKey, ttl_secs: u64) -> Self {
+    pub fn new(store: Store, key: SigningKey, anon_key: &SigningKey, ttl_secs: u64) -> Self {
+        let anon_public_der = anon_key
+            .verifying_key()
+            .map(|k| k.spki_der().to_vec())
+            .unwrap_or_default();
         Self {
             store,
             key,
+            anon_public_der,
             ttl_secs: ttl_secs.max(60) as i64,
             cached: tokio::sync::Mutex::new(None),
             version: AtomicU64::new(0),
@@ -65,22 +72,36 @@ impl DirectorySigner {
         let keys = self.store.keys().await?;
         let version = self.store.next_directory_version().await?;
         let expires_at = now + self.ttl_secs;
+        let mut entries: Vec<DirectoryKey> = keys
+            .into_iter()
+            .map(|k| DirectoryKey {
+                key_id: k.key_id,
+                org_id: k.org_id,
+                org_name: k.org_name,
+                public_key: encode_public_key(&k.public_key_der),
+                valid_from: format_rfc3339(k.valid_from),
+                retired_at: k.retired_at.map(format_rfc3339),
+                revoked_at: k.revoked_at.map(format_rfc3339),
+            })
+            .collect();
+        if let Ok(anon) = isac_core::VerifyingKey::from_spki_der(&self.anon_public_der) {
+            // Anonymous statements keep their source's creation time, so the
+            // key is valid from the start of time.
+            entries.push(DirectoryKey {
+                key_id: anon.key_id(),
+                org_id: crate::grpc::publish::ANONYMOUS_ORG.to_owned(),
+                org_name: "anonymous member".to_owned(),
+                public_key: encode_public_key(anon.spki_der()),
+                valid_from: format_rfc3339(0),
+                retired_at: None,
+                revoked_at: None,
+            });
+        }
         let directory = KeyDirectory {
             version,
             issued: format_rfc3339(now),
             expires: format_rfc3339(expires_at),
-            keys: keys
-                .into_iter()
-                .map(|k| DirectoryKey {
-                    key_id: k.key_id,
-                    org_id: k.org_id,
-                    org_name: k.org_name,
-                    public_key: encode_public_key(&k.public_key_der),
-                    valid_from: format_rfc3339(k.valid_from),
-                    retired_at: k.retired_at.map(format_rfc3339),
-                    revoked_at: k.revoked_at.map(format_rfc3339),
-                })
-                .collect(),
+            keys: entries,
         };
         let envelope = self
             .key

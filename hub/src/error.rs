@@ -20,6 +20,8 @@ pub enum ApiError {
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
@@ -48,6 +50,7 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument(m) => (Code::InvalidArgument, m),
             ApiError::AlreadyExists(m) => (Code::AlreadyExists, m),
             ApiError::FailedPrecondition(m) => (Code::FailedPrecondition, m),
+            ApiError::NotFound(m) => (Code::NotFound, m),
             ApiError::Unavailable(m) => (Code::Unavailable, m),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod grpc;
 pub mod pki;
+pub mod policy;
 pub mod store;
 pub mod tls;
 
@@ -61,6 +62,7 @@ pub async fn serve(
     let directory = directory::DirectorySigner::new(
         store.clone(),
         material.hub_signing_key.clone(),
+        &material.anon_key,
         config.directory_ttl_secs,
     );
     let initial_epoch = store.epoch().await.map_err(datadir::DataDirError::Store)?;
@@ -112,6 +114,8 @@ pub async fn serve(
             state: state.clone(),
         })
         .max_decoding_message_size(64 * 1024);
+    let lookup = pb::lookup_server::LookupServer::new(grpc::lookup::LookupService { state: state.clone() })
+        .max_decoding_message_size(16 * 1024);
     let admin = pb::admin_server::AdminServer::new(grpc::admin::AdminService {
         state: state.clone(),
     })
@@ -126,6 +130,7 @@ pub async fn serve(
         .add_service(subscriber)
         .add_service(keys)
         .add_service(membership)
+        .add_service(lookup)
         .add_service(admin)
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             shutdown.await;

@@ -54,6 +54,9 @@ enum Command {
     /// Inspect and revoke signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Sharing groups: named sets of orgs usable as an audience (group:NAME).
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Show the audit trail of admin actions and key events, newest first.
     Audit {
         #[arg(long, default_value_t = 100)]
@@ -112,6 +115,19 @@ enum PersonCommand {
         org_id: String,
         person_id: String,
     },
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Create a group.
+    Add {
+        name: String,
+        /// Member org ids, comma separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<String>,
+    },
+    List,
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]
@@ -554,6 +570,20 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
             };
             let k = op!(backend, config, revoke_key, revoke_key, req)?;
             print_keys(std::slice::from_ref(&k));
+        }
+        Command::Group(GroupCommand::Add { name, members }) => {
+            let g = op!(backend, config, add_group, add_group, pb::AddGroupRequest { name, members })?;
+            println!("group {} = {}", g.name, g.members.join(","));
+        }
+        Command::Group(GroupCommand::List) => {
+            let list = op!(backend, config, list_groups, list_groups, pb::ListGroupsRequest {})?;
+            for g in list.groups {
+                println!("{} {}", g.name, g.members.join(","));
+            }
+        }
+        Command::Group(GroupCommand::Remove { name }) => {
+            let g = op!(backend, config, remove_group, remove_group, pb::RemoveGroupRequest { name })?;
+            println!("removed group {}", g.name);
         }
         Command::Audit { limit } => {
             let list = op!(

@@ -2,6 +2,7 @@
 //! turned into a statement ready to sign. Every mistake is reported here,
 //! before anything is sent.
 
+use isac_core::audience::AudienceOpening;
 use isac_core::statement::{Body, Indicator, Observable, PackageThreat, Severity, Statement};
 use isac_core::tlp::AudienceRef;
 use isac_core::Tlp;
@@ -42,6 +43,31 @@ pub struct IndicatorDraft {
     pub valid_from: Option<String>,
     pub valid_until: Option<String>,
     pub related: Option<Vec<String>>,
+    /// Ask the hub to deliver it without our identity.
+    pub anonymous: Option<bool>,
+}
+
+/// A statement ready to sign, with the openings of its blinded audience
+/// (kept by the source, given to the hub beside the envelope).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub statement: Statement,
+    pub openings: Vec<AudienceOpening>,
+}
+
+/// Parses `--audience` entries and blinds them with fresh random salts.
+pub fn blind_audience(entries: &[String]) -> Result<(Vec<String>, Vec<AudienceOpening>), AgentError> {
+    let mut openings: Vec<AudienceOpening> = Vec::with_capacity(entries.len());
+    for e in entries {
+        let entry: AudienceRef = e.parse().map_err(|e: isac_core::tlp::BadAudience| AgentError::Usage(e.to_string()))?;
+        if openings.iter().any(|o| o.entry == entry) {
+            return Err(AgentError::Usage(format!("audience entry `{entry}` is listed twice")));
+        }
+        let mut salt = [0u8; 16];
+        openssl::rand::rand_bytes(&mut salt)?;
+        openings.push(AudienceOpening::new(entry, isac_core::hex::encode(&salt)));
+    }
+    Ok((openings.iter().map(AudienceOpening::commitment).collect(), openings))
 }
 
 pub const KINDS: [&str; 6] = [
@@ -204,8 +230,13 @@ impl IndicatorDraft {
         })
     }
 
-    /// Builds and validates the statement `source` will sign.
+    /// Builds and validates the statement `source` will sign (no audience openings).
     pub fn into_statement(self, source: &str, created: String) -> Result<Statement, AgentError> {
+        Ok(self.into_prepared(source, created)?.statement)
+    }
+
+    /// Builds and validates the statement `source` will sign, with its audience blinded.
+    pub fn into_prepared(self, source: &str, created: String) -> Result<Prepared, AgentError> {
         let kind = self.kind()?;
         let observable = self.observable(kind)?;
         let tlp: Tlp = self
@@ -218,13 +249,9 @@ impl IndicatorDraft {
             })?
             .parse()
             .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
-        let audience = self
-            .audience
-            .unwrap_or_default()
-            .iter()
-            .map(|a| a.parse::<AudienceRef>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| AgentError::Usage(e.to_string()))?;
+        let entries = self.audience.unwrap_or_default();
+        let (audience, openings) = blind_audience(&entries)?;
+        check_rules(tlp, &openings)?;
         let severity: Severity = self
             .severity
             .as_deref()
@@ -248,6 +275,7 @@ impl IndicatorDraft {
             created,
             tlp,
             audience,
+            anonymous: self.anonymous.unwrap_or(false),
             body: Body::Indicator(Indicator {
                 observable,
                 title: self
@@ -266,8 +294,13 @@ impl IndicatorDraft {
         statement
             .validate()
             .map_err(|e| AgentError::Usage(e.to_string()))?;
-        Ok(statement)
+        Ok(Prepared { statement, openings })
     }
+}
+
+fn check_rules(tlp: Tlp, openings: &[AudienceOpening]) -> Result<(), AgentError> {
+    let entries: Vec<AudienceRef> = openings.iter().map(|o| o.entry.clone()).collect();
+    isac_core::audience::check_audience_rules(tlp, &entries).map_err(|e| AgentError::Usage(e.to_string()))
 }
 
 #[cfg(test)]
@@ -402,7 +435,7 @@ pub struct BulletinDraft {
 }
 
 impl BulletinDraft {
-    pub fn into_statement(self, source: &str, created: String) -> Result<Statement, AgentError> {
+    pub fn into_prepared(self, source: &str, created: String) -> Result<Prepared, AgentError> {
         let tlp: Tlp = self
             .tlp
             .as_deref()
@@ -413,12 +446,8 @@ impl BulletinDraft {
             })?
             .parse()
             .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
-        let audience = self
-            .audience
-            .iter()
-            .map(|a| a.parse::<AudienceRef>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| AgentError::Usage(e.to_string()))?;
+        let (audience, openings) = blind_audience(&self.audience)?;
+        check_rules(tlp, &openings)?;
         let related = self
             .related
             .iter()
@@ -434,6 +463,7 @@ impl BulletinDraft {
             created,
             tlp,
             audience,
+            anonymous: false,
             body: Body::Bulletin(isac_core::statement::Bulletin {
                 title: self.title,
                 body: self.body,
@@ -450,6 +480,32 @@ impl BulletinDraft {
         statement
             .validate()
             .map_err(|e| AgentError::Usage(e.to_string()))?;
-        Ok(statement)
+        Ok(Prepared { statement, openings })
     }
+}
+
+/// A statement about another item (sighting or retraction). The caller
+/// picks the TLP (at least the target's); the hub refuses anything looser.
+pub fn derived(
+    source: &str,
+    created: String,
+    tlp: Tlp,
+    audience: &[String],
+    anonymous: bool,
+    body: Body,
+) -> Result<Prepared, AgentError> {
+    let (commitments, openings) = blind_audience(audience)?;
+    check_rules(tlp, &openings)?;
+    let statement = Statement {
+        id: Uuid::new_v4(),
+        revision: 1,
+        source: source.to_owned(),
+        created,
+        tlp,
+        audience: commitments,
+        anonymous,
+        body,
+    };
+    statement.validate().map_err(|e| AgentError::Usage(e.to_string()))?;
+    Ok(Prepared { statement, openings })
 }

@@ -55,15 +55,22 @@ impl LocalStore {
                 sequence INTEGER PRIMARY KEY, reason TEXT NOT NULL, envelope_json TEXT NOT NULL, at INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )?;
-        let has_status: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = 'status'")?
-            .exists([])?;
-        if !has_status {
-            // `valid`, or `key-revoked` / `key-retired` when a later directory
-            // shows the signing key was no longer good when the item was made.
-            conn.execute_batch(
-                "ALTER TABLE items ADD COLUMN status TEXT NOT NULL DEFAULT 'valid'",
-            )?;
+        // Columns added after the first release of this store.
+        for (column, definition) in [
+            // `valid`; `retracted` after a retraction; `key-revoked` /
+            // `key-retired` when a later directory shows the signing key was
+            // no longer good when the item was made.
+            ("status", "TEXT NOT NULL DEFAULT 'valid'"),
+            // The audience entries that named us, checked against the
+            // signed commitments.
+            ("named_as", "TEXT NOT NULL DEFAULT '[]'"),
+        ] {
+            let present = conn
+                .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = ?1")?
+                .exists([column])?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE items ADD COLUMN {column} {definition}"))?;
+            }
         }
         Ok(Self { conn })
     }
@@ -252,6 +259,36 @@ impl LocalStore {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// TLP of the newest revision held of `id`.
+    pub fn item_tlp(&self, id: &str) -> Result<Option<String>, AgentError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT tlp FROM items WHERE id = ?1 ORDER BY revision DESC LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Marks every held revision of `id` retracted.
+    pub fn mark_retracted(&self, id: &str) -> Result<u64, AgentError> {
+        Ok(self.conn.execute(
+            "UPDATE items SET status = 'retracted' WHERE id = ?1 AND kind NOT IN ('retraction', 'sighting')",
+            [id],
+        )? as u64)
+    }
+
+    /// Records which audience entries named us (checked against the signed commitments).
+    pub fn set_named_as(&self, id: &str, revision: u32, named_as: &[String]) -> Result<(), AgentError> {
+        let json = serde_json::to_string(named_as).map_err(|e| AgentError::Invalid(e.to_string()))?;
+        self.conn.execute(
+            "UPDATE items SET named_as = ?3 WHERE id = ?1 AND revision = ?2",
+            params![id, revision, json],
+        )?;
+        Ok(())
     }
 
     pub fn count_items(&self) -> Result<u64, AgentError> {

@@ -54,11 +54,35 @@ enum Command {
         /// Append verified items as JSON Lines to this file (default: stdout).
         #[arg(long)]
         jsonl: Option<PathBuf>,
+        /// Also write TLP:RED items to the sink (they always stay in the local store).
+        #[arg(long)]
+        export_red: bool,
     },
     /// Like sync, but keep following live items (reconnects by itself).
     Run {
         #[arg(long)]
         jsonl: Option<PathBuf>,
+        #[arg(long)]
+        export_red: bool,
+    },
+    /// Report a sighting of an indicator you hold ("we saw it"); anonymous
+    /// to other members unless --named.
+    Sight {
+        id: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Let others see that your organisation reported it.
+        #[arg(long)]
+        named: bool,
+        /// Stricter TLP than the indicator's (never looser).
+        #[arg(long)]
+        tlp: Option<String>,
+    },
+    /// Withdraw an item you published (coordinators: any item they can see).
+    Retract {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// Broadcast an incident bulletin (coordinators only).
     Bulletin {
@@ -184,6 +208,10 @@ struct PublishArgs {
     /// Related statement id (repeatable).
     #[arg(long)]
     related: Vec<String>,
+    /// Deliver without your identity: the hub verifies your signature, keeps
+    /// it for its audit trail, and re-signs as "anonymous member".
+    #[arg(long)]
+    anonymous: bool,
 }
 
 fn some_vec(v: Vec<String>) -> Option<Vec<String>> {
@@ -229,6 +257,7 @@ impl PublishArgs {
             valid_from: None,
             valid_until: self.valid_until,
             related: some_vec(self.related),
+            anonymous: self.anonymous.then_some(true),
         }))
     }
 }
@@ -304,18 +333,20 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 if p.duplicate { " duplicate=true" } else { "" }
             );
         }
-        Command::Sync { jsonl } => {
+        Command::Sync { jsonl, export_red } => {
             let agent = Agent::open(&state)?;
             let mut sink = JsonlSink::open(jsonl.as_deref())?;
+            sink.export_red = export_red;
             let r = agent.sync(false, &mut sink).await?;
             eprintln!(
                 "synced: {} new, {} already held, {} refused; cursor {}",
                 r.new, r.duplicates, r.rejected, r.cursor
             );
         }
-        Command::Run { jsonl } => {
+        Command::Run { jsonl, export_red } => {
             let mut agent = Agent::open(&state)?;
             let mut sink = JsonlSink::open(jsonl.as_deref())?;
+            sink.export_red = export_red;
             eprintln!(
                 "following {} as `{}`; Ctrl-C to stop",
                 agent.loaded.identity.hub_url,
@@ -359,6 +390,16 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 "id={} revision={} sequence={}",
                 p.id, p.revision, p.sequence
             );
+        }
+        Command::Sight { id, count, named, tlp } => {
+            let agent = Agent::open(&state)?;
+            let p = member_agent::publish::sight(&agent, &id, count, named, tlp.as_deref()).await?;
+            println!("id={} revision={} sequence={}", p.id, p.revision, p.sequence);
+        }
+        Command::Retract { id, reason } => {
+            let agent = Agent::open(&state)?;
+            let p = member_agent::publish::retract(&agent, &id, &reason).await?;
+            println!("id={} revision={} sequence={}", p.id, p.revision, p.sequence);
         }
         Command::Key(KeyCommand::Rotate) => {
             let mut agent = Agent::open(&state)?;

@@ -1,9 +1,10 @@
 //! `member-agent publish`: build, sign with the member's own key, publish.
 
+use isac_core::audience::AudienceOpening;
 use isac_core::PAYLOAD_TYPE_STATEMENT_V1;
 use isac_proto::v1 as pb;
 
-use crate::draft::IndicatorDraft;
+use crate::draft::{IndicatorDraft, Prepared};
 use crate::error::AgentError;
 use crate::sync::Agent;
 
@@ -17,35 +18,34 @@ pub struct Published {
 
 pub async fn publish(agent: &Agent, draft: IndicatorDraft) -> Result<Published, AgentError> {
     let created = isac_core::time::format_rfc3339(crate::now());
-    let statement = draft.into_statement(agent.org_id(), created)?;
-    publish_statement(agent, &statement).await
+    let prepared = draft.into_prepared(agent.org_id(), created)?;
+    publish_prepared(agent, &prepared).await
 }
 
-pub async fn publish_bulletin(
-    agent: &Agent,
-    draft: crate::draft::BulletinDraft,
-) -> Result<Published, AgentError> {
+pub async fn publish_bulletin(agent: &Agent, draft: crate::draft::BulletinDraft) -> Result<Published, AgentError> {
     let created = isac_core::time::format_rfc3339(crate::now());
-    let statement = draft.into_statement(agent.org_id(), created)?;
-    publish_statement(agent, &statement).await
+    let prepared = draft.into_prepared(agent.org_id(), created)?;
+    publish_prepared(agent, &prepared).await
 }
 
-/// Signs with the member's current key and publishes.
-pub async fn publish_statement(
-    agent: &Agent,
-    statement: &isac_core::Statement,
-) -> Result<Published, AgentError> {
+/// Signs with the member's current key and publishes, with the audience openings.
+pub async fn publish_prepared(agent: &Agent, prepared: &Prepared) -> Result<Published, AgentError> {
     let envelope = agent
         .loaded
         .signing_key
-        .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, statement.canonical_bytes())?;
-    publish_envelope(agent, envelope).await
+        .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, prepared.statement.canonical_bytes())?;
+    publish_with_openings(agent, envelope, &prepared.openings).await
 }
 
-/// Publishes an already-signed envelope (also used to re-send one).
-pub async fn publish_envelope(
+/// Publishes an already-signed envelope with no audience (also to re-send one).
+pub async fn publish_envelope(agent: &Agent, envelope: isac_core::Envelope) -> Result<Published, AgentError> {
+    publish_with_openings(agent, envelope, &[]).await
+}
+
+pub async fn publish_with_openings(
     agent: &Agent,
     envelope: isac_core::Envelope,
+    openings: &[AudienceOpening],
 ) -> Result<Published, AgentError> {
     let channel = agent.channel().await?;
     let resp = pb::publisher_client::PublisherClient::new(channel)
@@ -56,12 +56,16 @@ pub async fn publish_envelope(
                 signatures: envelope
                     .signatures
                     .into_iter()
-                    .map(|s| pb::Signature {
-                        keyid: s.keyid,
-                        sig: s.sig,
-                    })
+                    .map(|s| pb::Signature { keyid: s.keyid, sig: s.sig })
                     .collect(),
             }),
+            audience_openings: openings
+                .iter()
+                .map(|o| pb::AudienceOpening {
+                    entry: o.entry.to_string(),
+                    salt: o.salt.clone(),
+                })
+                .collect(),
         })
         .await?
         .into_inner();
@@ -71,4 +75,60 @@ pub async fn publish_envelope(
         sequence: resp.sequence,
         duplicate: resp.duplicate,
     })
+}
+
+/// The TLP for a statement about `target`: the target's own level as held
+/// locally, or a stricter one asked for.
+fn derived_tlp(agent: &Agent, target: &str, asked: Option<&str>) -> Result<isac_core::Tlp, AgentError> {
+    let held = agent
+        .store
+        .lock()
+        .expect("local store lock")
+        .item_tlp(target)?
+        .ok_or_else(|| AgentError::Usage(format!("{target} is not in your local store; run `member-agent sync` first")))?;
+    let held: isac_core::Tlp = held.parse().map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Invalid(e.to_string()))?;
+    match asked {
+        None => Ok(held),
+        Some(a) => {
+            let a: isac_core::Tlp = a.parse().map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
+            if !isac_core::tlp::derived_tlp_ok(a, held) {
+                return Err(AgentError::Usage(format!("{a} is less restricted than the item ({held})")));
+            }
+            Ok(a)
+        }
+    }
+}
+
+fn parse_target(id: &str) -> Result<uuid::Uuid, AgentError> {
+    uuid::Uuid::parse_str(id).map_err(|_| AgentError::Usage(format!("`{id}` is not a statement id (UUID)")))
+}
+
+/// Reports a sighting of `target`; anonymous unless `named`.
+pub async fn sight(agent: &Agent, target: &str, count: u32, named: bool, tlp: Option<&str>) -> Result<Published, AgentError> {
+    let indicator = parse_target(target)?;
+    let tlp = derived_tlp(agent, target, tlp)?;
+    let now = isac_core::time::format_rfc3339(crate::now());
+    let body = isac_core::Body::Sighting(isac_core::statement::Sighting {
+        indicator,
+        count,
+        first_seen: now.clone(),
+        last_seen: now.clone(),
+    });
+    // An audience-bound level needs an audience: reuse none; the hub checks
+    // entitlement against the indicator itself.
+    let prepared = crate::draft::derived(agent.org_id(), now, tlp, &[], !named, body)?;
+    publish_prepared(agent, &prepared).await
+}
+
+/// Withdraws `target`.
+pub async fn retract(agent: &Agent, target: &str, reason: &str) -> Result<Published, AgentError> {
+    let t = parse_target(target)?;
+    let tlp = derived_tlp(agent, target, None)?;
+    let now = isac_core::time::format_rfc3339(crate::now());
+    let body = isac_core::Body::Retraction(isac_core::statement::Retraction {
+        target: t,
+        reason: reason.to_owned(),
+    });
+    let prepared = crate::draft::derived(agent.org_id(), now, tlp, &[], false, body)?;
+    publish_prepared(agent, &prepared).await
 }

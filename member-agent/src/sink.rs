@@ -10,26 +10,29 @@ use serde_json::json;
 
 use crate::error::{io_err, AgentError};
 
-pub enum JsonlSink {
+pub struct JsonlSink {
+    target: Target,
+    /// Write TLP:RED items too (off by default: RED stays in the agent's store).
+    pub export_red: bool,
+}
+
+enum Target {
     Stdout,
-    File {
-        file: File,
-        path: std::path::PathBuf,
-    },
+    File { file: File, path: std::path::PathBuf },
 }
 
 impl JsonlSink {
     pub fn open(path: Option<&Path>) -> Result<Self, AgentError> {
-        Ok(match path {
-            None => JsonlSink::Stdout,
-            Some(p) => JsonlSink::File {
-                file: OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(io_err(p))?,
+        let target = match path {
+            None => Target::Stdout,
+            Some(p) => Target::File {
+                file: OpenOptions::new().create(true).append(true).open(p).map_err(io_err(p))?,
                 path: p.to_owned(),
             },
+        };
+        Ok(Self {
+            target,
+            export_red: false,
         })
     }
 
@@ -41,6 +44,10 @@ impl JsonlSink {
         signer_org_name: &str,
     ) -> Result<(), AgentError> {
         let s = &verified.statement;
+        if !isac_core::tlp::may_export_to_sink(s.tlp, self.export_red) {
+            tracing::info!(id = %s.id, "TLP:RED item kept in the local store only (RED export is off)");
+            return Ok(());
+        }
         let statement: serde_json::Value =
             serde_json::from_slice(&s.canonical_bytes()).unwrap_or(serde_json::Value::Null);
         let line = json!({
@@ -53,6 +60,9 @@ impl JsonlSink {
             "value": s.primary_value(),
             "bulletin": s.is_bulletin(),
             "title": s.title(),
+            "action": if matches!(s.body, isac_core::Body::Retraction(_)) { "retract" } else { "upsert" },
+            "target": s.target(),
+            "tlp_strict": s.tlp == isac_core::Tlp::AmberStrict,
             "source": s.source,
             "source_name": signer_org_name,
             "created": s.created,
@@ -64,14 +74,14 @@ impl JsonlSink {
         let mut text =
             serde_json::to_string(&line).map_err(|e| AgentError::Invalid(e.to_string()))?;
         text.push('\n');
-        match self {
-            JsonlSink::Stdout => {
+        match &mut self.target {
+            Target::Stdout => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes())
                     .and_then(|_| out.flush())
                     .map_err(io_err(Path::new("<stdout>")))
             }
-            JsonlSink::File { file, path } => file
+            Target::File { file, path } => file
                 .write_all(text.as_bytes())
                 .and_then(|_| file.sync_data())
                 .map_err(io_err(path)),

@@ -203,6 +203,7 @@ impl Agent {
         match result {
             Ok(verified) => {
                 let signer = self.org_name(&verified.key_id);
+                let named_as = named_as(&verified.statement, &d.audience_openings);
                 let outcome = self.store().insert_verified(
                     sequence,
                     &d.received_at,
@@ -212,7 +213,14 @@ impl Agent {
                     || sink.write(sequence, &d.received_at, &verified, &signer),
                 )?;
                 match outcome {
-                    InsertOutcome::New => report.new += 1,
+                    InsertOutcome::New => {
+                        report.new += 1;
+                        let s = &verified.statement;
+                        self.store().set_named_as(&s.id.to_string(), s.revision, &named_as)?;
+                        if let isac_core::Body::Retraction(r) = &s.body {
+                            self.store().mark_retracted(&r.target.to_string())?;
+                        }
+                    }
                     InsertOutcome::Duplicate => report.duplicates += 1,
                 }
             }
@@ -318,6 +326,24 @@ impl Agent {
         self.loaded = self.state.load()?;
         Ok(())
     }
+}
+
+/// The audience entries that name us, keeping only openings that match a
+/// commitment the source signed (the hub cannot add names).
+fn named_as(statement: &isac_core::Statement, openings: &[pb::AudienceOpening]) -> Vec<String> {
+    openings
+        .iter()
+        .filter_map(|o| {
+            let entry: isac_core::tlp::AudienceRef = o.entry.parse().ok()?;
+            let opening = isac_core::audience::AudienceOpening::new(entry, o.salt.clone());
+            if statement.audience.contains(&opening.commitment()) {
+                Some(o.entry.clone())
+            } else {
+                tracing::warn!(id = %statement.id, "an audience opening matches nothing the source signed; ignored");
+                None
+            }
+        })
+        .collect()
 }
 
 /// 50-100% of `d`, so many agents do not reconnect in lockstep.

@@ -44,6 +44,7 @@ async fn publish_raw(
     pb::publisher_client::PublisherClient::new(channel)
         .publish(pb::PublishRequest {
             envelope: Some(to_pb(env)),
+            audience_openings: vec![],
         })
         .await
         .map(|r| r.into_inner())
@@ -287,28 +288,62 @@ async fn resending_is_idempotent_and_equivocation_is_refused() {
     hub.stop().await;
 }
 
+/// Signs a statement with an arbitrary audience, skipping the agent's own
+/// checks, to see what the hub does with it.
+async fn publish_with_audience(
+    agent: &Agent,
+    tlp: &str,
+    audience: &[&str],
+    openings_override: Option<Vec<isac_core::audience::AudienceOpening>>,
+) -> Result<member_agent::publish::Published, member_agent::AgentError> {
+    let entries: Vec<String> = audience.iter().map(|s| s.to_string()).collect();
+    let (commitments, openings) = member_agent::draft::blind_audience(&entries).unwrap();
+    let mut s = statement_for(agent.org_id(), "pkg:npm/secret");
+    s.tlp = tlp.parse().unwrap();
+    s.audience = commitments;
+    let env = sign(agent, &s);
+    member_agent::publish::publish_with_openings(agent, env, &openings_override.unwrap_or(openings)).await
+}
+
 #[tokio::test]
-async fn tlp_levels_beyond_green_are_refused_until_audiences_land() {
+async fn bad_audiences_are_invalid_argument_before_anything_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let hub = TestHub::start(&dir.path().join("hub")).await;
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
-    for tlp in ["amber", "amber+strict", "red"] {
-        let mut d = package_draft("pkg:npm/secret");
-        d.tlp = Some(tlp.into());
-        if tlp != "amber" {
-            d.audience = Some(vec!["person:alice-bank/ann".into()]);
-        }
-        let err = publish(&alice, d).await.unwrap_err().to_string();
+    let _bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        ("red", vec![], "requires an audience"),
+        ("red", vec!["org:bob-bank"], "names people only"),
+        ("red", vec!["person:bob-bank/nobody"], "unknown audience entry"),
+        ("amber+strict", vec![], "requires an audience"),
+        ("amber", vec!["org:no-such-org"], "unknown audience entry"),
+        ("amber", vec!["group:no-such-group"], "unknown audience entry"),
+        ("green", vec!["org:bob-bank"], "whole community"),
+        ("amber", vec!["org:anonymous"], "unknown audience entry"),
+    ];
+    for (tlp, audience, expect) in cases {
+        let err = publish_with_audience(&alice, tlp, &audience, None).await.unwrap_err();
+        let text = err.to_string();
         assert!(
-            err.contains("InvalidArgument") && err.contains("not accepted"),
-            "{tlp}: {err}"
+            matches!(&err, member_agent::AgentError::Hub { code: Code::InvalidArgument, .. }) && text.contains(expect),
+            "{tlp} {audience:?}: {text}"
         );
     }
-    let mut d = package_draft("pkg:npm/x");
-    d.audience = Some(vec!["org:bob-bank".into()]);
-    let err = publish(&alice, d).await.unwrap_err().to_string();
-    assert!(err.contains("audience only applies"), "{err}");
+    // Openings that do not match the signed commitments (a name smuggled in,
+    // or one left out) are refused too.
+    let (_, smuggled) = member_agent::draft::blind_audience(&["org:bob-bank".to_string()]).unwrap();
+    let err = publish_with_audience(&alice, "amber", &["org:alice-bank"], Some(smuggled)).await.unwrap_err();
+    assert!(err.to_string().contains("do not match"), "{err}");
+    let err = publish_with_audience(&alice, "amber", &["org:bob-bank"], Some(vec![])).await.unwrap_err();
+    assert!(err.to_string().contains("do not match"), "{err}");
     assert_eq!(hub.stored_statements(), 0);
+
+    // The agent refuses the obvious mistakes itself, before sending.
+    let mut d = package_draft("pkg:npm/x");
+    d.tlp = Some("red".into());
+    d.audience = Some(vec!["org:bob-bank".into()]);
+    let err = publish(&alice, d).await.unwrap_err();
+    assert!(matches!(err, member_agent::AgentError::Usage(_)), "{err}");
     hub.stop().await;
 }
 
@@ -330,6 +365,7 @@ async fn without_a_client_certificate_only_enrollment_answers() {
     let err = pb::publisher_client::PublisherClient::new(channel.clone())
         .publish(pb::PublishRequest {
             envelope: Some(to_pb(env)),
+            audience_openings: vec![],
         })
         .await
         .unwrap_err();

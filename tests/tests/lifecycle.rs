@@ -527,7 +527,9 @@ async fn a_member_cannot_revise_another_members_item() {
         .unwrap();
     let mut rev1 = rev2.clone();
     rev1.revision = 1;
-    rev1.created = format_rfc3339(member_agent::now() - 1);
+    if let isac_core::Body::Indicator(i) = &mut rev1.body {
+        i.title = "a different first revision".into();
+    }
     let err = publish_envelope(&alice, sign_with(&alice.loaded.signing_key, &rev1))
         .await
         .unwrap_err();

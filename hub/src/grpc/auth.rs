@@ -15,6 +15,8 @@ pub struct Caller {
     pub agent_name: String,
     pub role: String,
     pub cert_fingerprint: String,
+    /// Sharing groups the org belongs to now.
+    pub groups: Vec<String>,
 }
 
 impl Caller {
@@ -55,7 +57,9 @@ pub async fn caller_for_cert(state: &HubState, fingerprint: &str) -> Result<Call
             agent.org_id, agent.member_status
         )));
     }
+    let groups = state.store.groups_of(&agent.org_id).await?;
     Ok(Caller {
+        groups,
         org_id: agent.org_id,
         agent_name: agent.agent_name,
         role: agent.role,

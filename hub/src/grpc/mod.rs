@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod enroll;
 pub mod keys;
+pub mod lookup;
 pub mod membership;
 pub mod publish;
 pub mod subscribe;

@@ -1,16 +1,25 @@
-//! `isac.v1.Publisher`: verify, check the caller is the source, store, then ack.
+//! `isac.v1.Publisher`: verify, check the caller is the source, check the
+//! audience and any item it refers to, anonymise if asked, store, then ack.
+//! Nothing is stored before every check has passed.
 
+use std::collections::BTreeMap;
+
+use isac_core::audience::{check_audience_rules, open_audience, AudienceOpening};
 use isac_core::time::parse_rfc3339;
-use isac_core::tlp::accepted_for_publish;
+use isac_core::tlp::{derived_tlp_ok, AudienceRef, Channel};
 use isac_core::verify::created_not_in_future;
-use isac_core::{verify_envelope, Envelope, KeyRecord, Signature, VerifyError, VerifyingKey};
+use isac_core::{verify_envelope, Body, Envelope, KeyRecord, Signature, Statement, Tlp, VerifyError, VerifyingKey};
 use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
 use crate::grpc::auth::{authenticate, Caller};
 use crate::grpc::{now, HubState};
-use crate::store::{KeyRow, NewStatement};
+use crate::policy;
+use crate::store::{AnonymousVersion, KeyRow, NewStatement};
+
+/// The organisation id anonymous statements carry, reserved.
+pub const ANONYMOUS_ORG: &str = "anonymous";
 
 pub struct PublisherService {
     pub state: HubState,
@@ -19,19 +28,15 @@ pub struct PublisherService {
 #[tonic::async_trait]
 impl pb::publisher_server::Publisher for PublisherService {
     #[tracing::instrument(skip_all, fields(org, id, seq))]
-    async fn publish(
-        &self,
-        req: Request<pb::PublishRequest>,
-    ) -> Result<Response<pb::PublishResponse>, Status> {
+    async fn publish(&self, req: Request<pb::PublishRequest>) -> Result<Response<pb::PublishResponse>, Status> {
         let caller = authenticate(&self.state, &req).await?;
         tracing::Span::current().record("org", caller.org_id.as_str());
-        let envelope = req
-            .into_inner()
-            .envelope
-            .ok_or_else(|| ApiError::InvalidArgument("missing envelope".into()))?;
-        Ok(Response::new(
-            publish(&self.state, &caller, envelope).await?,
-        ))
+        let pb::PublishRequest {
+            envelope,
+            audience_openings,
+        } = req.into_inner();
+        let envelope = envelope.ok_or_else(|| ApiError::InvalidArgument("missing envelope".into()))?;
+        Ok(Response::new(publish(&self.state, &caller, envelope, audience_openings).await?))
     }
 }
 
@@ -58,10 +63,7 @@ pub fn envelope_to_pb(e: Envelope) -> pb::Envelope {
         signatures: e
             .signatures
             .into_iter()
-            .map(|s| pb::Signature {
-                keyid: s.keyid,
-                sig: s.sig,
-            })
+            .map(|s| pb::Signature { keyid: s.keyid, sig: s.sig })
             .collect(),
     }
 }
@@ -76,16 +78,127 @@ pub fn key_record(row: &KeyRow) -> Option<KeyRecord> {
     })
 }
 
+/// Which status each verification failure earns.
+fn refusal(e: VerifyError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        VerifyError::SourceMismatch { .. } | VerifyError::KeyRevoked { .. } | VerifyError::KeyRetired { .. } => {
+            ApiError::PermissionDenied(message)
+        }
+        VerifyError::UnknownKey(_) => ApiError::FailedPrecondition(format!(
+            "{message}; publish with the signing key registered at enrollment"
+        )),
+        VerifyError::PayloadType(_)
+        | VerifyError::TooLarge
+        | VerifyError::SignatureCount(_)
+        | VerifyError::BadSignature(_)
+        | VerifyError::Malformed(_)
+        | VerifyError::KeyNotYetValid { .. } => ApiError::InvalidArgument(message),
+    }
+}
+
+/// Opens the blinded audience and checks it names only what exists; returns
+/// the clear entries, their openings, and a snapshot of each named group.
+async fn resolve_audience(
+    state: &HubState,
+    statement: &Statement,
+    openings: Vec<pb::AudienceOpening>,
+) -> Result<(Vec<AudienceRef>, Vec<AudienceOpening>, BTreeMap<String, Vec<String>>), ApiError> {
+    let openings = openings
+        .into_iter()
+        .map(|o| {
+            Ok(AudienceOpening {
+                entry: o.entry.parse().map_err(|e: isac_core::tlp::BadAudience| ApiError::InvalidArgument(e.to_string()))?,
+                salt: o.salt,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let entries =
+        open_audience(&statement.audience, &openings).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    check_audience_rules(statement.tlp, &entries).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    let mut snapshot = BTreeMap::new();
+    for entry in &entries {
+        let known = match entry {
+            AudienceRef::Org(org) => state
+                .store
+                .member(org)
+                .await?
+                .is_some_and(|m| m.status != "removed" && org != ANONYMOUS_ORG),
+            AudienceRef::Group(g) => match state.store.group_members(g).await? {
+                Some(members) => {
+                    snapshot.insert(g.clone(), members);
+                    true
+                }
+                None => false,
+            },
+            AudienceRef::Person { org, person } => state.store.person_exists(org, person).await?,
+        };
+        if !known {
+            return Err(ApiError::InvalidArgument(format!(
+                "unknown audience entry `{entry}`: check `hub member list`, `hub group list` and `hub person list`"
+            )));
+        }
+    }
+    Ok((entries, openings, snapshot))
+}
+
+/// For a sighting or retraction: the caller must see the item, the
+/// statement must not be less restricted, and only the source or a
+/// coordinator retracts.
+async fn check_target(state: &HubState, caller: &Caller, statement: &Statement) -> Result<Option<String>, ApiError> {
+    let Some(target) = statement.target() else {
+        return Ok(None);
+    };
+    let target_id = target.to_string();
+    let latest = state.store.revisions(&target_id).await?.into_iter().next();
+    // "Not found" and "not yours" get the same answer.
+    let latest = latest
+        .filter(|t| policy::may_see(t, caller, Channel::Get))
+        .ok_or_else(|| ApiError::FailedPrecondition(format!("no item {target_id} that you can see")))?;
+    let target_tlp: Tlp = latest
+        .tlp
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("item {target_id} has an unreadable TLP")))?;
+    if !derived_tlp_ok(statement.tlp, target_tlp) {
+        return Err(ApiError::InvalidArgument(format!(
+            "a {} may not be less restricted than the item it refers to ({target_tlp}); use at least that level",
+            statement.kind()
+        )));
+    }
+    if matches!(statement.body, Body::Retraction(_)) && latest.source_org != caller.org_id && !caller.is_coordinator() {
+        return Err(ApiError::PermissionDenied(
+            "only the item's source or a coordinator may retract it".into(),
+        ));
+    }
+    Ok(Some(target_id))
+}
+
+/// Re-issues `statement` without its source, signed by the hub's
+/// anonymisation key (listed in the key directory as `anonymous`).
+fn anonymise(state: &HubState, statement: &Statement) -> Result<AnonymousVersion, ApiError> {
+    let mut anon = statement.clone();
+    anon.source = ANONYMOUS_ORG.to_owned();
+    let key = &state.material.anon_key;
+    let env = key
+        .sign_envelope(isac_core::PAYLOAD_TYPE_STATEMENT_V1, anon.canonical_bytes())
+        .map_err(|e| ApiError::Internal(format!("anonymising: {e}")))?;
+    let sig = env.signatures.into_iter().next().ok_or_else(|| ApiError::Internal("no signature".into()))?;
+    Ok(AnonymousVersion {
+        payload: env.payload,
+        key_id: sig.keyid,
+        signature: sig.sig,
+    })
+}
+
 async fn publish(
     state: &HubState,
     caller: &Caller,
     envelope: pb::Envelope,
+    openings: Vec<pb::AudienceOpening>,
 ) -> Result<pb::PublishResponse, ApiError> {
     let envelope = envelope_from_pb(envelope);
     let key = match envelope.signatures.first() {
-        Some(sig) if envelope.signatures.len() == 1 && sig.keyid.len() <= 128 => {
-            state.store.key(&sig.keyid).await?
-        }
+        Some(sig) if envelope.signatures.len() == 1 && sig.keyid.len() <= 128 => state.store.key(&sig.keyid).await?,
         _ => None,
     };
     if let Some(k) = &key {
@@ -106,8 +219,7 @@ async fn publish(
             statement.source, caller.org_id
         )));
     }
-    let created =
-        parse_rfc3339(&statement.created).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    let created = parse_rfc3339(&statement.created).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
     let received_at = now();
     if !created_not_in_future(created, received_at) {
         return Err(ApiError::InvalidArgument(format!(
@@ -121,25 +233,20 @@ async fn publish(
             caller.org_id, caller.role
         )));
     }
-    if !accepted_for_publish(statement.tlp) {
-        return Err(ApiError::InvalidArgument(format!(
-            "{} is not accepted by this hub yet: audiences for AMBER, AMBER+STRICT and RED are not enforced end to end in this release; publish as TLP:CLEAR or TLP:GREEN, or share it out of band",
-            statement.tlp
-        )));
-    }
-    if !statement.audience.is_empty() {
-        return Err(ApiError::InvalidArgument(format!(
-            "{} goes to the whole community; an audience only applies to AMBER, AMBER+STRICT and RED",
-            statement.tlp
-        )));
-    }
+    let (entries, openings, snapshot) = resolve_audience(state, statement, openings).await?;
+    let target_id = check_target(state, caller, statement).await?;
+    let anonymous = if statement.anonymous { Some(anonymise(state, statement)?) } else { None };
     let sig = &envelope.signatures[0];
+    let sighting_count = match &statement.body {
+        Body::Sighting(s) => Some(s.count),
+        _ => None,
+    };
     let new = NewStatement {
         id: statement.id.to_string(),
         revision: statement.revision,
         source_org: statement.source.clone(),
         tlp: statement.tlp.as_str().to_owned(),
-        audience_json: serde_json_audience(statement),
+        audience_json: serde_json::to_string(&entries).map_err(|e| ApiError::Internal(e.to_string()))?,
         kind: statement.kind().to_owned(),
         created_at: created,
         received_at,
@@ -148,37 +255,21 @@ async fn publish(
         key_id: sig.keyid.clone(),
         signature: sig.sig.clone(),
         digest: verified.digest.clone(),
+        openings_json: serde_json::to_string(&openings).map_err(|e| ApiError::Internal(e.to_string()))?,
+        group_snapshot_json: serde_json::to_string(&snapshot).map_err(|e| ApiError::Internal(e.to_string()))?,
+        target_id,
+        value: statement.primary_value(),
+        title: statement.title().to_owned(),
+        sighting_count,
+        anonymous,
     };
     let (sequence, duplicate) = state.store.append_statement(new).await?;
     tracing::Span::current().record("seq", sequence);
-    tracing::info!(tlp = %statement.tlp, kind = statement.kind(), duplicate, "statement accepted");
+    tracing::info!(tlp = %statement.tlp, kind = statement.kind(), anonymous = statement.anonymous, duplicate, "statement accepted");
     Ok(pb::PublishResponse {
         id: statement.id.to_string(),
         revision: statement.revision,
         sequence,
         duplicate,
     })
-}
-
-/// Which status each verification failure earns.
-fn refusal(e: VerifyError) -> ApiError {
-    let message = e.to_string();
-    match e {
-        VerifyError::SourceMismatch { .. }
-        | VerifyError::KeyRevoked { .. }
-        | VerifyError::KeyRetired { .. } => ApiError::PermissionDenied(message),
-        VerifyError::UnknownKey(_) => ApiError::FailedPrecondition(format!(
-            "{message}; publish with the signing key registered at enrollment"
-        )),
-        VerifyError::PayloadType(_)
-        | VerifyError::TooLarge
-        | VerifyError::SignatureCount(_)
-        | VerifyError::BadSignature(_)
-        | VerifyError::Malformed(_)
-        | VerifyError::KeyNotYetValid { .. } => ApiError::InvalidArgument(message),
-    }
-}
-
-fn serde_json_audience(s: &isac_core::Statement) -> String {
-    serde_json::to_string(&s.audience).unwrap_or_else(|_| "[]".into())
 }

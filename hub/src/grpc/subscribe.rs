@@ -10,9 +10,7 @@
 
 use std::pin::Pin;
 
-use isac_core::time::format_rfc3339;
-use isac_core::tlp::{may_receive, AudienceRef, Channel, ItemAccess, Recipient};
-use isac_core::Tlp;
+use isac_core::tlp::Channel;
 use isac_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,6 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::error::ApiError;
 use crate::grpc::auth::{authenticate, caller_for_cert, Caller};
 use crate::grpc::HubState;
+use crate::policy;
 use crate::store::StoredStatement;
 
 /// Messages buffered per stream before the reader task waits.
@@ -60,53 +59,21 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
     }
 }
 
-/// Whether `caller` may receive the stored item. Fails closed on anything
-/// the hub cannot read back (an unknown label or audience).
-pub fn entitled(item: &StoredStatement, caller: &Caller) -> bool {
-    let Ok(tlp) = item.tlp.parse::<Tlp>() else {
-        tracing::error!(
-            seq = item.seq,
-            "stored item has an unreadable TLP label; withheld"
-        );
-        return false;
+/// Whether `caller` may receive the stored item on a stream.
+async fn entitled(state: &HubState, item: &StoredStatement, caller: &Caller, channel: Channel) -> Result<bool, ApiError> {
+    if item.target_id.is_none() {
+        return Ok(policy::may_see(item, caller, channel));
+    }
+    let target = match &item.target_id {
+        Some(t) => state.store.revisions(t).await?.into_iter().next(),
+        None => None,
     };
-    let Ok(audience) = serde_json::from_str::<Vec<AudienceRef>>(&item.audience_json) else {
-        tracing::error!(
-            seq = item.seq,
-            "stored item has an unreadable audience; withheld"
-        );
-        return false;
-    };
-    may_receive(
-        ItemAccess {
-            tlp,
-            source_org: &item.source_org,
-            audience: &audience,
-        },
-        Some(Recipient {
-            org_id: &caller.org_id,
-            groups: &[],
-            person: None,
-        }),
-        Channel::Member,
-    )
+    Ok(policy::may_see_with_target(item, target.as_ref(), caller, channel))
 }
 
-fn delivery(item: StoredStatement, directory_version: u64) -> pb::SubscribeResponse {
+fn delivery(item: &StoredStatement, caller: &Caller, directory_version: u64) -> pb::SubscribeResponse {
     pb::SubscribeResponse {
-        event: Some(pb::subscribe_response::Event::Item(pb::Delivery {
-            directory_version,
-            sequence: item.seq,
-            envelope: Some(pb::Envelope {
-                payload_type: item.payload_type,
-                payload: item.payload,
-                signatures: vec![pb::Signature {
-                    keyid: item.key_id,
-                    sig: item.signature,
-                }],
-            }),
-            received_at: format_rfc3339(item.received_at),
-        })),
+        event: Some(pb::subscribe_response::Event::Item(policy::delivery(item, caller, directory_version))),
     }
 }
 
@@ -156,6 +123,7 @@ async fn run_stream(
     let mut announced_caught_up = false;
     loop {
         let head = *head_rx.borrow_and_update();
+        let channel = if announced_caught_up { Channel::Stream } else { Channel::Backfill };
         while cursor < head {
             if epoch_rx.has_changed().unwrap_or(false) {
                 epoch_rx.borrow_and_update();
@@ -173,7 +141,9 @@ async fn run_stream(
             for item in page {
                 cursor = item.seq;
                 let version = state.directory.version();
-                if entitled(&item, &caller) && tx.send(Ok(delivery(item, version))).await.is_err() {
+                if entitled(&state, &item, &caller, channel).await?
+                    && tx.send(Ok(delivery(&item, &caller, version))).await.is_err()
+                {
                     return Ok(()); // the subscriber went away
                 }
             }

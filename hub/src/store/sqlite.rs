@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Brings the schema up to date. Safe when several processes open the same
 /// database at once (a running hub and an operator command): the version is
@@ -111,7 +111,112 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
             PRAGMA user_version = 2;",
         )?;
     }
+    if version < 3 {
+        conn.execute_batch(
+            "ALTER TABLE statements ADD COLUMN openings TEXT NOT NULL DEFAULT '[]';
+            ALTER TABLE statements ADD COLUMN group_snapshot TEXT NOT NULL DEFAULT '{}';
+            ALTER TABLE statements ADD COLUMN target_id TEXT;
+            ALTER TABLE statements ADD COLUMN value TEXT NOT NULL DEFAULT '';
+            ALTER TABLE statements ADD COLUMN title TEXT NOT NULL DEFAULT '';
+            ALTER TABLE statements ADD COLUMN sighting_count INTEGER;
+            ALTER TABLE statements ADD COLUMN anon_payload BLOB;
+            ALTER TABLE statements ADD COLUMN anon_key_id TEXT;
+            ALTER TABLE statements ADD COLUMN anon_signature BLOB;
+            CREATE INDEX statements_by_target ON statements(target_id) WHERE target_id IS NOT NULL;
+            CREATE TABLE sharing_groups (
+                name        TEXT PRIMARY KEY,
+                created_at  INTEGER NOT NULL
+            );
+            CREATE TABLE group_members (
+                group_name  TEXT NOT NULL REFERENCES sharing_groups(name) ON DELETE CASCADE,
+                org_id      TEXT NOT NULL REFERENCES members(org_id),
+                PRIMARY KEY (group_name, org_id)
+            );
+            PRAGMA user_version = 3;",
+        )?;
+    }
     Ok(())
+}
+
+// === sharing groups ===
+
+pub(super) fn add_group(
+    conn: &Connection,
+    name: &str,
+    members: &[String],
+    actor: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    for m in members {
+        match member(conn, m)? {
+            Some(row) if row.status != "removed" => {}
+            _ => return Err(StoreError::NotFound(format!("no member `{m}`"))),
+        }
+    }
+    let inserted = conn.execute(
+        "INSERT INTO sharing_groups (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        params![name, now],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!("group `{name}` already exists")));
+    }
+    for m in members {
+        conn.execute(
+            "INSERT OR IGNORE INTO group_members (group_name, org_id) VALUES (?1, ?2)",
+            params![name, m],
+        )?;
+    }
+    bump_epoch(conn)?;
+    audit(conn, now, actor, "group.add", name, &members.join(","))
+}
+
+pub(super) fn remove_group(conn: &Connection, name: &str, actor: &str, now: i64) -> Result<Vec<String>, StoreError> {
+    let members = group_members(conn, name)?
+        .ok_or_else(|| StoreError::NotFound(format!("no group `{name}`")))?;
+    conn.execute("DELETE FROM group_members WHERE group_name = ?1", [name])?;
+    conn.execute("DELETE FROM sharing_groups WHERE name = ?1", [name])?;
+    bump_epoch(conn)?;
+    audit(conn, now, actor, "group.remove", name, &members.join(","))?;
+    Ok(members)
+}
+
+pub(super) fn group_members(conn: &Connection, name: &str) -> Result<Option<Vec<String>>, StoreError> {
+    let exists: Option<i64> = conn
+        .query_row("SELECT 1 FROM sharing_groups WHERE name = ?1", [name], |r| r.get(0))
+        .optional()?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached("SELECT org_id FROM group_members WHERE group_name = ?1 ORDER BY org_id")?;
+    let rows = stmt.query_map([name], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(Some(rows))
+}
+
+pub(super) fn list_groups(conn: &Connection) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sharing_groups ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    names
+        .into_iter()
+        .map(|n| {
+            let m = group_members(conn, &n)?.unwrap_or_default();
+            Ok((n, m))
+        })
+        .collect()
+}
+
+pub(super) fn groups_of(conn: &Connection, org: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT group_name FROM group_members WHERE org_id = ?1 ORDER BY group_name")?;
+    let rows = stmt.query_map([org], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn person_exists(conn: &Connection, org: &str, person: &str) -> Result<bool, StoreError> {
+    let v: Option<i64> = conn
+        .query_row("SELECT 1 FROM people WHERE org_id = ?1 AND person_id = ?2", params![org, person], |r| r.get(0))
+        .optional()?;
+    Ok(v.is_some())
 }
 
 // === audit and counters ===
@@ -789,6 +894,25 @@ pub struct NewStatement {
     pub key_id: String,
     pub signature: Vec<u8>,
     pub digest: String,
+    /// Clear audience openings (JSON), for handing each recipient its own.
+    pub openings_json: String,
+    /// Members of each named group when published (JSON object).
+    pub group_snapshot_json: String,
+    /// For sightings and retractions: the item they refer to.
+    pub target_id: Option<String>,
+    /// Observable value and title, for search.
+    pub value: String,
+    pub title: String,
+    pub sighting_count: Option<u32>,
+    /// The hub-signed anonymous version delivered to everyone but the source.
+    pub anonymous: Option<AnonymousVersion>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnonymousVersion {
+    pub payload: Vec<u8>,
+    pub key_id: String,
+    pub signature: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -804,6 +928,11 @@ pub struct StoredStatement {
     pub payload: Vec<u8>,
     pub key_id: String,
     pub signature: Vec<u8>,
+    pub openings_json: String,
+    pub group_snapshot_json: String,
+    pub target_id: Option<String>,
+    pub sighting_count: Option<u32>,
+    pub anonymous: Option<AnonymousVersion>,
 }
 
 pub(super) fn append_statement(
@@ -875,32 +1004,78 @@ pub(super) fn append_statement(
     Ok((conn.last_insert_rowid() as u64, false))
 }
 
+const STATEMENT_SELECT: &str = "SELECT seq, id, revision, source_org, tlp, audience, received_at, payload_type,
+    payload, key_id, signature, openings, group_snapshot, target_id, sighting_count,
+    anon_payload, anon_key_id, anon_signature FROM statements";
+
+fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement> {
+    let anon_payload: Option<Vec<u8>> = r.get(15)?;
+    let anonymous = match anon_payload {
+        Some(payload) => Some(AnonymousVersion {
+            payload,
+            key_id: r.get(16)?,
+            signature: r.get(17)?,
+        }),
+        None => None,
+    };
+    Ok(StoredStatement {
+        seq: r.get::<_, i64>(0)? as u64,
+        id: r.get(1)?,
+        revision: r.get(2)?,
+        source_org: r.get(3)?,
+        tlp: r.get(4)?,
+        audience_json: r.get(5)?,
+        received_at: r.get(6)?,
+        payload_type: r.get(7)?,
+        payload: r.get(8)?,
+        key_id: r.get(9)?,
+        signature: r.get(10)?,
+        openings_json: r.get(11)?,
+        group_snapshot_json: r.get(12)?,
+        target_id: r.get(13)?,
+        sighting_count: r.get(14)?,
+        anonymous,
+    })
+}
+
 pub(super) fn statements_after(
     conn: &Connection,
     after: u64,
     limit: u32,
 ) -> Result<Vec<StoredStatement>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, id, revision, source_org, tlp, audience, received_at, payload_type, payload, key_id, signature
-         FROM statements WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!("{STATEMENT_SELECT} WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
     let rows = stmt
-        .query_map(params![after as i64, limit], |r| {
-            Ok(StoredStatement {
-                seq: r.get::<_, i64>(0)? as u64,
-                id: r.get(1)?,
-                revision: r.get(2)?,
-                source_org: r.get(3)?,
-                tlp: r.get(4)?,
-                audience_json: r.get(5)?,
-                received_at: r.get(6)?,
-                payload_type: r.get(7)?,
-                payload: r.get(8)?,
-                key_id: r.get(9)?,
-                signature: r.get(10)?,
-            })
-        })?
+        .query_map(params![after as i64, limit], statement_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Every stored revision of `id`, newest first.
+pub(super) fn revisions(conn: &Connection, id: &str) -> Result<Vec<StoredStatement>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{STATEMENT_SELECT} WHERE id = ?1 ORDER BY revision DESC"))?;
+    let rows = stmt.query_map([id], statement_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Candidates for a search, newest first; the caller filters by entitlement.
+pub(super) fn search(conn: &Connection, query: &str, limit: u32) -> Result<Vec<StoredStatement>, StoreError> {
+    let escaped = query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let pattern = format!("%{escaped}%");
+    let mut stmt = conn.prepare_cached(&format!(
+        "{STATEMENT_SELECT} WHERE value LIKE ?1 ESCAPE '\\' OR title LIKE ?1 ESCAPE '\\' ORDER BY seq DESC LIMIT ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![pattern, limit], statement_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Sightings stored against `target_id`.
+pub(super) fn sightings_of(conn: &Connection, target_id: &str) -> Result<Vec<StoredStatement>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{STATEMENT_SELECT} WHERE target_id = ?1 AND kind = 'sighting' ORDER BY seq"
+    ))?;
+    let rows = stmt.query_map([target_id], statement_from_row)?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
