@@ -21,7 +21,9 @@ pub struct AudienceOpening {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AudienceError {
-    #[error("{0} goes to the whole community; an audience only applies to AMBER, AMBER+STRICT and RED")]
+    #[error(
+        "{0} goes to the whole community; an audience only applies to AMBER, AMBER+STRICT and RED"
+    )]
     NotAllowed(Tlp),
     #[error("{0} requires an audience: name orgs, groups or people with --audience")]
     Required(Tlp),
@@ -46,13 +48,17 @@ impl AudienceOpening {
         m.extend_from_slice(self.salt.as_bytes());
         m.push(b'\n');
         m.extend_from_slice(self.entry.to_string().as_bytes());
-        format!("{COMMITMENT_PREFIX}{}", crate::hex::encode(&openssl::sha::sha256(&m)))
+        format!(
+            "{COMMITMENT_PREFIX}{}",
+            crate::hex::encode(&openssl::sha::sha256(&m))
+        )
     }
 }
 
 pub fn is_commitment(s: &str) -> bool {
-    s.strip_prefix(COMMITMENT_PREFIX)
-        .is_some_and(|h| crate::hex::is_hex_of_len(h, 64) && !h.bytes().any(|b| b.is_ascii_uppercase()))
+    s.strip_prefix(COMMITMENT_PREFIX).is_some_and(|h| {
+        crate::hex::is_hex_of_len(h, 64) && !h.bytes().any(|b| b.is_ascii_uppercase())
+    })
 }
 
 /// Which audiences each TLP level allows (design notes, TLP table).
@@ -72,7 +78,10 @@ pub fn check_audience_rules(tlp: Tlp, entries: &[AudienceRef]) -> Result<(), Aud
             if entries.is_empty() {
                 return Err(AudienceError::Required(tlp));
             }
-            match entries.iter().find(|e| !matches!(e, AudienceRef::Person { .. })) {
+            match entries
+                .iter()
+                .find(|e| !matches!(e, AudienceRef::Person { .. }))
+            {
                 Some(other) => Err(AudienceError::RedNeedsPeople(other.to_string())),
                 None => Ok(()),
             }
@@ -82,21 +91,27 @@ pub fn check_audience_rules(tlp: Tlp, entries: &[AudienceRef]) -> Result<(), Aud
 
 /// Matches openings to the signed commitments one to one, in any order, and
 /// returns the clear audience.
-pub fn open_audience(commitments: &[String], openings: &[AudienceOpening]) -> Result<Vec<AudienceRef>, AudienceError> {
+pub fn open_audience(
+    commitments: &[String],
+    openings: &[AudienceOpening],
+) -> Result<Vec<AudienceRef>, AudienceError> {
     if commitments.len() != openings.len() {
         return Err(AudienceError::Mismatch("different number of entries"));
     }
     let mut remaining: Vec<&String> = commitments.iter().collect();
     let mut entries = Vec::with_capacity(openings.len());
     for o in openings {
-        if !crate::hex::is_hex_of_len(&o.salt, 32) || o.salt.bytes().any(|b| b.is_ascii_uppercase()) {
+        if !crate::hex::is_hex_of_len(&o.salt, 32) || o.salt.bytes().any(|b| b.is_ascii_uppercase())
+        {
             return Err(AudienceError::Malformed);
         }
         let c = o.commitment();
         let pos = remaining
             .iter()
             .position(|r| **r == c)
-            .ok_or(AudienceError::Mismatch("an opening matches no signed entry"))?;
+            .ok_or(AudienceError::Mismatch(
+                "an opening matches no signed entry",
+            ))?;
         remaining.swap_remove(pos);
         entries.push(o.entry.clone());
     }
@@ -116,7 +131,11 @@ mod tests {
         let a = op("org:bob-bank", "a");
         let b = op("org:bob-bank", "b");
         assert!(is_commitment(&a.commitment()));
-        assert_ne!(a.commitment(), b.commitment(), "salt makes equal entries unlinkable");
+        assert_ne!(
+            a.commitment(),
+            b.commitment(),
+            "salt makes equal entries unlinkable"
+        );
         assert!(!a.commitment().contains("bob"));
     }
 
@@ -127,10 +146,19 @@ mod tests {
         let signed = vec![a.commitment(), b.commitment()];
         let got = open_audience(&signed, &[b.clone(), a.clone()]).unwrap();
         assert_eq!(got.len(), 2);
-        assert!(open_audience(&signed, std::slice::from_ref(&a)).is_err(), "missing opening");
-        assert!(open_audience(&signed, &[a.clone(), a.clone()]).is_err(), "one commitment opened twice");
+        assert!(
+            open_audience(&signed, std::slice::from_ref(&a)).is_err(),
+            "missing opening"
+        );
+        assert!(
+            open_audience(&signed, &[a.clone(), a.clone()]).is_err(),
+            "one commitment opened twice"
+        );
         let smuggled = op("org:eve-bank", "c");
-        assert!(open_audience(&signed, &[a.clone(), smuggled]).is_err(), "hub or source adds a name");
+        assert!(
+            open_audience(&signed, &[a.clone(), smuggled]).is_err(),
+            "hub or source adds a name"
+        );
         let mut bad_salt = a.clone();
         bad_salt.salt = "zz".into();
         assert!(open_audience(&[bad_salt.commitment()], &[bad_salt]).is_err());

@@ -567,13 +567,20 @@ impl Statement {
                 "audience has more than {MAX_LIST_LEN} entries"
             )));
         }
-        if !self.audience.iter().all(|c| crate::audience::is_commitment(c)) {
+        if !self
+            .audience
+            .iter()
+            .all(|c| crate::audience::is_commitment(c))
+        {
             return Err(InvalidStatement::Field(
                 "audience entries must be sha256:HEX commitments".into(),
             ));
         }
         if self.audience.is_empty() && matches!(self.tlp, Tlp::AmberStrict | Tlp::Red) {
-            return Err(InvalidStatement::Field(format!("{} requires an audience", self.tlp)));
+            return Err(InvalidStatement::Field(format!(
+                "{} requires an audience",
+                self.tlp
+            )));
         }
         match &self.body {
             Body::Indicator(i) => i.validate(),
@@ -582,10 +589,14 @@ impl Statement {
                 parse_rfc3339(&s.first_seen)?;
                 parse_rfc3339(&s.last_seen)?;
                 if s.count == 0 {
-                    return Err(InvalidStatement::Field("a sighting counts at least 1".into()));
+                    return Err(InvalidStatement::Field(
+                        "a sighting counts at least 1".into(),
+                    ));
                 }
                 if parse_rfc3339(&s.last_seen)? < parse_rfc3339(&s.first_seen)? {
-                    return Err(InvalidStatement::Field("last_seen is before first_seen".into()));
+                    return Err(InvalidStatement::Field(
+                        "last_seen is before first_seen".into(),
+                    ));
                 }
                 Ok(())
             }

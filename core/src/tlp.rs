@@ -224,7 +224,12 @@ pub fn may_receive(
     match channel {
         Channel::Public => item.tlp == Tlp::Clear,
         Channel::PeerHub => matches!(item.tlp, Tlp::Clear | Tlp::Green),
-        Channel::Stream | Channel::Backfill | Channel::Get | Channel::Search | Channel::Count | Channel::Export => {
+        Channel::Stream
+        | Channel::Backfill
+        | Channel::Get
+        | Channel::Search
+        | Channel::Count
+        | Channel::Export => {
             let Some(r) = recipient else {
                 return false;
             };
@@ -307,40 +312,127 @@ mod tests {
             name: &'static str,
             recipient: Option<Recipient<'a>>,
         }
-        let r = |org_id, groups, person| Some(Recipient { org_id, groups, person });
-        let source = Who { name: "source", recipient: r("src", &none, None) };
-        let aud_org = Who { name: "audience org", recipient: r("b", &none, None) };
-        let aud_person_agent = Who { name: "audience person (org agent)", recipient: r("c", &none, None) };
-        let aud_person = Who { name: "audience person", recipient: r("c", &none, Some("ann")) };
-        let other_person_same_org = Who { name: "unnamed colleague", recipient: r("c", &none, Some("bob")) };
-        let group_member = Who { name: "group member", recipient: r("g", &in_group, None) };
-        let other = Who { name: "other member", recipient: r("z", &none, None) };
-        let coordinator = Who { name: "coordinator", recipient: r("isac-staff", &none, None) };
-        let outsider = Who { name: "outsider", recipient: None };
-        let whos = [source, aud_org, aud_person_agent, aud_person, other_person_same_org, group_member, other, coordinator, outsider];
+        let r = |org_id, groups, person| {
+            Some(Recipient {
+                org_id,
+                groups,
+                person,
+            })
+        };
+        let source = Who {
+            name: "source",
+            recipient: r("src", &none, None),
+        };
+        let aud_org = Who {
+            name: "audience org",
+            recipient: r("b", &none, None),
+        };
+        let aud_person_agent = Who {
+            name: "audience person (org agent)",
+            recipient: r("c", &none, None),
+        };
+        let aud_person = Who {
+            name: "audience person",
+            recipient: r("c", &none, Some("ann")),
+        };
+        let other_person_same_org = Who {
+            name: "unnamed colleague",
+            recipient: r("c", &none, Some("bob")),
+        };
+        let group_member = Who {
+            name: "group member",
+            recipient: r("g", &in_group, None),
+        };
+        let other = Who {
+            name: "other member",
+            recipient: r("z", &none, None),
+        };
+        let coordinator = Who {
+            name: "coordinator",
+            recipient: r("isac-staff", &none, None),
+        };
+        let outsider = Who {
+            name: "outsider",
+            recipient: None,
+        };
+        let whos = [
+            source,
+            aud_org,
+            aud_person_agent,
+            aud_person,
+            other_person_same_org,
+            group_member,
+            other,
+            coordinator,
+            outsider,
+        ];
 
         let amber_audience = aud(&["org:b", "group:payments", "person:c/ann"]);
         let red_audience = aud(&["person:c/ann"]);
         let empty: Vec<AudienceRef> = vec![];
         // Expected, in the order of `whos`.
         let rows: Vec<(Tlp, &[AudienceRef], [bool; 9])> = vec![
-            (Tlp::Clear, &empty, [true, true, true, true, true, true, true, true, false]),
-            (Tlp::Green, &empty, [true, true, true, true, true, true, true, true, false]),
-            (Tlp::Amber, &empty, [true, true, true, true, true, true, true, true, false]),
-            (Tlp::Amber, &amber_audience, [true, true, true, true, true, true, false, false, false]),
-            (Tlp::AmberStrict, &amber_audience, [true, true, true, true, true, true, false, false, false]),
-            (Tlp::AmberStrict, &empty, [true, false, false, false, false, false, false, false, false]),
-            (Tlp::Red, &red_audience, [true, false, true, true, false, false, false, false, false]),
-            (Tlp::Red, &amber_audience, [true, false, true, true, false, false, false, false, false]),
-            (Tlp::Red, &empty, [true, false, false, false, false, false, false, false, false]),
+            (
+                Tlp::Clear,
+                &empty,
+                [true, true, true, true, true, true, true, true, false],
+            ),
+            (
+                Tlp::Green,
+                &empty,
+                [true, true, true, true, true, true, true, true, false],
+            ),
+            (
+                Tlp::Amber,
+                &empty,
+                [true, true, true, true, true, true, true, true, false],
+            ),
+            (
+                Tlp::Amber,
+                &amber_audience,
+                [true, true, true, true, true, true, false, false, false],
+            ),
+            (
+                Tlp::AmberStrict,
+                &amber_audience,
+                [true, true, true, true, true, true, false, false, false],
+            ),
+            (
+                Tlp::AmberStrict,
+                &empty,
+                [true, false, false, false, false, false, false, false, false],
+            ),
+            (
+                Tlp::Red,
+                &red_audience,
+                [true, false, true, true, false, false, false, false, false],
+            ),
+            (
+                Tlp::Red,
+                &amber_audience,
+                [true, false, true, true, false, false, false, false, false],
+            ),
+            (
+                Tlp::Red,
+                &empty,
+                [true, false, false, false, false, false, false, false, false],
+            ),
         ];
         for (tlp, audience, expected) in rows {
             // An anonymous item is decided on its real source, which the hub knows.
             for source_org in ["src", "anonymous-source-is-src"] {
-                let item = ItemAccess { tlp, source_org, audience };
+                let item = ItemAccess {
+                    tlp,
+                    source_org,
+                    audience,
+                };
                 for (who, want) in whos.iter().zip(expected) {
                     // When someone else is the source, "src" is just another member.
-                    let want = if source_org != "src" && who.name == "source" { expected[6] } else { want };
+                    let want = if source_org != "src" && who.name == "source" {
+                        expected[6]
+                    } else {
+                        want
+                    };
                     for channel in MEMBER_CHANNELS {
                         assert_eq!(
                             may_receive(item, who.recipient, channel),
@@ -350,9 +442,16 @@ mod tests {
                         );
                     }
                 }
-                let anon_source = Recipient { org_id: source_org, groups: &none, person: None };
+                let anon_source = Recipient {
+                    org_id: source_org,
+                    groups: &none,
+                    person: None,
+                };
                 for channel in MEMBER_CHANNELS {
-                    assert!(may_receive(item, Some(anon_source), channel), "the source always sees its own");
+                    assert!(
+                        may_receive(item, Some(anon_source), channel),
+                        "the source always sees its own"
+                    );
                 }
             }
         }
@@ -361,8 +460,16 @@ mod tests {
     #[test]
     fn outside_channels() {
         for tlp in ALL_LEVELS {
-            let item = ItemAccess { tlp, source_org: "src", audience: &[] };
-            let member = Recipient { org_id: "src", groups: &[], person: None };
+            let item = ItemAccess {
+                tlp,
+                source_org: "src",
+                audience: &[],
+            };
+            let member = Recipient {
+                org_id: "src",
+                groups: &[],
+                person: None,
+            };
             for who in [None, Some(member)] {
                 assert_eq!(may_receive(item, who, Channel::Public), tlp == Tlp::Clear);
                 assert_eq!(
@@ -377,7 +484,11 @@ mod tests {
     fn derived_statements_are_never_less_restricted() {
         for target in ALL_LEVELS {
             for derived in ALL_LEVELS {
-                assert_eq!(derived_tlp_ok(derived, target), derived >= target, "{derived} on {target}");
+                assert_eq!(
+                    derived_tlp_ok(derived, target),
+                    derived >= target,
+                    "{derived} on {target}"
+                );
             }
         }
         assert!(!derived_tlp_ok(Tlp::Green, Tlp::Amber));

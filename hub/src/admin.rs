@@ -336,10 +336,14 @@ impl AdminContext<'_> {
 
     pub async fn add_group(&self, req: pb::AddGroupRequest) -> Result<pb::GroupInfo, ApiError> {
         if !is_slug(&req.name) {
-            return Err(invalid("group name must be a lowercase slug such as payments-wg"));
+            return Err(invalid(
+                "group name must be a lowercase slug such as payments-wg",
+            ));
         }
         if req.members.is_empty() {
-            return Err(invalid("a group needs at least one member: --members ORG,ORG"));
+            return Err(invalid(
+                "a group needs at least one member: --members ORG,ORG",
+            ));
         }
         let mut members = req.members.clone();
         members.sort();
@@ -354,10 +358,16 @@ impl AdminContext<'_> {
                 crate::store::StoreError::NotFound(m) => invalid(m),
                 other => other.into(),
             })?;
-        Ok(pb::GroupInfo { name: req.name, members })
+        Ok(pb::GroupInfo {
+            name: req.name,
+            members,
+        })
     }
 
-    pub async fn list_groups(&self, _req: pb::ListGroupsRequest) -> Result<pb::ListGroupsResponse, ApiError> {
+    pub async fn list_groups(
+        &self,
+        _req: pb::ListGroupsRequest,
+    ) -> Result<pb::ListGroupsResponse, ApiError> {
         let groups = self
             .store
             .list_groups()
@@ -368,9 +378,18 @@ impl AdminContext<'_> {
         Ok(pb::ListGroupsResponse { groups })
     }
 
-    pub async fn remove_group(&self, req: pb::RemoveGroupRequest) -> Result<pb::GroupInfo, ApiError> {
-        let members = self.store.remove_group(&req.name, &self.actor, now()).await?;
-        Ok(pb::GroupInfo { name: req.name, members })
+    pub async fn remove_group(
+        &self,
+        req: pb::RemoveGroupRequest,
+    ) -> Result<pb::GroupInfo, ApiError> {
+        let members = self
+            .store
+            .remove_group(&req.name, &self.actor, now())
+            .await?;
+        Ok(pb::GroupInfo {
+            name: req.name,
+            members,
+        })
     }
 
     pub async fn audit(

@@ -162,11 +162,12 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
         })?;
         write_private(&anon_path, &pem)?;
     }
-    let anon_key = isac_core::SigningKey::from_pkcs8_pem(&fs::read(&anon_path).map_err(io(&anon_path))?)
-        .map_err(|e| DataDirError::Crypto {
-            path: anon_path.clone(),
-            message: e.to_string(),
-        })?;
+    let anon_key =
+        isac_core::SigningKey::from_pkcs8_pem(&fs::read(&anon_path).map_err(io(&anon_path))?)
+            .map_err(|e| DataDirError::Crypto {
+                path: anon_path.clone(),
+                message: e.to_string(),
+            })?;
 
     let ca_fingerprint = pki::cert_fingerprint(&ca_cert);
     Ok((

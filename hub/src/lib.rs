@@ -114,8 +114,10 @@ pub async fn serve(
             state: state.clone(),
         })
         .max_decoding_message_size(64 * 1024);
-    let lookup = pb::lookup_server::LookupServer::new(grpc::lookup::LookupService { state: state.clone() })
-        .max_decoding_message_size(16 * 1024);
+    let lookup = pb::lookup_server::LookupServer::new(grpc::lookup::LookupService {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(16 * 1024);
     let admin = pb::admin_server::AdminServer::new(grpc::admin::AdminService {
         state: state.clone(),
     })

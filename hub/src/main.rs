@@ -127,7 +127,9 @@ enum GroupCommand {
         members: Vec<String>,
     },
     List,
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -572,17 +574,35 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
             print_keys(std::slice::from_ref(&k));
         }
         Command::Group(GroupCommand::Add { name, members }) => {
-            let g = op!(backend, config, add_group, add_group, pb::AddGroupRequest { name, members })?;
+            let g = op!(
+                backend,
+                config,
+                add_group,
+                add_group,
+                pb::AddGroupRequest { name, members }
+            )?;
             println!("group {} = {}", g.name, g.members.join(","));
         }
         Command::Group(GroupCommand::List) => {
-            let list = op!(backend, config, list_groups, list_groups, pb::ListGroupsRequest {})?;
+            let list = op!(
+                backend,
+                config,
+                list_groups,
+                list_groups,
+                pb::ListGroupsRequest {}
+            )?;
             for g in list.groups {
                 println!("{} {}", g.name, g.members.join(","));
             }
         }
         Command::Group(GroupCommand::Remove { name }) => {
-            let g = op!(backend, config, remove_group, remove_group, pb::RemoveGroupRequest { name })?;
+            let g = op!(
+                backend,
+                config,
+                remove_group,
+                remove_group,
+                pb::RemoveGroupRequest { name }
+            )?;
             println!("removed group {}", g.name);
         }
         Command::Audit { limit } => {

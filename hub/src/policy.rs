@@ -16,10 +16,13 @@ use crate::store::StoredStatement;
 /// member when the item was published (a group widened later does not
 /// widen old items) and still be one now.
 fn entitled_groups(row: &StoredStatement, caller: &Caller) -> Vec<String> {
-    let snapshot: BTreeMap<String, Vec<String>> = serde_json::from_str(&row.group_snapshot_json).unwrap_or_default();
+    let snapshot: BTreeMap<String, Vec<String>> =
+        serde_json::from_str(&row.group_snapshot_json).unwrap_or_default();
     snapshot
         .into_iter()
-        .filter(|(group, members)| members.contains(&caller.org_id) && caller.groups.contains(group))
+        .filter(|(group, members)| {
+            members.contains(&caller.org_id) && caller.groups.contains(group)
+        })
         .map(|(group, _)| group)
         .collect()
 }
@@ -27,11 +30,17 @@ fn entitled_groups(row: &StoredStatement, caller: &Caller) -> Vec<String> {
 /// The TLP decision for one stored row. Fails closed on anything unreadable.
 pub fn may_see(row: &StoredStatement, caller: &Caller, channel: Channel) -> bool {
     let Ok(tlp) = row.tlp.parse::<Tlp>() else {
-        tracing::error!(seq = row.seq, "stored item has an unreadable TLP label; withheld");
+        tracing::error!(
+            seq = row.seq,
+            "stored item has an unreadable TLP label; withheld"
+        );
         return false;
     };
     let Ok(audience) = serde_json::from_str::<Vec<AudienceRef>>(&row.audience_json) else {
-        tracing::error!(seq = row.seq, "stored item has an unreadable audience; withheld");
+        tracing::error!(
+            seq = row.seq,
+            "stored item has an unreadable audience; withheld"
+        );
         return false;
     };
     let groups = entitled_groups(row, caller);
@@ -68,7 +77,8 @@ pub fn may_see_with_target(
 
 /// The audience openings that name `caller`: all of them for the source.
 pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<pb::AudienceOpening> {
-    let openings: Vec<AudienceOpening> = serde_json::from_str(&row.openings_json).unwrap_or_default();
+    let openings: Vec<AudienceOpening> =
+        serde_json::from_str(&row.openings_json).unwrap_or_default();
     let is_source = row.source_org == caller.org_id;
     let groups = entitled_groups(row, caller);
     openings
@@ -92,8 +102,16 @@ pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<pb::AudienceO
 /// everyone else gets the hub-signed anonymous version when there is one.
 pub fn delivered_envelope(row: &StoredStatement, caller: &Caller) -> pb::Envelope {
     let (payload, key_id, sig) = match &row.anonymous {
-        Some(anon) if row.source_org != caller.org_id => (anon.payload.clone(), anon.key_id.clone(), anon.signature.clone()),
-        _ => (row.payload.clone(), row.key_id.clone(), row.signature.clone()),
+        Some(anon) if row.source_org != caller.org_id => (
+            anon.payload.clone(),
+            anon.key_id.clone(),
+            anon.signature.clone(),
+        ),
+        _ => (
+            row.payload.clone(),
+            row.key_id.clone(),
+            row.signature.clone(),
+        ),
     };
     pb::Envelope {
         payload_type: row.payload_type.clone(),

@@ -56,18 +56,27 @@ pub struct Prepared {
 }
 
 /// Parses `--audience` entries and blinds them with fresh random salts.
-pub fn blind_audience(entries: &[String]) -> Result<(Vec<String>, Vec<AudienceOpening>), AgentError> {
+pub fn blind_audience(
+    entries: &[String],
+) -> Result<(Vec<String>, Vec<AudienceOpening>), AgentError> {
     let mut openings: Vec<AudienceOpening> = Vec::with_capacity(entries.len());
     for e in entries {
-        let entry: AudienceRef = e.parse().map_err(|e: isac_core::tlp::BadAudience| AgentError::Usage(e.to_string()))?;
+        let entry: AudienceRef = e
+            .parse()
+            .map_err(|e: isac_core::tlp::BadAudience| AgentError::Usage(e.to_string()))?;
         if openings.iter().any(|o| o.entry == entry) {
-            return Err(AgentError::Usage(format!("audience entry `{entry}` is listed twice")));
+            return Err(AgentError::Usage(format!(
+                "audience entry `{entry}` is listed twice"
+            )));
         }
         let mut salt = [0u8; 16];
         openssl::rand::rand_bytes(&mut salt)?;
         openings.push(AudienceOpening::new(entry, isac_core::hex::encode(&salt)));
     }
-    Ok((openings.iter().map(AudienceOpening::commitment).collect(), openings))
+    Ok((
+        openings.iter().map(AudienceOpening::commitment).collect(),
+        openings,
+    ))
 }
 
 pub const KINDS: [&str; 6] = [
@@ -294,13 +303,17 @@ impl IndicatorDraft {
         statement
             .validate()
             .map_err(|e| AgentError::Usage(e.to_string()))?;
-        Ok(Prepared { statement, openings })
+        Ok(Prepared {
+            statement,
+            openings,
+        })
     }
 }
 
 fn check_rules(tlp: Tlp, openings: &[AudienceOpening]) -> Result<(), AgentError> {
     let entries: Vec<AudienceRef> = openings.iter().map(|o| o.entry.clone()).collect();
-    isac_core::audience::check_audience_rules(tlp, &entries).map_err(|e| AgentError::Usage(e.to_string()))
+    isac_core::audience::check_audience_rules(tlp, &entries)
+        .map_err(|e| AgentError::Usage(e.to_string()))
 }
 
 #[cfg(test)]
@@ -480,7 +493,10 @@ impl BulletinDraft {
         statement
             .validate()
             .map_err(|e| AgentError::Usage(e.to_string()))?;
-        Ok(Prepared { statement, openings })
+        Ok(Prepared {
+            statement,
+            openings,
+        })
     }
 }
 
@@ -506,6 +522,11 @@ pub fn derived(
         anonymous,
         body,
     };
-    statement.validate().map_err(|e| AgentError::Usage(e.to_string()))?;
-    Ok(Prepared { statement, openings })
+    statement
+        .validate()
+        .map_err(|e| AgentError::Usage(e.to_string()))?;
+    Ok(Prepared {
+        statement,
+        openings,
+    })
 }

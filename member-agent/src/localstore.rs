@@ -69,7 +69,9 @@ impl LocalStore {
                 .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = ?1")?
                 .exists([column])?;
             if !present {
-                conn.execute_batch(&format!("ALTER TABLE items ADD COLUMN {column} {definition}"))?;
+                conn.execute_batch(&format!(
+                    "ALTER TABLE items ADD COLUMN {column} {definition}"
+                ))?;
             }
         }
         Ok(Self { conn })
@@ -282,8 +284,14 @@ impl LocalStore {
     }
 
     /// Records which audience entries named us (checked against the signed commitments).
-    pub fn set_named_as(&self, id: &str, revision: u32, named_as: &[String]) -> Result<(), AgentError> {
-        let json = serde_json::to_string(named_as).map_err(|e| AgentError::Invalid(e.to_string()))?;
+    pub fn set_named_as(
+        &self,
+        id: &str,
+        revision: u32,
+        named_as: &[String],
+    ) -> Result<(), AgentError> {
+        let json =
+            serde_json::to_string(named_as).map_err(|e| AgentError::Invalid(e.to_string()))?;
         self.conn.execute(
             "UPDATE items SET named_as = ?3 WHERE id = ?1 AND revision = ?2",
             params![id, revision, json],

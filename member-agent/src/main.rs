@@ -391,15 +391,26 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 p.id, p.revision, p.sequence
             );
         }
-        Command::Sight { id, count, named, tlp } => {
+        Command::Sight {
+            id,
+            count,
+            named,
+            tlp,
+        } => {
             let agent = Agent::open(&state)?;
             let p = member_agent::publish::sight(&agent, &id, count, named, tlp.as_deref()).await?;
-            println!("id={} revision={} sequence={}", p.id, p.revision, p.sequence);
+            println!(
+                "id={} revision={} sequence={}",
+                p.id, p.revision, p.sequence
+            );
         }
         Command::Retract { id, reason } => {
             let agent = Agent::open(&state)?;
             let p = member_agent::publish::retract(&agent, &id, &reason).await?;
-            println!("id={} revision={} sequence={}", p.id, p.revision, p.sequence);
+            println!(
+                "id={} revision={} sequence={}",
+                p.id, p.revision, p.sequence
+            );
         }
         Command::Key(KeyCommand::Rotate) => {
             let mut agent = Agent::open(&state)?;

@@ -22,7 +22,10 @@ pub async fn publish(agent: &Agent, draft: IndicatorDraft) -> Result<Published, 
     publish_prepared(agent, &prepared).await
 }
 
-pub async fn publish_bulletin(agent: &Agent, draft: crate::draft::BulletinDraft) -> Result<Published, AgentError> {
+pub async fn publish_bulletin(
+    agent: &Agent,
+    draft: crate::draft::BulletinDraft,
+) -> Result<Published, AgentError> {
     let created = isac_core::time::format_rfc3339(crate::now());
     let prepared = draft.into_prepared(agent.org_id(), created)?;
     publish_prepared(agent, &prepared).await
@@ -30,15 +33,18 @@ pub async fn publish_bulletin(agent: &Agent, draft: crate::draft::BulletinDraft)
 
 /// Signs with the member's current key and publishes, with the audience openings.
 pub async fn publish_prepared(agent: &Agent, prepared: &Prepared) -> Result<Published, AgentError> {
-    let envelope = agent
-        .loaded
-        .signing_key
-        .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, prepared.statement.canonical_bytes())?;
+    let envelope = agent.loaded.signing_key.sign_envelope(
+        PAYLOAD_TYPE_STATEMENT_V1,
+        prepared.statement.canonical_bytes(),
+    )?;
     publish_with_openings(agent, envelope, &prepared.openings).await
 }
 
 /// Publishes an already-signed envelope with no audience (also to re-send one).
-pub async fn publish_envelope(agent: &Agent, envelope: isac_core::Envelope) -> Result<Published, AgentError> {
+pub async fn publish_envelope(
+    agent: &Agent,
+    envelope: isac_core::Envelope,
+) -> Result<Published, AgentError> {
     publish_with_openings(agent, envelope, &[]).await
 }
 
@@ -56,7 +62,10 @@ pub async fn publish_with_openings(
                 signatures: envelope
                     .signatures
                     .into_iter()
-                    .map(|s| pb::Signature { keyid: s.keyid, sig: s.sig })
+                    .map(|s| pb::Signature {
+                        keyid: s.keyid,
+                        sig: s.sig,
+                    })
                     .collect(),
             }),
             audience_openings: openings
@@ -79,20 +88,34 @@ pub async fn publish_with_openings(
 
 /// The TLP for a statement about `target`: the target's own level as held
 /// locally, or a stricter one asked for.
-fn derived_tlp(agent: &Agent, target: &str, asked: Option<&str>) -> Result<isac_core::Tlp, AgentError> {
+fn derived_tlp(
+    agent: &Agent,
+    target: &str,
+    asked: Option<&str>,
+) -> Result<isac_core::Tlp, AgentError> {
     let held = agent
         .store
         .lock()
         .expect("local store lock")
         .item_tlp(target)?
-        .ok_or_else(|| AgentError::Usage(format!("{target} is not in your local store; run `member-agent sync` first")))?;
-    let held: isac_core::Tlp = held.parse().map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Invalid(e.to_string()))?;
+        .ok_or_else(|| {
+            AgentError::Usage(format!(
+                "{target} is not in your local store; run `member-agent sync` first"
+            ))
+        })?;
+    let held: isac_core::Tlp = held
+        .parse()
+        .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Invalid(e.to_string()))?;
     match asked {
         None => Ok(held),
         Some(a) => {
-            let a: isac_core::Tlp = a.parse().map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
+            let a: isac_core::Tlp = a
+                .parse()
+                .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
             if !isac_core::tlp::derived_tlp_ok(a, held) {
-                return Err(AgentError::Usage(format!("{a} is less restricted than the item ({held})")));
+                return Err(AgentError::Usage(format!(
+                    "{a} is less restricted than the item ({held})"
+                )));
             }
             Ok(a)
         }
@@ -100,11 +123,18 @@ fn derived_tlp(agent: &Agent, target: &str, asked: Option<&str>) -> Result<isac_
 }
 
 fn parse_target(id: &str) -> Result<uuid::Uuid, AgentError> {
-    uuid::Uuid::parse_str(id).map_err(|_| AgentError::Usage(format!("`{id}` is not a statement id (UUID)")))
+    uuid::Uuid::parse_str(id)
+        .map_err(|_| AgentError::Usage(format!("`{id}` is not a statement id (UUID)")))
 }
 
 /// Reports a sighting of `target`; anonymous unless `named`.
-pub async fn sight(agent: &Agent, target: &str, count: u32, named: bool, tlp: Option<&str>) -> Result<Published, AgentError> {
+pub async fn sight(
+    agent: &Agent,
+    target: &str,
+    count: u32,
+    named: bool,
+    tlp: Option<&str>,
+) -> Result<Published, AgentError> {
     let indicator = parse_target(target)?;
     let tlp = derived_tlp(agent, target, tlp)?;
     let now = isac_core::time::format_rfc3339(crate::now());

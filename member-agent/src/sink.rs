@@ -18,7 +18,10 @@ pub struct JsonlSink {
 
 enum Target {
     Stdout,
-    File { file: File, path: std::path::PathBuf },
+    File {
+        file: File,
+        path: std::path::PathBuf,
+    },
 }
 
 impl JsonlSink {
@@ -26,7 +29,11 @@ impl JsonlSink {
         let target = match path {
             None => Target::Stdout,
             Some(p) => Target::File {
-                file: OpenOptions::new().create(true).append(true).open(p).map_err(io_err(p))?,
+                file: OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(io_err(p))?,
                 path: p.to_owned(),
             },
         };

@@ -216,7 +216,8 @@ impl Agent {
                     InsertOutcome::New => {
                         report.new += 1;
                         let s = &verified.statement;
-                        self.store().set_named_as(&s.id.to_string(), s.revision, &named_as)?;
+                        self.store()
+                            .set_named_as(&s.id.to_string(), s.revision, &named_as)?;
                         if let isac_core::Body::Retraction(r) = &s.body {
                             self.store().mark_retracted(&r.target.to_string())?;
                         }

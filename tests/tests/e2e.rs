@@ -302,7 +302,8 @@ async fn publish_with_audience(
     s.tlp = tlp.parse().unwrap();
     s.audience = commitments;
     let env = sign(agent, &s);
-    member_agent::publish::publish_with_openings(agent, env, &openings_override.unwrap_or(openings)).await
+    member_agent::publish::publish_with_openings(agent, env, &openings_override.unwrap_or(openings))
+        .await
 }
 
 #[tokio::test]
@@ -314,27 +315,47 @@ async fn bad_audiences_are_invalid_argument_before_anything_is_stored() {
     let cases: Vec<(&str, Vec<&str>, &str)> = vec![
         ("red", vec![], "requires an audience"),
         ("red", vec!["org:bob-bank"], "names people only"),
-        ("red", vec!["person:bob-bank/nobody"], "unknown audience entry"),
+        (
+            "red",
+            vec!["person:bob-bank/nobody"],
+            "unknown audience entry",
+        ),
         ("amber+strict", vec![], "requires an audience"),
         ("amber", vec!["org:no-such-org"], "unknown audience entry"),
-        ("amber", vec!["group:no-such-group"], "unknown audience entry"),
+        (
+            "amber",
+            vec!["group:no-such-group"],
+            "unknown audience entry",
+        ),
         ("green", vec!["org:bob-bank"], "whole community"),
         ("amber", vec!["org:anonymous"], "unknown audience entry"),
     ];
     for (tlp, audience, expect) in cases {
-        let err = publish_with_audience(&alice, tlp, &audience, None).await.unwrap_err();
+        let err = publish_with_audience(&alice, tlp, &audience, None)
+            .await
+            .unwrap_err();
         let text = err.to_string();
         assert!(
-            matches!(&err, member_agent::AgentError::Hub { code: Code::InvalidArgument, .. }) && text.contains(expect),
+            matches!(
+                &err,
+                member_agent::AgentError::Hub {
+                    code: Code::InvalidArgument,
+                    ..
+                }
+            ) && text.contains(expect),
             "{tlp} {audience:?}: {text}"
         );
     }
     // Openings that do not match the signed commitments (a name smuggled in,
     // or one left out) are refused too.
     let (_, smuggled) = member_agent::draft::blind_audience(&["org:bob-bank".to_string()]).unwrap();
-    let err = publish_with_audience(&alice, "amber", &["org:alice-bank"], Some(smuggled)).await.unwrap_err();
+    let err = publish_with_audience(&alice, "amber", &["org:alice-bank"], Some(smuggled))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("do not match"), "{err}");
-    let err = publish_with_audience(&alice, "amber", &["org:bob-bank"], Some(vec![])).await.unwrap_err();
+    let err = publish_with_audience(&alice, "amber", &["org:bob-bank"], Some(vec![]))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("do not match"), "{err}");
     assert_eq!(hub.stored_statements(), 0);
 

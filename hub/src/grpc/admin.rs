@@ -105,13 +105,22 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::MemberKey>, Status> {
         admin_call!(self, req, revoke_key)
     }
-    async fn add_group(&self, req: Request<pb::AddGroupRequest>) -> Result<Response<pb::GroupInfo>, Status> {
+    async fn add_group(
+        &self,
+        req: Request<pb::AddGroupRequest>,
+    ) -> Result<Response<pb::GroupInfo>, Status> {
         admin_call!(self, req, add_group)
     }
-    async fn list_groups(&self, req: Request<pb::ListGroupsRequest>) -> Result<Response<pb::ListGroupsResponse>, Status> {
+    async fn list_groups(
+        &self,
+        req: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
         admin_call!(self, req, list_groups)
     }
-    async fn remove_group(&self, req: Request<pb::RemoveGroupRequest>) -> Result<Response<pb::GroupInfo>, Status> {
+    async fn remove_group(
+        &self,
+        req: Request<pb::RemoveGroupRequest>,
+    ) -> Result<Response<pb::GroupInfo>, Status> {
         admin_call!(self, req, remove_group)
     }
     async fn list_audit(

@@ -18,51 +18,93 @@ pub struct LookupService {
 
 const MAX_QUERY_CHARS: usize = 256;
 
-async fn visible(state: &HubState, row: &StoredStatement, caller: &Caller, channel: Channel) -> Result<bool, ApiError> {
+async fn visible(
+    state: &HubState,
+    row: &StoredStatement,
+    caller: &Caller,
+    channel: Channel,
+) -> Result<bool, ApiError> {
     let target = match &row.target_id {
         Some(t) => state.store.revisions(t).await?.into_iter().next(),
         None => None,
     };
-    Ok(policy::may_see_with_target(row, target.as_ref(), caller, channel))
+    Ok(policy::may_see_with_target(
+        row,
+        target.as_ref(),
+        caller,
+        channel,
+    ))
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("no statement {} that you can see", id.chars().take(64).collect::<String>()))
+    ApiError::NotFound(format!(
+        "no statement {} that you can see",
+        id.chars().take(64).collect::<String>()
+    ))
 }
 
 #[tonic::async_trait]
 impl pb::lookup_server::Lookup for LookupService {
-    async fn get_statement(&self, req: Request<pb::GetStatementRequest>) -> Result<Response<pb::Delivery>, Status> {
+    async fn get_statement(
+        &self,
+        req: Request<pb::GetStatementRequest>,
+    ) -> Result<Response<pb::Delivery>, Status> {
         let caller = authenticate(&self.state, &req).await?;
         let id = req.into_inner().id;
         if uuid::Uuid::parse_str(&id).is_err() {
             return Err(not_found(&id).into());
         }
         // The newest revision the caller may see.
-        for row in self.state.store.revisions(&id).await.map_err(ApiError::from)? {
+        for row in self
+            .state
+            .store
+            .revisions(&id)
+            .await
+            .map_err(ApiError::from)?
+        {
             if visible(&self.state, &row, &caller, Channel::Get).await? {
-                return Ok(Response::new(policy::delivery(&row, &caller, self.state.directory.version())));
+                return Ok(Response::new(policy::delivery(
+                    &row,
+                    &caller,
+                    self.state.directory.version(),
+                )));
             }
         }
         Err(not_found(&id).into())
     }
 
-    async fn search(&self, req: Request<pb::SearchRequest>) -> Result<Response<pb::SearchResponse>, Status> {
+    async fn search(
+        &self,
+        req: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
         let caller = authenticate(&self.state, &req).await?;
         let pb::SearchRequest { query, limit } = req.into_inner();
         if query.trim().is_empty() || query.chars().count() > MAX_QUERY_CHARS {
-            return Err(ApiError::InvalidArgument(format!("query must be 1 to {MAX_QUERY_CHARS} characters")).into());
+            return Err(ApiError::InvalidArgument(format!(
+                "query must be 1 to {MAX_QUERY_CHARS} characters"
+            ))
+            .into());
         }
         let limit = if limit == 0 { 50 } else { limit.min(500) };
         let mut items = Vec::new();
         // Filter after the SQL match, over a bounded window, so a hidden item
         // never counts toward (or shows through) the caller's results.
-        for row in self.state.store.search(query.trim(), 5000).await.map_err(ApiError::from)? {
+        for row in self
+            .state
+            .store
+            .search(query.trim(), 5000)
+            .await
+            .map_err(ApiError::from)?
+        {
             if items.len() as u32 >= limit {
                 break;
             }
             if visible(&self.state, &row, &caller, Channel::Search).await? {
-                items.push(policy::delivery(&row, &caller, self.state.directory.version()));
+                items.push(policy::delivery(
+                    &row,
+                    &caller,
+                    self.state.directory.version(),
+                ));
             }
         }
         Ok(Response::new(pb::SearchResponse { items }))
@@ -86,7 +128,13 @@ impl pb::lookup_server::Lookup for LookupService {
             .ok_or_else(|| not_found(&id))?;
         let mut total = 0u64;
         let mut reports = 0u32;
-        for s in self.state.store.sightings_of(&id).await.map_err(ApiError::from)? {
+        for s in self
+            .state
+            .store
+            .sightings_of(&id)
+            .await
+            .map_err(ApiError::from)?
+        {
             if policy::may_see_with_target(&s, Some(&target), &caller, Channel::Count) {
                 total += u64::from(s.sighting_count.unwrap_or(0));
                 reports += 1;

@@ -8,7 +8,10 @@ use isac_core::audience::{check_audience_rules, open_audience, AudienceOpening};
 use isac_core::time::parse_rfc3339;
 use isac_core::tlp::{derived_tlp_ok, AudienceRef, Channel};
 use isac_core::verify::created_not_in_future;
-use isac_core::{verify_envelope, Body, Envelope, KeyRecord, Signature, Statement, Tlp, VerifyError, VerifyingKey};
+use isac_core::{
+    verify_envelope, Body, Envelope, KeyRecord, Signature, Statement, Tlp, VerifyError,
+    VerifyingKey,
+};
 use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -28,15 +31,21 @@ pub struct PublisherService {
 #[tonic::async_trait]
 impl pb::publisher_server::Publisher for PublisherService {
     #[tracing::instrument(skip_all, fields(org, id, seq))]
-    async fn publish(&self, req: Request<pb::PublishRequest>) -> Result<Response<pb::PublishResponse>, Status> {
+    async fn publish(
+        &self,
+        req: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
         let caller = authenticate(&self.state, &req).await?;
         tracing::Span::current().record("org", caller.org_id.as_str());
         let pb::PublishRequest {
             envelope,
             audience_openings,
         } = req.into_inner();
-        let envelope = envelope.ok_or_else(|| ApiError::InvalidArgument("missing envelope".into()))?;
-        Ok(Response::new(publish(&self.state, &caller, envelope, audience_openings).await?))
+        let envelope =
+            envelope.ok_or_else(|| ApiError::InvalidArgument("missing envelope".into()))?;
+        Ok(Response::new(
+            publish(&self.state, &caller, envelope, audience_openings).await?,
+        ))
     }
 }
 
@@ -63,7 +72,10 @@ pub fn envelope_to_pb(e: Envelope) -> pb::Envelope {
         signatures: e
             .signatures
             .into_iter()
-            .map(|s| pb::Signature { keyid: s.keyid, sig: s.sig })
+            .map(|s| pb::Signature {
+                keyid: s.keyid,
+                sig: s.sig,
+            })
             .collect(),
     }
 }
@@ -82,9 +94,9 @@ pub fn key_record(row: &KeyRow) -> Option<KeyRecord> {
 fn refusal(e: VerifyError) -> ApiError {
     let message = e.to_string();
     match e {
-        VerifyError::SourceMismatch { .. } | VerifyError::KeyRevoked { .. } | VerifyError::KeyRetired { .. } => {
-            ApiError::PermissionDenied(message)
-        }
+        VerifyError::SourceMismatch { .. }
+        | VerifyError::KeyRevoked { .. }
+        | VerifyError::KeyRetired { .. } => ApiError::PermissionDenied(message),
         VerifyError::UnknownKey(_) => ApiError::FailedPrecondition(format!(
             "{message}; publish with the signing key registered at enrollment"
         )),
@@ -103,19 +115,29 @@ async fn resolve_audience(
     state: &HubState,
     statement: &Statement,
     openings: Vec<pb::AudienceOpening>,
-) -> Result<(Vec<AudienceRef>, Vec<AudienceOpening>, BTreeMap<String, Vec<String>>), ApiError> {
+) -> Result<
+    (
+        Vec<AudienceRef>,
+        Vec<AudienceOpening>,
+        BTreeMap<String, Vec<String>>,
+    ),
+    ApiError,
+> {
     let openings = openings
         .into_iter()
         .map(|o| {
             Ok(AudienceOpening {
-                entry: o.entry.parse().map_err(|e: isac_core::tlp::BadAudience| ApiError::InvalidArgument(e.to_string()))?,
+                entry: o.entry.parse().map_err(|e: isac_core::tlp::BadAudience| {
+                    ApiError::InvalidArgument(e.to_string())
+                })?,
                 salt: o.salt,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let entries =
-        open_audience(&statement.audience, &openings).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
-    check_audience_rules(statement.tlp, &entries).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    let entries = open_audience(&statement.audience, &openings)
+        .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    check_audience_rules(statement.tlp, &entries)
+        .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
     let mut snapshot = BTreeMap::new();
     for entry in &entries {
         let known = match entry {
@@ -145,7 +167,11 @@ async fn resolve_audience(
 /// For a sighting or retraction: the caller must see the item, the
 /// statement must not be less restricted, and only the source or a
 /// coordinator retracts.
-async fn check_target(state: &HubState, caller: &Caller, statement: &Statement) -> Result<Option<String>, ApiError> {
+async fn check_target(
+    state: &HubState,
+    caller: &Caller,
+    statement: &Statement,
+) -> Result<Option<String>, ApiError> {
     let Some(target) = statement.target() else {
         return Ok(None);
     };
@@ -154,7 +180,9 @@ async fn check_target(state: &HubState, caller: &Caller, statement: &Statement) 
     // "Not found" and "not yours" get the same answer.
     let latest = latest
         .filter(|t| policy::may_see(t, caller, Channel::Get))
-        .ok_or_else(|| ApiError::FailedPrecondition(format!("no item {target_id} that you can see")))?;
+        .ok_or_else(|| {
+            ApiError::FailedPrecondition(format!("no item {target_id} that you can see"))
+        })?;
     let target_tlp: Tlp = latest
         .tlp
         .parse()
@@ -165,7 +193,10 @@ async fn check_target(state: &HubState, caller: &Caller, statement: &Statement) 
             statement.kind()
         )));
     }
-    if matches!(statement.body, Body::Retraction(_)) && latest.source_org != caller.org_id && !caller.is_coordinator() {
+    if matches!(statement.body, Body::Retraction(_))
+        && latest.source_org != caller.org_id
+        && !caller.is_coordinator()
+    {
         return Err(ApiError::PermissionDenied(
             "only the item's source or a coordinator may retract it".into(),
         ));
@@ -182,7 +213,11 @@ fn anonymise(state: &HubState, statement: &Statement) -> Result<AnonymousVersion
     let env = key
         .sign_envelope(isac_core::PAYLOAD_TYPE_STATEMENT_V1, anon.canonical_bytes())
         .map_err(|e| ApiError::Internal(format!("anonymising: {e}")))?;
-    let sig = env.signatures.into_iter().next().ok_or_else(|| ApiError::Internal("no signature".into()))?;
+    let sig = env
+        .signatures
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("no signature".into()))?;
     Ok(AnonymousVersion {
         payload: env.payload,
         key_id: sig.keyid,
@@ -198,7 +233,9 @@ async fn publish(
 ) -> Result<pb::PublishResponse, ApiError> {
     let envelope = envelope_from_pb(envelope);
     let key = match envelope.signatures.first() {
-        Some(sig) if envelope.signatures.len() == 1 && sig.keyid.len() <= 128 => state.store.key(&sig.keyid).await?,
+        Some(sig) if envelope.signatures.len() == 1 && sig.keyid.len() <= 128 => {
+            state.store.key(&sig.keyid).await?
+        }
         _ => None,
     };
     if let Some(k) = &key {
@@ -219,7 +256,8 @@ async fn publish(
             statement.source, caller.org_id
         )));
     }
-    let created = parse_rfc3339(&statement.created).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    let created =
+        parse_rfc3339(&statement.created).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
     let received_at = now();
     if !created_not_in_future(created, received_at) {
         return Err(ApiError::InvalidArgument(format!(
@@ -235,7 +273,11 @@ async fn publish(
     }
     let (entries, openings, snapshot) = resolve_audience(state, statement, openings).await?;
     let target_id = check_target(state, caller, statement).await?;
-    let anonymous = if statement.anonymous { Some(anonymise(state, statement)?) } else { None };
+    let anonymous = if statement.anonymous {
+        Some(anonymise(state, statement)?)
+    } else {
+        None
+    };
     let sig = &envelope.signatures[0];
     let sighting_count = match &statement.body {
         Body::Sighting(s) => Some(s.count),
@@ -246,7 +288,8 @@ async fn publish(
         revision: statement.revision,
         source_org: statement.source.clone(),
         tlp: statement.tlp.as_str().to_owned(),
-        audience_json: serde_json::to_string(&entries).map_err(|e| ApiError::Internal(e.to_string()))?,
+        audience_json: serde_json::to_string(&entries)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
         kind: statement.kind().to_owned(),
         created_at: created,
         received_at,
@@ -255,8 +298,10 @@ async fn publish(
         key_id: sig.keyid.clone(),
         signature: sig.sig.clone(),
         digest: verified.digest.clone(),
-        openings_json: serde_json::to_string(&openings).map_err(|e| ApiError::Internal(e.to_string()))?,
-        group_snapshot_json: serde_json::to_string(&snapshot).map_err(|e| ApiError::Internal(e.to_string()))?,
+        openings_json: serde_json::to_string(&openings)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        group_snapshot_json: serde_json::to_string(&snapshot)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
         target_id,
         value: statement.primary_value(),
         title: statement.title().to_owned(),

@@ -60,7 +60,12 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
 }
 
 /// Whether `caller` may receive the stored item on a stream.
-async fn entitled(state: &HubState, item: &StoredStatement, caller: &Caller, channel: Channel) -> Result<bool, ApiError> {
+async fn entitled(
+    state: &HubState,
+    item: &StoredStatement,
+    caller: &Caller,
+    channel: Channel,
+) -> Result<bool, ApiError> {
     if item.target_id.is_none() {
         return Ok(policy::may_see(item, caller, channel));
     }
@@ -68,12 +73,25 @@ async fn entitled(state: &HubState, item: &StoredStatement, caller: &Caller, cha
         Some(t) => state.store.revisions(t).await?.into_iter().next(),
         None => None,
     };
-    Ok(policy::may_see_with_target(item, target.as_ref(), caller, channel))
+    Ok(policy::may_see_with_target(
+        item,
+        target.as_ref(),
+        caller,
+        channel,
+    ))
 }
 
-fn delivery(item: &StoredStatement, caller: &Caller, directory_version: u64) -> pb::SubscribeResponse {
+fn delivery(
+    item: &StoredStatement,
+    caller: &Caller,
+    directory_version: u64,
+) -> pb::SubscribeResponse {
     pb::SubscribeResponse {
-        event: Some(pb::subscribe_response::Event::Item(policy::delivery(item, caller, directory_version))),
+        event: Some(pb::subscribe_response::Event::Item(policy::delivery(
+            item,
+            caller,
+            directory_version,
+        ))),
     }
 }
 
@@ -123,7 +141,11 @@ async fn run_stream(
     let mut announced_caught_up = false;
     loop {
         let head = *head_rx.borrow_and_update();
-        let channel = if announced_caught_up { Channel::Stream } else { Channel::Backfill };
+        let channel = if announced_caught_up {
+            Channel::Stream
+        } else {
+            Channel::Backfill
+        };
         while cursor < head {
             if epoch_rx.has_changed().unwrap_or(false) {
                 epoch_rx.borrow_and_update();
@@ -142,7 +164,10 @@ async fn run_stream(
                 cursor = item.seq;
                 let version = state.directory.version();
                 if entitled(&state, &item, &caller, channel).await?
-                    && tx.send(Ok(delivery(&item, &caller, version))).await.is_err()
+                    && tx
+                        .send(Ok(delivery(&item, &caller, version)))
+                        .await
+                        .is_err()
                 {
                     return Ok(()); // the subscriber went away
                 }

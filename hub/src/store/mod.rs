@@ -18,8 +18,8 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
-    AnonymousVersion, AgentDetail, AgentRow, AuditRow, EnrollRecord, KeyRow, MemberRow, NewStatement, PersonRow,
-    StoredStatement, TokenRecord,
+    AgentDetail, AgentRow, AnonymousVersion, AuditRow, EnrollRecord, KeyRow, MemberRow,
+    NewStatement, PersonRow, StoredStatement, TokenRecord,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -347,26 +347,44 @@ impl Store {
         self.read(move |c| sqlite::revisions(c, &id)).await
     }
 
-    pub async fn search(&self, query: &str, limit: u32) -> Result<Vec<StoredStatement>, StoreError> {
+    pub async fn search(
+        &self,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredStatement>, StoreError> {
         let query = query.to_owned();
         self.read(move |c| sqlite::search(c, &query, limit)).await
     }
 
     pub async fn sightings_of(&self, target_id: &str) -> Result<Vec<StoredStatement>, StoreError> {
         let target_id = target_id.to_owned();
-        self.read(move |c| sqlite::sightings_of(c, &target_id)).await
+        self.read(move |c| sqlite::sightings_of(c, &target_id))
+            .await
     }
 
     // === sharing groups and audiences ===
 
-    pub async fn add_group(&self, name: &str, members: Vec<String>, actor: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn add_group(
+        &self,
+        name: &str,
+        members: Vec<String>,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let (name, actor) = (name.to_owned(), actor.to_owned());
-        self.write(move |c| sqlite::add_group(c, &name, &members, &actor, now)).await
+        self.write(move |c| sqlite::add_group(c, &name, &members, &actor, now))
+            .await
     }
 
-    pub async fn remove_group(&self, name: &str, actor: &str, now: i64) -> Result<Vec<String>, StoreError> {
+    pub async fn remove_group(
+        &self,
+        name: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
         let (name, actor) = (name.to_owned(), actor.to_owned());
-        self.write(move |c| sqlite::remove_group(c, &name, &actor, now)).await
+        self.write(move |c| sqlite::remove_group(c, &name, &actor, now))
+            .await
     }
 
     pub async fn list_groups(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
@@ -385,7 +403,8 @@ impl Store {
 
     pub async fn person_exists(&self, org: &str, person: &str) -> Result<bool, StoreError> {
         let (org, person) = (org.to_owned(), person.to_owned());
-        self.read(move |c| sqlite::person_exists(c, &org, &person)).await
+        self.read(move |c| sqlite::person_exists(c, &org, &person))
+            .await
     }
 
     pub async fn statement_count(&self) -> Result<u64, StoreError> {

@@ -158,7 +158,9 @@ pub(super) fn add_group(
         params![name, now],
     )?;
     if inserted == 0 {
-        return Err(StoreError::Conflict(format!("group `{name}` already exists")));
+        return Err(StoreError::Conflict(format!(
+            "group `{name}` already exists"
+        )));
     }
     for m in members {
         conn.execute(
@@ -170,7 +172,12 @@ pub(super) fn add_group(
     audit(conn, now, actor, "group.add", name, &members.join(","))
 }
 
-pub(super) fn remove_group(conn: &Connection, name: &str, actor: &str, now: i64) -> Result<Vec<String>, StoreError> {
+pub(super) fn remove_group(
+    conn: &Connection,
+    name: &str,
+    actor: &str,
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
     let members = group_members(conn, name)?
         .ok_or_else(|| StoreError::NotFound(format!("no group `{name}`")))?;
     conn.execute("DELETE FROM group_members WHERE group_name = ?1", [name])?;
@@ -180,15 +187,25 @@ pub(super) fn remove_group(conn: &Connection, name: &str, actor: &str, now: i64)
     Ok(members)
 }
 
-pub(super) fn group_members(conn: &Connection, name: &str) -> Result<Option<Vec<String>>, StoreError> {
+pub(super) fn group_members(
+    conn: &Connection,
+    name: &str,
+) -> Result<Option<Vec<String>>, StoreError> {
     let exists: Option<i64> = conn
-        .query_row("SELECT 1 FROM sharing_groups WHERE name = ?1", [name], |r| r.get(0))
+        .query_row(
+            "SELECT 1 FROM sharing_groups WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
         .optional()?;
     if exists.is_none() {
         return Ok(None);
     }
-    let mut stmt = conn.prepare_cached("SELECT org_id FROM group_members WHERE group_name = ?1 ORDER BY org_id")?;
-    let rows = stmt.query_map([name], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    let mut stmt = conn
+        .prepare_cached("SELECT org_id FROM group_members WHERE group_name = ?1 ORDER BY org_id")?;
+    let rows = stmt
+        .query_map([name], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
     Ok(Some(rows))
 }
 
@@ -207,14 +224,26 @@ pub(super) fn list_groups(conn: &Connection) -> Result<Vec<(String, Vec<String>)
 }
 
 pub(super) fn groups_of(conn: &Connection, org: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT group_name FROM group_members WHERE org_id = ?1 ORDER BY group_name")?;
-    let rows = stmt.query_map([org], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT group_name FROM group_members WHERE org_id = ?1 ORDER BY group_name",
+    )?;
+    let rows = stmt
+        .query_map([org], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
     Ok(rows)
 }
 
-pub(super) fn person_exists(conn: &Connection, org: &str, person: &str) -> Result<bool, StoreError> {
+pub(super) fn person_exists(
+    conn: &Connection,
+    org: &str,
+    person: &str,
+) -> Result<bool, StoreError> {
     let v: Option<i64> = conn
-        .query_row("SELECT 1 FROM people WHERE org_id = ?1 AND person_id = ?2", params![org, person], |r| r.get(0))
+        .query_row(
+            "SELECT 1 FROM people WHERE org_id = ?1 AND person_id = ?2",
+            params![org, person],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(v.is_some())
 }
@@ -983,9 +1012,11 @@ pub(super) fn append_statement(
     }
     let mut insert = conn.prepare_cached(
         "INSERT INTO statements (id, revision, source_org, tlp, audience, kind, created_at, received_at,
-            payload_type, payload, key_id, signature, digest)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            payload_type, payload, key_id, signature, digest, openings, group_snapshot, target_id,
+            value, title, sighting_count, anon_payload, anon_key_id, anon_signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
     )?;
+    let anon = s.anonymous.as_ref();
     insert.execute(params![
         s.id,
         s.revision,
@@ -999,12 +1030,22 @@ pub(super) fn append_statement(
         s.payload,
         s.key_id,
         s.signature,
-        s.digest
+        s.digest,
+        s.openings_json,
+        s.group_snapshot_json,
+        s.target_id,
+        s.value,
+        s.title,
+        s.sighting_count,
+        anon.map(|a| &a.payload),
+        anon.map(|a| &a.key_id),
+        anon.map(|a| &a.signature)
     ])?;
     Ok((conn.last_insert_rowid() as u64, false))
 }
 
-const STATEMENT_SELECT: &str = "SELECT seq, id, revision, source_org, tlp, audience, received_at, payload_type,
+const STATEMENT_SELECT: &str =
+    "SELECT seq, id, revision, source_org, tlp, audience, received_at, payload_type,
     payload, key_id, signature, openings, group_snapshot, target_id, sighting_count,
     anon_payload, anon_key_id, anon_signature FROM statements";
 
@@ -1043,7 +1084,9 @@ pub(super) fn statements_after(
     after: u64,
     limit: u32,
 ) -> Result<Vec<StoredStatement>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("{STATEMENT_SELECT} WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "{STATEMENT_SELECT} WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
     let rows = stmt
         .query_map(params![after as i64, limit], statement_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
@@ -1052,14 +1095,25 @@ pub(super) fn statements_after(
 
 /// Every stored revision of `id`, newest first.
 pub(super) fn revisions(conn: &Connection, id: &str) -> Result<Vec<StoredStatement>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("{STATEMENT_SELECT} WHERE id = ?1 ORDER BY revision DESC"))?;
-    let rows = stmt.query_map([id], statement_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "{STATEMENT_SELECT} WHERE id = ?1 ORDER BY revision DESC"
+    ))?;
+    let rows = stmt
+        .query_map([id], statement_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
 /// Candidates for a search, newest first; the caller filters by entitlement.
-pub(super) fn search(conn: &Connection, query: &str, limit: u32) -> Result<Vec<StoredStatement>, StoreError> {
-    let escaped = query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+pub(super) fn search(
+    conn: &Connection,
+    query: &str,
+    limit: u32,
+) -> Result<Vec<StoredStatement>, StoreError> {
+    let escaped = query
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     let pattern = format!("%{escaped}%");
     let mut stmt = conn.prepare_cached(&format!(
         "{STATEMENT_SELECT} WHERE value LIKE ?1 ESCAPE '\\' OR title LIKE ?1 ESCAPE '\\' ORDER BY seq DESC LIMIT ?2"
@@ -1071,11 +1125,16 @@ pub(super) fn search(conn: &Connection, query: &str, limit: u32) -> Result<Vec<S
 }
 
 /// Sightings stored against `target_id`.
-pub(super) fn sightings_of(conn: &Connection, target_id: &str) -> Result<Vec<StoredStatement>, StoreError> {
+pub(super) fn sightings_of(
+    conn: &Connection,
+    target_id: &str,
+) -> Result<Vec<StoredStatement>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "{STATEMENT_SELECT} WHERE target_id = ?1 AND kind = 'sighting' ORDER BY seq"
     ))?;
-    let rows = stmt.query_map([target_id], statement_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt
+        .query_map([target_id], statement_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
