@@ -122,7 +122,8 @@ impl IndicatorDraft {
             labels,
             valid_from,
             valid_until,
-            related
+            related,
+            anonymous
         );
         self
     }
@@ -417,6 +418,45 @@ mod tests {
         ] {
             assert!(build(d.clone()).is_err(), "{d:?}");
         }
+    }
+
+    #[test]
+    fn overlay_carries_every_field() {
+        let some = || Some("x".to_string());
+        let list = || Some(vec!["x".to_string()]);
+        let full = IndicatorDraft {
+            kind: some(),
+            purl: some(),
+            versions: list(),
+            threat: some(),
+            imitates: some(),
+            sha256: some(),
+            sha512: some(),
+            filename: some(),
+            repo_url: some(),
+            commit: some(),
+            tag: some(),
+            account: some(),
+            domain: some(),
+            ip: some(),
+            url: some(),
+            vuln_id: some(),
+            affected_purls: list(),
+            tlp: some(),
+            audience: list(),
+            title: some(),
+            description: some(),
+            severity: some(),
+            confidence: Some(1),
+            references: list(),
+            labels: list(),
+            valid_from: some(),
+            valid_until: some(),
+            related: list(),
+            anonymous: Some(true),
+        };
+        let merged = IndicatorDraft::default().overlay(full.clone());
+        assert_eq!(format!("{merged:?}"), format!("{full:?}"));
     }
 
     #[test]

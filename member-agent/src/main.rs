@@ -464,7 +464,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 }
             } else {
                 println!(
-                    "{:>6}  {:<13} {:<13} {:<9} {:<44} {:<18} TITLE",
+                    "{:>6}  {:<17} {:<13} {:<9} {:<44} {:<18} TITLE",
                     "SEQ", "TLP", "KIND", "SEVERITY", "VALUE", "SOURCE"
                 );
                 for i in items {

@@ -368,3 +368,144 @@ fn operator_cli_covers_the_member_and_key_lifecycle_locally_and_remotely() {
     );
     hub.terminate();
 }
+
+#[test]
+fn tlp_audiences_anonymity_sightings_and_retractions_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let (alice, bob, carol) = (
+        dir.path().join("alice"),
+        dir.path().join("bob"),
+        dir.path().join("carol"),
+    );
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    enroll(&data, &hub, "alice-bank", &alice);
+    enroll(&data, &hub, "bob-bank", &bob);
+    enroll(&data, &hub, "carol-bank", &carol);
+    let (ok, out, err) = hub_cli(
+        &data,
+        &[
+            "group",
+            "add",
+            "payments",
+            "--members",
+            "bob-bank,alice-bank",
+        ],
+    );
+    assert!(ok && out.contains("payments"), "{err}");
+    let (ok, out, _) = hub_cli(&data, &["group", "list"]);
+    assert!(ok && out.contains("payments alice-bank,bob-bank"), "{out}");
+    let (ok, _, err) = hub_cli(
+        &data,
+        &["person", "add", "bob-bank", "jdoe", "--name", "J. Doe"],
+    );
+    assert!(ok, "{err}");
+
+    let publish_args = |extra: &[&str]| {
+        let mut v = vec!["publish", "--purl", "pkg:npm/evil-pkg@1.0.0", "--title"];
+        v.extend_from_slice(extra);
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    for extra in [
+        vec![
+            "strict for payments",
+            "--tlp",
+            "amber+strict",
+            "--audience",
+            "group:payments",
+        ],
+        vec![
+            "red for jdoe",
+            "--tlp",
+            "red",
+            "--audience",
+            "person:bob-bank/jdoe",
+        ],
+        vec!["anonymous tip", "--tlp", "green", "--anonymous"],
+    ] {
+        let args = publish_args(&extra);
+        let (ok, out, err) = run(bin("member-agent")
+            .arg("--state-dir")
+            .arg(&alice)
+            .args(&args));
+        assert!(ok && out.contains("sequence="), "{extra:?}: {err}");
+    }
+    let args = publish_args(&["bad", "--tlp", "red", "--audience", "org:bob-bank"]);
+    let out = bin("member-agent")
+        .arg("--state-dir")
+        .arg(&alice)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("names people only"));
+
+    // bob gets all three (RED only into the store unless --export-red); carol only the GREEN one.
+    let bob_jsonl = dir.path().join("bob.jsonl");
+    let (ok, _, err) = agent_cli(&bob, &["sync", "--jsonl", bob_jsonl.to_str().unwrap()]);
+    assert!(ok && err.contains("3 new"), "{err}");
+    let exported = std::fs::read_to_string(&bob_jsonl).unwrap();
+    assert_eq!(
+        exported.lines().count(),
+        2,
+        "RED stays out of the sink: {exported}"
+    );
+    assert!(exported.contains("\"tlp_strict\":true"));
+    assert!(exported.contains("\"source\":\"anonymous\""), "{exported}");
+    let (ok, out, _) = agent_cli(&bob, &["list"]);
+    assert!(
+        ok && out.contains("TLP:RED") && out.contains("red for jdoe"),
+        "{out}"
+    );
+    let (ok, _, err) = agent_cli(
+        &carol,
+        &[
+            "sync",
+            "--jsonl",
+            dir.path().join("carol.jsonl").to_str().unwrap(),
+        ],
+    );
+    assert!(ok && err.contains("1 new"), "{err}");
+    let (ok, out, _) = agent_cli(&carol, &["list"]);
+    assert!(
+        ok && out.contains("anonymous tip") && !out.contains("strict") && !out.contains("red for"),
+        "{out}"
+    );
+
+    // carol sights the GREEN item; alice retracts it; bob sees it retracted.
+    let (_, out, _) = agent_cli(&carol, &["list", "--json"]);
+    let green_id = serde_json::from_str::<serde_json::Value>(out.lines().next().unwrap()).unwrap()
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (ok, _, err) = agent_cli(&carol, &["sight", &green_id, "--count", "2"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent_cli(&carol, &["retract", &green_id]);
+    assert!(
+        !ok && err.contains("only the item's source or a coordinator"),
+        "{err}"
+    );
+    let (ok, _, err) = agent_cli(
+        &alice,
+        &[
+            "sync",
+            "--jsonl",
+            dir.path().join("alice.jsonl").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent_cli(
+        &alice,
+        &["retract", &green_id, "--reason", "false positive"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent_cli(&bob, &["sync", "--jsonl", bob_jsonl.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = agent_cli(&bob, &["list"]);
+    assert!(ok && out.contains("[retracted]"), "{out}");
+    assert!(std::fs::read_to_string(&bob_jsonl)
+        .unwrap()
+        .contains("\"action\":\"retract\""));
+    hub.terminate();
+}
