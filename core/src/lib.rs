@@ -13,6 +13,7 @@ pub mod audience;
 pub mod directory;
 pub mod enrollment;
 pub mod envelope;
+pub mod filter;
 pub mod hex;
 pub mod keys;
 pub mod observable;

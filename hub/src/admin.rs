@@ -215,6 +215,7 @@ impl AdminContext<'_> {
             .ok_or_else(|| {
                 ApiError::FailedPrecondition(format!("no member `{}`", org.escape_default()))
             })?;
+        let head = self.store.head_from_db().await?;
         Ok(pb::MemberDetail {
             member: Some(member_info(&m, agents, keys)),
             agents: self
@@ -228,6 +229,9 @@ impl AdminContext<'_> {
                     issued_at: format_rfc3339(a.issued_at),
                     not_after: format_rfc3339(a.not_after),
                     superseded_at: a.superseded_at.map(format_rfc3339).unwrap_or_default(),
+                    acked_sequence: a.acked_seq,
+                    acked_at: a.acked_at.map(format_rfc3339).unwrap_or_default(),
+                    lag: head.saturating_sub(a.acked_seq),
                 })
                 .collect(),
             keys: self

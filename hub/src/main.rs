@@ -463,9 +463,14 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
                 } else {
                     format!("superseded {}", a.superseded_at)
                 };
+                let acked = if a.acked_at.is_empty() {
+                    "never acknowledged".to_owned()
+                } else {
+                    format!("acked={} at {} lag={}", a.acked_sequence, a.acked_at, a.lag)
+                };
                 println!(
-                    "  {} cert={} issued={} expires={} {}",
-                    a.agent_name, a.cert_fingerprint, a.issued_at, a.not_after, state
+                    "  {} cert={} issued={} expires={} {} {}",
+                    a.agent_name, a.cert_fingerprint, a.issued_at, a.not_after, state, acked
                 );
             }
             println!("keys:");

@@ -25,6 +25,8 @@ pub enum AgentError {
     Store(#[from] rusqlite::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0} dependency match(es) with held indicators")]
+    Matched(usize),
 }
 
 impl From<tonic::Status> for AgentError {

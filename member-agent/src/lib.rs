@@ -2,12 +2,14 @@
 //! receive, verify end to end, store and forward what the hub relays.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod client;
 pub mod draft;
 pub mod enroll;
 pub mod error;
 pub mod keys;
 pub mod localstore;
+pub mod lockfile;
 pub mod publish;
 pub mod sink;
 pub mod state;

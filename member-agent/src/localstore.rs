@@ -34,6 +34,27 @@ pub enum InsertOutcome {
     Duplicate,
 }
 
+/// Columns 0-10 make an [`ItemSummary`]; 11 is the statement JSON, 12 the envelope JSON.
+const ITEM_SELECT: &str =
+    "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created, status,
+    statement_json, envelope_json FROM items";
+
+fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemSummary> {
+    Ok(ItemSummary {
+        sequence: r.get::<_, i64>(0)? as u64,
+        id: r.get(1)?,
+        revision: r.get(2)?,
+        source: r.get(3)?,
+        tlp: r.get(4)?,
+        kind: r.get(5)?,
+        value: r.get(6)?,
+        title: r.get(7)?,
+        severity: r.get(8)?,
+        created: r.get(9)?,
+        status: r.get(10)?,
+    })
+}
+
 impl LocalStore {
     pub fn open(path: &Path) -> Result<Self, AgentError> {
         let conn = Connection::open(path)?;
@@ -64,6 +85,8 @@ impl LocalStore {
             // The audience entries that named us, checked against the
             // signed commitments.
             ("named_as", "TEXT NOT NULL DEFAULT '[]'"),
+            // RFC 3339, from the indicator; NULL when it never expires.
+            ("valid_until", "TEXT"),
         ] {
             let present = conn
                 .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = ?1")?
@@ -190,8 +213,8 @@ impl LocalStore {
                 let (severity, value) = (s.severity().as_str(), s.primary_value());
                 tx.execute(
                     "INSERT INTO items (id, revision, sequence, source, tlp, kind, value, title, severity, created,
-                        received_at, key_id, digest, statement_json, envelope_json, verified_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                        received_at, key_id, digest, statement_json, envelope_json, verified_at, valid_until)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                     params![
                         s.id.to_string(),
                         s.revision,
@@ -208,7 +231,11 @@ impl LocalStore {
                         verified.digest,
                         String::from_utf8_lossy(&s.canonical_bytes()),
                         envelope_json,
-                        now
+                        now,
+                        match &s.body {
+                            isac_core::Body::Indicator(i) => i.valid_until.clone(),
+                            _ => None,
+                        }
                     ],
                 )?;
                 before_commit()?;
@@ -239,28 +266,115 @@ impl LocalStore {
     }
 
     pub fn list(&self, limit: u32) -> Result<Vec<ItemSummary>, AgentError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created, status
-             FROM items ORDER BY sequence DESC LIMIT ?1",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{ITEM_SELECT} ORDER BY sequence DESC LIMIT ?1"))?;
         let rows = stmt
-            .query_map([limit], |r| {
-                Ok(ItemSummary {
-                    sequence: r.get::<_, i64>(0)? as u64,
-                    id: r.get(1)?,
-                    revision: r.get(2)?,
-                    source: r.get(3)?,
-                    tlp: r.get(4)?,
-                    kind: r.get(5)?,
-                    value: r.get(6)?,
-                    title: r.get(7)?,
-                    severity: r.get(8)?,
-                    created: r.get(9)?,
-                    status: r.get(10)?,
-                })
-            })?
+            .query_map([limit], item_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// Valid items whose `valid_until` has passed (RFC 3339 `Z` strings compare as text).
+    pub fn due_for_expiry(&self, now_rfc3339: &str) -> Result<Vec<ItemSummary>, AgentError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{ITEM_SELECT} WHERE status = 'valid' AND valid_until IS NOT NULL AND valid_until <= ?1 ORDER BY sequence"
+        ))?;
+        let rows = stmt
+            .query_map([now_rfc3339], item_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Marks one item expired; `before_commit` tells the sinks.
+    pub fn mark_expired(
+        &self,
+        item: &ItemSummary,
+        before_commit: impl FnOnce() -> Result<(), AgentError>,
+    ) -> Result<(), AgentError> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "UPDATE items SET status = 'expired' WHERE id = ?1 AND revision = ?2 AND status = 'valid'",
+            params![item.id, item.revision],
+        )?;
+        before_commit()?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One held item by id (newest revision), with its signed statement.
+    pub fn show(&self, id: &str) -> Result<Option<(ItemSummary, String, String)>, AgentError> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("{ITEM_SELECT} WHERE id = ?1 ORDER BY revision DESC LIMIT 1"),
+                [id],
+                |r| {
+                    Ok((
+                        item_from_row(r)?,
+                        r.get::<_, String>(11)?,
+                        r.get::<_, String>(12)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Held items matching `query`: an observable value or title containing
+    /// it, or a package of that name in any ecosystem.
+    pub fn search(&self, query: &str, limit: u32) -> Result<Vec<ItemSummary>, AgentError> {
+        let q = query.trim();
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let like = format!("%{escaped}%");
+        let mut stmt = self.conn.prepare(&format!(
+            "{ITEM_SELECT} WHERE value LIKE ?1 ESCAPE '\\' OR title LIKE ?1 ESCAPE '\\'
+             OR lower(value) LIKE lower(?1) ESCAPE '\\' ORDER BY sequence DESC LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![like, limit], item_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Every valid item that names a package (package, artifact with purl,
+    /// vulnerability), with the purl and affected versions it names.
+    pub fn package_indicators(
+        &self,
+    ) -> Result<Vec<(ItemSummary, String, Vec<String>)>, AgentError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{ITEM_SELECT} WHERE status = 'valid' AND kind IN ('package', 'artifact', 'vulnerability')"
+        ))?;
+        let rows = stmt
+            .query_map([], |r| Ok((item_from_row(r)?, r.get::<_, String>(11)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::new();
+        for (item, statement_json) in rows {
+            let Ok(statement) = serde_json::from_str::<isac_core::Statement>(&statement_json)
+            else {
+                continue;
+            };
+            if let isac_core::Body::Indicator(i) = &statement.body {
+                match &i.observable {
+                    isac_core::Observable::Package { purl, versions, .. } => {
+                        out.push((item.clone(), purl.clone(), versions.clone()))
+                    }
+                    isac_core::Observable::Artifact {
+                        purl: Some(purl), ..
+                    } => out.push((item.clone(), purl.clone(), vec![])),
+                    isac_core::Observable::Vulnerability { purls, .. } => {
+                        for p in purls {
+                            out.push((item.clone(), p.clone(), vec![]));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// TLP of the newest revision held of `id`.

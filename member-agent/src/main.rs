@@ -50,20 +50,25 @@ enum Command {
     /// Sign an indicator with your key and publish it.
     Publish(Box<PublishArgs>),
     /// Fetch, verify and store everything new, then exit.
-    Sync {
-        /// Append verified items as JSON Lines to this file (default: stdout).
-        #[arg(long)]
-        jsonl: Option<PathBuf>,
-        /// Also write TLP:RED items to the sink (they always stay in the local store).
-        #[arg(long)]
-        export_red: bool,
-    },
+    Sync(ReceiveArgs),
     /// Like sync, but keep following live items (reconnects by itself).
-    Run {
+    Run(ReceiveArgs),
+    /// Show one held item in full (the verified statement and its envelope).
+    Show { id: String },
+    /// Search the local store by purl, package name, hash, domain or text.
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
         #[arg(long)]
-        jsonl: Option<PathBuf>,
+        json: bool,
+    },
+    /// Check a lockfile (package-lock.json, Cargo.lock, requirements.txt,
+    /// poetry.lock, go.sum) against held indicators; exit code 1 on a match.
+    Check {
+        file: PathBuf,
         #[arg(long)]
-        export_red: bool,
+        json: bool,
     },
     /// Report a sighting of an indicator you hold ("we saw it"); anonymous
     /// to other members unless --named.
@@ -119,6 +124,49 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args)]
+struct ReceiveArgs {
+    /// Append verified items as JSON Lines to this file (default: stdout).
+    #[arg(long)]
+    jsonl: Option<PathBuf>,
+    /// Also write TLP:RED items to the sink (they always stay in the local store).
+    #[arg(long)]
+    export_red: bool,
+    /// Only these kinds (repeatable): package, artifact, repository, account,
+    /// network, vulnerability, bulletin, sighting.
+    #[arg(long = "kind")]
+    kinds: Vec<String>,
+    /// Only these purl ecosystems (repeatable): npm, pypi, cargo, golang, maven, ...
+    #[arg(long = "ecosystem")]
+    ecosystems: Vec<String>,
+    #[arg(long)]
+    min_severity: Option<String>,
+    #[arg(long)]
+    min_confidence: Option<u32>,
+    /// Only these TLP levels (repeatable).
+    #[arg(long = "tlp")]
+    tlp_levels: Vec<String>,
+    /// Only items carrying one of these labels (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[arg(long)]
+    bulletins_only: bool,
+}
+
+impl ReceiveArgs {
+    fn filter(&self) -> isac_proto::v1::SubscriptionFilter {
+        isac_proto::v1::SubscriptionFilter {
+            kinds: self.kinds.clone(),
+            ecosystems: self.ecosystems.clone(),
+            min_severity: self.min_severity.clone().unwrap_or_default(),
+            min_confidence: self.min_confidence.unwrap_or(0),
+            tlp_levels: self.tlp_levels.clone(),
+            tags: self.tags.clone(),
+            bulletins_only: self.bulletins_only,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -287,6 +335,8 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             match e {
                 AgentError::Usage(_) | AgentError::NotEnrolled(_) => ExitCode::from(EX_USAGE),
+                // `check` found something: exit 1, as CI gates expect.
+                AgentError::Matched(_) => ExitCode::from(1),
                 _ => ExitCode::FAILURE,
             }
         }
@@ -333,20 +383,22 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 if p.duplicate { " duplicate=true" } else { "" }
             );
         }
-        Command::Sync { jsonl, export_red } => {
-            let agent = Agent::open(&state)?;
-            let mut sink = JsonlSink::open(jsonl.as_deref())?;
-            sink.export_red = export_red;
+        Command::Sync(args) => {
+            let mut agent = Agent::open(&state)?;
+            agent.filter = args.filter();
+            let mut sink = JsonlSink::open(args.jsonl.as_deref())?;
+            sink.export_red = args.export_red;
             let r = agent.sync(false, &mut sink).await?;
             eprintln!(
                 "synced: {} new, {} already held, {} refused; cursor {}",
                 r.new, r.duplicates, r.rejected, r.cursor
             );
         }
-        Command::Run { jsonl, export_red } => {
+        Command::Run(args) => {
             let mut agent = Agent::open(&state)?;
-            let mut sink = JsonlSink::open(jsonl.as_deref())?;
-            sink.export_red = export_red;
+            agent.filter = args.filter();
+            let mut sink = JsonlSink::open(args.jsonl.as_deref())?;
+            sink.export_red = args.export_red;
             eprintln!(
                 "following {} as `{}`; Ctrl-C to stop",
                 agent.loaded.identity.hub_url,
@@ -389,6 +441,65 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             println!(
                 "id={} revision={} sequence={}",
                 p.id, p.revision, p.sequence
+            );
+        }
+        Command::Show { id } => {
+            let agent = Agent::open(&state)?;
+            let held = agent.store.lock().expect("store").show(&id)?;
+            let (item, statement, envelope) =
+                held.ok_or_else(|| AgentError::Usage(format!("{id} is not in the local store")))?;
+            let doc = serde_json::json!({
+                "summary": item,
+                "statement": serde_json::from_str::<serde_json::Value>(&statement).unwrap_or_default(),
+                "envelope": serde_json::from_str::<serde_json::Value>(&envelope).unwrap_or_default(),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc)
+                    .map_err(|e| AgentError::Invalid(e.to_string()))?
+            );
+        }
+        Command::Search { query, limit, json } => {
+            let agent = Agent::open(&state)?;
+            let items = agent.store.lock().expect("store").search(&query, limit)?;
+            if items.is_empty() {
+                eprintln!("nothing held matches `{query}`");
+            }
+            print_items(&items, json)?;
+        }
+        Command::Check { file, json } => {
+            let agent = Agent::open(&state)?;
+            let matches = member_agent::check::check_file(&agent, &file)?;
+            for m in &matches {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string(m).map_err(|e| AgentError::Invalid(e.to_string()))?
+                    );
+                } else {
+                    println!(
+                        "MATCH {} {} -> {} [TLP:{} {}] {} ({})",
+                        m.dependency,
+                        m.version,
+                        m.indicator_value,
+                        m.tlp.to_uppercase(),
+                        m.severity,
+                        m.title,
+                        m.indicator_id
+                    );
+                }
+            }
+            if !matches.is_empty() {
+                eprintln!(
+                    "{} dependency match(es) with held indicators in {}",
+                    matches.len(),
+                    file.display()
+                );
+                return Err(AgentError::Matched(matches.len()));
+            }
+            eprintln!(
+                "no dependency in {} matches a held indicator",
+                file.display()
             );
         }
         Command::Sight {
@@ -454,38 +565,46 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         Command::List { limit, json } => {
             let agent = Agent::open(&state)?;
             let items = agent.store.lock().expect("store").list(limit)?;
-            if json {
-                for i in items {
-                    println!(
-                        "{}",
-                        serde_json::to_string(&i)
-                            .map_err(|e| AgentError::Invalid(e.to_string()))?
-                    );
-                }
-            } else {
-                println!(
-                    "{:>6}  {:<17} {:<13} {:<9} {:<44} {:<18} TITLE",
-                    "SEQ", "TLP", "KIND", "SEVERITY", "VALUE", "SOURCE"
-                );
-                for i in items {
-                    println!(
-                        "{:>6}  {:<17} {:<13} {:<9} {:<44} {:<18} {}{}",
-                        i.sequence,
-                        format!("TLP:{}", i.tlp.to_uppercase()),
-                        i.kind,
-                        i.severity,
-                        truncate(&i.value, 44),
-                        i.source,
-                        truncate(&i.title, 60),
-                        if i.status == "valid" {
-                            String::new()
-                        } else {
-                            format!(" [{}]", i.status)
-                        }
-                    );
-                }
-            }
+            print_items(&items, json)?;
         }
+    }
+    Ok(())
+}
+
+fn print_items(
+    items: &[member_agent::localstore::ItemSummary],
+    json: bool,
+) -> Result<(), AgentError> {
+    if json {
+        for i in items {
+            println!(
+                "{}",
+                serde_json::to_string(i).map_err(|e| AgentError::Invalid(e.to_string()))?
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "{:>6}  {:<17} {:<13} {:<9} {:<44} {:<18} TITLE",
+        "SEQ", "TLP", "KIND", "SEVERITY", "VALUE", "SOURCE"
+    );
+    for i in items {
+        let status = if i.status == "valid" {
+            String::new()
+        } else {
+            format!(" [{}]", i.status)
+        };
+        println!(
+            "{:>6}  {:<17} {:<13} {:<9} {:<44} {:<18} {}{}",
+            i.sequence,
+            format!("TLP:{}", i.tlp.to_uppercase()),
+            i.kind,
+            i.severity,
+            truncate(&i.value, 44),
+            i.source,
+            truncate(&i.title, 60),
+            status
+        );
     }
     Ok(())
 }

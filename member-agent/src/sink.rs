@@ -1,6 +1,12 @@
 //! Where verified items go. For now: JSON Lines to a file or stdout, one
 //! verified item per line, flushed before the cursor moves past it.
+//!
+//! Exactly once: the agent writes a line and then commits the item and its
+//! cursor. A crash between the two leaves a line whose item comes again; on
+//! reopening, the sink remembers the keys of its last lines and does not
+//! write that item twice. A line torn by a crash is cut off.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -10,10 +16,14 @@ use serde_json::json;
 
 use crate::error::{io_err, AgentError};
 
+/// (id, revision, action)
+type LineKey = (String, u64, String);
+
 pub struct JsonlSink {
     target: Target,
     /// Write TLP:RED items too (off by default: RED stays in the agent's store).
     pub export_red: bool,
+    already_written: HashSet<LineKey>,
 }
 
 enum Target {
@@ -24,22 +34,65 @@ enum Target {
     },
 }
 
+/// How many trailing lines to remember when reopening. One item is in
+/// flight at a time, so a handful would do; this leaves margin.
+const RESUME_WINDOW_LINES: usize = 64;
+
+/// Cuts a line torn by a crash and returns the keys of the last lines.
+fn resume(file: &mut File, path: &Path) -> Result<HashSet<LineKey>, AgentError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata().map_err(io_err(path))?.len();
+    let window = len.min(1 << 20);
+    file.seek(SeekFrom::Start(len - window))
+        .map_err(io_err(path))?;
+    let mut tail = Vec::with_capacity(window as usize);
+    file.read_to_end(&mut tail).map_err(io_err(path))?;
+    if !tail.is_empty() && tail.last() != Some(&b'\n') {
+        let keep = tail.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        file.set_len(len - window + keep as u64)
+            .map_err(io_err(path))?;
+        tail.truncate(keep);
+        tracing::warn!(path = %path.display(), "cut a torn last line in the JSON Lines sink");
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let mut keys = HashSet::new();
+    for line in text.lines().rev().take(RESUME_WINDOW_LINES) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            if let (Some(id), Some(rev), Some(action)) = (
+                v["id"].as_str(),
+                v["revision"].as_u64(),
+                v["action"].as_str(),
+            ) {
+                keys.insert((id.to_owned(), rev, action.to_owned()));
+            }
+        }
+    }
+    Ok(keys)
+}
+
 impl JsonlSink {
     pub fn open(path: Option<&Path>) -> Result<Self, AgentError> {
+        let mut already_written = HashSet::new();
         let target = match path {
             None => Target::Stdout,
-            Some(p) => Target::File {
-                file: OpenOptions::new()
+            Some(p) => {
+                let mut file = OpenOptions::new()
                     .create(true)
+                    .read(true)
                     .append(true)
                     .open(p)
-                    .map_err(io_err(p))?,
-                path: p.to_owned(),
-            },
+                    .map_err(io_err(p))?;
+                already_written = resume(&mut file, p)?;
+                Target::File {
+                    file,
+                    path: p.to_owned(),
+                }
+            }
         };
         Ok(Self {
             target,
             export_red: false,
+            already_written,
         })
     }
 
@@ -55,21 +108,34 @@ impl JsonlSink {
             tracing::info!(id = %s.id, "TLP:RED item kept in the local store only (RED export is off)");
             return Ok(());
         }
+        let action = if matches!(s.body, isac_core::Body::Retraction(_)) {
+            "retract"
+        } else {
+            "upsert"
+        };
+        if self.already_written.remove(&(
+            s.id.to_string(),
+            u64::from(s.revision),
+            action.to_owned(),
+        )) {
+            tracing::info!(id = %s.id, "already in the sink from before a restart; not written twice");
+            return Ok(());
+        }
         let statement: serde_json::Value =
             serde_json::from_slice(&s.canonical_bytes()).unwrap_or(serde_json::Value::Null);
         let line = json!({
+            "action": action,
             "id": s.id,
             "revision": s.revision,
             "sequence": sequence,
             "tlp": s.tlp.as_str(),
             "tlp_marking": s.tlp.stix_marking_id(),
+            "tlp_strict": s.tlp == isac_core::Tlp::AmberStrict,
             "kind": s.kind(),
             "value": s.primary_value(),
-            "bulletin": s.is_bulletin(),
             "title": s.title(),
-            "action": if matches!(s.body, isac_core::Body::Retraction(_)) { "retract" } else { "upsert" },
+            "bulletin": s.is_bulletin(),
             "target": s.target(),
-            "tlp_strict": s.tlp == isac_core::Tlp::AmberStrict,
             "source": s.source,
             "source_name": signer_org_name,
             "created": s.created,
@@ -78,8 +144,40 @@ impl JsonlSink {
             "envelope_digest": format!("sha256:{}", verified.digest),
             "statement": statement,
         });
+        self.append(&line)
+    }
+
+    /// Tells the sink an item expired (`action: expire`).
+    pub fn write_expired(
+        &mut self,
+        item: &crate::localstore::ItemSummary,
+    ) -> Result<(), AgentError> {
+        if item.tlp == "red" && !self.export_red {
+            return Ok(());
+        }
+        if self.already_written.remove(&(
+            item.id.clone(),
+            u64::from(item.revision),
+            "expire".to_owned(),
+        )) {
+            return Ok(());
+        }
+        let line = json!({
+            "action": "expire",
+            "id": item.id,
+            "revision": item.revision,
+            "sequence": item.sequence,
+            "kind": item.kind,
+            "value": item.value,
+            "title": item.title,
+            "tlp": item.tlp,
+        });
+        self.append(&line)
+    }
+
+    fn append(&mut self, line: &serde_json::Value) -> Result<(), AgentError> {
         let mut text =
-            serde_json::to_string(&line).map_err(|e| AgentError::Invalid(e.to_string()))?;
+            serde_json::to_string(line).map_err(|e| AgentError::Invalid(e.to_string()))?;
         text.push('\n');
         match &mut self.target {
             Target::Stdout => {
@@ -93,5 +191,28 @@ impl JsonlSink {
                 .and_then(|_| file.sync_data())
                 .map_err(io_err(path)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopening_cuts_a_torn_line_and_remembers_recent_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.jsonl");
+        std::fs::write(
+            &p,
+            "{\"action\":\"upsert\",\"id\":\"a\",\"revision\":1,\"sequence\":1}\n{\"action\":\"upsert\",\"id\":\"b\",\"rev",
+        )
+        .unwrap();
+        let sink = JsonlSink::open(Some(&p)).unwrap();
+        assert!(sink
+            .already_written
+            .contains(&("a".into(), 1, "upsert".into())));
+        assert_eq!(sink.already_written.len(), 1);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.ends_with("\"sequence\":1}\n"), "{text}");
     }
 }

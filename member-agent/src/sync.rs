@@ -24,6 +24,10 @@ pub struct Agent {
     pub loaded: Loaded,
     pub store: Mutex<LocalStore>,
     directory: Mutex<Option<KeyDirectory>>,
+    /// What this agent subscribes to (within its entitlement).
+    pub filter: pb::SubscriptionFilter,
+    /// One channel, reused: building a TLS connector and handshaking per call is slow.
+    channel: Mutex<Option<Channel>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -71,6 +75,8 @@ impl Agent {
             loaded,
             store: Mutex::new(store),
             directory: Mutex::new(directory),
+            filter: pb::SubscriptionFilter::default(),
+            channel: Mutex::new(None),
         })
     }
 
@@ -86,15 +92,47 @@ impl Agent {
         self.directory.lock().expect("directory lock").clone()
     }
 
+    /// A channel to the hub; tonic reconnects it by itself when the
+    /// connection drops.
     pub async fn channel(&self) -> Result<Channel, AgentError> {
-        connect(
+        if let Some(c) = self.channel.lock().expect("channel lock").clone() {
+            return Ok(c);
+        }
+        let c = connect(
             &self.loaded.identity.hub_url,
             Trust::Ca {
                 ca: &self.loaded.ca,
                 client: Some((&self.loaded.tls_cert, &self.loaded.tls_key)),
             },
         )
-        .await
+        .await?;
+        *self.channel.lock().expect("channel lock") = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Forgets the cached channel (after new credentials, or a broken connection).
+    pub fn reset_channel(&self) {
+        self.channel.lock().expect("channel lock").take();
+    }
+
+    /// Tells the hub how far we have durably processed; best effort.
+    async fn acknowledge(&self, channel: &Channel, sequence: u64) {
+        let r = pb::subscriber_client::SubscriberClient::new(channel.clone())
+            .acknowledge(pb::AckRequest { sequence })
+            .await;
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "acknowledgement not delivered; will send again");
+        }
+    }
+
+    /// Marks held items past their `valid_until` expired and tells the sink.
+    pub fn expire_due(&self, sink: &mut JsonlSink) -> Result<u64, AgentError> {
+        let store = self.store();
+        let due = store.due_for_expiry(&isac_core::time::format_rfc3339(crate::now()))?;
+        for item in &due {
+            store.mark_expired(item, || sink.write_expired(item))?;
+        }
+        Ok(due.len() as u64)
     }
 
     /// Fetches the signed key directory and accepts it if it is signed by the
@@ -252,18 +290,27 @@ impl Agent {
             .subscribe(pb::SubscribeRequest {
                 after_sequence: after,
                 follow,
+                filter: Some(self.filter.clone()),
+                include_expired: false,
             })
             .await?
             .into_inner();
         while let Some(msg) = stream.message().await? {
             match msg.event {
                 Some(pb::subscribe_response::Event::Item(d)) => {
-                    self.handle(&channel, d, sink, &mut report).await?
+                    self.handle(&channel, d, sink, &mut report).await?;
+                    if follow
+                        && (report.new + report.duplicates + report.rejected).is_multiple_of(256)
+                    {
+                        self.acknowledge(&channel, report.cursor).await;
+                    }
                 }
                 Some(pb::subscribe_response::Event::CaughtUp(c)) => {
                     // Items up to the head that we were not sent are not ours.
                     self.store().set_cursor(c.head_sequence)?;
                     report.cursor = report.cursor.max(c.head_sequence);
+                    self.expire_due(sink)?;
+                    self.acknowledge(&channel, report.cursor).await;
                     if !follow {
                         break;
                     }
@@ -325,6 +372,7 @@ impl Agent {
     /// Reloads keys and certificates from the state dir (after a rotation or renewal).
     pub fn reload(&mut self) -> Result<(), AgentError> {
         self.loaded = self.state.load()?;
+        self.reset_channel();
         Ok(())
     }
 }

@@ -403,6 +403,8 @@ async fn without_a_client_certificate_only_enrollment_answers() {
         .subscribe(pb::SubscribeRequest {
             after_sequence: 0,
             follow: false,
+            filter: None,
+            include_expired: false,
         })
         .await
         .unwrap_err();

@@ -509,3 +509,168 @@ fn tlp_audiences_anonymity_sightings_and_retractions_from_the_command_line() {
         .contains("\"action\":\"retract\""));
     hub.terminate();
 }
+
+#[test]
+fn check_gates_a_pipeline_on_real_lockfiles_and_search_answers_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    enroll(&data, &hub, "alice-bank", &alice);
+    enroll(&data, &hub, "bob-bank", &bob);
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../member-agent/tests/fixtures/lockfiles");
+
+    // One indicator per ecosystem, each hitting an entry of a sample lockfile.
+    let indicators: [&[&str]; 6] = [
+        &[
+            "--purl",
+            "pkg:npm/%40babel/code-frame@7.23.5",
+            "--title",
+            "compromised babel code-frame",
+        ],
+        &[
+            "--purl",
+            "pkg:npm/%40types/node",
+            "--version-range",
+            ">=14.0.0 <15.0.0",
+            "--title",
+            "bad @types/node 14.x",
+        ],
+        &[
+            "--purl",
+            "pkg:cargo/itoa@1.0.10",
+            "--title",
+            "backdoored itoa build",
+        ],
+        &[
+            "--purl",
+            "pkg:pypi/charset_normalizer",
+            "--version-range",
+            "3.3.2",
+            "--title",
+            "typosquat charset-normalizer release",
+        ],
+        &[
+            "--purl",
+            "pkg:pypi/certifi@2024.2.2",
+            "--title",
+            "certifi hijack",
+        ],
+        &[
+            "--purl",
+            "pkg:golang/github.com/davecgh/go-spew@v1.1.1",
+            "--title",
+            "go-spew module takeover",
+        ],
+    ];
+    for args in indicators {
+        let mut full = vec!["publish", "--tlp", "green"];
+        full.extend_from_slice(args);
+        let (ok, _, err) = agent_cli(&alice, &full);
+        assert!(ok, "{args:?}: {err}");
+    }
+    // A harmless version of a matching package must not match.
+    let (ok, _, err) = agent_cli(
+        &alice,
+        &[
+            "publish",
+            "--tlp",
+            "green",
+            "--purl",
+            "pkg:cargo/itoa@0.4.8",
+            "--title",
+            "old itoa",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent_cli(
+        &bob,
+        &[
+            "sync",
+            "--jsonl",
+            dir.path().join("bob.jsonl").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    hub.terminate(); // everything below works offline
+
+    for (file, expect) in [
+        ("package-lock.json", "compromised babel code-frame"),
+        ("package-lock-v1.json", "bad @types/node 14.x"),
+        ("Cargo.lock", "backdoored itoa build"),
+        ("poetry.lock", "typosquat charset-normalizer release"),
+        ("requirements.txt", "certifi hijack"),
+        ("go.sum", "go-spew module takeover"),
+    ] {
+        // `check` wants the real file name, so copy under it.
+        let sub = dir.path().join(file.replace('.', "_"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let name = if file == "package-lock-v1.json" {
+            "package-lock.json"
+        } else {
+            file
+        };
+        std::fs::copy(fixtures.join(file), sub.join(name)).unwrap();
+        let out = bin("member-agent")
+            .arg("--state-dir")
+            .arg(&bob)
+            .args(["check"])
+            .arg(sub.join(name))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{file}: a match exits 1: {stdout}"
+        );
+        assert!(stdout.contains(expect), "{file}: {stdout}");
+        assert!(!stdout.contains("old itoa"), "{file}: {stdout}");
+    }
+    // A clean lockfile passes with exit 0; garbage is a usage error.
+    let clean = dir.path().join("clean");
+    std::fs::create_dir_all(&clean).unwrap();
+    std::fs::write(clean.join("requirements.txt"), "requests==2.31.0\n").unwrap();
+    let out = bin("member-agent")
+        .arg("--state-dir")
+        .arg(&bob)
+        .arg("check")
+        .arg(clean.join("requirements.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::write(clean.join("package-lock.json"), "{not json").unwrap();
+    let out = bin("member-agent")
+        .arg("--state-dir")
+        .arg(&bob)
+        .arg("check")
+        .arg(clean.join("package-lock.json"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
+
+    // Offline search by package name, purl, and show.
+    let (ok, out, _) = agent_cli(&bob, &["search", "itoa"]);
+    assert!(
+        ok && out.contains("backdoored itoa build") && out.contains("old itoa"),
+        "{out}"
+    );
+    let (ok, out, _) = agent_cli(&bob, &["search", "pkg:golang/github.com/davecgh", "--json"]);
+    assert!(ok && out.lines().count() == 1, "{out}");
+    let id = serde_json::from_str::<serde_json::Value>(out.lines().next().unwrap()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (ok, out, _) = agent_cli(&bob, &["show", &id]);
+    assert!(
+        ok && out.contains("go-spew module takeover") && out.contains("payloadType"),
+        "{out}"
+    );
+}

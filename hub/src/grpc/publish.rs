@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::grpc::auth::{authenticate, Caller};
 use crate::grpc::{now, HubState};
 use crate::policy;
-use crate::store::{AnonymousVersion, KeyRow, NewStatement};
+use crate::store::{AnonymousVersion, KeyRow, NewStatement, StoredFacts};
 
 /// The organisation id anonymous statements carry, reserved.
 pub const ANONYMOUS_ORG: &str = "anonymous";
@@ -225,6 +225,33 @@ fn anonymise(state: &HubState, statement: &Statement) -> Result<AnonymousVersion
     })
 }
 
+/// What subscription filters and expiry look at, taken once at publish.
+fn facts_of(statement: &Statement) -> StoredFacts {
+    let purl_type = |p: &str| isac_core::observable::parse_purl(p).ok().map(|p| p.ty);
+    let (ecosystem, confidence, tags, valid_until) = match &statement.body {
+        Body::Indicator(i) => {
+            let eco = match &i.observable {
+                isac_core::Observable::Package { purl, .. } => purl_type(purl),
+                isac_core::Observable::Artifact { purl, .. } => purl.as_deref().and_then(purl_type),
+                isac_core::Observable::Vulnerability { purls, .. } => {
+                    purls.first().and_then(|p| purl_type(p))
+                }
+                _ => None,
+            };
+            let until = i.valid_until.as_deref().and_then(|t| parse_rfc3339(t).ok());
+            (eco, i.confidence, i.tags.clone(), until)
+        }
+        _ => (None, 0, Vec::new(), None),
+    };
+    StoredFacts {
+        ecosystem,
+        severity: statement.severity().as_str().to_owned(),
+        confidence,
+        tags_json: serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
+        valid_until,
+    }
+}
+
 async fn publish(
     state: &HubState,
     caller: &Caller,
@@ -307,6 +334,7 @@ async fn publish(
         title: statement.title().to_owned(),
         sighting_count,
         anonymous,
+        facts: facts_of(statement),
     };
     let (sequence, duplicate) = state.store.append_statement(new).await?;
     tracing::Span::current().record("seq", sequence);

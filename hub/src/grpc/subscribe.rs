@@ -10,7 +10,10 @@
 
 use std::pin::Pin;
 
+use isac_core::filter::{Filter, ItemFacts};
+use isac_core::statement::Severity;
 use isac_core::tlp::Channel;
+use isac_core::Tlp;
 use isac_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -46,17 +49,110 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
         let pb::SubscribeRequest {
             after_sequence,
             follow,
+            filter,
+            include_expired,
         } = req.into_inner();
+        let options = StreamOptions {
+            filter: filter_from_pb(filter.unwrap_or_default())?,
+            include_expired,
+        };
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let state = self.state.clone();
         tracing::info!(after_sequence, follow, "subscription opened");
         tokio::spawn(async move {
-            if let Err(e) = run_stream(state, caller, after_sequence, follow, tx.clone()).await {
+            if let Err(e) =
+                run_stream(state, caller, after_sequence, follow, options, tx.clone()).await
+            {
                 let _ = tx.send(Err(Status::from(e))).await;
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    async fn acknowledge(
+        &self,
+        req: Request<pb::AckRequest>,
+    ) -> Result<Response<pb::AckResponse>, Status> {
+        let caller = authenticate(&self.state, &req).await?;
+        let head = self.state.store.head();
+        // Never beyond the head: an agent cannot claim items that do not exist.
+        let seq = req.into_inner().sequence.min(head);
+        self.state
+            .store
+            .acknowledge(&caller.cert_fingerprint, seq, crate::grpc::now())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::AckResponse {
+            head_sequence: head,
+        }))
+    }
+}
+
+/// What the subscriber asked for beyond its entitlement.
+struct StreamOptions {
+    filter: Filter,
+    include_expired: bool,
+}
+
+fn filter_from_pb(f: pb::SubscriptionFilter) -> Result<Filter, ApiError> {
+    let pb::SubscriptionFilter {
+        kinds,
+        ecosystems,
+        min_severity,
+        min_confidence,
+        tlp_levels,
+        tags,
+        bulletins_only,
+    } = f;
+    let bad = |m: String| ApiError::InvalidArgument(format!("subscription filter: {m}"));
+    if kinds.len() + ecosystems.len() + tlp_levels.len() + tags.len() > 256 {
+        return Err(bad("too many entries".into()));
+    }
+    Ok(Filter {
+        kinds,
+        ecosystems,
+        min_severity: if min_severity.is_empty() {
+            None
+        } else {
+            Some(min_severity.parse().map_err(bad)?)
+        },
+        min_confidence: match min_confidence {
+            0 => None,
+            c if c <= 100 => Some(c as u8),
+            _ => return Err(bad("min_confidence must be 0 to 100".into())),
+        },
+        tlp_levels: tlp_levels
+            .iter()
+            .map(|t| t.parse::<Tlp>().map_err(|e| bad(e.to_string())))
+            .collect::<Result<_, _>>()?,
+        tags,
+        bulletins_only,
+    })
+}
+
+/// Does the item pass the subscriber's own filter and expiry choice?
+fn wanted(item: &StoredStatement, options: &StreamOptions, now: i64) -> bool {
+    if !options.include_expired && item.facts.valid_until.is_some_and(|until| until <= now) {
+        return false;
+    }
+    if options.filter.is_empty() {
+        return true;
+    }
+    let (Ok(tlp), Ok(severity)) = (
+        item.tlp.parse::<Tlp>(),
+        item.facts.severity.parse::<Severity>(),
+    ) else {
+        return false;
+    };
+    let tags: Vec<String> = serde_json::from_str(&item.facts.tags_json).unwrap_or_default();
+    options.filter.matches(&ItemFacts {
+        kind: &item.kind,
+        ecosystem: item.facts.ecosystem.as_deref(),
+        severity,
+        confidence: item.facts.confidence,
+        tlp,
+        tags: &tags,
+    })
 }
 
 /// Whether `caller` may receive the stored item on a stream.
@@ -131,6 +227,7 @@ async fn run_stream(
     mut caller: Caller,
     after: u64,
     follow: bool,
+    options: StreamOptions,
     tx: mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
 ) -> Result<(), ApiError> {
     let mut cursor = after;
@@ -163,7 +260,8 @@ async fn run_stream(
             for item in page {
                 cursor = item.seq;
                 let version = state.directory.version();
-                if entitled(&state, &item, &caller, channel).await?
+                if wanted(&item, &options, crate::grpc::now())
+                    && entitled(&state, &item, &caller, channel).await?
                     && tx
                         .send(Ok(delivery(&item, &caller, version)))
                         .await

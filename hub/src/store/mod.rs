@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
     AgentDetail, AgentRow, AnonymousVersion, AuditRow, EnrollRecord, KeyRow, MemberRow,
-    NewStatement, PersonRow, StoredStatement, TokenRecord,
+    NewStatement, PersonRow, StoredFacts, StoredStatement, TokenRecord,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -342,6 +342,17 @@ impl Store {
             .await
     }
 
+    pub async fn acknowledge(
+        &self,
+        fingerprint: &str,
+        seq: u64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let fp = fingerprint.to_owned();
+        self.write(move |c| sqlite::acknowledge(c, &fp, seq, now))
+            .await
+    }
+
     pub async fn revisions(&self, id: &str) -> Result<Vec<StoredStatement>, StoreError> {
         let id = id.to_owned();
         self.read(move |c| sqlite::revisions(c, &id)).await
@@ -405,6 +416,11 @@ impl Store {
         let (org, person) = (org.to_owned(), person.to_owned());
         self.read(move |c| sqlite::person_exists(c, &org, &person))
             .await
+    }
+
+    /// The committed head read from the database (also sees other processes' writes).
+    pub async fn head_from_db(&self) -> Result<u64, StoreError> {
+        self.read(sqlite::head_sequence).await
     }
 
     pub async fn statement_count(&self) -> Result<u64, StoreError> {

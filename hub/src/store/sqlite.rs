@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Brings the schema up to date. Safe when several processes open the same
 /// database at once (a running hub and an operator command): the version is
@@ -135,6 +135,32 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
             PRAGMA user_version = 3;",
         )?;
     }
+    if version < 4 {
+        conn.execute_batch(
+            "ALTER TABLE statements ADD COLUMN ecosystem TEXT;
+            ALTER TABLE statements ADD COLUMN severity TEXT NOT NULL DEFAULT 'info';
+            ALTER TABLE statements ADD COLUMN confidence INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE statements ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+            ALTER TABLE statements ADD COLUMN valid_until INTEGER;
+            ALTER TABLE agents ADD COLUMN acked_seq INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE agents ADD COLUMN acked_at INTEGER;
+            PRAGMA user_version = 4;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Records an agent's acknowledged cursor (never moving it backwards).
+pub(super) fn acknowledge(
+    conn: &Connection,
+    fingerprint: &str,
+    seq: u64,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE agents SET acked_seq = max(acked_seq, ?2), acked_at = ?3 WHERE cert_fingerprint = ?1",
+    )?
+    .execute(params![fingerprint, seq as i64, now])?;
     Ok(())
 }
 
@@ -704,11 +730,13 @@ pub struct AgentDetail {
     pub issued_at: i64,
     pub not_after: i64,
     pub superseded_at: Option<i64>,
+    pub acked_seq: u64,
+    pub acked_at: Option<i64>,
 }
 
 pub(super) fn agents_of(conn: &Connection, org: &str) -> Result<Vec<AgentDetail>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT agent_name, cert_fingerprint, issued_at, not_after, superseded_at FROM agents
+        "SELECT agent_name, cert_fingerprint, issued_at, not_after, superseded_at, acked_seq, acked_at FROM agents
          WHERE org_id = ?1 ORDER BY agent_name, issued_at",
     )?;
     let rows = stmt
@@ -719,6 +747,8 @@ pub(super) fn agents_of(conn: &Connection, org: &str) -> Result<Vec<AgentDetail>
                 issued_at: r.get(2)?,
                 not_after: r.get(3)?,
                 superseded_at: r.get(4)?,
+                acked_seq: r.get::<_, i64>(5)? as u64,
+                acked_at: r.get(6)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -935,6 +965,17 @@ pub struct NewStatement {
     pub sighting_count: Option<u32>,
     /// The hub-signed anonymous version delivered to everyone but the source.
     pub anonymous: Option<AnonymousVersion>,
+    /// Facts for subscription filters and expiry.
+    pub facts: StoredFacts,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StoredFacts {
+    pub ecosystem: Option<String>,
+    pub severity: String,
+    pub confidence: u8,
+    pub tags_json: String,
+    pub valid_until: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -962,6 +1003,8 @@ pub struct StoredStatement {
     pub target_id: Option<String>,
     pub sighting_count: Option<u32>,
     pub anonymous: Option<AnonymousVersion>,
+    pub kind: String,
+    pub facts: StoredFacts,
 }
 
 pub(super) fn append_statement(
@@ -1013,8 +1056,10 @@ pub(super) fn append_statement(
     let mut insert = conn.prepare_cached(
         "INSERT INTO statements (id, revision, source_org, tlp, audience, kind, created_at, received_at,
             payload_type, payload, key_id, signature, digest, openings, group_snapshot, target_id,
-            value, title, sighting_count, anon_payload, anon_key_id, anon_signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+            value, title, sighting_count, anon_payload, anon_key_id, anon_signature,
+            ecosystem, severity, confidence, tags, valid_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
+            ?23, ?24, ?25, ?26, ?27)",
     )?;
     let anon = s.anonymous.as_ref();
     insert.execute(params![
@@ -1039,7 +1084,12 @@ pub(super) fn append_statement(
         s.sighting_count,
         anon.map(|a| &a.payload),
         anon.map(|a| &a.key_id),
-        anon.map(|a| &a.signature)
+        anon.map(|a| &a.signature),
+        s.facts.ecosystem,
+        s.facts.severity,
+        s.facts.confidence,
+        s.facts.tags_json,
+        s.facts.valid_until
     ])?;
     Ok((conn.last_insert_rowid() as u64, false))
 }
@@ -1047,7 +1097,8 @@ pub(super) fn append_statement(
 const STATEMENT_SELECT: &str =
     "SELECT seq, id, revision, source_org, tlp, audience, received_at, payload_type,
     payload, key_id, signature, openings, group_snapshot, target_id, sighting_count,
-    anon_payload, anon_key_id, anon_signature FROM statements";
+    anon_payload, anon_key_id, anon_signature, kind, ecosystem, severity, confidence, tags,
+    valid_until FROM statements";
 
 fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement> {
     let anon_payload: Option<Vec<u8>> = r.get(15)?;
@@ -1076,6 +1127,14 @@ fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement
         target_id: r.get(13)?,
         sighting_count: r.get(14)?,
         anonymous,
+        kind: r.get(18)?,
+        facts: StoredFacts {
+            ecosystem: r.get(19)?,
+            severity: r.get(20)?,
+            confidence: r.get::<_, i64>(21)?.clamp(0, 100) as u8,
+            tags_json: r.get(22)?,
+            valid_until: r.get(23)?,
+        },
     })
 }
 
