@@ -47,7 +47,9 @@ impl Default for HubConfig {
             token_ttl_secs: 24 * 3600,
             client_cert_days: 397,
             stream_page_size: 512,
-            max_message_bytes: 256 * 1024,
+            // A PublishBatch of 1,000 typical statements fits; each statement is
+            // still capped at 64 KiB by the core.
+            max_message_bytes: 4 * 1024 * 1024,
             directory_ttl_secs: 24 * 3600,
             epoch_poll_ms: 500,
         }

@@ -47,6 +47,20 @@ impl pb::publisher_server::Publisher for PublisherService {
             publish(&self.state, &caller, envelope, audience_openings).await?,
         ))
     }
+
+    #[tracing::instrument(skip_all, fields(org, items))]
+    async fn publish_batch(
+        &self,
+        req: Request<pb::PublishBatchRequest>,
+    ) -> Result<Response<pb::PublishBatchResponse>, Status> {
+        let caller = authenticate(&self.state, &req).await?;
+        let items = req.into_inner().items;
+        tracing::Span::current().record("org", caller.org_id.as_str());
+        tracing::Span::current().record("items", items.len());
+        Ok(Response::new(
+            publish_batch(&self.state, &caller, items).await?,
+        ))
+    }
 }
 
 pub fn envelope_from_pb(e: pb::Envelope) -> Envelope {
@@ -258,6 +272,110 @@ async fn publish(
     envelope: pb::Envelope,
     openings: Vec<pb::AudienceOpening>,
 ) -> Result<pb::PublishResponse, ApiError> {
+    let new = prepare(state, caller, envelope, openings).await?;
+    let (id, revision) = (new.id.clone(), new.revision);
+    let (sequence, duplicate) = state.store.append_statement(new).await?;
+    tracing::Span::current().record("seq", sequence);
+    tracing::debug!(duplicate, "statement accepted");
+    Ok(pb::PublishResponse {
+        id,
+        revision,
+        sequence,
+        duplicate,
+    })
+}
+
+/// Most statements in one `PublishBatch` call.
+pub const MAX_BATCH_ITEMS: usize = 1000;
+
+/// Verifies every item of a batch concurrently, then stores the accepted
+/// ones in request order, in one group commit.
+pub async fn publish_batch(
+    state: &HubState,
+    caller: &Caller,
+    items: Vec<pb::PublishRequest>,
+) -> Result<pb::PublishBatchResponse, ApiError> {
+    if items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::InvalidArgument(format!(
+            "a batch holds at most {MAX_BATCH_ITEMS} statements; split it"
+        )));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let (state, caller) = (state.clone(), caller.clone());
+        tasks.spawn(async move {
+            let pb::PublishRequest {
+                envelope,
+                audience_openings,
+            } = item;
+            let prepared = match envelope {
+                Some(env) => prepare(&state, &caller, env, audience_openings).await,
+                None => Err(ApiError::InvalidArgument("missing envelope".into())),
+            };
+            (index, prepared)
+        });
+    }
+    let mut prepared: Vec<Option<Result<NewStatement, ApiError>>> = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (index, result) = done.map_err(|e| ApiError::Internal(format!("batch task: {e}")))?;
+        if prepared.len() <= index {
+            prepared.resize_with(index + 1, || None);
+        }
+        prepared[index] = Some(result);
+    }
+    let mut accepted = Vec::new();
+    let mut slots = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        match p.expect("every index reported") {
+            Ok(new) => {
+                slots.push(Ok((new.id.clone(), new.revision, accepted.len())));
+                accepted.push(new);
+            }
+            Err(e) => slots.push(Err(e)),
+        }
+    }
+    let stored = state.store.append_statements(accepted).await;
+    let results = slots
+        .into_iter()
+        .map(|slot| {
+            let outcome = slot.and_then(|(id, revision, i)| {
+                stored[i]
+                    .clone()
+                    .map(|(sequence, duplicate)| pb::PublishResponse {
+                        id,
+                        revision,
+                        sequence,
+                        duplicate,
+                    })
+                    .map_err(ApiError::from)
+            });
+            match outcome {
+                Ok(r) => pb::PublishResult {
+                    accepted: Some(r),
+                    code: 0,
+                    message: String::new(),
+                },
+                Err(e) => {
+                    let status = Status::from(e);
+                    pb::PublishResult {
+                        accepted: None,
+                        code: status.code() as i32,
+                        message: status.message().to_owned(),
+                    }
+                }
+            }
+        })
+        .collect();
+    Ok(pb::PublishBatchResponse { results })
+}
+
+/// Every check of a publish, ending in the row to store. Stores nothing.
+async fn prepare(
+    state: &HubState,
+    caller: &Caller,
+    envelope: pb::Envelope,
+    openings: Vec<pb::AudienceOpening>,
+) -> Result<NewStatement, ApiError> {
     let envelope = envelope_from_pb(envelope);
     let key = match envelope.signatures.first() {
         Some(sig) if envelope.signatures.len() == 1 && sig.keyid.len() <= 128 => {
@@ -336,13 +454,5 @@ async fn publish(
         anonymous,
         facts: facts_of(statement),
     };
-    let (sequence, duplicate) = state.store.append_statement(new).await?;
-    tracing::Span::current().record("seq", sequence);
-    tracing::info!(tlp = %statement.tlp, kind = statement.kind(), anonymous = statement.anonymous, duplicate, "statement accepted");
-    Ok(pb::PublishResponse {
-        id: statement.id.to_string(),
-        revision: statement.revision,
-        sequence,
-        duplicate,
-    })
+    Ok(new)
 }

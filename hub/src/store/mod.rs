@@ -124,6 +124,16 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.enqueue(f)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `f` for the writer now (so several queued writes keep their
+    /// order and share one commit) and returns where its outcome will arrive.
+    fn enqueue<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let result = f(conn);
@@ -137,12 +147,30 @@ impl Store {
             });
             (ok, completion)
         });
-        {
-            let guard = self.inner.writer.lock().expect("writer lock");
-            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(job).map_err(|_| StoreError::Closed)?;
+        let guard = self.inner.writer.lock().expect("writer lock");
+        let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+        sender.send(job).map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Appends many statements in the given order, in one group commit when
+    /// the writer is free; each gets its own outcome.
+    pub async fn append_statements(
+        &self,
+        items: Vec<NewStatement>,
+    ) -> Vec<Result<(u64, bool), StoreError>> {
+        let mut pending = Vec::with_capacity(items.len());
+        for s in items {
+            pending.push(self.enqueue(move |c| sqlite::append_statement(c, &s)));
         }
-        rx.await.map_err(|_| StoreError::Closed)?
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            out.push(match p {
+                Ok(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
+                Err(e) => Err(e),
+            });
+        }
+        out
     }
 
     /// Runs `f` on a pooled read connection off the async threads.
