@@ -564,7 +564,11 @@ fn main() {
         let idle_per_sub_kb =
             after_idle.saturating_sub(before_idle) as f64 / plan.idle.max(1) as f64;
 
-        // Publish throughput, with the idle streams connected.
+        // Publishing to 1,000 live streams would measure fan-out, not publish.
+        drop(idle);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // Publish throughput.
         let per = (plan.items / plan.publishers).max(1);
         let sampler = {
             let peak = Arc::new(AtomicU64::new(0));
@@ -579,13 +583,17 @@ fn main() {
         };
         let single_per_s = publish_single(&publishers, (per / 4).max(1), 32).await;
         let batch_per_s = publish_batched(&publishers, per, plan.batch, 20_000_000).await;
+        let publish_rss = sampler.0.load(Ordering::Relaxed).max(rss_kib(pid));
 
         // Fan-out latency.
         let head = store.head_from_db().await.expect("head");
         let (p50, p99, max, samples) = fanout(&publishers[0], &subscriber, &plan, head).await;
-        let load_rss = sampler.0.load(Ordering::Relaxed).max(rss_kib(pid));
+        let load_rss = sampler
+            .0
+            .load(Ordering::Relaxed)
+            .max(rss_kib(pid))
+            .max(publish_rss);
         sampler.1.abort();
-        drop(idle);
 
         // Catch-up over a backlog of the requested size.
         let head = store.head_from_db().await.expect("head") as usize;

@@ -30,10 +30,13 @@ pub struct TestHub {
 
 impl TestHub {
     pub async fn start(data_dir: &Path) -> TestHub {
+        Self::start_at(data_dir, "127.0.0.1:0").await
+    }
+
+    /// Starts on a given address (to restart a hub where its agents expect it).
+    pub async fn start_at(data_dir: &Path, addr: &str) -> TestHub {
         let mut config = HubConfig::load(data_dir, |_| None).expect("config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         config.listen = addr;
         let (stop, stopped) = oneshot::channel::<()>();

@@ -521,9 +521,13 @@ async fn an_item_altered_in_the_hub_database_is_refused_by_the_agent() {
         .await
         .unwrap();
 
-    // A malicious operator (or a compromised database) rewrites item 1.
+    // A malicious operator (or a compromised database) rewrites item 1 while
+    // the hub is down (a running hub serves recent items from memory).
+    let addr = hub.addr.to_string();
+    let data_dir = hub.data_dir().to_owned();
+    hub.stop().await;
     {
-        let conn = rusqlite::Connection::open(hub.data_dir().join("hub.db")).unwrap();
+        let conn = rusqlite::Connection::open(data_dir.join("hub.db")).unwrap();
         let payload: Vec<u8> = conn
             .query_row("SELECT payload FROM statements WHERE seq = 1", [], |r| {
                 r.get(0)
@@ -538,6 +542,7 @@ async fn an_item_altered_in_the_hub_database_is_refused_by_the_agent() {
         )
         .unwrap();
     }
+    let hub = TestHub::start_at(&data_dir, &addr).await;
 
     let jsonl = dir.path().join("bob.jsonl");
     let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();

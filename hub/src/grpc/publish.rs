@@ -300,16 +300,32 @@ pub async fn publish_batch(
             "a batch holds at most {MAX_BATCH_ITEMS} statements; split it"
         )));
     }
+    // Each distinct signing key once, not once per item.
+    let mut keys: std::collections::HashMap<String, Option<(String, KeyRecord)>> =
+        std::collections::HashMap::new();
+    for item in &items {
+        if let Some(kid) = item.envelope.as_ref().and_then(signing_key_id) {
+            if !keys.contains_key(kid) && keys.len() < 16 {
+                keys.insert(kid.to_owned(), lookup_key(state, kid).await?);
+            }
+        }
+    }
+    let keys = std::sync::Arc::new(keys);
     let mut tasks = tokio::task::JoinSet::new();
     for (index, item) in items.into_iter().enumerate() {
-        let (state, caller) = (state.clone(), caller.clone());
+        let (state, caller, keys) = (state.clone(), caller.clone(), keys.clone());
         tasks.spawn(async move {
             let pb::PublishRequest {
                 envelope,
                 audience_openings,
             } = item;
             let prepared = match envelope {
-                Some(env) => prepare(&state, &caller, env, audience_openings).await,
+                Some(env) => match signing_key_id(&env).and_then(|kid| keys.get(kid)).cloned() {
+                    Some(key) => {
+                        prepare_with_key(&state, &caller, env, audience_openings, key).await
+                    }
+                    None => prepare(&state, &caller, env, audience_openings).await,
+                },
                 None => Err(ApiError::InvalidArgument("missing envelope".into())),
             };
             (index, prepared)
@@ -376,22 +392,49 @@ async fn prepare(
     envelope: pb::Envelope,
     openings: Vec<pb::AudienceOpening>,
 ) -> Result<NewStatement, ApiError> {
-    let envelope = envelope_from_pb(envelope);
-    let key = match envelope.signatures.first() {
-        Some(sig) if envelope.signatures.len() == 1 && sig.keyid.len() <= 128 => {
-            state.store.key(&sig.keyid).await?
-        }
-        _ => None,
+    let key = match signing_key_id(&envelope) {
+        Some(kid) => lookup_key(state, kid).await?,
+        None => None,
     };
-    if let Some(k) = &key {
-        if k.org_id != caller.org_id {
+    prepare_with_key(state, caller, envelope, openings, key).await
+}
+
+/// The key id an envelope names, if it names exactly one plausible one.
+fn signing_key_id(envelope: &pb::Envelope) -> Option<&str> {
+    match envelope.signatures.as_slice() {
+        [sig] if sig.keyid.len() <= 128 => Some(&sig.keyid),
+        _ => None,
+    }
+}
+
+/// The key's owner and validity record, if the directory knows it.
+async fn lookup_key(state: &HubState, kid: &str) -> Result<Option<(String, KeyRecord)>, ApiError> {
+    Ok(state
+        .store
+        .key(kid)
+        .await?
+        .and_then(|row| key_record(&row).map(|rec| (row.org_id, rec))))
+}
+
+/// `prepare` with the signing key already looked up (owner org, record):
+/// a batch looks each distinct key up once.
+async fn prepare_with_key(
+    state: &HubState,
+    caller: &Caller,
+    envelope: pb::Envelope,
+    openings: Vec<pb::AudienceOpening>,
+    key: Option<(String, KeyRecord)>,
+) -> Result<NewStatement, ApiError> {
+    let envelope = envelope_from_pb(envelope);
+    if let Some((owner, _)) = &key {
+        if owner != &caller.org_id {
             return Err(ApiError::PermissionDenied(format!(
                 "you are authenticated as `{}` but the statement is signed with a key of another member; sign with your own key",
                 caller.org_id
             )));
         }
     }
-    let record = key.as_ref().and_then(key_record);
+    let record = key.map(|(_, rec)| rec);
     let verified = verify_envelope(&envelope, |_| record).map_err(refusal)?;
     let statement = &verified.statement;
     tracing::Span::current().record("id", tracing::field::display(statement.id));

@@ -27,7 +27,7 @@ use crate::policy;
 use crate::store::StoredStatement;
 
 /// Messages buffered per stream before the reader task waits.
-const STREAM_BUFFER: usize = 256;
+const STREAM_BUFFER: usize = 64;
 
 pub struct SubscriberService {
     pub state: HubState,
@@ -252,7 +252,7 @@ async fn run_stream(
             }
             let page = state
                 .store
-                .statements_after(cursor, state.config.stream_page_size)
+                .statements_after_shared(cursor, state.config.stream_page_size)
                 .await?;
             if page.is_empty() {
                 break;

@@ -9,6 +9,7 @@
 //!
 //! **Invariant:** only `sqlite.rs` (and the writer loop here) knows SQL.
 
+mod recent;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,9 @@ impl From<rusqlite::Error> for StoreError {
 type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 
+/// Read connections kept open (and the most reads running at once).
+const READ_CONNECTIONS: usize = 4;
+
 /// Most writes the writer folds into one transaction.
 const MAX_GROUP: usize = 2048;
 
@@ -64,7 +68,11 @@ struct Inner {
     writer: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// Bounds concurrent reads to the pooled connections: opening a SQLite
+    /// connection per read under load costs more than waiting for one.
+    read_permits: tokio::sync::Semaphore,
     head: watch::Sender<u64>,
+    recent: Arc<recent::Recent>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -96,7 +104,9 @@ impl Store {
                 writer: Mutex::new(Some(tx)),
                 writer_thread: Mutex::new(Some(thread)),
                 readers: Mutex::new(Vec::new()),
+                read_permits: tokio::sync::Semaphore::new(READ_CONNECTIONS),
                 head: head_tx,
+                recent: Arc::new(recent::Recent::default()),
             }),
         })
     }
@@ -161,7 +171,8 @@ impl Store {
     ) -> Vec<Result<(u64, bool), StoreError>> {
         let mut pending = Vec::with_capacity(items.len());
         for s in items {
-            pending.push(self.enqueue(move |c| sqlite::append_statement(c, &s)));
+            let recent = self.inner.recent.clone();
+            pending.push(self.enqueue(move |c| append_and_remember(c, &s, &recent)));
         }
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
@@ -180,6 +191,12 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = self.inner.clone();
+        let _permit = self
+            .inner
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().expect("reader pool").pop();
             let conn = match pooled {
@@ -188,7 +205,7 @@ impl Store {
             };
             let result = f(&conn);
             let mut pool = inner.readers.lock().expect("reader pool");
-            if pool.len() < 8 {
+            if pool.len() < READ_CONNECTIONS {
                 pool.push(conn);
             }
             result
@@ -358,7 +375,27 @@ impl Store {
     /// Appends a verified statement; returns its sequence and whether it was
     /// an identical re-send of one already stored.
     pub async fn append_statement(&self, s: NewStatement) -> Result<(u64, bool), StoreError> {
-        self.write(move |c| sqlite::append_statement(c, &s)).await
+        let recent = self.inner.recent.clone();
+        self.write(move |c| append_and_remember(c, &s, &recent))
+            .await
+    }
+
+    /// Committed statements after `after`, from the recent window when it
+    /// holds them all, else from the database.
+    pub async fn statements_after_shared(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Arc<StoredStatement>>, StoreError> {
+        if let Some(rows) = self.inner.recent.after(after, self.head(), limit) {
+            return Ok(rows);
+        }
+        Ok(self
+            .statements_after(after, limit)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
     }
 
     pub async fn statements_after(
@@ -454,6 +491,18 @@ impl Store {
     pub async fn statement_count(&self) -> Result<u64, StoreError> {
         self.read(sqlite::statement_count).await
     }
+}
+
+fn append_and_remember(
+    c: &Connection,
+    s: &NewStatement,
+    recent: &recent::Recent,
+) -> Result<(u64, bool), StoreError> {
+    let (seq, duplicate) = sqlite::append_statement(c, s)?;
+    if !duplicate {
+        recent.record(seq, s);
+    }
+    Ok((seq, duplicate))
 }
 
 fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, head: watch::Sender<u64>) {

@@ -1,0 +1,167 @@
+//! A window of the most recently appended statements, so live subscribers
+//! read new items from memory instead of each querying SQLite on every
+//! commit. The writer fills it while inserting (before commit); readers only
+//! take entries at or below the committed head, and fall back to the store
+//! whenever the window does not hold every sequence they need.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use super::sqlite::{NewStatement, StoredStatement};
+
+/// Statements kept at most.
+pub const RECENT_CAPACITY: usize = 4096;
+/// Bytes of statements kept at most (statements may be up to 64 KiB each).
+pub const RECENT_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Default)]
+pub struct Recent {
+    items: Mutex<Window>,
+}
+
+#[derive(Default)]
+struct Window {
+    rows: BTreeMap<u64, Arc<StoredStatement>>,
+    bytes: usize,
+}
+
+fn size_of(s: &StoredStatement) -> usize {
+    s.payload.len()
+        + s.anonymous.as_ref().map_or(0, |a| a.payload.len())
+        + s.audience_json.len()
+        + s.openings_json.len()
+        + s.group_snapshot_json.len()
+        + 256
+}
+
+impl Recent {
+    pub fn record(&self, seq: u64, s: &NewStatement) {
+        let row = Arc::new(StoredStatement {
+            seq,
+            id: s.id.clone(),
+            revision: s.revision,
+            source_org: s.source_org.clone(),
+            tlp: s.tlp.clone(),
+            audience_json: s.audience_json.clone(),
+            received_at: s.received_at,
+            payload_type: s.payload_type.clone(),
+            payload: s.payload.clone(),
+            key_id: s.key_id.clone(),
+            signature: s.signature.clone(),
+            openings_json: s.openings_json.clone(),
+            group_snapshot_json: s.group_snapshot_json.clone(),
+            target_id: s.target_id.clone(),
+            sighting_count: s.sighting_count,
+            anonymous: s.anonymous.clone(),
+            kind: s.kind.clone(),
+            facts: s.facts.clone(),
+        });
+        let mut w = self.items.lock().expect("recent lock");
+        w.bytes += size_of(&row);
+        // A rolled-back transaction's sequence is reused: overwrite.
+        if let Some(old) = w.rows.insert(seq, row) {
+            w.bytes -= size_of(&old);
+        }
+        while w.rows.len() > RECENT_CAPACITY || w.bytes > RECENT_MAX_BYTES {
+            match w.rows.pop_first() {
+                Some((_, old)) => w.bytes -= size_of(&old),
+                None => break,
+            }
+        }
+    }
+
+    /// Items `after+1 ..= min(head, after+limit)` if the window holds every
+    /// one of them; `None` means "read the store".
+    pub fn after(&self, after: u64, head: u64, limit: u32) -> Option<Vec<Arc<StoredStatement>>> {
+        let last = head.min(after.saturating_add(u64::from(limit)));
+        if last <= after {
+            return Some(Vec::new());
+        }
+        let w = self.items.lock().expect("recent lock");
+        let out: Vec<Arc<StoredStatement>> = w
+            .rows
+            .range(after + 1..=last)
+            .map(|(_, v)| v.clone())
+            .collect();
+        (out.len() as u64 == last - after).then_some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoredFacts;
+
+    fn new_statement(n: u64) -> NewStatement {
+        NewStatement {
+            id: format!("id-{n}"),
+            revision: 1,
+            source_org: "a".into(),
+            tlp: "green".into(),
+            audience_json: "[]".into(),
+            kind: "package".into(),
+            created_at: 0,
+            received_at: 0,
+            payload_type: "t".into(),
+            payload: vec![1, 2, 3],
+            key_id: "k".into(),
+            signature: vec![],
+            digest: "d".into(),
+            openings_json: "[]".into(),
+            group_snapshot_json: "{}".into(),
+            target_id: None,
+            value: String::new(),
+            title: String::new(),
+            sighting_count: None,
+            anonymous: None,
+            facts: StoredFacts::default(),
+        }
+    }
+
+    #[test]
+    fn serves_only_complete_ranges_at_or_below_the_head() {
+        let r = Recent::default();
+        for n in 1..=10 {
+            r.record(n, &new_statement(n));
+        }
+        let got = r.after(3, 8, 100).unwrap();
+        assert_eq!(
+            got.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            vec![4, 5, 6, 7, 8]
+        );
+        assert_eq!(r.after(3, 8, 2).unwrap().len(), 2, "limit");
+        assert!(
+            r.after(8, 8, 10).unwrap().is_empty(),
+            "nothing past the head"
+        );
+        // A hole (sequence 12 missing) sends the reader to the store.
+        r.record(13, &new_statement(13));
+        assert!(r.after(10, 13, 10).is_none());
+    }
+
+    #[test]
+    fn stays_bounded_and_forgets_the_oldest() {
+        let r = Recent::default();
+        for n in 1..=(RECENT_CAPACITY as u64 + 100) {
+            r.record(n, &new_statement(n));
+        }
+        assert!(r.after(0, 50, 10).is_none(), "evicted: read the store");
+        assert!(r
+            .after(RECENT_CAPACITY as u64, RECENT_CAPACITY as u64 + 100, 1000)
+            .is_some());
+        assert_eq!(r.items.lock().unwrap().rows.len(), RECENT_CAPACITY);
+    }
+
+    #[test]
+    fn stays_bounded_in_bytes() {
+        let r = Recent::default();
+        for n in 1..=400 {
+            let mut s = new_statement(n);
+            s.payload = vec![0; 60 * 1024];
+            r.record(n, &s);
+        }
+        let w = r.items.lock().unwrap();
+        assert!(w.bytes <= RECENT_MAX_BYTES);
+        assert!(w.rows.len() < 400);
+    }
+}
