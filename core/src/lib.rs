@@ -18,6 +18,7 @@ pub mod hex;
 pub mod keys;
 pub mod observable;
 pub mod statement;
+pub mod stix;
 pub mod time;
 pub mod tlp;
 pub mod verify;

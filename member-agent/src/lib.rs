@@ -10,6 +10,7 @@ pub mod error;
 pub mod keys;
 pub mod localstore;
 pub mod lockfile;
+pub mod osv;
 pub mod publish;
 pub mod sink;
 pub mod state;
