@@ -7,6 +7,7 @@ pub mod client;
 pub mod draft;
 pub mod enroll;
 pub mod error;
+pub mod import;
 pub mod keys;
 pub mod localstore;
 pub mod lockfile;

@@ -74,7 +74,11 @@ impl LocalStore {
                 slot INTEGER PRIMARY KEY CHECK (slot = 1), version INTEGER NOT NULL, envelope_json TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS rejected (
                 sequence INTEGER PRIMARY KEY, reason TEXT NOT NULL, envelope_json TEXT NOT NULL, at INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS imports (
+                osv_id TEXT NOT NULL, purl TEXT NOT NULL, statement_id TEXT NOT NULL,
+                revision INTEGER NOT NULL, modified TEXT NOT NULL, tlp TEXT NOT NULL,
+                retracted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (osv_id, purl));",
         )?;
         // Columns added after the first release of this store.
         for (column, definition) in [
@@ -375,6 +379,56 @@ impl LocalStore {
             }
         }
         Ok(out)
+    }
+
+    /// What an earlier import of (`osv_id`, `purl`) became: statement id,
+    /// revision, the record's `modified`, and whether it was retracted.
+    pub fn import_row(&self, osv_id: &str, purl: &str) -> Result<Option<(String, u32, String, bool)>, AgentError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT statement_id, revision, modified, retracted FROM imports WHERE osv_id = ?1 AND purl = ?2",
+                params![osv_id, purl],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0)),
+            )
+            .optional()?)
+    }
+
+    /// Live (not retracted) imports of an OSV id: (purl, statement id, revision, tlp).
+    pub fn imports_of(&self, osv_id: &str) -> Result<Vec<(String, String, u32, String)>, AgentError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT purl, statement_id, revision, tlp FROM imports WHERE osv_id = ?1 AND retracted = 0 ORDER BY purl",
+        )?;
+        let rows = stmt
+            .query_map([osv_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn remember_import(
+        &self,
+        osv_id: &str,
+        purl: &str,
+        statement_id: &str,
+        revision: u32,
+        modified: &str,
+        tlp: &str,
+    ) -> Result<(), AgentError> {
+        self.conn.execute(
+            "INSERT INTO imports (osv_id, purl, statement_id, revision, modified, tlp, retracted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
+             ON CONFLICT(osv_id, purl) DO UPDATE SET statement_id = ?3, revision = ?4, modified = ?5, tlp = ?6, retracted = 0",
+            params![osv_id, purl, statement_id, revision, modified, tlp],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_import_retracted(&self, osv_id: &str, purl: &str) -> Result<(), AgentError> {
+        self.conn.execute(
+            "UPDATE imports SET retracted = 1 WHERE osv_id = ?1 AND purl = ?2",
+            params![osv_id, purl],
+        )?;
+        Ok(())
     }
 
     /// TLP of the newest revision held of `id`.

@@ -183,6 +183,11 @@ enum KeyCommand {
 
 #[derive(Args)]
 struct PublishArgs {
+    /// Import OSV records (a file, or a directory such as a checkout of
+    /// ossf/malicious-packages): one signed indicator per affected package;
+    /// unchanged records are skipped, updated ones revised, withdrawn ones retracted.
+    #[arg(long, conflicts_with = "json")]
+    osv: Option<PathBuf>,
     /// Read the indicator from a JSON file (flags given as well override it).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -370,6 +375,32 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 id.ca_fingerprint,
                 state.root.display()
             );
+        }
+        Command::Publish(args) if args.osv.is_some() => {
+            let tlp: isac_core::Tlp = args
+                .tlp
+                .as_deref()
+                .ok_or_else(|| AgentError::Usage("--tlp is required with --osv (public OSV data is usually clear)".into()))?
+                .parse()
+                .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
+            let path = args.osv.clone().unwrap_or_default();
+            let agent = Agent::open(&state)?;
+            let r = member_agent::import::import_osv(&agent, &path, tlp, &args.audience).await?;
+            println!(
+                "osv import: {} records; {} published, {} revised, {} unchanged, {} retracted, {} refused",
+                r.records,
+                r.published,
+                r.revised,
+                r.unchanged,
+                r.retracted,
+                r.refused.len()
+            );
+            for reason in &r.refused {
+                eprintln!("refused: {reason}");
+            }
+            if !r.refused.is_empty() {
+                return Err(AgentError::Invalid(format!("{} item(s) were refused by the hub", r.refused.len())));
+            }
         }
         Command::Publish(args) => {
             let draft = args.into_draft()?;

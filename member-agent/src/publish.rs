@@ -162,3 +162,42 @@ pub async fn retract(agent: &Agent, target: &str, reason: &str) -> Result<Publis
     let prepared = crate::draft::derived(agent.org_id(), now, tlp, &[], false, body)?;
     publish_prepared(agent, &prepared).await
 }
+
+/// Publishes many signed envelopes in one `PublishBatch` call (at most
+/// 1,000); returns one outcome per item, in order.
+pub async fn publish_batch(
+    agent: &Agent,
+    items: Vec<(isac_core::Envelope, Vec<AudienceOpening>)>,
+) -> Result<Vec<Result<Published, String>>, AgentError> {
+    let requests = items
+        .into_iter()
+        .map(|(envelope, openings)| pb::PublishRequest {
+            envelope: Some(pb::Envelope {
+                payload_type: envelope.payload_type,
+                payload: envelope.payload,
+                signatures: envelope
+                    .signatures
+                    .into_iter()
+                    .map(|s| pb::Signature { keyid: s.keyid, sig: s.sig })
+                    .collect(),
+            }),
+            audience_openings: openings
+                .iter()
+                .map(|o| pb::AudienceOpening { entry: o.entry.to_string(), salt: o.salt.clone() })
+                .collect(),
+        })
+        .collect();
+    let resp = pb::publisher_client::PublisherClient::new(agent.channel().await?)
+        .max_encoding_message_size(8 << 20)
+        .publish_batch(pb::PublishBatchRequest { items: requests })
+        .await?
+        .into_inner();
+    Ok(resp
+        .results
+        .into_iter()
+        .map(|r| match r.accepted {
+            Some(a) => Ok(Published { id: a.id, revision: a.revision, sequence: a.sequence, duplicate: a.duplicate }),
+            None => Err(format!("{:?}: {}", tonic::Code::from_i32(r.code), r.message)),
+        })
+        .collect())
+}
