@@ -38,18 +38,44 @@ struct Pending {
     retraction: bool,
 }
 
-pub async fn import_osv(agent: &Agent, path: &Path, tlp: Tlp, audience: &[String]) -> Result<ImportReport, AgentError> {
+pub async fn import_osv(
+    agent: &Agent,
+    path: &Path,
+    tlp: Tlp,
+    audience: &[String],
+) -> Result<ImportReport, AgentError> {
     let records = load_osv_path(path).map_err(|e| AgentError::Usage(e.to_string()))?;
-    let mut report = ImportReport { records: records.len(), ..Default::default() };
+    let mut report = ImportReport {
+        records: records.len(),
+        ..Default::default()
+    };
     let created = isac_core::time::format_rfc3339(crate::now());
     let mut pending = Vec::new();
     for record in records {
         if record.withdrawn.is_some() {
-            for (purl, statement_id, _revision, row_tlp) in agent.store.lock().expect("store").imports_of(&record.osv_id)? {
-                let target = uuid::Uuid::parse_str(&statement_id).map_err(|e| AgentError::Invalid(e.to_string()))?;
-                let row_tlp: Tlp = row_tlp.parse().map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Invalid(e.to_string()))?;
-                let body = Body::Retraction(Retraction { target, reason: format!("{} was withdrawn", record.osv_id) });
-                let prepared = derived(agent.org_id(), created.clone(), row_tlp, audience, false, body)?;
+            for (purl, statement_id, _revision, row_tlp) in agent
+                .store
+                .lock()
+                .expect("store")
+                .imports_of(&record.osv_id)?
+            {
+                let target = uuid::Uuid::parse_str(&statement_id)
+                    .map_err(|e| AgentError::Invalid(e.to_string()))?;
+                let row_tlp: Tlp = row_tlp
+                    .parse()
+                    .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Invalid(e.to_string()))?;
+                let body = Body::Retraction(Retraction {
+                    target,
+                    reason: format!("{} was withdrawn", record.osv_id),
+                });
+                let prepared = derived(
+                    agent.org_id(),
+                    created.clone(),
+                    row_tlp,
+                    audience,
+                    false,
+                    body,
+                )?;
                 pending.push(Pending {
                     prepared,
                     osv_id: record.osv_id.clone(),
@@ -67,7 +93,11 @@ pub async fn import_osv(agent: &Agent, path: &Path, tlp: Tlp, audience: &[String
                 draft.audience = Some(audience.to_vec());
             }
             let purl = draft.purl.clone().unwrap_or_default();
-            let known = agent.store.lock().expect("store").import_row(&record.osv_id, &purl)?;
+            let known = agent
+                .store
+                .lock()
+                .expect("store")
+                .import_row(&record.osv_id, &purl)?;
             let mut prepared = draft.into_prepared(agent.org_id(), created.clone())?;
             match known {
                 Some((_, _, modified, retracted)) if modified == record.modified && !retracted => {
@@ -75,7 +105,8 @@ pub async fn import_osv(agent: &Agent, path: &Path, tlp: Tlp, audience: &[String
                     continue;
                 }
                 Some((statement_id, revision, _, false)) => {
-                    prepared.statement.id = uuid::Uuid::parse_str(&statement_id).map_err(|e| AgentError::Invalid(e.to_string()))?;
+                    prepared.statement.id = uuid::Uuid::parse_str(&statement_id)
+                        .map_err(|e| AgentError::Invalid(e.to_string()))?;
                     prepared.statement.revision = revision + 1;
                 }
                 _ => {}
@@ -94,10 +125,10 @@ pub async fn import_osv(agent: &Agent, path: &Path, tlp: Tlp, audience: &[String
         let items: Vec<(Envelope, Vec<AudienceOpening>)> = chunk
             .iter()
             .map(|p| {
-                let env = agent
-                    .loaded
-                    .signing_key
-                    .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, p.prepared.statement.canonical_bytes())?;
+                let env = agent.loaded.signing_key.sign_envelope(
+                    PAYLOAD_TYPE_STATEMENT_V1,
+                    p.prepared.statement.canonical_bytes(),
+                )?;
                 Ok((env, p.prepared.openings.clone()))
             })
             .collect::<Result<_, AgentError>>()?;
@@ -111,7 +142,14 @@ pub async fn import_osv(agent: &Agent, path: &Path, tlp: Tlp, audience: &[String
                         store.mark_import_retracted(&p.osv_id, &p.purl)?;
                         report.retracted += 1;
                     } else {
-                        store.remember_import(&p.osv_id, &p.purl, &s.id.to_string(), s.revision, &p.modified, &p.tlp)?;
+                        store.remember_import(
+                            &p.osv_id,
+                            &p.purl,
+                            &s.id.to_string(),
+                            s.revision,
+                            &p.modified,
+                            &p.tlp,
+                        )?;
                         if s.revision > 1 {
                             report.revised += 1;
                         } else {
@@ -119,7 +157,9 @@ pub async fn import_osv(agent: &Agent, path: &Path, tlp: Tlp, audience: &[String
                         }
                     }
                 }
-                Err(reason) => report.refused.push(format!("{} {}: {reason}", p.osv_id, p.purl)),
+                Err(reason) => report
+                    .refused
+                    .push(format!("{} {}: {reason}", p.osv_id, p.purl)),
             }
         }
     }

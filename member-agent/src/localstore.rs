@@ -383,7 +383,11 @@ impl LocalStore {
 
     /// What an earlier import of (`osv_id`, `purl`) became: statement id,
     /// revision, the record's `modified`, and whether it was retracted.
-    pub fn import_row(&self, osv_id: &str, purl: &str) -> Result<Option<(String, u32, String, bool)>, AgentError> {
+    pub fn import_row(
+        &self,
+        osv_id: &str,
+        purl: &str,
+    ) -> Result<Option<(String, u32, String, bool)>, AgentError> {
         Ok(self
             .conn
             .query_row(
@@ -395,12 +399,17 @@ impl LocalStore {
     }
 
     /// Live (not retracted) imports of an OSV id: (purl, statement id, revision, tlp).
-    pub fn imports_of(&self, osv_id: &str) -> Result<Vec<(String, String, u32, String)>, AgentError> {
+    pub fn imports_of(
+        &self,
+        osv_id: &str,
+    ) -> Result<Vec<(String, String, u32, String)>, AgentError> {
         let mut stmt = self.conn.prepare(
             "SELECT purl, statement_id, revision, tlp FROM imports WHERE osv_id = ?1 AND retracted = 0 ORDER BY purl",
         )?;
         let rows = stmt
-            .query_map([osv_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .query_map([osv_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

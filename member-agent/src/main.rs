@@ -134,6 +134,9 @@ struct ReceiveArgs {
     /// Also write TLP:RED items to the sink (they always stay in the local store).
     #[arg(long)]
     export_red: bool,
+    /// Also write each verified item as a STIX 2.1 bundle file into this directory.
+    #[arg(long)]
+    stix_dir: Option<PathBuf>,
     /// Only these kinds (repeatable): package, artifact, repository, account,
     /// network, vulnerability, bulletin, sighting.
     #[arg(long = "kind")]
@@ -380,7 +383,11 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let tlp: isac_core::Tlp = args
                 .tlp
                 .as_deref()
-                .ok_or_else(|| AgentError::Usage("--tlp is required with --osv (public OSV data is usually clear)".into()))?
+                .ok_or_else(|| {
+                    AgentError::Usage(
+                        "--tlp is required with --osv (public OSV data is usually clear)".into(),
+                    )
+                })?
                 .parse()
                 .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
             let path = args.osv.clone().unwrap_or_default();
@@ -399,7 +406,10 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 eprintln!("refused: {reason}");
             }
             if !r.refused.is_empty() {
-                return Err(AgentError::Invalid(format!("{} item(s) were refused by the hub", r.refused.len())));
+                return Err(AgentError::Invalid(format!(
+                    "{} item(s) were refused by the hub",
+                    r.refused.len()
+                )));
             }
         }
         Command::Publish(args) => {
@@ -419,6 +429,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             agent.filter = args.filter();
             let mut sink = JsonlSink::open(args.jsonl.as_deref())?;
             sink.export_red = args.export_red;
+            sink.stix_dir = args.stix_dir.clone();
             let r = agent.sync(false, &mut sink).await?;
             eprintln!(
                 "synced: {} new, {} already held, {} refused; cursor {}",
@@ -430,6 +441,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             agent.filter = args.filter();
             let mut sink = JsonlSink::open(args.jsonl.as_deref())?;
             sink.export_red = args.export_red;
+            sink.stix_dir = args.stix_dir.clone();
             eprintln!(
                 "following {} as `{}`; Ctrl-C to stop",
                 agent.loaded.identity.hub_url,

@@ -178,12 +178,18 @@ pub async fn publish_batch(
                 signatures: envelope
                     .signatures
                     .into_iter()
-                    .map(|s| pb::Signature { keyid: s.keyid, sig: s.sig })
+                    .map(|s| pb::Signature {
+                        keyid: s.keyid,
+                        sig: s.sig,
+                    })
                     .collect(),
             }),
             audience_openings: openings
                 .iter()
-                .map(|o| pb::AudienceOpening { entry: o.entry.to_string(), salt: o.salt.clone() })
+                .map(|o| pb::AudienceOpening {
+                    entry: o.entry.to_string(),
+                    salt: o.salt.clone(),
+                })
                 .collect(),
         })
         .collect();
@@ -196,8 +202,17 @@ pub async fn publish_batch(
         .results
         .into_iter()
         .map(|r| match r.accepted {
-            Some(a) => Ok(Published { id: a.id, revision: a.revision, sequence: a.sequence, duplicate: a.duplicate }),
-            None => Err(format!("{:?}: {}", tonic::Code::from_i32(r.code), r.message)),
+            Some(a) => Ok(Published {
+                id: a.id,
+                revision: a.revision,
+                sequence: a.sequence,
+                duplicate: a.duplicate,
+            }),
+            None => Err(format!(
+                "{:?}: {}",
+                tonic::Code::from_i32(r.code),
+                r.message
+            )),
         })
         .collect())
 }

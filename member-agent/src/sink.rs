@@ -23,6 +23,9 @@ pub struct JsonlSink {
     target: Target,
     /// Write TLP:RED items too (off by default: RED stays in the agent's store).
     pub export_red: bool,
+    /// Also write one STIX 2.1 bundle file per item here (TLP 2.0 markings,
+    /// deterministic ids), for tools that import STIX files.
+    pub stix_dir: Option<std::path::PathBuf>,
     already_written: HashSet<LineKey>,
 }
 
@@ -70,6 +73,45 @@ fn resume(file: &mut File, path: &Path) -> Result<HashSet<LineKey>, AgentError> 
     Ok(keys)
 }
 
+/// One bundle per item, named by sequence and id and written atomically, so
+/// a redelivery after a crash rewrites the same file instead of adding one.
+fn write_stix_bundle(
+    dir: &Path,
+    sequence: u64,
+    received_at: &str,
+    verified: &VerifiedStatement,
+    signer_org_name: &str,
+) -> Result<(), AgentError> {
+    use isac_core::stix;
+    let s = &verified.statement;
+    let anonymous = s.source == stix::ANONYMOUS_ORG_ID;
+    let identity = if anonymous {
+        stix::anonymous_identity()
+    } else {
+        stix::identity(&s.source, signer_org_name)
+    };
+    let identity_id = identity["id"].as_str().unwrap_or_default().to_owned();
+    let ctx = stix::StixContext {
+        source_identity_id: &identity_id,
+        envelope_digest: &verified.digest,
+        key_id: &verified.key_id,
+        received_at,
+    };
+    let mut objects = vec![identity];
+    objects.extend(stix::objects_for(s, &ctx));
+    let bundle = stix::bundle(&verified.digest, objects);
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let name = format!("{sequence:012}-{}.json", s.id);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let text =
+        serde_json::to_vec_pretty(&bundle).map_err(|e| AgentError::Invalid(e.to_string()))?;
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&text)
+        .and_then(|_| f.sync_all())
+        .map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, dir.join(&name)).map_err(io_err(dir))
+}
+
 impl JsonlSink {
     pub fn open(path: Option<&Path>) -> Result<Self, AgentError> {
         let mut already_written = HashSet::new();
@@ -92,6 +134,7 @@ impl JsonlSink {
         Ok(Self {
             target,
             export_red: false,
+            stix_dir: None,
             already_written,
         })
     }
@@ -113,6 +156,9 @@ impl JsonlSink {
         } else {
             "upsert"
         };
+        if let Some(dir) = &self.stix_dir {
+            write_stix_bundle(dir, sequence, received_at, verified, signer_org_name)?;
+        }
         if self.already_written.remove(&(
             s.id.to_string(),
             u64::from(s.revision),

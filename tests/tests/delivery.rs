@@ -294,3 +294,63 @@ async fn a_crash_between_sink_write_and_commit_does_not_duplicate_the_sink_line(
     );
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_stix_directory_sink_writes_one_bundle_per_item_with_tlp_2_markings() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    publish(
+        &alice,
+        d("pkg:npm/evil@1.0.0", "critical", 90, &["credential-theft"]),
+    )
+    .await
+    .unwrap();
+    let mut anon = d("c2.evil.example", "high", 80, &[]);
+    anon.anonymous = Some(true);
+    publish(&alice, anon).await.unwrap();
+
+    let stix = dir.path().join("stix");
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    sink.stix_dir = Some(stix.clone());
+    bob.sync(false, &mut sink).await.unwrap();
+    // A redelivery rewrites the same files rather than adding new ones.
+    bob.sync(false, &mut sink).await.unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&stix)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let green = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb";
+    for (i, f) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(f).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(b["type"], "bundle");
+        let objects = b["objects"].as_array().unwrap();
+        let indicator = objects
+            .iter()
+            .find(|o| o["type"] == "indicator")
+            .expect("an indicator");
+        assert_eq!(indicator["spec_version"], "2.1");
+        assert_eq!(indicator["object_marking_refs"][0], green);
+        assert!(
+            objects.iter().any(|o| o["id"] == green),
+            "the marking definition travels with the bundle"
+        );
+        if i == 1 {
+            assert!(
+                text.contains("anonymous member") && !text.contains("alice-bank"),
+                "{text}"
+            );
+            assert!(indicator["pattern"]
+                .as_str()
+                .unwrap()
+                .contains("domain-name:value = 'c2.evil.example'"));
+        } else {
+            assert!(text.contains("alice-bank"));
+        }
+    }
+    hub.stop().await;
+}

@@ -683,34 +683,66 @@ fn osv_import_is_idempotent_revises_updates_and_retracts_withdrawals() {
     let hub = HubProcess::start(&data, "127.0.0.1:0");
     enroll(&data, &hub, "alice-bank", &alice);
     enroll(&data, &hub, "bob-bank", &bob);
-    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../member-agent/tests/fixtures/osv/real");
+    let real =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../member-agent/tests/fixtures/osv/real");
 
-    let (ok, out, err) = agent_cli(&alice, &["publish", "--osv", real.to_str().unwrap(), "--tlp", "clear"]);
+    let (ok, out, err) = agent_cli(
+        &alice,
+        &["publish", "--osv", real.to_str().unwrap(), "--tlp", "clear"],
+    );
     assert!(ok, "{err}");
-    assert!(out.contains("5 records; 4 published, 0 revised, 0 unchanged, 0 retracted, 0 refused"), "{out}");
-    let (ok, out, err) = agent_cli(&alice, &["publish", "--osv", real.to_str().unwrap(), "--tlp", "clear"]);
+    assert!(
+        out.contains("5 records; 4 published, 0 revised, 0 unchanged, 0 retracted, 0 refused"),
+        "{out}"
+    );
+    let (ok, out, err) = agent_cli(
+        &alice,
+        &["publish", "--osv", real.to_str().unwrap(), "--tlp", "clear"],
+    );
     assert!(ok, "{err}");
-    assert!(out.contains("0 published, 0 revised, 4 unchanged"), "re-import is idempotent: {out}");
+    assert!(
+        out.contains("0 published, 0 revised, 4 unchanged"),
+        "re-import is idempotent: {out}"
+    );
 
     // The upstream record is updated, then withdrawn.
     let original = std::fs::read_to_string(real.join("npm/0-dns/MAL-2022-9.json")).unwrap();
-    let updated = original.replace("\"modified\": \"2022-06-20T20:12:58Z\"", "\"modified\": \"2026-11-01T00:00:00Z\"");
+    let updated = original.replace(
+        "\"modified\": \"2022-06-20T20:12:58Z\"",
+        "\"modified\": \"2026-11-01T00:00:00Z\"",
+    );
     assert_ne!(updated, original);
     let file = dir.path().join("MAL-2022-9.json");
     std::fs::write(&file, &updated).unwrap();
-    let (ok, out, err) = agent_cli(&alice, &["publish", "--osv", file.to_str().unwrap(), "--tlp", "clear"]);
+    let (ok, out, err) = agent_cli(
+        &alice,
+        &["publish", "--osv", file.to_str().unwrap(), "--tlp", "clear"],
+    );
     assert!(ok && out.contains("1 revised"), "{out} {err}");
     let withdrawn = updated.replacen('{', "{\n  \"withdrawn\": \"2026-11-20T00:00:00Z\",", 1);
     std::fs::write(&file, withdrawn).unwrap();
-    let (ok, out, err) = agent_cli(&alice, &["publish", "--osv", file.to_str().unwrap(), "--tlp", "clear"]);
+    let (ok, out, err) = agent_cli(
+        &alice,
+        &["publish", "--osv", file.to_str().unwrap(), "--tlp", "clear"],
+    );
     assert!(ok && out.contains("1 retracted"), "{out} {err}");
 
     // Bob holds the live ones, and 0-dns as retracted.
-    let (ok, _, err) = agent_cli(&bob, &["sync", "--jsonl", dir.path().join("bob.jsonl").to_str().unwrap()]);
+    let (ok, _, err) = agent_cli(
+        &bob,
+        &[
+            "sync",
+            "--jsonl",
+            dir.path().join("bob.jsonl").to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{err}");
     let (ok, out, _) = agent_cli(&bob, &["search", "0-dns"]);
     assert!(ok && out.contains("[retracted]"), "{out}");
     let (ok, out, _) = agent_cli(&bob, &["search", "rustdecimal"]);
-    assert!(ok && out.contains("pkg:cargo/rustdecimal") && !out.contains("[retracted]"), "{out}");
+    assert!(
+        ok && out.contains("pkg:cargo/rustdecimal") && !out.contains("[retracted]"),
+        "{out}"
+    );
     hub.terminate();
 }
