@@ -35,6 +35,14 @@ pub struct HubConfig {
     /// How often the hub looks for membership and key changes made by any
     /// process (the CLI writes to the same database).
     pub epoch_poll_ms: u64,
+    /// Statements per second each member may publish, sustained.
+    pub publish_rate_per_s: u32,
+    /// Statements a member may publish at once above the rate (and the
+    /// largest batch it may send).
+    pub publish_burst: u32,
+    /// Open subscription streams per member, and on the whole hub.
+    pub max_streams_per_member: usize,
+    pub max_streams_total: usize,
 }
 
 impl Default for HubConfig {
@@ -52,6 +60,10 @@ impl Default for HubConfig {
             max_message_bytes: 4 * 1024 * 1024,
             directory_ttl_secs: 24 * 3600,
             epoch_poll_ms: 500,
+            publish_rate_per_s: 20_000,
+            publish_burst: 40_000,
+            max_streams_per_member: 2_048,
+            max_streams_total: 20_000,
         }
     }
 }

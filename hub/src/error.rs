@@ -23,6 +23,11 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{message}")]
+    ResourceExhausted {
+        message: String,
+        retry_after_ms: u64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -52,6 +57,17 @@ impl From<ApiError> for Status {
             ApiError::FailedPrecondition(m) => (Code::FailedPrecondition, m),
             ApiError::NotFound(m) => (Code::NotFound, m),
             ApiError::Unavailable(m) => (Code::Unavailable, m),
+            ApiError::ResourceExhausted {
+                message,
+                retry_after_ms,
+            } => {
+                let mut status = Status::new(Code::ResourceExhausted, message);
+                // A hint clients can act on without parsing the message.
+                if let Ok(v) = retry_after_ms.to_string().parse() {
+                    status.metadata_mut().insert("retry-after-ms", v);
+                }
+                return status;
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

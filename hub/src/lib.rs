@@ -11,6 +11,7 @@ pub mod datadir;
 pub mod directory;
 pub mod error;
 pub mod grpc;
+pub mod limits;
 pub mod pki;
 pub mod policy;
 pub mod store;
@@ -75,6 +76,12 @@ pub async fn serve(
             shutdown: stop_rx,
             directory,
             epoch: epoch_rx,
+            limits: limits::Limits::new(
+                config.publish_rate_per_s,
+                config.publish_burst,
+                config.max_streams_per_member,
+                config.max_streams_total,
+            ),
         }),
     };
     if let Err(e) = state.directory.current().await {

@@ -35,6 +35,8 @@ pub struct HubShared {
     /// Moves whenever membership or keys change (seen by polling the store,
     /// so changes made by the CLI in another process count too).
     pub epoch: tokio::sync::watch::Receiver<u64>,
+    /// Publish rates and stream counts.
+    pub limits: crate::limits::Limits,
 }
 
 impl std::ops::Deref for HubState {

@@ -43,6 +43,9 @@ impl pb::publisher_server::Publisher for PublisherService {
         } = req.into_inner();
         let envelope =
             envelope.ok_or_else(|| ApiError::InvalidArgument("missing envelope".into()))?;
+        self.state
+            .limits
+            .take_publish(&caller.org_id, 1, std::time::Instant::now())?;
         Ok(Response::new(
             publish(&self.state, &caller, envelope, audience_openings).await?,
         ))
@@ -57,6 +60,9 @@ impl pb::publisher_server::Publisher for PublisherService {
         let items = req.into_inner().items;
         tracing::Span::current().record("org", caller.org_id.as_str());
         tracing::Span::current().record("items", items.len());
+        self.state
+            .limits
+            .take_publish(&caller.org_id, items.len(), std::time::Instant::now())?;
         Ok(Response::new(
             publish_batch(&self.state, &caller, items).await?,
         ))

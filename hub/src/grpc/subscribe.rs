@@ -56,10 +56,13 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
             filter: filter_from_pb(filter.unwrap_or_default())?,
             include_expired,
         };
+        let slot = self.state.limits.open_stream(&caller.org_id)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let state = self.state.clone();
         tracing::info!(after_sequence, follow, "subscription opened");
         tokio::spawn(async move {
+            // The slot is released when the stream task ends.
+            let _slot = slot;
             if let Err(e) =
                 run_stream(state, caller, after_sequence, follow, options, tx.clone()).await
             {

@@ -1,0 +1,170 @@
+//! Per-member limits: a publish rate (token bucket) and concurrent streams,
+//! plus a hub-wide stream cap. Hitting one is RESOURCE_EXHAUSTED with a
+//! retry hint, never a silent drop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::error::ApiError;
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+pub struct Limits {
+    rate_per_s: f64,
+    burst: f64,
+    max_streams_per_member: usize,
+    max_streams_total: usize,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    streams: Arc<Mutex<Streams>>,
+}
+
+#[derive(Default)]
+struct Streams {
+    per_member: HashMap<String, usize>,
+    total: usize,
+}
+
+/// Held by an open stream; releases its slot when dropped.
+pub struct StreamSlot {
+    org: String,
+    streams: Arc<Mutex<Streams>>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut s = self.streams.lock().expect("streams lock");
+        s.total = s.total.saturating_sub(1);
+        if let Some(n) = s.per_member.get_mut(&self.org) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.per_member.remove(&self.org);
+            }
+        }
+    }
+}
+
+impl Limits {
+    pub fn new(
+        rate_per_s: u32,
+        burst: u32,
+        max_streams_per_member: usize,
+        max_streams_total: usize,
+    ) -> Self {
+        Self {
+            rate_per_s: f64::from(rate_per_s.max(1)),
+            burst: f64::from(burst.max(1)),
+            max_streams_per_member,
+            max_streams_total,
+            buckets: Mutex::new(HashMap::new()),
+            streams: Arc::new(Mutex::new(Streams::default())),
+        }
+    }
+
+    /// Takes `n` publish tokens for `org`, or says when to retry.
+    pub fn take_publish(&self, org: &str, n: usize, now: Instant) -> Result<(), ApiError> {
+        let n = n as f64;
+        let mut buckets = self.buckets.lock().expect("buckets lock");
+        let b = buckets.entry(org.to_owned()).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.rate_per_s).min(self.burst);
+        b.at = now;
+        if n > self.burst {
+            return Err(ApiError::ResourceExhausted {
+                message: format!(
+                    "{} statements in one call exceed the burst of {} allowed for `{org}`; send smaller batches",
+                    n as u64, self.burst as u64
+                ),
+                retry_after_ms: 1000,
+            });
+        }
+        if b.tokens < n {
+            let wait_ms = (((n - b.tokens) / self.rate_per_s) * 1000.0).ceil() as u64;
+            return Err(ApiError::ResourceExhausted {
+                message: format!(
+                    "publish rate limit for `{org}` ({} statements/s, burst {}) reached; retry in {wait_ms} ms",
+                    self.rate_per_s as u64, self.burst as u64
+                ),
+                retry_after_ms: wait_ms.max(1),
+            });
+        }
+        b.tokens -= n;
+        Ok(())
+    }
+
+    /// Reserves a stream slot for `org`.
+    pub fn open_stream(&self, org: &str) -> Result<StreamSlot, ApiError> {
+        let mut s = self.streams.lock().expect("streams lock");
+        if s.total >= self.max_streams_total {
+            return Err(ApiError::ResourceExhausted {
+                message: format!(
+                    "the hub serves its maximum of {} streams; retry later",
+                    self.max_streams_total
+                ),
+                retry_after_ms: 5000,
+            });
+        }
+        let mine = s.per_member.get(org).copied().unwrap_or(0);
+        if mine >= self.max_streams_per_member {
+            return Err(ApiError::ResourceExhausted {
+                message: format!(
+                    "`{org}` already has {mine} open streams (the limit); close one or reuse a stream with filters"
+                ),
+                retry_after_ms: 5000,
+            });
+        }
+        s.total += 1;
+        *s.per_member.entry(org.to_owned()).or_insert(0) += 1;
+        Ok(StreamSlot {
+            org: org.to_owned(),
+            streams: self.streams.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn token_bucket_allows_burst_then_rate() {
+        let l = Limits::new(10, 20, 2, 3);
+        let t0 = Instant::now();
+        assert!(l.take_publish("a", 20, t0).is_ok());
+        let e = l.take_publish("a", 1, t0).unwrap_err();
+        assert!(
+            matches!(e, ApiError::ResourceExhausted { retry_after_ms, .. } if retry_after_ms == 100),
+            "{e:?}"
+        );
+        assert!(l.take_publish("b", 5, t0).is_ok(), "buckets are per member");
+        assert!(
+            l.take_publish("a", 5, t0 + Duration::from_millis(500))
+                .is_ok(),
+            "refills at the rate"
+        );
+        assert!(
+            l.take_publish("a", 21, t0 + Duration::from_secs(60))
+                .is_err(),
+            "never more than the burst at once"
+        );
+    }
+
+    #[test]
+    fn streams_per_member_and_total() {
+        let l = Limits::new(10, 10, 2, 3);
+        let a1 = l.open_stream("a").unwrap();
+        let _a2 = l.open_stream("a").unwrap();
+        assert!(l.open_stream("a").is_err());
+        let _b1 = l.open_stream("b").unwrap();
+        assert!(l.open_stream("c").is_err(), "hub-wide cap");
+        drop(a1);
+        assert!(l.open_stream("a").is_ok(), "a closed stream frees its slot");
+    }
+}
