@@ -57,6 +57,10 @@ enum Command {
     /// Sharing groups: named sets of orgs usable as an audience (group:NAME).
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Copy a (running) hub's database and keys into a new directory.
+    Backup { dest: PathBuf },
+    /// Restore a backup into an empty data dir (the hub must be stopped).
+    Restore { backup: PathBuf },
     /// Show the audit trail of admin actions and key events, newest first.
     Audit {
         #[arg(long, default_value_t = 100)]
@@ -186,6 +190,41 @@ fn main() -> ExitCode {
                 }
             }
             return serve(config).await;
+        }
+        match &cli.command {
+            Command::Backup { dest } => {
+                return match hub::datadir::backup(&config.data_dir, dest) {
+                    Ok(n) => {
+                        println!(
+                            "backed up {} ({n} statements) to {}",
+                            config.data_dir.display(),
+                            dest.display()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            Command::Restore { backup } => {
+                return match hub::datadir::restore(backup, &config.data_dir) {
+                    Ok(n) => {
+                        println!(
+                            "restored {} ({n} statements) into {}",
+                            backup.display(),
+                            config.data_dir.display()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            _ => {}
         }
         let backend = match Backend::open(&config, cli.remote.as_deref()).await {
             Ok(b) => b,
@@ -381,7 +420,9 @@ fn print_keys(keys: &[pb::MemberKey]) {
 async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Result<(), Failure> {
     let ttl = |t: Option<humantime::Duration>| t.map(|d| d.as_secs()).unwrap_or(0);
     match command {
-        Command::Serve { .. } => unreachable!("handled before"),
+        Command::Serve { .. } | Command::Backup { .. } | Command::Restore { .. } => {
+            unreachable!("handled before")
+        }
         Command::Member(MemberCommand::Add {
             org_id,
             name,

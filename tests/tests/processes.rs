@@ -1,6 +1,7 @@
 //! End to end with real processes: the `hub` and `member-agent` binaries as
 //! an operator and a member would run them.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use isac_e2e::{bin, run, HubProcess};
@@ -743,6 +744,54 @@ fn osv_import_is_idempotent_revises_updates_and_retracts_withdrawals() {
     assert!(
         ok && out.contains("pkg:cargo/rustdecimal") && !out.contains("[retracted]"),
         "{out}"
+    );
+    hub.terminate();
+}
+
+#[test]
+fn backup_of_a_running_hub_restores_to_a_working_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let listen = hub.addr.clone();
+    enroll(&data, &hub, "alice-bank", &alice);
+    enroll(&data, &hub, "bob-bank", &bob);
+    for p in ["pkg:npm/a@1.0.0", "pkg:npm/b@1.0.0", "pkg:npm/c@1.0.0"] {
+        publish(&alice, p);
+    }
+    let backup = dir.path().join("backup");
+    let (ok, out, err) = hub_cli(&data, &["backup", backup.to_str().unwrap()]);
+    assert!(ok && out.contains("3 statements"), "{out} {err}");
+    assert_eq!(
+        std::fs::metadata(backup.join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    publish(&alice, "pkg:npm/after-backup@1.0.0");
+    hub.terminate();
+
+    let restored = dir.path().join("restored");
+    let (ok, out, err) = hub_cli(&restored, &["restore", backup.to_str().unwrap()]);
+    assert!(ok && out.contains("3 statements"), "{out} {err}");
+    let (ok, _, err) = hub_cli(&restored, &["restore", backup.to_str().unwrap()]);
+    assert!(!ok && err.contains("already holds a database"), "{err}");
+    // Same CA and keys: existing agents connect and verify as before.
+    let hub = HubProcess::start(&restored, &listen);
+    let (ok, _, err) = agent_cli(
+        &bob,
+        &[
+            "sync",
+            "--jsonl",
+            dir.path().join("bob.jsonl").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok && err.contains("3 new") && err.contains("0 refused"),
+        "{err}"
     );
     hub.terminate();
 }
