@@ -134,6 +134,12 @@ pub async fn serve(
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .max_concurrent_streams(Some(256))
+        .concurrency_limit_per_connection(256)
+        // Rapid-reset (CVE-2023-44487) and error-reset floods: shed the
+        // connection past these rather than keep spawning work.
+        .http2_max_pending_accept_reset_streams(Some(64))
+        .http2_max_local_error_reset_streams(Some(256))
+        .http2_max_header_list_size(Some(16 * 1024))
         .add_service(enrollment)
         .add_service(publisher)
         .add_service(subscriber)

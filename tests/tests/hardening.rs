@@ -222,3 +222,74 @@ async fn graceful_shutdown_loses_nothing_acknowledged_and_tells_streams() {
     }
     hub.stop().await;
 }
+
+/// HTTP/2 rapid reset (CVE-2023-44487): open and cancel streams as fast as
+/// possible on one authenticated connection. The hub must shed it (GOAWAY or
+/// refusal) or absorb it, and keep serving everyone else.
+#[tokio::test]
+async fn http2_rapid_reset_does_not_take_the_hub_down() {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_alpn_protos(b"\x02h2").unwrap();
+    b.set_certificate(&alice.loaded.tls_cert).unwrap();
+    b.set_private_key(&alice.loaded.tls_key).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    let ssl = b
+        .build()
+        .configure()
+        .unwrap()
+        .into_ssl("localhost")
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+    std::pin::Pin::new(&mut tls).connect().await.unwrap();
+    let (client, connection) = h2::client::handshake(tls).await.unwrap();
+    let conn_task = tokio::spawn(connection);
+
+    let mut client = client;
+    let mut sent = 0u32;
+    let mut shed = false;
+    for _ in 0..20_000 {
+        client = match client.ready().await {
+            Ok(c) => c,
+            Err(_) => {
+                shed = true;
+                break;
+            }
+        };
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(format!(
+                "https://localhost:{}/isac.v1.KeyDirectory/ListKeys",
+                hub.addr.port()
+            ))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        match client.send_request(req, false) {
+            Ok((_response, mut stream)) => {
+                stream.send_reset(h2::Reason::CANCEL);
+                sent += 1;
+            }
+            Err(_) => {
+                shed = true;
+                break;
+            }
+        }
+    }
+    eprintln!("rapid reset: {sent} streams opened and reset; connection shed by the hub: {shed}");
+    conn_task.abort();
+    // Everyone else is still served.
+    publish(&alice, draft(1))
+        .await
+        .expect("the hub still serves after a rapid-reset flood");
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let mut s = raw_subscribe(&bob).await.unwrap();
+    assert!(s.message().await.unwrap().is_some());
+    hub.stop().await;
+}
