@@ -165,3 +165,59 @@ pub async fn import_osv(
     }
     Ok(report)
 }
+
+/// Publishes every row of a CSV file (see `crate::csv`), all or nothing
+/// unless `skip_invalid`: every row is validated before anything is sent.
+pub async fn import_csv(
+    agent: &Agent,
+    path: &Path,
+    skip_invalid: bool,
+) -> Result<ImportReport, AgentError> {
+    let text = std::fs::read_to_string(path).map_err(crate::error::io_err(path))?;
+    let rows = crate::csv::drafts_from_csv(&text)?;
+    let created = isac_core::time::format_rfc3339(crate::now());
+    let mut report = ImportReport {
+        records: rows.len(),
+        ..Default::default()
+    };
+    let mut ready = Vec::new();
+    let mut invalid = Vec::new();
+    for (line, row) in rows {
+        match row.and_then(|d| {
+            d.into_prepared(agent.org_id(), created.clone())
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(p) => ready.push(p),
+            Err(e) => invalid.push(format!("{}:{line}: {e}", path.display())),
+        }
+    }
+    if !invalid.is_empty() && !skip_invalid {
+        return Err(AgentError::Usage(format!(
+            "{} invalid row(s), nothing published (use --skip-invalid to publish the rest):\n{}",
+            invalid.len(),
+            invalid.join("\n")
+        )));
+    }
+    report.refused = invalid;
+    for chunk in ready.chunks(500) {
+        let items = chunk
+            .iter()
+            .map(|p| {
+                let env = agent
+                    .loaded
+                    .signing_key
+                    .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, p.statement.canonical_bytes())?;
+                Ok((env, p.openings.clone()))
+            })
+            .collect::<Result<Vec<_>, AgentError>>()?;
+        for (p, result) in chunk.iter().zip(publish_batch(agent, items).await?) {
+            match result {
+                Ok(_) => report.published += 1,
+                Err(reason) => report
+                    .refused
+                    .push(format!("{}: {reason}", p.statement.title())),
+            }
+        }
+    }
+    Ok(report)
+}

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod client;
+pub mod csv;
 pub mod draft;
 pub mod enroll;
 pub mod error;

@@ -191,6 +191,13 @@ struct PublishArgs {
     /// unchanged records are skipped, updated ones revised, withdrawn ones retracted.
     #[arg(long, conflicts_with = "json")]
     osv: Option<PathBuf>,
+    /// Publish one indicator per row of a CSV file whose header names the
+    /// publish flags (kind, purl, domain, tlp, title, labels as a;b, ...).
+    #[arg(long, conflicts_with_all = ["json", "osv"])]
+    csv: Option<PathBuf>,
+    /// With --csv: publish the valid rows even if some are invalid.
+    #[arg(long)]
+    skip_invalid: bool,
     /// Read the indicator from a JSON file (flags given as well override it).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -378,6 +385,20 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 id.ca_fingerprint,
                 state.root.display()
             );
+        }
+        Command::Publish(args) if args.csv.is_some() => {
+            let path = args.csv.clone().unwrap_or_default();
+            let agent = Agent::open(&state)?;
+            let r = member_agent::import::import_csv(&agent, &path, args.skip_invalid).await?;
+            println!(
+                "csv import: {} rows; {} published, {} invalid or refused",
+                r.records,
+                r.published,
+                r.refused.len()
+            );
+            for reason in &r.refused {
+                eprintln!("skipped: {reason}");
+            }
         }
         Command::Publish(args) if args.osv.is_some() => {
             let tlp: isac_core::Tlp = args

@@ -795,3 +795,56 @@ fn backup_of_a_running_hub_restores_to_a_working_hub() {
     );
     hub.terminate();
 }
+
+#[test]
+fn csv_import_is_all_or_nothing_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let alice = dir.path().join("alice");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    enroll(&data, &hub, "alice-bank", &alice);
+    let csv = dir.path().join("iocs.csv");
+    std::fs::write(
+        &csv,
+        "kind,purl,domain,sha256,tlp,title,severity,labels\n\
+         package,pkg:npm/evil@1.0.0,,,green,\"evil, the package\",critical,credential-theft;npm\n\
+         network,,c2.evil.example,,clear,C2 domain,high,c2\n\
+         package,npm/not-a-purl,,,green,broken row,high,\n\
+         artifact,,,9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,green,dropper,high,\n",
+    )
+    .unwrap();
+    let out = bin("member-agent")
+        .arg("--state-dir")
+        .arg(&alice)
+        .args(["publish", "--csv"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("iocs.csv:4")
+            && err.contains("must start with `pkg:`")
+            && err.contains("nothing published"),
+        "{err}"
+    );
+    let conn = rusqlite::Connection::open(data.join("hub.db")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM statements", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0, "nothing partial is published");
+
+    let (ok, out, err) = agent_cli(
+        &alice,
+        &["publish", "--csv", csv.to_str().unwrap(), "--skip-invalid"],
+    );
+    assert!(
+        ok && out.contains("4 rows; 3 published, 1 invalid"),
+        "{out} {err}"
+    );
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM statements", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+    hub.terminate();
+}
