@@ -71,10 +71,11 @@ fn list(v: &str) -> Option<Vec<String>> {
     (!items.is_empty()).then_some(items)
 }
 
+/// A data row: its line number, and its draft or what is wrong with it.
+pub type Row = (usize, Result<IndicatorDraft, String>);
+
 /// Rows as drafts, or the problems with line numbers.
-pub fn drafts_from_csv(
-    text: &str,
-) -> Result<Vec<(usize, Result<IndicatorDraft, String>)>, AgentError> {
+pub fn drafts_from_csv(text: &str) -> Result<Vec<Row>, AgentError> {
     if text.len() > MAX_CSV_BYTES {
         return Err(AgentError::Usage("CSV file is larger than 64 MiB".into()));
     }
