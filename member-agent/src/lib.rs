@@ -8,6 +8,7 @@ pub mod csv;
 pub mod draft;
 pub mod enroll;
 pub mod error;
+pub mod export;
 pub mod import;
 pub mod keys;
 pub mod localstore;

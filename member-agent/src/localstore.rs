@@ -440,6 +440,29 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Every held item with its statement JSON, envelope JSON, signing key
+    /// id and digest, oldest first.
+    pub fn export_rows(
+        &self,
+    ) -> Result<Vec<(ItemSummary, String, String, String, String)>, AgentError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created, status,
+                statement_json, envelope_json, key_id, digest FROM items ORDER BY sequence",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    item_from_row(r)?,
+                    r.get(11)?,
+                    r.get(12)?,
+                    r.get(13)?,
+                    r.get(14)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// TLP of the newest revision held of `id`.
     pub fn item_tlp(&self, id: &str) -> Result<Option<String>, AgentError> {
         Ok(self

@@ -53,6 +53,16 @@ enum Command {
     Sync(ReceiveArgs),
     /// Like sync, but keep following live items (reconnects by itself).
     Run(ReceiveArgs),
+    /// Export the verified local store (stix or csv) to stdout or a file.
+    Export {
+        #[arg(long, default_value = "stix")]
+        format: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Include TLP:RED items (left out by default).
+        #[arg(long)]
+        include_red: bool,
+    },
     /// Show one held item in full (the verified statement and its envelope).
     Show { id: String },
     /// Search the local store by purl, package name, hash, domain or text.
@@ -506,6 +516,21 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 "id={} revision={} sequence={}",
                 p.id, p.revision, p.sequence
             );
+        }
+        Command::Export {
+            format,
+            out,
+            include_red,
+        } => {
+            let agent = Agent::open(&state)?;
+            let (text, n) = member_agent::export::export(&agent, format.parse()?, include_red)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(member_agent::error::io_err(&path))?;
+                    eprintln!("exported {n} item(s) to {}", path.display());
+                }
+                None => print!("{text}"),
+            }
         }
         Command::Show { id } => {
             let agent = Agent::open(&state)?;

@@ -846,5 +846,68 @@ fn csv_import_is_all_or_nothing_unless_told_otherwise() {
         .query_row("SELECT count(*) FROM statements", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 3);
+
+    // Export what the agent holds: CSV round-trips into publish --csv, and
+    // the STIX bundle passes the OASIS validator.
+    let (ok, _, err) = agent_cli(
+        &alice,
+        &[
+            "sync",
+            "--jsonl",
+            dir.path().join("a.jsonl").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let exported = dir.path().join("export.csv");
+    let (ok, _, err) = agent_cli(
+        &alice,
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--out",
+            exported.to_str().unwrap(),
+        ],
+    );
+    assert!(ok && err.contains("exported 3 item(s)"), "{err}");
+    let (ok, out, err) = agent_cli(&alice, &["publish", "--csv", exported.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("3 rows; 3 published, 0 invalid"),
+        "{out} {err}"
+    );
+    let (ok, _, err) = agent_cli(
+        &alice,
+        &[
+            "sync",
+            "--jsonl",
+            dir.path().join("a.jsonl").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let bundle = dir.path().join("export.json");
+    let (ok, _, err) = agent_cli(
+        &alice,
+        &[
+            "export",
+            "--format",
+            "stix",
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(ok && err.contains("exported 6 item(s)"), "{err}");
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, stix2validator as v; r = v.validate_file(sys.argv[1]); v.print_results(r); sys.exit(0 if r.is_valid else 1)",
+        ])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     hub.terminate();
 }
