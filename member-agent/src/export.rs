@@ -90,7 +90,14 @@ pub fn export(
     let mut objects = Vec::new();
     let mut lines = vec![CSV_HEADER.to_owned()];
     let mut count = 0;
-    for (item, statement_json, _envelope, key_id, digest) in rows {
+    for row in rows {
+        let crate::localstore::ExportRow {
+            item,
+            statement_json,
+            key_id,
+            digest,
+            ..
+        } = row;
         if item.status != "valid" || (item.tlp == "red" && !include_red) {
             continue;
         }

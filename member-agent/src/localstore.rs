@@ -55,6 +55,15 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemSummary> {
     })
 }
 
+/// A held item with what an export needs.
+pub struct ExportRow {
+    pub item: ItemSummary,
+    pub statement_json: String,
+    pub envelope_json: String,
+    pub key_id: String,
+    pub digest: String,
+}
+
 impl LocalStore {
     pub fn open(path: &Path) -> Result<Self, AgentError> {
         let conn = Connection::open(path)?;
@@ -442,22 +451,20 @@ impl LocalStore {
 
     /// Every held item with its statement JSON, envelope JSON, signing key
     /// id and digest, oldest first.
-    pub fn export_rows(
-        &self,
-    ) -> Result<Vec<(ItemSummary, String, String, String, String)>, AgentError> {
+    pub fn export_rows(&self) -> Result<Vec<ExportRow>, AgentError> {
         let mut stmt = self.conn.prepare(
             "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created, status,
                 statement_json, envelope_json, key_id, digest FROM items ORDER BY sequence",
         )?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((
-                    item_from_row(r)?,
-                    r.get(11)?,
-                    r.get(12)?,
-                    r.get(13)?,
-                    r.get(14)?,
-                ))
+                Ok(ExportRow {
+                    item: item_from_row(r)?,
+                    statement_json: r.get(11)?,
+                    envelope_json: r.get(12)?,
+                    key_id: r.get(13)?,
+                    digest: r.get(14)?,
+                })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
