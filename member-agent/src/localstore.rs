@@ -133,6 +133,15 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Moves the cursor back to `seq` (only when the hub's history is shorter than ours).
+    pub fn reset_cursor(&self, seq: u64) -> Result<(), AgentError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('cursor', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
+            [seq.to_string()],
+        )?;
+        Ok(())
+    }
+
     pub fn set_cursor(&self, seq: u64) -> Result<(), AgentError> {
         Self::set_cursor_in(&self.conn, seq)
     }

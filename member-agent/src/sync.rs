@@ -286,15 +286,36 @@ impl Agent {
             cursor: after,
             ..Default::default()
         };
-        let mut stream = pb::subscriber_client::SubscriberClient::new(channel.clone())
-            .subscribe(pb::SubscribeRequest {
-                after_sequence: after,
-                follow,
-                filter: Some(self.filter.clone()),
-                include_expired: false,
-            })
-            .await?
-            .into_inner();
+        let request = |after_sequence| pb::SubscribeRequest {
+            after_sequence,
+            follow,
+            filter: Some(self.filter.clone()),
+            include_expired: false,
+        };
+        let mut client = pb::subscriber_client::SubscriberClient::new(channel.clone());
+        let mut stream = match client.subscribe(request(after)).await {
+            Ok(s) => s.into_inner(),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                // The hub's history is shorter than ours (restored from a
+                // backup): continue from its head; what we hold stays held.
+                let head = status
+                    .metadata()
+                    .get("x-isac-head-sequence")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| AgentError::from(status.clone()))?;
+                tracing::warn!(
+                    cursor = after,
+                    head,
+                    "hub is behind our cursor; resuming from its head"
+                );
+                eprintln!("warning: {}", status.message());
+                self.store().reset_cursor(head)?;
+                report.cursor = head;
+                client.subscribe(request(head)).await?.into_inner()
+            }
+            Err(status) => return Err(status.into()),
+        };
         while let Some(msg) = stream.message().await? {
             match msg.event {
                 Some(pb::subscribe_response::Event::Item(d)) => {

@@ -771,7 +771,10 @@ fn backup_of_a_running_hub_restores_to_a_working_hub() {
             & 0o777,
         0o600
     );
+    let bob_jsonl = dir.path().join("bob.jsonl");
     publish(&alice, "pkg:npm/after-backup@1.0.0");
+    let (ok, _, err) = agent_cli(&bob, &["sync", "--jsonl", bob_jsonl.to_str().unwrap()]);
+    assert!(ok && err.contains("4 new"), "{err}");
     hub.terminate();
 
     let restored = dir.path().join("restored");
@@ -779,20 +782,24 @@ fn backup_of_a_running_hub_restores_to_a_working_hub() {
     assert!(ok && out.contains("3 statements"), "{out} {err}");
     let (ok, _, err) = hub_cli(&restored, &["restore", backup.to_str().unwrap()]);
     assert!(!ok && err.contains("already holds a database"), "{err}");
-    // Same CA and keys: existing agents connect and verify as before.
+    // Same CA and keys: existing agents connect and verify as before. Bob's
+    // cursor (4) is ahead of the restored hub (3): he is told, resumes from
+    // its head, and gets what is published next (which reuses sequence 4).
     let hub = HubProcess::start(&restored, &listen);
-    let (ok, _, err) = agent_cli(
-        &bob,
-        &[
-            "sync",
-            "--jsonl",
-            dir.path().join("bob.jsonl").to_str().unwrap(),
-        ],
-    );
+    let (ok, _, err) = agent_cli(&bob, &["sync", "--jsonl", bob_jsonl.to_str().unwrap()]);
     assert!(
-        ok && err.contains("3 new") && err.contains("0 refused"),
+        ok && err.contains("restored from a backup") && err.contains("0 new"),
         "{err}"
     );
+    publish(&alice, "pkg:npm/after-restore@1.0.0");
+    let (ok, _, err) = agent_cli(&bob, &["sync", "--jsonl", bob_jsonl.to_str().unwrap()]);
+    assert!(
+        ok && err.contains("1 new") && err.contains("0 refused"),
+        "{err}"
+    );
+    assert!(std::fs::read_to_string(&bob_jsonl)
+        .unwrap()
+        .contains("after-restore"));
     hub.terminate();
 }
 

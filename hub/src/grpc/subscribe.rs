@@ -56,6 +56,19 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
             filter: filter_from_pb(filter.unwrap_or_default())?,
             include_expired,
         };
+        // A cursor past the head means this hub's history is shorter than the
+        // agent's (restored from a backup): say so, with the head to resume
+        // from, rather than silently skip the sequences that will be reused.
+        let head = self.state.store.head();
+        if after_sequence > head {
+            let mut status = Status::failed_precondition(format!(
+                "your cursor {after_sequence} is ahead of this hub's last sequence {head} (was it restored from a backup?); resume from {head}"
+            ));
+            if let Ok(v) = head.to_string().parse() {
+                status.metadata_mut().insert("x-isac-head-sequence", v);
+            }
+            return Err(status);
+        }
         let slot = self.state.limits.open_stream(&caller.org_id)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let state = self.state.clone();
