@@ -57,6 +57,8 @@ enum Command {
     /// Sharing groups: named sets of orgs usable as an audience (group:NAME).
     #[command(subcommand)]
     Group(GroupCommand),
+    /// What the data dir holds: statements, members, keys, directory version, size.
+    Status,
     /// Copy a (running) hub's database and keys into a new directory.
     Backup { dest: PathBuf },
     /// Restore a backup into an empty data dir (the hub must be stopped).
@@ -192,6 +194,7 @@ fn main() -> ExitCode {
             return serve(config).await;
         }
         match &cli.command {
+            Command::Status => return status(&config).await,
             Command::Backup { dest } => {
                 return match hub::datadir::backup(&config.data_dir, dest) {
                     Ok(n) => {
@@ -287,6 +290,63 @@ async fn serve(config: HubConfig) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn status(config: &HubConfig) -> ExitCode {
+    let (material, _) = match hub::prepare(config) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match hub::datadir::open_store(&config.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let counts = store.status_counts().await;
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    let c = match counts {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let size = |name: &str| {
+        std::fs::metadata(config.data_dir.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let fmt = |v: &[(String, u64)]| {
+        v.iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("data_dir: {}", config.data_dir.display());
+    println!("ca_fingerprint: {}", material.ca_fingerprint);
+    println!("listen: {}", config.listen);
+    println!("head_sequence: {}", c.head);
+    println!(
+        "statements: {} ({})",
+        c.statements,
+        fmt(&c.statements_by_tlp)
+    );
+    println!("members: {}", fmt(&c.members_by_status));
+    println!("agents_in_use: {}", c.agents);
+    println!("signing_keys: {}", fmt(&c.keys_by_state));
+    println!("groups: {}  people: {}", c.groups, c.people);
+    println!("key_directory_version: {}", c.directory_version);
+    println!(
+        "database_bytes: {} (+ wal {})",
+        size("hub.db"),
+        size("hub.db-wal")
+    );
+    ExitCode::SUCCESS
 }
 
 async fn shutdown_signal() {
@@ -420,7 +480,10 @@ fn print_keys(keys: &[pb::MemberKey]) {
 async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Result<(), Failure> {
     let ttl = |t: Option<humantime::Duration>| t.map(|d| d.as_secs()).unwrap_or(0);
     match command {
-        Command::Serve { .. } | Command::Backup { .. } | Command::Restore { .. } => {
+        Command::Serve { .. }
+        | Command::Status
+        | Command::Backup { .. }
+        | Command::Restore { .. } => {
             unreachable!("handled before")
         }
         Command::Member(MemberCommand::Add {

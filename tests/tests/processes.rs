@@ -113,6 +113,16 @@ fn restarting_the_hub_keeps_members_keys_and_items_and_sync_resumes_exactly() {
     );
     assert_eq!(got[0]["id"], first_id.as_str());
     assert_eq!(got[0]["source_name"], "alice-bank Ltd");
+    let (ok, out, err) = hub_cli(&data, &["status"]);
+    assert!(ok, "{err}");
+    for line in [
+        "head_sequence: 3",
+        "statements: 3 (green=3)",
+        "members: active=2",
+        "signing_keys: active=2",
+    ] {
+        assert!(out.contains(line), "{line} missing from:\n{out}");
+    }
 
     let (ok, out, _) = agent_cli(&bob, &["list"]);
     assert!(ok);

@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
     AgentDetail, AgentRow, AnonymousVersion, AuditRow, EnrollRecord, KeyRow, MemberRow,
-    NewStatement, PersonRow, StoredFacts, StoredStatement, TokenRecord,
+    NewStatement, PersonRow, StatusCounts, StoredFacts, StoredStatement, TokenRecord,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -481,6 +481,10 @@ impl Store {
         let (org, person) = (org.to_owned(), person.to_owned());
         self.read(move |c| sqlite::person_exists(c, &org, &person))
             .await
+    }
+
+    pub async fn status_counts(&self) -> Result<StatusCounts, StoreError> {
+        self.read(sqlite::status_counts).await
     }
 
     /// The committed head read from the database (also sees other processes' writes).

@@ -1201,3 +1201,46 @@ pub(super) fn statement_count(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row("SELECT count(*) FROM statements", [], |r| r.get(0))?;
     Ok(n as u64)
 }
+
+/// Counts for `hub status`.
+#[derive(Debug, Clone, Default)]
+pub struct StatusCounts {
+    pub head: u64,
+    pub statements: u64,
+    pub members_by_status: Vec<(String, u64)>,
+    pub keys_by_state: Vec<(String, u64)>,
+    pub agents: u64,
+    pub groups: u64,
+    pub people: u64,
+    pub directory_version: u64,
+    pub statements_by_tlp: Vec<(String, u64)>,
+}
+
+pub(super) fn status_counts(conn: &Connection) -> Result<StatusCounts, StoreError> {
+    let one = |sql: &str| -> Result<u64, StoreError> {
+        Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+    };
+    let grouped = |sql: &str| -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    };
+    Ok(StatusCounts {
+        head: head_sequence(conn)?,
+        statements: one("SELECT count(*) FROM statements")?,
+        members_by_status: grouped("SELECT status, count(*) FROM members GROUP BY status ORDER BY status")?,
+        keys_by_state: grouped(
+            "SELECT CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN retired_at IS NOT NULL THEN 'retired' ELSE 'active' END AS state,
+                count(*) FROM signing_keys GROUP BY state ORDER BY state",
+        )?,
+        agents: one("SELECT count(*) FROM agents WHERE superseded_at IS NULL")?,
+        groups: one("SELECT count(*) FROM sharing_groups")?,
+        people: one("SELECT count(*) FROM people")?,
+        directory_version: one("SELECT value FROM counters WHERE name = 'directory_version'")?,
+        statements_by_tlp: grouped("SELECT tlp, count(*) FROM statements GROUP BY tlp ORDER BY tlp")?,
+    })
+}
