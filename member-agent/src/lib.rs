@@ -9,6 +9,7 @@ pub mod draft;
 pub mod enroll;
 pub mod error;
 pub mod export;
+pub mod http_sink;
 pub mod import;
 pub mod keys;
 pub mod localstore;

@@ -479,6 +479,19 @@ impl LocalStore {
         Ok(rows)
     }
 
+    /// Whether (`id`, `revision`) is already held.
+    pub fn holds(&self, id: &str, revision: u32) -> Result<bool, AgentError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM items WHERE id = ?1 AND revision = ?2",
+                params![id, revision],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// TLP of the newest revision held of `id`.
     pub fn item_tlp(&self, id: &str) -> Result<Option<String>, AgentError> {
         Ok(self

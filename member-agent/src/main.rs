@@ -147,6 +147,28 @@ struct ReceiveArgs {
     /// Also write each verified item as a STIX 2.1 bundle file into this directory.
     #[arg(long)]
     stix_dir: Option<PathBuf>,
+    /// POST each item as JSON to this URL, signed with an HMAC-SHA256 header.
+    #[arg(long, requires = "webhook_secret")]
+    webhook: Option<String>,
+    #[arg(long, env = "ISAC_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Splunk HTTP Event Collector URL, e.g. https://splunk:8088/services/collector/event
+    #[arg(long, requires = "splunk_token")]
+    splunk_hec: Option<String>,
+    #[arg(long, env = "ISAC_SPLUNK_TOKEN", hide_env_values = true)]
+    splunk_token: Option<String>,
+    #[arg(long)]
+    splunk_index: Option<String>,
+    #[arg(long, default_value = "isac:indicator")]
+    splunk_sourcetype: String,
+    /// Elasticsearch/OpenSearch base URL (documents go to `_bulk` with ECS threat fields).
+    #[arg(long)]
+    elastic: Option<String>,
+    #[arg(long, default_value = "isac-indicators")]
+    elastic_index: String,
+    /// Extra CA certificate (PEM) for https receivers.
+    #[arg(long)]
+    sink_ca: Option<PathBuf>,
     /// Only these kinds (repeatable): package, artifact, repository, account,
     /// network, vulnerability, bulletin, sighting.
     #[arg(long = "kind")]
@@ -169,6 +191,40 @@ struct ReceiveArgs {
 }
 
 impl ReceiveArgs {
+    fn apply_sinks(&self, sink: &mut JsonlSink) -> Result<(), AgentError> {
+        use member_agent::http_sink::HttpSink;
+        sink.export_red = self.export_red;
+        sink.stix_dir = self.stix_dir.clone();
+        if let Some(url) = &self.webhook {
+            sink.http.push(HttpSink::Webhook {
+                url: url.parse()?,
+                secret: self.webhook_secret.clone().unwrap_or_default(),
+            });
+        }
+        if let Some(url) = &self.splunk_hec {
+            sink.http.push(HttpSink::SplunkHec {
+                url: url.parse()?,
+                token: self.splunk_token.clone().unwrap_or_default(),
+                index: self.splunk_index.clone(),
+                sourcetype: self.splunk_sourcetype.clone(),
+            });
+        }
+        if let Some(url) = &self.elastic {
+            sink.http.push(HttpSink::Elastic {
+                url: url.parse()?,
+                index: self.elastic_index.clone(),
+            });
+        }
+        if let Some(p) = &self.sink_ca {
+            let pem = std::fs::read(p).map_err(member_agent::error::io_err(p))?;
+            sink.http_ca = Some(
+                openssl::x509::X509::from_pem(&pem)
+                    .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?,
+            );
+        }
+        Ok(())
+    }
+
     fn filter(&self) -> isac_proto::v1::SubscriptionFilter {
         isac_proto::v1::SubscriptionFilter {
             kinds: self.kinds.clone(),
@@ -459,8 +515,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let mut agent = Agent::open(&state)?;
             agent.filter = args.filter();
             let mut sink = JsonlSink::open(args.jsonl.as_deref())?;
-            sink.export_red = args.export_red;
-            sink.stix_dir = args.stix_dir.clone();
+            args.apply_sinks(&mut sink)?;
             let r = agent.sync(false, &mut sink).await?;
             eprintln!(
                 "synced: {} new, {} already held, {} refused; cursor {}",
@@ -471,8 +526,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let mut agent = Agent::open(&state)?;
             agent.filter = args.filter();
             let mut sink = JsonlSink::open(args.jsonl.as_deref())?;
-            sink.export_red = args.export_red;
-            sink.stix_dir = args.stix_dir.clone();
+            args.apply_sinks(&mut sink)?;
             eprintln!(
                 "following {} as `{}`; Ctrl-C to stop",
                 agent.loaded.identity.hub_url,

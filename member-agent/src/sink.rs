@@ -26,6 +26,11 @@ pub struct JsonlSink {
     /// Also write one STIX 2.1 bundle file per item here (TLP 2.0 markings,
     /// deterministic ids), for tools that import STIX files.
     pub stix_dir: Option<std::path::PathBuf>,
+    /// Webhook, Splunk HEC and Elasticsearch receivers (sent before the
+    /// item is committed; a failure holds the cursor).
+    pub http: Vec<crate::http_sink::HttpSink>,
+    /// Extra CA trusted for https receivers (besides the system roots).
+    pub http_ca: Option<openssl::x509::X509>,
     already_written: HashSet<LineKey>,
 }
 
@@ -112,6 +117,44 @@ fn write_stix_bundle(
     std::fs::rename(&tmp, dir.join(&name)).map_err(io_err(dir))
 }
 
+/// The JSON record of one verified item, as every sink receives it.
+pub fn line_for(
+    sequence: u64,
+    received_at: &str,
+    verified: &VerifiedStatement,
+    signer_org_name: &str,
+) -> serde_json::Value {
+    let s = &verified.statement;
+    let action = if matches!(s.body, isac_core::Body::Retraction(_)) {
+        "retract"
+    } else {
+        "upsert"
+    };
+    let statement: serde_json::Value =
+        serde_json::from_slice(&s.canonical_bytes()).unwrap_or(serde_json::Value::Null);
+    json!({
+        "action": action,
+        "id": s.id,
+        "revision": s.revision,
+        "sequence": sequence,
+        "tlp": s.tlp.as_str(),
+        "tlp_marking": s.tlp.stix_marking_id(),
+        "tlp_strict": s.tlp == isac_core::Tlp::AmberStrict,
+        "kind": s.kind(),
+        "value": s.primary_value(),
+        "title": s.title(),
+        "bulletin": s.is_bulletin(),
+        "target": s.target(),
+        "source": s.source,
+        "source_name": signer_org_name,
+        "created": s.created,
+        "received_at": received_at,
+        "signature": {"status": "verified", "key_id": verified.key_id, "algorithm": "ed25519"},
+        "envelope_digest": format!("sha256:{}", verified.digest),
+        "statement": statement,
+    })
+}
+
 impl JsonlSink {
     pub fn open(path: Option<&Path>) -> Result<Self, AgentError> {
         let mut already_written = HashSet::new();
@@ -135,6 +178,8 @@ impl JsonlSink {
             target,
             export_red: false,
             stix_dir: None,
+            http: Vec::new(),
+            http_ca: None,
             already_written,
         })
     }
@@ -167,30 +212,28 @@ impl JsonlSink {
             tracing::info!(id = %s.id, "already in the sink from before a restart; not written twice");
             return Ok(());
         }
-        let statement: serde_json::Value =
-            serde_json::from_slice(&s.canonical_bytes()).unwrap_or(serde_json::Value::Null);
-        let line = json!({
-            "action": action,
-            "id": s.id,
-            "revision": s.revision,
-            "sequence": sequence,
-            "tlp": s.tlp.as_str(),
-            "tlp_marking": s.tlp.stix_marking_id(),
-            "tlp_strict": s.tlp == isac_core::Tlp::AmberStrict,
-            "kind": s.kind(),
-            "value": s.primary_value(),
-            "title": s.title(),
-            "bulletin": s.is_bulletin(),
-            "target": s.target(),
-            "source": s.source,
-            "source_name": signer_org_name,
-            "created": s.created,
-            "received_at": received_at,
-            "signature": {"status": "verified", "key_id": verified.key_id, "algorithm": "ed25519"},
-            "envelope_digest": format!("sha256:{}", verified.digest),
-            "statement": statement,
-        });
+        let line = line_for(sequence, received_at, verified, signer_org_name);
         self.append(&line)
+    }
+
+    /// Sends a new item to every HTTP receiver; any failure fails the item.
+    pub async fn send_http(
+        &self,
+        sequence: u64,
+        received_at: &str,
+        verified: &VerifiedStatement,
+        signer_org_name: &str,
+    ) -> Result<(), AgentError> {
+        if self.http.is_empty()
+            || !isac_core::tlp::may_export_to_sink(verified.statement.tlp, self.export_red)
+        {
+            return Ok(());
+        }
+        let line = line_for(sequence, received_at, verified, signer_org_name);
+        for target in &self.http {
+            target.send(&line, self.http_ca.as_ref()).await?;
+        }
+        Ok(())
     }
 
     /// Tells the sink an item expired (`action: expire`).

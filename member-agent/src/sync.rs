@@ -242,6 +242,16 @@ impl Agent {
             Ok(verified) => {
                 let signer = self.org_name(&verified.key_id);
                 let named_as = named_as(&verified.statement, &d.audience_openings);
+                // Network sinks first, outside the store's transaction: if a
+                // receiver is down the item is not committed and comes again.
+                let held = self.store().holds(
+                    &verified.statement.id.to_string(),
+                    verified.statement.revision,
+                )?;
+                if !held {
+                    sink.send_http(sequence, &d.received_at, &verified, &signer)
+                        .await?;
+                }
                 let outcome = self.store().insert_verified(
                     sequence,
                     &d.received_at,

@@ -373,3 +373,213 @@ async fn the_stix_directory_sink_writes_one_bundle_per_item_with_tlp_2_markings(
     );
     hub.stop().await;
 }
+
+type Headers = Vec<(String, String)>;
+/// (path, headers, body, status answered)
+type Seen = (String, Headers, Vec<u8>, u16);
+
+/// A real HTTP/1.1 receiver on loopback that records requests and answers
+/// 503 to the first `fail_first` of them.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+async fn receiver(fail_first: usize) -> Receiver {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head_end, content_length) = loop {
+                let k = sock.read(&mut chunk).await.unwrap_or(0);
+                if k == 0 {
+                    break (0, 0);
+                }
+                buf.extend_from_slice(&chunk[..k]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                    let cl = head
+                        .lines()
+                        .find_map(|l| {
+                            l.strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    break (i + 4, cl);
+                }
+            };
+            while buf.len() < head_end + content_length {
+                let k = sock.read(&mut chunk).await.unwrap_or(0);
+                if k == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..k]);
+            }
+            let head = String::from_utf8_lossy(&buf[..head_end.saturating_sub(4)]).to_string();
+            let mut lines = head.lines();
+            let path = lines
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let headers = lines
+                .filter_map(|l| {
+                    l.split_once(':')
+                        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+                })
+                .collect();
+            let body = buf[head_end..].to_vec();
+            n += 1;
+            let code = if n <= fail_first { 503 } else { 200 };
+            s2.lock().unwrap().push((path, headers, body, code));
+            let reply =
+                format!("HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let _ = sock.write_all(reply.as_bytes()).await;
+        }
+    });
+    Receiver { addr, seen }
+}
+
+#[tokio::test]
+async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down() {
+    use member_agent::http_sink::HttpSink;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    publish(&alice, d("pkg:npm/evil@1.0.0", "critical", 90, &["npm"]))
+        .await
+        .unwrap();
+    publish(&alice, d("c2.evil.example", "high", 60, &[]))
+        .await
+        .unwrap();
+
+    let r = receiver(3).await;
+    let base = format!("http://{}", r.addr);
+    let jsonl = dir.path().join("bob.jsonl");
+    let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+    sink.http = vec![
+        HttpSink::Webhook {
+            url: format!("{base}/hook").parse().unwrap(),
+            secret: "s3cret".into(),
+        },
+        HttpSink::SplunkHec {
+            url: format!("{base}/services/collector/event").parse().unwrap(),
+            token: "hec-token".into(),
+            index: Some("threat".into()),
+            sourcetype: "isac:indicator".into(),
+        },
+        HttpSink::Elastic {
+            url: format!("{base}/es").parse().unwrap(),
+            index: "isac-indicators".into(),
+        },
+    ];
+    // The receiver is "down" for its first three requests: syncs fail and
+    // the cursor holds; later ones succeed.
+    let mut failures = 0;
+    for _ in 0..10 {
+        match bob.sync(false, &mut sink).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(e.to_string().contains("503"), "{e}");
+                failures += 1;
+            }
+        }
+    }
+    assert!(
+        failures >= 1,
+        "the receiver's failures surfaced as sync errors"
+    );
+    let lines = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        2,
+        "the local sink holds each item once: {lines}"
+    );
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 2);
+
+    let seen = r.seen.lock().unwrap().clone();
+    let accepted = |path: &str| -> Vec<(Headers, Vec<u8>)> {
+        seen.iter()
+            .filter(|(p, _, _, code)| p == path && *code == 200)
+            .map(|(_, h, b, _)| (h.clone(), b.clone()))
+            .collect()
+    };
+    let header = |h: &[(String, String)], k: &str| {
+        h.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    // Webhook: every item accepted, each with a valid HMAC; a repeat (after a
+    // later receiver failed) carries the same delivery id.
+    let hooks = accepted("/hook");
+    let ids: std::collections::BTreeSet<String> = hooks
+        .iter()
+        .map(|(h, _)| header(h, "x-isac-delivery"))
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    for (h, body) in &hooks {
+        let key = openssl::pkey::PKey::hmac(b"s3cret").unwrap();
+        let mut signer =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+        signer.update(body).unwrap();
+        let want = format!(
+            "sha256={}",
+            isac_core::hex::encode(&signer.sign_to_vec().unwrap())
+        );
+        assert_eq!(header(h, "x-isac-signature"), want);
+    }
+    // Splunk HEC: token auth, one event per item.
+    let hec = accepted("/services/collector/event");
+    assert!(hec.len() >= 2);
+    for (h, body) in &hec {
+        assert_eq!(header(h, "authorization"), "Splunk hec-token");
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(v["sourcetype"], "isac:indicator");
+        assert_eq!(v["index"], "threat");
+        assert!(v["event"]["id"].is_string());
+    }
+    // Elasticsearch: _bulk NDJSON with a stable _id and ECS threat fields.
+    let es = accepted("/es/_bulk");
+    assert!(es.len() >= 2);
+    let mut types = std::collections::BTreeSet::new();
+    for (h, body) in &es {
+        assert_eq!(header(h, "content-type"), "application/x-ndjson");
+        let text = String::from_utf8(body.clone()).unwrap();
+        let mut it = text.lines();
+        let action: serde_json::Value = serde_json::from_str(it.next().unwrap()).unwrap();
+        assert_eq!(action["index"]["_index"], "isac-indicators");
+        assert!(action["index"]["_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("-1-upsert"));
+        let doc: serde_json::Value = serde_json::from_str(it.next().unwrap()).unwrap();
+        assert_eq!(doc["event"]["kind"], "enrichment");
+        assert_eq!(doc["threat"]["indicator"]["marking"]["tlp"], "GREEN");
+        types.insert(
+            doc["threat"]["indicator"]["type"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        types,
+        ["domain-name".to_string(), "software".to_string()]
+            .into_iter()
+            .collect()
+    );
+    hub.stop().await;
+}
