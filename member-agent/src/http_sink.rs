@@ -270,18 +270,13 @@ impl HttpSink {
                 post(url, &headers, &body, extra_ca).await?;
             }
             HttpSink::Elastic { url, index } => {
-                let id = delivery.replace(':', "-");
-                let action = if line["action"] == "retract" || line["action"] == "expire" {
-                    // Retractions and expiries delete the indicator document.
-                    let target = line["target"]
-                        .as_str()
-                        .or(line["id"].as_str())
-                        .unwrap_or_default();
-                    format!(
-                        "{}\n",
-                        json!({"delete": {"_index": index, "_id": format!("{target}-{}-upsert", line["revision"])}})
-                    )
+                // One document per statement id: a new revision replaces the
+                // old one, and a retraction deletes it.
+                let action = if line["action"] == "retract" {
+                    let target = line["target"].as_str().unwrap_or_default();
+                    format!("{}\n", json!({"delete": {"_index": index, "_id": target}}))
                 } else {
+                    let id = line["id"].as_str().unwrap_or_default();
                     format!(
                         "{}\n{}\n",
                         json!({"index": {"_index": index, "_id": id}}),

@@ -561,11 +561,11 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
         let mut it = text.lines();
         let action: serde_json::Value = serde_json::from_str(it.next().unwrap()).unwrap();
         assert_eq!(action["index"]["_index"], "isac-indicators");
-        assert!(action["index"]["_id"]
-            .as_str()
-            .unwrap()
-            .ends_with("-1-upsert"));
         let doc: serde_json::Value = serde_json::from_str(it.next().unwrap()).unwrap();
+        assert_eq!(
+            action["index"]["_id"], doc["isac"]["id"],
+            "one document per statement id"
+        );
         assert_eq!(doc["event"]["kind"], "enrichment");
         assert_eq!(doc["threat"]["indicator"]["marking"]["tlp"], "GREEN");
         types.insert(
