@@ -19,6 +19,7 @@ pub mod publish;
 pub mod sink;
 pub mod state;
 pub mod sync;
+pub mod syslog_sink;
 
 pub use error::AgentError;
 pub use state::StateDir;

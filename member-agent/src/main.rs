@@ -169,6 +169,9 @@ struct ReceiveArgs {
     /// Extra CA certificate (PEM) for https receivers.
     #[arg(long)]
     sink_ca: Option<PathBuf>,
+    /// Syslog receiver (RFC 5424 with a CEF payload): udp://HOST:PORT or tcp://HOST:PORT (repeatable).
+    #[arg(long)]
+    syslog: Vec<String>,
     /// Only these kinds (repeatable): package, artifact, repository, account,
     /// network, vulnerability, bulletin, sighting.
     #[arg(long = "kind")]
@@ -214,6 +217,9 @@ impl ReceiveArgs {
                 url: url.parse()?,
                 index: self.elastic_index.clone(),
             });
+        }
+        for target in &self.syslog {
+            sink.syslog.push(target.parse()?);
         }
         if let Some(p) = &self.sink_ca {
             let pem = std::fs::read(p).map_err(member_agent::error::io_err(p))?;

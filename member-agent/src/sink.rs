@@ -31,6 +31,8 @@ pub struct JsonlSink {
     pub http: Vec<crate::http_sink::HttpSink>,
     /// Extra CA trusted for https receivers (besides the system roots).
     pub http_ca: Option<openssl::x509::X509>,
+    /// Syslog (RFC 5424, CEF payload) receivers.
+    pub syslog: Vec<crate::syslog_sink::SyslogTarget>,
     already_written: HashSet<LineKey>,
 }
 
@@ -180,6 +182,7 @@ impl JsonlSink {
             stix_dir: None,
             http: Vec::new(),
             http_ca: None,
+            syslog: Vec::new(),
             already_written,
         })
     }
@@ -224,7 +227,7 @@ impl JsonlSink {
         verified: &VerifiedStatement,
         signer_org_name: &str,
     ) -> Result<(), AgentError> {
-        if self.http.is_empty()
+        if (self.http.is_empty() && self.syslog.is_empty())
             || !isac_core::tlp::may_export_to_sink(verified.statement.tlp, self.export_red)
         {
             return Ok(());
@@ -232,6 +235,9 @@ impl JsonlSink {
         let line = line_for(sequence, received_at, verified, signer_org_name);
         for target in &self.http {
             target.send(&line, self.http_ca.as_ref()).await?;
+        }
+        for target in &self.syslog {
+            target.send(&line).await?;
         }
         Ok(())
     }

@@ -583,3 +583,70 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
     );
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn syslog_cef_over_tcp_holds_the_cursor_while_the_receiver_is_down() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    publish(&alice, d("c2.evil.example", "critical", 90, &[]))
+        .await
+        .unwrap();
+    publish(&alice, d("pkg:pypi/evil@1.0.0", "low", 40, &[]))
+        .await
+        .unwrap();
+
+    // Reserve a port, then leave it closed: the receiver is down.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    sink.syslog = vec![format!("tcp://127.0.0.1:{port}").parse().unwrap()];
+    let err = bob.sync(false, &mut sink).await.unwrap_err();
+    assert!(err.to_string().contains("syslog"), "{err}");
+    assert_eq!(
+        bob.store.lock().unwrap().cursor().unwrap(),
+        0,
+        "the cursor held"
+    );
+
+    // The receiver comes up; frames are RFC 6587 octet-counted RFC 5424 + CEF.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let f2 = frames.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf).await;
+            let text = String::from_utf8_lossy(&buf).to_string();
+            let (len, msg) = text.split_once(' ').unwrap();
+            assert_eq!(len.parse::<usize>().unwrap(), msg.len(), "octet counting");
+            f2.lock().unwrap().push(msg.to_owned());
+        }
+    });
+    bob.sync(false, &mut sink).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let frames = frames.lock().unwrap().clone();
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert!(
+        frames[0].starts_with("<130>1 ") && frames[0].contains("CEF:0|ISAC|isac-member-agent|"),
+        "{}",
+        frames[0]
+    );
+    assert!(
+        frames[0].contains("|network|c2.evil.example (critical)|10|")
+            && frames[0].contains("dhost=c2.evil.example")
+    );
+    assert!(
+        frames[1].starts_with("<133>1 ") && frames[1].contains("|package|"),
+        "{}",
+        frames[1]
+    );
+    assert!(frames.iter().all(|f| f.contains("cs1Label=tlp cs1=green")));
+    hub.stop().await;
+}
