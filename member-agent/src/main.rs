@@ -144,6 +144,12 @@ struct ReceiveArgs {
     /// Also write TLP:RED items to the sink (they always stay in the local store).
     #[arg(long)]
     export_red: bool,
+    /// Rotate the JSON Lines file when it would grow past this many bytes.
+    #[arg(long)]
+    jsonl_max_bytes: Option<u64>,
+    /// Rotated JSON Lines files to keep (FILE.1 is the newest).
+    #[arg(long, default_value_t = 5)]
+    jsonl_keep: u32,
     /// Also write each verified item as a STIX 2.1 bundle file into this directory.
     #[arg(long)]
     stix_dir: Option<PathBuf>,
@@ -198,6 +204,9 @@ impl ReceiveArgs {
         use member_agent::http_sink::HttpSink;
         sink.export_red = self.export_red;
         sink.stix_dir = self.stix_dir.clone();
+        if let Some(max) = self.jsonl_max_bytes {
+            sink.rotate_at(max, self.jsonl_keep);
+        }
         if let Some(url) = &self.webhook {
             sink.http.push(HttpSink::Webhook {
                 url: url.parse()?,

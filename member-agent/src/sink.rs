@@ -34,6 +34,42 @@ pub struct JsonlSink {
     /// Syslog (RFC 5424, CEF payload) receivers.
     pub syslog: Vec<crate::syslog_sink::SyslogTarget>,
     already_written: HashSet<LineKey>,
+    rotate_bytes: Option<u64>,
+    keep_rotated: u32,
+}
+
+fn rotated_name(path: &Path, k: u32) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{k}"));
+    std::path::PathBuf::from(name)
+}
+
+/// The keys of the last lines of a rotated file (never modified).
+fn resume_read_only(file: &mut File, path: &Path) -> Result<HashSet<LineKey>, AgentError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata().map_err(io_err(path))?.len();
+    let window = len.min(1 << 20);
+    file.seek(SeekFrom::Start(len - window))
+        .map_err(io_err(path))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).map_err(io_err(path))?;
+    Ok(keys_of_last_lines(&String::from_utf8_lossy(&tail)))
+}
+
+fn keys_of_last_lines(text: &str) -> HashSet<LineKey> {
+    let mut keys = HashSet::new();
+    for line in text.lines().rev().take(RESUME_WINDOW_LINES) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            if let (Some(id), Some(rev), Some(action)) = (
+                v["id"].as_str(),
+                v["revision"].as_u64(),
+                v["action"].as_str(),
+            ) {
+                keys.insert((id.to_owned(), rev, action.to_owned()));
+            }
+        }
+    }
+    keys
 }
 
 enum Target {
@@ -64,20 +100,7 @@ fn resume(file: &mut File, path: &Path) -> Result<HashSet<LineKey>, AgentError> 
         tail.truncate(keep);
         tracing::warn!(path = %path.display(), "cut a torn last line in the JSON Lines sink");
     }
-    let text = String::from_utf8_lossy(&tail);
-    let mut keys = HashSet::new();
-    for line in text.lines().rev().take(RESUME_WINDOW_LINES) {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-            if let (Some(id), Some(rev), Some(action)) = (
-                v["id"].as_str(),
-                v["revision"].as_u64(),
-                v["action"].as_str(),
-            ) {
-                keys.insert((id.to_owned(), rev, action.to_owned()));
-            }
-        }
-    }
-    Ok(keys)
+    Ok(keys_of_last_lines(&String::from_utf8_lossy(&tail)))
 }
 
 /// One bundle per item, named by sequence and id and written atomically, so
@@ -170,6 +193,13 @@ impl JsonlSink {
                     .open(p)
                     .map_err(io_err(p))?;
                 already_written = resume(&mut file, p)?;
+                // Just rotated before a crash? The last lines are in FILE.1.
+                if file.metadata().map_err(io_err(p))?.len() == 0 {
+                    let previous = rotated_name(p, 1);
+                    if let Ok(mut f) = OpenOptions::new().read(true).open(&previous) {
+                        already_written.extend(resume_read_only(&mut f, &previous)?);
+                    }
+                }
                 Target::File {
                     file,
                     path: p.to_owned(),
@@ -183,8 +213,44 @@ impl JsonlSink {
             http: Vec::new(),
             http_ca: None,
             syslog: Vec::new(),
+            rotate_bytes: None,
+            keep_rotated: 5,
             already_written,
         })
+    }
+
+    /// Rotates the JSON Lines file once it would grow past `max_bytes`,
+    /// keeping `keep` old files (FILE.1 newest).
+    pub fn rotate_at(&mut self, max_bytes: u64, keep: u32) {
+        self.rotate_bytes = Some(max_bytes.max(1024));
+        self.keep_rotated = keep.max(1);
+    }
+
+    fn rotate_if_needed(&mut self, incoming: usize) -> Result<(), AgentError> {
+        let (Some(max), Target::File { file, path }) = (self.rotate_bytes, &mut self.target) else {
+            return Ok(());
+        };
+        let len = file.metadata().map_err(io_err(path))?.len();
+        if len == 0 || len + incoming as u64 <= max {
+            return Ok(());
+        }
+        let path = path.clone();
+        let _ = std::fs::remove_file(rotated_name(&path, self.keep_rotated));
+        for k in (1..self.keep_rotated).rev() {
+            let from = rotated_name(&path, k);
+            if from.exists() {
+                std::fs::rename(&from, rotated_name(&path, k + 1)).map_err(io_err(&from))?;
+            }
+        }
+        std::fs::rename(&path, rotated_name(&path, 1)).map_err(io_err(&path))?;
+        let fresh = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        self.target = Target::File { file: fresh, path };
+        Ok(())
     }
 
     pub fn write(
@@ -274,6 +340,7 @@ impl JsonlSink {
         let mut text =
             serde_json::to_string(line).map_err(|e| AgentError::Invalid(e.to_string()))?;
         text.push('\n');
+        self.rotate_if_needed(text.len())?;
         match &mut self.target {
             Target::Stdout => {
                 let mut out = std::io::stdout().lock();
@@ -309,5 +376,52 @@ mod tests {
         assert_eq!(sink.already_written.len(), 1);
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.ends_with("\"sequence\":1}\n"), "{text}");
+    }
+
+    fn summary(n: u64) -> crate::localstore::ItemSummary {
+        crate::localstore::ItemSummary {
+            sequence: n,
+            id: format!("id-{n}"),
+            revision: 1,
+            source: "a".into(),
+            tlp: "green".into(),
+            kind: "package".into(),
+            value: "pkg:npm/x".into(),
+            title: "t".repeat(100),
+            severity: "high".into(),
+            created: "2026-11-25T12:00:00Z".into(),
+            status: "valid".into(),
+        }
+    }
+
+    #[test]
+    fn rotates_keeps_k_files_and_resumes_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.jsonl");
+        let mut sink = JsonlSink::open(Some(&p)).unwrap();
+        sink.rotate_at(1024, 2);
+        for n in 0..40 {
+            sink.write_expired(&summary(n)).unwrap();
+        }
+        let count = |path: &Path| {
+            std::fs::read_to_string(path)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
+        assert!(rotated_name(&p, 1).exists() && rotated_name(&p, 2).exists());
+        assert!(
+            !rotated_name(&p, 3).exists(),
+            "only two rotated files are kept"
+        );
+        assert!(std::fs::metadata(&p).unwrap().len() <= 1024);
+        assert!(count(&p) + count(&rotated_name(&p, 1)) + count(&rotated_name(&p, 2)) < 40);
+        // A crash right after rotating: the current file is empty, and the
+        // last written keys come from FILE.1.
+        std::fs::rename(&p, rotated_name(&p, 1)).unwrap();
+        std::fs::write(&p, "").unwrap();
+        let reopened = JsonlSink::open(Some(&p)).unwrap();
+        assert!(reopened
+            .already_written
+            .contains(&("id-39".into(), 1, "expire".into())));
     }
 }
