@@ -33,8 +33,23 @@ struct Cli {
     /// with this agent state dir (enrolled for a member with role admin).
     #[arg(long, global = true, env = "ISAC_HUB_REMOTE")]
     remote: Option<PathBuf>,
+    /// Log lines on stderr: human (default) or json (one object per line, for log shippers).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "human",
+        env = "ISAC_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -155,14 +170,16 @@ enum KeyCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Human => logs.init(),
+    }
     let mut config = match HubConfig::load(&cli.data_dir, |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {

@@ -928,3 +928,26 @@ fn csv_import_is_all_or_nothing_unless_told_otherwise() {
     );
     hub.terminate();
 }
+
+#[test]
+fn the_hub_logs_json_lines_when_asked() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin("hub")
+        .env("RUST_LOG", "info")
+        .arg("--data-dir")
+        .arg(dir.path().join("hub-data"))
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().expect("a log line").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let v: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(v["level"], "INFO", "{first}");
+    assert!(v["fields"]["message"].is_string(), "{first}");
+}
