@@ -244,25 +244,7 @@ fn signed(agent: &Agent, n: usize, note: &str) -> pb::PublishRequest {
         .signing_key
         .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, s.canonical_bytes())
         .expect("sign");
-    to_pb(env)
-}
-
-fn to_pb(e: Envelope) -> pb::PublishRequest {
-    pb::PublishRequest {
-        envelope: Some(pb::Envelope {
-            payload_type: e.payload_type,
-            payload: e.payload,
-            signatures: e
-                .signatures
-                .into_iter()
-                .map(|s| pb::Signature {
-                    keyid: s.keyid,
-                    sig: s.sig,
-                })
-                .collect(),
-        }),
-        audience_openings: vec![],
-    }
+    pb::PublishRequest::signed(env, &[])
 }
 
 // === phases ===
@@ -415,7 +397,7 @@ async fn fanout(
                     Some(pb::subscribe_response::Event::Item(d)) => {
                         let env = d.envelope.expect("envelope");
                         if verify {
-                            let e = member_agent::sync::envelope_from_pb(env.clone());
+                            let e = Envelope::from(env.clone());
                             isac_core::verify_envelope(&e, |kid| directory.record(kid))
                                 .expect("verifies");
                         }

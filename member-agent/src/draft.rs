@@ -249,19 +249,7 @@ impl IndicatorDraft {
     pub fn into_prepared(self, source: &str, created: String) -> Result<Prepared, AgentError> {
         let kind = self.kind()?;
         let observable = self.observable(kind)?;
-        let tlp: Tlp = self
-            .tlp
-            .as_deref()
-            .ok_or_else(|| {
-                AgentError::Usage(
-                    "--tlp is required: clear, green, amber, amber+strict or red".into(),
-                )
-            })?
-            .parse()
-            .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
-        let entries = self.audience.unwrap_or_default();
-        let (audience, openings) = blind_audience(&entries)?;
-        check_rules(tlp, &openings)?;
+        let tlp = required_tlp(self.tlp.as_deref())?;
         let severity: Severity = self
             .severity
             .as_deref()
@@ -269,46 +257,48 @@ impl IndicatorDraft {
             .parse()
             .map_err(AgentError::Usage)?;
         let confidence = self.confidence.unwrap_or(50);
-        let related = self
-            .related
-            .unwrap_or_default()
-            .iter()
-            .map(|r| {
-                Uuid::parse_str(r)
-                    .map_err(|_| AgentError::Usage(format!("--related `{r}` is not a UUID")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let statement = Statement {
-            id: Uuid::new_v4(),
-            revision: 1,
-            source: source.to_owned(),
+        let related = parse_related(&self.related.unwrap_or_default())?;
+        let body = Body::Indicator(Indicator {
+            observable,
+            title: self
+                .title
+                .ok_or_else(|| AgentError::Usage("--title is required".into()))?,
+            description: self.description.unwrap_or_default(),
+            severity,
+            confidence,
+            references: self.references.unwrap_or_default(),
+            tags: self.labels.unwrap_or_default(),
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+            related,
+        });
+        new_statement(
+            source,
             created,
             tlp,
-            audience,
-            anonymous: self.anonymous.unwrap_or(false),
-            body: Body::Indicator(Indicator {
-                observable,
-                title: self
-                    .title
-                    .ok_or_else(|| AgentError::Usage("--title is required".into()))?,
-                description: self.description.unwrap_or_default(),
-                severity,
-                confidence,
-                references: self.references.unwrap_or_default(),
-                tags: self.labels.unwrap_or_default(),
-                valid_from: self.valid_from,
-                valid_until: self.valid_until,
-                related,
-            }),
-        };
-        statement
-            .validate()
-            .map_err(|e| AgentError::Usage(e.to_string()))?;
-        Ok(Prepared {
-            statement,
-            openings,
-        })
+            &self.audience.unwrap_or_default(),
+            self.anonymous.unwrap_or(false),
+            body,
+        )
     }
+}
+
+fn required_tlp(tlp: Option<&str>) -> Result<Tlp, AgentError> {
+    tlp.ok_or_else(|| {
+        AgentError::Usage("--tlp is required: clear, green, amber, amber+strict or red".into())
+    })?
+    .parse()
+    .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))
+}
+
+fn parse_related(related: &[String]) -> Result<Vec<Uuid>, AgentError> {
+    related
+        .iter()
+        .map(|r| {
+            Uuid::parse_str(r)
+                .map_err(|_| AgentError::Usage(format!("--related `{r}` is not a UUID")))
+        })
+        .collect()
 }
 
 fn check_rules(tlp: Tlp, openings: &[AudienceOpening]) -> Result<(), AgentError> {
@@ -489,60 +479,29 @@ pub struct BulletinDraft {
 
 impl BulletinDraft {
     pub fn into_prepared(self, source: &str, created: String) -> Result<Prepared, AgentError> {
-        let tlp: Tlp = self
-            .tlp
-            .as_deref()
-            .ok_or_else(|| {
-                AgentError::Usage(
-                    "--tlp is required: clear, green, amber, amber+strict or red".into(),
-                )
-            })?
-            .parse()
-            .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
-        let (audience, openings) = blind_audience(&self.audience)?;
-        check_rules(tlp, &openings)?;
-        let related = self
-            .related
-            .iter()
-            .map(|r| {
-                Uuid::parse_str(r)
-                    .map_err(|_| AgentError::Usage(format!("--related `{r}` is not a UUID")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let statement = Statement {
-            id: Uuid::new_v4(),
-            revision: 1,
-            source: source.to_owned(),
-            created,
-            tlp,
-            audience,
-            anonymous: false,
-            body: Body::Bulletin(isac_core::statement::Bulletin {
-                title: self.title,
-                body: self.body,
-                severity: self
-                    .severity
-                    .as_deref()
-                    .unwrap_or("high")
-                    .parse()
-                    .map_err(AgentError::Usage)?,
-                incident_id: self.incident_id,
-                related,
-            }),
-        };
-        statement
-            .validate()
-            .map_err(|e| AgentError::Usage(e.to_string()))?;
-        Ok(Prepared {
-            statement,
-            openings,
-        })
+        let tlp = required_tlp(self.tlp.as_deref())?;
+        let related = parse_related(&self.related)?;
+        let body = Body::Bulletin(isac_core::statement::Bulletin {
+            title: self.title,
+            body: self.body,
+            severity: self
+                .severity
+                .as_deref()
+                .unwrap_or("high")
+                .parse()
+                .map_err(AgentError::Usage)?,
+            incident_id: self.incident_id,
+            related,
+        });
+        new_statement(source, created, tlp, &self.audience, false, body)
     }
 }
 
-/// A statement about another item (sighting or retraction). The caller
-/// picks the TLP (at least the target's); the hub refuses anything looser.
-pub fn derived(
+/// A new statement (revision 1) with this body: the audience blinded and
+/// checked against the level, the whole validated. For statements about
+/// another item (sightings, retractions) the caller picks a TLP at least the
+/// target's; the hub refuses anything looser.
+pub fn new_statement(
     source: &str,
     created: String,
     tlp: Tlp,

@@ -11,7 +11,7 @@ use isac_core::audience::AudienceOpening;
 use isac_core::statement::Retraction;
 use isac_core::{Body, Envelope, Tlp, PAYLOAD_TYPE_STATEMENT_V1};
 
-use crate::draft::{derived, Prepared};
+use crate::draft::{new_statement, Prepared};
 use crate::error::AgentError;
 use crate::osv::load_osv_path;
 use crate::publish::publish_batch;
@@ -68,7 +68,7 @@ pub async fn import_osv(
                     target,
                     reason: format!("{} was withdrawn", record.osv_id),
                 });
-                let prepared = derived(
+                let prepared = new_statement(
                     agent.org_id(),
                     created.clone(),
                     row_tlp,

@@ -55,27 +55,7 @@ pub async fn publish_with_openings(
 ) -> Result<Published, AgentError> {
     let channel = agent.channel().await?;
     let resp = pb::publisher_client::PublisherClient::new(channel)
-        .publish(pb::PublishRequest {
-            envelope: Some(pb::Envelope {
-                payload_type: envelope.payload_type,
-                payload: envelope.payload,
-                signatures: envelope
-                    .signatures
-                    .into_iter()
-                    .map(|s| pb::Signature {
-                        keyid: s.keyid,
-                        sig: s.sig,
-                    })
-                    .collect(),
-            }),
-            audience_openings: openings
-                .iter()
-                .map(|o| pb::AudienceOpening {
-                    entry: o.entry.to_string(),
-                    salt: o.salt.clone(),
-                })
-                .collect(),
-        })
+        .publish(pb::PublishRequest::signed(envelope, openings))
         .await?
         .into_inner();
     Ok(Published {
@@ -146,7 +126,7 @@ pub async fn sight(
     });
     // An audience-bound level needs an audience: reuse none; the hub checks
     // entitlement against the indicator itself.
-    let prepared = crate::draft::derived(agent.org_id(), now, tlp, &[], !named, body)?;
+    let prepared = crate::draft::new_statement(agent.org_id(), now, tlp, &[], !named, body)?;
     publish_prepared(agent, &prepared).await
 }
 
@@ -159,7 +139,7 @@ pub async fn retract(agent: &Agent, target: &str, reason: &str) -> Result<Publis
         target: t,
         reason: reason.to_owned(),
     });
-    let prepared = crate::draft::derived(agent.org_id(), now, tlp, &[], false, body)?;
+    let prepared = crate::draft::new_statement(agent.org_id(), now, tlp, &[], false, body)?;
     publish_prepared(agent, &prepared).await
 }
 
@@ -171,27 +151,7 @@ pub async fn publish_batch(
 ) -> Result<Vec<Result<Published, String>>, AgentError> {
     let requests = items
         .into_iter()
-        .map(|(envelope, openings)| pb::PublishRequest {
-            envelope: Some(pb::Envelope {
-                payload_type: envelope.payload_type,
-                payload: envelope.payload,
-                signatures: envelope
-                    .signatures
-                    .into_iter()
-                    .map(|s| pb::Signature {
-                        keyid: s.keyid,
-                        sig: s.sig,
-                    })
-                    .collect(),
-            }),
-            audience_openings: openings
-                .iter()
-                .map(|o| pb::AudienceOpening {
-                    entry: o.entry.to_string(),
-                    salt: o.salt.clone(),
-                })
-                .collect(),
-        })
+        .map(|(envelope, openings)| pb::PublishRequest::signed(envelope, &openings))
         .collect();
     let resp = pb::publisher_client::PublisherClient::new(agent.channel().await?)
         .max_encoding_message_size(8 << 20)

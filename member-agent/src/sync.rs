@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use isac_core::directory::{check_succession, verify_directory, KeyDirectory};
 use isac_core::time::parse_rfc3339;
-use isac_core::{verify_envelope, Envelope, Signature, VerifyError};
+use isac_core::{verify_envelope, Envelope, VerifyError};
 use isac_proto::v1 as pb;
 use tonic::transport::Channel;
 
@@ -36,21 +36,6 @@ pub struct SyncReport {
     pub duplicates: u64,
     pub rejected: u64,
     pub cursor: u64,
-}
-
-pub fn envelope_from_pb(e: pb::Envelope) -> Envelope {
-    Envelope {
-        payload_type: e.payload_type,
-        payload: e.payload,
-        signatures: e
-            .signatures
-            .into_iter()
-            .map(|s| Signature {
-                keyid: s.keyid,
-                sig: s.sig,
-            })
-            .collect(),
-    }
 }
 
 impl Agent {
@@ -145,7 +130,7 @@ impl Agent {
             .into_inner();
         let envelope = resp
             .signed_directory
-            .map(envelope_from_pb)
+            .map(Envelope::from)
             .ok_or_else(|| AgentError::Invalid("the hub sent no signed key directory".into()))?;
         self.accept_directory(&envelope)
     }
@@ -224,7 +209,7 @@ impl Agent {
         report: &mut SyncReport,
     ) -> Result<(), AgentError> {
         let sequence = d.sequence;
-        let Some(envelope) = d.envelope.map(envelope_from_pb) else {
+        let Some(envelope) = d.envelope.map(Envelope::from) else {
             self.store()
                 .reject(sequence, "delivery without an envelope", "", crate::now())?;
             report.rejected += 1;

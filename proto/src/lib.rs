@@ -4,3 +4,64 @@
 pub mod v1 {
     tonic::include_proto!("isac.v1");
 }
+
+// Conversions at the edge between wire messages and core types, so hub,
+// agent, tests and bench share one copy.
+
+impl From<isac_core::Envelope> for v1::Envelope {
+    fn from(e: isac_core::Envelope) -> Self {
+        let isac_core::Envelope {
+            payload_type,
+            payload,
+            signatures,
+        } = e;
+        v1::Envelope {
+            payload_type,
+            payload,
+            signatures: signatures
+                .into_iter()
+                .map(|isac_core::Signature { keyid, sig }| v1::Signature { keyid, sig })
+                .collect(),
+        }
+    }
+}
+
+impl From<v1::Envelope> for isac_core::Envelope {
+    fn from(e: v1::Envelope) -> Self {
+        let v1::Envelope {
+            payload_type,
+            payload,
+            signatures,
+        } = e;
+        isac_core::Envelope {
+            payload_type,
+            payload,
+            signatures: signatures
+                .into_iter()
+                .map(|v1::Signature { keyid, sig }| isac_core::Signature { keyid, sig })
+                .collect(),
+        }
+    }
+}
+
+impl From<&isac_core::audience::AudienceOpening> for v1::AudienceOpening {
+    fn from(o: &isac_core::audience::AudienceOpening) -> Self {
+        v1::AudienceOpening {
+            entry: o.entry.to_string(),
+            salt: o.salt.clone(),
+        }
+    }
+}
+
+impl v1::PublishRequest {
+    /// A publish request for a signed envelope and its audience openings.
+    pub fn signed(
+        envelope: isac_core::Envelope,
+        openings: &[isac_core::audience::AudienceOpening],
+    ) -> Self {
+        v1::PublishRequest {
+            envelope: Some(envelope.into()),
+            audience_openings: openings.iter().map(Into::into).collect(),
+        }
+    }
+}

@@ -43,7 +43,7 @@ async fn publish_raw(
     let channel = agent.channel().await.unwrap();
     pb::publisher_client::PublisherClient::new(channel)
         .publish(pb::PublishRequest {
-            envelope: Some(to_pb(env)),
+            envelope: Some(env.into()),
             audience_openings: vec![],
         })
         .await
@@ -385,7 +385,7 @@ async fn without_a_client_certificate_only_enrollment_answers() {
 
     let err = pb::publisher_client::PublisherClient::new(channel.clone())
         .publish(pb::PublishRequest {
-            envelope: Some(to_pb(env)),
+            envelope: Some(env.into()),
             audience_openings: vec![],
         })
         .await

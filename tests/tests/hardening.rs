@@ -70,7 +70,7 @@ async fn the_publish_rate_limit_answers_resource_exhausted_with_a_retry_hint() {
         .unwrap();
     let status = pb::publisher_client::PublisherClient::new(alice.channel().await.unwrap())
         .publish(pb::PublishRequest {
-            envelope: Some(to_pb(env)),
+            envelope: Some(env.into()),
             audience_openings: vec![],
         })
         .await

@@ -285,7 +285,7 @@ async fn agents_refuse_rolled_back_frozen_or_foreign_directories() {
         .unwrap()
         .into_inner()
         .signed_directory
-        .map(member_agent::sync::envelope_from_pb)
+        .map(isac_core::Envelope::from)
         .unwrap();
     let v1 = bob.accept_directory(&old).unwrap();
 

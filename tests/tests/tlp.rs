@@ -351,7 +351,7 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
             first_seen: isac_core::time::format_rfc3339(member_agent::now()),
             last_seen: isac_core::time::format_rfc3339(member_agent::now()),
         });
-        member_agent::draft::derived(
+        member_agent::draft::new_statement(
             "other-bank",
             isac_core::time::format_rfc3339(member_agent::now()),
             isac_core::Tlp::Red,

@@ -35,7 +35,7 @@ impl pb::key_directory_server::KeyDirectory for KeyDirectoryService {
             .collect();
         Ok(Response::new(pb::ListKeysResponse {
             keys,
-            signed_directory: Some(crate::grpc::publish::envelope_to_pb(signed)),
+            signed_directory: Some(signed.into()),
         }))
     }
 }

@@ -9,8 +9,7 @@ use isac_core::time::parse_rfc3339;
 use isac_core::tlp::{derived_tlp_ok, AudienceRef, Channel};
 use isac_core::verify::created_not_in_future;
 use isac_core::{
-    verify_envelope, Body, Envelope, KeyRecord, Signature, Statement, Tlp, VerifyError,
-    VerifyingKey,
+    verify_envelope, Body, Envelope, KeyRecord, Statement, Tlp, VerifyError, VerifyingKey,
 };
 use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -66,37 +65,6 @@ impl pb::publisher_server::Publisher for PublisherService {
         Ok(Response::new(
             publish_batch(&self.state, &caller, items).await?,
         ))
-    }
-}
-
-pub fn envelope_from_pb(e: pb::Envelope) -> Envelope {
-    let pb::Envelope {
-        payload_type,
-        payload,
-        signatures,
-    } = e;
-    Envelope {
-        payload_type,
-        payload,
-        signatures: signatures
-            .into_iter()
-            .map(|pb::Signature { keyid, sig }| Signature { keyid, sig })
-            .collect(),
-    }
-}
-
-pub fn envelope_to_pb(e: Envelope) -> pb::Envelope {
-    pb::Envelope {
-        payload_type: e.payload_type,
-        payload: e.payload,
-        signatures: e
-            .signatures
-            .into_iter()
-            .map(|s| pb::Signature {
-                keyid: s.keyid,
-                sig: s.sig,
-            })
-            .collect(),
     }
 }
 
@@ -431,7 +399,7 @@ async fn prepare_with_key(
     openings: Vec<pb::AudienceOpening>,
     key: Option<(String, KeyRecord)>,
 ) -> Result<NewStatement, ApiError> {
-    let envelope = envelope_from_pb(envelope);
+    let envelope = Envelope::from(envelope);
     if let Some((owner, _)) = &key {
         if owner != &caller.org_id {
             return Err(ApiError::PermissionDenied(format!(
