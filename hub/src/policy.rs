@@ -10,7 +10,7 @@ use isac_core::Tlp;
 use isac_proto::v1 as pb;
 
 use crate::grpc::auth::Caller;
-use crate::store::StoredStatement;
+use crate::store::{Store, StoreError, StoredStatement};
 
 /// Groups through which `caller` is entitled to `row`: it must have been a
 /// member when the item was published (a group widened later does not
@@ -75,6 +75,21 @@ pub fn may_see_with_target(
         }
 }
 
+/// The whole decision for a stored row on any read path: for a derived
+/// statement, the target's latest revision is read from the store first.
+pub async fn may_see_row(
+    store: &Store,
+    row: &StoredStatement,
+    caller: &Caller,
+    channel: Channel,
+) -> Result<bool, StoreError> {
+    let target = match &row.target_id {
+        Some(t) => store.revisions(t).await?.into_iter().next(),
+        None => None,
+    };
+    Ok(may_see_with_target(row, target.as_ref(), caller, channel))
+}
+
 /// The audience openings that name `caller`: all of them for the source.
 pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<pb::AudienceOpening> {
     let openings: Vec<AudienceOpening> =
@@ -91,10 +106,7 @@ pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<pb::AudienceO
                     AudienceRef::Group(g) => groups.contains(g),
                 }
         })
-        .map(|o| pb::AudienceOpening {
-            entry: o.entry.to_string(),
-            salt: o.salt,
-        })
+        .map(|o| pb::AudienceOpening::from(&o))
         .collect()
 }
 

@@ -7,34 +7,15 @@ use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::grpc::auth::{authenticate, Caller};
+use crate::grpc::auth::authenticate;
 use crate::grpc::HubState;
 use crate::policy;
-use crate::store::StoredStatement;
 
 pub struct LookupService {
     pub state: HubState,
 }
 
 const MAX_QUERY_CHARS: usize = 256;
-
-async fn visible(
-    state: &HubState,
-    row: &StoredStatement,
-    caller: &Caller,
-    channel: Channel,
-) -> Result<bool, ApiError> {
-    let target = match &row.target_id {
-        Some(t) => state.store.revisions(t).await?.into_iter().next(),
-        None => None,
-    };
-    Ok(policy::may_see_with_target(
-        row,
-        target.as_ref(),
-        caller,
-        channel,
-    ))
-}
 
 fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!(
@@ -62,7 +43,10 @@ impl pb::lookup_server::Lookup for LookupService {
             .await
             .map_err(ApiError::from)?
         {
-            if visible(&self.state, &row, &caller, Channel::Get).await? {
+            if policy::may_see_row(&self.state.store, &row, &caller, Channel::Get)
+                .await
+                .map_err(ApiError::from)?
+            {
                 return Ok(Response::new(policy::delivery(
                     &row,
                     &caller,
@@ -99,7 +83,10 @@ impl pb::lookup_server::Lookup for LookupService {
             if items.len() as u32 >= limit {
                 break;
             }
-            if visible(&self.state, &row, &caller, Channel::Search).await? {
+            if policy::may_see_row(&self.state.store, &row, &caller, Channel::Search)
+                .await
+                .map_err(ApiError::from)?
+            {
                 items.push(policy::delivery(
                     &row,
                     &caller,

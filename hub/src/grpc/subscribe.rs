@@ -171,28 +171,6 @@ fn wanted(item: &StoredStatement, options: &StreamOptions, now: i64) -> bool {
     })
 }
 
-/// Whether `caller` may receive the stored item on a stream.
-async fn entitled(
-    state: &HubState,
-    item: &StoredStatement,
-    caller: &Caller,
-    channel: Channel,
-) -> Result<bool, ApiError> {
-    if item.target_id.is_none() {
-        return Ok(policy::may_see(item, caller, channel));
-    }
-    let target = match &item.target_id {
-        Some(t) => state.store.revisions(t).await?.into_iter().next(),
-        None => None,
-    };
-    Ok(policy::may_see_with_target(
-        item,
-        target.as_ref(),
-        caller,
-        channel,
-    ))
-}
-
 fn delivery(
     item: &StoredStatement,
     caller: &Caller,
@@ -277,7 +255,7 @@ async fn run_stream(
                 cursor = item.seq;
                 let version = state.directory.version();
                 if wanted(&item, &options, crate::grpc::now())
-                    && entitled(&state, &item, &caller, channel).await?
+                    && policy::may_see_row(&state.store, &item, &caller, channel).await?
                     && tx
                         .send(Ok(delivery(&item, &caller, version)))
                         .await
