@@ -62,6 +62,11 @@ impl DirectorySigner {
     /// past half its lifetime.
     pub async fn current(&self) -> Result<Envelope, StoreError> {
         let epoch = self.store.epoch().await?;
+        self.current_at(epoch).await
+    }
+
+    /// As [`Self::current`], for a membership epoch the caller already read.
+    pub async fn current_at(&self, epoch: u64) -> Result<Envelope, StoreError> {
         let now = now();
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {

@@ -174,7 +174,7 @@ async fn watch_epoch(state: HubState, epoch_tx: tokio::sync::watch::Sender<u64>)
                 continue;
             }
         };
-        if let Err(e) = state.directory.current().await {
+        if let Err(e) = state.directory.current_at(epoch).await {
             tracing::error!(error = %e, "cannot sign the key directory");
             continue;
         }
