@@ -119,6 +119,16 @@ pub fn anonymous_identity() -> Value {
     v
 }
 
+/// The identity of a statement's source: the member (named `display_name`),
+/// or "anonymous member" for anonymous statements.
+pub fn source_identity(statement: &Statement, display_name: &str) -> Value {
+    if statement.source == ANONYMOUS_ORG_ID {
+        anonymous_identity()
+    } else {
+        identity(&statement.source, display_name)
+    }
+}
+
 /// The official OASIS TLP 2.0 marking-definition object for a level.
 pub fn tlp_marking_definition(tlp: Tlp) -> Value {
     json!({

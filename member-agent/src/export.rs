@@ -106,11 +106,7 @@ pub fn export(
         };
         match format {
             Format::Stix => {
-                let identity = if s.source == stix::ANONYMOUS_ORG_ID {
-                    stix::anonymous_identity()
-                } else {
-                    stix::identity(&s.source, &s.source)
-                };
+                let identity = stix::source_identity(&s, &s.source);
                 let identity_id = identity["id"].as_str().unwrap_or_default().to_owned();
                 let ctx = stix::StixContext {
                     source_identity_id: &identity_id,

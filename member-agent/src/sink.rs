@@ -114,12 +114,7 @@ fn write_stix_bundle(
 ) -> Result<(), AgentError> {
     use isac_core::stix;
     let s = &verified.statement;
-    let anonymous = s.source == stix::ANONYMOUS_ORG_ID;
-    let identity = if anonymous {
-        stix::anonymous_identity()
-    } else {
-        stix::identity(&s.source, signer_org_name)
-    };
+    let identity = stix::source_identity(s, signer_org_name);
     let identity_id = identity["id"].as_str().unwrap_or_default().to_owned();
     let ctx = stix::StixContext {
         source_identity_id: &identity_id,

@@ -215,21 +215,6 @@ pub fn unregistered_identity(hub: &TestHub, org: &str) -> (X509, PKey<Private>) 
     (cert, key)
 }
 
-pub fn to_pb(e: isac_core::Envelope) -> pb::Envelope {
-    pb::Envelope {
-        payload_type: e.payload_type,
-        payload: e.payload,
-        signatures: e
-            .signatures
-            .into_iter()
-            .map(|s| pb::Signature {
-                keyid: s.keyid,
-                sig: s.sig,
-            })
-            .collect(),
-    }
-}
-
 // === real processes ===
 
 /// Directory holding the workspace's built binaries (`target/debug`).
@@ -322,4 +307,54 @@ impl Drop for HubProcess {
             self.signal_term_and_wait();
         }
     }
+}
+
+/// Runs the OASIS `stix2-validator` (installed by scripts/install-deps) on
+/// STIX files and fails the test with its report if any is invalid.
+pub fn assert_valid_stix(files: &[PathBuf]) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, stix2validator as v\n\
+             rs = [v.validate_file(f) for f in sys.argv[1:]]\n\
+             bad = [r for r in rs if not r.is_valid]\n\
+             [v.print_results(r) for r in bad]\n\
+             sys.exit(1 if bad else 0)",
+        )
+        .args(files)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "stix2-validator refused our bundles (missing? run scripts/install-deps): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Adds `org` with the `hub` CLI on `data` and enrolls an agent into `state`
+/// with the `member-agent` CLI; returns what `enroll` printed.
+pub fn enroll_with_cli(
+    data: &Path,
+    url: &str,
+    org: &str,
+    name: Option<&str>,
+    state: &Path,
+) -> String {
+    let mut add = bin("hub");
+    add.arg("--data-dir").arg(data).args(["member", "add", org]);
+    if let Some(name) = name {
+        add.args(["--name", name]);
+    }
+    let (ok, token, err) = run(&mut add);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(bin("member-agent").arg("--state-dir").arg(state).args([
+        "enroll",
+        "--hub",
+        url,
+        "--token",
+        token.trim(),
+    ]));
+    assert!(ok, "{err}");
+    out
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use isac_e2e::{bin, run, HubProcess};
+use isac_e2e::{bin, enroll_with_cli, HubProcess};
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::publish_with_openings;
 use member_agent::{Agent, StateDir};
@@ -32,19 +32,7 @@ impl Rng {
 }
 
 fn enroll(data: &Path, url: &str, org: &str, state: &Path) {
-    let (ok, token, err) = run(bin("hub")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["member", "add", org]));
-    assert!(ok, "{err}");
-    let (ok, _, err) = run(bin("member-agent").arg("--state-dir").arg(state).args([
-        "enroll",
-        "--hub",
-        url,
-        "--token",
-        token.trim(),
-    ]));
-    assert!(ok, "{err}");
+    enroll_with_cli(data, url, org, None, state);
 }
 
 fn start_subscriber(state: &Path, jsonl: &Path) -> Child {

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use isac_e2e::{bin, run, HubProcess};
+use isac_e2e::{assert_valid_stix, bin, enroll_with_cli, run, HubProcess};
 
 fn hub_cli(data: &Path, args: &[&str]) -> (bool, String, String) {
     run(bin("hub").arg("--data-dir").arg(data).args(args))
@@ -15,16 +15,7 @@ fn agent_cli(state: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 fn enroll(data: &Path, hub: &HubProcess, org: &str, state: &Path) {
-    let (ok, token, err) = hub_cli(
-        data,
-        &["member", "add", org, "--name", &format!("{org} Ltd")],
-    );
-    assert!(ok, "{err}");
-    let (ok, out, err) = agent_cli(
-        state,
-        &["enroll", "--hub", &hub.url(), "--token", token.trim()],
-    );
-    assert!(ok, "{err}");
+    let out = enroll_with_cli(data, &hub.url(), org, Some(&format!("{org} Ltd")), state);
     assert!(out.contains(&format!("enrolled as `{org}`")), "{out}");
 }
 
@@ -913,19 +904,7 @@ fn csv_import_is_all_or_nothing_unless_told_otherwise() {
         ],
     );
     assert!(ok && err.contains("exported 6 item(s)"), "{err}");
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys, stix2validator as v; r = v.validate_file(sys.argv[1]); v.print_results(r); sys.exit(0 if r.is_valid else 1)",
-        ])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_valid_stix(&[bundle]);
     hub.terminate();
 }
 

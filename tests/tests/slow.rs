@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use isac_e2e::{bin, run, HubProcess};
+use isac_e2e::{enroll_with_cli, HubProcess};
 use isac_proto::v1 as pb;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::publish;
@@ -26,19 +26,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn enroll(data: &std::path::Path, url: &str, org: &str, state: &std::path::Path) {
-    let (ok, token, err) = run(bin("hub")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["member", "add", org]));
-    assert!(ok, "{err}");
-    let (ok, _, err) = run(bin("member-agent").arg("--state-dir").arg(state).args([
-        "enroll",
-        "--hub",
-        url,
-        "--token",
-        token.trim(),
-    ]));
-    assert!(ok, "{err}");
+    enroll_with_cli(data, url, org, None, state);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
