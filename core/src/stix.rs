@@ -72,7 +72,7 @@ pub struct StixContext<'a> {
 
 /// A name-based UUID: SHA-256 over namespace, STIX type and name, truncated
 /// to 16 bytes with the version nibble set to 5 and RFC 4122 variant bits.
-fn derived_uuid(stix_type: &str, name: &str) -> Uuid {
+pub fn derived_uuid(stix_type: &str, name: &str) -> Uuid {
     let input = format!("{STIX_ID_NAMESPACE}|{stix_type}|{name}");
     let digest = openssl::sha::sha256(input.as_bytes());
     let mut bytes = [0u8; 16];
@@ -547,6 +547,25 @@ pub fn objects_for(statement: &Statement, ctx: &StixContext) -> Vec<Value> {
     }
 }
 
+/// The ids of the objects [`objects_for`] makes for `statement`, without
+/// its revocation markers (a retraction's marker carries its target's id).
+/// The hub indexes them to answer TAXII lookups by object id.
+pub fn object_ids(statement: &Statement) -> Vec<String> {
+    if matches!(statement.body, Body::Retraction(_)) {
+        return Vec::new();
+    }
+    let ctx = StixContext {
+        source_identity_id: "",
+        envelope_digest: "",
+        key_id: "",
+        received_at: "",
+    };
+    objects_for(statement, &ctx)
+        .iter()
+        .filter_map(|o| o.get("id").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
 /// The revocation marker a retraction becomes, for a target of STIX type
 /// `target_stix_type` (`indicator`, `report` or `sighting`). It carries the
 /// target's id, `revoked: true`, `x_isac_revocation_marker: true` and the
@@ -639,6 +658,23 @@ pub fn bundle(bundle_uuid_seed: &str, objects: Vec<Value>) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn object_ids_match_the_objects_made() {
+        let st = sample("acme");
+        let ctx = StixContext {
+            source_identity_id: "identity--x",
+            envelope_digest: "d",
+            key_id: "k",
+            received_at: "2026-01-01T00:00:00Z",
+        };
+        let made: Vec<String> = objects_for(&st, &ctx)
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(object_ids(&st), made);
+        assert!(!made.is_empty());
+    }
+
     use super::*;
     use crate::statement::tests::sample;
     use crate::statement::{Bulletin, Retraction, Severity, Sighting};

@@ -175,6 +175,11 @@ pub enum Channel {
     Count,
     /// Hub-side exports to a member (TAXII with member credentials, STIX).
     Export,
+    /// TAXII 2.1 pulls by a member's API key or certificate. As the member
+    /// channels, except that RED goes only to a key bound to a named person
+    /// in the audience: a SIEM feed is read by many people, so neither the
+    /// org's agent identity nor the source's own org suffices for RED.
+    Taxii,
     /// A peer hub of the same community.
     PeerHub,
     /// Anyone, unauthenticated.
@@ -224,6 +229,13 @@ pub fn may_receive(
     match channel {
         Channel::Public => item.tlp == Tlp::Clear,
         Channel::PeerHub => matches!(item.tlp, Tlp::Clear | Tlp::Green),
+        Channel::Taxii => match recipient {
+            Some(r) if item.tlp == Tlp::Red => {
+                r.person.is_some() && names_person(item.audience, &r)
+            }
+            Some(r) => may_receive(item, Some(r), Channel::Export),
+            None => false,
+        },
         Channel::Stream
         | Channel::Backfill
         | Channel::Get
@@ -451,6 +463,26 @@ mod tests {
                     assert!(
                         may_receive(item, Some(anon_source), channel),
                         "the source always sees its own"
+                    );
+                }
+                // TAXII: the member rules, but RED only to the named person.
+                for (who, want) in whos.iter().zip(expected) {
+                    let want = if source_org != "src" && who.name == "source" {
+                        expected[6]
+                    } else {
+                        want
+                    };
+                    let want = if tlp == Tlp::Red {
+                        who.name == "audience person"
+                            && names_person(audience, &who.recipient.unwrap())
+                    } else {
+                        want
+                    };
+                    assert_eq!(
+                        may_receive(item, who.recipient, Channel::Taxii),
+                        want,
+                        "{tlp} audience={audience:?} source={source_org} recipient={} over TAXII",
+                        who.name
                     );
                 }
             }

@@ -17,6 +17,9 @@ pub struct HubConfig {
     pub data_dir: PathBuf,
     /// gRPC (mTLS) listen address.
     pub listen: SocketAddr,
+    /// TAXII 2.1 (HTTPS) listen address; `null` (or `off` on the command
+    /// line and in ISAC_HUB_TAXII_LISTEN) turns TAXII off.
+    pub taxii_listen: Option<SocketAddr>,
     /// Extra DNS names or IPs for the hub's server certificate (created on
     /// first start). `localhost`, `127.0.0.1` and `::1` are always included.
     pub server_names: Vec<String>,
@@ -50,6 +53,7 @@ impl Default for HubConfig {
         Self {
             data_dir: PathBuf::from("./hub-data"),
             listen: "127.0.0.1:7443".parse().expect("static address"),
+            taxii_listen: Some("127.0.0.1:7444".parse().expect("static address")),
             server_names: Vec::new(),
             handshake_timeout_secs: 10,
             token_ttl_secs: 24 * 3600,
@@ -113,6 +117,13 @@ impl HubConfig {
                     message: e.to_string(),
                 })?;
         }
+        if let Some(v) = env("ISAC_HUB_TAXII_LISTEN") {
+            config.taxii_listen = parse_optional_addr(&v).map_err(|message| ConfigError::Env {
+                name: "ISAC_HUB_TAXII_LISTEN",
+                value: v.clone(),
+                message,
+            })?;
+        }
         if let Some(v) = env("ISAC_HUB_TOKEN_TTL_SECS") {
             config.token_ttl_secs =
                 v.parse()
@@ -128,6 +139,19 @@ impl HubConfig {
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs)
     }
+}
+
+/// An address, or `off` for none.
+pub fn parse_optional_addr(v: &str) -> Result<Option<SocketAddr>, String> {
+    if v.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    v.trim()
+        .parse()
+        .map(Some)
+        .map_err(|e: std::net::AddrParseError| {
+            format!("{e} (expected e.g. 127.0.0.1:7444, or off)")
+        })
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod pki;
 pub mod policy;
 pub mod store;
+pub mod taxii;
 pub mod tls;
 
 use std::future::Future;
@@ -56,9 +57,23 @@ pub async fn serve(
     config: HubConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
+    serve_with_taxii(listener, None, config, shutdown).await
+}
+
+/// [`serve`], plus TAXII 2.1 over HTTPS on `taxii_listener` when given.
+pub async fn serve_with_taxii(
+    listener: TcpListener,
+    taxii_listener: Option<TcpListener>,
+    config: HubConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HubError> {
     let (material, _) = prepare(&config)?;
     let store = datadir::open_store(&config.data_dir)?;
-    let acceptor = Arc::new(tls::build_acceptor(&material)?);
+    let acceptor = Arc::new(tls::build_acceptor(&material, tls::ALPN_H2)?);
+    let taxii_acceptor = match &taxii_listener {
+        Some(_) => Some(Arc::new(tls::build_acceptor(&material, tls::ALPN_HTTP1)?)),
+        None => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let directory = directory::DirectorySigner::new(
         store.clone(),
@@ -88,6 +103,10 @@ pub async fn serve(
         tracing::error!(error = %e, "cannot sign the key directory");
     }
     let watcher = tokio::spawn(watch_epoch(state.clone(), epoch_tx));
+    let taxii = match (taxii_listener, taxii_acceptor) {
+        (Some(l), Some(a)) => Some(tokio::spawn(taxii::serve(l, a, state.clone()))),
+        _ => None,
+    };
 
     let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(64);
     let accept = tokio::spawn(tls::accept_loop(
@@ -155,6 +174,10 @@ pub async fn serve(
         .await;
     accept.abort();
     watcher.abort();
+    if let Some(t) = taxii {
+        // It stops on the same shutdown signal; wait for in-flight answers.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), t).await;
+    }
     // Blocking join on the writer: off the async threads.
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     tracing::info!("hub stopped");

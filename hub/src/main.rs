@@ -59,7 +59,14 @@ enum Command {
         /// gRPC listen address (mTLS). Overrides hub.json and ISAC_HUB_LISTEN.
         #[arg(long)]
         listen: Option<String>,
+        /// TAXII 2.1 (HTTPS) listen address, or `off` (default 127.0.0.1:7444).
+        /// Overrides hub.json and ISAC_HUB_TAXII_LISTEN.
+        #[arg(long)]
+        taxii_listen: Option<String>,
     },
+    /// TAXII API keys (HTTP Basic credentials for SIEMs that pull).
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
     /// Manage member organisations.
     #[command(subcommand)]
     Member(MemberCommand),
@@ -115,6 +122,25 @@ enum MemberCommand {
     Resume { org_id: String },
     /// Remove a member for good: its keys are retired (past statements stay verifiable).
     Remove { org_id: String },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key for a member and print `USERNAME:PASSWORD` once (stored hashed).
+    Add {
+        org_id: String,
+        /// What the key is for (e.g. "sentinel-prod").
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Bind the key to one named analyst of the org; only such keys
+        /// receive TLP:RED items that name that person.
+        #[arg(long)]
+        person: Option<String>,
+    },
+    /// List keys (of one organisation, or all); secrets are never shown.
+    List { org_id: Option<String> },
+    /// Revoke a key; the next request with it is refused.
+    Revoke { username: String },
 }
 
 #[derive(Subcommand)]
@@ -198,7 +224,11 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        if let Command::Serve { listen } = cli.command {
+        if let Command::Serve {
+            listen,
+            taxii_listen,
+        } = cli.command
+        {
             if let Some(l) = listen {
                 match l.parse() {
                     Ok(a) => config.listen = a,
@@ -208,10 +238,26 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            if let Some(l) = taxii_listen {
+                match hub::config::parse_optional_addr(&l) {
+                    Ok(a) => config.taxii_listen = a,
+                    Err(e) => {
+                        eprintln!("error: --taxii-listen `{l}`: {e}");
+                        return ExitCode::from(EX_USAGE);
+                    }
+                }
+            }
             return serve(config).await;
         }
         match &cli.command {
             Command::Status => return status(&config).await,
+            Command::ApiKey(command) => {
+                if cli.remote.is_some() {
+                    eprintln!("error: API keys are managed on the hub's host (run `hub api-key` there, without --remote)");
+                    return ExitCode::from(EX_USAGE);
+                }
+                return api_key(&config, command).await;
+            }
             Command::Backup { dest } => {
                 return match hub::datadir::backup(&config.data_dir, dest) {
                     Ok(n) => {
@@ -300,7 +346,96 @@ async fn serve(config: HubConfig) -> ExitCode {
         config.data_dir.display()
     );
     drop(material);
-    match hub::serve(listener, config, shutdown_signal()).await {
+    let taxii = match config.taxii_listen {
+        Some(a) => {
+            match tokio::net::TcpListener::bind(a).await {
+                Ok(l) => {
+                    let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                    println!("TAXII 2.1 listening on https://{bound}/taxii2/ (HTTP Basic API keys or client certificates)");
+                    Some(l)
+                }
+                Err(e) => {
+                    eprintln!("error: cannot listen on {a} for TAXII: {e} (use --taxii-listen ADDR or off)");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
+    match hub::serve_with_taxii(listener, taxii, config, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
+    if let Err(e) = hub::prepare(config) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let store = match hub::datadir::open_store(&config.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = hub::grpc::now();
+    let actor = local_actor();
+    let result = match command {
+        ApiKeyCommand::Add {
+            org_id,
+            label,
+            person,
+        } => {
+            let key = hub::taxii::keys::generate(org_id, person.as_deref(), label, false, now);
+            store.add_api_key(key.row, &actor).await.map(|()| {
+                eprintln!(
+                    "added TAXII API key for `{org_id}`{}; the password is shown only now",
+                    person
+                        .as_deref()
+                        .map(|p| format!(" bound to person `{p}`"))
+                        .unwrap_or_default()
+                );
+                println!("{}:{}", key.username, key.password);
+            })
+        }
+        ApiKeyCommand::List { org_id } => {
+            store.list_api_keys(org_id.as_deref()).await.map(|keys| {
+                println!(
+                    "{:<24} {:<20} {:<16} {:<8} {:<20} {:<20} LABEL",
+                    "USERNAME", "ORG_ID", "PERSON", "STATE", "CREATED", "LAST_USED"
+                );
+                for k in keys {
+                    println!(
+                        "{:<24} {:<20} {:<16} {:<8} {:<20} {:<20} {}",
+                        k.username,
+                        k.org_id,
+                        k.person_id.as_deref().unwrap_or("-"),
+                        if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        },
+                        isac_core::time::format_rfc3339(k.created_at),
+                        k.last_used_at
+                            .map(isac_core::time::format_rfc3339)
+                            .unwrap_or_else(|| "never".into()),
+                        k.label
+                    );
+                }
+            })
+        }
+        ApiKeyCommand::Revoke { username } => store
+            .revoke_api_key(username, &actor, now)
+            .await
+            .map(|k| println!("revoked API key {} of `{}`", k.username, k.org_id)),
+    };
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -498,6 +633,7 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
     let ttl = |t: Option<humantime::Duration>| t.map(|d| d.as_secs()).unwrap_or(0);
     match command {
         Command::Serve { .. }
+        | Command::ApiKey(_)
         | Command::Status
         | Command::Backup { .. }
         | Command::Restore { .. } => {

@@ -29,6 +29,17 @@ fn entitled_groups(row: &StoredStatement, caller: &Caller) -> Vec<String> {
 
 /// The TLP decision for one stored row. Fails closed on anything unreadable.
 pub fn may_see(row: &StoredStatement, caller: &Caller, channel: Channel) -> bool {
+    may_see_as(row, caller, None, channel)
+}
+
+/// [`may_see`] for a caller acting for one named person of its org (a
+/// TAXII key bound to a person), or for the whole org (`None`).
+pub fn may_see_as(
+    row: &StoredStatement,
+    caller: &Caller,
+    person: Option<&str>,
+    channel: Channel,
+) -> bool {
     let Ok(tlp) = row.tlp.parse::<Tlp>() else {
         tracing::error!(
             seq = row.seq,
@@ -53,7 +64,7 @@ pub fn may_see(row: &StoredStatement, caller: &Caller, channel: Channel) -> bool
         Some(Recipient {
             org_id: &caller.org_id,
             groups: &groups,
-            person: None,
+            person,
         }),
         channel,
     )

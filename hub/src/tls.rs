@@ -89,7 +89,16 @@ impl AsyncWrite for TlsConn {
     }
 }
 
-pub fn build_acceptor(material: &HubMaterial) -> Result<SslAcceptor, openssl::error::ErrorStack> {
+/// ALPN protocol lists in wire format.
+pub const ALPN_H2: &[u8] = b"\x02h2";
+pub const ALPN_HTTP1: &[u8] = b"\x08http/1.1";
+
+/// The hub's TLS acceptor, offering `alpn` (gRPC: [`ALPN_H2`]; TAXII:
+/// [`ALPN_HTTP1`]).
+pub fn build_acceptor(
+    material: &HubMaterial,
+    alpn: &'static [u8],
+) -> Result<SslAcceptor, openssl::error::ErrorStack> {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
     b.set_private_key(&material.server_key)?;
@@ -103,7 +112,7 @@ pub fn build_acceptor(material: &HubMaterial) -> Result<SslAcceptor, openssl::er
     b.add_client_ca(&material.ca_cert)?;
     b.set_verify(SslVerifyMode::PEER);
     b.set_alpn_select_callback(|_, client| {
-        openssl::ssl::select_next_proto(b"\x02h2", client).ok_or(AlpnError::NOACK)
+        openssl::ssl::select_next_proto(alpn, client).ok_or(AlpnError::NOACK)
     });
     Ok(b.build())
 }

@@ -20,6 +20,8 @@ use tonic::transport::Channel;
 /// An in-process hub serving on 127.0.0.1:0.
 pub struct TestHub {
     pub addr: SocketAddr,
+    /// TAXII 2.1 (HTTPS) on its own ephemeral port.
+    pub taxii_addr: SocketAddr,
     pub config: HubConfig,
     /// The operator's own handle on the hub's database, as the CLI opens it.
     pub admin_store: hub::store::Store,
@@ -39,10 +41,15 @@ impl TestHub {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         config.listen = addr;
+        let taxii_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind TAXII");
+        let taxii_addr = taxii_listener.local_addr().expect("TAXII addr");
+        config.taxii_listen = Some(taxii_addr);
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = config.clone();
         let task = tokio::spawn(async move {
-            hub::serve(listener, cfg, async {
+            hub::serve_with_taxii(listener, Some(taxii_listener), cfg, async {
                 let _ = stopped.await;
             })
             .await
@@ -53,6 +60,7 @@ impl TestHub {
         let admin_store = hub::datadir::open_store(&config.data_dir).expect("admin store");
         let hub = TestHub {
             addr,
+            taxii_addr,
             config,
             admin_store,
             ca_fingerprint: material.ca_fingerprint,
@@ -72,6 +80,43 @@ impl TestHub {
 
     pub fn url(&self) -> String {
         format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// `https://localhost:PORT` of the TAXII listener.
+    pub fn taxii_url(&self) -> String {
+        format!("https://localhost:{}", self.taxii_addr.port())
+    }
+
+    /// Creates a TAXII API key as `hub api-key add` does; returns (user, password).
+    pub async fn add_api_key(&self, org_id: &str, person: Option<&str>) -> (String, String) {
+        let key = hub::taxii::keys::generate(org_id, person, "test", false, hub::grpc::now());
+        self.admin_store
+            .add_api_key(key.row, "local:test-operator")
+            .await
+            .expect("add API key");
+        (key.username, key.password)
+    }
+
+    /// One HTTPS request to the TAXII listener (HTTP/1.1, verifying the hub
+    /// CA), with HTTP Basic credentials when given.
+    pub async fn taxii(
+        &self,
+        method: &str,
+        path: &str,
+        basic: Option<(&str, &str)>,
+    ) -> HttpResponse {
+        let ca = X509::from_pem(&std::fs::read(self.data_dir().join("ca.crt")).expect("hub CA"))
+            .expect("CA pem");
+        let auth = basic.map(|(u, p)| {
+            let token = openssl::base64::encode_block(format!("{u}:{p}").as_bytes());
+            format!("Authorization: Basic {token}\r\n")
+        });
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nAccept: application/taxii+json;version=2.1\r\n{}Content-Length: 0\r\nConnection: close\r\n\r\n",
+            self.taxii_addr.port(),
+            auth.unwrap_or_default()
+        );
+        https_exchange(self.taxii_addr, &ca, None, request.as_bytes()).await
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -357,4 +402,116 @@ pub fn enroll_with_cli(
     ]));
     assert!(ok, "{err}");
     out
+}
+
+/// An HTTP/1.1 response read to the end of the connection.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response {} is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// Sends raw `request` bytes over TLS (trusting `ca`, presenting `client`
+/// when given) and reads the whole response (`Connection: close`).
+pub async fn https_exchange(
+    addr: SocketAddr,
+    ca: &X509,
+    client: Option<(&X509, &PKey<Private>)>,
+    request: &[u8],
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())
+        .expect("connector");
+    let mut store = openssl::x509::store::X509StoreBuilder::new().expect("store");
+    store.add_cert(ca.clone()).expect("add CA");
+    b.set_verify_cert_store(store.build())
+        .expect("verify store");
+    b.set_alpn_protos(b"\x08http/1.1").expect("alpn");
+    if let Some((cert, key)) = client {
+        b.set_certificate(cert).expect("client cert");
+        b.set_private_key(key).expect("client key");
+    }
+    let config = b.build().configure().expect("configure");
+    let ssl = config.into_ssl("localhost").expect("ssl");
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect TAXII");
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).expect("tls stream");
+    std::pin::Pin::new(&mut tls)
+        .connect()
+        .await
+        .expect("TLS handshake");
+    tls.write_all(request).await.expect("write request");
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw).await;
+    parse_http_response(&raw)
+}
+
+fn parse_http_response(raw: &[u8]) -> HttpResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&data[..end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        let start = end + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
 }

@@ -470,6 +470,7 @@ async fn prepare_with_key(
         sighting_count,
         anonymous,
         facts: facts_of(statement),
+        stix_ids: isac_core::stix::object_ids(statement),
     };
     Ok(new)
 }

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
-    AgentDetail, AgentRow, AnonymousVersion, AuditRow, EnrollRecord, KeyRow, MemberRow,
+    AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow, AuditRow, EnrollRecord, KeyRow, MemberRow,
     NewStatement, PersonRow, StatusCounts, StoredFacts, StoredStatement, TokenRecord,
 };
 
@@ -495,6 +495,59 @@ impl Store {
     pub async fn statement_count(&self) -> Result<u64, StoreError> {
         self.read(sqlite::statement_count).await
     }
+
+    // === TAXII ===
+
+    /// The cursor just before the first statement with `added_us` above the given one.
+    pub async fn seq_at_added(&self, added_us: i64) -> Result<u64, StoreError> {
+        self.read(move |c| sqlite::seq_at_added(c, added_us)).await
+    }
+
+    /// The statement id a STIX object id was made from.
+    pub async fn statement_for_stix_id(&self, stix_id: &str) -> Result<Option<String>, StoreError> {
+        let stix_id = stix_id.to_owned();
+        self.read(move |c| sqlite::statement_for_stix_id(c, &stix_id))
+            .await
+    }
+
+    /// Every revision and retraction of each of `ids`.
+    pub async fn versions_of(&self, ids: Vec<String>) -> Result<Vec<StoredStatement>, StoreError> {
+        self.read(move |c| sqlite::versions_of(c, &ids)).await
+    }
+
+    pub async fn add_api_key(&self, key: ApiKeyRow, actor: &str) -> Result<(), StoreError> {
+        let actor = actor.to_owned();
+        self.write(move |c| sqlite::add_api_key(c, &key, &actor))
+            .await
+    }
+
+    pub async fn api_key(&self, username: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let username = username.to_owned();
+        self.read(move |c| sqlite::api_key(c, &username)).await
+    }
+
+    pub async fn list_api_keys(&self, org: Option<&str>) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let org = org.map(str::to_owned);
+        self.read(move |c| sqlite::list_api_keys(c, org.as_deref()))
+            .await
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        username: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<ApiKeyRow, StoreError> {
+        let (username, actor) = (username.to_owned(), actor.to_owned());
+        self.write(move |c| sqlite::revoke_api_key(c, &username, &actor, now))
+            .await
+    }
+
+    pub async fn touch_api_key(&self, username: &str, now: i64) -> Result<(), StoreError> {
+        let username = username.to_owned();
+        self.write(move |c| sqlite::touch_api_key(c, &username, now))
+            .await
+    }
 }
 
 fn append_and_remember(
@@ -502,11 +555,11 @@ fn append_and_remember(
     s: &NewStatement,
     recent: &recent::Recent,
 ) -> Result<(u64, bool), StoreError> {
-    let (seq, duplicate) = sqlite::append_statement(c, s)?;
-    if !duplicate {
-        recent.record(seq, s);
+    let appended = sqlite::append_statement(c, s)?;
+    if !appended.duplicate {
+        recent.record(appended.seq, appended.added_us, s);
     }
-    Ok((seq, duplicate))
+    Ok((appended.seq, appended.duplicate))
 }
 
 fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, head: watch::Sender<u64>) {

@@ -35,7 +35,7 @@ fn size_of(s: &StoredStatement) -> usize {
 }
 
 impl Recent {
-    pub fn record(&self, seq: u64, s: &NewStatement) {
+    pub fn record(&self, seq: u64, added_us: i64, s: &NewStatement) {
         let row = Arc::new(StoredStatement {
             seq,
             id: s.id.clone(),
@@ -55,6 +55,8 @@ impl Recent {
             anonymous: s.anonymous.clone(),
             kind: s.kind.clone(),
             facts: s.facts.clone(),
+            digest: s.digest.clone(),
+            added_us,
         });
         let mut w = self.items.lock().expect("recent lock");
         w.bytes += size_of(&row);
@@ -115,6 +117,7 @@ mod tests {
             sighting_count: None,
             anonymous: None,
             facts: StoredFacts::default(),
+            stix_ids: Vec::new(),
         }
     }
 
@@ -122,7 +125,7 @@ mod tests {
     fn serves_only_complete_ranges_at_or_below_the_head() {
         let r = Recent::default();
         for n in 1..=10 {
-            r.record(n, &new_statement(n));
+            r.record(n, 0, &new_statement(n));
         }
         let got = r.after(3, 8, 100).unwrap();
         assert_eq!(
@@ -135,7 +138,7 @@ mod tests {
             "nothing past the head"
         );
         // A hole (sequence 12 missing) sends the reader to the store.
-        r.record(13, &new_statement(13));
+        r.record(13, 0, &new_statement(13));
         assert!(r.after(10, 13, 10).is_none());
     }
 
@@ -143,7 +146,7 @@ mod tests {
     fn stays_bounded_and_forgets_the_oldest() {
         let r = Recent::default();
         for n in 1..=(RECENT_CAPACITY as u64 + 100) {
-            r.record(n, &new_statement(n));
+            r.record(n, 0, &new_statement(n));
         }
         assert!(r.after(0, 50, 10).is_none(), "evicted: read the store");
         assert!(r
@@ -158,7 +161,7 @@ mod tests {
         for n in 1..=400 {
             let mut s = new_statement(n);
             s.payload = vec![0; 60 * 1024];
-            r.record(n, &s);
+            r.record(n, 0, &s);
         }
         let w = r.items.lock().unwrap();
         assert!(w.bytes <= RECENT_MAX_BYTES);

@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Brings the schema up to date. Safe when several processes open the same
 /// database at once (a running hub and an operator command): the version is
@@ -147,7 +147,59 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
             PRAGMA user_version = 4;",
         )?;
     }
+    if version < 5 {
+        // `added_us` is the TAXII `date_added`: unique and increasing with
+        // `seq`, so a client paging with `added_after` never skips or
+        // repeats an item, however many arrive in one second.
+        conn.execute_batch(
+            "ALTER TABLE statements ADD COLUMN added_us INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE api_keys (
+                username      TEXT PRIMARY KEY,
+                org_id        TEXT NOT NULL REFERENCES members(org_id),
+                person_id     TEXT,
+                label         TEXT NOT NULL,
+                secret_sha256 TEXT NOT NULL,
+                can_write     INTEGER NOT NULL DEFAULT 0,
+                created_at    INTEGER NOT NULL,
+                revoked_at    INTEGER,
+                last_used_at  INTEGER
+            );
+            -- STIX object id -> statement, for TAXII lookups by object id.
+            CREATE TABLE stix_ids (
+                stix_id      TEXT PRIMARY KEY,
+                statement_id TEXT NOT NULL
+            ) WITHOUT ROWID;",
+        )?;
+        let mut last = 0i64;
+        let rows: Vec<(i64, i64, Vec<u8>)> = conn
+            .prepare("SELECT seq, received_at, payload FROM statements ORDER BY seq")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut update = conn.prepare("UPDATE statements SET added_us = ?2 WHERE seq = ?1")?;
+        for (seq, received_at, payload) in rows {
+            last = next_added_us(received_at, last);
+            update.execute(params![seq, last])?;
+            // Stored payloads were verified on the way in.
+            if let Ok(statement) = isac_core::Statement::from_canonical_bytes(&payload) {
+                let id = statement.id.to_string();
+                index_stix_ids(conn, &isac_core::stix::object_ids(&statement), &id)?;
+            }
+        }
+        conn.execute_batch(
+            "CREATE INDEX statements_by_added ON statements(added_us);
+            PRAGMA user_version = 5;",
+        )?;
+    }
     Ok(())
+}
+
+/// The `added_us` of a statement received at `received_at` (seconds) after
+/// one added at `last_added_us`: within the second it arrived in, unless more
+/// than a million arrived in that second.
+pub(super) fn next_added_us(received_at: i64, last_added_us: i64) -> i64 {
+    received_at
+        .saturating_mul(1_000_000)
+        .max(last_added_us.saturating_add(1))
 }
 
 /// Records an agent's acknowledged cursor (never moving it backwards).
@@ -967,6 +1019,8 @@ pub struct NewStatement {
     pub anonymous: Option<AnonymousVersion>,
     /// Facts for subscription filters and expiry.
     pub facts: StoredFacts,
+    /// Ids of the STIX objects this statement becomes (TAXII lookups).
+    pub stix_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1005,15 +1059,19 @@ pub struct StoredStatement {
     pub anonymous: Option<AnonymousVersion>,
     pub kind: String,
     pub facts: StoredFacts,
+    /// Digest of the source's signed envelope.
+    pub digest: String,
+    /// TAXII `date_added`, microseconds since the epoch; increases with `seq`.
+    pub added_us: i64,
 }
 
 pub(super) fn append_statement(
     conn: &Connection,
     s: &NewStatement,
-) -> Result<(u64, bool), StoreError> {
+) -> Result<Appended, StoreError> {
     // Everything stored under this id so far: same source, revisions only grow.
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, revision, source_org, digest FROM statements WHERE id = ?1 ORDER BY revision",
+        "SELECT seq, revision, source_org, digest, added_us FROM statements WHERE id = ?1 ORDER BY revision",
     )?;
     let existing = stmt
         .query_map([&s.id], |r| {
@@ -1022,10 +1080,11 @@ pub(super) fn append_statement(
                 r.get::<_, u32>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some((_, _, owner, _)) = existing.first() {
+    if let Some((_, _, owner, _, _)) = existing.first() {
         if owner != &s.source_org {
             // Same answer whatever the id's owner and level: learn nothing.
             return Err(StoreError::Conflict(format!(
@@ -1034,9 +1093,13 @@ pub(super) fn append_statement(
             )));
         }
     }
-    if let Some((seq, _, _, digest)) = existing.iter().find(|e| e.1 == s.revision) {
+    if let Some((seq, _, _, digest, added_us)) = existing.iter().find(|e| e.1 == s.revision) {
         if digest == &s.digest {
-            return Ok((*seq as u64, true));
+            return Ok(Appended {
+                seq: *seq as u64,
+                duplicate: true,
+                added_us: *added_us,
+            });
         }
         tracing::warn!(id = %s.id, revision = s.revision, source = %s.source_org,
             "equivocation: same id and revision signed with different content");
@@ -1045,7 +1108,7 @@ pub(super) fn append_statement(
             s.id, s.revision
         )));
     }
-    if let Some((_, latest, _, _)) = existing.last() {
+    if let Some((_, latest, _, _, _)) = existing.last() {
         if s.revision < *latest {
             return Err(StoreError::Refused(format!(
                 "statement {} is already at revision {latest}; revision {} is older and is refused",
@@ -1053,13 +1116,17 @@ pub(super) fn append_statement(
             )));
         }
     }
+    let last_added: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(added_us), 0) FROM statements")?
+        .query_row([], |r| r.get(0))?;
+    let added_us = next_added_us(s.received_at, last_added);
     let mut insert = conn.prepare_cached(
         "INSERT INTO statements (id, revision, source_org, tlp, audience, kind, created_at, received_at,
             payload_type, payload, key_id, signature, digest, openings, group_snapshot, target_id,
             value, title, sighting_count, anon_payload, anon_key_id, anon_signature,
-            ecosystem, severity, confidence, tags, valid_until)
+            ecosystem, severity, confidence, tags, valid_until, added_us)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
-            ?23, ?24, ?25, ?26, ?27)",
+            ?23, ?24, ?25, ?26, ?27, ?28)",
     )?;
     let anon = s.anonymous.as_ref();
     insert.execute(params![
@@ -1089,16 +1156,52 @@ pub(super) fn append_statement(
         s.facts.severity,
         s.facts.confidence,
         s.facts.tags_json,
-        s.facts.valid_until
+        s.facts.valid_until,
+        added_us
     ])?;
-    Ok((conn.last_insert_rowid() as u64, false))
+    let seq = conn.last_insert_rowid() as u64;
+    index_stix_ids(conn, &s.stix_ids, &s.id)?;
+    Ok(Appended {
+        seq,
+        duplicate: false,
+        added_us,
+    })
+}
+
+fn index_stix_ids(conn: &Connection, stix_ids: &[String], id: &str) -> Result<(), StoreError> {
+    let mut insert = conn
+        .prepare_cached("INSERT OR IGNORE INTO stix_ids (stix_id, statement_id) VALUES (?1, ?2)")?;
+    for stix_id in stix_ids {
+        insert.execute(params![stix_id, id])?;
+    }
+    Ok(())
+}
+
+/// The statement a STIX object id was made from, if any.
+pub(super) fn statement_for_stix_id(
+    conn: &Connection,
+    stix_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT statement_id FROM stix_ids WHERE stix_id = ?1")?
+        .query_row([stix_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Where a statement landed: its sequence, whether it was already stored
+/// (an idempotent re-send), and its TAXII `date_added` in microseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub seq: u64,
+    pub duplicate: bool,
+    pub added_us: i64,
 }
 
 const STATEMENT_SELECT: &str =
     "SELECT seq, id, revision, source_org, tlp, audience, received_at, payload_type,
     payload, key_id, signature, openings, group_snapshot, target_id, sighting_count,
     anon_payload, anon_key_id, anon_signature, kind, ecosystem, severity, confidence, tags,
-    valid_until FROM statements";
+    valid_until, digest, added_us FROM statements";
 
 fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement> {
     let anon_payload: Option<Vec<u8>> = r.get(15)?;
@@ -1135,6 +1238,8 @@ fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement
             tags_json: r.get(22)?,
             valid_until: r.get(23)?,
         },
+        digest: r.get(24)?,
+        added_us: r.get(25)?,
     })
 }
 
@@ -1243,4 +1348,152 @@ pub(super) fn status_counts(conn: &Connection) -> Result<StatusCounts, StoreErro
         directory_version: one("SELECT value FROM counters WHERE name = 'directory_version'")?,
         statements_by_tlp: grouped("SELECT tlp, count(*) FROM statements GROUP BY tlp ORDER BY tlp")?,
     })
+}
+
+// === TAXII ===
+
+/// The cursor just before the first statement added after `added_us`.
+pub(super) fn seq_at_added(conn: &Connection, added_us: i64) -> Result<u64, StoreError> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM statements WHERE added_us <= ?1")?
+        .query_row([added_us], |r| r.get(0))?;
+    Ok(seq.unwrap_or(0) as u64)
+}
+
+/// Every revision of each of `ids`, and every retraction of them: what may
+/// supersede a version the caller was about to be shown.
+pub(super) fn versions_of(
+    conn: &Connection,
+    ids: &[String],
+) -> Result<Vec<StoredStatement>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids_json = serde_json::to_string(ids).map_err(|e| StoreError::Sqlite(e.to_string()))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "{STATEMENT_SELECT} WHERE id IN (SELECT value FROM json_each(?1))
+         UNION ALL
+         {STATEMENT_SELECT} WHERE target_id IN (SELECT value FROM json_each(?1)) AND kind = 'retraction'"
+    ))?;
+    let rows = stmt
+        .query_map([ids_json], statement_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub username: String,
+    pub org_id: String,
+    pub person_id: Option<String>,
+    pub label: String,
+    pub secret_sha256: String,
+    pub can_write: bool,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+const API_KEY_SELECT: &str = "SELECT username, org_id, person_id, label, secret_sha256, can_write,
+    created_at, revoked_at, last_used_at FROM api_keys";
+
+fn api_key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        username: r.get(0)?,
+        org_id: r.get(1)?,
+        person_id: r.get(2)?,
+        label: r.get(3)?,
+        secret_sha256: r.get(4)?,
+        can_write: r.get(5)?,
+        created_at: r.get(6)?,
+        revoked_at: r.get(7)?,
+        last_used_at: r.get(8)?,
+    })
+}
+
+pub(super) fn add_api_key(conn: &Connection, k: &ApiKeyRow, actor: &str) -> Result<(), StoreError> {
+    match member(conn, &k.org_id)? {
+        Some(m) if m.status != "removed" => {}
+        _ => return Err(StoreError::NotFound(format!("no member `{}`", k.org_id))),
+    }
+    if let Some(p) = &k.person_id {
+        if !person_exists(conn, &k.org_id, p)? {
+            return Err(StoreError::NotFound(format!(
+                "no person `{p}` in `{}`; add them first with `hub person add {} {p} ...`",
+                k.org_id, k.org_id
+            )));
+        }
+    }
+    conn.execute(
+        "INSERT INTO api_keys (username, org_id, person_id, label, secret_sha256, can_write, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            k.username,
+            k.org_id,
+            k.person_id,
+            k.label,
+            k.secret_sha256,
+            k.can_write,
+            k.created_at
+        ],
+    )?;
+    let person = k.person_id.as_deref().unwrap_or("-");
+    audit(
+        conn,
+        k.created_at,
+        actor,
+        "api-key.add",
+        &k.org_id,
+        &format!(
+            "{} person {person} write {} label {}",
+            k.username, k.can_write, k.label
+        ),
+    )
+}
+
+pub(super) fn api_key(conn: &Connection, username: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("{API_KEY_SELECT} WHERE username = ?1"))?
+        .query_row([username], api_key_from_row)
+        .optional()?)
+}
+
+pub(super) fn list_api_keys(
+    conn: &Connection,
+    org: Option<&str>,
+) -> Result<Vec<ApiKeyRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "{API_KEY_SELECT} WHERE ?1 IS NULL OR org_id = ?1 ORDER BY org_id, created_at, username"
+    ))?;
+    let rows = stmt
+        .query_map([org], api_key_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn revoke_api_key(
+    conn: &Connection,
+    username: &str,
+    actor: &str,
+    now: i64,
+) -> Result<ApiKeyRow, StoreError> {
+    let key = api_key(conn, username)?
+        .ok_or_else(|| StoreError::NotFound(format!("no API key `{username}`")))?;
+    if key.revoked_at.is_some() {
+        return Err(StoreError::Refused(format!(
+            "API key `{username}` is already revoked"
+        )));
+    }
+    conn.execute(
+        "UPDATE api_keys SET revoked_at = ?2 WHERE username = ?1",
+        params![username, now],
+    )?;
+    audit(conn, now, actor, "api-key.revoke", &key.org_id, username)?;
+    Ok(key)
+}
+
+pub(super) fn touch_api_key(conn: &Connection, username: &str, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE username = ?1")?
+        .execute(params![username, now])?;
+    Ok(())
 }

@@ -1,0 +1,524 @@
+//! TAXII 2.1 on the hub's real HTTPS listener: the same TLP decision as
+//! gRPC across every level and audience, through collections, objects,
+//! manifest, versions, single objects, paging and errors; API keys and
+//! client certificates; exact paging by `next` and by `added_after`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use isac_e2e::*;
+use isac_proto::v1 as pb;
+use member_agent::draft::IndicatorDraft;
+use member_agent::publish::{publish, retract};
+use member_agent::Agent;
+use serde_json::Value;
+
+const ROOT: &str = "/isac";
+
+fn item(title: &str, tlp: &str, audience: &[&str]) -> IndicatorDraft {
+    IndicatorDraft {
+        purl: Some(format!("pkg:npm/{title}@1.0.0")),
+        tlp: Some(tlp.into()),
+        title: Some(title.into()),
+        audience: (!audience.is_empty()).then(|| audience.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    }
+}
+
+/// (title, tlp, audience, orgs entitled besides the source, people entitled to RED)
+type Row = (
+    &'static str,
+    &'static str,
+    Vec<&'static str>,
+    Vec<&'static str>,
+);
+
+fn catalogue() -> Vec<Row> {
+    let everyone = vec![
+        "aud-bank",
+        "person-bank",
+        "group-bank",
+        "other-bank",
+        "isac-staff",
+    ];
+    vec![
+        ("clear", "clear", vec![], everyone.clone()),
+        ("green", "green", vec![], everyone.clone()),
+        ("amber-all", "amber", vec![], everyone),
+        ("amber-org", "amber", vec!["org:aud-bank"], vec!["aud-bank"]),
+        (
+            "amber-group",
+            "amber",
+            vec!["group:payments"],
+            vec!["group-bank"],
+        ),
+        (
+            "amber-person",
+            "amber",
+            vec!["person:person-bank/ann"],
+            vec!["person-bank"],
+        ),
+        (
+            "strict-org-group",
+            "amber+strict",
+            vec!["org:aud-bank", "group:payments"],
+            vec!["aud-bank", "group-bank"],
+        ),
+        (
+            "red-two-people",
+            "red",
+            vec!["person:person-bank/ann", "person:aud-bank/carl"],
+            vec!["person-bank", "aud-bank"],
+        ),
+    ]
+}
+
+/// What a TAXII key of `org` (bound to `person`, if any) is entitled to:
+/// the member rules, and RED only for a named person in the audience.
+fn entitled(org: &str, person: Option<&str>) -> BTreeSet<String> {
+    catalogue()
+        .into_iter()
+        .filter(|(_, tlp, audience, who)| {
+            if *tlp == "red" {
+                person.is_some_and(|p| audience.contains(&format!("person:{org}/{p}").as_str()))
+            } else {
+                org == "src-bank" || who.contains(&org)
+            }
+        })
+        .map(|(title, ..)| title.to_owned())
+        .collect()
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    hub: TestHub,
+    agents: Vec<(&'static str, Agent)>,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let mut agents = Vec::new();
+    for (org, role) in [
+        ("src-bank", "member"),
+        ("aud-bank", "member"),
+        ("person-bank", "member"),
+        ("group-bank", "member"),
+        ("other-bank", "member"),
+        ("isac-staff", "coordinator"),
+    ] {
+        let a = enrolled_agent_with_role(&hub, org, role, &dir.path().join(org)).await;
+        agents.push((org, a));
+    }
+    for (org, person) in [
+        ("person-bank", "ann"),
+        ("person-bank", "bob"),
+        ("aud-bank", "carl"),
+    ] {
+        hub.admin()
+            .add_person(pb::AddPersonRequest {
+                org_id: org.into(),
+                person_id: person.into(),
+                name: person.into(),
+                contact: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    hub.admin()
+        .add_group(pb::AddGroupRequest {
+            name: "payments".into(),
+            members: vec!["group-bank".into()],
+        })
+        .await
+        .unwrap();
+    World { dir, hub, agents }
+}
+
+fn collection_ids(hub: &TestHub) -> (String, String) {
+    let _ = hub;
+    (
+        hub::taxii::collection_id("indicators"),
+        hub::taxii::collection_id("bulletins"),
+    )
+}
+
+/// Titles of the indicator objects in a listing.
+fn titles(objects: &[Value]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .filter(|o| o["type"] == "indicator" && o.get("revoked") != Some(&Value::Bool(true)))
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Reads a whole collection by following `next`, `limit` objects a page.
+async fn read_all(hub: &TestHub, key: (&str, &str), cid: &str, limit: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut next: Option<String> = None;
+    for _ in 0..10_000 {
+        let mut path = format!("{ROOT}/collections/{cid}/objects/?limit={limit}");
+        if let Some(n) = &next {
+            path.push_str(&format!("&next={n}"));
+        }
+        let r = hub.taxii("GET", &path, Some(key)).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let body = r.json();
+        out.extend(body["objects"].as_array().cloned().unwrap_or_default());
+        if body["more"] != Value::Bool(true) {
+            assert!(body.get("next").is_none());
+            return out;
+        }
+        next = Some(body["next"].as_str().unwrap().to_owned());
+    }
+    panic!("paging never ended");
+}
+
+#[tokio::test]
+async fn taxii_serves_every_caller_exactly_its_entitled_set() {
+    let w = world().await;
+    let src = &w.agents[0].1;
+    let mut ids = BTreeMap::new();
+    for (title, tlp, audience, _) in catalogue() {
+        let p = publish(src, item(title, tlp, &audience)).await.unwrap();
+        ids.insert(title, p.id);
+    }
+    let (indicators, bulletins) = collection_ids(&w.hub);
+
+    // Org keys, and person-bound keys for the named people.
+    let mut callers: Vec<(String, Option<&str>, (String, String))> = Vec::new();
+    for (org, _) in &w.agents {
+        callers.push((org.to_string(), None, w.hub.add_api_key(org, None).await));
+    }
+    for (org, person) in [
+        ("person-bank", "ann"),
+        ("person-bank", "bob"),
+        ("aud-bank", "carl"),
+    ] {
+        callers.push((
+            org.to_string(),
+            Some(person),
+            w.hub.add_api_key(org, Some(person)).await,
+        ));
+    }
+
+    let missing_id = format!("indicator--{}", uuid::Uuid::new_v4());
+    let not_found = w
+        .hub
+        .taxii(
+            "GET",
+            &format!("{ROOT}/collections/{indicators}/objects/{missing_id}/"),
+            Some((&callers[0].2 .0, &callers[0].2 .1)),
+        )
+        .await;
+    assert_eq!(not_found.status, 404);
+
+    for (org, person, (user, pass)) in &callers {
+        let key = (user.as_str(), pass.as_str());
+        let who = format!("{org}/{}", person.unwrap_or("-"));
+        let want = entitled(org, *person);
+
+        // Collections: the fixed two, plus the groups the org is in.
+        let r = w
+            .hub
+            .taxii("GET", &format!("{ROOT}/collections/"), Some(key))
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/taxii+json;version=2.1")
+        );
+        let listed: BTreeSet<String> = r.json()["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect();
+        let group = hub::taxii::collection_id("group:payments");
+        assert!(listed.contains(&indicators) && listed.contains(&bulletins));
+        assert_eq!(listed.contains(&group), org == "group-bank", "{who}");
+        if org != "group-bank" {
+            let r = w
+                .hub
+                .taxii(
+                    "GET",
+                    &format!("{ROOT}/collections/{group}/objects/"),
+                    Some(key),
+                )
+                .await;
+            assert_eq!(r.status, 404, "{who} reads a group it is not in");
+        }
+
+        // Objects in one page, and page by page (limit 1): the same set.
+        let all = read_all(&w.hub, key, &indicators, 1000).await;
+        assert_eq!(titles(&all), want, "objects for {who}");
+        let paged = read_all(&w.hub, key, &indicators, 1).await;
+        assert_eq!(paged, all, "paging for {who}");
+
+        // Manifest: one entry per object, nothing more.
+        let r = w
+            .hub
+            .taxii(
+                "GET",
+                &format!("{ROOT}/collections/{indicators}/manifest/"),
+                Some(key),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let manifest = r.json()["objects"].as_array().cloned().unwrap_or_default();
+        assert_eq!(manifest.len(), all.len(), "manifest for {who}");
+        for (m, o) in manifest.iter().zip(&all) {
+            assert_eq!(m["id"], o["id"]);
+            assert_eq!(m["version"], o["modified"]);
+            assert_eq!(m["media_type"], "application/stix+json;version=2.1");
+        }
+        if !all.is_empty() {
+            assert!(r.header("x-taxii-date-added-first").is_some());
+            assert!(r.header("x-taxii-date-added-last").is_some());
+        }
+
+        // By id and versions: entitled items answer, the rest are exactly a missing id.
+        for (title, id) in &ids {
+            let stix_id = isac_core::stix::stix_id("indicator", &id.parse().unwrap());
+            for suffix in ["", "versions/"] {
+                let r = w
+                    .hub
+                    .taxii(
+                        "GET",
+                        &format!("{ROOT}/collections/{indicators}/objects/{stix_id}/{suffix}"),
+                        Some(key),
+                    )
+                    .await;
+                if want.contains(*title) {
+                    assert_eq!(r.status, 200, "{who} {title} {suffix}");
+                } else {
+                    assert_eq!(r.status, 404, "{who} {title} {suffix}");
+                    assert_eq!(
+                        r.body, not_found.body,
+                        "{who} {title}: a hidden item looks missing"
+                    );
+                }
+            }
+        }
+        // Nothing under bulletins (none published), and no RED anywhere without a person.
+        let b = read_all(&w.hub, key, &bulletins, 100).await;
+        assert!(b.is_empty());
+        if person.is_none() {
+            assert!(all.iter().all(|o| o["object_marking_refs"][0]
+                != "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"));
+        }
+    }
+
+    // The same answers for an agent's client certificate: its org's set, no RED.
+    let state = member_agent::StateDir::new(w.dir.path().join("aud-bank"))
+        .load()
+        .unwrap();
+    let ca =
+        openssl::x509::X509::from_pem(&std::fs::read(w.hub.data_dir().join("ca.crt")).unwrap())
+            .unwrap();
+    let request = format!(
+        "GET {ROOT}/collections/{indicators}/objects/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    );
+    let r = https_exchange(
+        w.hub.taxii_addr,
+        &ca,
+        Some((&state.tls_cert, &state.tls_key)),
+        request.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        titles(r.json()["objects"].as_array().unwrap()),
+        entitled("aud-bank", None)
+    );
+}
+
+#[tokio::test]
+async fn taxii_refuses_bad_credentials_and_requests_clearly() {
+    let w = world().await;
+    let (indicators, _) = collection_ids(&w.hub);
+    let (user, pass) = w.hub.add_api_key("other-bank", None).await;
+    let objects = format!("{ROOT}/collections/{indicators}/objects/");
+
+    let r = w.hub.taxii("GET", "/taxii2/", None).await;
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Basic"));
+    let r = w.hub.taxii("GET", &objects, Some((&user, "wrong"))).await;
+    assert_eq!(r.status, 401);
+    let r = w
+        .hub
+        .taxii("GET", &objects, Some(("taxii-nobody", &pass)))
+        .await;
+    assert_eq!(r.status, 401);
+
+    let r = w.hub.taxii("GET", "/taxii2/", Some((&user, &pass))).await;
+    assert_eq!(r.status, 200);
+    let d = r.json();
+    assert_eq!(
+        d["api_roots"][0],
+        format!("https://localhost:{}/isac/", w.hub.taxii_addr.port())
+    );
+    let r = w
+        .hub
+        .taxii("GET", &format!("{ROOT}/"), Some((&user, &pass)))
+        .await;
+    assert_eq!(
+        r.json()["versions"][0],
+        "application/taxii+json;version=2.1"
+    );
+
+    for (path, status) in [
+        (format!("{objects}?limit=0"), 400),
+        (format!("{objects}?added_after=yesterday"), 400),
+        (format!("{objects}?next=banana"), 400),
+        (format!("{objects}?next=99999999"), 400),
+        (format!("{objects}?match[id]=nope"), 400),
+        (
+            format!("{ROOT}/collections/{}/objects/", uuid::Uuid::new_v4()),
+            404,
+        ),
+        (format!("{ROOT}/nothing/"), 404),
+    ] {
+        let r = w.hub.taxii("GET", &path, Some((&user, &pass))).await;
+        assert_eq!(r.status, status, "{path}");
+        let e = r.json();
+        assert_eq!(e["http_status"], status.to_string());
+        assert!(!e["description"].as_str().unwrap().is_empty());
+    }
+    let r = w
+        .hub
+        .taxii(
+            "DELETE",
+            &format!("{ROOT}/collections/"),
+            Some((&user, &pass)),
+        )
+        .await;
+    assert_eq!(r.status, 405);
+    let r = w.hub.taxii("POST", &objects, Some((&user, &pass))).await;
+    assert_eq!(r.status, 403);
+
+    // Revocation takes effect on the next request; suspension too.
+    w.hub
+        .admin_store
+        .revoke_api_key(&user, "test", hub::grpc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        w.hub
+            .taxii("GET", &objects, Some((&user, &pass)))
+            .await
+            .status,
+        401
+    );
+    let (user2, pass2) = w.hub.add_api_key("group-bank", None).await;
+    assert_eq!(
+        w.hub
+            .taxii("GET", &objects, Some((&user2, &pass2)))
+            .await
+            .status,
+        200
+    );
+    w.hub
+        .admin()
+        .set_member_status(pb::SetMemberStatusRequest {
+            org_id: "group-bank".into(),
+            action: "suspend".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        w.hub
+            .taxii("GET", &objects, Some((&user2, &pass2)))
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn taxii_paging_by_next_and_by_added_after_is_exact_with_shared_timestamps() {
+    let w = world().await;
+    let src = &w.agents[0].1;
+    // 600 items published in batches land within a few seconds: many share a second.
+    let mut batch = Vec::new();
+    let created = isac_core::time::format_rfc3339(hub::grpc::now());
+    for i in 0..600 {
+        let prepared = item(&format!("bulk-{i:04}"), "green", &[])
+            .into_prepared(src.org_id(), created.clone())
+            .unwrap();
+        let envelope = src
+            .loaded
+            .signing_key
+            .sign_envelope(
+                isac_core::PAYLOAD_TYPE_STATEMENT_V1,
+                prepared.statement.canonical_bytes(),
+            )
+            .unwrap();
+        batch.push((envelope, prepared.openings));
+    }
+    for chunk in batch.chunks(200) {
+        for r in member_agent::publish::publish_batch(src, chunk.to_vec())
+            .await
+            .unwrap()
+        {
+            r.unwrap();
+        }
+    }
+    // A retraction: `last` shows only the revoked version.
+    let gone = publish(src, item("retracted", "green", &[])).await.unwrap();
+    let mut sink = member_agent::sink::JsonlSink::open(None).unwrap();
+    src.sync(false, &mut sink).await.unwrap();
+    retract(src, &gone.id, "false positive").await.unwrap();
+
+    let (indicators, _) = collection_ids(&w.hub);
+    let (user, pass) = w.hub.add_api_key("other-bank", None).await;
+    let key = (user.as_str(), pass.as_str());
+
+    let by_next = read_all(&w.hub, key, &indicators, 37).await;
+    let ids: Vec<&str> = by_next.iter().map(|o| o["id"].as_str().unwrap()).collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no object twice");
+    let names = titles(&by_next);
+    assert_eq!(
+        names.len(),
+        600,
+        "600 bulk (the retracted one shows revoked)"
+    );
+    assert!(by_next.iter().any(|o| o["revoked"] == Value::Bool(true)));
+
+    // Paging with added_after = the last page's X-TAXII-Date-Added-Last.
+    let mut after: Option<String> = None;
+    let mut by_date = Vec::new();
+    for _ in 0..1000 {
+        let mut path = format!("{ROOT}/collections/{indicators}/objects/?limit=37");
+        if let Some(a) = &after {
+            path.push_str(&format!("&added_after={a}"));
+        }
+        let r = w.hub.taxii("GET", &path, Some(key)).await;
+        assert_eq!(r.status, 200);
+        let objects = r.json()["objects"].as_array().cloned().unwrap_or_default();
+        if objects.is_empty() {
+            break;
+        }
+        by_date.extend(objects);
+        after = Some(r.header("x-taxii-date-added-last").unwrap().to_owned());
+    }
+    assert_eq!(
+        by_date, by_next,
+        "added_after paging sees the same objects in the same order"
+    );
+
+    // All versions: the revoked marker and the original both show.
+    let all_versions = format!("{ROOT}/collections/{indicators}/objects/?match[version]=all&match[type]=indicator&limit=10000");
+    let r = w.hub.taxii("GET", &all_versions, Some(key)).await;
+    assert_eq!(r.json()["objects"].as_array().unwrap().len(), 602);
+    let gone_stix = isac_core::stix::stix_id("indicator", &gone.id.parse().unwrap());
+    let r = w
+        .hub
+        .taxii(
+            "GET",
+            &format!("{ROOT}/collections/{indicators}/objects/{gone_stix}/versions/"),
+            Some(key),
+        )
+        .await;
+    assert_eq!(r.json()["versions"].as_array().unwrap().len(), 2);
+}
