@@ -132,7 +132,7 @@ fn start_hub(data: &Path, listen: &str) -> (HubProc, Duration) {
     let mut child = Command::new(bin_dir().join("hub"))
         .arg("--data-dir")
         .arg(data)
-        .args(["serve", "--listen", listen])
+        .args(["serve", "--listen", listen, "--taxii-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -340,12 +340,6 @@ async fn serve(config: HubConfig) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    println!("CA fingerprint (SHA-256): {}", material.ca_fingerprint);
-    println!(
-        "hub listening on {addr} (gRPC over mutual TLS), data in {}",
-        config.data_dir.display()
-    );
-    drop(material);
     let taxii = match config.taxii_listen {
         Some(a) => {
             match tokio::net::TcpListener::bind(a).await {
@@ -362,6 +356,13 @@ async fn serve(config: HubConfig) -> ExitCode {
         }
         None => None,
     };
+    println!("CA fingerprint (SHA-256): {}", material.ca_fingerprint);
+    // Last: scripts and tests wait for this line.
+    println!(
+        "hub listening on {addr} (gRPC over mutual TLS), data in {}",
+        config.data_dir.display()
+    );
+    drop(material);
     match hub::serve_with_taxii(listener, taxii, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -482,6 +483,22 @@ async fn status(config: &HubConfig) -> ExitCode {
     println!("data_dir: {}", config.data_dir.display());
     println!("ca_fingerprint: {}", material.ca_fingerprint);
     println!("listen: {}", config.listen);
+    println!(
+        "taxii_listen: {}",
+        config
+            .taxii_listen
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "off".into())
+    );
+    println!("taxii_api_root: /{}/", hub::taxii::API_ROOT);
+    println!(
+        "taxii_indicators_collection: {}",
+        hub::taxii::collection_id("indicators")
+    );
+    println!(
+        "taxii_bulletins_collection: {}",
+        hub::taxii::collection_id("bulletins")
+    );
     println!("head_sequence: {}", c.head);
     println!(
         "statements: {} ({})",

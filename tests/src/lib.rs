@@ -301,6 +301,8 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
 pub struct HubProcess {
     pub child: Child,
     pub addr: String,
+    /// `host:port` of its TAXII listener (an ephemeral port).
+    pub taxii_addr: String,
 }
 
 impl HubProcess {
@@ -310,22 +312,30 @@ impl HubProcess {
         let mut child = bin("hub")
             .args(["--data-dir"])
             .arg(data_dir)
-            .args(["serve", "--listen", listen])
+            .args(["serve", "--listen", listen, "--taxii-listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start hub");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut taxii_addr = String::new();
         let addr = loop {
             let line = lines.next().expect("hub exited before listening").unwrap();
+            if let Some(rest) = line.strip_prefix("TAXII 2.1 listening on https://") {
+                taxii_addr = rest.split('/').next().unwrap().to_owned();
+            }
             if let Some(rest) = line.strip_prefix("hub listening on ") {
                 break rest.split_whitespace().next().unwrap().to_owned();
             }
         };
         // Keep draining stdout so the hub never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        HubProcess { child, addr }
+        HubProcess {
+            child,
+            addr,
+            taxii_addr,
+        }
     }
 
     pub fn url(&self) -> String {

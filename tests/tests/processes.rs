@@ -916,7 +916,15 @@ fn the_hub_logs_json_lines_when_asked() {
         .env("RUST_LOG", "info")
         .arg("--data-dir")
         .arg(dir.path().join("hub-data"))
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--taxii-listen",
+            "off",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
