@@ -46,6 +46,9 @@ impl TestHub {
             .expect("bind TAXII");
         let taxii_addr = taxii_listener.local_addr().expect("TAXII addr");
         config.taxii_listen = Some(taxii_addr);
+        // Create the data dir before serve() starts (it would race us on a
+        // multi-threaded runtime).
+        let (material, _) = hub::prepare(&config).expect("prepare");
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = config.clone();
         let task = tokio::spawn(async move {
@@ -55,8 +58,7 @@ impl TestHub {
             .await
             .expect("hub serve");
         });
-        // serve() creates the data dir before accepting; wait until it answers.
-        let (material, _) = hub::prepare(&config).expect("prepare");
+        // Wait until it answers.
         let admin_store = hub::datadir::open_store(&config.data_dir).expect("admin store");
         let hub = TestHub {
             addr,
