@@ -96,6 +96,7 @@ pub fn export(
             statement_json,
             key_id,
             digest,
+            received_at,
             ..
         } = row;
         if item.status != "valid" || (item.tlp == "red" && !include_red) {
@@ -112,7 +113,7 @@ pub fn export(
                     source_identity_id: &identity_id,
                     envelope_digest: &digest,
                     key_id: &key_id,
-                    received_at: &item.created,
+                    received_at: &received_at,
                 };
                 if !objects
                     .iter()
