@@ -526,3 +526,42 @@ fn a_third_party_bundle_imports_with_its_tlp_1_0_markings_and_bad_objects_named(
     );
     hub.terminate();
 }
+
+#[test]
+fn imports_show_progress_on_a_terminal_and_a_summary_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let alice = dir.path().join("alice");
+    enroll_with_cli(&data, &hub.url(), "alice-bank", None, &alice);
+    let csv = dir.path().join("iocs.csv");
+    let mut text = String::from("kind,domain,tlp,title\n");
+    for i in 0..600 {
+        text.push_str(&format!("network,c{i}.evil.example,clear,C2 {i}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    // Not a terminal: the summary only.
+    let (ok, out, err) = agent_cli(&alice, &["publish", "--csv", csv.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("600 rows; 600 published, 0 invalid or refused, 0 skipped"),
+        "{out}"
+    );
+    assert!(!err.contains("sent"), "{err}");
+    // Under a pseudo-terminal (util-linux `script`): progress on stderr.
+    let agent = bin_dir().join("member-agent");
+    let command = format!(
+        "'{}' --state-dir '{}' publish --csv '{}'",
+        agent.display(),
+        alice.display(),
+        csv.display()
+    );
+    let (ok, out, err) = run(std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("RUST_LOG", "warn"));
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("csv import: 500/600 sent"), "{out}");
+    assert!(out.contains("csv import: 600/600 sent"), "{out}");
+    assert!(out.contains("600 rows; 600 published"), "{out}");
+    hub.terminate();
+}
