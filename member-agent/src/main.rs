@@ -53,8 +53,11 @@ enum Command {
     Sync(ReceiveArgs),
     /// Like sync, but keep following live items (reconnects by itself).
     Run(ReceiveArgs),
-    /// Export the verified local store (stix or csv) to stdout or a file.
+    /// Export the verified local store (stix, csv, osv or misp-json) to stdout or a file.
     Export {
+        /// stix (a STIX 2.1 bundle), csv (publish --csv columns), osv (OSV
+        /// records of package indicators, publish --osv reads them) or
+        /// misp-json (one MISP event).
         #[arg(long, default_value = "stix")]
         format: String,
         #[arg(long)]

@@ -565,3 +565,267 @@ fn imports_show_progress_on_a_terminal_and_a_summary_everywhere() {
     assert!(out.contains("600 rows; 600 published"), "{out}");
     hub.terminate();
 }
+
+/// Loads a MISP event with PyMISP (installed by scripts/install-deps) in
+/// strict mode: every attribute type and category must be one MISP knows,
+/// in a combination MISP allows. Prints `types` and `tags` for the test.
+fn pymisp_check(file: &Path) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, json, pymisp\n\
+             e = pymisp.MISPEvent(strict_validation=True)\n\
+             e.load_file(sys.argv[1])\n\
+             print('types', ' '.join(sorted(set(a.type for a in e.attributes))))\n\
+             print('tags', ' '.join(t.name for t in e.tags))\n\
+             print('attribute_tags', ' '.join(sorted(set(t.name for a in e.attributes for t in a.tags))))\n\
+             print('count', len(e.attributes))",
+        )
+        .arg(file)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "PyMISP refused the event (missing? run scripts/install-deps): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn osv_export_reimports_through_the_osv_importer_and_misp_export_loads_in_pymisp() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let [alice, bob, carol] = ["alice", "bob", "carol"].map(|n| dir.path().join(n));
+    for (org, state) in [
+        ("alice-bank", &alice),
+        ("bob-bank", &bob),
+        ("carol-bank", &carol),
+    ] {
+        enroll_with_cli(&data, &hub.url(), org, None, state);
+    }
+    let (ok, _, err) = run(bin("hub")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["person", "add", "bob-bank", "jdoe", "--name", "J. Doe"]));
+    assert!(ok, "{err}");
+    let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    for flags in [
+        &[
+            "--purl",
+            "pkg:npm/ua-parser-js",
+            "--version-range",
+            ">=0.7.29 <0.7.30",
+            "--version-range",
+            "1.0.0",
+            "--tlp",
+            "green",
+        ][..],
+        &[
+            "--purl",
+            "pkg:npm/%40ctrl/tinycolor@4.1.1",
+            "--tlp",
+            "green",
+            "--reference",
+            "https://example.org/tinycolor",
+        ],
+        &["--purl", "pkg:maven/org.example/evil-lib", "--tlp", "amber"],
+        &[
+            "--purl",
+            "pkg:pypi/requets",
+            "--version-range",
+            "<=2.0",
+            "--tlp",
+            "clear",
+        ],
+        &[
+            "--sha256",
+            sha,
+            "--filename",
+            "dropper.tgz",
+            "--tlp",
+            "amber",
+        ],
+        &["--domain", "c2.evil.example", "--tlp", "clear"],
+        &["--ip", "198.51.100.7", "--tlp", "clear"],
+        &["--account", "github:evil-maintainer", "--tlp", "green"],
+        &[
+            "--repo-url",
+            "https://github.com/evil/repo",
+            "--commit",
+            "0123456789abcdef0123456789abcdef01234567",
+            "--tlp",
+            "green",
+        ],
+        &[
+            "--vuln-id",
+            "CVE-2026-12345",
+            "--affected-purl",
+            "pkg:pypi/jinja2@3.1.0",
+            "--tlp",
+            "green",
+            "--severity",
+            "critical",
+        ],
+        &[
+            "--purl",
+            "pkg:npm/red-only",
+            "--tlp",
+            "red",
+            "--audience",
+            "person:bob-bank/jdoe",
+        ],
+    ] {
+        let mut args = vec!["publish", "--title", "from alice"];
+        args.extend_from_slice(flags);
+        let (ok, _, err) = agent_cli(&alice, &args);
+        assert!(ok, "{err}");
+    }
+    sync(&bob, dir.path());
+
+    // OSV: one record per package indicator, back in through --osv.
+    let osv = dir.path().join("export.osv.json");
+    let (ok, _, err) = agent_cli(
+        &bob,
+        &["export", "--format", "osv", "--out", osv.to_str().unwrap()],
+    );
+    // TLP:RED stays out unless asked for.
+    assert!(ok && err.contains("exported 4 item(s)"), "{err}");
+    let (ok, out, err) = agent_cli(&bob, &["export", "--format", "osv", "--include-red"]);
+    assert!(ok && out.contains("pkg:npm/red-only"), "{err}");
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&osv).unwrap()).unwrap();
+    let ua = records
+        .iter()
+        .find(|r| r["affected"][0]["package"]["name"] == "ua-parser-js")
+        .unwrap();
+    assert_eq!(ua["affected"][0]["package"]["ecosystem"], "npm");
+    assert_eq!(ua["affected"][0]["versions"], serde_json::json!(["1.0.0"]));
+    assert_eq!(
+        ua["affected"][0]["ranges"][0]["events"],
+        serde_json::json!([{"introduced": "0.7.29"}, {"fixed": "0.7.30"}])
+    );
+    assert_eq!(ua["database_specific"]["isac"]["tlp"], "green");
+    let scoped = records
+        .iter()
+        .find(|r| r["affected"][0]["package"]["name"] == "@ctrl/tinycolor")
+        .unwrap();
+    assert_eq!(
+        scoped["affected"][0]["package"]["purl"],
+        "pkg:npm/%40ctrl/tinycolor"
+    );
+    assert_eq!(
+        scoped["references"][0]["url"],
+        "https://example.org/tinycolor"
+    );
+    let (ok, out, err) = agent_cli(
+        &carol,
+        &["publish", "--osv", osv.to_str().unwrap(), "--tlp", "green"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("4 records; 4 published, 0 revised, 0 unchanged"),
+        "{out}"
+    );
+    let (ok, out, err) = agent_cli(
+        &carol,
+        &["publish", "--osv", osv.to_str().unwrap(), "--tlp", "green"],
+    );
+    assert!(
+        ok && out.contains("0 published, 0 revised, 4 unchanged"),
+        "{out} {err}"
+    );
+    sync(&bob, dir.path());
+    let bundle = export_stix(&bob, &dir.path().join("all.json"));
+    let packages = |org: &str| {
+        let mut v: Vec<String> = bundle["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["x_isac_source_org"] == org && o["x_isac_kind"] == "package")
+            .map(|o| {
+                let ob = &o["x_isac_observable"];
+                // A versioned purl with no list is the same as the list of that one version.
+                let purl = ob["purl"].as_str().unwrap();
+                let mut versions: Vec<String> = ob["versions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect();
+                let base = match purl.rsplit_once('@') {
+                    Some((b, v)) if !b.ends_with('/') && versions.is_empty() => {
+                        versions.push(v.to_owned());
+                        b
+                    }
+                    _ => purl,
+                };
+                if versions.is_empty() {
+                    versions.push("*".into());
+                }
+                versions.sort();
+                format!("{base} {versions:?}")
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(packages("carol-bank"), packages("alice-bank"));
+    assert_eq!(packages("carol-bank").len(), 4);
+
+    // MISP: one event, types and categories MISP accepts, TLP tags.
+    let misp = dir.path().join("export.misp.json");
+    let (ok, _, err) = agent_cli(
+        &bob,
+        &[
+            "export",
+            "--format",
+            "misp-json",
+            "--out",
+            misp.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let report = pymisp_check(&misp);
+    for t in [
+        "domain",
+        "filename|sha256",
+        "github-repository",
+        "github-username",
+        "git-commit-id",
+        "ip-dst",
+        "link",
+        "text",
+        "vulnerability",
+    ] {
+        assert!(report.contains(&format!(" {t}")), "{t}: {report}");
+    }
+    assert!(report.contains("tags tlp:amber\n"), "{report}");
+    assert!(
+        report.contains("attribute_tags tlp:amber tlp:clear tlp:green\n"),
+        "{report}"
+    );
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&misp).unwrap()).unwrap();
+    assert_eq!(event["Event"]["threat_level_id"], "1");
+    let domain = event["Event"]["Attribute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "domain")
+        .unwrap();
+    assert_eq!(domain["value"], "c2.evil.example");
+    assert_eq!(domain["category"], "Network activity");
+    assert_eq!(domain["to_ids"], true);
+    // stdout by default; the same text.
+    let (ok, out, _) = agent_cli(&bob, &["export", "--format", "misp-json"]);
+    assert!(ok);
+    assert_eq!(
+        out,
+        std::fs::read_to_string(&misp).unwrap(),
+        "deterministic"
+    );
+    hub.terminate();
+}
