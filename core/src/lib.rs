@@ -19,6 +19,7 @@ pub mod keys;
 pub mod observable;
 pub mod statement;
 pub mod stix;
+pub mod stix_import;
 pub mod time;
 pub mod tlp;
 pub mod verify;

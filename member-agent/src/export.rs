@@ -1,5 +1,7 @@
-//! `member-agent export`: the verified local store as a STIX 2.1 bundle or
-//! CSV (the same columns `publish --csv` reads). TLP:RED only when asked;
+//! `member-agent export`: the verified local store as a STIX 2.1 bundle,
+//! CSV (the same columns `publish --csv` reads), OSV records (one per
+//! package indicator, as ossf/malicious-packages writes them; `publish
+//! --osv` reads them back) or a MISP event. TLP:RED only when asked;
 //! retracted, expired and key-revoked items are left out.
 
 use isac_core::{stix, Body, Observable, Statement};
@@ -10,6 +12,8 @@ use crate::sync::Agent;
 pub enum Format {
     Stix,
     Csv,
+    Osv,
+    MispJson,
 }
 
 impl std::str::FromStr for Format {
@@ -18,8 +22,10 @@ impl std::str::FromStr for Format {
         match s {
             "stix" => Ok(Format::Stix),
             "csv" => Ok(Format::Csv),
+            "osv" => Ok(Format::Osv),
+            "misp-json" | "misp" => Ok(Format::MispJson),
             other => Err(AgentError::Usage(format!(
-                "unknown export format `{other}`: use stix or csv"
+                "unknown export format `{other}`: use stix, csv, osv or misp-json"
             ))),
         }
     }
@@ -89,6 +95,10 @@ pub fn export(
     let rows = agent.store.lock().expect("store").export_rows()?;
     let mut objects = Vec::new();
     let mut lines = vec![CSV_HEADER.to_owned()];
+    let mut records = Vec::new();
+    let mut attributes = Vec::new();
+    let mut event_tlp = None;
+    let mut event_severity = None;
     let mut count = 0;
     for row in rows {
         let crate::localstore::ExportRow {
@@ -96,6 +106,7 @@ pub fn export(
             statement_json,
             key_id,
             digest,
+            received_at,
             ..
         } = row;
         if item.status != "valid" || (item.tlp == "red" && !include_red) {
@@ -112,7 +123,7 @@ pub fn export(
                     source_identity_id: &identity_id,
                     envelope_digest: &digest,
                     key_id: &key_id,
-                    received_at: &item.created,
+                    received_at: &received_at,
                 };
                 if !objects
                     .iter()
@@ -129,12 +140,375 @@ pub fn export(
                     count += 1;
                 }
             }
+            Format::Osv => {
+                if let Some(record) = osv_record(&s) {
+                    records.push(record);
+                    count += 1;
+                }
+            }
+            Format::MispJson => {
+                let new = misp_attributes(&s);
+                if !new.is_empty() {
+                    attributes.extend(new);
+                    event_tlp = event_tlp.max(Some(s.tlp));
+                    event_severity = event_severity.max(Some(s.severity()));
+                    count += 1;
+                }
+            }
         }
     }
     let text = match format {
         Format::Stix => serde_json::to_string_pretty(&stix::bundle("member-agent-export", objects))
             .map_err(|e| AgentError::Invalid(e.to_string()))?,
         Format::Csv => lines.join("\n") + "\n",
+        Format::Osv => {
+            serde_json::to_string_pretty(&records)
+                .map_err(|e| AgentError::Invalid(e.to_string()))?
+                + "\n"
+        }
+        Format::MispJson => {
+            let event = misp_event(agent.org_id(), attributes, event_tlp, event_severity);
+            serde_json::to_string_pretty(&event).map_err(|e| AgentError::Invalid(e.to_string()))?
+                + "\n"
+        }
     };
     Ok((text, count))
+}
+
+// === OSV ===
+
+/// OSV ecosystem names for purl types (the ones `publish --osv` reads).
+fn osv_ecosystem(purl_type: &str) -> Option<&'static str> {
+    Some(match purl_type {
+        "npm" => "npm",
+        "pypi" => "PyPI",
+        "cargo" => "crates.io",
+        "golang" => "Go",
+        "maven" => "Maven",
+        "gem" => "RubyGems",
+        "nuget" => "NuGet",
+        "composer" => "Packagist",
+        "hex" => "Hex",
+        "pub" => "Pub",
+        _ => return None,
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(byte) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One `versions` entry as OSV: an exact version, or the events of a range
+/// written as `publish --osv` writes them (`>=A <B`, `>=A <=B`, `<B`,
+/// `<=B`, `>=A`, `*`). Other range syntaxes cannot be expressed.
+fn osv_range(v: &str) -> Option<Result<Vec<serde_json::Value>, String>> {
+    use serde_json::json;
+    let v = v.trim();
+    if v == "*" {
+        return Some(Ok(vec![json!({"introduced": "0"})]));
+    }
+    if !v.starts_with(['<', '>', '=']) {
+        return None;
+    }
+    let mut introduced = "0".to_owned();
+    let mut end = None;
+    for part in v.split_whitespace() {
+        if let Some(x) = part.strip_prefix(">=") {
+            introduced = x.to_owned();
+        } else if let Some(x) = part.strip_prefix("<=") {
+            end = Some(json!({"last_affected": x}));
+        } else if let Some(x) = part.strip_prefix('<') {
+            end = Some(json!({"fixed": x}));
+        } else {
+            return Some(Err(v.to_owned()));
+        }
+    }
+    let mut events = vec![json!({"introduced": introduced})];
+    events.extend(end);
+    Some(Ok(events))
+}
+
+/// An OSV record for a package indicator (`None` for anything else). Its id
+/// is `ISAC-<statement id>`; an OSV id it was imported from becomes an alias.
+fn osv_record(s: &Statement) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let Body::Indicator(i) = &s.body else {
+        return None;
+    };
+    let Observable::Package {
+        purl,
+        versions,
+        threat,
+        imitates,
+    } = &i.observable
+    else {
+        return None;
+    };
+    let parsed = isac_core::observable::parse_purl(purl).ok()?;
+    let name = percent_decode(&parsed.name);
+    let name = match &parsed.namespace {
+        Some(ns) if parsed.ty == "maven" => format!("{}:{name}", percent_decode(ns)),
+        Some(ns) => format!("{}/{name}", percent_decode(ns)),
+        None => name,
+    };
+    let base = match purl.rfind('@') {
+        Some(at) if parsed.version.is_some() && at > "pkg:".len() => &purl[..at],
+        _ => purl.as_str(),
+    };
+    let mut package = json!({"name": name, "purl": base});
+    package["ecosystem"] = json!(osv_ecosystem(&parsed.ty).unwrap_or(parsed.ty.as_str()));
+    let mut exact = Vec::new();
+    let mut ranges = Vec::new();
+    let mut unexpressed = Vec::new();
+    let listed: Vec<String> = if versions.is_empty() {
+        match &parsed.version {
+            Some(v) => vec![percent_decode(v)],
+            None => vec!["*".into()],
+        }
+    } else {
+        versions.clone()
+    };
+    for v in &listed {
+        match osv_range(v) {
+            None => exact.push(v.clone()),
+            Some(Ok(events)) => ranges.push(json!({"type": "ECOSYSTEM", "events": events})),
+            Some(Err(r)) => unexpressed.push(r),
+        }
+    }
+    if !unexpressed.is_empty() {
+        // Flagging too much beats missing an affected version.
+        ranges.push(json!({"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}));
+    }
+    let mut affected = json!({"package": package});
+    if !exact.is_empty() {
+        affected["versions"] = json!(exact);
+    }
+    if !ranges.is_empty() {
+        affected["ranges"] = json!(ranges);
+    }
+    let aliases: Vec<&str> = i
+        .tags
+        .iter()
+        .filter_map(|t| t.strip_prefix("osv:"))
+        .collect();
+    let mut record = json!({
+        "schema_version": "1.6.0",
+        "id": format!("ISAC-{}", s.id),
+        "modified": s.created,
+        "published": s.created,
+        "summary": i.title,
+        "details": i.description,
+        "affected": [affected],
+        "references": i.references.iter().map(|u| json!({"type": "WEB", "url": u})).collect::<Vec<_>>(),
+        "database_specific": {
+            "isac": {
+                "statement_id": s.id.to_string(),
+                "revision": s.revision,
+                "source": s.source,
+                "tlp": s.tlp.as_str(),
+                "tlp_marking": s.tlp.stix_marking_id(),
+                "severity": i.severity.as_str(),
+                "confidence": i.confidence,
+                "threat": threat,
+                "labels": i.tags,
+            }
+        }
+    });
+    if !aliases.is_empty() {
+        record["aliases"] = json!(aliases);
+    }
+    if let Some(im) = imitates {
+        record["database_specific"]["isac"]["imitates"] = json!(im);
+    }
+    if !unexpressed.is_empty() {
+        record["database_specific"]["isac"]["versions"] = json!(versions);
+    }
+    Some(record)
+}
+
+// === MISP ===
+
+/// A name-based UUID (SHA-256 of `name`, UUIDv5 layout), so re-exports
+/// give the same ids.
+fn derived_uuid(name: &str) -> uuid::Uuid {
+    let digest = openssl::sha::sha256(name.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x50;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(bytes)
+}
+
+/// The MISP taxonomy tag for a TLP level (`tlp:amber+strict` included).
+fn misp_tlp_tag(tlp: isac_core::Tlp) -> serde_json::Value {
+    serde_json::json!({"name": format!("tlp:{}", tlp.as_str())})
+}
+
+/// MISP attributes for one statement: the observable with its MISP type and
+/// category (hashes, domain, ip-dst, url, github-repository/username,
+/// vulnerability; packages as `text`, MISP has no purl type), plus `link`s
+/// for references. Each carries its item's TLP tag.
+fn misp_attributes(s: &Statement) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let timestamp = isac_core::time::parse_rfc3339(&s.created)
+        .unwrap_or(0)
+        .to_string();
+    let (title, mut values): (String, Vec<(&str, &str, String, bool)>) = match &s.body {
+        Body::Indicator(i) => {
+            let mut v: Vec<(&str, &str, String, bool)> = Vec::new();
+            match &i.observable {
+                Observable::Package { purl, .. } => {
+                    v.push(("text", "Payload delivery", purl.clone(), false))
+                }
+                Observable::Artifact {
+                    sha256,
+                    sha512,
+                    filename,
+                    purl,
+                } => {
+                    for (ty, h) in [("sha256", sha256), ("sha512", sha512)] {
+                        if let Some(h) = h {
+                            match filename {
+                                Some(f) => v.push((
+                                    if ty == "sha256" {
+                                        "filename|sha256"
+                                    } else {
+                                        "filename|sha512"
+                                    },
+                                    "Payload delivery",
+                                    format!("{f}|{h}"),
+                                    true,
+                                )),
+                                None => v.push((ty, "Payload delivery", h.clone(), true)),
+                            }
+                        }
+                    }
+                    if let Some(p) = purl {
+                        v.push(("text", "Payload delivery", p.clone(), false));
+                    }
+                }
+                Observable::Repository { url, commit, .. } => {
+                    if url.starts_with("https://github.com/") {
+                        v.push(("github-repository", "Social network", url.clone(), true));
+                    } else {
+                        v.push(("url", "Payload delivery", url.clone(), true));
+                    }
+                    if let Some(c) = commit {
+                        v.push(("git-commit-id", "Internal reference", c.clone(), false));
+                    }
+                }
+                Observable::Account { account } => match account.split_once(':') {
+                    Some(("github", user)) => {
+                        v.push(("github-username", "Social network", user.to_owned(), true))
+                    }
+                    _ => v.push(("text", "Social network", account.clone(), false)),
+                },
+                Observable::Network { domain, ip, url } => {
+                    if let Some(d) = domain {
+                        v.push(("domain", "Network activity", d.clone(), true));
+                    }
+                    if let Some(a) = ip {
+                        v.push(("ip-dst", "Network activity", a.clone(), true));
+                    }
+                    if let Some(u) = url {
+                        v.push(("url", "Network activity", u.clone(), true));
+                    }
+                }
+                Observable::Vulnerability { vuln_id, purls } => {
+                    v.push(("vulnerability", "External analysis", vuln_id.clone(), false));
+                    for p in purls {
+                        v.push(("text", "External analysis", p.clone(), false));
+                    }
+                }
+            }
+            for r in &i.references {
+                v.push(("link", "External analysis", r.clone(), false));
+            }
+            (i.title.clone(), v)
+        }
+        Body::Bulletin(b) => (
+            b.title.clone(),
+            vec![("text", "Other", b.body.clone(), false)],
+        ),
+        _ => return Vec::new(),
+    };
+    values
+        .drain(..)
+        .enumerate()
+        .map(|(n, (ty, category, value, to_ids))| {
+            json!({
+                "uuid": derived_uuid(&format!("isac-hub/misp/{}/{}/{n}", s.id, s.revision)).to_string(),
+                "type": ty,
+                "category": category,
+                "value": value,
+                "to_ids": to_ids,
+                "comment": title,
+                "timestamp": timestamp,
+                "distribution": "5",
+                "disable_correlation": false,
+                "Tag": [misp_tlp_tag(s.tlp)],
+            })
+        })
+        .collect()
+}
+
+/// A MISP event (core format) holding `attributes`: tagged with the
+/// strictest TLP among them, threat level from the highest severity,
+/// distribution "your organisation only" (TLP decides any further sharing).
+fn misp_event(
+    org_id: &str,
+    attributes: Vec<serde_json::Value>,
+    tlp: Option<isac_core::Tlp>,
+    severity: Option<isac_core::Severity>,
+) -> serde_json::Value {
+    use isac_core::Severity;
+    use serde_json::json;
+    let latest = attributes
+        .iter()
+        .filter_map(|a| a["timestamp"].as_str()?.parse::<i64>().ok())
+        .max()
+        .unwrap_or(0);
+    let date = isac_core::time::format_rfc3339(latest)[..10].to_owned();
+    let seed: Vec<&str> = attributes
+        .iter()
+        .filter_map(|a| a["uuid"].as_str())
+        .collect();
+    let threat_level = match severity {
+        Some(Severity::Critical | Severity::High) => "1",
+        Some(Severity::Medium) => "2",
+        Some(Severity::Low) => "3",
+        _ => "4",
+    };
+    json!({
+        "Event": {
+            "uuid": derived_uuid(&format!("isac-hub/misp-event/{}", seed.join(","))).to_string(),
+            "info": format!("isac-hub export from {org_id}: {} attribute(s)", attributes.len()),
+            "date": date,
+            "timestamp": latest.to_string(),
+            "published": false,
+            "analysis": "2",
+            "threat_level_id": threat_level,
+            "distribution": "0",
+            "Orgc": {"name": org_id, "uuid": derived_uuid(&format!("isac-hub/org/{org_id}")).to_string()},
+            "Tag": tlp.map(misp_tlp_tag).into_iter().collect::<Vec<_>>(),
+            "Attribute": attributes,
+        }
+    })
 }

@@ -62,6 +62,8 @@ pub struct ExportRow {
     pub envelope_json: String,
     pub key_id: String,
     pub digest: String,
+    /// When the hub accepted it, as delivered (what the sinks carry).
+    pub received_at: String,
 }
 
 impl LocalStore {
@@ -463,7 +465,7 @@ impl LocalStore {
     pub fn export_rows(&self) -> Result<Vec<ExportRow>, AgentError> {
         let mut stmt = self.conn.prepare(
             "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created, status,
-                statement_json, envelope_json, key_id, digest FROM items ORDER BY sequence",
+                statement_json, envelope_json, key_id, digest, received_at FROM items ORDER BY sequence",
         )?;
         let rows = stmt
             .query_map([], |r| {
@@ -473,6 +475,7 @@ impl LocalStore {
                     envelope_json: r.get(12)?,
                     key_id: r.get(13)?,
                     digest: r.get(14)?,
+                    received_at: r.get(15)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

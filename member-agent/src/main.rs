@@ -53,8 +53,11 @@ enum Command {
     Sync(ReceiveArgs),
     /// Like sync, but keep following live items (reconnects by itself).
     Run(ReceiveArgs),
-    /// Export the verified local store (stix or csv) to stdout or a file.
+    /// Export the verified local store (stix, csv, osv or misp-json) to stdout or a file.
     Export {
+        /// stix (a STIX 2.1 bundle), csv (publish --csv columns), osv (OSV
+        /// records of package indicators, publish --osv reads them) or
+        /// misp-json (one MISP event).
         #[arg(long, default_value = "stix")]
         format: String,
         #[arg(long)]
@@ -276,7 +279,13 @@ struct PublishArgs {
     /// publish flags (kind, purl, domain, tlp, title, labels as a;b, ...).
     #[arg(long, conflicts_with_all = ["json", "osv"])]
     csv: Option<PathBuf>,
-    /// With --csv: publish the valid rows even if some are invalid.
+    /// Import a STIX 2.1 bundle: indicators (software, file hashes, domains,
+    /// URLs, IPs, accounts), vulnerabilities, software, malware samples, and
+    /// reports as bulletins (coordinators). Its TLP markings (2.0 or 1.0) win
+    /// over --tlp; re-imports skip unchanged objects.
+    #[arg(long, conflicts_with_all = ["json", "osv", "csv"])]
+    stix: Option<PathBuf>,
+    /// With --csv, --osv or --stix: publish the valid rows, records or objects even if some are invalid.
     #[arg(long)]
     skip_invalid: bool,
     /// Read the indicator from a JSON file (flags given as well override it).
@@ -472,13 +481,50 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let agent = Agent::open(&state)?;
             let r = member_agent::import::import_csv(&agent, &path, args.skip_invalid).await?;
             println!(
-                "csv import: {} rows; {} published, {} invalid or refused",
+                "csv import: {} rows; {} published, {} invalid or refused, {} skipped",
                 r.records,
                 r.published,
+                r.invalid.len() + r.refused.len(),
+                r.skipped.len(),
+            );
+            for reason in r.invalid.iter().chain(&r.refused) {
+                eprintln!("skipped: {reason}");
+            }
+        }
+        Command::Publish(args) if args.stix.is_some() => {
+            let tlp = args
+                .tlp
+                .as_deref()
+                .map(str::parse::<isac_core::Tlp>)
+                .transpose()
+                .map_err(|e| AgentError::Usage(e.to_string()))?;
+            let path = args.stix.clone().unwrap_or_default();
+            let agent = Agent::open(&state)?;
+            let r = member_agent::import::import_stix(
+                &agent,
+                &path,
+                tlp,
+                &args.audience,
+                args.skip_invalid,
+            )
+            .await?;
+            println!(
+                "stix import: {} objects; {} published, {} revised, {} unchanged, {} retracted, {} skipped, {} invalid, {} refused",
+                r.records,
+                r.published,
+                r.revised,
+                r.unchanged,
+                r.retracted,
+                r.skipped.len(),
+                r.invalid.len(),
                 r.refused.len()
             );
-            for reason in &r.refused {
-                eprintln!("skipped: {reason}");
+            print_import_problems(&r);
+            if !r.refused.is_empty() {
+                return Err(AgentError::Invalid(format!(
+                    "{} item(s) were refused by the hub",
+                    r.refused.len()
+                )));
             }
         }
         Command::Publish(args) if args.osv.is_some() => {
@@ -494,19 +540,26 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
             let path = args.osv.clone().unwrap_or_default();
             let agent = Agent::open(&state)?;
-            let r = member_agent::import::import_osv(&agent, &path, tlp, &args.audience).await?;
+            let r = member_agent::import::import_osv(
+                &agent,
+                &path,
+                tlp,
+                &args.audience,
+                args.skip_invalid,
+            )
+            .await?;
             println!(
-                "osv import: {} records; {} published, {} revised, {} unchanged, {} retracted, {} refused",
+                "osv import: {} records; {} published, {} revised, {} unchanged, {} retracted, {} refused, {} skipped, {} invalid",
                 r.records,
                 r.published,
                 r.revised,
                 r.unchanged,
                 r.retracted,
-                r.refused.len()
+                r.refused.len(),
+                r.skipped.len(),
+                r.invalid.len()
             );
-            for reason in &r.refused {
-                eprintln!("refused: {reason}");
-            }
+            print_import_problems(&r);
             if !r.refused.is_empty() {
                 return Err(AgentError::Invalid(format!(
                     "{} item(s) were refused by the hub",
@@ -727,6 +780,24 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         }
     }
     Ok(())
+}
+
+/// What an import skipped (counted by reason) and what it could not import.
+fn print_import_problems(r: &member_agent::import::ImportReport) {
+    let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in &r.skipped {
+        let why = s.split_once(": ").map_or(s.as_str(), |(_, w)| w);
+        *reasons.entry(why).or_default() += 1;
+    }
+    for (why, n) in reasons {
+        eprintln!("skipped {n}: {why}");
+    }
+    for reason in &r.invalid {
+        eprintln!("invalid: {reason}");
+    }
+    for reason in &r.refused {
+        eprintln!("refused: {reason}");
+    }
 }
 
 fn print_items(
