@@ -38,7 +38,18 @@ pub struct Statement {
     /// The source asks the hub to deliver this without its identity.
     pub anonymous: bool,
     pub body: Body,
+    /// Set only on statements the hub signs for a member that submitted
+    /// them over TAXII ([`HUB_ATTESTATION_ORG`] is then the source): the
+    /// member it is attributed to. The hub attests that this member sent
+    /// it; the member did not sign it. Absent (not `null`) otherwise, so
+    /// member-signed statements keep their canonical bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
 }
+
+/// The source of hub-attested statements, and the organisation the hub's
+/// attestation key is listed under in the key directory. Reserved.
+pub const HUB_ATTESTATION_ORG: &str = "isac-hub";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -546,6 +557,12 @@ impl Statement {
         matches!(self.body, Body::Bulletin(_))
     }
 
+    /// The member the statement is from: the source, or for a hub-attested
+    /// statement the member the hub attests for.
+    pub fn author(&self) -> &str {
+        self.on_behalf_of.as_deref().unwrap_or(&self.source)
+    }
+
     pub fn validate(&self) -> Result<(), InvalidStatement> {
         if self.id.get_version_num() != 4 {
             return Err(InvalidStatement::Field(
@@ -560,6 +577,32 @@ impl Statement {
                 "source `{}` is not an organisation id",
                 self.source.escape_default()
             )));
+        }
+        match &self.on_behalf_of {
+            None if self.source == HUB_ATTESTATION_ORG => {
+                return Err(InvalidStatement::Field(format!(
+                    "a statement from `{HUB_ATTESTATION_ORG}` must name the member it is attested for"
+                )));
+            }
+            None => {}
+            Some(member) => {
+                if self.source != HUB_ATTESTATION_ORG {
+                    return Err(InvalidStatement::Field(format!(
+                        "on_behalf_of is only for statements the hub attests (source `{HUB_ATTESTATION_ORG}`)"
+                    )));
+                }
+                if !is_slug(member) || member == HUB_ATTESTATION_ORG || member == "anonymous" {
+                    return Err(InvalidStatement::Field(format!(
+                        "on_behalf_of `{}` is not a member organisation id",
+                        member.escape_default()
+                    )));
+                }
+                if self.anonymous {
+                    return Err(InvalidStatement::Field(
+                        "a hub-attested statement cannot be anonymous".into(),
+                    ));
+                }
+            }
         }
         self.created_at()?;
         if self.audience.len() > MAX_LIST_LEN {
@@ -618,6 +661,7 @@ pub(crate) mod tests {
             tlp: Tlp::Green,
             audience: vec![],
             anonymous: false,
+            on_behalf_of: None,
             body: Body::Indicator(Indicator {
                 observable: Observable::Package {
                     purl: "pkg:npm/evil-pkg@1.0.0".into(),
@@ -755,5 +799,41 @@ pub(crate) mod tests {
         assert!(!is_slug("Acme"));
         assert!(!is_slug("a/b"));
         assert!(!is_slug(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn hub_attested_statements() {
+        // Member-signed statements do not carry the field at all.
+        let plain = sample("acme");
+        let bytes = String::from_utf8(plain.canonical_bytes()).unwrap();
+        assert!(!bytes.contains("on_behalf_of"));
+        assert_eq!(plain.author(), "acme");
+
+        let mut attested = sample(HUB_ATTESTATION_ORG);
+        attested.on_behalf_of = Some("acme".into());
+        attested.validate().unwrap();
+        assert_eq!(attested.author(), "acme");
+        let bytes = attested.canonical_bytes();
+        assert_eq!(Statement::from_canonical_bytes(&bytes).unwrap(), attested);
+        assert!(String::from_utf8(bytes)
+            .unwrap()
+            .ends_with(r#","on_behalf_of":"acme"}"#));
+
+        let bad = |f: &dyn Fn(&mut Statement)| {
+            let mut s = attested.clone();
+            f(&mut s);
+            s.validate().unwrap_err()
+        };
+        bad(&|s| s.on_behalf_of = None);
+        bad(&|s| s.source = "acme".into());
+        bad(&|s| s.on_behalf_of = Some(HUB_ATTESTATION_ORG.into()));
+        bad(&|s| s.on_behalf_of = Some("anonymous".into()));
+        bad(&|s| s.on_behalf_of = Some("Not A Slug".into()));
+        bad(&|s| s.anonymous = true);
+        // `null` is not the canonical spelling of "absent".
+        let mut json = String::from_utf8(plain.canonical_bytes()).unwrap();
+        json.pop();
+        json.push_str(r#","on_behalf_of":null}"#);
+        assert!(Statement::from_canonical_bytes(json.as_bytes()).is_err());
     }
 }

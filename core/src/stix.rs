@@ -125,7 +125,7 @@ pub fn source_identity(statement: &Statement, display_name: &str) -> Value {
     if statement.source == ANONYMOUS_ORG_ID {
         anonymous_identity()
     } else {
-        identity(&statement.source, display_name)
+        identity(statement.author(), display_name)
     }
 }
 
@@ -367,7 +367,11 @@ fn common(
     );
     m.insert("x_isac_kind".into(), json!(statement.kind()));
     if !statement.anonymous && statement.source != ANONYMOUS_ORG_ID {
-        m.insert("x_isac_source_org".into(), json!(statement.source));
+        m.insert("x_isac_source_org".into(), json!(statement.author()));
+    }
+    if statement.on_behalf_of.is_some() {
+        // Submitted by the member over TAXII, signed by the hub for it.
+        m.insert("x_isac_hub_attested".into(), json!(true));
     }
     m
 }

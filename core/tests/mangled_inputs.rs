@@ -86,6 +86,7 @@ fn sample() -> Statement {
             AudienceOpening::new("org:bob-bank".parse().unwrap(), "ab".repeat(16)).commitment(),
         ],
         anonymous: false,
+        on_behalf_of: None,
         body: Body::Indicator(Indicator {
             observable: Observable::Package {
                 purl: "pkg:npm/%40evil/pkg@1.0.0".into(),

@@ -143,6 +143,11 @@ impl AdminContext<'_> {
         if org_id == crate::grpc::publish::ANONYMOUS_ORG {
             return Err(invalid("`anonymous` is reserved for anonymous submissions"));
         }
+        if org_id == isac_core::statement::HUB_ATTESTATION_ORG {
+            return Err(invalid(
+                "`isac-hub` is reserved for what the hub signs for members (TAXII submissions)",
+            ));
+        }
         let role = if role.is_empty() {
             "member".to_owned()
         } else {

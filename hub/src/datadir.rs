@@ -76,6 +76,9 @@ pub struct HubMaterial {
     pub hub_signing_key: isac_core::SigningKey,
     /// Signs anonymous submissions; listed in the key directory as `anonymous`.
     pub anon_key: isac_core::SigningKey,
+    /// Signs what members submit over TAXII, for them; listed in the key
+    /// directory under `isac-hub` (`HUB_ATTESTATION_ORG`).
+    pub attest_key: isac_core::SigningKey,
     pub ca_fingerprint: String,
 }
 
@@ -83,6 +86,21 @@ impl HubMaterial {
     pub fn ca_pem(&self) -> String {
         String::from_utf8(self.ca_cert.to_pem().unwrap_or_default()).unwrap_or_default()
     }
+}
+
+/// Loads an Ed25519 key of the hub, creating it (mode 0600) when missing.
+fn signing_key(path: &Path) -> Result<isac_core::SigningKey, DataDirError> {
+    let crypto_err = |e: &dyn std::fmt::Display| DataDirError::Crypto {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    if !path.exists() {
+        let k = isac_core::SigningKey::generate().map_err(|e| crypto_err(&e))?;
+        let pem = k.to_pkcs8_pem().map_err(|e| crypto_err(&e))?;
+        write_private(path, &pem)?;
+    }
+    isac_core::SigningKey::from_pkcs8_pem(&fs::read(path).map_err(io(path))?)
+        .map_err(|e| crypto_err(&e))
 }
 
 /// Creates whatever is missing in `dir` and loads it all.
@@ -131,43 +149,9 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
         PKey::private_key_from_pem(&fs::read(&server_key_path).map_err(io(&server_key_path))?)
             .map_err(crypto(&server_key_path))?;
 
-    let signing_path = dir.join("hub-signing.key");
-    if !signing_path.exists() {
-        let k = isac_core::SigningKey::generate().map_err(|e| DataDirError::Crypto {
-            path: signing_path.clone(),
-            message: e.to_string(),
-        })?;
-        let pem = k.to_pkcs8_pem().map_err(|e| DataDirError::Crypto {
-            path: signing_path.clone(),
-            message: e.to_string(),
-        })?;
-        write_private(&signing_path, &pem)?;
-    }
-    let hub_signing_key =
-        isac_core::SigningKey::from_pkcs8_pem(&fs::read(&signing_path).map_err(io(&signing_path))?)
-            .map_err(|e| DataDirError::Crypto {
-                path: signing_path.clone(),
-                message: e.to_string(),
-            })?;
-
-    let anon_path = dir.join("hub-anon.key");
-    if !anon_path.exists() {
-        let k = isac_core::SigningKey::generate().map_err(|e| DataDirError::Crypto {
-            path: anon_path.clone(),
-            message: e.to_string(),
-        })?;
-        let pem = k.to_pkcs8_pem().map_err(|e| DataDirError::Crypto {
-            path: anon_path.clone(),
-            message: e.to_string(),
-        })?;
-        write_private(&anon_path, &pem)?;
-    }
-    let anon_key =
-        isac_core::SigningKey::from_pkcs8_pem(&fs::read(&anon_path).map_err(io(&anon_path))?)
-            .map_err(|e| DataDirError::Crypto {
-                path: anon_path.clone(),
-                message: e.to_string(),
-            })?;
+    let hub_signing_key = signing_key(&dir.join("hub-signing.key"))?;
+    let anon_key = signing_key(&dir.join("hub-anon.key"))?;
+    let attest_key = signing_key(&dir.join("hub-attest.key"))?;
 
     let ca_fingerprint = pki::cert_fingerprint(&ca_cert);
     Ok((
@@ -178,6 +162,7 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
             server_key,
             hub_signing_key,
             anon_key,
+            attest_key,
             ca_fingerprint,
         },
         created,
@@ -190,13 +175,14 @@ pub fn open_store(dir: &Path) -> Result<Store, DataDirError> {
 
 /// Files besides the database that a restored hub needs: its CA, server
 /// identity, signing keys and config.
-const KEY_FILES: [&str; 8] = [
+const KEY_FILES: [&str; 9] = [
     "ca.crt",
     "ca.key",
     "server.crt",
     "server.key",
     "hub-signing.key",
     "hub-anon.key",
+    "hub-attest.key",
     "hub.json",
     "hub.db",
 ];

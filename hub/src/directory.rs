@@ -19,6 +19,8 @@ pub struct DirectorySigner {
     key: SigningKey,
     /// The hub's anonymisation key, listed as org `anonymous`.
     anon_public_der: Vec<u8>,
+    /// The hub's attestation key (TAXII writes), listed as org `isac-hub`.
+    attest_public_der: Vec<u8>,
     ttl_secs: i64,
     cached: tokio::sync::Mutex<Option<Cached>>,
     version: AtomicU64,
@@ -31,15 +33,23 @@ struct Cached {
 }
 
 impl DirectorySigner {
-    pub fn new(store: Store, key: SigningKey, anon_key: &SigningKey, ttl_secs: u64) -> Self {
-        let anon_public_der = anon_key
-            .verifying_key()
-            .map(|k| k.spki_der().to_vec())
-            .unwrap_or_default();
+    pub fn new(
+        store: Store,
+        key: SigningKey,
+        anon_key: &SigningKey,
+        attest_key: &SigningKey,
+        ttl_secs: u64,
+    ) -> Self {
+        let public_der = |k: &SigningKey| {
+            k.verifying_key()
+                .map(|k| k.spki_der().to_vec())
+                .unwrap_or_default()
+        };
         Self {
             store,
             key,
-            anon_public_der,
+            anon_public_der: public_der(anon_key),
+            attest_public_der: public_der(attest_key),
             ttl_secs: ttl_secs.max(60) as i64,
             cached: tokio::sync::Mutex::new(None),
             version: AtomicU64::new(0),
@@ -97,6 +107,17 @@ impl DirectorySigner {
                 org_id: crate::grpc::publish::ANONYMOUS_ORG.to_owned(),
                 org_name: "anonymous member".to_owned(),
                 public_key: encode_public_key(anon.spki_der()),
+                valid_from: format_rfc3339(0),
+                retired_at: None,
+                revoked_at: None,
+            });
+        }
+        if let Ok(attest) = isac_core::VerifyingKey::from_spki_der(&self.attest_public_der) {
+            entries.push(DirectoryKey {
+                key_id: attest.key_id(),
+                org_id: isac_core::statement::HUB_ATTESTATION_ORG.to_owned(),
+                org_name: "hub attestation (TAXII submissions)".to_owned(),
+                public_key: encode_public_key(attest.spki_der()),
                 valid_from: format_rfc3339(0),
                 retired_at: None,
                 revoked_at: None,

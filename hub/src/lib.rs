@@ -79,6 +79,7 @@ pub async fn serve_with_taxii(
         store.clone(),
         material.hub_signing_key.clone(),
         &material.anon_key,
+        &material.attest_key,
         config.directory_ttl_secs,
     );
     let initial_epoch = store.epoch().await.map_err(datadir::DataDirError::Store)?;

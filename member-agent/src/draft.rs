@@ -520,6 +520,7 @@ pub fn new_statement(
         audience: commitments,
         anonymous,
         body,
+        on_behalf_of: None,
     };
     statement
         .validate()

@@ -392,7 +392,7 @@ async fn lookup_key(state: &HubState, kid: &str) -> Result<Option<(String, KeyRe
 
 /// `prepare` with the signing key already looked up (owner org, record):
 /// a batch looks each distinct key up once.
-async fn prepare_with_key(
+pub(crate) async fn prepare_with_key(
     state: &HubState,
     caller: &Caller,
     envelope: pb::Envelope,
@@ -401,7 +401,9 @@ async fn prepare_with_key(
 ) -> Result<NewStatement, ApiError> {
     let envelope = Envelope::from(envelope);
     if let Some((owner, _)) = &key {
-        if owner != &caller.org_id {
+        // The hub's attestation key signs TAXII submissions for the caller;
+        // the author check below ties them to the caller's org.
+        if owner != &caller.org_id && owner != isac_core::statement::HUB_ATTESTATION_ORG {
             return Err(ApiError::PermissionDenied(format!(
                 "you are authenticated as `{}` but the statement is signed with a key of another member; sign with your own key",
                 caller.org_id
@@ -412,10 +414,11 @@ async fn prepare_with_key(
     let verified = verify_envelope(&envelope, |_| record).map_err(refusal)?;
     let statement = &verified.statement;
     tracing::Span::current().record("id", tracing::field::display(statement.id));
-    if statement.source != caller.org_id {
+    if statement.author() != caller.org_id {
         return Err(ApiError::PermissionDenied(format!(
             "statement claims source `{}` but you are authenticated as `{}`",
-            statement.source, caller.org_id
+            statement.author(),
+            caller.org_id
         )));
     }
     let created =
@@ -448,7 +451,7 @@ async fn prepare_with_key(
     let new = NewStatement {
         id: statement.id.to_string(),
         revision: statement.revision,
-        source_org: statement.source.clone(),
+        source_org: statement.author().to_owned(),
         tlp: statement.tlp.as_str().to_owned(),
         audience_json: serde_json::to_string(&entries)
             .map_err(|e| ApiError::Internal(e.to_string()))?,

@@ -181,7 +181,7 @@ fn objects_of(v: &Visible, who: &Who) -> Vec<Value> {
         signatures: Vec::new(),
     }
     .digest();
-    let identity = stix::identity_id(&statement.source);
+    let identity = stix::identity_id(statement.author());
     let received = isac_core::time::format_rfc3339(v.row.received_at);
     let ctx = StixContext {
         source_identity_id: &identity,
