@@ -171,10 +171,12 @@ pub async fn start(
     let tls = match (&args.tls.tls_cert, &args.tls.tls_key) {
         (Some(cert), Some(key)) => Some(acceptor(cert, key)?),
         (None, None) if loopback => None,
-        (None, None) => return Err(AgentError::Usage(format!(
+        (None, None) => {
+            return Err(AgentError::Usage(format!(
             "refusing to serve the console on {addr} without TLS: it is not a loopback address; \
                  give --tls-cert FILE and --tls-key FILE (or listen on 127.0.0.1)"
-        ))),
+        )))
+        }
         _ => {
             return Err(AgentError::Usage(
                 "--tls-cert and --tls-key go together".into(),
@@ -467,9 +469,11 @@ async fn guard(State(c): State<Console>, req: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Not `no-referrer`: with it, browsers send `Origin: null` on form
+    // posts, and the same-origin check above needs the real origin.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",
