@@ -103,6 +103,7 @@ def shot(driver, cfg, name):
     height = driver.execute_script("return document.documentElement.scrollHeight")
     width = driver.get_window_size()["width"]
     driver.set_window_size(width, max(600, min(height + 140, 2400)))
+    driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(path)
     driver.set_window_size(width, 900)
 
@@ -143,6 +144,7 @@ def run(driver, cfg):
 
     # Narrow screen.
     driver.set_window_size(400, 900)
+    driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(os.path.join(cfg["screenshots"], "feed-narrow.png"))
     driver.set_window_size(1280, 900)
 
@@ -218,6 +220,8 @@ def run(driver, cfg):
          and "Only:" in d.find_element(By.ID, "preview").text, "the recipient preview")
     preview = driver.find_element(By.ID, "preview").text
     assert "carol-bank" not in preview, preview
+    audience = driver.find_element(By.ID, "ind-audience").text
+    assert "Carol Bank" in audience and "anonymous member" not in audience, audience
     shot(driver, cfg, "publish.png")
     driver.find_element(By.ID, "publish").click()
     wait(driver, lambda d: d.find_elements(By.ID, "published"), "the publish result")

@@ -248,6 +248,8 @@ fn orgs(agent: &crate::Agent) -> Vec<(String, String)> {
         .map(|d| {
             d.keys
                 .iter()
+                // The hub's anonymisation key is not an audience.
+                .filter(|k| k.org_id != isac_core::stix::ANONYMOUS_ORG_ID)
                 .map(|k| (k.org_id.clone(), k.org_name.clone()))
                 .collect()
         })
