@@ -319,7 +319,6 @@ fn acceptor(
     b.set_private_key_file(key, SslFiletype::PEM)
         .map_err(|e| bad(key, e))?;
     b.check_private_key().map_err(|e| bad(key, e))?;
-    b.set_alpn_protos(b"\x08http/1.1")?;
     Ok(b.build())
 }
 
