@@ -38,7 +38,22 @@ pub fn check_file(agent: &Agent, path: &Path) -> Result<Vec<Match>, AgentError> 
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    let deps = parse_lockfile(name, &contents).map_err(|e| AgentError::Usage(e.to_string()))?;
+    check_contents(agent, name, &contents)
+}
+
+/// Like [`check_file`], for lockfile text already in memory; `file_name`
+/// (e.g. `package-lock.json`) picks the format.
+pub fn check_contents(
+    agent: &Agent,
+    file_name: &str,
+    contents: &str,
+) -> Result<Vec<Match>, AgentError> {
+    if contents.len() as u64 > MAX_LOCKFILE_BYTES {
+        return Err(AgentError::Usage(format!(
+            "{file_name} is larger than 64 MiB"
+        )));
+    }
+    let deps = parse_lockfile(file_name, contents).map_err(|e| AgentError::Usage(e.to_string()))?;
     let indicators = agent
         .store
         .lock()

@@ -86,6 +86,39 @@ fn csv_row(s: &Statement) -> Option<String> {
     Some(f.iter().map(|v| csv_field(v)).collect::<Vec<_>>().join(","))
 }
 
+/// One held item as a STIX 2.1 bundle or a CSV document (header and one
+/// row), as the whole-store export would write it; `None` for statements
+/// CSV has no row for (bulletins, sightings, retractions).
+pub fn export_one(row: &crate::localstore::ExportRow, format: Format) -> Option<String> {
+    let s = serde_json::from_str::<Statement>(&row.statement_json).ok()?;
+    match format {
+        Format::Stix => {
+            let identity = stix::source_identity(&s, &s.source);
+            let identity_id = identity["id"].as_str().unwrap_or_default().to_owned();
+            let ctx = stix::StixContext {
+                source_identity_id: &identity_id,
+                envelope_digest: &row.digest,
+                key_id: &row.key_id,
+                received_at: &row.received_at,
+            };
+            let mut objects = vec![identity];
+            objects.extend(stix::objects_for(&s, &ctx));
+            let seed = format!("member-agent-item-{}-{}", s.id, s.revision);
+            serde_json::to_string_pretty(&stix::bundle(&seed, objects)).ok()
+        }
+        Format::Csv => csv_row(&s).map(|line| format!("{CSV_HEADER}\n{line}\n")),
+        Format::Osv => osv_record(&s).and_then(|r| serde_json::to_string_pretty(&[r]).ok()),
+        Format::MispJson => {
+            let attributes = misp_attributes(&s);
+            if attributes.is_empty() {
+                return None;
+            }
+            let event = misp_event(&s.source, attributes, Some(s.tlp), Some(s.severity()));
+            serde_json::to_string_pretty(&event).ok()
+        }
+    }
+}
+
 /// Renders the export; returns the text and how many items it holds.
 pub fn export(
     agent: &Agent,

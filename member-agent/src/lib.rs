@@ -20,6 +20,7 @@ pub mod sink;
 pub mod state;
 pub mod sync;
 pub mod syslog_sink;
+pub mod ui;
 
 pub use error::AgentError;
 pub use state::StateDir;

@@ -345,6 +345,65 @@ impl LocalStore {
         Ok(row)
     }
 
+    /// Items with a sequence above `after`, oldest first (the console's live feed).
+    pub fn items_after(&self, after: u64, limit: u32) -> Result<Vec<ItemSummary>, AgentError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{ITEM_SELECT} WHERE sequence > ?1 ORDER BY sequence LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![after as i64, limit], item_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Every held revision of `id`, newest first, with its signing key id.
+    pub fn revisions(&self, id: &str) -> Result<Vec<(ItemSummary, String)>, AgentError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created, status,
+                key_id FROM items WHERE id = ?1 ORDER BY revision DESC",
+        )?;
+        let rows = stmt
+            .query_map([id], |r| Ok((item_from_row(r)?, r.get::<_, String>(11)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Other held statements whose signed text mentions `id` (sightings,
+    /// retractions, bulletins and indicators naming it as related), with
+    /// their statement JSON; the caller parses and checks the reference.
+    pub fn mentioning(&self, id: &str) -> Result<Vec<(ItemSummary, String)>, AgentError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{ITEM_SELECT} WHERE id != ?1 AND instr(statement_json, ?1) > 0 ORDER BY sequence DESC LIMIT 500"
+        ))?;
+        let rows = stmt
+            .query_map([id], |r| Ok((item_from_row(r)?, r.get::<_, String>(11)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The newest held revision of `id` as an export row.
+    pub fn export_row(&self, id: &str) -> Result<Option<ExportRow>, AgentError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created, status,
+                    statement_json, envelope_json, key_id, digest, received_at FROM items WHERE id = ?1
+                 ORDER BY revision DESC LIMIT 1",
+                [id],
+                |r| {
+                    Ok(ExportRow {
+                        item: item_from_row(r)?,
+                        statement_json: r.get(11)?,
+                        envelope_json: r.get(12)?,
+                        key_id: r.get(13)?,
+                        digest: r.get(14)?,
+                        received_at: r.get(15)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     /// Held items matching `query`: an observable value or title containing
     /// it, or a package of that name in any ecosystem.
     pub fn search(&self, query: &str, limit: u32) -> Result<Vec<ItemSummary>, AgentError> {

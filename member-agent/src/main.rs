@@ -52,7 +52,14 @@ enum Command {
     /// Fetch, verify and store everything new, then exit.
     Sync(ReceiveArgs),
     /// Like sync, but keep following live items (reconnects by itself).
-    Run(ReceiveArgs),
+    Run {
+        #[command(flatten)]
+        args: ReceiveArgs,
+        #[command(flatten)]
+        ui: member_agent::ui::RunUiArgs,
+    },
+    /// Serve the analyst console (web UI over the local store); prints a one-time login link.
+    Ui(member_agent::ui::UiArgs),
     /// Export the verified local store (stix, csv, osv or misp-json) to stdout or a file.
     Export {
         /// stix (a STIX 2.1 bundle), csv (publish --csv columns), osv (OSV
@@ -590,11 +597,16 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 r.new, r.duplicates, r.rejected, r.cursor
             );
         }
-        Command::Run(args) => {
+        Command::Run { args, ui } => {
             let mut agent = Agent::open(&state)?;
             agent.filter = args.filter();
             let mut sink = JsonlSink::open(args.jsonl.as_deref())?;
             args.apply_sinks(&mut sink)?;
+            if let Some(ui) = ui.to_ui_args() {
+                let sinks = member_agent::ui::describe_sinks(&sink, args.jsonl.as_deref());
+                let console = member_agent::ui::start(&state, &ui, Some(sinks)).await?;
+                tokio::spawn(console.serve());
+            }
             eprintln!(
                 "following {} as `{}`; Ctrl-C to stop",
                 agent.loaded.identity.hub_url,
@@ -606,6 +618,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 })
                 .await;
         }
+        Command::Ui(args) => member_agent::ui::run_console(&state, &args).await?,
         Command::Bulletin {
             title,
             body,

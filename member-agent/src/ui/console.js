@@ -1,0 +1,95 @@
+// ISAC analyst console: the only script on the pages besides login.js.
+// No inline script anywhere (Content-Security-Policy: script-src 'self').
+"use strict";
+(function () {
+  // Live feed: server-sent events carry rows the server already escaped.
+  var feed = document.getElementById("feed");
+  if (feed && window.EventSource) {
+    var rows = document.getElementById("feed-rows");
+    var live = document.getElementById("live");
+    var es = new EventSource(feed.getAttribute("data-events"));
+    es.onopen = function () { live.classList.add("on"); live.textContent = "live"; };
+    es.onerror = function () { live.classList.remove("on"); live.textContent = "reconnecting"; };
+    var add = function (list, html, seq) {
+      if (list.querySelector('[data-seq="' + seq + '"]')) { return; }
+      list.insertAdjacentHTML("afterbegin", html);
+      var first = list.firstElementChild;
+      if (first) { first.classList.add("fresh"); }
+      var empty = document.getElementById("empty");
+      if (empty && list === rows) { empty.remove(); }
+    };
+    es.addEventListener("item", function (e) { add(rows, e.data, e.lastEventId); });
+    es.addEventListener("bulletin", function (e) {
+      add(document.getElementById("bulletins"), e.data, e.lastEventId);
+      var none = document.getElementById("no-bulletins");
+      if (none) { none.remove(); }
+    });
+  }
+
+  // Copy buttons (STIX / CSV on the item page).
+  document.querySelectorAll("button.copy").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var text = document.getElementById(b.getAttribute("data-copy")).textContent;
+      var done = function () { b.textContent = "Copied"; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, function () {});
+      } else {
+        var t = document.createElement("textarea");
+        t.value = text; document.body.appendChild(t); t.select();
+        try { document.execCommand("copy"); done(); } catch (err) { /* ignore */ }
+        t.remove();
+      }
+    });
+  });
+
+  // Lockfile upload: read the chosen file into the textarea, pick its format.
+  document.querySelectorAll("input[type=file][data-fills]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var f = input.files && input.files[0];
+      if (!f) { return; }
+      var select = document.getElementById(input.getAttribute("data-names"));
+      for (var i = 0; i < select.options.length; i++) {
+        var v = select.options[i].value;
+        if (f.name === v || (v === "requirements.txt" && /^requirements.*\.txt$/.test(f.name))) {
+          select.selectedIndex = i;
+        }
+      }
+      var reader = new FileReader();
+      reader.onload = function () {
+        document.getElementById(input.getAttribute("data-fills")).value = reader.result;
+        input.setAttribute("data-loaded", f.name);
+      };
+      reader.readAsText(f);
+    });
+  });
+
+  // Publish form: audiences only for AMBER and above; live recipient preview.
+  var form = document.getElementById("publish-form");
+  var audienceToggle = function (f) {
+    var tlp = f.querySelector("input[name=tlp]:checked");
+    var fs = f.querySelector("fieldset.audience");
+    if (fs) { fs.disabled = !tlp || tlp.value === "clear" || tlp.value === "green"; }
+  };
+  document.querySelectorAll("form.stack").forEach(function (f) {
+    audienceToggle(f);
+    f.addEventListener("change", function () { audienceToggle(f); });
+  });
+  if (form) {
+    var out = document.getElementById(form.getAttribute("data-preview"));
+    var timer = null;
+    var refresh = function () {
+      var params = new URLSearchParams();
+      new FormData(form).forEach(function (v, k) {
+        if (k === "tlp" || k === "audience" || k === "audience_other" || k === "anonymous") {
+          params.append(k, v);
+        }
+      });
+      fetch("/publish/preview?" + params.toString(), { credentials: "same-origin" })
+        .then(function (r) { return r.text(); })
+        .then(function (t) { out.textContent = t; });
+    };
+    var later = function () { clearTimeout(timer); timer = setTimeout(refresh, 150); };
+    form.addEventListener("change", later);
+    form.addEventListener("input", later);
+  }
+})();
