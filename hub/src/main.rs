@@ -136,6 +136,10 @@ enum ApiKeyCommand {
         /// receive TLP:RED items that name that person.
         #[arg(long)]
         person: Option<String>,
+        /// Let the key POST STIX objects, which the hub publishes for the
+        /// org as hub-attested statements.
+        #[arg(long)]
+        write: bool,
     },
     /// List keys (of one organisation, or all); secrets are never shown.
     List { org_id: Option<String> },
@@ -391,8 +395,9 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
             org_id,
             label,
             person,
+            write,
         } => {
-            let key = hub::taxii::keys::generate(org_id, person.as_deref(), label, false, now);
+            let key = hub::taxii::keys::generate(org_id, person.as_deref(), label, *write, now);
             store.add_api_key(key.row, &actor).await.map(|()| {
                 eprintln!(
                     "added TAXII API key for `{org_id}`{}; the password is shown only now",
@@ -407,12 +412,12 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
         ApiKeyCommand::List { org_id } => {
             store.list_api_keys(org_id.as_deref()).await.map(|keys| {
                 println!(
-                    "{:<24} {:<20} {:<16} {:<8} {:<20} {:<20} LABEL",
-                    "USERNAME", "ORG_ID", "PERSON", "STATE", "CREATED", "LAST_USED"
+                    "{:<24} {:<20} {:<16} {:<8} {:<6} {:<20} {:<20} LABEL",
+                    "USERNAME", "ORG_ID", "PERSON", "STATE", "ACCESS", "CREATED", "LAST_USED"
                 );
                 for k in keys {
                     println!(
-                        "{:<24} {:<20} {:<16} {:<8} {:<20} {:<20} {}",
+                        "{:<24} {:<20} {:<16} {:<8} {:<6} {:<20} {:<20} {}",
                         k.username,
                         k.org_id,
                         k.person_id.as_deref().unwrap_or("-"),
@@ -421,6 +426,7 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
                         } else {
                             "active"
                         },
+                        if k.can_write { "write" } else { "read" },
                         isac_core::time::format_rfc3339(k.created_at),
                         k.last_used_at
                             .map(isac_core::time::format_rfc3339)

@@ -93,7 +93,7 @@ pub fn export_one(row: &crate::localstore::ExportRow, format: Format) -> Option<
     let s = serde_json::from_str::<Statement>(&row.statement_json).ok()?;
     match format {
         Format::Stix => {
-            let identity = stix::source_identity(&s, &s.source);
+            let identity = stix::source_identity(&s, s.author());
             let identity_id = identity["id"].as_str().unwrap_or_default().to_owned();
             let ctx = stix::StixContext {
                 source_identity_id: &identity_id,
@@ -113,7 +113,7 @@ pub fn export_one(row: &crate::localstore::ExportRow, format: Format) -> Option<
             if attributes.is_empty() {
                 return None;
             }
-            let event = misp_event(&s.source, attributes, Some(s.tlp), Some(s.severity()));
+            let event = misp_event(s.author(), attributes, Some(s.tlp), Some(s.severity()));
             serde_json::to_string_pretty(&event).ok()
         }
     }
@@ -150,7 +150,7 @@ pub fn export(
         };
         match format {
             Format::Stix => {
-                let identity = stix::source_identity(&s, &s.source);
+                let identity = stix::source_identity(&s, s.author());
                 let identity_id = identity["id"].as_str().unwrap_or_default().to_owned();
                 let ctx = stix::StixContext {
                     source_identity_id: &identity_id,
@@ -354,7 +354,7 @@ fn osv_record(s: &Statement) -> Option<serde_json::Value> {
             "isac": {
                 "statement_id": s.id.to_string(),
                 "revision": s.revision,
-                "source": s.source,
+                "source": s.author(),
                 "tlp": s.tlp.as_str(),
                 "tlp_marking": s.tlp.stix_marking_id(),
                 "severity": i.severity.as_str(),

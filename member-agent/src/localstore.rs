@@ -243,7 +243,7 @@ impl LocalStore {
                         s.id.to_string(),
                         s.revision,
                         sequence as i64,
-                        s.source,
+                        s.author(),
                         s.tlp.as_str(),
                         s.kind(),
                         value,

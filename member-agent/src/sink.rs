@@ -165,11 +165,17 @@ pub fn line_for(
         "title": s.title(),
         "bulletin": s.is_bulletin(),
         "target": s.target(),
-        "source": s.source,
+        "source": s.author(),
         "source_name": signer_org_name,
         "created": s.created,
         "received_at": received_at,
-        "signature": {"status": "verified", "key_id": verified.key_id, "algorithm": "ed25519"},
+        // `hub-attested`: submitted by the source over TAXII and signed by
+        // the hub for it, not by the source's own key.
+        "signature": {
+            "status": if s.on_behalf_of.is_some() { "hub-attested" } else { "verified" },
+            "key_id": verified.key_id,
+            "algorithm": "ed25519",
+        },
         "envelope_digest": format!("sha256:{}", verified.digest),
         "statement": statement,
     })

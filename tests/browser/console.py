@@ -25,7 +25,11 @@ import tempfile
 import traceback
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -62,7 +66,11 @@ def browser(profile_dir):
 
 def wait(driver, cond, what):
     try:
-        return WebDriverWait(driver, TIMEOUT, poll_frequency=0.25).until(lambda d: cond(d))
+        # A page replaced while a condition reads it is not a failure: look again.
+        return WebDriverWait(
+            driver, TIMEOUT, poll_frequency=0.25,
+            ignored_exceptions=[StaleElementReferenceException, NoSuchElementException],
+        ).until(lambda d: cond(d))
     except Exception as e:
         raise AssertionError("timed out waiting for " + what) from e
 

@@ -2,13 +2,14 @@
 (`taxii2-client`) and validator (`stix2-validator`).
 
 Run by tests/tests/taxii_interop.rs against a real hub:
-    taxii_client.py URL USER PASSWORD CA_FILE EXPECTED_INDICATORS
+    taxii_client.py URL USER PASSWORD CA_FILE EXPECTED_INDICATORS WRITE_USER WRITE_PASSWORD
 
 Checks discovery, the API root, collections, paging through every object
 with `next` and, separately, with `added_after` (from the manifest's
 `date_added`), that no object is missed or repeated, that every object
-passes the STIX 2.1 validator, and that a write is refused with a TAXII
-error. Prints one JSON line of figures on success; exits 1 on a failure.
+passes the STIX 2.1 validator, that a read-only key's write is refused with
+a TAXII error, and that a write-enabled key's `add_objects` completes and
+the object is then served. Prints one JSON line of figures on success; exits 1 on a failure.
 """
 
 import json
@@ -33,7 +34,7 @@ def fail(message):
 
 
 def main():
-    url, user, password, ca, expected = sys.argv[1:6]
+    url, user, password, ca, expected, write_user, write_password = sys.argv[1:8]
     expected = int(expected)
 
     server = Server(f"{url}/taxii2/", user=user, password=password, verify=ca)
@@ -116,6 +117,30 @@ def main():
     )
     if response.status_code != 403 or response.json().get("http_status") != "403":
         fail(f"write answered {response.status_code} {response.text[:200]}")
+
+    # A write with a write-enabled key, through the client's own add_objects.
+    writer = Server(f"{url}/taxii2/", user=write_user, password=write_password, verify=ca)
+    writable = {c.title: c for c in writer.api_roots[0].collections}["Indicators"]
+    if not writable.can_write:
+        fail("a --write key's Indicators collection is not writable")
+    new_id = "indicator--7d0a3e0a-51f4-4b57-9a8c-4f7e0c2b6a11"
+    submitted = {
+        "type": "indicator", "spec_version": "2.1", "id": new_id,
+        "created": "2026-11-20T10:00:00.000Z", "modified": "2026-11-20T10:00:00.000Z",
+        "name": "submitted with taxii2-client", "indicator_types": ["malicious-activity"],
+        "pattern": "[domain-name:value = 'c2.taxii-interop.example']", "pattern_type": "stix",
+        "valid_from": "2026-11-20T10:00:00Z",
+        "object_marking_refs": ["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"],
+    }
+    status = writable.add_objects({"objects": [submitted]}, wait_for_completion=True, timeout=30)
+    if status.status != "complete" or status.success_count != 1 or status.failure_count != 0:
+        fail(f"add_objects status {status.status} {status.success_count}/{status.total_count}: {status.failures}")
+    served = [o for envelope in as_pages(indicators.get_objects, per_request=1000)
+              for o in envelope.get("objects", []) if o.get("name") == "submitted with taxii2-client"]
+    if len(served) != 1 or served[0].get("x_isac_hub_attested") is not True:
+        fail(f"the submitted object is served {len(served)} times: {served}")
+    if not validate_instance(served[0], options).is_valid:
+        fail("the submitted object is not valid STIX as served")
 
     # Wrong credentials are refused before anything is listed.
     try:

@@ -91,7 +91,17 @@ impl TestHub {
 
     /// Creates a TAXII API key as `hub api-key add` does; returns (user, password).
     pub async fn add_api_key(&self, org_id: &str, person: Option<&str>) -> (String, String) {
-        let key = hub::taxii::keys::generate(org_id, person, "test", false, hub::grpc::now());
+        self.add_api_key_with(org_id, person, false).await
+    }
+
+    /// [`TestHub::add_api_key`], write-enabled when `write` (`--write`).
+    pub async fn add_api_key_with(
+        &self,
+        org_id: &str,
+        person: Option<&str>,
+        write: bool,
+    ) -> (String, String) {
+        let key = hub::taxii::keys::generate(org_id, person, "test", write, hub::grpc::now());
         self.admin_store
             .add_api_key(key.row, "local:test-operator")
             .await
@@ -107,18 +117,38 @@ impl TestHub {
         path: &str,
         basic: Option<(&str, &str)>,
     ) -> HttpResponse {
+        self.taxii_with_body(method, path, basic, None).await
+    }
+
+    /// [`TestHub::taxii`] with a body sent as `content_type`.
+    pub async fn taxii_with_body(
+        &self,
+        method: &str,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        body: Option<(&str, &[u8])>,
+    ) -> HttpResponse {
         let ca = X509::from_pem(&std::fs::read(self.data_dir().join("ca.crt")).expect("hub CA"))
             .expect("CA pem");
         let auth = basic.map(|(u, p)| {
             let token = openssl::base64::encode_block(format!("{u}:{p}").as_bytes());
             format!("Authorization: Basic {token}\r\n")
         });
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nAccept: application/taxii+json;version=2.1\r\n{}Content-Length: 0\r\nConnection: close\r\n\r\n",
+        let (content_type, bytes) = body.unwrap_or(("", b""));
+        let content_type = if content_type.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Type: {content_type}\r\n")
+        };
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nAccept: application/taxii+json;version=2.1\r\n{}{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.taxii_addr.port(),
-            auth.unwrap_or_default()
-        );
-        https_exchange(self.taxii_addr, &ca, None, request.as_bytes()).await
+            auth.unwrap_or_default(),
+            bytes.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(bytes);
+        https_exchange(self.taxii_addr, &ca, None, &request).await
     }
 
     pub fn data_dir(&self) -> &Path {

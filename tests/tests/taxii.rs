@@ -522,3 +522,202 @@ async fn taxii_paging_by_next_and_by_added_after_is_exact_with_shared_timestamps
         .await;
     assert_eq!(r.json()["versions"].as_array().unwrap().len(), 2);
 }
+
+fn indicator_object(id: &str, modified: &str, name: &str, marking: Option<&str>) -> Value {
+    let mut o = serde_json::json!({
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": id,
+        "created": "2026-11-20T10:00:00.000Z",
+        "modified": modified,
+        "name": name,
+        "indicator_types": ["malicious-activity"],
+        "pattern": "[software:x_purl = 'pkg:npm/taxii-submitted@1.0.0']",
+        "pattern_type": "stix",
+        "valid_from": "2026-11-20T10:00:00Z",
+    });
+    if let Some(m) = marking {
+        o["object_marking_refs"] = serde_json::json!([m]);
+    }
+    o
+}
+
+#[tokio::test]
+async fn taxii_writes_become_hub_attested_statements_every_agent_verifies() {
+    let w = world().await;
+    let (indicators, bulletins) = collection_ids(&w.hub);
+    let objects = format!("{ROOT}/collections/{indicators}/objects/");
+    let (user, pass) = w.hub.add_api_key_with("src-bank", None, true).await;
+    let key = (user.as_str(), pass.as_str());
+    let post = |body: Value| {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let hub = &w.hub;
+        let objects = objects.clone();
+        async move {
+            hub.taxii_with_body(
+                "POST",
+                &objects,
+                Some(key),
+                Some(("application/taxii+json;version=2.1", &bytes)),
+            )
+            .await
+        }
+    };
+    let green = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb";
+    let red = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+    let stix_id = format!("indicator--{}", uuid::Uuid::new_v4());
+    let red_id = format!("indicator--{}", uuid::Uuid::new_v4());
+    let submitted = serde_json::json!({ "objects": [
+        indicator_object(&stix_id, "2026-11-20T10:00:00.000Z", "submitted over TAXII", Some(green)),
+        indicator_object(&red_id, "2026-11-20T10:00:00.000Z", "red over TAXII", Some(red)),
+        {"type": "identity", "spec_version": "2.1", "id": format!("identity--{}", uuid::Uuid::new_v4()),
+         "created": "2026-11-20T10:00:00.000Z", "modified": "2026-11-20T10:00:00.000Z", "name": "x"},
+        {"type": "indicator", "id": "not-an-id"},
+    ]});
+
+    // The collection says it is writable for this key only.
+    let r = w
+        .hub
+        .taxii(
+            "GET",
+            &format!("{ROOT}/collections/{indicators}/"),
+            Some(key),
+        )
+        .await;
+    assert_eq!(r.json()["can_write"], true);
+    let r = w
+        .hub
+        .taxii(
+            "GET",
+            &format!("{ROOT}/collections/{bulletins}/"),
+            Some(key),
+        )
+        .await;
+    assert_eq!(
+        r.json()["can_write"],
+        false,
+        "bulletins are for coordinators"
+    );
+
+    let r = post(submitted.clone()).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let status = r.json();
+    assert_eq!(status["status"], "complete");
+    assert_eq!(status["total_count"], 4);
+    assert_eq!(status["success_count"], 2, "{status}");
+    assert_eq!(status["failure_count"], 2, "{status}");
+    let failed: Vec<&str> = status["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        failed.contains(&red_id.as_str()),
+        "RED cannot come without an audience"
+    );
+    // The status resource can be read again, by its owner only.
+    let sid = status["id"].as_str().unwrap();
+    let again = w
+        .hub
+        .taxii("GET", &format!("{ROOT}/status/{sid}/"), Some(key))
+        .await;
+    assert_eq!(again.json(), status);
+    let (other_user, other_pass) = w.hub.add_api_key("aud-bank", None).await;
+    let r = w
+        .hub
+        .taxii(
+            "GET",
+            &format!("{ROOT}/status/{sid}/"),
+            Some((&other_user, &other_pass)),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
+    // Every agent verifies it: attributed to src-bank, signed by the hub for it.
+    let jsonl = w.dir.path().join("aud.jsonl");
+    let aud = &w.agents[1].1;
+    let mut sink = member_agent::sink::JsonlSink::open(Some(&jsonl)).unwrap();
+    let report = aud.sync(false, &mut sink).await.unwrap();
+    assert_eq!(report.rejected, 0);
+    let lines: Vec<Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = lines
+        .iter()
+        .find(|l| l["title"] == "submitted over TAXII")
+        .expect("the submitted item reached the agent");
+    assert_eq!(line["source"], "src-bank");
+    assert_eq!(line["tlp"], "green");
+    assert_eq!(line["signature"]["status"], "hub-attested");
+
+    // Re-sending the same version changes nothing; it is listed once, attested.
+    let r = post(submitted.clone()).await;
+    assert_eq!(r.json()["success_count"], 2);
+    let listed: Vec<Value> = read_all(&w.hub, (&other_user, &other_pass), &indicators, 1000)
+        .await
+        .into_iter()
+        .filter(|o| o["name"] == "submitted over TAXII")
+        .collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["x_isac_hub_attested"], true);
+    assert_eq!(listed[0]["x_isac_source_org"], "src-bank");
+    assert_eq!(
+        listed[0]["created_by_ref"],
+        isac_core::stix::identity_id("src-bank")
+    );
+
+    // Revoking it over TAXII retracts it at the agents.
+    let mut revoked = indicator_object(
+        &stix_id,
+        "2026-11-21T10:00:00.000Z",
+        "submitted over TAXII",
+        Some(green),
+    );
+    revoked["revoked"] = Value::Bool(true);
+    let r = post(serde_json::json!({ "objects": [revoked] })).await;
+    assert_eq!(r.json()["success_count"], 1, "{}", r.json());
+    aud.sync(false, &mut sink).await.unwrap();
+    let held = aud.store.lock().unwrap().list(100).unwrap();
+    let item = held
+        .iter()
+        .find(|i| i.title == "submitted over TAXII")
+        .unwrap();
+    assert_eq!(item.status, "retracted");
+
+    // Bad requests: wrong media type, not JSON, not an envelope, a read-only key.
+    let r = w
+        .hub
+        .taxii_with_body(
+            "POST",
+            &objects,
+            Some(key),
+            Some(("application/json", b"{}")),
+        )
+        .await;
+    assert_eq!(r.status, 415);
+    let r = w
+        .hub
+        .taxii_with_body(
+            "POST",
+            &objects,
+            Some(key),
+            Some(("application/taxii+json;version=2.1", b"{not json")),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let r = post(serde_json::json!({"no": "objects"})).await;
+    assert_eq!(r.status, 400);
+    let r = w
+        .hub
+        .taxii_with_body(
+            "POST",
+            &objects,
+            Some((&other_user, &other_pass)),
+            Some(("application/taxii+json;version=2.1", b"{\"objects\":[]}")),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+}

@@ -1,7 +1,8 @@
 //! The hub's TAXII 2.1 server with third-party clients: OASIS's
 //! `taxii2-client` pages through thousands of objects (by `next` and by
-//! `added_after`), and every object passes `stix2-validator`. Both are
-//! installed by `scripts/install-deps`.
+//! `added_after`), every object passes `stix2-validator`, and a
+//! write-enabled key's `add_objects` completes. Both are installed by
+//! `scripts/install-deps`.
 
 use std::process::Command;
 
@@ -73,6 +74,7 @@ async fn taxii2_client_pages_through_thousands_of_valid_objects() {
     member_agent::publish::publish(&src, hidden).await.unwrap();
 
     let (user, password) = hub.add_api_key("reader-bank", None).await;
+    let (write_user, write_password) = hub.add_api_key_with("src-bank", None, true).await;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/taxii_client.py");
     let out = Command::new("python3")
         .arg(&script)
@@ -81,6 +83,8 @@ async fn taxii2_client_pages_through_thousands_of_valid_objects() {
         .arg(&password)
         .arg(hub.data_dir().join("ca.crt"))
         .arg(ITEMS.to_string())
+        .arg(&write_user)
+        .arg(&write_password)
         .output()
         .expect("python3");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
     AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow, AuditRow, EnrollRecord, KeyRow, MemberRow,
-    NewStatement, PersonRow, StatusCounts, StoredFacts, StoredStatement, TokenRecord,
+    NewStatement, PersonRow, StatusCounts, StoredFacts, StoredStatement, TaxiiWrite, TokenRecord,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -541,6 +541,38 @@ impl Store {
         let (username, actor) = (username.to_owned(), actor.to_owned());
         self.write(move |c| sqlite::revoke_api_key(c, &username, &actor, now))
             .await
+    }
+
+    pub async fn taxii_writes_of(
+        &self,
+        org: &str,
+        stix_id: &str,
+    ) -> Result<Vec<TaxiiWrite>, StoreError> {
+        let (org, stix_id) = (org.to_owned(), stix_id.to_owned());
+        self.read(move |c| sqlite::taxii_writes_of(c, &org, &stix_id))
+            .await
+    }
+
+    pub async fn record_taxii_writes(&self, rows: Vec<TaxiiWrite>) -> Result<(), StoreError> {
+        self.write(move |c| sqlite::record_taxii_writes(c, &rows))
+            .await
+    }
+
+    pub async fn save_taxii_status(
+        &self,
+        id: &str,
+        org: &str,
+        now: i64,
+        body: String,
+    ) -> Result<(), StoreError> {
+        let (id, org) = (id.to_owned(), org.to_owned());
+        self.write(move |c| sqlite::save_taxii_status(c, &id, &org, now, &body))
+            .await
+    }
+
+    pub async fn taxii_status(&self, id: &str, org: &str) -> Result<Option<String>, StoreError> {
+        let (id, org) = (id.to_owned(), org.to_owned());
+        self.read(move |c| sqlite::taxii_status(c, &id, &org)).await
     }
 
     pub async fn touch_api_key(&self, username: &str, now: i64) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// Brings the schema up to date. Safe when several processes open the same
 /// database at once (a running hub and an operator command): the version is
@@ -188,6 +188,28 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch(
             "CREATE INDEX statements_by_added ON statements(added_us);
             PRAGMA user_version = 5;",
+        )?;
+    }
+    if version < 6 {
+        conn.execute_batch(
+            "-- What each member's TAXII submissions became: a re-sent object
+            -- version changes nothing, a revoked one retracts its statements.
+            CREATE TABLE taxii_writes (
+                org_id       TEXT NOT NULL,
+                stix_id      TEXT NOT NULL,
+                version      TEXT NOT NULL,
+                statement_id TEXT NOT NULL,
+                tlp          TEXT NOT NULL,
+                created_at   INTEGER NOT NULL,
+                PRIMARY KEY (org_id, stix_id, version, statement_id)
+            );
+            CREATE TABLE taxii_status (
+                id          TEXT PRIMARY KEY,
+                org_id      TEXT NOT NULL,
+                created_at  INTEGER NOT NULL,
+                body        TEXT NOT NULL
+            );
+            PRAGMA user_version = 6;",
         )?;
     }
     Ok(())
@@ -1496,4 +1518,87 @@ pub(super) fn touch_api_key(conn: &Connection, username: &str, now: i64) -> Resu
     conn.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE username = ?1")?
         .execute(params![username, now])?;
     Ok(())
+}
+
+/// A statement a TAXII submission became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaxiiWrite {
+    pub org_id: String,
+    pub stix_id: String,
+    pub version: String,
+    pub statement_id: String,
+    pub tlp: String,
+    pub created_at: i64,
+}
+
+/// Statements `org`'s submissions of `stix_id` became, every version.
+pub(super) fn taxii_writes_of(
+    conn: &Connection,
+    org: &str,
+    stix_id: &str,
+) -> Result<Vec<TaxiiWrite>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT org_id, stix_id, version, statement_id, tlp, created_at FROM taxii_writes
+         WHERE org_id = ?1 AND stix_id = ?2 ORDER BY created_at, statement_id",
+    )?;
+    let rows = stmt
+        .query_map(params![org, stix_id], |r| {
+            Ok(TaxiiWrite {
+                org_id: r.get(0)?,
+                stix_id: r.get(1)?,
+                version: r.get(2)?,
+                statement_id: r.get(3)?,
+                tlp: r.get(4)?,
+                created_at: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn record_taxii_writes(
+    conn: &Connection,
+    rows: &[TaxiiWrite],
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO taxii_writes (org_id, stix_id, version, statement_id, tlp, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for w in rows {
+        insert.execute(params![
+            w.org_id,
+            w.stix_id,
+            w.version,
+            w.statement_id,
+            w.tlp,
+            w.created_at
+        ])?;
+    }
+    Ok(())
+}
+
+pub(super) fn save_taxii_status(
+    conn: &Connection,
+    id: &str,
+    org: &str,
+    now: i64,
+    body: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO taxii_status (id, org_id, created_at, body) VALUES (?1, ?2, ?3, ?4)",
+        params![id, org, now, body],
+    )?;
+    Ok(())
+}
+
+/// A status resource of `org` (another org's is "not found").
+pub(super) fn taxii_status(
+    conn: &Connection,
+    id: &str,
+    org: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT body FROM taxii_status WHERE id = ?1 AND org_id = ?2")?
+        .query_row(params![id, org], |r| r.get(0))
+        .optional()?)
 }

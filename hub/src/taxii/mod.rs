@@ -17,6 +17,7 @@
 pub mod keys;
 mod listing;
 pub mod query;
+mod write;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -314,15 +315,7 @@ async fn handle(t: &Taxii, peer: &PeerInfo, req: Request<Incoming>) -> Response<
                 ([], &Method::GET) => respond(StatusCode::OK, &collection_json(&info, &who), &[]),
                 (["objects"], &Method::GET) => objects(t, &who, &info.kind, &q, false).await,
                 (["manifest"], &Method::GET) => objects(t, &who, &info.kind, &q, true).await,
-                (["objects"], &Method::POST) => error(
-                    StatusCode::FORBIDDEN,
-                    "Read-only collection",
-                    if who.can_write {
-                        "TAXII writes are not accepted by this hub yet: publish through your member agent (`member-agent publish --stix FILE`), which signs with your own key."
-                    } else {
-                        "This API key may not write. Publish through your member agent (`member-agent publish`), which signs with your own key."
-                    },
-                ),
+                (["objects"], &Method::POST) => add_objects(t, &who, &info.kind, req).await,
                 (["objects", oid], &Method::GET) => object(t, &who, &info.kind, oid, &q).await,
                 (["objects", oid, "versions"], &Method::GET) => {
                     versions(t, &who, &info.kind, oid).await
@@ -336,7 +329,10 @@ async fn handle(t: &Taxii, peer: &PeerInfo, req: Request<Incoming>) -> Response<
                 _ => not_found(),
             }
         }
-        (["taxii2"] | [API_ROOT] | [API_ROOT, "collections"], _) => method_not_allowed(),
+        ([API_ROOT, "status", sid], &Method::GET) => status(t, &who, sid).await,
+        (["taxii2"] | [API_ROOT] | [API_ROOT, "collections"] | [API_ROOT, "status", _], _) => {
+            method_not_allowed()
+        }
         _ => not_found(),
     }
 }
@@ -383,15 +379,115 @@ fn api_root() -> Response<Body> {
     )
 }
 
-fn collection_json(info: &listing::CollectionInfo, _who: &Who) -> Value {
+fn writable(kind: &Collection, who: &Who) -> bool {
+    who.can_write
+        && match kind {
+            Collection::Indicators => true,
+            Collection::Bulletins => who.caller.is_coordinator(),
+            Collection::Group(_) => false,
+        }
+}
+
+fn collection_json(info: &listing::CollectionInfo, who: &Who) -> Value {
     json!({
         "id": info.id,
         "title": info.title,
         "description": info.description,
         "can_read": true,
-        "can_write": false,
+        "can_write": writable(&info.kind, who),
         "media_types": [MEDIA_STIX],
     })
+}
+
+/// POST objects: the member's submission, attested by the hub (`write`).
+async fn add_objects(
+    t: &Taxii,
+    who: &Who,
+    collection: &Collection,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    use http_body_util::BodyExt;
+    if !who.can_write {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Read-only key",
+            "This API key may not write: ask the hub operator for one made with `hub api-key add ORG_ID --write`, or publish with your member agent (which signs with your own key).",
+        );
+    }
+    if !writable(collection, who) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Read-only collection",
+            "Post indicators to the Indicators collection (coordinators may post reports to Bulletins).",
+        );
+    }
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .replace(' ', "")
+        .to_ascii_lowercase();
+    if !(content_type == "application/taxii+json;version=2.1"
+        || content_type == "application/taxii+json")
+    {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+            "Send a TAXII envelope as application/taxii+json;version=2.1.",
+        );
+    }
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Too large",
+            &format!("The body is larger than max_content_length ({MAX_CONTENT_LENGTH} bytes); send fewer objects per request."),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_CONTENT_LENGTH) {
+        return too_large();
+    }
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_CONTENT_LENGTH)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return too_large(),
+    };
+    let envelope: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Bad envelope",
+                &format!("The body is not JSON: {e}"),
+            )
+        }
+    };
+    match write::add_objects(&t.hub, who, collection, &envelope).await {
+        Ok(outcome) => {
+            tracing::debug!(status = %outcome.status_id, "TAXII status saved");
+            respond(StatusCode::ACCEPTED, &outcome.body, &[])
+        }
+        Err(write::Refused::BadRequest(m)) => error(StatusCode::BAD_REQUEST, "Bad envelope", &m),
+        Err(write::Refused::Forbidden(m)) => error(StatusCode::FORBIDDEN, "Not allowed", &m),
+    }
+}
+
+async fn status(t: &Taxii, who: &Who, id: &str) -> Response<Body> {
+    match t.hub.store.taxii_status(id, &who.caller.org_id).await {
+        Ok(Some(body)) => match serde_json::from_str::<Value>(&body) {
+            Ok(v) => respond(StatusCode::OK, &v, &[]),
+            Err(e) => internal(e),
+        },
+        Ok(None) => not_found(),
+        Err(e) => internal(e),
+    }
 }
 
 fn collections(who: &Who) -> Response<Body> {

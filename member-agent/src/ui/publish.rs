@@ -248,8 +248,11 @@ fn orgs(agent: &crate::Agent) -> Vec<(String, String)> {
         .map(|d| {
             d.keys
                 .iter()
-                // The hub's anonymisation key is not an audience.
-                .filter(|k| k.org_id != isac_core::stix::ANONYMOUS_ORG_ID)
+                // The hub's anonymisation and attestation keys are not audiences.
+                .filter(|k| {
+                    k.org_id != isac_core::stix::ANONYMOUS_ORG_ID
+                        && k.org_id != isac_core::statement::HUB_ATTESTATION_ORG
+                })
                 .map(|k| (k.org_id.clone(), k.org_name.clone()))
                 .collect()
         })

@@ -1,0 +1,399 @@
+//! TAXII writes: a member with a write-enabled API key POSTs STIX objects
+//! to the Indicators (or, for coordinators, Bulletins) collection. The hub
+//! reads them with the same importer the agent uses (`isac_core::
+//! stix_import`), turns each into statements attributed to the member and
+//! marked hub-attested (`on_behalf_of`, signed with the hub's attestation
+//! key, listed in the key directory), and runs them through the ordinary
+//! publish checks and store. Agents verify them like any statement and show
+//! them as hub-attested, not author-signed.
+//!
+//! A re-sent object version changes nothing; a `revoked` object retracts
+//! what earlier submissions of it became. The answer is a TAXII status
+//! resource (kept, so `GET status/{id}` returns it again), with one entry
+//! per object.
+
+use isac_core::statement::{Body, Bulletin, Retraction, Statement, HUB_ATTESTATION_ORG};
+use isac_core::stix_import::{parse_bundle, Content};
+use isac_core::{Tlp, VerifyingKey};
+use isac_proto::v1 as pb;
+use serde_json::{json, Value};
+
+use super::listing::{Collection, Who};
+use crate::grpc::HubState;
+use crate::store::{NewStatement, TaxiiWrite};
+
+/// TLP of submitted objects that carry no marking.
+pub const DEFAULT_TLP: Tlp = Tlp::Amber;
+
+/// The outcome of one submission, as a TAXII status resource.
+pub struct Outcome {
+    pub status_id: String,
+    pub body: Value,
+}
+
+struct Entry {
+    id: String,
+    version: String,
+    message: Option<String>,
+}
+
+fn detail(e: &Entry) -> Value {
+    let mut v = json!({ "id": e.id, "version": e.version });
+    if let Some(m) = &e.message {
+        v["message"] = json!(m);
+    }
+    v
+}
+
+/// Why a submission is refused as a whole (mapped to 400/403/415 by the caller).
+#[derive(Debug)]
+pub enum Refused {
+    BadRequest(String),
+    Forbidden(String),
+}
+
+fn attest_record(state: &HubState) -> Result<(String, isac_core::KeyRecord), Refused> {
+    let key: VerifyingKey =
+        state.material.attest_key.verifying_key().map_err(|e| {
+            Refused::BadRequest(format!("the hub's attestation key is unusable: {e}"))
+        })?;
+    Ok((
+        HUB_ATTESTATION_ORG.to_owned(),
+        isac_core::KeyRecord {
+            key,
+            org_id: HUB_ATTESTATION_ORG.to_owned(),
+            valid_from: 0,
+            retired_at: None,
+            revoked_at: None,
+        },
+    ))
+}
+
+fn attested(who: &Who, tlp: Tlp, body: Body, now: i64) -> Statement {
+    Statement {
+        id: uuid::Uuid::new_v4(),
+        revision: 1,
+        source: HUB_ATTESTATION_ORG.to_owned(),
+        created: isac_core::time::format_rfc3339(now),
+        tlp,
+        audience: Vec::new(),
+        anonymous: false,
+        body,
+        on_behalf_of: Some(who.caller.org_id.clone()),
+    }
+}
+
+/// Signs and checks `statement` exactly as a published one.
+async fn prepare(
+    state: &HubState,
+    who: &Who,
+    statement: &Statement,
+) -> Result<NewStatement, String> {
+    let envelope = state
+        .material
+        .attest_key
+        .sign_envelope(
+            isac_core::PAYLOAD_TYPE_STATEMENT_V1,
+            statement.canonical_bytes(),
+        )
+        .map_err(|e| format!("cannot sign: {e}"))?;
+    let key = attest_record(state).map_err(|e| format!("{e:?}"))?;
+    crate::grpc::publish::prepare_with_key(
+        state,
+        &who.caller,
+        pb::Envelope::from(envelope),
+        Vec::new(),
+        Some(key),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Handles one POST of a TAXII envelope (`{"objects": [...]}`).
+pub async fn add_objects(
+    state: &HubState,
+    who: &Who,
+    collection: &Collection,
+    envelope: &Value,
+) -> Result<Outcome, Refused> {
+    match collection {
+        Collection::Indicators => {}
+        Collection::Bulletins if who.caller.is_coordinator() => {}
+        Collection::Bulletins => {
+            return Err(Refused::Forbidden(
+                "only coordinators publish bulletins".into(),
+            ))
+        }
+        Collection::Group(_) => {
+            return Err(Refused::Forbidden(
+                "sharing-group collections are read-only; post to Indicators (audiences are set through the agent)".into(),
+            ))
+        }
+    }
+    let objects = envelope
+        .get("objects")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            Refused::BadRequest("the body must be a TAXII envelope: {\"objects\": [...]}".into())
+        })?;
+    let bundle = json!({
+        "type": "bundle",
+        "id": format!("bundle--{}", uuid::Uuid::new_v4()),
+        "objects": objects,
+    });
+    let parsed = parse_bundle(&bundle).map_err(Refused::BadRequest)?;
+    let now = crate::grpc::now();
+    let org = who.caller.org_id.clone();
+    let version_of = |o: &Value| {
+        o.get("modified")
+            .or_else(|| o.get("created"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let by_path: std::collections::HashMap<String, &Value> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let path = match o.get("id").and_then(Value::as_str) {
+                Some(id) => format!("objects[{i}] ({id})"),
+                None => format!("objects[{i}]"),
+            };
+            (path, o)
+        })
+        .collect();
+    let id_at = |path: &str| {
+        by_path
+            .get(path)
+            .and_then(|o| o.get("id").and_then(Value::as_str))
+            .unwrap_or("")
+            .to_owned()
+    };
+
+    let mut successes: Vec<Entry> = Vec::new();
+    let mut failures: Vec<Entry> = Vec::new();
+    for (path, problem) in &parsed.invalid {
+        let o = by_path.get(path).copied().unwrap_or(&Value::Null);
+        failures.push(Entry {
+            id: id_at(path),
+            version: version_of(o),
+            message: Some(problem.clone()),
+        });
+    }
+    for (path, reason) in &parsed.skipped {
+        let o = by_path.get(path).copied().unwrap_or(&Value::Null);
+        successes.push(Entry {
+            id: id_at(path),
+            version: version_of(o),
+            message: Some(format!("nothing stored: {reason}")),
+        });
+    }
+
+    // (object entry, statements, write records) per imported object.
+    let mut pending: Vec<(Entry, Vec<Statement>, Vec<TaxiiWrite>)> = Vec::new();
+    for object in &parsed.objects {
+        let entry = Entry {
+            id: object.stix_id.clone(),
+            version: object.version.clone(),
+            message: None,
+        };
+        let earlier = state
+            .store
+            .taxii_writes_of(&org, &object.stix_id)
+            .await
+            .map_err(|e| Refused::BadRequest(e.to_string()))?;
+        let tlp = object.tlp.unwrap_or(DEFAULT_TLP);
+        if matches!(tlp, Tlp::AmberStrict | Tlp::Red) {
+            failures.push(Entry {
+                message: Some(format!(
+                    "{tlp} needs a named audience, which TAXII cannot carry; publish it with your agent (`member-agent publish --stix FILE --audience ...`)"
+                )),
+                ..entry
+            });
+            continue;
+        }
+        let record = |statement: &Statement| TaxiiWrite {
+            org_id: org.clone(),
+            stix_id: object.stix_id.clone(),
+            version: object.version.clone(),
+            statement_id: statement.id.to_string(),
+            tlp: statement.tlp.as_str().to_owned(),
+            created_at: now,
+        };
+        match &object.content {
+            Content::Revoked => {
+                // Revocations are recorded against the statement they retract.
+                let retracted: std::collections::HashSet<&str> = earlier
+                    .iter()
+                    .filter(|w| w.version == "revoked")
+                    .map(|w| w.statement_id.as_str())
+                    .collect();
+                let live: Vec<&TaxiiWrite> = earlier
+                    .iter()
+                    .filter(|w| {
+                        w.version != "revoked" && !retracted.contains(w.statement_id.as_str())
+                    })
+                    .collect();
+                if live.is_empty() {
+                    let message = if retracted.is_empty() {
+                        failures.push(Entry {
+                            message: Some("nothing you submitted has this id".into()),
+                            ..entry
+                        });
+                        continue;
+                    } else {
+                        "already revoked; nothing changed"
+                    };
+                    successes.push(Entry {
+                        message: Some(message.into()),
+                        ..entry
+                    });
+                    continue;
+                }
+                let mut statements = Vec::new();
+                let mut records = Vec::new();
+                for w in live {
+                    let Ok(target) = uuid::Uuid::parse_str(&w.statement_id) else {
+                        continue;
+                    };
+                    let tlp = w.tlp.parse().unwrap_or(DEFAULT_TLP);
+                    let s = attested(
+                        who,
+                        tlp,
+                        Body::Retraction(Retraction {
+                            target,
+                            reason: format!("{} was revoked over TAXII", object.stix_id),
+                        }),
+                        now,
+                    );
+                    records.push(TaxiiWrite {
+                        version: "revoked".into(),
+                        statement_id: target.to_string(),
+                        ..record(&s)
+                    });
+                    statements.push(s);
+                }
+                pending.push((entry, statements, records));
+            }
+            _ if earlier.iter().any(|w| w.version == object.version) => {
+                successes.push(Entry {
+                    message: Some("already submitted; nothing changed".into()),
+                    ..entry
+                });
+            }
+            Content::Indicators(list) => {
+                let statements: Vec<Statement> = list
+                    .iter()
+                    .map(|i| attested(who, tlp, Body::Indicator(i.clone()), now))
+                    .collect();
+                let records = statements.iter().map(record).collect();
+                pending.push((entry, statements, records));
+            }
+            Content::Bulletin {
+                title,
+                body,
+                severity,
+                incident_id,
+                refs: _,
+            } => {
+                if !who.caller.is_coordinator() {
+                    failures.push(Entry {
+                        message: Some("only coordinators publish bulletins (reports)".into()),
+                        ..entry
+                    });
+                    continue;
+                }
+                let s = attested(
+                    who,
+                    tlp,
+                    Body::Bulletin(Bulletin {
+                        title: title.clone(),
+                        body: body.clone(),
+                        severity: *severity,
+                        incident_id: incident_id.clone(),
+                        related: Vec::new(),
+                    }),
+                    now,
+                );
+                let records = vec![record(&s)];
+                pending.push((entry, vec![s], records));
+            }
+        }
+    }
+
+    // Check every statement as a publish would, then store the good ones
+    // in one group commit.
+    let mut accepted: Vec<NewStatement> = Vec::new();
+    let mut accepted_records: Vec<TaxiiWrite> = Vec::new();
+    let mut stored_entries: Vec<(Entry, std::ops::Range<usize>)> = Vec::new();
+    for (entry, statements, records) in pending {
+        let mut prepared = Vec::new();
+        let mut problem = None;
+        for s in &statements {
+            match prepare(state, who, s).await {
+                Ok(n) => prepared.push(n),
+                Err(e) => {
+                    problem = Some(e);
+                    break;
+                }
+            }
+        }
+        match problem {
+            Some(e) => failures.push(Entry {
+                message: Some(e),
+                ..entry
+            }),
+            None => {
+                let start = accepted.len();
+                accepted.extend(prepared);
+                accepted_records.extend(records);
+                stored_entries.push((entry, start..accepted.len()));
+            }
+        }
+    }
+    let stored = state.store.append_statements(accepted).await;
+    let mut ok_records = Vec::new();
+    let mut record_iter = accepted_records.into_iter();
+    for (entry, range) in stored_entries {
+        let results = &stored[range.clone()];
+        let records: Vec<TaxiiWrite> = record_iter.by_ref().take(range.len()).collect();
+        match results.iter().find_map(|r| r.as_ref().err()) {
+            Some(e) => failures.push(Entry {
+                message: Some(e.to_string()),
+                ..entry
+            }),
+            None => {
+                ok_records.extend(records);
+                successes.push(entry);
+            }
+        }
+    }
+    state
+        .store
+        .record_taxii_writes(ok_records)
+        .await
+        .map_err(|e| Refused::BadRequest(e.to_string()))?;
+
+    let status_id = uuid::Uuid::new_v4().to_string();
+    let total = successes.len() + failures.len();
+    let body = json!({
+        "id": status_id,
+        "status": "complete",
+        "request_timestamp": super::query::format_timestamp_us(now * 1_000_000),
+        "total_count": total,
+        "success_count": successes.len(),
+        "successes": successes.iter().map(detail).collect::<Vec<_>>(),
+        "failure_count": failures.len(),
+        "failures": failures.iter().map(detail).collect::<Vec<_>>(),
+        "pending_count": 0,
+        "pendings": [],
+    });
+    state
+        .store
+        .save_taxii_status(&status_id, &org, now, body.to_string())
+        .await
+        .map_err(|e| Refused::BadRequest(e.to_string()))?;
+    tracing::info!(org = %org, principal = %who.principal, objects = total,
+        succeeded = successes.len(), failed = failures.len(), "TAXII submission");
+    Ok(Outcome { status_id, body })
+}
