@@ -384,6 +384,25 @@ async fn taxii_refuses_bad_credentials_and_requests_clearly() {
         assert_eq!(e["http_status"], status.to_string());
         assert!(!e["description"].as_str().unwrap().is_empty());
     }
+    // An unauthenticated peer is refused before any body is read: a POST
+    // announcing 100 MiB and sending none still gets its 401 at once.
+    let ca = openssl::x509::X509::from_pem(
+        &std::fs::read(w.hub.data_dir().join("ca.crt")).unwrap(),
+    )
+    .unwrap();
+    let big = format!(
+        "POST {objects} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/taxii+json;version=2.1\r\nContent-Length: 104857600\r\n\r\n"
+    );
+    let r = https_exchange(w.hub.taxii_addr, &ca, None, big.as_bytes()).await;
+    assert_eq!(r.status, 401);
+    // And an authenticated write larger than max_content_length is 413 unread.
+    let (writer, writer_pass) = w.hub.add_api_key_with("other-bank", None, true).await;
+    let auth = openssl::base64::encode_block(format!("{writer}:{writer_pass}").as_bytes());
+    let big = format!(
+        "POST {objects} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {auth}\r\nContent-Type: application/taxii+json;version=2.1\r\nContent-Length: 104857600\r\n\r\n"
+    );
+    let r = https_exchange(w.hub.taxii_addr, &ca, None, big.as_bytes()).await;
+    assert_eq!(r.status, 413);
     let r = w
         .hub
         .taxii(
