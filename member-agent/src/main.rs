@@ -175,6 +175,18 @@ struct ReceiveArgs {
     elastic: Option<String>,
     #[arg(long, default_value = "isac-indicators")]
     elastic_index: String,
+    /// Most events in one Splunk HEC request.
+    #[arg(long, default_value_t = 100)]
+    splunk_batch: usize,
+    /// Set aside items an HTTP receiver rejects for good (4xx other than
+    /// 408/429, Elasticsearch item errors) in this file (JSON Lines), so
+    /// delivery goes on; without it such a rejection holds the cursor.
+    #[arg(long)]
+    dead_letter: Option<PathBuf>,
+    /// Keep retrying an HTTP receiver that is down for this many seconds
+    /// (exponential backoff) before the sync fails (`run` then reconnects).
+    #[arg(long, default_value_t = 60)]
+    sink_retry_secs: u64,
     /// Extra CA certificate (PEM) for https receivers.
     #[arg(long)]
     sink_ca: Option<PathBuf>,
@@ -233,6 +245,9 @@ impl ReceiveArgs {
         for target in &self.syslog {
             sink.syslog.push(target.parse()?);
         }
+        sink.hec_batch = self.splunk_batch.max(1);
+        sink.dead_letter = self.dead_letter.clone();
+        sink.http_retry.give_up_after = std::time::Duration::from_secs(self.sink_retry_secs);
         if let Some(p) = &self.sink_ca {
             let pem = std::fs::read(p).map_err(member_agent::error::io_err(p))?;
             sink.http_ca = Some(

@@ -369,8 +369,23 @@ struct Receiver {
 }
 
 async fn receiver(fail_first: usize) -> Receiver {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    receiver_on(listener, move |n, _, _| {
+        if n <= fail_first {
+            (503, "ok".into())
+        } else {
+            (200, "ok".into())
+        }
+    })
+}
+
+/// The receiver on `listener`, answering the n-th request (from 1) for
+/// (path, body) with `answer` (status, body).
+fn receiver_on(
+    listener: tokio::net::TcpListener,
+    answer: impl Fn(usize, &str, &[u8]) -> (u16, String) + Send + 'static,
+) -> Receiver {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = listener.local_addr().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
@@ -424,10 +439,12 @@ async fn receiver(fail_first: usize) -> Receiver {
                 .collect();
             let body = buf[head_end..].to_vec();
             n += 1;
-            let code = if n <= fail_first { 503 } else { 200 };
+            let (code, text) = answer(n, &path, &body);
             s2.lock().unwrap().push((path, headers, body, code));
-            let reply =
-                format!("HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let reply = format!(
+                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
             let _ = sock.write_all(reply.as_bytes()).await;
         }
     });
@@ -436,7 +453,7 @@ async fn receiver(fail_first: usize) -> Receiver {
 
 #[tokio::test]
 async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down() {
-    use member_agent::http_sink::HttpSink;
+    use member_agent::http_sink::{HttpSink, Retry};
     let dir = tempfile::tempdir().unwrap();
     let hub = TestHub::start(&dir.path().join("hub")).await;
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
@@ -468,6 +485,8 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
             index: "isac-indicators".into(),
         },
     ];
+    // No retries here: each failure fails the sync.
+    sink.http_retry = Retry::none();
     // The receiver is "down" for its first three requests: syncs fail and
     // the cursor holds; later ones succeed.
     let mut failures = 0;
@@ -524,39 +543,47 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
         );
         assert_eq!(header(h, "x-isac-signature"), want);
     }
-    // Splunk HEC: token auth, one event per item.
+    // Splunk HEC: token auth, events one after the other in a request.
     let hec = accepted("/services/collector/event");
-    assert!(hec.len() >= 2);
+    assert!(!hec.is_empty());
+    let mut events = 0;
     for (h, body) in &hec {
         assert_eq!(header(h, "authorization"), "Splunk hec-token");
-        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-        assert_eq!(v["sourcetype"], "isac:indicator");
-        assert_eq!(v["index"], "threat");
-        assert!(v["event"]["id"].is_string());
+        for v in serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>() {
+            let v = v.unwrap();
+            assert_eq!(v["sourcetype"], "isac:indicator");
+            assert_eq!(v["index"], "threat");
+            assert!(v["event"]["id"].is_string());
+            assert!(v["time"].is_u64());
+            events += 1;
+        }
     }
+    assert!(events >= 2);
     // Elasticsearch: _bulk NDJSON with a stable _id and ECS threat fields.
     let es = accepted("/es/_bulk");
-    assert!(es.len() >= 2);
+    assert!(!es.is_empty());
     let mut types = std::collections::BTreeSet::new();
     for (h, body) in &es {
         assert_eq!(header(h, "content-type"), "application/x-ndjson");
         let text = String::from_utf8(body.clone()).unwrap();
         let mut it = text.lines();
-        let action: serde_json::Value = serde_json::from_str(it.next().unwrap()).unwrap();
-        assert_eq!(action["index"]["_index"], "isac-indicators");
-        let doc: serde_json::Value = serde_json::from_str(it.next().unwrap()).unwrap();
-        assert_eq!(
-            action["index"]["_id"], doc["isac"]["id"],
-            "one document per statement id"
-        );
-        assert_eq!(doc["event"]["kind"], "enrichment");
-        assert_eq!(doc["threat"]["indicator"]["marking"]["tlp"], "GREEN");
-        types.insert(
-            doc["threat"]["indicator"]["type"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        while let Some(action) = it.next() {
+            let action: serde_json::Value = serde_json::from_str(action).unwrap();
+            assert_eq!(action["index"]["_index"], "isac-indicators");
+            let doc: serde_json::Value = serde_json::from_str(it.next().unwrap()).unwrap();
+            assert_eq!(
+                action["index"]["_id"], doc["isac"]["id"],
+                "one document per statement id"
+            );
+            assert_eq!(doc["event"]["kind"], "enrichment");
+            assert_eq!(doc["threat"]["indicator"]["marking"]["tlp"], "GREEN");
+            types.insert(
+                doc["threat"]["indicator"]["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
     }
     assert_eq!(
         types,
@@ -564,6 +591,210 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
             .into_iter()
             .collect()
     );
+    hub.stop().await;
+}
+
+/// How a real Elasticsearch answers `_bulk`: 200, with one result per
+/// action; here a document mentioning `reject-me` fails its mapping (400).
+fn bulk_answer(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut items = Vec::new();
+    let mut lines = text.lines();
+    let mut errors = false;
+    while let Some(action) = lines.next() {
+        let action: serde_json::Value = serde_json::from_str(action).unwrap();
+        if let Some(a) = action.get("index") {
+            let doc = lines.next().expect("a document after an index action");
+            let status = if doc.contains("reject-me") { 400 } else { 201 };
+            errors |= status == 400;
+            items.push(serde_json::json!({"index": {"_id": a["_id"], "status": status,
+                "error": if status == 400 { serde_json::json!({"type": "mapper_parsing_exception"}) } else { serde_json::Value::Null }}}));
+        } else if let Some(a) = action.get("delete") {
+            items.push(serde_json::json!({"delete": {"_id": a["_id"], "status": 200}}));
+        } else {
+            panic!("unexpected bulk action {action}");
+        }
+    }
+    serde_json::json!({"took": 1, "errors": errors, "items": items}).to_string()
+}
+
+#[tokio::test]
+async fn http_sinks_retry_while_the_receiver_is_down_dead_letter_rejections_and_hear_of_expiry() {
+    use member_agent::http_sink::{HttpSink, Retry};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    for i in 0..6 {
+        publish(
+            &alice,
+            d(&format!("pkg:npm/evil-{i}@1.0.0"), "high", 80, &[]),
+        )
+        .await
+        .unwrap();
+    }
+    let mut rejected = d("reject-me.evil.example", "high", 80, &[]);
+    rejected.title = Some("reject-me".into());
+    publish(&alice, rejected).await.unwrap();
+    let mut short = d("short-lived.evil.example", "high", 80, &[]);
+    let until = member_agent::now() + 4;
+    short.valid_until = Some(format_rfc3339(until));
+    let short_id = publish(&alice, short).await.unwrap().id;
+
+    // The receiver's port, with nothing listening on it yet: it is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let jsonl = dir.path().join("bob.jsonl");
+    let dead = dir.path().join("dead-letter.jsonl");
+    let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+    sink.http = vec![
+        HttpSink::Webhook {
+            url: format!("{base}/hook").parse().unwrap(),
+            secret: "s3cret".into(),
+        },
+        HttpSink::SplunkHec {
+            url: format!("{base}/services/collector/event").parse().unwrap(),
+            token: "hec-token".into(),
+            index: None,
+            sourcetype: "isac:indicator".into(),
+        },
+        HttpSink::Elastic {
+            url: format!("{base}/es").parse().unwrap(),
+            index: "isac-indicators".into(),
+        },
+    ];
+    sink.http_retry = Retry {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+        give_up_after: Duration::from_secs(120),
+    };
+    sink.hec_batch = 3;
+    sink.dead_letter = Some(dead.clone());
+    let syncing = tokio::spawn(async move {
+        let r = bob.sync(false, &mut sink).await;
+        (bob, sink, r)
+    });
+    // The sync keeps retrying; nothing is committed while the receiver is down.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!syncing.is_finished(), "the sync waits for the receiver");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let r = receiver_on(listener, |_, path, body| {
+        if path == "/es/_bulk" {
+            (200, bulk_answer(body))
+        } else if path == "/hook" && String::from_utf8_lossy(body).contains("reject-me") {
+            (422, "{\"error\":\"unprocessable\"}".into())
+        } else {
+            (200, "{\"text\":\"Success\",\"code\":0}".into())
+        }
+    });
+    let (bob, mut sink, result) = syncing.await.unwrap();
+    let report = result.unwrap();
+    assert_eq!(report.new, 8);
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 8);
+
+    // Nothing lost, nothing doubled: each item reached each receiver once.
+    let seen = r.seen.lock().unwrap().clone();
+    let hooks: Vec<String> = seen
+        .iter()
+        .filter(|(p, ..)| p == "/hook")
+        .map(|(_, h, _, _)| {
+            h.iter()
+                .find(|(k, _)| k == "x-isac-delivery")
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = hooks.iter().collect();
+    assert_eq!((hooks.len(), unique.len()), (8, 8), "{hooks:?}");
+    let hec: Vec<&Vec<u8>> = seen
+        .iter()
+        .filter(|(p, ..)| p == "/services/collector/event")
+        .map(|(_, _, b, _)| b)
+        .collect();
+    let per_request: Vec<usize> = hec
+        .iter()
+        .map(|b| {
+            serde_json::Deserializer::from_slice(b)
+                .into_iter::<serde_json::Value>()
+                .count()
+        })
+        .collect();
+    assert_eq!(per_request.iter().sum::<usize>(), 8, "{per_request:?}");
+    assert!(
+        per_request.iter().all(|n| *n <= 3),
+        "batches of at most 3: {per_request:?}"
+    );
+    assert!(
+        per_request.iter().any(|n| *n > 1),
+        "several events per request: {per_request:?}"
+    );
+    let es_docs: usize = seen
+        .iter()
+        .filter(|(p, ..)| p == "/es/_bulk")
+        .map(|(_, _, b, _)| String::from_utf8_lossy(b).lines().count() / 2)
+        .sum();
+    assert_eq!(es_docs, 8);
+    // Rejected for good: set aside, once per receiver that rejected it.
+    let dead_lines: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut sinks: Vec<(&str, u64)> = dead_lines
+        .iter()
+        .map(|l| (l["sink"].as_str().unwrap(), l["status"].as_u64().unwrap()))
+        .collect();
+    sinks.sort();
+    assert_eq!(
+        sinks,
+        [("elastic", 400), ("webhook", 422)],
+        "{dead_lines:?}"
+    );
+    for l in &dead_lines {
+        assert_eq!(l["item"]["title"], "reject-me");
+    }
+    assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 8);
+
+    // Expiry reaches each receiver in its idiom.
+    while member_agent::now() <= until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bob.sync(false, &mut sink).await.unwrap();
+    let seen = r.seen.lock().unwrap().clone();
+    let expired_hook = seen.iter().any(|(p, _, b, _)| {
+        p == "/hook" && {
+            let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+            v["action"] == "expire" && v["id"] == short_id.as_str()
+        }
+    });
+    assert!(expired_hook, "webhook told of the expiry");
+    let expired_hec = seen.iter().any(|(p, _, b, _)| {
+        p == "/services/collector/event"
+            && serde_json::Deserializer::from_slice(b)
+                .into_iter::<serde_json::Value>()
+                .any(|v| {
+                    let v = v.unwrap();
+                    v["event"]["action"] == "expire" && v["event"]["id"] == short_id.as_str()
+                })
+    });
+    assert!(expired_hec, "HEC told of the expiry");
+    let deleted = seen.iter().any(|(p, _, b, _)| {
+        p == "/es/_bulk"
+            && String::from_utf8_lossy(b).contains(
+                &serde_json::json!({"delete": {"_index": "isac-indicators", "_id": short_id}})
+                    .to_string(),
+            )
+    });
+    assert!(deleted, "Elasticsearch document deleted on expiry");
+    let jsonl_text = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(jsonl_text.matches("\"action\":\"expire\"").count(), 1);
     hub.stop().await;
 }
 
