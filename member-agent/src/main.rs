@@ -190,7 +190,9 @@ struct ReceiveArgs {
     /// Extra CA certificate (PEM) for https receivers.
     #[arg(long)]
     sink_ca: Option<PathBuf>,
-    /// Syslog receiver (RFC 5424 with a CEF payload): udp://HOST:PORT or tcp://HOST:PORT (repeatable).
+    /// Syslog receiver (RFC 5424 with a CEF payload): udp://HOST:PORT,
+    /// tcp://HOST:PORT or tls://HOST:PORT (RFC 5425; --sink-ca to trust a
+    /// private CA) (repeatable).
     #[arg(long)]
     syslog: Vec<String>,
     /// Only these kinds (repeatable): package, artifact, repository, account,
@@ -250,10 +252,12 @@ impl ReceiveArgs {
         sink.http_retry.give_up_after = std::time::Duration::from_secs(self.sink_retry_secs);
         if let Some(p) = &self.sink_ca {
             let pem = std::fs::read(p).map_err(member_agent::error::io_err(p))?;
-            sink.http_ca = Some(
-                openssl::x509::X509::from_pem(&pem)
-                    .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?,
-            );
+            let ca = openssl::x509::X509::from_pem(&pem)
+                .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?;
+            for target in &mut sink.syslog {
+                target.ca = Some(ca.clone());
+            }
+            sink.http_ca = Some(ca);
         }
         Ok(())
     }

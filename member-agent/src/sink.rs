@@ -339,10 +339,8 @@ impl JsonlSink {
             return Ok(());
         }
         self.deliver_http(&lines).await?;
-        for line in &lines {
-            for target in &self.syslog {
-                target.send(line).await?;
-            }
+        for target in &self.syslog {
+            target.send_all(&lines).await?;
         }
         Ok(())
     }

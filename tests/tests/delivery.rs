@@ -837,10 +837,17 @@ async fn syslog_cef_over_tcp_holds_the_cursor_while_the_receiver_is_down() {
         while let Ok((mut s, _)) = listener.accept().await {
             let mut buf = Vec::new();
             let _ = s.read_to_end(&mut buf).await;
-            let text = String::from_utf8_lossy(&buf).to_string();
-            let (len, msg) = text.split_once(' ').unwrap();
-            assert_eq!(len.parse::<usize>().unwrap(), msg.len(), "octet counting");
-            f2.lock().unwrap().push(msg.to_owned());
+            // Octet counting: "LEN SP MSG", one frame after another.
+            let mut rest = &buf[..];
+            while !rest.is_empty() {
+                let sp = rest.iter().position(|b| *b == b' ').expect("LEN SP");
+                let len: usize = std::str::from_utf8(&rest[..sp]).unwrap().parse().unwrap();
+                let msg = &rest[sp + 1..sp + 1 + len];
+                f2.lock()
+                    .unwrap()
+                    .push(String::from_utf8(msg.to_vec()).unwrap());
+                rest = &rest[sp + 1 + len..];
+            }
         }
     });
     bob.sync(false, &mut sink).await.unwrap();
@@ -862,5 +869,162 @@ async fn syslog_cef_over_tcp_holds_the_cursor_while_the_receiver_is_down() {
         frames[1]
     );
     assert!(frames.iter().all(|f| f.contains("cs1Label=tlp cs1=green")));
+    hub.stop().await;
+}
+
+/// A real rsyslogd (Debian's `rsyslog` and `rsyslog-openssl`, installed by
+/// scripts/install-deps) listening with TLS on a loopback port and writing
+/// what it receives to a file; killed on drop.
+struct Rsyslogd {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl Rsyslogd {
+    async fn start_tls(dir: &std::path::Path, cert: &str, key: &str, ca: &str) -> (Rsyslogd, u16) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let work = dir.join("rsyslog-work");
+        std::fs::create_dir_all(&work).unwrap();
+        for (name, pem) in [("ca.pem", ca), ("server.pem", cert), ("server.key", key)] {
+            std::fs::write(dir.join(name), pem).unwrap();
+        }
+        let out = dir.join("received.log");
+        let conf = dir.join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"global(workDirectory="{work}"
+  defaultNetstreamDriver="ossl"
+  defaultNetstreamDriverCAFile="{d}/ca.pem"
+  defaultNetstreamDriverCertFile="{d}/server.pem"
+  defaultNetstreamDriverKeyFile="{d}/server.key")
+module(load="imtcp" streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon")
+input(type="imtcp" address="127.0.0.1" port="{port}")
+template(name="fields" type="string" string="%app-name% %msgid% %msg%\n")
+*.* action(type="omfile" file="{out}" template="fields")
+"#,
+                work = work.display(),
+                d = dir.display(),
+                out = out.display(),
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rsyslogd (Debian package rsyslog; run scripts/install-deps)");
+        let r = Rsyslogd { child, out };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return (r, port);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("rsyslogd did not listen on {port}");
+    }
+
+    /// The lines received so far, waiting until there are at least `n`.
+    async fn lines(&self, n: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            got = std::fs::read_to_string(&self.out)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            if got.len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        got
+    }
+}
+
+impl Drop for Rsyslogd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn syslog_over_tls_reaches_a_real_rsyslog_and_an_unverified_server_holds_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    for i in 0..3 {
+        publish(&alice, d(&format!("c{i}.evil.example"), "high", 80, &[]))
+            .await
+            .unwrap();
+    }
+    let (ca, ca_key) = hub::pki::create_ca("syslog test CA").unwrap();
+    let (cert, key) =
+        hub::pki::issue_server_cert(&ca, &ca_key, &["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+    let pem = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    let (rsyslog, port) = Rsyslogd::start_tls(
+        dir.path(),
+        &pem(cert.to_pem().unwrap()),
+        &pem(key.private_key_to_pem_pkcs8().unwrap()),
+        &pem(ca.to_pem().unwrap()),
+    )
+    .await;
+
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    let mut target: member_agent::syslog_sink::SyslogTarget =
+        format!("tls://127.0.0.1:{port}").parse().unwrap();
+    // A server we cannot verify (its CA is not trusted) gets nothing, and
+    // the cursor holds.
+    let (other_ca, _) = hub::pki::create_ca("someone else").unwrap();
+    target.ca = Some(other_ca);
+    sink.syslog = vec![target.clone()];
+    let err = bob.sync(false, &mut sink).await.unwrap_err().to_string();
+    assert!(
+        err.contains("TLS") && err.contains("certificate verify failed"),
+        "{err}"
+    );
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 0);
+
+    target.ca = Some(ca.clone());
+    sink.syslog = vec![target.clone()];
+    let r = bob.sync(false, &mut sink).await.unwrap();
+    assert_eq!(r.new, 3);
+    let lines = rsyslog.lines(3).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (i, l) in lines.iter().enumerate() {
+        // rsyslog parsed our RFC 5424 header (APP-NAME, MSGID) and the CEF payload.
+        assert!(
+            l.starts_with("isac-member-agent indicator CEF:0|ISAC|isac-member-agent|"),
+            "{l}"
+        );
+        assert!(l.contains(&format!("dhost=c{i}.evil.example")), "{l}");
+        assert!(l.contains("|network|"), "{l}");
+    }
+    // By name as well as by IP.
+    publish(&alice, d("c3.evil.example", "critical", 90, &[]))
+        .await
+        .unwrap();
+    let mut by_name: member_agent::syslog_sink::SyslogTarget =
+        format!("tls://localhost:{port}").parse().unwrap();
+    by_name.ca = Some(ca);
+    sink.syslog = vec![by_name];
+    bob.sync(false, &mut sink).await.unwrap();
+    let lines = rsyslog.lines(4).await;
+    assert!(lines[3].contains("dhost=c3.evil.example"), "{lines:?}");
     hub.stop().await;
 }
