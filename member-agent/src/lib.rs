@@ -14,6 +14,7 @@ pub mod import;
 pub mod keys;
 pub mod localstore;
 pub mod lockfile;
+pub mod mail_sink;
 pub mod osv;
 pub mod publish;
 pub mod sink;

@@ -187,7 +187,23 @@ struct ReceiveArgs {
     /// (exponential backoff) before the sync fails (`run` then reconnects).
     #[arg(long, default_value_t = 60)]
     sink_retry_secs: u64,
-    /// Extra CA certificate (PEM) for https receivers.
+    /// Mail bulletins and indicators at or above --mail-min-severity through
+    /// this SMTP server, smtp://HOST[:PORT] (STARTTLS required; port 587 by default).
+    #[arg(long, requires_all = ["mail_from", "mail_to"])]
+    smtp: Option<String>,
+    #[arg(long)]
+    mail_from: Option<String>,
+    /// Recipients, comma-separated (repeatable).
+    #[arg(long, value_delimiter = ',')]
+    mail_to: Vec<String>,
+    #[arg(long, default_value = "high")]
+    mail_min_severity: String,
+    /// SMTP AUTH PLAIN user (inside TLS only); the password from ISAC_SMTP_PASSWORD.
+    #[arg(long)]
+    smtp_user: Option<String>,
+    #[arg(long, env = "ISAC_SMTP_PASSWORD", hide_env_values = true)]
+    smtp_password: Option<String>,
+    /// Extra CA certificate (PEM) for https, syslog TLS and SMTP receivers.
     #[arg(long)]
     sink_ca: Option<PathBuf>,
     /// Syslog receiver (RFC 5424 with a CEF payload): udp://HOST:PORT,
@@ -247,6 +263,30 @@ impl ReceiveArgs {
         for target in &self.syslog {
             sink.syslog.push(target.parse()?);
         }
+        if let Some(url) = &self.smtp {
+            let (host, port) = member_agent::mail_sink::parse_smtp_url(url)?;
+            let from = self.mail_from.clone().unwrap_or_default();
+            for a in std::iter::once(&from).chain(&self.mail_to) {
+                member_agent::mail_sink::check_address(a)?;
+            }
+            sink.mail = Some(member_agent::mail_sink::MailSink {
+                host,
+                port,
+                from,
+                to: self.mail_to.clone(),
+                min_severity: self.mail_min_severity.parse().map_err(AgentError::Usage)?,
+                auth: match (&self.smtp_user, &self.smtp_password) {
+                    (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+                    (Some(_), None) => {
+                        return Err(AgentError::Usage(
+                            "--smtp-user needs the password in ISAC_SMTP_PASSWORD".into(),
+                        ))
+                    }
+                    _ => None,
+                },
+                ca: None,
+            });
+        }
         sink.hec_batch = self.splunk_batch.max(1);
         sink.dead_letter = self.dead_letter.clone();
         sink.http_retry.give_up_after = std::time::Duration::from_secs(self.sink_retry_secs);
@@ -256,6 +296,9 @@ impl ReceiveArgs {
                 .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?;
             for target in &mut sink.syslog {
                 target.ca = Some(ca.clone());
+            }
+            if let Some(mail) = &mut sink.mail {
+                mail.ca = Some(ca.clone());
             }
             sink.http_ca = Some(ca);
         }

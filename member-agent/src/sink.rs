@@ -41,6 +41,8 @@ pub struct JsonlSink {
     pub dead_letter: Option<std::path::PathBuf>,
     /// Syslog (RFC 5424, CEF payload) receivers.
     pub syslog: Vec<crate::syslog_sink::SyslogTarget>,
+    /// Mail (SMTP with STARTTLS) for bulletins and severe indicators.
+    pub mail: Option<crate::mail_sink::MailSink>,
     already_written: HashSet<LineKey>,
     rotate_bytes: Option<u64>,
     keep_rotated: u32,
@@ -232,6 +234,7 @@ impl JsonlSink {
             http_retry: crate::http_sink::Retry::default(),
             hec_batch: 100,
             dead_letter: None,
+            mail: None,
             syslog: Vec::new(),
             rotate_bytes: None,
             keep_rotated: 5,
@@ -325,7 +328,7 @@ impl JsonlSink {
         &self,
         items: &[(u64, &str, &VerifiedStatement, &str)],
     ) -> Result<(), AgentError> {
-        if self.http.is_empty() && self.syslog.is_empty() {
+        if self.http.is_empty() && self.syslog.is_empty() && self.mail.is_none() {
             return Ok(());
         }
         let lines: Vec<serde_json::Value> = items
@@ -342,6 +345,87 @@ impl JsonlSink {
         for target in &self.syslog {
             target.send_all(&lines).await?;
         }
+        if let Some(mail) = &self.mail {
+            let wanted: Vec<&serde_json::Value> = lines.iter().filter(|l| mail.wants(l)).collect();
+            let refused = mail.send_all(&wanted).await?;
+            let url = format!("smtp://{}:{}", mail.host, mail.port);
+            let entries = refused
+                .into_iter()
+                .map(|(i, answer)| {
+                    let line = wanted[i];
+                    // "RCPT TO:<x>: 550 ..." -> 550
+                    let status = answer
+                        .rsplit_once(">: ")
+                        .or_else(|| answer.split_once(": "))
+                        .and_then(|(_, t)| t.get(..3))
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0);
+                    (
+                        "mail",
+                        url.clone(),
+                        status,
+                        answer,
+                        format!(
+                            "{}:{}:upsert",
+                            line["id"].as_str().unwrap_or_default(),
+                            line["revision"]
+                        ),
+                        line.clone(),
+                    )
+                })
+                .collect();
+            self.set_aside(entries)?;
+        }
+        Ok(())
+    }
+
+    /// Writes items a receiver rejected for good to the dead-letter file
+    /// (synced), or fails when there is none. Entries: (sink, url, status,
+    /// answer, delivery id, line).
+    fn set_aside(
+        &self,
+        entries: Vec<(&'static str, String, u16, String, String, serde_json::Value)>,
+    ) -> Result<(), AgentError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let Some(path) = &self.dead_letter else {
+            return Err(AgentError::Invalid(format!(
+                "{} {} rejected {} ({} {}); nothing is committed until it is delivered or set aside with --dead-letter FILE",
+                first.0, first.1, first.4, first.2, first.3
+            )));
+        };
+        let mut text = String::new();
+        for (sink, url, status, answer, delivery, line) in &entries {
+            tracing::warn!(sink, %delivery, status, "rejected for good; dead-lettered");
+            text.push_str(
+                &serde_json::to_string(&json!({
+                    "at": isac_core::time::format_rfc3339(crate::now()),
+                    "sink": sink,
+                    "url": url,
+                    "status": status,
+                    "answer": answer,
+                    "delivery": delivery,
+                    "item": line,
+                }))
+                .map_err(|e| AgentError::Invalid(e.to_string()))?,
+            );
+            text.push('\n');
+        }
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io_err(path))?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(io_err(path))?;
+        eprintln!(
+            "warning: {} rejected {} item(s) for good; set aside in {}",
+            first.0,
+            entries.len(),
+            path.display()
+        );
         Ok(())
     }
 
@@ -360,44 +444,21 @@ impl JsonlSink {
             if rejected.is_empty() {
                 continue;
             }
-            let Some(path) = &self.dead_letter else {
-                let r = &rejected[0];
-                return Err(AgentError::Invalid(format!(
-                    "{} {} rejected {} ({} {}); nothing is committed until it is delivered or set aside with --dead-letter FILE",
-                    r.sink, r.url, r.delivery, r.status, r.answer
-                )));
-            };
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(io_err(path))?;
-            let mut text = String::new();
-            for r in &rejected {
-                tracing::warn!(sink = r.sink, delivery = %r.delivery, status = r.status, "rejected for good; dead-lettered");
-                text.push_str(
-                    &serde_json::to_string(&json!({
-                        "at": isac_core::time::format_rfc3339(crate::now()),
-                        "sink": r.sink,
-                        "url": r.url,
-                        "status": r.status,
-                        "answer": r.answer,
-                        "delivery": r.delivery,
-                        "item": lines[r.index],
-                    }))
-                    .map_err(|e| AgentError::Invalid(e.to_string()))?,
-                );
-                text.push('\n');
-            }
-            f.write_all(text.as_bytes())
-                .and_then(|_| f.sync_all())
-                .map_err(io_err(path))?;
-            eprintln!(
-                "warning: {} rejected {} item(s) for good; set aside in {}",
-                rejected[0].sink,
-                rejected.len(),
-                path.display()
-            );
+            self.set_aside(
+                rejected
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            r.sink,
+                            r.url,
+                            r.status,
+                            r.answer,
+                            r.delivery,
+                            lines[r.index].clone(),
+                        )
+                    })
+                    .collect(),
+            )?;
         }
         Ok(())
     }

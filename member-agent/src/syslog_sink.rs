@@ -148,6 +148,39 @@ pub fn syslog_frame(line: &Value, hostname: &str) -> String {
     )
 }
 
+/// A TLS client connection over `tcp` to `host` (a name or an IP
+/// address), verified against the system roots and `extra_ca`: the
+/// certificate chain, and the name (with SNI) or the IP address.
+pub async fn tls_connect(
+    tcp: tokio::net::TcpStream,
+    host: &str,
+    extra_ca: Option<&openssl::x509::X509>,
+) -> Result<tokio_openssl::SslStream<tokio::net::TcpStream>, String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
+    if let Some(ca) = extra_ca {
+        b.cert_store_mut()
+            .add_cert(ca.clone())
+            .map_err(|e| e.to_string())?;
+    }
+    b.set_verify(SslVerifyMode::PEER);
+    let mut config = b.build().configure().map_err(|e| e.to_string())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        // An IP literal: checked against the certificate's IP addresses (no SNI).
+        config.set_use_server_name_indication(false);
+        config.set_verify_hostname(false);
+        config.param_mut().set_ip(ip).map_err(|e| e.to_string())?;
+    }
+    let ssl = config.into_ssl(host).map_err(|e| e.to_string())?;
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
+    std::pin::Pin::new(&mut tls)
+        .connect()
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    Ok(tls)
+}
+
 impl SyslogTarget {
     /// The host part of `addr` (brackets of an IPv6 literal removed).
     fn host(&self) -> &str {
@@ -195,30 +228,7 @@ impl SyslogTarget {
         .map_err(|e| fail(e.to_string()))?;
         let exchange = async {
             if self.transport == Transport::Tls {
-                use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-                let mut b =
-                    SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
-                if let Some(ca) = &self.ca {
-                    b.cert_store_mut()
-                        .add_cert(ca.clone())
-                        .map_err(|e| e.to_string())?;
-                }
-                b.set_verify(SslVerifyMode::PEER);
-                let mut config = b.build().configure().map_err(|e| e.to_string())?;
-                let host = self.host();
-                if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-                    // An IP literal: check it against the certificate's IP
-                    // addresses (no SNI for IPs).
-                    config.set_use_server_name_indication(false);
-                    config.set_verify_hostname(false);
-                    config.param_mut().set_ip(ip).map_err(|e| e.to_string())?;
-                }
-                let ssl = config.into_ssl(host).map_err(|e| e.to_string())?;
-                let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
-                std::pin::Pin::new(&mut tls)
-                    .connect()
-                    .await
-                    .map_err(|e| format!("TLS: {e}"))?;
+                let mut tls = tls_connect(tcp, self.host(), self.ca.as_ref()).await?;
                 tls.write_all(&framed).await.map_err(|e| e.to_string())?;
                 tls.flush().await.map_err(|e| e.to_string())?;
                 tls.shutdown().await.map_err(|e| e.to_string())?;

@@ -1028,3 +1028,233 @@ async fn syslog_over_tls_reaches_a_real_rsyslog_and_an_unverified_server_holds_t
     assert!(lines[3].contains("dhost=c3.evil.example"), "{lines:?}");
     hub.stop().await;
 }
+
+/// A real SMTP server (Python aiosmtpd, installed by scripts/install-deps)
+/// on loopback: STARTTLS with the given certificate and AUTH PLAIN required
+/// when `tls`, plain and open otherwise. Each message it accepts becomes a
+/// JSON line in `out`: envelope, TLS, login, decoded subject and body.
+const SMTP_SERVER: &str = r#"
+import sys, json, email, email.header
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+port, out, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+tls = cert != "-"
+class Handler:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+    async def handle_DATA(self, server, session, envelope):
+        m = email.message_from_bytes(envelope.content)
+        rec = {"from": envelope.mail_from, "to": envelope.rcpt_tos, "tls": session.ssl is not None,
+               "login": (session.auth_data.login.decode() if session.auth_data else None),
+               "subject": str(email.header.make_header(email.header.decode_header(m["Subject"]))),
+               "message_id": m["Message-ID"], "tlp": m["X-ISAC-TLP"], "date": m["Date"],
+               "body": m.get_payload(decode=True).decode("utf-8")}
+        with open(out, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        return "250 OK"
+def auth(server, session, envelope, mechanism, data):
+    return AuthResult(success=(data.login == b"agent" and data.password == b"s3cret"), auth_data=data)
+kw = {}
+if tls:
+    import ssl
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    kw = dict(tls_context=ctx, require_starttls=True, authenticator=auth, auth_required=True, auth_require_tls=True)
+c = Controller(Handler(), hostname="127.0.0.1", port=port, **kw)
+c.start()
+print("ready", flush=True)
+sys.stdin.read()
+c.stop()
+"#;
+
+struct SmtpServer {
+    child: std::process::Child,
+    port: u16,
+    out: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    fn start(dir: &std::path::Path, name: &str, tls: Option<(&str, &str)>) -> SmtpServer {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = dir.join(format!("{name}.jsonl"));
+        let (cert, key) = match tls {
+            Some((c, k)) => {
+                std::fs::write(dir.join(format!("{name}.crt")), c).unwrap();
+                std::fs::write(dir.join(format!("{name}.key")), k).unwrap();
+                (
+                    dir.join(format!("{name}.crt")).display().to_string(),
+                    dir.join(format!("{name}.key")).display().to_string(),
+                )
+            }
+            None => ("-".into(), "-".into()),
+        };
+        let mut child = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(SMTP_SERVER)
+            .arg(port.to_string())
+            .arg(&out)
+            .arg(cert)
+            .arg(key)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut ready = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(
+            ready.trim(),
+            "ready",
+            "aiosmtpd did not start (run scripts/install-deps)"
+        );
+        SmtpServer { child, port, out }
+    }
+
+    fn messages(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn bulletins_and_severe_items_are_mailed_over_starttls_and_never_in_clear() {
+    use member_agent::mail_sink::MailSink;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let staff =
+        enrolled_agent_with_role(&hub, "isac-staff", "coordinator", &dir.path().join("staff"))
+            .await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    publish(&alice, d("pkg:npm/critical-one@1.0.0", "critical", 90, &[]))
+        .await
+        .unwrap();
+    publish(&alice, d("pkg:npm/low-one@1.0.0", "low", 90, &[]))
+        .await
+        .unwrap();
+    publish(&alice, d("c2.evil.example", "high", 80, &[]))
+        .await
+        .unwrap();
+    member_agent::publish::publish_bulletin(
+        &staff,
+        member_agent::draft::BulletinDraft {
+            tlp: Some("amber".into()),
+            title: "Campagne gegen npm-Maintainer".into(),
+            body: "Rotate your npm tokens now.\n.\nA line with a lone dot above.".into(),
+            severity: Some("low".into()),
+            incident_id: Some("INC-2026-7".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let (ca, ca_key) = hub::pki::create_ca("smtp test CA").unwrap();
+    let (cert, key) =
+        hub::pki::issue_server_cert(&ca, &ca_key, &["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+    let pem = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    let (cert, key) = (
+        pem(cert.to_pem().unwrap()),
+        pem(key.private_key_to_pem_pkcs8().unwrap()),
+    );
+    let mail = |port: u16, to: &[&str]| MailSink {
+        host: "127.0.0.1".into(),
+        port,
+        from: "isac-agent@bob-bank.example".into(),
+        to: to.iter().map(|s| s.to_string()).collect(),
+        min_severity: isac_core::Severity::High,
+        auth: Some(("agent".into(), "s3cret".into())),
+        ca: Some(ca.clone()),
+    };
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+
+    // A server without STARTTLS gets nothing, and the cursor holds.
+    let clear = SmtpServer::start(dir.path(), "clear", None);
+    sink.mail = Some(mail(clear.port, &["soc@bob-bank.example"]));
+    let err = bob.sync(false, &mut sink).await.unwrap_err().to_string();
+    assert!(err.contains("does not offer STARTTLS"), "{err}");
+    assert!(clear.messages().is_empty());
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 0);
+
+    // The real one: STARTTLS, AUTH PLAIN, one refused recipient set aside.
+    let server = SmtpServer::start(dir.path(), "tls", Some((&cert, &key)));
+    sink.mail = Some(mail(
+        server.port,
+        &["soc@bob-bank.example", "cert@bob-bank.example"],
+    ));
+    let r = bob.sync(false, &mut sink).await.unwrap();
+    assert_eq!(r.new, 4);
+    let mut got = server.messages();
+    got.sort_by_key(|m| m["subject"].as_str().unwrap().to_owned());
+    let subjects: Vec<&str> = got.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "[TLP:AMBER] ISAC bulletin (low): Campagne gegen npm-Maintainer",
+            "[TLP:GREEN] critical package indicator: pkg:npm/critical-one@1.0.0 (critical)",
+            "[TLP:GREEN] high network indicator: c2.evil.example (high)",
+        ],
+        "bulletins always, indicators at or above high"
+    );
+    for m in &got {
+        assert_eq!(m["tls"], true);
+        assert_eq!(m["login"], "agent");
+        assert_eq!(m["from"], "isac-agent@bob-bank.example");
+        assert_eq!(
+            m["to"],
+            serde_json::json!(["soc@bob-bank.example", "cert@bob-bank.example"])
+        );
+        assert!(m["message_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("@isac-member-agent>"));
+        assert!(m["date"].as_str().unwrap().ends_with(" +0000"));
+    }
+    let bulletin = &got[0];
+    assert_eq!(bulletin["tlp"], "AMBER");
+    let body = bulletin["body"].as_str().unwrap();
+    assert!(body.starts_with("TLP:AMBER\n"), "{body}");
+    assert!(
+        body.contains("Rotate your npm tokens now.\n.\nA line with a lone dot above."),
+        "{body}"
+    );
+    assert!(body.contains("Incident: INC-2026-7"), "{body}");
+
+    // A recipient the server refuses for good: set aside, delivery goes on.
+    publish(&alice, d("c3.evil.example", "critical", 80, &[]))
+        .await
+        .unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    sink.dead_letter = Some(dead.clone());
+    sink.mail = Some(mail(server.port, &["nobody@bob-bank.example"]));
+    bob.sync(false, &mut sink).await.unwrap();
+    let dead: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&dead).unwrap().trim()).unwrap();
+    assert_eq!(dead["sink"], "mail");
+    assert_eq!(dead["status"], 550);
+    assert_eq!(dead["item"]["value"], "c3.evil.example");
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 5);
+    drop(server);
+    drop(clear);
+    hub.stop().await;
+}
