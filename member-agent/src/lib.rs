@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod client;
+pub mod config;
 pub mod csv;
 pub mod draft;
 pub mod enroll;

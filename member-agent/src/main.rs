@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use member_agent::config::AgentConfig;
 use member_agent::draft::IndicatorDraft;
 use member_agent::enroll::{enroll, EnrollOptions};
 use member_agent::sink::JsonlSink;
@@ -141,6 +142,10 @@ enum Command {
 
 #[derive(Args)]
 struct ReceiveArgs {
+    /// Config file for sinks and filters (default: STATE_DIR/agent.toml if
+    /// present); flags given override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Append verified items as JSON Lines to this file (default: stdout).
     #[arg(long)]
     jsonl: Option<PathBuf>,
@@ -150,9 +155,9 @@ struct ReceiveArgs {
     /// Rotate the JSON Lines file when it would grow past this many bytes.
     #[arg(long)]
     jsonl_max_bytes: Option<u64>,
-    /// Rotated JSON Lines files to keep (FILE.1 is the newest).
-    #[arg(long, default_value_t = 5)]
-    jsonl_keep: u32,
+    /// Rotated JSON Lines files to keep (FILE.1 is the newest; default 5).
+    #[arg(long)]
+    jsonl_keep: Option<u32>,
     /// Also write each verified item as a STIX 2.1 bundle file into this directory.
     #[arg(long)]
     stix_dir: Option<PathBuf>,
@@ -175,18 +180,19 @@ struct ReceiveArgs {
     elastic: Option<String>,
     #[arg(long, default_value = "isac-indicators")]
     elastic_index: String,
-    /// Most events in one Splunk HEC request.
-    #[arg(long, default_value_t = 100)]
-    splunk_batch: usize,
+    /// Most events in one Splunk HEC request (default 100).
+    #[arg(long)]
+    splunk_batch: Option<usize>,
     /// Set aside items an HTTP receiver rejects for good (4xx other than
     /// 408/429, Elasticsearch item errors) in this file (JSON Lines), so
     /// delivery goes on; without it such a rejection holds the cursor.
     #[arg(long)]
     dead_letter: Option<PathBuf>,
     /// Keep retrying an HTTP receiver that is down for this many seconds
-    /// (exponential backoff) before the sync fails (`run` then reconnects).
-    #[arg(long, default_value_t = 60)]
-    sink_retry_secs: u64,
+    /// (exponential backoff) before the sync fails (`run` then reconnects;
+    /// default 60).
+    #[arg(long)]
+    sink_retry_secs: Option<u64>,
     /// Mail bulletins and indicators at or above --mail-min-severity through
     /// this SMTP server, smtp://HOST[:PORT] (STARTTLS required; port 587 by default).
     #[arg(long, requires_all = ["mail_from", "mail_to"])]
@@ -233,20 +239,31 @@ struct ReceiveArgs {
 }
 
 impl ReceiveArgs {
-    fn apply_sinks(&self, sink: &mut JsonlSink) -> Result<(), AgentError> {
+    /// The sinks from the config file, then the flags over them: a scalar
+    /// flag replaces the file's value, a sink flag the file's sinks of
+    /// that kind.
+    fn apply_sinks(&self, sink: &mut JsonlSink, config: &AgentConfig) -> Result<(), AgentError> {
         use member_agent::http_sink::HttpSink;
-        sink.export_red = self.export_red;
-        sink.stix_dir = self.stix_dir.clone();
-        if let Some(max) = self.jsonl_max_bytes {
-            sink.rotate_at(max, self.jsonl_keep);
+        config.apply(sink, |v| std::env::var(v).ok())?;
+        if self.export_red {
+            sink.export_red = true;
+        }
+        if let Some(d) = &self.stix_dir {
+            sink.stix_dir = Some(d.clone());
+        }
+        if let Some(max) = self.jsonl_max_bytes.or(config.jsonl_max_bytes) {
+            sink.rotate_at(max, self.jsonl_keep.or(config.jsonl_keep).unwrap_or(5));
         }
         if let Some(url) = &self.webhook {
+            sink.http.retain(|h| !matches!(h, HttpSink::Webhook { .. }));
             sink.http.push(HttpSink::Webhook {
                 url: url.parse()?,
                 secret: self.webhook_secret.clone().unwrap_or_default(),
             });
         }
         if let Some(url) = &self.splunk_hec {
+            sink.http
+                .retain(|h| !matches!(h, HttpSink::SplunkHec { .. }));
             sink.http.push(HttpSink::SplunkHec {
                 url: url.parse()?,
                 token: self.splunk_token.clone().unwrap_or_default(),
@@ -255,13 +272,17 @@ impl ReceiveArgs {
             });
         }
         if let Some(url) = &self.elastic {
+            sink.http.retain(|h| !matches!(h, HttpSink::Elastic { .. }));
             sink.http.push(HttpSink::Elastic {
                 url: url.parse()?,
                 index: self.elastic_index.clone(),
             });
         }
-        for target in &self.syslog {
-            sink.syslog.push(target.parse()?);
+        if !self.syslog.is_empty() {
+            sink.syslog.clear();
+            for target in &self.syslog {
+                sink.syslog.push(target.parse()?);
+            }
         }
         if let Some(url) = &self.smtp {
             let (host, port) = member_agent::mail_sink::parse_smtp_url(url)?;
@@ -287,10 +308,16 @@ impl ReceiveArgs {
                 ca: None,
             });
         }
-        sink.hec_batch = self.splunk_batch.max(1);
-        sink.dead_letter = self.dead_letter.clone();
-        sink.http_retry.give_up_after = std::time::Duration::from_secs(self.sink_retry_secs);
-        if let Some(p) = &self.sink_ca {
+        if let Some(b) = self.splunk_batch {
+            sink.hec_batch = b.max(1);
+        }
+        if let Some(d) = &self.dead_letter {
+            sink.dead_letter = Some(d.clone());
+        }
+        if let Some(secs) = self.sink_retry_secs {
+            sink.http_retry.give_up_after = std::time::Duration::from_secs(secs);
+        }
+        if let Some(p) = self.sink_ca.as_ref().or(config.sink_ca.as_ref()) {
             let pem = std::fs::read(p).map_err(member_agent::error::io_err(p))?;
             let ca = openssl::x509::X509::from_pem(&pem)
                 .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?;
@@ -305,16 +332,36 @@ impl ReceiveArgs {
         Ok(())
     }
 
-    fn filter(&self) -> isac_proto::v1::SubscriptionFilter {
+    /// The subscription filter: each flag given replaces the file's value.
+    fn filter(&self, config: &AgentConfig) -> isac_proto::v1::SubscriptionFilter {
+        let f = &config.filter;
+        let pick = |flag: &Vec<String>, file: &Vec<String>| {
+            if flag.is_empty() {
+                file.clone()
+            } else {
+                flag.clone()
+            }
+        };
         isac_proto::v1::SubscriptionFilter {
-            kinds: self.kinds.clone(),
-            ecosystems: self.ecosystems.clone(),
-            min_severity: self.min_severity.clone().unwrap_or_default(),
-            min_confidence: self.min_confidence.unwrap_or(0),
-            tlp_levels: self.tlp_levels.clone(),
-            tags: self.tags.clone(),
-            bulletins_only: self.bulletins_only,
+            kinds: pick(&self.kinds, &f.kinds),
+            ecosystems: pick(&self.ecosystems, &f.ecosystems),
+            min_severity: self
+                .min_severity
+                .clone()
+                .or_else(|| f.min_severity.clone())
+                .unwrap_or_default(),
+            min_confidence: self.min_confidence.or(f.min_confidence).unwrap_or(0),
+            tlp_levels: pick(&self.tlp_levels, &f.tlp),
+            tags: pick(&self.tags, &f.tags),
+            bulletins_only: self.bulletins_only || f.bulletins_only.unwrap_or(false),
         }
+    }
+
+    /// The config file and the JSON Lines sink it and the flags name.
+    fn open(&self, state: &StateDir) -> Result<(AgentConfig, JsonlSink), AgentError> {
+        let config = member_agent::config::load(self.config.as_deref(), &state.root)?;
+        let sink = JsonlSink::open(self.jsonl.as_deref().or(config.jsonl.as_deref()))?;
+        Ok((config, sink))
     }
 }
 
@@ -643,9 +690,9 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         }
         Command::Sync(args) => {
             let mut agent = Agent::open(&state)?;
-            agent.filter = args.filter();
-            let mut sink = JsonlSink::open(args.jsonl.as_deref())?;
-            args.apply_sinks(&mut sink)?;
+            let (config, mut sink) = args.open(&state)?;
+            args.apply_sinks(&mut sink, &config)?;
+            agent.filter = args.filter(&config);
             let r = agent.sync(false, &mut sink).await?;
             eprintln!(
                 "synced: {} new, {} already held, {} refused; cursor {}",
@@ -654,9 +701,9 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         }
         Command::Run(args) => {
             let mut agent = Agent::open(&state)?;
-            agent.filter = args.filter();
-            let mut sink = JsonlSink::open(args.jsonl.as_deref())?;
-            args.apply_sinks(&mut sink)?;
+            let (config, mut sink) = args.open(&state)?;
+            args.apply_sinks(&mut sink, &config)?;
+            agent.filter = args.filter(&config);
             eprintln!(
                 "following {} as `{}`; Ctrl-C to stop",
                 agent.loaded.identity.hub_url,
