@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod client;
+pub mod config;
 pub mod csv;
 pub mod draft;
 pub mod enroll;
@@ -14,6 +15,7 @@ pub mod import;
 pub mod keys;
 pub mod localstore;
 pub mod lockfile;
+pub mod mail_sink;
 pub mod osv;
 pub mod publish;
 pub mod sink;

@@ -31,8 +31,18 @@ pub struct JsonlSink {
     pub http: Vec<crate::http_sink::HttpSink>,
     /// Extra CA trusted for https receivers (besides the system roots).
     pub http_ca: Option<openssl::x509::X509>,
+    /// How long and how fast HTTP receivers that are down are retried.
+    pub http_retry: crate::http_sink::Retry,
+    /// Most events in one Splunk HEC request.
+    pub hec_batch: usize,
+    /// Where items an HTTP receiver rejects for good (4xx other than 408
+    /// and 429) are set aside, one JSON object a line; without it such a
+    /// rejection fails the write and holds the cursor.
+    pub dead_letter: Option<std::path::PathBuf>,
     /// Syslog (RFC 5424, CEF payload) receivers.
     pub syslog: Vec<crate::syslog_sink::SyslogTarget>,
+    /// Mail (SMTP with STARTTLS) for bulletins and severe indicators.
+    pub mail: Option<crate::mail_sink::MailSink>,
     already_written: HashSet<LineKey>,
     rotate_bytes: Option<u64>,
     keep_rotated: u32,
@@ -101,6 +111,20 @@ fn resume(file: &mut File, path: &Path) -> Result<HashSet<LineKey>, AgentError> 
         tracing::warn!(path = %path.display(), "cut a torn last line in the JSON Lines sink");
     }
     Ok(keys_of_last_lines(&String::from_utf8_lossy(&tail)))
+}
+
+/// The `action: expire` line for an item past its `valid_until`.
+fn expire_line(item: &crate::localstore::ItemSummary) -> serde_json::Value {
+    json!({
+        "action": "expire",
+        "id": item.id,
+        "revision": item.revision,
+        "sequence": item.sequence,
+        "kind": item.kind,
+        "value": item.value,
+        "title": item.title,
+        "tlp": item.tlp,
+    })
 }
 
 /// One bundle per item, named by sequence and id and written atomically, so
@@ -213,6 +237,10 @@ impl JsonlSink {
             stix_dir: None,
             http: Vec::new(),
             http_ca: None,
+            http_retry: crate::http_sink::Retry::default(),
+            hec_batch: 100,
+            dead_letter: None,
+            mail: None,
             syslog: Vec::new(),
             rotate_bytes: None,
             keep_rotated: 5,
@@ -286,7 +314,7 @@ impl JsonlSink {
         self.append(&line)
     }
 
-    /// Sends a new item to every HTTP receiver; any failure fails the item.
+    /// Sends a new item to every HTTP and syslog receiver (see [`Self::send_http_batch`]).
     pub async fn send_http(
         &self,
         sequence: u64,
@@ -294,19 +322,164 @@ impl JsonlSink {
         verified: &VerifiedStatement,
         signer_org_name: &str,
     ) -> Result<(), AgentError> {
-        if (self.http.is_empty() && self.syslog.is_empty())
-            || !isac_core::tlp::may_export_to_sink(verified.statement.tlp, self.export_red)
-        {
+        self.send_http_batch(&[(sequence, received_at, verified, signer_org_name)])
+            .await
+    }
+
+    /// Sends new items to every HTTP receiver (batched where the receiver
+    /// takes batches, retried while it is down) and syslog receiver. An item
+    /// a receiver rejects for good goes to the dead-letter file; without
+    /// one, that fails the write. Any other failure fails the write.
+    pub async fn send_http_batch(
+        &self,
+        items: &[(u64, &str, &VerifiedStatement, &str)],
+    ) -> Result<(), AgentError> {
+        if self.http.is_empty() && self.syslog.is_empty() && self.mail.is_none() {
             return Ok(());
         }
-        let line = line_for(sequence, received_at, verified, signer_org_name);
-        for target in &self.http {
-            target.send(&line, self.http_ca.as_ref()).await?;
+        let lines: Vec<serde_json::Value> = items
+            .iter()
+            .filter(|(_, _, v, _)| {
+                isac_core::tlp::may_export_to_sink(v.statement.tlp, self.export_red)
+            })
+            .map(|(seq, at, v, signer)| line_for(*seq, at, v, signer))
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
         }
+        self.deliver_http(&lines).await?;
         for target in &self.syslog {
-            target.send(&line).await?;
+            target.send_all(&lines).await?;
+        }
+        if let Some(mail) = &self.mail {
+            let wanted: Vec<&serde_json::Value> = lines.iter().filter(|l| mail.wants(l)).collect();
+            let refused = mail.send_all(&wanted).await?;
+            let url = format!("smtp://{}:{}", mail.host, mail.port);
+            let entries = refused
+                .into_iter()
+                .map(|(i, answer)| {
+                    let line = wanted[i];
+                    // "RCPT TO:<x>: 550 ..." -> 550
+                    let status = answer
+                        .rsplit_once(">: ")
+                        .or_else(|| answer.split_once(": "))
+                        .and_then(|(_, t)| t.get(..3))
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0);
+                    (
+                        "mail",
+                        url.clone(),
+                        status,
+                        answer,
+                        format!(
+                            "{}:{}:upsert",
+                            line["id"].as_str().unwrap_or_default(),
+                            line["revision"]
+                        ),
+                        line.clone(),
+                    )
+                })
+                .collect();
+            self.set_aside(entries)?;
         }
         Ok(())
+    }
+
+    /// Writes items a receiver rejected for good to the dead-letter file
+    /// (synced), or fails when there is none. Entries: (sink, url, status,
+    /// answer, delivery id, line).
+    fn set_aside(
+        &self,
+        entries: Vec<(&'static str, String, u16, String, String, serde_json::Value)>,
+    ) -> Result<(), AgentError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let Some(path) = &self.dead_letter else {
+            return Err(AgentError::Invalid(format!(
+                "{} {} rejected {} ({} {}); nothing is committed until it is delivered or set aside with --dead-letter FILE",
+                first.0, first.1, first.4, first.2, first.3
+            )));
+        };
+        let mut text = String::new();
+        for (sink, url, status, answer, delivery, line) in &entries {
+            tracing::warn!(sink, %delivery, status, "rejected for good; dead-lettered");
+            text.push_str(
+                &serde_json::to_string(&json!({
+                    "at": isac_core::time::format_rfc3339(crate::now()),
+                    "sink": sink,
+                    "url": url,
+                    "status": status,
+                    "answer": answer,
+                    "delivery": delivery,
+                    "item": line,
+                }))
+                .map_err(|e| AgentError::Invalid(e.to_string()))?,
+            );
+            text.push('\n');
+        }
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io_err(path))?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(io_err(path))?;
+        eprintln!(
+            "warning: {} rejected {} item(s) for good; set aside in {}",
+            first.0,
+            entries.len(),
+            path.display()
+        );
+        Ok(())
+    }
+
+    fn http_options(&self) -> crate::http_sink::HttpOptions {
+        crate::http_sink::HttpOptions {
+            ca: self.http_ca.clone(),
+            retry: self.http_retry,
+            hec_batch: self.hec_batch,
+        }
+    }
+
+    async fn deliver_http(&self, lines: &[serde_json::Value]) -> Result<(), AgentError> {
+        let opts = self.http_options();
+        for target in &self.http {
+            let rejected = target.deliver(lines, &opts).await?;
+            if rejected.is_empty() {
+                continue;
+            }
+            self.set_aside(
+                rejected
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            r.sink,
+                            r.url,
+                            r.status,
+                            r.answer,
+                            r.delivery,
+                            lines[r.index].clone(),
+                        )
+                    })
+                    .collect(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Tells HTTP receivers an item expired, in each one's idiom (webhook
+    /// and Splunk HEC: an `action: expire` event; Elasticsearch: the
+    /// document is deleted). Before the expiry is committed.
+    pub async fn send_expired_http(
+        &self,
+        item: &crate::localstore::ItemSummary,
+    ) -> Result<(), AgentError> {
+        if self.http.is_empty() || (item.tlp == "red" && !self.export_red) {
+            return Ok(());
+        }
+        self.deliver_http(&[expire_line(item)]).await
     }
 
     /// Tells the sink an item expired (`action: expire`).
@@ -324,17 +497,7 @@ impl JsonlSink {
         )) {
             return Ok(());
         }
-        let line = json!({
-            "action": "expire",
-            "id": item.id,
-            "revision": item.revision,
-            "sequence": item.sequence,
-            "kind": item.kind,
-            "value": item.value,
-            "title": item.title,
-            "tlp": item.tlp,
-        });
-        self.append(&line)
+        self.append(&expire_line(item))
     }
 
     fn append(&mut self, line: &serde_json::Value) -> Result<(), AgentError> {

@@ -110,12 +110,17 @@ impl Agent {
         }
     }
 
-    /// Marks held items past their `valid_until` expired and tells the sink.
-    pub fn expire_due(&self, sink: &mut JsonlSink) -> Result<u64, AgentError> {
-        let store = self.store();
-        let due = store.due_for_expiry(&isac_core::time::format_rfc3339(crate::now()))?;
+    /// Marks held items past their `valid_until` expired and tells the
+    /// sinks (HTTP receivers first; a receiver that is down holds the expiry
+    /// until the next time).
+    pub async fn expire_due(&self, sink: &mut JsonlSink) -> Result<u64, AgentError> {
+        let due = self
+            .store()
+            .due_for_expiry(&isac_core::time::format_rfc3339(crate::now()))?;
         for item in &due {
-            store.mark_expired(item, || sink.write_expired(item))?;
+            sink.send_expired_http(item).await?;
+            self.store()
+                .mark_expired(item, || sink.write_expired(item))?;
         }
         Ok(due.len() as u64)
     }
@@ -200,20 +205,15 @@ impl Agent {
             .unwrap_or_default()
     }
 
-    /// Verifies and records one delivery.
-    async fn handle(
-        &self,
-        channel: &Channel,
-        d: pb::Delivery,
-        sink: &mut JsonlSink,
-        report: &mut SyncReport,
-    ) -> Result<(), AgentError> {
+    /// Verifies one delivery; stores nothing.
+    async fn check(&self, channel: &Channel, d: pb::Delivery) -> Result<Checked, AgentError> {
         let sequence = d.sequence;
         let Some(envelope) = d.envelope.map(Envelope::from) else {
-            self.store()
-                .reject(sequence, "delivery without an envelope", "", crate::now())?;
-            report.rejected += 1;
-            return Ok(());
+            return Ok(Checked::Refused {
+                sequence,
+                reason: "delivery without an envelope".into(),
+                envelope_json: String::new(),
+            });
         };
         self.ensure_directory(channel, d.directory_version).await?;
         let mut result = self.verify(&envelope);
@@ -223,27 +223,55 @@ impl Agent {
             result = self.verify(&envelope);
         }
         let envelope_json = envelope.to_json();
-        match result {
+        Ok(match result {
             Ok(verified) => {
-                let signer = self.org_name(&verified.key_id);
-                let named_as = named_as(&verified.statement, &d.audience_openings);
-                // Network sinks first, outside the store's transaction: if a
-                // receiver is down the item is not committed and comes again.
                 let held = self.store().holds(
                     &verified.statement.id.to_string(),
                     verified.statement.revision,
                 )?;
-                if !held {
-                    sink.send_http(sequence, &d.received_at, &verified, &signer)
-                        .await?;
+                Checked::Verified {
+                    sequence,
+                    signer: self.org_name(&verified.key_id),
+                    named_as: named_as(&verified.statement, &d.audience_openings),
+                    received_at: d.received_at,
+                    verified: Box::new(verified),
+                    envelope_json,
+                    held,
                 }
+            }
+            Err(e) => Checked::Refused {
+                sequence,
+                reason: e.to_string(),
+                envelope_json,
+            },
+        })
+    }
+
+    /// Records one checked delivery (the sink line is written inside the
+    /// item's transaction) and moves the cursor.
+    fn commit(
+        &self,
+        c: Checked,
+        sink: &mut JsonlSink,
+        report: &mut SyncReport,
+    ) -> Result<(), AgentError> {
+        match c {
+            Checked::Verified {
+                sequence,
+                received_at,
+                verified,
+                envelope_json,
+                signer,
+                named_as,
+                ..
+            } => {
                 let outcome = self.store().insert_verified(
                     sequence,
-                    &d.received_at,
+                    &received_at,
                     &verified,
                     &envelope_json,
                     crate::now(),
-                    || sink.write(sequence, &d.received_at, &verified, &signer),
+                    || sink.write(sequence, &received_at, &verified, &signer),
                 )?;
                 match outcome {
                     InsertOutcome::New => {
@@ -257,17 +285,61 @@ impl Agent {
                     }
                     InsertOutcome::Duplicate => report.duplicates += 1,
                 }
+                report.cursor = sequence;
             }
-            Err(e) => {
-                let reason = e.to_string();
+            Checked::Refused {
+                sequence,
+                reason,
+                envelope_json,
+            } => {
                 tracing::warn!(sequence, %reason, "item refused: failed end-to-end verification");
                 eprintln!("warning: refused item at sequence {sequence}: {reason}");
                 self.store()
                     .reject(sequence, &reason, &envelope_json, crate::now())?;
                 report.rejected += 1;
+                report.cursor = sequence;
             }
         }
-        report.cursor = sequence;
+        Ok(())
+    }
+
+    /// Verifies a run of deliveries, hands the new ones to the network sinks
+    /// together (outside the store's transaction: if a receiver stays down
+    /// none is committed and all come again), then records each in order.
+    async fn handle_batch(
+        &self,
+        channel: &Channel,
+        deliveries: Vec<pb::Delivery>,
+        sink: &mut JsonlSink,
+        report: &mut SyncReport,
+    ) -> Result<(), AgentError> {
+        let mut checked = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            checked.push(self.check(channel, d).await?);
+        }
+        let fresh: Vec<(u64, &str, &isac_core::VerifiedStatement, &str)> = checked
+            .iter()
+            .filter_map(|c| match c {
+                Checked::Verified {
+                    sequence,
+                    received_at,
+                    verified,
+                    signer,
+                    held: false,
+                    ..
+                } => Some((
+                    *sequence,
+                    received_at.as_str(),
+                    verified.as_ref(),
+                    signer.as_str(),
+                )),
+                _ => None,
+            })
+            .collect();
+        sink.send_http_batch(&fresh).await?;
+        for c in checked {
+            self.commit(c, sink, report)?;
+        }
         Ok(())
     }
 
@@ -311,13 +383,38 @@ impl Agent {
             }
             Err(status) => return Err(status.into()),
         };
-        while let Some(msg) = stream.message().await? {
+        let mut next = None;
+        loop {
+            let msg = match next.take() {
+                Some(m) => m,
+                None => match stream.message().await? {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
             match msg.event {
                 Some(pb::subscribe_response::Event::Item(d)) => {
-                    self.handle(&channel, d, sink, &mut report).await?;
-                    if follow
-                        && (report.new + report.duplicates + report.rejected).is_multiple_of(256)
-                    {
+                    // Items already here go to the network sinks together
+                    // (HEC and Elasticsearch take them in one request).
+                    let mut batch = vec![d];
+                    while batch.len() < MAX_BATCH {
+                        match tokio::time::timeout(Duration::ZERO, stream.message()).await {
+                            Ok(Ok(Some(pb::SubscribeResponse {
+                                event: Some(pb::subscribe_response::Event::Item(d)),
+                            }))) => batch.push(d),
+                            Ok(Ok(Some(other))) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Ok(Ok(None)) | Err(_) => break,
+                            Ok(Err(status)) => return Err(status.into()),
+                        }
+                    }
+                    let before = report.new + report.duplicates + report.rejected;
+                    self.handle_batch(&channel, batch, sink, &mut report)
+                        .await?;
+                    let after = report.new + report.duplicates + report.rejected;
+                    if follow && before / 256 != after / 256 {
                         self.acknowledge(&channel, report.cursor).await;
                     }
                 }
@@ -325,7 +422,7 @@ impl Agent {
                     // Items up to the head that we were not sent are not ours.
                     self.store().set_cursor(c.head_sequence)?;
                     report.cursor = report.cursor.max(c.head_sequence);
-                    self.expire_due(sink)?;
+                    self.expire_due(sink).await?;
                     self.acknowledge(&channel, report.cursor).await;
                     if !follow {
                         break;
@@ -391,6 +488,28 @@ impl Agent {
         self.reset_channel();
         Ok(())
     }
+}
+
+/// Most deliveries handled (and sent to network sinks) together.
+const MAX_BATCH: usize = 256;
+
+/// A delivery after verification, before it is recorded.
+enum Checked {
+    Verified {
+        sequence: u64,
+        received_at: String,
+        verified: Box<isac_core::VerifiedStatement>,
+        envelope_json: String,
+        signer: String,
+        named_as: Vec<String>,
+        /// Already in the local store (a redelivery): not sent again.
+        held: bool,
+    },
+    Refused {
+        sequence: u64,
+        reason: String,
+        envelope_json: String,
+    },
 }
 
 /// The audience entries that name us, keeping only openings that match a

@@ -1,6 +1,8 @@
 //! Syslog (RFC 5424) with a CEF payload, as ArcSight, QRadar and Sentinel's
-//! CEF connector read them. TCP uses octet-counting framing (RFC 6587) and a
-//! failure holds the cursor like the HTTP sinks; UDP is best effort, as UDP
+//! CEF connector read them. TCP uses octet-counting framing (RFC 6587), TLS
+//! the same framing inside TLS (RFC 5425, the server verified against the
+//! system roots and `--sink-ca`, its name or IP checked); a failure of
+//! either holds the cursor like the HTTP sinks. UDP is best effort, as UDP
 //! syslog always is.
 
 use std::time::Duration;
@@ -10,32 +12,46 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::AgentError;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
 #[derive(Debug, Clone)]
 pub struct SyslogTarget {
-    pub tcp: bool,
+    pub transport: Transport,
+    /// HOST:PORT
     pub addr: String,
+    /// Extra CA trusted for a TLS receiver (`--sink-ca`).
+    pub ca: Option<openssl::x509::X509>,
 }
 
 impl std::str::FromStr for SyslogTarget {
     type Err = AgentError;
     fn from_str(s: &str) -> Result<Self, AgentError> {
-        let (tcp, rest) = if let Some(r) = s.strip_prefix("tcp://") {
-            (true, r)
+        let usage = || {
+            AgentError::Usage(format!(
+                "`{s}`: use udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT"
+            ))
+        };
+        let (transport, rest) = if let Some(r) = s.strip_prefix("tcp://") {
+            (Transport::Tcp, r)
         } else if let Some(r) = s.strip_prefix("udp://") {
-            (false, r)
+            (Transport::Udp, r)
+        } else if let Some(r) = s.strip_prefix("tls://") {
+            (Transport::Tls, r)
         } else {
-            return Err(AgentError::Usage(format!(
-                "`{s}`: use udp://HOST:PORT or tcp://HOST:PORT"
-            )));
+            return Err(usage());
         };
         if !rest.contains(':') || rest.contains('/') {
-            return Err(AgentError::Usage(format!(
-                "`{s}`: use udp://HOST:PORT or tcp://HOST:PORT"
-            )));
+            return Err(usage());
         }
         Ok(SyslogTarget {
-            tcp,
+            transport,
             addr: rest.to_owned(),
+            ca: None,
         })
     }
 }
@@ -132,33 +148,101 @@ pub fn syslog_frame(line: &Value, hostname: &str) -> String {
     )
 }
 
+/// A TLS client connection over `tcp` to `host` (a name or an IP
+/// address), verified against the system roots and `extra_ca`: the
+/// certificate chain, and the name (with SNI) or the IP address.
+pub async fn tls_connect(
+    tcp: tokio::net::TcpStream,
+    host: &str,
+    extra_ca: Option<&openssl::x509::X509>,
+) -> Result<tokio_openssl::SslStream<tokio::net::TcpStream>, String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
+    if let Some(ca) = extra_ca {
+        b.cert_store_mut()
+            .add_cert(ca.clone())
+            .map_err(|e| e.to_string())?;
+    }
+    b.set_verify(SslVerifyMode::PEER);
+    let mut config = b.build().configure().map_err(|e| e.to_string())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        // An IP literal: checked against the certificate's IP addresses (no SNI).
+        config.set_use_server_name_indication(false);
+        config.set_verify_hostname(false);
+        config.param_mut().set_ip(ip).map_err(|e| e.to_string())?;
+    }
+    let ssl = config.into_ssl(host).map_err(|e| e.to_string())?;
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
+    std::pin::Pin::new(&mut tls)
+        .connect()
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    Ok(tls)
+}
+
 impl SyslogTarget {
+    /// The host part of `addr` (brackets of an IPv6 literal removed).
+    fn host(&self) -> &str {
+        let h = self
+            .addr
+            .rsplit_once(':')
+            .map_or(self.addr.as_str(), |(h, _)| h);
+        h.trim_start_matches('[').trim_end_matches(']')
+    }
+
     pub async fn send(&self, line: &Value) -> Result<(), AgentError> {
-        let frame = syslog_frame(line, "isac-agent");
+        self.send_all(std::slice::from_ref(line)).await
+    }
+
+    /// Sends `lines` in order, over one connection for TCP and TLS.
+    pub async fn send_all(&self, lines: &[Value]) -> Result<(), AgentError> {
         let fail = |m: String| AgentError::Invalid(format!("syslog {}: {m}", self.addr));
-        if self.tcp {
-            let mut s = tokio::time::timeout(
-                Duration::from_secs(10),
-                tokio::net::TcpStream::connect(&self.addr),
-            )
-            .await
-            .map_err(|_| fail("connect timed out".into()))?
-            .map_err(|e| fail(e.to_string()))?;
-            // RFC 6587 octet counting: "LEN SP MSG".
-            let framed = format!("{} {}", frame.len(), frame);
-            s.write_all(framed.as_bytes())
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            s.flush().await.map_err(|e| fail(e.to_string()))?;
-        } else {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        if self.transport == Transport::Udp {
             let sock = tokio::net::UdpSocket::bind("0.0.0.0:0")
                 .await
                 .map_err(|e| fail(e.to_string()))?;
-            sock.send_to(frame.as_bytes(), &self.addr)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+            for line in lines {
+                let frame = syslog_frame(line, "isac-agent");
+                sock.send_to(frame.as_bytes(), &self.addr)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            return Ok(());
         }
-        Ok(())
+        // RFC 6587 / RFC 5425 octet counting: "LEN SP MSG".
+        let mut framed = Vec::new();
+        for line in lines {
+            let frame = syslog_frame(line, "isac-agent");
+            framed.extend_from_slice(format!("{} {}", frame.len(), frame).as_bytes());
+        }
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(&self.addr),
+        )
+        .await
+        .map_err(|_| fail("connect timed out".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+        let exchange = async {
+            if self.transport == Transport::Tls {
+                let mut tls = tls_connect(tcp, self.host(), self.ca.as_ref()).await?;
+                tls.write_all(&framed).await.map_err(|e| e.to_string())?;
+                tls.flush().await.map_err(|e| e.to_string())?;
+                tls.shutdown().await.map_err(|e| e.to_string())?;
+            } else {
+                let mut tcp = tcp;
+                tcp.write_all(&framed).await.map_err(|e| e.to_string())?;
+                tcp.flush().await.map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        };
+        tokio::time::timeout(Duration::from_secs(30), exchange)
+            .await
+            .map_err(|_| fail("timed out".into()))?
+            .map_err(fail)
     }
 }
 

@@ -369,8 +369,23 @@ struct Receiver {
 }
 
 async fn receiver(fail_first: usize) -> Receiver {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    receiver_on(listener, move |n, _, _| {
+        if n <= fail_first {
+            (503, "ok".into())
+        } else {
+            (200, "ok".into())
+        }
+    })
+}
+
+/// The receiver on `listener`, answering the n-th request (from 1) for
+/// (path, body) with `answer` (status, body).
+fn receiver_on(
+    listener: tokio::net::TcpListener,
+    answer: impl Fn(usize, &str, &[u8]) -> (u16, String) + Send + 'static,
+) -> Receiver {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = listener.local_addr().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
@@ -424,10 +439,12 @@ async fn receiver(fail_first: usize) -> Receiver {
                 .collect();
             let body = buf[head_end..].to_vec();
             n += 1;
-            let code = if n <= fail_first { 503 } else { 200 };
+            let (code, text) = answer(n, &path, &body);
             s2.lock().unwrap().push((path, headers, body, code));
-            let reply =
-                format!("HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let reply = format!(
+                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
             let _ = sock.write_all(reply.as_bytes()).await;
         }
     });
@@ -436,7 +453,7 @@ async fn receiver(fail_first: usize) -> Receiver {
 
 #[tokio::test]
 async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down() {
-    use member_agent::http_sink::HttpSink;
+    use member_agent::http_sink::{HttpSink, Retry};
     let dir = tempfile::tempdir().unwrap();
     let hub = TestHub::start(&dir.path().join("hub")).await;
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
@@ -468,6 +485,8 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
             index: "isac-indicators".into(),
         },
     ];
+    // No retries here: each failure fails the sync.
+    sink.http_retry = Retry::none();
     // The receiver is "down" for its first three requests: syncs fail and
     // the cursor holds; later ones succeed.
     let mut failures = 0;
@@ -524,39 +543,47 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
         );
         assert_eq!(header(h, "x-isac-signature"), want);
     }
-    // Splunk HEC: token auth, one event per item.
+    // Splunk HEC: token auth, events one after the other in a request.
     let hec = accepted("/services/collector/event");
-    assert!(hec.len() >= 2);
+    assert!(!hec.is_empty());
+    let mut events = 0;
     for (h, body) in &hec {
         assert_eq!(header(h, "authorization"), "Splunk hec-token");
-        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-        assert_eq!(v["sourcetype"], "isac:indicator");
-        assert_eq!(v["index"], "threat");
-        assert!(v["event"]["id"].is_string());
+        for v in serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>() {
+            let v = v.unwrap();
+            assert_eq!(v["sourcetype"], "isac:indicator");
+            assert_eq!(v["index"], "threat");
+            assert!(v["event"]["id"].is_string());
+            assert!(v["time"].is_u64());
+            events += 1;
+        }
     }
+    assert!(events >= 2);
     // Elasticsearch: _bulk NDJSON with a stable _id and ECS threat fields.
     let es = accepted("/es/_bulk");
-    assert!(es.len() >= 2);
+    assert!(!es.is_empty());
     let mut types = std::collections::BTreeSet::new();
     for (h, body) in &es {
         assert_eq!(header(h, "content-type"), "application/x-ndjson");
         let text = String::from_utf8(body.clone()).unwrap();
         let mut it = text.lines();
-        let action: serde_json::Value = serde_json::from_str(it.next().unwrap()).unwrap();
-        assert_eq!(action["index"]["_index"], "isac-indicators");
-        let doc: serde_json::Value = serde_json::from_str(it.next().unwrap()).unwrap();
-        assert_eq!(
-            action["index"]["_id"], doc["isac"]["id"],
-            "one document per statement id"
-        );
-        assert_eq!(doc["event"]["kind"], "enrichment");
-        assert_eq!(doc["threat"]["indicator"]["marking"]["tlp"], "GREEN");
-        types.insert(
-            doc["threat"]["indicator"]["type"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        while let Some(action) = it.next() {
+            let action: serde_json::Value = serde_json::from_str(action).unwrap();
+            assert_eq!(action["index"]["_index"], "isac-indicators");
+            let doc: serde_json::Value = serde_json::from_str(it.next().unwrap()).unwrap();
+            assert_eq!(
+                action["index"]["_id"], doc["isac"]["id"],
+                "one document per statement id"
+            );
+            assert_eq!(doc["event"]["kind"], "enrichment");
+            assert_eq!(doc["threat"]["indicator"]["marking"]["tlp"], "GREEN");
+            types.insert(
+                doc["threat"]["indicator"]["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
     }
     assert_eq!(
         types,
@@ -564,6 +591,210 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
             .into_iter()
             .collect()
     );
+    hub.stop().await;
+}
+
+/// How a real Elasticsearch answers `_bulk`: 200, with one result per
+/// action; here a document mentioning `reject-me` fails its mapping (400).
+fn bulk_answer(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut items = Vec::new();
+    let mut lines = text.lines();
+    let mut errors = false;
+    while let Some(action) = lines.next() {
+        let action: serde_json::Value = serde_json::from_str(action).unwrap();
+        if let Some(a) = action.get("index") {
+            let doc = lines.next().expect("a document after an index action");
+            let status = if doc.contains("reject-me") { 400 } else { 201 };
+            errors |= status == 400;
+            items.push(serde_json::json!({"index": {"_id": a["_id"], "status": status,
+                "error": if status == 400 { serde_json::json!({"type": "mapper_parsing_exception"}) } else { serde_json::Value::Null }}}));
+        } else if let Some(a) = action.get("delete") {
+            items.push(serde_json::json!({"delete": {"_id": a["_id"], "status": 200}}));
+        } else {
+            panic!("unexpected bulk action {action}");
+        }
+    }
+    serde_json::json!({"took": 1, "errors": errors, "items": items}).to_string()
+}
+
+#[tokio::test]
+async fn http_sinks_retry_while_the_receiver_is_down_dead_letter_rejections_and_hear_of_expiry() {
+    use member_agent::http_sink::{HttpSink, Retry};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    for i in 0..6 {
+        publish(
+            &alice,
+            d(&format!("pkg:npm/evil-{i}@1.0.0"), "high", 80, &[]),
+        )
+        .await
+        .unwrap();
+    }
+    let mut rejected = d("reject-me.evil.example", "high", 80, &[]);
+    rejected.title = Some("reject-me".into());
+    publish(&alice, rejected).await.unwrap();
+    let mut short = d("short-lived.evil.example", "high", 80, &[]);
+    let until = member_agent::now() + 4;
+    short.valid_until = Some(format_rfc3339(until));
+    let short_id = publish(&alice, short).await.unwrap().id;
+
+    // The receiver's port, with nothing listening on it yet: it is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let jsonl = dir.path().join("bob.jsonl");
+    let dead = dir.path().join("dead-letter.jsonl");
+    let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+    sink.http = vec![
+        HttpSink::Webhook {
+            url: format!("{base}/hook").parse().unwrap(),
+            secret: "s3cret".into(),
+        },
+        HttpSink::SplunkHec {
+            url: format!("{base}/services/collector/event").parse().unwrap(),
+            token: "hec-token".into(),
+            index: None,
+            sourcetype: "isac:indicator".into(),
+        },
+        HttpSink::Elastic {
+            url: format!("{base}/es").parse().unwrap(),
+            index: "isac-indicators".into(),
+        },
+    ];
+    sink.http_retry = Retry {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+        give_up_after: Duration::from_secs(120),
+    };
+    sink.hec_batch = 3;
+    sink.dead_letter = Some(dead.clone());
+    let syncing = tokio::spawn(async move {
+        let r = bob.sync(false, &mut sink).await;
+        (bob, sink, r)
+    });
+    // The sync keeps retrying; nothing is committed while the receiver is down.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!syncing.is_finished(), "the sync waits for the receiver");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let r = receiver_on(listener, |_, path, body| {
+        if path == "/es/_bulk" {
+            (200, bulk_answer(body))
+        } else if path == "/hook" && String::from_utf8_lossy(body).contains("reject-me") {
+            (422, "{\"error\":\"unprocessable\"}".into())
+        } else {
+            (200, "{\"text\":\"Success\",\"code\":0}".into())
+        }
+    });
+    let (bob, mut sink, result) = syncing.await.unwrap();
+    let report = result.unwrap();
+    assert_eq!(report.new, 8);
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 8);
+
+    // Nothing lost, nothing doubled: each item reached each receiver once.
+    let seen = r.seen.lock().unwrap().clone();
+    let hooks: Vec<String> = seen
+        .iter()
+        .filter(|(p, ..)| p == "/hook")
+        .map(|(_, h, _, _)| {
+            h.iter()
+                .find(|(k, _)| k == "x-isac-delivery")
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = hooks.iter().collect();
+    assert_eq!((hooks.len(), unique.len()), (8, 8), "{hooks:?}");
+    let hec: Vec<&Vec<u8>> = seen
+        .iter()
+        .filter(|(p, ..)| p == "/services/collector/event")
+        .map(|(_, _, b, _)| b)
+        .collect();
+    let per_request: Vec<usize> = hec
+        .iter()
+        .map(|b| {
+            serde_json::Deserializer::from_slice(b)
+                .into_iter::<serde_json::Value>()
+                .count()
+        })
+        .collect();
+    assert_eq!(per_request.iter().sum::<usize>(), 8, "{per_request:?}");
+    assert!(
+        per_request.iter().all(|n| *n <= 3),
+        "batches of at most 3: {per_request:?}"
+    );
+    assert!(
+        per_request.iter().any(|n| *n > 1),
+        "several events per request: {per_request:?}"
+    );
+    let es_docs: usize = seen
+        .iter()
+        .filter(|(p, ..)| p == "/es/_bulk")
+        .map(|(_, _, b, _)| String::from_utf8_lossy(b).lines().count() / 2)
+        .sum();
+    assert_eq!(es_docs, 8);
+    // Rejected for good: set aside, once per receiver that rejected it.
+    let dead_lines: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut sinks: Vec<(&str, u64)> = dead_lines
+        .iter()
+        .map(|l| (l["sink"].as_str().unwrap(), l["status"].as_u64().unwrap()))
+        .collect();
+    sinks.sort();
+    assert_eq!(
+        sinks,
+        [("elastic", 400), ("webhook", 422)],
+        "{dead_lines:?}"
+    );
+    for l in &dead_lines {
+        assert_eq!(l["item"]["title"], "reject-me");
+    }
+    assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 8);
+
+    // Expiry reaches each receiver in its idiom.
+    while member_agent::now() <= until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bob.sync(false, &mut sink).await.unwrap();
+    let seen = r.seen.lock().unwrap().clone();
+    let expired_hook = seen.iter().any(|(p, _, b, _)| {
+        p == "/hook" && {
+            let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+            v["action"] == "expire" && v["id"] == short_id.as_str()
+        }
+    });
+    assert!(expired_hook, "webhook told of the expiry");
+    let expired_hec = seen.iter().any(|(p, _, b, _)| {
+        p == "/services/collector/event"
+            && serde_json::Deserializer::from_slice(b)
+                .into_iter::<serde_json::Value>()
+                .any(|v| {
+                    let v = v.unwrap();
+                    v["event"]["action"] == "expire" && v["event"]["id"] == short_id.as_str()
+                })
+    });
+    assert!(expired_hec, "HEC told of the expiry");
+    let deleted = seen.iter().any(|(p, _, b, _)| {
+        p == "/es/_bulk"
+            && String::from_utf8_lossy(b).contains(
+                &serde_json::json!({"delete": {"_index": "isac-indicators", "_id": short_id}})
+                    .to_string(),
+            )
+    });
+    assert!(deleted, "Elasticsearch document deleted on expiry");
+    let jsonl_text = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(jsonl_text.matches("\"action\":\"expire\"").count(), 1);
     hub.stop().await;
 }
 
@@ -606,10 +837,17 @@ async fn syslog_cef_over_tcp_holds_the_cursor_while_the_receiver_is_down() {
         while let Ok((mut s, _)) = listener.accept().await {
             let mut buf = Vec::new();
             let _ = s.read_to_end(&mut buf).await;
-            let text = String::from_utf8_lossy(&buf).to_string();
-            let (len, msg) = text.split_once(' ').unwrap();
-            assert_eq!(len.parse::<usize>().unwrap(), msg.len(), "octet counting");
-            f2.lock().unwrap().push(msg.to_owned());
+            // Octet counting: "LEN SP MSG", one frame after another.
+            let mut rest = &buf[..];
+            while !rest.is_empty() {
+                let sp = rest.iter().position(|b| *b == b' ').expect("LEN SP");
+                let len: usize = std::str::from_utf8(&rest[..sp]).unwrap().parse().unwrap();
+                let msg = &rest[sp + 1..sp + 1 + len];
+                f2.lock()
+                    .unwrap()
+                    .push(String::from_utf8(msg.to_vec()).unwrap());
+                rest = &rest[sp + 1 + len..];
+            }
         }
     });
     bob.sync(false, &mut sink).await.unwrap();
@@ -631,5 +869,392 @@ async fn syslog_cef_over_tcp_holds_the_cursor_while_the_receiver_is_down() {
         frames[1]
     );
     assert!(frames.iter().all(|f| f.contains("cs1Label=tlp cs1=green")));
+    hub.stop().await;
+}
+
+/// A real rsyslogd (Debian's `rsyslog` and `rsyslog-openssl`, installed by
+/// scripts/install-deps) listening with TLS on a loopback port and writing
+/// what it receives to a file; killed on drop.
+struct Rsyslogd {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl Rsyslogd {
+    async fn start_tls(dir: &std::path::Path, cert: &str, key: &str, ca: &str) -> (Rsyslogd, u16) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let work = dir.join("rsyslog-work");
+        std::fs::create_dir_all(&work).unwrap();
+        for (name, pem) in [("ca.pem", ca), ("server.pem", cert), ("server.key", key)] {
+            std::fs::write(dir.join(name), pem).unwrap();
+        }
+        let out = dir.join("received.log");
+        let conf = dir.join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"global(workDirectory="{work}"
+  defaultNetstreamDriver="ossl"
+  defaultNetstreamDriverCAFile="{d}/ca.pem"
+  defaultNetstreamDriverCertFile="{d}/server.pem"
+  defaultNetstreamDriverKeyFile="{d}/server.key")
+module(load="imtcp" streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon")
+input(type="imtcp" address="127.0.0.1" port="{port}")
+template(name="fields" type="string" string="%app-name% %msgid% %msg%\n")
+*.* action(type="omfile" file="{out}" template="fields")
+"#,
+                work = work.display(),
+                d = dir.display(),
+                out = out.display(),
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rsyslogd (Debian package rsyslog; run scripts/install-deps)");
+        let r = Rsyslogd { child, out };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return (r, port);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("rsyslogd did not listen on {port}");
+    }
+
+    /// The lines received so far, waiting until there are at least `n`.
+    async fn lines(&self, n: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            got = std::fs::read_to_string(&self.out)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            if got.len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        got
+    }
+}
+
+impl Drop for Rsyslogd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn syslog_over_tls_reaches_a_real_rsyslog_and_an_unverified_server_holds_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    for i in 0..3 {
+        publish(&alice, d(&format!("c{i}.evil.example"), "high", 80, &[]))
+            .await
+            .unwrap();
+    }
+    let (ca, ca_key) = hub::pki::create_ca("syslog test CA").unwrap();
+    let (cert, key) =
+        hub::pki::issue_server_cert(&ca, &ca_key, &["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+    let pem = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    let (rsyslog, port) = Rsyslogd::start_tls(
+        dir.path(),
+        &pem(cert.to_pem().unwrap()),
+        &pem(key.private_key_to_pem_pkcs8().unwrap()),
+        &pem(ca.to_pem().unwrap()),
+    )
+    .await;
+
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    let mut target: member_agent::syslog_sink::SyslogTarget =
+        format!("tls://127.0.0.1:{port}").parse().unwrap();
+    // A server we cannot verify (its CA is not trusted) gets nothing, and
+    // the cursor holds.
+    let (other_ca, _) = hub::pki::create_ca("someone else").unwrap();
+    target.ca = Some(other_ca);
+    sink.syslog = vec![target.clone()];
+    let err = bob.sync(false, &mut sink).await.unwrap_err().to_string();
+    assert!(
+        err.contains("TLS") && err.contains("certificate verify failed"),
+        "{err}"
+    );
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 0);
+
+    target.ca = Some(ca.clone());
+    sink.syslog = vec![target.clone()];
+    let r = bob.sync(false, &mut sink).await.unwrap();
+    assert_eq!(r.new, 3);
+    let lines = rsyslog.lines(3).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (i, l) in lines.iter().enumerate() {
+        // rsyslog parsed our RFC 5424 header (APP-NAME, MSGID) and the CEF payload.
+        assert!(
+            l.starts_with("isac-member-agent indicator CEF:0|ISAC|isac-member-agent|"),
+            "{l}"
+        );
+        assert!(l.contains(&format!("dhost=c{i}.evil.example")), "{l}");
+        assert!(l.contains("|network|"), "{l}");
+    }
+    // By name as well as by IP.
+    publish(&alice, d("c3.evil.example", "critical", 90, &[]))
+        .await
+        .unwrap();
+    let mut by_name: member_agent::syslog_sink::SyslogTarget =
+        format!("tls://localhost:{port}").parse().unwrap();
+    by_name.ca = Some(ca);
+    sink.syslog = vec![by_name];
+    bob.sync(false, &mut sink).await.unwrap();
+    let lines = rsyslog.lines(4).await;
+    assert!(lines[3].contains("dhost=c3.evil.example"), "{lines:?}");
+    hub.stop().await;
+}
+
+/// A real SMTP server (Python aiosmtpd, installed by scripts/install-deps)
+/// on loopback: STARTTLS with the given certificate and AUTH PLAIN required
+/// when `tls`, plain and open otherwise. Each message it accepts becomes a
+/// JSON line in `out`: envelope, TLS, login, decoded subject and body.
+const SMTP_SERVER: &str = r#"
+import sys, json, email, email.header
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+port, out, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+tls = cert != "-"
+class Handler:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+    async def handle_DATA(self, server, session, envelope):
+        m = email.message_from_bytes(envelope.content)
+        rec = {"from": envelope.mail_from, "to": envelope.rcpt_tos, "tls": session.ssl is not None,
+               "login": (session.auth_data.login.decode() if session.auth_data else None),
+               "subject": str(email.header.make_header(email.header.decode_header(m["Subject"]))),
+               "message_id": m["Message-ID"], "tlp": m["X-ISAC-TLP"], "date": m["Date"],
+               "body": m.get_payload(decode=True).decode("utf-8")}
+        with open(out, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        return "250 OK"
+def auth(server, session, envelope, mechanism, data):
+    return AuthResult(success=(data.login == b"agent" and data.password == b"s3cret"), auth_data=data)
+kw = {}
+if tls:
+    import ssl
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    kw = dict(tls_context=ctx, require_starttls=True, authenticator=auth, auth_required=True, auth_require_tls=True)
+c = Controller(Handler(), hostname="127.0.0.1", port=port, **kw)
+c.start()
+print("ready", flush=True)
+sys.stdin.read()
+c.stop()
+"#;
+
+struct SmtpServer {
+    child: std::process::Child,
+    port: u16,
+    out: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    fn start(dir: &std::path::Path, name: &str, tls: Option<(&str, &str)>) -> SmtpServer {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = dir.join(format!("{name}.jsonl"));
+        let (cert, key) = match tls {
+            Some((c, k)) => {
+                std::fs::write(dir.join(format!("{name}.crt")), c).unwrap();
+                std::fs::write(dir.join(format!("{name}.key")), k).unwrap();
+                (
+                    dir.join(format!("{name}.crt")).display().to_string(),
+                    dir.join(format!("{name}.key")).display().to_string(),
+                )
+            }
+            None => ("-".into(), "-".into()),
+        };
+        let mut child = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(SMTP_SERVER)
+            .arg(port.to_string())
+            .arg(&out)
+            .arg(cert)
+            .arg(key)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut ready = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(
+            ready.trim(),
+            "ready",
+            "aiosmtpd did not start (run scripts/install-deps)"
+        );
+        SmtpServer { child, port, out }
+    }
+
+    fn messages(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn bulletins_and_severe_items_are_mailed_over_starttls_and_never_in_clear() {
+    use member_agent::mail_sink::MailSink;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let staff =
+        enrolled_agent_with_role(&hub, "isac-staff", "coordinator", &dir.path().join("staff"))
+            .await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    publish(&alice, d("pkg:npm/critical-one@1.0.0", "critical", 90, &[]))
+        .await
+        .unwrap();
+    publish(&alice, d("pkg:npm/low-one@1.0.0", "low", 90, &[]))
+        .await
+        .unwrap();
+    publish(&alice, d("c2.evil.example", "high", 80, &[]))
+        .await
+        .unwrap();
+    member_agent::publish::publish_bulletin(
+        &staff,
+        member_agent::draft::BulletinDraft {
+            tlp: Some("amber".into()),
+            title: "Campagne gegen npm-Maintainer".into(),
+            body: "Rotate your npm tokens now.\n.\nA line with a lone dot above.".into(),
+            severity: Some("low".into()),
+            incident_id: Some("INC-2026-7".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let (ca, ca_key) = hub::pki::create_ca("smtp test CA").unwrap();
+    let (cert, key) =
+        hub::pki::issue_server_cert(&ca, &ca_key, &["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+    let pem = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    let (cert, key) = (
+        pem(cert.to_pem().unwrap()),
+        pem(key.private_key_to_pem_pkcs8().unwrap()),
+    );
+    let mail = |port: u16, to: &[&str]| MailSink {
+        host: "127.0.0.1".into(),
+        port,
+        from: "isac-agent@bob-bank.example".into(),
+        to: to.iter().map(|s| s.to_string()).collect(),
+        min_severity: isac_core::Severity::High,
+        auth: Some(("agent".into(), "s3cret".into())),
+        ca: Some(ca.clone()),
+    };
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+
+    // A server without STARTTLS gets nothing, and the cursor holds.
+    let clear = SmtpServer::start(dir.path(), "clear", None);
+    sink.mail = Some(mail(clear.port, &["soc@bob-bank.example"]));
+    let err = bob.sync(false, &mut sink).await.unwrap_err().to_string();
+    assert!(err.contains("does not offer STARTTLS"), "{err}");
+    assert!(clear.messages().is_empty());
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 0);
+
+    // The real one: STARTTLS, AUTH PLAIN, one refused recipient set aside.
+    let server = SmtpServer::start(dir.path(), "tls", Some((&cert, &key)));
+    sink.mail = Some(mail(
+        server.port,
+        &["soc@bob-bank.example", "cert@bob-bank.example"],
+    ));
+    let r = bob.sync(false, &mut sink).await.unwrap();
+    assert_eq!(r.new, 4);
+    let mut got = server.messages();
+    got.sort_by_key(|m| m["subject"].as_str().unwrap().to_owned());
+    let subjects: Vec<&str> = got.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "[TLP:AMBER] ISAC bulletin (low): Campagne gegen npm-Maintainer",
+            "[TLP:GREEN] critical package indicator: pkg:npm/critical-one@1.0.0 (critical)",
+            "[TLP:GREEN] high network indicator: c2.evil.example (high)",
+        ],
+        "bulletins always, indicators at or above high"
+    );
+    for m in &got {
+        assert_eq!(m["tls"], true);
+        assert_eq!(m["login"], "agent");
+        assert_eq!(m["from"], "isac-agent@bob-bank.example");
+        assert_eq!(
+            m["to"],
+            serde_json::json!(["soc@bob-bank.example", "cert@bob-bank.example"])
+        );
+        assert!(m["message_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("@isac-member-agent>"));
+        assert!(m["date"].as_str().unwrap().ends_with(" +0000"));
+    }
+    let bulletin = &got[0];
+    assert_eq!(bulletin["tlp"], "AMBER");
+    let body = bulletin["body"].as_str().unwrap();
+    assert!(body.starts_with("TLP:AMBER\n"), "{body}");
+    assert!(
+        body.contains("Rotate your npm tokens now.\n.\nA line with a lone dot above."),
+        "{body}"
+    );
+    assert!(body.contains("Incident: INC-2026-7"), "{body}");
+
+    // A recipient the server refuses for good: set aside, delivery goes on.
+    publish(&alice, d("c3.evil.example", "critical", 80, &[]))
+        .await
+        .unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    sink.dead_letter = Some(dead.clone());
+    sink.mail = Some(mail(server.port, &["nobody@bob-bank.example"]));
+    bob.sync(false, &mut sink).await.unwrap();
+    let dead: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&dead).unwrap().trim()).unwrap();
+    assert_eq!(dead["sink"], "mail");
+    assert_eq!(dead["status"], 550);
+    assert_eq!(dead["item"]["value"], "c3.evil.example");
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 5);
+    drop(server);
+    drop(clear);
     hub.stop().await;
 }

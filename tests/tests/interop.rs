@@ -829,3 +829,219 @@ fn osv_export_reimports_through_the_osv_importer_and_misp_export_loads_in_pymisp
     );
     hub.terminate();
 }
+
+/// (path, body) of each request a receiver got.
+type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A loopback HTTP receiver that answers 200 and records (path, body).
+fn recording_receiver() -> (u16, Requests) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body_start = loop {
+                let n = conn.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break Some(i + 4);
+                }
+            };
+            let Some(start) = body_start else { continue };
+            let head = String::from_utf8_lossy(&buf[..start]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            while buf.len() < start + len {
+                let n = conn.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let path = head
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            s2.lock()
+                .unwrap()
+                .push((path, String::from_utf8_lossy(&buf[start..]).into_owned()));
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn agent_toml_configures_sinks_and_filters_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    enroll_with_cli(&data, &hub.url(), "alice-bank", None, &alice);
+    enroll_with_cli(&data, &hub.url(), "bob-bank", None, &bob);
+    for flags in [
+        &["--domain", "c2.evil.example"][..],
+        &["--purl", "pkg:npm/evil@1.0.0"],
+        &["--ip", "198.51.100.7"],
+    ] {
+        let mut args = vec!["publish", "--tlp", "green", "--title", "t"];
+        args.extend_from_slice(flags);
+        let (ok, _, err) = agent_cli(&alice, &args);
+        assert!(ok, "{err}");
+    }
+    let (port, seen) = recording_receiver();
+    let from_file = dir.path().join("from-file.jsonl");
+    let stix = dir.path().join("stix");
+    std::fs::write(
+        bob.join("agent.toml"),
+        format!(
+            r#"
+jsonl = "{jsonl}"
+stix_dir = "{stix}"
+[[webhook]]
+url = "http://127.0.0.1:{port}/first"
+secret = "one"
+[[webhook]]
+url = "http://127.0.0.1:{port}/second"
+secret_env = "SECOND_SECRET"
+[[elastic]]
+url = "http://127.0.0.1:{port}/es"
+[filter]
+kinds = ["network"]
+"#,
+            jsonl = from_file.display(),
+            stix = stix.display()
+        ),
+    )
+    .unwrap();
+    // A secret the file names by environment variable must be there.
+    let (code, _, err) = agent_code(&bob, &["sync"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("webhook[1].secret_env") && err.contains("SECOND_SECRET"),
+        "{err}"
+    );
+
+    let out = bin("member-agent")
+        .env("SECOND_SECRET", "two")
+        .arg("--state-dir")
+        .arg(&bob)
+        .args(["sync"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&from_file);
+    assert_eq!(got.len(), 2, "the file's filter: network only");
+    assert!(got.iter().all(|l| l["kind"] == "network"));
+    assert_eq!(std::fs::read_dir(&stix).unwrap().count(), 2);
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(
+        paths.iter().filter(|p| *p == "/first").count(),
+        2,
+        "{paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|p| *p == "/second").count(),
+        2,
+        "{paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|p| *p == "/es/_bulk").count(),
+        1,
+        "one bulk request: {paths:?}"
+    );
+
+    // Flags override: another JSON Lines file, another webhook (replacing
+    // the file's two), another filter.
+    let (ok, _, err) = agent_cli(
+        &alice,
+        &[
+            "publish",
+            "--tlp",
+            "green",
+            "--title",
+            "t",
+            "--purl",
+            "pkg:npm/later@1.0.0",
+        ],
+    );
+    assert!(ok, "{err}");
+    let from_flag = dir.path().join("from-flag.jsonl");
+    seen.lock().unwrap().clear();
+    let out = bin("member-agent")
+        .env("SECOND_SECRET", "two")
+        .arg("--state-dir")
+        .arg(&bob)
+        .args([
+            "sync",
+            "--kind",
+            "package",
+            "--jsonl",
+            from_flag.to_str().unwrap(),
+            "--webhook",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/flag"))
+        .args(["--webhook-secret", "three"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines(&from_flag).len(), 1);
+    assert_eq!(
+        lines(&from_file).len(),
+        2,
+        "the file's JSON Lines path is overridden"
+    );
+    let mut paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["/es/_bulk", "/flag"],
+        "the flag replaced the file's webhooks"
+    );
+
+    // A bad key is named, with exit code 64.
+    std::fs::write(bob.join("agent.toml"), "jsonl_kep = 3\n").unwrap();
+    let (code, _, err) = agent_code(&bob, &["sync"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("agent.toml") && err.contains("jsonl_kep"),
+        "{err}"
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[elastic]]\nurl = \"elastic.example:9200\"\n").unwrap();
+    let (code, _, err) = agent_code(&bob, &["sync", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("elastic[0].url"), "{err}");
+    hub.terminate();
+}

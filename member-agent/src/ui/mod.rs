@@ -283,8 +283,25 @@ pub fn describe_sinks(sink: &JsonlSink, jsonl: Option<&std::path::Path>) -> Vec<
         out.push(format!("{what}: {}:{}{}", url.host, url.port, url.path));
     }
     for s in &sink.syslog {
-        let proto = if s.tcp { "tcp" } else { "udp" };
+        use crate::syslog_sink::Transport;
+        let proto = match s.transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        };
         out.push(format!("syslog: {proto}://{}", s.addr));
+    }
+    if let Some(m) = &sink.mail {
+        out.push(format!(
+            "mail: {}:{} to {} recipient(s), {} and above",
+            m.host,
+            m.port,
+            m.to.len(),
+            m.min_severity.as_str()
+        ));
+    }
+    if let Some(d) = &sink.dead_letter {
+        out.push(format!("dead letters: {}", d.display()));
     }
     if sink.export_red {
         out.push("TLP:RED is exported to the sinks".to_owned());

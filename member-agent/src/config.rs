@@ -1,0 +1,411 @@
+//! The agent's config file: `agent.toml` in the state dir, or `--config
+//! FILE`. It configures what `sync` and `run` do with what they receive:
+//! every sink (any number of each), the dead-letter file, the retry budget
+//! and the subscription filter. Command-line flags override it: a scalar
+//! flag replaces the file's value, and a sink flag (`--webhook`,
+//! `--splunk-hec`, `--elastic`, `--syslog`, `--smtp`) replaces the file's
+//! sinks of that kind. Unknown keys and bad values are errors that name the
+//! key (exit code 64).
+//!
+//! ```toml
+//! jsonl = "/var/lib/isac/items.jsonl"
+//! jsonl_max_bytes = 104857600
+//! jsonl_keep = 5
+//! stix_dir = "/var/lib/isac/stix"
+//! export_red = false
+//! dead_letter = "/var/lib/isac/dead-letter.jsonl"
+//! sink_ca = "/etc/isac/siem-ca.pem"
+//! sink_retry_secs = 60
+//! syslog = ["tls://siem.example:6514"]
+//!
+//! [[webhook]]
+//! url = "https://soar.example/hooks/isac"
+//! secret_env = "ISAC_WEBHOOK_SECRET"   # or secret = "..."
+//!
+//! [[splunk_hec]]
+//! url = "https://splunk.example:8088/services/collector/event"
+//! token_env = "ISAC_SPLUNK_TOKEN"      # or token = "..."
+//! index = "threat"
+//! sourcetype = "isac:indicator"
+//! batch = 100
+//!
+//! [[elastic]]
+//! url = "https://es.example:9200"
+//! index = "isac-indicators"
+//!
+//! [smtp]
+//! url = "smtp://mail.example:587"
+//! from = "isac-agent@bank.example"
+//! to = ["soc@bank.example"]
+//! min_severity = "high"
+//! user = "isac-agent"
+//! password_env = "ISAC_SMTP_PASSWORD"
+//!
+//! [filter]
+//! kinds = ["package", "artifact"]
+//! ecosystems = ["npm", "pypi"]
+//! min_severity = "medium"
+//! min_confidence = 50
+//! tlp = ["clear", "green", "amber"]
+//! tags = []
+//! bulletins_only = false
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::AgentError;
+use crate::http_sink::HttpSink;
+use crate::sink::JsonlSink;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub jsonl: Option<PathBuf>,
+    pub jsonl_max_bytes: Option<u64>,
+    pub jsonl_keep: Option<u32>,
+    pub stix_dir: Option<PathBuf>,
+    pub export_red: Option<bool>,
+    pub dead_letter: Option<PathBuf>,
+    pub sink_ca: Option<PathBuf>,
+    pub sink_retry_secs: Option<u64>,
+    #[serde(default)]
+    pub syslog: Vec<String>,
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
+    #[serde(default)]
+    pub splunk_hec: Vec<HecConfig>,
+    #[serde(default)]
+    pub elastic: Vec<ElasticConfig>,
+    pub smtp: Option<SmtpConfig>,
+    #[serde(default)]
+    pub filter: FilterConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret: Option<String>,
+    pub secret_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HecConfig {
+    pub url: String,
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub index: Option<String>,
+    pub sourcetype: Option<String>,
+    pub batch: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticConfig {
+    pub url: String,
+    pub index: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub url: String,
+    pub from: String,
+    pub to: Vec<String>,
+    pub min_severity: Option<String>,
+    pub user: Option<String>,
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub ecosystems: Vec<String>,
+    pub min_severity: Option<String>,
+    pub min_confidence: Option<u32>,
+    #[serde(default)]
+    pub tlp: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub bulletins_only: Option<bool>,
+}
+
+/// Where the config comes from: `--config FILE` (must exist), else
+/// `STATE_DIR/agent.toml` if present, else nothing.
+pub fn load(explicit: Option<&Path>, state_dir: &Path) -> Result<AgentConfig, AgentError> {
+    let path = match explicit {
+        Some(p) => p.to_owned(),
+        None => {
+            let p = state_dir.join("agent.toml");
+            if !p.exists() {
+                return Ok(AgentConfig::default());
+            }
+            p
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(crate::error::io_err(&path))?;
+    parse(&text).map_err(|e| AgentError::Usage(format!("{}: {e}", path.display())))
+}
+
+/// Parses config text; the error names the key (and line) that is wrong.
+pub fn parse(text: &str) -> Result<AgentConfig, String> {
+    let config: AgentConfig = toml::from_str(text).map_err(|e| {
+        // toml's message already holds the line, the column and the key.
+        e.to_string().trim().replace('\n', "\n  ")
+    })?;
+    config.check()?;
+    Ok(config)
+}
+
+/// A secret given inline or by the name of an environment variable.
+fn secret(
+    key: &str,
+    inline: &Option<String>,
+    env: &Option<String>,
+    env_var: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    match (inline, env) {
+        (Some(_), Some(_)) => Err(format!(
+            "{key}: give the secret inline or by `_env`, not both"
+        )),
+        (Some(s), None) => Ok(s.clone()),
+        (None, Some(var)) => env_var(var)
+            .ok_or_else(|| format!("{key}_env: environment variable `{var}` is not set")),
+        (None, None) => Err(format!(
+            "{key}: missing (or `{key}_env` naming an environment variable)"
+        )),
+    }
+}
+
+impl AgentConfig {
+    /// Checks values that the file's types do not (URLs, addresses,
+    /// levels), naming the key.
+    fn check(&self) -> Result<(), String> {
+        for (i, w) in self.webhook.iter().enumerate() {
+            w.url
+                .parse::<crate::http_sink::Url>()
+                .map_err(|e| format!("webhook[{i}].url: {e}"))?;
+        }
+        for (i, h) in self.splunk_hec.iter().enumerate() {
+            h.url
+                .parse::<crate::http_sink::Url>()
+                .map_err(|e| format!("splunk_hec[{i}].url: {e}"))?;
+            if h.batch == Some(0) {
+                return Err(format!("splunk_hec[{i}].batch: must be at least 1"));
+            }
+        }
+        for (i, e) in self.elastic.iter().enumerate() {
+            e.url
+                .parse::<crate::http_sink::Url>()
+                .map_err(|err| format!("elastic[{i}].url: {err}"))?;
+        }
+        for (i, s) in self.syslog.iter().enumerate() {
+            s.parse::<crate::syslog_sink::SyslogTarget>()
+                .map_err(|e| format!("syslog[{i}]: {e}"))?;
+        }
+        if let Some(m) = &self.smtp {
+            crate::mail_sink::parse_smtp_url(&m.url).map_err(|e| format!("smtp.url: {e}"))?;
+            crate::mail_sink::check_address(&m.from).map_err(|e| format!("smtp.from: {e}"))?;
+            if m.to.is_empty() {
+                return Err("smtp.to: at least one recipient".into());
+            }
+            for (i, t) in m.to.iter().enumerate() {
+                crate::mail_sink::check_address(t).map_err(|e| format!("smtp.to[{i}]: {e}"))?;
+            }
+            if let Some(s) = &m.min_severity {
+                s.parse::<isac_core::Severity>()
+                    .map_err(|e| format!("smtp.min_severity: {e}"))?;
+            }
+        }
+        if let Some(s) = &self.filter.min_severity {
+            s.parse::<isac_core::Severity>()
+                .map_err(|e| format!("filter.min_severity: {e}"))?;
+        }
+        for (i, t) in self.filter.tlp.iter().enumerate() {
+            t.parse::<isac_core::Tlp>()
+                .map_err(|e| format!("filter.tlp[{i}]: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Adds the file's sinks and settings to `sink` (not the CA: the caller
+    /// applies `--sink-ca` or `sink_ca` once every target is known).
+    /// Secrets named by `_env` keys are read through `env_var`.
+    pub fn apply(
+        &self,
+        sink: &mut JsonlSink,
+        env_var: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), AgentError> {
+        let usage = |m: String| AgentError::Usage(format!("config: {m}"));
+        if let Some(r) = self.export_red {
+            sink.export_red = r;
+        }
+        if let Some(d) = &self.stix_dir {
+            sink.stix_dir = Some(d.clone());
+        }
+        if let Some(max) = self.jsonl_max_bytes {
+            sink.rotate_at(max, self.jsonl_keep.unwrap_or(5));
+        }
+        if let Some(d) = &self.dead_letter {
+            sink.dead_letter = Some(d.clone());
+        }
+        if let Some(s) = self.sink_retry_secs {
+            sink.http_retry.give_up_after = std::time::Duration::from_secs(s);
+        }
+        for (i, w) in self.webhook.iter().enumerate() {
+            sink.http.push(HttpSink::Webhook {
+                url: w.url.parse()?,
+                secret: secret(
+                    &format!("webhook[{i}].secret"),
+                    &w.secret,
+                    &w.secret_env,
+                    &env_var,
+                )
+                .map_err(usage)?,
+            });
+        }
+        for (i, h) in self.splunk_hec.iter().enumerate() {
+            sink.http.push(HttpSink::SplunkHec {
+                url: h.url.parse()?,
+                token: secret(
+                    &format!("splunk_hec[{i}].token"),
+                    &h.token,
+                    &h.token_env,
+                    &env_var,
+                )
+                .map_err(usage)?,
+                index: h.index.clone(),
+                sourcetype: h
+                    .sourcetype
+                    .clone()
+                    .unwrap_or_else(|| "isac:indicator".into()),
+            });
+            if let Some(b) = h.batch {
+                sink.hec_batch = b;
+            }
+        }
+        for e in &self.elastic {
+            sink.http.push(HttpSink::Elastic {
+                url: e.url.parse()?,
+                index: e.index.clone().unwrap_or_else(|| "isac-indicators".into()),
+            });
+        }
+        for s in &self.syslog {
+            sink.syslog.push(s.parse()?);
+        }
+        if let Some(m) = &self.smtp {
+            let (host, port) = crate::mail_sink::parse_smtp_url(&m.url)?;
+            let auth = match (&m.user, &m.password_env) {
+                (Some(u), Some(var)) => Some((
+                    u.clone(),
+                    env_var(var).ok_or_else(|| {
+                        usage(format!(
+                            "smtp.password_env: environment variable `{var}` is not set"
+                        ))
+                    })?,
+                )),
+                (Some(_), None) => {
+                    return Err(usage(
+                        "smtp.user: needs smtp.password_env naming an environment variable".into(),
+                    ))
+                }
+                (None, _) => None,
+            };
+            sink.mail = Some(crate::mail_sink::MailSink {
+                host,
+                port,
+                from: m.from.clone(),
+                to: m.to.clone(),
+                min_severity: m
+                    .min_severity
+                    .as_deref()
+                    .unwrap_or("high")
+                    .parse()
+                    .map_err(|e: String| usage(format!("smtp.min_severity: {e}")))?,
+                auth,
+                ca: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sink_at_once_and_errors_name_the_key() {
+        let c = parse(
+            r#"
+            jsonl = "/tmp/x.jsonl"
+            dead_letter = "/tmp/dead.jsonl"
+            syslog = ["tls://siem.example:6514", "udp://127.0.0.1:514"]
+            [[webhook]]
+            url = "https://a.example/hook"
+            secret = "s"
+            [[webhook]]
+            url = "http://b.example/hook"
+            secret_env = "HOOK_SECRET"
+            [[splunk_hec]]
+            url = "https://splunk.example:8088/services/collector/event"
+            token = "t"
+            batch = 10
+            [[elastic]]
+            url = "http://es.example:9200"
+            [smtp]
+            url = "smtp://mail.example"
+            from = "a@bank.example"
+            to = ["soc@bank.example"]
+            [filter]
+            kinds = ["package"]
+            min_severity = "high"
+            "#,
+        )
+        .unwrap();
+        let mut sink = JsonlSink::open(Some(
+            &std::env::temp_dir().join(format!("isac-config-test-{}.jsonl", std::process::id())),
+        ))
+        .unwrap();
+        c.apply(&mut sink, |v| {
+            (v == "HOOK_SECRET").then(|| "from-env".into())
+        })
+        .unwrap();
+        assert_eq!(sink.http.len(), 4);
+        assert_eq!(sink.syslog.len(), 2);
+        assert_eq!(sink.hec_batch, 10);
+        assert!(sink.mail.is_some());
+        assert!(matches!(&sink.http[1], HttpSink::Webhook { secret, .. } if secret == "from-env"));
+        let e = c.apply(&mut sink, |_| None).unwrap_err().to_string();
+        assert!(
+            e.contains("webhook[1].secret_env") && e.contains("HOOK_SECRET"),
+            "{e}"
+        );
+
+        for (text, key) in [
+            ("jsonl_kep = 3", "jsonl_kep"),
+            (
+                "[[webhook]]\nurl = \"ftp://x\"\nsecret = \"s\"",
+                "webhook[0].url",
+            ),
+            ("[[webhook]]\nurll = \"https://x\"", "urll"),
+            ("syslog = [\"tcp:/x\"]", "syslog[0]"),
+            ("[filter]\nmin_severity = \"huge\"", "filter.min_severity"),
+            ("[filter]\ntlp = [\"white\"]", "filter.tlp[0]"),
+            (
+                "[smtp]\nurl = \"smtp://m\"\nfrom = \"nobody\"\nto = [\"a@b\"]",
+                "smtp.from",
+            ),
+            ("jsonl_max_bytes = \"big\"", "jsonl_max_bytes"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+}
