@@ -1,13 +1,41 @@
 //! The hub's configuration: one typed struct with sane defaults, read from
-//! `DATA_DIR/hub.json` when present, then environment overrides, then
-//! command-line flags. Sources are passed in, so tests never touch the
-//! process environment.
+//! `DATA_DIR/hub.toml` (or `--config FILE`; a legacy `hub.json` is still
+//! read), then environment overrides (`ISAC_HUB_<SETTING>` for every
+//! setting), then command-line flags, then validated. Sources are passed
+//! in, so tests never touch the process environment. Every setting is
+//! documented in `docs/hub.example.toml`, which a test keeps in step with
+//! the defaults here.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+/// Every setting's name, as in `hub.toml`; `ISAC_HUB_` + its upper case
+/// overrides it from the environment.
+pub const SETTINGS: [&str; 14] = [
+    "listen",
+    "taxii_listen",
+    "server_names",
+    "handshake_timeout_secs",
+    "token_ttl_secs",
+    "client_cert_days",
+    "stream_page_size",
+    "max_message_bytes",
+    "directory_ttl_secs",
+    "epoch_poll_ms",
+    "publish_rate_per_s",
+    "publish_burst",
+    "max_streams_per_member",
+    "max_streams_total",
+];
+
+/// `taxii_listen`: an address, or "off".
+fn optional_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let v = String::deserialize(d)?;
+    parse_optional_addr(&v).map_err(serde::de::Error::custom)
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -17,8 +45,8 @@ pub struct HubConfig {
     pub data_dir: PathBuf,
     /// gRPC (mTLS) listen address.
     pub listen: SocketAddr,
-    /// TAXII 2.1 (HTTPS) listen address; `null` (or `off` on the command
-    /// line and in ISAC_HUB_TAXII_LISTEN) turns TAXII off.
+    /// TAXII 2.1 (HTTPS) listen address, or "off".
+    #[serde(deserialize_with = "optional_addr")]
     pub taxii_listen: Option<SocketAddr>,
     /// Extra DNS names or IPs for the hub's server certificate (created on
     /// first start). `localhost`, `127.0.0.1` and `::1` are always included.
@@ -83,57 +111,214 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}=`{value}` is invalid: {message}")]
     Env {
-        name: &'static str,
+        name: String,
+        value: String,
+        message: String,
+    },
+    #[error("setting `{key}` = {value} is invalid: {message}")]
+    Invalid {
+        key: &'static str,
         value: String,
         message: String,
     },
 }
 
+fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// An environment value as a TOML value: a number, boolean or array as
+/// written, anything else as a string.
+fn env_value(v: &str) -> toml::Value {
+    let doc = format!("v = {v}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(v.to_owned())),
+        Err(_) => toml::Value::String(v.to_owned()),
+    }
+}
+
 impl HubConfig {
-    /// Loads `data_dir/hub.json` (if any) and applies environment overrides
-    /// (`ISAC_HUB_LISTEN`, `ISAC_HUB_TOKEN_TTL_SECS`) looked up through `env`.
+    /// Loads `data_dir/hub.toml` (or `hub.json`), applies `ISAC_HUB_*`
+    /// environment overrides looked up through `env`, and validates.
     pub fn load(
         data_dir: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let path = data_dir.join("hub.json");
-        let mut config = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                serde_json::from_str::<HubConfig>(&text).map_err(|e| ConfigError::Parse {
+        Self::load_from(data_dir, None, env)
+    }
+
+    /// [`HubConfig::load`] with an explicit config file instead of the
+    /// data dir's (it must exist).
+    pub fn load_from(
+        data_dir: &Path,
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let toml_path = file.map_or_else(|| data_dir.join("hub.toml"), Path::to_path_buf);
+        let json_path = data_dir.join("hub.json");
+        let toml_text = read_optional(&toml_path)?;
+        if file.is_some() && toml_text.is_none() {
+            return Err(ConfigError::Read {
+                path: toml_path,
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        let json_text = if file.is_none() {
+            read_optional(&json_path)?
+        } else {
+            None
+        };
+        let (path, mut table) = match (toml_text, json_text) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Parse {
+                    path: json_path,
+                    message: "hub.toml is there too; keep one config file (move these settings into hub.toml)".into(),
+                })
+            }
+            (Some(text), None) => {
+                let t = toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse {
+                    path: toml_path.clone(),
+                    message: e.to_string(),
+                })?;
+                (toml_path, t)
+            }
+            (None, Some(text)) => {
+                let t = serde_json::from_str::<toml::Table>(&text).map_err(|e| {
+                    ConfigError::Parse {
+                        path: json_path.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
+                (json_path, t)
+            }
+            (None, None) => (toml_path, toml::Table::new()),
+        };
+        // Refuse unknown keys from the file before the environment adds any.
+        let mut config: HubConfig =
+            toml::Value::Table(table.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
                     path: path.clone(),
                     message: e.to_string(),
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HubConfig::default(),
-            Err(source) => return Err(ConfigError::Read { path, source }),
-        };
-        config.data_dir = data_dir.to_owned();
-        if let Some(v) = env("ISAC_HUB_LISTEN") {
-            config.listen = v
-                .parse()
-                .map_err(|e: std::net::AddrParseError| ConfigError::Env {
-                    name: "ISAC_HUB_LISTEN",
+                })?;
+        let mut overridden = false;
+        for key in SETTINGS {
+            let name = format!("ISAC_HUB_{}", key.to_ascii_uppercase());
+            let Some(v) = env(&name) else { continue };
+            let mut probe = toml::Table::new();
+            probe.insert(key.to_owned(), env_value(&v));
+            toml::Value::Table(probe.clone())
+                .try_into::<HubConfig>()
+                .map_err(|e| ConfigError::Env {
+                    name: name.clone(),
                     value: v.clone(),
+                    message: e.message().to_owned(),
+                })?;
+            table.extend(probe);
+            overridden = true;
+        }
+        if overridden {
+            config = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: path.clone(),
                     message: e.to_string(),
                 })?;
         }
-        if let Some(v) = env("ISAC_HUB_TAXII_LISTEN") {
-            config.taxii_listen = parse_optional_addr(&v).map_err(|message| ConfigError::Env {
-                name: "ISAC_HUB_TAXII_LISTEN",
-                value: v.clone(),
-                message,
-            })?;
-        }
-        if let Some(v) = env("ISAC_HUB_TOKEN_TTL_SECS") {
-            config.token_ttl_secs =
-                v.parse()
-                    .map_err(|e: std::num::ParseIntError| ConfigError::Env {
-                        name: "ISAC_HUB_TOKEN_TTL_SECS",
-                        value: v.clone(),
-                        message: e.to_string(),
-                    })?;
-        }
+        config.data_dir = data_dir.to_owned();
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Range checks a typo would slip past the types.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn range(key: &'static str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    value: v.to_string(),
+                    message: format!("use {lo} to {hi}"),
+                })
+            }
+        }
+        const DAY: u64 = 24 * 3600;
+        range(
+            "handshake_timeout_secs",
+            self.handshake_timeout_secs,
+            1,
+            300,
+        )?;
+        range("token_ttl_secs", self.token_ttl_secs, 60, 30 * DAY)?;
+        range("client_cert_days", u64::from(self.client_cert_days), 1, 825)?;
+        range(
+            "stream_page_size",
+            u64::from(self.stream_page_size),
+            1,
+            10_000,
+        )?;
+        range(
+            "max_message_bytes",
+            self.max_message_bytes as u64,
+            64 * 1024,
+            64 * 1024 * 1024,
+        )?;
+        range("directory_ttl_secs", self.directory_ttl_secs, 300, 30 * DAY)?;
+        range("epoch_poll_ms", self.epoch_poll_ms, 50, 60_000)?;
+        range(
+            "publish_rate_per_s",
+            u64::from(self.publish_rate_per_s),
+            1,
+            10_000_000,
+        )?;
+        range(
+            "publish_burst",
+            u64::from(self.publish_burst),
+            1,
+            10_000_000,
+        )?;
+        range(
+            "max_streams_per_member",
+            self.max_streams_per_member as u64,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "max_streams_total",
+            self.max_streams_total as u64,
+            self.max_streams_per_member as u64,
+            10_000_000,
+        )?;
+        if self
+            .taxii_listen
+            .is_some_and(|t| t == self.listen && t.port() != 0)
+        {
+            return Err(ConfigError::Invalid {
+                key: "taxii_listen",
+                value: self.listen.to_string(),
+                message: "TAXII needs its own address; it cannot share the gRPC one".into(),
+            });
+        }
+        if let Some(bad) = self.server_names.iter().find(|n| {
+            n.is_empty() || n.len() > 253 || n.chars().any(|c| c.is_whitespace() || c.is_control())
+        }) {
+            return Err(ConfigError::Invalid {
+                key: "server_names",
+                value: format!("{bad:?}"),
+                message: "each entry is one DNS name or IP address".into(),
+            });
+        }
+        Ok(())
     }
 
     pub fn handshake_timeout(&self) -> Duration {
@@ -163,6 +348,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = HubConfig::load(dir.path(), |_| None).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:7443");
+        assert_eq!(c.taxii_listen.unwrap().to_string(), "127.0.0.1:7444");
         assert_eq!(c.data_dir, dir.path());
     }
 
@@ -170,35 +356,106 @@ mod tests {
     fn file_then_env() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
-            dir.path().join("hub.json"),
-            r#"{"listen":"127.0.0.1:9000","token_ttl_secs":60}"#,
+            dir.path().join("hub.toml"),
+            "listen = \"127.0.0.1:9000\"\ntoken_ttl_secs = 600\ntaxii_listen = \"off\"\n",
         )
         .unwrap();
         let c = HubConfig::load(dir.path(), |_| None).unwrap();
         assert_eq!(c.listen.port(), 9000);
-        assert_eq!(c.token_ttl_secs, 60);
-        let c = HubConfig::load(dir.path(), |k| {
-            (k == "ISAC_HUB_LISTEN").then(|| "127.0.0.1:9001".into())
+        assert_eq!(c.token_ttl_secs, 600);
+        assert_eq!(c.taxii_listen, None);
+        let c = HubConfig::load(dir.path(), |k| match k {
+            "ISAC_HUB_LISTEN" => Some("127.0.0.1:9001".into()),
+            "ISAC_HUB_EPOCH_POLL_MS" => Some("250".into()),
+            "ISAC_HUB_TAXII_LISTEN" => Some("127.0.0.1:9002".into()),
+            "ISAC_HUB_SERVER_NAMES" => Some("[\"hub.example\"]".into()),
+            _ => None,
         })
         .unwrap();
         assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.epoch_poll_ms, 250);
+        assert_eq!(c.taxii_listen.unwrap().port(), 9002);
+        assert_eq!(c.server_names, vec!["hub.example"]);
+        assert_eq!(c.token_ttl_secs, 600, "the file's other settings stay");
     }
 
     #[test]
-    fn bad_values_are_clear_errors() {
+    fn legacy_json_is_read_but_not_beside_toml() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("hub.json"), r#"{"listen":"x"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("hub.json"),
+            r#"{"listen":"127.0.0.1:9000"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            HubConfig::load(dir.path(), |_| None).unwrap().listen.port(),
+            9000
+        );
+        std::fs::write(dir.path().join("hub.toml"), "").unwrap();
         let e = HubConfig::load(dir.path(), |_| None)
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("hub.json") && e.contains("socket address"),
-            "{e}"
-        );
-        std::fs::remove_file(dir.path().join("hub.json")).unwrap();
-        let e = HubConfig::load(dir.path(), |_| Some("nope".into()))
+        assert!(e.contains("keep one config file"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors_naming_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("hub.toml");
+        for (text, want) in [
+            ("listen = \"x\"", "socket address"),
+            ("lisen = \"127.0.0.1:1\"", "unknown field `lisen`"),
+            ("epoch_poll_ms = \"fast\"", "epoch_poll_ms"),
+            (
+                "epoch_poll_ms = 10",
+                "`epoch_poll_ms` = 10 is invalid: use 50 to 60000",
+            ),
+            (
+                "max_streams_per_member = 10\nmax_streams_total = 5",
+                "max_streams_total",
+            ),
+            ("taxii_listen = \"127.0.0.1:7443\"", "its own address"),
+            ("taxii_listen = \"nowhere\"", "or off"),
+            ("server_names = [\"a b\"]", "server_names"),
+            ("listen = ", "hub.toml"),
+        ] {
+            std::fs::write(&toml, text).unwrap();
+            let e = HubConfig::load(dir.path(), |_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        std::fs::remove_file(&toml).unwrap();
+        for (name, value) in [
+            ("ISAC_HUB_LISTEN", "nope"),
+            ("ISAC_HUB_TOKEN_TTL_SECS", "-1"),
+            ("ISAC_HUB_TOKEN_TTL_SECS", "ten"),
+        ] {
+            let e = HubConfig::load(dir.path(), |k| (k == name).then(|| value.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(name), "{name}={value}: {e}");
+        }
+        let e = HubConfig::load_from(dir.path(), Some(&dir.path().join("missing.toml")), |_| None)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("ISAC_HUB_LISTEN"), "{e}");
+        assert!(e.contains("missing.toml"), "{e}");
+    }
+
+    /// The documented example lists every setting with its default value.
+    #[test]
+    fn the_example_documents_every_setting_at_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/hub.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        for key in SETTINGS {
+            assert!(
+                table.contains_key(key),
+                "docs/hub.example.toml lacks `{key}`"
+            );
+        }
+        let parsed: HubConfig = toml::Value::Table(table).try_into().unwrap();
+        let d = HubConfig::default();
+        assert_eq!(format!("{parsed:?}"), format!("{d:?}"));
     }
 }

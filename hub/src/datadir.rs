@@ -2,7 +2,7 @@
 //! the hub's server certificate, its own Ed25519 signing key and the SQLite
 //! database. Private key files are written with mode 0600.
 //!
-//! Layout: `ca.crt ca.key server.crt server.key hub-signing.key hub.db [hub.json]`.
+//! Layout: `ca.crt ca.key server.crt server.key hub-signing.key hub-anon.key hub-attest.key hub.db [hub.toml]`.
 
 use std::fs;
 use std::io::Write;
@@ -175,7 +175,7 @@ pub fn open_store(dir: &Path) -> Result<Store, DataDirError> {
 
 /// Files besides the database that a restored hub needs: its CA, server
 /// identity, signing keys and config.
-const KEY_FILES: [&str; 9] = [
+const KEY_FILES: [&str; 10] = [
     "ca.crt",
     "ca.key",
     "server.crt",
@@ -184,6 +184,7 @@ const KEY_FILES: [&str; 9] = [
     "hub-anon.key",
     "hub-attest.key",
     "hub.json",
+    "hub.toml",
     "hub.db",
 ];
 

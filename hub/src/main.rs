@@ -21,7 +21,7 @@ const EX_USAGE: u8 = 64;
     about = "The ISAC hub: signed supply-chain threat indicators under TLP 2.0"
 )]
 struct Cli {
-    /// Data directory: database, CA, keys and optional hub.json.
+    /// Data directory: database, CA, keys and optional hub.toml.
     #[arg(
         long,
         global = true,
@@ -29,6 +29,9 @@ struct Cli {
         default_value = "./hub-data"
     )]
     data_dir: PathBuf,
+    /// Config file instead of DATA_DIR/hub.toml (see docs/hub.example.toml).
+    #[arg(long, global = true, env = "ISAC_HUB_CONFIG")]
+    config: Option<PathBuf>,
     /// Administer a remote hub instead of the local data dir, authenticating
     /// with this agent state dir (enrolled for a member with role admin).
     #[arg(long, global = true, env = "ISAC_HUB_REMOTE")]
@@ -56,11 +59,11 @@ enum LogFormat {
 enum Command {
     /// Run the hub (creates the data directory on first start).
     Serve {
-        /// gRPC listen address (mTLS). Overrides hub.json and ISAC_HUB_LISTEN.
+        /// gRPC listen address (mTLS). Overrides hub.toml and ISAC_HUB_LISTEN.
         #[arg(long)]
         listen: Option<String>,
         /// TAXII 2.1 (HTTPS) listen address, or `off` (default 127.0.0.1:7444).
-        /// Overrides hub.json and ISAC_HUB_TAXII_LISTEN.
+        /// Overrides hub.toml and ISAC_HUB_TAXII_LISTEN.
         #[arg(long)]
         taxii_listen: Option<String>,
     },
@@ -210,7 +213,9 @@ fn main() -> ExitCode {
         LogFormat::Json => logs.json().init(),
         LogFormat::Human => logs.init(),
     }
-    let mut config = match HubConfig::load(&cli.data_dir, |k| std::env::var(k).ok()) {
+    let mut config = match HubConfig::load_from(&cli.data_dir, cli.config.as_deref(), |k| {
+        std::env::var(k).ok()
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -250,6 +255,10 @@ fn main() -> ExitCode {
                         return ExitCode::from(EX_USAGE);
                     }
                 }
+            }
+            if let Err(e) = config.validate() {
+                eprintln!("error: {e}");
+                return ExitCode::from(EX_USAGE);
             }
             return serve(config).await;
         }

@@ -938,3 +938,48 @@ fn the_hub_logs_json_lines_when_asked() {
     assert_eq!(v["level"], "INFO", "{first}");
     assert!(v["fields"]["message"].is_string(), "{first}");
 }
+
+#[test]
+fn a_bad_hub_config_stops_the_hub_with_exit_64_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    std::fs::create_dir_all(&data).unwrap();
+    let cases: [(&str, Option<(&str, &str)>, &str); 4] = [
+        ("epoch_poll_ms = 5\n", None, "epoch_poll_ms"),
+        ("lisen = \"127.0.0.1:1\"\n", None, "unknown field `lisen`"),
+        (
+            "",
+            Some(("ISAC_HUB_PUBLISH_BURST", "lots")),
+            "ISAC_HUB_PUBLISH_BURST",
+        ),
+        (
+            "",
+            Some(("ISAC_HUB_CONFIG", "/nonexistent/hub.toml")),
+            "/nonexistent/hub.toml",
+        ),
+    ];
+    for (file, env, want) in cases {
+        std::fs::write(data.join("hub.toml"), file).unwrap();
+        let mut cmd = bin("hub");
+        cmd.arg("--data-dir")
+            .arg(&data)
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{file:?} {env:?}: {stderr}");
+        assert!(stderr.contains(want), "{file:?} {env:?}: {stderr}");
+    }
+    // A flag that makes the config invalid is caught too.
+    std::fs::write(data.join("hub.toml"), "listen = \"127.0.0.1:17999\"\n").unwrap();
+    let out = bin("hub")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--taxii-listen", "127.0.0.1:17999"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taxii_listen"));
+}

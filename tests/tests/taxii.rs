@@ -386,10 +386,9 @@ async fn taxii_refuses_bad_credentials_and_requests_clearly() {
     }
     // An unauthenticated peer is refused before any body is read: a POST
     // announcing 100 MiB and sending none still gets its 401 at once.
-    let ca = openssl::x509::X509::from_pem(
-        &std::fs::read(w.hub.data_dir().join("ca.crt")).unwrap(),
-    )
-    .unwrap();
+    let ca =
+        openssl::x509::X509::from_pem(&std::fs::read(w.hub.data_dir().join("ca.crt")).unwrap())
+            .unwrap();
     let big = format!(
         "POST {objects} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/taxii+json;version=2.1\r\nContent-Length: 104857600\r\n\r\n"
     );
