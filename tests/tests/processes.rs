@@ -944,7 +944,9 @@ fn a_bad_hub_config_stops_the_hub_with_exit_64_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("hub");
     std::fs::create_dir_all(&data).unwrap();
-    let cases: [(&str, Option<(&str, &str)>, &str); 4] = [
+    // (hub.toml, an environment variable, what stderr must name)
+    type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 4] = [
         ("epoch_poll_ms = 5\n", None, "epoch_poll_ms"),
         ("lisen = \"127.0.0.1:1\"\n", None, "unknown field `lisen`"),
         (
