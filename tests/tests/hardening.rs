@@ -1,5 +1,6 @@
 //! Limits and abuse against the real listener: publish rate, stream caps,
-//! stalled and garbage handshakes, graceful shutdown.
+//! stalled and garbage handshakes, resets during accept, HTTP/2 floods
+//! (rapid reset, CONTINUATION, PING, empty DATA), graceful shutdown.
 
 use std::time::Duration;
 
@@ -291,5 +292,442 @@ async fn http2_rapid_reset_does_not_take_the_hub_down() {
     let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
     let mut s = raw_subscribe(&bob).await.unwrap();
     assert!(s.message().await.unwrap().is_some());
+    hub.stop().await;
+}
+
+// === HTTP/2 abuse with raw frames, against a real `hub serve` process ===
+
+/// Raw HTTP/2 frame types and flags used below (RFC 9113 §6).
+mod h2raw {
+    pub const DATA: u8 = 0x0;
+    pub const HEADERS: u8 = 0x1;
+    pub const SETTINGS: u8 = 0x4;
+    pub const PING: u8 = 0x6;
+    pub const GOAWAY: u8 = 0x7;
+    pub const CONTINUATION: u8 = 0x9;
+    pub const END_HEADERS: u8 = 0x4;
+    pub const ACK: u8 = 0x1;
+    pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = Vec::with_capacity(9 + payload.len());
+        f.extend_from_slice(&len.to_be_bytes()[1..]);
+        f.push(kind);
+        f.push(flags);
+        f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// HPACK for a gRPC request to `path` (static-table indexes, literals
+    /// without indexing, no Huffman), RFC 7541 appendix A.
+    pub fn grpc_request_block(authority: &str, path: &str) -> Vec<u8> {
+        let mut b = vec![0x83, 0x87]; // :method POST, :scheme https
+        let literal_indexed_name = |b: &mut Vec<u8>, index: u8, value: &str| {
+            b.push(index); // 0000xxxx: literal without indexing, indexed name (< 15)
+            b.push(value.len() as u8);
+            b.extend_from_slice(value.as_bytes());
+        };
+        literal_indexed_name(&mut b, 0x04, path); // :path
+        literal_indexed_name(&mut b, 0x01, authority); // :authority
+        b.extend_from_slice(&[0x0f, 0x10]); // content-type (index 31)
+        b.push(16);
+        b.extend_from_slice(b"application/grpc");
+        b.push(0x00); // te: trailers, new name
+        b.push(2);
+        b.extend_from_slice(b"te");
+        b.push(8);
+        b.extend_from_slice(b"trailers");
+        b
+    }
+
+    /// A header block fragment of `n` bytes of valid-looking literal headers.
+    pub fn filler_headers(n: usize) -> Vec<u8> {
+        let mut b = Vec::with_capacity(n + 128);
+        let mut i = 0u32;
+        while b.len() < n {
+            let name = format!("x-flood-{i}");
+            b.push(0x00);
+            b.push(name.len() as u8);
+            b.extend_from_slice(name.as_bytes());
+            b.push(100);
+            b.extend_from_slice(&[b'a'; 100]);
+            i += 1;
+        }
+        b.truncate(n);
+        b
+    }
+}
+
+/// What the hub did to a raw connection, as its reader saw it.
+#[derive(Debug, Default)]
+struct Observed {
+    /// GOAWAY error code, if the hub sent one.
+    goaway: Option<u32>,
+    /// The hub closed the connection (EOF or reset).
+    closed: bool,
+    ping_acks: u64,
+}
+
+/// A raw HTTP/2 connection over mTLS with `agent`'s certificate: the
+/// preface and our (empty) SETTINGS are sent; a task reads and records
+/// what the hub sends until it closes.
+async fn raw_h2(
+    addr: &str,
+    agent: &Agent,
+) -> (
+    tokio::io::WriteHalf<tokio_openssl::SslStream<tokio::net::TcpStream>>,
+    std::sync::Arc<std::sync::Mutex<Observed>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    use tokio::io::AsyncReadExt;
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_alpn_protos(b"\x02h2").unwrap();
+    b.set_certificate(&agent.loaded.tls_cert).unwrap();
+    b.set_private_key(&agent.loaded.tls_key).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    let ssl = b
+        .build()
+        .configure()
+        .unwrap()
+        .into_ssl("localhost")
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+    std::pin::Pin::new(&mut tls).connect().await.unwrap();
+    assert_eq!(tls.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    wr.write_all(h2raw::PREFACE).await.unwrap();
+    wr.write_all(&h2raw::frame(h2raw::SETTINGS, 0, 0, &[]))
+        .await
+        .unwrap();
+    // The hub's SETTINGS is the first thing it sends; acknowledge it.
+    wr.write_all(&h2raw::frame(h2raw::SETTINGS, h2raw::ACK, 0, &[]))
+        .await
+        .unwrap();
+    let observed = std::sync::Arc::new(std::sync::Mutex::new(Observed::default()));
+    let seen = observed.clone();
+    let reader = tokio::spawn(async move {
+        let mut head = [0u8; 9];
+        loop {
+            if rd.read_exact(&mut head).await.is_err() {
+                break;
+            }
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let mut payload = vec![0u8; len];
+            if rd.read_exact(&mut payload).await.is_err() {
+                break;
+            }
+            let mut o = seen.lock().unwrap();
+            match head[3] {
+                h2raw::GOAWAY if len >= 8 => {
+                    o.goaway = Some(u32::from_be_bytes([
+                        payload[4], payload[5], payload[6], payload[7],
+                    ]))
+                }
+                h2raw::PING if head[4] & h2raw::ACK != 0 => o.ping_acks += 1,
+                _ => {}
+            }
+        }
+        seen.lock().unwrap().closed = true;
+    });
+    (wr, observed, reader)
+}
+
+/// Resident and peak memory of a process, in KiB, from /proc/PID/status.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Generous: an unbounded buffer of what the floods below send would be
+/// hundreds of MiB.
+const MAX_GROWTH_KIB: u64 = 96 * 1024;
+
+/// A hub process with one enrolled agent (in process, for the good client).
+async fn hub_process_with_agent(dir: &std::path::Path) -> (HubProcess, Agent) {
+    let data = dir.join("hub");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let state = dir.join("alice");
+    enroll_with_cli(&data, &hub.url(), "alice-bank", None, &state);
+    let agent = Agent::open(&member_agent::StateDir::new(&state)).unwrap();
+    publish(&agent, draft(0)).await.unwrap();
+    (hub, agent)
+}
+
+/// SIGTERM and wait, off the runtime thread, so the agent's connection
+/// task can answer the hub's GOAWAY (a blocked runtime would hold the
+/// hub's graceful shutdown until its keepalive gives up).
+async fn stop_process(hub: HubProcess, agent: Agent) {
+    drop(agent);
+    tokio::task::spawn_blocking(move || hub.terminate())
+        .await
+        .unwrap();
+}
+
+/// The good client's work while (and after) a flood runs: publish and read
+/// the key directory; every call must be answered.
+async fn good_client_round(agent: &Agent, n: usize) {
+    publish(agent, draft(n))
+        .await
+        .expect("a good client is served during the flood");
+    pb::key_directory_client::KeyDirectoryClient::new(agent.channel().await.unwrap())
+        .list_keys(pb::ListKeysRequest {})
+        .await
+        .expect("a good client reads the directory during the flood");
+}
+
+/// Writes `frames` (from `next`) until `limit` bytes are sent or the hub
+/// closes the connection; returns the bytes sent.
+async fn flood(
+    wr: &mut tokio::io::WriteHalf<tokio_openssl::SslStream<tokio::net::TcpStream>>,
+    observed: &std::sync::Mutex<Observed>,
+    limit: usize,
+    mut next: impl FnMut() -> Vec<u8>,
+) -> usize {
+    let mut sent = 0;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while sent < limit && !observed.lock().unwrap().closed {
+        buf.clear();
+        while buf.len() < 32 * 1024 {
+            buf.extend_from_slice(&next());
+        }
+        sent += buf.len();
+        if wr.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    let _ = wr.flush().await;
+    sent
+}
+
+/// Waits (bounded, not asserted in time) for the reader to see the close.
+async fn wait_closed(observed: &std::sync::Mutex<Observed>) -> bool {
+    for _ in 0..600 {
+        if observed.lock().unwrap().closed {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// CONTINUATION flood (CVE-2024-27316 family): HEADERS without END_HEADERS,
+/// then CONTINUATION frames forever. The hub must cut the connection long
+/// before it has buffered much, and keep serving a good client meanwhile.
+#[tokio::test]
+async fn http2_continuation_flood_is_cut_and_memory_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, alice) = hub_process_with_agent(dir.path()).await;
+    let pid = hub.child.id();
+    let (rss_before, _) = rss_kib(pid);
+    let (mut wr, observed, reader) = raw_h2(&hub.addr, &alice).await;
+    let authority = format!("localhost:{}", hub.addr.rsplit(':').next().unwrap());
+    let block = h2raw::grpc_request_block(&authority, "/isac.v1.KeyDirectory/ListKeys");
+    wr.write_all(&h2raw::frame(h2raw::HEADERS, 0, 1, &block))
+        .await
+        .unwrap();
+    let fragment = h2raw::filler_headers(16 * 1024 - 16);
+    let attack = tokio::spawn(async move {
+        let limit = 256 << 20;
+        let sent = flood(&mut wr, &observed, limit, || {
+            h2raw::frame(h2raw::CONTINUATION, 0, 1, &fragment)
+        })
+        .await;
+        let closed = wait_closed(&observed).await;
+        let goaway = observed.lock().unwrap().goaway;
+        (sent, closed, goaway)
+    });
+    for n in 1..=5 {
+        good_client_round(&alice, n).await;
+    }
+    let (sent, closed, goaway) = attack.await.unwrap();
+    reader.abort();
+    let (rss_after, peak) = rss_kib(pid);
+    eprintln!(
+        "CONTINUATION flood: {} KiB sent before the hub cut it (GOAWAY {goaway:?}); hub RSS {rss_before} -> {rss_after} KiB, peak {peak} KiB",
+        sent / 1024
+    );
+    assert!(closed, "the hub never closed a CONTINUATION flood");
+    assert!(sent < 256 << 20, "the hub read 256 MiB of one header block");
+    assert!(
+        rss_after.saturating_sub(rss_before) < MAX_GROWTH_KIB,
+        "hub RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    good_client_round(&alice, 6).await;
+    stop_process(hub, alice).await;
+}
+
+/// PING flood (CVE-2019-9512): hundreds of thousands of PINGs. The hub
+/// answers or sheds them, stays within bounded memory, and serves others.
+#[tokio::test]
+async fn http2_ping_flood_keeps_memory_bounded_and_others_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, alice) = hub_process_with_agent(dir.path()).await;
+    let pid = hub.child.id();
+    let (rss_before, _) = rss_kib(pid);
+    let (mut wr, observed, reader) = raw_h2(&hub.addr, &alice).await;
+    let attack = tokio::spawn(async move {
+        let mut n = 0u64;
+        let sent = flood(&mut wr, &observed, 200_000 * 17, || {
+            n += 1;
+            h2raw::frame(h2raw::PING, 0, 0, &n.to_be_bytes())
+        })
+        .await;
+        let o = observed.lock().unwrap();
+        (sent / 17, o.ping_acks, o.closed, o.goaway)
+    });
+    for n in 1..=5 {
+        good_client_round(&alice, n).await;
+    }
+    let (pings, acks, closed, goaway) = attack.await.unwrap();
+    reader.abort();
+    let (rss_after, peak) = rss_kib(pid);
+    eprintln!(
+        "PING flood: {pings} sent, {acks} answered, closed by hub: {closed} (GOAWAY {goaway:?}); hub RSS {rss_before} -> {rss_after} KiB, peak {peak} KiB"
+    );
+    assert!(
+        acks > 0 || closed,
+        "the hub neither answered nor shed the PINGs"
+    );
+    assert!(
+        rss_after.saturating_sub(rss_before) < MAX_GROWTH_KIB,
+        "hub RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    good_client_round(&alice, 6).await;
+    stop_process(hub, alice).await;
+}
+
+/// Empty DATA frames without END_STREAM (CVE-2019-9518, RUSTSEC-2026-0258 /
+/// GHSA-q83h-524g-xf6h in h2 < 0.4.16): a million of them on one open
+/// request. The hub sheds the connection (GOAWAY ENHANCE_YOUR_CALM), stays
+/// within bounded memory, and serves others.
+#[tokio::test]
+async fn http2_empty_data_frame_flood_keeps_memory_bounded_and_others_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, alice) = hub_process_with_agent(dir.path()).await;
+    let pid = hub.child.id();
+    let (rss_before, _) = rss_kib(pid);
+    let (mut wr, observed, reader) = raw_h2(&hub.addr, &alice).await;
+    let authority = format!("localhost:{}", hub.addr.rsplit(':').next().unwrap());
+    let block = h2raw::grpc_request_block(&authority, "/isac.v1.Publisher/Publish");
+    wr.write_all(&h2raw::frame(h2raw::HEADERS, h2raw::END_HEADERS, 1, &block))
+        .await
+        .unwrap();
+    let attack = tokio::spawn(async move {
+        let sent = flood(&mut wr, &observed, 1_000_000 * 9, || {
+            h2raw::frame(h2raw::DATA, 0, 1, &[])
+        })
+        .await;
+        let closed = wait_closed(&observed).await;
+        let goaway = observed.lock().unwrap().goaway;
+        (sent / 9, closed, goaway)
+    });
+    for n in 1..=5 {
+        good_client_round(&alice, n).await;
+    }
+    let (frames, closed, goaway) = attack.await.unwrap();
+    reader.abort();
+    let (rss_after, peak) = rss_kib(pid);
+    eprintln!(
+        "empty DATA flood: {frames} frames sent, closed by hub: {closed} (GOAWAY {goaway:?}); hub RSS {rss_before} -> {rss_after} KiB, peak {peak} KiB"
+    );
+    // h2 >= 0.4.16 counts them and answers ENHANCE_YOUR_CALM.
+    assert!(closed, "the hub never shed an empty-DATA flood");
+    assert!(
+        rss_after.saturating_sub(rss_before) < MAX_GROWTH_KIB,
+        "hub RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    good_client_round(&alice, 6).await;
+    stop_process(hub, alice).await;
+}
+
+/// The h2 in the lock file has the empty-DATA-frame fix (RUSTSEC-2026-0258,
+/// fixed in 0.4.16), the CONTINUATION-flood fix (0.4.4) and the rapid-reset
+/// fixes; a downgrade fails this test.
+#[test]
+fn the_locked_h2_has_the_http2_flood_fixes() {
+    let lock = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"),
+    )
+    .unwrap();
+    let mut versions = Vec::new();
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "name = \"h2\"" {
+            let v = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = \""))
+                .and_then(|l| l.strip_suffix('"'))
+                .expect("version after name");
+            versions.push(v.to_owned());
+        }
+    }
+    assert!(!versions.is_empty(), "no h2 in Cargo.lock");
+    for v in versions {
+        let parts: Vec<u64> = v.split('.').map(|p| p.parse().unwrap()).collect();
+        assert!(
+            parts[0] > 0 || parts[1] > 4 || (parts[1] == 4 && parts[2] >= 16),
+            "Cargo.lock has h2 {v}; RUSTSEC-2026-0258 needs >= 0.4.16"
+        );
+    }
+}
+
+/// Connections reset during accept or the TLS handshake, and handshakes
+/// that fail (certificate from another CA, plain TCP hang-ups), never stop
+/// the listener (tonic CVE-2024-47609: an error from the incoming stream
+/// ended `serve_with_incoming`).
+#[tokio::test]
+async fn resets_and_tls_errors_during_accept_never_stop_the_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    for round in 0..3 {
+        // RST right after connect, before the hub reads anything.
+        for _ in 0..100 {
+            let s = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+            s.set_zero_linger().unwrap();
+            drop(s);
+        }
+        // RST in the middle of the handshake.
+        for _ in 0..100 {
+            let mut s = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+            let _ = s
+                .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03])
+                .await;
+            s.set_zero_linger().unwrap();
+            drop(s);
+        }
+        // Full handshakes that fail: a certificate from another CA.
+        let (cert, key) = foreign_client_identity();
+        for _ in 0..10 {
+            if let Ok(ch) = raw_channel(&hub, Some((&cert, &key))).await {
+                let _ = pb::key_directory_client::KeyDirectoryClient::new(ch)
+                    .list_keys(pb::ListKeysRequest {})
+                    .await
+                    .map(|_| panic!("a foreign certificate was served"));
+            }
+        }
+        publish(&alice, draft(round))
+            .await
+            .expect("the listener still accepts after resets and TLS errors");
+        // A brand-new connection (not the agent's pooled one) still works.
+        let (cert, key) = (alice.loaded.tls_cert.clone(), alice.loaded.tls_key.clone());
+        let ch = raw_channel(&hub, Some((&cert, &key))).await.unwrap();
+        pb::key_directory_client::KeyDirectoryClient::new(ch)
+            .list_keys(pb::ListKeysRequest {})
+            .await
+            .expect("a new connection is accepted");
+    }
     hub.stop().await;
 }
