@@ -731,3 +731,187 @@ async fn resets_and_tls_errors_during_accept_never_stop_the_listener() {
     }
     hub.stop().await;
 }
+
+// === disk full ===
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+struct SmallFs {
+    path: std::path::PathBuf,
+}
+
+impl SmallFs {
+    /// Mounts a tmpfs of `size` (e.g. "16m") at a new directory under
+    /// `parent`; `Err` with the reason when this machine does not allow it.
+    fn mount(parent: &std::path::Path, size: &str) -> Result<SmallFs, String> {
+        let path = parent.join("smallfs");
+        std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(&path)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(SmallFs { path })
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// Writes a file until the filesystem refuses another byte; returns its size.
+fn fill(path: &std::path::Path) -> u64 {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut written = 0u64;
+    for chunk in [64 * 1024, 4096, 1] {
+        let buf = vec![0xa5u8; chunk];
+        while f.write_all(&buf).is_ok() {
+            written += chunk as u64;
+        }
+    }
+    let _ = f.sync_all();
+    written
+}
+
+/// Disk full: publishers get UNAVAILABLE with a message a person can act
+/// on, the hub process keeps running, nothing acknowledged is lost, nothing
+/// refused is stored, and publishing works again once space returns; the
+/// database passes `PRAGMA integrity_check`. Runs on a small tmpfs (needs
+/// root or CAP_SYS_ADMIN; skipped, with the reason printed, where mounting
+/// fails).
+#[tokio::test]
+async fn disk_full_answers_unavailable_and_the_hub_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = match SmallFs::mount(dir.path(), "24m") {
+        Ok(fs) => fs,
+        Err(reason) => {
+            eprintln!("SKIPPED disk_full test: {reason}");
+            return;
+        }
+    };
+    let data = fs.path.join("hub");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let state = dir.path().join("alice");
+    enroll_with_cli(&data, &hub.url(), "alice-bank", None, &state);
+    let alice = Agent::open(&member_agent::StateDir::new(&state)).unwrap();
+    let mut acked = vec![publish(&alice, draft(0)).await.unwrap().id];
+
+    let filler = fs.path.join("filler");
+    let filled = fill(&filler);
+    eprintln!("disk full: filled {} KiB", filled / 1024);
+    // Publish until the hub runs out of room (the WAL may have some left).
+    let mut refused = None;
+    let mut refused_id = None;
+    for n in 1..20_000 {
+        let prepared = draft(n)
+            .into_prepared(
+                "alice-bank",
+                isac_core::time::format_rfc3339(member_agent::now()),
+            )
+            .unwrap();
+        let id = prepared.statement.id.to_string();
+        match member_agent::publish::publish_prepared(&alice, &prepared).await {
+            Ok(p) => acked.push(p.id),
+            Err(member_agent::AgentError::Hub { code, message }) => {
+                refused = Some(tonic::Status::new(code, message));
+                refused_id = Some(id);
+                break;
+            }
+            Err(e) => panic!("publish failed without a status: {e}"),
+        }
+    }
+    let status = refused.expect("the hub never ran out of space");
+    eprintln!(
+        "disk full after {} publishes: {:?} {}",
+        acked.len(),
+        status.code(),
+        status.message()
+    );
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("disk") && status.message().contains("retry"),
+        "not a message a person can act on: {}",
+        status.message()
+    );
+    // Still full: still a clear refusal, and the process is alive.
+    let again = publish(&alice, draft(100_000))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("disk"), "{again}");
+    let mut hub = hub;
+    assert!(
+        hub.child.try_wait().unwrap().is_none(),
+        "the hub exited on a full disk"
+    );
+
+    // Space returns: publishing works again, without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    let mut recovered = None;
+    for n in 0..200 {
+        match publish(&alice, draft(200_000 + n)).await {
+            Ok(p) => {
+                recovered = Some(p.id);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    acked.push(recovered.expect("publishing never recovered after space returned"));
+    for n in 1..=20 {
+        acked.push(publish(&alice, draft(300_000 + n)).await.unwrap().id);
+    }
+    // Readers see every acknowledged item, in order, once.
+    let mut s = raw_subscribe(&alice).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < acked.len() {
+        match s.message().await.unwrap().and_then(|m| m.event) {
+            Some(pb::subscribe_response::Event::Item(d)) => seen.push(d.sequence),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), acked.len());
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "sequences skip back or repeat"
+    );
+    drop(s);
+    stop_process(hub, alice).await;
+
+    let conn = rusqlite::Connection::open(data.join("hub.db")).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    for id in &acked {
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM statements WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 1, "acknowledged {id} lost");
+    }
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM statements WHERE id = ?1",
+            [refused_id.unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0, "a refused statement was stored");
+    drop(conn);
+    drop(fs);
+}

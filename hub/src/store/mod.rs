@@ -38,13 +38,24 @@ pub enum StoreError {
     Token(String),
     #[error("the store is closed")]
     Closed,
+    /// The data volume is full (SQLITE_FULL): the write was rolled back.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+    /// The operating system failed a read or write (SQLITE_IOERR_*): the
+    /// write was rolled back.
+    #[error("I/O error: {0}")]
+    Io(String),
     #[error("sqlite: {0}")]
     Sqlite(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull(e.to_string()),
+            Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::Io(e.to_string()),
+            _ => StoreError::Sqlite(e.to_string()),
+        }
     }
 }
 
