@@ -12,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod grpc;
 pub mod limits;
+pub mod ops;
 pub mod pki;
 pub mod policy;
 pub mod store;
@@ -149,6 +150,12 @@ pub async fn serve_with_taxii(
     })
     .max_decoding_message_size(64 * 1024);
 
+    let (health, health_service) = ops::health().await;
+    let reflection = tonic::service::interceptor::InterceptedService::new(
+        ops::reflection().map_err(|e| std::io::Error::other(format!("reflection: {e}")))?,
+        ops::require_client_cert,
+    );
+
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
@@ -166,9 +173,12 @@ pub async fn serve_with_taxii(
         .add_service(membership)
         .add_service(lookup)
         .add_service(admin)
+        .add_service(health_service)
+        .add_service(reflection)
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             shutdown.await;
             tracing::info!("shutting down: closing streams");
+            ops::set_all(&health, tonic_health::ServingStatus::NotServing).await;
             let _ = stop_tx.send(true);
         })
         .await;

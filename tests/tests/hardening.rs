@@ -915,3 +915,127 @@ async fn disk_full_answers_unavailable_and_the_hub_recovers_when_space_returns()
     drop(conn);
     drop(fs);
 }
+
+// === health checking and reflection on the gRPC listener ===
+
+/// `grpc.health.v1` answers SERVING for the hub and each service, also to a
+/// probe without a client certificate; it answers NOT_FOUND for unknown
+/// services; `Watch` sees NOT_SERVING when the hub shuts down.
+#[tokio::test]
+async fn grpc_health_reports_serving_then_not_serving_on_shutdown() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    // A probe with no client certificate (as load balancers send).
+    let mut probe = HealthClient::new(raw_channel(&hub, None).await.unwrap());
+    for service in hub::ops::SERVICES {
+        let r = probe
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("health of {service:?}: {e}"))
+            .into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let unknown = probe
+        .check(HealthCheckRequest {
+            service: "isac.v1.NoSuchService".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let mut watch = probe
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let stopping = tokio::spawn(hub.stop());
+    let mut saw_not_serving = false;
+    while let Ok(Some(m)) = watch.message().await {
+        if m.status == ServingStatus::NotServing as i32 {
+            saw_not_serving = true;
+            break;
+        }
+    }
+    drop(watch);
+    drop(probe);
+    stopping.await.unwrap();
+    assert!(saw_not_serving, "the health watch never saw NOT_SERVING");
+}
+
+/// Server reflection lists `isac.v1` and `grpc.health.v1` services and
+/// serves their descriptors (what grpcurl needs) to an enrolled agent, and
+/// refuses a caller without a client certificate.
+#[tokio::test]
+async fn grpc_reflection_serves_the_schema_to_enrolled_agents_only() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let ask = |m: MessageRequest| {
+        tokio_stream_once(ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(m),
+        })
+    };
+    let mut client = ServerReflectionClient::new(alice.channel().await.unwrap());
+    let mut answers = client
+        .server_reflection_info(ask(MessageRequest::ListServices(String::new())))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = match answers.message().await.unwrap().unwrap().message_response {
+        Some(MessageResponse::ListServicesResponse(l)) => {
+            l.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+        }
+        other => panic!("unexpected answer {other:?}"),
+    };
+    for name in hub::ops::SERVICES.iter().filter(|s| !s.is_empty()) {
+        assert!(listed.iter().any(|l| l == name), "{name} not in {listed:?}");
+    }
+    assert!(
+        listed.iter().any(|l| l == "grpc.health.v1.Health"),
+        "{listed:?}"
+    );
+    let mut answers = client
+        .server_reflection_info(ask(MessageRequest::FileContainingSymbol(
+            "isac.v1.Publisher".into(),
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    match answers.message().await.unwrap().unwrap().message_response {
+        Some(MessageResponse::FileDescriptorResponse(f)) => {
+            assert!(!f.file_descriptor_proto.is_empty());
+            let text = String::from_utf8_lossy(&f.file_descriptor_proto[0]).into_owned();
+            assert!(text.contains("PublishBatch"), "descriptor lacks the RPCs");
+        }
+        other => panic!("unexpected answer {other:?}"),
+    }
+    // No client certificate: refused, with a reason.
+    let mut anonymous = ServerReflectionClient::new(raw_channel(&hub, None).await.unwrap());
+    let refused = match anonymous
+        .server_reflection_info(ask(MessageRequest::ListServices(String::new())))
+        .await
+    {
+        Err(status) => status,
+        Ok(r) => r.into_inner().message().await.unwrap_err(),
+    };
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    assert!(refused.message().contains("client certificate"));
+    hub.stop().await;
+}
+
+/// A request stream of one message.
+fn tokio_stream_once<T: Send + 'static>(item: T) -> impl tokio_stream::Stream<Item = T> {
+    tokio_stream::iter(std::iter::once(item))
+}
