@@ -20,6 +20,10 @@ pub struct HubConfig {
     /// TAXII 2.1 (HTTPS) listen address; `null` (or `off` on the command
     /// line and in ISAC_HUB_TAXII_LISTEN) turns TAXII off.
     pub taxii_listen: Option<SocketAddr>,
+    /// Prometheus metrics (plain HTTP, no authentication: keep it on
+    /// loopback or a monitoring network); `null` (the default) or `off`
+    /// turns it off.
+    pub metrics_listen: Option<SocketAddr>,
     /// Extra DNS names or IPs for the hub's server certificate (created on
     /// first start). `localhost`, `127.0.0.1` and `::1` are always included.
     pub server_names: Vec<String>,
@@ -54,6 +58,7 @@ impl Default for HubConfig {
             data_dir: PathBuf::from("./hub-data"),
             listen: "127.0.0.1:7443".parse().expect("static address"),
             taxii_listen: Some("127.0.0.1:7444".parse().expect("static address")),
+            metrics_listen: None,
             server_names: Vec::new(),
             handshake_timeout_secs: 10,
             token_ttl_secs: 24 * 3600,
@@ -123,6 +128,14 @@ impl HubConfig {
                 value: v.clone(),
                 message,
             })?;
+        }
+        if let Some(v) = env("ISAC_HUB_METRICS_LISTEN") {
+            config.metrics_listen =
+                parse_optional_addr(&v).map_err(|message| ConfigError::Env {
+                    name: "ISAC_HUB_METRICS_LISTEN",
+                    value: v.clone(),
+                    message,
+                })?;
         }
         if let Some(v) = env("ISAC_HUB_TOKEN_TTL_SECS") {
             config.token_ttl_secs =

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod grpc;
 pub mod limits;
+pub mod metrics;
 pub mod ops;
 pub mod pki;
 pub mod policy;
@@ -68,6 +69,18 @@ pub async fn serve_with_taxii(
     config: HubConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
+    serve_with_listeners(listener, taxii_listener, None, config, shutdown).await
+}
+
+/// [`serve_with_taxii`], plus Prometheus metrics over plain HTTP on
+/// `metrics_listener` when given.
+pub async fn serve_with_listeners(
+    listener: TcpListener,
+    taxii_listener: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
+    config: HubConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HubError> {
     let (material, _) = prepare(&config)?;
     let store = datadir::open_store(&config.data_dir)?;
     let acceptor = Arc::new(tls::build_acceptor(&material, tls::ALPN_H2)?);
@@ -98,12 +111,14 @@ pub async fn serve_with_taxii(
                 config.max_streams_per_member,
                 config.max_streams_total,
             ),
+            metrics: metrics::Metrics::default(),
         }),
     };
     if let Err(e) = state.directory.current().await {
         tracing::error!(error = %e, "cannot sign the key directory");
     }
     let watcher = tokio::spawn(watch_epoch(state.clone(), epoch_tx));
+    let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics::serve(l, state.clone())));
     let taxii = match (taxii_listener, taxii_acceptor) {
         (Some(l), Some(a)) => Some(tokio::spawn(taxii::serve(l, a, state.clone()))),
         _ => None,
@@ -184,6 +199,9 @@ pub async fn serve_with_taxii(
         .await;
     accept.abort();
     watcher.abort();
+    if let Some(m) = metrics_task {
+        m.abort();
+    }
     if let Some(t) = taxii {
         // It stops on the same shutdown signal; wait for in-flight answers.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), t).await;

@@ -63,6 +63,12 @@ enum Command {
         /// Overrides hub.json and ISAC_HUB_TAXII_LISTEN.
         #[arg(long)]
         taxii_listen: Option<String>,
+        /// Prometheus metrics over plain HTTP at http://ADDR/metrics, or `off`
+        /// (the default). No authentication: bind to loopback (e.g.
+        /// 127.0.0.1:9464) or a monitoring network. Overrides hub.json and
+        /// ISAC_HUB_METRICS_LISTEN.
+        #[arg(long)]
+        metrics_listen: Option<String>,
     },
     /// TAXII API keys (HTTP Basic credentials for SIEMs that pull).
     #[command(subcommand, name = "api-key")]
@@ -227,8 +233,18 @@ fn main() -> ExitCode {
         if let Command::Serve {
             listen,
             taxii_listen,
+            metrics_listen,
         } = cli.command
         {
+            if let Some(l) = metrics_listen {
+                match hub::config::parse_optional_addr(&l) {
+                    Ok(a) => config.metrics_listen = a,
+                    Err(e) => {
+                        eprintln!("error: --metrics-listen `{l}`: {e}");
+                        return ExitCode::from(EX_USAGE);
+                    }
+                }
+            }
             if let Some(l) = listen {
                 match l.parse() {
                     Ok(a) => config.listen = a,
@@ -356,6 +372,20 @@ async fn serve(config: HubConfig) -> ExitCode {
         }
         None => None,
     };
+    let metrics = match config.metrics_listen {
+        Some(a) => match tokio::net::TcpListener::bind(a).await {
+            Ok(l) => {
+                let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                println!("metrics listening on http://{bound}/metrics (Prometheus, plain HTTP)");
+                Some(l)
+            }
+            Err(e) => {
+                eprintln!("error: cannot listen on {a} for metrics: {e} (use --metrics-listen ADDR or off)");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     println!("CA fingerprint (SHA-256): {}", material.ca_fingerprint);
     // Last: scripts and tests wait for this line.
     println!(
@@ -363,7 +393,7 @@ async fn serve(config: HubConfig) -> ExitCode {
         config.data_dir.display()
     );
     drop(material);
-    match hub::serve_with_taxii(listener, taxii, config, shutdown_signal()).await {
+    match hub::serve_with_listeners(listener, taxii, metrics, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -84,6 +84,8 @@ struct Inner {
     read_permits: tokio::sync::Semaphore,
     head: watch::Sender<u64>,
     recent: Arc<recent::Recent>,
+    /// BEGIN-to-COMMIT time of each group commit (for metrics).
+    commit_latency: Arc<crate::metrics::Histogram>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -105,9 +107,11 @@ impl Store {
         let (head_tx, _) = watch::channel(head);
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let head_for_writer = head_tx.clone();
+        let commit_latency = Arc::new(crate::metrics::Histogram::default());
+        let latency = commit_latency.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, head_for_writer))
+            .spawn(move || writer_loop(conn, rx, head_for_writer, &latency))
             .map_err(|e| StoreError::Sqlite(format!("cannot start writer thread: {e}")))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -118,6 +122,7 @@ impl Store {
                 read_permits: tokio::sync::Semaphore::new(READ_CONNECTIONS),
                 head: head_tx,
                 recent: Arc::new(recent::Recent::default()),
+                commit_latency,
             }),
         })
     }
@@ -129,6 +134,11 @@ impl Store {
 
     pub fn head(&self) -> u64 {
         *self.inner.head.borrow()
+    }
+
+    /// Group-commit latency of this store's writer.
+    pub fn commit_latency(&self) -> &crate::metrics::Histogram {
+        &self.inner.commit_latency
     }
 
     /// Stops the writer after it has committed everything already queued.
@@ -573,7 +583,12 @@ fn append_and_remember(
     Ok((appended.seq, appended.duplicate))
 }
 
-fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, head: watch::Sender<u64>) {
+fn writer_loop(
+    conn: Connection,
+    rx: std::sync::mpsc::Receiver<Job>,
+    head: watch::Sender<u64>,
+    latency: &crate::metrics::Histogram,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -582,6 +597,7 @@ fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, head: watch
                 Err(_) => break,
             }
         }
+        let began = std::time::Instant::now();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let err = StoreError::from(e);
             tracing::error!(error = %err, "store: cannot begin a write transaction");
@@ -609,6 +625,7 @@ fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, head: watch
             completions.push((end.err().map(StoreError::from), done));
         }
         let commit_error = conn.execute_batch("COMMIT").err().map(StoreError::from);
+        latency.observe(began.elapsed());
         if let Some(e) = &commit_error {
             tracing::error!(error = %e, "store: commit failed; the whole group is refused");
             let _ = conn.execute_batch("ROLLBACK");
