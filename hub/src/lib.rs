@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod ops;
 pub mod pki;
 pub mod policy;
+pub mod retention;
 pub mod store;
 pub mod taxii;
 pub mod tls;

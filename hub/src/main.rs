@@ -91,6 +91,18 @@ enum Command {
     Backup { dest: PathBuf },
     /// Restore a backup into an empty data dir (the hub must be stopped).
     Restore { backup: PathBuf },
+    /// Delete statements whose valid_until passed more than DURATION ago
+    /// (e.g. 90d), with the sightings and retractions that refer to them.
+    Prune {
+        #[arg(long, value_name = "DURATION")]
+        expired_before: humantime::Duration,
+        /// Only report what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write every stored statement (the exact signed envelopes and what the
+    /// hub knows about them) as JSON Lines to FILE (new, mode 0600), for migration.
+    Export { file: PathBuf },
     /// Show the audit trail of admin actions and key events, newest first.
     Audit {
         #[arg(long, default_value_t = 100)]
@@ -267,6 +279,19 @@ fn main() -> ExitCode {
         }
         match &cli.command {
             Command::Status => return status(&config).await,
+            Command::Prune {
+                expired_before,
+                dry_run,
+            } if cli.remote.is_none() => {
+                return prune(&config, (*expired_before).into(), *dry_run).await
+            }
+            Command::Export { file } if cli.remote.is_none() => {
+                return export(&config, file).await
+            }
+            Command::Prune { .. } | Command::Export { .. } => {
+                eprintln!("error: prune and export work on the hub's host (run them there, without --remote)");
+                return ExitCode::from(EX_USAGE);
+            }
             Command::ApiKey(command) => {
                 if cli.remote.is_some() {
                     eprintln!("error: API keys are managed on the hub's host (run `hub api-key` there, without --remote)");
@@ -468,6 +493,65 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn prune(config: &HubConfig, older: std::time::Duration, dry_run: bool) -> ExitCode {
+    let store = match hub::datadir::open_store(&config.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = hub::grpc::now();
+    let cutoff = now.saturating_sub(older.as_secs() as i64);
+    let result = store
+        .prune_expired(cutoff, now, dry_run, &local_actor())
+        .await;
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    match result {
+        Ok(r) => {
+            println!(
+                "{} {} expired statement(s) ({} rows with their sightings and retractions), valid_until before {}{}",
+                if dry_run { "would prune" } else { "pruned" },
+                r.expired_ids,
+                r.rows,
+                isac_core::time::format_rfc3339(cutoff),
+                if r.kept_for_head > 0 {
+                    format!("; kept {} that hold the newest sequence", r.kept_for_head)
+                } else {
+                    String::new()
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn export(config: &HubConfig, file: &std::path::Path) -> ExitCode {
+    let store = match hub::datadir::open_store(&config.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = hub::retention::export(&store, file).await;
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    match result {
+        Ok(n) => {
+            println!("exported {n} statements to {}", file.display());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -683,7 +767,9 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
         | Command::ApiKey(_)
         | Command::Status
         | Command::Backup { .. }
-        | Command::Restore { .. } => {
+        | Command::Restore { .. }
+        | Command::Prune { .. }
+        | Command::Export { .. } => {
             unreachable!("handled before")
         }
         Command::Member(MemberCommand::Add {

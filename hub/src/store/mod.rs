@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
     AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow, AuditRow, EnrollRecord, KeyRow, MemberRow,
-    NewStatement, PersonRow, StatusCounts, StoredFacts, StoredStatement, TokenRecord,
+    NewStatement, PersonRow, PruneReport, StatusCounts, StoredFacts, StoredStatement, TokenRecord,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -417,6 +417,21 @@ impl Store {
             .into_iter()
             .map(Arc::new)
             .collect())
+    }
+
+    /// Deletes statements whose latest revision expired before `cutoff`
+    /// (unix seconds), with the sightings and retractions that refer to
+    /// them; their ids are never accepted again. Audited.
+    pub async fn prune_expired(
+        &self,
+        cutoff: i64,
+        now: i64,
+        dry_run: bool,
+        actor: &str,
+    ) -> Result<PruneReport, StoreError> {
+        let actor = actor.to_owned();
+        self.write(move |c| sqlite::prune_expired(c, cutoff, now, dry_run, &actor))
+            .await
     }
 
     pub async fn statements_after(
