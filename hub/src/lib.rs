@@ -194,7 +194,7 @@ pub async fn serve_with_listeners(
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             shutdown.await;
             tracing::info!("shutting down: closing streams");
-            ops::set_all(&health, tonic_health::ServingStatus::NotServing).await;
+            ops::shutting_down(health).await;
             let _ = stop_tx.send(true);
         })
         .await;

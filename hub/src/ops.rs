@@ -35,6 +35,20 @@ pub async fn health() -> (
     (reporter, service)
 }
 
+/// At shutdown: every service NOT_SERVING at once, then, after a moment
+/// for probes to see it, forgotten, which ends open `Watch` streams (they
+/// would otherwise hold the graceful shutdown open for as long as the
+/// watcher stays connected).
+pub async fn shutting_down(mut reporter: HealthReporter) {
+    set_all(&reporter, ServingStatus::NotServing).await;
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        for name in SERVICES {
+            reporter.clear_service_status(name).await;
+        }
+    });
+}
+
 /// Sets every reported service (and the server as a whole) to `status`.
 pub async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     for name in SERVICES {

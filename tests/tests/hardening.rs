@@ -957,16 +957,25 @@ async fn grpc_health_reports_serving_then_not_serving_on_shutdown() {
     assert_eq!(first.status, ServingStatus::Serving as i32);
     let stopping = tokio::spawn(hub.stop());
     let mut saw_not_serving = false;
-    while let Ok(Some(m)) = watch.message().await {
-        if m.status == ServingStatus::NotServing as i32 {
-            saw_not_serving = true;
-            break;
+    // The watch stays open: the hub must end it rather than wait for us.
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(m)) = watch.message().await {
+            if m.status == ServingStatus::NotServing as i32 {
+                saw_not_serving = true;
+            }
         }
-    }
-    drop(watch);
-    drop(probe);
-    stopping.await.unwrap();
+    })
+    .await;
     assert!(saw_not_serving, "the health watch never saw NOT_SERVING");
+    assert!(
+        ended.is_ok(),
+        "an open health watch held the hub's shutdown"
+    );
+    tokio::time::timeout(Duration::from_secs(60), stopping)
+        .await
+        .expect("the hub stopped with a health watcher connected")
+        .unwrap();
+    drop(probe);
 }
 
 /// Server reflection lists `isac.v1` and `grpc.health.v1` services and
