@@ -342,11 +342,13 @@ mod h2raw {
         b
     }
 
-    /// A header block fragment of `n` bytes of valid-looking literal headers.
+    /// A header block fragment of at most `n` bytes of whole, valid literal
+    /// headers (so the concatenated block stays valid HPACK: what cuts the
+    /// flood is the hub's limit, not a decoding error).
     pub fn filler_headers(n: usize) -> Vec<u8> {
         let mut b = Vec::with_capacity(n + 128);
         let mut i = 0u32;
-        while b.len() < n {
+        while b.len() + 120 <= n {
             let name = format!("x-flood-{i}");
             b.push(0x00);
             b.push(name.len() as u8);
@@ -355,7 +357,6 @@ mod h2raw {
             b.extend_from_slice(&[b'a'; 100]);
             i += 1;
         }
-        b.truncate(n);
         b
     }
 }
