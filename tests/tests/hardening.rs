@@ -1148,3 +1148,71 @@ async fn prometheus_metrics_count_what_the_hub_does() {
     drop(open);
     hub.stop().await;
 }
+
+/// The real binary: `hub serve --metrics-listen 127.0.0.1:0` prints where
+/// it listens and serves `/metrics` there; other paths are 404; a bad
+/// address is a usage error (exit 64) that says which flag is wrong.
+#[test]
+fn hub_serve_metrics_listen_flag_serves_metrics_and_bad_values_exit_64() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin("hub")
+        .arg("--data-dir")
+        .arg(dir.path().join("bad"))
+        .args(["serve", "--metrics-listen", "not-an-address"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("--metrics-listen"), "{err}");
+    let mut child = bin("hub")
+        .arg("--data-dir")
+        .arg(dir.path().join("hub"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--taxii-listen",
+            "off",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut metrics = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("metrics listening on http://") {
+            metrics = Some(rest.split('/').next().unwrap().to_owned());
+        }
+        if line.starts_with("hub listening on ") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let metrics = metrics.expect("no `metrics listening on` line");
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&metrics).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let page = get("/metrics");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("text/plain; version=0.0.4"), "{page}");
+    assert!(page.contains("isac_publish_accepted_total 0"), "{page}");
+    assert!(get("/").starts_with("HTTP/1.1 404"));
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().unwrap().success(), "SIGTERM is a clean stop");
+}
