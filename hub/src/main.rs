@@ -604,6 +604,13 @@ async fn status(config: &HubConfig) -> ExitCode {
             .map(|a| a.to_string())
             .unwrap_or_else(|| "off".into())
     );
+    println!(
+        "metrics_listen: {}",
+        config
+            .metrics_listen
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "off".into())
+    );
     println!("taxii_api_root: /{}/", hub::taxii::API_ROOT);
     println!(
         "taxii_indicators_collection: {}",
