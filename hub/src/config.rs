@@ -14,9 +14,10 @@ use serde::{Deserialize, Deserializer};
 
 /// Every setting's name, as in `hub.toml`; `ISAC_HUB_` + its upper case
 /// overrides it from the environment.
-pub const SETTINGS: [&str; 14] = [
+pub const SETTINGS: [&str; 15] = [
     "listen",
     "taxii_listen",
+    "metrics_listen",
     "server_names",
     "handshake_timeout_secs",
     "token_ttl_secs",
@@ -48,6 +49,10 @@ pub struct HubConfig {
     /// TAXII 2.1 (HTTPS) listen address, or "off".
     #[serde(deserialize_with = "optional_addr")]
     pub taxii_listen: Option<SocketAddr>,
+    /// Prometheus metrics (plain HTTP, no authentication: keep it on
+    /// loopback or a monitoring network), or "off" (the default).
+    #[serde(deserialize_with = "optional_addr")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Extra DNS names or IPs for the hub's server certificate (created on
     /// first start). `localhost`, `127.0.0.1` and `::1` are always included.
     pub server_names: Vec<String>,
@@ -82,6 +87,7 @@ impl Default for HubConfig {
             data_dir: PathBuf::from("./hub-data"),
             listen: "127.0.0.1:7443".parse().expect("static address"),
             taxii_listen: Some("127.0.0.1:7444".parse().expect("static address")),
+            metrics_listen: None,
             server_names: Vec::new(),
             handshake_timeout_secs: 10,
             token_ttl_secs: 24 * 3600,

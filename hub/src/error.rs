@@ -42,6 +42,24 @@ impl From<StoreError> for ApiError {
             StoreError::Closed => {
                 ApiError::Unavailable("the hub is shutting down; retry shortly".into())
             }
+            // Nothing was stored and the hub keeps running: the caller
+            // should retry; the operator finds the detail in the log.
+            StoreError::DiskFull(detail) => {
+                tracing::error!(%detail, "store: the data volume is full; writes are refused");
+                ApiError::Unavailable(
+                    "the hub's disk is full: nothing was stored; retry later \
+                     (the hub operator must free space on the data volume)"
+                        .into(),
+                )
+            }
+            StoreError::Io(detail) => {
+                tracing::error!(%detail, "store: I/O error; writes are refused");
+                ApiError::Unavailable(
+                    "the hub cannot write to its disk (I/O error): nothing was stored; \
+                     retry later"
+                        .into(),
+                )
+            }
             StoreError::Sqlite(m) => ApiError::Internal(format!("store: {m}")),
         }
     }

@@ -12,8 +12,11 @@ pub mod directory;
 pub mod error;
 pub mod grpc;
 pub mod limits;
+pub mod metrics;
+pub mod ops;
 pub mod pki;
 pub mod policy;
+pub mod retention;
 pub mod store;
 pub mod taxii;
 pub mod tls;
@@ -67,6 +70,18 @@ pub async fn serve_with_taxii(
     config: HubConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
+    serve_with_listeners(listener, taxii_listener, None, config, shutdown).await
+}
+
+/// [`serve_with_taxii`], plus Prometheus metrics over plain HTTP on
+/// `metrics_listener` when given.
+pub async fn serve_with_listeners(
+    listener: TcpListener,
+    taxii_listener: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
+    config: HubConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HubError> {
     let (material, _) = prepare(&config)?;
     let store = datadir::open_store(&config.data_dir)?;
     let acceptor = Arc::new(tls::build_acceptor(&material, tls::ALPN_H2)?);
@@ -98,12 +113,14 @@ pub async fn serve_with_taxii(
                 config.max_streams_per_member,
                 config.max_streams_total,
             ),
+            metrics: metrics::Metrics::default(),
         }),
     };
     if let Err(e) = state.directory.current().await {
         tracing::error!(error = %e, "cannot sign the key directory");
     }
     let watcher = tokio::spawn(watch_epoch(state.clone(), epoch_tx));
+    let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics::serve(l, state.clone())));
     let taxii = match (taxii_listener, taxii_acceptor) {
         (Some(l), Some(a)) => Some(tokio::spawn(taxii::serve(l, a, state.clone()))),
         _ => None,
@@ -150,6 +167,12 @@ pub async fn serve_with_taxii(
     })
     .max_decoding_message_size(64 * 1024);
 
+    let (health, health_service) = ops::health().await;
+    let reflection = tonic::service::interceptor::InterceptedService::new(
+        ops::reflection().map_err(|e| std::io::Error::other(format!("reflection: {e}")))?,
+        ops::require_client_cert,
+    );
+
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
@@ -167,14 +190,20 @@ pub async fn serve_with_taxii(
         .add_service(membership)
         .add_service(lookup)
         .add_service(admin)
+        .add_service(health_service)
+        .add_service(reflection)
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             shutdown.await;
             tracing::info!("shutting down: closing streams");
+            ops::shutting_down(health).await;
             let _ = stop_tx.send(true);
         })
         .await;
     accept.abort();
     watcher.abort();
+    if let Some(m) = metrics_task {
+        m.abort();
+    }
     if let Some(t) = taxii {
         // It stops on the same shutdown signal; wait for in-flight answers.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), t).await;

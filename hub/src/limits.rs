@@ -64,6 +64,11 @@ impl Limits {
         }
     }
 
+    /// Subscription streams open now (for metrics).
+    pub fn open_streams(&self) -> usize {
+        self.streams.lock().expect("streams lock").total
+    }
+
     /// Takes `n` publish tokens for `org`, or says when to retry.
     pub fn take_publish(&self, org: &str, n: usize, now: Instant) -> Result<(), ApiError> {
         let n = n as f64;

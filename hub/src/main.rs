@@ -66,6 +66,12 @@ enum Command {
         /// Overrides hub.toml and ISAC_HUB_TAXII_LISTEN.
         #[arg(long)]
         taxii_listen: Option<String>,
+        /// Prometheus metrics over plain HTTP at http://ADDR/metrics, or `off`
+        /// (the default). No authentication: bind to loopback (e.g.
+        /// 127.0.0.1:9464) or a monitoring network. Overrides hub.json and
+        /// ISAC_HUB_METRICS_LISTEN.
+        #[arg(long)]
+        metrics_listen: Option<String>,
     },
     /// TAXII API keys (HTTP Basic credentials for SIEMs that pull).
     #[command(subcommand, name = "api-key")]
@@ -88,6 +94,18 @@ enum Command {
     Backup { dest: PathBuf },
     /// Restore a backup into an empty data dir (the hub must be stopped).
     Restore { backup: PathBuf },
+    /// Delete statements whose valid_until passed more than DURATION ago
+    /// (e.g. 90d), with the sightings and retractions that refer to them.
+    Prune {
+        #[arg(long, value_name = "DURATION")]
+        expired_before: humantime::Duration,
+        /// Only report what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write every stored statement (the exact signed envelopes and what the
+    /// hub knows about them) as JSON Lines to FILE (new, mode 0600), for migration.
+    Export { file: PathBuf },
     /// Show the audit trail of admin actions and key events, newest first.
     Audit {
         #[arg(long, default_value_t = 100)]
@@ -236,8 +254,18 @@ fn main() -> ExitCode {
         if let Command::Serve {
             listen,
             taxii_listen,
+            metrics_listen,
         } = cli.command
         {
+            if let Some(l) = metrics_listen {
+                match hub::config::parse_optional_addr(&l) {
+                    Ok(a) => config.metrics_listen = a,
+                    Err(e) => {
+                        eprintln!("error: --metrics-listen `{l}`: {e}");
+                        return ExitCode::from(EX_USAGE);
+                    }
+                }
+            }
             if let Some(l) = listen {
                 match l.parse() {
                     Ok(a) => config.listen = a,
@@ -264,6 +292,19 @@ fn main() -> ExitCode {
         }
         match &cli.command {
             Command::Status => return status(&config).await,
+            Command::Prune {
+                expired_before,
+                dry_run,
+            } if cli.remote.is_none() => {
+                return prune(&config, (*expired_before).into(), *dry_run).await
+            }
+            Command::Export { file } if cli.remote.is_none() => {
+                return export(&config, file).await
+            }
+            Command::Prune { .. } | Command::Export { .. } => {
+                eprintln!("error: prune and export work on the hub's host (run them there, without --remote)");
+                return ExitCode::from(EX_USAGE);
+            }
             Command::ApiKey(command) => {
                 if cli.remote.is_some() {
                     eprintln!("error: API keys are managed on the hub's host (run `hub api-key` there, without --remote)");
@@ -369,6 +410,20 @@ async fn serve(config: HubConfig) -> ExitCode {
         }
         None => None,
     };
+    let metrics = match config.metrics_listen {
+        Some(a) => match tokio::net::TcpListener::bind(a).await {
+            Ok(l) => {
+                let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                println!("metrics listening on http://{bound}/metrics (Prometheus, plain HTTP)");
+                Some(l)
+            }
+            Err(e) => {
+                eprintln!("error: cannot listen on {a} for metrics: {e} (use --metrics-listen ADDR or off)");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     println!("CA fingerprint (SHA-256): {}", material.ca_fingerprint);
     // Last: scripts and tests wait for this line.
     println!(
@@ -376,7 +431,7 @@ async fn serve(config: HubConfig) -> ExitCode {
         config.data_dir.display()
     );
     drop(material);
-    match hub::serve_with_taxii(listener, taxii, config, shutdown_signal()).await {
+    match hub::serve_with_listeners(listener, taxii, metrics, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -460,6 +515,65 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
     }
 }
 
+async fn prune(config: &HubConfig, older: std::time::Duration, dry_run: bool) -> ExitCode {
+    let store = match hub::datadir::open_store(&config.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = hub::grpc::now();
+    let cutoff = now.saturating_sub(older.as_secs() as i64);
+    let result = store
+        .prune_expired(cutoff, now, dry_run, &local_actor())
+        .await;
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    match result {
+        Ok(r) => {
+            println!(
+                "{} {} expired statement(s) ({} rows with their sightings and retractions), valid_until before {}{}",
+                if dry_run { "would prune" } else { "pruned" },
+                r.expired_ids,
+                r.rows,
+                isac_core::time::format_rfc3339(cutoff),
+                if r.kept_for_head > 0 {
+                    format!("; kept {} that hold the newest sequence", r.kept_for_head)
+                } else {
+                    String::new()
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn export(config: &HubConfig, file: &std::path::Path) -> ExitCode {
+    let store = match hub::datadir::open_store(&config.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = hub::retention::export(&store, file).await;
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    match result {
+        Ok(n) => {
+            println!("exported {n} statements to {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn status(config: &HubConfig) -> ExitCode {
     let (material, _) = match hub::prepare(config) {
         Ok(m) => m,
@@ -502,6 +616,13 @@ async fn status(config: &HubConfig) -> ExitCode {
         "taxii_listen: {}",
         config
             .taxii_listen
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "off".into())
+    );
+    println!(
+        "metrics_listen: {}",
+        config
+            .metrics_listen
             .map(|a| a.to_string())
             .unwrap_or_else(|| "off".into())
     );
@@ -668,7 +789,9 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
         | Command::ApiKey(_)
         | Command::Status
         | Command::Backup { .. }
-        | Command::Restore { .. } => {
+        | Command::Restore { .. }
+        | Command::Prune { .. }
+        | Command::Export { .. } => {
             unreachable!("handled before")
         }
         Command::Member(MemberCommand::Add {

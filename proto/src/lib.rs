@@ -5,6 +5,9 @@ pub mod v1 {
     tonic::include_proto!("isac.v1");
 }
 
+/// The encoded `FileDescriptorSet` of `isac.v1`, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("isac_v1_descriptor");
+
 // Conversions at the edge between wire messages and core types, so hub,
 // agent, tests and bench share one copy.
 

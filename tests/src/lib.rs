@@ -22,6 +22,8 @@ pub struct TestHub {
     pub addr: SocketAddr,
     /// TAXII 2.1 (HTTPS) on its own ephemeral port.
     pub taxii_addr: SocketAddr,
+    /// Prometheus metrics (plain HTTP) on its own ephemeral port.
+    pub metrics_addr: SocketAddr,
     pub config: HubConfig,
     /// The operator's own handle on the hub's database, as the CLI opens it.
     pub admin_store: hub::store::Store,
@@ -46,15 +48,26 @@ impl TestHub {
             .expect("bind TAXII");
         let taxii_addr = taxii_listener.local_addr().expect("TAXII addr");
         config.taxii_listen = Some(taxii_addr);
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind metrics");
+        let metrics_addr = metrics_listener.local_addr().expect("metrics addr");
+        config.metrics_listen = Some(metrics_addr);
         // Create the data dir before serve() starts (it would race us on a
         // multi-threaded runtime).
         let (material, _) = hub::prepare(&config).expect("prepare");
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = config.clone();
         let task = tokio::spawn(async move {
-            hub::serve_with_taxii(listener, Some(taxii_listener), cfg, async {
-                let _ = stopped.await;
-            })
+            hub::serve_with_listeners(
+                listener,
+                Some(taxii_listener),
+                Some(metrics_listener),
+                cfg,
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
             .expect("hub serve");
         });
@@ -63,6 +76,7 @@ impl TestHub {
         let hub = TestHub {
             addr,
             taxii_addr,
+            metrics_addr,
             config,
             admin_store,
             ca_fingerprint: material.ca_fingerprint,
@@ -149,6 +163,21 @@ impl TestHub {
         .into_bytes();
         request.extend_from_slice(bytes);
         https_exchange(self.taxii_addr, &ca, None, &request).await
+    }
+
+    /// `GET /metrics` over plain HTTP: (status, body).
+    pub async fn scrape_metrics(&self) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .expect("connect metrics");
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut raw = Vec::new();
+        let _ = tcp.read_to_end(&mut raw).await;
+        let r = parse_http_response(&raw);
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
     }
 
     pub fn data_dir(&self) -> &Path {

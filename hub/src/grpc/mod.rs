@@ -37,6 +37,8 @@ pub struct HubShared {
     pub epoch: tokio::sync::watch::Receiver<u64>,
     /// Publish rates and stream counts.
     pub limits: crate::limits::Limits,
+    /// Counters for the metrics listener.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::ops::Deref for HubState {

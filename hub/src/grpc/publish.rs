@@ -34,6 +34,44 @@ impl pb::publisher_server::Publisher for PublisherService {
         &self,
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
+        let outcome = self.publish_one(req).await;
+        match &outcome {
+            Ok(_) => self.state.metrics.accepted(1),
+            Err(status) => self.state.metrics.refused(status.code(), 1),
+        }
+        outcome
+    }
+
+    #[tracing::instrument(skip_all, fields(org, items))]
+    async fn publish_batch(
+        &self,
+        req: Request<pb::PublishBatchRequest>,
+    ) -> Result<Response<pb::PublishBatchResponse>, Status> {
+        let items = req.get_ref().items.len() as u64;
+        let outcome = self.publish_many(req).await;
+        let metrics = &self.state.metrics;
+        match &outcome {
+            Ok(r) => {
+                for item in &r.get_ref().results {
+                    match item.accepted {
+                        Some(_) => metrics.accepted(1),
+                        None => metrics.refused(tonic::Code::from_i32(item.code), 1),
+                    }
+                }
+            }
+            Err(status) => metrics.refused(status.code(), items),
+        }
+        outcome
+    }
+}
+
+// === impl PublisherService ===
+
+impl PublisherService {
+    async fn publish_one(
+        &self,
+        req: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
         let caller = authenticate(&self.state, &req).await?;
         tracing::Span::current().record("org", caller.org_id.as_str());
         let pb::PublishRequest {
@@ -50,8 +88,7 @@ impl pb::publisher_server::Publisher for PublisherService {
         ))
     }
 
-    #[tracing::instrument(skip_all, fields(org, items))]
-    async fn publish_batch(
+    async fn publish_many(
         &self,
         req: Request<pb::PublishBatchRequest>,
     ) -> Result<Response<pb::PublishBatchResponse>, Status> {

@@ -256,12 +256,15 @@ async fn run_stream(
                 let version = state.directory.version();
                 if wanted(&item, &options, crate::grpc::now())
                     && policy::may_see_row(&state.store, &item, &caller, channel).await?
-                    && tx
+                {
+                    if tx
                         .send(Ok(delivery(&item, &caller, version)))
                         .await
                         .is_err()
-                {
-                    return Ok(()); // the subscriber went away
+                    {
+                        return Ok(()); // the subscriber went away
+                    }
+                    state.metrics.delivered();
                 }
             }
         }

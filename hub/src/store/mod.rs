@@ -20,7 +20,8 @@ use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
     AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow, AuditRow, EnrollRecord, KeyRow, MemberRow,
-    NewStatement, PersonRow, StatusCounts, StoredFacts, StoredStatement, TaxiiWrite, TokenRecord,
+    NewStatement, PersonRow, PruneReport, StatusCounts, StoredFacts, StoredStatement, TaxiiWrite,
+    TokenRecord,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -38,13 +39,24 @@ pub enum StoreError {
     Token(String),
     #[error("the store is closed")]
     Closed,
+    /// The data volume is full (SQLITE_FULL): the write was rolled back.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+    /// The operating system failed a read or write (SQLITE_IOERR_*): the
+    /// write was rolled back.
+    #[error("I/O error: {0}")]
+    Io(String),
     #[error("sqlite: {0}")]
     Sqlite(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull(e.to_string()),
+            Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::Io(e.to_string()),
+            _ => StoreError::Sqlite(e.to_string()),
+        }
     }
 }
 
@@ -73,6 +85,8 @@ struct Inner {
     read_permits: tokio::sync::Semaphore,
     head: watch::Sender<u64>,
     recent: Arc<recent::Recent>,
+    /// BEGIN-to-COMMIT time of each group commit (for metrics).
+    commit_latency: Arc<crate::metrics::Histogram>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -94,9 +108,11 @@ impl Store {
         let (head_tx, _) = watch::channel(head);
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let head_for_writer = head_tx.clone();
+        let commit_latency = Arc::new(crate::metrics::Histogram::default());
+        let latency = commit_latency.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, head_for_writer))
+            .spawn(move || writer_loop(conn, rx, head_for_writer, &latency))
             .map_err(|e| StoreError::Sqlite(format!("cannot start writer thread: {e}")))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -107,6 +123,7 @@ impl Store {
                 read_permits: tokio::sync::Semaphore::new(READ_CONNECTIONS),
                 head: head_tx,
                 recent: Arc::new(recent::Recent::default()),
+                commit_latency,
             }),
         })
     }
@@ -118,6 +135,11 @@ impl Store {
 
     pub fn head(&self) -> u64 {
         *self.inner.head.borrow()
+    }
+
+    /// Group-commit latency of this store's writer.
+    pub fn commit_latency(&self) -> &crate::metrics::Histogram {
+        &self.inner.commit_latency
     }
 
     /// Stops the writer after it has committed everything already queued.
@@ -398,6 +420,21 @@ impl Store {
             .collect())
     }
 
+    /// Deletes statements whose latest revision expired before `cutoff`
+    /// (unix seconds), with the sightings and retractions that refer to
+    /// them; their ids are never accepted again. Audited.
+    pub async fn prune_expired(
+        &self,
+        cutoff: i64,
+        now: i64,
+        dry_run: bool,
+        actor: &str,
+    ) -> Result<PruneReport, StoreError> {
+        let actor = actor.to_owned();
+        self.write(move |c| sqlite::prune_expired(c, cutoff, now, dry_run, &actor))
+            .await
+    }
+
     pub async fn statements_after(
         &self,
         after: u64,
@@ -594,7 +631,12 @@ fn append_and_remember(
     Ok((appended.seq, appended.duplicate))
 }
 
-fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, head: watch::Sender<u64>) {
+fn writer_loop(
+    conn: Connection,
+    rx: std::sync::mpsc::Receiver<Job>,
+    head: watch::Sender<u64>,
+    latency: &crate::metrics::Histogram,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -603,6 +645,7 @@ fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, head: watch
                 Err(_) => break,
             }
         }
+        let began = std::time::Instant::now();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let err = StoreError::from(e);
             tracing::error!(error = %err, "store: cannot begin a write transaction");
@@ -630,6 +673,7 @@ fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, head: watch
             completions.push((end.err().map(StoreError::from), done));
         }
         let commit_error = conn.execute_batch("COMMIT").err().map(StoreError::from);
+        latency.observe(began.elapsed());
         if let Some(e) = &commit_error {
             tracing::error!(error = %e, "store: commit failed; the whole group is refused");
             let _ = conn.execute_batch("ROLLBACK");

@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// Brings the schema up to date. Safe when several processes open the same
 /// database at once (a running hub and an operator command): the version is
@@ -212,6 +212,18 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
             PRAGMA user_version = 6;",
         )?;
     }
+    if version < 7 {
+        // Ids removed by `hub prune`: never accepted again, so a replay of a
+        // long-expired statement cannot bring it back.
+        conn.execute_batch(
+            "CREATE TABLE pruned (
+                id        TEXT PRIMARY KEY,
+                pruned_at INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX statements_by_valid_until ON statements(valid_until) WHERE valid_until IS NOT NULL;
+            PRAGMA user_version = 7;",
+        )?;
+    }
     Ok(())
 }
 
@@ -346,6 +358,102 @@ pub(super) fn person_exists(
         )
         .optional()?;
     Ok(v.is_some())
+}
+
+// === retention ===
+
+/// What `hub prune` removed (or would remove, on a dry run).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Statement ids whose latest revision expired before the cutoff.
+    pub expired_ids: u64,
+    /// Rows deleted: every revision of those ids, and the sightings and
+    /// retractions that refer to them (transitively).
+    pub rows: u64,
+    /// Expired ids kept because a row of theirs is the newest statement
+    /// (the head sequence and TAXII `date_added` never move back).
+    pub kept_for_head: u64,
+}
+
+/// Deletes statements whose latest revision's `valid_until` is before
+/// `cutoff`, with everything that refers to them, and remembers their ids.
+pub(super) fn prune_expired(
+    conn: &Connection,
+    cutoff: i64,
+    now: i64,
+    dry_run: bool,
+    actor: &str,
+) -> Result<PruneReport, StoreError> {
+    let max_seq: i64 = conn.query_row("SELECT COALESCE(max(seq), 0) FROM statements", [], |r| {
+        r.get(0)
+    })?;
+    let candidates: Vec<String> = conn
+        .prepare(
+            "SELECT s.id FROM statements s
+             WHERE s.valid_until IS NOT NULL AND s.valid_until < ?1 AND s.target_id IS NULL
+               AND s.revision = (SELECT max(revision) FROM statements WHERE id = s.id)",
+        )?
+        .query_map([cutoff], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut report = PruneReport::default();
+    let mut derived_of =
+        conn.prepare_cached("SELECT DISTINCT id FROM statements WHERE target_id = ?1")?;
+    let mut seqs_of = conn.prepare_cached("SELECT seq FROM statements WHERE id = ?1")?;
+    for id in candidates {
+        // The id and everything that refers to it, at any depth.
+        let mut group = vec![id.clone()];
+        let mut i = 0;
+        while i < group.len() {
+            let more: Vec<String> = derived_of
+                .query_map([&group[i]], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for d in more {
+                if !group.contains(&d) {
+                    group.push(d);
+                }
+            }
+            i += 1;
+        }
+        let mut seqs = Vec::new();
+        for g in &group {
+            seqs.extend(
+                seqs_of
+                    .query_map([g], |r| r.get::<_, i64>(0))?
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+        if seqs.contains(&max_seq) {
+            report.kept_for_head += 1;
+            continue;
+        }
+        report.expired_ids += 1;
+        report.rows += seqs.len() as u64;
+        if dry_run {
+            continue;
+        }
+        for g in &group {
+            conn.prepare_cached("DELETE FROM statements WHERE id = ?1")?
+                .execute([g])?;
+            conn.prepare_cached("DELETE FROM stix_ids WHERE statement_id = ?1")?
+                .execute([g])?;
+            conn.prepare_cached("INSERT OR IGNORE INTO pruned (id, pruned_at) VALUES (?1, ?2)")?
+                .execute(params![g, now])?;
+        }
+    }
+    if !dry_run && report.rows > 0 {
+        audit(
+            conn,
+            now,
+            actor,
+            "prune",
+            "statements",
+            &format!(
+                "expired before {cutoff}: {} ids, {} rows",
+                report.expired_ids, report.rows
+            ),
+        )?;
+    }
+    Ok(report)
 }
 
 // === audit and counters ===
@@ -1129,6 +1237,18 @@ pub(super) fn append_statement(
             "statement {} revision {} was already published with different content; publish a new revision instead",
             s.id, s.revision
         )));
+    }
+    if existing.is_empty() {
+        let pruned: Option<i64> = conn
+            .prepare_cached("SELECT pruned_at FROM pruned WHERE id = ?1")?
+            .query_row([&s.id], |r| r.get(0))
+            .optional()?;
+        if pruned.is_some() {
+            return Err(StoreError::Refused(format!(
+                "statement {} expired and was pruned from this hub; it is not accepted again (publish a new statement)",
+                s.id
+            )));
+        }
     }
     if let Some((_, latest, _, _, _)) = existing.last() {
         if s.revision < *latest {

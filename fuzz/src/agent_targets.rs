@@ -1,0 +1,54 @@
+//! Fuzz target bodies for the member agent's importers (OSV JSON, CSV),
+//! shared by `cargo fuzz` and the stable test `tests/tests/fuzz_importers.rs`
+//! (which includes this file). An importer answers Ok or a clear error;
+//! every draft it yields either becomes a valid, canonical statement or is
+//! refused with an error, never a panic.
+
+use member_agent::csv::drafts_from_csv;
+use member_agent::draft::IndicatorDraft;
+use member_agent::osv::parse_osv;
+
+fn check_draft(mut d: IndicatorDraft) {
+    if d.tlp.is_none() {
+        d.tlp = Some("clear".into());
+    }
+    if let Ok(p) = d.into_prepared("acme-bank", "2026-11-25T12:00:00Z".into()) {
+        assert!(
+            p.statement.validate().is_ok(),
+            "an import made an invalid statement"
+        );
+        let bytes = p.statement.canonical_bytes();
+        let back = isac_core::Statement::from_canonical_bytes(&bytes)
+            .expect("an imported statement does not parse back");
+        assert_eq!(back.canonical_bytes(), bytes);
+    }
+}
+
+/// Target `osv`: bytes as an OSV record (or array of records).
+pub fn osv(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(records) = parse_osv("fuzz.json", &text) {
+        for r in records {
+            assert!(!r.osv_id.is_empty(), "an OSV record without an id");
+            for d in r.drafts {
+                check_draft(d);
+            }
+        }
+    }
+}
+
+/// Target `csv`: bytes as a CSV import file.
+pub fn csv(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(rows) = drafts_from_csv(&text) {
+        for (line, row) in rows {
+            assert!(
+                line >= 2,
+                "a data row on line {line} (the header is line 1)"
+            );
+            if let Ok(d) = row {
+                check_draft(d);
+            }
+        }
+    }
+}

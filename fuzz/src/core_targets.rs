@@ -1,0 +1,168 @@
+//! Fuzz target bodies for the pure core: one function per target, each
+//! taking arbitrary bytes and asserting the properties that must hold for
+//! every input (no panic; whatever parses is canonical and valid; nothing
+//! verifies that was not signed). `cargo fuzz` calls them from
+//! `fuzz/fuzz_targets/*.rs`; `core/tests/fuzz_targets.rs` includes this
+//! file and runs the same bodies on stable with a deterministic generator.
+//!
+//! Uses only `isac_core` (and std), so it compiles both in the fuzz crate
+//! and as a module of the core's integration tests.
+
+use std::sync::OnceLock;
+
+use isac_core::statement::{Body, Indicator, Observable, PackageThreat, Severity};
+use isac_core::{
+    verify_envelope, Envelope, KeyRecord, SigningKey, Statement, Tlp, PAYLOAD_TYPE_STATEMENT_V1,
+};
+
+/// One signing key, its directory record, and a statement it signed.
+pub struct Fixture {
+    pub record: KeyRecord,
+    pub envelope: Envelope,
+}
+
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let key = SigningKey::generate().expect("key");
+        let record = KeyRecord {
+            key: key.verifying_key().expect("public key"),
+            org_id: "acme-bank".into(),
+            valid_from: 0,
+            retired_at: None,
+            revoked_at: None,
+        };
+        let envelope = key
+            .sign_envelope(
+                PAYLOAD_TYPE_STATEMENT_V1,
+                sample_statement().canonical_bytes(),
+            )
+            .expect("sign");
+        Fixture { record, envelope }
+    })
+}
+
+/// A valid statement: the seed the generators mutate.
+pub fn sample_statement() -> Statement {
+    Statement {
+        id: "6f1c1d2e-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
+            .parse()
+            .expect("uuid"),
+        revision: 1,
+        source: "acme-bank".into(),
+        created: "2026-11-25T12:00:00Z".into(),
+        tlp: Tlp::Green,
+        audience: vec![],
+        anonymous: false,
+        on_behalf_of: None,
+        body: Body::Indicator(Indicator {
+            observable: Observable::Package {
+                purl: "pkg:npm/%40evil/pkg@1.0.0".into(),
+                versions: vec![">=1.0.0 <1.2.0".into()],
+                threat: PackageThreat::Malicious,
+                imitates: None,
+            },
+            title: "evil".into(),
+            description: "line one\nline two".into(),
+            severity: Severity::High,
+            confidence: 80,
+            references: vec!["https://example.org/a".into()],
+            tags: vec!["t".into()],
+            valid_from: None,
+            valid_until: Some("2027-01-01T00:00:00Z".into()),
+            related: vec![],
+        }),
+    }
+}
+
+/// Target `statement`: bytes as a statement payload. Whatever parses is
+/// its own canonical encoding, validates, and parses back the same.
+pub fn statement(data: &[u8]) {
+    if let Ok(s) = Statement::from_canonical_bytes(data) {
+        assert_eq!(
+            s.canonical_bytes(),
+            data,
+            "accepted a non-canonical payload"
+        );
+        assert!(s.validate().is_ok(), "accepted an invalid statement");
+        let again = Statement::from_canonical_bytes(&s.canonical_bytes()).expect("re-parse");
+        assert_eq!(again.canonical_bytes(), data);
+    }
+}
+
+/// Target `envelope`: bytes as DSSE JSON, then verified against the
+/// fixture's key. A parsed envelope round-trips through JSON; one that
+/// verifies carries exactly the bytes the key signed.
+pub fn envelope(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(env) = Envelope::from_json(text) else {
+        return;
+    };
+    let back = Envelope::from_json(&env.to_json()).expect("our own JSON parses");
+    assert_eq!(back, env, "envelope JSON does not round-trip");
+    let f = fixture();
+    if let Ok(v) = verify_envelope(&env, |_| Some(f.record.clone())) {
+        assert_eq!(
+            env.payload, f.envelope.payload,
+            "a payload the key never signed verified"
+        );
+        assert_eq!(v.statement.canonical_bytes(), env.payload);
+    }
+    statement(&env.payload);
+}
+
+/// Target `signed_payload`: bytes as the payload under the fixture's real
+/// signature. It verifies only if the bytes are exactly what was signed.
+pub fn signed_payload(data: &[u8]) {
+    let f = fixture();
+    let env = Envelope {
+        payload: data.to_vec(),
+        ..f.envelope.clone()
+    };
+    let verified = verify_envelope(&env, |_| Some(f.record.clone()));
+    if data != f.envelope.payload.as_slice() {
+        assert!(verified.is_err(), "a changed payload verified");
+    } else {
+        assert!(verified.is_ok(), "the signed payload stopped verifying");
+    }
+    statement(data);
+}
+
+/// Target `observable`: bytes as a purl and as every other observable kind,
+/// plus the small parsers (TLP, audience refs, times). No panics; a parsed
+/// purl names a package.
+pub fn observable(data: &[u8]) {
+    use isac_core::observable::*;
+    let s = String::from_utf8_lossy(data);
+    if let Ok(p) = parse_purl(&s) {
+        assert!(!p.name.is_empty(), "purl without a name: {s:?}");
+        assert!(!p.ty.is_empty(), "purl without a type: {s:?}");
+        assert!(p.package_key().contains(p.name.as_str()));
+        assert!(s.len() <= MAX_PURL_LEN);
+    }
+    for check in [
+        validate_sha256,
+        validate_sha512,
+        validate_domain,
+        validate_ip,
+        validate_url,
+        validate_repo_url,
+        validate_commit,
+        validate_tag,
+        validate_account,
+        validate_vuln_id,
+    ] {
+        if check(&s).is_ok() {
+            assert!(
+                !s.chars().any(char::is_control),
+                "accepted a control character: {s:?}"
+            );
+        }
+    }
+    let _ = s.parse::<Tlp>();
+    let _ = s.parse::<isac_core::tlp::AudienceRef>();
+    let _ = isac_core::time::parse_rfc3339(&s);
+    let _ = isac_core::enrollment::EnrollmentToken::parse(&s);
+}

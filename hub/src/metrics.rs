@@ -1,0 +1,259 @@
+//! Prometheus metrics on a separate plain-HTTP listener (`--metrics-listen
+//! ADDR`, off by default): counters and gauges kept in atomics, written in
+//! the text exposition format (version 0.0.4) by hand.
+//!
+//! It has no authentication: bind it to loopback or a monitoring network.
+//! It shows aggregate counts and member org ids with their ack lag, never
+//! anything about an item (no ids, TLP or audience), so it cannot leak what
+//! a member may not see.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::grpc::HubState;
+
+/// Upper bounds (seconds) of the store commit latency buckets.
+const COMMIT_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A cumulative histogram with fixed buckets.
+#[derive(Default)]
+pub struct Histogram {
+    /// Count per bucket (not cumulative; summed when written), then +Inf.
+    counts: [AtomicU64; COMMIT_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = COMMIT_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(COMMIT_BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in COMMIT_BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.counts[COMMIT_BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}
+
+/// The hub's counters. One per running hub (tests run several at once).
+#[derive(Default)]
+pub struct Metrics {
+    publish_accepted: AtomicU64,
+    /// Refused statements by gRPC status code name.
+    publish_refused: Mutex<BTreeMap<&'static str, u64>>,
+    deliveries: AtomicU64,
+}
+
+/// A status code's canonical name (`UNAVAILABLE`, ...), as a label value.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+impl Metrics {
+    /// `n` statements accepted (stored, or recognised as already stored).
+    pub fn accepted(&self, n: u64) {
+        self.publish_accepted.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `n` statements refused with `code`.
+    pub fn refused(&self, code: tonic::Code, n: u64) {
+        *self
+            .publish_refused
+            .lock()
+            .expect("metrics lock")
+            .entry(code_name(code))
+            .or_default() += n;
+    }
+
+    /// One item sent on a subscription stream.
+    pub fn delivered(&self) {
+        self.deliveries.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The exposition text for `state`: counters, open streams, head, per-member
+/// ack lag (read from the store), store commit latency.
+pub async fn render(state: &HubState) -> String {
+    let m = &state.metrics;
+    let mut out = String::with_capacity(4096);
+    let _ = writeln!(
+        out,
+        "# HELP isac_publish_accepted_total Statements accepted by Publish and PublishBatch.\n\
+         # TYPE isac_publish_accepted_total counter\n\
+         isac_publish_accepted_total {}",
+        m.publish_accepted.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP isac_publish_refused_total Statements refused, by gRPC status code.\n\
+         # TYPE isac_publish_refused_total counter"
+    );
+    for (code, n) in m.publish_refused.lock().expect("metrics lock").iter() {
+        let _ = writeln!(out, "isac_publish_refused_total{{code=\"{code}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP isac_deliveries_total Items sent on subscription streams.\n\
+         # TYPE isac_deliveries_total counter\n\
+         isac_deliveries_total {}",
+        m.deliveries.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP isac_open_streams Open subscription streams.\n\
+         # TYPE isac_open_streams gauge\n\
+         isac_open_streams {}",
+        state.limits.open_streams()
+    );
+    let head = state.store.head();
+    let _ = writeln!(
+        out,
+        "# HELP isac_head_sequence Highest committed statement sequence.\n\
+         # TYPE isac_head_sequence gauge\n\
+         isac_head_sequence {head}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP isac_member_ack_lag Statements between the head and the furthest cursor a member's current agents acknowledged.\n\
+         # TYPE isac_member_ack_lag gauge"
+    );
+    match state.store.list_members().await {
+        Ok(members) => {
+            for (member, _, _) in members {
+                if member.status == "removed" {
+                    continue;
+                }
+                let acked = match state.store.agents_of(&member.org_id).await {
+                    Ok(agents) => agents
+                        .iter()
+                        .filter(|a| a.superseded_at.is_none())
+                        .map(|a| a.acked_seq)
+                        .max(),
+                    Err(_) => continue,
+                };
+                let Some(acked) = acked else { continue };
+                let _ = writeln!(
+                    out,
+                    "isac_member_ack_lag{{org=\"{}\"}} {}",
+                    escape_label(&member.org_id),
+                    head.saturating_sub(acked)
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot list members"),
+    }
+    state.store.commit_latency().write(
+        &mut out,
+        "isac_store_commit_seconds",
+        "Time from BEGIN to COMMIT of one group commit by the store writer.",
+    );
+    out
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Serves `GET /metrics` on `listener` (plain HTTP/1.1) until the hub stops.
+pub async fn serve(listener: TcpListener, state: HubState) {
+    let mut stop = state.shutdown.clone();
+    loop {
+        let tcp = tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(respond(&state, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .max_buf_size(16 * 1024)
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+async fn respond(state: &HubState, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            render(state).await,
+        ),
+        (_, "/metrics") => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "only GET\n".to_owned(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "metrics are at /metrics\n".to_owned(),
+        ),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}

@@ -1,0 +1,87 @@
+//! Operations endpoints on the gRPC listener: `grpc.health.v1` health
+//! checking (for load balancers and probes; no client certificate needed,
+//! it reveals nothing but "serving") and gRPC server reflection (so
+//! `grpcurl` works; it needs a client certificate from the hub's CA).
+
+use isac_proto::v1 as pb;
+use tonic::{Request, Status};
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use crate::error::ApiError;
+use crate::tls::PeerInfo;
+
+/// The services the hub reports on, by their gRPC names. The empty name is
+/// the whole server.
+pub const SERVICES: [&str; 8] = [
+    "",
+    pb::enrollment_server::SERVICE_NAME,
+    pb::publisher_server::SERVICE_NAME,
+    pb::subscriber_server::SERVICE_NAME,
+    pb::key_directory_server::SERVICE_NAME,
+    pb::membership_server::SERVICE_NAME,
+    pb::lookup_server::SERVICE_NAME,
+    pb::admin_server::SERVICE_NAME,
+];
+
+/// The health service, with every hub service SERVING, and the handle that
+/// flips them to NOT_SERVING at shutdown.
+pub async fn health() -> (
+    HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    set_all(&reporter, ServingStatus::Serving).await;
+    (reporter, service)
+}
+
+/// At shutdown: every service NOT_SERVING at once, then, after a moment
+/// for probes to see it, forgotten, which ends open `Watch` streams (they
+/// would otherwise hold the graceful shutdown open for as long as the
+/// watcher stays connected).
+pub async fn shutting_down(mut reporter: HealthReporter) {
+    set_all(&reporter, ServingStatus::NotServing).await;
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        for name in SERVICES {
+            reporter.clear_service_status(name).await;
+        }
+    });
+}
+
+/// Sets every reported service (and the server as a whole) to `status`.
+pub async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
+    for name in SERVICES {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// gRPC server reflection (v1) over `isac.v1` and `grpc.health.v1`.
+pub fn reflection() -> Result<
+    tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer<
+        impl tonic_reflection::pb::v1::server_reflection_server::ServerReflection,
+    >,
+    tonic_reflection::server::Error,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(isac_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+}
+
+/// Interceptor: only callers with a client certificate from the hub's CA
+/// (any enrolled agent) may use reflection.
+pub fn require_client_cert(req: Request<()>) -> Result<Request<()>, Status> {
+    let has_cert = req
+        .extensions()
+        .get::<PeerInfo>()
+        .is_some_and(|p| p.client_cert_sha256.is_some());
+    if has_cert {
+        Ok(req)
+    } else {
+        Err(ApiError::Unauthenticated(
+            "server reflection needs a client certificate from this hub (an enrolled agent's tls.crt and tls.key)".into(),
+        )
+        .into())
+    }
+}
