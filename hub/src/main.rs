@@ -424,6 +424,7 @@ async fn serve(config: HubConfig) -> ExitCode {
         },
         None => None,
     };
+    let shutdown = shutdown_signal();
     println!("CA fingerprint (SHA-256): {}", material.ca_fingerprint);
     // Last: scripts and tests wait for this line.
     println!(
@@ -431,7 +432,7 @@ async fn serve(config: HubConfig) -> ExitCode {
         config.data_dir.display()
     );
     drop(material);
-    match hub::serve_with_listeners(listener, taxii, metrics, config, shutdown_signal()).await {
+    match hub::serve_with_listeners(listener, taxii, metrics, config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -654,15 +655,23 @@ async fn status(config: &HubConfig) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
+/// Registers the SIGTERM/SIGINT handlers now (before anyone is told the
+/// hub listens, so an early SIGTERM is a graceful stop, not a kill) and
+/// returns the future that resolves on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            _ => std::future::pending().await,
+        }
     }
 }
 
