@@ -111,6 +111,8 @@ struct Visible {
     row: StoredStatement,
     /// For a retraction: the kind of the item it retracts.
     target_kind: Option<String>,
+    /// For a retraction: `created` of the latest revision it retracts.
+    target_created: Option<String>,
 }
 
 fn in_collection(c: &Collection, v: &Visible) -> bool {
@@ -141,14 +143,23 @@ async fn visible(
     if !visible_alone(&row, who) {
         return Ok(None);
     }
-    let target_kind = match &row.target_id {
-        None => None,
+    let (target_kind, target_created) = match &row.target_id {
+        None => (None, None),
         Some(t) => match store.revisions(t).await?.into_iter().next() {
-            Some(target) if visible_alone(&target, who) => Some(target.kind),
+            Some(target) if visible_alone(&target, who) => {
+                let created = Statement::from_canonical_bytes(&target.payload)
+                    .ok()
+                    .map(|s| s.created);
+                (Some(target.kind), created)
+            }
             _ => return Ok(None),
         },
     };
-    Ok(Some(Visible { row, target_kind }))
+    Ok(Some(Visible {
+        row,
+        target_kind,
+        target_created,
+    }))
 }
 
 fn stix_type_of_kind(kind: Option<&str>) -> &'static str {
@@ -195,6 +206,21 @@ fn objects_of(v: &Visible, who: &Who) -> Vec<Value> {
             stix_type_of_kind(v.target_kind.as_deref()),
             &ctx,
         )
+        .map(|mut marker| {
+            // A retraction signed in the same second as what it retracts
+            // would carry the same `modified`, which STIX reads as the same
+            // version: make the revoked version strictly later.
+            if let Some(target) = &v.target_created {
+                let floor = parse_timestamp_us(&stix::stix_timestamp(target)).ok();
+                if let (Some(floor), Some(m)) = (floor, modified_us(&marker)) {
+                    if m <= floor {
+                        marker["modified"] =
+                            Value::String(super::query::format_timestamp_us(floor + 1_000));
+                    }
+                }
+            }
+            marker
+        })
         .into_iter()
         .collect(),
         _ => stix::objects_for(&statement, &ctx),
