@@ -478,11 +478,12 @@ fn indicator_objects(statement: &Statement, ind: &Indicator, ctx: &StixContext) 
         );
         out.push(Value::Object(v));
 
-        let rel_id = derived_id(
+        let mut r = common(
             "relationship",
-            &format!("{}/related-to/vulnerability", statement.id),
+            vulnerability_relationship_id(&statement.id),
+            statement,
+            ctx,
         );
-        let mut r = common("relationship", rel_id, statement, ctx);
         r.insert("relationship_type".into(), json!("related-to"));
         r.insert("source_ref".into(), json!(indicator_id));
         r.insert("target_ref".into(), json!(vuln_id_stix));
@@ -551,23 +552,34 @@ pub fn objects_for(statement: &Statement, ctx: &StixContext) -> Vec<Value> {
     }
 }
 
+/// The id of the `related-to` relationship from a vulnerability
+/// indicator to its vulnerability object.
+fn vulnerability_relationship_id(statement_id: &Uuid) -> String {
+    derived_id(
+        "relationship",
+        &format!("{statement_id}/related-to/vulnerability"),
+    )
+}
+
 /// The ids of the objects [`objects_for`] makes for `statement`, without
 /// its revocation markers (a retraction's marker carries its target's id).
-/// The hub indexes them to answer TAXII lookups by object id.
+/// The hub indexes them at publish to answer TAXII lookups by object id,
+/// so they are derived here without building the objects.
 pub fn object_ids(statement: &Statement) -> Vec<String> {
-    if matches!(statement.body, Body::Retraction(_)) {
-        return Vec::new();
+    let id = &statement.id;
+    match &statement.body {
+        Body::Indicator(ind) => {
+            let mut ids = vec![stix_id("indicator", id)];
+            if matches!(ind.observable, Observable::Vulnerability { .. }) {
+                ids.push(stix_id("vulnerability", id));
+                ids.push(vulnerability_relationship_id(id));
+            }
+            ids
+        }
+        Body::Bulletin(_) => vec![stix_id("report", id)],
+        Body::Sighting(_) => vec![stix_id("sighting", id)],
+        Body::Retraction(_) => Vec::new(),
     }
-    let ctx = StixContext {
-        source_identity_id: "",
-        envelope_digest: "",
-        key_id: "",
-        received_at: "",
-    };
-    objects_for(statement, &ctx)
-        .iter()
-        .filter_map(|o| o.get("id").and_then(Value::as_str).map(str::to_owned))
-        .collect()
 }
 
 /// The revocation marker a retraction becomes, for a target of STIX type
@@ -664,19 +676,49 @@ pub fn bundle(bundle_uuid_seed: &str, objects: Vec<Value>) -> Value {
 mod tests {
     #[test]
     fn object_ids_match_the_objects_made() {
-        let st = sample("acme");
         let ctx = StixContext {
             source_identity_id: "identity--x",
             envelope_digest: "d",
             key_id: "k",
             received_at: "2026-01-01T00:00:00Z",
         };
-        let made: Vec<String> = objects_for(&st, &ctx)
-            .iter()
-            .map(|o| o["id"].as_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(object_ids(&st), made);
-        assert!(!made.is_empty());
+        let package = sample("acme");
+        let mut vulnerability = sample("acme");
+        if let Body::Indicator(i) = &mut vulnerability.body {
+            i.observable = Observable::Vulnerability {
+                vuln_id: "CVE-2026-12345".into(),
+                purls: vec!["pkg:npm/lodash@4.17.20".into()],
+            };
+        }
+        let mut bulletin = sample("isac-staff");
+        bulletin.body = Body::Bulletin(Bulletin {
+            title: "t".into(),
+            body: "b".into(),
+            severity: Severity::High,
+            incident_id: None,
+            related: vec![],
+        });
+        let mut sighting = sample("bob-bank");
+        sighting.body = Body::Sighting(Sighting {
+            indicator: Uuid::new_v4(),
+            count: 1,
+            first_seen: "2026-11-24T08:00:00Z".into(),
+            last_seen: "2026-11-25T09:30:00Z".into(),
+        });
+        for st in [package, vulnerability, bulletin, sighting] {
+            let made: Vec<String> = objects_for(&st, &ctx)
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_owned())
+                .collect();
+            assert!(!made.is_empty());
+            assert_eq!(object_ids(&st), made, "{}", st.kind());
+        }
+        let mut retraction = sample("acme");
+        retraction.body = Body::Retraction(Retraction {
+            target: Uuid::new_v4(),
+            reason: String::new(),
+        });
+        assert!(object_ids(&retraction).is_empty());
     }
 
     use super::*;
