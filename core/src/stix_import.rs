@@ -138,7 +138,8 @@ pub struct BundleImport {
     pub invalid: Vec<(String, String)>,
 }
 
-fn path_of(index: usize, o: &Value) -> String {
+/// How problems name an object: `objects[N] (type--uuid)`.
+pub fn path_of(index: usize, o: &Value) -> String {
     match o.get("id").and_then(Value::as_str) {
         Some(id) => format!("objects[{index}] ({})", truncate(id, 100)),
         None => format!("objects[{index}]"),

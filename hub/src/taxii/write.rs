@@ -13,7 +13,7 @@
 //! per object.
 
 use isac_core::statement::{Body, Bulletin, Retraction, Statement, HUB_ATTESTATION_ORG};
-use isac_core::stix_import::{parse_bundle, Content};
+use isac_core::stix_import::{parse_bundle, path_of, Content};
 use isac_core::{Tlp, VerifyingKey};
 use isac_proto::v1 as pb;
 use serde_json::{json, Value};
@@ -87,6 +87,7 @@ fn attested(who: &Who, tlp: Tlp, body: Body, now: i64) -> Statement {
 async fn prepare(
     state: &HubState,
     who: &Who,
+    key: &(String, isac_core::KeyRecord),
     statement: &Statement,
 ) -> Result<NewStatement, String> {
     let envelope = state
@@ -97,13 +98,12 @@ async fn prepare(
             statement.canonical_bytes(),
         )
         .map_err(|e| format!("cannot sign: {e}"))?;
-    let key = attest_record(state).map_err(|e| format!("{e:?}"))?;
     crate::grpc::publish::prepare_with_key(
         state,
         &who.caller,
         pb::Envelope::from(envelope),
         Vec::new(),
-        Some(key),
+        Some(key.clone()),
     )
     .await
     .map_err(|e| e.to_string())
@@ -151,42 +151,28 @@ pub async fn add_objects(
             .unwrap_or("")
             .to_owned()
     };
+    // The importer names objects it skips or refuses by path only.
     let by_path: std::collections::HashMap<String, &Value> = objects
         .iter()
         .enumerate()
-        .map(|(i, o)| {
-            let path = match o.get("id").and_then(Value::as_str) {
-                Some(id) => format!("objects[{i}] ({id})"),
-                None => format!("objects[{i}]"),
-            };
-            (path, o)
-        })
+        .map(|(i, o)| (path_of(i, o), o))
         .collect();
-    let id_at = |path: &str| {
-        by_path
-            .get(path)
-            .and_then(|o| o.get("id").and_then(Value::as_str))
-            .unwrap_or("")
-            .to_owned()
+    let entry_at = |path: &str, message: String| {
+        let o = by_path.get(path).copied().unwrap_or(&Value::Null);
+        Entry {
+            id: o.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
+            version: version_of(o),
+            message: Some(message),
+        }
     };
 
     let mut successes: Vec<Entry> = Vec::new();
     let mut failures: Vec<Entry> = Vec::new();
     for (path, problem) in &parsed.invalid {
-        let o = by_path.get(path).copied().unwrap_or(&Value::Null);
-        failures.push(Entry {
-            id: id_at(path),
-            version: version_of(o),
-            message: Some(problem.clone()),
-        });
+        failures.push(entry_at(path, problem.clone()));
     }
     for (path, reason) in &parsed.skipped {
-        let o = by_path.get(path).copied().unwrap_or(&Value::Null);
-        successes.push(Entry {
-            id: id_at(path),
-            version: version_of(o),
-            message: Some(format!("nothing stored: {reason}")),
-        });
+        successes.push(entry_at(path, format!("nothing stored: {reason}")));
     }
 
     // (object entry, statements, write records) per imported object.
@@ -323,6 +309,7 @@ pub async fn add_objects(
 
     // Check every statement as a publish would, then store the good ones
     // in one group commit.
+    let key = attest_record(state)?;
     let mut accepted: Vec<NewStatement> = Vec::new();
     let mut accepted_records: Vec<TaxiiWrite> = Vec::new();
     let mut stored_entries: Vec<(Entry, std::ops::Range<usize>)> = Vec::new();
@@ -330,7 +317,7 @@ pub async fn add_objects(
         let mut prepared = Vec::new();
         let mut problem = None;
         for s in &statements {
-            match prepare(state, who, s).await {
+            match prepare(state, who, &key, s).await {
                 Ok(n) => prepared.push(n),
                 Err(e) => {
                     problem = Some(e);
