@@ -586,3 +586,59 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[start + size + 2..];
     }
 }
+
+/// The cast of the TLP leak tests (gRPC and TAXII): six member orgs
+/// (`isac-staff` a coordinator), named people ann and bob at person-bank
+/// and carl at aud-bank, and the sharing group `payments` of group-bank,
+/// each org with an enrolled agent in its own state dir under `dir`.
+pub struct TlpWorld {
+    pub dir: tempfile::TempDir,
+    pub hub: TestHub,
+    pub agents: Vec<(&'static str, Agent)>,
+}
+
+impl TlpWorld {
+    pub async fn start() -> TlpWorld {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = TestHub::start(&dir.path().join("hub")).await;
+        let mut agents = Vec::new();
+        for (org, role) in [
+            ("src-bank", "member"),
+            ("aud-bank", "member"),
+            ("person-bank", "member"),
+            ("group-bank", "member"),
+            ("other-bank", "member"),
+            ("isac-staff", "coordinator"),
+        ] {
+            let a = enrolled_agent_with_role(&hub, org, role, &dir.path().join(org)).await;
+            agents.push((org, a));
+        }
+        for (org, person) in [
+            ("person-bank", "ann"),
+            ("person-bank", "bob"),
+            ("aud-bank", "carl"),
+        ] {
+            hub.admin()
+                .add_person(pb::AddPersonRequest {
+                    org_id: org.into(),
+                    person_id: person.into(),
+                    name: person.into(),
+                    contact: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        hub.admin()
+            .add_group(pb::AddGroupRequest {
+                name: "payments".into(),
+                members: vec!["group-bank".into()],
+            })
+            .await
+            .unwrap();
+        TlpWorld { dir, hub, agents }
+    }
+
+    pub fn agent(&self, org: &str) -> &Agent {
+        &self.agents.iter().find(|(o, _)| *o == org).unwrap().1
+    }
+}

@@ -9,7 +9,6 @@ use isac_e2e::*;
 use isac_proto::v1 as pb;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::{publish, retract};
-use member_agent::Agent;
 use serde_json::Value;
 
 const ROOT: &str = "/isac";
@@ -88,52 +87,6 @@ fn entitled(org: &str, person: Option<&str>) -> BTreeSet<String> {
         .collect()
 }
 
-struct World {
-    dir: tempfile::TempDir,
-    hub: TestHub,
-    agents: Vec<(&'static str, Agent)>,
-}
-
-async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = TestHub::start(&dir.path().join("hub")).await;
-    let mut agents = Vec::new();
-    for (org, role) in [
-        ("src-bank", "member"),
-        ("aud-bank", "member"),
-        ("person-bank", "member"),
-        ("group-bank", "member"),
-        ("other-bank", "member"),
-        ("isac-staff", "coordinator"),
-    ] {
-        let a = enrolled_agent_with_role(&hub, org, role, &dir.path().join(org)).await;
-        agents.push((org, a));
-    }
-    for (org, person) in [
-        ("person-bank", "ann"),
-        ("person-bank", "bob"),
-        ("aud-bank", "carl"),
-    ] {
-        hub.admin()
-            .add_person(pb::AddPersonRequest {
-                org_id: org.into(),
-                person_id: person.into(),
-                name: person.into(),
-                contact: String::new(),
-            })
-            .await
-            .unwrap();
-    }
-    hub.admin()
-        .add_group(pb::AddGroupRequest {
-            name: "payments".into(),
-            members: vec!["group-bank".into()],
-        })
-        .await
-        .unwrap();
-    World { dir, hub, agents }
-}
-
 fn collection_ids(hub: &TestHub) -> (String, String) {
     let _ = hub;
     (
@@ -175,7 +128,7 @@ async fn read_all(hub: &TestHub, key: (&str, &str), cid: &str, limit: usize) -> 
 
 #[tokio::test]
 async fn taxii_serves_every_caller_exactly_its_entitled_set() {
-    let w = world().await;
+    let w = TlpWorld::start().await;
     let src = &w.agents[0].1;
     let mut ids = BTreeMap::new();
     for (title, tlp, audience, _) in catalogue() {
@@ -334,7 +287,7 @@ async fn taxii_serves_every_caller_exactly_its_entitled_set() {
 
 #[tokio::test]
 async fn taxii_refuses_bad_credentials_and_requests_clearly() {
-    let w = world().await;
+    let w = TlpWorld::start().await;
     let (indicators, _) = collection_ids(&w.hub);
     let (user, pass) = w.hub.add_api_key("other-bank", None).await;
     let objects = format!("{ROOT}/collections/{indicators}/objects/");
@@ -454,7 +407,7 @@ async fn taxii_refuses_bad_credentials_and_requests_clearly() {
 
 #[tokio::test]
 async fn taxii_paging_by_next_and_by_added_after_is_exact_with_shared_timestamps() {
-    let w = world().await;
+    let w = TlpWorld::start().await;
     let src = &w.agents[0].1;
     // 600 items published in batches land within a few seconds: many share a second.
     let mut batch = Vec::new();
@@ -562,7 +515,7 @@ fn indicator_object(id: &str, modified: &str, name: &str, marking: Option<&str>)
 
 #[tokio::test]
 async fn taxii_writes_become_hub_attested_statements_every_agent_verifies() {
-    let w = world().await;
+    let w = TlpWorld::start().await;
     let (indicators, bulletins) = collection_ids(&w.hub);
     let objects = format!("{ROOT}/collections/{indicators}/objects/");
     let (user, pass) = w.hub.add_api_key_with("src-bank", None, true).await;

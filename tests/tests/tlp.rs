@@ -26,62 +26,6 @@ fn item(title: &str, tlp: &str, audience: &[&str]) -> IndicatorDraft {
     }
 }
 
-struct World {
-    _dir: tempfile::TempDir,
-    hub: TestHub,
-    agents: Vec<(&'static str, Agent)>,
-}
-
-impl World {
-    fn agent(&self, org: &str) -> &Agent {
-        &self.agents.iter().find(|(o, _)| *o == org).unwrap().1
-    }
-}
-
-async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = TestHub::start(&dir.path().join("hub")).await;
-    let mut agents = Vec::new();
-    for (org, role) in [
-        ("src-bank", "member"),
-        ("aud-bank", "member"),
-        ("person-bank", "member"),
-        ("group-bank", "member"),
-        ("other-bank", "member"),
-        ("isac-staff", "coordinator"),
-    ] {
-        let a = enrolled_agent_with_role(&hub, org, role, &dir.path().join(org)).await;
-        agents.push((org, a));
-    }
-    for (org, person) in [
-        ("person-bank", "ann"),
-        ("person-bank", "bob"),
-        ("aud-bank", "carl"),
-    ] {
-        hub.admin()
-            .add_person(pb::AddPersonRequest {
-                org_id: org.into(),
-                person_id: person.into(),
-                name: person.into(),
-                contact: String::new(),
-            })
-            .await
-            .unwrap();
-    }
-    hub.admin()
-        .add_group(pb::AddGroupRequest {
-            name: "payments".into(),
-            members: vec!["group-bank".into()],
-        })
-        .await
-        .unwrap();
-    World {
-        _dir: dir,
-        hub,
-        agents,
-    }
-}
-
 /// (title, tlp, audience, orgs entitled besides the source)
 fn catalogue() -> Vec<(
     &'static str,
@@ -163,7 +107,7 @@ fn statement_of(d: &pb::Delivery) -> Statement {
 
 #[tokio::test]
 async fn every_recipient_gets_exactly_its_entitled_set_through_every_read_path() {
-    let w = world().await;
+    let w = TlpWorld::start().await;
     let src = w.agent("src-bank");
     let mut ids = std::collections::BTreeMap::new();
     for (title, tlp, audience, _) in catalogue() {
@@ -178,7 +122,7 @@ async fn every_recipient_gets_exactly_its_entitled_set_through_every_read_path()
         let want = entitled(org);
 
         // Stream and backfill: what the agent received and verified.
-        let jsonl = w._dir.path().join(format!("{org}.jsonl"));
+        let jsonl = w.dir.path().join(format!("{org}.jsonl"));
         let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
         let report = agent.sync(false, &mut sink).await.unwrap();
         assert_eq!(report.rejected, 0, "{org}");
@@ -283,7 +227,7 @@ async fn every_recipient_gets_exactly_its_entitled_set_through_every_read_path()
 
 #[tokio::test]
 async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
-    let w = world().await;
+    let w = TlpWorld::start().await;
     let src = w.agent("src-bank");
     let mut ids = std::collections::BTreeMap::new();
     for (title, tlp, audience, _) in catalogue() {
@@ -293,7 +237,7 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
         );
     }
     for (_, agent) in &w.agents {
-        let mut sink = JsonlSink::open(Some(&w._dir.path().join("x.jsonl"))).unwrap();
+        let mut sink = JsonlSink::open(Some(&w.dir.path().join("x.jsonl"))).unwrap();
         agent.sync(false, &mut sink).await.unwrap();
     }
     let aud = w.agent("aud-bank");
@@ -323,9 +267,9 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
     );
 
     // The source receives the sighting, anonymised; other-bank does not.
-    let mut sink = JsonlSink::open(Some(&w._dir.path().join("src2.jsonl"))).unwrap();
+    let mut sink = JsonlSink::open(Some(&w.dir.path().join("src2.jsonl"))).unwrap();
     src.sync(false, &mut sink).await.unwrap();
-    let lines = std::fs::read_to_string(w._dir.path().join("src2.jsonl")).unwrap();
+    let lines = std::fs::read_to_string(w.dir.path().join("src2.jsonl")).unwrap();
     let sighting: serde_json::Value = lines
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -336,7 +280,7 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
         !lines.contains("aud-bank"),
         "the sighting org stays anonymous"
     );
-    let mut sink = JsonlSink::open(Some(&w._dir.path().join("other2.jsonl"))).unwrap();
+    let mut sink = JsonlSink::open(Some(&w.dir.path().join("other2.jsonl"))).unwrap();
     let r = other.sync(false, &mut sink).await.unwrap();
     assert_eq!(
         r.new, 0,
@@ -384,7 +328,7 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
         "{err}"
     );
     retract(src, &green, "false positive").await.unwrap();
-    let mut sink = JsonlSink::open(Some(&w._dir.path().join("other3.jsonl"))).unwrap();
+    let mut sink = JsonlSink::open(Some(&w.dir.path().join("other3.jsonl"))).unwrap();
     other.sync(false, &mut sink).await.unwrap();
     let held = other.store.lock().unwrap().list(100).unwrap();
     assert!(
@@ -392,7 +336,7 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
             .any(|i| i.id == green && i.status == "retracted"),
         "{held:?}"
     );
-    let out = std::fs::read_to_string(w._dir.path().join("other3.jsonl")).unwrap();
+    let out = std::fs::read_to_string(w.dir.path().join("other3.jsonl")).unwrap();
     assert!(out.contains("\"action\":\"retract\""), "{out}");
 
     // A coordinator may retract what it can see, not what it cannot.
@@ -407,7 +351,7 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
 
 #[tokio::test]
 async fn widening_a_group_or_dropping_an_audience_never_widens_old_items() {
-    let w = world().await;
+    let w = TlpWorld::start().await;
     let src = w.agent("src-bank");
     let grouped = publish(
         src,
@@ -502,7 +446,7 @@ async fn widening_a_group_or_dropping_an_audience_never_widens_old_items() {
 
 #[tokio::test]
 async fn anonymous_submissions_never_identify_the_source_to_others() {
-    let w = world().await;
+    let w = TlpWorld::start().await;
     let src = w.agent("src-bank");
     let mut d = item("anon-amber", "amber", &["org:aud-bank"]);
     d.anonymous = Some(true);
@@ -513,7 +457,7 @@ async fn anonymous_submissions_never_identify_the_source_to_others() {
     let src_key = src.loaded.identity.signing_key_id.clone();
 
     for (org, agent) in &w.agents {
-        let jsonl = w._dir.path().join(format!("{org}.jsonl"));
+        let jsonl = w.dir.path().join(format!("{org}.jsonl"));
         let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
         let r = agent.sync(false, &mut sink).await.unwrap();
         assert_eq!(
