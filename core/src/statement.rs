@@ -553,6 +553,22 @@ impl Statement {
         }
     }
 
+    /// Every other statement id this one names: its target and its
+    /// `related` ids. The hub keeps them so a member who learned an id from
+    /// a reference gets the same answer whether or not that item exists.
+    pub fn referenced_ids(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self.target().into_iter().collect();
+        match &self.body {
+            Body::Indicator(i) => ids.extend(&i.related),
+            Body::Bulletin(b) => ids.extend(&b.related),
+            Body::Sighting(_) | Body::Retraction(_) => {}
+        }
+        ids.retain(|id| *id != self.id);
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     pub fn is_bulletin(&self) -> bool {
         matches!(self.body, Body::Bulletin(_))
     }

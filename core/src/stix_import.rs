@@ -304,9 +304,17 @@ enum Expr {
     Or(Vec<Expr>),
 }
 
+/// Deepest parenthesis nesting a pattern may use. Real patterns nest a few
+/// levels; the parser recurses once per level, so an unbounded depth lets
+/// one hostile pattern overflow the stack of whichever thread parses it
+/// (a hub worker, for a TAXII POST).
+pub const MAX_PATTERN_NESTING: usize = 64;
+
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// Parentheses open at the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -371,8 +379,15 @@ impl Parser {
     fn term(&mut self) -> Result<Expr, String> {
         match self.next() {
             Some(Token::LParen) => {
+                if self.depth >= MAX_PATTERN_NESTING {
+                    return Err(format!(
+                        "pattern nests parentheses more than {MAX_PATTERN_NESTING} levels deep (the nesting limit); flatten it"
+                    ));
+                }
+                self.depth += 1;
                 let e = self.or_expr()?;
                 self.expect(Token::RParen)?;
+                self.depth -= 1;
                 Ok(e)
             }
             Some(Token::Path(path)) => match self.next() {
@@ -636,7 +651,11 @@ fn observables_from_pattern_with(
         return Err("pattern is longer than 64 KiB".into());
     }
     let tokens = tokenize(pattern)?;
-    let mut p = Parser { tokens, at: 0 };
+    let mut p = Parser {
+        tokens,
+        at: 0,
+        depth: 0,
+    };
     let mut out = Vec::new();
     for obs in p.pattern()? {
         out.extend(observables_of(&obs, threat)?);
@@ -1063,6 +1082,68 @@ mod tests {
             ip: i.map(Into::into),
             url: u.map(Into::into),
         }
+    }
+
+    fn nested(depth: usize) -> String {
+        format!(
+            "[{}domain-name:value = 'c2.evil.example'{}]",
+            "(".repeat(depth),
+            ")".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_parses_and_one_more_level_is_refused_by_name() {
+        let at_limit = observables_from_pattern(&nested(MAX_PATTERN_NESTING)).unwrap();
+        assert_eq!(at_limit, vec![net(Some("c2.evil.example"), None, None)]);
+        let over = observables_from_pattern(&nested(MAX_PATTERN_NESTING + 1)).unwrap_err();
+        assert!(over.contains("nesting limit"), "{over}");
+        assert!(over.contains(&MAX_PATTERN_NESTING.to_string()), "{over}");
+    }
+
+    #[test]
+    fn hostile_nesting_is_refused_without_overflowing_a_small_stack() {
+        // 30,000 levels (60 KB, under the 64 KiB pattern cap) once aborted
+        // the process; a 256 KiB thread stack shows the parse stays shallow.
+        let deep = nested(30_000);
+        assert!(deep.len() < 64 * 1024);
+        let unclosed = format!("[{}", "(".repeat(60_000));
+        let worker = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                (
+                    observables_from_pattern(&deep),
+                    observables_from_pattern(&unclosed),
+                )
+            })
+            .unwrap();
+        let (deep, unclosed) = worker.join().expect("no stack overflow");
+        assert!(deep.unwrap_err().contains("nesting limit"));
+        assert!(unclosed.unwrap_err().contains("nesting limit"));
+    }
+
+    #[test]
+    fn a_bundle_with_one_deep_pattern_names_that_object_and_reads_the_rest() {
+        let bundle = json!({"type": "bundle", "id": "bundle--6a4e7a2b-3c1d-4f5e-8a9b-0c1d2e3f4a5b", "objects": [
+            {"type": "indicator", "spec_version": "2.1",
+             "id": "indicator--0d1d5a7e-6b8f-4c0a-9a3e-2f1b7c6d5e4a",
+             "created": "2026-11-01T00:00:00Z", "modified": "2026-11-01T00:00:00Z",
+             "pattern_type": "stix", "valid_from": "2026-11-01T00:00:00Z",
+             "pattern": nested(5_000)},
+            {"type": "indicator", "spec_version": "2.1",
+             "id": "indicator--1e2f3a4b-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
+             "created": "2026-11-01T00:00:00Z", "modified": "2026-11-01T00:00:00Z",
+             "pattern_type": "stix", "valid_from": "2026-11-01T00:00:00Z",
+             "pattern": "[domain-name:value = 'ok.evil.example']"}
+        ]});
+        let read = parse_bundle(&bundle).unwrap();
+        assert_eq!(read.objects.len(), 1);
+        assert_eq!(read.invalid.len(), 1, "{:?}", read.invalid);
+        assert!(
+            read.invalid[0].1.contains("nesting limit"),
+            "{:?}",
+            read.invalid
+        );
     }
 
     #[test]

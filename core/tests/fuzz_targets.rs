@@ -107,17 +107,29 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
     .iter()
     .map(|s| s.as_bytes().to_vec())
     .collect();
+    let patterns: Vec<Vec<u8>> = [
+        "[domain-name:value = 'c2.evil.example']",
+        "[software:name = 'left-pad' AND software:vendor = 'npm' AND software:version = '1.3.0']",
+        "[file:hashes.'SHA-256' = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855']",
+        "[(ipv4-addr:value = '203.0.113.7' OR url:value = 'https://evil.example/x')] OR [domain-name:value = 'b.example']",
+        "[((((domain-name:value = 'deep.example'))))]",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
     vec![
         ("statement", statement as Target, vec![payload.clone()]),
         ("envelope", envelope as Target, vec![json]),
         ("signed_payload", signed_payload as Target, vec![payload]),
         ("observable", observable as Target, observables),
+        ("stix_pattern", stix_pattern as Target, patterns),
     ]
 }
 
 /// Inputs that once broke a target (from `cargo fuzz` artifacts), per target.
 const REGRESSIONS: &[(&str, &[u8])] = &[
-    // None found yet; add `("target", b"...")` with the crash's bytes.
+    // Issue 15: a pattern nested 5,000 deep overflowed the stack. The bytes
+    // are built in `run` (too long to spell here).
 ];
 
 fn run(rounds: usize, seed: u64) {
@@ -130,6 +142,14 @@ fn run(rounds: usize, seed: u64) {
             if *target_name == name {
                 target(bytes);
             }
+        }
+        if name == "stix_pattern" {
+            let deep = format!(
+                "[{}domain-name:value = 'x.example'{}]",
+                "(".repeat(5_000),
+                ")".repeat(5_000)
+            );
+            target(deep.as_bytes());
         }
         for _ in 0..rounds {
             let input = if rng.below(4) == 0 {

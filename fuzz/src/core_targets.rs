@@ -166,3 +166,33 @@ pub fn observable(data: &[u8]) {
     let _ = isac_core::time::parse_rfc3339(&s);
     let _ = isac_core::enrollment::EnrollmentToken::parse(&s);
 }
+
+/// Target `stix_pattern`: bytes as a STIX pattern (the parser a TAXII POST
+/// and `publish --stix` reach), and inside an indicator of a bundle. No
+/// panics, no stack overflow (nesting is capped); whatever parses names at
+/// least one observable.
+pub fn stix_pattern(data: &[u8]) {
+    use isac_core::stix_import::{observables_from_pattern, parse_bundle};
+    let pattern = String::from_utf8_lossy(data);
+    if let Ok(observables) = observables_from_pattern(&pattern) {
+        assert!(!observables.is_empty(), "parsed to nothing: {pattern:?}");
+    }
+    let bundle = serde_json::json!({
+        "type": "bundle",
+        "id": "bundle--6a4e7a2b-3c1d-4f5e-8a9b-0c1d2e3f4a5b",
+        "objects": [{
+            "type": "indicator", "spec_version": "2.1",
+            "id": "indicator--0d1d5a7e-6b8f-4c0a-9a3e-2f1b7c6d5e4a",
+            "created": "2026-11-01T00:00:00Z", "modified": "2026-11-01T00:00:00Z",
+            "pattern_type": "stix", "valid_from": "2026-11-01T00:00:00Z",
+            "pattern": pattern,
+        }],
+    });
+    if let Ok(read) = parse_bundle(&bundle) {
+        assert_eq!(
+            read.objects.len() + read.skipped.len() + read.invalid.len(),
+            1,
+            "the one object is accounted for"
+        );
+    }
+}

@@ -408,4 +408,17 @@ mod tests {
             assert!(e.contains(key), "{text}: {e}");
         }
     }
+
+    #[test]
+    fn a_deeply_nested_config_is_an_error_not_a_stack_overflow() {
+        // Issue 15's review of every recursive decoder: toml's parser caps
+        // nesting itself; this holds it to that on a small stack.
+        let arrays = format!("jsonl = {}1{}", "[".repeat(20_000), "]".repeat(20_000));
+        let tables = format!("x = {}1{}", "{a = ".repeat(20_000), "}".repeat(20_000));
+        let worker = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || (parse(&arrays).is_err(), parse(&tables).is_err()))
+            .unwrap();
+        assert_eq!(worker.join().expect("no stack overflow"), (true, true));
+    }
 }

@@ -387,6 +387,63 @@ const THIRD_PARTY: &str = r#"{
 }"#;
 
 #[test]
+fn a_pattern_nested_30_000_deep_is_a_clear_error_not_a_stack_overflow() {
+    // Issue 15: `publish --stix` with such a pattern aborted the agent
+    // ("has overflowed its stack") instead of exiting 64.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let alice = dir.path().join("alice");
+    enroll_with_cli(&data, &hub.url(), "alice-bank", None, &alice);
+    let indicator = |id: &str, pattern: String| {
+        serde_json::json!({"type": "indicator", "spec_version": "2.1", "id": id,
+            "created": "2026-11-01T00:00:00.000Z", "modified": "2026-11-01T00:00:00.000Z",
+            "name": "deep", "pattern_type": "stix", "valid_from": "2026-11-01T00:00:00Z",
+            "pattern": pattern})
+    };
+    let deep = format!(
+        "[{}domain-name:value = 'deep.evil.example'{}]",
+        "(".repeat(30_000),
+        ")".repeat(30_000)
+    );
+    let bundle = serde_json::json!({"type": "bundle",
+    "id": "bundle--9f0e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c",
+    "objects": [
+        indicator("indicator--7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d", deep),
+        indicator("indicator--8b7c6d5e-4f3a-4b2c-9d0e-1f2a3b4c5d6e",
+            "[domain-name:value = 'flat.evil.example']".into()),
+    ]});
+    let file = dir.path().join("deep.json");
+    std::fs::write(&file, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let stix = file.to_str().unwrap();
+    let (code, _, err) = agent_code(&alice, &["publish", "--stix", stix, "--tlp", "green"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("indicator--7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d")
+            && err.contains("nesting limit"),
+        "{err}"
+    );
+    assert_eq!(statements(&data), 0);
+    let (ok, out, err) = agent_cli(
+        &alice,
+        &[
+            "publish",
+            "--stix",
+            stix,
+            "--tlp",
+            "green",
+            "--skip-invalid",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("1 published") && out.contains("1 invalid"),
+        "{out}"
+    );
+    assert_eq!(statements(&data), 1);
+}
+
+#[test]
 fn a_third_party_bundle_imports_with_its_tlp_1_0_markings_and_bad_objects_named() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("hub-data");

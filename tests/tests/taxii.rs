@@ -692,3 +692,59 @@ async fn taxii_writes_become_hub_attested_statements_every_agent_verifies() {
         .await;
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test]
+async fn a_deeply_nested_pattern_is_refused_by_name_and_the_hub_keeps_serving() {
+    // Issue 15: one POSTed indicator nesting parentheses 5,000 deep (10 KB)
+    // overflowed a hub worker's stack and aborted the whole process.
+    let w = TlpWorld::start().await;
+    let (indicators, _) = collection_ids(&w.hub);
+    let objects = format!("{ROOT}/collections/{indicators}/objects/");
+    let (user, pass) = w.hub.add_api_key_with("src-bank", None, true).await;
+    let green = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb";
+    let deep = |depth: usize| {
+        let mut o = indicator_object(
+            &format!("indicator--{}", uuid::Uuid::new_v4()),
+            "2026-11-20T10:00:00.000Z",
+            &format!("nested {depth}"),
+            Some(green),
+        );
+        o["pattern"] = Value::String(format!(
+            "[{}domain-name:value = 'deep.evil.example'{}]",
+            "(".repeat(depth),
+            ")".repeat(depth)
+        ));
+        o
+    };
+    let body = serde_json::json!({ "objects": [deep(5_000), deep(2_000), deep(30_000), deep(3)] });
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let r = w
+        .hub
+        .taxii_with_body(
+            "POST",
+            &objects,
+            Some((&user, &pass)),
+            Some(("application/taxii+json;version=2.1", &bytes)),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let status = r.json();
+    assert_eq!(status["success_count"], 1, "{status}");
+    assert_eq!(status["failure_count"], 3, "{status}");
+    for failure in status["failures"].as_array().unwrap() {
+        let message = failure["message"].as_str().unwrap();
+        assert!(message.contains("nesting limit"), "{message}");
+    }
+    // Still serving, TAXII and gRPC alike.
+    let r = w
+        .hub
+        .taxii("GET", &format!("{ROOT}/collections/"), Some((&user, &pass)))
+        .await;
+    assert_eq!(r.status, 200);
+    let listed = read_all(&w.hub, (&user, &pass), &indicators, 1000).await;
+    assert!(listed.iter().any(|o| o["name"] == "nested 3"));
+    let jsonl = w.dir.path().join("src.jsonl");
+    let mut sink = member_agent::sink::JsonlSink::open(Some(&jsonl)).unwrap();
+    let report = w.agents[0].1.sync(false, &mut sink).await.unwrap();
+    assert_eq!(report.rejected, 0);
+}

@@ -520,3 +520,98 @@ async fn anonymous_submissions_never_identify_the_source_to_others() {
     );
     w.hub.stop().await;
 }
+
+/// Publishes `draft` as `agent` under a chosen id and revision; the hub's
+/// answer as (code, message with the id blanked out).
+async fn publish_as(
+    agent: &Agent,
+    draft: IndicatorDraft,
+    id: &str,
+    revision: u32,
+) -> Result<(), (Code, String)> {
+    let mut s = draft
+        .into_statement(
+            agent.org_id(),
+            isac_core::time::format_rfc3339(member_agent::now()),
+        )
+        .unwrap();
+    s.id = id.parse().unwrap();
+    s.revision = revision;
+    let env = agent
+        .loaded
+        .signing_key
+        .sign_envelope(isac_core::PAYLOAD_TYPE_STATEMENT_V1, s.canonical_bytes())
+        .unwrap();
+    match member_agent::publish::publish_envelope(agent, env).await {
+        Ok(_) => Ok(()),
+        Err(member_agent::AgentError::Hub { code, message }) => {
+            Err((code, message.replace(id, "ID")))
+        }
+        Err(other) => panic!("not a hub answer: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_reused_id_gets_one_answer_whether_its_item_is_hidden_visible_or_missing() {
+    // Issue 15: reusing the id of an item one may not see answered
+    // ALREADY_EXISTS while a never-published id was accepted: an existence
+    // oracle for ids learned from `related` references.
+    let w = TlpWorld::start().await;
+    let src = w.agent("src-bank");
+    let other = w.agent("other-bank");
+    let hidden = publish(src, item("hidden", "amber+strict", &["org:aud-bank"]))
+        .await
+        .unwrap()
+        .id;
+    let missing = uuid::Uuid::new_v4().to_string();
+    let mut visible_draft = item("visible", "clear", &[]);
+    visible_draft.related = Some(vec![hidden.clone(), missing.clone()]);
+    let visible = publish(src, visible_draft).await.unwrap().id;
+
+    // other-bank sees `visible`, so it knows all three ids.
+    let mut answers = Vec::new();
+    for (what, id) in [
+        ("hidden", &hidden),
+        ("missing", &missing),
+        ("visible", &visible),
+    ] {
+        for revision in [1, 2] {
+            let answer = publish_as(other, item("squat", "clear", &[]), id, revision).await;
+            answers.push((what, revision, answer));
+        }
+    }
+    let first = answers[0].2.clone().unwrap_err();
+    assert_eq!(first.0, Code::AlreadyExists, "{first:?}");
+    assert!(first.1.contains("already taken"), "{first:?}");
+    for (what, revision, answer) in &answers {
+        assert_eq!(answer, &Err(first.clone()), "{what} revision {revision}");
+    }
+
+    // A fresh id is accepted at revision 1; a revision 2 with no revision 1
+    // is refused, for a fresh id as for one's own referenced one.
+    let fresh = uuid::Uuid::new_v4().to_string();
+    let orphan = publish_as(other, item("orphan", "clear", &[]), &fresh, 2)
+        .await
+        .unwrap_err();
+    assert_eq!(orphan.0, Code::FailedPrecondition, "{orphan:?}");
+    assert!(orphan.1.contains("publish revision 1 first"), "{orphan:?}");
+    publish_as(other, item("fresh", "clear", &[]), &fresh, 1)
+        .await
+        .unwrap();
+    publish_as(other, item("fresh", "clear", &[]), &fresh, 2)
+        .await
+        .unwrap();
+    let skip = publish_as(src, item("late", "clear", &[]), &missing, 3)
+        .await
+        .unwrap_err();
+    assert_eq!(skip.0, Code::FailedPrecondition, "{skip:?}");
+    // The author may still publish an id only it referenced.
+    publish_as(src, item("late", "clear", &[]), &missing, 1)
+        .await
+        .unwrap();
+    // And a revision of its hidden item is still its own to make.
+    publish_as(src, item("hidden, lowered", "clear", &[]), &hidden, 2)
+        .await
+        .unwrap();
+    w.hub.stop().await;
+}

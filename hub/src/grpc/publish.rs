@@ -511,6 +511,11 @@ pub(crate) async fn prepare_with_key(
         anonymous,
         facts: facts_of(statement),
         stix_ids: isac_core::stix::object_ids(statement),
+        references: statement
+            .referenced_ids()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     };
     Ok(new)
 }

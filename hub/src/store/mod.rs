@@ -547,6 +547,17 @@ impl Store {
             .await
     }
 
+    /// Every revision and retraction of the statement a STIX object id was
+    /// made from, in one read: a missing and a hidden id cost the same trip.
+    pub async fn versions_of_stix_id(
+        &self,
+        stix_id: &str,
+    ) -> Result<(Option<String>, Vec<StoredStatement>), StoreError> {
+        let stix_id = stix_id.to_owned();
+        self.read(move |c| sqlite::versions_of_stix_id(c, &stix_id))
+            .await
+    }
+
     /// Every revision and retraction of each of `ids`.
     pub async fn versions_of(&self, ids: Vec<String>) -> Result<Vec<StoredStatement>, StoreError> {
         self.read(move |c| sqlite::versions_of(c, &ids)).await

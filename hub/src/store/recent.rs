@@ -118,6 +118,7 @@ mod tests {
             anonymous: None,
             facts: StoredFacts::default(),
             stix_ids: Vec::new(),
+            references: Vec::new(),
         }
     }
 

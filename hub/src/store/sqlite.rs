@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 /// Brings the schema up to date. Safe when several processes open the same
 /// database at once (a running hub and an operator command): the version is
@@ -224,6 +224,36 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
             PRAGMA user_version = 7;",
         )?;
     }
+    if version < 8 {
+        // Ids other statements name (targets, `related`): taken for every
+        // other member, so an id learned from a reference gets the same
+        // answer whether or not its item exists or is visible (issue 15).
+        // `pruned.source_org`: only the author hears that its id was pruned.
+        conn.execute_batch(
+            "CREATE TABLE statement_refs (
+                id         TEXT NOT NULL,
+                source_org TEXT NOT NULL,
+                PRIMARY KEY (id, source_org)
+            ) WITHOUT ROWID;
+            ALTER TABLE pruned ADD COLUMN source_org TEXT;",
+        )?;
+        let rows: Vec<(String, Vec<u8>)> = conn
+            .prepare("SELECT source_org, payload FROM statements ORDER BY seq")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (source_org, payload) in rows {
+            // Stored payloads were verified on the way in.
+            if let Ok(statement) = isac_core::Statement::from_canonical_bytes(&payload) {
+                let refs: Vec<String> = statement
+                    .referenced_ids()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                index_refs(conn, &refs, &source_org)?;
+            }
+        }
+        conn.execute_batch("PRAGMA user_version = 8;")?;
+    }
     Ok(())
 }
 
@@ -432,12 +462,18 @@ pub(super) fn prune_expired(
             continue;
         }
         for g in &group {
+            let source: Option<String> = conn
+                .prepare_cached("SELECT source_org FROM statements WHERE id = ?1 LIMIT 1")?
+                .query_row([g], |r| r.get(0))
+                .optional()?;
             conn.prepare_cached("DELETE FROM statements WHERE id = ?1")?
                 .execute([g])?;
             conn.prepare_cached("DELETE FROM stix_ids WHERE statement_id = ?1")?
                 .execute([g])?;
-            conn.prepare_cached("INSERT OR IGNORE INTO pruned (id, pruned_at) VALUES (?1, ?2)")?
-                .execute(params![g, now])?;
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO pruned (id, pruned_at, source_org) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![g, now, source])?;
         }
     }
     if !dry_run && report.rows > 0 {
@@ -1151,6 +1187,8 @@ pub struct NewStatement {
     pub facts: StoredFacts,
     /// Ids of the STIX objects this statement becomes (TAXII lookups).
     pub stix_ids: Vec<String>,
+    /// Other statement ids it names (target, `related`).
+    pub references: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1214,13 +1252,18 @@ pub(super) fn append_statement(
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    let taken = || {
+        // One answer for an id another member holds, referenced or pruned,
+        // whatever that item is and whoever may see it: it tells a member
+        // nothing it could not see.
+        StoreError::Conflict(format!(
+            "statement id {} is already taken by another statement; generate a new id",
+            s.id
+        ))
+    };
     if let Some((_, _, owner, _, _)) = existing.first() {
         if owner != &s.source_org {
-            // Same answer whatever the id's owner and level: learn nothing.
-            return Err(StoreError::Conflict(format!(
-                "statement id {} is already used; generate a new id",
-                s.id
-            )));
+            return Err(taken());
         }
     }
     if let Some((seq, _, _, digest, added_us)) = existing.iter().find(|e| e.1 == s.revision) {
@@ -1239,14 +1282,32 @@ pub(super) fn append_statement(
         )));
     }
     if existing.is_empty() {
-        let pruned: Option<i64> = conn
-            .prepare_cached("SELECT pruned_at FROM pruned WHERE id = ?1")?
+        let pruned: Option<Option<String>> = conn
+            .prepare_cached("SELECT source_org FROM pruned WHERE id = ?1")?
             .query_row([&s.id], |r| r.get(0))
             .optional()?;
-        if pruned.is_some() {
+        match pruned {
+            Some(Some(owner)) if owner == s.source_org => {
+                return Err(StoreError::Refused(format!(
+                    "statement {} expired and was pruned from this hub; it is not accepted again (publish a new statement)",
+                    s.id
+                )))
+            }
+            Some(_) => return Err(taken()),
+            None => {}
+        }
+        let referenced_by_others: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM statement_refs WHERE id = ?1 AND source_org != ?2)",
+            )?
+            .query_row(params![&s.id, &s.source_org], |r| r.get(0))?;
+        if referenced_by_others {
+            return Err(taken());
+        }
+        if s.revision > 1 {
             return Err(StoreError::Refused(format!(
-                "statement {} expired and was pruned from this hub; it is not accepted again (publish a new statement)",
-                s.id
+                "statement {} revision {} follows no stored revision of yours; publish revision 1 first (each revision follows the one stored before it)",
+                s.id, s.revision
             )));
         }
     }
@@ -1303,11 +1364,21 @@ pub(super) fn append_statement(
     ])?;
     let seq = conn.last_insert_rowid() as u64;
     index_stix_ids(conn, &s.stix_ids, &s.id)?;
+    index_refs(conn, &s.references, &s.source_org)?;
     Ok(Appended {
         seq,
         duplicate: false,
         added_us,
     })
+}
+
+fn index_refs(conn: &Connection, ids: &[String], source_org: &str) -> Result<(), StoreError> {
+    let mut insert = conn
+        .prepare_cached("INSERT OR IGNORE INTO statement_refs (id, source_org) VALUES (?1, ?2)")?;
+    for id in ids {
+        insert.execute(params![id, source_org])?;
+    }
+    Ok(())
 }
 
 fn index_stix_ids(conn: &Connection, stix_ids: &[String], id: &str) -> Result<(), StoreError> {
@@ -1521,6 +1592,19 @@ pub(super) fn versions_of(
         .query_map([ids_json], statement_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// The statement a STIX object id was made from, with every revision of it
+/// and its retractions.
+pub(super) fn versions_of_stix_id(
+    conn: &Connection,
+    stix_id: &str,
+) -> Result<(Option<String>, Vec<StoredStatement>), StoreError> {
+    let Some(id) = statement_for_stix_id(conn, stix_id)? else {
+        return Ok((None, Vec::new()));
+    };
+    let rows = versions_of(conn, std::slice::from_ref(&id))?;
+    Ok((Some(id), rows))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
