@@ -358,7 +358,7 @@ async fn fanout(
     publisher: &Agent,
     subscriber: &Agent,
     plan: &Plan,
-    head: u64,
+    cursor: Vec<u8>,
 ) -> (f64, f64, f64, usize) {
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::new(Mutex::new(Vec::new()));
     let directory = {
@@ -375,14 +375,16 @@ async fn fanout(
     for s in 0..plan.subscribers {
         let channel = new_channel(subscriber).await;
         let (latencies, ready, directory) = (latencies.clone(), ready.clone(), directory.clone());
+        let cursor = cursor.clone();
         let verify = s < plan.verifying_subscribers;
         handles.push(tokio::spawn(async move {
             let mut stream = pb::subscriber_client::SubscriberClient::new(channel)
                 .subscribe(pb::SubscribeRequest {
-                    after_sequence: head,
+                    after_sequence: 0,
                     follow: true,
                     filter: None,
                     include_expired: false,
+                    cursor: cursor.clone(),
                 })
                 .await
                 .expect("subscribe")
@@ -461,6 +463,7 @@ async fn catchup(subscriber: &Agent) -> (f64, usize) {
             follow: false,
             filter: None,
             include_expired: false,
+            cursor: Vec::new(),
         })
         .await
         .expect("subscribe")
@@ -480,17 +483,18 @@ async fn catchup(subscriber: &Agent) -> (f64, usize) {
 async fn idle_streams(
     agent: &Agent,
     count: usize,
-    head: u64,
+    cursor: Vec<u8>,
 ) -> Vec<tonic::Streaming<pb::SubscribeResponse>> {
     let mut streams = Vec::with_capacity(count);
     for _ in 0..count {
         let channel = new_channel(agent).await;
         let mut s = pb::subscriber_client::SubscriberClient::new(channel)
             .subscribe(pb::SubscribeRequest {
-                after_sequence: head,
+                after_sequence: 0,
                 follow: true,
                 filter: None,
                 include_expired: false,
+                cursor: cursor.clone(),
             })
             .await
             .expect("subscribe")
@@ -540,7 +544,12 @@ fn main() {
         // Idle memory: before and after opening the idle streams.
         let before_idle = rss_kib(pid);
         let head = store.head_from_db().await.expect("head");
-        let idle = idle_streams(&idle_org, plan.idle, head).await;
+        let at_head = |org: &str| {
+            material
+                .cursors
+                .seal(hub::cursor::Purpose::Stream, org, head)
+        };
+        let idle = idle_streams(&idle_org, plan.idle, at_head("sub-idle")).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after_idle = rss_kib(pid);
         let idle_per_sub_kb =
@@ -569,7 +578,10 @@ fn main() {
 
         // Fan-out latency.
         let head = store.head_from_db().await.expect("head");
-        let (p50, p99, max, samples) = fanout(&publishers[0], &subscriber, &plan, head).await;
+        let cursor = material
+            .cursors
+            .seal(hub::cursor::Purpose::Stream, "sub-fanout", head);
+        let (p50, p99, max, samples) = fanout(&publishers[0], &subscriber, &plan, cursor).await;
         let load_rss = sampler
             .0
             .load(Ordering::Relaxed)

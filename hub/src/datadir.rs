@@ -76,6 +76,8 @@ pub struct HubMaterial {
     pub hub_signing_key: isac_core::SigningKey,
     /// Signs anonymous submissions; listed in the key directory as `anonymous`.
     pub anon_key: isac_core::SigningKey,
+    /// Seals the positions members see (stream cursors, TAXII `next`).
+    pub cursors: crate::cursor::CursorSealer,
     /// Signs what members submit over TAXII, for them; listed in the key
     /// directory under `isac-hub` (`HUB_ATTESTATION_ORG`).
     pub attest_key: isac_core::SigningKey,
@@ -150,6 +152,12 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
             .map_err(crypto(&server_key_path))?;
 
     let hub_signing_key = signing_key(&dir.join("hub-signing.key"))?;
+    // Derived from a key file every backup already carries, so a restored
+    // hub (or a replica) opens the cursors its members hold.
+    let signing_key_path = dir.join("hub-signing.key");
+    let cursors = crate::cursor::CursorSealer::derive(
+        &fs::read(&signing_key_path).map_err(io(&signing_key_path))?,
+    );
     let anon_key = signing_key(&dir.join("hub-anon.key"))?;
     let attest_key = signing_key(&dir.join("hub-attest.key"))?;
 
@@ -162,6 +170,7 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
             server_key,
             hub_signing_key,
             anon_key,
+            cursors,
             attest_key,
             ca_fingerprint,
         },

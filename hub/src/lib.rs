@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod cursor;
 pub mod datadir;
 pub mod directory;
 pub mod error;

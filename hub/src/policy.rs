@@ -145,10 +145,12 @@ pub fn delivered_envelope(row: &StoredStatement, caller: &Caller) -> pb::Envelop
 
 pub fn delivery(row: &StoredStatement, caller: &Caller, directory_version: u64) -> pb::Delivery {
     pb::Delivery {
-        sequence: row.seq,
+        // Positions leave the hub only sealed (`cursor`), on streams.
+        sequence: 0,
         envelope: Some(delivered_envelope(row, caller)),
         received_at: isac_core::time::format_rfc3339(row.received_at),
         directory_version,
         audience_openings: openings_for(row, caller),
+        cursor: Vec::new(),
     }
 }

@@ -28,6 +28,7 @@ pub struct ItemSummary {
     pub status: String,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertOutcome {
     New,
     /// Already held with the same digest: a redelivery.
@@ -112,40 +113,93 @@ impl LocalStore {
                 ))?;
             }
         }
+        Self::use_local_order(&conn)?;
         Ok(Self { conn })
     }
 
+    /// Stores written before the hub sealed its positions numbered items by
+    /// the hub's sequence, whose gaps count items this member was not sent.
+    /// Renumber them in the same order as 1, 2, 3..., and forget the numeric
+    /// cursor: the next sync starts from the beginning and recognises what
+    /// is already held.
+    fn use_local_order(conn: &Connection) -> Result<(), AgentError> {
+        let done = conn
+            .prepare("SELECT 1 FROM meta WHERE key = 'position'")?
+            .exists([])?;
+        if done {
+            return Ok(());
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE renumbered AS
+                SELECT kind, k, ROW_NUMBER() OVER (ORDER BY seq, kind) AS n FROM (
+                    SELECT 'i' AS kind, rowid AS k, sequence AS seq FROM items
+                    UNION ALL SELECT 'r', sequence, sequence FROM rejected);
+             UPDATE items SET sequence = (SELECT n FROM renumbered WHERE kind = 'i' AND k = items.rowid);
+             UPDATE rejected SET sequence = -(SELECT n FROM renumbered WHERE kind = 'r' AND k = rejected.sequence);
+             UPDATE rejected SET sequence = -sequence;
+             INSERT INTO meta (key, value) SELECT 'position', COALESCE(MAX(n), 0) FROM renumbered;
+             DELETE FROM meta WHERE key = 'cursor';
+             DROP TABLE renumbered;",
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// This agent's own position: how many deliveries it has recorded (new
+    /// items and refused ones). Items are numbered in this local order.
     pub fn cursor(&self) -> Result<u64, AgentError> {
         let v: Option<String> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| {
+            .query_row("SELECT value FROM meta WHERE key = 'position'", [], |r| {
                 r.get(0)
             })
             .optional()?;
         Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0))
     }
 
-    fn set_cursor_in(conn: &Connection, seq: u64) -> Result<(), AgentError> {
-        // Never move backwards.
+    /// The hub's sealed cursor to resume the subscription from (empty: the
+    /// beginning). Opaque: only the hub can read it.
+    pub fn hub_cursor(&self) -> Result<Vec<u8>, AgentError> {
+        use base64::Engine;
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'hub_cursor'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(
+            v.and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                .unwrap_or_default(),
+        )
+    }
+
+    fn record_in(
+        conn: &Connection,
+        local: Option<u64>,
+        hub_cursor: &[u8],
+    ) -> Result<(), AgentError> {
+        use base64::Engine;
         conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('cursor', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = ?1 WHERE CAST(value AS INTEGER) < CAST(?1 AS INTEGER)",
-            [seq.to_string()],
+            "INSERT INTO meta (key, value) VALUES ('hub_cursor', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = ?1",
+            [base64::engine::general_purpose::STANDARD.encode(hub_cursor)],
         )?;
+        if let Some(local) = local {
+            // Never move backwards.
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('position', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = ?1 WHERE CAST(value AS INTEGER) < CAST(?1 AS INTEGER)",
+                [local.to_string()],
+            )?;
+        }
         Ok(())
     }
 
-    /// Moves the cursor back to `seq` (only when the hub's history is shorter than ours).
-    pub fn reset_cursor(&self, seq: u64) -> Result<(), AgentError> {
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('cursor', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
-            [seq.to_string()],
-        )?;
-        Ok(())
-    }
-
-    pub fn set_cursor(&self, seq: u64) -> Result<(), AgentError> {
-        Self::set_cursor_in(&self.conn, seq)
+    /// Resumes from `hub_cursor` next time (after a CaughtUp, or when the
+    /// hub says where to resume from).
+    pub fn set_hub_cursor(&self, hub_cursor: &[u8]) -> Result<(), AgentError> {
+        Self::record_in(&self.conn, None, hub_cursor)
     }
 
     /// The signed key directory last accepted, as its DSSE JSON.
@@ -207,9 +261,12 @@ impl LocalStore {
     /// Stores a verified item and advances the cursor in one transaction.
     /// `before_commit` runs inside it for new items only (the sink write), so
     /// the cursor never passes an item the sinks have not been given.
+    /// `sequence` is the item's place in this agent's local order.
+    #[allow(clippy::too_many_arguments)]
     pub fn insert_verified(
         &self,
         sequence: u64,
+        hub_cursor: &[u8],
         received_at: &str,
         verified: &VerifiedStatement,
         envelope_json: &str,
@@ -266,7 +323,8 @@ impl LocalStore {
                 InsertOutcome::New
             }
         };
-        Self::set_cursor_in(&tx, sequence)?;
+        let local = (outcome == InsertOutcome::New).then_some(sequence);
+        Self::record_in(&tx, local, hub_cursor)?;
         tx.commit()?;
         Ok(outcome)
     }
@@ -275,6 +333,7 @@ impl LocalStore {
     pub fn reject(
         &self,
         sequence: u64,
+        hub_cursor: &[u8],
         reason: &str,
         envelope_json: &str,
         now: i64,
@@ -284,7 +343,7 @@ impl LocalStore {
             "INSERT OR REPLACE INTO rejected (sequence, reason, envelope_json, at) VALUES (?1, ?2, ?3, ?4)",
             params![sequence as i64, reason, envelope_json, now],
         )?;
-        Self::set_cursor_in(&tx, sequence)?;
+        Self::record_in(&tx, Some(sequence), hub_cursor)?;
         tx.commit()?;
         Ok(())
     }
@@ -601,5 +660,60 @@ impl LocalStore {
             .conn
             .query_row("SELECT count(*) FROM rejected", [], |r| r.get::<_, i64>(0))?
             as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_numbered_by_hub_sequence_is_renumbered_in_local_order_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.db");
+        drop(LocalStore::open(&path).unwrap());
+        {
+            // What an agent wrote before cursors were sealed: hub sequences
+            // 5 and 9 with 7 refused; gaps count items it was not sent.
+            let conn = Connection::open(&path).unwrap();
+            for (id, seq) in [("a", 5), ("b", 9)] {
+                conn.execute(
+                    "INSERT INTO items (id, revision, sequence, source, tlp, kind, value, title, severity,
+                        created, received_at, key_id, digest, statement_json, envelope_json, verified_at)
+                     VALUES (?1, 1, ?2, 's', 'green', 'package', 'v', 't', 'high', 'c', 'r', 'k', 'd', '{}', '{}', 0)",
+                    params![id, seq],
+                )
+                .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO rejected (sequence, reason, envelope_json, at) VALUES (7, 'bad', '{}', 0);
+                 DELETE FROM meta WHERE key = 'position';
+                 INSERT INTO meta (key, value) VALUES ('cursor', '9');",
+            )
+            .unwrap();
+        }
+        let store = LocalStore::open(&path).unwrap();
+        let mut numbers: Vec<(String, u64)> = store
+            .list(10)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.id, i.sequence))
+            .collect();
+        numbers.sort();
+        assert_eq!(numbers, vec![("a".into(), 1), ("b".into(), 3)]);
+        assert_eq!(store.cursor().unwrap(), 3);
+        assert!(
+            store.hub_cursor().unwrap().is_empty(),
+            "resyncs from the start"
+        );
+        let rejected: i64 = store
+            .conn
+            .query_row("SELECT sequence FROM rejected", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rejected, 2);
+        drop(store);
+        // Once only: a second open changes nothing.
+        let store = LocalStore::open(&path).unwrap();
+        assert_eq!(store.cursor().unwrap(), 3);
     }
 }

@@ -706,10 +706,9 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let agent = Agent::open(&state)?;
             let p = member_agent::publish::publish(&agent, draft).await?;
             println!(
-                "id={} revision={} sequence={}{}",
+                "id={} revision={}{}",
                 p.id,
                 p.revision,
-                p.sequence,
                 if p.duplicate { " duplicate=true" } else { "" }
             );
         }
@@ -774,10 +773,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             };
             let agent = Agent::open(&state)?;
             let p = member_agent::publish::publish_bulletin(&agent, draft).await?;
-            println!(
-                "id={} revision={} sequence={}",
-                p.id, p.revision, p.sequence
-            );
+            println!("id={} revision={}", p.id, p.revision);
         }
         Command::Export {
             format,
@@ -861,18 +857,12 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         } => {
             let agent = Agent::open(&state)?;
             let p = member_agent::publish::sight(&agent, &id, count, named, tlp.as_deref()).await?;
-            println!(
-                "id={} revision={} sequence={}",
-                p.id, p.revision, p.sequence
-            );
+            println!("id={} revision={}", p.id, p.revision);
         }
         Command::Retract { id, reason } => {
             let agent = Agent::open(&state)?;
             let p = member_agent::publish::retract(&agent, &id, &reason).await?;
-            println!(
-                "id={} revision={} sequence={}",
-                p.id, p.revision, p.sequence
-            );
+            println!("id={} revision={}", p.id, p.revision);
         }
         Command::Key(KeyCommand::Rotate) => {
             let mut agent = Agent::open(&state)?;
@@ -955,7 +945,7 @@ fn print_items(
     }
     println!(
         "{:>6}  {:<17} {:<13} {:<9} {:<44} {:<18} TITLE",
-        "SEQ", "TLP", "KIND", "SEVERITY", "VALUE", "SOURCE"
+        "#", "TLP", "KIND", "SEVERITY", "VALUE", "SOURCE"
     );
     for i in items {
         let status = if i.status == "valid" {

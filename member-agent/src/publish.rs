@@ -12,7 +12,6 @@ use crate::sync::Agent;
 pub struct Published {
     pub id: String,
     pub revision: u32,
-    pub sequence: u64,
     pub duplicate: bool,
 }
 
@@ -61,7 +60,6 @@ pub async fn publish_with_openings(
     Ok(Published {
         id: resp.id,
         revision: resp.revision,
-        sequence: resp.sequence,
         duplicate: resp.duplicate,
     })
 }
@@ -165,7 +163,6 @@ pub async fn publish_batch(
             Some(a) => Ok(Published {
                 id: a.id,
                 revision: a.revision,
-                sequence: a.sequence,
                 duplicate: a.duplicate,
             }),
             None => Err(format!(

@@ -101,9 +101,12 @@ impl Agent {
     }
 
     /// Tells the hub how far we have durably processed; best effort.
-    async fn acknowledge(&self, channel: &Channel, sequence: u64) {
+    async fn acknowledge(&self, channel: &Channel, cursor: Vec<u8>) {
         let r = pb::subscriber_client::SubscriberClient::new(channel.clone())
-            .acknowledge(pb::AckRequest { sequence })
+            .acknowledge(pb::AckRequest {
+                sequence: 0,
+                cursor,
+            })
             .await;
         if let Err(e) = r {
             tracing::debug!(error = %e, "acknowledgement not delivered; will send again");
@@ -207,10 +210,13 @@ impl Agent {
 
     /// Verifies one delivery; stores nothing.
     async fn check(&self, channel: &Channel, d: pb::Delivery) -> Result<Checked, AgentError> {
-        let sequence = d.sequence;
+        // Numbered in local order by `handle_batch`.
+        let sequence = 0;
+        let cursor = d.cursor;
         let Some(envelope) = d.envelope.map(Envelope::from) else {
             return Ok(Checked::Refused {
                 sequence,
+                cursor,
                 reason: "delivery without an envelope".into(),
                 envelope_json: String::new(),
             });
@@ -231,6 +237,7 @@ impl Agent {
                 )?;
                 Checked::Verified {
                     sequence,
+                    cursor,
                     signer: self.org_name(&verified.key_id),
                     named_as: named_as(&verified.statement, &d.audience_openings),
                     received_at: d.received_at,
@@ -241,6 +248,7 @@ impl Agent {
             }
             Err(e) => Checked::Refused {
                 sequence,
+                cursor,
                 reason: e.to_string(),
                 envelope_json,
             },
@@ -258,6 +266,7 @@ impl Agent {
         match c {
             Checked::Verified {
                 sequence,
+                cursor,
                 received_at,
                 verified,
                 envelope_json,
@@ -267,6 +276,7 @@ impl Agent {
             } => {
                 let outcome = self.store().insert_verified(
                     sequence,
+                    &cursor,
                     &received_at,
                     &verified,
                     &envelope_json,
@@ -276,6 +286,7 @@ impl Agent {
                 match outcome {
                     InsertOutcome::New => {
                         report.new += 1;
+                        report.cursor = sequence;
                         let s = &verified.statement;
                         self.store()
                             .set_named_as(&s.id.to_string(), s.revision, &named_as)?;
@@ -285,17 +296,17 @@ impl Agent {
                     }
                     InsertOutcome::Duplicate => report.duplicates += 1,
                 }
-                report.cursor = sequence;
             }
             Checked::Refused {
                 sequence,
+                cursor,
                 reason,
                 envelope_json,
             } => {
                 tracing::warn!(sequence, %reason, "item refused: failed end-to-end verification");
-                eprintln!("warning: refused item at sequence {sequence}: {reason}");
+                eprintln!("warning: refused item (local number {sequence}): {reason}");
                 self.store()
-                    .reject(sequence, &reason, &envelope_json, crate::now())?;
+                    .reject(sequence, &cursor, &reason, &envelope_json, crate::now())?;
                 report.rejected += 1;
                 report.cursor = sequence;
             }
@@ -316,6 +327,24 @@ impl Agent {
         let mut checked = Vec::with_capacity(deliveries.len());
         for d in deliveries {
             checked.push(self.check(channel, d).await?);
+        }
+        // Local order: the next numbers after what is recorded, in delivery
+        // order, for what will be recorded (new and refused items), so the
+        // network sinks see the numbers the store will hold.
+        let mut next_local = self.store().cursor()?;
+        for c in &mut checked {
+            match c {
+                Checked::Verified {
+                    sequence,
+                    held: false,
+                    ..
+                }
+                | Checked::Refused { sequence, .. } => {
+                    next_local += 1;
+                    *sequence = next_local;
+                }
+                Checked::Verified { held: true, .. } => {}
+            }
         }
         let fresh: Vec<(u64, &str, &isac_core::VerifiedStatement, &str)> = checked
             .iter()
@@ -348,38 +377,39 @@ impl Agent {
     pub async fn sync(&self, follow: bool, sink: &mut JsonlSink) -> Result<SyncReport, AgentError> {
         let channel = self.channel().await?;
         self.refresh_directory(&channel).await?;
-        let after = self.store().cursor()?;
+        let after = self.store().hub_cursor()?;
         let mut report = SyncReport {
-            cursor: after,
+            cursor: self.store().cursor()?,
             ..Default::default()
         };
-        let request = |after_sequence| pb::SubscribeRequest {
-            after_sequence,
+        let request = |cursor| pb::SubscribeRequest {
+            after_sequence: 0,
             follow,
             filter: Some(self.filter.clone()),
             include_expired: false,
+            cursor,
         };
         let mut client = pb::subscriber_client::SubscriberClient::new(channel.clone());
         let mut stream = match client.subscribe(request(after)).await {
             Ok(s) => s.into_inner(),
             Err(status) if status.code() == tonic::Code::FailedPrecondition => {
                 // The hub's history is shorter than ours (restored from a
-                // backup): continue from its head; what we hold stays held.
-                let head = status
+                // backup), or it cannot open our cursor: continue where it
+                // says; what we hold stays held and is recognised if sent again.
+                use base64::Engine;
+                let resume = status
                     .metadata()
-                    .get("x-isac-head-sequence")
+                    .get("x-isac-resume-cursor")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
+                    .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
                     .ok_or_else(|| AgentError::from(status.clone()))?;
                 tracing::warn!(
-                    cursor = after,
-                    head,
-                    "hub is behind our cursor; resuming from its head"
+                    message = status.message(),
+                    "hub asked us to resume elsewhere"
                 );
                 eprintln!("warning: {}", status.message());
-                self.store().reset_cursor(head)?;
-                report.cursor = head;
-                client.subscribe(request(head)).await?.into_inner()
+                self.store().set_hub_cursor(&resume)?;
+                client.subscribe(request(resume)).await?.into_inner()
             }
             Err(status) => return Err(status.into()),
         };
@@ -415,15 +445,15 @@ impl Agent {
                         .await?;
                     let after = report.new + report.duplicates + report.rejected;
                     if follow && before / 256 != after / 256 {
-                        self.acknowledge(&channel, report.cursor).await;
+                        let cursor = self.store().hub_cursor()?;
+                        self.acknowledge(&channel, cursor).await;
                     }
                 }
                 Some(pb::subscribe_response::Event::CaughtUp(c)) => {
                     // Items up to the head that we were not sent are not ours.
-                    self.store().set_cursor(c.head_sequence)?;
-                    report.cursor = report.cursor.max(c.head_sequence);
+                    self.store().set_hub_cursor(&c.cursor)?;
                     self.expire_due(sink).await?;
-                    self.acknowledge(&channel, report.cursor).await;
+                    self.acknowledge(&channel, c.cursor).await;
                     if !follow {
                         break;
                     }
@@ -496,7 +526,10 @@ const MAX_BATCH: usize = 256;
 /// A delivery after verification, before it is recorded.
 enum Checked {
     Verified {
+        /// Place in this agent's local order (set for new items).
         sequence: u64,
+        /// The hub's sealed position of this delivery.
+        cursor: Vec<u8>,
         received_at: String,
         verified: Box<isac_core::VerifiedStatement>,
         envelope_json: String,
@@ -507,6 +540,7 @@ enum Checked {
     },
     Refused {
         sequence: u64,
+        cursor: Vec<u8>,
         reason: String,
         envelope_json: String,
     },

@@ -271,8 +271,11 @@ async fn a_crash_between_sink_write_and_commit_does_not_duplicate_the_sink_line(
     {
         let conn = rusqlite::Connection::open(dir.path().join("bob").join("agent.db")).unwrap();
         conn.execute("DELETE FROM items", []).unwrap();
-        conn.execute("UPDATE meta SET value = '0' WHERE key = 'cursor'", [])
-            .unwrap();
+        conn.execute(
+            "DELETE FROM meta WHERE key IN ('position', 'hub_cursor')",
+            [],
+        )
+        .unwrap();
     }
     let mut f = std::fs::OpenOptions::new()
         .append(true)

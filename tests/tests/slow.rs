@@ -47,6 +47,7 @@ async fn a_stalled_subscriber_keeps_hub_memory_bounded_and_others_keep_up() {
             follow: true,
             filter: None,
             include_expired: false,
+            cursor: Vec::new(),
         })
         .await
         .unwrap()

@@ -748,3 +748,209 @@ async fn a_deeply_nested_pattern_is_refused_by_name_and_the_hub_keeps_serving() 
     let report = w.agents[0].1.sync(false, &mut sink).await.unwrap();
     assert_eq!(report.rejected, 0);
 }
+
+/// What other-bank can observe of positions after src-bank publishes two
+/// visible items with `hidden` items for aud-bank only in between.
+struct PositionView {
+    local_numbers: Vec<u64>,
+    sink_numbers: Vec<u64>,
+    hub_cursor_len: usize,
+    publish_sequences: Vec<u64>,
+    next_token_len: usize,
+    next_is_a_number: bool,
+    titles_by_page: Vec<String>,
+}
+
+async fn position_view(hidden: usize) -> PositionView {
+    let w = TlpWorld::start().await;
+    let src = w.agent("src-bank");
+    let mut publish_sequences = Vec::new();
+    let first = publish(src, item("first-visible", "green", &[]))
+        .await
+        .unwrap();
+    for n in 0..hidden {
+        publish(
+            src,
+            item(&format!("hidden-{n}"), "amber+strict", &["org:aud-bank"]),
+        )
+        .await
+        .unwrap();
+    }
+    let second = publish(src, item("second-visible", "green", &[]))
+        .await
+        .unwrap();
+    publish_sequences.extend([u64::from(first.duplicate), u64::from(second.duplicate)]);
+
+    // gRPC: what the agent holds and hands its sinks.
+    let other = w.agent("other-bank");
+    let jsonl = w.dir.path().join("other.jsonl");
+    let mut sink = member_agent::sink::JsonlSink::open(Some(&jsonl)).unwrap();
+    let report = other.sync(false, &mut sink).await.unwrap();
+    assert_eq!(report.new, 2);
+    let mut local_numbers: Vec<u64> = other
+        .store
+        .lock()
+        .unwrap()
+        .list(100)
+        .unwrap()
+        .iter()
+        .map(|i| i.sequence)
+        .collect();
+    local_numbers.sort();
+    let sink_numbers = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["sequence"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let hub_cursor_len = other.store.lock().unwrap().hub_cursor().unwrap().len();
+    // The raw stream: no numeric position anywhere.
+    let channel = other.channel().await.unwrap();
+    let mut stream = pb::subscriber_client::SubscriberClient::new(channel)
+        .subscribe(pb::SubscribeRequest {
+            after_sequence: 0,
+            follow: false,
+            filter: None,
+            include_expired: false,
+            cursor: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(m) = stream.message().await.unwrap() {
+        match m.event {
+            Some(pb::subscribe_response::Event::Item(d)) => {
+                assert_eq!(d.sequence, 0);
+                assert_eq!(d.cursor.len(), hub_cursor_len);
+            }
+            Some(pb::subscribe_response::Event::CaughtUp(c)) => {
+                assert_eq!(c.head_sequence, 0);
+                assert_eq!(c.cursor.len(), hub_cursor_len);
+            }
+            _ => {}
+        }
+    }
+
+    // TAXII: page by one.
+    let (indicators, _) = collection_ids(&w.hub);
+    let (user, pass) = w.hub.add_api_key("other-bank", None).await;
+    let page = |next: Option<String>| {
+        let mut path =
+            format!("{ROOT}/collections/{indicators}/objects/?limit=1&match[type]=indicator");
+        if let Some(n) = next {
+            path.push_str(&format!("&next={n}"));
+        }
+        path
+    };
+    let r = w.hub.taxii("GET", &page(None), Some((&user, &pass))).await;
+    let body = r.json();
+    let next = body["next"].as_str().unwrap().to_owned();
+    let mut titles_by_page = vec![body["objects"][0]["name"].as_str().unwrap().to_owned()];
+    let r = w
+        .hub
+        .taxii("GET", &page(Some(next.clone())), Some((&user, &pass)))
+        .await;
+    titles_by_page.push(r.json()["objects"][0]["name"].as_str().unwrap().to_owned());
+    w.hub.stop().await;
+    PositionView {
+        local_numbers,
+        sink_numbers,
+        hub_cursor_len,
+        publish_sequences,
+        next_token_len: next.len(),
+        next_is_a_number: next.parse::<u64>().is_ok(),
+        titles_by_page,
+    }
+}
+
+#[tokio::test]
+async fn a_members_view_of_positions_is_the_same_whether_or_not_hidden_items_came_between() {
+    // Issue 15: hub sequences showed as gaps in `member-agent list` and in
+    // TAXII `next` tokens, so a member could count the items it was not sent.
+    let without = position_view(0).await;
+    let with = position_view(7).await;
+    for view in [&without, &with] {
+        assert_eq!(view.local_numbers, vec![1, 2]);
+        assert_eq!(view.sink_numbers, vec![1, 2]);
+        assert_eq!(view.publish_sequences, vec![0, 0]);
+        assert!(!view.next_is_a_number);
+        assert_eq!(
+            view.titles_by_page,
+            vec!["first-visible".to_owned(), "second-visible".to_owned()]
+        );
+    }
+    assert_eq!(without.hub_cursor_len, with.hub_cursor_len);
+    assert_eq!(without.next_token_len, with.next_token_len);
+}
+
+#[tokio::test]
+async fn a_forged_or_foreign_next_token_is_refused_and_numbers_are_not_tokens() {
+    let w = TlpWorld::start().await;
+    let src = w.agent("src-bank");
+    for n in 0..3 {
+        publish(src, item(&format!("paged-{n}"), "green", &[]))
+            .await
+            .unwrap();
+    }
+    let (indicators, _) = collection_ids(&w.hub);
+    let (user, pass) = w.hub.add_api_key("other-bank", None).await;
+    let (aud_user, aud_pass) = w.hub.add_api_key("aud-bank", None).await;
+    let objects = format!("{ROOT}/collections/{indicators}/objects/?limit=1");
+    let r = w.hub.taxii("GET", &objects, Some((&user, &pass))).await;
+    let next = r.json()["next"].as_str().unwrap().to_owned();
+    // The owner pages on; another member's key cannot use the token; old
+    // numeric tokens and altered ones are refused.
+    let ok = w
+        .hub
+        .taxii(
+            "GET",
+            &format!("{objects}&next={next}"),
+            Some((&user, &pass)),
+        )
+        .await;
+    assert_eq!(ok.status, 200);
+    let mut altered = next.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for (token, key) in [
+        (next.as_str(), (aud_user.as_str(), aud_pass.as_str())),
+        ("1", (user.as_str(), pass.as_str())),
+        (altered.as_str(), (user.as_str(), pass.as_str())),
+    ] {
+        let r = w
+            .hub
+            .taxii("GET", &format!("{objects}&next={token}"), Some(key))
+            .await;
+        assert_eq!(r.status, 400, "{token}");
+        assert!(String::from_utf8_lossy(&r.body).contains("next is not a token"));
+    }
+    // gRPC: a numeric position is refused; a cursor that is not ours says
+    // where to resume from.
+    let channel = w.agent("other-bank").channel().await.unwrap();
+    let mut client = pb::subscriber_client::SubscriberClient::new(channel);
+    let request = |after_sequence, cursor| pb::SubscribeRequest {
+        after_sequence,
+        follow: false,
+        filter: None,
+        include_expired: false,
+        cursor,
+    };
+    let err = client.subscribe(request(2, Vec::new())).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let err = client
+        .subscribe(request(0, vec![1u8; 37]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        err.metadata()
+            .get("x-isac-resume-cursor")
+            .map(|v| v.to_str().unwrap()),
+        Some("")
+    );
+    w.hub.stop().await;
+}

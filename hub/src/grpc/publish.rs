@@ -291,7 +291,8 @@ async fn publish(
     Ok(pb::PublishResponse {
         id,
         revision,
-        sequence,
+        // Not shown to members: two of them would count the items between.
+        sequence: 0,
         duplicate,
     })
 }
@@ -368,10 +369,10 @@ pub async fn publish_batch(
             let outcome = slot.and_then(|(id, revision, i)| {
                 stored[i]
                     .clone()
-                    .map(|(sequence, duplicate)| pb::PublishResponse {
+                    .map(|(_, duplicate)| pb::PublishResponse {
                         id,
                         revision,
-                        sequence,
+                        sequence: 0,
                         duplicate,
                     })
                     .map_err(ApiError::from)

@@ -20,6 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::cursor::Purpose;
 use crate::error::ApiError;
 use crate::grpc::auth::{authenticate, caller_for_cert, Caller};
 use crate::grpc::HubState;
@@ -51,24 +52,47 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
             follow,
             filter,
             include_expired,
+            cursor,
         } = req.into_inner();
         let options = StreamOptions {
             filter: filter_from_pb(filter.unwrap_or_default())?,
             include_expired,
         };
-        // A cursor past the head means this hub's history is shorter than the
-        // agent's (restored from a backup): say so, with the head to resume
-        // from, rather than silently skip the sequences that will be reused.
-        let head = self.state.store.head();
-        if after_sequence > head {
-            let mut status = Status::failed_precondition(format!(
-                "your cursor {after_sequence} is ahead of this hub's last sequence {head} (was it restored from a backup?); resume from {head}"
-            ));
-            if let Ok(v) = head.to_string().parse() {
-                status.metadata_mut().insert("x-isac-head-sequence", v);
-            }
-            return Err(status);
+        if after_sequence != 0 {
+            return Err(ApiError::InvalidArgument(
+                "numeric cursors (after_sequence) are no longer accepted: send the opaque `cursor` of the last item you processed (update the member agent)".into(),
+            )
+            .into());
         }
+        let head = self.state.store.head();
+        let after_sequence = if cursor.is_empty() {
+            0
+        } else {
+            match self
+                .state
+                .material
+                .cursors
+                .open(Purpose::Stream, &caller.org_id, &cursor)
+            {
+                // A cursor past the head means this hub's history is shorter
+                // than the agent's (restored from a backup): say so, with the
+                // head to resume from, rather than silently skip the positions
+                // that will be reused.
+                Ok(after) if after > head => {
+                    return Err(resume_from(
+                        "your cursor is ahead of this hub's history (was it restored from a backup?); resume from its head",
+                        self.state.material.cursors.seal(Purpose::Stream, &caller.org_id, head),
+                    ))
+                }
+                Ok(after) => after,
+                Err(e) => {
+                    return Err(resume_from(
+                        &format!("{e}; resume from the beginning (the agent recognises what it already holds)"),
+                        Vec::new(),
+                    ))
+                }
+            }
+        };
         let slot = self.state.limits.open_stream(&caller.org_id)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let state = self.state.clone();
@@ -91,16 +115,28 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
     ) -> Result<Response<pb::AckResponse>, Status> {
         let caller = authenticate(&self.state, &req).await?;
         let head = self.state.store.head();
-        // Never beyond the head: an agent cannot claim items that do not exist.
-        let seq = req.into_inner().sequence.min(head);
+        let pb::AckRequest { sequence, cursor } = req.into_inner();
+        if sequence != 0 {
+            return Err(ApiError::InvalidArgument(
+                "acknowledge with the opaque `cursor`, not a sequence (update the member agent)"
+                    .into(),
+            )
+            .into());
+        }
+        let seq = self
+            .state
+            .material
+            .cursors
+            .open(Purpose::Stream, &caller.org_id, &cursor)
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?
+            // Never beyond the head: an agent cannot claim items that do not exist.
+            .min(head);
         self.state
             .store
             .acknowledge(&caller.cert_fingerprint, seq, crate::grpc::now())
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(pb::AckResponse {
-            head_sequence: head,
-        }))
+        Ok(Response::new(pb::AckResponse { head_sequence: 0 }))
     }
 }
 
@@ -171,17 +207,30 @@ fn wanted(item: &StoredStatement, options: &StreamOptions, now: i64) -> bool {
     })
 }
 
+/// FAILED_PRECONDITION telling the agent where to resume from.
+fn resume_from(message: &str, cursor: Vec<u8>) -> Status {
+    use base64::Engine;
+    let mut status = Status::failed_precondition(message);
+    let text = base64::engine::general_purpose::STANDARD.encode(cursor);
+    if let Ok(v) = text.parse() {
+        status.metadata_mut().insert("x-isac-resume-cursor", v);
+    }
+    status
+}
+
 fn delivery(
+    state: &HubState,
     item: &StoredStatement,
     caller: &Caller,
     directory_version: u64,
 ) -> pb::SubscribeResponse {
+    let mut d = policy::delivery(item, caller, directory_version);
+    d.cursor = state
+        .material
+        .cursors
+        .seal(Purpose::Stream, &caller.org_id, item.seq);
     pb::SubscribeResponse {
-        event: Some(pb::subscribe_response::Event::Item(policy::delivery(
-            item,
-            caller,
-            directory_version,
-        ))),
+        event: Some(pb::subscribe_response::Event::Item(d)),
     }
 }
 
@@ -193,10 +242,14 @@ fn directory_changed(version: u64) -> pb::SubscribeResponse {
     }
 }
 
-fn caught_up(head: u64) -> pb::SubscribeResponse {
+fn caught_up(state: &HubState, caller: &Caller, head: u64) -> pb::SubscribeResponse {
     pb::SubscribeResponse {
         event: Some(pb::subscribe_response::Event::CaughtUp(pb::CaughtUp {
-            head_sequence: head,
+            head_sequence: 0,
+            cursor: state
+                .material
+                .cursors
+                .seal(Purpose::Stream, &caller.org_id, head),
         })),
     }
 }
@@ -258,7 +311,7 @@ async fn run_stream(
                     && policy::may_see_row(&state.store, &item, &caller, channel).await?
                 {
                     if tx
-                        .send(Ok(delivery(&item, &caller, version)))
+                        .send(Ok(delivery(&state, &item, &caller, version)))
                         .await
                         .is_err()
                     {
@@ -269,12 +322,16 @@ async fn run_stream(
             }
         }
         if !follow {
-            let _ = tx.send(Ok(caught_up(cursor))).await;
+            let _ = tx.send(Ok(caught_up(&state, &caller, cursor))).await;
             return Ok(());
         }
         if !announced_caught_up {
             announced_caught_up = true;
-            if tx.send(Ok(caught_up(cursor))).await.is_err() {
+            if tx
+                .send(Ok(caught_up(&state, &caller, cursor)))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
         }

@@ -257,9 +257,40 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The `added_us` of a statement received at `received_at` (seconds) after
-/// one added at `last_added_us`: within the second it arrived in, unless more
-/// than a million arrived in that second.
+/// The `added_us` of a statement committed now, after one added at
+/// `last_added_us`: the commit clock in microseconds, made strictly
+/// increasing by waiting for it to pass the last value, not by counting
+/// (issue 15: a counter within the second let a member count the hidden
+/// items between two it saw, from TAXII `date_added`). Only if the clock
+/// stepped back more than a millisecond does it fall back to the last
+/// value plus one, rather than stall the writer.
+pub(super) fn commit_clock_us(last_added_us: i64, now_us: impl Fn() -> i64) -> i64 {
+    loop {
+        let now = now_us();
+        if now > last_added_us {
+            return now;
+        }
+        if last_added_us - now > 1_000 {
+            tracing::warn!(
+                behind_us = last_added_us - now,
+                "the clock is behind the last date_added; stepping past it"
+            );
+            return last_added_us.saturating_add(1);
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// The wall clock in microseconds since the epoch.
+pub(super) fn system_clock_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// `added_us` for statements stored before schema 5, backfilled from their
+/// arrival second.
 pub(super) fn next_added_us(received_at: i64, last_added_us: i64) -> i64 {
     received_at
         .saturating_mul(1_000_000)
@@ -1322,7 +1353,7 @@ pub(super) fn append_statement(
     let last_added: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(added_us), 0) FROM statements")?
         .query_row([], |r| r.get(0))?;
-    let added_us = next_added_us(s.received_at, last_added);
+    let added_us = commit_clock_us(last_added, system_clock_us);
     let mut insert = conn.prepare_cached(
         "INSERT INTO statements (id, revision, source_org, tlp, audience, kind, created_at, received_at,
             payload_type, payload, key_id, signature, digest, openings, group_snapshot, target_id,
@@ -1805,4 +1836,29 @@ pub(super) fn taxii_status(
         .prepare_cached("SELECT body FROM taxii_status WHERE id = ?1 AND org_id = ?2")?
         .query_row(params![id, org], |r| r.get(0))
         .optional()?)
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::commit_clock_us;
+    use std::cell::Cell;
+
+    #[test]
+    fn date_added_is_the_clock_waited_past_the_last_value_never_a_count() {
+        // A clock that reads the same microsecond three times, then moves:
+        // the result is the moved clock, not last + 1.
+        let reads = Cell::new(0);
+        let clock = || {
+            reads.set(reads.get() + 1);
+            if reads.get() < 4 {
+                5_000_000
+            } else {
+                5_000_007
+            }
+        };
+        assert_eq!(commit_clock_us(5_000_000, clock), 5_000_007);
+        assert_eq!(commit_clock_us(4_000_000, || 5_000_000), 5_000_000);
+        // A clock stepped back by seconds does not stall the writer.
+        assert_eq!(commit_clock_us(9_000_000, || 5_000_000), 9_000_001);
+    }
 }

@@ -34,6 +34,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tonic::transport::server::Connected;
 
+use crate::cursor::Purpose;
 use crate::grpc::auth::{caller_for_cert, Caller};
 use crate::grpc::HubState;
 use crate::tls::PeerInfo;
@@ -514,7 +515,7 @@ fn date_headers(entries: &[Entry]) -> Vec<(&'static str, String)> {
     }
 }
 
-fn envelope(page: &Page, manifest: bool) -> Value {
+fn envelope(t: &Taxii, who: &Who, page: &Page, manifest: bool) -> Value {
     let objects: Vec<Value> = if manifest {
         page.entries
             .iter()
@@ -535,7 +536,13 @@ fn envelope(page: &Page, manifest: bool) -> Value {
         body["objects"] = Value::Array(objects);
     }
     if let Some(next) = page.next.filter(|_| page.more) {
-        body["next"] = json!(next.to_string());
+        // Sealed: a client must not read how many objects it was not shown.
+        let token = t
+            .hub
+            .material
+            .cursors
+            .seal_text(Purpose::TaxiiNext, &who.caller.org_id, next);
+        body["next"] = json!(token);
     }
     body
 }
@@ -547,19 +554,28 @@ async fn objects(
     q: &ObjectQuery,
     manifest: bool,
 ) -> Response<Body> {
-    if let Some(next) = q.next {
-        if next > t.hub.store.head() {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "Bad next token",
-                "next is not a token this server issued; start again without it.",
-            );
+    let mut q = q.clone();
+    if let Some(token) = &q.next_token {
+        let opened =
+            t.hub
+                .material
+                .cursors
+                .open_text(Purpose::TaxiiNext, &who.caller.org_id, token);
+        match opened {
+            Ok(next) if next <= t.hub.store.head() => q.next = Some(next),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "Bad next token",
+                    "next is not a token this server issued; start again without it.",
+                )
+            }
         }
     }
-    match listing::list(&t.hub.store, who, collection, q).await {
+    match listing::list(&t.hub.store, who, collection, &q).await {
         Ok(page) => respond(
             StatusCode::OK,
-            &envelope(&page, manifest),
+            &envelope(t, who, &page, manifest),
             &date_headers(&page.entries),
         ),
         Err(e) => internal(e),
@@ -598,7 +614,7 @@ async fn object(
     };
     respond(
         StatusCode::OK,
-        &envelope(&page, false),
+        &envelope(t, who, &page, false),
         &date_headers(&page.entries),
     )
 }

@@ -46,7 +46,10 @@ pub struct ObjectQuery {
     /// Only objects added after this instant (microseconds).
     pub added_after_us: Option<i64>,
     pub limit: usize,
-    /// Continue after this hub sequence number (our `next` token).
+    /// The `next` token as sent: a sealed position, opened by the caller
+    /// of `parse_query` with the hub's key (this module stays pure).
+    pub next_token: Option<String>,
+    /// Continue after this hub sequence number (the opened `next`).
     pub next: Option<u64>,
     pub ids: Vec<String>,
     pub types: Vec<String>,
@@ -60,6 +63,7 @@ impl Default for ObjectQuery {
         ObjectQuery {
             added_after_us: None,
             limit: DEFAULT_LIMIT,
+            next_token: None,
             next: None,
             ids: Vec::new(),
             types: Vec::new(),
@@ -128,11 +132,12 @@ pub fn parse_query(raw: Option<&str>) -> Result<ObjectQuery, BadQuery> {
                 q.limit = n.min(MAX_LIMIT);
             }
             "next" => {
-                q.next = Some(v.parse().map_err(|_| {
-                    BadQuery(
+                if v.is_empty() || v.len() > 128 {
+                    return Err(BadQuery(
                         "next is not a token this server issued; start again without it".into(),
-                    )
-                })?)
+                    ));
+                }
+                q.next_token = Some(v.to_string());
             }
             "match[id]" => {
                 let ids = values(&v, "match[id]")?;
@@ -265,7 +270,8 @@ mod tests {
         .unwrap();
         assert_eq!(q.added_after_us, Some(1_795_625_478_500_000));
         assert_eq!(q.limit, 50);
-        assert_eq!(q.next, Some(42));
+        assert_eq!(q.next_token.as_deref(), Some("42"));
+        assert_eq!(q.next, None, "opened later, with the hub's key");
         assert_eq!(
             q.ids,
             vec!["indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"]
@@ -291,8 +297,7 @@ mod tests {
             "limit=0",
             "limit=-1",
             "limit=ten",
-            "next=abc",
-            "next=-5",
+            "next=",
             "added_after=yesterday",
             "added_after=2026-11-25T16:51:18",
             "added_after=2026-11-25T16:51:18.1234567890Z",
@@ -302,6 +307,7 @@ mod tests {
             "match[type]=Indicator",
             "match[version]=newest",
             "match[type]=%FF",
+            &format!("next={}", "A".repeat(129)),
         ] {
             assert!(parse_query(Some(bad)).is_err(), "{bad}");
         }

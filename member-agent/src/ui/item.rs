@@ -161,10 +161,10 @@ pub async fn page(
     let now = crate::now();
     let (top, key_id) = detail.revisions[0].clone();
     let mut b = String::new();
-    if let Some(seq) = q.opt("sighted") {
+    if let Some(sighting) = q.opt("sighted") {
         b.push_str(&html::notice(
             "ok",
-            &format!("Sighting reported (hub sequence {seq}). It counts here once the sync daemon receives it."),
+            &format!("Sighting reported (id {sighting}). It counts here once the sync daemon receives it."),
         ));
     }
     let _ = write!(
@@ -210,7 +210,7 @@ pub async fn page(
 <dt>Signer key</dt><dd><code>{key}</code></dd>\
 <dt>Signer org</dt><dd>{signer}</dd>\
 <dt>Sightings</dt><dd id=\"sightings\">{sighting_count}</dd>\
-<dt>Hub sequence</dt><dd>{seq}</dd></dl>",
+<dt>Received here</dt><dd>#{seq} in this agent's order</dd></dl>",
         title = esc(&top.title),
         id = esc(&top.id),
         rev = top.revision,
@@ -251,7 +251,7 @@ pub async fn page(
     for (r, k) in &detail.revisions {
         let _ = write!(
             b,
-            "<li>revision {} · {} · sequence {} · key <code>{}</code> · {}</li>",
+            "<li>revision {} · {} · #{} here · key <code>{}</code> · {}</li>",
             r.revision,
             esc(&r.created),
             r.sequence,
@@ -445,7 +445,7 @@ pub async fn sight(
         Ok(p) => Redirect::to(&format!(
             "/item/{}?sighted={}",
             html::urlenc(&id),
-            p.sequence
+            html::urlenc(&p.id)
         ))
         .into_response(),
         Err(e) => {

@@ -365,12 +365,11 @@ pub fn draft_from(form: &Form) -> Result<IndicatorDraft, AgentError> {
 fn published_notice(what: &str, p: &crate::publish::Published, who: &[String]) -> String {
     let mut s = format!(
         "<div class=\"notice notice-ok\" role=\"status\" id=\"published\"><p>{what} signed with your key and published: \
-id <a href=\"/item/{idu}\"><code>{id}</code></a>, revision {rev}, hub sequence {seq}{dup}. \
+id <a href=\"/item/{idu}\"><code>{id}</code></a>, revision {rev}{dup}. \
 It appears in the feed when the sync daemon receives it back.</p>",
         idu = html::urlenc(&p.id),
         id = esc(&p.id),
         rev = p.revision,
-        seq = p.sequence,
         dup = if p.duplicate { " (already held by the hub)" } else { "" },
     );
     if !who.is_empty() {
