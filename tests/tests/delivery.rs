@@ -366,12 +366,16 @@ type Seen = (String, Headers, Vec<u8>, u16);
 struct Receiver {
     addr: std::net::SocketAddr,
     seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    /// Connections accepted.
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// How a test receiver answers one request.
 enum Reply {
     /// Status and body, framed by `Content-Length`.
     Sized(u16, String),
+    /// The same, and the connection stays open for the next request.
+    KeepAlive(u16, String),
     /// Status and body, framed by `Transfer-Encoding: chunked` in chunks of
     /// 7 bytes (so a chunk boundary falls inside any word worth checking).
     Chunked(u16, String),
@@ -400,7 +404,10 @@ fn chunked(text: &str) -> Vec<u8> {
 impl Reply {
     fn code(&self) -> u16 {
         match self {
-            Reply::Sized(c, _) | Reply::Chunked(c, _) | Reply::Raw(c, _) => *c,
+            Reply::Sized(c, _)
+            | Reply::KeepAlive(c, _)
+            | Reply::Chunked(c, _)
+            | Reply::Raw(c, _) => *c,
         }
     }
 
@@ -408,6 +415,11 @@ impl Reply {
         match self {
             Reply::Sized(code, text) => format!(
                 "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            )
+            .into_bytes(),
+            Reply::KeepAlive(code, text) => format!(
+                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\n\r\n{text}",
                 text.len()
             )
             .into_bytes(),
@@ -458,7 +470,8 @@ fn receiver_on(
 }
 
 /// The receiver on `listener` (over TLS with `tls`), answering the n-th
-/// request (from 1) for (path, headers, body) with a [`Reply`].
+/// request (from 1) for (path, headers, body) with a [`Reply`], one
+/// connection after the other.
 fn receiver_with(
     listener: tokio::net::TcpListener,
     tls: Option<openssl::ssl::SslAcceptor>,
@@ -467,6 +480,8 @@ fn receiver_with(
     let addr = listener.local_addr().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = connections.clone();
     let answer = std::sync::Arc::new(answer);
     tokio::spawn(async move {
         let mut n = 0;
@@ -474,36 +489,63 @@ fn receiver_with(
             let Ok((sock, _)) = listener.accept().await else {
                 return;
             };
-            n += 1;
+            c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             match &tls {
-                None => serve_one(sock, n, &*answer, &s2).await,
+                None => serve_connection(sock, &mut n, &*answer, &s2).await,
                 Some(acceptor) => {
                     let ssl = openssl::ssl::Ssl::new(acceptor.context()).unwrap();
                     let mut stream = tokio_openssl::SslStream::new(ssl, sock).unwrap();
                     if std::pin::Pin::new(&mut stream).accept().await.is_ok() {
-                        serve_one(stream, n, &*answer, &s2).await;
+                        serve_connection(stream, &mut n, &*answer, &s2).await;
                     }
                 }
             }
         }
     });
-    Receiver { addr, seen }
+    Receiver {
+        addr,
+        seen,
+        connections,
+    }
 }
 
-/// Reads one request from `sock`, records it and answers it.
-async fn serve_one<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+/// Reads requests from `sock`, records and answers them, until an answer
+/// that is not [`Reply::KeepAlive`] (or the client closes).
+async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     mut sock: S,
-    n: usize,
+    n: &mut usize,
     answer: &(impl Fn(usize, &str, &Headers, &[u8]) -> Reply + ?Sized),
     seen: &std::sync::Mutex<Vec<Seen>>,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let Some((path, headers, body)) = read_request(&mut sock).await else {
+            return;
+        };
+        *n += 1;
+        let reply = answer(*n, &path, &headers, &body);
+        seen.lock()
+            .unwrap()
+            .push((path, headers, body, reply.code()));
+        let _ = sock.write_all(&reply.bytes()).await;
+        if !matches!(reply, Reply::KeepAlive(..)) {
+            let _ = sock.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// One request (path, headers, body) from `sock`; None once it closes.
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(
+    sock: &mut S,
+) -> Option<(String, Headers, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let (head_end, content_length) = loop {
         let k = sock.read(&mut chunk).await.unwrap_or(0);
         if k == 0 {
-            break (0, 0);
+            return None;
         }
         buf.extend_from_slice(&chunk[..k]);
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -540,13 +582,8 @@ async fn serve_one<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
                 .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
         })
         .collect();
-    let body = buf[head_end..].to_vec();
-    let reply = answer(n, &path, &headers, &body);
-    seen.lock()
-        .unwrap()
-        .push((path, headers, body, reply.code()));
-    let _ = sock.write_all(&reply.bytes()).await;
-    let _ = sock.shutdown().await;
+    let body = buf[head_end..buf.len().min(head_end + content_length)].to_vec();
+    Some((path, headers, body))
 }
 
 #[tokio::test]
@@ -1103,6 +1140,40 @@ async fn splunk_hec_error_codes_are_retried_or_dead_lettered_never_counted_as_de
         assert!(answer.contains("Incorrect index"), "{answer}");
     }
     assert_eq!(r.seen.lock().unwrap().len(), 2);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn http_sinks_keep_one_connection_alive_and_reconnect_when_the_receiver_drops_it() {
+    use member_agent::http_sink::{HttpSink, Retry};
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, bob, _) = bob_with_items(dir.path(), 5).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The third answer says nothing of closing, and then the receiver
+    // closes: the next request finds that out and goes on a new connection.
+    let r = receiver_with(listener, None, |n, _, _, _| {
+        if n == 3 {
+            Reply::Raw(200, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec())
+        } else {
+            Reply::KeepAlive(200, "ok".into())
+        }
+    });
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    sink.http = vec![HttpSink::Webhook {
+        url: format!("http://{}/hook", r.addr).parse().unwrap(),
+        secret: "s3cret".into(),
+    }];
+    // One attempt: a request lost on a dropped connection would fail the sync.
+    sink.http_retry = Retry::none();
+    let report = bob.sync(false, &mut sink).await.unwrap();
+    assert_eq!(report.new, 5);
+    assert_eq!(r.seen.lock().unwrap().len(), 5, "each item once");
+    assert_eq!(
+        r.connections.load(Ordering::SeqCst),
+        2,
+        "requests 1-3 on one connection, 4-5 on another"
+    );
     hub.stop().await;
 }
 
