@@ -85,6 +85,7 @@ impl std::str::FromStr for Url {
             || (!bracketed && host.contains(':'))
             || host.contains(|c: char| c.is_whitespace() || c.is_control() || "@[]/".contains(c))
             || path.contains(|c: char| c.is_whitespace() || c.is_control())
+            || path.parse::<hyper::Uri>().is_err()
         {
             return Err(bad());
         }
@@ -913,7 +914,11 @@ mod tests {
         // Still carrying its chunk sizes (the framing not decoded).
         let mut framed = String::new();
         for c in whole.as_bytes().chunks(16) {
-            framed.push_str(&format!("{:x}\r\n{}\r\n", c.len(), String::from_utf8_lossy(c)));
+            framed.push_str(&format!(
+                "{:x}\r\n{}\r\n",
+                c.len(),
+                String::from_utf8_lossy(c)
+            ));
         }
         framed.push_str("0\r\n\r\n");
         assert!(transient(classify_bulk(2, 200, "200 OK", &framed)));
@@ -922,9 +927,19 @@ mod tests {
             assert!(transient(classify_bulk(1, 200, "200 OK", body)), "{body:?}");
         }
         // Not one result per action.
-        assert!(transient(classify_bulk(3, 200, "200 OK", &bulk(&[201, 201]))));
+        assert!(transient(classify_bulk(
+            3,
+            200,
+            "200 OK",
+            &bulk(&[201, 201])
+        )));
         // Not 2xx: as usual.
-        assert!(transient(classify_bulk(1, 503, "503 Service Unavailable", "")));
+        assert!(transient(classify_bulk(
+            1,
+            503,
+            "503 Service Unavailable",
+            ""
+        )));
         assert!(matches!(
             classify_bulk(1, 413, "413 Payload Too Large", "too big"),
             Verdict::Done(r) if r.len() == 1
@@ -971,21 +986,35 @@ mod tests {
 
     #[test]
     fn plain_answers_keep_their_reading() {
-        assert_eq!(classify_plain(1, 204, "204 No Content", ""), Verdict::Done(vec![]));
-        assert!(transient(classify_plain(1, 429, "429 Too Many Requests", "")));
+        assert_eq!(
+            classify_plain(1, 204, "204 No Content", ""),
+            Verdict::Done(vec![])
+        );
+        assert!(transient(classify_plain(
+            1,
+            429,
+            "429 Too Many Requests",
+            ""
+        )));
         assert!(transient(classify_plain(1, 408, "408 Request Timeout", "")));
         assert!(transient(classify_plain(1, 502, "502 Bad Gateway", "")));
         let Verdict::Done(r) = classify_plain(1, 422, "422 Unprocessable Entity", "{\"e\": 1}")
         else {
             panic!("a 422 is final")
         };
-        assert_eq!(r, vec![(0, 422, "422 Unprocessable Entity: {\"e\": 1}".to_owned())]);
+        assert_eq!(
+            r,
+            vec![(0, 422, "422 Unprocessable Entity: {\"e\": 1}".to_owned())]
+        );
     }
 
     #[test]
     fn urls_take_ipv6_literals_and_host_names_a_non_default_port() {
         let u: Url = "https://[::1]:9443/es".parse().unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 9443, "/es"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("::1", 9443, "/es")
+        );
         assert_eq!(u.authority(), "[::1]:9443");
         assert_eq!(u.location(), "[::1]:9443/es");
         let u: Url = "http://[fe80::1]/hook".parse().unwrap();
@@ -1000,7 +1029,10 @@ mod tests {
         let u: Url = "https://siem.example/x".parse().unwrap();
         assert_eq!((u.port, u.authority().as_str()), (443, "siem.example"));
         let u: Url = "http://127.0.0.1:80".parse().unwrap();
-        assert_eq!((u.authority().as_str(), u.path.as_str()), ("127.0.0.1", "/"));
+        assert_eq!(
+            (u.authority().as_str(), u.path.as_str()),
+            ("127.0.0.1", "/")
+        );
         let u: Url = "http://10.0.0.1:443/".parse().unwrap();
         assert_eq!(u.authority(), "10.0.0.1:443", "443 is not http's default");
 
@@ -1038,7 +1070,11 @@ mod tests {
         assert_eq!(req.headers()["content-type"], "application/x-ndjson");
         // A value that would split the header is refused, not sent.
         assert!(c
-            .request("/", &[("Authorization", "Splunk a\r\nX: y".into())], &Bytes::new())
+            .request(
+                "/",
+                &[("Authorization", "Splunk a\r\nX: y".into())],
+                &Bytes::new()
+            )
             .is_err());
     }
 }

@@ -461,13 +461,14 @@ impl JsonlSink {
         &self,
     ) -> Result<Vec<std::sync::Arc<crate::http_sink::SinkClient>>, AgentError> {
         let ca = self.http_ca.as_ref().map(|c| c.to_der()).transpose()?;
-        let mut cache = self
-            .http_clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.http_clients.lock().unwrap_or_else(|e| e.into_inner());
         let current = cache.ca == ca
             && cache.clients.len() == self.http.len()
-            && cache.clients.iter().zip(&self.http).all(|(c, h)| c.sink() == h);
+            && cache
+                .clients
+                .iter()
+                .zip(&self.http)
+                .all(|(c, h)| c.sink() == h);
         if !current {
             cache.clients = self
                 .http

@@ -666,7 +666,9 @@ pub fn elastic_bulk_answer(body: &[u8], index_status: impl Fn(&str) -> u16) -> S
                     "reason": "failed to parse field [threat.indicator.description]"}),
             };
             errors |= !error.is_null();
-            items.push(serde_json::json!({"index": {"_id": a["_id"], "status": status, "error": error}}));
+            items.push(
+                serde_json::json!({"index": {"_id": a["_id"], "status": status, "error": error}}),
+            );
         } else if let Some(a) = action.get("delete") {
             items.push(serde_json::json!({"delete": {"_id": a["_id"], "status": 200}}));
         } else {

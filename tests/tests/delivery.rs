@@ -732,7 +732,10 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
 /// How a real Elasticsearch answers `_bulk`: 200, with one result per
 /// action; here a document mentioning `reject-me` fails its mapping (400).
 fn bulk_answer(body: &[u8]) -> String {
-    elastic_bulk_answer(body, |doc| if doc.contains("reject-me") { 400 } else { 201 })
+    elastic_bulk_answer(
+        body,
+        |doc| if doc.contains("reject-me") { 400 } else { 201 },
+    )
 }
 
 #[tokio::test]
@@ -1011,13 +1014,16 @@ async fn chunked_bulk_answers_retry_item_429s_and_dead_letter_item_400s_with_the
         .collect();
     assert_eq!(bulk_requests, [3, 3, 3], "two refusals, then indexed");
     let want: std::collections::BTreeSet<String> = ids[..2].iter().cloned().collect();
-    assert_eq!(*indexed.lock().unwrap(), want, "every good document indexed");
+    assert_eq!(
+        *indexed.lock().unwrap(),
+        want,
+        "every good document indexed"
+    );
 
     // Rejected for good: dead-lettered with the answer as decoded.
     let lines = dead_letters(&dead);
-    let by_sink = |s: &str| -> Vec<&serde_json::Value> {
-        lines.iter().filter(|l| l["sink"] == s).collect()
-    };
+    let by_sink =
+        |s: &str| -> Vec<&serde_json::Value> { lines.iter().filter(|l| l["sink"] == s).collect() };
     let es = by_sink("elastic");
     assert_eq!(es.len(), 1, "{lines:?}");
     assert_eq!(es[0]["status"], 400);
@@ -1154,7 +1160,10 @@ async fn http_sinks_keep_one_connection_alive_and_reconnect_when_the_receiver_dr
     // closes: the next request finds that out and goes on a new connection.
     let r = receiver_with(listener, None, |n, _, _, _| {
         if n == 3 {
-            Reply::Raw(200, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec())
+            Reply::Raw(
+                200,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+            )
         } else {
             Reply::KeepAlive(200, "ok".into())
         }
