@@ -43,9 +43,20 @@ pub struct JsonlSink {
     pub syslog: Vec<crate::syslog_sink::SyslogTarget>,
     /// Mail (SMTP with STARTTLS) for bulletins and severe indicators.
     pub mail: Option<crate::mail_sink::MailSink>,
+    /// One client per HTTP sink (TLS settings built once, a kept-alive
+    /// connection), made at the first delivery and again whenever `http`
+    /// or `http_ca` change.
+    http_clients: std::sync::Mutex<HttpClients>,
     already_written: HashSet<LineKey>,
     rotate_bytes: Option<u64>,
     keep_rotated: u32,
+}
+
+/// The clients of `JsonlSink::http`, and the CA (DER) they trust.
+#[derive(Default)]
+struct HttpClients {
+    ca: Option<Vec<u8>>,
+    clients: Vec<std::sync::Arc<crate::http_sink::SinkClient>>,
 }
 
 fn rotated_name(path: &Path, k: u32) -> std::path::PathBuf {
@@ -242,6 +253,7 @@ impl JsonlSink {
             dead_letter: None,
             mail: None,
             syslog: Vec::new(),
+            http_clients: Default::default(),
             rotate_bytes: None,
             keep_rotated: 5,
             already_written,
@@ -443,9 +455,34 @@ impl JsonlSink {
         }
     }
 
+    /// The clients for `http`, made again only if the sinks or the CA
+    /// changed since the last delivery.
+    fn http_clients(
+        &self,
+    ) -> Result<Vec<std::sync::Arc<crate::http_sink::SinkClient>>, AgentError> {
+        let ca = self.http_ca.as_ref().map(|c| c.to_der()).transpose()?;
+        let mut cache = self.http_clients.lock().unwrap_or_else(|e| e.into_inner());
+        let current = cache.ca == ca
+            && cache.clients.len() == self.http.len()
+            && cache
+                .clients
+                .iter()
+                .zip(&self.http)
+                .all(|(c, h)| c.sink() == h);
+        if !current {
+            cache.clients = self
+                .http
+                .iter()
+                .map(|h| h.client(self.http_ca.as_ref()).map(std::sync::Arc::new))
+                .collect::<Result<_, _>>()?;
+            cache.ca = ca;
+        }
+        Ok(cache.clients.clone())
+    }
+
     async fn deliver_http(&self, lines: &[serde_json::Value]) -> Result<(), AgentError> {
         let opts = self.http_options();
-        for target in &self.http {
+        for target in self.http_clients()? {
             let rejected = target.deliver(lines, &opts).await?;
             if rejected.is_empty() {
                 continue;

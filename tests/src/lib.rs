@@ -642,3 +642,38 @@ impl TlpWorld {
         &self.agents.iter().find(|(o, _)| *o == org).unwrap().1
     }
 }
+
+/// How a real Elasticsearch answers a `_bulk` request `body`: 200 with one
+/// result per action, in order. `index_status` gives each indexed
+/// document's status (201 created; 400 comes with a
+/// `mapper_parsing_exception`, 429 with an `es_rejected_execution_exception`);
+/// deletes answer 200.
+pub fn elastic_bulk_answer(body: &[u8], index_status: impl Fn(&str) -> u16) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut items = Vec::new();
+    let mut lines = text.lines();
+    let mut errors = false;
+    while let Some(action) = lines.next() {
+        let action: serde_json::Value = serde_json::from_str(action).unwrap();
+        if let Some(a) = action.get("index") {
+            let doc = lines.next().expect("a document after an index action");
+            let status = index_status(doc);
+            let error = match status {
+                200..=299 => serde_json::Value::Null,
+                429 => serde_json::json!({"type": "es_rejected_execution_exception",
+                    "reason": "rejected execution of coordinating operation"}),
+                _ => serde_json::json!({"type": "mapper_parsing_exception",
+                    "reason": "failed to parse field [threat.indicator.description]"}),
+            };
+            errors |= !error.is_null();
+            items.push(
+                serde_json::json!({"index": {"_id": a["_id"], "status": status, "error": error}}),
+            );
+        } else if let Some(a) = action.get("delete") {
+            items.push(serde_json::json!({"delete": {"_id": a["_id"], "status": 200}}));
+        } else {
+            panic!("unexpected bulk action {action}");
+        }
+    }
+    serde_json::json!({"took": 1, "errors": errors, "items": items}).to_string()
+}

@@ -369,89 +369,224 @@ type Seen = (String, Headers, Vec<u8>, u16);
 struct Receiver {
     addr: std::net::SocketAddr,
     seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    /// Connections accepted.
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// How a test receiver answers one request.
+enum Reply {
+    /// Status and body, framed by `Content-Length`.
+    Sized(u16, String),
+    /// The same, and the connection stays open for the next request.
+    KeepAlive(u16, String),
+    /// Status and body, framed by `Transfer-Encoding: chunked` in chunks of
+    /// 7 bytes (so a chunk boundary falls inside any word worth checking).
+    Chunked(u16, String),
+    /// These bytes as they are, then the connection closes (answers cut short).
+    Raw(u16, Vec<u8>),
+}
+
+impl From<(u16, String)> for Reply {
+    fn from((code, text): (u16, String)) -> Reply {
+        Reply::Sized(code, text)
+    }
+}
+
+/// `text` in the chunked transfer coding, 7 bytes a chunk.
+fn chunked(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in text.as_bytes().chunks(7) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+impl Reply {
+    fn code(&self) -> u16 {
+        match self {
+            Reply::Sized(c, _)
+            | Reply::KeepAlive(c, _)
+            | Reply::Chunked(c, _)
+            | Reply::Raw(c, _) => *c,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Reply::Sized(code, text) => format!(
+                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            )
+            .into_bytes(),
+            Reply::KeepAlive(code, text) => format!(
+                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\n\r\n{text}",
+                text.len()
+            )
+            .into_bytes(),
+            Reply::Chunked(code, text) => {
+                let mut out = format!(
+                    "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                )
+                .into_bytes();
+                out.extend_from_slice(&chunked(text));
+                out
+            }
+            Reply::Raw(_, bytes) => bytes.clone(),
+        }
+    }
 }
 
 async fn receiver(fail_first: usize) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    receiver_on(listener, move |n, _, _| {
+    receiver_on(listener, move |n, path, body| {
         if n <= fail_first {
             (503, "ok".into())
         } else {
-            (200, "ok".into())
+            (200, realistic_ok(path, body))
         }
     })
+}
+
+/// What a receiver of each kind answers when all went well.
+fn realistic_ok(path: &str, body: &[u8]) -> String {
+    if path.ends_with("/_bulk") {
+        bulk_answer(body)
+    } else if path.starts_with("/services/collector") {
+        "{\"text\":\"Success\",\"code\":0}".into()
+    } else {
+        "ok".into()
+    }
 }
 
 /// The receiver on `listener`, answering the n-th request (from 1) for
 /// (path, body) with `answer` (status, body).
 fn receiver_on(
     listener: tokio::net::TcpListener,
-    answer: impl Fn(usize, &str, &[u8]) -> (u16, String) + Send + 'static,
+    answer: impl Fn(usize, &str, &[u8]) -> (u16, String) + Send + Sync + 'static,
 ) -> Receiver {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    receiver_with(listener, None, move |n, path, _, body| {
+        answer(n, path, body).into()
+    })
+}
+
+/// The receiver on `listener` (over TLS with `tls`), answering the n-th
+/// request (from 1) for (path, headers, body) with a [`Reply`], one
+/// connection after the other.
+fn receiver_with(
+    listener: tokio::net::TcpListener,
+    tls: Option<openssl::ssl::SslAcceptor>,
+    answer: impl Fn(usize, &str, &Headers, &[u8]) -> Reply + Send + Sync + 'static,
+) -> Receiver {
     let addr = listener.local_addr().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = connections.clone();
+    let answer = std::sync::Arc::new(answer);
     tokio::spawn(async move {
         let mut n = 0;
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
+            let Ok((sock, _)) = listener.accept().await else {
                 return;
             };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let (head_end, content_length) = loop {
-                let k = sock.read(&mut chunk).await.unwrap_or(0);
-                if k == 0 {
-                    break (0, 0);
+            c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match &tls {
+                None => serve_connection(sock, &mut n, &*answer, &s2).await,
+                Some(acceptor) => {
+                    let ssl = openssl::ssl::Ssl::new(acceptor.context()).unwrap();
+                    let mut stream = tokio_openssl::SslStream::new(ssl, sock).unwrap();
+                    if std::pin::Pin::new(&mut stream).accept().await.is_ok() {
+                        serve_connection(stream, &mut n, &*answer, &s2).await;
+                    }
                 }
-                buf.extend_from_slice(&chunk[..k]);
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                    let cl = head
-                        .lines()
-                        .find_map(|l| {
-                            l.strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    break (i + 4, cl);
-                }
-            };
-            while buf.len() < head_end + content_length {
-                let k = sock.read(&mut chunk).await.unwrap_or(0);
-                if k == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..k]);
             }
-            let head = String::from_utf8_lossy(&buf[..head_end.saturating_sub(4)]).to_string();
-            let mut lines = head.lines();
-            let path = lines
-                .next()
-                .unwrap_or_default()
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
-            let headers = lines
-                .filter_map(|l| {
-                    l.split_once(':')
-                        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
-                })
-                .collect();
-            let body = buf[head_end..].to_vec();
-            n += 1;
-            let (code, text) = answer(n, &path, &body);
-            s2.lock().unwrap().push((path, headers, body, code));
-            let reply = format!(
-                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                text.len()
-            );
-            let _ = sock.write_all(reply.as_bytes()).await;
         }
     });
-    Receiver { addr, seen }
+    Receiver {
+        addr,
+        seen,
+        connections,
+    }
+}
+
+/// Reads requests from `sock`, records and answers them, until an answer
+/// that is not [`Reply::KeepAlive`] (or the client closes).
+async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut sock: S,
+    n: &mut usize,
+    answer: &(impl Fn(usize, &str, &Headers, &[u8]) -> Reply + ?Sized),
+    seen: &std::sync::Mutex<Vec<Seen>>,
+) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let Some((path, headers, body)) = read_request(&mut sock).await else {
+            return;
+        };
+        *n += 1;
+        let reply = answer(*n, &path, &headers, &body);
+        seen.lock()
+            .unwrap()
+            .push((path, headers, body, reply.code()));
+        let _ = sock.write_all(&reply.bytes()).await;
+        if !matches!(reply, Reply::KeepAlive(..)) {
+            let _ = sock.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// One request (path, headers, body) from `sock`; None once it closes.
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(
+    sock: &mut S,
+) -> Option<(String, Headers, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head_end, content_length) = loop {
+        let k = sock.read(&mut chunk).await.unwrap_or(0);
+        if k == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..k]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+            let cl = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            break (i + 4, cl);
+        }
+    };
+    while buf.len() < head_end + content_length {
+        let k = sock.read(&mut chunk).await.unwrap_or(0);
+        if k == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..k]);
+    }
+    let head = String::from_utf8_lossy(&buf[..head_end.saturating_sub(4)]).to_string();
+    let mut lines = head.lines();
+    let path = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    let headers: Headers = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+        })
+        .collect();
+    let body = buf[head_end..buf.len().min(head_end + content_length)].to_vec();
+    Some((path, headers, body))
 }
 
 #[tokio::test]
@@ -600,25 +735,10 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
 /// How a real Elasticsearch answers `_bulk`: 200, with one result per
 /// action; here a document mentioning `reject-me` fails its mapping (400).
 fn bulk_answer(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut items = Vec::new();
-    let mut lines = text.lines();
-    let mut errors = false;
-    while let Some(action) = lines.next() {
-        let action: serde_json::Value = serde_json::from_str(action).unwrap();
-        if let Some(a) = action.get("index") {
-            let doc = lines.next().expect("a document after an index action");
-            let status = if doc.contains("reject-me") { 400 } else { 201 };
-            errors |= status == 400;
-            items.push(serde_json::json!({"index": {"_id": a["_id"], "status": status,
-                "error": if status == 400 { serde_json::json!({"type": "mapper_parsing_exception"}) } else { serde_json::Value::Null }}}));
-        } else if let Some(a) = action.get("delete") {
-            items.push(serde_json::json!({"delete": {"_id": a["_id"], "status": 200}}));
-        } else {
-            panic!("unexpected bulk action {action}");
-        }
-    }
-    serde_json::json!({"took": 1, "errors": errors, "items": items}).to_string()
+    elastic_bulk_answer(
+        body,
+        |doc| if doc.contains("reject-me") { 400 } else { 201 },
+    )
 }
 
 #[tokio::test]
@@ -798,6 +918,317 @@ async fn http_sinks_retry_while_the_receiver_is_down_dead_letter_rejections_and_
     assert!(deleted, "Elasticsearch document deleted on expiry");
     let jsonl_text = std::fs::read_to_string(&jsonl).unwrap();
     assert_eq!(jsonl_text.matches("\"action\":\"expire\"").count(), 1);
+    hub.stop().await;
+}
+
+/// Bob's agent with `n` fresh items from alice waiting (the last one titled
+/// `reject-me`, which the test receivers refuse for good when asked to).
+async fn bob_with_items(dir: &std::path::Path, n: usize) -> (TestHub, Agent, Vec<String>) {
+    let hub = TestHub::start(&dir.join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.join("bob")).await;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let mut draft = d(&format!("pkg:npm/evil-{i}@1.0.0"), "high", 80, &[]);
+        if i + 1 == n {
+            draft.title = Some("reject-me".into());
+        }
+        ids.push(publish(&alice, draft).await.unwrap().id);
+    }
+    (hub, bob, ids)
+}
+
+fn dead_letters(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn fast_retry() -> member_agent::http_sink::Retry {
+    member_agent::http_sink::Retry {
+        first: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+        give_up_after: Duration::from_secs(120),
+    }
+}
+
+#[tokio::test]
+async fn chunked_bulk_answers_retry_item_429s_and_dead_letter_item_400s_with_the_decoded_answer() {
+    use member_agent::http_sink::HttpSink;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, bob, ids) = bob_with_items(dir.path(), 3).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Elasticsearch is overloaded for two `_bulk` requests (every item 429),
+    // then indexes all but `reject-me` (400 mapper_parsing_exception); the
+    // webhook refuses `reject-me` with 422. Every answer is chunked.
+    let bulks = AtomicUsize::new(0);
+    let indexed = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let indexed2 = indexed.clone();
+    let r = receiver_with(listener, None, move |_, path, _, body| {
+        let text = String::from_utf8_lossy(body).into_owned();
+        if path == "/es/_bulk" {
+            if bulks.fetch_add(1, Ordering::SeqCst) < 2 {
+                return Reply::Chunked(200, elastic_bulk_answer(body, |_| 429));
+            }
+            for pair in text.lines().collect::<Vec<_>>().chunks(2) {
+                if !pair[1].contains("reject-me") {
+                    let action: serde_json::Value = serde_json::from_str(pair[0]).unwrap();
+                    let id = action["index"]["_id"].as_str().unwrap().to_owned();
+                    indexed2.lock().unwrap().insert(id);
+                }
+            }
+            Reply::Chunked(200, bulk_answer(body))
+        } else if text.contains("reject-me") {
+            Reply::Chunked(422, "{\"error\":\"unprocessable entity\"}".into())
+        } else {
+            Reply::Chunked(200, "{\"accepted\":true}".into())
+        }
+    });
+    let base = format!("http://{}", r.addr);
+    let dead = dir.path().join("dead-letter.jsonl");
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    sink.http = vec![
+        HttpSink::Elastic {
+            url: format!("{base}/es").parse().unwrap(),
+            index: "isac-indicators".into(),
+        },
+        HttpSink::Webhook {
+            url: format!("{base}/hook").parse().unwrap(),
+            secret: "s3cret".into(),
+        },
+    ];
+    sink.http_retry = fast_retry();
+    sink.dead_letter = Some(dead.clone());
+    let report = bob.sync(false, &mut sink).await.unwrap();
+    assert_eq!(report.new, 3);
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 3);
+
+    // The 429 items were sent again (the whole request) until indexed.
+    let bulk_requests: Vec<usize> = r
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, ..)| p == "/es/_bulk")
+        .map(|(_, _, b, _)| String::from_utf8_lossy(b).lines().count() / 2)
+        .collect();
+    assert_eq!(bulk_requests, [3, 3, 3], "two refusals, then indexed");
+    let want: std::collections::BTreeSet<String> = ids[..2].iter().cloned().collect();
+    assert_eq!(
+        *indexed.lock().unwrap(),
+        want,
+        "every good document indexed"
+    );
+
+    // Rejected for good: dead-lettered with the answer as decoded.
+    let lines = dead_letters(&dead);
+    let by_sink =
+        |s: &str| -> Vec<&serde_json::Value> { lines.iter().filter(|l| l["sink"] == s).collect() };
+    let es = by_sink("elastic");
+    assert_eq!(es.len(), 1, "{lines:?}");
+    assert_eq!(es[0]["status"], 400);
+    assert_eq!(es[0]["item"]["title"], "reject-me");
+    assert!(
+        es[0]["answer"]
+            .as_str()
+            .unwrap()
+            .contains("mapper_parsing_exception"),
+        "{}",
+        es[0]["answer"]
+    );
+    let hook = by_sink("webhook");
+    assert_eq!(hook.len(), 1, "{lines:?}");
+    assert_eq!(hook[0]["status"], 422);
+    let answer = hook[0]["answer"].as_str().unwrap();
+    assert!(
+        answer.ends_with(": {\"error\":\"unprocessable entity\"}"),
+        "the decoded body, no chunk sizes: {answer}"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_bulk_answer_cut_short_is_retried_and_nothing_is_committed_until_a_whole_one() {
+    use member_agent::http_sink::{HttpSink, Retry};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, bob, _) = bob_with_items(dir.path(), 2).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // A 200 whose body stops halfway, then the server closes: framed by
+    // Content-Length, chunked, and by the close itself; then a whole answer.
+    let n = AtomicUsize::new(0);
+    let r = receiver_with(listener, None, move |_, _, _, body| {
+        let whole = elastic_bulk_answer(body, |_| 201);
+        let half = &whole[..whole.len() / 2];
+        match n.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::Raw(
+                200,
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{half}",
+                    whole.len()
+                )
+                .into_bytes(),
+            ),
+            1 => {
+                let mut raw = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                let framed = chunked(&whole);
+                raw.extend_from_slice(&framed[..framed.len() / 2]);
+                Reply::Raw(200, raw)
+            }
+            2 => Reply::Raw(
+                200,
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{half}")
+                    .into_bytes(),
+            ),
+            _ => Reply::Sized(200, whole),
+        }
+    });
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    sink.http = vec![HttpSink::Elastic {
+        url: format!("http://{}/es", r.addr).parse().unwrap(),
+        index: "isac-indicators".into(),
+    }];
+    sink.http_retry = Retry::none();
+    for framing in ["Content-Length", "chunked", "close-delimited"] {
+        let err = bob.sync(false, &mut sink).await.unwrap_err();
+        assert_eq!(
+            bob.store.lock().unwrap().cursor().unwrap(),
+            0,
+            "a {framing} answer cut short commits nothing ({err})"
+        );
+    }
+    let report = bob.sync(false, &mut sink).await.unwrap();
+    assert_eq!(report.new, 2);
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 2);
+    assert_eq!(r.seen.lock().unwrap().len(), 4);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn splunk_hec_error_codes_are_retried_or_dead_lettered_never_counted_as_delivered() {
+    use member_agent::http_sink::{HttpSink, Retry};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, bob, _) = bob_with_items(dir.path(), 2).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // 200 with code 9 (server busy), then 200 with code 7 (incorrect index),
+    // both chunked.
+    let n = AtomicUsize::new(0);
+    let r = receiver_with(listener, None, move |_, _, _, _| {
+        match n.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::Chunked(200, "{\"text\":\"Server is busy\",\"code\":9}".into()),
+            _ => Reply::Chunked(200, "{\"text\":\"Incorrect index\",\"code\":7}".into()),
+        }
+    });
+    let dead = dir.path().join("dead-letter.jsonl");
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    sink.http = vec![HttpSink::SplunkHec {
+        url: format!("http://{}/services/collector/event", r.addr)
+            .parse()
+            .unwrap(),
+        token: "hec-token".into(),
+        index: Some("no-such-index".into()),
+        sourcetype: "isac:indicator".into(),
+    }];
+    sink.http_retry = Retry::none();
+    sink.dead_letter = Some(dead.clone());
+    let err = bob.sync(false, &mut sink).await.unwrap_err().to_string();
+    assert!(err.contains("busy"), "{err}");
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 0);
+    assert!(dead_letters(&dead).is_empty());
+
+    bob.sync(false, &mut sink).await.unwrap();
+    let lines = dead_letters(&dead);
+    assert_eq!(lines.len(), 2, "both events of the request: {lines:?}");
+    for l in &lines {
+        assert_eq!(l["sink"], "splunk-hec");
+        let answer = l["answer"].as_str().unwrap();
+        assert!(answer.contains("Incorrect index"), "{answer}");
+    }
+    assert_eq!(r.seen.lock().unwrap().len(), 2);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn http_sinks_keep_one_connection_alive_and_reconnect_when_the_receiver_drops_it() {
+    use member_agent::http_sink::{HttpSink, Retry};
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, bob, _) = bob_with_items(dir.path(), 5).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The third answer says nothing of closing, and then the receiver
+    // closes: the next request finds that out and goes on a new connection.
+    let r = receiver_with(listener, None, |n, _, _, _| {
+        if n == 3 {
+            Reply::Raw(
+                200,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+            )
+        } else {
+            Reply::KeepAlive(200, "ok".into())
+        }
+    });
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    sink.http = vec![HttpSink::Webhook {
+        url: format!("http://{}/hook", r.addr).parse().unwrap(),
+        secret: "s3cret".into(),
+    }];
+    // One attempt: a request lost on a dropped connection would fail the sync.
+    sink.http_retry = Retry::none();
+    let report = bob.sync(false, &mut sink).await.unwrap();
+    assert_eq!(report.new, 5);
+    assert_eq!(r.seen.lock().unwrap().len(), 5, "each item once");
+    assert_eq!(
+        r.connections.load(Ordering::SeqCst),
+        2,
+        "requests 1-3 on one connection, 4-5 on another"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_https_sink_on_an_ipv6_literal_delivers_and_names_the_port_in_host() {
+    use member_agent::http_sink::{HttpSink, Retry};
+    let listener = match tokio::net::TcpListener::bind("[::1]:0").await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("skipped: this machine has no IPv6 loopback ([::1]: {e})");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, bob, _) = bob_with_items(dir.path(), 2).await;
+    let (ca, ca_key) = hub::pki::create_ca("webhook test CA").unwrap();
+    let (cert, key) = hub::pki::issue_server_cert(&ca, &ca_key, &["::1".into()]).unwrap();
+    let mut acceptor =
+        openssl::ssl::SslAcceptor::mozilla_intermediate_v5(openssl::ssl::SslMethod::tls_server())
+            .unwrap();
+    acceptor.set_certificate(&cert).unwrap();
+    acceptor.set_private_key(&key).unwrap();
+    let r = receiver_with(listener, Some(acceptor.build()), |_, _, _, _| {
+        Reply::Sized(200, "ok".into())
+    });
+    let port = r.addr.port();
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    sink.http = vec![HttpSink::Webhook {
+        url: format!("https://[::1]:{port}/hook").parse().unwrap(),
+        secret: "s3cret".into(),
+    }];
+    sink.http_ca = Some(ca);
+    sink.http_retry = Retry::none();
+    let report = bob.sync(false, &mut sink).await.unwrap();
+    assert_eq!(report.new, 2);
+    assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 2);
+    let seen = r.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    for (path, headers, _, _) in &seen {
+        assert_eq!(path, "/hook");
+        let host = headers.iter().find(|(k, _)| k == "host").map(|(_, v)| v);
+        assert_eq!(host, Some(&format!("[::1]:{port}")));
+    }
     hub.stop().await;
 }
 

@@ -890,7 +890,8 @@ fn osv_export_reimports_through_the_osv_importer_and_misp_export_loads_in_pymisp
 /// (path, body) of each request a receiver got.
 type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
-/// A loopback HTTP receiver that answers 200 and records (path, body).
+/// A loopback HTTP receiver that answers 200 (and a real `_bulk` answer)
+/// and records (path, body).
 fn recording_receiver() -> (u16, Requests) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -931,11 +932,22 @@ fn recording_receiver() -> (u16, Requests) {
                 .nth(1)
                 .unwrap_or_default()
                 .to_owned();
+            // Elasticsearch answers `_bulk` item by item; others say nothing.
+            let answer = if path.ends_with("/_bulk") {
+                elastic_bulk_answer(&buf[start..], |_| 201)
+            } else {
+                String::new()
+            };
             s2.lock()
                 .unwrap()
                 .push((path, String::from_utf8_lossy(&buf[start..]).into_owned()));
-            let _ = conn
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            );
         }
     });
     (port, seen)

@@ -280,7 +280,7 @@ pub fn describe_sinks(sink: &JsonlSink, jsonl: Option<&std::path::Path>) -> Vec<
             HttpSink::Elastic { url, .. } => ("Elasticsearch", url),
         };
         // Host and path only: never a token or secret.
-        out.push(format!("{what}: {}:{}{}", url.host, url.port, url.path));
+        out.push(format!("{what}: {}", url.location()));
     }
     for s in &sink.syslog {
         use crate::syslog_sink::Transport;
