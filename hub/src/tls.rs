@@ -82,7 +82,10 @@ impl TlsConn {
                 tracing::debug!(remote_addr = %self.info.remote_addr, reason = reason.label(), "closing a connection without a client certificate");
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("connection without a client certificate: {} timeout", reason.label()),
+                    format!(
+                        "connection without a client certificate: {} timeout",
+                        reason.label()
+                    ),
                 ))
             }
         }
@@ -428,7 +431,12 @@ impl ConnLimits {
 
     /// A slot for a new connection from `ip` on `listener`, or `None` (the
     /// refusal counted, and logged when it starts a burst).
-    pub fn try_open(self: &Arc<Self>, listener: Listener, ip: IpAddr, now: Instant) -> Option<ConnSlot> {
+    pub fn try_open(
+        self: &Arc<Self>,
+        listener: Listener,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Option<ConnSlot> {
         let key = SourceKey::of(ip);
         let (refusal, log) = {
             let mut c = self.counts.lock().expect("connection counts");
@@ -797,7 +805,10 @@ mod tests {
         assert!(Burst::refuse(&mut burst, t0), "the first refusal logs");
         for s in 1..100 {
             let t = t0 + Duration::from_millis(s * 500);
-            assert!(!Burst::refuse(&mut burst, t), "the rest of the burst does not");
+            assert!(
+                !Burst::refuse(&mut burst, t),
+                "the rest of the burst does not"
+            );
         }
         let later = t0 + Duration::from_millis(99 * 500) + BURST_QUIET;
         assert!(Burst::refuse(&mut burst, later), "a new burst logs again");
@@ -849,7 +860,11 @@ mod tests {
         let start = Instant::now();
         let mut w = IdleWatch::new(t, start);
         w.read_at = start + Duration::from_secs(5);
-        assert_eq!(w.deadline().0, start + t.idle, "an early read changes nothing");
+        assert_eq!(
+            w.deadline().0,
+            start + t.idle,
+            "an early read changes nothing"
+        );
         w.read_at = start + t.idle;
         assert_eq!(w.deadline().0, start + t.idle + READ_GRACE);
         w.read_at = start + Duration::from_secs(500);

@@ -1446,7 +1446,10 @@ async fn a_connection_flood_from_one_source_is_capped_while_a_member_keeps_worki
         );
         refused += 1;
         rounds += 1;
-        assert!(rounds < 3_000, "the member made no progress during the flood");
+        assert!(
+            rounds < 3_000,
+            "the member made no progress during the flood"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (_, text) = hub.scrape_metrics().await;
