@@ -134,6 +134,9 @@ fn start_hub(data: &Path, listen: &str) -> (HubProc, Duration) {
         .arg(data)
         .args(["serve", "--listen", listen, "--taxii-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
+        // Every simulated member connects from 127.0.0.1, with up to a
+        // thousand idle streams on their own connections at once.
+        .env("ISAC_HUB_MAX_CONNECTIONS_PER_SOURCE", "4096")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

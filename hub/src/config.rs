@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Every setting's name, as in `hub.toml`; `ISAC_HUB_` + its upper case
 /// overrides it from the environment.
-pub const SETTINGS: [&str; 15] = [
+pub const SETTINGS: [&str; 19] = [
     "listen",
     "taxii_listen",
     "metrics_listen",
@@ -30,6 +30,10 @@ pub const SETTINGS: [&str; 15] = [
     "publish_burst",
     "max_streams_per_member",
     "max_streams_total",
+    "max_connections_per_source",
+    "max_connections_total",
+    "no_cert_idle_timeout_secs",
+    "no_cert_max_age_secs",
 ];
 
 /// `taxii_listen`: an address, or "off".
@@ -79,6 +83,19 @@ pub struct HubConfig {
     /// Open subscription streams per member, and on the whole hub.
     pub max_streams_per_member: usize,
     pub max_streams_total: usize,
+    /// Open connections from one source (an IPv4 address or an IPv6 /64),
+    /// gRPC and TAXII together; more are closed before the TLS handshake.
+    /// Generous: a member's agents, TAXII clients and enrollments often
+    /// share a few NAT addresses.
+    pub max_connections_per_source: usize,
+    /// Open gRPC connections on the whole hub (TAXII has its own 1,024).
+    pub max_connections_total: usize,
+    /// A gRPC connection without a client certificate (it can only enroll
+    /// or ask for health) is closed when no request has been in flight for
+    /// this long...
+    pub no_cert_idle_timeout_secs: u64,
+    /// ...and at this age in any case.
+    pub no_cert_max_age_secs: u64,
 }
 
 impl Default for HubConfig {
@@ -102,6 +119,10 @@ impl Default for HubConfig {
             publish_burst: 40_000,
             max_streams_per_member: 2_048,
             max_streams_total: 20_000,
+            max_connections_per_source: 256,
+            max_connections_total: 4_096,
+            no_cert_idle_timeout_secs: 10,
+            no_cert_max_age_secs: 300,
         }
     }
 }
@@ -305,6 +326,25 @@ impl HubConfig {
             self.max_streams_per_member as u64,
             10_000_000,
         )?;
+        range(
+            "max_connections_per_source",
+            self.max_connections_per_source as u64,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "max_connections_total",
+            self.max_connections_total as u64,
+            self.max_connections_per_source as u64,
+            1_000_000,
+        )?;
+        range(
+            "no_cert_idle_timeout_secs",
+            self.no_cert_idle_timeout_secs,
+            1,
+            3_600,
+        )?;
+        range("no_cert_max_age_secs", self.no_cert_max_age_secs, 1, DAY)?;
         if self
             .taxii_listen
             .is_some_and(|t| t == self.listen && t.port() != 0)
@@ -329,6 +369,14 @@ impl HubConfig {
 
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs)
+    }
+
+    /// The timeouts of gRPC connections without a client certificate.
+    pub fn no_cert_timeouts(&self) -> crate::tls::NoCertTimeouts {
+        crate::tls::NoCertTimeouts {
+            idle: Duration::from_secs(self.no_cert_idle_timeout_secs),
+            max_age: Duration::from_secs(self.no_cert_max_age_secs),
+        }
     }
 }
 
@@ -386,6 +434,81 @@ mod tests {
     }
 
     #[test]
+    fn connection_caps_and_no_cert_timeouts_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = HubConfig::load(dir.path(), |_| None).unwrap();
+        assert_eq!(
+            (
+                d.max_connections_per_source,
+                d.max_connections_total,
+                d.no_cert_idle_timeout_secs,
+                d.no_cert_max_age_secs
+            ),
+            (256, 4096, 10, 300)
+        );
+        std::fs::write(
+            dir.path().join("hub.toml"),
+            "max_connections_per_source = 20\nmax_connections_total = 100\n\
+             no_cert_idle_timeout_secs = 1\nno_cert_max_age_secs = 30\n",
+        )
+        .unwrap();
+        let c = HubConfig::load(dir.path(), |_| None).unwrap();
+        assert_eq!(c.max_connections_per_source, 20);
+        assert_eq!(c.max_connections_total, 100);
+        assert_eq!(c.no_cert_timeouts().idle, Duration::from_secs(1));
+        assert_eq!(c.no_cert_timeouts().max_age, Duration::from_secs(30));
+        let c = HubConfig::load(dir.path(), |k| match k {
+            "ISAC_HUB_MAX_CONNECTIONS_PER_SOURCE" => Some("50".into()),
+            "ISAC_HUB_MAX_CONNECTIONS_TOTAL" => Some("500".into()),
+            "ISAC_HUB_NO_CERT_IDLE_TIMEOUT_SECS" => Some("5".into()),
+            "ISAC_HUB_NO_CERT_MAX_AGE_SECS" => Some("60".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                c.max_connections_per_source,
+                c.max_connections_total,
+                c.no_cert_idle_timeout_secs,
+                c.no_cert_max_age_secs
+            ),
+            (50, 500, 5, 60)
+        );
+        for (name, value, want) in [
+            (
+                "ISAC_HUB_MAX_CONNECTIONS_PER_SOURCE",
+                "0",
+                "`max_connections_per_source` = 0 is invalid: use 1 to 1000000",
+            ),
+            (
+                "ISAC_HUB_MAX_CONNECTIONS_TOTAL",
+                "10",
+                "`max_connections_total` = 10 is invalid: use 20 to 1000000",
+            ),
+            (
+                "ISAC_HUB_NO_CERT_IDLE_TIMEOUT_SECS",
+                "0",
+                "`no_cert_idle_timeout_secs` = 0 is invalid: use 1 to 3600",
+            ),
+            (
+                "ISAC_HUB_NO_CERT_MAX_AGE_SECS",
+                "100000",
+                "`no_cert_max_age_secs` = 100000 is invalid: use 1 to 86400",
+            ),
+            (
+                "ISAC_HUB_MAX_CONNECTIONS_PER_SOURCE",
+                "many",
+                "ISAC_HUB_MAX_CONNECTIONS_PER_SOURCE",
+            ),
+        ] {
+            let e = HubConfig::load(dir.path(), |k| (k == name).then(|| value.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{name}={value}: {e}");
+        }
+    }
+
+    #[test]
     fn legacy_json_is_read_but_not_beside_toml() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -423,6 +546,11 @@ mod tests {
             ("taxii_listen = \"127.0.0.1:7443\"", "its own address"),
             ("taxii_listen = \"nowhere\"", "or off"),
             ("server_names = [\"a b\"]", "server_names"),
+            (
+                "max_connections_per_source = 5000",
+                "`max_connections_total` = 4096 is invalid: use 5000 to",
+            ),
+            ("no_cert_idle_timeout_secs = 0", "no_cert_idle_timeout_secs"),
             ("listen = ", "hub.toml"),
         ] {
             std::fs::write(&toml, text).unwrap();

@@ -115,6 +115,11 @@ pub async fn serve_with_listeners(
                 config.max_streams_total,
             ),
             metrics: metrics::Metrics::default(),
+            connections: Arc::new(tls::ConnLimits::new(
+                config.max_connections_per_source,
+                config.max_connections_total,
+                taxii::MAX_CONNECTIONS,
+            )),
         }),
     };
     if let Err(e) = state.directory.current().await {
@@ -131,7 +136,12 @@ pub async fn serve_with_listeners(
     let accept = tokio::spawn(tls::accept_loop(
         listener,
         acceptor,
-        config.handshake_timeout(),
+        tls::AcceptOptions {
+            listener: tls::Listener::Grpc,
+            handshake_timeout: config.handshake_timeout(),
+            no_cert: Some(config.no_cert_timeouts()),
+        },
+        state.connections.clone(),
         conn_tx,
     ));
 
@@ -184,6 +194,9 @@ pub async fn serve_with_listeners(
         .http2_max_pending_accept_reset_streams(Some(64))
         .http2_max_local_error_reset_streams(Some(256))
         .http2_max_header_list_size(Some(16 * 1024))
+        // Counts requests on connections without a client certificate,
+        // for their idle timeout (`tls::TlsConn`).
+        .layer(tls::TrackRequestsLayer)
         .add_service(enrollment)
         .add_service(publisher)
         .add_service(subscriber)

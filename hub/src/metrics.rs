@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::grpc::HubState;
+use crate::tls::{Listener, Refusal, Timeout};
 
 /// Upper bounds (seconds) of the store commit latency buckets.
 const COMMIT_BUCKETS: [f64; 12] = [
@@ -150,6 +151,49 @@ pub async fn render(state: &HubState) -> String {
          isac_open_streams {}",
         state.limits.open_streams()
     );
+    let conns = &state.connections;
+    let _ = writeln!(
+        out,
+        "# HELP isac_open_connections Open TLS connections (handshakes included), by listener.\n\
+         # TYPE isac_open_connections gauge"
+    );
+    for l in Listener::ALL {
+        let _ = writeln!(
+            out,
+            "isac_open_connections{{listener=\"{}\"}} {}",
+            l.label(),
+            conns.open(l)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP isac_connections_refused_total Connections closed right after accept, before the TLS handshake, because a cap was reached (max_connections_per_source, or the listener's total).\n\
+         # TYPE isac_connections_refused_total counter"
+    );
+    for l in Listener::ALL {
+        for r in Refusal::ALL {
+            let _ = writeln!(
+                out,
+                "isac_connections_refused_total{{listener=\"{}\",reason=\"{}\"}} {}",
+                l.label(),
+                r.label(),
+                conns.refused(l, r)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP isac_no_cert_connections_closed_total gRPC connections without a client certificate closed by the hub (idle: no_cert_idle_timeout_secs; max_age: no_cert_max_age_secs).\n\
+         # TYPE isac_no_cert_connections_closed_total counter"
+    );
+    for t in Timeout::ALL {
+        let _ = writeln!(
+            out,
+            "isac_no_cert_connections_closed_total{{reason=\"{}\"}} {}",
+            t.label(),
+            conns.timed_out_count(t)
+        );
+    }
     let head = state.store.head();
     let _ = writeln!(
         out,

@@ -1,6 +1,8 @@
 //! Limits and abuse against the real listener: publish rate, stream caps,
 //! stalled and garbage handshakes, resets during accept, HTTP/2 floods
-//! (rapid reset, CONTINUATION, PING, empty DATA), graceful shutdown.
+//! (rapid reset, CONTINUATION, PING, empty DATA), graceful shutdown,
+//! connection caps per source and in total, idle connections without a
+//! client certificate.
 
 use std::time::Duration;
 
@@ -141,7 +143,11 @@ async fn stream_caps_per_member_and_per_hub() {
 #[tokio::test]
 async fn stalled_and_garbage_handshakes_never_stop_the_listener() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = TestHub::start(&dir.path().join("hub")).await;
+    // Everything here comes from 127.0.0.1, the good client too: lift the
+    // per-source cap, which would otherwise refuse the good client (that
+    // cap has its own tests below).
+    let data = configured(dir.path(), r#"{"max_connections_per_source": 1000}"#);
+    let hub = TestHub::start(&data).await;
     // Hundreds of sockets that connect and say nothing (or only half a hello),
     // plus some that send garbage and hang up.
     let mut stalled = Vec::new();
@@ -1216,4 +1222,338 @@ fn hub_serve_metrics_listen_flag_serves_metrics_and_bad_values_exit_64() {
         .arg(child.id().to_string())
         .status();
     assert!(child.wait().unwrap().success(), "SIGTERM is a clean stop");
+}
+
+// === connections: caps, and idle connections without a certificate ===
+
+/// A TLS handshake to `addr` without a client certificate (ALPN h2), from
+/// the local address `from` (every 127.x address is loopback, so a test can
+/// play several sources). `Err` when the hub closed it before or during the
+/// handshake.
+async fn no_cert_tls(
+    addr: std::net::SocketAddr,
+    from: &str,
+) -> Result<tokio_openssl::SslStream<tokio::net::TcpStream>, String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_alpn_protos(b"\x02h2").unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    let ssl = b
+        .build()
+        .configure()
+        .unwrap()
+        .into_ssl("localhost")
+        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(from.parse().unwrap(), 0))
+        .unwrap();
+    let tcp = socket.connect(addr).await.map_err(|e| e.to_string())?;
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+    std::pin::Pin::new(&mut tls)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(tls)
+}
+
+/// Reads (and discards) until the hub closes `tls`; false if it is still
+/// open after `within` (a generous bound, not a measurement).
+async fn closed_by_hub(
+    tls: &mut tokio_openssl::SslStream<tokio::net::TcpStream>,
+    within: Duration,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        while let Ok(n) = tls.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// Scrapes until `series` satisfies `ok` (bounded); returns its last value.
+async fn metric_eventually(hub: &TestHub, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let mut last = f64::NAN;
+    for _ in 0..300 {
+        last = sample(&hub.scrape_metrics().await.1, series).unwrap_or(f64::NAN);
+        if ok(last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}
+
+/// Issue 15 item 9: TLS connections without a client certificate, idle
+/// after the handshake, were never closed. They can only enroll (or ask for
+/// health), so the hub closes one once no request has been in flight on it
+/// for `no_cert_idle_timeout_secs` (1 s here): right after the handshake,
+/// and after a request has been answered. A member's idle connection stays.
+#[tokio::test]
+async fn idle_connections_without_a_client_certificate_are_closed_by_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = configured(dir.path(), r#"{"no_cert_idle_timeout_secs": 1}"#);
+    let hub = TestHub::start(&data).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    publish(&alice, draft(0)).await.unwrap();
+    // A member's connection, as idle as the others (preface and SETTINGS).
+    let (_member_wr, member_conn, _member_reader) = raw_h2(&hub.addr.to_string(), &alice).await;
+
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(no_cert_tls(hub.addr, "127.0.0.1").await.expect("handshake"));
+    }
+    // One that asks for health first (a real gRPC request over raw HTTP/2)
+    // and reads the whole answer before going idle.
+    let mut asked = no_cert_tls(hub.addr, "127.0.0.1").await.expect("handshake");
+    {
+        use tokio::io::AsyncReadExt;
+        let mut out = h2raw::PREFACE.to_vec();
+        out.extend(h2raw::frame(h2raw::SETTINGS, 0, 0, &[]));
+        out.extend(h2raw::frame(h2raw::SETTINGS, h2raw::ACK, 0, &[]));
+        out.extend(h2raw::frame(
+            h2raw::HEADERS,
+            h2raw::END_HEADERS,
+            1,
+            &h2raw::grpc_request_block("localhost", "/grpc.health.v1.Health/Check"),
+        ));
+        // An empty HealthCheckRequest, END_STREAM.
+        out.extend(h2raw::frame(h2raw::DATA, 0x1, 1, &[0, 0, 0, 0, 0]));
+        asked.write_all(&out).await.unwrap();
+        let mut answered = false;
+        let mut head = [0u8; 9];
+        while asked.read_exact(&mut head).await.is_ok() {
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let mut payload = vec![0u8; len];
+            asked.read_exact(&mut payload).await.unwrap();
+            let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
+            // The trailers: HEADERS on stream 1 with END_STREAM.
+            if head[3] == h2raw::HEADERS && stream == 1 && head[4] & 0x1 != 0 {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "the health check was answered");
+    }
+
+    for (i, conn) in idle.iter_mut().enumerate() {
+        assert!(
+            closed_by_hub(conn, Duration::from_secs(30)).await,
+            "idle connection {i} without a certificate is still open"
+        );
+    }
+    assert!(
+        closed_by_hub(&mut asked, Duration::from_secs(30)).await,
+        "the connection that asked for health is still open"
+    );
+    assert!(
+        !member_conn.lock().unwrap().closed,
+        "a member's idle connection is not closed"
+    );
+    let closed = metric_eventually(
+        &hub,
+        "isac_no_cert_connections_closed_total{reason=\"idle\"}",
+        |v| v >= 21.0,
+    )
+    .await;
+    assert!(closed >= 21.0, "{closed}");
+    publish(&alice, draft(1))
+        .await
+        .expect("the member is still served");
+    hub.stop().await;
+}
+
+/// Issue 15 item 9: a source opening more certificate-less TLS connections
+/// than `max_connections_per_source` (20 here) is refused right after
+/// accept, before the handshake, and the refusals are counted; a member at
+/// another address keeps publishing and syncing throughout; once the
+/// flood's connections close, the source is accepted again.
+#[tokio::test]
+async fn a_connection_flood_from_one_source_is_capped_while_a_member_keeps_working() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    // Long no-certificate timeouts: the flood's connections stay open until
+    // the test closes them.
+    let data = configured(
+        dir.path(),
+        r#"{"max_connections_per_source": 20, "max_connections_total": 500,
+            "no_cert_idle_timeout_secs": 600, "no_cert_max_age_secs": 3600}"#,
+    );
+    let hub = TestHub::start(&data).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let published = Arc::new(AtomicU64::new(0));
+    let synced = Arc::new(AtomicU64::new(0));
+    let publisher = {
+        let (stop, published) = (stop.clone(), published.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                publish(&alice, draft(n))
+                    .await
+                    .expect("the member publishes during the flood");
+                published.fetch_add(1, Ordering::SeqCst);
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let syncer = {
+        let (stop, synced) = (stop.clone(), synced.clone());
+        let sink_path = dir.path().join("bob.jsonl");
+        tokio::spawn(async move {
+            let mut sink = member_agent::sink::JsonlSink::open(Some(&sink_path)).unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                let r = bob
+                    .sync(false, &mut sink)
+                    .await
+                    .expect("the member syncs during the flood");
+                synced.fetch_add(r.new, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    // The flood, from 127.0.0.2: one at a time, so the count is exact.
+    let attacker = "127.0.0.2";
+    let before = (
+        published.load(Ordering::SeqCst),
+        synced.load(Ordering::SeqCst),
+    );
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..60 {
+        match no_cert_tls(hub.addr, attacker).await {
+            Ok(c) => held.push(c),
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!((held.len(), refused), (20, 40));
+    // Keep knocking (each one refused) until the member has done more work.
+    let mut rounds = 0;
+    while published.load(Ordering::SeqCst) < before.0 + 10
+        || synced.load(Ordering::SeqCst) < before.1 + 10
+    {
+        assert!(
+            no_cert_tls(hub.addr, attacker).await.is_err(),
+            "over the cap, a connection is refused"
+        );
+        refused += 1;
+        rounds += 1;
+        assert!(
+            rounds < 3_000,
+            "the member made no progress during the flood"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, text) = hub.scrape_metrics().await;
+    assert_eq!(
+        sample(
+            &text,
+            "isac_connections_refused_total{listener=\"grpc\",reason=\"per_source\"}"
+        ),
+        Some(refused as f64),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "isac_connections_refused_total{listener=\"grpc\",reason=\"total\"}"
+        ),
+        Some(0.0)
+    );
+    let open = sample(&text, "isac_open_connections{listener=\"grpc\"}").unwrap();
+    assert!(open >= 20.0, "{open}");
+    // The held connections were never cut: they are still open.
+    for conn in &mut held {
+        use tokio::io::AsyncReadExt;
+        let mut b = [0u8; 1];
+        let still_open = tokio::time::timeout(Duration::from_millis(1), conn.read(&mut b))
+            .await
+            .map_or(true, |r| matches!(r, Ok(n) if n > 0));
+        assert!(still_open, "an accepted connection was closed");
+    }
+
+    // The flood ends: the source is accepted again.
+    drop(held);
+    let mut back = None;
+    for _ in 0..300 {
+        if let Ok(c) = no_cert_tls(hub.addr, attacker).await {
+            back = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back.is_some(), "the source is never accepted again");
+    // Closed before the hub stops: a connection that never sent the HTTP/2
+    // preface holds a graceful stop until its idle timeout.
+    drop(back);
+    stop.store(true, Ordering::SeqCst);
+    publisher.await.unwrap();
+    syncer.await.unwrap();
+    hub.stop().await;
+}
+
+/// The total cap counts every source: over it, a connection from anywhere
+/// is refused before the handshake (reason "total"), until one closes.
+#[tokio::test]
+async fn the_total_connection_cap_refuses_every_source_until_a_connection_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = configured(
+        dir.path(),
+        r#"{"max_connections_per_source": 5, "max_connections_total": 12,
+            "no_cert_idle_timeout_secs": 600, "no_cert_max_age_secs": 3600}"#,
+    );
+    let hub = TestHub::start(&data).await;
+    // The harness's readiness probe has gone.
+    let open = metric_eventually(&hub, "isac_open_connections{listener=\"grpc\"}", |v| {
+        v == 0.0
+    })
+    .await;
+    assert_eq!(open, 0.0);
+    let mut held = Vec::new();
+    let mut refused_from = Vec::new();
+    for host in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        for _ in 0..5 {
+            match no_cert_tls(hub.addr, host).await {
+                Ok(c) => held.push(c),
+                Err(_) => refused_from.push(host),
+            }
+        }
+    }
+    assert_eq!(held.len(), 12);
+    assert_eq!(refused_from, ["127.0.0.4"; 3]);
+    assert!(no_cert_tls(hub.addr, "127.0.0.5").await.is_err());
+    let (_, text) = hub.scrape_metrics().await;
+    assert_eq!(
+        sample(
+            &text,
+            "isac_connections_refused_total{listener=\"grpc\",reason=\"total\"}"
+        ),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "isac_open_connections{listener=\"grpc\"}"),
+        Some(12.0)
+    );
+    held.truncate(11);
+    let mut accepted = false;
+    for _ in 0..300 {
+        if no_cert_tls(hub.addr, "127.0.0.5").await.is_ok() {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(accepted, "a closed connection frees its place");
+    drop(held);
+    hub.stop().await;
 }

@@ -942,8 +942,23 @@ fn a_bad_hub_config_stops_the_hub_with_exit_64_naming_the_setting() {
     std::fs::create_dir_all(&data).unwrap();
     // (hub.toml, an environment variable, what stderr must name)
     type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 7] = [
         ("epoch_poll_ms = 5\n", None, "epoch_poll_ms"),
+        (
+            "no_cert_idle_timeout_secs = 0\n",
+            None,
+            "no_cert_idle_timeout_secs",
+        ),
+        (
+            "max_connections_per_source = 100\nmax_connections_total = 50\n",
+            None,
+            "max_connections_total",
+        ),
+        (
+            "",
+            Some(("ISAC_HUB_MAX_CONNECTIONS_PER_SOURCE", "0")),
+            "max_connections_per_source",
+        ),
         ("lisen = \"127.0.0.1:1\"\n", None, "unknown field `lisen`"),
         (
             "",

@@ -39,6 +39,8 @@ pub struct HubShared {
     pub limits: crate::limits::Limits,
     /// Counters for the metrics listener.
     pub metrics: crate::metrics::Metrics,
+    /// Open connections per source and per listener, with their caps.
+    pub connections: std::sync::Arc<crate::tls::ConnLimits>,
 }
 
 impl std::ops::Deref for HubState {

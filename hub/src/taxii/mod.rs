@@ -47,8 +47,10 @@ pub use listing::collection_id;
 pub const API_ROOT: &str = "isac";
 /// Largest request body accepted (writes); advertised as `max_content_length`.
 pub const MAX_CONTENT_LENGTH: usize = 10 * 1024 * 1024;
-/// Concurrent TAXII connections at most; more are closed after the handshake.
-const MAX_CONNECTIONS: usize = 1024;
+/// Concurrent TAXII connections at most; more are closed before the
+/// handshake (`tls::ConnLimits`, which also counts them against the
+/// per-source cap shared with gRPC).
+pub const MAX_CONNECTIONS: usize = 1024;
 /// How often a key's `last_used_at` is written at most.
 const TOUCH_EVERY_SECS: i64 = 60;
 
@@ -58,34 +60,36 @@ struct Taxii {
     hub: HubState,
     /// Last `last_used_at` written per API key, so polling is not a write.
     touched: Mutex<HashMap<String, i64>>,
-    connections: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves TAXII on `listener` until the hub shuts down.
 pub async fn serve(listener: TcpListener, acceptor: Arc<openssl::ssl::SslAcceptor>, hub: HubState) {
     let mut stop = hub.shutdown.clone();
     let handshake_timeout = hub.config.handshake_timeout();
+    let connections = hub.connections.clone();
     let taxii = Arc::new(Taxii {
         hub,
         touched: Mutex::new(HashMap::new()),
-        connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
     });
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let accept = tokio::spawn(crate::tls::accept_loop(
         listener,
         acceptor,
-        handshake_timeout,
+        crate::tls::AcceptOptions {
+            listener: crate::tls::Listener::Taxii,
+            handshake_timeout,
+            // Idle connections are cut by hyper's header read timeout,
+            // which also runs between requests.
+            no_cert: None,
+        },
+        connections,
         tx,
     ));
     loop {
         tokio::select! {
             conn = rx.recv() => match conn {
                 Some(Ok(conn)) => {
-                    let Ok(permit) = taxii.connections.clone().try_acquire_owned() else {
-                        tracing::warn!("TAXII connection limit reached; closing a new connection");
-                        continue;
-                    };
-                    tokio::spawn(serve_connection(taxii.clone(), conn, stop.clone(), permit));
+                    tokio::spawn(serve_connection(taxii.clone(), conn, stop.clone()));
                 }
                 Some(Err(_)) => continue,
                 None => break,
@@ -100,7 +104,6 @@ async fn serve_connection(
     taxii: Arc<Taxii>,
     conn: crate::tls::TlsConn,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let peer = conn.connect_info();
     let t = taxii.clone();
