@@ -324,6 +324,15 @@ impl HubConfig {
                 message: "each entry is one DNS name or IP address".into(),
             });
         }
+        for name in &self.server_names {
+            if let Some(message) = crate::pki::server_name_problem(name) {
+                return Err(ConfigError::Invalid {
+                    key: "server_names",
+                    value: format!("{name:?}"),
+                    message,
+                });
+            }
+        }
         Ok(())
     }
 
@@ -423,6 +432,9 @@ mod tests {
             ("taxii_listen = \"127.0.0.1:7443\"", "its own address"),
             ("taxii_listen = \"nowhere\"", "or off"),
             ("server_names = [\"a b\"]", "server_names"),
+            ("server_names = [\"*\"]", "`server_names` = \"*\" is invalid"),
+            ("server_names = [\"*.com\"]", "server_names"),
+            ("server_names = [\"hub.example\", \"*.\"]", "server_names"),
             ("listen = ", "hub.toml"),
         ] {
             std::fs::write(&toml, text).unwrap();
@@ -446,6 +458,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_wildcard_under_two_labels_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hub.toml"),
+            "server_names = [\"*.isac.example\", \"hub.isac.example\", \"10.1.2.3\"]\n",
+        )
+        .unwrap();
+        let c = HubConfig::load(dir.path(), |_| None).unwrap();
+        assert_eq!(c.server_names.len(), 3);
+        let e = HubConfig::load(dir.path(), |k| {
+            (k == "ISAC_HUB_SERVER_NAMES").then(|| "[\"*\"]".into())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("server_names") && e.contains("wildcard"), "{e}");
     }
 
     /// The documented example lists every setting with its default value.
