@@ -432,7 +432,10 @@ mod tests {
             ("taxii_listen = \"127.0.0.1:7443\"", "its own address"),
             ("taxii_listen = \"nowhere\"", "or off"),
             ("server_names = [\"a b\"]", "server_names"),
-            ("server_names = [\"*\"]", "`server_names` = \"*\" is invalid"),
+            (
+                "server_names = [\"*\"]",
+                "`server_names` = \"*\" is invalid",
+            ),
             ("server_names = [\"*.com\"]", "server_names"),
             ("server_names = [\"hub.example\", \"*.\"]", "server_names"),
             ("listen = ", "hub.toml"),

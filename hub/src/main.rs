@@ -661,7 +661,8 @@ async fn status(config: &HubConfig) -> ExitCode {
 /// says it would bind).
 fn print_listeners(config: &HubConfig) {
     use hub::datadir::Running;
-    let off = |a: Option<std::net::SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    let off =
+        |a: Option<std::net::SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
     let configured = [
         ("listen", config.listen.to_string()),
         ("taxii_listen", off(config.taxii_listen)),

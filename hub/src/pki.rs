@@ -86,7 +86,9 @@ pub fn server_name_problem(name: &str) -> Option<String> {
     let labels: Vec<&str> = name.split('.').collect();
     let shape_ok = labels[0] == "*"
         && labels.len() >= 3
-        && labels[1..].iter().all(|l| !l.is_empty() && !l.contains('*'));
+        && labels[1..]
+            .iter()
+            .all(|l| !l.is_empty() && !l.contains('*'));
     (!shape_ok).then(|| {
         "a wildcard is only `*` as the whole leftmost label followed by at least two labels \
          (e.g. `*.isac.example`); it may not match every name or a whole top-level domain"

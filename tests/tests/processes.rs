@@ -885,16 +885,29 @@ fn osv_import_of_a_mixed_tree_names_every_bad_record_and_publishes_the_rest_when
     // Bad input files exit 64 (like every other bad input) naming the file;
     // exit 1 stays `check`'s "a dependency matched".
     let latin1 = dir.path().join("iocs.csv");
-    std::fs::write(&latin1, b"kind,domain,tlp,title\nnetwork,c2.example,clear,caf\xe9\n").unwrap();
+    std::fs::write(
+        &latin1,
+        b"kind,domain,tlp,title\nnetwork,c2.example,clear,caf\xe9\n",
+    )
+    .unwrap();
     let reqs = dir.path().join("requirements.txt");
     std::fs::write(&reqs, b"requests==2.31.0\n# \xff\xfe\n").unwrap();
     let missing = dir.path().join("nope.csv");
     for (args, file) in [
         (vec!["publish", "--csv", latin1.to_str().unwrap()], &latin1),
         (vec!["check", reqs.to_str().unwrap()], &reqs),
-        (vec!["publish", "--csv", missing.to_str().unwrap()], &missing),
         (
-            vec!["publish", "--stix", latin1.to_str().unwrap(), "--tlp", "clear"],
+            vec!["publish", "--csv", missing.to_str().unwrap()],
+            &missing,
+        ),
+        (
+            vec![
+                "publish",
+                "--stix",
+                latin1.to_str().unwrap(),
+                "--tlp",
+                "clear",
+            ],
             &latin1,
         ),
     ] {
@@ -1110,8 +1123,16 @@ fn a_bad_hub_config_stops_the_hub_with_exit_64_naming_the_setting() {
     type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a str);
     let cases: [Case; 6] = [
         ("epoch_poll_ms = 5\n", None, "epoch_poll_ms"),
-        ("server_names = [\"*\"]\n", None, "`server_names` = \"*\" is invalid"),
-        ("", Some(("ISAC_HUB_SERVER_NAMES", "[\"*.com\"]")), "server_names"),
+        (
+            "server_names = [\"*\"]\n",
+            None,
+            "`server_names` = \"*\" is invalid",
+        ),
+        (
+            "",
+            Some(("ISAC_HUB_SERVER_NAMES", "[\"*.com\"]")),
+            "server_names",
+        ),
         ("lisen = \"127.0.0.1:1\"\n", None, "unknown field `lisen`"),
         (
             "",
@@ -1172,8 +1193,8 @@ fn hub_status_shows_the_bound_addresses_of_the_running_hub() {
     };
 
     let hub = HubProcess::start(&data, "127.0.0.1:0");
-    let cert = openssl::x509::X509::from_pem(&std::fs::read(data.join("server.crt")).unwrap())
-        .unwrap();
+    let cert =
+        openssl::x509::X509::from_pem(&std::fs::read(data.join("server.crt")).unwrap()).unwrap();
     let names: Vec<String> = cert
         .subject_alt_names()
         .unwrap()
@@ -1205,7 +1226,10 @@ fn hub_status_shows_the_bound_addresses_of_the_running_hub() {
         "listen: 127.0.0.1:7443 (configured; not running)",
         "{out}"
     );
-    assert!(!data.join("hub.run").exists(), "a clean stop removes hub.run");
+    assert!(
+        !data.join("hub.run").exists(),
+        "a clean stop removes hub.run"
+    );
 
     // Killed: the record stays behind, and status says it is stale.
     let mut hub = HubProcess::start(&data, "127.0.0.1:0");
