@@ -27,6 +27,13 @@ pub enum DataDirError {
     Crypto { path: PathBuf, message: String },
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The operator pointed at the wrong place (not a backup, a data dir
+    /// already in use, a backup destination that is not empty): exit 64.
+    #[error("{path}: {message}")]
+    BadInput {
+        path: PathBuf,
+        message: &'static str,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
@@ -194,9 +201,9 @@ const KEY_FILES: [&str; 10] = [
 /// the key files. Returns the number of statements in the copy.
 pub fn backup(data_dir: &Path, dest: &Path) -> Result<u64, DataDirError> {
     if dest.exists() && fs::read_dir(dest).map_err(io(dest))?.next().is_some() {
-        return Err(DataDirError::Io {
+        return Err(DataDirError::BadInput {
             path: dest.to_owned(),
-            source: std::io::Error::other("backup destination exists and is not empty"),
+            message: "backup destination exists and is not empty",
         });
     }
     fs::create_dir_all(dest).map_err(io(dest))?;
@@ -232,18 +239,16 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<u64, DataDirError> {
 pub fn restore(backup_dir: &Path, data_dir: &Path) -> Result<u64, DataDirError> {
     for required in ["hub.db", "ca.crt", "ca.key", "hub-signing.key"] {
         if !backup_dir.join(required).exists() {
-            return Err(DataDirError::Io {
+            return Err(DataDirError::BadInput {
                 path: backup_dir.join(required),
-                source: std::io::Error::other("not a hub backup: missing file"),
+                message: "not a hub backup: missing file",
             });
         }
     }
     if data_dir.join("hub.db").exists() {
-        return Err(DataDirError::Io {
+        return Err(DataDirError::BadInput {
             path: data_dir.to_owned(),
-            source: std::io::Error::other(
-                "data dir already holds a database; restore into a new one",
-            ),
+            message: "data dir already holds a database; restore into a new one",
         });
     }
     fs::create_dir_all(data_dir).map_err(io(data_dir))?;

@@ -324,7 +324,7 @@ fn main() -> ExitCode {
                     }
                     Err(e) => {
                         eprintln!("error: {e}");
-                        ExitCode::FAILURE
+                        datadir_failure(&e)
                     }
                 };
             }
@@ -340,7 +340,7 @@ fn main() -> ExitCode {
                     }
                     Err(e) => {
                         eprintln!("error: {e}");
-                        ExitCode::FAILURE
+                        datadir_failure(&e)
                     }
                 };
             }
@@ -656,6 +656,15 @@ async fn status(config: &HubConfig) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Exit code for a data directory error: 64 when the operator pointed at
+/// the wrong place, 1 for everything else.
+fn datadir_failure(e: &hub::datadir::DataDirError) -> ExitCode {
+    match e {
+        hub::datadir::DataDirError::BadInput { .. } => ExitCode::from(EX_USAGE),
+        _ => ExitCode::FAILURE,
+    }
+}
+
 /// The addresses a running hub bound (from `hub.run`), or that it is not
 /// running (and what the configuration, with this shell's environment,
 /// says it would bind).
@@ -668,10 +677,10 @@ fn print_listeners(config: &HubConfig) {
         ("taxii_listen", off(config.taxii_listen)),
         ("metrics_listen", off(config.metrics_listen)),
     ];
-    let not_running = |why: String| {
-        println!("hub: not running{why}");
+    let not_running = |state: String, note: &str| {
+        println!("hub: {state}");
         for (name, value) in &configured {
-            println!("{name}: {value} (configured; not running)");
+            println!("{name}: {value} ({note})");
         }
     };
     match hub::datadir::running(&config.data_dir) {
@@ -690,14 +699,18 @@ fn print_listeners(config: &HubConfig) {
                 }
             }
         }
-        Running::No => not_running(String::new()),
-        Running::Stale(run) => not_running(format!(
-            " (stale {}: pid {} stopped without cleaning up; it was listening on {})",
-            hub::datadir::RUN_FILE,
-            run.pid,
-            run.listen
-        )),
-        Running::Unreadable(e) => not_running(format!(" (or unknown: {e})")),
+        Running::No => not_running("not running".into(), "configured; not running"),
+        Running::Stale(run) => not_running(
+            format!(
+                "not running (stale {}: pid {} stopped without cleaning up; \
+                 it was listening on {})",
+                hub::datadir::RUN_FILE,
+                run.pid,
+                run.listen
+            ),
+            "configured; not running",
+        ),
+        Running::Unreadable(e) => not_running(format!("unknown (cannot read {e})"), "configured"),
     }
 }
 

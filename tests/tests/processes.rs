@@ -956,8 +956,35 @@ fn backup_of_a_running_hub_restores_to_a_working_hub() {
     let restored = dir.path().join("restored");
     let (ok, out, err) = hub_cli(&restored, &["restore", backup.to_str().unwrap()]);
     assert!(ok && out.contains("3 statements"), "{out} {err}");
-    let (ok, _, err) = hub_cli(&restored, &["restore", backup.to_str().unwrap()]);
-    assert!(!ok && err.contains("already holds a database"), "{err}");
+    // Pointing at the wrong place is bad input: exit 64, naming it.
+    let empty = dir.path().join("not-a-backup");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (data_dir, command, arg, want) in [
+        (&restored, "restore", &backup, "already holds a database"),
+        (
+            &dir.path().join("elsewhere"),
+            "restore",
+            &empty,
+            "not a hub backup",
+        ),
+        (
+            &data,
+            "backup",
+            &restored,
+            "backup destination exists and is not empty",
+        ),
+    ] {
+        let out = bin("hub")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg(command)
+            .arg(arg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{command}: {err}");
+        assert!(err.contains(want), "{command}: {err}");
+    }
     // Same CA and keys: existing agents connect and verify as before. Bob's
     // cursor (4) is ahead of the restored hub (3): he is told, resumes from
     // its head, and gets what is published next (which reuses sequence 4).
