@@ -364,6 +364,15 @@ impl HubConfig {
                 message: "each entry is one DNS name or IP address".into(),
             });
         }
+        for name in &self.server_names {
+            if let Some(message) = crate::pki::server_name_problem(name) {
+                return Err(ConfigError::Invalid {
+                    key: "server_names",
+                    value: format!("{name:?}"),
+                    message,
+                });
+            }
+        }
         Ok(())
     }
 
@@ -551,6 +560,12 @@ mod tests {
                 "`max_connections_total` = 4096 is invalid: use 5000 to",
             ),
             ("no_cert_idle_timeout_secs = 0", "no_cert_idle_timeout_secs"),
+            (
+                "server_names = [\"*\"]",
+                "`server_names` = \"*\" is invalid",
+            ),
+            ("server_names = [\"*.com\"]", "server_names"),
+            ("server_names = [\"hub.example\", \"*.\"]", "server_names"),
             ("listen = ", "hub.toml"),
         ] {
             std::fs::write(&toml, text).unwrap();
@@ -574,6 +589,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_wildcard_under_two_labels_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hub.toml"),
+            "server_names = [\"*.isac.example\", \"hub.isac.example\", \"10.1.2.3\"]\n",
+        )
+        .unwrap();
+        let c = HubConfig::load(dir.path(), |_| None).unwrap();
+        assert_eq!(c.server_names.len(), 3);
+        let e = HubConfig::load(dir.path(), |k| {
+            (k == "ISAC_HUB_SERVER_NAMES").then(|| "[\"*\"]".into())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("server_names") && e.contains("wildcard"), "{e}");
     }
 
     /// The documented example lists every setting with its default value.

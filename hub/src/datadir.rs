@@ -2,7 +2,8 @@
 //! the hub's server certificate, its own Ed25519 signing key and the SQLite
 //! database. Private key files are written with mode 0600.
 //!
-//! Layout: `ca.crt ca.key server.crt server.key hub-signing.key hub-anon.key hub-attest.key hub.db [hub.toml]`.
+//! Layout: `ca.crt ca.key server.crt server.key hub-signing.key hub-anon.key hub-attest.key hub.db [hub.toml] [hub.run]`.
+//! `hub.run` exists while a `hub serve` runs: the addresses it bound.
 
 use std::fs;
 use std::io::Write;
@@ -26,6 +27,13 @@ pub enum DataDirError {
     Crypto { path: PathBuf, message: String },
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The operator pointed at the wrong place (not a backup, a data dir
+    /// already in use, a backup destination that is not empty): exit 64.
+    #[error("{path}: {message}")]
+    BadInput {
+        path: PathBuf,
+        message: &'static str,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
@@ -202,9 +210,9 @@ const KEY_FILES: [&str; 10] = [
 /// the key files. Returns the number of statements in the copy.
 pub fn backup(data_dir: &Path, dest: &Path) -> Result<u64, DataDirError> {
     if dest.exists() && fs::read_dir(dest).map_err(io(dest))?.next().is_some() {
-        return Err(DataDirError::Io {
+        return Err(DataDirError::BadInput {
             path: dest.to_owned(),
-            source: std::io::Error::other("backup destination exists and is not empty"),
+            message: "backup destination exists and is not empty",
         });
     }
     fs::create_dir_all(dest).map_err(io(dest))?;
@@ -240,18 +248,16 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<u64, DataDirError> {
 pub fn restore(backup_dir: &Path, data_dir: &Path) -> Result<u64, DataDirError> {
     for required in ["hub.db", "ca.crt", "ca.key", "hub-signing.key"] {
         if !backup_dir.join(required).exists() {
-            return Err(DataDirError::Io {
+            return Err(DataDirError::BadInput {
                 path: backup_dir.join(required),
-                source: std::io::Error::other("not a hub backup: missing file"),
+                message: "not a hub backup: missing file",
             });
         }
     }
     if data_dir.join("hub.db").exists() {
-        return Err(DataDirError::Io {
+        return Err(DataDirError::BadInput {
             path: data_dir.to_owned(),
-            source: std::io::Error::other(
-                "data dir already holds a database; restore into a new one",
-            ),
+            message: "data dir already holds a database; restore into a new one",
         });
     }
     fs::create_dir_all(data_dir).map_err(io(data_dir))?;
@@ -272,4 +278,149 @@ pub fn restore(backup_dir: &Path, data_dir: &Path) -> Result<u64, DataDirError> 
         .query_row("SELECT count(*) FROM statements", [], |r| r.get(0))
         .map_err(|e| DataDirError::Store(crate::store::StoreError::from(e)))?;
     Ok(count as u64)
+}
+
+// === the running hub's addresses ===
+
+/// `DATA_DIR/hub.run`: what a running `hub serve` bound (after `--listen`
+/// and the other overrides, with port 0 resolved), written once it
+/// listens and removed when it stops cleanly. `hub status` prints it. Not
+/// in backups: it describes a process, not the hub's data.
+pub const RUN_FILE: &str = "hub.run";
+
+/// The content of [`RUN_FILE`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunInfo {
+    pub pid: u32,
+    /// The process's start time in clock ticks since boot (`/proc/PID/stat`
+    /// field 22), so that a later process reusing the pid is not taken for
+    /// this hub.
+    pub start_ticks: Option<u64>,
+    /// RFC 3339, when it started listening.
+    pub started: String,
+    pub listen: String,
+    pub taxii_listen: Option<String>,
+    pub metrics_listen: Option<String>,
+}
+
+/// Field 22 (`starttime`) of `/proc/PID/stat`, if there is such a process.
+fn proc_start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl RunInfo {
+    /// This process, bound to these addresses, now.
+    pub fn this_process(
+        listen: String,
+        taxii_listen: Option<String>,
+        metrics_listen: Option<String>,
+        now: i64,
+    ) -> RunInfo {
+        let pid = std::process::id();
+        RunInfo {
+            pid,
+            start_ticks: proc_start_ticks(pid),
+            started: isac_core::time::format_rfc3339(now),
+            listen,
+            taxii_listen,
+            metrics_listen,
+        }
+    }
+
+    /// Whether the process that wrote this is still running.
+    pub fn is_alive(&self) -> bool {
+        match (proc_start_ticks(self.pid), self.start_ticks) {
+            (Some(now), Some(then)) => now == then,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+/// Records what this hub bound (see [`RUN_FILE`]).
+pub fn write_run_info(data_dir: &Path, info: &RunInfo) -> Result<(), DataDirError> {
+    let json = serde_json::to_vec_pretty(info).unwrap_or_default();
+    write_public(&data_dir.join(RUN_FILE), &json)
+}
+
+/// Removes [`RUN_FILE`] at a clean stop, if it is still this process's.
+pub fn remove_run_info(data_dir: &Path, pid: u32) {
+    let path = data_dir.join(RUN_FILE);
+    let ours = fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<RunInfo>(&b).ok())
+        .is_some_and(|i| i.pid == pid);
+    if ours {
+        let _ = fs::remove_file(&path);
+    }
+}
+
+/// Whether a hub runs on a data directory, from its [`RUN_FILE`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Running {
+    /// No `hub.run`: no hub runs, or the last one stopped cleanly.
+    No,
+    Yes(RunInfo),
+    /// A `hub.run` whose process is gone: the hub was killed or crashed.
+    Stale(RunInfo),
+    /// A `hub.run` that cannot be read.
+    Unreadable(String),
+}
+
+pub fn running(data_dir: &Path) -> Running {
+    let path = data_dir.join(RUN_FILE);
+    match fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Running::No,
+        Err(e) => Running::Unreadable(format!("{}: {e}", path.display())),
+        Ok(b) => match serde_json::from_slice::<RunInfo>(&b) {
+            Ok(info) if info.is_alive() => Running::Yes(info),
+            Ok(info) => Running::Stale(info),
+            Err(e) => Running::Unreadable(format!("{}: {e}", path.display())),
+        },
+    }
+}
+
+#[cfg(test)]
+mod run_file_tests {
+    use super::*;
+
+    #[test]
+    fn the_run_file_tells_running_from_stale_and_is_removed_only_by_its_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(running(dir.path()), Running::No);
+        let me = RunInfo::this_process(
+            "127.0.0.1:40001".into(),
+            Some("127.0.0.1:40002".into()),
+            None,
+            0,
+        );
+        assert!(me.start_ticks.is_some(), "/proc/self/stat is readable");
+        write_run_info(dir.path(), &me).unwrap();
+        assert_eq!(running(dir.path()), Running::Yes(me.clone()));
+        // Another process's file is left alone.
+        remove_run_info(dir.path(), me.pid + 1);
+        assert_eq!(running(dir.path()), Running::Yes(me.clone()));
+        // The same pid with another start time is a process that reused it.
+        let reused = RunInfo {
+            start_ticks: me.start_ticks.map(|t| t + 1),
+            ..me.clone()
+        };
+        write_run_info(dir.path(), &reused).unwrap();
+        assert_eq!(running(dir.path()), Running::Stale(reused));
+        // A process that has exited.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let gone = RunInfo { pid, ..me.clone() };
+        write_run_info(dir.path(), &gone).unwrap();
+        assert_eq!(running(dir.path()), Running::Stale(gone));
+        write_run_info(dir.path(), &me).unwrap();
+        remove_run_info(dir.path(), me.pid);
+        assert_eq!(running(dir.path()), Running::No);
+        fs::write(dir.path().join(RUN_FILE), "{").unwrap();
+        assert!(matches!(running(dir.path()), Running::Unreadable(_)));
+    }
 }

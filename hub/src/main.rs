@@ -324,7 +324,7 @@ fn main() -> ExitCode {
                     }
                     Err(e) => {
                         eprintln!("error: {e}");
-                        ExitCode::FAILURE
+                        datadir_failure(&e)
                     }
                 };
             }
@@ -340,7 +340,7 @@ fn main() -> ExitCode {
                     }
                     Err(e) => {
                         eprintln!("error: {e}");
-                        ExitCode::FAILURE
+                        datadir_failure(&e)
                     }
                 };
             }
@@ -394,12 +394,15 @@ async fn serve(config: HubConfig) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let mut taxii_bound = None;
+    let mut metrics_bound = None;
     let taxii = match config.taxii_listen {
         Some(a) => {
             match tokio::net::TcpListener::bind(a).await {
                 Ok(l) => {
                     let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
                     println!("TAXII 2.1 listening on https://{bound}/taxii2/ (HTTP Basic API keys or client certificates)");
+                    taxii_bound = Some(bound);
                     Some(l)
                 }
                 Err(e) => {
@@ -415,6 +418,7 @@ async fn serve(config: HubConfig) -> ExitCode {
             Ok(l) => {
                 let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
                 println!("metrics listening on http://{bound}/metrics (Prometheus, plain HTTP)");
+                metrics_bound = Some(bound);
                 Some(l)
             }
             Err(e) => {
@@ -425,6 +429,14 @@ async fn serve(config: HubConfig) -> ExitCode {
         None => None,
     };
     let shutdown = shutdown_signal();
+    // What `hub status` reports as running: the addresses really bound.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let run = hub::datadir::RunInfo::this_process(addr.clone(), taxii_bound, metrics_bound, now);
+    if let Err(e) = hub::datadir::write_run_info(&config.data_dir, &run) {
+        eprintln!("warning: cannot record the bound addresses for `hub status`: {e}");
+    }
     println!("CA fingerprint (SHA-256): {}", material.ca_fingerprint);
     // Last: scripts and tests wait for this line.
     println!(
@@ -432,7 +444,10 @@ async fn serve(config: HubConfig) -> ExitCode {
         config.data_dir.display()
     );
     drop(material);
-    match hub::serve_with_listeners(listener, taxii, metrics, config, shutdown).await {
+    let data_dir = config.data_dir.clone();
+    let result = hub::serve_with_listeners(listener, taxii, metrics, config, shutdown).await;
+    hub::datadir::remove_run_info(&data_dir, run.pid);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -612,21 +627,7 @@ async fn status(config: &HubConfig) -> ExitCode {
     };
     println!("data_dir: {}", config.data_dir.display());
     println!("ca_fingerprint: {}", material.ca_fingerprint);
-    println!("listen: {}", config.listen);
-    println!(
-        "taxii_listen: {}",
-        config
-            .taxii_listen
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "off".into())
-    );
-    println!(
-        "metrics_listen: {}",
-        config
-            .metrics_listen
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "off".into())
-    );
+    print_listeners(config);
     println!("taxii_api_root: /{}/", hub::taxii::API_ROOT);
     println!(
         "taxii_indicators_collection: {}",
@@ -653,6 +654,64 @@ async fn status(config: &HubConfig) -> ExitCode {
         size("hub.db-wal")
     );
     ExitCode::SUCCESS
+}
+
+/// Exit code for a data directory error: 64 when the operator pointed at
+/// the wrong place, 1 for everything else.
+fn datadir_failure(e: &hub::datadir::DataDirError) -> ExitCode {
+    match e {
+        hub::datadir::DataDirError::BadInput { .. } => ExitCode::from(EX_USAGE),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// The addresses a running hub bound (from `hub.run`), or that it is not
+/// running (and what the configuration, with this shell's environment,
+/// says it would bind).
+fn print_listeners(config: &HubConfig) {
+    use hub::datadir::Running;
+    let off =
+        |a: Option<std::net::SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    let configured = [
+        ("listen", config.listen.to_string()),
+        ("taxii_listen", off(config.taxii_listen)),
+        ("metrics_listen", off(config.metrics_listen)),
+    ];
+    let not_running = |state: String, note: &str| {
+        println!("hub: {state}");
+        for (name, value) in &configured {
+            println!("{name}: {value} ({note})");
+        }
+    };
+    match hub::datadir::running(&config.data_dir) {
+        Running::Yes(run) => {
+            println!("hub: running (pid {}, since {})", run.pid, run.started);
+            let bound = [
+                run.listen.clone(),
+                run.taxii_listen.clone().unwrap_or_else(|| "off".into()),
+                run.metrics_listen.clone().unwrap_or_else(|| "off".into()),
+            ];
+            for ((name, want), got) in configured.iter().zip(bound) {
+                if *want == got {
+                    println!("{name}: {got}");
+                } else {
+                    println!("{name}: {got} (configured {want})");
+                }
+            }
+        }
+        Running::No => not_running("not running".into(), "configured; not running"),
+        Running::Stale(run) => not_running(
+            format!(
+                "not running (stale {}: pid {} stopped without cleaning up; \
+                 it was listening on {})",
+                hub::datadir::RUN_FILE,
+                run.pid,
+                run.listen
+            ),
+            "configured; not running",
+        ),
+        Running::Unreadable(e) => not_running(format!("unknown (cannot read {e})"), "configured"),
+    }
 }
 
 /// Registers the SIGTERM/SIGINT handlers now (before anyone is told the

@@ -73,6 +73,29 @@ pub fn create_ca(common_name: &str) -> PkiResult<(X509, PKey<Private>)> {
     Ok((b.build(), key))
 }
 
+/// Why `name` may not be a name of the hub's server certificate, if it may
+/// not. A wildcard is only a whole leftmost label `*` followed by at least
+/// two labels (`*.isac.example`): `*`, `*.`, `*.com`, `foo*.example` and
+/// `a.*.example` are refused, so no entry can match every name, or every
+/// name under a top-level domain. (Two-label public suffixes such as
+/// `*.co.uk` cannot be told apart without the public suffix list.)
+pub fn server_name_problem(name: &str) -> Option<String> {
+    if name.parse::<IpAddr>().is_ok() || !name.contains('*') {
+        return None;
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    let shape_ok = labels[0] == "*"
+        && labels.len() >= 3
+        && labels[1..]
+            .iter()
+            .all(|l| !l.is_empty() && !l.contains('*'));
+    (!shape_ok).then(|| {
+        "a wildcard is only `*` as the whole leftmost label followed by at least two labels \
+         (e.g. `*.isac.example`); it may not match every name or a whole top-level domain"
+            .to_owned()
+    })
+}
+
 /// The hub's TLS server certificate, valid for `hosts` (DNS names or IPs).
 pub fn issue_server_cert(
     ca: &X509,
@@ -207,5 +230,33 @@ mod tests {
         let n = der.len();
         der[n - 5] ^= 0xff; // inside the signature
         assert!(check_csr(&der).is_err());
+    }
+
+    #[test]
+    fn wildcards_match_one_label_under_at_least_two() {
+        for ok in [
+            "*.isac.example",
+            "*.hub.isac.example",
+            "hub.isac.example",
+            "localhost",
+            "10.0.0.1",
+            "::1",
+        ] {
+            assert_eq!(server_name_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "*",
+            "*.",
+            "*.com",
+            "*.com.",
+            "*..example",
+            "**.isac.example",
+            "foo*.isac.example",
+            "a.*.isac.example",
+            "*.*.example",
+            ".*.example",
+        ] {
+            assert!(server_name_problem(bad).is_some(), "{bad}");
+        }
     }
 }

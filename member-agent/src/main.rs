@@ -340,7 +340,8 @@ impl ReceiveArgs {
             sink.http_retry.give_up_after = std::time::Duration::from_secs(secs);
         }
         if let Some(p) = self.sink_ca.as_ref().or(config.sink_ca.as_ref()) {
-            let pem = std::fs::read(p).map_err(member_agent::error::io_err(p))?;
+            let pem = std::fs::read(p)
+                .map_err(|e| AgentError::Usage(format!("{}: cannot read: {e}", p.display())))?;
             let ca = openssl::x509::X509::from_pem(&pem)
                 .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?;
             for target in &mut sink.syslog {
@@ -506,7 +507,7 @@ impl PublishArgs {
     fn into_draft(self) -> Result<IndicatorDraft, AgentError> {
         let base = match &self.json {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(member_agent::error::io_err(p))?;
+                let text = member_agent::error::read_input(p)?;
                 serde_json::from_str::<IndicatorDraft>(&text)
                     .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?
             }
@@ -760,7 +761,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                     .map_err(member_agent::error::io_err(&body))?;
                 t
             } else {
-                std::fs::read_to_string(&body).map_err(member_agent::error::io_err(&body))?
+                member_agent::error::read_input(&body)?
             };
             let draft = member_agent::draft::BulletinDraft {
                 tlp,
@@ -912,15 +913,23 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
     Ok(())
 }
 
-/// What an import skipped (counted by reason) and what it could not import.
+/// What an import skipped (counted by reason, each named, at most
+/// `NAMED` a reason) and what it could not import.
 fn print_import_problems(r: &member_agent::import::ImportReport) {
-    let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
+    const NAMED: usize = 50;
+    let mut reasons: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for s in &r.skipped {
-        let why = s.split_once(": ").map_or(s.as_str(), |(_, w)| w);
-        *reasons.entry(why).or_default() += 1;
+        let (at, why) = s.split_once(": ").unwrap_or(("", s.as_str()));
+        reasons.entry(why).or_default().push(at);
     }
-    for (why, n) in reasons {
-        eprintln!("skipped {n}: {why}");
+    for (why, at) in reasons {
+        eprintln!("skipped {}: {why}", at.len());
+        for a in at.iter().filter(|a| !a.is_empty()).take(NAMED) {
+            eprintln!("  {a}");
+        }
+        if at.len() > NAMED {
+            eprintln!("  … and {} more", at.len() - NAMED);
+        }
     }
     for reason in &r.invalid {
         eprintln!("invalid: {reason}");

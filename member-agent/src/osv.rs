@@ -8,10 +8,19 @@
 //! draft is cleaned and bounded so that the draft passes
 //! [`IndicatorDraft::into_prepared`] once the caller sets a TLP, and the
 //! signed statement stays well inside the hub's payload limit. Parts of a
-//! record that cannot be imported (an unsupported ecosystem, a malformed
-//! range, a non-http reference) are skipped with a warning; a record without
-//! an `id` or `modified`, or a file that is not OSV JSON, is an error naming
-//! the file.
+//! record that cannot be imported are left out: an affected package in an
+//! unsupported ecosystem (or with an unusable name) is listed in
+//! [`OsvImport::skipped`]; a malformed range or a non-http reference is a
+//! warning in the log.
+//!
+//! Problems are per record: [`load_osv_path`] returns every record of a
+//! tree, each read or with the error naming its file (and index in an
+//! array), so that the caller can publish the good ones and name the
+//! others; only problems with the tree itself (too many files, unreadable
+//! directory) stop the walk. A record without an `id` (or with an empty
+//! one) is [`OsvError::NoId`]: ossf/malicious-packages holds such reports,
+//! named `MAL-0000-<package>.json`, until an id is assigned; they are never
+//! published under another name (see `import.rs`).
 //!
 //! A withdrawn record still yields its drafts (with `withdrawn` set on the
 //! import) so that the caller can find and retract what it published before;
@@ -64,11 +73,16 @@ const MAX_WARNINGS: usize = 20;
 /// The drafts made from one OSV record.
 #[derive(Debug, Clone)]
 pub struct OsvImport {
+    /// Where the record is: its file, its index in an array, its id.
+    pub at: String,
     pub osv_id: String,
     pub modified: String,
     /// When the record was withdrawn: earlier imports should be retracted.
     pub withdrawn: Option<String>,
     pub drafts: Vec<IndicatorDraft>,
+    /// Affected packages left out (`affected[i]`, why): an unsupported
+    /// ecosystem, a name or purl that is not usable.
+    pub skipped: Vec<(usize, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +118,10 @@ pub enum OsvError {
     /// `at` is the file, with the record's index in an array and its id when known.
     #[error("{at}: {problem}")]
     Record { at: String, problem: String },
+    /// A record with no `id`, or an empty one: a report still waiting for
+    /// its id (ossf/malicious-packages' `MAL-0000-*.json` files).
+    #[error("{at}: missing `id` (a report still awaiting its id, as ossf/malicious-packages' MAL-0000-* files are)")]
+    NoId { at: String },
 }
 
 // ---------------------------------------------------------------------------
@@ -161,7 +179,28 @@ struct RawReference {
 // Entry points
 
 /// Parses one OSV JSON document (a single record; also accept a JSON array of records and return several).
+/// The first problem is the error; [`parse_osv_each`] keeps every record.
 pub fn parse_osv(file_name: &str, json: &str) -> Result<Vec<OsvImport>, OsvError> {
+    parse_osv_each(file_name, json).into_iter().collect()
+}
+
+/// One record read, or why a file or a record could not be.
+pub type Loaded = Result<OsvImport, OsvError>;
+
+/// Every record of one OSV JSON document, each read or with its error: a
+/// file that is not OSV JSON (or whose array does not hold records) is one
+/// error; each record of an array is checked on its own.
+pub fn parse_osv_each(file_name: &str, json: &str) -> Vec<Loaded> {
+    match parse_raw(file_name, json) {
+        Ok(records) => records
+            .into_iter()
+            .map(|(index, raw)| convert(file_name, index, raw))
+            .collect(),
+        Err(e) => vec![Err(e)],
+    }
+}
+
+fn parse_raw(file_name: &str, json: &str) -> Result<Vec<(Option<usize>, RawRecord)>, OsvError> {
     if json.len() as u64 > MAX_FILE_BYTES {
         return Err(OsvError::TooLarge {
             path: file_name.to_owned(),
@@ -198,17 +237,19 @@ pub fn parse_osv(file_name: &str, json: &str) -> Result<Vec<OsvImport>, OsvError
             })
         }
     };
-    records
-        .into_iter()
-        .map(|(index, raw)| convert(file_name, index, raw))
-        .collect()
+    Ok(records)
 }
 
 /// Reads a file or walks a directory (recursively, *.json only, sorted for determinism; skip non-JSON files), bounded: refuse files > 4 MiB and directories with > 100,000 files, with clear errors.
 ///
+/// Every record comes back, read or with the error naming its file: a
+/// file that is too large, not UTF-8 or not OSV JSON is one error entry,
+/// and the walk goes on. The outer error is for the path or the tree as a
+/// whole (missing, too many files or directories, too much data, no JSON).
+///
 /// Symbolic links to files are followed, to directories not; directories
 /// whose name starts with `.` (such as `.git`) are not entered.
-pub fn load_osv_path(path: &Path) -> Result<Vec<OsvImport>, OsvError> {
+pub fn load_osv_path(path: &Path) -> Result<Vec<Loaded>, OsvError> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     if meta.is_dir() {
         let files = list_json_files(path, MAX_DIR_FILES, MAX_DIR_DIRS, MAX_TOTAL_BYTES)?;
@@ -219,12 +260,17 @@ pub fn load_osv_path(path: &Path) -> Result<Vec<OsvImport>, OsvError> {
         }
         let mut out = Vec::new();
         for file in files {
-            let text = read_bounded(&file)?;
-            out.extend(parse_osv(&shown_path(&file), &text)?);
+            match read_bounded(&file) {
+                Ok(text) => out.extend(parse_osv_each(&shown_path(&file), &text)),
+                Err(e) => out.push(Err(e)),
+            }
         }
         Ok(out)
     } else if meta.is_file() {
-        parse_osv(&shown_path(path), &read_bounded(path)?)
+        Ok(match read_bounded(path) {
+            Ok(text) => parse_osv_each(&shown_path(path), &text),
+            Err(e) => vec![Err(e)],
+        })
     } else {
         Err(OsvError::NotAFile {
             path: shown_path(path),
@@ -324,10 +370,9 @@ fn list_json_files(
                 continue;
             };
             if meta.len() > MAX_FILE_BYTES {
-                return Err(OsvError::TooLarge {
-                    path: shown_path(&path),
-                    size: meta.len(),
-                });
+                // Listed, not counted: reading it reports it as too large.
+                files.push(path);
+                continue;
             }
             total += meta.len();
             if total > max_total {
@@ -387,7 +432,10 @@ fn convert(file: &str, index: Option<usize>, raw: RawRecord) -> Result<OsvImport
         at: at.to_owned(),
         problem,
     };
-    let id = raw.id.ok_or_else(|| bad(&at, "missing `id`".into()))?;
+    let id = match raw.id {
+        Some(id) if !id.trim().is_empty() => id,
+        _ => return Err(OsvError::NoId { at }),
+    };
     if !is_plausible_id(&id, MAX_ID_CHARS) {
         return Err(bad(
             &at,
@@ -432,11 +480,12 @@ fn convert(file: &str, index: Option<usize>, raw: RawRecord) -> Result<OsvImport
 
     // (purl, name for the title, versions), merged by purl.
     let mut packages: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut skipped = Vec::new();
     for (i, a) in affected.iter().enumerate() {
         let (purl, name) = match package_purl(a.package.as_ref(), &mut notes, i) {
             Ok(p) => p,
             Err(why) => {
-                notes.push(format!("affected[{i}] skipped: {why}"));
+                skipped.push((i, why));
                 continue;
             }
         };
@@ -450,7 +499,7 @@ fn convert(file: &str, index: Option<usize>, raw: RawRecord) -> Result<OsvImport
             None => packages.push((purl, name, versions)),
         }
     }
-    if packages.is_empty() {
+    if packages.is_empty() && skipped.is_empty() {
         notes.push("no importable affected package".into());
     }
     for n in notes.iter().take(MAX_WARNINGS) {
@@ -490,10 +539,12 @@ fn convert(file: &str, index: Option<usize>, raw: RawRecord) -> Result<OsvImport
         })
         .collect();
     Ok(OsvImport {
+        at,
         osv_id: id,
         modified,
         withdrawn: raw.withdrawn,
         drafts,
+        skipped,
     })
 }
 
@@ -1136,6 +1187,14 @@ mod tests {
             ],
             "the Hackage package is skipped"
         );
+        assert_eq!(first.skipped.len(), 1, "{:?}", first.skipped);
+        assert!(
+            first.skipped[0]
+                .1
+                .contains("ecosystem `Hackage` is not supported"),
+            "{:?}",
+            first.skipped
+        );
         let d = &first.drafts[0];
         assert_eq!(
             d.title.as_deref(),
@@ -1198,7 +1257,11 @@ mod tests {
     #[test]
     fn directory_loading_is_recursive_and_sorted() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/osv");
-        let imports = load_osv_path(&root).unwrap();
+        let imports: Vec<OsvImport> = load_osv_path(&root)
+            .unwrap()
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap();
         let ids: Vec<&str> = imports.iter().map(|i| i.osv_id.as_str()).collect();
         // Sorted by path: hand-written/, real/crates.io, real/npm/0-dns,
         // real/npm/@ctrl, real/pypi, real/withdrawn. README.md is skipped.
@@ -1217,17 +1280,21 @@ mod tests {
         // A single file.
         let file = root.join("real/npm/0-dns/MAL-2022-9.json");
         let imports = load_osv_path(&file).unwrap();
-        assert_eq!(imports[0].osv_id, "MAL-2022-9");
-        // An error names the file.
+        assert_eq!(imports[0].as_ref().unwrap().osv_id, "MAL-2022-9");
+        // An error names the file, and the walk goes on.
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
         std::fs::write(dir.path().join("a/b/bad.json"), "{\"id\":").unwrap();
         std::fs::write(dir.path().join("a/notes.txt"), "not json").unwrap();
-        let e = load_osv_path(dir.path()).unwrap_err().to_string();
+        std::fs::write(dir.path().join("a/c.json"), NPM_UNSCOPED).unwrap();
+        let loaded = load_osv_path(dir.path()).unwrap();
+        assert_eq!(loaded.len(), 2);
+        let e = loaded[0].as_ref().unwrap_err().to_string();
         assert!(
             e.contains("bad.json") && e.contains("not valid OSV JSON"),
             "{e}"
         );
+        assert_eq!(loaded[1].as_ref().unwrap().osv_id, "MAL-2022-9");
         // No JSON at all.
         let empty = tempfile::tempdir().unwrap();
         std::fs::write(empty.path().join("x.txt"), "").unwrap();
@@ -1251,10 +1318,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.json");
         std::fs::write(&path, &big).unwrap();
-        let e = load_osv_path(&path).unwrap_err();
+        let e = load_osv_path(&path).unwrap().remove(0).unwrap_err();
         assert!(matches!(e, OsvError::TooLarge { .. }), "{e}");
-        let e = load_osv_path(dir.path()).unwrap_err();
+        // In a directory, the large file is one error and the rest is read.
+        std::fs::write(dir.path().join("small.json"), NPM_UNSCOPED).unwrap();
+        let loaded = load_osv_path(dir.path()).unwrap();
+        assert_eq!(loaded.len(), 2);
+        let e = loaded[0].as_ref().unwrap_err();
         assert!(matches!(e, OsvError::TooLarge { .. }), "{e}");
+        assert!(loaded[1].is_ok());
 
         // The directory bounds, with small limits.
         let dir = tempfile::tempdir().unwrap();
@@ -1300,6 +1372,11 @@ mod tests {
                 "no id in array",
                 r#"[{"id":"MAL-1","modified":"2026-01-01T00:00:00Z"},{"modified":"x"}]"#.into(),
                 "record 1: missing `id`",
+            ),
+            (
+                "empty id",
+                r#"{"id":"","modified":"2026-01-01T00:00:00Z"}"#.into(),
+                "missing `id`",
             ),
             (
                 "no modified",
@@ -1361,6 +1438,72 @@ mod tests {
         assert_eq!(
             parse_osv("t.json", &deep_unknown).unwrap()[0].drafts.len(),
             1
+        );
+    }
+
+    /// A tree as ossf/malicious-packages publishes it: reports with ids,
+    /// reports awaiting one (`MAL-0000-<name>.json`, `"id": ""` or none),
+    /// a file that is not JSON, an array with one bad record, a record in
+    /// an ecosystem we cannot name. Every record comes back, each good one
+    /// read and each bad one named by its file.
+    #[test]
+    fn every_record_of_a_mixed_tree_is_read_or_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let npm = dir.path().join("osv/malicious/npm");
+        std::fs::create_dir_all(npm.join("0-dns")).unwrap();
+        std::fs::create_dir_all(npm.join("evil-new")).unwrap();
+        std::fs::write(npm.join("0-dns/MAL-2022-9.json"), NPM_UNSCOPED).unwrap();
+        std::fs::write(
+            npm.join("evil-new/MAL-0000-evil-new.json"),
+            r#"{"id":"","modified":"2026-11-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"evil-new"}}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            npm.join("evil-new/MAL-0000-evil-older.json"),
+            r#"{"modified":"2026-11-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"evil-older"}}]}"#,
+        )
+        .unwrap();
+        std::fs::write(npm.join("broken.json"), "{\"id\": \"MAL-2026-1\",").unwrap();
+        std::fs::write(
+            npm.join("array.json"),
+            r#"[{"id":"MAL-2026-2","modified":"2026-11-01T00:00:00Z"},{"id":"MAL-2026-3"}]"#,
+        )
+        .unwrap();
+        std::fs::write(
+            npm.join("hackage.json"),
+            r#"{"id":"MAL-2026-4","modified":"2026-11-01T00:00:00Z","affected":[{"package":{"ecosystem":"Hackage","name":"evil"}}]}"#,
+        )
+        .unwrap();
+        let loaded = load_osv_path(dir.path()).unwrap();
+        let shown: Vec<String> = loaded
+            .iter()
+            .map(|r| match r {
+                Ok(i) => format!("ok {} {}", i.osv_id, i.drafts.len()),
+                Err(OsvError::NoId { at }) => format!("no id {at}"),
+                Err(e) => format!("error {e}"),
+            })
+            .collect();
+        let root = dir.path().display().to_string();
+        let want = [
+            "ok MAL-2022-9 1".to_string(),
+            "ok MAL-2026-2 0".to_string(),
+            format!("error {root}/osv/malicious/npm/array.json, record 1 (MAL-2026-3): missing `modified`"),
+            format!("error {root}/osv/malicious/npm/broken.json: not valid OSV JSON"),
+            format!("no id {root}/osv/malicious/npm/evil-new/MAL-0000-evil-new.json"),
+            format!("no id {root}/osv/malicious/npm/evil-new/MAL-0000-evil-older.json"),
+            "ok MAL-2026-4 0".to_string(),
+        ];
+        // Sorted by path: 0-dns/, array.json, broken.json, evil-new/, hackage.json.
+        assert_eq!(shown.len(), want.len(), "{shown:#?}");
+        for (got, want) in shown.iter().zip(&want) {
+            assert!(got.starts_with(want.as_str()), "{got}\n  expected {want}");
+        }
+        let hackage = loaded[6].as_ref().unwrap();
+        assert_eq!(hackage.skipped.len(), 1);
+        assert!(
+            hackage.skipped[0].1.contains("`Hackage` is not supported"),
+            "{:?}",
+            hackage.skipped
         );
     }
 

