@@ -1373,7 +1373,9 @@ template(name="fields" type="string" string="%app-name% %msgid% %msg%\n")
     /// The lines received so far, waiting until there are at least `n`.
     async fn lines(&self, n: usize) -> Vec<String> {
         let mut got = Vec::new();
-        for _ in 0..200 {
+        // Poll up to 30 s: under a loaded full run rsyslog's file writer has
+        // been seen to lag past 10 s.
+        for _ in 0..600 {
             got = std::fs::read_to_string(&self.out)
                 .unwrap_or_default()
                 .lines()
