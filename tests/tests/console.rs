@@ -563,7 +563,7 @@ fn analyst_console_in_headless_chromium() {
   "node_modules/left-pad":{"version":"1.3.0"}}}"#,
     )
     .unwrap();
-    // The README's screenshots; ISAC_SCREENSHOTS_DIR puts them elsewhere.
+    // The screenshots in docs/console.md; ISAC_SCREENSHOTS_DIR puts them elsewhere.
     let screenshots = std::env::var_os("ISAC_SCREENSHOTS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots"));
