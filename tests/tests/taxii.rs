@@ -1023,10 +1023,30 @@ fn assert_no_store_text(r: &HttpResponse) {
 async fn a_closed_store_answers_503_with_a_request_id_never_401_and_no_store_text() {
     let dir = tempfile::tempdir().unwrap();
     let hub = TestHub::start(dir.path()).await;
-    hub.add_member("err-bank").await;
+    let state = dir.path().join("agent");
+    drop(enrolled_agent(&hub, "err-bank", &state).await);
     let (user, pass) = hub.add_api_key_with("err-bank", None, true).await;
     let (indicators, _) = collection_ids(&hub);
     let objects = format!("{ROOT}/collections/{indicators}/objects/");
+    // The agent's own client certificate, as a SIEM on its host would use.
+    let cert =
+        openssl::x509::X509::from_pem(&std::fs::read(state.join("tls.crt")).unwrap()).unwrap();
+    let key =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(state.join("tls.key")).unwrap())
+            .unwrap();
+    let by_cert = || async {
+        let request = format!(
+            "GET {objects} HTTP/1.1\r\nHost: localhost\r\nAccept: application/taxii+json;version=2.1\r\nConnection: close\r\n\r\n"
+        );
+        https_exchange(
+            hub.taxii_addr,
+            &hub.ca_cert(),
+            Some((&cert, &key)),
+            request.as_bytes(),
+        )
+        .await
+    };
+    assert_eq!(by_cert().await.status, 200);
 
     let r = hub.taxii("GET", &objects, Some((&user, &pass))).await;
     assert_eq!(r.status, 200);
@@ -1071,6 +1091,11 @@ async fn a_closed_store_answers_503_with_a_request_id_never_401_and_no_store_tex
         assert_no_store_text(&r);
         assert!(ids.insert(request_id_of(&r)), "one id per request");
     }
+    // Nor can the client certificate be checked.
+    let r = by_cert().await;
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_no_store_text(&r);
+    assert!(ids.insert(request_id_of(&r)));
     hub.stop().await;
 }
 
