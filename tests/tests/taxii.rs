@@ -1096,6 +1096,29 @@ async fn a_closed_store_answers_503_with_a_request_id_never_401_and_no_store_tex
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     assert_no_store_text(&r);
     assert!(ids.insert(request_id_of(&r)));
+    // gRPC says the same through the same mapping: UNAVAILABLE, a plain
+    // message ending with the request id, and the id in metadata.
+    let channel = raw_channel(&hub, Some((&cert, &key))).await.unwrap();
+    let e = pb::lookup_client::LookupClient::new(channel)
+        .get_statement(pb::GetStatementRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    let id = e
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id")
+        .to_owned();
+    assert!(
+        e.message().ends_with(&format!("(request id {id})")),
+        "{}",
+        e.message()
+    );
+    assert!(!e.message().contains("store is closed"), "{}", e.message());
+    assert!(ids.insert(id));
     hub.stop().await;
 }
 
