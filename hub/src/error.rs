@@ -1,7 +1,25 @@
-//! The hub's API error, and its one mapping to `tonic::Status`.
+//! The hub's API error, and its one mapping to what a caller is told.
 //!
-//! Handlers return `ApiError`; only this file picks gRPC codes. `Internal`
-//! details go to the log, never to the caller.
+//! Handlers return `ApiError`; only this file picks gRPC codes and HTTP
+//! statuses. Both edges go through [`ApiError::answer`], which decides the
+//! kind and the human message: internal and store details go to the log
+//! with a request id, never to the caller, who sees the same id (gRPC:
+//! the message ends with `(request id ID)` plus `x-request-id` metadata;
+//! TAXII: `X-Request-Id` and the error body, see [`http`]).
+//!
+//! | error | gRPC | HTTP |
+//! |---|---|---|
+//! | `Unauthenticated` | UNAUTHENTICATED | 401 |
+//! | `PermissionDenied` | PERMISSION_DENIED | 403 |
+//! | `InvalidArgument` | INVALID_ARGUMENT | 400 |
+//! | `AlreadyExists` | ALREADY_EXISTS | 409 |
+//! | `FailedPrecondition` | FAILED_PRECONDITION | 400 |
+//! | `NotFound` | NOT_FOUND | 404 |
+//! | `ResourceExhausted` | RESOURCE_EXHAUSTED (+`retry-after-ms`) | 429 (+`Retry-After`) |
+//! | `Unavailable`, `Store(Closed/DiskFull/Io)` | UNAVAILABLE + id | 503 + id |
+//! | `Internal`, `Store(Sqlite/other)` | INTERNAL + id | 500 + id |
+
+pub mod http;
 
 use tonic::{Code, Status};
 
@@ -30,6 +48,11 @@ pub enum ApiError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// The store failed underneath the request (closed, disk full, I/O or
+    /// SQLite error). The caller hears "unavailable" or "internal" in
+    /// plain words; the store's own text reaches the log only.
+    #[error("store: {0}")]
+    Store(StoreError),
 }
 
 impl From<StoreError> for ApiError {
@@ -39,62 +62,412 @@ impl From<StoreError> for ApiError {
             StoreError::Refused(m) => ApiError::FailedPrecondition(m),
             StoreError::NotFound(m) => ApiError::FailedPrecondition(m),
             StoreError::Token(m) => ApiError::Unauthenticated(m),
-            StoreError::Closed => {
-                ApiError::Unavailable("the hub is shutting down; retry shortly".into())
+            other @ (StoreError::Closed
+            | StoreError::DiskFull(_)
+            | StoreError::Io(_)
+            | StoreError::Sqlite(_)) => ApiError::Store(other),
+        }
+    }
+}
+
+/// What kind of answer an error gets, whichever the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Unauthenticated,
+    PermissionDenied,
+    InvalidArgument,
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    ResourceExhausted,
+    /// Retry later: shutting down, store closed, disk full, I/O error.
+    Unavailable,
+    /// A fault of the hub; only the log says what.
+    Internal,
+}
+
+impl Kind {
+    pub fn grpc_code(self) -> Code {
+        match self {
+            Kind::Unauthenticated => Code::Unauthenticated,
+            Kind::PermissionDenied => Code::PermissionDenied,
+            Kind::InvalidArgument => Code::InvalidArgument,
+            Kind::AlreadyExists => Code::AlreadyExists,
+            Kind::FailedPrecondition => Code::FailedPrecondition,
+            Kind::NotFound => Code::NotFound,
+            Kind::ResourceExhausted => Code::ResourceExhausted,
+            Kind::Unavailable => Code::Unavailable,
+            Kind::Internal => Code::Internal,
+        }
+    }
+
+    /// Errors the caller cannot fix name the request id, so the operator
+    /// can find the logged detail.
+    pub fn names_request_id(self) -> bool {
+        matches!(self, Kind::Unavailable | Kind::Internal)
+    }
+}
+
+/// What a caller is told about one error: no internal detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub kind: Kind,
+    /// Human text for the caller.
+    pub message: String,
+    /// When to retry (`ResourceExhausted`).
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Answer {
+    /// The message as a caller reads it: for errors it cannot fix, ending
+    /// with `(request id ID)`.
+    pub fn text(&self, request_id: &RequestId) -> String {
+        if self.kind.names_request_id() {
+            format!("{} (request id {request_id})", self.message)
+        } else {
+            self.message.clone()
+        }
+    }
+}
+
+/// One id per request, shown to the caller and written with every log
+/// line about its failure. 16 hex digits, random.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn new() -> RequestId {
+        RequestId(format!("{:016x}", uuid::Uuid::new_v4().as_u128() as u64))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        RequestId::new()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+const INTERNAL_MESSAGE: &str =
+    "internal error in the hub; the operator can find details in its log";
+
+impl ApiError {
+    /// The one decision of what the caller is told. Details the caller
+    /// must not read are logged here, with `request_id`.
+    pub fn answer(self, request_id: &RequestId) -> Answer {
+        let plain = |kind, message| Answer {
+            kind,
+            message,
+            retry_after_ms: None,
+        };
+        match self {
+            ApiError::Unauthenticated(m) => plain(Kind::Unauthenticated, m),
+            ApiError::PermissionDenied(m) => plain(Kind::PermissionDenied, m),
+            ApiError::InvalidArgument(m) => plain(Kind::InvalidArgument, m),
+            ApiError::AlreadyExists(m) => plain(Kind::AlreadyExists, m),
+            ApiError::FailedPrecondition(m) => plain(Kind::FailedPrecondition, m),
+            ApiError::NotFound(m) => plain(Kind::NotFound, m),
+            ApiError::ResourceExhausted {
+                message,
+                retry_after_ms,
+            } => Answer {
+                kind: Kind::ResourceExhausted,
+                message,
+                retry_after_ms: Some(retry_after_ms),
+            },
+            ApiError::Unavailable(m) => {
+                tracing::debug!(%request_id, message = %m, "answered unavailable");
+                plain(Kind::Unavailable, m)
             }
-            // Nothing was stored and the hub keeps running: the caller
-            // should retry; the operator finds the detail in the log.
-            StoreError::DiskFull(detail) => {
-                tracing::error!(%detail, "store: the data volume is full; writes are refused");
-                ApiError::Unavailable(
-                    "the hub's disk is full: nothing was stored; retry later \
-                     (the hub operator must free space on the data volume)"
-                        .into(),
-                )
+            ApiError::Internal(detail) => {
+                tracing::error!(%request_id, %detail, "internal error");
+                plain(Kind::Internal, INTERNAL_MESSAGE.to_owned())
             }
-            StoreError::Io(detail) => {
-                tracing::error!(%detail, "store: I/O error; writes are refused");
-                ApiError::Unavailable(
-                    "the hub cannot write to its disk (I/O error): nothing was stored; \
-                     retry later"
-                        .into(),
-                )
+            ApiError::Store(e) => store_answer(e, request_id),
+        }
+    }
+
+    /// [`ApiError::answer`] as a gRPC status: INTERNAL and UNAVAILABLE
+    /// messages end with `(request id ID)` and carry `x-request-id`.
+    pub fn into_status(self, request_id: &RequestId) -> Status {
+        let answer = self.answer(request_id);
+        let kind = answer.kind;
+        let mut status = Status::new(kind.grpc_code(), answer.text(request_id));
+        if kind.names_request_id() {
+            if let Ok(v) = request_id.as_str().parse() {
+                status.metadata_mut().insert("x-request-id", v);
             }
-            StoreError::Sqlite(m) => ApiError::Internal(format!("store: {m}")),
+        }
+        if let Some(ms) = answer.retry_after_ms {
+            // A hint clients can act on without parsing the message.
+            if let Ok(v) = ms.to_string().parse() {
+                status.metadata_mut().insert("retry-after-ms", v);
+            }
+        }
+        status
+    }
+}
+
+fn store_answer(e: StoreError, request_id: &RequestId) -> Answer {
+    let unavailable = |message: &str| Answer {
+        kind: Kind::Unavailable,
+        message: message.to_owned(),
+        retry_after_ms: None,
+    };
+    match e {
+        StoreError::Closed => {
+            tracing::info!(%request_id, "store closed (the hub is stopping); answered unavailable");
+            unavailable("the hub is shutting down; retry shortly")
+        }
+        // Nothing was stored and the hub keeps running: the caller
+        // should retry; the operator finds the detail in the log.
+        StoreError::DiskFull(detail) => {
+            tracing::error!(%request_id, %detail, "store: the data volume is full; writes are refused");
+            unavailable(
+                "the hub's disk is full: nothing was stored; retry later \
+                 (the hub operator must free space on the data volume)",
+            )
+        }
+        StoreError::Io(detail) => {
+            tracing::error!(%request_id, %detail, "store: I/O error; writes are refused");
+            unavailable(
+                "the hub cannot read or write its disk (I/O error): nothing was stored; \
+                 retry later",
+            )
+        }
+        other => {
+            tracing::error!(%request_id, detail = %other, "store error");
+            Answer {
+                kind: Kind::Internal,
+                message: INTERNAL_MESSAGE.to_owned(),
+                retry_after_ms: None,
+            }
         }
     }
 }
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
-        let (code, message) = match e {
-            ApiError::Unauthenticated(m) => (Code::Unauthenticated, m),
-            ApiError::PermissionDenied(m) => (Code::PermissionDenied, m),
-            ApiError::InvalidArgument(m) => (Code::InvalidArgument, m),
-            ApiError::AlreadyExists(m) => (Code::AlreadyExists, m),
-            ApiError::FailedPrecondition(m) => (Code::FailedPrecondition, m),
-            ApiError::NotFound(m) => (Code::NotFound, m),
-            ApiError::Unavailable(m) => (Code::Unavailable, m),
-            ApiError::ResourceExhausted {
-                message,
-                retry_after_ms,
-            } => {
-                let mut status = Status::new(Code::ResourceExhausted, message);
-                // A hint clients can act on without parsing the message.
-                if let Ok(v) = retry_after_ms.to_string().parse() {
-                    status.metadata_mut().insert("retry-after-ms", v);
-                }
-                return status;
+        // One error per call: the id generated here is the request's.
+        e.into_status(&RequestId::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant, with the kind, gRPC code and HTTP status it maps to,
+    /// and text the caller must never read.
+    fn table() -> Vec<(ApiError, Kind, Code, u16, Option<&'static str>)> {
+        vec![
+            (
+                ApiError::Unauthenticated("who?".into()),
+                Kind::Unauthenticated,
+                Code::Unauthenticated,
+                401,
+                None,
+            ),
+            (
+                ApiError::PermissionDenied("no".into()),
+                Kind::PermissionDenied,
+                Code::PermissionDenied,
+                403,
+                None,
+            ),
+            (
+                ApiError::InvalidArgument("bad".into()),
+                Kind::InvalidArgument,
+                Code::InvalidArgument,
+                400,
+                None,
+            ),
+            (
+                ApiError::AlreadyExists("dup".into()),
+                Kind::AlreadyExists,
+                Code::AlreadyExists,
+                409,
+                None,
+            ),
+            (
+                ApiError::FailedPrecondition("later".into()),
+                Kind::FailedPrecondition,
+                Code::FailedPrecondition,
+                400,
+                None,
+            ),
+            (
+                ApiError::NotFound("gone".into()),
+                Kind::NotFound,
+                Code::NotFound,
+                404,
+                None,
+            ),
+            (
+                ApiError::ResourceExhausted {
+                    message: "slow down".into(),
+                    retry_after_ms: 1500,
+                },
+                Kind::ResourceExhausted,
+                Code::ResourceExhausted,
+                429,
+                None,
+            ),
+            (
+                ApiError::Unavailable("stopping".into()),
+                Kind::Unavailable,
+                Code::Unavailable,
+                503,
+                None,
+            ),
+            (
+                ApiError::Internal("secret-internal-detail".into()),
+                Kind::Internal,
+                Code::Internal,
+                500,
+                Some("secret-internal-detail"),
+            ),
+            (
+                ApiError::Store(StoreError::Closed),
+                Kind::Unavailable,
+                Code::Unavailable,
+                503,
+                Some("store is closed"),
+            ),
+            (
+                ApiError::Store(StoreError::DiskFull(
+                    "database or disk is full /var/lib/hub.db".into(),
+                )),
+                Kind::Unavailable,
+                Code::Unavailable,
+                503,
+                Some("/var/lib/hub.db"),
+            ),
+            (
+                ApiError::Store(StoreError::Io("disk I/O error at sector 9".into())),
+                Kind::Unavailable,
+                Code::Unavailable,
+                503,
+                Some("sector 9"),
+            ),
+            (
+                ApiError::Store(StoreError::Sqlite("no such table: secret_table".into())),
+                Kind::Internal,
+                Code::Internal,
+                500,
+                Some("secret_table"),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_variant_maps_to_one_kind_code_and_status() {
+        for (error, kind, code, http, hidden) in table() {
+            let shown = format!("{error:?}");
+            let id = RequestId::new();
+            let answer = error.answer(&id);
+            assert_eq!(answer.kind, kind, "{shown}");
+            assert_eq!(kind.grpc_code(), code, "{shown}");
+            assert_eq!(http::status_of(kind).as_u16(), http, "{shown}");
+            if let Some(hidden) = hidden {
+                assert!(
+                    !answer.message.contains(hidden),
+                    "{shown} leaks: {}",
+                    answer.message
+                );
             }
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                (
-                    Code::Internal,
-                    "internal error in the hub; the operator can find details in its log"
-                        .to_owned(),
-                )
+            assert!(!answer.message.is_empty(), "{shown}");
+        }
+    }
+
+    #[test]
+    fn grpc_status_names_the_request_id_only_for_unavailable_and_internal() {
+        for (error, kind, code, _, hidden) in table() {
+            let shown = format!("{error:?}");
+            let id = RequestId::new();
+            let status = error.into_status(&id);
+            assert_eq!(status.code(), code, "{shown}");
+            let suffix = format!("(request id {id})");
+            let meta = status
+                .metadata()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok());
+            if kind.names_request_id() {
+                assert!(
+                    status.message().ends_with(&suffix),
+                    "{shown}: {}",
+                    status.message()
+                );
+                assert_eq!(meta, Some(id.as_str()), "{shown}");
+            } else {
+                assert!(!status.message().contains("request id"), "{shown}");
+                assert_eq!(meta, None, "{shown}");
             }
-        };
-        Status::new(code, message)
+            if let Some(hidden) = hidden {
+                assert!(
+                    !status.message().contains(hidden),
+                    "{shown}: {}",
+                    status.message()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn resource_exhausted_keeps_its_retry_hint() {
+        let status: Status = ApiError::ResourceExhausted {
+            message: "slow down".into(),
+            retry_after_ms: 1500,
+        }
+        .into();
+        assert_eq!(
+            status
+                .metadata()
+                .get("retry-after-ms")
+                .and_then(|v| v.to_str().ok()),
+            Some("1500")
+        );
+    }
+
+    #[test]
+    fn store_errors_convert_by_what_the_caller_can_do() {
+        let cases = [
+            (StoreError::Conflict("c".into()), Kind::AlreadyExists),
+            (StoreError::Refused("r".into()), Kind::FailedPrecondition),
+            (StoreError::NotFound("n".into()), Kind::FailedPrecondition),
+            (StoreError::Token("t".into()), Kind::Unauthenticated),
+            (StoreError::Closed, Kind::Unavailable),
+            (StoreError::DiskFull("d".into()), Kind::Unavailable),
+            (StoreError::Io("i".into()), Kind::Unavailable),
+            (StoreError::Sqlite("s".into()), Kind::Internal),
+        ];
+        for (e, kind) in cases {
+            let shown = format!("{e:?}");
+            assert_eq!(
+                ApiError::from(e).answer(&RequestId::new()).kind,
+                kind,
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_and_differ() {
+        let a = RequestId::new();
+        let b = RequestId::new();
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            assert_eq!(id.as_str().len(), 16);
+            assert!(id.as_str().bytes().all(|c| c.is_ascii_hexdigit()));
+        }
     }
 }

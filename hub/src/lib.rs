@@ -83,8 +83,31 @@ pub async fn serve_with_listeners(
     config: HubConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
-    let (material, _) = prepare(&config)?;
+    prepare(&config)?;
     let store = datadir::open_store(&config.data_dir)?;
+    serve_with_store(
+        store,
+        listener,
+        taxii_listener,
+        metrics_listener,
+        config,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve_with_listeners`] on a store the caller opened from a prepared
+/// data directory and keeps a handle on (tests close it under a running
+/// hub to see how the hub answers without its store).
+pub async fn serve_with_store(
+    store: store::Store,
+    listener: TcpListener,
+    taxii_listener: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
+    config: HubConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HubError> {
+    let (material, _) = datadir::init(&config.data_dir, &config.server_names)?;
     let acceptor = Arc::new(tls::build_acceptor(&material, tls::ALPN_H2)?);
     let taxii_acceptor = match &taxii_listener {
         Some(_) => Some(Arc::new(tls::build_acceptor(&material, tls::ALPN_HTTP1)?)),

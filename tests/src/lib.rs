@@ -27,6 +27,8 @@ pub struct TestHub {
     pub config: HubConfig,
     /// The operator's own handle on the hub's database, as the CLI opens it.
     pub admin_store: hub::store::Store,
+    /// The running hub's own store handle ([`TestHub::close_hub_store`]).
+    hub_store: hub::store::Store,
     pub ca_fingerprint: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -56,10 +58,13 @@ impl TestHub {
         // Create the data dir before serve() starts (it would race us on a
         // multi-threaded runtime).
         let (material, _) = hub::prepare(&config).expect("prepare");
+        let hub_store = hub::datadir::open_store(&config.data_dir).expect("hub store");
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = config.clone();
+        let served_store = hub_store.clone();
         let task = tokio::spawn(async move {
-            hub::serve_with_listeners(
+            hub::serve_with_store(
+                served_store,
                 listener,
                 Some(taxii_listener),
                 Some(metrics_listener),
@@ -79,6 +84,7 @@ impl TestHub {
             metrics_addr,
             config,
             admin_store,
+            hub_store,
             ca_fingerprint: material.ca_fingerprint,
             stop: Some(stop),
             task: Some(task),
@@ -247,6 +253,15 @@ impl TestHub {
     pub fn query_i64(&self, sql: &str) -> i64 {
         let conn = rusqlite::Connection::open(self.data_dir().join("hub.db")).unwrap();
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// Closes the running hub's own store (as at shutdown) while its
+    /// listeners keep answering: every read and write then fails `Closed`.
+    pub async fn close_hub_store(&self) {
+        let store = self.hub_store.clone();
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .expect("close hub store");
     }
 
     pub async fn stop(mut self) {

@@ -753,3 +753,68 @@ fn csv_exports_neutralise_a_formula_title_in_the_cli_and_the_console() {
     );
     hub.terminate();
 }
+
+#[test]
+fn a_console_500_page_names_a_request_id_and_shows_no_raw_error_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let alice = tmp.path().join("alice");
+    enroll(&data, &hub, "alice-bank", "Alice Bank", "member", &alice);
+    let mut procs = Procs(vec![]);
+    let mut ui = agent(&alice);
+    ui.args(["ui", "--listen", "127.0.0.1:0"]);
+    let log = tmp.path().join("ui.log");
+    let link = start_with_link(ui, &log, &mut procs);
+    let (host, token) = split_link(&link);
+    let origin = format!("http://{host}");
+    let same = [
+        ("Origin", origin.as_str()),
+        ("Sec-Fetch-Site", "same-origin"),
+    ];
+    let r = http(&host, "POST", "/login", &same, &format!("token={token}"));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let session = [("Cookie", cookie.as_str())];
+    assert_eq!(http(&host, "GET", "/", &session, "").status, 200);
+
+    // Break the agent's database under the running console, as a damaged
+    // file or a botched upgrade would.
+    let conn = rusqlite::Connection::open(alice.join("agent.db")).unwrap();
+    conn.execute_batch("ALTER TABLE items RENAME TO items_gone;")
+        .unwrap();
+    drop(conn);
+
+    let r = http(&host, "GET", "/", &session, "");
+    assert_eq!(r.status, 500, "{}", r.body);
+    for raw in [
+        "no such table",
+        "items",
+        "local store",
+        "sqlite",
+        "agent.db",
+    ] {
+        assert!(
+            !r.body.to_ascii_lowercase().contains(raw),
+            "{raw:?} on the page: {}",
+            r.body
+        );
+    }
+    let id = r.header("x-request-id").expect("X-Request-Id").to_owned();
+    assert!(r.body.contains(&format!("(request id {id})")), "{}", r.body);
+    assert!(r.body.contains("internal error"), "{}", r.body);
+    // The detail is in the console's log, under the id the page showed.
+    eventually("the log line naming the request id", || {
+        read(&log)
+            .lines()
+            .any(|l| l.contains(&id) && l.contains("no such table"))
+    });
+    drop(procs);
+    hub.terminate();
+}

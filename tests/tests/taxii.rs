@@ -954,3 +954,233 @@ async fn a_forged_or_foreign_next_token_is_refused_and_numbers_are_not_tokens() 
     );
     w.hub.stop().await;
 }
+
+/// The log lines written on this thread while it lives (the in-process
+/// hub's tasks run on the test's single-threaded runtime).
+#[derive(Clone, Default)]
+struct LogLines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogLines {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(self.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogLines {
+    type Writer = LogLines;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// The request id of an error answer: the same in the header and body.
+fn request_id_of(r: &HttpResponse) -> String {
+    let header = r
+        .header("x-request-id")
+        .unwrap_or_else(|| panic!("no X-Request-Id on {}", r.status))
+        .to_owned();
+    let e = r.json();
+    assert_eq!(e["details"]["request_id"], header.as_str(), "{e}");
+    assert_eq!(e["error_id"], header.as_str(), "{e}");
+    assert_eq!(e["http_status"], r.status.to_string());
+    header
+}
+
+fn assert_no_store_text(r: &HttpResponse) {
+    let body = String::from_utf8_lossy(&r.body).to_ascii_lowercase();
+    for leak in [
+        "sqlite",
+        "no such table",
+        "store is closed",
+        "disk full:",
+        "i/o error:",
+        ".db",
+    ] {
+        assert!(!body.contains(leak), "{leak:?} in {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_closed_store_answers_503_with_a_request_id_never_401_and_no_store_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(dir.path()).await;
+    let state = dir.path().join("agent");
+    drop(enrolled_agent(&hub, "err-bank", &state).await);
+    let (user, pass) = hub.add_api_key_with("err-bank", None, true).await;
+    let (indicators, _) = collection_ids(&hub);
+    let objects = format!("{ROOT}/collections/{indicators}/objects/");
+    // The agent's own client certificate, as a SIEM on its host would use.
+    let cert =
+        openssl::x509::X509::from_pem(&std::fs::read(state.join("tls.crt")).unwrap()).unwrap();
+    let key =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(state.join("tls.key")).unwrap())
+            .unwrap();
+    let by_cert = || async {
+        let request = format!(
+            "GET {objects} HTTP/1.1\r\nHost: localhost\r\nAccept: application/taxii+json;version=2.1\r\nConnection: close\r\n\r\n"
+        );
+        https_exchange(
+            hub.taxii_addr,
+            &hub.ca_cert(),
+            Some((&cert, &key)),
+            request.as_bytes(),
+        )
+        .await
+    };
+    assert_eq!(by_cert().await.status, 200);
+
+    let r = hub.taxii("GET", &objects, Some((&user, &pass))).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("x-request-id").is_some(),
+        "every answer names its request"
+    );
+    let r = hub.taxii("GET", &objects, Some((&user, "wrong"))).await;
+    assert_eq!(r.status, 401, "bad credentials stay 401");
+
+    hub.close_hub_store().await;
+    let body = serde_json::to_vec(&serde_json::json!({ "objects": [indicator_object(
+        &format!("indicator--{}", uuid::Uuid::new_v4()),
+        "2026-11-20T10:00:00.000Z",
+        "while closed",
+        None,
+    )]}))
+    .unwrap();
+    // The API key cannot be checked: unavailable, not "unauthenticated",
+    // for reads, writes, and a password that would be wrong anyway.
+    let mut ids = BTreeSet::new();
+    for (method, password, payload) in [
+        ("GET", pass.as_str(), None),
+        (
+            "POST",
+            pass.as_str(),
+            Some(("application/taxii+json;version=2.1", &body[..])),
+        ),
+        ("GET", "wrong", None),
+    ] {
+        let r = hub
+            .taxii_with_body(method, &objects, Some((&user, password)), payload)
+            .await;
+        assert_eq!(
+            r.status,
+            503,
+            "{method}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(r.header("retry-after").is_some());
+        assert!(r.header("www-authenticate").is_none());
+        assert_no_store_text(&r);
+        assert!(ids.insert(request_id_of(&r)), "one id per request");
+    }
+    // Nor can the client certificate be checked.
+    let r = by_cert().await;
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_no_store_text(&r);
+    assert!(ids.insert(request_id_of(&r)));
+    // gRPC says the same through the same mapping: UNAVAILABLE, a plain
+    // message ending with the request id, and the id in metadata.
+    let channel = raw_channel(&hub, Some((&cert, &key))).await.unwrap();
+    let e = pb::lookup_client::LookupClient::new(channel)
+        .get_statement(pb::GetStatementRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    let id = e
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id")
+        .to_owned();
+    assert!(
+        e.message().ends_with(&format!("(request id {id})")),
+        "{}",
+        e.message()
+    );
+    assert!(!e.message().contains("store is closed"), "{}", e.message());
+    assert!(ids.insert(id));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_database_error_answers_500_naming_a_request_id_the_log_also_names() {
+    let logs = LogLines::default();
+    let _capture = logs.capture();
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(dir.path()).await;
+    hub.add_member("err-bank").await;
+    let (user, pass) = hub.add_api_key_with("err-bank", None, true).await;
+    let key = Some((user.as_str(), pass.as_str()));
+    let (indicators, _) = collection_ids(&hub);
+    let objects = format!("{ROOT}/collections/{indicators}/objects/");
+    let post = |name: &str| {
+        serde_json::to_vec(&serde_json::json!({ "objects": [indicator_object(
+            &format!("indicator--{}", uuid::Uuid::new_v4()),
+            "2026-11-20T10:00:00.000Z",
+            name,
+            None,
+        )]}))
+        .unwrap()
+    };
+    let media = "application/taxii+json;version=2.1";
+    let r = hub
+        .taxii_with_body("POST", &objects, key, Some((media, &post("stored"))))
+        .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["success_count"], 1);
+
+    // Break the database under the running hub, as a botched migration or
+    // a damaged file would: reads and writes of these tables now fail in
+    // SQLite, while API keys still check.
+    let conn = rusqlite::Connection::open(hub.data_dir().join("hub.db")).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE statements RENAME TO statements_gone;
+         ALTER TABLE taxii_writes RENAME TO taxii_writes_gone;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let r = hub.taxii("GET", &objects, key).await;
+    assert_eq!(r.status, 500, "{}", String::from_utf8_lossy(&r.body));
+    assert_no_store_text(&r);
+    let read_id = request_id_of(&r);
+    // A write never echoes the store's text (it was a 400 quoting it).
+    let r = hub
+        .taxii_with_body("POST", &objects, key, Some((media, &post("refused"))))
+        .await;
+    assert_eq!(r.status, 500, "{}", String::from_utf8_lossy(&r.body));
+    assert_no_store_text(&r);
+    let write_id = request_id_of(&r);
+    assert_ne!(read_id, write_id);
+
+    // The operator finds the detail under the id the client was shown.
+    let log = logs.text();
+    for id in [&read_id, &write_id] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(id.as_str()) && l.contains("no such table"))
+            .unwrap_or_else(|| panic!("no log line names {id} with the detail:\n{log}"));
+        assert!(line.contains("ERROR"), "{line}");
+    }
+    hub.stop().await;
+}

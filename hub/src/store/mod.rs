@@ -142,8 +142,10 @@ impl Store {
         &self.inner.commit_latency
     }
 
-    /// Stops the writer after it has committed everything already queued.
+    /// Stops the writer after it has committed everything already queued,
+    /// and refuses new reads (`Closed`) through this handle and its clones.
     pub fn close(&self) {
+        self.inner.read_permits.close();
         self.inner.writer.lock().expect("writer lock").take();
         if let Some(t) = self.inner.writer_thread.lock().expect("thread lock").take() {
             let _ = t.join();

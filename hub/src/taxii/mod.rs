@@ -35,6 +35,8 @@ use tokio::net::TcpListener;
 use tonic::transport::server::Connected;
 
 use crate::cursor::Purpose;
+use crate::error::http::{HttpError, REQUEST_ID_HEADER};
+use crate::error::{ApiError, RequestId};
 use crate::grpc::auth::{caller_for_cert, Caller};
 use crate::grpc::HubState;
 use crate::tls::PeerInfo;
@@ -150,33 +152,63 @@ fn respond(status: StatusCode, body: &Value, headers: &[(&'static str, String)])
     r
 }
 
-/// A TAXII error message (section 3.6.1).
-fn error(status: StatusCode, title: &str, description: &str) -> Response<Body> {
-    respond(
-        status,
-        &json!({
-            "title": title,
-            "description": description,
-            "http_status": status.as_u16().to_string(),
-        }),
-        &[],
-    )
+/// Why a request is answered with a TAXII error message (section 3.6.1).
+/// `handle` renders it once, with the request id, through the one mapping
+/// in `error::http`.
+enum Failure {
+    /// Decided here (unknown path, bad query, ...).
+    Http(HttpError),
+    /// From the hub's domain or its store.
+    Api(ApiError),
 }
 
-fn unauthorized() -> Response<Body> {
-    let mut r = error(
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Api(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        Failure::Api(e.into())
+    }
+}
+
+/// What a route answers: a response, or an error still to be rendered.
+type Reply = Result<Response<Body>, Failure>;
+
+fn error(status: StatusCode, title: &str, description: &str) -> Failure {
+    Failure::Http(HttpError::new(status, title, description))
+}
+
+/// The one place a TAXII error becomes a response.
+fn render(failure: Failure, request_id: &RequestId) -> Response<Body> {
+    let e = match failure {
+        Failure::Http(e) => e,
+        Failure::Api(e) => e.into_http(request_id),
+    };
+    let mut headers = Vec::new();
+    if e.status == StatusCode::UNAUTHORIZED {
+        headers.push((
+            "www-authenticate",
+            "Basic realm=\"isac-hub TAXII\", charset=\"UTF-8\"".to_owned(),
+        ));
+    }
+    if let Some(secs) = e.retry_after_secs {
+        headers.push(("retry-after", secs.to_string()));
+    }
+    respond(e.status, &e.taxii_body(request_id), &headers)
+}
+
+fn unauthorized() -> Failure {
+    error(
         StatusCode::UNAUTHORIZED,
         "Authentication required",
         "Use HTTP Basic with an API key from the hub operator (`hub api-key add ORG_ID`), or your agent's client certificate.",
-    );
-    r.headers_mut().insert(
-        "www-authenticate",
-        HeaderValue::from_static("Basic realm=\"isac-hub TAXII\", charset=\"UTF-8\""),
-    );
-    r
+    )
 }
 
-fn not_found() -> Response<Body> {
+fn not_found() -> Failure {
     error(
         StatusCode::NOT_FOUND,
         "Not found",
@@ -184,38 +216,29 @@ fn not_found() -> Response<Body> {
     )
 }
 
-fn internal(e: impl std::fmt::Display) -> Response<Body> {
-    tracing::error!(error = %e, "TAXII request failed");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal error",
-        "The hub could not answer; try again, and tell the operator if it persists.",
-    )
-}
-
-async fn caller_for_key(t: &Taxii, header: &HeaderValue) -> Option<Who> {
-    let (user, password) = keys::parse_basic(header.to_str().ok()?)?;
-    let key = match t.hub.store.api_key(&user).await {
-        Ok(Some(k)) => k,
-        Ok(None) => {
-            tracing::warn!(user = %user.chars().take(64).collect::<String>(), "TAXII: unknown API key");
-            return None;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "TAXII: cannot read API keys");
-            return None;
-        }
+/// The caller behind Basic credentials: `Ok(None)` for refused
+/// credentials (401), `Err` when the hub cannot tell (its store failed).
+async fn caller_for_key(t: &Taxii, header: &HeaderValue) -> Result<Option<Who>, ApiError> {
+    let Some((user, password)) = header.to_str().ok().and_then(keys::parse_basic) else {
+        return Ok(None);
+    };
+    let Some(key) = t.hub.store.api_key(&user).await? else {
+        tracing::warn!(user = %user.chars().take(64).collect::<String>(), "TAXII: unknown API key");
+        return Ok(None);
     };
     if key.revoked_at.is_some() || !keys::password_matches(&password, &key.secret_sha256) {
         tracing::warn!(user = %key.username, org = %key.org_id, revoked = key.revoked_at.is_some(), "TAXII: refused API key");
-        return None;
+        return Ok(None);
     }
-    let member = t.hub.store.member(&key.org_id).await.ok()??;
+    let Some(member) = t.hub.store.member(&key.org_id).await? else {
+        tracing::warn!(user = %key.username, org = %key.org_id, "TAXII: API key of an unknown member");
+        return Ok(None);
+    };
     if member.status != "active" {
         tracing::warn!(user = %key.username, org = %key.org_id, status = %member.status, "TAXII: member not active");
-        return None;
+        return Ok(None);
     }
-    let groups = t.hub.store.groups_of(&key.org_id).await.ok()?;
+    let groups = t.hub.store.groups_of(&key.org_id).await?;
     let now = crate::grpc::now();
     let due = {
         let mut touched = t.touched.lock().expect("touch lock");
@@ -231,7 +254,7 @@ async fn caller_for_key(t: &Taxii, header: &HeaderValue) -> Option<Who> {
             tracing::warn!(error = %e, "TAXII: cannot record key use");
         }
     }
-    Some(Who {
+    Ok(Some(Who {
         caller: Caller {
             org_id: key.org_id,
             agent_name: key.username.clone(),
@@ -242,27 +265,35 @@ async fn caller_for_key(t: &Taxii, header: &HeaderValue) -> Option<Who> {
         person: key.person_id,
         can_write: key.can_write,
         principal: key.username,
-    })
+    }))
 }
 
 /// Basic credentials when given (a wrong one is refused even if a client
-/// certificate came too), else the client certificate.
-async fn authenticate(t: &Taxii, peer: &PeerInfo, req: &Request<Incoming>) -> Option<Who> {
+/// certificate came too), else the client certificate. `Ok(None)`: refused
+/// credentials (401); `Err`: the hub could not check them (503/500).
+async fn authenticate(
+    t: &Taxii,
+    peer: &PeerInfo,
+    req: &Request<Incoming>,
+) -> Result<Option<Who>, ApiError> {
     if let Some(h) = req.headers().get(AUTHORIZATION) {
         return caller_for_key(t, h).await;
     }
-    let fingerprint = peer.client_cert_sha256.as_deref()?;
+    let Some(fingerprint) = peer.client_cert_sha256.as_deref() else {
+        return Ok(None);
+    };
     match caller_for_cert(&t.hub, fingerprint).await {
-        Ok(caller) => Some(Who {
+        Ok(caller) => Ok(Some(Who {
             principal: caller.agent_name.clone(),
             caller,
             person: None,
             can_write: false,
-        }),
-        Err(e) => {
+        })),
+        Err(e @ (ApiError::Unauthenticated(_) | ApiError::PermissionDenied(_))) => {
             tracing::warn!(error = %e, "TAXII: refused client certificate");
-            None
+            Ok(None)
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -284,60 +315,83 @@ fn base_url(req: &Request<Incoming>, t: &Taxii) -> String {
     format!("https://{host}")
 }
 
+/// One request: a fresh request id, in the log span of everything the
+/// request logs and in the `X-Request-Id` header of its answer.
 async fn handle(t: &Taxii, peer: &PeerInfo, req: Request<Incoming>) -> Response<Body> {
-    let Some(who) = authenticate(t, peer, &req).await else {
-        return unauthorized();
+    use tracing::Instrument;
+    let request_id = RequestId::new();
+    let span = tracing::info_span!("taxii", request_id = %request_id);
+    let mut response = match route(t, peer, req, &request_id)
+        .instrument(span.clone())
+        .await
+    {
+        Ok(r) => r,
+        Err(failure) => span.in_scope(|| render(failure, &request_id)),
+    };
+    if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+async fn route(t: &Taxii, peer: &PeerInfo, req: Request<Incoming>, id: &RequestId) -> Reply {
+    let Some(who) = authenticate(t, peer, &req).await? else {
+        return Err(unauthorized());
     };
     let accept = req.headers().get(ACCEPT).and_then(|h| h.to_str().ok());
     if !accepts_taxii(accept) {
-        return error(
+        return Err(error(
             StatusCode::NOT_ACCEPTABLE,
             "Not acceptable",
             "This server answers application/taxii+json;version=2.1 only.",
-        );
+        ));
     }
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let q = match query::parse_query(req.uri().query()) {
         Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "Bad query", &e.0),
+        Err(e) => return Err(error(StatusCode::BAD_REQUEST, "Bad query", &e.0)),
     };
     let method = req.method().clone();
     tracing::debug!(principal = %who.principal, org = %who.caller.org_id, %method, %path, "TAXII request");
     match (segments.as_slice(), &method) {
-        (["taxii2"], &Method::GET) => discovery(&base_url(&req, t)),
-        ([API_ROOT], &Method::GET) => api_root(),
-        ([API_ROOT, "collections"], &Method::GET) => collections(&who),
+        (["taxii2"], &Method::GET) => Ok(discovery(&base_url(&req, t))),
+        ([API_ROOT], &Method::GET) => Ok(api_root()),
+        ([API_ROOT, "collections"], &Method::GET) => Ok(collections(&who)),
         ([API_ROOT, "collections", cid, rest @ ..], _) => {
             let Some(info) = listing::collections_for(&who)
                 .into_iter()
                 .find(|c| c.id == *cid)
             else {
-                return not_found();
+                return Err(not_found());
             };
             match (rest, &method) {
-                ([], &Method::GET) => respond(StatusCode::OK, &collection_json(&info, &who), &[]),
+                ([], &Method::GET) => Ok(respond(
+                    StatusCode::OK,
+                    &collection_json(&info, &who),
+                    &[],
+                )),
                 (["objects"], &Method::GET) => objects(t, &who, &info.kind, &q, false).await,
                 (["manifest"], &Method::GET) => objects(t, &who, &info.kind, &q, true).await,
-                (["objects"], &Method::POST) => add_objects(t, &who, &info.kind, req).await,
+                (["objects"], &Method::POST) => add_objects(t, &who, &info.kind, req, id).await,
                 (["objects", oid], &Method::GET) => object(t, &who, &info.kind, oid, &q).await,
                 (["objects", oid, "versions"], &Method::GET) => {
                     versions(t, &who, &info.kind, oid).await
                 }
-                (["objects", _], &Method::DELETE) => error(
+                (["objects", _], &Method::DELETE) => Err(error(
                     StatusCode::FORBIDDEN,
                     "Not allowed",
                     "Objects are retracted by their source through the member agent (`member-agent retract`).",
-                ),
-                _ if known(rest) => method_not_allowed(),
-                _ => not_found(),
+                )),
+                _ if known(rest) => Err(method_not_allowed()),
+                _ => Err(not_found()),
             }
         }
         ([API_ROOT, "status", sid], &Method::GET) => status(t, &who, sid).await,
         (["taxii2"] | [API_ROOT] | [API_ROOT, "collections"] | [API_ROOT, "status", _], _) => {
-            method_not_allowed()
+            Err(method_not_allowed())
         }
-        _ => not_found(),
+        _ => Err(not_found()),
     }
 }
 
@@ -348,7 +402,7 @@ fn known(rest: &[&str]) -> bool {
     )
 }
 
-fn method_not_allowed() -> Response<Body> {
+fn method_not_allowed() -> Failure {
     error(
         StatusCode::METHOD_NOT_ALLOWED,
         "Method not allowed",
@@ -409,21 +463,22 @@ async fn add_objects(
     who: &Who,
     collection: &Collection,
     req: Request<Incoming>,
-) -> Response<Body> {
+    request_id: &RequestId,
+) -> Reply {
     use http_body_util::BodyExt;
     if !who.can_write {
-        return error(
+        return Err(error(
             StatusCode::FORBIDDEN,
             "Read-only key",
             "This API key may not write: ask the hub operator for one made with `hub api-key add ORG_ID --write`, or publish with your member agent (which signs with your own key).",
-        );
+        ));
     }
     if !writable(collection, who) {
-        return error(
+        return Err(error(
             StatusCode::FORBIDDEN,
             "Read-only collection",
             "Post indicators to the Indicators collection (coordinators may post reports to Bulletins).",
-        );
+        ));
     }
     let content_type = req
         .headers()
@@ -435,11 +490,11 @@ async fn add_objects(
     if !(content_type == "application/taxii+json;version=2.1"
         || content_type == "application/taxii+json")
     {
-        return error(
+        return Err(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported media type",
             "Send a TAXII envelope as application/taxii+json;version=2.1.",
-        );
+        ));
     }
     let too_large = || {
         error(
@@ -454,44 +509,45 @@ async fn add_objects(
         .and_then(|h| h.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_CONTENT_LENGTH) {
-        return too_large();
+        return Err(too_large());
     }
     let body = match http_body_util::Limited::new(req.into_body(), MAX_CONTENT_LENGTH)
         .collect()
         .await
     {
         Ok(b) => b.to_bytes(),
-        Err(_) => return too_large(),
+        Err(_) => return Err(too_large()),
     };
     let envelope: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 "Bad envelope",
                 &format!("The body is not JSON: {e}"),
-            )
+            ))
         }
     };
-    match write::add_objects(&t.hub, who, collection, &envelope).await {
+    match write::add_objects(&t.hub, who, collection, &envelope, request_id).await {
         Ok(outcome) => {
             tracing::debug!(status = %outcome.status_id, "TAXII status saved");
-            respond(StatusCode::ACCEPTED, &outcome.body, &[])
+            Ok(respond(StatusCode::ACCEPTED, &outcome.body, &[]))
         }
-        Err(write::Refused::BadRequest(m)) => error(StatusCode::BAD_REQUEST, "Bad envelope", &m),
-        Err(write::Refused::Forbidden(m)) => error(StatusCode::FORBIDDEN, "Not allowed", &m),
+        Err(write::Refused::BadRequest(m)) => {
+            Err(error(StatusCode::BAD_REQUEST, "Bad envelope", &m))
+        }
+        Err(write::Refused::Forbidden(m)) => Err(error(StatusCode::FORBIDDEN, "Not allowed", &m)),
+        Err(write::Refused::Failed(e)) => Err(e.into()),
     }
 }
 
-async fn status(t: &Taxii, who: &Who, id: &str) -> Response<Body> {
-    match t.hub.store.taxii_status(id, &who.caller.org_id).await {
-        Ok(Some(body)) => match serde_json::from_str::<Value>(&body) {
-            Ok(v) => respond(StatusCode::OK, &v, &[]),
-            Err(e) => internal(e),
-        },
-        Ok(None) => not_found(),
-        Err(e) => internal(e),
-    }
+async fn status(t: &Taxii, who: &Who, id: &str) -> Reply {
+    let Some(body) = t.hub.store.taxii_status(id, &who.caller.org_id).await? else {
+        return Err(not_found());
+    };
+    let v = serde_json::from_str::<Value>(&body)
+        .map_err(|e| ApiError::Internal(format!("stored TAXII status {id} unreadable: {e}")))?;
+    Ok(respond(StatusCode::OK, &v, &[]))
 }
 
 fn collections(who: &Who) -> Response<Body> {
@@ -556,7 +612,7 @@ async fn objects(
     collection: &Collection,
     q: &ObjectQuery,
     manifest: bool,
-) -> Response<Body> {
+) -> Reply {
     let mut q = q.clone();
     if let Some(token) = &q.next_token {
         let opened =
@@ -567,22 +623,20 @@ async fn objects(
         match opened {
             Ok(next) if next <= t.hub.store.head() => q.next = Some(next),
             _ => {
-                return error(
+                return Err(error(
                     StatusCode::BAD_REQUEST,
                     "Bad next token",
                     "next is not a token this server issued; start again without it.",
-                )
+                ))
             }
         }
     }
-    match listing::list(&t.hub.store, who, collection, &q).await {
-        Ok(page) => respond(
-            StatusCode::OK,
-            &envelope(t, who, &page, manifest),
-            &date_headers(&page.entries),
-        ),
-        Err(e) => internal(e),
-    }
+    let page = listing::list(&t.hub.store, who, collection, &q).await?;
+    Ok(respond(
+        StatusCode::OK,
+        &envelope(t, who, &page, manifest),
+        &date_headers(&page.entries),
+    ))
 }
 
 async fn object(
@@ -591,14 +645,10 @@ async fn object(
     collection: &Collection,
     object_id: &str,
     q: &ObjectQuery,
-) -> Response<Body> {
-    let versions = match listing::versions_of_object(&t.hub.store, who, collection, object_id).await
-    {
-        Ok(v) => v,
-        Err(e) => return internal(e),
-    };
+) -> Reply {
+    let versions = listing::versions_of_object(&t.hub.store, who, collection, object_id).await?;
     if versions.is_empty() {
-        return not_found();
+        return Err(not_found());
     }
     let entries: Vec<Entry> = listing::pick_versions(versions, &q.versions)
         .into_iter()
@@ -615,32 +665,23 @@ async fn object(
         more: false,
         next: None,
     };
-    respond(
+    Ok(respond(
         StatusCode::OK,
         &envelope(t, who, &page, false),
         &date_headers(&page.entries),
-    )
+    ))
 }
 
-async fn versions(
-    t: &Taxii,
-    who: &Who,
-    collection: &Collection,
-    object_id: &str,
-) -> Response<Body> {
-    let versions = match listing::versions_of_object(&t.hub.store, who, collection, object_id).await
-    {
-        Ok(v) => v,
-        Err(e) => return internal(e),
-    };
+async fn versions(t: &Taxii, who: &Who, collection: &Collection, object_id: &str) -> Reply {
+    let versions = listing::versions_of_object(&t.hub.store, who, collection, object_id).await?;
     if versions.is_empty() {
-        return not_found();
+        return Err(not_found());
     }
     let mut list: Vec<String> = versions.iter().map(|e| e.modified().to_owned()).collect();
     list.dedup();
-    respond(
+    Ok(respond(
         StatusCode::OK,
         &json!({ "more": false, "versions": list }),
         &date_headers(&versions),
-    )
+    ))
 }

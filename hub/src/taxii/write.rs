@@ -19,6 +19,7 @@ use isac_proto::v1 as pb;
 use serde_json::{json, Value};
 
 use super::listing::{Collection, Who};
+use crate::error::{ApiError, RequestId};
 use crate::grpc::HubState;
 use crate::store::{NewStatement, TaxiiWrite};
 
@@ -45,18 +46,34 @@ fn detail(e: &Entry) -> Value {
     v
 }
 
-/// Why a submission is refused as a whole (mapped to 400/403/415 by the caller).
+/// Why a submission is refused as a whole (400 and 403 by the caller;
+/// `Failed` through the one error mapping, so no store text reaches the
+/// member).
 #[derive(Debug)]
 pub enum Refused {
     BadRequest(String),
     Forbidden(String),
+    Failed(ApiError),
+}
+
+impl From<crate::store::StoreError> for Refused {
+    fn from(e: crate::store::StoreError) -> Self {
+        Refused::Failed(e.into())
+    }
+}
+
+/// An object's failure entry text: what the one mapping lets a caller
+/// read (the detail is logged with `request_id`).
+fn public(e: ApiError, request_id: &RequestId) -> String {
+    e.answer(request_id).text(request_id)
 }
 
 fn attest_record(state: &HubState) -> Result<(String, isac_core::KeyRecord), Refused> {
-    let key: VerifyingKey =
-        state.material.attest_key.verifying_key().map_err(|e| {
-            Refused::BadRequest(format!("the hub's attestation key is unusable: {e}"))
-        })?;
+    let key: VerifyingKey = state.material.attest_key.verifying_key().map_err(|e| {
+        Refused::Failed(ApiError::Internal(format!(
+            "the hub's attestation key is unusable: {e}"
+        )))
+    })?;
     Ok((
         HUB_ATTESTATION_ORG.to_owned(),
         isac_core::KeyRecord {
@@ -89,7 +106,7 @@ async fn prepare(
     who: &Who,
     key: &(String, isac_core::KeyRecord),
     statement: &Statement,
-) -> Result<NewStatement, String> {
+) -> Result<NewStatement, ApiError> {
     let envelope = state
         .material
         .attest_key
@@ -97,7 +114,7 @@ async fn prepare(
             isac_core::PAYLOAD_TYPE_STATEMENT_V1,
             statement.canonical_bytes(),
         )
-        .map_err(|e| format!("cannot sign: {e}"))?;
+        .map_err(|e| ApiError::Internal(format!("cannot sign: {e}")))?;
     crate::grpc::publish::prepare_with_key(
         state,
         &who.caller,
@@ -106,7 +123,6 @@ async fn prepare(
         Some(key.clone()),
     )
     .await
-    .map_err(|e| e.to_string())
 }
 
 /// Handles one POST of a TAXII envelope (`{"objects": [...]}`).
@@ -115,6 +131,7 @@ pub async fn add_objects(
     who: &Who,
     collection: &Collection,
     envelope: &Value,
+    request_id: &RequestId,
 ) -> Result<Outcome, Refused> {
     match collection {
         Collection::Indicators => {}
@@ -183,11 +200,7 @@ pub async fn add_objects(
             version: object.version.clone(),
             message: None,
         };
-        let earlier = state
-            .store
-            .taxii_writes_of(&org, &object.stix_id)
-            .await
-            .map_err(|e| Refused::BadRequest(e.to_string()))?;
+        let earlier = state.store.taxii_writes_of(&org, &object.stix_id).await?;
         let tlp = object.tlp.unwrap_or(DEFAULT_TLP);
         if matches!(tlp, Tlp::AmberStrict | Tlp::Red) {
             failures.push(Entry {
@@ -327,7 +340,7 @@ pub async fn add_objects(
         }
         match problem {
             Some(e) => failures.push(Entry {
-                message: Some(e),
+                message: Some(public(e, request_id)),
                 ..entry
             }),
             None => {
@@ -346,7 +359,7 @@ pub async fn add_objects(
         let records: Vec<TaxiiWrite> = record_iter.by_ref().take(range.len()).collect();
         match results.iter().find_map(|r| r.as_ref().err()) {
             Some(e) => failures.push(Entry {
-                message: Some(e.to_string()),
+                message: Some(public(e.clone().into(), request_id)),
                 ..entry
             }),
             None => {
@@ -355,11 +368,7 @@ pub async fn add_objects(
             }
         }
     }
-    state
-        .store
-        .record_taxii_writes(ok_records)
-        .await
-        .map_err(|e| Refused::BadRequest(e.to_string()))?;
+    state.store.record_taxii_writes(ok_records).await?;
 
     let status_id = uuid::Uuid::new_v4().to_string();
     let total = successes.len() + failures.len();
@@ -378,8 +387,7 @@ pub async fn add_objects(
     state
         .store
         .save_taxii_status(&status_id, &org, now, body.to_string())
-        .await
-        .map_err(|e| Refused::BadRequest(e.to_string()))?;
+        .await?;
     tracing::info!(org = %org, principal = %who.principal, objects = total,
         succeeded = successes.len(), failed = failures.len(), "TAXII submission");
     Ok(Outcome { status_id, body })

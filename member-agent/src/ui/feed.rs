@@ -169,9 +169,7 @@ pub async fn page(
         .await
     {
         Ok(i) => i,
-        Err(e) => {
-            return super::error_page(&c, &auth, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
-        }
+        Err(e) => return super::error::fail(&c, &auth, "The feed could not be read", &e),
     };
     let now = crate::now();
     let last = items.first().map(|i| i.sequence).unwrap_or(0);

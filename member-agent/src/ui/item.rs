@@ -156,7 +156,7 @@ pub async fn page(
                 &format!("{id} is not in the local store"),
             )
         }
-        Err(e) => return error_page(&c, &auth, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => return super::error::fail(&c, &auth, "The item could not be read", &e),
     };
     let now = crate::now();
     let (top, key_id) = detail.revisions[0].clone();
@@ -394,7 +394,7 @@ pub async fn export(
     let text = match row {
         Ok(Some(r)) => crate::export::export_one(&r, fmt),
         Ok(None) => None,
-        Err(e) => return error_page(&c, &auth, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => return super::error::fail(&c, &auth, "The export could not be read", &e),
     };
     let Some(text) = text else {
         return error_page(
@@ -448,13 +448,7 @@ pub async fn sight(
             html::urlenc(&p.id)
         ))
         .into_response(),
-        Err(e) => {
-            let status = match e {
-                AgentError::Usage(_) => StatusCode::BAD_REQUEST,
-                _ => StatusCode::BAD_GATEWAY,
-            };
-            error_page(&c, &auth, status, &format!("sighting not sent: {e}"))
-        }
+        Err(e) => super::error::fail(&c, &auth, "Sighting not sent", &e),
     }
 }
 

@@ -12,6 +12,7 @@
 //! own origin (`Origin`, `Sec-Fetch-Site`), and every response carries a
 //! strict Content-Security-Policy (no inline script).
 
+mod error;
 mod feed;
 pub mod html;
 mod item;
@@ -699,18 +700,10 @@ fn html_response(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-/// An error page (the message is escaped).
+/// An error page the console decides itself (the message is escaped);
+/// agent errors go through `error::fail`.
 fn error_page(c: &Console, auth: &Authed, status: StatusCode, message: &str) -> Response {
-    html_response(
-        status,
-        html::page(
-            "Error",
-            "",
-            c.agent().org_id(),
-            &auth.csrf,
-            &html::notice("error", message),
-        ),
-    )
+    error::page(c, auth, &error::plain(status, message))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -381,16 +381,11 @@ It appears in the feed when the sync daemon receives it back.</p>",
     s
 }
 
+/// The form again with why it was not published (status and text from
+/// the one mapping, `error::classify`).
 fn refused(e: &AgentError) -> (StatusCode, String) {
-    let status = match e {
-        AgentError::Usage(_) => StatusCode::BAD_REQUEST,
-        AgentError::Hub { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    (
-        status,
-        html::notice("error", &format!("Not published: {e}")),
-    )
+    let shown = super::error::classify("Not published", e);
+    (shown.status, html::notice("error", &shown.message))
 }
 
 pub async fn submit(

@@ -49,7 +49,7 @@ pub async fn page(
                 }
                 b.push_str("</tbody></table></div>");
             }
-            Err(e) => b.push_str(&html::notice("error", &e.to_string())),
+            Err(e) => return super::error::fail(&c, &auth, "The search failed", &e),
         }
     }
     html_response(
@@ -170,7 +170,12 @@ pub async fn exposure(
             }
             out.push_str("</tbody></table></div>");
         }
-        Err(e) => out.push_str(&html::notice("error", &e.to_string())),
+        // The form again (the pasted lockfile is kept), with the text the
+        // one mapping allows.
+        Err(e) => out.push_str(&html::notice(
+            "error",
+            &super::error::classify("Not checked", &e).message,
+        )),
     }
     exposure_form_page(&c, &auth, &out, &form).await
 }

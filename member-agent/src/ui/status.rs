@@ -131,7 +131,7 @@ pub async fn page(State(c): State<Console>, Extension(auth): Extension<Authed>) 
             let _ = write!(
                 b,
                 "<dt>Local store</dt><dd class=\"sig-bad\">{}</dd>",
-                esc(&e.to_string())
+                esc(&super::error::classify("Not readable", e).message)
             );
         }
     }
