@@ -146,7 +146,7 @@ mod tests {
             ("127.0.0.1:7443", "not https"),
             ("https://", ""),
         ] {
-            let e = endpoint(url).err().expect(url).to_string();
+            let e = endpoint(url).expect_err(url).to_string();
             assert!(e.starts_with(&format!("{url} is not a hub URL (")), "{e}");
             assert!(e.contains(reason), "{e}");
             assert!(e.ends_with("expected https://HOST:PORT"), "{e}");
@@ -168,8 +168,7 @@ mod tests {
             .unwrap()
             .connect(&url)
             .await
-            .err()
-            .expect("nothing listens");
+            .expect_err("nothing listens");
         let text = e.to_string();
         assert!(
             text.starts_with(&format!("cannot reach the hub at {url}: transport error")),
