@@ -11,7 +11,9 @@ pub enum AgentError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    /// Loading the identity or connecting to the hub (the message is whole).
+    #[error("cannot reach the hub at {url}: {message}")]
+    Connect { url: String, message: String },
+    /// Loading the identity or setting up TLS (the message is whole).
     #[error(transparent)]
     Client(isac_client::ClientError),
     #[error("the hub refused ({code:?}): {message}")]
@@ -36,6 +38,11 @@ impl From<isac_client::ClientError> for AgentError {
             isac_client::ClientError::NotEnrolled { dir } => {
                 AgentError::NotEnrolled(dir.display().to_string())
             }
+            // Same text as the client's, with the whole cause chain.
+            isac_client::ClientError::Connect { url, cause } => AgentError::Connect {
+                url,
+                message: isac_client::error::error_chain(&cause),
+            },
             other => AgentError::Client(other),
         }
     }
