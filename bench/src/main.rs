@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use isac_core::{Envelope, SigningKey, PAYLOAD_TYPE_STATEMENT_V1};
 use isac_proto::v1 as pb;
-use member_agent::client::{connect, Trust};
 use member_agent::draft::IndicatorDraft;
 use member_agent::{Agent, StateDir};
 use serde_json::json;
@@ -214,17 +213,14 @@ async fn enroll(
     Agent::open(&state).expect("open agent")
 }
 
-/// A fresh mTLS connection for `agent` (not the agent's cached one).
+/// A fresh mTLS connection for `agent` (not the agent's cached one), with
+/// the agent's connector: built once per agent, not per connection.
 async fn new_channel(agent: &Agent) -> Channel {
-    connect(
-        &agent.loaded.identity.hub_url,
-        Trust::Ca {
-            ca: &agent.loaded.ca,
-            client: Some((&agent.loaded.tls_cert, &agent.loaded.tls_key)),
-        },
-    )
-    .await
-    .expect("connect")
+    let connector: isac_client::Connector = agent.connector().expect("connector");
+    connector
+        .connect(&agent.loaded.identity.hub_url)
+        .await
+        .expect("connect")
 }
 
 fn signed(agent: &Agent, n: usize, note: &str) -> pb::PublishRequest {

@@ -753,9 +753,13 @@ impl Backend {
     async fn open(config: &HubConfig, remote: Option<&std::path::Path>) -> Result<Self, String> {
         match remote {
             Some(state_dir) => {
-                let agent = member_agent::Agent::open(&member_agent::StateDir::new(state_dir))
+                let creds = isac_client::Credentials::load(state_dir).map_err(|e| e.to_string())?;
+                let channel = creds
+                    .connector()
+                    .map_err(|e| e.to_string())?
+                    .connect(&creds.identity.hub_url)
+                    .await
                     .map_err(|e| e.to_string())?;
-                let channel = agent.channel().await.map_err(|e| e.to_string())?;
                 Ok(Backend::Remote(pb::admin_client::AdminClient::new(channel)))
             }
             None => {

@@ -13,6 +13,9 @@ pub enum AgentError {
     },
     #[error("cannot reach the hub at {url}: {message}")]
     Connect { url: String, message: String },
+    /// Loading the identity or setting up TLS (the message is whole).
+    #[error(transparent)]
+    Client(isac_client::ClientError),
     #[error("the hub refused ({code:?}): {message}")]
     Hub { code: tonic::Code, message: String },
     #[error("key directory refused: {0}")]
@@ -27,6 +30,22 @@ pub enum AgentError {
     Invalid(String),
     #[error("{0} dependency match(es) with held indicators")]
     Matched(usize),
+}
+
+impl From<isac_client::ClientError> for AgentError {
+    fn from(e: isac_client::ClientError) -> Self {
+        match e {
+            isac_client::ClientError::NotEnrolled { dir } => {
+                AgentError::NotEnrolled(dir.display().to_string())
+            }
+            // Same text as the client's, with the whole cause chain.
+            isac_client::ClientError::Connect { url, cause } => AgentError::Connect {
+                url,
+                message: isac_client::error::error_chain(&cause),
+            },
+            other => AgentError::Client(other),
+        }
+    }
 }
 
 impl From<tonic::Status> for AgentError {

@@ -11,21 +11,12 @@ use std::path::{Path, PathBuf};
 
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{io_err, AgentError};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Identity {
-    pub hub_url: String,
-    pub org_id: String,
-    pub agent_name: String,
-    pub signing_key_id: String,
-    pub ca_fingerprint: String,
-    pub enrolled_at: String,
-    /// Key id of the hub's directory key (pinned at enrollment).
-    pub hub_directory_key_id: String,
-}
+/// `identity.json`; `isac-client` reads it (with `ca.crt`, `tls.crt`,
+/// `tls.key`) for anything that only connects, such as `hub --remote`.
+pub use isac_client::Identity;
 
 pub struct StateDir {
     pub root: PathBuf,
@@ -78,18 +69,15 @@ impl StateDir {
         if !self.is_enrolled() {
             return Err(AgentError::NotEnrolled(self.root.display().to_string()));
         }
-        let identity: Identity =
-            serde_json::from_slice(&self.read("identity.json")?).map_err(|e| {
-                AgentError::Invalid(format!("{}: {e}", self.path("identity.json").display()))
-            })?;
+        let isac_client::Credentials {
+            identity,
+            ca,
+            tls_cert,
+            tls_key,
+        } = isac_client::Credentials::load(&self.root)?;
         let bad = |name: &str, e: String| {
             AgentError::Crypto(format!("{}: {e}", self.path(name).display()))
         };
-        let ca = X509::from_pem(&self.read("ca.crt")?).map_err(|e| bad("ca.crt", e.to_string()))?;
-        let tls_cert =
-            X509::from_pem(&self.read("tls.crt")?).map_err(|e| bad("tls.crt", e.to_string()))?;
-        let tls_key = PKey::private_key_from_pem(&self.read("tls.key")?)
-            .map_err(|e| bad("tls.key", e.to_string()))?;
         let signing_key = isac_core::SigningKey::from_pkcs8_pem(&self.read("signing.key")?)
             .map_err(|e| bad("signing.key", e.to_string()))?;
         let hub_directory_key =
