@@ -28,6 +28,11 @@ pub enum ApiError {
         message: String,
         retry_after_ms: u64,
     },
+    /// FAILED_PRECONDITION telling a subscriber where to resume from
+    /// (`x-isac-resume-cursor`, base64 of the sealed cursor; empty: the
+    /// beginning).
+    #[error("{message}")]
+    ResumeFrom { message: String, cursor: Vec<u8> },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -83,6 +88,15 @@ impl From<ApiError> for Status {
                 // A hint clients can act on without parsing the message.
                 if let Ok(v) = retry_after_ms.to_string().parse() {
                     status.metadata_mut().insert("retry-after-ms", v);
+                }
+                return status;
+            }
+            ApiError::ResumeFrom { message, cursor } => {
+                use base64::Engine;
+                let mut status = Status::new(Code::FailedPrecondition, message);
+                let text = base64::engine::general_purpose::STANDARD.encode(cursor);
+                if let Ok(v) = text.parse() {
+                    status.metadata_mut().insert("x-isac-resume-cursor", v);
                 }
                 return status;
             }

@@ -20,7 +20,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::grpc::HubState;
+use crate::app::HubState;
 use crate::tls::{Listener, Refusal, Timeout};
 
 /// Upper bounds (seconds) of the store commit latency buckets.

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 
 use isac_core::audience::AudienceOpening;
 use isac_core::tlp::{may_receive, AudienceRef, Channel, ItemAccess, Recipient};
-use isac_core::Tlp;
-use isac_proto::v1 as pb;
+use isac_core::{Envelope, Signature, Tlp};
 
-use crate::grpc::auth::Caller;
+use crate::app::caller::Caller;
 use crate::store::{Store, StoreError, StoredStatement};
 
 /// Groups through which `caller` is entitled to `row`: it must have been a
@@ -102,7 +101,7 @@ pub async fn may_see_row(
 }
 
 /// The audience openings that name `caller`: all of them for the source.
-pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<pb::AudienceOpening> {
+pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<AudienceOpening> {
     let openings: Vec<AudienceOpening> =
         serde_json::from_str(&row.openings_json).unwrap_or_default();
     let is_source = row.source_org == caller.org_id;
@@ -117,14 +116,13 @@ pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<pb::AudienceO
                     AudienceRef::Group(g) => groups.contains(g),
                 }
         })
-        .map(|o| pb::AudienceOpening::from(&o))
         .collect()
 }
 
 /// What the caller receives: the source gets its own signed original;
 /// everyone else gets the hub-signed anonymous version when there is one.
-pub fn delivered_envelope(row: &StoredStatement, caller: &Caller) -> pb::Envelope {
-    let (payload, key_id, sig) = match &row.anonymous {
+pub fn delivered_envelope(row: &StoredStatement, caller: &Caller) -> Envelope {
+    let (payload, keyid, sig) = match &row.anonymous {
         Some(anon) if row.source_org != caller.org_id => (
             anon.payload.clone(),
             anon.key_id.clone(),
@@ -136,21 +134,26 @@ pub fn delivered_envelope(row: &StoredStatement, caller: &Caller) -> pb::Envelop
             row.signature.clone(),
         ),
     };
-    pb::Envelope {
+    Envelope {
         payload_type: row.payload_type.clone(),
         payload,
-        signatures: vec![pb::Signature { keyid: key_id, sig }],
+        signatures: vec![Signature { keyid, sig }],
     }
 }
 
-pub fn delivery(row: &StoredStatement, caller: &Caller, directory_version: u64) -> pb::Delivery {
-    pb::Delivery {
-        // Positions leave the hub only sealed (`cursor`), on streams.
-        sequence: 0,
-        envelope: Some(delivered_envelope(row, caller)),
-        received_at: isac_core::time::format_rfc3339(row.received_at),
-        directory_version,
-        audience_openings: openings_for(row, caller),
-        cursor: Vec::new(),
+/// Everything a recipient is handed for one row, in core types; the front
+/// door encodes it (`grpc::delivery`, TAXII objects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handed {
+    pub envelope: Envelope,
+    pub received_at: i64,
+    pub openings: Vec<AudienceOpening>,
+}
+
+pub fn handed(row: &StoredStatement, caller: &Caller) -> Handed {
+    Handed {
+        envelope: delivered_envelope(row, caller),
+        received_at: row.received_at,
+        openings: openings_for(row, caller),
     }
 }

@@ -115,7 +115,13 @@ impl TestHub {
         person: Option<&str>,
         write: bool,
     ) -> (String, String) {
-        let key = hub::taxii::keys::generate(org_id, person, "test", write, hub::grpc::now());
+        let key = hub::taxii::keys::generate(
+            org_id,
+            person,
+            "test",
+            write,
+            hub::app::Clock::system().now(),
+        );
         self.admin_store
             .add_api_key(key.row, "local:test-operator")
             .await

@@ -9,7 +9,7 @@ use isac_core::{Body, Statement};
 use serde_json::Value;
 
 use super::query::{parse_timestamp_us, ObjectQuery, VersionMatch};
-use crate::grpc::auth::Caller;
+use crate::app::caller::Caller;
 use crate::policy;
 use crate::store::{Store, StoreError, StoredStatement};
 
