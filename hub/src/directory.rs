@@ -11,7 +11,7 @@ use isac_core::directory::{
 use isac_core::time::format_rfc3339;
 use isac_core::{Envelope, SigningKey};
 
-use crate::app::Clock;
+use crate::app::clock::Clock;
 use crate::store::{Store, StoreError};
 
 pub struct DirectorySigner {
@@ -107,7 +107,7 @@ impl DirectorySigner {
             // key is valid from the start of time.
             entries.push(DirectoryKey {
                 key_id: anon.key_id(),
-                org_id: crate::app::publish::ANONYMOUS_ORG.to_owned(),
+                org_id: isac_core::names::ANONYMOUS_ORG.to_owned(),
                 org_name: "anonymous member".to_owned(),
                 public_key: encode_public_key(anon.spki_der()),
                 valid_from: format_rfc3339(0),

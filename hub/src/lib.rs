@@ -149,7 +149,8 @@ pub async fn serve_with_clock(
         tracing::error!(error = %e, "cannot sign the key directory");
     }
     let watcher = tokio::spawn(watch_epoch(state.clone(), epoch_tx));
-    let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics::serve(l, state.clone())));
+    let metrics_task =
+        metrics_listener.map(|l| tokio::spawn(metrics::http::serve(l, state.clone())));
     let taxii = match (taxii_listener, taxii_acceptor) {
         (Some(l), Some(a)) => Some(tokio::spawn(taxii::serve(l, a, state.clone()))),
         _ => None,

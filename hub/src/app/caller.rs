@@ -4,7 +4,7 @@
 //! minted, never from names a peer chose; an empty, unknown, replaced,
 //! revoked or suspended identity maps to no one.
 
-use crate::app::HubState;
+use crate::app::state::HubState;
 use crate::error::ApiError;
 
 #[derive(Debug, Clone)]

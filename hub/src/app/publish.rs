@@ -15,13 +15,14 @@ use isac_core::{
 };
 
 use crate::app::caller::Caller;
-use crate::app::HubState;
+use crate::app::state::HubState;
 use crate::error::ApiError;
 use crate::policy;
 use crate::store::{AnonymousVersion, KeyRow, NewStatement, StoredFacts};
 
-/// The organisation id anonymous statements carry, reserved.
-pub const ANONYMOUS_ORG: &str = "anonymous";
+/// The organisation id anonymous statements carry, reserved (defined with
+/// the other reserved names in `isac_core::names`).
+pub use isac_core::names::ANONYMOUS_ORG;
 
 /// Most statements in one batch.
 pub const MAX_BATCH_ITEMS: usize = 1000;
