@@ -134,9 +134,8 @@ async fn check_target(
             ApiError::FailedPrecondition(format!("no item {target_id} that you can see"))
         })?;
     let target_tlp: Tlp = latest
-        .tlp
-        .parse()
-        .map_err(|_| ApiError::Internal(format!("item {target_id} has an unreadable TLP")))?;
+        .tlp_level()
+        .ok_or_else(|| ApiError::Internal(format!("item {target_id} has an unreadable TLP")))?;
     target_rules(statement, target_tlp, &latest.source_org, caller)?;
     Ok(Some(target_id))
 }
@@ -445,4 +444,246 @@ pub async fn prepare_with_key(
             .collect(),
     };
     Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use isac_core::statement::{Bulletin, Retraction, Severity};
+    use isac_core::{Indicator, Observable};
+
+    use super::*;
+
+    fn caller(org: &str, role: &str) -> Caller {
+        Caller {
+            org_id: org.into(),
+            agent_name: "agent".into(),
+            role: role.into(),
+            cert_fingerprint: String::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    fn statement(source: &str, tlp: Tlp, body: Body) -> Statement {
+        Statement {
+            id: uuid::Uuid::new_v4(),
+            revision: 1,
+            source: source.into(),
+            created: "2026-11-25T12:00:00Z".into(),
+            tlp,
+            audience: Vec::new(),
+            anonymous: false,
+            body,
+            on_behalf_of: None,
+        }
+    }
+
+    fn indicator(purl: &str, tags: &[&str], valid_until: Option<&str>) -> Body {
+        Body::Indicator(Indicator {
+            observable: Observable::Package {
+                purl: purl.into(),
+                versions: vec![],
+                threat: isac_core::statement::PackageThreat::Malicious,
+                imitates: None,
+            },
+            title: "evil".into(),
+            description: String::new(),
+            severity: Severity::High,
+            confidence: 80,
+            references: vec![],
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            valid_from: None,
+            valid_until: valid_until.map(str::to_owned),
+            related: vec![],
+        })
+    }
+
+    fn bulletin() -> Body {
+        Body::Bulletin(Bulletin {
+            title: "t".into(),
+            body: "b".into(),
+            severity: Severity::Low,
+            incident_id: None,
+            related: vec![],
+        })
+    }
+
+    fn retraction() -> Body {
+        Body::Retraction(Retraction {
+            target: uuid::Uuid::new_v4(),
+            reason: "wrong".into(),
+        })
+    }
+
+    const CREATED: i64 = 1_795_608_000; // 2026-11-25T12:00:00Z
+
+    #[test]
+    fn check_statement_table() {
+        let ind = || indicator("pkg:npm/evil@1.0.0", &[], None);
+        let rows: [(&str, Statement, Caller, i64, Option<&str>); 6] = [
+            (
+                "own statement",
+                statement("acme", Tlp::Green, ind()),
+                caller("acme", "member"),
+                CREATED,
+                None,
+            ),
+            (
+                "another's source",
+                statement("other", Tlp::Green, ind()),
+                caller("acme", "member"),
+                CREATED,
+                Some("PermissionDenied"),
+            ),
+            (
+                "dated in the future",
+                statement("acme", Tlp::Green, ind()),
+                caller("acme", "member"),
+                CREATED - 3_600,
+                Some("InvalidArgument"),
+            ),
+            (
+                "within the skew",
+                statement("acme", Tlp::Green, ind()),
+                caller("acme", "member"),
+                CREATED - 60,
+                None,
+            ),
+            (
+                "bulletin by a member",
+                statement("acme", Tlp::Green, bulletin()),
+                caller("acme", "member"),
+                CREATED,
+                Some("PermissionDenied"),
+            ),
+            (
+                "bulletin by a coordinator",
+                statement("acme", Tlp::Green, bulletin()),
+                caller("acme", "coordinator"),
+                CREATED,
+                None,
+            ),
+        ];
+        for (name, s, c, now, want) in rows {
+            let got = check_statement(&s, &c, now);
+            match want {
+                None => assert_eq!(got.expect(name), CREATED, "{name}"),
+                Some(kind) => {
+                    let e = got.expect_err(name);
+                    assert!(format!("{e:?}").starts_with(kind), "{name}: {e:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_hub_attested_statement_is_checked_against_its_member() {
+        let mut s = statement(
+            isac_core::statement::HUB_ATTESTATION_ORG,
+            Tlp::Green,
+            indicator("pkg:npm/evil@1.0.0", &[], None),
+        );
+        s.on_behalf_of = Some("acme".into());
+        assert!(check_statement(&s, &caller("acme", "member"), CREATED).is_ok());
+        assert!(check_statement(&s, &caller("other", "member"), CREATED).is_err());
+    }
+
+    #[test]
+    fn only_own_or_attestation_keys_sign() {
+        let c = caller("acme", "member");
+        assert!(check_key_owner("acme", &c).is_ok());
+        assert!(check_key_owner(isac_core::statement::HUB_ATTESTATION_ORG, &c).is_ok());
+        assert!(matches!(
+            check_key_owner("other", &c),
+            Err(ApiError::PermissionDenied(_))
+        ));
+    }
+
+    #[test]
+    fn target_rules_table() {
+        let member = caller("acme", "member");
+        let coordinator = caller("coord", "coordinator");
+        let sighting = |tlp| {
+            statement(
+                "acme",
+                tlp,
+                Body::Sighting(isac_core::statement::Sighting {
+                    indicator: uuid::Uuid::new_v4(),
+                    count: 1,
+                    first_seen: "2026-11-25T12:00:00Z".into(),
+                    last_seen: "2026-11-25T12:00:00Z".into(),
+                }),
+            )
+        };
+        // A derived statement may not be less restricted than its target.
+        assert!(target_rules(&sighting(Tlp::Amber), Tlp::Amber, "other", &member).is_ok());
+        assert!(target_rules(&sighting(Tlp::Red), Tlp::Amber, "other", &member).is_ok());
+        assert!(matches!(
+            target_rules(&sighting(Tlp::Green), Tlp::Amber, "other", &member),
+            Err(ApiError::InvalidArgument(_))
+        ));
+        // Only the source or a coordinator retracts.
+        let r = statement("acme", Tlp::Green, retraction());
+        assert!(target_rules(&r, Tlp::Green, "acme", &member).is_ok());
+        assert!(matches!(
+            target_rules(&r, Tlp::Green, "other", &member),
+            Err(ApiError::PermissionDenied(_))
+        ));
+        assert!(target_rules(&r, Tlp::Green, "other", &coordinator).is_ok());
+    }
+
+    #[test]
+    fn refusals_name_the_right_kind() {
+        assert!(matches!(
+            refusal(VerifyError::UnknownKey("k".into())),
+            ApiError::FailedPrecondition(_)
+        ));
+        assert!(matches!(
+            refusal(VerifyError::TooLarge),
+            ApiError::InvalidArgument(_)
+        ));
+    }
+
+    #[test]
+    fn one_plausible_key_id_or_none() {
+        let env = |sigs: Vec<&str>| Envelope {
+            payload_type: isac_core::PAYLOAD_TYPE_STATEMENT_V1.into(),
+            payload: Vec::new(),
+            signatures: sigs
+                .into_iter()
+                .map(|k| isac_core::Signature {
+                    keyid: k.into(),
+                    sig: Vec::new(),
+                })
+                .collect(),
+        };
+        assert_eq!(signing_key_id(&env(vec!["k1"])), Some("k1"));
+        assert_eq!(signing_key_id(&env(vec![])), None);
+        assert_eq!(signing_key_id(&env(vec!["k1", "k2"])), None);
+        let long = "k".repeat(129);
+        assert_eq!(signing_key_id(&env(vec![long.as_str()])), None);
+    }
+
+    #[test]
+    fn facts_are_taken_from_the_indicator() {
+        let s = statement(
+            "acme",
+            Tlp::Green,
+            indicator(
+                "pkg:npm/evil@1.0.0",
+                &["a", "b"],
+                Some("2026-12-01T00:00:00Z"),
+            ),
+        );
+        let f = facts_of(&s);
+        assert_eq!(f.ecosystem.as_deref(), Some("npm"));
+        assert_eq!(f.confidence, 80);
+        assert_eq!(f.severity, "high");
+        assert_eq!(f.tags_json, r#"["a","b"]"#);
+        assert_eq!(f.valid_until, Some(1_796_083_200));
+        let b = facts_of(&statement("acme", Tlp::Green, bulletin()));
+        assert_eq!(
+            (b.ecosystem, b.confidence, b.tags_json.as_str()),
+            (None, 0, "[]")
+        );
+    }
 }

@@ -193,13 +193,11 @@ fn wanted(item: &StoredStatement, options: &StreamOptions, now: i64) -> bool {
     if options.filter.is_empty() {
         return true;
     }
-    let (Ok(tlp), Ok(severity)) = (
-        item.tlp.parse::<Tlp>(),
-        item.facts.severity.parse::<Severity>(),
-    ) else {
+    let (Some(tlp), Ok(severity)) = (item.tlp_level(), item.facts.severity.parse::<Severity>())
+    else {
         return false;
     };
-    let tags: Vec<String> = serde_json::from_str(&item.facts.tags_json).unwrap_or_default();
+    let tags = item.tags();
     options.filter.matches(&ItemFacts {
         kind: &item.kind,
         ecosystem: item.facts.ecosystem.as_deref(),

@@ -12,6 +12,7 @@
 pub mod latency;
 mod recent;
 mod sqlite;
+mod typed;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,9 +21,9 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
-    AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow, AuditRow, EnrollRecord, KeyRow, MemberRow,
-    NewStatement, PersonRow, PruneReport, StatusCounts, StoredFacts, StoredStatement, TaxiiWrite,
-    TokenRecord,
+    backup_database, count_statements, AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow,
+    AuditRow, EnrollRecord, KeyRow, MemberRow, NewStatement, PersonRow, PruneReport, StatusCounts,
+    StoredFacts, StoredStatement, TaxiiWrite, TokenRecord,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]

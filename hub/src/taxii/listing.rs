@@ -120,7 +120,9 @@ fn in_collection(c: &Collection, v: &Visible) -> bool {
     match c {
         Collection::Indicators => !bulletin,
         Collection::Bulletins => bulletin,
-        Collection::Group(g) => serde_json::from_str::<Vec<AudienceRef>>(&v.row.audience_json)
+        Collection::Group(g) => v
+            .row
+            .audience()
             .map(|a| {
                 a.iter()
                     .any(|e| matches!(e, AudienceRef::Group(x) if x == g))
