@@ -28,6 +28,9 @@ pub struct TestHub {
     /// The operator's own handle on the hub's database, as the CLI opens it.
     pub admin_store: hub::store::Store,
     pub ca_fingerprint: String,
+    /// The hub's clock (`Clock::manual` from [`TestHub::start_with_clock`]
+    /// moves it).
+    pub clock: hub::app::Clock,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -39,6 +42,15 @@ impl TestHub {
 
     /// Starts on a given address (to restart a hub where its agents expect it).
     pub async fn start_at(data_dir: &Path, addr: &str) -> TestHub {
+        Self::start_at_with_clock(data_dir, addr, hub::app::Clock::system()).await
+    }
+
+    /// Starts on a clock the test sets (`hub::app::Clock::manual`).
+    pub async fn start_with_clock(data_dir: &Path, clock: hub::app::Clock) -> TestHub {
+        Self::start_at_with_clock(data_dir, "127.0.0.1:0", clock).await
+    }
+
+    async fn start_at_with_clock(data_dir: &Path, addr: &str, clock: hub::app::Clock) -> TestHub {
         let mut config = HubConfig::load(data_dir, |_| None).expect("config");
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -58,12 +70,14 @@ impl TestHub {
         let (material, _) = hub::prepare(&config).expect("prepare");
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = config.clone();
+        let hub_clock = clock.clone();
         let task = tokio::spawn(async move {
-            hub::serve_with_listeners(
+            hub::serve_with_clock(
                 listener,
                 Some(taxii_listener),
                 Some(metrics_listener),
                 cfg,
+                hub_clock,
                 async {
                     let _ = stopped.await;
                 },
@@ -80,6 +94,7 @@ impl TestHub {
             config,
             admin_store,
             ca_fingerprint: material.ca_fingerprint,
+            clock,
             stop: Some(stop),
             task: Some(task),
         };
