@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod filter;
 pub mod hex;
 pub mod keys;
+pub mod names;
 pub mod observable;
 pub mod statement;
 pub mod stix;

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::names::{is_slug, ANONYMOUS_ORG, HUB_ATTESTATION_ORG};
 use crate::observable::{self, InvalidValue};
 use crate::time::{parse_rfc3339, UnixSeconds};
 use crate::tlp::Tlp;
@@ -46,10 +47,6 @@ pub struct Statement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_behalf_of: Option<String>,
 }
-
-/// The source of hub-attested statements, and the organisation the hub's
-/// attestation key is listed under in the key directory. Reserved.
-pub const HUB_ATTESTATION_ORG: &str = "isac-hub";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -375,16 +372,6 @@ pub enum InvalidStatement {
     Time(#[from] crate::time::BadTimestamp),
 }
 
-/// Organisation, group and person ids: a lowercase slug.
-pub fn is_slug(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
-}
-
 fn check_single_line(
     field: &str,
     value: &str,
@@ -607,7 +594,7 @@ impl Statement {
                         "on_behalf_of is only for statements the hub attests (source `{HUB_ATTESTATION_ORG}`)"
                     )));
                 }
-                if !is_slug(member) || member == HUB_ATTESTATION_ORG || member == "anonymous" {
+                if !is_slug(member) || member == HUB_ATTESTATION_ORG || member == ANONYMOUS_ORG {
                     return Err(InvalidStatement::Field(format!(
                         "on_behalf_of `{}` is not a member organisation id",
                         member.escape_default()

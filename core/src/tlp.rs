@@ -115,7 +115,7 @@ impl FromStr for AudienceRef {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || BadAudience(s.chars().take(80).collect());
         let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
-        let slug_ok = |v: &str| crate::statement::is_slug(v);
+        let slug_ok = |v: &str| crate::names::is_slug(v);
         match kind {
             "org" if slug_ok(rest) => Ok(AudienceRef::Org(rest.to_owned())),
             "group" if slug_ok(rest) => Ok(AudienceRef::Group(rest.to_owned())),

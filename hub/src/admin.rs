@@ -11,9 +11,9 @@ use isac_core::time::{format_rfc3339, parse_rfc3339};
 use isac_proto::v1 as pb;
 use openssl::rand::rand_bytes;
 
+use crate::app::Clock;
 use crate::config::HubConfig;
 use crate::error::ApiError;
-use crate::grpc::now;
 use crate::store::{KeyRow, MemberRow, PersonRow, Store, TokenRecord};
 
 pub const ROLES: [&str; 3] = ["member", "coordinator", "admin"];
@@ -25,6 +25,12 @@ pub struct AdminContext<'a> {
     pub ca_fingerprint: &'a str,
     /// `local:USER` or `org:ID/agent:NAME`.
     pub actor: String,
+}
+
+/// Operator actions are dated by the system clock (the CLI has no hub
+/// state to carry another).
+fn now() -> i64 {
+    Clock::system().now()
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {
@@ -140,7 +146,7 @@ impl AdminContext<'_> {
             token_ttl_secs,
         } = req;
         check_org_id(&org_id)?;
-        if org_id == crate::grpc::publish::ANONYMOUS_ORG {
+        if org_id == crate::app::publish::ANONYMOUS_ORG {
             return Err(invalid("`anonymous` is reserved for anonymous submissions"));
         }
         if org_id == isac_core::statement::HUB_ATTESTATION_ORG {

@@ -217,20 +217,7 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<u64, DataDirError> {
     }
     fs::create_dir_all(dest).map_err(io(dest))?;
     fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).map_err(io(dest))?;
-    let db_err = |e: rusqlite::Error| DataDirError::Store(crate::store::StoreError::from(e));
-    let src = rusqlite::Connection::open(data_dir.join("hub.db")).map_err(db_err)?;
-    src.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(db_err)?;
-    let mut dst = rusqlite::Connection::open(dest.join("hub.db")).map_err(db_err)?;
-    {
-        let b = rusqlite::backup::Backup::new(&src, &mut dst).map_err(db_err)?;
-        // Small steps let a serving hub keep writing between them.
-        b.run_to_completion(256, std::time::Duration::from_millis(5), None)
-            .map_err(db_err)?;
-    }
-    let count: i64 = dst
-        .query_row("SELECT count(*) FROM statements", [], |r| r.get(0))
-        .map_err(db_err)?;
+    let count = crate::store::backup_database(&data_dir.join("hub.db"), &dest.join("hub.db"))?;
     fs::set_permissions(dest.join("hub.db"), fs::Permissions::from_mode(0o600))
         .map_err(io(dest))?;
     for name in KEY_FILES.iter().filter(|n| **n != "hub.db") {
@@ -240,7 +227,7 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<u64, DataDirError> {
             write_private(&dest.join(name), &bytes)?;
         }
     }
-    Ok(count as u64)
+    Ok(count)
 }
 
 /// Restores a backup made by [`backup`] into an empty (or absent) data dir.
@@ -272,12 +259,7 @@ pub fn restore(backup_dir: &Path, data_dir: &Path) -> Result<u64, DataDirError> 
     // Opening it checks it is a database this hub understands.
     let store = open_store(data_dir)?;
     store.close();
-    let conn = rusqlite::Connection::open(data_dir.join("hub.db"))
-        .map_err(|e| DataDirError::Store(crate::store::StoreError::from(e)))?;
-    let count: i64 = conn
-        .query_row("SELECT count(*) FROM statements", [], |r| r.get(0))
-        .map_err(|e| DataDirError::Store(crate::store::StoreError::from(e)))?;
-    Ok(count as u64)
+    Ok(crate::store::count_statements(&data_dir.join("hub.db"))?)
 }
 
 // === the running hub's addresses ===

@@ -11,7 +11,7 @@ use isac_core::directory::{
 use isac_core::time::format_rfc3339;
 use isac_core::{Envelope, SigningKey};
 
-use crate::grpc::now;
+use crate::app::clock::Clock;
 use crate::store::{Store, StoreError};
 
 pub struct DirectorySigner {
@@ -22,6 +22,7 @@ pub struct DirectorySigner {
     /// The hub's attestation key (TAXII writes), listed as org `isac-hub`.
     attest_public_der: Vec<u8>,
     ttl_secs: i64,
+    clock: Clock,
     cached: tokio::sync::Mutex<Option<Cached>>,
     version: AtomicU64,
 }
@@ -39,6 +40,7 @@ impl DirectorySigner {
         anon_key: &SigningKey,
         attest_key: &SigningKey,
         ttl_secs: u64,
+        clock: Clock,
     ) -> Self {
         let public_der = |k: &SigningKey| {
             k.verifying_key()
@@ -51,6 +53,7 @@ impl DirectorySigner {
             anon_public_der: public_der(anon_key),
             attest_public_der: public_der(attest_key),
             ttl_secs: ttl_secs.max(60) as i64,
+            clock,
             cached: tokio::sync::Mutex::new(None),
             version: AtomicU64::new(0),
         }
@@ -77,7 +80,7 @@ impl DirectorySigner {
 
     /// As [`Self::current`], for a membership epoch the caller already read.
     pub async fn current_at(&self, epoch: u64) -> Result<Envelope, StoreError> {
-        let now = now();
+        let now = self.clock.now();
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {
             if c.epoch == epoch && c.expires_at - now > self.ttl_secs / 2 {
@@ -104,7 +107,7 @@ impl DirectorySigner {
             // key is valid from the start of time.
             entries.push(DirectoryKey {
                 key_id: anon.key_id(),
-                org_id: crate::grpc::publish::ANONYMOUS_ORG.to_owned(),
+                org_id: isac_core::names::ANONYMOUS_ORG.to_owned(),
                 org_name: "anonymous member".to_owned(),
                 public_key: encode_public_key(anon.spki_der()),
                 valid_from: format_rfc3339(0),

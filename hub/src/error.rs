@@ -46,6 +46,11 @@ pub enum ApiError {
         message: String,
         retry_after_ms: u64,
     },
+    /// FAILED_PRECONDITION telling a subscriber where to resume from
+    /// (`x-isac-resume-cursor`, base64 of the sealed cursor; empty: the
+    /// beginning).
+    #[error("{message}")]
+    ResumeFrom { message: String, cursor: Vec<u8> },
     #[error("internal error: {0}")]
     Internal(String),
     /// The store failed underneath the request (closed, disk full, I/O or
@@ -116,6 +121,9 @@ pub struct Answer {
     pub message: String,
     /// When to retry (`ResourceExhausted`).
     pub retry_after_ms: Option<u64>,
+    /// Where a subscriber resumes (`ResumeFrom`): the sealed cursor, sent
+    /// as `x-isac-resume-cursor` (base64; empty: the beginning).
+    pub resume_cursor: Option<Vec<u8>>,
 }
 
 impl Answer {
@@ -168,6 +176,7 @@ impl ApiError {
             kind,
             message,
             retry_after_ms: None,
+            resume_cursor: None,
         };
         match self {
             ApiError::Unauthenticated(m) => plain(Kind::Unauthenticated, m),
@@ -183,6 +192,13 @@ impl ApiError {
                 kind: Kind::ResourceExhausted,
                 message,
                 retry_after_ms: Some(retry_after_ms),
+                resume_cursor: None,
+            },
+            ApiError::ResumeFrom { message, cursor } => Answer {
+                kind: Kind::FailedPrecondition,
+                message,
+                retry_after_ms: None,
+                resume_cursor: Some(cursor),
             },
             ApiError::Unavailable(m) => {
                 tracing::debug!(%request_id, message = %m, "answered unavailable");
@@ -213,6 +229,13 @@ impl ApiError {
                 status.metadata_mut().insert("retry-after-ms", v);
             }
         }
+        if let Some(cursor) = &answer.resume_cursor {
+            use base64::Engine;
+            let text = base64::engine::general_purpose::STANDARD.encode(cursor);
+            if let Ok(v) = text.parse() {
+                status.metadata_mut().insert("x-isac-resume-cursor", v);
+            }
+        }
         status
     }
 }
@@ -222,6 +245,7 @@ fn store_answer(e: StoreError, request_id: &RequestId) -> Answer {
         kind: Kind::Unavailable,
         message: message.to_owned(),
         retry_after_ms: None,
+        resume_cursor: None,
     };
     match e {
         StoreError::Closed => {
@@ -250,6 +274,7 @@ fn store_answer(e: StoreError, request_id: &RequestId) -> Answer {
                 kind: Kind::Internal,
                 message: INTERNAL_MESSAGE.to_owned(),
                 retry_after_ms: None,
+                resume_cursor: None,
             }
         }
     }
@@ -296,6 +321,16 @@ mod tests {
                 Kind::AlreadyExists,
                 Code::AlreadyExists,
                 409,
+                None,
+            ),
+            (
+                ApiError::ResumeFrom {
+                    message: "resume there".into(),
+                    cursor: vec![1, 2, 3],
+                },
+                Kind::FailedPrecondition,
+                Code::FailedPrecondition,
+                400,
                 None,
             ),
             (
@@ -469,5 +504,30 @@ mod tests {
             assert_eq!(id.as_str().len(), 16);
             assert!(id.as_str().bytes().all(|c| c.is_ascii_hexdigit()));
         }
+    }
+
+    #[test]
+    fn resume_from_tells_the_subscriber_where_to_resume() {
+        use base64::Engine;
+        let status = ApiError::ResumeFrom {
+            message: "resume from the head".into(),
+            cursor: vec![7; 37],
+        }
+        .into_status(&RequestId::new());
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(status.message(), "resume from the head");
+        let sent = status.metadata().get("x-isac-resume-cursor").unwrap();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(sent.to_str().unwrap())
+                .unwrap(),
+            vec![7; 37]
+        );
+        let empty = ApiError::ResumeFrom {
+            message: "from the beginning".into(),
+            cursor: Vec::new(),
+        }
+        .into_status(&RequestId::new());
+        assert_eq!(empty.metadata().get("x-isac-resume-cursor").unwrap(), "");
     }
 }

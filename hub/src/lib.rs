@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod app;
 pub mod config;
 pub mod cursor;
 pub mod datadir;
@@ -29,8 +30,8 @@ use isac_proto::v1 as pb;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::app::{Clock, HubShared, HubState};
 use crate::config::HubConfig;
-use crate::grpc::{HubShared, HubState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -83,6 +84,26 @@ pub async fn serve_with_listeners(
     config: HubConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
+    serve_with_clock(
+        listener,
+        taxii_listener,
+        metrics_listener,
+        config,
+        Clock::system(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve_with_listeners`] on a given clock (tests set the time).
+pub async fn serve_with_clock(
+    listener: TcpListener,
+    taxii_listener: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
+    config: HubConfig,
+    clock: Clock,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HubError> {
     prepare(&config)?;
     let store = datadir::open_store(&config.data_dir)?;
     serve_with_store(
@@ -91,6 +112,7 @@ pub async fn serve_with_listeners(
         taxii_listener,
         metrics_listener,
         config,
+        clock,
         shutdown,
     )
     .await
@@ -105,6 +127,7 @@ pub async fn serve_with_store(
     taxii_listener: Option<TcpListener>,
     metrics_listener: Option<TcpListener>,
     config: HubConfig,
+    clock: Clock,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
     let (material, _) = datadir::init(&config.data_dir, &config.server_names)?;
@@ -120,6 +143,7 @@ pub async fn serve_with_store(
         &material.anon_key,
         &material.attest_key,
         config.directory_ttl_secs,
+        clock.clone(),
     );
     let initial_epoch = store.epoch().await.map_err(datadir::DataDirError::Store)?;
     let (epoch_tx, epoch_rx) = tokio::sync::watch::channel(initial_epoch);
@@ -128,6 +152,7 @@ pub async fn serve_with_store(
             store: store.clone(),
             material,
             config: config.clone(),
+            clock,
             shutdown: stop_rx,
             directory,
             epoch: epoch_rx,
@@ -149,7 +174,8 @@ pub async fn serve_with_store(
         tracing::error!(error = %e, "cannot sign the key directory");
     }
     let watcher = tokio::spawn(watch_epoch(state.clone(), epoch_tx));
-    let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics::serve(l, state.clone())));
+    let metrics_task =
+        metrics_listener.map(|l| tokio::spawn(metrics::http::serve(l, state.clone())));
     let taxii = match (taxii_listener, taxii_acceptor) {
         (Some(l), Some(a)) => Some(tokio::spawn(taxii::serve(l, a, state.clone()))),
         _ => None,

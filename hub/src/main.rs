@@ -468,7 +468,7 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let now = hub::grpc::now();
+    let now = hub::app::Clock::system().now();
     let actor = local_actor();
     let result = match command {
         ApiKeyCommand::Add {
@@ -539,7 +539,7 @@ async fn prune(config: &HubConfig, older: std::time::Duration, dry_run: bool) ->
             return ExitCode::FAILURE;
         }
     };
-    let now = hub::grpc::now();
+    let now = hub::app::Clock::system().now();
     let cutoff = now.saturating_sub(older.as_secs() as i64);
     let result = store
         .prune_expired(cutoff, now, dry_run, &local_actor())

@@ -2,23 +2,18 @@
 //! Every read path (stream, backfill, get, search, counts) asks
 //! [`may_see`] or [`may_see_with_target`]; nothing else decides.
 
-use std::collections::BTreeMap;
-
 use isac_core::audience::AudienceOpening;
 use isac_core::tlp::{may_receive, AudienceRef, Channel, ItemAccess, Recipient};
-use isac_core::Tlp;
-use isac_proto::v1 as pb;
+use isac_core::{Envelope, Signature};
 
-use crate::grpc::auth::Caller;
+use crate::app::caller::Caller;
 use crate::store::{Store, StoreError, StoredStatement};
 
 /// Groups through which `caller` is entitled to `row`: it must have been a
 /// member when the item was published (a group widened later does not
 /// widen old items) and still be one now.
 fn entitled_groups(row: &StoredStatement, caller: &Caller) -> Vec<String> {
-    let snapshot: BTreeMap<String, Vec<String>> =
-        serde_json::from_str(&row.group_snapshot_json).unwrap_or_default();
-    snapshot
+    row.group_snapshot()
         .into_iter()
         .filter(|(group, members)| {
             members.contains(&caller.org_id) && caller.groups.contains(group)
@@ -40,14 +35,14 @@ pub fn may_see_as(
     person: Option<&str>,
     channel: Channel,
 ) -> bool {
-    let Ok(tlp) = row.tlp.parse::<Tlp>() else {
+    let Some(tlp) = row.tlp_level() else {
         tracing::error!(
             seq = row.seq,
             "stored item has an unreadable TLP label; withheld"
         );
         return false;
     };
-    let Ok(audience) = serde_json::from_str::<Vec<AudienceRef>>(&row.audience_json) else {
+    let Some(audience) = row.audience() else {
         tracing::error!(
             seq = row.seq,
             "stored item has an unreadable audience; withheld"
@@ -102,9 +97,8 @@ pub async fn may_see_row(
 }
 
 /// The audience openings that name `caller`: all of them for the source.
-pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<pb::AudienceOpening> {
-    let openings: Vec<AudienceOpening> =
-        serde_json::from_str(&row.openings_json).unwrap_or_default();
+pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<AudienceOpening> {
+    let openings = row.openings();
     let is_source = row.source_org == caller.org_id;
     let groups = entitled_groups(row, caller);
     openings
@@ -117,14 +111,13 @@ pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<pb::AudienceO
                     AudienceRef::Group(g) => groups.contains(g),
                 }
         })
-        .map(|o| pb::AudienceOpening::from(&o))
         .collect()
 }
 
 /// What the caller receives: the source gets its own signed original;
 /// everyone else gets the hub-signed anonymous version when there is one.
-pub fn delivered_envelope(row: &StoredStatement, caller: &Caller) -> pb::Envelope {
-    let (payload, key_id, sig) = match &row.anonymous {
+pub fn delivered_envelope(row: &StoredStatement, caller: &Caller) -> Envelope {
+    let (payload, keyid, sig) = match &row.anonymous {
         Some(anon) if row.source_org != caller.org_id => (
             anon.payload.clone(),
             anon.key_id.clone(),
@@ -136,21 +129,190 @@ pub fn delivered_envelope(row: &StoredStatement, caller: &Caller) -> pb::Envelop
             row.signature.clone(),
         ),
     };
-    pb::Envelope {
+    Envelope {
         payload_type: row.payload_type.clone(),
         payload,
-        signatures: vec![pb::Signature { keyid: key_id, sig }],
+        signatures: vec![Signature { keyid, sig }],
     }
 }
 
-pub fn delivery(row: &StoredStatement, caller: &Caller, directory_version: u64) -> pb::Delivery {
-    pb::Delivery {
-        // Positions leave the hub only sealed (`cursor`), on streams.
-        sequence: 0,
-        envelope: Some(delivered_envelope(row, caller)),
-        received_at: isac_core::time::format_rfc3339(row.received_at),
-        directory_version,
-        audience_openings: openings_for(row, caller),
-        cursor: Vec::new(),
+/// Everything a recipient is handed for one row, in core types; the front
+/// door encodes it (`grpc::delivery`, TAXII objects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handed {
+    pub envelope: Envelope,
+    pub received_at: i64,
+    pub openings: Vec<AudienceOpening>,
+}
+
+pub fn handed(row: &StoredStatement, caller: &Caller) -> Handed {
+    Handed {
+        envelope: delivered_envelope(row, caller),
+        received_at: row.received_at,
+        openings: openings_for(row, caller),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::store::{AnonymousVersion, StoredFacts};
+
+    use super::*;
+
+    fn caller(org: &str, groups: &[&str]) -> Caller {
+        Caller {
+            org_id: org.into(),
+            agent_name: "agent".into(),
+            role: "member".into(),
+            cert_fingerprint: String::new(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn opening(entry: AudienceRef) -> AudienceOpening {
+        AudienceOpening {
+            entry,
+            salt: "0".repeat(32),
+        }
+    }
+
+    /// A stored row from `source` at `tlp` for `audience`, with the group
+    /// snapshot taken at publish.
+    fn row(
+        source: &str,
+        tlp: &str,
+        audience: Vec<AudienceRef>,
+        snapshot: &[(&str, &[&str])],
+    ) -> StoredStatement {
+        let snapshot: BTreeMap<String, Vec<String>> = snapshot
+            .iter()
+            .map(|(g, m)| (g.to_string(), m.iter().map(|o| o.to_string()).collect()))
+            .collect();
+        let openings: Vec<AudienceOpening> = audience.iter().cloned().map(opening).collect();
+        StoredStatement {
+            seq: 1,
+            id: "id".into(),
+            revision: 1,
+            source_org: source.into(),
+            tlp: tlp.into(),
+            audience_json: serde_json::to_string(&audience).unwrap(),
+            received_at: 0,
+            payload_type: "t".into(),
+            payload: b"signed".to_vec(),
+            key_id: "source-key".into(),
+            signature: b"source-sig".to_vec(),
+            openings_json: serde_json::to_string(&openings).unwrap(),
+            group_snapshot_json: serde_json::to_string(&snapshot).unwrap(),
+            target_id: None,
+            sighting_count: None,
+            anonymous: None,
+            kind: "indicator".into(),
+            facts: StoredFacts::default(),
+            digest: String::new(),
+            added_us: 0,
+        }
+    }
+
+    fn group(g: &str) -> AudienceRef {
+        AudienceRef::Group(g.into())
+    }
+
+    #[test]
+    fn group_entitlement_needs_the_snapshot_and_current_membership() {
+        let r = row("src", "amber", vec![group("g")], &[("g", &["a", "b"])]);
+        let rows = [
+            ("member then and now", caller("a", &["g"]), true),
+            ("member then, not now", caller("b", &[]), false),
+            (
+                "member now, not then (group widened)",
+                caller("c", &["g"]),
+                false,
+            ),
+            ("the source", caller("src", &[]), true),
+        ];
+        for (name, c, want) in rows {
+            assert_eq!(may_see(&r, &c, Channel::Stream), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn unreadable_rows_are_withheld() {
+        let mut r = row("src", "clear", vec![], &[]);
+        let c = caller("a", &[]);
+        assert!(may_see(&r, &c, Channel::Stream));
+        r.tlp = "purple".into();
+        assert!(!may_see(&r, &c, Channel::Stream));
+        let mut r = row("src", "clear", vec![], &[]);
+        r.audience_json = "not json".into();
+        assert!(!may_see(&r, &c, Channel::Stream));
+    }
+
+    #[test]
+    fn a_derived_item_needs_its_target_too() {
+        let mut sighting = row("a", "clear", vec![], &[]);
+        sighting.target_id = Some("t".into());
+        let secret = row("src", "red", vec![AudienceRef::Org("b".into())], &[]);
+        let open = row("src", "clear", vec![], &[]);
+        let a = caller("a", &[]);
+        assert!(may_see_with_target(
+            &sighting,
+            Some(&open),
+            &a,
+            Channel::Get
+        ));
+        assert!(!may_see_with_target(
+            &sighting,
+            Some(&secret),
+            &a,
+            Channel::Get
+        ));
+        assert!(!may_see_with_target(&sighting, None, &a, Channel::Get));
+    }
+
+    #[test]
+    fn openings_name_only_the_recipient_unless_it_is_the_source() {
+        let audience = vec![
+            AudienceRef::Org("a".into()),
+            AudienceRef::Person {
+                org: "b".into(),
+                person: "p".into(),
+            },
+            group("g"),
+        ];
+        let r = row("src", "amber", audience.clone(), &[("g", &["c"])]);
+        let entries = |c: &Caller| -> Vec<AudienceRef> {
+            openings_for(&r, c).into_iter().map(|o| o.entry).collect()
+        };
+        assert_eq!(entries(&caller("src", &[])), audience);
+        assert_eq!(entries(&caller("a", &[])), vec![audience[0].clone()]);
+        assert_eq!(entries(&caller("b", &[])), vec![audience[1].clone()]);
+        assert_eq!(entries(&caller("c", &["g"])), vec![audience[2].clone()]);
+        assert!(
+            entries(&caller("c", &[])).is_empty(),
+            "left the group since"
+        );
+        assert!(
+            entries(&caller("d", &["g"])).is_empty(),
+            "joined the group later"
+        );
+    }
+
+    #[test]
+    fn only_the_source_gets_the_original_of_an_anonymous_item() {
+        let mut r = row("src", "clear", vec![], &[]);
+        r.anonymous = Some(AnonymousVersion {
+            payload: b"anon".to_vec(),
+            key_id: "anon-key".into(),
+            signature: b"anon-sig".to_vec(),
+        });
+        let to_source = delivered_envelope(&r, &caller("src", &[]));
+        assert_eq!(to_source.payload, b"signed");
+        assert_eq!(to_source.signatures[0].keyid, "source-key");
+        let to_other = handed(&r, &caller("a", &[]));
+        assert_eq!(to_other.envelope.payload, b"anon");
+        assert_eq!(to_other.envelope.signatures[0].keyid, "anon-key");
+        assert_eq!(to_other.envelope.signatures.len(), 1);
     }
 }

@@ -56,6 +56,18 @@ impl From<&isac_core::audience::AudienceOpening> for v1::AudienceOpening {
     }
 }
 
+impl TryFrom<v1::AudienceOpening> for isac_core::audience::AudienceOpening {
+    type Error = isac_core::tlp::BadAudience;
+
+    fn try_from(o: v1::AudienceOpening) -> Result<Self, Self::Error> {
+        let v1::AudienceOpening { entry, salt } = o;
+        Ok(isac_core::audience::AudienceOpening {
+            entry: entry.parse()?,
+            salt,
+        })
+    }
+}
+
 impl v1::PublishRequest {
     /// A publish request for a signed envelope and its audience openings.
     pub fn signed(

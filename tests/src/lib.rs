@@ -30,6 +30,9 @@ pub struct TestHub {
     /// The running hub's own store handle ([`TestHub::close_hub_store`]).
     hub_store: hub::store::Store,
     pub ca_fingerprint: String,
+    /// The hub's clock (`Clock::manual` from [`TestHub::start_with_clock`]
+    /// moves it).
+    pub clock: hub::app::Clock,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -41,6 +44,15 @@ impl TestHub {
 
     /// Starts on a given address (to restart a hub where its agents expect it).
     pub async fn start_at(data_dir: &Path, addr: &str) -> TestHub {
+        Self::start_at_with_clock(data_dir, addr, hub::app::Clock::system()).await
+    }
+
+    /// Starts on a clock the test sets (`hub::app::Clock::manual`).
+    pub async fn start_with_clock(data_dir: &Path, clock: hub::app::Clock) -> TestHub {
+        Self::start_at_with_clock(data_dir, "127.0.0.1:0", clock).await
+    }
+
+    async fn start_at_with_clock(data_dir: &Path, addr: &str, clock: hub::app::Clock) -> TestHub {
         let mut config = HubConfig::load(data_dir, |_| None).expect("config");
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -62,6 +74,7 @@ impl TestHub {
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = config.clone();
         let served_store = hub_store.clone();
+        let hub_clock = clock.clone();
         let task = tokio::spawn(async move {
             hub::serve_with_store(
                 served_store,
@@ -69,6 +82,7 @@ impl TestHub {
                 Some(taxii_listener),
                 Some(metrics_listener),
                 cfg,
+                hub_clock,
                 async {
                     let _ = stopped.await;
                 },
@@ -86,6 +100,7 @@ impl TestHub {
             admin_store,
             hub_store,
             ca_fingerprint: material.ca_fingerprint,
+            clock,
             stop: Some(stop),
             task: Some(task),
         };
@@ -121,7 +136,13 @@ impl TestHub {
         person: Option<&str>,
         write: bool,
     ) -> (String, String) {
-        let key = hub::taxii::keys::generate(org_id, person, "test", write, hub::grpc::now());
+        let key = hub::taxii::keys::generate(
+            org_id,
+            person,
+            "test",
+            write,
+            hub::app::Clock::system().now(),
+        );
         self.admin_store
             .add_api_key(key.row, "local:test-operator")
             .await

@@ -164,6 +164,31 @@ async fn subscription_filters_narrow_what_is_delivered() {
     hub.stop().await;
 }
 
+/// The hub's clock is injectable: expiry is decided by it, with no waiting.
+#[tokio::test]
+async fn the_hubs_clock_decides_what_has_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = hub::app::Clock::manual(member_agent::now());
+    let hub = TestHub::start_with_clock(&dir.path().join("hub"), clock.clone()).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let mut short = d("pkg:npm/short-lived@1.0.0", "high", 50, &[]);
+    short.valid_until = Some(format_rfc3339(member_agent::now() + 60));
+    publish(&alice, short).await.unwrap();
+    publish(&alice, d("pkg:npm/lasting@1.0.0", "high", 50, &[]))
+        .await
+        .unwrap();
+    // Two minutes later by the hub's clock: a new subscriber is not sent
+    // the expired item.
+    assert!(hub.clock.set(member_agent::now() + 120));
+    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    assert_eq!(bob.sync(false, &mut sink).await.unwrap().new, 1);
+    let held = bob.store.lock().unwrap().list(10).unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].value, "pkg:npm/lasting@1.0.0");
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn expired_items_are_skipped_for_new_subscribers_and_marked_at_holders() {
     let dir = tempfile::tempdir().unwrap();

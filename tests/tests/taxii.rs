@@ -370,7 +370,7 @@ async fn taxii_refuses_bad_credentials_and_requests_clearly() {
     // Revocation takes effect on the next request; suspension too.
     w.hub
         .admin_store
-        .revoke_api_key(&user, "test", hub::grpc::now())
+        .revoke_api_key(&user, "test", hub::app::Clock::system().now())
         .await
         .unwrap();
     assert_eq!(
@@ -411,7 +411,7 @@ async fn taxii_paging_by_next_and_by_added_after_is_exact_with_shared_timestamps
     let src = &w.agents[0].1;
     // 600 items published in batches land within a few seconds: many share a second.
     let mut batch = Vec::new();
-    let created = isac_core::time::format_rfc3339(hub::grpc::now());
+    let created = isac_core::time::format_rfc3339(hub::app::Clock::system().now());
     for i in 0..600 {
         let prepared = item(&format!("bulk-{i:04}"), "green", &[])
             .into_prepared(src.org_id(), created.clone())

@@ -42,7 +42,7 @@ async fn taxii2_client_pages_through_thousands_of_valid_objects() {
     let reader = enrolled_agent(&hub, "reader-bank", &dir.path().join("reader")).await;
     drop(reader);
 
-    let created = isac_core::time::format_rfc3339(hub::grpc::now());
+    let created = isac_core::time::format_rfc3339(hub::app::Clock::system().now());
     let mut items = Vec::new();
     for i in 0..ITEMS {
         let prepared = draft(i)

@@ -5,9 +5,9 @@ use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::admin::AdminContext;
+use crate::app::HubState;
 use crate::error::ApiError;
 use crate::grpc::auth::authenticate;
-use crate::grpc::HubState;
 
 pub struct AdminService {
     pub state: HubState,

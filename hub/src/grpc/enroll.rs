@@ -8,8 +8,8 @@ use isac_proto::v1 as pb;
 use openssl::x509::X509;
 use tonic::{Request, Response, Status};
 
+use crate::app::HubState;
 use crate::error::ApiError;
-use crate::grpc::{now, HubState};
 use crate::pki;
 use crate::store::EnrollRecord;
 
@@ -86,7 +86,7 @@ async fn enroll(state: &HubState, req: pb::EnrollRequest) -> Result<pb::EnrollRe
             .map_err(|e| ApiError::Internal(e.to_string()))?,
     )
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let now = now();
+    let now = state.now();
     let key_id = signing_key.key_id();
     let member = state
         .store

@@ -4,8 +4,8 @@ use crate::error::ApiError;
 use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::app::HubState;
 use crate::grpc::auth::authenticate;
-use crate::grpc::HubState;
 
 pub struct KeyDirectoryService {
     pub state: HubState,

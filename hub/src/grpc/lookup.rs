@@ -6,9 +6,9 @@ use isac_core::tlp::Channel;
 use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::app::HubState;
 use crate::error::ApiError;
 use crate::grpc::auth::authenticate;
-use crate::grpc::HubState;
 use crate::policy;
 
 pub struct LookupService {
@@ -47,7 +47,7 @@ impl pb::lookup_server::Lookup for LookupService {
                 .await
                 .map_err(ApiError::from)?
             {
-                return Ok(Response::new(policy::delivery(
+                return Ok(Response::new(crate::grpc::delivery::delivery(
                     &row,
                     &caller,
                     self.state.directory.version(),
@@ -87,7 +87,7 @@ impl pb::lookup_server::Lookup for LookupService {
                 .await
                 .map_err(ApiError::from)?
             {
-                items.push(policy::delivery(
+                items.push(crate::grpc::delivery::delivery(
                     &row,
                     &caller,
                     self.state.directory.version(),

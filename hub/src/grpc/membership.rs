@@ -6,9 +6,9 @@ use isac_core::VerifyingKey;
 use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::app::HubState;
 use crate::error::ApiError;
 use crate::grpc::auth::authenticate;
-use crate::grpc::{now, HubState};
 use crate::pki;
 
 pub struct MembershipService {
@@ -61,7 +61,7 @@ impl pb::membership_server::Membership for MembershipService {
         }
         // Retire from the next whole second: a statement signed with the old
         // key in the same second as the rotation, before it, stays valid.
-        let at = now() + 1;
+        let at = self.state.now() + 1;
         self.state
             .store
             .rotate_key(
@@ -106,7 +106,7 @@ impl pb::membership_server::Membership for MembershipService {
                 .map_err(|e| ApiError::Internal(e.to_string()))?,
         )
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let now = now();
+        let now = self.state.now();
         let not_after = now + i64::from(days) * 86_400;
         self.state
             .store

@@ -20,10 +20,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::app::caller::{caller_for_cert, Caller};
+use crate::app::HubState;
 use crate::cursor::Purpose;
 use crate::error::ApiError;
-use crate::grpc::auth::{authenticate, caller_for_cert, Caller};
-use crate::grpc::HubState;
+use crate::grpc::auth::authenticate;
 use crate::policy;
 use crate::store::StoredStatement;
 
@@ -79,17 +80,19 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
                 // head to resume from, rather than silently skip the positions
                 // that will be reused.
                 Ok(after) if after > head => {
-                    return Err(resume_from(
-                        "your cursor is ahead of this hub's history (was it restored from a backup?); resume from its head",
-                        self.state.material.cursors.seal(Purpose::Stream, &caller.org_id, head),
-                    ))
+                    return Err(ApiError::ResumeFrom {
+                        message: "your cursor is ahead of this hub's history (was it restored from a backup?); resume from its head".into(),
+                        cursor: self.state.material.cursors.seal(Purpose::Stream, &caller.org_id, head),
+                    }
+                    .into())
                 }
                 Ok(after) => after,
                 Err(e) => {
-                    return Err(resume_from(
-                        &format!("{e}; resume from the beginning (the agent recognises what it already holds)"),
-                        Vec::new(),
-                    ))
+                    return Err(ApiError::ResumeFrom {
+                        message: format!("{e}; resume from the beginning (the agent recognises what it already holds)"),
+                        cursor: Vec::new(),
+                    }
+                    .into())
                 }
             }
         };
@@ -103,7 +106,7 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
             if let Err(e) =
                 run_stream(state, caller, after_sequence, follow, options, tx.clone()).await
             {
-                let _ = tx.send(Err(Status::from(e))).await;
+                let _ = tx.send(Err(e.into())).await;
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -133,7 +136,7 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
             .min(head);
         self.state
             .store
-            .acknowledge(&caller.cert_fingerprint, seq, crate::grpc::now())
+            .acknowledge(&caller.cert_fingerprint, seq, self.state.now())
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::AckResponse { head_sequence: 0 }))
@@ -190,13 +193,11 @@ fn wanted(item: &StoredStatement, options: &StreamOptions, now: i64) -> bool {
     if options.filter.is_empty() {
         return true;
     }
-    let (Ok(tlp), Ok(severity)) = (
-        item.tlp.parse::<Tlp>(),
-        item.facts.severity.parse::<Severity>(),
-    ) else {
+    let (Some(tlp), Ok(severity)) = (item.tlp_level(), item.facts.severity.parse::<Severity>())
+    else {
         return false;
     };
-    let tags: Vec<String> = serde_json::from_str(&item.facts.tags_json).unwrap_or_default();
+    let tags = item.tags();
     options.filter.matches(&ItemFacts {
         kind: &item.kind,
         ecosystem: item.facts.ecosystem.as_deref(),
@@ -207,24 +208,13 @@ fn wanted(item: &StoredStatement, options: &StreamOptions, now: i64) -> bool {
     })
 }
 
-/// FAILED_PRECONDITION telling the agent where to resume from.
-fn resume_from(message: &str, cursor: Vec<u8>) -> Status {
-    use base64::Engine;
-    let mut status = Status::failed_precondition(message);
-    let text = base64::engine::general_purpose::STANDARD.encode(cursor);
-    if let Ok(v) = text.parse() {
-        status.metadata_mut().insert("x-isac-resume-cursor", v);
-    }
-    status
-}
-
 fn delivery(
     state: &HubState,
     item: &StoredStatement,
     caller: &Caller,
     directory_version: u64,
 ) -> pb::SubscribeResponse {
-    let mut d = policy::delivery(item, caller, directory_version);
+    let mut d = crate::grpc::delivery::delivery(item, caller, directory_version);
     d.cursor = state
         .material
         .cursors
@@ -307,7 +297,7 @@ async fn run_stream(
             for item in page {
                 cursor = item.seq;
                 let version = state.directory.version();
-                if wanted(&item, &options, crate::grpc::now())
+                if wanted(&item, &options, state.now())
                     && policy::may_see_row(&state.store, &item, &caller, channel).await?
                 {
                     if tx

@@ -9,8 +9,10 @@
 //!
 //! **Invariant:** only `sqlite.rs` (and the writer loop here) knows SQL.
 
+pub mod latency;
 mod recent;
 mod sqlite;
+mod typed;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,9 +21,9 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
-    AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow, AuditRow, EnrollRecord, KeyRow, MemberRow,
-    NewStatement, PersonRow, PruneReport, StatusCounts, StoredFacts, StoredStatement, TaxiiWrite,
-    TokenRecord,
+    backup_database, count_statements, AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow,
+    AuditRow, EnrollRecord, KeyRow, MemberRow, NewStatement, PersonRow, PruneReport, StatusCounts,
+    StoredFacts, StoredStatement, TaxiiWrite, TokenRecord,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -86,7 +88,7 @@ struct Inner {
     head: watch::Sender<u64>,
     recent: Arc<recent::Recent>,
     /// BEGIN-to-COMMIT time of each group commit (for metrics).
-    commit_latency: Arc<crate::metrics::Histogram>,
+    commit_latency: Arc<latency::Histogram>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -108,7 +110,7 @@ impl Store {
         let (head_tx, _) = watch::channel(head);
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let head_for_writer = head_tx.clone();
-        let commit_latency = Arc::new(crate::metrics::Histogram::default());
+        let commit_latency = Arc::new(latency::Histogram::default());
         let latency = commit_latency.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -138,7 +140,7 @@ impl Store {
     }
 
     /// Group-commit latency of this store's writer.
-    pub fn commit_latency(&self) -> &crate::metrics::Histogram {
+    pub fn commit_latency(&self) -> &latency::Histogram {
         &self.inner.commit_latency
     }
 
@@ -648,7 +650,7 @@ fn writer_loop(
     conn: Connection,
     rx: std::sync::mpsc::Receiver<Job>,
     head: watch::Sender<u64>,
-    latency: &crate::metrics::Histogram,
+    latency: &latency::Histogram,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];

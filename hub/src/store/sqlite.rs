@@ -6,6 +6,32 @@ use super::StoreError;
 
 const SCHEMA_VERSION: i64 = 8;
 
+// === whole-database operations (backup, restore) ===
+
+/// Copies the database at `src` (possibly in use by a running hub) into a
+/// new database at `dst` with SQLite's online backup, in small steps so a
+/// serving hub keeps writing between them. Returns the statements copied.
+pub fn backup_database(src: &std::path::Path, dst: &std::path::Path) -> Result<u64, StoreError> {
+    let src = Connection::open(src)?;
+    src.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mut dst = Connection::open(dst)?;
+    {
+        let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        b.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
+    }
+    count_statements_in(&dst)
+}
+
+/// The number of statements in the database at `path`.
+pub fn count_statements(path: &std::path::Path) -> Result<u64, StoreError> {
+    count_statements_in(&Connection::open(path)?)
+}
+
+fn count_statements_in(conn: &Connection) -> Result<u64, StoreError> {
+    let count: i64 = conn.query_row("SELECT count(*) FROM statements", [], |r| r.get(0))?;
+    Ok(count as u64)
+}
+
 /// Brings the schema up to date. Safe when several processes open the same
 /// database at once (a running hub and an operator command): the version is
 /// read and changed under one write lock.

@@ -9,7 +9,7 @@ use isac_core::{Body, Statement};
 use serde_json::Value;
 
 use super::query::{parse_timestamp_us, ObjectQuery, VersionMatch};
-use crate::grpc::auth::Caller;
+use crate::app::caller::Caller;
 use crate::policy;
 use crate::store::{Store, StoreError, StoredStatement};
 
@@ -120,7 +120,9 @@ fn in_collection(c: &Collection, v: &Visible) -> bool {
     match c {
         Collection::Indicators => !bulletin,
         Collection::Bulletins => bulletin,
-        Collection::Group(g) => serde_json::from_str::<Vec<AudienceRef>>(&v.row.audience_json)
+        Collection::Group(g) => v
+            .row
+            .audience()
             .map(|a| {
                 a.iter()
                     .any(|e| matches!(e, AudienceRef::Group(x) if x == g))

@@ -14,7 +14,7 @@
 //! (`next`), and `date_added` is unique per statement, so `added_after`
 //! paging is exact too.
 
-pub mod keys;
+pub use crate::app::api_key as keys;
 mod listing;
 pub mod query;
 mod write;
@@ -34,11 +34,11 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tonic::transport::server::Connected;
 
+use crate::app::caller::{caller_for_api_key, caller_for_cert};
+use crate::app::HubState;
 use crate::cursor::Purpose;
 use crate::error::http::{HttpError, REQUEST_ID_HEADER};
 use crate::error::{ApiError, RequestId};
-use crate::grpc::auth::{caller_for_cert, Caller};
-use crate::grpc::HubState;
 use crate::tls::PeerInfo;
 use listing::{Collection, Entry, Page, Who};
 use query::{accepts_taxii, format_timestamp_us, ObjectQuery, MEDIA_STIX, MEDIA_TAXII};
@@ -222,24 +222,10 @@ async fn caller_for_key(t: &Taxii, header: &HeaderValue) -> Result<Option<Who>, 
     let Some((user, password)) = header.to_str().ok().and_then(keys::parse_basic) else {
         return Ok(None);
     };
-    let Some(key) = t.hub.store.api_key(&user).await? else {
-        tracing::warn!(user = %user.chars().take(64).collect::<String>(), "TAXII: unknown API key");
+    let Some(key) = caller_for_api_key(&t.hub, &user, &password).await? else {
         return Ok(None);
     };
-    if key.revoked_at.is_some() || !keys::password_matches(&password, &key.secret_sha256) {
-        tracing::warn!(user = %key.username, org = %key.org_id, revoked = key.revoked_at.is_some(), "TAXII: refused API key");
-        return Ok(None);
-    }
-    let Some(member) = t.hub.store.member(&key.org_id).await? else {
-        tracing::warn!(user = %key.username, org = %key.org_id, "TAXII: API key of an unknown member");
-        return Ok(None);
-    };
-    if member.status != "active" {
-        tracing::warn!(user = %key.username, org = %key.org_id, status = %member.status, "TAXII: member not active");
-        return Ok(None);
-    }
-    let groups = t.hub.store.groups_of(&key.org_id).await?;
-    let now = crate::grpc::now();
+    let now = t.hub.now();
     let due = {
         let mut touched = t.touched.lock().expect("touch lock");
         let last = touched.get(&key.username).copied().unwrap_or(i64::MIN);
@@ -255,14 +241,8 @@ async fn caller_for_key(t: &Taxii, header: &HeaderValue) -> Result<Option<Who>, 
         }
     }
     Ok(Some(Who {
-        caller: Caller {
-            org_id: key.org_id,
-            agent_name: key.username.clone(),
-            role: member.role,
-            cert_fingerprint: String::new(),
-            groups,
-        },
-        person: key.person_id,
+        caller: key.caller,
+        person: key.person,
         can_write: key.can_write,
         principal: key.username,
     }))

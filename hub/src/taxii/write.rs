@@ -15,12 +15,12 @@
 use isac_core::statement::{Body, Bulletin, Retraction, Statement, HUB_ATTESTATION_ORG};
 use isac_core::stix_import::{parse_bundle, path_of, Content};
 use isac_core::{Tlp, VerifyingKey};
-use isac_proto::v1 as pb;
 use serde_json::{json, Value};
 
 use super::listing::{Collection, Who};
+use crate::app::publish::{prepare_with_key, SigningKey, Submission};
+use crate::app::HubState;
 use crate::error::{ApiError, RequestId};
-use crate::grpc::HubState;
 use crate::store::{NewStatement, TaxiiWrite};
 
 /// TLP of submitted objects that carry no marking.
@@ -68,7 +68,7 @@ fn public(e: ApiError, request_id: &RequestId) -> String {
     e.answer(request_id).text(request_id)
 }
 
-fn attest_record(state: &HubState) -> Result<(String, isac_core::KeyRecord), Refused> {
+fn attest_record(state: &HubState) -> Result<SigningKey, Refused> {
     let key: VerifyingKey = state.material.attest_key.verifying_key().map_err(|e| {
         Refused::Failed(ApiError::Internal(format!(
             "the hub's attestation key is unusable: {e}"
@@ -104,7 +104,7 @@ fn attested(who: &Who, tlp: Tlp, body: Body, now: i64) -> Statement {
 async fn prepare(
     state: &HubState,
     who: &Who,
-    key: &(String, isac_core::KeyRecord),
+    key: &SigningKey,
     statement: &Statement,
 ) -> Result<NewStatement, ApiError> {
     let envelope = state
@@ -115,14 +115,11 @@ async fn prepare(
             statement.canonical_bytes(),
         )
         .map_err(|e| ApiError::Internal(format!("cannot sign: {e}")))?;
-    crate::grpc::publish::prepare_with_key(
-        state,
-        &who.caller,
-        pb::Envelope::from(envelope),
-        Vec::new(),
-        Some(key.clone()),
-    )
-    .await
+    let submission = Submission {
+        envelope,
+        openings: Vec::new(),
+    };
+    prepare_with_key(state, &who.caller, submission, Some(key.clone())).await
 }
 
 /// Handles one POST of a TAXII envelope (`{"objects": [...]}`).
@@ -159,7 +156,7 @@ pub async fn add_objects(
         "objects": objects,
     });
     let parsed = parse_bundle(&bundle).map_err(Refused::BadRequest)?;
-    let now = crate::grpc::now();
+    let now = state.now();
     let org = who.caller.org_id.clone();
     let version_of = |o: &Value| {
         o.get("modified")

@@ -1,17 +1,8 @@
-//! Prometheus metrics on a separate plain-HTTP listener (`--metrics-listen
-//! ADDR`, off by default): counters and gauges kept in atomics, written in
-//! the text exposition format (version 0.0.4) by hand.
-//!
-//! It has no authentication: bind it to loopback or a monitoring network.
-//! It shows aggregate counts and member org ids with their ack lag, never
-//! anything about an item (no ids, TLP or audience), so it cannot leak what
-//! a member may not see.
+//! The plain-HTTP `/metrics` listener and the exposition text.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -20,102 +11,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::grpc::HubState;
+use crate::app::HubState;
 use crate::tls::{Listener, Refusal, Timeout};
-
-/// Upper bounds (seconds) of the store commit latency buckets.
-const COMMIT_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
-
-/// A cumulative histogram with fixed buckets.
-#[derive(Default)]
-pub struct Histogram {
-    /// Count per bucket (not cumulative; summed when written), then +Inf.
-    counts: [AtomicU64; COMMIT_BUCKETS.len() + 1],
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = COMMIT_BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(COMMIT_BUCKETS.len());
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    fn write(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, bound) in COMMIT_BUCKETS.iter().enumerate() {
-            cumulative += self.counts[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        cumulative += self.counts[COMMIT_BUCKETS.len()].load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
-    }
-}
-
-/// The hub's counters. One per running hub (tests run several at once).
-#[derive(Default)]
-pub struct Metrics {
-    publish_accepted: AtomicU64,
-    /// Refused statements by gRPC status code name.
-    publish_refused: Mutex<BTreeMap<&'static str, u64>>,
-    deliveries: AtomicU64,
-}
-
-/// A status code's canonical name (`UNAVAILABLE`, ...), as a label value.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-impl Metrics {
-    /// `n` statements accepted (stored, or recognised as already stored).
-    pub fn accepted(&self, n: u64) {
-        self.publish_accepted.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// `n` statements refused with `code`.
-    pub fn refused(&self, code: tonic::Code, n: u64) {
-        *self
-            .publish_refused
-            .lock()
-            .expect("metrics lock")
-            .entry(code_name(code))
-            .or_default() += n;
-    }
-
-    /// One item sent on a subscription stream.
-    pub fn delivered(&self) {
-        self.deliveries.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// The exposition text for `state`: counters, open streams, head, per-member
 /// ack lag (read from the store), store commit latency.

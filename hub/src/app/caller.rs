@@ -1,0 +1,107 @@
+//! Who is calling, for every front door: a client certificate (gRPC and
+//! TAXII) or a TAXII API key, resolved through the store. Identity comes
+//! from the hub's own record of the certificate it issued or the key it
+//! minted, never from names a peer chose; an empty, unknown, replaced,
+//! revoked or suspended identity maps to no one.
+
+use crate::app::state::HubState;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub org_id: String,
+    pub agent_name: String,
+    pub role: String,
+    pub cert_fingerprint: String,
+    /// Sharing groups the org belongs to now.
+    pub groups: Vec<String>,
+}
+
+impl Caller {
+    pub fn is_coordinator(&self) -> bool {
+        self.role == "coordinator"
+    }
+}
+
+/// The caller a client certificate (its SHA-256 fingerprint) stands for.
+/// Also used by open streams to re-check the caller when membership changes.
+pub async fn caller_for_cert(state: &HubState, fingerprint: &str) -> Result<Caller, ApiError> {
+    let agent = state.store.agent_by_cert(fingerprint).await?.ok_or_else(|| {
+        ApiError::Unauthenticated(
+            "this client certificate is not registered with the hub; enroll again with a new token".into(),
+        )
+    })?;
+    if agent.superseded {
+        return Err(ApiError::Unauthenticated(format!(
+            "this certificate for agent `{}` was replaced by a newer enrollment; use the new certificate",
+            agent.agent_name
+        )));
+    }
+    if agent.member_status != "active" {
+        return Err(ApiError::PermissionDenied(format!(
+            "member `{}` is {}; contact the hub operator",
+            agent.org_id, agent.member_status
+        )));
+    }
+    let groups = state.store.groups_of(&agent.org_id).await?;
+    Ok(Caller {
+        groups,
+        org_id: agent.org_id,
+        agent_name: agent.agent_name,
+        role: agent.role,
+        cert_fingerprint: fingerprint.to_owned(),
+    })
+}
+
+/// A caller authenticated by a TAXII API key.
+#[derive(Debug, Clone)]
+pub struct KeyCaller {
+    pub caller: Caller,
+    /// The key's user name.
+    pub username: String,
+    /// The person the key is bound to, if any.
+    pub person: Option<String>,
+    pub can_write: bool,
+}
+
+/// The caller a TAXII API key (user name and secret) stands for: `Ok(None)`
+/// when the key is unknown, revoked, wrong, or its member is not active
+/// (each logged; the caller answers all alike, 401); `Err` when the hub
+/// cannot tell because its store failed (503/500, never 401).
+pub async fn caller_for_api_key(
+    state: &HubState,
+    user: &str,
+    password: &str,
+) -> Result<Option<KeyCaller>, ApiError> {
+    let Some(key) = state.store.api_key(user).await? else {
+        tracing::warn!(user = %user.chars().take(64).collect::<String>(), "TAXII: unknown API key");
+        return Ok(None);
+    };
+    if key.revoked_at.is_some()
+        || !crate::app::api_key::password_matches(password, &key.secret_sha256)
+    {
+        tracing::warn!(user = %key.username, org = %key.org_id, revoked = key.revoked_at.is_some(), "TAXII: refused API key");
+        return Ok(None);
+    }
+    let Some(member) = state.store.member(&key.org_id).await? else {
+        tracing::warn!(user = %key.username, org = %key.org_id, "TAXII: API key of an unknown member");
+        return Ok(None);
+    };
+    if member.status != "active" {
+        tracing::warn!(user = %key.username, org = %key.org_id, status = %member.status, "TAXII: member not active");
+        return Ok(None);
+    }
+    let groups = state.store.groups_of(&key.org_id).await?;
+    Ok(Some(KeyCaller {
+        caller: Caller {
+            org_id: key.org_id,
+            agent_name: key.username.clone(),
+            role: member.role,
+            cert_fingerprint: String::new(),
+            groups,
+        },
+        username: key.username,
+        person: key.person_id,
+        can_write: key.can_write,
+    }))
+}

@@ -1,0 +1,21 @@
+//! The hub's application layer: what the hub does, in core and domain
+//! types, whichever front door asked. `grpc/` and `taxii/` are adapters
+//! over it (they convert wire messages at the edge); nothing here knows
+//! protobuf services or HTTP.
+//!
+//! - `state`: [`HubState`], the shared handle every front door holds.
+//! - `clock`: [`Clock`], the injectable "now".
+//! - `caller`: [`Caller`], and the one resolver for client certificates
+//!   and TAXII API keys. `api_key`: API key minting and checking.
+//! - `publish`: the publish decision (`Envelope` and audience openings in,
+//!   [`publish::Published`] out).
+
+pub mod api_key;
+pub mod caller;
+pub mod clock;
+pub mod publish;
+pub mod state;
+
+pub use caller::Caller;
+pub use clock::Clock;
+pub use state::{HubShared, HubState};

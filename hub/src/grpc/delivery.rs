@@ -1,0 +1,24 @@
+//! What a recipient is handed (`policy::handed`), as an `isac.v1.Delivery`.
+
+use isac_proto::v1 as pb;
+
+use crate::app::caller::Caller;
+use crate::policy::{self, Handed};
+use crate::store::StoredStatement;
+
+pub fn delivery(row: &StoredStatement, caller: &Caller, directory_version: u64) -> pb::Delivery {
+    let Handed {
+        envelope,
+        received_at,
+        openings,
+    } = policy::handed(row, caller);
+    pb::Delivery {
+        // Positions leave the hub only sealed (`cursor`), on streams.
+        sequence: 0,
+        envelope: Some(envelope.into()),
+        received_at: isac_core::time::format_rfc3339(received_at),
+        directory_version,
+        audience_openings: openings.iter().map(pb::AudienceOpening::from).collect(),
+        cursor: Vec::new(),
+    }
+}
