@@ -627,6 +627,64 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 /// (`isac-staff` a coordinator), named people ann and bob at person-bank
 /// and carl at aud-bank, and the sharing group `payments` of group-bank,
 /// each org with an enrolled agent in its own state dir under `dir`.
+/// One row of the TLP catalogue: (title, tlp, audience, orgs entitled
+/// besides the source).
+pub type TlpRow = (
+    &'static str,
+    &'static str,
+    Vec<&'static str>,
+    Vec<&'static str>,
+);
+
+/// Items at every level with every kind of audience, over the orgs and
+/// people of [`TlpWorld`]: the one catalogue every leak test (gRPC, TAXII)
+/// publishes and checks, so the read paths cannot drift apart.
+pub fn tlp_catalogue() -> Vec<TlpRow> {
+    let everyone = vec![
+        "aud-bank",
+        "person-bank",
+        "group-bank",
+        "other-bank",
+        "isac-staff",
+    ];
+    vec![
+        ("clear", "clear", vec![], everyone.clone()),
+        ("green", "green", vec![], everyone.clone()),
+        ("amber-all", "amber", vec![], everyone),
+        ("amber-org", "amber", vec!["org:aud-bank"], vec!["aud-bank"]),
+        (
+            "amber-group",
+            "amber",
+            vec!["group:payments"],
+            vec!["group-bank"],
+        ),
+        (
+            "amber-person",
+            "amber",
+            vec!["person:person-bank/ann"],
+            vec!["person-bank"],
+        ),
+        (
+            "strict-org-group",
+            "amber+strict",
+            vec!["org:aud-bank", "group:payments"],
+            vec!["aud-bank", "group-bank"],
+        ),
+        (
+            "strict-person",
+            "amber+strict",
+            vec!["person:person-bank/ann"],
+            vec!["person-bank"],
+        ),
+        (
+            "red-two-people",
+            "red",
+            vec!["person:person-bank/ann", "person:aud-bank/carl"],
+            vec!["person-bank", "aud-bank"],
+        ),
+    ]
+}
+
 pub struct TlpWorld {
     pub dir: tempfile::TempDir,
     pub hub: TestHub,

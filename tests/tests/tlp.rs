@@ -26,56 +26,8 @@ fn item(title: &str, tlp: &str, audience: &[&str]) -> IndicatorDraft {
     }
 }
 
-/// (title, tlp, audience, orgs entitled besides the source)
-fn catalogue() -> Vec<(
-    &'static str,
-    &'static str,
-    Vec<&'static str>,
-    Vec<&'static str>,
-)> {
-    let everyone = vec![
-        "aud-bank",
-        "person-bank",
-        "group-bank",
-        "other-bank",
-        "isac-staff",
-    ];
-    vec![
-        ("clear", "clear", vec![], everyone.clone()),
-        ("green", "green", vec![], everyone.clone()),
-        ("amber-all", "amber", vec![], everyone),
-        ("amber-org", "amber", vec!["org:aud-bank"], vec!["aud-bank"]),
-        (
-            "amber-group",
-            "amber",
-            vec!["group:payments"],
-            vec!["group-bank"],
-        ),
-        (
-            "amber-person",
-            "amber",
-            vec!["person:person-bank/ann"],
-            vec!["person-bank"],
-        ),
-        (
-            "strict-org-group",
-            "amber+strict",
-            vec!["org:aud-bank", "group:payments"],
-            vec!["aud-bank", "group-bank"],
-        ),
-        (
-            "strict-person",
-            "amber+strict",
-            vec!["person:person-bank/ann"],
-            vec!["person-bank"],
-        ),
-        (
-            "red-two-people",
-            "red",
-            vec!["person:person-bank/ann", "person:aud-bank/carl"],
-            vec!["person-bank", "aud-bank"],
-        ),
-    ]
+fn catalogue() -> Vec<TlpRow> {
+    tlp_catalogue()
 }
 
 fn entitled(org: &str) -> BTreeSet<&'static str> {
