@@ -24,7 +24,9 @@ async fn stix_export_says_when_the_item_was_received_not_when_it_was_made() {
     let hub = TestHub::start(&dir.path().join("hub")).await;
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
     let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
-    let created = format_rfc3339(member_agent::now());
+    // Signed a minute ago, sent now: the hub receives it in a later second
+    // (no waiting on the wall clock).
+    let created = format_rfc3339(member_agent::now() - 60);
     let prepared = IndicatorDraft {
         purl: Some("pkg:npm/late-news@1.0.0".into()),
         tlp: Some("green".into()),
@@ -33,8 +35,6 @@ async fn stix_export_says_when_the_item_was_received_not_when_it_was_made() {
     }
     .into_prepared("alice-bank", created.clone())
     .unwrap();
-    // Signed now, sent later: the hub receives it in a later second.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     publish_prepared(&alice, &prepared).await.unwrap();
     let jsonl = dir.path().join("bob.jsonl");
     let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
