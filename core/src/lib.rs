@@ -18,6 +18,7 @@ pub mod hex;
 pub mod keys;
 pub mod names;
 pub mod observable;
+pub mod pct;
 pub mod statement;
 pub mod stix;
 pub mod stix_import;

@@ -179,26 +179,6 @@ fn quote(value: &str) -> String {
     out
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(byte) = hex {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// A versions entry that is a range rather than one exact version.
 fn is_range(v: &str) -> bool {
@@ -210,10 +190,10 @@ fn is_range(v: &str) -> bool {
 /// the purl does not parse.
 fn software_comparison(purl: &str, versions: &[String]) -> Option<String> {
     let p = crate::observable::parse_purl(purl).ok()?;
-    let name = percent_decode(&p.name);
+    let name = crate::pct::decode_lossy(&p.name);
     let name = match &p.namespace {
-        Some(ns) if p.ty == "maven" => format!("{}:{name}", percent_decode(ns)),
-        Some(ns) => format!("{}/{name}", percent_decode(ns)),
+        Some(ns) if p.ty == "maven" => format!("{}:{name}", crate::pct::decode_lossy(ns)),
+        Some(ns) => format!("{}/{name}", crate::pct::decode_lossy(ns)),
         None => name,
     };
     let mut out = format!(
@@ -222,7 +202,7 @@ fn software_comparison(purl: &str, versions: &[String]) -> Option<String> {
         quote(&p.ty)
     );
     let exact: Vec<String> = if versions.is_empty() {
-        p.version.iter().map(|v| percent_decode(v)).collect()
+        p.version.iter().map(|v| crate::pct::decode_lossy(v)).collect()
     } else if versions.iter().any(|v| is_range(v)) {
         // STIX patterning cannot express version ranges: match every
         // version and leave the ranges in `x_isac_observable`.

@@ -225,26 +225,6 @@ fn osv_ecosystem(purl_type: &str) -> Option<&'static str> {
     })
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(byte) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// One `versions` entry as OSV: an exact version, or the events of a range
 /// written as `publish --osv` writes them (`>=A <B`, `>=A <=B`, `<B`,
@@ -293,10 +273,10 @@ fn osv_record(s: &Statement) -> Option<serde_json::Value> {
         return None;
     };
     let parsed = isac_core::observable::parse_purl(purl).ok()?;
-    let name = percent_decode(&parsed.name);
+    let name = isac_core::pct::decode_lossy(&parsed.name);
     let name = match &parsed.namespace {
-        Some(ns) if parsed.ty == "maven" => format!("{}:{name}", percent_decode(ns)),
-        Some(ns) => format!("{}/{name}", percent_decode(ns)),
+        Some(ns) if parsed.ty == "maven" => format!("{}:{name}", isac_core::pct::decode_lossy(ns)),
+        Some(ns) => format!("{}/{name}", isac_core::pct::decode_lossy(ns)),
         None => name,
     };
     let base = match purl.rfind('@') {
@@ -310,7 +290,7 @@ fn osv_record(s: &Statement) -> Option<serde_json::Value> {
     let mut unexpressed = Vec::new();
     let listed: Vec<String> = if versions.is_empty() {
         match &parsed.version {
-            Some(v) => vec![percent_decode(v)],
+            Some(v) => vec![isac_core::pct::decode_lossy(v)],
             None => vec!["*".into()],
         }
     } else {

@@ -878,12 +878,12 @@ pub fn matches(purl: &str, versions: &[String], dep: &Dependency) -> bool {
     if purl.ty != dep.ecosystem {
         return false;
     }
-    let namespace = match purl.namespace.as_deref().map(percent_decode) {
+    let namespace = match purl.namespace.as_deref().map(isac_core::pct::decode_strict) {
         None => None,
         Some(Some(ns)) => Some(ns),
         Some(None) => return false,
     };
-    let Some(name) = percent_decode(&purl.name) else {
+    let Some(name) = isac_core::pct::decode_strict(&purl.name) else {
         return false;
     };
     if package_id(&purl.ty, namespace.as_deref(), &name)
@@ -892,7 +892,7 @@ pub fn matches(purl: &str, versions: &[String], dep: &Dependency) -> bool {
         return false;
     }
     if versions.is_empty() {
-        return match purl.version.as_deref().map(percent_decode) {
+        return match purl.version.as_deref().map(isac_core::pct::decode_strict) {
             None => true,
             Some(Some(v)) => cmp_versions(&dep.version, &v) == Ordering::Equal,
             Some(None) => false,
@@ -945,26 +945,6 @@ fn pep503(name: &str) -> String {
     out
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    fn hex(b: u8) -> Option<u8> {
-        char::from(b).to_digit(16).map(|d| d as u8)
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hi = hex(*b.get(i + 1)?)?;
-            let lo = hex(*b.get(i + 2)?)?;
-            out.push(hi * 16 + lo);
-            i += 3;
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 /// One entry of an indicator's `versions`: `*`, an exact version, or a
 /// range of comparators; `||` separates alternatives.

@@ -705,18 +705,6 @@ fn description(
 // ---------------------------------------------------------------------------
 // Packages
 
-/// Percent-encodes one purl path segment (everything but unreserved characters).
-fn encode_segment(seg: &str) -> String {
-    let mut out = String::with_capacity(seg.len());
-    for b in seg.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
 
 /// PEP 503: lowercase, and each run of `-`, `_`, `.` becomes one `-`.
 fn pep503(name: &str) -> String {
@@ -796,7 +784,7 @@ fn ecosystem_purl(ecosystem: &str, name: &str) -> Result<String, String> {
     let two = |sep: char, what: &str| -> Result<String, String> {
         match name.split_once(sep) {
             Some((a, n)) if !a.is_empty() && !n.is_empty() && !n.contains(sep) => {
-                Ok(format!("{}/{}", encode_segment(a), encode_segment(n)))
+                Ok(format!("{}/{}", isac_core::pct::encode_unreserved(a), isac_core::pct::encode_unreserved(n)))
             }
             _ => Err(bad(&format!("is not `{what}`"))),
         }
@@ -805,7 +793,7 @@ fn ecosystem_purl(ecosystem: &str, name: &str) -> Result<String, String> {
         if name.contains('/') {
             Err(bad("holds `/`"))
         } else {
-            Ok(encode_segment(name))
+            Ok(isac_core::pct::encode_unreserved(name))
         }
     };
     let purl = match ecosystem {
@@ -817,8 +805,8 @@ fn ecosystem_purl(ecosystem: &str, name: &str) -> Result<String, String> {
                     .ok_or_else(|| bad("is not `@scope/name`"))?;
                 format!(
                     "pkg:npm/%40{}/{}",
-                    encode_segment(rest.0),
-                    encode_segment(rest.1)
+                    isac_core::pct::encode_unreserved(rest.0),
+                    isac_core::pct::encode_unreserved(rest.1)
                 )
             }
             None => format!("pkg:npm/{}", one()?),
@@ -827,14 +815,14 @@ fn ecosystem_purl(ecosystem: &str, name: &str) -> Result<String, String> {
             if name.contains('/') {
                 return Err(bad("holds `/`"));
             }
-            format!("pkg:pypi/{}", encode_segment(&pep503(name)))
+            format!("pkg:pypi/{}", isac_core::pct::encode_unreserved(&pep503(name)))
         }
         "crates.io" => format!("pkg:cargo/{}", one()?),
         "Go" => {
             if name.split('/').any(str::is_empty) {
                 return Err(bad("has an empty path segment"));
             }
-            let path: Vec<String> = name.split('/').map(encode_segment).collect();
+            let path: Vec<String> = name.split('/').map(isac_core::pct::encode_unreserved).collect();
             format!("pkg:golang/{}", path.join("/"))
         }
         "Maven" => format!("pkg:maven/{}", two(':', "group:artifact")?),

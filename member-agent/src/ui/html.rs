@@ -26,15 +26,7 @@ pub fn esc(s: &str) -> String {
 /// Percent-encodes a query value or path segment (everything but
 /// unreserved characters).
 pub fn urlenc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    isac_core::pct::encode_unreserved(s)
 }
 
 fn hexval(b: u8) -> Option<u8> {
