@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audience;
+pub mod clock;
 pub mod directory;
 pub mod enrollment;
 pub mod envelope;

@@ -179,7 +179,6 @@ fn quote(value: &str) -> String {
     out
 }
 
-
 /// A versions entry that is a range rather than one exact version.
 fn is_range(v: &str) -> bool {
     v.chars()
@@ -202,7 +201,10 @@ fn software_comparison(purl: &str, versions: &[String]) -> Option<String> {
         quote(&p.ty)
     );
     let exact: Vec<String> = if versions.is_empty() {
-        p.version.iter().map(|v| crate::pct::decode_lossy(v)).collect()
+        p.version
+            .iter()
+            .map(|v| crate::pct::decode_lossy(v))
+            .collect()
     } else if versions.iter().any(|v| is_range(v)) {
         // STIX patterning cannot express version ranges: match every
         // version and leave the ranges in `x_isac_observable`.

@@ -225,7 +225,6 @@ fn osv_ecosystem(purl_type: &str) -> Option<&'static str> {
     })
 }
 
-
 /// One `versions` entry as OSV: an exact version, or the events of a range
 /// written as `publish --osv` writes them (`>=A <B`, `>=A <=B`, `<B`,
 /// `<=B`, `>=A`, `*`). Other range syntaxes cannot be expressed.

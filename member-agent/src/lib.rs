@@ -29,8 +29,5 @@ pub use state::StateDir;
 pub use sync::Agent;
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    isac_core::clock::Clock::system().now()
 }

@@ -945,7 +945,6 @@ fn pep503(name: &str) -> String {
     out
 }
 
-
 /// One entry of an indicator's `versions`: `*`, an exact version, or a
 /// range of comparators; `||` separates alternatives.
 fn version_entry_matches(entry: &str, version: &str) -> bool {

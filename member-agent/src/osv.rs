@@ -705,7 +705,6 @@ fn description(
 // ---------------------------------------------------------------------------
 // Packages
 
-
 /// PEP 503: lowercase, and each run of `-`, `_`, `.` becomes one `-`.
 fn pep503(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -783,9 +782,11 @@ fn ecosystem_purl(ecosystem: &str, name: &str) -> Result<String, String> {
     }
     let two = |sep: char, what: &str| -> Result<String, String> {
         match name.split_once(sep) {
-            Some((a, n)) if !a.is_empty() && !n.is_empty() && !n.contains(sep) => {
-                Ok(format!("{}/{}", isac_core::pct::encode_unreserved(a), isac_core::pct::encode_unreserved(n)))
-            }
+            Some((a, n)) if !a.is_empty() && !n.is_empty() && !n.contains(sep) => Ok(format!(
+                "{}/{}",
+                isac_core::pct::encode_unreserved(a),
+                isac_core::pct::encode_unreserved(n)
+            )),
             _ => Err(bad(&format!("is not `{what}`"))),
         }
     };
@@ -815,14 +816,20 @@ fn ecosystem_purl(ecosystem: &str, name: &str) -> Result<String, String> {
             if name.contains('/') {
                 return Err(bad("holds `/`"));
             }
-            format!("pkg:pypi/{}", isac_core::pct::encode_unreserved(&pep503(name)))
+            format!(
+                "pkg:pypi/{}",
+                isac_core::pct::encode_unreserved(&pep503(name))
+            )
         }
         "crates.io" => format!("pkg:cargo/{}", one()?),
         "Go" => {
             if name.split('/').any(str::is_empty) {
                 return Err(bad("has an empty path segment"));
             }
-            let path: Vec<String> = name.split('/').map(isac_core::pct::encode_unreserved).collect();
+            let path: Vec<String> = name
+                .split('/')
+                .map(isac_core::pct::encode_unreserved)
+                .collect();
             format!("pkg:golang/{}", path.join("/"))
         }
         "Maven" => format!("pkg:maven/{}", two(':', "group:artifact")?),

@@ -16,7 +16,7 @@ pub struct Published {
 }
 
 pub async fn publish(agent: &Agent, draft: IndicatorDraft) -> Result<Published, AgentError> {
-    let created = isac_core::time::format_rfc3339(crate::now());
+    let created = isac_core::time::format_rfc3339(agent.clock.now());
     let prepared = draft.into_prepared(agent.org_id(), created)?;
     publish_prepared(agent, &prepared).await
 }
@@ -25,7 +25,7 @@ pub async fn publish_bulletin(
     agent: &Agent,
     draft: crate::draft::BulletinDraft,
 ) -> Result<Published, AgentError> {
-    let created = isac_core::time::format_rfc3339(crate::now());
+    let created = isac_core::time::format_rfc3339(agent.clock.now());
     let prepared = draft.into_prepared(agent.org_id(), created)?;
     publish_prepared(agent, &prepared).await
 }
@@ -115,7 +115,7 @@ pub async fn sight(
 ) -> Result<Published, AgentError> {
     let indicator = parse_target(target)?;
     let tlp = derived_tlp(agent, target, tlp)?;
-    let now = isac_core::time::format_rfc3339(crate::now());
+    let now = isac_core::time::format_rfc3339(agent.clock.now());
     let body = isac_core::Body::Sighting(isac_core::statement::Sighting {
         indicator,
         count,
@@ -132,7 +132,7 @@ pub async fn sight(
 pub async fn retract(agent: &Agent, target: &str, reason: &str) -> Result<Published, AgentError> {
     let t = parse_target(target)?;
     let tlp = derived_tlp(agent, target, None)?;
-    let now = isac_core::time::format_rfc3339(crate::now());
+    let now = isac_core::time::format_rfc3339(agent.clock.now());
     let body = isac_core::Body::Retraction(isac_core::statement::Retraction {
         target: t,
         reason: reason.to_owned(),

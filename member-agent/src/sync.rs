@@ -2,6 +2,7 @@
 //! is verified end to end against one signed key directory before it is
 //! stored or written to a sink; the cursor moves only after both.
 
+use isac_core::clock::Clock;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -26,6 +27,10 @@ pub struct Agent {
     directory: Mutex<Option<KeyDirectory>>,
     /// What this agent subscribes to (within its entitlement).
     pub filter: pb::SubscriptionFilter,
+    /// "Now" for expiry, verification times and new statements: the system
+    /// clock, or a test's (shared with a test hub, so time moves without
+    /// sleeping).
+    pub clock: Clock,
     /// One connector (built on first use: it costs ~20 ms) and one
     /// channel, reused; a new channel after a reset reuses the connector.
     connector: Mutex<Option<Connector>>,
@@ -65,6 +70,7 @@ impl Agent {
             filter: pb::SubscriptionFilter::default(),
             connector: Mutex::new(None),
             channel: Mutex::new(None),
+            clock: Clock::system(),
         })
     }
 
@@ -132,7 +138,7 @@ impl Agent {
     pub async fn expire_due(&self, sink: &mut JsonlSink) -> Result<u64, AgentError> {
         let due = self
             .store()
-            .due_for_expiry(&isac_core::time::format_rfc3339(crate::now()))?;
+            .due_for_expiry(&isac_core::time::format_rfc3339(self.clock.now()))?;
         for item in &due {
             sink.send_expired_http(item).await?;
             self.store()
@@ -164,7 +170,7 @@ impl Agent {
             envelope,
             &self.loaded.hub_directory_key,
             held_version,
-            crate::now(),
+            self.clock.now(),
         )
         .map_err(|e| AgentError::Directory(e.to_string()))?;
         if let Some(old) = held.as_ref() {
@@ -198,7 +204,7 @@ impl Agent {
             .as_ref()
             .is_some_and(|d| {
                 d.version >= min_version
-                    && parse_rfc3339(&d.expires).is_ok_and(|e| crate::now() < e)
+                    && parse_rfc3339(&d.expires).is_ok_and(|e| self.clock.now() < e)
             });
         if !fresh_enough {
             self.refresh_directory(channel).await?;
@@ -293,7 +299,7 @@ impl Agent {
                     &received_at,
                     &verified,
                     &envelope_json,
-                    crate::now(),
+                    self.clock.now(),
                     || sink.write(sequence, &received_at, &verified, &signer),
                 )?;
                 match outcome {
@@ -318,8 +324,13 @@ impl Agent {
             } => {
                 tracing::warn!(sequence, %reason, "item refused: failed end-to-end verification");
                 eprintln!("warning: refused item (local number {sequence}): {reason}");
-                self.store()
-                    .reject(sequence, &cursor, &reason, &envelope_json, crate::now())?;
+                self.store().reject(
+                    sequence,
+                    &cursor,
+                    &reason,
+                    &envelope_json,
+                    self.clock.now(),
+                )?;
                 report.rejected += 1;
                 report.cursor = sequence;
             }

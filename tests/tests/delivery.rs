@@ -192,11 +192,17 @@ async fn the_hubs_clock_decides_what_has_expired() {
 #[tokio::test]
 async fn expired_items_are_skipped_for_new_subscribers_and_marked_at_holders() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = TestHub::start(&dir.path().join("hub")).await;
-    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
-    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    // One manual clock for the hub and the agents: time moves when the test
+    // says, with no sleeping.
+    let start = member_agent::now();
+    let clock = hub::app::Clock::manual(start);
+    let hub = TestHub::start_with_clock(&dir.path().join("hub"), clock.clone()).await;
+    let mut alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let mut bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    alice.clock = clock.clone();
+    bob.clock = clock.clone();
     let mut short = d("pkg:npm/short-lived@1.0.0", "high", 50, &[]);
-    short.valid_until = Some(format_rfc3339(member_agent::now() + 2));
+    short.valid_until = Some(format_rfc3339(start + 2));
     publish(&alice, short).await.unwrap();
     publish(&alice, d("pkg:npm/lasting@1.0.0", "high", 50, &[]))
         .await
@@ -205,7 +211,7 @@ async fn expired_items_are_skipped_for_new_subscribers_and_marked_at_holders() {
     let bob_jsonl = dir.path().join("bob.jsonl");
     let mut sink = JsonlSink::open(Some(&bob_jsonl)).unwrap();
     assert_eq!(bob.sync(false, &mut sink).await.unwrap().new, 2);
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    clock.set(start + 3);
 
     // Bob holds it: marked expired, and the sink is told.
     bob.sync(false, &mut sink).await.unwrap();
@@ -228,7 +234,8 @@ async fn expired_items_are_skipped_for_new_subscribers_and_marked_at_holders() {
     );
 
     // A new subscriber does not get it at all.
-    let carol = enrolled_agent(&hub, "carol-bank", &dir.path().join("carol")).await;
+    let mut carol = enrolled_agent(&hub, "carol-bank", &dir.path().join("carol")).await;
+    carol.clock = clock.clone();
     let mut sink = JsonlSink::open(Some(&dir.path().join("carol.jsonl"))).unwrap();
     let r = carol.sync(false, &mut sink).await.unwrap();
     assert_eq!(r.new, 1);

@@ -122,17 +122,22 @@ async fn rotation_loses_and_refuses_nothing() {
 #[tokio::test]
 async fn a_revoked_key_is_refused_by_the_hub_and_by_agents_reading_a_tampered_store() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = TestHub::start(&dir.path().join("hub")).await;
-    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
-    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    // One manual clock for the hub and both agents.
+    let start = member_agent::now();
+    let clock = hub::app::Clock::manual(start);
+    let hub = TestHub::start_with_clock(&dir.path().join("hub"), clock.clone()).await;
+    let mut alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let mut bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    alice.clock = clock.clone();
+    bob.clock = clock.clone();
     publish(&alice, draft("pkg:npm/good-before-compromise"))
         .await
         .unwrap();
 
     let key_id = alice.loaded.identity.signing_key_id.clone();
     // Timestamps have whole seconds: revoke from a later second than the good item.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let revoked_at = member_agent::now();
+    let revoked_at = start + 1;
+    clock.set(revoked_at);
     let k = hub
         .admin()
         .revoke_key(pb::RevokeKeyRequest {
