@@ -298,6 +298,17 @@ impl TestHub {
 }
 
 /// Enrolls a new agent for `org_id` in `state_dir` and opens it.
+/// Polls `condition` every 20 ms until it holds, instead of sleeping and
+/// hoping; panics naming `what` if it does not hold within `deadline`
+/// (generous: a deadline is a bound on a hang, never a measurement).
+pub async fn eventually(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn enrolled_agent(hub: &TestHub, org_id: &str, state_dir: &Path) -> Agent {
     enrolled_agent_with_role(hub, org_id, "member", state_dir).await
 }

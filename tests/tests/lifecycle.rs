@@ -200,13 +200,20 @@ async fn suspending_a_member_closes_its_stream_and_refuses_new_calls() {
     let _bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
     let bob_dir = dir.path().join("bob");
     let jsonl = dir.path().join("bob.jsonl");
+    let follower_jsonl = jsonl.clone();
     let follower = tokio::spawn(async move {
         let bob = Agent::open(&member_agent::StateDir::new(bob_dir)).unwrap();
-        let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+        let mut sink = JsonlSink::open(Some(&follower_jsonl)).unwrap();
         bob.sync(true, &mut sink).await
     });
     publish(&alice, draft("pkg:npm/x")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Bob's stream is open and live once the item has reached his sink.
+    eventually(
+        "bob's live stream to deliver the item",
+        Duration::from_secs(30),
+        || std::fs::read_to_string(&jsonl).is_ok_and(|t| t.lines().count() == 1),
+    )
+    .await;
     hub.admin()
         .set_member_status(pb::SetMemberStatusRequest {
             org_id: "bob-bank".into(),
