@@ -20,6 +20,7 @@ pub mod keys;
 pub mod names;
 pub mod observable;
 pub mod pct;
+pub mod request_id;
 pub mod statement;
 pub mod stix;
 pub mod stix_import;

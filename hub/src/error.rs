@@ -138,32 +138,7 @@ impl Answer {
     }
 }
 
-/// One id per request, shown to the caller and written with every log
-/// line about its failure. 16 hex digits, random.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(String);
-
-impl RequestId {
-    pub fn new() -> RequestId {
-        RequestId(format!("{:016x}", uuid::Uuid::new_v4().as_u128() as u64))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for RequestId {
-    fn default() -> Self {
-        RequestId::new()
-    }
-}
-
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use isac_core::request_id::RequestId;
 
 const INTERNAL_MESSAGE: &str =
     "internal error in the hub; the operator can find details in its log";
@@ -492,17 +467,6 @@ mod tests {
                 kind,
                 "{shown}"
             );
-        }
-    }
-
-    #[test]
-    fn request_ids_are_sixteen_hex_digits_and_differ() {
-        let a = RequestId::new();
-        let b = RequestId::new();
-        assert_ne!(a, b);
-        for id in [&a, &b] {
-            assert_eq!(id.as_str().len(), 16);
-            assert!(id.as_str().bytes().all(|c| c.is_ascii_hexdigit()));
         }
     }
 

@@ -297,7 +297,6 @@ impl TestHub {
     }
 }
 
-/// Enrolls a new agent for `org_id` in `state_dir` and opens it.
 /// Polls `condition` every 20 ms until it holds, instead of sleeping and
 /// hoping; panics naming `what` if it does not hold within `deadline`
 /// (generous: a deadline is a bound on a hang, never a measurement).
@@ -309,6 +308,8 @@ pub async fn eventually(what: &str, deadline: Duration, mut condition: impl FnMu
     }
 }
 
+/// Enrolls a new agent for `org_id` in `state_dir` and opens it, on the
+/// hub's clock (so a test that moves a manual clock moves both).
 pub async fn enrolled_agent(hub: &TestHub, org_id: &str, state_dir: &Path) -> Agent {
     enrolled_agent_with_role(hub, org_id, "member", state_dir).await
 }
@@ -332,7 +333,9 @@ pub async fn enrolled_agent_with_role(
     )
     .await
     .expect("enroll");
-    Agent::open(&state).expect("open agent")
+    let mut agent = Agent::open(&state).expect("open agent");
+    agent.clock = hub.clock.clone();
+    agent
 }
 
 /// A channel with an arbitrary client identity, for hostile-client tests.

@@ -197,10 +197,8 @@ async fn expired_items_are_skipped_for_new_subscribers_and_marked_at_holders() {
     let start = member_agent::now();
     let clock = hub::app::Clock::manual(start);
     let hub = TestHub::start_with_clock(&dir.path().join("hub"), clock.clone()).await;
-    let mut alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
-    let mut bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
-    alice.clock = clock.clone();
-    bob.clock = clock.clone();
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
     let mut short = d("pkg:npm/short-lived@1.0.0", "high", 50, &[]);
     short.valid_until = Some(format_rfc3339(start + 2));
     publish(&alice, short).await.unwrap();
@@ -234,8 +232,7 @@ async fn expired_items_are_skipped_for_new_subscribers_and_marked_at_holders() {
     );
 
     // A new subscriber does not get it at all.
-    let mut carol = enrolled_agent(&hub, "carol-bank", &dir.path().join("carol")).await;
-    carol.clock = clock.clone();
+    let carol = enrolled_agent(&hub, "carol-bank", &dir.path().join("carol")).await;
     let mut sink = JsonlSink::open(Some(&dir.path().join("carol.jsonl"))).unwrap();
     let r = carol.sync(false, &mut sink).await.unwrap();
     assert_eq!(r.new, 1);

@@ -126,10 +126,8 @@ async fn a_revoked_key_is_refused_by_the_hub_and_by_agents_reading_a_tampered_st
     let start = member_agent::now();
     let clock = hub::app::Clock::manual(start);
     let hub = TestHub::start_with_clock(&dir.path().join("hub"), clock.clone()).await;
-    let mut alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
-    let mut bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
-    alice.clock = clock.clone();
-    bob.clock = clock.clone();
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
     publish(&alice, draft("pkg:npm/good-before-compromise"))
         .await
         .unwrap();

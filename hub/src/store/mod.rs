@@ -544,13 +544,6 @@ impl Store {
         self.read(move |c| sqlite::seq_at_added(c, added_us)).await
     }
 
-    /// The statement id a STIX object id was made from.
-    pub async fn statement_for_stix_id(&self, stix_id: &str) -> Result<Option<String>, StoreError> {
-        let stix_id = stix_id.to_owned();
-        self.read(move |c| sqlite::statement_for_stix_id(c, &stix_id))
-            .await
-    }
-
     /// Every revision and retraction of the statement a STIX object id was
     /// made from, in one read: a missing and a hidden id cost the same trip.
     pub async fn versions_of_stix_id(

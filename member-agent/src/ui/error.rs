@@ -19,25 +19,7 @@ use axum::response::Response;
 use super::{html, html_response, Authed, Console};
 use crate::error::AgentError;
 
-/// One id per failed request, shown on the page and in the log line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(String);
-
-impl RequestId {
-    pub fn new() -> RequestId {
-        RequestId(format!("{:016x}", uuid::Uuid::new_v4().as_u128() as u64))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use isac_core::request_id::RequestId;
 
 /// What an error page says.
 #[derive(Debug, Clone, PartialEq, Eq)]
