@@ -182,12 +182,13 @@ async fn enroll(
     org: &str,
     dir: &Path,
 ) -> Agent {
-    let ctx = hub::admin::AdminContext {
+    let ctx = hub::grpc::admin::AdminContext::local(
         store,
         config,
-        ca_fingerprint: fp,
-        actor: "local:bench".into(),
-    };
+        fp,
+        "local:bench".into(),
+        hub::app::Clock::system(),
+    );
     let token = ctx
         .add_member(pb::AddMemberRequest {
             org_id: org.into(),

@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod filter;
 pub mod hex;
 pub mod keys;
+pub mod membership;
 pub mod names;
 pub mod observable;
 pub mod pct;

@@ -5,7 +5,6 @@
 //! start many hubs on ephemeral ports. See ARCHITECTURE.md for the codemap.
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod app;
 pub mod config;
 pub mod cursor;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hub::admin::AdminContext;
+use hub::app::Clock;
 use hub::config::HubConfig;
+use hub::grpc::admin::AdminContext;
 use hub::store::Store;
 use isac_proto::v1 as pb;
 use tonic::transport::Channel;
@@ -68,8 +69,8 @@ enum Command {
         taxii_listen: Option<String>,
         /// Prometheus metrics over plain HTTP at http://ADDR/metrics, or `off`
         /// (the default). No authentication: bind to loopback (e.g.
-        /// 127.0.0.1:9464) or a monitoring network. Overrides hub.json and
-        /// ISAC_HUB_METRICS_LISTEN.
+        /// 127.0.0.1:9464) or a monitoring network. Overrides metrics_listen
+        /// in hub.toml and ISAC_HUB_METRICS_LISTEN.
         #[arg(long)]
         metrics_listen: Option<String>,
     },
@@ -812,12 +813,13 @@ macro_rules! op {
                 store,
                 ca_fingerprint,
             } => {
-                let ctx = AdminContext {
+                let ctx = AdminContext::local(
                     store,
-                    config: $config,
+                    $config,
                     ca_fingerprint,
-                    actor: local_actor(),
-                };
+                    local_actor(),
+                    Clock::system(),
+                );
                 ctx.$local($req).await.map_err(api_failure)
             }
             Backend::Remote(client) => client
@@ -894,12 +896,13 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
                 Backend::Local {
                     store,
                     ca_fingerprint,
-                } => AdminContext {
+                } => AdminContext::local(
                     store,
                     config,
                     ca_fingerprint,
-                    actor: local_actor(),
-                }
+                    local_actor(),
+                    Clock::system(),
+                )
                 .list_members()
                 .await
                 .map_err(api_failure)?,
@@ -1033,12 +1036,13 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
                 Backend::Local {
                     store,
                     ca_fingerprint,
-                } => AdminContext {
+                } => AdminContext::local(
                     store,
                     config,
                     ca_fingerprint,
-                    actor: local_actor(),
-                }
+                    local_actor(),
+                    Clock::system(),
+                )
                 .list_keys()
                 .await
                 .map_err(api_failure)?,

@@ -165,7 +165,7 @@ mod tests {
         Caller {
             org_id: org.into(),
             agent_name: "agent".into(),
-            role: "member".into(),
+            role: isac_core::membership::Role::Member,
             cert_fingerprint: String::new(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
         }

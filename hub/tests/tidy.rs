@@ -111,12 +111,11 @@ fn inner_layers_do_not_import_grpc(path: &str, text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Protobuf is converted at the edge: only the gRPC layer, the operator
-/// actions (which are the `isac.v1` admin messages), `ops.rs` and the crate
-/// roots name `isac_proto`.
+/// Protobuf is converted at the edge: only the gRPC layer, `ops.rs` and the
+/// crate roots name `isac_proto` (operator actions in `app/admin.rs` take
+/// domain types; `grpc/admin.rs` converts for the service and the CLI).
 fn protobuf_only_at_the_edge(path: &str, text: &str) -> Vec<String> {
-    let edge =
-        path.starts_with("grpc/") || ["admin.rs", "ops.rs", "lib.rs", "main.rs"].contains(&path);
+    let edge = path.starts_with("grpc/") || ["ops.rs", "lib.rs", "main.rs"].contains(&path);
     if edge {
         return Vec::new();
     }

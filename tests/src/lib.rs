@@ -211,14 +211,16 @@ impl TestHub {
         &self.config.data_dir
     }
 
-    /// The operator's admin context on this hub's data dir (as `hub` CLI).
-    pub fn admin(&self) -> hub::admin::AdminContext<'_> {
-        hub::admin::AdminContext {
-            store: &self.admin_store,
-            config: &self.config,
-            ca_fingerprint: &self.ca_fingerprint,
-            actor: "local:test-operator".into(),
-        }
+    /// The operator's admin context on this hub's data dir (as `hub` CLI),
+    /// dated by the hub's clock.
+    pub fn admin(&self) -> hub::grpc::admin::AdminContext<'_> {
+        hub::grpc::admin::AdminContext::local(
+            &self.admin_store,
+            &self.config,
+            &self.ca_fingerprint,
+            "local:test-operator".into(),
+            self.clock.clone(),
+        )
     }
 
     /// Adds a member through the operator path and returns its token.
@@ -240,20 +242,21 @@ impl TestHub {
     }
 
     pub async fn new_token(&self, org_id: &str, ttl_secs: u64) -> String {
-        // ttl 0 means "default" on the API; the tests want "already expired".
-        let token = self
-            .admin()
+        // ttl 0 means "default" on the API; the tests want "already
+        // expired": a one-second token issued two seconds ago by the hub's
+        // clock, with no waiting.
+        let mut admin = self.admin();
+        if ttl_secs == 0 {
+            admin.0.clock = hub::app::Clock::manual(self.clock.now() - 2);
+        }
+        admin
             .new_token(pb::IssueTokenRequest {
                 org_id: org_id.into(),
                 token_ttl_secs: ttl_secs.max(1),
             })
             .await
             .expect("token")
-            .token;
-        if ttl_secs == 0 {
-            tokio::time::sleep(Duration::from_millis(1100)).await;
-        }
-        token
+            .token
     }
 
     pub fn ca_cert(&self) -> X509 {

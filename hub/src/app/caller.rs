@@ -4,6 +4,8 @@
 //! minted, never from names a peer chose; an empty, unknown, replaced,
 //! revoked or suspended identity maps to no one.
 
+use isac_core::membership::{MemberStatus, Role};
+
 use crate::app::state::HubState;
 use crate::error::ApiError;
 
@@ -11,7 +13,7 @@ use crate::error::ApiError;
 pub struct Caller {
     pub org_id: String,
     pub agent_name: String,
-    pub role: String,
+    pub role: Role,
     pub cert_fingerprint: String,
     /// Sharing groups the org belongs to now.
     pub groups: Vec<String>,
@@ -19,7 +21,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn is_coordinator(&self) -> bool {
-        self.role == "coordinator"
+        self.role == Role::Coordinator
     }
 }
 
@@ -37,7 +39,7 @@ pub async fn caller_for_cert(state: &HubState, fingerprint: &str) -> Result<Call
             agent.agent_name
         )));
     }
-    if agent.member_status != "active" {
+    if agent.member_status != MemberStatus::Active {
         return Err(ApiError::PermissionDenied(format!(
             "member `{}` is {}; contact the hub operator",
             agent.org_id, agent.member_status
@@ -87,7 +89,7 @@ pub async fn caller_for_api_key(
         tracing::warn!(user = %key.username, org = %key.org_id, "TAXII: API key of an unknown member");
         return Ok(None);
     };
-    if member.status != "active" {
+    if member.status != MemberStatus::Active {
         tracing::warn!(user = %key.username, org = %key.org_id, status = %member.status, "TAXII: member not active");
         return Ok(None);
     }

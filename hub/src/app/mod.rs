@@ -10,6 +10,7 @@
 //! - `publish`: the publish decision (`Envelope` and audience openings in,
 //!   [`publish::Published`] out).
 
+pub mod admin;
 pub mod api_key;
 pub mod caller;
 pub mod clock;

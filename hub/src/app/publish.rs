@@ -91,11 +91,9 @@ async fn resolve_audience(
     let mut snapshot = BTreeMap::new();
     for entry in &entries {
         let known = match entry {
-            AudienceRef::Org(org) => state
-                .store
-                .member(org)
-                .await?
-                .is_some_and(|m| m.status != "removed" && org != ANONYMOUS_ORG),
+            AudienceRef::Org(org) => state.store.member(org).await?.is_some_and(|m| {
+                m.status != isac_core::membership::MemberStatus::Removed && org != ANONYMOUS_ORG
+            }),
             AudienceRef::Group(g) => match state.store.group_members(g).await? {
                 Some(members) => {
                     snapshot.insert(g.clone(), members);
@@ -457,7 +455,7 @@ mod tests {
         Caller {
             org_id: org.into(),
             agent_name: "agent".into(),
-            role: role.into(),
+            role: role.parse().expect("a role"),
             cert_fingerprint: String::new(),
             groups: Vec::new(),
         }

@@ -31,7 +31,7 @@ impl pb::key_directory_server::KeyDirectory for KeyDirectoryService {
             .await
             .map_err(ApiError::from)?
             .into_iter()
-            .map(crate::admin::member_key)
+            .map(crate::grpc::admin::member_key)
             .collect();
         Ok(Response::new(pb::ListKeysResponse {
             keys,

@@ -106,7 +106,7 @@ pub async fn render(state: &HubState) -> String {
     match state.store.list_members().await {
         Ok(members) => {
             for (member, _, _) in members {
-                if member.status == "removed" {
+                if member.status == isac_core::membership::MemberStatus::Removed {
                     continue;
                 }
                 let acked = match state.store.agents_of(&member.org_id).await {

@@ -17,6 +17,7 @@ mod typed;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use isac_core::membership::StatusChange;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
@@ -251,12 +252,12 @@ impl Store {
     pub async fn set_member_status(
         &self,
         org: &str,
-        action: &str,
+        change: StatusChange,
         actor: &str,
         now: i64,
     ) -> Result<MemberRow, StoreError> {
-        let (org, action, actor) = (org.to_owned(), action.to_owned(), actor.to_owned());
-        self.write(move |c| sqlite::set_member_status(c, &org, &action, &actor, now))
+        let (org, actor) = (org.to_owned(), actor.to_owned());
+        self.write(move |c| sqlite::set_member_status(c, &org, change, &actor, now))
             .await
     }
 

@@ -1,5 +1,6 @@
 //! All SQL of the hub.
 
+use isac_core::membership::{MemberStatus, Role, StatusChange};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
@@ -348,7 +349,7 @@ pub(super) fn add_group(
 ) -> Result<(), StoreError> {
     for m in members {
         match member(conn, m)? {
-            Some(row) if row.status != "removed" => {}
+            Some(row) if row.status != MemberStatus::Removed => {}
             _ => return Err(StoreError::NotFound(format!("no member `{m}`"))),
         }
     }
@@ -712,36 +713,26 @@ pub(super) fn remove_person(
 
 // === member status ===
 
-/// `suspend`, `resume` or `remove`. Removing retires the member's keys (its
-/// past statements stay verifiable) and can't be undone.
+/// Suspends, resumes or removes a member. Removing retires the member's
+/// keys (its past statements stay verifiable) and can't be undone.
 pub(super) fn set_member_status(
     conn: &Connection,
     org: &str,
-    action: &str,
+    change: StatusChange,
     actor: &str,
     now: i64,
 ) -> Result<MemberRow, StoreError> {
     let m = member(conn, org)?.ok_or_else(|| StoreError::NotFound(format!("no member `{org}`")))?;
-    let new_status = match (action, m.status.as_str()) {
-        (_, "removed") => {
-            return Err(StoreError::Refused(format!(
-                "member `{org}` was removed; add it again under a new id"
-            )))
-        }
-        ("suspend", _) => "suspended",
-        ("resume", _) => "active",
-        ("remove", _) => "removed",
-        (other, _) => {
-            return Err(StoreError::Refused(format!(
-                "unknown action `{other}`: use suspend, resume or remove"
-            )))
-        }
-    };
+    let new_status = change.apply(m.status).ok_or_else(|| {
+        StoreError::Refused(format!(
+            "member `{org}` was removed; add it again under a new id"
+        ))
+    })?;
     conn.execute(
         "UPDATE members SET status = ?2 WHERE org_id = ?1",
-        params![org, new_status],
+        params![org, new_status.as_str()],
     )?;
-    if new_status == "removed" {
+    if new_status == MemberStatus::Removed {
         // From the next whole second, as for rotation: what was signed
         // before the removal stays verifiable.
         conn.execute(
@@ -758,13 +749,25 @@ pub(super) fn set_member_status(
         conn,
         now,
         actor,
-        &format!("member.{action}"),
+        &format!("member.{change}"),
         org,
         &format!("{} -> {new_status}", m.status),
     )?;
     Ok(MemberRow {
-        status: new_status.into(),
+        status: new_status,
         ..m
+    })
+}
+
+/// Reads a text column that holds one of a fixed set of words.
+fn word<T>(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = r.get(idx)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
@@ -779,8 +782,8 @@ pub(super) fn head_sequence(conn: &Connection) -> Result<u64, StoreError> {
 pub struct MemberRow {
     pub org_id: String,
     pub name: String,
-    pub role: String,
-    pub status: String,
+    pub role: Role,
+    pub status: MemberStatus,
     pub created_at: i64,
 }
 
@@ -788,7 +791,13 @@ pub(super) fn add_member(conn: &Connection, m: &MemberRow, actor: &str) -> Resul
     let inserted = conn.execute(
         "INSERT INTO members (org_id, name, role, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(org_id) DO NOTHING",
-        params![m.org_id, m.name, m.role, m.status, m.created_at],
+        params![
+            m.org_id,
+            m.name,
+            m.role.as_str(),
+            m.status.as_str(),
+            m.created_at
+        ],
     )?;
     if inserted == 0 {
         return Err(StoreError::Conflict(format!(
@@ -810,8 +819,8 @@ fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
         org_id: r.get(0)?,
         name: r.get(1)?,
-        role: r.get(2)?,
-        status: r.get(3)?,
+        role: word(r, 2)?,
+        status: word(r, 3)?,
         created_at: r.get(4)?,
     })
 }
@@ -853,7 +862,7 @@ pub struct TokenRecord {
 pub(super) fn add_token(conn: &Connection, t: &TokenRecord, actor: &str) -> Result<(), StoreError> {
     match member(conn, &t.org_id)? {
         None => return Err(StoreError::NotFound(format!("no member `{}`", t.org_id))),
-        Some(m) if m.status == "removed" => {
+        Some(m) if m.status == MemberStatus::Removed => {
             return Err(StoreError::Refused(format!(
                 "member `{}` was removed",
                 t.org_id
@@ -920,7 +929,7 @@ pub(super) fn enroll(conn: &Connection, e: &EnrollRecord) -> Result<MemberRow, S
     }
     let member = member(conn, &org_id)?
         .ok_or_else(|| StoreError::Token(format!("member `{org_id}` no longer exists")))?;
-    if member.status != "active" {
+    if member.status != MemberStatus::Active {
         return Err(StoreError::Token(format!(
             "member `{org_id}` is {}",
             member.status
@@ -1034,8 +1043,8 @@ pub(super) fn agents_of(conn: &Connection, org: &str) -> Result<Vec<AgentDetail>
 pub struct AgentRow {
     pub org_id: String,
     pub agent_name: String,
-    pub role: String,
-    pub member_status: String,
+    pub role: Role,
+    pub member_status: MemberStatus,
     pub superseded: bool,
 }
 
@@ -1049,8 +1058,8 @@ pub(super) fn agent_by_cert(conn: &Connection, fp: &str) -> Result<Option<AgentR
                 Ok(AgentRow {
                     org_id: r.get(0)?,
                     agent_name: r.get(1)?,
-                    role: r.get(2)?,
-                    member_status: r.get(3)?,
+                    role: word(r, 2)?,
+                    member_status: word(r, 3)?,
                     superseded: r.get(4)?,
                 })
             },
@@ -1696,7 +1705,7 @@ fn api_key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
 
 pub(super) fn add_api_key(conn: &Connection, k: &ApiKeyRow, actor: &str) -> Result<(), StoreError> {
     match member(conn, &k.org_id)? {
-        Some(m) if m.status != "removed" => {}
+        Some(m) if m.status != MemberStatus::Removed => {}
         _ => return Err(StoreError::NotFound(format!("no member `{}`", k.org_id))),
     }
     if let Some(p) = &k.person_id {
