@@ -6,12 +6,15 @@
 //! - [`connect`]: trust (the hub CA only, never the system roots) and the
 //!   OpenSSL connector for tonic ([`Connector`]), built once and cloned.
 //! - [`error`]: [`ClientError`], whose `Display` is the whole story.
+//! - [`files`]: key, certificate and identity files written atomically
+//!   with their mode (the hub's data dir uses it too).
 //!
 //! The member agent, the hub's `--remote` commands and the bench use it.
 #![forbid(unsafe_code)]
 
 pub mod connect;
 pub mod error;
+pub mod files;
 pub mod identity;
 
 pub use connect::{Connector, Trust};

@@ -6,8 +6,7 @@
 //! `hub.run` exists while a `hub serve` runs: the addresses it bound.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use openssl::pkey::{PKey, Private};
@@ -60,19 +59,7 @@ pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
 }
 
 fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DataDirError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
-    Ok(())
+    isac_client::files::write_atomic(path, bytes, mode).map_err(|e| io(&e.path)(e.source))
 }
 
 /// Everything the hub loads from its data directory.
