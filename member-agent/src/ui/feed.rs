@@ -4,15 +4,15 @@
 //! sync daemon may be another process writing the same SQLite file.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use maud::{html, Markup};
 
-use super::html::{self, esc, Form};
+use super::html::{self, Form};
 use super::{html_response, Authed, Console};
 use crate::localstore::ItemSummary;
 
@@ -78,54 +78,61 @@ impl Filter {
     }
 }
 
-/// One feed row (`<tr>`), every field escaped; also what the live stream sends.
-pub fn row(i: &ItemSummary, now: i64) -> String {
-    let status = match i.status.as_str() {
-        "valid" | "key-revoked" | "key-retired" => String::new(),
-        s => format!(" <span class=\"badge\">{}</span>", esc(s)),
-    };
+/// One feed row (`<tr>`); also what the live stream sends.
+pub fn row(i: &ItemSummary, now: i64) -> Markup {
     let sig = html::signature_status(&i.status);
     let sig_class = if sig == "verified" {
         "sig-ok"
     } else {
         "sig-bad"
     };
-    format!(
-        "<tr data-seq=\"{seq}\" class=\"sev-{sevc}\"><td>{tlp}</td><td>{kind}</td>\
-<td class=\"obs\"><code>{value}</code></td>\
-<td><a href=\"/item/{idu}\">{title}</a>{status}</td><td>{sev}</td><td>{source}</td>\
-<td class=\"{sig_class}\">{sig}</td><td><time datetime=\"{created}\">{age}</time></td></tr>",
-        seq = i.sequence,
-        sevc = esc(&i.severity),
-        tlp = html::tlp_label(&i.tlp),
-        kind = esc(&i.kind),
-        value = esc(&i.value),
-        idu = html::urlenc(&i.id),
-        title = esc(&i.title),
-        sev = esc(&i.severity),
-        source = esc(&html::source_name(&i.source)),
-        created = esc(&i.created),
-        age = esc(&html::age(&i.created, now)),
-    )
+    html! {
+        tr data-seq=(i.sequence) class={ "sev-" (i.severity) } {
+            td { (html::tlp_label(&i.tlp)) }
+            td { (i.kind) }
+            td.obs { code { (i.value) } }
+            td {
+                a href={ "/item/" (html::urlenc(&i.id)) } { (i.title) }
+                @match i.status.as_str() {
+                    "valid" | "key-revoked" | "key-retired" => {}
+                    s => { " " span.badge { (s) } }
+                }
+            }
+            td { (i.severity) }
+            td { (html::source_name(&i.source)) }
+            td class=(sig_class) { (sig) }
+            td { time datetime=(i.created) { (html::age(&i.created, now)) } }
+        }
+    }
 }
 
 /// One pinned bulletin (`<li>`).
-pub fn bulletin(i: &ItemSummary, now: i64) -> String {
-    format!(
-        "<li data-seq=\"{}\">{} <a href=\"/item/{}\">{}</a> <span class=\"muted\">{} · {} · {}</span></li>",
-        i.sequence,
-        html::tlp_label(&i.tlp),
-        html::urlenc(&i.id),
-        esc(&i.title),
-        esc(&i.severity),
-        esc(&html::source_name(&i.source)),
-        esc(&html::age(&i.created, now)),
-    )
+pub fn bulletin(i: &ItemSummary, now: i64) -> Markup {
+    html! {
+        li data-seq=(i.sequence) {
+            (html::tlp_label(&i.tlp))
+            " "
+            a href={ "/item/" (html::urlenc(&i.id)) } { (i.title) }
+            " "
+            span.muted {
+                (i.severity) " · " (html::source_name(&i.source)) " · " (html::age(&i.created, now))
+            }
+        }
+    }
 }
 
-pub const TABLE_HEAD: &str = "<thead><tr><th scope=\"col\">TLP</th><th scope=\"col\">Kind</th>\
-<th scope=\"col\">Observable</th><th scope=\"col\">Title</th><th scope=\"col\">Severity</th>\
-<th scope=\"col\">Source</th><th scope=\"col\">Signature</th><th scope=\"col\">Age</th></tr></thead>";
+/// The column heads of every item table (feed, search results).
+pub fn table_head() -> Markup {
+    html! {
+        thead {
+            tr {
+                @for col in ["TLP", "Kind", "Observable", "Title", "Severity", "Source", "Signature", "Age"] {
+                    th scope="col" { (col) }
+                }
+            }
+        }
+    }
+}
 
 const KINDS: [(&str, &str); 10] = [
     ("", "any (not sightings or retractions)"),
@@ -171,23 +178,21 @@ pub async fn page(
         Ok(i) => i,
         Err(e) => return super::error::fail(&c, &auth, "The feed could not be read", &e),
     };
-    let now = crate::now();
+    html_response(
+        StatusCode::OK,
+        html::page(
+            "Feed",
+            "/",
+            c.agent().org_id(),
+            &auth.csrf,
+            body(&filter, &items, crate::now()),
+        ),
+    )
+}
+
+/// The feed page's content: filters, pinned bulletins, the live table.
+fn body(filter: &Filter, items: &[ItemSummary], now: i64) -> Markup {
     let last = items.first().map(|i| i.sequence).unwrap_or(0);
-    let mut body = String::new();
-    // Filters.
-    let _ = write!(
-        body,
-        "<form method=\"get\" action=\"/\" class=\"filters\" aria-label=\"Filters\">\
-<label>Kind <select name=\"kind\">{kinds}</select></label>\
-<label>Ecosystem <input name=\"ecosystem\" value=\"{eco}\" placeholder=\"npm, pypi, cargo…\" size=\"10\"></label>\
-<label>Min severity <select name=\"min_severity\">{sev}</select></label>\
-<label>TLP <select name=\"tlp\">{tlp}</select></label>\
-<button type=\"submit\">Apply</button> <a href=\"/\">Clear</a></form>",
-        kinds = html::options(&KINDS, &filter.kind),
-        eco = esc(&filter.ecosystem),
-        sev = html::options(&SEVERITIES, &filter.min_severity),
-        tlp = html::options(&TLPS, &filter.tlp),
-    );
     // Bulletins pinned at the top (when the filter lets bulletins through).
     let bulletin_filter = Filter {
         kind: "bulletin".into(),
@@ -199,44 +204,58 @@ pub async fn page(
         .filter(|i| show_bulletins && bulletin_filter.matches(i) && i.status == "valid")
         .take(5)
         .collect();
-    body.push_str("<section aria-labelledby=\"pinned-h\" class=\"pinned\"><h2 id=\"pinned-h\">Bulletins</h2><ul id=\"bulletins\">");
-    for b in &bulletins {
-        body.push_str(&bulletin(b, now));
-    }
-    body.push_str("</ul>");
-    if bulletins.is_empty() {
-        body.push_str("<p class=\"muted\" id=\"no-bulletins\">No bulletins.</p>");
-    }
-    body.push_str("</section>");
-    // The feed itself.
+    let rows: Vec<&ItemSummary> = items
+        .iter()
+        .filter(|i| filter.matches(i) && i.kind != "bulletin")
+        .collect();
     let events = format!("/events?{}", {
         let mut f = filter.to_form();
         f.0.push(("after".into(), last.to_string()));
         f.to_query()
     });
-    let _ = write!(
-        body,
-        "<section aria-labelledby=\"feed-h\"><h2 id=\"feed-h\">Items <span class=\"live\" id=\"live\" aria-live=\"polite\">live</span></h2>\
-<div class=\"scroll\"><table class=\"feed\" id=\"feed\" data-events=\"{}\">{TABLE_HEAD}<tbody id=\"feed-rows\">",
-        esc(&events)
-    );
-    let mut shown = 0;
-    for i in items
-        .iter()
-        .filter(|i| filter.matches(i) && i.kind != "bulletin")
-    {
-        body.push_str(&row(i, now));
-        shown += 1;
+    html! {
+        form.filters method="get" action="/" aria-label="Filters" {
+            label { "Kind " select name="kind" { (html::options(&KINDS, &filter.kind)) } }
+            label {
+                "Ecosystem "
+                input name="ecosystem" value=(filter.ecosystem) placeholder="npm, pypi, cargo…" size="10";
+            }
+            label {
+                "Min severity "
+                select name="min_severity" { (html::options(&SEVERITIES, &filter.min_severity)) }
+            }
+            label { "TLP " select name="tlp" { (html::options(&TLPS, &filter.tlp)) } }
+            button type="submit" { "Apply" }
+            " "
+            a href="/" { "Clear" }
+        }
+        section.pinned aria-labelledby="pinned-h" {
+            h2 #pinned-h { "Bulletins" }
+            ul #bulletins {
+                @for b in &bulletins { (bulletin(b, now)) }
+            }
+            @if bulletins.is_empty() {
+                p.muted #no-bulletins { "No bulletins." }
+            }
+        }
+        section aria-labelledby="feed-h" {
+            h2 #feed-h {
+                "Items "
+                span.live #live aria-live="polite" { "live" }
+            }
+            div.scroll {
+                table.feed #feed data-events=(events) {
+                    (table_head())
+                    tbody #feed-rows {
+                        @for i in &rows { (row(i, now)) }
+                    }
+                }
+            }
+            @if rows.is_empty() {
+                p.muted #empty { "Nothing held matches yet; new items appear here as they arrive." }
+            }
+        }
     }
-    body.push_str("</tbody></table></div>");
-    if shown == 0 {
-        body.push_str("<p class=\"muted\" id=\"empty\">Nothing held matches yet; new items appear here as they arrive.</p>");
-    }
-    body.push_str("</section>");
-    html_response(
-        StatusCode::OK,
-        html::page("Feed", "/", c.agent().org_id(), &auth.csrf, &body),
-    )
 }
 
 /// Server-sent events: `item` and `bulletin` events carrying a rendered
@@ -274,6 +293,7 @@ pub async fn events(
                         } else {
                             ("item", row(&i, now))
                         };
+                        let data = data.into_string();
                         let ev = Event::default()
                             .event(name)
                             .id(i.sequence.to_string())
@@ -298,6 +318,7 @@ pub async fn events(
 
 #[cfg(test)]
 mod tests {
+    use super::super::html::hostile;
     use super::*;
 
     fn item(kind: &str, value: &str, severity: &str, tlp: &str) -> ItemSummary {
@@ -335,12 +356,60 @@ mod tests {
     fn rows_escape_every_field() {
         let mut i = item("package", "pkg:npm/\"><b>@1", "high", "red");
         i.created = "<i>".into();
-        let r = row(&i, 0);
+        let r = row(&i, 0).into_string();
         assert!(!r.contains("<script>"), "{r}");
         assert!(!r.contains("<b>") && !r.contains("<i>"), "{r}");
         assert!(r.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(r.contains("anonymous member"));
         assert!(r.contains("tlp-red"));
-        assert!(!bulletin(&i, 0).contains("<script>"));
+        assert!(!bulletin(&i, 0).into_string().contains("<script>"));
+    }
+
+    fn hostile_item(kind: &str, sequence: u64) -> ItemSummary {
+        let h = hostile::all();
+        ItemSummary {
+            sequence,
+            id: h.clone(),
+            revision: 1,
+            source: h.clone(),
+            tlp: h.clone(),
+            kind: kind.into(),
+            value: h.clone(),
+            title: h.clone(),
+            severity: h.clone(),
+            created: h.clone(),
+            status: h,
+        }
+    }
+
+    #[test]
+    fn the_feed_shows_hostile_items_and_filters_as_text() {
+        let h = hostile::all();
+        for i in [hostile_item(&h, 2), hostile_item("bulletin", 3)] {
+            hostile::assert_shown_inert(&row(&i, 0).into_string());
+            hostile::assert_shown_inert(&bulletin(&i, 0).into_string());
+        }
+        let mut pinned = hostile_item("bulletin", 3);
+        pinned.status = "valid".into();
+        let items = [pinned, hostile_item(&h, 2)];
+        let page = body(&Filter::default(), &items, 0).into_string();
+        hostile::assert_shown_inert(&page);
+        assert!(page.contains("<tr data-seq=\"2\""), "{page}");
+        assert!(page.contains("<li data-seq=\"3\""), "{page}");
+        // Hostile filters: kept in the form and the event URL, as text.
+        let filter = Filter {
+            kind: h.clone(),
+            ecosystem: h.clone(),
+            min_severity: h.clone(),
+            tlp: h.clone(),
+        };
+        let page = body(&filter, &items, 0).into_string();
+        hostile::assert_inert(&page);
+        assert!(page.contains(&format!("value=\"{}\"", hostile::escaped(&h))));
+        assert!(
+            page.contains("data-events=\"/events?kind=%3Cscript%3E"),
+            "{page}"
+        );
+        assert!(page.contains("id=\"empty\""));
     }
 }

@@ -2,16 +2,16 @@
 //! retractions, sightings, related items, STIX/CSV copies (the export
 //! code), and the "we saw this" button (the `sight` command's code path).
 
-use std::fmt::Write as _;
-
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
+use isac_core::statement::{Retraction, Sighting};
 use isac_core::{Body, Statement};
+use maud::{html, Markup};
 
-use super::html::{self, esc, Form};
+use super::html::{self, Form};
 use super::{error_page, html_response, Authed, Console};
 use crate::error::AgentError;
 use crate::localstore::ItemSummary;
@@ -90,52 +90,36 @@ fn load(agent: &crate::Agent, id: &str) -> Result<Option<Detail>, AgentError> {
     }))
 }
 
-/// A JSON value as nested definition lists; every string escaped.
-fn json_html(v: &serde_json::Value, out: &mut String) {
+/// A JSON value as nested definition lists.
+fn json_html(v: &serde_json::Value) -> Markup {
     use serde_json::Value;
-    match v {
-        Value::Object(m) if m.is_empty() => out.push_str("<span class=\"muted\">(none)</span>"),
-        Value::Object(m) => {
-            out.push_str("<dl class=\"fields\">");
-            for (k, v) in m {
-                let _ = write!(out, "<dt>{}</dt><dd>", esc(k));
-                json_html(v, out);
-                out.push_str("</dd>");
-            }
-            out.push_str("</dl>");
-        }
-        Value::Array(a) if a.is_empty() => out.push_str("<span class=\"muted\">(none)</span>"),
-        Value::Array(a) => {
-            out.push_str("<ul class=\"values\">");
-            for v in a {
-                out.push_str("<li>");
-                json_html(v, out);
-                out.push_str("</li>");
-            }
-            out.push_str("</ul>");
-        }
-        Value::String(s) => {
-            let _ = write!(out, "<span class=\"value\">{}</span>", esc(s));
-        }
-        other => {
-            let _ = write!(
-                out,
-                "<span class=\"value\">{}</span>",
-                esc(&other.to_string())
-            );
+    html! {
+        @match v {
+            Value::Object(m) if m.is_empty() => span.muted { "(none)" },
+            Value::Object(m) => dl.fields {
+                @for (k, v) in m {
+                    dt { (k) }
+                    dd { (json_html(v)) }
+                }
+            },
+            Value::Array(a) if a.is_empty() => span.muted { "(none)" },
+            Value::Array(a) => ul.values {
+                @for v in a { li { (json_html(v)) } }
+            },
+            Value::String(s) => span.value { (s) },
+            other => span.value { (other.to_string()) },
         }
     }
 }
 
-fn link(i: &ItemSummary) -> String {
-    format!(
-        "<a href=\"/item/{}\">{}</a> {} <span class=\"muted\">{} · {}</span>",
-        html::urlenc(&i.id),
-        esc(&i.title),
-        html::tlp_label(&i.tlp),
-        esc(&i.kind),
-        esc(&html::source_name(&i.source)),
-    )
+fn link(i: &ItemSummary) -> Markup {
+    html! {
+        a href={ "/item/" (html::urlenc(&i.id)) } { (i.title) }
+        " "
+        (html::tlp_label(&i.tlp))
+        " "
+        span.muted { (i.kind) " · " (html::source_name(&i.source)) }
+    }
 }
 
 pub async fn page(
@@ -158,222 +142,206 @@ pub async fn page(
         }
         Err(e) => return super::error::fail(&c, &auth, "The item could not be read", &e),
     };
-    let now = crate::now();
-    let (top, key_id) = detail.revisions[0].clone();
-    let mut b = String::new();
-    if let Some(sighting) = q.opt("sighted") {
-        b.push_str(&html::notice(
-            "ok",
-            &format!("Sighting reported (id {sighting}). It counts here once the sync daemon receives it."),
-        ));
-    }
-    let _ = write!(
-        b,
-        "<p class=\"item-head\">{tlp} <span class=\"kind\">{kind}</span> <code class=\"obs\">{value}</code>{status}</p>",
-        tlp = html::tlp_label(&top.tlp),
-        kind = esc(&top.kind),
-        value = esc(&top.value),
-        status = if top.status == "valid" {
-            String::new()
-        } else {
-            format!(" <span class=\"badge\">{}</span>", esc(&top.status))
-        },
-    );
-    // Summary.
-    let signer = match &detail.signer_org {
-        Some((org, name)) if name.is_empty() || name == org => esc(org),
-        Some((org, name)) => format!("{} ({})", esc(name), esc(org)),
-        None => "<span class=\"muted\">not in the held key directory</span>".to_owned(),
-    };
-    let sightings: Vec<&(ItemSummary, Statement)> = detail
-        .mentions
-        .iter()
-        .filter(|(_, s)| matches!(&s.body, Body::Sighting(x) if x.indicator.to_string() == id))
-        .collect();
-    let sighting_count: u64 = sightings
-        .iter()
-        .map(|(_, s)| match &s.body {
-            Body::Sighting(x) => x.count as u64,
-            _ => 0,
-        })
-        .sum();
-    let _ = write!(
-        b,
-        "<dl class=\"summary\">\
-<dt>Title</dt><dd id=\"item-title\">{title}</dd>\
-<dt>Id</dt><dd><code>{id}</code></dd>\
-<dt>Revision</dt><dd>{rev}</dd>\
-<dt>Severity</dt><dd>{sev}</dd>\
-<dt>Source</dt><dd>{source}</dd>\
-<dt>Created</dt><dd><time datetime=\"{created}\">{created}</time> ({age} ago)</dd>\
-<dt>Signature</dt><dd class=\"{sigc}\">{sig}: Ed25519 DSSE envelope checked against the hub's signed key directory</dd>\
-<dt>Signer key</dt><dd><code>{key}</code></dd>\
-<dt>Signer org</dt><dd>{signer}</dd>\
-<dt>Sightings</dt><dd id=\"sightings\">{sighting_count}</dd>\
-<dt>Received here</dt><dd>#{seq} in this agent's order</dd></dl>",
-        title = esc(&top.title),
-        id = esc(&top.id),
-        rev = top.revision,
-        sev = esc(&top.severity),
-        source = esc(&html::source_name(&top.source)),
-        created = esc(&top.created),
-        age = esc(&html::age(&top.created, now)),
-        sigc = if top.status.starts_with("key-") { "sig-bad" } else { "sig-ok" },
-        sig = esc(html::signature_status(&top.status)),
-        key = esc(&key_id),
-        seq = top.sequence,
-    );
-    // "We saw this".
-    if top.kind != "sighting" && top.kind != "retraction" {
-        let _ = write!(
-            b,
-            "<form method=\"post\" action=\"/item/{idu}/sight\" class=\"inline\">{csrf}\
-<label>Count <input type=\"number\" name=\"count\" value=\"1\" min=\"1\" max=\"1000000\" size=\"5\"></label> \
-<label><input type=\"checkbox\" name=\"named\" value=\"1\"> name my organisation (anonymous otherwise)</label> \
-<button type=\"submit\" id=\"sight\">We saw this</button></form>",
-            idu = html::urlenc(&id),
-            csrf = html::csrf_input(&auth.csrf),
-        );
-    }
-    // Every field of the signed statement.
-    b.push_str("<section aria-labelledby=\"fields-h\"><h2 id=\"fields-h\">Signed statement</h2>");
-    match serde_json::from_str::<serde_json::Value>(&detail.statement_json) {
-        Ok(v) => json_html(&v, &mut b),
-        Err(_) => {
-            let _ = write!(b, "<pre>{}</pre>", esc(&detail.statement_json));
-        }
-    }
-    b.push_str("</section>");
-    // Revisions and retractions.
-    b.push_str(
-        "<section aria-labelledby=\"rev-h\"><h2 id=\"rev-h\">Revisions and retractions</h2><ul>",
-    );
-    for (r, k) in &detail.revisions {
-        let _ = write!(
-            b,
-            "<li>revision {} · {} · #{} here · key <code>{}</code> · {}</li>",
-            r.revision,
-            esc(&r.created),
-            r.sequence,
-            esc(&k[..k.len().min(16)]),
-            esc(&r.status)
-        );
-    }
-    for (r, s) in &detail.mentions {
-        if let Body::Retraction(x) = &s.body {
-            if x.target.to_string() == id {
-                let _ = write!(
-                    b,
-                    "<li class=\"retraction\">retracted by {} at {}: {}</li>",
-                    esc(&html::source_name(&r.source)),
-                    esc(&r.created),
-                    esc(if x.reason.is_empty() {
-                        "(no reason given)"
-                    } else {
-                        &x.reason
-                    })
-                );
-            }
-        }
-    }
-    b.push_str("</ul></section>");
-    // Sightings.
-    let _ = write!(
-        b,
-        "<section aria-labelledby=\"sight-h\"><h2 id=\"sight-h\">Sightings ({sighting_count})</h2>"
-    );
-    if sightings.is_empty() {
-        b.push_str("<p class=\"muted\">No sightings held.</p>");
-    } else {
-        b.push_str("<ul>");
-        for (r, s) in &sightings {
-            if let Body::Sighting(x) = &s.body {
-                let _ = write!(
-                    b,
-                    "<li>{} saw it {} time(s), last {}</li>",
-                    esc(&html::source_name(&r.source)),
-                    x.count,
-                    esc(&x.last_seen)
-                );
-            }
-        }
-        b.push_str("</ul>");
-    }
-    b.push_str("</section>");
-    // Related.
-    b.push_str("<section aria-labelledby=\"rel-h\"><h2 id=\"rel-h\">Related items</h2><ul>");
-    let mut any = false;
-    if let Some(s) = &detail.statement {
-        let named = match &s.body {
-            Body::Indicator(i) => i.related.clone(),
-            Body::Bulletin(x) => x.related.clone(),
-            Body::Sighting(x) => vec![x.indicator],
-            Body::Retraction(x) => vec![x.target],
-        };
-        for r in named {
-            any = true;
-            let _ = write!(
-                b,
-                "<li>names <a href=\"/item/{r}\"><code>{r}</code></a></li>"
-            );
-        }
-    }
-    for (r, s) in &detail.mentions {
-        if matches!(&s.body, Body::Indicator(_) | Body::Bulletin(_)) {
-            any = true;
-            let _ = write!(b, "<li>{} (names this item)</li>", link(r));
-        }
-    }
-    for r in &detail.similar {
-        any = true;
-        let _ = write!(b, "<li>{} (same package or observable)</li>", link(r));
-    }
-    b.push_str("</ul>");
-    if !any {
-        b.push_str("<p class=\"muted\">None held.</p>");
-    }
-    b.push_str("</section>");
-    // Copies.
-    b.push_str("<section aria-labelledby=\"copy-h\"><h2 id=\"copy-h\">Copy</h2>");
-    for (name, label, text) in [
-        ("stix", "STIX 2.1", &detail.stix),
-        ("osv", "OSV", &detail.osv),
-        ("csv", "CSV", &detail.csv),
-    ] {
-        match text {
-            Some(t) => {
-                let _ = write!(
-                    b,
-                    "<details><summary>{label}</summary>\
-<p><button type=\"button\" class=\"copy\" data-copy=\"copy-{name}\">Copy as {label}</button> \
-<a href=\"/item/{idu}/export/{name}\" download>Download</a></p>\
-<pre id=\"copy-{name}\" tabindex=\"0\">{}</pre></details>",
-                    esc(t),
-                    idu = html::urlenc(&id),
-                );
-            }
-            None => {
-                let _ = write!(
-                    b,
-                    "<p class=\"muted\">No {label} form for this kind of statement.</p>"
-                );
-            }
-        }
-    }
-    let _ = write!(
-        b,
-        "<details><summary>DSSE envelope</summary><pre tabindex=\"0\">{}</pre></details></section>",
-        esc(&detail.envelope_json)
-    );
+    let top = &detail.revisions[0].0;
     let title = if top.title.is_empty() {
         top.kind.clone()
     } else {
         top.title.clone()
     };
+    let body = body(
+        &id,
+        &detail,
+        q.opt("sighted").as_deref(),
+        &auth.csrf,
+        crate::now(),
+    );
     html_response(
         StatusCode::OK,
-        html::page(&title, "", c.agent().org_id(), &auth.csrf, &b),
+        html::page(&title, "", c.agent().org_id(), &auth.csrf, body),
     )
+}
+
+/// The item page's content. `sighted` is the id of a sighting just sent.
+fn body(id: &str, detail: &Detail, sighted: Option<&str>, csrf: &str, now: i64) -> Markup {
+    let (top, key_id) = &detail.revisions[0];
+    let sightings: Vec<(&ItemSummary, &Sighting)> = detail
+        .mentions
+        .iter()
+        .filter_map(|(r, s)| match &s.body {
+            Body::Sighting(x) if x.indicator.to_string() == id => Some((r, x)),
+            _ => None,
+        })
+        .collect();
+    let sighting_count: u64 = sightings.iter().map(|(_, x)| x.count as u64).sum();
+    let retractions: Vec<(&ItemSummary, &Retraction)> = detail
+        .mentions
+        .iter()
+        .filter_map(|(r, s)| match &s.body {
+            Body::Retraction(x) if x.target.to_string() == id => Some((r, x)),
+            _ => None,
+        })
+        .collect();
+    let named: Vec<uuid::Uuid> = match detail.statement.as_ref().map(|s| &s.body) {
+        Some(Body::Indicator(i)) => i.related.clone(),
+        Some(Body::Bulletin(x)) => x.related.clone(),
+        Some(Body::Sighting(x)) => vec![x.indicator],
+        Some(Body::Retraction(x)) => vec![x.target],
+        None => vec![],
+    };
+    let naming: Vec<&ItemSummary> = detail
+        .mentions
+        .iter()
+        .filter(|(_, s)| matches!(&s.body, Body::Indicator(_) | Body::Bulletin(_)))
+        .map(|(r, _)| r)
+        .collect();
+    let any_related = !named.is_empty() || !naming.is_empty() || !detail.similar.is_empty();
+    let statement = serde_json::from_str::<serde_json::Value>(&detail.statement_json).ok();
+    let idu = html::urlenc(id);
+    html! {
+        @if let Some(sighting) = sighted {
+            (html::notice("ok", &format!(
+                "Sighting reported (id {sighting}). It counts here once the sync daemon receives it."
+            )))
+        }
+        p.item-head {
+            (html::tlp_label(&top.tlp))
+            " "
+            span.kind { (top.kind) }
+            " "
+            code.obs { (top.value) }
+            @if top.status != "valid" {
+                " "
+                span.badge { (top.status) }
+            }
+        }
+        dl.summary {
+            dt { "Title" } dd #item-title { (top.title) }
+            dt { "Id" } dd { code { (top.id) } }
+            dt { "Revision" } dd { (top.revision) }
+            dt { "Severity" } dd { (top.severity) }
+            dt { "Source" } dd { (html::source_name(&top.source)) }
+            dt { "Created" }
+            dd {
+                time datetime=(top.created) { (top.created) }
+                " (" (html::age(&top.created, now)) " ago)"
+            }
+            dt { "Signature" }
+            dd class=(if top.status.starts_with("key-") { "sig-bad" } else { "sig-ok" }) {
+                (html::signature_status(&top.status))
+                ": Ed25519 DSSE envelope checked against the hub's signed key directory"
+            }
+            dt { "Signer key" } dd { code { (key_id) } }
+            dt { "Signer org" }
+            dd {
+                @match &detail.signer_org {
+                    Some((org, name)) if name.is_empty() || name == org => (org),
+                    Some((org, name)) => { (name) " (" (org) ")" },
+                    None => span.muted { "not in the held key directory" },
+                }
+            }
+            dt { "Sightings" } dd #sightings { (sighting_count) }
+            dt { "Received here" } dd { "#" (top.sequence) " in this agent's order" }
+        }
+        // "We saw this".
+        @if top.kind != "sighting" && top.kind != "retraction" {
+            form.inline method="post" action={ "/item/" (idu) "/sight" } {
+                (html::csrf_input(csrf))
+                label {
+                    "Count "
+                    input type="number" name="count" value="1" min="1" max="1000000" size="5";
+                }
+                " "
+                label {
+                    input type="checkbox" name="named" value="1";
+                    " name my organisation (anonymous otherwise)"
+                }
+                " "
+                button type="submit" #sight { "We saw this" }
+            }
+        }
+        // Every field of the signed statement.
+        section aria-labelledby="fields-h" {
+            h2 #fields-h { "Signed statement" }
+            @match &statement {
+                Some(v) => (json_html(v)),
+                None => pre { (detail.statement_json) },
+            }
+        }
+        section aria-labelledby="rev-h" {
+            h2 #rev-h { "Revisions and retractions" }
+            ul {
+                @for (r, k) in &detail.revisions {
+                    li {
+                        "revision " (r.revision) " · " (r.created) " · #" (r.sequence)
+                        " here · key " code { (k.get(..16).unwrap_or(k)) } " · " (r.status)
+                    }
+                }
+                @for (r, x) in &retractions {
+                    li.retraction {
+                        "retracted by " (html::source_name(&r.source)) " at " (r.created) ": "
+                        @if x.reason.is_empty() { "(no reason given)" } @else { (x.reason) }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="sight-h" {
+            h2 #sight-h { "Sightings (" (sighting_count) ")" }
+            @if sightings.is_empty() {
+                p.muted { "No sightings held." }
+            } @else {
+                ul {
+                    @for (r, x) in &sightings {
+                        li {
+                            (html::source_name(&r.source)) " saw it " (x.count)
+                            " time(s), last " (x.last_seen)
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="rel-h" {
+            h2 #rel-h { "Related items" }
+            ul {
+                @for r in &named {
+                    li { "names " a href={ "/item/" (r) } { code { (r) } } }
+                }
+                @for r in &naming {
+                    li { (link(r)) " (names this item)" }
+                }
+                @for r in &detail.similar {
+                    li { (link(r)) " (same package or observable)" }
+                }
+            }
+            @if !any_related {
+                p.muted { "None held." }
+            }
+        }
+        section aria-labelledby="copy-h" {
+            h2 #copy-h { "Copy" }
+            @for (name, label, text) in [
+                ("stix", "STIX 2.1", &detail.stix),
+                ("osv", "OSV", &detail.osv),
+                ("csv", "CSV", &detail.csv),
+            ] {
+                @match text {
+                    Some(t) => details {
+                        summary { (label) }
+                        p {
+                            button.copy type="button" data-copy={ "copy-" (name) } { "Copy as " (label) }
+                            " "
+                            a href={ "/item/" (idu) "/export/" (name) } download { "Download" }
+                        }
+                        pre id={ "copy-" (name) } tabindex="0" { (t) }
+                    },
+                    None => p.muted { "No " (label) " form for this kind of statement." },
+                }
+            }
+            details {
+                summary { "DSSE envelope" }
+                pre tabindex="0" { (detail.envelope_json) }
+            }
+        }
+    }
 }
 
 pub async fn export(
@@ -454,13 +422,119 @@ pub async fn sight(
 
 #[cfg(test)]
 mod tests {
+    use super::super::html::hostile;
+    use super::*;
+    use crate::draft::IndicatorDraft;
+
+    const ID: &str = "00000000-0000-4000-8000-000000000001";
+
     #[test]
     fn json_fields_are_escaped() {
         let v = serde_json::json!({"title": "<script>x</script>", "<k>": ["'\"", 1, {}]});
-        let mut out = String::new();
-        super::json_html(&v, &mut out);
+        let out = json_html(&v).into_string();
         assert!(!out.contains("<script>") && !out.contains("<k>"), "{out}");
         assert!(out.contains("&lt;script&gt;x&lt;/script&gt;"));
-        assert!(out.contains("&#39;&quot;"));
+        assert!(out.contains("'&quot;"));
+    }
+
+    fn hostile_item(id: &str) -> ItemSummary {
+        let h = hostile::all();
+        ItemSummary {
+            sequence: 9,
+            id: id.into(),
+            revision: 2,
+            source: h.clone(),
+            tlp: h.clone(),
+            kind: h.clone(),
+            value: h.clone(),
+            title: h.clone(),
+            severity: h.clone(),
+            created: h.clone(),
+            status: h,
+        }
+    }
+
+    /// An item whose every field, neighbour and copy is hostile, with a
+    /// `javascript:` reference in the signed statement.
+    fn hostile_detail() -> Detail {
+        let h = hostile::all();
+        let indicator = IndicatorDraft {
+            kind: Some("network".into()),
+            ip: Some("10.0.0.1".into()),
+            tlp: Some("green".into()),
+            title: Some("t".into()),
+            related: Some(vec!["00000000-0000-4000-8000-000000000002".into()]),
+            ..Default::default()
+        }
+        .into_statement("acme", "2026-11-25T12:00:00Z".into())
+        .unwrap();
+        let target: uuid::Uuid = ID.parse().unwrap();
+        let sighting = Statement {
+            body: Body::Sighting(Sighting {
+                indicator: target,
+                count: 3,
+                first_seen: h.clone(),
+                last_seen: h.clone(),
+            }),
+            ..indicator.clone()
+        };
+        let retraction = Statement {
+            body: Body::Retraction(Retraction {
+                target,
+                reason: h.clone(),
+            }),
+            ..indicator.clone()
+        };
+        let statement_json = serde_json::json!({
+            "title": h,
+            "references": ["javascript:alert(document.cookie)", h],
+            h.clone(): [h, 1, {}],
+        })
+        .to_string();
+        Detail {
+            revisions: vec![(hostile_item(&h), h.clone())],
+            statement: Some(indicator.clone()),
+            statement_json,
+            envelope_json: h.clone(),
+            mentions: vec![
+                (hostile_item(&h), sighting),
+                (hostile_item(&h), retraction),
+                (hostile_item(&h), indicator),
+            ],
+            similar: vec![hostile_item(&h)],
+            stix: Some(h.clone()),
+            osv: Some(h.clone()),
+            csv: Some(h.clone()),
+            signer_org: Some((h.clone(), format!("{h}!"))),
+        }
+    }
+
+    #[test]
+    fn the_item_page_shows_hostile_fields_as_text() {
+        let h = hostile::all();
+        let mut detail = hostile_detail();
+        let page = body(ID, &detail, Some(&h), &h, 0).into_string();
+        hostile::assert_shown_inert(&page);
+        // The `javascript:` reference is text, never a link.
+        assert!(!page.to_ascii_lowercase().contains("href=\"javascript"));
+        assert!(page.contains("<span class=\"value\">javascript:alert(document.cookie)</span>"));
+        // Every section is there: sightings, retraction, related, copies.
+        assert!(page.contains("<dd id=\"sightings\">3</dd>"), "{page}");
+        assert!(page.contains("<li class=\"retraction\">retracted by "));
+        assert!(page.contains("<a href=\"/item/00000000-0000-4000-8000-000000000002\">"));
+        assert_eq!(page.matches(" (same package or observable)").count(), 1);
+        assert_eq!(page.matches(" (names this item)").count(), 1);
+        for copy in ["copy-stix", "copy-osv", "copy-csv"] {
+            assert!(page.contains(&format!("<pre id=\"{copy}\" tabindex=\"0\">")));
+        }
+        // A statement that is not JSON is shown whole, as text.
+        detail.statement_json = h.clone();
+        detail.statement = None;
+        detail.signer_org = None;
+        let page = body(&h, &detail, None, &h, 0).into_string();
+        hostile::assert_shown_inert(&page);
+        assert!(page.contains(&format!("<pre>{}</pre>", hostile::escaped(&h))));
+        // The id in a form target is percent-encoded.
+        assert!(page.contains("action=\"/item/%3Cscript%3E"), "{page}");
     }
 }

@@ -33,6 +33,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use maud::{html, Markup, DOCTYPE};
 
 use crate::error::{io_err, AgentError};
 use crate::sink::JsonlSink;
@@ -607,17 +608,58 @@ async fn require_session(State(c): State<Console>, mut req: Request, next: Next)
 // === login ===
 
 async fn login_page() -> Response {
-    let body = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>Log in · ISAC console</title><link rel=\"stylesheet\" href=\"/static/console.css\">\
-<script src=\"/static/login.js\" defer></script></head><body><main id=\"main\" class=\"login\">\
-<h1>ISAC analyst console</h1>\
-<p>Open the login link that <code>member-agent ui</code> printed. It works once.</p>\
-<form method=\"post\" action=\"/login\" id=\"login\">\
-<label for=\"token\">Login token</label>\
-<input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required>\
-<button type=\"submit\">Log in</button></form></main></body></html>\n";
-    html_response(StatusCode::OK, body.to_owned())
+    html_response(StatusCode::OK, login_markup())
+}
+
+/// The login form; login.js fills the token from the URL fragment.
+fn login_markup() -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Log in · ISAC console" }
+                link rel="stylesheet" href="/static/console.css";
+                script src="/static/login.js" defer {}
+            }
+            body {
+                main.login #main {
+                    h1 { "ISAC analyst console" }
+                    p { "Open the login link that " code { "member-agent ui" } " printed. It works once." }
+                    form #login method="post" action="/login" {
+                        label for="token" { "Login token" }
+                        input #token name="token" type="password" autocomplete="off" required;
+                        button type="submit" { "Log in" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The answer to a login token that is unknown or used.
+fn login_refused_markup() -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "Login refused" }
+                link rel="stylesheet" href="/static/console.css";
+            }
+            body {
+                main.login #main {
+                    h1 { "Login refused" }
+                    p role="alert" {
+                        "This login token is unknown or was already used. Restart "
+                        code { "member-agent ui" }
+                        " for a new link."
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn login(State(c): State<Console>, body: Bytes) -> Response {
@@ -635,14 +677,7 @@ async fn login(State(c): State<Console>, body: Bytes) -> Response {
         }
     };
     if !ok {
-        return html_response(
-            StatusCode::FORBIDDEN,
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Login refused</title>\
-<link rel=\"stylesheet\" href=\"/static/console.css\"></head><body><main id=\"main\" class=\"login\">\
-<h1>Login refused</h1><p role=\"alert\">This login token is unknown or was already used. \
-Restart <code>member-agent ui</code> for a new link.</p></main></body></html>\n"
-                .to_owned(),
-        );
+        return html_response(StatusCode::FORBIDDEN, login_refused_markup());
     }
     let (Ok(sid), Ok(csrf)) = (random_hex(32), random_hex(32)) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness\n").into_response();
@@ -691,11 +726,11 @@ async fn logout(
 
 // === responses and assets ===
 
-fn html_response(status: StatusCode, body: String) -> Response {
+fn html_response(status: StatusCode, page: Markup) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
+        page.into_string(),
     )
         .into_response()
 }
@@ -780,6 +815,16 @@ mod tests {
             "console.example:7480",
             true
         ));
+    }
+
+    #[test]
+    fn the_login_pages_hold_only_our_markup() {
+        for page in [login_markup(), login_refused_markup()] {
+            html::hostile::assert_inert(&page.into_string());
+        }
+        assert!(login_markup()
+            .into_string()
+            .contains("<script src=\"/static/login.js\" defer></script>"));
     }
 
     #[test]

@@ -4,8 +4,6 @@
 //! `publish::publish_bulletin`, the code path of `member-agent publish` and
 //! `bulletin`, so the statement is signed with this member's key here.
 
-use std::fmt::Write as _;
-
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -13,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use isac_core::tlp::AudienceRef;
 use isac_core::Tlp;
+use maud::{html, Markup};
 
 use super::feed::SEVERITIES;
-use super::html::{self, esc, Form};
+use super::html::{self, Form};
 use super::{html_response, Authed, Console};
 use crate::draft::{BulletinDraft, IndicatorDraft};
 use crate::error::AgentError;
@@ -131,115 +130,137 @@ fn preview_text(form: &Form, orgs: &[(String, String)]) -> String {
     }
 }
 
-fn tlp_radios(name_prefix: &str, selected: &str) -> String {
-    let mut out = String::new();
-    for (value, meaning) in LEVELS {
-        let checked = if value == selected { " checked" } else { "" };
-        let id = format!("{name_prefix}-tlp-{}", value.replace('+', "-"));
-        let _ = write!(
-            out,
-            "<div class=\"radio\"><input type=\"radio\" name=\"tlp\" id=\"{id}\" value=\"{value}\" required{checked}>\
-<label for=\"{id}\">{label} <span class=\"muted\">{meaning}</span></label></div>",
-            label = html::tlp_label(value),
-        );
+fn tlp_radios(name_prefix: &str, selected: &str) -> Markup {
+    html! {
+        @for (value, meaning) in LEVELS {
+            @let id = format!("{name_prefix}-tlp-{}", value.replace('+', "-"));
+            div.radio {
+                input type="radio" name="tlp" id=(id) value=(value) required checked[value == selected];
+                label for=(id) { (html::tlp_label(value)) " " span.muted { (meaning) } }
+            }
+        }
     }
-    out
 }
 
-fn audience_picker(prefix: &str, form: &Form, orgs: &[(String, String)], own: &str) -> String {
+fn audience_picker(prefix: &str, form: &Form, orgs: &[(String, String)], own: &str) -> Markup {
     let chosen = form.all("audience");
-    let mut out = format!(
-        "<fieldset class=\"audience\" id=\"{prefix}-audience\"><legend>Audience (AMBER, AMBER+STRICT, RED)</legend>"
-    );
-    if orgs.is_empty() {
-        out.push_str("<p class=\"muted\">No key directory held yet: run <code>member-agent sync</code> once.</p>");
+    html! {
+        fieldset.audience id={ (prefix) "-audience" } {
+            legend { "Audience (AMBER, AMBER+STRICT, RED)" }
+            @if orgs.is_empty() {
+                p.muted { "No key directory held yet: run " code { "member-agent sync" } " once." }
+            }
+            @for (id, name) in orgs {
+                @let entry = format!("org:{id}");
+                @let input_id = format!("{prefix}-aud-{}", html::urlenc(id));
+                div.check {
+                    input type="checkbox" name="audience" id=(input_id) value=(entry) checked[chosen.contains(&entry)];
+                    label for=(input_id) {
+                        @if name.is_empty() || name == id {
+                            (id)
+                        } @else {
+                            (name) " " span.muted { (id) }
+                        }
+                        @if id == own { " (you)" }
+                    }
+                }
+            }
+            label for={ (prefix) "-aud-other" } {
+                "Sharing groups and people "
+                span.muted { "group:NAME, person:ORG_ID/PERSON_ID; comma or line separated" }
+            }
+            input id={ (prefix) "-aud-other" } name="audience_other" value=(form.get("audience_other")) spellcheck="false";
+        }
     }
-    for (id, name) in orgs {
-        let entry = format!("org:{id}");
-        let checked = if chosen.contains(&entry) {
-            " checked"
-        } else {
-            ""
-        };
-        let input_id = format!("{prefix}-aud-{}", html::urlenc(id));
-        let label = if name.is_empty() || name == id {
-            esc(id)
-        } else {
-            format!("{} <span class=\"muted\">{}</span>", esc(name), esc(id))
-        };
-        let you = if id == own { " (you)" } else { "" };
-        let _ = write!(
-            out,
-            "<div class=\"check\"><input type=\"checkbox\" name=\"audience\" id=\"{input_id}\" value=\"{}\"{checked}>\
-<label for=\"{input_id}\">{label}{you}</label></div>",
-            esc(&entry)
-        );
-    }
-    let _ = write!(
-        out,
-        "<label for=\"{prefix}-aud-other\">Sharing groups and people <span class=\"muted\">group:NAME, person:ORG_ID/PERSON_ID; comma or line separated</span></label>\
-<input id=\"{prefix}-aud-other\" name=\"audience_other\" value=\"{}\" spellcheck=\"false\"></fieldset>",
-        esc(form.get("audience_other"))
-    );
-    out
 }
 
-fn form_html(c: &Console, auth: &Authed, form: &Form, orgs: &[(String, String)]) -> String {
-    let own = c.agent().org_id();
-    let mut b = String::new();
-    let _ = write!(
-        b,
-        "<section aria-labelledby=\"ind-h\"><h2 id=\"ind-h\">Indicator</h2>\
-<form method=\"post\" action=\"/publish\" id=\"publish-form\" class=\"stack publish\" data-preview=\"preview\">{csrf}\
-<label for=\"kind\">Kind</label><select id=\"kind\" name=\"kind\">{kinds}</select>\
-<label for=\"value\">Observable <span class=\"muted\">purl, sha256/sha512, repository URL, platform:username, domain/IP/URL, or CVE/GHSA/OSV id</span></label>\
-<input id=\"value\" name=\"value\" value=\"{value}\" required spellcheck=\"false\">\
-<label for=\"extra\">Versions, commit or affected purls <span class=\"muted\">optional; one per line (package: version ranges; artifact: its purl; repository: commit or tag; vulnerability: affected purls)</span></label>\
-<textarea id=\"extra\" name=\"extra\" rows=\"2\" spellcheck=\"false\">{extra}</textarea>\
-<label for=\"title\">Title</label><input id=\"title\" name=\"title\" value=\"{title}\" required>\
-<label for=\"description\">Description</label><textarea id=\"description\" name=\"description\" rows=\"3\">{description}</textarea>\
-<label for=\"severity\">Severity</label><select id=\"severity\" name=\"severity\">{sev}</select>\
-<label for=\"confidence\">Confidence (0-100)</label><input id=\"confidence\" name=\"confidence\" type=\"number\" min=\"0\" max=\"100\" value=\"{confidence}\">\
-<label for=\"labels\">Labels <span class=\"muted\">comma separated</span></label><input id=\"labels\" name=\"labels\" value=\"{labels}\">\
-<label for=\"references\">References <span class=\"muted\">URLs, one per line</span></label><textarea id=\"references\" name=\"references\" rows=\"2\" spellcheck=\"false\">{references}</textarea>\
-<fieldset class=\"tlp-pick\"><legend>TLP 2.0 label</legend>{radios}</fieldset>\
-{audience}\
-<div class=\"check\"><input type=\"checkbox\" id=\"anonymous\" name=\"anonymous\" value=\"1\"{anon}>\
-<label for=\"anonymous\">Publish anonymously <span class=\"muted\">(the hub verifies your signature, then re-signs as \"anonymous member\")</span></label></div>\
-<h3 id=\"preview-h\">Who will receive it</h3><output id=\"preview\" for=\"publish-form\" aria-live=\"polite\" class=\"preview\">{preview}</output>\
-<button type=\"submit\" id=\"publish\">Sign and publish</button></form></section>",
-        csrf = html::csrf_input(&auth.csrf),
-        kinds = html::options(&KINDS, form.get("kind")),
-        value = esc(form.get("value")),
-        extra = esc(form.get("extra")),
-        title = esc(form.get("title")),
-        description = esc(form.get("description")),
-        sev = html::options(&SEVERITIES[1..], if form.get("severity").is_empty() { "medium" } else { form.get("severity") }),
-        confidence = esc(if form.get("confidence").is_empty() { "50" } else { form.get("confidence") }),
-        labels = esc(form.get("labels")),
-        references = esc(form.get("references")),
-        radios = tlp_radios("ind", form.get("tlp")),
-        audience = audience_picker("ind", form, orgs, own),
-        anon = if form.get("anonymous").is_empty() { "" } else { " checked" },
-        preview = esc(&preview_text(form, orgs)),
-    );
-    let _ = write!(
-        b,
-        "<section aria-labelledby=\"bul-h\"><h2 id=\"bul-h\">Bulletin <span class=\"muted\">(coordinators; the hub refuses others)</span></h2>\
-<form method=\"post\" action=\"/bulletin\" id=\"bulletin-form\" class=\"stack\">{csrf}\
-<label for=\"b-title\">Title</label><input id=\"b-title\" name=\"title\" required>\
-<label for=\"b-body\">Text</label><textarea id=\"b-body\" name=\"body\" rows=\"5\" required></textarea>\
-<label for=\"b-severity\">Severity</label><select id=\"b-severity\" name=\"severity\">{sev}</select>\
-<label for=\"b-incident\">Incident reference <span class=\"muted\">optional, e.g. INC-2026-042</span></label><input id=\"b-incident\" name=\"incident\">\
-<label for=\"b-related\">Related indicator ids <span class=\"muted\">optional, comma separated</span></label><input id=\"b-related\" name=\"related\" spellcheck=\"false\">\
-<fieldset class=\"tlp-pick\"><legend>TLP 2.0 label</legend>{radios}</fieldset>{audience}\
-<button type=\"submit\" id=\"publish-bulletin\">Sign and broadcast</button></form></section>",
-        csrf = html::csrf_input(&auth.csrf),
-        sev = html::options(&SEVERITIES[1..], "high"),
-        radios = tlp_radios("bul", ""),
-        audience = audience_picker("bul", &Form::default(), orgs, own),
-    );
-    b
+/// Both forms; `form` is what the analyst sent (kept after a refusal),
+/// `own` this member's org id.
+fn form_html(own: &str, csrf: &str, form: &Form, orgs: &[(String, String)]) -> Markup {
+    let or = |name: &str, default: &'static str| -> String {
+        match form.get(name) {
+            "" => default.to_owned(),
+            v => v.to_owned(),
+        }
+    };
+    html! {
+        section aria-labelledby="ind-h" {
+            h2 #ind-h { "Indicator" }
+            form.stack.publish #publish-form method="post" action="/publish" data-preview="preview" {
+                (html::csrf_input(csrf))
+                label for="kind" { "Kind" }
+                select #kind name="kind" { (html::options(&KINDS, form.get("kind"))) }
+                label for="value" {
+                    "Observable "
+                    span.muted { "purl, sha256/sha512, repository URL, platform:username, domain/IP/URL, or CVE/GHSA/OSV id" }
+                }
+                input #value name="value" value=(form.get("value")) required spellcheck="false";
+                label for="extra" {
+                    "Versions, commit or affected purls "
+                    span.muted { "optional; one per line (package: version ranges; artifact: its purl; repository: commit or tag; vulnerability: affected purls)" }
+                }
+                textarea #extra name="extra" rows="2" spellcheck="false" { (form.get("extra")) }
+                label for="title" { "Title" }
+                input #title name="title" value=(form.get("title")) required;
+                label for="description" { "Description" }
+                textarea #description name="description" rows="3" { (form.get("description")) }
+                label for="severity" { "Severity" }
+                select #severity name="severity" { (html::options(&SEVERITIES[1..], &or("severity", "medium"))) }
+                label for="confidence" { "Confidence (0-100)" }
+                input #confidence name="confidence" type="number" min="0" max="100" value=(or("confidence", "50"));
+                label for="labels" { "Labels " span.muted { "comma separated" } }
+                input #labels name="labels" value=(form.get("labels"));
+                label for="references" { "References " span.muted { "URLs, one per line" } }
+                textarea #references name="references" rows="2" spellcheck="false" { (form.get("references")) }
+                fieldset.tlp-pick {
+                    legend { "TLP 2.0 label" }
+                    (tlp_radios("ind", form.get("tlp")))
+                }
+                (audience_picker("ind", form, orgs, own))
+                div.check {
+                    input type="checkbox" #anonymous name="anonymous" value="1" checked[!form.get("anonymous").is_empty()];
+                    label for="anonymous" {
+                        "Publish anonymously "
+                        span.muted { "(the hub verifies your signature, then re-signs as \"anonymous member\")" }
+                    }
+                }
+                h3 #preview-h { "Who will receive it" }
+                output #preview for="publish-form" aria-live="polite" .preview { (preview_text(form, orgs)) }
+                button type="submit" #publish { "Sign and publish" }
+            }
+        }
+        section aria-labelledby="bul-h" {
+            h2 #bul-h {
+                "Bulletin "
+                span.muted { "(coordinators; the hub refuses others)" }
+            }
+            form.stack #bulletin-form method="post" action="/bulletin" {
+                (html::csrf_input(csrf))
+                label for="b-title" { "Title" }
+                input #b-title name="title" required;
+                label for="b-body" { "Text" }
+                textarea #b-body name="body" rows="5" required {}
+                label for="b-severity" { "Severity" }
+                select #b-severity name="severity" { (html::options(&SEVERITIES[1..], "high")) }
+                label for="b-incident" {
+                    "Incident reference "
+                    span.muted { "optional, e.g. INC-2026-042" }
+                }
+                input #b-incident name="incident";
+                label for="b-related" {
+                    "Related indicator ids "
+                    span.muted { "optional, comma separated" }
+                }
+                input #b-related name="related" spellcheck="false";
+                fieldset.tlp-pick {
+                    legend { "TLP 2.0 label" }
+                    (tlp_radios("bul", ""))
+                }
+                (audience_picker("bul", &Form::default(), orgs, own))
+                button type="submit" #publish-bulletin { "Sign and broadcast" }
+            }
+        }
+    }
 }
 
 /// (org id, org name) for every organisation in the held key directory.
@@ -262,17 +283,21 @@ fn orgs(agent: &crate::Agent) -> Vec<(String, String)> {
     out
 }
 
-fn render(c: &Console, auth: &Authed, status: StatusCode, top: &str, form: &Form) -> Response {
-    let orgs = orgs(c.agent());
-    let body = format!("{top}{}", form_html(c, auth, form, &orgs));
+/// The publish page: `top` (a result or refusal) above both forms.
+fn render(c: &Console, auth: &Authed, status: StatusCode, top: Markup, form: &Form) -> Response {
+    let own = c.agent().org_id();
+    let body = html! {
+        (top)
+        (form_html(own, &auth.csrf, form, &orgs(c.agent())))
+    };
     html_response(
         status,
-        html::page("Publish", "/publish", c.agent().org_id(), &auth.csrf, &body),
+        html::page("Publish", "/publish", own, &auth.csrf, body),
     )
 }
 
 pub async fn form(State(c): State<Console>, Extension(auth): Extension<Authed>) -> Response {
-    render(&c, &auth, StatusCode::OK, "", &Form::default())
+    render(&c, &auth, StatusCode::OK, html! {}, &Form::default())
 }
 
 /// The preview as plain text (the page's script shows it with textContent).
@@ -362,28 +387,26 @@ pub fn draft_from(form: &Form) -> Result<IndicatorDraft, AgentError> {
     Ok(d)
 }
 
-fn published_notice(what: &str, p: &crate::publish::Published, who: &[String]) -> String {
-    let mut s = format!(
-        "<div class=\"notice notice-ok\" role=\"status\" id=\"published\"><p>{what} signed with your key and published: \
-id <a href=\"/item/{idu}\"><code>{id}</code></a>, revision {rev}{dup}. \
-It appears in the feed when the sync daemon receives it back.</p>",
-        idu = html::urlenc(&p.id),
-        id = esc(&p.id),
-        rev = p.revision,
-        dup = if p.duplicate { " (already held by the hub)" } else { "" },
-    );
-    if !who.is_empty() {
-        s.push_str("<p class=\"preview\">");
-        s.push_str(&esc(&who.join("\n")));
-        s.push_str("</p>");
+fn published_notice(what: &str, p: &crate::publish::Published, who: &[String]) -> Markup {
+    html! {
+        div.notice.notice-ok role="status" #published {
+            p {
+                (what) " signed with your key and published: id "
+                a href={ "/item/" (html::urlenc(&p.id)) } { code { (p.id) } }
+                ", revision " (p.revision)
+                @if p.duplicate { " (already held by the hub)" }
+                ". It appears in the feed when the sync daemon receives it back."
+            }
+            @if !who.is_empty() {
+                p.preview { (who.join("\n")) }
+            }
+        }
     }
-    s.push_str("</div>");
-    s
 }
 
 /// The form again with why it was not published (status and text from
 /// the one mapping, `error::classify`).
-fn refused(e: &AgentError) -> (StatusCode, String) {
+fn refused(e: &AgentError) -> (StatusCode, Markup) {
     let shown = super::error::classify("Not published", e);
     (shown.status, html::notice("error", &shown.message))
 }
@@ -414,12 +437,12 @@ pub async fn submit(
             &c,
             &auth,
             StatusCode::OK,
-            &published_notice("Indicator", &p, &who),
+            published_notice("Indicator", &p, &who),
             &Form::default(),
         ),
         Err(e) => {
             let (status, notice) = refused(&e);
-            render(&c, &auth, status, &notice, &form)
+            render(&c, &auth, status, notice, &form)
         }
     }
 }
@@ -454,18 +477,19 @@ pub async fn bulletin(
             &c,
             &auth,
             StatusCode::OK,
-            &published_notice("Bulletin", &p, &who),
+            published_notice("Bulletin", &p, &who),
             &Form::default(),
         ),
         Err(e) => {
             let (status, notice) = refused(&e);
-            render(&c, &auth, status, &notice, &Form::default())
+            render(&c, &auth, status, notice, &Form::default())
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::html::hostile;
     use super::*;
 
     #[test]
@@ -511,5 +535,55 @@ mod tests {
         .unwrap();
         assert_eq!(d.domain.as_deref(), Some("evil.example"));
         assert!(draft_from(&Form::parse("kind=bogus")).is_err());
+    }
+
+    #[test]
+    fn the_publish_page_keeps_hostile_input_as_text() {
+        let h = hostile::all();
+        let mut fields: Vec<(String, String)> = [
+            "kind",
+            "value",
+            "extra",
+            "title",
+            "description",
+            "severity",
+            "confidence",
+            "labels",
+            "references",
+            "tlp",
+            "audience_other",
+            "anonymous",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), h.clone()))
+        .collect();
+        fields.push(("references".into(), "javascript:alert(1)".into()));
+        fields.push(("audience".into(), format!("org:{h}")));
+        let form = Form(fields);
+        let orgs = vec![(h.clone(), h.clone()), ("bob-bank".to_owned(), h.clone())];
+        let page = form_html(&h, &h, &form, &orgs).into_string();
+        hostile::assert_shown_inert(&page);
+        // What was sent comes back inside the fields, as text.
+        for id in ["extra", "description", "references"] {
+            let open = format!("<textarea id=\"{id}\"");
+            let at = page.find(&open).expect(id);
+            let end = at + page[at..].find("</textarea>").unwrap();
+            assert!(page[at..end].contains(&hostile::escaped(&h)), "{id}");
+        }
+        assert!(page.contains(&format!(
+            "<input id=\"value\" name=\"value\" value=\"{}\"",
+            hostile::escaped(&h)
+        )));
+        // The hostile org is checked (it was sent) and marked as ours.
+        assert_eq!(page.matches(" checked").count(), 2, "{page}");
+        assert!(page.contains(" (you)</label>"));
+        let published = crate::publish::Published {
+            id: h.clone(),
+            revision: 2,
+            duplicate: true,
+        };
+        let notice = published_notice(&h, &published, &[h.clone(), h.clone()]).into_string();
+        hostile::assert_shown_inert(&notice);
+        assert!(notice.contains("href=\"/item/%3Cscript%3E"), "{notice}");
     }
 }

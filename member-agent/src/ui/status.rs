@@ -1,16 +1,17 @@
 //! Status: identity, hub connection, cursor, counts, key directory, sinks.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
+use isac_client::Identity;
 use isac_proto::v1 as pb;
+use maud::{html, Markup};
 
-use super::html::{self, esc};
+use super::html::{self};
 use super::{html_response, Authed, Console};
 
 struct Counts {
@@ -70,88 +71,144 @@ pub async fn page(State(c): State<Console>, Extension(auth): Extension<Authed>) 
         })
         .await;
     let hub = hub_check(&c).await;
-    let id = &c.agent().loaded.identity;
-    let dir = super::held_directory(c.agent());
-    let mut b = String::new();
-    let _ = write!(
-        b,
-        "<dl class=\"summary\" id=\"status\">\
-<dt>Organisation</dt><dd>{org}</dd><dt>Agent</dt><dd>{agent}</dd>\
-<dt>Hub</dt><dd><code>{hub_url}</code></dd>\
-<dt>Hub connection</dt><dd class=\"{hub_class}\">{hub_text}</dd>\
-<dt>Hub CA (pinned)</dt><dd><code>{ca}</code></dd>\
-<dt>Signing key</dt><dd><code>{key}</code></dd>\
-<dt>Key directory held</dt><dd>{dir}</dd>\
-<dt>Enrolled</dt><dd>{enrolled}</dd>\
-<dt>State directory</dt><dd><code>{state}</code></dd>",
-        org = esc(&id.org_id),
-        agent = esc(&id.agent_name),
-        hub_url = esc(&id.hub_url),
-        hub_class = if hub.is_ok() { "sig-ok" } else { "sig-bad" },
-        hub_text = esc(&match &hub {
-            Ok(s) => s.clone(),
-            Err(e) => format!("not reachable: {e}"),
-        }),
-        ca = esc(&id.ca_fingerprint),
-        key = esc(&id.signing_key_id),
-        dir = esc(&match &dir {
-            Some(d) => format!(
-                "version {}, {} key(s), expires {}",
-                d.version,
-                d.keys.len(),
-                d.expires
-            ),
-            None => "none yet (run member-agent sync)".into(),
-        }),
-        enrolled = esc(&id.enrolled_at),
-        state = esc(&c.agent().state.root.display().to_string()),
-    );
-    match &counts {
-        Ok(n) => {
-            let fmt = |m: &BTreeMap<String, u64>| {
-                m.iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let _ = write!(
-                b,
-                "<dt>Cursor</dt><dd id=\"cursor\">{}</dd><dt>Items held</dt><dd id=\"count\">{}</dd>\
-<dt>By TLP</dt><dd>{}</dd><dt>By kind</dt><dd>{}</dd><dt>By status</dt><dd>{}</dd>\
-<dt>Refused (failed verification)</dt><dd>{}</dd>",
-                n.cursor,
-                n.items,
-                esc(&fmt(&n.by_tlp)),
-                esc(&fmt(&n.by_kind)),
-                esc(&fmt(&n.by_status)),
-                n.rejected
-            );
-        }
-        Err(e) => {
-            let _ = write!(
-                b,
-                "<dt>Local store</dt><dd class=\"sig-bad\">{}</dd>",
-                esc(&super::error::classify("Not readable", e).message)
-            );
-        }
-    }
-    b.push_str("<dt>Sinks</dt><dd>");
-    match &c.0.sinks {
-        Some(sinks) => {
-            b.push_str("<ul>");
-            for s in sinks {
-                let _ = write!(b, "<li>{}</li>", esc(s));
-            }
-            b.push_str("</ul>");
-        }
-        None => b.push_str(
-            "configured on <code>member-agent run</code>, a separate process; \
-start the console with <code>member-agent run --ui ADDR</code> to list them here",
+    let directory = match super::held_directory(c.agent()) {
+        Some(d) => format!(
+            "version {}, {} key(s), expires {}",
+            d.version,
+            d.keys.len(),
+            d.expires
         ),
-    }
-    b.push_str("</dd></dl>");
+        None => "none yet (run member-agent sync)".into(),
+    };
+    let view = View {
+        identity: &c.agent().loaded.identity,
+        state_root: c.agent().state.root.display().to_string(),
+        hub,
+        directory,
+        counts: counts.map_err(|e| super::error::classify("Not readable", &e).message),
+        sinks: c.0.sinks.as_deref(),
+    };
     html_response(
         StatusCode::OK,
-        html::page("Status", "/status", c.agent().org_id(), &auth.csrf, &b),
+        html::page(
+            "Status",
+            "/status",
+            c.agent().org_id(),
+            &auth.csrf,
+            body(&view),
+        ),
     )
+}
+
+/// What the status page shows, gathered before rendering.
+struct View<'a> {
+    identity: &'a Identity,
+    state_root: String,
+    /// The hub check's answer, or why it failed.
+    hub: Result<String, String>,
+    directory: String,
+    /// The local store's counts, or what the page may say about its failure.
+    counts: Result<Counts, String>,
+    /// The daemon's sinks; `None` when the console runs on its own.
+    sinks: Option<&'a [String]>,
+}
+
+fn body(v: &View) -> Markup {
+    let id = v.identity;
+    let joined = |m: &BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    html! {
+        dl.summary #status {
+            dt { "Organisation" } dd { (id.org_id) }
+            dt { "Agent" } dd { (id.agent_name) }
+            dt { "Hub" } dd { code { (id.hub_url) } }
+            dt { "Hub connection" }
+            @match &v.hub {
+                Ok(s) => dd.sig-ok { (s) },
+                Err(e) => dd.sig-bad { "not reachable: " (e) },
+            }
+            dt { "Hub CA (pinned)" } dd { code { (id.ca_fingerprint) } }
+            dt { "Signing key" } dd { code { (id.signing_key_id) } }
+            dt { "Key directory held" } dd { (v.directory) }
+            dt { "Enrolled" } dd { (id.enrolled_at) }
+            dt { "State directory" } dd { code { (v.state_root) } }
+            @match &v.counts {
+                Ok(n) => {
+                    dt { "Cursor" } dd #cursor { (n.cursor) }
+                    dt { "Items held" } dd #count { (n.items) }
+                    dt { "By TLP" } dd { (joined(&n.by_tlp)) }
+                    dt { "By kind" } dd { (joined(&n.by_kind)) }
+                    dt { "By status" } dd { (joined(&n.by_status)) }
+                    dt { "Refused (failed verification)" } dd { (n.rejected) }
+                },
+                Err(message) => {
+                    dt { "Local store" } dd.sig-bad { (message) }
+                },
+            }
+            dt { "Sinks" }
+            dd {
+                @match v.sinks {
+                    Some(sinks) => ul { @for s in sinks { li { (s) } } },
+                    None => {
+                        "configured on " code { "member-agent run" } ", a separate process; \
+    start the console with " code { "member-agent run --ui ADDR" } " to list them here"
+                    },
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::html::hostile;
+    use super::*;
+
+    #[test]
+    fn the_status_page_shows_hostile_text_as_text() {
+        let h = hostile::all();
+        let identity = Identity {
+            hub_url: h.clone(),
+            org_id: h.clone(),
+            agent_name: h.clone(),
+            signing_key_id: h.clone(),
+            ca_fingerprint: h.clone(),
+            enrolled_at: h.clone(),
+            hub_directory_key_id: h.clone(),
+        };
+        let sinks = [h.clone()];
+        let view = View {
+            identity: &identity,
+            state_root: h.clone(),
+            hub: Err(h.clone()),
+            directory: h.clone(),
+            counts: Err(h.clone()),
+            sinks: Some(&sinks),
+        };
+        let page = body(&view).into_string();
+        hostile::assert_shown_inert(&page);
+        assert!(page.contains("<dd class=\"sig-bad\">not reachable: "));
+        let counted = |name: &str| BTreeMap::from([(name.to_owned(), 2)]);
+        let view = View {
+            hub: Ok(h.clone()),
+            counts: Ok(Counts {
+                cursor: 5,
+                items: 6,
+                rejected: 7,
+                by_tlp: counted(&h),
+                by_kind: counted(&h),
+                by_status: counted(&h),
+            }),
+            sinks: None,
+            ..view
+        };
+        let page = body(&view).into_string();
+        hostile::assert_shown_inert(&page);
+        assert!(page.contains("<dd id=\"cursor\">5</dd>"), "{page}");
+        assert!(page.contains("<code>member-agent run --ui ADDR</code>"));
+    }
 }
