@@ -53,82 +53,69 @@ pub fn prepare(config: &HubConfig) -> Result<(datadir::HubMaterial, bool), HubEr
     Ok(prepared)
 }
 
-/// Serves the hub on `listener` until `shutdown` resolves, then stops
-/// accepting, ends open streams with UNAVAILABLE, and closes the store after
-/// every queued write has committed.
+/// The sockets a hub serves on; the caller binds them (so tests bind
+/// `127.0.0.1:0` and start many hubs at once).
+pub struct Listeners {
+    /// gRPC over mutual TLS.
+    pub grpc: TcpListener,
+    /// TAXII 2.1 over HTTPS, when configured.
+    pub taxii: Option<TcpListener>,
+    /// Prometheus metrics over plain HTTP, when configured.
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub fn grpc_only(grpc: TcpListener) -> Self {
+        Listeners {
+            grpc,
+            taxii: None,
+            metrics: None,
+        }
+    }
+}
+
+/// What a hub runs on besides its config; the defaults are production's.
+#[derive(Default)]
+pub struct ServeOptions {
+    /// "Now" for the hub (`Clock::system()` unless a test sets the time).
+    pub clock: Option<Clock>,
+    /// A store the caller opened from the prepared data dir and keeps a
+    /// handle on (tests close it under a running hub to see how the hub
+    /// answers without its store); otherwise the hub opens its own.
+    pub store: Option<store::Store>,
+}
+
+/// Serves the hub until `shutdown` resolves, then stops accepting, ends
+/// open streams with UNAVAILABLE, and closes the store after every queued
+/// write has committed.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     config: HubConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
-    serve_with_taxii(listener, None, config, shutdown).await
+    serve_with(listeners, config, ServeOptions::default(), shutdown).await
 }
 
-/// [`serve`], plus TAXII 2.1 over HTTPS on `taxii_listener` when given.
-pub async fn serve_with_taxii(
-    listener: TcpListener,
-    taxii_listener: Option<TcpListener>,
+/// [`serve`] with a test's clock or store.
+pub async fn serve_with(
+    listeners: Listeners,
     config: HubConfig,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HubError> {
-    serve_with_listeners(listener, taxii_listener, None, config, shutdown).await
-}
-
-/// [`serve_with_taxii`], plus Prometheus metrics over plain HTTP on
-/// `metrics_listener` when given.
-pub async fn serve_with_listeners(
-    listener: TcpListener,
-    taxii_listener: Option<TcpListener>,
-    metrics_listener: Option<TcpListener>,
-    config: HubConfig,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), HubError> {
-    serve_with_clock(
-        listener,
-        taxii_listener,
-        metrics_listener,
-        config,
-        Clock::system(),
-        shutdown,
-    )
-    .await
-}
-
-/// [`serve_with_listeners`] on a given clock (tests set the time).
-pub async fn serve_with_clock(
-    listener: TcpListener,
-    taxii_listener: Option<TcpListener>,
-    metrics_listener: Option<TcpListener>,
-    config: HubConfig,
-    clock: Clock,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), HubError> {
-    prepare(&config)?;
-    let store = datadir::open_store(&config.data_dir)?;
-    serve_with_store(
-        store,
-        listener,
-        taxii_listener,
-        metrics_listener,
-        config,
-        clock,
-        shutdown,
-    )
-    .await
-}
-
-/// [`serve_with_listeners`] on a store the caller opened from a prepared
-/// data directory and keeps a handle on (tests close it under a running
-/// hub to see how the hub answers without its store).
-pub async fn serve_with_store(
-    store: store::Store,
-    listener: TcpListener,
-    taxii_listener: Option<TcpListener>,
-    metrics_listener: Option<TcpListener>,
-    config: HubConfig,
-    clock: Clock,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), HubError> {
+    let Listeners {
+        grpc: listener,
+        taxii: taxii_listener,
+        metrics: metrics_listener,
+    } = listeners;
+    let clock = options.clock.unwrap_or_else(Clock::system);
+    let store = match options.store {
+        Some(store) => store,
+        None => {
+            prepare(&config)?;
+            datadir::open_store(&config.data_dir)?
+        }
+    };
     let (material, _) = datadir::init(&config.data_dir, &config.server_names)?;
     let acceptor = Arc::new(tls::build_acceptor(&material, tls::ALPN_H2)?);
     let taxii_acceptor = match &taxii_listener {

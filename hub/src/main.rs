@@ -446,7 +446,12 @@ async fn serve(config: HubConfig) -> ExitCode {
     );
     drop(material);
     let data_dir = config.data_dir.clone();
-    let result = hub::serve_with_listeners(listener, taxii, metrics, config, shutdown).await;
+    let listeners = hub::Listeners {
+        grpc: listener,
+        taxii,
+        metrics,
+    };
+    let result = hub::serve(listeners, config, shutdown).await;
     hub::datadir::remove_run_info(&data_dir, run.pid);
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,17 +76,18 @@ impl TestHub {
         let served_store = hub_store.clone();
         let hub_clock = clock.clone();
         let task = tokio::spawn(async move {
-            hub::serve_with_store(
-                served_store,
-                listener,
-                Some(taxii_listener),
-                Some(metrics_listener),
-                cfg,
-                hub_clock,
-                async {
-                    let _ = stopped.await;
-                },
-            )
+            let listeners = hub::Listeners {
+                grpc: listener,
+                taxii: Some(taxii_listener),
+                metrics: Some(metrics_listener),
+            };
+            let options = hub::ServeOptions {
+                clock: Some(hub_clock),
+                store: Some(served_store),
+            };
+            hub::serve_with(listeners, cfg, options, async {
+                let _ = stopped.await;
+            })
             .await
             .expect("hub serve");
         });
