@@ -187,6 +187,7 @@ async fn enroll(
         config,
         ca_fingerprint: fp,
         actor: "local:bench".into(),
+        clock: hub::app::Clock::system(),
     };
     let token = ctx
         .add_member(pb::AddMemberRequest {

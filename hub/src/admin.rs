@@ -25,12 +25,9 @@ pub struct AdminContext<'a> {
     pub ca_fingerprint: &'a str,
     /// `local:USER` or `org:ID/agent:NAME`.
     pub actor: String,
-}
-
-/// Operator actions are dated by the system clock (the CLI has no hub
-/// state to carry another).
-fn now() -> i64 {
-    Clock::system().now()
+    /// What dates the actions: the serving hub's clock for the `Admin`
+    /// service, the system clock for the CLI, a test's clock in tests.
+    pub clock: Clock,
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {
@@ -115,7 +112,7 @@ impl AdminContext<'_> {
             secret: URL_SAFE_NO_PAD.encode(secret),
             ca_fingerprint: self.ca_fingerprint.to_owned(),
         };
-        let created_at = now();
+        let created_at = self.clock.now();
         let expires_at = created_at + ttl_secs as i64;
         self.store
             .add_token(
@@ -178,7 +175,7 @@ impl AdminContext<'_> {
                     name,
                     role,
                     status: "active".into(),
-                    created_at: now(),
+                    created_at: self.clock.now(),
                 },
                 &self.actor,
             )
@@ -272,7 +269,7 @@ impl AdminContext<'_> {
         }
         let m = self
             .store
-            .set_member_status(&req.org_id, &req.action, &self.actor, now())
+            .set_member_status(&req.org_id, &req.action, &self.actor, self.clock.now())
             .await?;
         tracing::info!(org = %m.org_id, status = %m.status, actor = %self.actor, "member status changed");
         Ok(member_info(&m, 0, 0))
@@ -292,7 +289,7 @@ impl AdminContext<'_> {
             contact: req.contact,
         };
         self.store
-            .add_person(row.clone(), &self.actor, now())
+            .add_person(row.clone(), &self.actor, self.clock.now())
             .await?;
         Ok(person_info(row))
     }
@@ -318,7 +315,7 @@ impl AdminContext<'_> {
     ) -> Result<pb::PersonInfo, ApiError> {
         let row = self
             .store
-            .remove_person(&req.org_id, &req.person_id, &self.actor, now())
+            .remove_person(&req.org_id, &req.person_id, &self.actor, self.clock.now())
             .await?;
         Ok(person_info(row))
     }
@@ -334,7 +331,7 @@ impl AdminContext<'_> {
     }
 
     pub async fn revoke_key(&self, req: pb::RevokeKeyRequest) -> Result<pb::MemberKey, ApiError> {
-        let now = now();
+        let now = self.clock.now();
         let at = if req.effective_at.is_empty() {
             now
         } else {
@@ -367,7 +364,7 @@ impl AdminContext<'_> {
             check_org_id(m)?;
         }
         self.store
-            .add_group(&req.name, members.clone(), &self.actor, now())
+            .add_group(&req.name, members.clone(), &self.actor, self.clock.now())
             .await
             .map_err(|e| match e {
                 crate::store::StoreError::NotFound(m) => invalid(m),
@@ -399,7 +396,7 @@ impl AdminContext<'_> {
     ) -> Result<pb::GroupInfo, ApiError> {
         let members = self
             .store
-            .remove_group(&req.name, &self.actor, now())
+            .remove_group(&req.name, &self.actor, self.clock.now())
             .await?;
         Ok(pb::GroupInfo {
             name: req.name,

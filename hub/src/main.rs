@@ -817,6 +817,7 @@ macro_rules! op {
                     config: $config,
                     ca_fingerprint,
                     actor: local_actor(),
+                    clock: hub::app::Clock::system(),
                 };
                 ctx.$local($req).await.map_err(api_failure)
             }
@@ -899,6 +900,7 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
                     config,
                     ca_fingerprint,
                     actor: local_actor(),
+                    clock: hub::app::Clock::system(),
                 }
                 .list_members()
                 .await
@@ -1038,6 +1040,7 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
                     config,
                     ca_fingerprint,
                     actor: local_actor(),
+                    clock: hub::app::Clock::system(),
                 }
                 .list_keys()
                 .await

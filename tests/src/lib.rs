@@ -136,13 +136,7 @@ impl TestHub {
         person: Option<&str>,
         write: bool,
     ) -> (String, String) {
-        let key = hub::taxii::keys::generate(
-            org_id,
-            person,
-            "test",
-            write,
-            hub::app::Clock::system().now(),
-        );
+        let key = hub::taxii::keys::generate(org_id, person, "test", write, self.clock.now());
         self.admin_store
             .add_api_key(key.row, "local:test-operator")
             .await
@@ -218,6 +212,7 @@ impl TestHub {
             config: &self.config,
             ca_fingerprint: &self.ca_fingerprint,
             actor: "local:test-operator".into(),
+            clock: self.clock.clone(),
         }
     }
 
@@ -239,21 +234,23 @@ impl TestHub {
             .token
     }
 
+    /// A new enrollment token for `org_id`, valid for `ttl_secs`; 0 means
+    /// already expired (on the API it means "the default").
     pub async fn new_token(&self, org_id: &str, ttl_secs: u64) -> String {
-        // ttl 0 means "default" on the API; the tests want "already expired".
-        let token = self
-            .admin()
+        let mut admin = self.admin();
+        if ttl_secs == 0 {
+            // Issued two seconds ago by the hub's clock for one second: expired
+            // on arrival, with no waiting.
+            admin.clock = hub::app::Clock::manual(self.clock.now() - 2);
+        }
+        admin
             .new_token(pb::IssueTokenRequest {
                 org_id: org_id.into(),
                 token_ttl_secs: ttl_secs.max(1),
             })
             .await
             .expect("token")
-            .token;
-        if ttl_secs == 0 {
-            tokio::time::sleep(Duration::from_millis(1100)).await;
-        }
-        token
+            .token
     }
 
     pub fn ca_cert(&self) -> X509 {

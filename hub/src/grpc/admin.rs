@@ -27,6 +27,7 @@ impl AdminService {
             config: &self.state.config,
             ca_fingerprint: &self.state.material.ca_fingerprint,
             actor: format!("org:{}/agent:{}", caller.org_id, caller.agent_name),
+            clock: self.state.clock.clone(),
         })
     }
 }
