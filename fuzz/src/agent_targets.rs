@@ -1,8 +1,9 @@
 //! Fuzz target bodies for the member agent's importers (OSV JSON, CSV),
-//! shared by `cargo fuzz` and the stable test `tests/tests/fuzz_importers.rs`
-//! (which includes this file). An importer answers Ok or a clear error;
-//! every draft it yields either becomes a valid, canonical statement or is
-//! refused with an error, never a panic.
+//! shared by `cargo fuzz` and the stable test
+//! `tests/tests/e2e/fuzz_importers.rs` (which includes this file). An
+//! importer answers Ok or a clear error; every draft it yields either
+//! becomes a valid, canonical statement or is refused with an error, never
+//! a panic.
 
 use member_agent::csv::drafts_from_csv;
 use member_agent::draft::IndicatorDraft;

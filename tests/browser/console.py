@@ -2,7 +2,7 @@
 """Drives the analyst console in headless Chromium (Debian's chromium and
 chromium-driver, Selenium from PyPI; scripts/install-deps installs them).
 
-Started by tests/tests/console.rs, which runs a real hub, three enrolled
+Started by tests/tests/e2e/console.rs, which runs a real hub, three enrolled
 agents (`member-agent run`) and their consoles, and passes one JSON file:
 
   links        {"alice": URL, "bob": URL, "carol": URL}  one-time login links

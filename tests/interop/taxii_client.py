@@ -1,7 +1,7 @@
 """Interop check of the hub's TAXII 2.1 server with OASIS's own client
 (`taxii2-client`) and validator (`stix2-validator`).
 
-Run by tests/tests/taxii_interop.rs against a real hub:
+Run by tests/tests/e2e/taxii_interop.rs against a real hub:
     taxii_client.py URL USER PASSWORD CA_FILE EXPECTED_INDICATORS WRITE_USER WRITE_PASSWORD
 
 Checks discovery, the API root, collections, paging through every object

@@ -137,13 +137,7 @@ impl TestHub {
         person: Option<&str>,
         write: bool,
     ) -> (String, String) {
-        let key = hub::taxii::keys::generate(
-            org_id,
-            person,
-            "test",
-            write,
-            hub::app::Clock::system().now(),
-        );
+        let key = hub::taxii::keys::generate(org_id, person, "test", write, self.clock.now());
         self.admin_store
             .add_api_key(key.row, "local:test-operator")
             .await
@@ -242,6 +236,8 @@ impl TestHub {
             .token
     }
 
+    /// A new enrollment token for `org_id`, valid for `ttl_secs`; 0 means
+    /// already expired (on the API it means "the default").
     pub async fn new_token(&self, org_id: &str, ttl_secs: u64) -> String {
         // ttl 0 means "default" on the API; the tests want "already
         // expired": a one-second token issued two seconds ago by the hub's

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use isac_e2e::{enroll_with_cli, HubProcess};
+use isac_e2e::{enroll_with_cli, eventually, HubProcess};
 use isac_proto::v1 as pb;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::publish;
@@ -23,6 +23,14 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap()
+}
+
+/// Lines in a JSON Lines sink (0 before it exists).
+fn lines(jsonl: &std::path::Path) -> usize {
+    std::fs::read_to_string(jsonl)
+        .unwrap_or_default()
+        .lines()
+        .count()
 }
 
 fn enroll(data: &std::path::Path, url: &str, org: &str, state: &std::path::Path) {
@@ -66,8 +74,22 @@ async fn a_stalled_subscriber_keeps_hub_memory_bounded_and_others_keep_up() {
         })
     };
 
+    // Memory is measured from when the busy subscriber is live: it has the
+    // first item.
     let pid = hub.child.id();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = IndicatorDraft {
+        purl: Some("pkg:npm/first@1.0.0".into()),
+        tlp: Some("green".into()),
+        title: Some("first".into()),
+        ..Default::default()
+    };
+    publish(&alice, first).await.unwrap();
+    eventually(
+        "the busy subscriber's first item",
+        Duration::from_secs(60),
+        || lines(&busy_jsonl) >= 1,
+    )
+    .await;
     let before = rss_kib(pid);
     let mut peak = before;
     let description = "x".repeat(DESCRIPTION_BYTES);
@@ -87,10 +109,7 @@ async fn a_stalled_subscriber_keeps_hub_memory_bounded_and_others_keep_up() {
     // The busy subscriber receives everything while the stalled one stalls.
     let mut received = 0;
     for _ in 0..1200 {
-        received = std::fs::read_to_string(&busy_jsonl)
-            .unwrap_or_default()
-            .lines()
-            .count();
+        received = lines(&busy_jsonl) - 1;
         if received >= ITEMS {
             break;
         }

@@ -1,6 +1,8 @@
 //! End to end, in process: real hub, real agents, real mTLS on loopback,
 //! real SQLite files.
 
+use std::time::Duration;
+
 use isac_core::{Statement, PAYLOAD_TYPE_STATEMENT_V1};
 use isac_e2e::*;
 use isac_proto::v1 as pb;
@@ -126,15 +128,12 @@ async fn live_items_follow_the_backlog_without_gap_or_duplicate() {
             .await
             .unwrap();
     }
-    let mut seen = Vec::new();
-    for _ in 0..500 {
-        seen = jsonl_lines(&jsonl);
-        if seen.len() >= 50 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("50 items in bob's sink", Duration::from_secs(60), || {
+        jsonl_lines(&jsonl).len() >= 50
+    })
+    .await;
     follower.abort();
+    let seen = jsonl_lines(&jsonl);
     let sequences: Vec<u64> = seen
         .iter()
         .map(|l| l["sequence"].as_u64().unwrap())

@@ -146,6 +146,7 @@ fn sigkill_of_agents_and_hub_loses_nothing_acknowledged_and_duplicates_nothing()
                         }
                         Err(_) => {
                             agent.reset_channel();
+                            // A pause before retrying, while the hub restarts.
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                     }
@@ -167,6 +168,7 @@ fn sigkill_of_agents_and_hub_loses_nothing_acknowledged_and_duplicates_nothing()
             let mut rng = Rng(seed);
             let mut hub_kills = 0;
             while !done.load(Ordering::SeqCst) {
+                // Random moments to kill at are the point of the test.
                 std::thread::sleep(Duration::from_millis(100 + rng.below(400)));
                 // At least one hub kill mid-stream, whatever the dice say.
                 let halfway =

@@ -102,6 +102,7 @@ async fn the_publish_rate_limit_answers_resource_exhausted_with_a_retry_hint() {
     publish(&bob, draft(100))
         .await
         .expect("other members are not slowed");
+    // Waiting out the hint is the point: the hint is enough to be served.
     tokio::time::sleep(Duration::from_millis(hint + 50)).await;
     publish(&alice, draft(6))
         .await
@@ -197,7 +198,11 @@ async fn graceful_shutdown_loses_nothing_acknowledged_and_tells_streams() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Stop mid-flow: once some publishes are acknowledged.
+    eventually("acknowledged publishes", Duration::from_secs(60), || {
+        acked.lock().unwrap().len() >= 10
+    })
+    .await;
     hub.stop().await; // the same path SIGTERM takes
     publisher.await.unwrap();
     // The open stream ends with UNAVAILABLE and a reason an agent understands.
@@ -1401,6 +1406,7 @@ async fn a_connection_flood_from_one_source_is_capped_while_a_member_keeps_worki
                     .expect("the member publishes during the flood");
                 published.fetch_add(1, Ordering::SeqCst);
                 n += 1;
+                // A member's steady pace, not a flood of its own.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -1416,6 +1422,7 @@ async fn a_connection_flood_from_one_source_is_capped_while_a_member_keeps_worki
                     .await
                     .expect("the member syncs during the flood");
                 synced.fetch_add(r.new, Ordering::SeqCst);
+                // A member's steady pace, not a flood of its own.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })

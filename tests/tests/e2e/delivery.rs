@@ -774,7 +774,11 @@ fn bulk_answer(body: &[u8]) -> String {
 async fn http_sinks_retry_while_the_receiver_is_down_dead_letter_rejections_and_hear_of_expiry() {
     use member_agent::http_sink::{HttpSink, Retry};
     let dir = tempfile::tempdir().unwrap();
-    let hub = TestHub::start(&dir.path().join("hub")).await;
+    // One manual clock for the hub and the agents: the short-lived item
+    // expires when the test moves it, with no waiting.
+    let start = member_agent::now();
+    let clock = hub::app::Clock::manual(start);
+    let hub = TestHub::start_with_clock(&dir.path().join("hub"), clock.clone()).await;
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
     let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
     for i in 0..6 {
@@ -789,7 +793,7 @@ async fn http_sinks_retry_while_the_receiver_is_down_dead_letter_rejections_and_
     rejected.title = Some("reject-me".into());
     publish(&alice, rejected).await.unwrap();
     let mut short = d("short-lived.evil.example", "high", 80, &[]);
-    let until = member_agent::now() + 4;
+    let until = start + 4;
     short.valid_until = Some(format_rfc3339(until));
     let short_id = publish(&alice, short).await.unwrap().id;
 
@@ -831,6 +835,8 @@ async fn http_sinks_retry_while_the_receiver_is_down_dead_letter_rejections_and_
         (bob, sink, r)
     });
     // The sync keeps retrying; nothing is committed while the receiver is down.
+    // A sleep, because what is checked is that nothing happens: 1.5 s is
+    // several retries at 50 to 400 ms, and the sync must still be waiting.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!syncing.is_finished(), "the sync waits for the receiver");
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -915,9 +921,7 @@ async fn http_sinks_retry_while_the_receiver_is_down_dead_letter_rejections_and_
     assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 8);
 
     // Expiry reaches each receiver in its idiom.
-    while member_agent::now() <= until {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    clock.set(until + 1);
     bob.sync(false, &mut sink).await.unwrap();
     let seen = r.seen.lock().unwrap().clone();
     let expired_hook = seen.iter().any(|(p, _, b, _)| {
@@ -1314,7 +1318,12 @@ async fn syslog_cef_over_tcp_holds_the_cursor_while_the_receiver_is_down() {
         }
     });
     bob.sync(false, &mut sink).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(
+        "both frames at the receiver",
+        Duration::from_secs(30),
+        || frames.lock().unwrap().len() >= 2,
+    )
+    .await;
     let frames = frames.lock().unwrap().clone();
     assert_eq!(frames.len(), 2, "{frames:?}");
     assert!(

@@ -3,7 +3,7 @@
 //! bytes and mutations of real samples. `scripts/fuzz` runs the same bodies
 //! under libFuzzer; crashes it finds go into `REGRESSIONS`.
 
-#[path = "../../fuzz/src/agent_targets.rs"]
+#[path = "../../../fuzz/src/agent_targets.rs"]
 mod agent_targets;
 
 struct Rng(u64);
@@ -56,7 +56,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
 }
 
 const OSV: &str = include_str!(
-    "../../member-agent/tests/fixtures/osv/real/npm/@ctrl/tinycolor/MAL-2025-47141.json"
+    "../../../member-agent/tests/fixtures/osv/real/npm/@ctrl/tinycolor/MAL-2025-47141.json"
 );
 const CSV: &str = "kind,purl,domain,sha256,tlp,title,labels,confidence,description,severity\n\
                    package,pkg:npm/evil@1.0.0,,,green,\"evil, \"\"quoted\"\"\",a;b,90,\"multi\nline\",high\n\

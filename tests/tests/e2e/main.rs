@@ -1,0 +1,24 @@
+//! Every end-to-end test in one binary, one module per subject, so that hub
+//! and member agent are linked once instead of once per file. Run one
+//! subject with `cargo test -p isac-e2e --test e2e delivery::`.
+//!
+//! The modules share one process and run in parallel threads: a test must
+//! not set process-wide state (environment variables, the current
+//! directory, rlimits, a global tracing subscriber: capture logs with
+//! `tracing::subscriber::set_default`) and binds only ephemeral ports.
+
+mod cli_reference;
+mod console;
+mod crash;
+mod delivery;
+mod e2e;
+mod fuzz_importers;
+mod hardening;
+mod interop;
+mod lifecycle;
+mod processes;
+mod retention;
+mod slow;
+mod taxii;
+mod taxii_interop;
+mod tlp;
