@@ -356,6 +356,9 @@ fn normalise(ty: String, mut segments: Vec<String>, mut name: String) -> Result<
                 if !s.starts_with('@') {
                     s.insert(0, '@');
                 }
+                if s == "@" {
+                    return Err(PurlError::MissingName("@".into()));
+                }
             }
             name = name.to_lowercase();
         }
@@ -519,6 +522,10 @@ impl FromStr for Purl {
         purl.version = version;
         purl.qualifiers = qualifiers;
         purl.subpath = subpath;
+        // Escaping can lengthen it: what parses must print a purl that parses.
+        if purl.to_string().len() > MAX_PURL_LEN {
+            return Err(PurlError::TooLong);
+        }
         Ok(purl)
     }
 }

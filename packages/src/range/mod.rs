@@ -196,6 +196,16 @@ impl Constraint {
                 Ok(true)
             }
             Constraint::NpmRange { range, .. } => {
+                // The package's ecosystem must read the version too (Cargo
+                // is stricter than node-semver's loose parse).
+                match eco {
+                    Some(e @ (Ecosystem::Npm | Ecosystem::Cargo)) => {
+                        Version::parse(e, version).map_err(|e| e.to_string())?;
+                    }
+                    _ => {
+                        return Err("an npm-style range for a package outside npm and Cargo".into())
+                    }
+                }
                 let v = nodejs_semver::Version::parse(version)
                     .map_err(|_| format!("`{}` is not a SemVer version", shown(version)))?;
                 Ok(v.satisfies_with_prerelease(range, true))
