@@ -463,6 +463,52 @@ fn statement_version_strings() {
 }
 
 #[test]
+fn equalities_that_cannot_all_hold_are_a_list() {
+    assert_entry(
+        Ecosystem::PyPI,
+        "1.0.0, 1.0.1",
+        &["1.0.0", "1.0.1"],
+        &["1.0.2"],
+    );
+    assert_entry(
+        Ecosystem::Npm,
+        "1.0.0 1.0.1",
+        &["1.0.0", "1.0.1"],
+        &["1.0.2"],
+    );
+    assert_entry(Ecosystem::Npm, "1.2, 1.4", &["1.2.5", "1.4.0"], &["1.3.0"]);
+    // A hyphen range is not a list.
+    assert_entry(Ecosystem::Npm, "1.0.0 - 2.0.0", &["1.5.0"], &["2.0.1"]);
+}
+
+#[test]
+fn pypi_local_builds_are_the_listed_release() {
+    assert_entry(
+        Ecosystem::PyPI,
+        "1.0",
+        &["1.0+ubuntu1", "1.0.0"],
+        &["1.0.post1"],
+    );
+    assert_entry(
+        Ecosystem::PyPI,
+        "1.0+abc",
+        &["1.0+abc"],
+        &["1.0", "1.0+abd"],
+    );
+}
+
+#[test]
+fn osv_ranges_without_introduced_are_unknown() {
+    for events in [&[][..], &[("fixed", "1.0")][..], &[("limit", "2.0")][..]] {
+        let r = osv(RangeKind::Ecosystem, events);
+        assert!(
+            is_unknown(&osv_verdict(Ecosystem::Npm, r, "0.5.0")),
+            "{events:?}"
+        );
+    }
+}
+
+#[test]
 fn statement_defaults_come_from_the_purl() {
     let pinned = AffectedVersions::from_statement(Some(Ecosystem::Npm), Some("1.0.0"), &[]);
     assert!(pinned.matches(Some(Ecosystem::Npm), "1.0.0").is_affected());

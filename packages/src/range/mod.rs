@@ -12,7 +12,6 @@
 mod osv;
 mod syntax;
 
-use std::cmp::Ordering;
 use std::fmt;
 
 pub use osv::{Event, OsvRange, RangeKind};
@@ -167,9 +166,9 @@ impl Constraint {
                 }
                 match eco {
                     Some(e) if e.has_ordering() => {
-                        let a = Version::parse(e, version).map_err(|e| e.to_string())?;
-                        let b = Version::parse(e, listed).map_err(|e| e.to_string())?;
-                        Ok(a.compare(&b) == Some(Ordering::Equal))
+                        let found = Version::parse(e, version).map_err(|e| e.to_string())?;
+                        let listed = Version::parse(e, listed).map_err(|e| e.to_string())?;
+                        Ok(found.is_listed(&listed))
                     }
                     // Tags and unknown schemes: text, give or take a `v`.
                     _ => Ok(listed.trim_start_matches('v') == version.trim_start_matches('v')),

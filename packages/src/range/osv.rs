@@ -118,6 +118,15 @@ impl OsvRange {
         if self.is_every_version() {
             return Ok(true);
         }
+        // The schema requires one; without it the walk can only say "not
+        // affected", which the record never meant.
+        if !self
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Introduced(_)))
+        {
+            return Err("the range has no `introduced` event".into());
+        }
         let parse = |s: &str| -> Result<Version, VersionError> {
             match self.kind {
                 RangeKind::Semver => Version::parse_semver(s),

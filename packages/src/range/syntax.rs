@@ -225,56 +225,75 @@ pub fn parse_entry(eco: Option<Ecosystem>, entry: &str) -> Vec<Constraint> {
             format!("more than {MAX_PARTS} alternatives"),
         )];
     }
-    let semver_family = matches!(eco, Some(Ecosystem::Npm | Ecosystem::Cargo));
     entry
         .split("||")
         .map(str::trim)
-        .map(|alt| {
-            if alt == "*" {
-                return Constraint::Any;
-            }
-            // node-semver reads "" as `*`; an empty alternative is a typo.
-            if alt.is_empty() {
-                return unreadable(entry, "an empty `||` alternative");
-            }
-            if is_exact_looking(eco, alt) {
-                // npm reads `1` and `1.2` as ranges (`1.x`), not versions.
-                let partial = semver_family && nodejs_semver::Version::parse(alt).is_err();
-                if let Some(range) = partial.then(|| npm_range(alt)).flatten() {
-                    return range;
+        .flat_map(|alt| {
+            // `1.0.0, 1.0.1`: equalities that cannot all hold are a list.
+            if let Ok(cs) = comparators(eco, alt) {
+                let plain = |c: &Comparator| {
+                    c.op == Op::Eq
+                        && c.version != "-"
+                        && !c.version.starts_with(['^', '~'])
+                        && !c.version.split('.').any(|p| matches!(p, "x" | "X" | "*"))
+                };
+                if cs.len() > 1 && cs.iter().all(plain) {
+                    return cs
+                        .iter()
+                        .map(|c| alternative(eco, &c.version, entry))
+                        .collect();
                 }
-                return Constraint::Exact(alt.to_owned());
             }
-            // Comparators first: they keep the ecosystem's own order and
-            // `!=`; node-semver for the sugar only it knows.
-            match comparators(eco, alt) {
-                Ok(cs) => {
-                    let sugar = cs.iter().any(|c| {
-                        c.version.starts_with(['^', '~'])
-                            || c.version.split('.').any(|p| matches!(p, "x" | "X" | "*"))
-                    });
-                    let hyphen = cs.iter().any(|c| c.version == "-");
-                    if hyphen && !semver_family {
-                        return unreadable(alt, "`A - B` ranges are npm syntax");
-                    }
-                    // `>=1.2` and `<2`: node-semver reads partial versions.
-                    let partial = cs.iter().any(|c| {
-                        c.version != "*" && nodejs_semver::Version::parse(&c.version).is_err()
-                    });
-                    if semver_family && (sugar || hyphen || partial) {
-                        return npm_range(alt)
-                            .unwrap_or_else(|| unreadable(alt, "not a node-semver range"));
-                    }
-                    if cs.len() == 1 && cs[0].op == Op::Eq && cs[0].version != "*" {
-                        return Constraint::Exact(cs[0].version.clone());
-                    }
-                    Constraint::Comparators(cs)
-                }
-                Err(_) if semver_family => npm_range(alt).unwrap_or_else(|| {
-                    unreadable(alt, "neither comparators nor a node-semver range")
-                }),
-                Err(why) => unreadable(alt, why),
-            }
+            vec![alternative(eco, alt, entry)]
         })
         .collect()
+}
+
+/// One `||` alternative of `entry`.
+fn alternative(eco: Option<Ecosystem>, alt: &str, entry: &str) -> Constraint {
+    let semver_family = matches!(eco, Some(Ecosystem::Npm | Ecosystem::Cargo));
+    if alt == "*" {
+        return Constraint::Any;
+    }
+    // node-semver reads "" as `*`; an empty alternative is a typo.
+    if alt.is_empty() {
+        return unreadable(entry, "an empty `||` alternative");
+    }
+    if is_exact_looking(eco, alt) {
+        // npm reads `1` and `1.2` as ranges (`1.x`), not versions.
+        let partial = semver_family && nodejs_semver::Version::parse(alt).is_err();
+        if let Some(range) = partial.then(|| npm_range(alt)).flatten() {
+            return range;
+        }
+        return Constraint::Exact(alt.to_owned());
+    }
+    // Comparators first: they keep the ecosystem's own order and
+    // `!=`; node-semver for the sugar only it knows.
+    match comparators(eco, alt) {
+        Ok(cs) => {
+            let sugar = cs.iter().any(|c| {
+                c.version.starts_with(['^', '~'])
+                    || c.version.split('.').any(|p| matches!(p, "x" | "X" | "*"))
+            });
+            let hyphen = cs.iter().any(|c| c.version == "-");
+            if hyphen && !semver_family {
+                return unreadable(alt, "`A - B` ranges are npm syntax");
+            }
+            // `>=1.2` and `<2`: node-semver reads partial versions.
+            let partial = cs
+                .iter()
+                .any(|c| c.version != "*" && nodejs_semver::Version::parse(&c.version).is_err());
+            if semver_family && (sugar || hyphen || partial) {
+                return npm_range(alt)
+                    .unwrap_or_else(|| unreadable(alt, "not a node-semver range"));
+            }
+            if cs.len() == 1 && cs[0].op == Op::Eq && cs[0].version != "*" {
+                return Constraint::Exact(cs[0].version.clone());
+            }
+            Constraint::Comparators(cs)
+        }
+        Err(_) if semver_family => npm_range(alt)
+            .unwrap_or_else(|| unreadable(alt, "neither comparators nor a node-semver range")),
+        Err(why) => unreadable(alt, why),
+    }
 }

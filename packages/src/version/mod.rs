@@ -107,7 +107,9 @@ impl Version {
                 .map(Version::Go)
                 .ok_or_else(|| invalid("Go module", s)),
             Ecosystem::Maven => {
-                if s.is_empty() {
+                // Maven orders any string; one with blanks or control
+                // characters is a mistake, not a version.
+                if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
                     return Err(invalid("Maven", s));
                 }
                 Ok(Version::Maven(maven::MavenVersion::parse(s)))
@@ -134,6 +136,21 @@ impl Version {
         parse_lenient_semver(s)
             .map(Version::Semver)
             .ok_or_else(|| invalid("SemVer 2.0", s))
+    }
+
+    /// Whether `self`, a found version, is the `listed` one: equal in the
+    /// order, and for PyPI also a local build of it (`1.0+ubuntu1` is
+    /// `==1.0` in PEP 440: a rebuild of the listed release).
+    pub fn is_listed(&self, listed: &Version) -> bool {
+        if self.compare(listed) == Some(Ordering::Equal) {
+            return true;
+        }
+        match (self, listed) {
+            (Version::PyPI(found), Version::PyPI(l)) if !l.is_local() && found.is_local() => {
+                found.clone().without_local() == *l
+            }
+            _ => false,
+        }
     }
 
     /// The order of two versions of one scheme; `None` across schemes.
@@ -163,7 +180,9 @@ impl Version {
             Version::Maven(_) => false,
             Version::RubyGems(v) => v.is_prerelease(),
             Version::NuGet(v) => v.is_prerelease(),
-            Version::Composer(v) => v.normalized().contains('-'),
+            Version::Composer(v) => ["-dev", "-alpha", "-beta", "-RC"]
+                .iter()
+                .any(|s| v.normalized().contains(s)),
         }
     }
 }
