@@ -9,6 +9,7 @@
 //! is never "not affected", because telling a member it is clean while it
 //! runs the malware is the worst answer there is.
 
+mod npm;
 mod osv;
 mod syntax;
 
@@ -18,7 +19,7 @@ pub use osv::{Event, OsvRange, RangeKind};
 pub use syntax::{parse_entry, Comparator, Op};
 
 use crate::version::Version;
-use crate::{shown, Ecosystem};
+use crate::Ecosystem;
 
 /// One way a version can be affected.
 #[derive(Debug, Clone)]
@@ -31,11 +32,11 @@ pub enum Constraint {
     Osv(OsvRange),
     /// Comparators that must all hold (`>=1.2.0 <1.2.5`, `!=1.0.1`).
     Comparators(Vec<Comparator>),
-    /// An npm-style range (`^1.2.3`, `~1.2`, `1.x`, `1.0.0 - 2.0.0`), as
-    /// node-semver reads it, pre-releases included.
+    /// An npm-style range (`^1.2.3`, `~1.2`, `1.x`, `1.0.0 - 2.0.0`) and
+    /// the comparators node-semver desugars it into, pre-releases included.
     NpmRange {
         text: String,
-        range: nodejs_semver::Range,
+        comparators: Vec<Comparator>,
     },
     /// An entry that could not be read; it matches nothing for certain.
     Unreadable { text: String, reason: String },
@@ -194,20 +195,22 @@ impl Constraint {
                 }
                 Ok(true)
             }
-            Constraint::NpmRange { range, .. } => {
-                // The package's ecosystem must read the version too (Cargo
-                // is stricter than node-semver's loose parse).
-                match eco {
-                    Some(e @ (Ecosystem::Npm | Ecosystem::Cargo)) => {
-                        Version::parse(e, version).map_err(|e| e.to_string())?;
-                    }
+            Constraint::NpmRange { comparators, .. } => {
+                // The package's ecosystem must read the version (Cargo is
+                // stricter than npm) and order it.
+                let eco = match eco {
+                    Some(e @ (Ecosystem::Npm | Ecosystem::Cargo)) => e,
                     _ => {
                         return Err("an npm-style range for a package outside npm and Cargo".into())
                     }
+                };
+                let v = Version::parse(eco, version).map_err(|e| e.to_string())?;
+                for c in comparators {
+                    if !c.holds(eco, &v)? {
+                        return Ok(false);
+                    }
                 }
-                let v = nodejs_semver::Version::parse(version)
-                    .map_err(|_| format!("`{}` is not a SemVer version", shown(version)))?;
-                Ok(v.satisfies_with_prerelease(range, true))
+                Ok(true)
             }
             Constraint::Unreadable { reason, .. } => Err(reason.clone()),
         }

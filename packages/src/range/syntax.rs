@@ -191,14 +191,14 @@ fn comparators(eco: Option<Ecosystem>, alt: &str) -> Result<Vec<Comparator>, Str
     Ok(out)
 }
 
-/// An npm-style range for the semver ecosystems, if node-semver reads it.
-fn npm_range(entry: &str) -> Option<Constraint> {
+/// An npm-style range for the semver ecosystems, if node-semver's
+/// grammar reads it.
+fn npm_range(entry: &str) -> Result<Constraint, String> {
     // node-semver has neither `==` nor commas; Cargo writes both.
     let text = entry.replace("==", "=").replace(',', " ");
-    let range = nodejs_semver::Range::parse(&text).ok()?;
-    Some(Constraint::NpmRange {
+    Ok(Constraint::NpmRange {
         text: entry.to_owned(),
-        range,
+        comparators: super::npm::desugar(&text)?,
     })
 }
 
@@ -213,7 +213,7 @@ pub fn parse_entry(eco: Option<Ecosystem>, entry: &str) -> Vec<Constraint> {
             format!("longer than {MAX_ENTRY_LEN} bytes"),
         )];
     }
-    if entry.chars().any(char::is_control) {
+    if entry.chars().any(|c| c.is_control() && !c.is_whitespace()) {
         return vec![unreadable(entry, "holds control characters")];
     }
     if entry.is_empty() {
@@ -262,38 +262,29 @@ fn alternative(eco: Option<Ecosystem>, alt: &str, entry: &str) -> Constraint {
     if is_exact_looking(eco, alt) {
         // npm reads `1` and `1.2` as ranges (`1.x`), not versions.
         let partial = semver_family && nodejs_semver::Version::parse(alt).is_err();
-        if let Some(range) = partial.then(|| npm_range(alt)).flatten() {
+        if let Some(range) = partial.then(|| npm_range(alt).ok()).flatten() {
             return range;
         }
         return Constraint::Exact(alt.to_owned());
     }
-    // Comparators first: they keep the ecosystem's own order and
-    // `!=`; node-semver for the sugar only it knows.
+    if semver_family {
+        // node-semver's grammar first; then our comparators, for `!=`.
+        return match (npm_range(alt), comparators(eco, alt)) {
+            (Ok(range), _) => range,
+            (Err(_), Ok(cs)) => Constraint::Comparators(cs),
+            (Err(why), Err(_)) => unreadable(alt, why),
+        };
+    }
     match comparators(eco, alt) {
         Ok(cs) => {
-            let sugar = cs.iter().any(|c| {
-                c.version.starts_with(['^', '~'])
-                    || c.version.split('.').any(|p| matches!(p, "x" | "X" | "*"))
-            });
-            let hyphen = cs.iter().any(|c| c.version == "-");
-            if hyphen && !semver_family {
+            if cs.iter().any(|c| c.version == "-") {
                 return unreadable(alt, "`A - B` ranges are npm syntax");
-            }
-            // `>=1.2` and `<2`: node-semver reads partial versions.
-            let partial = cs
-                .iter()
-                .any(|c| c.version != "*" && nodejs_semver::Version::parse(&c.version).is_err());
-            if semver_family && (sugar || hyphen || partial) {
-                return npm_range(alt)
-                    .unwrap_or_else(|| unreadable(alt, "not a node-semver range"));
             }
             if cs.len() == 1 && cs[0].op == Op::Eq && cs[0].version != "*" {
                 return Constraint::Exact(cs[0].version.clone());
             }
             Constraint::Comparators(cs)
         }
-        Err(_) if semver_family => npm_range(alt)
-            .unwrap_or_else(|| unreadable(alt, "neither comparators nor a node-semver range")),
         Err(why) => unreadable(alt, why),
     }
 }
