@@ -209,6 +209,68 @@ fn go_versions_pseudo_versions_and_incompatible() {
         .is_incompatible());
 }
 
+/// golang.org/x/mod/semver's `semver_test.go` table, in its order: the
+/// canonical form of each valid version, `""` for invalid ones.
+const GO_SEMVER_TESTS: &[(&str, &str)] = &[
+    ("bad", ""),
+    ("v1-alpha.beta.gamma", ""),
+    ("v1-pre", ""),
+    ("v1+meta", ""),
+    ("v1-pre+meta", ""),
+    ("v1.2-pre", ""),
+    ("v1.2+meta", ""),
+    ("v1.2-pre+meta", ""),
+    ("v1.0.0-alpha", "v1.0.0-alpha"),
+    ("v1.0.0-alpha.1", "v1.0.0-alpha.1"),
+    ("v1.0.0-alpha.beta", "v1.0.0-alpha.beta"),
+    ("v1.0.0-beta", "v1.0.0-beta"),
+    ("v1.0.0-beta.2", "v1.0.0-beta.2"),
+    ("v1.0.0-beta.11", "v1.0.0-beta.11"),
+    ("v1.0.0-rc.1", "v1.0.0-rc.1"),
+    ("v1", "v1.0.0"),
+    ("v1.0", "v1.0.0"),
+    ("v1.0.0", "v1.0.0"),
+    ("v1.2", "v1.2.0"),
+    ("v1.2.0", "v1.2.0"),
+    ("v1.2.3-456", "v1.2.3-456"),
+    ("v1.2.3-456.789", "v1.2.3-456.789"),
+    ("v1.2.3-456-789", "v1.2.3-456-789"),
+    ("v1.2.3-456a", "v1.2.3-456a"),
+    ("v1.2.3-pre", "v1.2.3-pre"),
+    ("v1.2.3-pre+meta", "v1.2.3-pre"),
+    ("v1.2.3-pre.1", "v1.2.3-pre.1"),
+    ("v1.2.3-zzz", "v1.2.3-zzz"),
+    ("v1.2.3", "v1.2.3"),
+    ("v1.2.3+meta", "v1.2.3"),
+    ("v1.2.3+meta-pre", "v1.2.3"),
+    ("v1.2.3+meta-pre.sha.256a", "v1.2.3"),
+];
+
+#[test]
+fn go_semver_test_table() {
+    let valid: Vec<(usize, &str, &str)> = GO_SEMVER_TESTS
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, out))| !out.is_empty())
+        .map(|(i, (s, out))| (i, *s, *out))
+        .collect();
+    for (s, out) in GO_SEMVER_TESTS {
+        assert_eq!(
+            GoVersion::parse(s).is_some(),
+            !out.is_empty(),
+            "IsValid({s})"
+        );
+    }
+    // TestCompare: equal canonical forms compare equal, else table order.
+    for (i, a, ca) in &valid {
+        for (j, b, cb) in &valid {
+            let want = if ca == cb { Ordering::Equal } else { i.cmp(j) };
+            assert_eq!(cmp(Ecosystem::Go, a, b), want, "Compare({a}, {b})");
+        }
+    }
+    assert_eq!(cmp(Ecosystem::Go, "v1.19", "v1.2"), Ordering::Greater);
+}
+
 // === Maven ===
 
 #[test]
@@ -494,16 +556,48 @@ fn composer_normalisation_as_version_parser_does() {
         ("1.x-dev", "1.9999999.9999999.9999999-dev"),
         ("2.1.x-dev", "2.1.9999999.9999999-dev"),
         ("1.0.0 as 2.0.0", "1.0.0.0"),
+        // composer/semver VersionParserTest::successfulNormalizedVersions.
+        ("1.13.11.0-beta0", "1.13.11.0-beta0"),
+        ("2010.01", "2010.01.0.0"),
+        ("2010.01.02", "2010.01.02.0"),
+        ("2010.1.555", "2010.1.555.0"),
+        ("1.0.0+foo@dev", "1.0.0.0"),
+        ("1.0.0-beta.5+foo", "1.0.0.0-beta5"),
+        ("1.0.0-alpha.3.1+foo", "1.0.0.0-alpha3.1"),
+        ("1.0.0-alpha2.1+foo", "1.0.0.0-alpha2.1"),
+        ("1.0.0-alpha-2.1-3+foo", "1.0.0.0-alpha2.1-3"),
+        ("1.0.0+foo as 2.0", "1.0.0.0"),
+        ("00.01.03.04", "00.01.03.04"),
+        ("0700", "0700.0.0.0"),
+        ("041.x-dev", "041.9999999.9999999.9999999-dev"),
+        (" 1.0.0", "1.0.0.0"),
+        ("1.0.0 ", "1.0.0.0"),
     ] {
         assert_eq!(composer::normalize(given).as_deref(), Some(want), "{given}");
     }
+    // failingNormalizedVersions, and what has no order: branches, dates.
     for bad in [
+        "",
+        "a",
+        "1.0.0-meh",
+        "1.0.0.0.0",
+        "feature-foo",
+        "1.0.0+foo bar",
+        "1.0.1-SNAPSHOT",
+        "1.0.0<1.0.5-dev",
+        "1.0.0-dev<1.0.5-dev",
+        "foo bar-dev",
+        "1.0 .2",
+        " as ",
+        "^",
+        "~1",
+        "^1",
+        "1.*",
         "dev-master",
         "dev-feature/x",
         "master",
-        "1.0.0.0.0",
-        "junk",
-        "",
+        "20100102",
+        "2010-01-02",
     ] {
         assert_eq!(composer::normalize(bad), None, "{bad}");
     }

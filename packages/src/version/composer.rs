@@ -2,7 +2,8 @@
 //! (`v1.2` → `1.2.0.0`, `1.0-RC1` → `1.0.0.0-RC1`, `2.x-dev` →
 //! `2.9999999.9999999.9999999-dev`) followed by PHP's `version_compare`,
 //! which is what Composer's constraints compare with. Named branches
-//! (`dev-main`) have no order and are refused.
+//! (`dev-main`) have no order and are refused; so are date versions
+//! (`20100102`, `2010-01-02`), which Composer reads by a rule of their own.
 
 use std::cmp::Ordering;
 
@@ -161,7 +162,11 @@ pub fn normalize(version: &str) -> Option<String> {
     }
     // Build metadata does not order.
     let v = match v.split_once('+') {
-        Some((head, meta)) if !head.is_empty() && !meta.is_empty() => head,
+        Some((head, meta))
+            if !head.is_empty() && !meta.is_empty() && !meta.contains(char::is_whitespace) =>
+        {
+            head
+        }
         Some(_) => return None,
         None => v,
     };
