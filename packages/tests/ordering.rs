@@ -496,6 +496,68 @@ fn rubygems_spaceship_cases() {
     assert_invalid(g, &["junk", "1.0\n1.0", "1..0", "1.0-", "a1"]);
 }
 
+#[test]
+fn rubygems_test_gem_version_cases() {
+    let g = Ecosystem::RubyGems;
+    // test_equals2, test_hash, test_initialize, test_empty_version,
+    // test_canonical_segments.
+    assert_equal(
+        g,
+        &[
+            ("1.2.b1", "1.2.b.1"),
+            ("1.2", "1.2.0"),
+            ("1.2.pre.1", "1.2.0.pre.1.0"),
+            ("1.0", "1.0 "),
+            ("1.0", " 1.0 "),
+            ("1.0", "1.0\n"),
+            ("1.0", "\n1.0\n"),
+            ("0", "   "),
+            ("1.0.0.a.1.0", "1.a.1"),
+            ("1.2.3-1", "1.2.3.pre.1"),
+        ],
+    );
+    // test_initialize_invalid (with CVE-2013-4287's string).
+    assert_invalid(
+        g,
+        &[
+            "junk",
+            "1.0\n2.0",
+            "1..2",
+            "1.2 3.4",
+            "2.3422222.222.222222222.22222.ads0as.dasd0.ddd2222.2.qd3e.",
+        ],
+    );
+    // test_prerelease.
+    for (s, pre) in [
+        ("1.2.0.a", true),
+        ("2.9.b", true),
+        ("22.1.50.0.d", true),
+        ("1.2.d.42", true),
+        ("1.A", true),
+        ("1-1", true),
+        ("1-a", true),
+        ("1.2.0", false),
+        ("2.9", false),
+        ("22.1.50.0", false),
+    ] {
+        assert_eq!(v(g, s).is_prerelease(), pre, "{s}");
+    }
+    // test_semver, test_frozen_version.
+    assert_ascending(
+        g,
+        &[
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+        ],
+    );
+    assert_ascending(g, &["1.0.0-rc1", "1.0.0"]);
+    assert_ascending(g, &["1.0.0-1", "1"]);
+    assert_ascending(g, &["1.freeze.test", "1"]);
+}
+
 // === NuGet ===
 
 #[test]
