@@ -415,6 +415,28 @@ fn pep440_compatible_release_and_prefix_match() {
         &["1.0rc1", "1.0.dev1", "0.9"],
         &["1.0", "1.0.post1"],
     );
+    // PEP 440's own examples for `~=` and prefix matching.
+    assert_entry(
+        p,
+        "~=2.2.post3",
+        &["2.2.post3", "2.9"],
+        &["2.2.post2", "3.0"],
+    );
+    assert_entry(
+        p,
+        "~=1.4.5a4",
+        &["1.4.5a4", "1.4.5", "1.4.9"],
+        &["1.4.5a3", "1.5.0"],
+    );
+    assert_entry(p, "~=2.2.0", &["2.2.0", "2.2.9"], &["2.3.0", "2.1.9"]);
+    assert_entry(
+        p,
+        "== 1.1.*",
+        &["1.1.post1", "1.1", "1.1.9"],
+        &["1.10", "1.2"],
+    );
+    assert_entry(p, "== 1.1", &["1.1", "1.1.0"], &["1.1.post1"]);
+    assert_entry(p, "== 1.1.post1", &["1.1.post1"], &["1.1"]);
     assert_entry(
         p,
         ">=1.0, !=1.0.1, <2",
