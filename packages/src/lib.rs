@@ -12,6 +12,7 @@
 mod ecosystem;
 pub mod purl;
 pub mod range;
+pub mod sbom;
 pub mod version;
 
 pub use ecosystem::Ecosystem;
