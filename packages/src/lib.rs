@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod ecosystem;
+pub mod exposure;
 pub mod purl;
 pub mod range;
 pub mod sbom;
