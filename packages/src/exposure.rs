@@ -364,12 +364,8 @@ mod tests {
 
     #[test]
     fn an_inventory_from_an_sbom_reports_paths() {
-        let sbom = std::fs::read(format!(
-            "{}/fixtures/sbom/cdxgen-cyclonedx.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        let inv = crate::sbom::read(&sbom).unwrap();
+        let sbom = include_bytes!("../fixtures/sbom/cdxgen-cyclonedx.json");
+        let inv = crate::sbom::read(sbom).unwrap();
         let mut i = Index::new();
         i.insert(advisory("pkg:npm/flatmap-stream", &[], "flatmap"));
         let found = i.check(&inv);

@@ -1,9 +1,17 @@
 use super::*;
 
+/// The fixtures are compiled in: the crate's sources touch no files.
 fn fixture(name: &str) -> Inventory {
-    let path = format!("{}/fixtures/sbom/{name}", env!("CARGO_MANIFEST_DIR"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    read(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
+    let bytes: &[u8] = match name {
+        "syft-cyclonedx.json" => include_bytes!("../../fixtures/sbom/syft-cyclonedx.json"),
+        "cdxgen-cyclonedx.json" => include_bytes!("../../fixtures/sbom/cdxgen-cyclonedx.json"),
+        "trivy-cyclonedx.json" => include_bytes!("../../fixtures/sbom/trivy-cyclonedx.json"),
+        "github-spdx23.json" => include_bytes!("../../fixtures/sbom/github-spdx23.json"),
+        "spdx30.json" => include_bytes!("../../fixtures/sbom/spdx30.json"),
+        "tag-value.spdx" => include_bytes!("../../fixtures/sbom/tag-value.spdx"),
+        other => panic!("no fixture {other}"),
+    };
+    read(bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn purls(inv: &Inventory) -> Vec<String> {
