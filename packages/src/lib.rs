@@ -19,6 +19,7 @@ pub mod range;
 pub mod sbom;
 pub mod version;
 pub mod vex;
+pub mod watch;
 
 pub use ecosystem::Ecosystem;
 pub use purl::{Purl, PurlError};
