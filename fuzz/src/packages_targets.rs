@@ -111,3 +111,25 @@ pub fn version_range(data: &[u8]) {
         }
     }
 }
+
+/// Any bytes as an SBOM: an inventory or an error, never a panic; every
+/// component kept or named as skipped, and every dependency path found
+/// starts at the subject and ends where asked.
+pub fn sbom(data: &[u8]) {
+    let limits = isac_packages::sbom::Limits {
+        max_bytes: 1 << 20,
+        max_components: 10_000,
+        max_nesting: 32,
+        max_edges: 100_000,
+    };
+    let Ok(inv) = isac_packages::sbom::read_with(data, limits) else {
+        return;
+    };
+    assert!(inv.components.len() + inv.skipped.len() <= limits.max_components);
+    for c in inv.components.iter().take(50) {
+        if let Some(path) = inv.dependency_path(&c.reference) {
+            assert_eq!(path.first(), inv.subject_ref.as_ref());
+            assert_eq!(path.last(), Some(&c.reference));
+        }
+    }
+}

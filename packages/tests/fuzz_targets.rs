@@ -1,7 +1,7 @@
 //! The cargo-fuzz targets' bodies for this crate
 //! (`fuzz/src/packages_targets.rs`), run on stable with a deterministic
 //! generator: random bytes and mutations of valid seeds. `scripts/fuzz
-//! SECONDS purl version_range` runs the same bodies under libFuzzer; any
+//! SECONDS purl version_range sbom` runs the same bodies under libFuzzer; any
 //! crash it finds goes into `REGRESSIONS` below.
 //!
 //! `ISAC_FUZZ_SEED_DIR=DIR` also writes the seeds to `DIR/<target>/` (the
@@ -90,7 +90,19 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
                 "5.2.4.3.rc1\n==1.4.*, !=1.4.2\ni0",
             ]),
         ),
+        ("sbom", sbom as Target, sbom_fixtures()),
     ]
+}
+
+/// The SBOM fixtures (one per generator shape) as seeds.
+fn sbom_fixtures() -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sbom");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
 }
 
 /// Inputs that once broke a target (from `cargo fuzz` artifacts).
