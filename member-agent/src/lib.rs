@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod client;
+pub mod cmd;
 pub mod config;
 pub mod csv;
 pub mod draft;
