@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::config::AgentConfig;
-use crate::sink::JsonlSink;
+use crate::sinks::{SinkSettings, Sinks};
 use crate::{AgentError, StateDir};
 
 #[derive(Args)]
@@ -17,7 +17,7 @@ pub struct ReceiveArgs {
     config: Option<PathBuf>,
     /// Append verified items as JSON Lines to this file (default: stdout).
     #[arg(long)]
-    pub(crate) jsonl: Option<PathBuf>,
+    jsonl: Option<PathBuf>,
     /// Also write TLP:RED items to the sink (they always stay in the local store).
     #[arg(long)]
     export_red: bool,
@@ -111,33 +111,36 @@ impl ReceiveArgs {
     /// The sinks from the config file, then the flags over them: a scalar
     /// flag replaces the file's value, a sink flag the file's sinks of
     /// that kind.
-    pub(crate) fn apply_sinks(
-        &self,
-        sink: &mut JsonlSink,
-        config: &AgentConfig,
-    ) -> Result<(), AgentError> {
-        use crate::http_sink::HttpSink;
-        config.apply(sink, |v| std::env::var(v).ok())?;
+    fn sink_settings(&self, config: &AgentConfig) -> Result<SinkSettings, AgentError> {
+        use crate::sinks::http::HttpSink;
+        let mut settings = SinkSettings::default();
+        config.apply(&mut settings, |v| std::env::var(v).ok())?;
+        if let Some(p) = &self.jsonl {
+            settings.jsonl = Some(p.clone());
+        }
         if self.export_red {
-            sink.export_red = true;
+            settings.export_red = true;
         }
         if let Some(d) = &self.stix_dir {
-            sink.stix_dir = Some(d.clone());
+            settings.stix_dir = Some(d.clone());
         }
         if let Some(max) = self.jsonl_max_bytes.or(config.jsonl_max_bytes) {
-            sink.rotate_at(max, self.jsonl_keep.or(config.jsonl_keep).unwrap_or(5));
+            settings.jsonl_rotate = Some((max, self.jsonl_keep.or(config.jsonl_keep).unwrap_or(5)));
         }
         if let Some(url) = &self.webhook {
-            sink.http.retain(|h| !matches!(h, HttpSink::Webhook { .. }));
-            sink.http.push(HttpSink::Webhook {
+            settings
+                .http
+                .retain(|h| !matches!(h, HttpSink::Webhook { .. }));
+            settings.http.push(HttpSink::Webhook {
                 url: url.parse()?,
                 secret: self.webhook_secret.clone().unwrap_or_default(),
             });
         }
         if let Some(url) = &self.splunk_hec {
-            sink.http
+            settings
+                .http
                 .retain(|h| !matches!(h, HttpSink::SplunkHec { .. }));
-            sink.http.push(HttpSink::SplunkHec {
+            settings.http.push(HttpSink::SplunkHec {
                 url: url.parse()?,
                 token: self.splunk_token.clone().unwrap_or_default(),
                 index: self.splunk_index.clone(),
@@ -145,25 +148,27 @@ impl ReceiveArgs {
             });
         }
         if let Some(url) = &self.elastic {
-            sink.http.retain(|h| !matches!(h, HttpSink::Elastic { .. }));
-            sink.http.push(HttpSink::Elastic {
+            settings
+                .http
+                .retain(|h| !matches!(h, HttpSink::Elastic { .. }));
+            settings.http.push(HttpSink::Elastic {
                 url: url.parse()?,
                 index: self.elastic_index.clone(),
             });
         }
         if !self.syslog.is_empty() {
-            sink.syslog.clear();
+            settings.syslog.clear();
             for target in &self.syslog {
-                sink.syslog.push(target.parse()?);
+                settings.syslog.push(target.parse()?);
             }
         }
         if let Some(url) = &self.smtp {
-            let (host, port) = crate::mail_sink::parse_smtp_url(url)?;
+            let (host, port) = crate::sinks::mail::parse_smtp_url(url)?;
             let from = self.mail_from.clone().unwrap_or_default();
             for a in std::iter::once(&from).chain(&self.mail_to) {
-                crate::mail_sink::check_address(a)?;
+                crate::sinks::mail::check_address(a)?;
             }
-            sink.mail = Some(crate::mail_sink::MailSink {
+            settings.mail = Some(crate::sinks::mail::MailSink {
                 host,
                 port,
                 from,
@@ -182,32 +187,32 @@ impl ReceiveArgs {
             });
         }
         if let Some(b) = self.splunk_batch {
-            sink.hec_batch = b.max(1);
+            settings.hec_batch = b.max(1);
         }
         if let Some(d) = &self.dead_letter {
-            sink.dead_letter = Some(d.clone());
+            settings.dead_letter = Some(d.clone());
         }
         if let Some(secs) = self.sink_retry_secs {
-            sink.http_retry.give_up_after = std::time::Duration::from_secs(secs);
+            settings.http_retry.give_up_after = std::time::Duration::from_secs(secs);
         }
         if let Some(p) = self.sink_ca.as_ref().or(config.sink_ca.as_ref()) {
             let pem = std::fs::read(p)
                 .map_err(|e| AgentError::Usage(format!("{}: cannot read: {e}", p.display())))?;
             let ca = openssl::x509::X509::from_pem(&pem)
                 .map_err(|e| AgentError::Usage(format!("{}: {e}", p.display())))?;
-            for target in &mut sink.syslog {
+            for target in &mut settings.syslog {
                 target.ca = Some(ca.clone());
             }
-            if let Some(mail) = &mut sink.mail {
+            if let Some(mail) = &mut settings.mail {
                 mail.ca = Some(ca.clone());
             }
-            sink.http_ca = Some(ca);
+            settings.http_ca = Some(ca);
         }
-        Ok(())
+        Ok(settings)
     }
 
     /// The subscription filter: each flag given replaces the file's value.
-    pub(crate) fn filter(&self, config: &AgentConfig) -> isac_proto::v1::SubscriptionFilter {
+    fn filter(&self, config: &AgentConfig) -> isac_proto::v1::SubscriptionFilter {
         let f = &config.filter;
         let pick = |flag: &Vec<String>, file: &Vec<String>| {
             if flag.is_empty() {
@@ -231,10 +236,14 @@ impl ReceiveArgs {
         }
     }
 
-    /// The config file and the JSON Lines sink it and the flags name.
-    pub(crate) fn open(&self, state: &StateDir) -> Result<(AgentConfig, JsonlSink), AgentError> {
+    /// The config file, and what it and the flags say: the sinks (opened)
+    /// and the subscription filter.
+    pub(crate) fn open(
+        &self,
+        state: &StateDir,
+    ) -> Result<(Sinks, isac_proto::v1::SubscriptionFilter), AgentError> {
         let config = crate::config::load(self.config.as_deref(), &state.root)?;
-        let sink = JsonlSink::open(self.jsonl.as_deref().or(config.jsonl.as_deref()))?;
-        Ok((config, sink))
+        let sinks = Sinks::open(self.sink_settings(&config)?)?;
+        Ok((sinks, self.filter(&config)))
     }
 }

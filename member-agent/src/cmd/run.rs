@@ -17,12 +17,11 @@ pub struct RunArgs {
 pub async fn run(state: &StateDir, args: RunArgs) -> Result<(), AgentError> {
     let RunArgs { receive, ui } = args;
     let mut agent = Agent::open(state)?;
-    let (config, mut sink) = receive.open(state)?;
-    receive.apply_sinks(&mut sink, &config)?;
-    agent.filter = receive.filter(&config);
+    let (mut sinks, filter) = receive.open(state)?;
+    agent.filter = filter;
     if let Some(ui) = ui.to_ui_args() {
-        let sinks = crate::ui::describe_sinks(&sink, receive.jsonl.as_deref());
-        let console = crate::ui::start(state, &ui, Some(sinks)).await?;
+        let described = crate::ui::describe_sinks(&sinks);
+        let console = crate::ui::start(state, &ui, Some(described)).await?;
         tokio::spawn(console.serve());
     }
     eprintln!(
@@ -31,7 +30,7 @@ pub async fn run(state: &StateDir, args: RunArgs) -> Result<(), AgentError> {
         agent.org_id()
     );
     agent
-        .run(&mut sink, async {
+        .run(&mut sinks, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await;

@@ -18,6 +18,7 @@ use openssl::x509::X509;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::{delivery_id, Rejection, Sent, Sink};
 use crate::error::AgentError;
 
 #[derive(Debug, Clone)]
@@ -124,7 +125,7 @@ impl MailSink {
                 })?;
             plain.command("STARTTLS", 220).await?;
             let tls =
-                crate::syslog_sink::tls_connect(plain.stream, &self.host, self.ca.as_ref()).await?;
+                super::syslog::tls_connect(plain.stream, &self.host, self.ca.as_ref()).await?;
             let mut c = Conn::new(tls);
             c.command("EHLO isac-member-agent", 250).await?;
             if let Some((user, password)) = &self.auth {
@@ -180,6 +181,55 @@ impl MailSink {
             (_, text) => Err(format!("DATA: {text}")),
         }
     }
+}
+
+impl Sink for MailSink {
+    fn describe(&self) -> String {
+        format!(
+            "mail: {}:{} to {} recipient(s), {} and above",
+            self.host,
+            self.port,
+            self.to.len(),
+            self.min_severity.as_str()
+        )
+    }
+
+    /// The lines it [wants](MailSink::wants), one message each; a message
+    /// the server refuses (5xx) is rejected for good.
+    fn send<'a>(&'a self, lines: &'a [Value]) -> Sent<'a> {
+        Box::pin(async move {
+            let wanted: Vec<usize> = (0..lines.len())
+                .filter(|i| self.wants(&lines[*i]))
+                .collect();
+            let messages: Vec<&Value> = wanted.iter().map(|i| &lines[*i]).collect();
+            let refused = self.send_all(&messages).await?;
+            let url = format!("smtp://{}:{}", self.host, self.port);
+            Ok(refused
+                .into_iter()
+                .map(|(i, answer)| {
+                    let index = wanted[i];
+                    Rejection {
+                        sink: "mail",
+                        url: url.clone(),
+                        status: reply_code(&answer),
+                        delivery: delivery_id(&lines[index]),
+                        answer,
+                        index,
+                    }
+                })
+                .collect())
+        })
+    }
+}
+
+/// The reply code in a refusal: "RCPT TO:<x>: 550 ..." -> 550 (0 if none).
+fn reply_code(answer: &str) -> u16 {
+    answer
+        .rsplit_once(">: ")
+        .or_else(|| answer.split_once(": "))
+        .and_then(|(_, t)| t.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Reads SMTP replies and writes commands on one stream.
