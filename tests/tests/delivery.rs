@@ -1526,12 +1526,16 @@ class Handler:
         m = email.message_from_bytes(envelope.content)
         rec = {"from": envelope.mail_from, "to": envelope.rcpt_tos, "tls": session.ssl is not None,
                "login": (session.auth_data.login.decode() if session.auth_data else None),
-               "subject": str(email.header.make_header(email.header.decode_header(m["Subject"]))),
+               "subject": str(email.header.make_header(email.header.decode_header(unfold(m["Subject"])))),
                "message_id": m["Message-ID"], "tlp": m["X-ISAC-TLP"], "date": m["Date"],
-               "body": m.get_payload(decode=True).decode("utf-8")}
+               "body": m.get_payload(decode=True).decode("utf-8").replace("\r\n", "\n")}
         with open(out, "a") as f:
             f.write(json.dumps(rec) + "\n")
         return "250 OK"
+# As a mail reader shows them: long header lines unfolded (RFC 5322 2.2.3),
+# text in canonical CRLF form (RFC 2046 4.1.1) with local line breaks.
+def unfold(value):
+    return value.replace("\r\n", "")
 def auth(server, session, envelope, mechanism, data):
     return AuthResult(success=(data.login == b"agent" and data.password == b"s3cret"), auth_data=data)
 kw = {}

@@ -201,7 +201,7 @@ impl Sinks {
             senders.push(Box::new(s));
         }
         if let Some(m) = settings.mail {
-            senders.push(Box::new(m));
+            senders.push(Box::new(mail::Mailer::new(m)?));
         }
         Ok(Sinks {
             export_red: settings.export_red,

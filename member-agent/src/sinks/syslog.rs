@@ -151,7 +151,7 @@ pub fn syslog_frame(line: &Value, hostname: &str) -> String {
 
 /// The connector trusting the system roots and `extra_ca`, built once per
 /// extra CA: building one reads the system roots (~20 ms), and the syslog
-/// and mail sinks connect per batch and per mail.
+/// sink connects per batch.
 fn connector(extra_ca: Option<&openssl::x509::X509>) -> Result<openssl::ssl::SslConnector, String> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
     type Built = Vec<(Option<Vec<u8>>, SslConnector)>;
