@@ -56,8 +56,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::AgentError;
-use crate::http_sink::HttpSink;
-use crate::sink::JsonlSink;
+use crate::sinks::http::HttpSink;
+use crate::sinks::SinkSettings;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,12 +189,12 @@ impl AgentConfig {
     fn check(&self) -> Result<(), String> {
         for (i, w) in self.webhook.iter().enumerate() {
             w.url
-                .parse::<crate::http_sink::Url>()
+                .parse::<crate::sinks::http::Url>()
                 .map_err(|e| format!("webhook[{i}].url: {e}"))?;
         }
         for (i, h) in self.splunk_hec.iter().enumerate() {
             h.url
-                .parse::<crate::http_sink::Url>()
+                .parse::<crate::sinks::http::Url>()
                 .map_err(|e| format!("splunk_hec[{i}].url: {e}"))?;
             if h.batch == Some(0) {
                 return Err(format!("splunk_hec[{i}].batch: must be at least 1"));
@@ -202,21 +202,21 @@ impl AgentConfig {
         }
         for (i, e) in self.elastic.iter().enumerate() {
             e.url
-                .parse::<crate::http_sink::Url>()
+                .parse::<crate::sinks::http::Url>()
                 .map_err(|err| format!("elastic[{i}].url: {err}"))?;
         }
         for (i, s) in self.syslog.iter().enumerate() {
-            s.parse::<crate::syslog_sink::SyslogTarget>()
+            s.parse::<crate::sinks::syslog::SyslogTarget>()
                 .map_err(|e| format!("syslog[{i}]: {e}"))?;
         }
         if let Some(m) = &self.smtp {
-            crate::mail_sink::parse_smtp_url(&m.url).map_err(|e| format!("smtp.url: {e}"))?;
-            crate::mail_sink::check_address(&m.from).map_err(|e| format!("smtp.from: {e}"))?;
+            crate::sinks::mail::parse_smtp_url(&m.url).map_err(|e| format!("smtp.url: {e}"))?;
+            crate::sinks::mail::check_address(&m.from).map_err(|e| format!("smtp.from: {e}"))?;
             if m.to.is_empty() {
                 return Err("smtp.to: at least one recipient".into());
             }
             for (i, t) in m.to.iter().enumerate() {
-                crate::mail_sink::check_address(t).map_err(|e| format!("smtp.to[{i}]: {e}"))?;
+                crate::sinks::mail::check_address(t).map_err(|e| format!("smtp.to[{i}]: {e}"))?;
             }
             if let Some(s) = &m.min_severity {
                 s.parse::<isac_core::Severity>()
@@ -234,32 +234,35 @@ impl AgentConfig {
         Ok(())
     }
 
-    /// Adds the file's sinks and settings to `sink` (not the CA: the caller
+    /// Adds the file's sinks and settings to `settings` (not the CA: the caller
     /// applies `--sink-ca` or `sink_ca` once every target is known).
     /// Secrets named by `_env` keys are read through `env_var`.
     pub fn apply(
         &self,
-        sink: &mut JsonlSink,
+        settings: &mut SinkSettings,
         env_var: impl Fn(&str) -> Option<String>,
     ) -> Result<(), AgentError> {
         let usage = |m: String| AgentError::Usage(format!("config: {m}"));
+        if let Some(p) = &self.jsonl {
+            settings.jsonl = Some(p.clone());
+        }
         if let Some(r) = self.export_red {
-            sink.export_red = r;
+            settings.export_red = r;
         }
         if let Some(d) = &self.stix_dir {
-            sink.stix_dir = Some(d.clone());
+            settings.stix_dir = Some(d.clone());
         }
         if let Some(max) = self.jsonl_max_bytes {
-            sink.rotate_at(max, self.jsonl_keep.unwrap_or(5));
+            settings.jsonl_rotate = Some((max, self.jsonl_keep.unwrap_or(5)));
         }
         if let Some(d) = &self.dead_letter {
-            sink.dead_letter = Some(d.clone());
+            settings.dead_letter = Some(d.clone());
         }
         if let Some(s) = self.sink_retry_secs {
-            sink.http_retry.give_up_after = std::time::Duration::from_secs(s);
+            settings.http_retry.give_up_after = std::time::Duration::from_secs(s);
         }
         for (i, w) in self.webhook.iter().enumerate() {
-            sink.http.push(HttpSink::Webhook {
+            settings.http.push(HttpSink::Webhook {
                 url: w.url.parse()?,
                 secret: secret(
                     &format!("webhook[{i}].secret"),
@@ -271,7 +274,7 @@ impl AgentConfig {
             });
         }
         for (i, h) in self.splunk_hec.iter().enumerate() {
-            sink.http.push(HttpSink::SplunkHec {
+            settings.http.push(HttpSink::SplunkHec {
                 url: h.url.parse()?,
                 token: secret(
                     &format!("splunk_hec[{i}].token"),
@@ -287,20 +290,20 @@ impl AgentConfig {
                     .unwrap_or_else(|| "isac:indicator".into()),
             });
             if let Some(b) = h.batch {
-                sink.hec_batch = b;
+                settings.hec_batch = b;
             }
         }
         for e in &self.elastic {
-            sink.http.push(HttpSink::Elastic {
+            settings.http.push(HttpSink::Elastic {
                 url: e.url.parse()?,
                 index: e.index.clone().unwrap_or_else(|| "isac-indicators".into()),
             });
         }
         for s in &self.syslog {
-            sink.syslog.push(s.parse()?);
+            settings.syslog.push(s.parse()?);
         }
         if let Some(m) = &self.smtp {
-            let (host, port) = crate::mail_sink::parse_smtp_url(&m.url)?;
+            let (host, port) = crate::sinks::mail::parse_smtp_url(&m.url)?;
             let auth = match (&m.user, &m.password_env) {
                 (Some(u), Some(var)) => Some((
                     u.clone(),
@@ -317,7 +320,7 @@ impl AgentConfig {
                 }
                 (None, _) => None,
             };
-            sink.mail = Some(crate::mail_sink::MailSink {
+            settings.mail = Some(crate::sinks::mail::MailSink {
                 host,
                 port,
                 from: m.from.clone(),
@@ -369,10 +372,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let mut sink = JsonlSink::open(Some(
-            &std::env::temp_dir().join(format!("isac-config-test-{}.jsonl", std::process::id())),
-        ))
-        .unwrap();
+        let mut sink = SinkSettings::default();
         c.apply(&mut sink, |v| {
             (v == "HOOK_SECRET").then(|| "from-env".into())
         })

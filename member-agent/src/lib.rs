@@ -4,27 +4,26 @@
 
 pub mod check;
 pub mod client;
+pub mod cmd;
 pub mod config;
 pub mod csv;
 pub mod draft;
 pub mod enroll;
 pub mod error;
 pub mod export;
-pub mod http_sink;
 pub mod import;
 pub mod keys;
 pub mod localstore;
 pub mod lockfile;
-pub mod mail_sink;
 pub mod osv;
 pub mod publish;
-pub mod sink;
+pub mod sinks;
 pub mod state;
 pub mod sync;
-pub mod syslog_sink;
 pub mod ui;
 
 pub use error::AgentError;
+pub use sinks::{SinkSettings, Sinks};
 pub use state::StateDir;
 pub use sync::Agent;
 

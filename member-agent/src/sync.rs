@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 use crate::client::Connector;
 use crate::error::AgentError;
 use crate::localstore::{InsertOutcome, LocalStore};
-use crate::sink::JsonlSink;
+use crate::sinks::{Received, Sinks};
 use crate::state::{Loaded, StateDir};
 
 /// An enrolled agent: identity, keys, the key directory it trusts, and its
@@ -135,14 +135,14 @@ impl Agent {
     /// Marks held items past their `valid_until` expired and tells the
     /// sinks (HTTP receivers first; a receiver that is down holds the expiry
     /// until the next time).
-    pub async fn expire_due(&self, sink: &mut JsonlSink) -> Result<u64, AgentError> {
+    pub async fn expire_due(&self, sinks: &mut Sinks) -> Result<u64, AgentError> {
         let due = self
             .store()
             .due_for_expiry(&isac_core::time::format_rfc3339(self.clock.now()))?;
         for item in &due {
-            sink.send_expired_http(item).await?;
+            sinks.send_expired(item).await?;
             self.store()
-                .mark_expired(item, || sink.write_expired(item))?;
+                .mark_expired(item, || sinks.write_expired(item))?;
         }
         Ok(due.len() as u64)
     }
@@ -274,12 +274,12 @@ impl Agent {
         })
     }
 
-    /// Records one checked delivery (the sink line is written inside the
+    /// Records one checked delivery (the writing sinks write inside the
     /// item's transaction) and moves the cursor.
     fn commit(
         &self,
         c: Checked,
-        sink: &mut JsonlSink,
+        sinks: &mut Sinks,
         report: &mut SyncReport,
     ) -> Result<(), AgentError> {
         match c {
@@ -300,7 +300,14 @@ impl Agent {
                     &verified,
                     &envelope_json,
                     self.clock.now(),
-                    || sink.write(sequence, &received_at, &verified, &signer),
+                    || {
+                        sinks.write(&Received {
+                            sequence,
+                            received_at: &received_at,
+                            verified: &verified,
+                            signer_org_name: &signer,
+                        })
+                    },
                 )?;
                 match outcome {
                     InsertOutcome::New => {
@@ -345,7 +352,7 @@ impl Agent {
         &self,
         channel: &Channel,
         deliveries: Vec<pb::Delivery>,
-        sink: &mut JsonlSink,
+        sinks: &mut Sinks,
         report: &mut SyncReport,
     ) -> Result<(), AgentError> {
         let mut checked = Vec::with_capacity(deliveries.len());
@@ -370,7 +377,7 @@ impl Agent {
                 Checked::Verified { held: true, .. } => {}
             }
         }
-        let fresh: Vec<(u64, &str, &isac_core::VerifiedStatement, &str)> = checked
+        let fresh: Vec<Received<'_>> = checked
             .iter()
             .filter_map(|c| match c {
                 Checked::Verified {
@@ -380,25 +387,25 @@ impl Agent {
                     signer,
                     held: false,
                     ..
-                } => Some((
-                    *sequence,
-                    received_at.as_str(),
-                    verified.as_ref(),
-                    signer.as_str(),
-                )),
+                } => Some(Received {
+                    sequence: *sequence,
+                    received_at,
+                    verified,
+                    signer_org_name: signer,
+                }),
                 _ => None,
             })
             .collect();
-        sink.send_http_batch(&fresh).await?;
+        sinks.send(&fresh).await?;
         for c in checked {
-            self.commit(c, sink, report)?;
+            self.commit(c, sinks, report)?;
         }
         Ok(())
     }
 
     /// Streams from the stored cursor. With `follow == false`, returns once
     /// caught up; otherwise runs until the stream ends or fails.
-    pub async fn sync(&self, follow: bool, sink: &mut JsonlSink) -> Result<SyncReport, AgentError> {
+    pub async fn sync(&self, follow: bool, sinks: &mut Sinks) -> Result<SyncReport, AgentError> {
         let channel = self.channel().await?;
         self.refresh_directory(&channel).await?;
         let after = self.store().hub_cursor()?;
@@ -465,7 +472,7 @@ impl Agent {
                         }
                     }
                     let before = report.new + report.duplicates + report.rejected;
-                    self.handle_batch(&channel, batch, sink, &mut report)
+                    self.handle_batch(&channel, batch, sinks, &mut report)
                         .await?;
                     let after = report.new + report.duplicates + report.rejected;
                     if follow && before / 256 != after / 256 {
@@ -476,7 +483,7 @@ impl Agent {
                 Some(pb::subscribe_response::Event::CaughtUp(c)) => {
                     // Items up to the head that we were not sent are not ours.
                     self.store().set_hub_cursor(&c.cursor)?;
-                    self.expire_due(sink).await?;
+                    self.expire_due(sinks).await?;
                     self.acknowledge(&channel, c.cursor).await;
                     if !follow {
                         break;
@@ -502,7 +509,7 @@ impl Agent {
     /// expiry.
     pub async fn run(
         &mut self,
-        sink: &mut JsonlSink,
+        sinks: &mut Sinks,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
@@ -515,7 +522,7 @@ impl Agent {
             }
             let outcome = tokio::select! {
                 _ = &mut shutdown => return,
-                r = self.sync(true, sink) => r,
+                r = self.sync(true, sinks) => r,
             };
             match outcome {
                 Ok(r) => {

@@ -36,7 +36,7 @@ use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 
 use crate::error::{io_err, AgentError};
-use crate::sink::JsonlSink;
+use crate::sinks::Sinks;
 use crate::sync::Agent;
 use crate::StateDir;
 
@@ -266,49 +266,8 @@ pub async fn run_console(state: &StateDir, args: &UiArgs) -> Result<(), AgentErr
 }
 
 /// What a daemon's sinks are, for the status page.
-pub fn describe_sinks(sink: &JsonlSink, jsonl: Option<&std::path::Path>) -> Vec<String> {
-    let mut out = vec![match jsonl {
-        Some(p) => format!("JSON Lines: {}", p.display()),
-        None => "JSON Lines: stdout".to_owned(),
-    }];
-    if let Some(d) = &sink.stix_dir {
-        out.push(format!("STIX bundle files: {}", d.display()));
-    }
-    for h in &sink.http {
-        use crate::http_sink::HttpSink;
-        let (what, url) = match h {
-            HttpSink::Webhook { url, .. } => ("webhook", url),
-            HttpSink::SplunkHec { url, .. } => ("Splunk HEC", url),
-            HttpSink::Elastic { url, .. } => ("Elasticsearch", url),
-        };
-        // Host and path only: never a token or secret.
-        out.push(format!("{what}: {}", url.location()));
-    }
-    for s in &sink.syslog {
-        use crate::syslog_sink::Transport;
-        let proto = match s.transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        };
-        out.push(format!("syslog: {proto}://{}", s.addr));
-    }
-    if let Some(m) = &sink.mail {
-        out.push(format!(
-            "mail: {}:{} to {} recipient(s), {} and above",
-            m.host,
-            m.port,
-            m.to.len(),
-            m.min_severity.as_str()
-        ));
-    }
-    if let Some(d) = &sink.dead_letter {
-        out.push(format!("dead letters: {}", d.display()));
-    }
-    if sink.export_red {
-        out.push("TLP:RED is exported to the sinks".to_owned());
-    }
-    out
+pub fn describe_sinks(sinks: &Sinks) -> Vec<String> {
+    sinks.describe()
 }
 
 /// The key directory the sync daemon last accepted, checked again against

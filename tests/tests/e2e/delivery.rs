@@ -8,8 +8,8 @@ use isac_e2e::*;
 use isac_proto::v1 as pb;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::publish;
-use member_agent::sink::JsonlSink;
 use member_agent::Agent;
+use member_agent::{SinkSettings, Sinks};
 
 fn d(purl_or_domain: &str, severity: &str, confidence: u8, tags: &[&str]) -> IndicatorDraft {
     let mut d = IndicatorDraft {
@@ -35,7 +35,7 @@ async fn titles_with(
     name: &str,
 ) -> Vec<String> {
     agent.filter = filter;
-    let mut sink = JsonlSink::open(Some(&dir.join(format!("{name}.jsonl")))).unwrap();
+    let mut sink = Sinks::jsonl(Some(&dir.join(format!("{name}.jsonl")))).unwrap();
     agent.sync(false, &mut sink).await.unwrap();
     let mut t: Vec<String> = agent
         .store
@@ -155,7 +155,7 @@ async fn subscription_filters_narrow_what_is_delivered() {
         min_severity: "apocalyptic".into(),
         ..Default::default()
     };
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bad.jsonl"))).unwrap();
+    let mut sink = Sinks::jsonl(Some(&dir.path().join("bad.jsonl"))).unwrap();
     let err = agent.sync(false, &mut sink).await.unwrap_err();
     assert!(
         matches!(&err, member_agent::AgentError::Hub { code: tonic::Code::InvalidArgument, message } if message.contains("unknown severity")),
@@ -181,7 +181,7 @@ async fn the_hubs_clock_decides_what_has_expired() {
     // Two minutes later by the hub's clock: a new subscriber is not sent
     // the expired item.
     assert!(hub.clock.set(member_agent::now() + 120));
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    let mut sink = Sinks::jsonl(Some(&dir.path().join("bob.jsonl"))).unwrap();
     assert_eq!(bob.sync(false, &mut sink).await.unwrap().new, 1);
     let held = bob.store.lock().unwrap().list(10).unwrap();
     assert_eq!(held.len(), 1, "{held:?}");
@@ -207,7 +207,7 @@ async fn expired_items_are_skipped_for_new_subscribers_and_marked_at_holders() {
         .unwrap();
 
     let bob_jsonl = dir.path().join("bob.jsonl");
-    let mut sink = JsonlSink::open(Some(&bob_jsonl)).unwrap();
+    let mut sink = Sinks::jsonl(Some(&bob_jsonl)).unwrap();
     assert_eq!(bob.sync(false, &mut sink).await.unwrap().new, 2);
     clock.set(start + 3);
 
@@ -233,7 +233,7 @@ async fn expired_items_are_skipped_for_new_subscribers_and_marked_at_holders() {
 
     // A new subscriber does not get it at all.
     let carol = enrolled_agent(&hub, "carol-bank", &dir.path().join("carol")).await;
-    let mut sink = JsonlSink::open(Some(&dir.path().join("carol.jsonl"))).unwrap();
+    let mut sink = Sinks::jsonl(Some(&dir.path().join("carol.jsonl"))).unwrap();
     let r = carol.sync(false, &mut sink).await.unwrap();
     assert_eq!(r.new, 1);
     assert_eq!(
@@ -265,7 +265,7 @@ async fn agents_acknowledge_and_operators_see_their_lag() {
         (before.agents[0].acked_sequence, before.agents[0].lag),
         (0, 5)
     );
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    let mut sink = Sinks::jsonl(Some(&dir.path().join("bob.jsonl"))).unwrap();
     bob.sync(false, &mut sink).await.unwrap();
     let after = show().await.unwrap();
     assert_eq!(
@@ -290,7 +290,7 @@ async fn a_crash_between_sink_write_and_commit_does_not_duplicate_the_sink_line(
         .await
         .unwrap();
     let jsonl = dir.path().join("bob.jsonl");
-    let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+    let mut sink = Sinks::jsonl(Some(&jsonl)).unwrap();
     bob.sync(false, &mut sink).await.unwrap();
     drop(sink);
 
@@ -315,7 +315,7 @@ async fn a_crash_between_sink_write_and_commit_does_not_duplicate_the_sink_line(
     drop(bob);
 
     let bob = Agent::open(&member_agent::StateDir::new(dir.path().join("bob"))).unwrap();
-    let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+    let mut sink = Sinks::jsonl(Some(&jsonl)).unwrap();
     let r = bob.sync(false, &mut sink).await.unwrap();
     assert_eq!(r.new, 1, "the store takes the redelivered item again");
     let text = std::fs::read_to_string(&jsonl).unwrap();
@@ -344,8 +344,9 @@ async fn the_stix_directory_sink_writes_one_bundle_per_item_with_tlp_2_markings(
     publish(&alice, anon).await.unwrap();
 
     let stix = dir.path().join("stix");
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
-    sink.stix_dir = Some(stix.clone());
+    let mut settings = SinkSettings::jsonl(Some(&dir.path().join("bob.jsonl")));
+    settings.stix_dir = Some(stix.clone());
+    let mut sink = Sinks::open(settings).unwrap();
     bob.sync(false, &mut sink).await.unwrap();
     // A redelivery rewrites the same files rather than adding new ones.
     bob.sync(false, &mut sink).await.unwrap();
@@ -620,7 +621,7 @@ async fn read_request<S: tokio::io::AsyncRead + Unpin>(
 
 #[tokio::test]
 async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down() {
-    use member_agent::http_sink::{HttpSink, Retry};
+    use member_agent::sinks::http::{HttpSink, Retry};
     let dir = tempfile::tempdir().unwrap();
     let hub = TestHub::start(&dir.path().join("hub")).await;
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
@@ -635,8 +636,8 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
     let r = receiver(3).await;
     let base = format!("http://{}", r.addr);
     let jsonl = dir.path().join("bob.jsonl");
-    let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
-    sink.http = vec![
+    let mut settings = SinkSettings::jsonl(Some(&jsonl));
+    settings.http = vec![
         HttpSink::Webhook {
             url: format!("{base}/hook").parse().unwrap(),
             secret: "s3cret".into(),
@@ -653,7 +654,8 @@ async fn webhook_hec_and_elastic_sinks_hold_the_cursor_while_a_receiver_is_down(
         },
     ];
     // No retries here: each failure fails the sync.
-    sink.http_retry = Retry::none();
+    settings.http_retry = Retry::none();
+    let mut sink = Sinks::open(settings).unwrap();
     // The receiver is "down" for its first three requests: syncs fail and
     // the cursor holds; later ones succeed.
     let mut failures = 0;
@@ -772,7 +774,7 @@ fn bulk_answer(body: &[u8]) -> String {
 
 #[tokio::test]
 async fn http_sinks_retry_while_the_receiver_is_down_dead_letter_rejections_and_hear_of_expiry() {
-    use member_agent::http_sink::{HttpSink, Retry};
+    use member_agent::sinks::http::{HttpSink, Retry};
     let dir = tempfile::tempdir().unwrap();
     // One manual clock for the hub and the agents: the short-lived item
     // expires when the test moves it, with no waiting.
@@ -806,8 +808,8 @@ async fn http_sinks_retry_while_the_receiver_is_down_dead_letter_rejections_and_
     let base = format!("http://127.0.0.1:{port}");
     let jsonl = dir.path().join("bob.jsonl");
     let dead = dir.path().join("dead-letter.jsonl");
-    let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
-    sink.http = vec![
+    let mut settings = SinkSettings::jsonl(Some(&jsonl));
+    settings.http = vec![
         HttpSink::Webhook {
             url: format!("{base}/hook").parse().unwrap(),
             secret: "s3cret".into(),
@@ -823,13 +825,14 @@ async fn http_sinks_retry_while_the_receiver_is_down_dead_letter_rejections_and_
             index: "isac-indicators".into(),
         },
     ];
-    sink.http_retry = Retry {
+    settings.http_retry = Retry {
         first: Duration::from_millis(50),
         max: Duration::from_millis(400),
         give_up_after: Duration::from_secs(120),
     };
-    sink.hec_batch = 3;
-    sink.dead_letter = Some(dead.clone());
+    settings.hec_batch = 3;
+    settings.dead_letter = Some(dead.clone());
+    let mut sink = Sinks::open(settings).unwrap();
     let syncing = tokio::spawn(async move {
         let r = bob.sync(false, &mut sink).await;
         (bob, sink, r)
@@ -979,8 +982,8 @@ fn dead_letters(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn fast_retry() -> member_agent::http_sink::Retry {
-    member_agent::http_sink::Retry {
+fn fast_retry() -> member_agent::sinks::http::Retry {
+    member_agent::sinks::http::Retry {
         first: Duration::from_millis(20),
         max: Duration::from_millis(100),
         give_up_after: Duration::from_secs(120),
@@ -989,7 +992,7 @@ fn fast_retry() -> member_agent::http_sink::Retry {
 
 #[tokio::test]
 async fn chunked_bulk_answers_retry_item_429s_and_dead_letter_item_400s_with_the_decoded_answer() {
-    use member_agent::http_sink::HttpSink;
+    use member_agent::sinks::http::HttpSink;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let (hub, bob, ids) = bob_with_items(dir.path(), 3).await;
@@ -1022,8 +1025,8 @@ async fn chunked_bulk_answers_retry_item_429s_and_dead_letter_item_400s_with_the
     });
     let base = format!("http://{}", r.addr);
     let dead = dir.path().join("dead-letter.jsonl");
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
-    sink.http = vec![
+    let mut settings = SinkSettings::jsonl(Some(&dir.path().join("bob.jsonl")));
+    settings.http = vec![
         HttpSink::Elastic {
             url: format!("{base}/es").parse().unwrap(),
             index: "isac-indicators".into(),
@@ -1033,8 +1036,9 @@ async fn chunked_bulk_answers_retry_item_429s_and_dead_letter_item_400s_with_the
             secret: "s3cret".into(),
         },
     ];
-    sink.http_retry = fast_retry();
-    sink.dead_letter = Some(dead.clone());
+    settings.http_retry = fast_retry();
+    settings.dead_letter = Some(dead.clone());
+    let mut sink = Sinks::open(settings).unwrap();
     let report = bob.sync(false, &mut sink).await.unwrap();
     assert_eq!(report.new, 3);
     assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 3);
@@ -1085,7 +1089,7 @@ async fn chunked_bulk_answers_retry_item_429s_and_dead_letter_item_400s_with_the
 
 #[tokio::test]
 async fn a_bulk_answer_cut_short_is_retried_and_nothing_is_committed_until_a_whole_one() {
-    use member_agent::http_sink::{HttpSink, Retry};
+    use member_agent::sinks::http::{HttpSink, Retry};
     use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let (hub, bob, _) = bob_with_items(dir.path(), 2).await;
@@ -1119,12 +1123,13 @@ async fn a_bulk_answer_cut_short_is_retried_and_nothing_is_committed_until_a_who
             _ => Reply::Sized(200, whole),
         }
     });
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
-    sink.http = vec![HttpSink::Elastic {
+    let mut settings = SinkSettings::jsonl(Some(&dir.path().join("bob.jsonl")));
+    settings.http = vec![HttpSink::Elastic {
         url: format!("http://{}/es", r.addr).parse().unwrap(),
         index: "isac-indicators".into(),
     }];
-    sink.http_retry = Retry::none();
+    settings.http_retry = Retry::none();
+    let mut sink = Sinks::open(settings).unwrap();
     for framing in ["Content-Length", "chunked", "close-delimited"] {
         let err = bob.sync(false, &mut sink).await.unwrap_err();
         assert_eq!(
@@ -1142,7 +1147,7 @@ async fn a_bulk_answer_cut_short_is_retried_and_nothing_is_committed_until_a_who
 
 #[tokio::test]
 async fn splunk_hec_error_codes_are_retried_or_dead_lettered_never_counted_as_delivered() {
-    use member_agent::http_sink::{HttpSink, Retry};
+    use member_agent::sinks::http::{HttpSink, Retry};
     use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let (hub, bob, _) = bob_with_items(dir.path(), 2).await;
@@ -1157,8 +1162,8 @@ async fn splunk_hec_error_codes_are_retried_or_dead_lettered_never_counted_as_de
         }
     });
     let dead = dir.path().join("dead-letter.jsonl");
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
-    sink.http = vec![HttpSink::SplunkHec {
+    let mut settings = SinkSettings::jsonl(Some(&dir.path().join("bob.jsonl")));
+    settings.http = vec![HttpSink::SplunkHec {
         url: format!("http://{}/services/collector/event", r.addr)
             .parse()
             .unwrap(),
@@ -1166,8 +1171,9 @@ async fn splunk_hec_error_codes_are_retried_or_dead_lettered_never_counted_as_de
         index: Some("no-such-index".into()),
         sourcetype: "isac:indicator".into(),
     }];
-    sink.http_retry = Retry::none();
-    sink.dead_letter = Some(dead.clone());
+    settings.http_retry = Retry::none();
+    settings.dead_letter = Some(dead.clone());
+    let mut sink = Sinks::open(settings).unwrap();
     let err = bob.sync(false, &mut sink).await.unwrap_err().to_string();
     assert!(err.contains("busy"), "{err}");
     assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 0);
@@ -1187,7 +1193,7 @@ async fn splunk_hec_error_codes_are_retried_or_dead_lettered_never_counted_as_de
 
 #[tokio::test]
 async fn http_sinks_keep_one_connection_alive_and_reconnect_when_the_receiver_drops_it() {
-    use member_agent::http_sink::{HttpSink, Retry};
+    use member_agent::sinks::http::{HttpSink, Retry};
     use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let (hub, bob, _) = bob_with_items(dir.path(), 5).await;
@@ -1204,13 +1210,14 @@ async fn http_sinks_keep_one_connection_alive_and_reconnect_when_the_receiver_dr
             Reply::KeepAlive(200, "ok".into())
         }
     });
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
-    sink.http = vec![HttpSink::Webhook {
+    let mut settings = SinkSettings::jsonl(Some(&dir.path().join("bob.jsonl")));
+    settings.http = vec![HttpSink::Webhook {
         url: format!("http://{}/hook", r.addr).parse().unwrap(),
         secret: "s3cret".into(),
     }];
     // One attempt: a request lost on a dropped connection would fail the sync.
-    sink.http_retry = Retry::none();
+    settings.http_retry = Retry::none();
+    let mut sink = Sinks::open(settings).unwrap();
     let report = bob.sync(false, &mut sink).await.unwrap();
     assert_eq!(report.new, 5);
     assert_eq!(r.seen.lock().unwrap().len(), 5, "each item once");
@@ -1224,7 +1231,7 @@ async fn http_sinks_keep_one_connection_alive_and_reconnect_when_the_receiver_dr
 
 #[tokio::test]
 async fn an_https_sink_on_an_ipv6_literal_delivers_and_names_the_port_in_host() {
-    use member_agent::http_sink::{HttpSink, Retry};
+    use member_agent::sinks::http::{HttpSink, Retry};
     let listener = match tokio::net::TcpListener::bind("[::1]:0").await {
         Ok(l) => l,
         Err(e) => {
@@ -1245,13 +1252,14 @@ async fn an_https_sink_on_an_ipv6_literal_delivers_and_names_the_port_in_host() 
         Reply::Sized(200, "ok".into())
     });
     let port = r.addr.port();
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
-    sink.http = vec![HttpSink::Webhook {
+    let mut settings = SinkSettings::jsonl(Some(&dir.path().join("bob.jsonl")));
+    settings.http = vec![HttpSink::Webhook {
         url: format!("https://[::1]:{port}/hook").parse().unwrap(),
         secret: "s3cret".into(),
     }];
-    sink.http_ca = Some(ca);
-    sink.http_retry = Retry::none();
+    settings.http_ca = Some(ca);
+    settings.http_retry = Retry::none();
+    let mut sink = Sinks::open(settings).unwrap();
     let report = bob.sync(false, &mut sink).await.unwrap();
     assert_eq!(report.new, 2);
     assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 2);
@@ -1284,8 +1292,9 @@ async fn syslog_cef_over_tcp_holds_the_cursor_while_the_receiver_is_down() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
-    sink.syslog = vec![format!("tcp://127.0.0.1:{port}").parse().unwrap()];
+    let mut settings = SinkSettings::jsonl(Some(&dir.path().join("bob.jsonl")));
+    settings.syslog = vec![format!("tcp://127.0.0.1:{port}").parse().unwrap()];
+    let mut sink = Sinks::open(settings).unwrap();
     let err = bob.sync(false, &mut sink).await.unwrap_err();
     assert!(err.to_string().contains("syslog"), "{err}");
     assert_eq!(
@@ -1459,14 +1468,15 @@ async fn syslog_over_tls_reaches_a_real_rsyslog_and_an_unverified_server_holds_t
     )
     .await;
 
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
-    let mut target: member_agent::syslog_sink::SyslogTarget =
+    let mut settings = SinkSettings::jsonl(Some(&dir.path().join("bob.jsonl")));
+    let mut target: member_agent::sinks::syslog::SyslogTarget =
         format!("tls://127.0.0.1:{port}").parse().unwrap();
     // A server we cannot verify (its CA is not trusted) gets nothing, and
     // the cursor holds.
     let (other_ca, _) = hub::pki::create_ca("someone else").unwrap();
     target.ca = Some(other_ca);
-    sink.syslog = vec![target.clone()];
+    settings.syslog = vec![target.clone()];
+    let mut sink = Sinks::open(settings.clone()).unwrap();
     let err = bob.sync(false, &mut sink).await.unwrap_err().to_string();
     assert!(
         err.contains("TLS") && err.contains("certificate verify failed"),
@@ -1475,7 +1485,8 @@ async fn syslog_over_tls_reaches_a_real_rsyslog_and_an_unverified_server_holds_t
     assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 0);
 
     target.ca = Some(ca.clone());
-    sink.syslog = vec![target.clone()];
+    settings.syslog = vec![target.clone()];
+    sink = Sinks::open(settings.clone()).unwrap();
     let r = bob.sync(false, &mut sink).await.unwrap();
     assert_eq!(r.new, 3);
     let lines = rsyslog.lines(3).await;
@@ -1493,10 +1504,11 @@ async fn syslog_over_tls_reaches_a_real_rsyslog_and_an_unverified_server_holds_t
     publish(&alice, d("c3.evil.example", "critical", 90, &[]))
         .await
         .unwrap();
-    let mut by_name: member_agent::syslog_sink::SyslogTarget =
+    let mut by_name: member_agent::sinks::syslog::SyslogTarget =
         format!("tls://localhost:{port}").parse().unwrap();
     by_name.ca = Some(ca);
-    sink.syslog = vec![by_name];
+    settings.syslog = vec![by_name];
+    sink = Sinks::open(settings).unwrap();
     bob.sync(false, &mut sink).await.unwrap();
     let lines = rsyslog.lines(4).await;
     assert!(lines[3].contains("dhost=c3.evil.example"), "{lines:?}");
@@ -1523,12 +1535,16 @@ class Handler:
         m = email.message_from_bytes(envelope.content)
         rec = {"from": envelope.mail_from, "to": envelope.rcpt_tos, "tls": session.ssl is not None,
                "login": (session.auth_data.login.decode() if session.auth_data else None),
-               "subject": str(email.header.make_header(email.header.decode_header(m["Subject"]))),
+               "subject": str(email.header.make_header(email.header.decode_header(unfold(m["Subject"])))),
                "message_id": m["Message-ID"], "tlp": m["X-ISAC-TLP"], "date": m["Date"],
-               "body": m.get_payload(decode=True).decode("utf-8")}
+               "body": m.get_payload(decode=True).decode("utf-8").replace("\r\n", "\n")}
         with open(out, "a") as f:
             f.write(json.dumps(rec) + "\n")
         return "250 OK"
+# As a mail reader shows them: long header lines unfolded (RFC 5322 2.2.3),
+# text in canonical CRLF form (RFC 2046 4.1.1) with local line breaks.
+def unfold(value):
+    return value.replace("\r\n", "")
 def auth(server, session, envelope, mechanism, data):
     return AuthResult(success=(data.login == b"agent" and data.password == b"s3cret"), auth_data=data)
 kw = {}
@@ -1611,7 +1627,7 @@ impl Drop for SmtpServer {
 
 #[tokio::test]
 async fn bulletins_and_severe_items_are_mailed_over_starttls_and_never_in_clear() {
-    use member_agent::mail_sink::MailSink;
+    use member_agent::sinks::mail::MailSink;
     let dir = tempfile::tempdir().unwrap();
     let hub = TestHub::start(&dir.path().join("hub")).await;
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
@@ -1660,11 +1676,12 @@ async fn bulletins_and_severe_items_are_mailed_over_starttls_and_never_in_clear(
         auth: Some(("agent".into(), "s3cret".into())),
         ca: Some(ca.clone()),
     };
-    let mut sink = JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    let mut settings = SinkSettings::jsonl(Some(&dir.path().join("bob.jsonl")));
 
     // A server without STARTTLS gets nothing, and the cursor holds.
     let clear = SmtpServer::start(dir.path(), "clear", None);
-    sink.mail = Some(mail(clear.port, &["soc@bob-bank.example"]));
+    settings.mail = Some(mail(clear.port, &["soc@bob-bank.example"]));
+    let mut sink = Sinks::open(settings.clone()).unwrap();
     let err = bob.sync(false, &mut sink).await.unwrap_err().to_string();
     assert!(err.contains("does not offer STARTTLS"), "{err}");
     assert!(clear.messages().is_empty());
@@ -1672,10 +1689,11 @@ async fn bulletins_and_severe_items_are_mailed_over_starttls_and_never_in_clear(
 
     // The real one: STARTTLS, AUTH PLAIN, one refused recipient set aside.
     let server = SmtpServer::start(dir.path(), "tls", Some((&cert, &key)));
-    sink.mail = Some(mail(
+    settings.mail = Some(mail(
         server.port,
         &["soc@bob-bank.example", "cert@bob-bank.example"],
     ));
+    sink = Sinks::open(settings.clone()).unwrap();
     let r = bob.sync(false, &mut sink).await.unwrap();
     assert_eq!(r.new, 4);
     let mut got = server.messages();
@@ -1719,8 +1737,9 @@ async fn bulletins_and_severe_items_are_mailed_over_starttls_and_never_in_clear(
         .await
         .unwrap();
     let dead = dir.path().join("dead.jsonl");
-    sink.dead_letter = Some(dead.clone());
-    sink.mail = Some(mail(server.port, &["nobody@bob-bank.example"]));
+    settings.dead_letter = Some(dead.clone());
+    settings.mail = Some(mail(server.port, &["nobody@bob-bank.example"]));
+    sink = Sinks::open(settings).unwrap();
     bob.sync(false, &mut sink).await.unwrap();
     let dead: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(&dead).unwrap().trim()).unwrap();

@@ -8,8 +8,8 @@ use isac_e2e::*;
 use isac_proto::v1 as pb;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::{publish, publish_envelope};
-use member_agent::sink::JsonlSink;
 use member_agent::Agent;
+use member_agent::Sinks;
 use tonic::Code;
 
 fn package_draft(purl: &str) -> IndicatorDraft {
@@ -74,7 +74,7 @@ async fn a_signed_indicator_travels_from_one_member_to_another() {
     assert_eq!(hub.stored_statements(), 1);
 
     let jsonl = dir.path().join("bob.jsonl");
-    let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+    let mut sink = Sinks::jsonl(Some(&jsonl)).unwrap();
     let report = bob.sync(false, &mut sink).await.unwrap();
     assert_eq!((report.new, report.rejected, report.cursor), (1, 0, 1));
 
@@ -117,7 +117,7 @@ async fn live_items_follow_the_backlog_without_gap_or_duplicate() {
         let bob_dir = dir.path().join("bob");
         tokio::spawn(async move {
             let agent = Agent::open(&member_agent::StateDir::new(bob_dir)).unwrap();
-            let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+            let mut sink = Sinks::jsonl(Some(&jsonl)).unwrap();
             let _ = agent.sync(true, &mut sink).await;
         })
     };
@@ -548,7 +548,7 @@ async fn an_item_altered_in_the_hub_database_is_refused_by_the_agent() {
     let hub = TestHub::start_at(&data_dir, &addr).await;
 
     let jsonl = dir.path().join("bob.jsonl");
-    let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+    let mut sink = Sinks::jsonl(Some(&jsonl)).unwrap();
     let report = bob.sync(false, &mut sink).await.unwrap();
     assert_eq!((report.new, report.rejected, report.cursor), (1, 1, 2));
     let lines = jsonl_lines(&jsonl);

@@ -1096,8 +1096,7 @@ async fn prometheus_metrics_count_what_the_hub_does() {
     // Over the rate: RESOURCE_EXHAUSTED, counted by code.
     assert!(publish(&alice, draft(3)).await.is_err());
     // Bob syncs (three deliveries) and keeps a stream open.
-    let mut sink =
-        member_agent::sink::JsonlSink::open(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    let mut sink = member_agent::Sinks::jsonl(Some(&dir.path().join("bob.jsonl"))).unwrap();
     let report = bob.sync(false, &mut sink).await.unwrap();
     assert_eq!(report.new, 3);
     let mut open = raw_subscribe(&bob).await.unwrap();
@@ -1415,7 +1414,7 @@ async fn a_connection_flood_from_one_source_is_capped_while_a_member_keeps_worki
         let (stop, synced) = (stop.clone(), synced.clone());
         let sink_path = dir.path().join("bob.jsonl");
         tokio::spawn(async move {
-            let mut sink = member_agent::sink::JsonlSink::open(Some(&sink_path)).unwrap();
+            let mut sink = member_agent::Sinks::jsonl(Some(&sink_path)).unwrap();
             while !stop.load(Ordering::SeqCst) {
                 let r = bob
                     .sync(false, &mut sink)

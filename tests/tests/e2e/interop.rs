@@ -8,7 +8,7 @@ use isac_e2e::*;
 use member_agent::draft::IndicatorDraft;
 use member_agent::export::{export, Format};
 use member_agent::publish::publish_prepared;
-use member_agent::sink::JsonlSink;
+use member_agent::{SinkSettings, Sinks};
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -37,8 +37,9 @@ async fn stix_export_says_when_the_item_was_received_not_when_it_was_made() {
     .unwrap();
     publish_prepared(&alice, &prepared).await.unwrap();
     let jsonl = dir.path().join("bob.jsonl");
-    let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
-    sink.stix_dir = Some(dir.path().join("stix"));
+    let mut settings = SinkSettings::jsonl(Some(&jsonl));
+    settings.stix_dir = Some(dir.path().join("stix"));
+    let mut sink = Sinks::open(settings).unwrap();
     bob.sync(false, &mut sink).await.unwrap();
     let received_at = lines(&jsonl)[0]["received_at"].as_str().unwrap().to_owned();
     assert_ne!(received_at, created);

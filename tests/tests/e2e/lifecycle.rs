@@ -10,8 +10,8 @@ use isac_e2e::*;
 use isac_proto::v1 as pb;
 use member_agent::draft::{BulletinDraft, IndicatorDraft};
 use member_agent::publish::{publish, publish_bulletin, publish_envelope};
-use member_agent::sink::JsonlSink;
 use member_agent::Agent;
+use member_agent::Sinks;
 use tonic::Code;
 
 fn draft(purl: &str) -> IndicatorDraft {
@@ -42,7 +42,7 @@ fn hub_code(e: &member_agent::AgentError) -> Option<Code> {
 }
 
 async fn sync_all(agent: &Agent, jsonl: &std::path::Path) -> member_agent::sync::SyncReport {
-    let mut sink = JsonlSink::open(Some(jsonl)).unwrap();
+    let mut sink = Sinks::jsonl(Some(jsonl)).unwrap();
     agent.sync(false, &mut sink).await.unwrap()
 }
 
@@ -201,7 +201,7 @@ async fn suspending_a_member_closes_its_stream_and_refuses_new_calls() {
     let follower_jsonl = jsonl.clone();
     let follower = tokio::spawn(async move {
         let bob = Agent::open(&member_agent::StateDir::new(bob_dir)).unwrap();
-        let mut sink = JsonlSink::open(Some(&follower_jsonl)).unwrap();
+        let mut sink = Sinks::jsonl(Some(&follower_jsonl)).unwrap();
         bob.sync(true, &mut sink).await
     });
     publish(&alice, draft("pkg:npm/x")).await.unwrap();
@@ -619,7 +619,7 @@ async fn following_agents_are_told_of_a_revocation_at_once() {
         let bob = bob.clone();
         let jsonl = dir.path().join("bob.jsonl");
         tokio::spawn(async move {
-            let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+            let mut sink = Sinks::jsonl(Some(&jsonl)).unwrap();
             let _ = bob.sync(true, &mut sink).await;
         })
     };

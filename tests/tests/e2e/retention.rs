@@ -10,8 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use isac_e2e::*;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::{publish, publish_envelope};
-use member_agent::sink::JsonlSink;
 use member_agent::Agent;
+use member_agent::Sinks;
 
 fn draft(name: &str, valid_until: Option<String>) -> IndicatorDraft {
     IndicatorDraft {
@@ -24,7 +24,7 @@ fn draft(name: &str, valid_until: Option<String>) -> IndicatorDraft {
 }
 
 async fn sync(agent: &Agent, dir: &std::path::Path, name: &str) {
-    let mut sink = JsonlSink::open(Some(&dir.join(format!("{name}.jsonl")))).unwrap();
+    let mut sink = Sinks::jsonl(Some(&dir.join(format!("{name}.jsonl")))).unwrap();
     agent.sync(false, &mut sink).await.unwrap();
 }
 

@@ -7,7 +7,7 @@ use isac_e2e::{enroll_with_cli, eventually, HubProcess};
 use isac_proto::v1 as pb;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::publish;
-use member_agent::sink::JsonlSink;
+use member_agent::Sinks;
 use member_agent::{Agent, StateDir};
 
 const ITEMS: usize = 5000;
@@ -69,7 +69,7 @@ async fn a_stalled_subscriber_keeps_hub_memory_bounded_and_others_keep_up() {
         let jsonl = busy_jsonl.clone();
         tokio::spawn(async move {
             let agent = Agent::open(&StateDir::new(busy_dir)).unwrap();
-            let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+            let mut sink = Sinks::jsonl(Some(&jsonl)).unwrap();
             let _ = agent.sync(true, &mut sink).await;
         })
     };

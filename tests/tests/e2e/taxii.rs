@@ -392,7 +392,7 @@ async fn taxii_paging_by_next_and_by_added_after_is_exact_with_shared_timestamps
     }
     // A retraction: `last` shows only the revoked version.
     let gone = publish(src, item("retracted", "green", &[])).await.unwrap();
-    let mut sink = member_agent::sink::JsonlSink::open(None).unwrap();
+    let mut sink = member_agent::Sinks::jsonl(None).unwrap();
     src.sync(false, &mut sink).await.unwrap();
     retract(src, &gone.id, "false positive").await.unwrap();
 
@@ -564,7 +564,7 @@ async fn taxii_writes_become_hub_attested_statements_every_agent_verifies() {
     // Every agent verifies it: attributed to src-bank, signed by the hub for it.
     let jsonl = w.dir.path().join("aud.jsonl");
     let aud = &w.agents[1].1;
-    let mut sink = member_agent::sink::JsonlSink::open(Some(&jsonl)).unwrap();
+    let mut sink = member_agent::Sinks::jsonl(Some(&jsonl)).unwrap();
     let report = aud.sync(false, &mut sink).await.unwrap();
     assert_eq!(report.rejected, 0);
     let lines: Vec<Value> = std::fs::read_to_string(&jsonl)
@@ -700,7 +700,7 @@ async fn a_deeply_nested_pattern_is_refused_by_name_and_the_hub_keeps_serving() 
     let listed = read_all(&w.hub, (&user, &pass), &indicators, 1000).await;
     assert!(listed.iter().any(|o| o["name"] == "nested 3"));
     let jsonl = w.dir.path().join("src.jsonl");
-    let mut sink = member_agent::sink::JsonlSink::open(Some(&jsonl)).unwrap();
+    let mut sink = member_agent::Sinks::jsonl(Some(&jsonl)).unwrap();
     let report = w.agents[0].1.sync(false, &mut sink).await.unwrap();
     assert_eq!(report.rejected, 0);
 }
@@ -740,7 +740,7 @@ async fn position_view(hidden: usize) -> PositionView {
     // gRPC: what the agent holds and hands its sinks.
     let other = w.agent("other-bank");
     let jsonl = w.dir.path().join("other.jsonl");
-    let mut sink = member_agent::sink::JsonlSink::open(Some(&jsonl)).unwrap();
+    let mut sink = member_agent::Sinks::jsonl(Some(&jsonl)).unwrap();
     let report = other.sync(false, &mut sink).await.unwrap();
     assert_eq!(report.new, 2);
     let mut local_numbers: Vec<u64> = other

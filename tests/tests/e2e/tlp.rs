@@ -10,8 +10,8 @@ use isac_e2e::*;
 use isac_proto::v1 as pb;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::{publish, retract, sight};
-use member_agent::sink::JsonlSink;
 use member_agent::Agent;
+use member_agent::Sinks;
 use tonic::Code;
 
 const VALUE: &str = "pkg:npm/shared-value@1.0.0";
@@ -75,7 +75,7 @@ async fn every_recipient_gets_exactly_its_entitled_set_through_every_read_path()
 
         // Stream and backfill: what the agent received and verified.
         let jsonl = w.dir.path().join(format!("{org}.jsonl"));
-        let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+        let mut sink = Sinks::jsonl(Some(&jsonl)).unwrap();
         let report = agent.sync(false, &mut sink).await.unwrap();
         assert_eq!(report.rejected, 0, "{org}");
         let got: BTreeSet<String> = agent
@@ -189,7 +189,7 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
         );
     }
     for (_, agent) in &w.agents {
-        let mut sink = JsonlSink::open(Some(&w.dir.path().join("x.jsonl"))).unwrap();
+        let mut sink = Sinks::jsonl(Some(&w.dir.path().join("x.jsonl"))).unwrap();
         agent.sync(false, &mut sink).await.unwrap();
     }
     let aud = w.agent("aud-bank");
@@ -219,7 +219,7 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
     );
 
     // The source receives the sighting, anonymised; other-bank does not.
-    let mut sink = JsonlSink::open(Some(&w.dir.path().join("src2.jsonl"))).unwrap();
+    let mut sink = Sinks::jsonl(Some(&w.dir.path().join("src2.jsonl"))).unwrap();
     src.sync(false, &mut sink).await.unwrap();
     let lines = std::fs::read_to_string(w.dir.path().join("src2.jsonl")).unwrap();
     let sighting: serde_json::Value = lines
@@ -232,7 +232,7 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
         !lines.contains("aud-bank"),
         "the sighting org stays anonymous"
     );
-    let mut sink = JsonlSink::open(Some(&w.dir.path().join("other2.jsonl"))).unwrap();
+    let mut sink = Sinks::jsonl(Some(&w.dir.path().join("other2.jsonl"))).unwrap();
     let r = other.sync(false, &mut sink).await.unwrap();
     assert_eq!(
         r.new, 0,
@@ -280,7 +280,7 @@ async fn sightings_retractions_and_actions_by_id_respect_the_item_they_name() {
         "{err}"
     );
     retract(src, &green, "false positive").await.unwrap();
-    let mut sink = JsonlSink::open(Some(&w.dir.path().join("other3.jsonl"))).unwrap();
+    let mut sink = Sinks::jsonl(Some(&w.dir.path().join("other3.jsonl"))).unwrap();
     other.sync(false, &mut sink).await.unwrap();
     let held = other.store.lock().unwrap().list(100).unwrap();
     assert!(
@@ -410,7 +410,7 @@ async fn anonymous_submissions_never_identify_the_source_to_others() {
 
     for (org, agent) in &w.agents {
         let jsonl = w.dir.path().join(format!("{org}.jsonl"));
-        let mut sink = JsonlSink::open(Some(&jsonl)).unwrap();
+        let mut sink = Sinks::jsonl(Some(&jsonl)).unwrap();
         let r = agent.sync(false, &mut sink).await.unwrap();
         assert_eq!(
             r.rejected, 0,

@@ -35,6 +35,7 @@ use openssl::x509::X509;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
+use super::{delivery_id, Rejection, Sent, Sink};
 use crate::error::AgentError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -549,27 +550,6 @@ impl Default for HttpOptions {
     }
 }
 
-/// A line a receiver rejected for good.
-#[derive(Debug, Clone)]
-pub struct Rejection {
-    pub sink: &'static str,
-    pub url: String,
-    pub status: u16,
-    pub answer: String,
-    pub delivery: String,
-    /// Index into the lines given.
-    pub index: usize,
-}
-
-fn delivery_id(line: &Value) -> String {
-    format!(
-        "{}:{}:{}",
-        line["id"].as_str().unwrap_or_default(),
-        line["revision"],
-        line["action"].as_str().unwrap_or("upsert")
-    )
-}
-
 fn hmac_sha256_hex(secret: &[u8], body: &[u8]) -> Result<String, AgentError> {
     let key = openssl::pkey::PKey::hmac(secret)?;
     let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)?;
@@ -632,6 +612,7 @@ pub fn ecs_document(line: &Value) -> Value {
 }
 
 impl HttpSink {
+    /// As the dead-letter file names it.
     fn name(&self) -> &'static str {
         match self {
             HttpSink::Webhook { .. } => "webhook",
@@ -655,37 +636,6 @@ impl HttpSink {
             http: HttpClient::new(self.url(), extra_ca)?,
             sink: self.clone(),
         })
-    }
-
-    /// Sends one item (`line` is our JSON Lines record of it), one attempt;
-    /// any failure is an error.
-    pub async fn send(&self, line: &Value, extra_ca: Option<&X509>) -> Result<(), AgentError> {
-        let opts = HttpOptions {
-            ca: extra_ca.cloned(),
-            retry: Retry::none(),
-            ..HttpOptions::default()
-        };
-        match self
-            .deliver(std::slice::from_ref(line), &opts)
-            .await?
-            .first()
-        {
-            None => Ok(()),
-            Some(r) => Err(AgentError::Invalid(format!(
-                "{} {}: rejected: {}",
-                r.sink, r.url, r.answer
-            ))),
-        }
-    }
-
-    /// [`SinkClient::deliver`] on a client made for this call (trusting
-    /// `opts.ca`); keep a [`SinkClient`] to send more than once.
-    pub async fn deliver(
-        &self,
-        lines: &[Value],
-        opts: &HttpOptions,
-    ) -> Result<Vec<Rejection>, AgentError> {
-        self.client(opts.ca.as_ref())?.deliver(lines, opts).await
     }
 }
 
@@ -839,6 +789,45 @@ impl SinkClient {
             }
         }
         Ok(rejected)
+    }
+}
+
+/// An HTTP receiver as a sink: its client, made once, and the retry and
+/// batch settings.
+pub struct HttpReceiver {
+    client: SinkClient,
+    opts: HttpOptions,
+}
+
+impl HttpReceiver {
+    /// The receiver `sink`, trusting the system roots and `opts.ca`.
+    pub fn new(sink: &HttpSink, opts: HttpOptions) -> Result<Self, AgentError> {
+        Ok(HttpReceiver {
+            client: sink.client(opts.ca.as_ref())?,
+            opts,
+        })
+    }
+}
+
+impl Sink for HttpReceiver {
+    fn describe(&self) -> String {
+        let what = match self.client.sink() {
+            HttpSink::Webhook { .. } => "webhook",
+            HttpSink::SplunkHec { .. } => "Splunk HEC",
+            HttpSink::Elastic { .. } => "Elasticsearch",
+        };
+        // Host and path only: never a token or secret.
+        format!("{what}: {}", self.client.sink().url().location())
+    }
+
+    fn send<'a>(&'a self, lines: &'a [Value]) -> Sent<'a> {
+        Box::pin(self.client.deliver(lines, &self.opts))
+    }
+
+    /// Webhook and Splunk HEC: an `action: expire` event; Elasticsearch:
+    /// the document is deleted.
+    fn send_expired<'a>(&'a self, line: &'a Value) -> Sent<'a> {
+        Box::pin(self.client.deliver(std::slice::from_ref(line), &self.opts))
     }
 }
 

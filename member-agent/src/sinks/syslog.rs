@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
+use super::{Sent, Sink};
 use crate::error::AgentError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +151,7 @@ pub fn syslog_frame(line: &Value, hostname: &str) -> String {
 
 /// The connector trusting the system roots and `extra_ca`, built once per
 /// extra CA: building one reads the system roots (~20 ms), and the syslog
-/// and mail sinks connect per batch and per mail.
+/// sink connects per batch.
 fn connector(extra_ca: Option<&openssl::x509::X509>) -> Result<openssl::ssl::SslConnector, String> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
     type Built = Vec<(Option<Vec<u8>>, SslConnector)>;
@@ -212,10 +213,6 @@ impl SyslogTarget {
         h.trim_start_matches('[').trim_end_matches(']')
     }
 
-    pub async fn send(&self, line: &Value) -> Result<(), AgentError> {
-        self.send_all(std::slice::from_ref(line)).await
-    }
-
     /// Sends `lines` in order, over one connection for TCP and TLS.
     pub async fn send_all(&self, lines: &[Value]) -> Result<(), AgentError> {
         let fail = |m: String| AgentError::Invalid(format!("syslog {}: {m}", self.addr));
@@ -264,6 +261,25 @@ impl SyslogTarget {
             .await
             .map_err(|_| fail("timed out".into()))?
             .map_err(fail)
+    }
+}
+
+impl Sink for SyslogTarget {
+    fn describe(&self) -> String {
+        let proto = match self.transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        };
+        format!("syslog: {proto}://{}", self.addr)
+    }
+
+    /// Every line goes; a receiver cannot reject one for good.
+    fn send<'a>(&'a self, lines: &'a [Value]) -> Sent<'a> {
+        Box::pin(async move {
+            self.send_all(lines).await?;
+            Ok(Vec::new())
+        })
     }
 }
 

@@ -1,0 +1,22 @@
+//! One module per `member-agent` command (as mini-redis's `src/cmd/`):
+//! each holds its arguments (clap) and `run`, which does the work and
+//! prints what the command prints. The binary parses, sets up logging,
+//! dispatches here and turns errors into exit codes; the help texts of
+//! the commands themselves stay with its `Command` enum.
+
+pub mod bulletin;
+pub mod check;
+pub mod enroll;
+pub mod export;
+pub mod key;
+pub mod list;
+pub mod publish;
+pub mod receive;
+pub mod renew;
+pub mod retract;
+pub mod run;
+pub mod search;
+pub mod show;
+pub mod sight;
+pub mod sync;
+pub mod ui;

@@ -1,0 +1,451 @@
+//! Email sink: bulletins, and indicators at or above a severity, as plain
+//! text mail over SMTP with STARTTLS (RFC 3207), through lettre's tokio
+//! client with native-tls (OpenSSL on Linux). The connection is upgraded
+//! to TLS before anything else is said (the server's certificate verified
+//! against the system roots and `--sink-ca`, and its name or IP address);
+//! a server that does not offer STARTTLS gets nothing. Optional AUTH
+//! PLAIN, only inside TLS.
+//!
+//! Like the HTTP sinks, mail is sent before the item is committed: a server
+//! that is down or answers 4xx holds the cursor; a 5xx answer to a message
+//! (recipient or content refused) is a rejection for good, which the caller
+//! dead-letters. Each message's `Message-ID` is derived from the statement
+//! id and revision, so a resend after a crash can be recognised.
+
+use std::time::{Duration, SystemTime};
+
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Body, Mailbox, Message};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::Address;
+use openssl::x509::X509;
+use serde_json::Value;
+
+use super::{delivery_id, Rejection, Sent, Sink};
+use crate::error::AgentError;
+
+/// A mail sink as `agent.toml` and the flags name it.
+#[derive(Debug, Clone)]
+pub struct MailSink {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub to: Vec<String>,
+    /// Indicators at or above this severity are mailed (bulletins always).
+    pub min_severity: isac_core::Severity,
+    /// AUTH PLAIN (user, password), sent only inside TLS.
+    pub auth: Option<(String, String)>,
+    /// Extra CA trusted for the server (`--sink-ca`).
+    pub ca: Option<X509>,
+}
+
+/// The whole of one session (connect, STARTTLS, every message) gives up
+/// after this long; so does each read or write.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// What we say in EHLO.
+const HELLO: &str = "isac-member-agent";
+
+/// `smtp://HOST[:PORT]` (port 587 by default).
+pub fn parse_smtp_url(s: &str) -> Result<(String, u16), AgentError> {
+    let bad = || {
+        AgentError::Usage(format!(
+            "`{s}`: use smtp://HOST[:PORT] (STARTTLS is required)"
+        ))
+    };
+    let rest = s.strip_prefix("smtp://").ok_or_else(bad)?;
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains(['/', '@', ' ']) {
+        return Err(bad());
+    }
+    match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && !h.is_empty() => {
+            Ok((h.to_owned(), p.parse().map_err(|_| bad())?))
+        }
+        _ => Ok((rest.to_owned(), 587)),
+    }
+}
+
+/// A mail address as given on the command line: `local@domain`, no
+/// whitespace, angle brackets or line breaks.
+pub fn check_address(a: &str) -> Result<(), AgentError> {
+    let ok = a.len() <= 254
+        && a.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | '"'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AgentError::Usage(format!("`{a}` is not a mail address")))
+    }
+}
+
+impl MailSink {
+    /// Whether this line is mailed: bulletins, and new indicators at or
+    /// above the minimum severity (not retractions, sightings or expiries).
+    pub fn wants(&self, line: &Value) -> bool {
+        if line["action"] != "upsert" {
+            return false;
+        }
+        if line["bulletin"] == true
+            || line["kind"] == "bulletin"
+            || line["statement"]["body"]["type"] == "bulletin"
+        {
+            return true;
+        }
+        if line["statement"]["body"]["type"] != "indicator" {
+            return false;
+        }
+        line["statement"]["body"]["severity"]
+            .as_str()
+            .and_then(|s| s.parse::<isac_core::Severity>().ok())
+            .is_some_and(|s| s >= self.min_severity)
+    }
+}
+
+/// A mail sink ready to send: addresses parsed, TLS settings (roots and
+/// the extra CA) built once, credentials.
+pub struct Mailer {
+    sink: MailSink,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    tls: TlsParameters,
+    credentials: Option<Credentials>,
+}
+
+fn mailbox(a: &str) -> Result<Mailbox, AgentError> {
+    check_address(a)?;
+    let address: Address = a
+        .parse()
+        .map_err(|e| AgentError::Usage(format!("`{a}` is not a mail address: {e}")))?;
+    Ok(Mailbox::new(None, address))
+}
+
+impl Mailer {
+    pub fn new(sink: MailSink) -> Result<Self, AgentError> {
+        let tls_error = |e: lettre::transport::smtp::Error| {
+            AgentError::Invalid(format!("smtp {}:{}: TLS: {e}", sink.host, sink.port))
+        };
+        let mut tls = TlsParameters::builder(sink.host.clone());
+        if let Some(ca) = &sink.ca {
+            tls = tls.add_root_certificate(Certificate::from_der(ca.to_der()?).map_err(tls_error)?);
+        }
+        Ok(Mailer {
+            from: mailbox(&sink.from)?,
+            to: sink
+                .to
+                .iter()
+                .map(|t| mailbox(t))
+                .collect::<Result<_, _>>()?,
+            tls: tls.build().map_err(tls_error)?,
+            credentials: sink
+                .auth
+                .as_ref()
+                .map(|(user, password)| Credentials::new(user.clone(), password.clone())),
+            sink,
+        })
+    }
+
+    /// A session ready for messages: connected, upgraded to TLS, logged in.
+    async fn session(&self) -> Result<AsyncSmtpConnection, String> {
+        let hello = ClientId::Domain(HELLO.to_owned());
+        let mut c = AsyncSmtpConnection::connect_tokio1(
+            (self.sink.host.as_str(), self.sink.port),
+            Some(IO_TIMEOUT),
+            &hello,
+            None,
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if !c.can_starttls() {
+            let _ = c.quit().await;
+            return Err("the server does not offer STARTTLS; nothing is sent in clear".to_owned());
+        }
+        c.starttls(self.tls.clone(), &hello)
+            .await
+            .map_err(|e| format!("STARTTLS: {e}"))?;
+        if let Some(credentials) = &self.credentials {
+            c.auth(&[Mechanism::Plain], credentials)
+                .await
+                .map_err(|e| format!("AUTH PLAIN: {e}"))?;
+        }
+        Ok(c)
+    }
+
+    /// Sends one message per line, over one session (a new one after the
+    /// server refused a message, as lettre closes it then). Returns the
+    /// lines the server refused for good (5xx), with its answer.
+    async fn send_all(
+        &self,
+        lines: &[&Value],
+    ) -> Result<Vec<(usize, lettre::transport::smtp::Error)>, AgentError> {
+        let fail = |m: String| {
+            AgentError::Invalid(format!("smtp {}:{}: {m}", self.sink.host, self.sink.port))
+        };
+        if lines.is_empty() {
+            return Ok(Vec::new());
+        }
+        let session = async {
+            let mut rejected = Vec::new();
+            let mut conn: Option<AsyncSmtpConnection> = None;
+            for (i, line) in lines.iter().enumerate() {
+                let message = self
+                    .message(line, crate::now())
+                    .map_err(|e| format!("message: {e}"))?;
+                if !matches!(&conn, Some(c) if !c.has_broken()) {
+                    conn = Some(self.session().await?);
+                }
+                let c = conn.as_mut().expect("a session was just opened");
+                match c.send(message.envelope(), &message.formatted()).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_permanent() => rejected.push((i, e)),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            if let Some(mut c) = conn {
+                let _ = c.quit().await;
+            }
+            Ok::<_, String>(rejected)
+        };
+        tokio::time::timeout(SESSION_TIMEOUT, session)
+            .await
+            .map_err(|_| fail("timed out".into()))?
+            .map_err(fail)
+    }
+
+    /// The message for one of our JSON Lines records (`now`: Unix seconds,
+    /// its `Date`): plain text, UTF-8, base64 (so no line of it can be a
+    /// lone `.`).
+    fn message(&self, line: &Value, now: i64) -> Result<Message, String> {
+        let (subject, text) = subject_and_text(line);
+        let mut m = Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            .date(SystemTime::UNIX_EPOCH + Duration::from_secs(now.max(0) as u64))
+            .message_id(Some(format!(
+                "<{}.{}@isac-member-agent>",
+                line["id"].as_str().unwrap_or_default(),
+                line["revision"]
+            )))
+            .header(IsacTlp(
+                line["tlp"].as_str().unwrap_or_default().to_uppercase(),
+            ))
+            .header(ContentType::TEXT_PLAIN);
+        for to in &self.to {
+            m = m.to(to.clone());
+        }
+        let body = Body::new_with_encoding(text, ContentTransferEncoding::Base64)
+            .map_err(|_| "cannot encode the body".to_owned())?;
+        m.body(body).map_err(|e| e.to_string())
+    }
+}
+
+impl Sink for Mailer {
+    fn describe(&self) -> String {
+        format!(
+            "mail: {}:{} to {} recipient(s), {} and above",
+            self.sink.host,
+            self.sink.port,
+            self.sink.to.len(),
+            self.sink.min_severity.as_str()
+        )
+    }
+
+    /// The lines it [wants](MailSink::wants), one message each; a message
+    /// the server refuses (5xx) is rejected for good.
+    fn send<'a>(&'a self, lines: &'a [Value]) -> Sent<'a> {
+        Box::pin(async move {
+            let wanted: Vec<usize> = (0..lines.len())
+                .filter(|i| self.sink.wants(&lines[*i]))
+                .collect();
+            let messages: Vec<&Value> = wanted.iter().map(|i| &lines[*i]).collect();
+            let refused = self.send_all(&messages).await?;
+            let url = format!("smtp://{}:{}", self.sink.host, self.sink.port);
+            Ok(refused
+                .into_iter()
+                .map(|(i, e)| {
+                    let index = wanted[i];
+                    Rejection {
+                        sink: "mail",
+                        url: url.clone(),
+                        status: e.status().map_or(0, u16::from),
+                        answer: e.to_string(),
+                        delivery: delivery_id(&lines[index]),
+                        index,
+                    }
+                })
+                .collect())
+        })
+    }
+}
+
+/// `X-ISAC-TLP: AMBER`: the label, for mail filters.
+#[derive(Clone)]
+struct IsacTlp(String);
+
+impl Header for IsacTlp {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-ISAC-TLP")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(IsacTlp(s.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// The subject (one line) and the plain text of a message for one of our
+/// JSON Lines records.
+fn subject_and_text(line: &Value) -> (String, String) {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let body_json = &line["statement"]["body"];
+    let tlp = s(&line["tlp"]).to_uppercase();
+    let bulletin = body_json["type"] == "bulletin";
+    let severity = s(&body_json["severity"]);
+    let subject = if bulletin {
+        format!(
+            "[TLP:{tlp}] ISAC bulletin ({severity}): {}",
+            s(&line["title"])
+        )
+    } else {
+        format!(
+            "[TLP:{tlp}] {severity} {} indicator: {}",
+            s(&line["kind"]),
+            s(&line["title"])
+        )
+    };
+    let mut text = String::new();
+    text.push_str(&format!("TLP:{tlp}\n"));
+    text.push_str(match tlp.as_str() {
+        "CLEAR" => "Recipients may share this without restriction.\n\n",
+        "GREEN" => "Recipients may share this within their community, not publicly.\n\n",
+        "AMBER" => "Recipients may share this only within their organisation and its clients, on a need-to-know basis.\n\n",
+        "AMBER+STRICT" => "Recipients may share this only within their organisation.\n\n",
+        _ => "For the named recipients only. Do not share.\n\n",
+    });
+    text.push_str(&format!("{}\n\n", s(&line["title"])));
+    if bulletin {
+        text.push_str(&format!("{}\n\n", s(&body_json["body"])));
+        if let Some(inc) = body_json["incident_id"].as_str() {
+            text.push_str(&format!("Incident: {inc}\n"));
+        }
+    } else {
+        text.push_str(&format!("Kind:       {}\n", s(&line["kind"])));
+        text.push_str(&format!("Value:      {}\n", s(&line["value"])));
+        text.push_str(&format!("Severity:   {severity}\n"));
+        text.push_str(&format!("Confidence: {}\n", body_json["confidence"]));
+        let description = s(&body_json["description"]);
+        if !description.is_empty() {
+            text.push_str(&format!("\n{description}\n"));
+        }
+        for r in body_json["references"].as_array().into_iter().flatten() {
+            text.push_str(&format!("Reference:  {}\n", s(r)));
+        }
+    }
+    text.push_str(&format!(
+        "\nSource: {}\nId: {} revision {}\nReceived: {}\nSignature: {} (key {})\n",
+        s(&line["source_name"]),
+        s(&line["id"]),
+        line["revision"],
+        s(&line["received_at"]),
+        s(&line["signature"]["status"]),
+        s(&line["signature"]["key_id"]),
+    ));
+    let one_line = subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    (one_line, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn urls_and_addresses() {
+        assert_eq!(
+            parse_smtp_url("smtp://mail.example:2525").unwrap(),
+            ("mail.example".into(), 2525)
+        );
+        assert_eq!(
+            parse_smtp_url("smtp://mail.example").unwrap(),
+            ("mail.example".into(), 587)
+        );
+        assert!(parse_smtp_url("smtps://mail.example").is_err());
+        assert!(parse_smtp_url("smtp://u@mail.example").is_err());
+        assert!(check_address("soc@bank.example").is_ok());
+        for bad in ["soc", "a b@x", "<a@b>", "a@b\r\nRCPT TO:<x@y>", "a@"] {
+            assert!(check_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn messages_carry_tlp_and_a_stable_id() {
+        let line = json!({
+            "action": "upsert", "id": "6f1f2a8e-3b7c-4c1e-9d2a-5e6f7a8b9c0d", "revision": 2,
+            "tlp": "amber", "kind": "network", "value": "c2.evil.example", "title": "C2 für Banken",
+            "source_name": "Alice Bank", "received_at": "2026-11-25T12:00:00Z",
+            "signature": {"status": "verified", "key_id": "k"},
+            "statement": {"body": {"type": "indicator", "severity": "critical", "confidence": 90,
+                "description": "line one\n.\nline three", "references": []}}
+        });
+        let sink = MailSink {
+            host: "h".into(),
+            port: 1,
+            from: "a@x.example".into(),
+            to: vec!["b@y.example".into(), "c@y.example".into()],
+            min_severity: isac_core::Severity::High,
+            auth: None,
+            ca: None,
+        };
+        let mailer = Mailer::new(sink.clone()).unwrap();
+        let m =
+            String::from_utf8(mailer.message(&line, 1_795_608_896).unwrap().formatted()).unwrap();
+        // A non-ASCII word of the subject as an RFC 2047 encoded word.
+        assert!(
+            m.contains("Subject: [TLP:AMBER] critical network indicator: C2 =?utf-8?b?ZsO8cg==?="),
+            "{m}"
+        );
+        assert!(m.contains("\r\nTo: b@y.example, c@y.example\r\n"), "{m}");
+        assert!(
+            m.contains("\r\nDate: Wed, 25 Nov 2026 12:14:56 +0000\r\n"),
+            "{m}"
+        );
+        assert!(m.contains(
+            "Message-ID: <6f1f2a8e-3b7c-4c1e-9d2a-5e6f7a8b9c0d.2@isac-member-agent>\r\n"
+        ));
+        assert!(m.contains("X-ISAC-TLP: AMBER\r\n"));
+        assert!(m.contains("Content-Transfer-Encoding: base64\r\n"), "{m}");
+        // No line of the message is a lone dot (it would end the data).
+        assert!(!m.contains("\r\n.\r\n"));
+        let (_, text) = subject_and_text(&line);
+        assert!(text.starts_with("TLP:AMBER\n"), "{text}");
+        assert!(text.contains("line one\n.\nline three"), "{text}");
+        for bad in ["nobody", "a b@x.example"] {
+            let mut s = sink.clone();
+            s.to = vec![bad.into()];
+            assert!(Mailer::new(s).is_err(), "{bad}");
+        }
+        assert!(sink.wants(&line));
+        let mut low = line.clone();
+        low["statement"]["body"]["severity"] = json!("medium");
+        assert!(!sink.wants(&low));
+        let mut retract = line.clone();
+        retract["action"] = json!("retract");
+        assert!(!sink.wants(&retract));
+        let bulletin = json!({"action": "upsert", "statement": {"body": {"type": "bulletin", "severity": "low"}}});
+        assert!(sink.wants(&bulletin));
+    }
+}

@@ -1,0 +1,457 @@
+//! Where verified items go besides the local store: a [`Sink`] per
+//! receiver, and the [`Sinks`] set that `sync` and `run` hand them to.
+//!
+//! A sink takes part in one of two phases of an item's delivery:
+//! - **send before commit** (`send`): HTTP receivers, syslog, mail. New
+//!   items go out before they are stored; a failure fails the sync, so
+//!   nothing is committed, the cursor holds and the items come again. An
+//!   item a receiver rejects for good is set aside in the dead-letter file
+//!   (or, without one, fails the sync the same way).
+//! - **write inside commit** (`write`): the JSON Lines file and the STIX
+//!   bundle directory, written inside the item's store transaction, so an
+//!   item is in the file exactly when it is stored (the JSON Lines sink
+//!   recognises, on reopening, a line whose commit a crash cut off).
+//!
+//! [`SinkSettings`] is what `agent.toml` and the flags say; [`Sinks::open`]
+//! builds the set from it once.
+
+pub mod http;
+pub mod jsonl;
+pub mod mail;
+pub mod stix;
+pub mod syslog;
+
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use isac_core::VerifiedStatement;
+use serde_json::{json, Value};
+
+use crate::error::{io_err, AgentError};
+use crate::localstore::ItemSummary;
+
+/// One new item as the sinks receive it.
+#[derive(Clone, Copy)]
+pub struct Received<'a> {
+    /// Its place in this agent's local order.
+    pub sequence: u64,
+    pub received_at: &'a str,
+    pub verified: &'a VerifiedStatement,
+    /// The signing key's organisation name, from the key directory.
+    pub signer_org_name: &'a str,
+}
+
+impl Received<'_> {
+    /// The JSON record of this item, as every sink receives it.
+    pub fn line(&self) -> Value {
+        line_for(
+            self.sequence,
+            self.received_at,
+            self.verified,
+            self.signer_org_name,
+        )
+    }
+}
+
+/// A line a receiver rejected for good.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub sink: &'static str,
+    pub url: String,
+    pub status: u16,
+    pub answer: String,
+    pub delivery: String,
+    /// Index into the lines given.
+    pub index: usize,
+}
+
+/// What a send-before-commit phase comes to: the lines rejected for good;
+/// an error if the receiver could not be reached (the cursor holds).
+pub type Sent<'a> = Pin<Box<dyn Future<Output = Result<Vec<Rejection>, AgentError>> + Send + 'a>>;
+
+/// One receiver of verified items. A sink implements the phase it takes
+/// part in (see the module comment); the other phase's methods do nothing.
+pub trait Sink: Send + Sync {
+    /// For the console's status page: the kind and where (never a secret).
+    fn describe(&self) -> String;
+
+    /// Send before commit: new items (`lines`: their JSON records, upsert
+    /// or retract), several at once where the receiver takes batches.
+    fn send<'a>(&'a self, lines: &'a [Value]) -> Sent<'a> {
+        let _ = lines;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Send before commit: an item expired (`line`: its `action: expire`
+    /// record). Only receivers that keep items up to date take these.
+    fn send_expired<'a>(&'a self, line: &'a Value) -> Sent<'a> {
+        let _ = line;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Write inside commit: a new item. An error rolls the item back.
+    fn write(&mut self, item: &Received<'_>) -> Result<(), AgentError> {
+        let _ = item;
+        Ok(())
+    }
+
+    /// Write inside commit: an item expired.
+    fn write_expired(&mut self, item: &ItemSummary) -> Result<(), AgentError> {
+        let _ = item;
+        Ok(())
+    }
+}
+
+/// Every sink named by `agent.toml` and the flags, before any is opened.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    /// The JSON Lines file (stdout without one).
+    pub jsonl: Option<PathBuf>,
+    /// Rotate the JSON Lines file past this many bytes, keeping this many
+    /// old files.
+    pub jsonl_rotate: Option<(u64, u32)>,
+    /// One STIX 2.1 bundle file per item in this directory.
+    pub stix_dir: Option<PathBuf>,
+    /// Write TLP:RED items too (off by default: RED stays in the agent's store).
+    pub export_red: bool,
+    /// Webhook, Splunk HEC and Elasticsearch receivers.
+    pub http: Vec<http::HttpSink>,
+    /// Extra CA trusted for https receivers (besides the system roots).
+    pub http_ca: Option<openssl::x509::X509>,
+    /// How long and how fast HTTP receivers that are down are retried.
+    pub http_retry: http::Retry,
+    /// Most events in one Splunk HEC request.
+    pub hec_batch: usize,
+    /// Syslog (RFC 5424, CEF payload) receivers.
+    pub syslog: Vec<syslog::SyslogTarget>,
+    /// Mail (SMTP with STARTTLS) for bulletins and severe indicators.
+    pub mail: Option<mail::MailSink>,
+    /// Where items a receiver rejects for good are set aside, one JSON
+    /// object a line; without it such a rejection fails the sync and holds
+    /// the cursor.
+    pub dead_letter: Option<PathBuf>,
+}
+
+impl Default for SinkSettings {
+    fn default() -> Self {
+        SinkSettings {
+            jsonl: None,
+            jsonl_rotate: None,
+            stix_dir: None,
+            export_red: false,
+            http: Vec::new(),
+            http_ca: None,
+            http_retry: http::Retry::default(),
+            hec_batch: 100,
+            syslog: Vec::new(),
+            mail: None,
+            dead_letter: None,
+        }
+    }
+}
+
+impl SinkSettings {
+    /// Only the JSON Lines sink, to `path` (stdout without one).
+    pub fn jsonl(path: Option<&std::path::Path>) -> Self {
+        SinkSettings {
+            jsonl: path.map(ToOwned::to_owned),
+            ..SinkSettings::default()
+        }
+    }
+}
+
+/// The sinks of one `sync` or `run`, in the order they are handed items:
+/// the writers (JSON Lines, STIX) inside each commit, the senders (HTTP
+/// receivers, syslog, mail) before it.
+pub struct Sinks {
+    export_red: bool,
+    writers: Vec<Box<dyn Sink>>,
+    senders: Vec<Box<dyn Sink>>,
+    dead_letter: Option<PathBuf>,
+}
+
+impl Sinks {
+    /// Opens every sink `settings` names (the JSON Lines file, and the
+    /// clients of HTTP receivers, whose TLS settings are built here once).
+    pub fn open(settings: SinkSettings) -> Result<Self, AgentError> {
+        let mut jsonl = jsonl::JsonlSink::open(settings.jsonl.as_deref())?;
+        if let Some((max, keep)) = settings.jsonl_rotate {
+            jsonl.rotate_at(max, keep);
+        }
+        // The JSON Lines sink writes last: it alone remembers what it wrote
+        // (a bundle is rewritten whole when an item comes again), so a
+        // failure of another writer never leaves it a line to repeat.
+        let mut writers: Vec<Box<dyn Sink>> = Vec::new();
+        if let Some(dir) = settings.stix_dir {
+            writers.push(Box::new(stix::StixDir::new(dir)));
+        }
+        writers.push(Box::new(jsonl));
+        let mut senders: Vec<Box<dyn Sink>> = Vec::new();
+        let opts = http::HttpOptions {
+            ca: settings.http_ca.clone(),
+            retry: settings.http_retry,
+            hec_batch: settings.hec_batch,
+        };
+        for h in &settings.http {
+            senders.push(Box::new(http::HttpReceiver::new(h, opts.clone())?));
+        }
+        for s in settings.syslog {
+            senders.push(Box::new(s));
+        }
+        if let Some(m) = settings.mail {
+            senders.push(Box::new(mail::Mailer::new(m)?));
+        }
+        Ok(Sinks {
+            export_red: settings.export_red,
+            writers,
+            senders,
+            dead_letter: settings.dead_letter,
+        })
+    }
+
+    /// Only the JSON Lines sink, to `path` (stdout without one).
+    pub fn jsonl(path: Option<&std::path::Path>) -> Result<Self, AgentError> {
+        Sinks::open(SinkSettings::jsonl(path))
+    }
+
+    /// One line per sink for the console's status page, the JSON Lines
+    /// file first (never a token or secret).
+    pub fn describe(&self) -> Vec<String> {
+        // Listed the other way round from how they write.
+        let mut out: Vec<String> = self.writers.iter().rev().map(|s| s.describe()).collect();
+        out.extend(self.senders.iter().map(|s| s.describe()));
+        if let Some(d) = &self.dead_letter {
+            out.push(format!("dead letters: {}", d.display()));
+        }
+        if self.export_red {
+            out.push("TLP:RED is exported to the sinks".to_owned());
+        }
+        out
+    }
+
+    fn exported(&self, tlp: isac_core::Tlp) -> bool {
+        isac_core::tlp::may_export_to_sink(tlp, self.export_red)
+    }
+
+    /// Send before commit: new items to every sender, in order. An item a
+    /// receiver rejects for good goes to the dead-letter file; without
+    /// one, that fails. Any other failure fails.
+    pub async fn send(&self, items: &[Received<'_>]) -> Result<(), AgentError> {
+        if self.senders.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<Value> = items
+            .iter()
+            .filter(|r| self.exported(r.verified.statement.tlp))
+            .map(Received::line)
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        for sink in &self.senders {
+            let rejected = sink.send(&lines).await?;
+            self.set_aside(&lines, rejected)?;
+        }
+        Ok(())
+    }
+
+    /// Send before commit: an item expired (HTTP receivers: webhook and
+    /// Splunk HEC get an `action: expire` event, Elasticsearch deletes the
+    /// document).
+    pub async fn send_expired(&self, item: &ItemSummary) -> Result<(), AgentError> {
+        if self.senders.is_empty() || (item.tlp == "red" && !self.export_red) {
+            return Ok(());
+        }
+        let line = [jsonl::expire_line(item)];
+        for sink in &self.senders {
+            let rejected = sink.send_expired(&line[0]).await?;
+            self.set_aside(&line, rejected)?;
+        }
+        Ok(())
+    }
+
+    /// Write inside commit: a new item to every writer.
+    pub fn write(&mut self, item: &Received<'_>) -> Result<(), AgentError> {
+        let s = &item.verified.statement;
+        if !self.exported(s.tlp) {
+            tracing::info!(id = %s.id, "TLP:RED item kept in the local store only (RED export is off)");
+            return Ok(());
+        }
+        for sink in &mut self.writers {
+            sink.write(item)?;
+        }
+        Ok(())
+    }
+
+    /// Write inside commit: an item expired.
+    pub fn write_expired(&mut self, item: &ItemSummary) -> Result<(), AgentError> {
+        if item.tlp == "red" && !self.export_red {
+            return Ok(());
+        }
+        for sink in &mut self.writers {
+            sink.write_expired(item)?;
+        }
+        Ok(())
+    }
+
+    /// Writes lines a receiver rejected for good to the dead-letter file
+    /// (synced), or fails when there is none.
+    fn set_aside(&self, lines: &[Value], rejected: Vec<Rejection>) -> Result<(), AgentError> {
+        let Some(first) = rejected.first() else {
+            return Ok(());
+        };
+        let Some(path) = &self.dead_letter else {
+            return Err(AgentError::Invalid(format!(
+                "{} {} rejected {} ({} {}); nothing is committed until it is delivered or set aside with --dead-letter FILE",
+                first.sink, first.url, first.delivery, first.status, first.answer
+            )));
+        };
+        let mut text = String::new();
+        for r in &rejected {
+            tracing::warn!(sink = r.sink, delivery = %r.delivery, status = r.status, "rejected for good; dead-lettered");
+            text.push_str(
+                &serde_json::to_string(&json!({
+                    "at": isac_core::time::format_rfc3339(crate::now()),
+                    "sink": r.sink,
+                    "url": r.url,
+                    "status": r.status,
+                    "answer": r.answer,
+                    "delivery": r.delivery,
+                    "item": lines[r.index],
+                }))
+                .map_err(|e| AgentError::Invalid(e.to_string()))?,
+            );
+            text.push('\n');
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io_err(path))?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(io_err(path))?;
+        eprintln!(
+            "warning: {} rejected {} item(s) for good; set aside in {}",
+            first.sink,
+            rejected.len(),
+            path.display()
+        );
+        Ok(())
+    }
+}
+
+/// The JSON record of one verified item, as every sink receives it.
+pub fn line_for(
+    sequence: u64,
+    received_at: &str,
+    verified: &VerifiedStatement,
+    signer_org_name: &str,
+) -> Value {
+    let s = &verified.statement;
+    let statement: Value = serde_json::from_slice(&s.canonical_bytes()).unwrap_or(Value::Null);
+    json!({
+        "action": action(s),
+        "id": s.id,
+        "revision": s.revision,
+        "sequence": sequence,
+        "tlp": s.tlp.as_str(),
+        "tlp_marking": s.tlp.stix_marking_id(),
+        "tlp_strict": s.tlp == isac_core::Tlp::AmberStrict,
+        "kind": s.kind(),
+        "value": s.primary_value(),
+        "title": s.title(),
+        "bulletin": s.is_bulletin(),
+        "target": s.target(),
+        "source": s.author(),
+        "source_name": signer_org_name,
+        "created": s.created,
+        "received_at": received_at,
+        // `hub-attested`: submitted by the source over TAXII and signed by
+        // the hub for it, not by the source's own key.
+        "signature": {
+            "status": if s.on_behalf_of.is_some() { "hub-attested" } else { "verified" },
+            "key_id": verified.key_id,
+            "algorithm": "ed25519",
+        },
+        "envelope_digest": format!("sha256:{}", verified.digest),
+        "statement": statement,
+    })
+}
+
+/// `retract` for a retraction, `upsert` for anything else.
+fn action(s: &isac_core::Statement) -> &'static str {
+    if matches!(s.body, isac_core::Body::Retraction(_)) {
+        "retract"
+    } else {
+        "upsert"
+    }
+}
+
+/// The id a receiver can recognise a repeat by: `ID:REVISION:ACTION`.
+pub(crate) fn delivery_id(line: &Value) -> String {
+    format!(
+        "{}:{}:{}",
+        line["id"].as_str().unwrap_or_default(),
+        line["revision"],
+        line["action"].as_str().unwrap_or("upsert")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_lists_every_sink_in_the_order_it_always_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = dir.path().join("items.jsonl");
+        let settings = SinkSettings {
+            stix_dir: Some(dir.path().join("stix")),
+            export_red: true,
+            http: vec![
+                http::HttpSink::Elastic {
+                    url: "http://[::1]:9200/".parse().unwrap(),
+                    index: "i".into(),
+                },
+                http::HttpSink::Webhook {
+                    url: "https://soar.example/hook".parse().unwrap(),
+                    secret: "never shown".into(),
+                },
+            ],
+            syslog: vec!["tls://siem.example:6514".parse().unwrap()],
+            mail: Some(mail::MailSink {
+                host: "mail.example".into(),
+                port: 587,
+                from: "a@bank.example".into(),
+                to: vec!["soc@bank.example".into(), "cert@bank.example".into()],
+                min_severity: isac_core::Severity::High,
+                auth: Some(("u".into(), "never shown either".into())),
+                ca: None,
+            }),
+            dead_letter: Some(dir.path().join("dead.jsonl")),
+            ..SinkSettings::jsonl(Some(&jsonl))
+        };
+        let described = Sinks::open(settings).unwrap().describe();
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        assert_eq!(
+            described,
+            vec![
+                format!("JSON Lines: {}", at("items.jsonl")),
+                format!("STIX bundle files: {}", at("stix")),
+                "Elasticsearch: [::1]:9200/".to_owned(),
+                "webhook: soar.example:443/hook".to_owned(),
+                "syslog: tls://siem.example:6514".to_owned(),
+                "mail: mail.example:587 to 2 recipient(s), high and above".to_owned(),
+                format!("dead letters: {}", at("dead.jsonl")),
+                "TLP:RED is exported to the sinks".to_owned(),
+            ]
+        );
+        assert_eq!(
+            Sinks::jsonl(None).unwrap().describe(),
+            vec!["JSON Lines: stdout".to_owned()]
+        );
+    }
+}
