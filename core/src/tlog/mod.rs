@@ -8,5 +8,6 @@
 //! and `note::open`. Every decoder here is bounded in size and count.
 
 pub mod merkle;
+pub mod note;
 
 pub use merkle::{Hash, HASH_SIZE};
