@@ -7,6 +7,7 @@
 //! the agent verifies what the hub serves with the pure `verify_*` functions
 //! and `note::open`. Every decoder here is bounded in size and count.
 
+pub mod checkpoint;
 pub mod merkle;
 pub mod note;
 
