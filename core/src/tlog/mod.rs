@@ -10,5 +10,6 @@
 pub mod checkpoint;
 pub mod merkle;
 pub mod note;
+pub mod tiles;
 
 pub use merkle::{Hash, HASH_SIZE};
