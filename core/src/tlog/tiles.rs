@@ -27,6 +27,8 @@ pub const MAX_TILE_PATH_LEN: usize = 64;
 pub enum TileError<E> {
     #[error("malformed tile path")]
     BadPath,
+    #[error("no tree has this tile")]
+    TileOutsideTree,
     #[error("node {0:?} is not in the tree")]
     NodeOutsideTree(NodeId),
     #[error("tile {path} has {got} bytes, not {want}")]
@@ -130,15 +132,21 @@ impl Tile {
         Ok(tile)
     }
 
-    /// The tree nodes whose hashes this tile holds, in order.
-    pub fn nodes(&self) -> Vec<NodeId> {
-        let start = self.index.saturating_mul(TILE_WIDTH);
-        (0..u64::from(self.width))
-            .map(|i| NodeId {
-                level: self.level * TILE_HEIGHT,
-                index: start.saturating_add(i),
-            })
-            .collect()
+    /// The tree nodes whose hashes this tile holds, in order; `None` for a
+    /// tile no `u64` tree has (tile levels 8 to 63 are valid in a path but
+    /// would be tree levels of 64 and more).
+    pub fn nodes(&self) -> Option<Vec<NodeId>> {
+        let level = self.level.checked_mul(TILE_HEIGHT).filter(|l| *l < 64)?;
+        let start = self.index.checked_mul(TILE_WIDTH)?;
+        start.checked_add(u64::from(self.width))?;
+        Some(
+            (0..u64::from(self.width))
+                .map(|i| NodeId {
+                    level,
+                    index: start + i,
+                })
+                .collect(),
+        )
     }
 
     /// Whether every hash of this tile exists in a tree of `size` leaves
@@ -222,7 +230,7 @@ pub fn slot_of(node: NodeId) -> Option<TileSlot> {
 
 /// A tile's bytes (its hashes concatenated) from stored node hashes.
 pub fn read_tile<R: HashReader>(tile: Tile, reader: &R) -> Result<Vec<u8>, TileError<R::Error>> {
-    let nodes = tile.nodes();
+    let nodes = tile.nodes().ok_or(TileError::TileOutsideTree)?;
     let hashes = reader.read_hashes(&nodes).map_err(TileError::Read)?;
     if hashes.len() != nodes.len() {
         return Err(TileError::ShortRead {

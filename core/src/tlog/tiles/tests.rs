@@ -298,4 +298,24 @@ fn tile_readers_refuse_nodes_outside_the_tree_and_bad_data() {
     assert_eq!(tile.len(), 44 * 32);
     assert_eq!(&tile[..32], &store.0[&NodeId::leaf(256)]);
     assert!(read_tile(t(0, 1, 45), &store).is_err());
+    // Valid paths, but tiles no u64 tree has: an error, not an overflow.
+    for tile in [
+        t(8, 0, 1),
+        t(32, 0, 256),
+        t(63, u64::MAX, 255),
+        t(0, u64::MAX, 256),
+    ] {
+        assert_eq!(tile.nodes(), None);
+        assert!(matches!(
+            read_tile(tile, &store),
+            Err(TileError::TileOutsideTree)
+        ));
+    }
+    assert_eq!(
+        t(7, 0, 1).nodes(),
+        Some(vec![NodeId {
+            level: 56,
+            index: 0
+        }])
+    );
 }
