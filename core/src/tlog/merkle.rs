@@ -66,7 +66,10 @@ impl NodeId {
 
 /// Where proof generation reads node hashes: a store's table of leaf and
 /// interior hashes, or tiles (`tlog::tiles`). Asked once per proof, for
-/// every node it needs, so a store answers with one query.
+/// every node it needs, so a store answers with one query. A table of leaf
+/// hashes alone could answer a level-`l` node only by hashing 2^l leaves,
+/// so a store keeps every node `TreeBuilder::append` returns (about two
+/// hashes per leaf) or the tiles holding them.
 pub trait HashReader {
     type Error;
     /// The hashes of `nodes`, in the same order. Only nodes of a tree the
