@@ -53,6 +53,22 @@ impl SigningKey {
         Ok(Self { pkey })
     }
 
+    /// The key from its 32-byte RFC 8032 seed (the form C2SP signed-note
+    /// signer keys carry).
+    pub fn from_seed(seed: &[u8; 32]) -> Result<Self, KeyError> {
+        Ok(Self {
+            pkey: PKey::private_key_from_raw_bytes(seed, Id::ED25519)?,
+        })
+    }
+
+    /// The 32-byte RFC 8032 seed. Secret: only for writing a signer key.
+    pub fn seed(&self) -> Result<[u8; 32], KeyError> {
+        self.pkey
+            .raw_private_key()?
+            .try_into()
+            .map_err(|_| KeyError::NotEd25519)
+    }
+
     pub fn to_pkcs8_pem(&self) -> Result<Vec<u8>, KeyError> {
         Ok(self.pkey.private_key_to_pem_pkcs8()?)
     }
@@ -97,6 +113,25 @@ impl VerifyingKey {
             return Err(KeyError::Decode("public key DER is not canonical".into()));
         }
         Ok(Self { pkey, spki_der })
+    }
+
+    /// The key from its 32-byte RFC 8032 encoding (C2SP signed-note vkeys).
+    pub fn from_raw(raw: &[u8]) -> Result<Self, KeyError> {
+        if raw.len() != 32 {
+            return Err(KeyError::Decode("an Ed25519 public key is 32 bytes".into()));
+        }
+        let pkey = PKey::public_key_from_raw_bytes(raw, Id::ED25519)
+            .map_err(|e| KeyError::Decode(e.to_string()))?;
+        let spki_der = pkey.public_key_to_der()?;
+        Ok(Self { pkey, spki_der })
+    }
+
+    /// The 32-byte RFC 8032 encoding.
+    pub fn raw(&self) -> Result<[u8; 32], KeyError> {
+        self.pkey
+            .raw_public_key()?
+            .try_into()
+            .map_err(|_| KeyError::NotEd25519)
     }
 
     pub fn spki_der(&self) -> &[u8] {
@@ -159,6 +194,18 @@ mod tests {
         );
         let kid = k.verifying_key().unwrap().key_id();
         assert_eq!(kid.len(), 64);
+    }
+
+    #[test]
+    fn raw_forms_round_trip() {
+        let k = SigningKey::generate().unwrap();
+        let seed = k.seed().unwrap();
+        let again = SigningKey::from_seed(&seed).unwrap();
+        let v = k.verifying_key().unwrap();
+        assert_eq!(again.verifying_key().unwrap().key_id(), v.key_id());
+        let raw = v.raw().unwrap();
+        assert_eq!(VerifyingKey::from_raw(&raw).unwrap().key_id(), v.key_id());
+        assert!(VerifyingKey::from_raw(&raw[..31]).is_err());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod statement;
 pub mod stix;
 pub mod stix_import;
 pub mod time;
+pub mod tlog;
 pub mod tlp;
 pub mod verify;
 

@@ -117,12 +117,23 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
     .iter()
     .map(|s| s.as_bytes().to_vec())
     .collect();
+    let log = log_fixture();
+    let log_seeds: Vec<Vec<u8>> = vec![
+        log.signed.clone().into_bytes(),
+        log.checkpoint.to_text().unwrap().into_bytes(),
+        // golang.org/x/mod/sumdb/note's two-signature example.
+        "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n\u{2014} EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n"
+            .as_bytes()
+            .to_vec(),
+    ];
     vec![
         ("statement", statement as Target, vec![payload.clone()]),
         ("envelope", envelope as Target, vec![json]),
         ("signed_payload", signed_payload as Target, vec![payload]),
         ("observable", observable as Target, observables),
         ("stix_pattern", stix_pattern as Target, patterns),
+        ("note", note as Target, log_seeds.clone()),
+        ("checkpoint", checkpoint as Target, log_seeds),
     ]
 }
 
@@ -190,4 +201,16 @@ fn write_seed_corpus_when_asked() {
             std::fs::write(d.join(format!("seed-{i}")), input).unwrap();
         }
     }
+}
+
+#[test]
+fn the_signed_checkpoint_seed_itself_opens() {
+    // Guards the oracle of `note` and `checkpoint`: the fixture must open.
+    let log = log_fixture();
+    let opened =
+        isac_core::tlog::checkpoint::open(log.signed.as_bytes(), LOG_ORIGIN, &[&log.verifier])
+            .unwrap();
+    assert_eq!(opened.checkpoint, log.checkpoint);
+    note(log.signed.as_bytes());
+    checkpoint(log.signed.as_bytes());
 }

@@ -196,3 +196,69 @@ pub fn stix_pattern(data: &[u8]) {
         );
     }
 }
+
+/// The transparency log's key and one checkpoint it signed.
+pub struct LogFixture {
+    pub verifier: isac_core::tlog::note::Ed25519Verifier,
+    pub checkpoint: isac_core::tlog::checkpoint::Checkpoint,
+    pub signed: String,
+}
+
+pub const LOG_ORIGIN: &str = "isac.example/log";
+
+pub fn log_fixture() -> &'static LogFixture {
+    use isac_core::tlog::checkpoint::Checkpoint;
+    use isac_core::tlog::note::Ed25519Signer;
+    static FIXTURE: OnceLock<LogFixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let signer =
+            Ed25519Signer::new(LOG_ORIGIN, SigningKey::generate().expect("key")).expect("signer");
+        let checkpoint = Checkpoint {
+            origin: LOG_ORIGIN.into(),
+            size: 1234,
+            root: isac_core::tlog::merkle::leaf_hash(b"root"),
+            extensions: vec!["ext line".into()],
+        };
+        let signed = checkpoint.sign(&[&signer]).expect("sign");
+        LogFixture {
+            verifier: signer.verifier().expect("verifier"),
+            checkpoint,
+            signed,
+        }
+    })
+}
+
+/// Target `note`: bytes as a C2SP signed note. Whatever parses is its own
+/// canonical text; nothing opens under the log key but what it signed.
+pub fn note(data: &[u8]) {
+    use isac_core::tlog::note;
+    if let Ok(n) = note::parse(data) {
+        assert_eq!(n.to_text().as_bytes(), data, "note does not round-trip");
+        assert!(n.signatures.len() <= note::MAX_SIGNATURES);
+        assert!(data.len() <= note::MAX_NOTE_SIZE);
+    }
+    let f = log_fixture();
+    if let Ok(v) = note::open(data, &[&f.verifier]) {
+        assert_eq!(
+            v.text,
+            f.checkpoint.to_text().expect("text"),
+            "a text the log never signed opened"
+        );
+    }
+}
+
+/// Target `checkpoint`: bytes as a checkpoint text and as a signed
+/// checkpoint. A parsed checkpoint formats back to the same bytes; only
+/// the signed one opens.
+pub fn checkpoint(data: &[u8]) {
+    use isac_core::tlog::checkpoint::{self, Checkpoint};
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(c) = Checkpoint::parse(text) {
+            assert_eq!(c.to_text().expect("format"), text, "not canonical");
+        }
+    }
+    let f = log_fixture();
+    if let Ok(opened) = checkpoint::open(data, LOG_ORIGIN, &[&f.verifier]) {
+        assert_eq!(opened.checkpoint, f.checkpoint, "forged checkpoint opened");
+    }
+}
