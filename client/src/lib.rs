@@ -6,6 +6,8 @@
 //! - [`connect`]: trust (the hub CA only, never the system roots) and the
 //!   OpenSSL connector for tonic ([`Connector`]), built once and cloned.
 //! - [`error`]: [`ClientError`], whose `Display` is the whole story.
+//! - [`process`]: `--log-format`, the log set-up and the usage exit code
+//!   both binaries share.
 //! - [`files`]: key, certificate and identity files written atomically
 //!   with their mode (the hub's data dir uses it too).
 //!
@@ -16,6 +18,7 @@ pub mod connect;
 pub mod error;
 pub mod files;
 pub mod identity;
+pub mod process;
 
 pub use connect::{Connector, Trust};
 pub use error::ClientError;

@@ -12,8 +12,7 @@ use hub::store::Store;
 use isac_proto::v1 as pb;
 use tonic::transport::Channel;
 
-/// Exit code for bad configuration or usage (sysexits EX_USAGE).
-const EX_USAGE: u8 = 64;
+use isac_client::process::EX_USAGE;
 
 #[derive(Parser)]
 #[command(
@@ -37,23 +36,10 @@ struct Cli {
     /// with this agent state dir (enrolled for a member with role admin).
     #[arg(long, global = true, env = "ISAC_HUB_REMOTE")]
     remote: Option<PathBuf>,
-    /// Log lines on stderr: human (default) or json (one object per line, for log shippers).
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "human",
-        env = "ISAC_LOG_FORMAT"
-    )]
-    log_format: LogFormat,
+    #[command(flatten)]
+    logs: isac_client::process::LogArgs,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -223,15 +209,7 @@ enum KeyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Human => logs.init(),
-    }
+    isac_client::process::init_logging(cli.logs.log_format, "info");
     let mut config = match HubConfig::load_from(&cli.data_dir, cli.config.as_deref(), |k| {
         std::env::var(k).ok()
     }) {

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use member_agent::cmd;
 use member_agent::{AgentError, StateDir};
 
-const EX_USAGE: u8 = 64;
+use isac_client::process::EX_USAGE;
 
 #[derive(Parser)]
 #[command(
@@ -25,23 +25,10 @@ struct Cli {
         default_value = "./agent-state"
     )]
     state_dir: PathBuf,
-    /// Log lines on stderr: human (default) or json (one object per line, for log shippers).
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "human",
-        env = "ISAC_LOG_FORMAT"
-    )]
-    log_format: LogFormat,
+    #[command(flatten)]
+    logs: isac_client::process::LogArgs,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -83,16 +70,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Human => logs.init(),
-    }
+    isac_client::process::init_logging(cli.logs.log_format, "warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
