@@ -353,6 +353,23 @@ impl Verifier for Ed25519Verifier {
     }
 }
 
+/// The key hash a signer of `sig_type` signs under, after checking the
+/// name and that the key is Ed25519 (note signers and witness cosigners).
+pub(crate) fn signer_key_hash(
+    name: &str,
+    key: &SigningKey,
+    sig_type: u8,
+) -> Result<u32, NoteError> {
+    let public = key
+        .verifying_key()
+        .and_then(|v| v.raw())
+        .map_err(|_| NoteError::BadKey("not Ed25519"))?;
+    if !is_valid_name(name) {
+        return Err(NoteError::BadName(name.to_owned()));
+    }
+    Ok(key_hash(name, sig_type, &public))
+}
+
 /// An Ed25519 note signer (the log key).
 #[derive(Clone)]
 pub struct Ed25519Signer {
@@ -369,16 +386,9 @@ impl std::fmt::Debug for Ed25519Signer {
 
 impl Ed25519Signer {
     pub fn new(name: &str, key: SigningKey) -> Result<Self, NoteError> {
-        let public = key
-            .verifying_key()
-            .and_then(|v| v.raw())
-            .map_err(|_| NoteError::BadKey("not Ed25519"))?;
-        if !is_valid_name(name) {
-            return Err(NoteError::BadName(name.to_owned()));
-        }
         Ok(Self {
             name: name.to_owned(),
-            key_hash: key_hash(name, SIG_TYPE_ED25519, &public),
+            key_hash: signer_key_hash(name, &key, SIG_TYPE_ED25519)?,
             key,
         })
     }

@@ -142,16 +142,9 @@ impl std::fmt::Debug for Cosigner {
 
 impl Cosigner {
     pub fn new(name: &str, key: SigningKey) -> Result<Self, NoteError> {
-        let public = key
-            .verifying_key()
-            .and_then(|v| v.raw())
-            .map_err(|_| NoteError::BadKey("not Ed25519"))?;
-        if !is_valid_name(name) {
-            return Err(NoteError::BadName(name.to_owned()));
-        }
         Ok(Self {
             name: name.to_owned(),
-            key_hash: key_hash(name, SIG_TYPE_COSIGNATURE_V1, &public),
+            key_hash: super::note::signer_key_hash(name, &key, SIG_TYPE_COSIGNATURE_V1)?,
             key,
         })
     }
