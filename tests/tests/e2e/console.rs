@@ -563,10 +563,12 @@ fn analyst_console_in_headless_chromium() {
   "node_modules/left-pad":{"version":"1.3.0"}}}"#,
     )
     .unwrap();
-    // The screenshots in docs/console.md; ISAC_SCREENSHOTS_DIR puts them elsewhere.
+    // Taken into the test's own directory, so a test run leaves the tree
+    // as it was; `ISAC_SCREENSHOTS_DIR=$PWD/docs/screenshots` refreshes the
+    // ones docs/console.md shows.
     let screenshots = std::env::var_os("ISAC_SCREENSHOTS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots"));
+        .unwrap_or_else(|| tmp.path().join("screenshots"));
     let config = tmp.path().join("browser.json");
     std::fs::write(
         &config,
