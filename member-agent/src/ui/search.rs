@@ -135,7 +135,7 @@ fn matches_html(name: &str, matches: &[Match]) -> Markup {
             table.feed #matches {
                 thead {
                     tr {
-                        @for col in ["Dependency", "Version", "Indicator", "TLP", "Severity", "Title", "Source"] {
+                        @for col in ["Dependency", "Version", "Indicator", "TLP", "Severity", "Title", "Source", "Why"] {
                             th scope="col" { (col) }
                         }
                     }
@@ -150,6 +150,7 @@ fn matches_html(name: &str, matches: &[Match]) -> Markup {
                             td { (m.severity) }
                             td { a href={ "/item/" (html::urlenc(&m.indicator_id)) } { (m.title) } }
                             td { (html::source_name(&m.source)) }
+                            td { (m.why) }
                         }
                     }
                 }
@@ -240,6 +241,8 @@ mod tests {
             tlp: h.clone(),
             severity: h.clone(),
             source: h.clone(),
+            certain: false,
+            why: h.clone(),
         };
         let found = matches_html(&h, &[m]).into_string();
         hostile::assert_shown_inert(&found);
