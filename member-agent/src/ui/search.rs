@@ -195,7 +195,7 @@ pub async fn exposure(
         .blocking(move |a| crate::check::check_contents(a, &n, &text))
         .await;
     let out = match result {
-        Ok(matches) => matches_html(&name, &matches),
+        Ok(report) => matches_html(&name, &report.matches),
         // The form again (the pasted lockfile is kept), with the text the
         // one mapping allows.
         Err(e) => html::notice("error", &super::error::classify("Not checked", &e).message),
@@ -243,6 +243,7 @@ mod tests {
             source: h.clone(),
             certain: false,
             why: h.clone(),
+            path: None,
         };
         let found = matches_html(&h, &[m]).into_string();
         hostile::assert_shown_inert(&found);
