@@ -46,6 +46,10 @@ pub struct Match {
     pub certain: bool,
     /// Why it matched: the constraint that holds, or why it cannot be told.
     pub why: String,
+    /// The component's purl with its version; absent for a component
+    /// known by name only (the VEX product).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purl: Option<String>,
     /// From the application to the component, where the SBOM records it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Vec<String>>,
@@ -237,6 +241,10 @@ pub fn check_text(
 pub fn sbom_report(file_name: &str, inventory: &Inventory, index: &Index<IndicatorMeta>) -> Report {
     let label = |reference: &str| match inventory.component(reference) {
         Some(c) => component_label(c),
+        None if inventory.subject_ref.as_deref() == Some(reference) => inventory
+            .subject
+            .clone()
+            .unwrap_or_else(|| reference.to_owned()),
         None => reference.to_owned(),
     };
     let matches = index
@@ -274,8 +282,7 @@ pub fn sbom_report(file_name: &str, inventory: &Inventory, index: &Index<Indicat
     }
 }
 
-/// `name@version`, or the reference for a component the SBOM lists
-/// only in its graph (the subject).
+/// `name@version` (a component without version: its name).
 fn component_label(c: &Component) -> String {
     match &c.version {
         Some(v) => format!("{}@{v}", c.name),
@@ -329,7 +336,64 @@ fn found(
         source: item.source.clone(),
         certain: why.is_certain(),
         why: why.to_string(),
+        purl: match &component.identity {
+            Identity::Purl(p) => Some(p.to_string()),
+            Identity::NameOnly { .. } => None,
+        },
         path,
+    }
+}
+
+/// The VEX document formats `check --vex` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VexFormat {
+    /// OpenVEX 0.2.
+    Openvex,
+    /// A CycloneDX 1.6 VEX BOM.
+    Cyclonedx,
+}
+
+/// The findings of `reports` as one VEX document: `affected` for certain
+/// findings, `under_investigation` otherwise; the indicator id as the
+/// vulnerability and the component's purl as the product.
+pub fn vex_document(
+    format: VexFormat,
+    reports: &[Report],
+    author: &str,
+    timestamp: String,
+) -> serde_json::Value {
+    use isac_packages::vex::{VexEntry, VexMeta, VexStatus};
+    let id = uuid::Uuid::new_v4();
+    let applications: Vec<&str> = reports.iter().map(|r| r.application.as_str()).collect();
+    let meta = VexMeta {
+        document_id: format!("urn:uuid:{id}"),
+        serial_number: format!("urn:uuid:{id}"),
+        author: author.to_owned(),
+        timestamp,
+        tool_name: "member-agent".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        subject: (applications.len() == 1).then(|| applications[0].to_owned()),
+    };
+    let entries: Vec<VexEntry> = reports
+        .iter()
+        .flat_map(|r| &r.matches)
+        .map(|m| VexEntry {
+            vulnerability: m.indicator_id.clone(),
+            description: Some(m.title.clone()),
+            purl: m.purl.clone(),
+            name: m.dependency.clone(),
+            version: (!m.version.is_empty()).then(|| m.version.clone()),
+            status: if m.certain {
+                VexStatus::Affected
+            } else {
+                VexStatus::UnderInvestigation
+            },
+            detail: m.why.clone(),
+        })
+        .collect();
+    match format {
+        VexFormat::Openvex => isac_packages::vex::openvex(&meta, &entries),
+        VexFormat::Cyclonedx => isac_packages::vex::cyclonedx(&meta, &entries),
     }
 }
 

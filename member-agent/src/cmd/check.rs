@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::check::Report;
+use crate::check::{Report, VexFormat};
 use crate::{Agent, AgentError, StateDir};
 
 #[derive(Args)]
@@ -19,10 +19,22 @@ pub struct CheckArgs {
     /// One JSON document on stdout (keys in docs/formats.md).
     #[arg(long)]
     json: bool,
+    /// Also write the findings as a VEX document (`affected` when certain,
+    /// `under_investigation` otherwise) to --out.
+    #[arg(long, value_enum, requires = "out")]
+    vex: Option<VexFormat>,
+    /// Where --vex writes its document.
+    #[arg(long, requires = "vex")]
+    out: Option<PathBuf>,
 }
 
 pub async fn run(state: &StateDir, args: CheckArgs) -> Result<(), AgentError> {
-    let CheckArgs { paths, json } = args;
+    let CheckArgs {
+        paths,
+        json,
+        vex,
+        out,
+    } = args;
     let agent = Agent::open(state)?;
     let files = crate::check::input_files(&paths)?;
     if files.is_empty() {
@@ -34,6 +46,13 @@ pub async fn run(state: &StateDir, args: CheckArgs) -> Result<(), AgentError> {
         .iter()
         .map(|f| crate::check::check_file(&agent, f))
         .collect::<Result<Vec<Report>, _>>()?;
+    if let (Some(format), Some(out)) = (vex, &out) {
+        let timestamp = isac_core::time::format_rfc3339(agent.clock.now());
+        let doc = crate::check::vex_document(format, &reports, agent.org_id(), timestamp);
+        let text =
+            serde_json::to_string_pretty(&doc).map_err(|e| AgentError::Invalid(e.to_string()))?;
+        std::fs::write(out, text + "\n").map_err(crate::error::io_err(out))?;
+    }
     let matched: usize = reports.iter().map(|r| r.matches.len()).sum();
     let certain: usize = reports
         .iter()

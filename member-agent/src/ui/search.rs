@@ -243,6 +243,7 @@ mod tests {
             source: h.clone(),
             certain: false,
             why: h.clone(),
+            purl: None,
             path: None,
         };
         let found = matches_html(&h, &[m]).into_string();
