@@ -90,7 +90,15 @@ impl LocalStore {
             CREATE TABLE IF NOT EXISTS imports (
                 osv_id TEXT NOT NULL, purl TEXT NOT NULL, statement_id TEXT NOT NULL,
                 revision INTEGER NOT NULL, modified TEXT NOT NULL, tlp TEXT NOT NULL,
-                retracted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (osv_id, purl));",
+                retracted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (osv_id, purl));
+            -- The packages each item names, by `Purl::package_key` and by
+            -- loose name, so `check` looks up each component instead of
+            -- reading every indicator.
+            CREATE TABLE IF NOT EXISTS item_packages (
+                package_key TEXT NOT NULL, name_key TEXT NOT NULL, id TEXT NOT NULL,
+                revision INTEGER NOT NULL, purl TEXT NOT NULL, versions_json TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS item_packages_by_key ON item_packages(package_key);
+            CREATE INDEX IF NOT EXISTS item_packages_by_name ON item_packages(name_key);",
         )?;
         // Columns added after the first release of this store.
         for (column, definition) in [
@@ -114,7 +122,108 @@ impl LocalStore {
             }
         }
         Self::use_local_order(&conn)?;
+        Self::index_packages(&conn)?;
         Ok(Self { conn })
+    }
+
+    /// Stores written before `item_packages` existed: index what they hold, once.
+    fn index_packages(conn: &Connection) -> Result<(), AgentError> {
+        let done = conn
+            .prepare("SELECT 1 FROM meta WHERE key = 'item_packages'")?
+            .exists([])?;
+        if done {
+            return Ok(());
+        }
+        let tx = conn.unchecked_transaction()?;
+        let rows: Vec<(String, i64, String)> = tx
+            .prepare(
+                "SELECT id, revision, statement_json FROM items
+                 WHERE kind IN ('package', 'artifact', 'vulnerability')",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, revision, statement_json) in rows {
+            if let Ok(s) = serde_json::from_str::<isac_core::Statement>(&statement_json) {
+                Self::index_statement(&tx, &id, revision, &s)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('item_packages', '1')",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Rows of `item_packages` for one stored statement.
+    fn index_statement(
+        tx: &Connection,
+        id: &str,
+        revision: i64,
+        s: &isac_core::Statement,
+    ) -> Result<(), AgentError> {
+        for (purl, versions) in package_refs(s) {
+            let Ok(parsed) = purl.parse::<isac_packages::Purl>() else {
+                continue; // names no package: nothing can match it
+            };
+            tx.execute(
+                "INSERT INTO item_packages (package_key, name_key, id, revision, purl, versions_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    parsed.package_key(),
+                    isac_packages::exposure::loose_name(&parsed.full_name()),
+                    id,
+                    revision,
+                    purl,
+                    serde_json::to_string(&versions).map_err(|e| AgentError::Invalid(e.to_string()))?,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The package indicators about the packages named by `package_keys`
+    /// (`Purl::package_key`) or `name_keys` (`exposure::loose_name`):
+    /// the newest revision of each item, valid (not retracted or expired,
+    /// nor already past its `valid_until` at `now_rfc3339`).
+    pub fn package_indicators_for(
+        &self,
+        package_keys: &[String],
+        name_keys: &[String],
+        now_rfc3339: &str,
+    ) -> Result<Vec<(ItemSummary, String, Vec<String>)>, AgentError> {
+        const SELECT: &str = "SELECT i.sequence, i.id, i.revision, i.source, i.tlp, i.kind, i.value,
+            i.title, i.severity, i.created, i.status, i.statement_json, i.envelope_json, p.purl, p.versions_json
+            FROM item_packages p JOIN items i ON i.id = p.id AND i.revision = p.revision
+            WHERE i.status = 'valid' AND (i.valid_until IS NULL OR i.valid_until > ?2)
+              AND i.revision = (SELECT MAX(revision) FROM items WHERE id = p.id)";
+        let mut by_key = self
+            .conn
+            .prepare_cached(&format!("{SELECT} AND p.package_key = ?1"))?;
+        let mut by_name = self
+            .conn
+            .prepare_cached(&format!("{SELECT} AND p.name_key = ?1"))?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok((
+                item_from_row(r)?,
+                r.get::<_, String>(13)?,
+                r.get::<_, String>(14)?,
+            ))
+        };
+        for (stmt, keys) in [(&mut by_key, package_keys), (&mut by_name, name_keys)] {
+            for key in keys {
+                for found in stmt.query_map(params![key, now_rfc3339], row)? {
+                    let (item, purl, versions_json) = found?;
+                    if seen.insert((item.id.clone(), item.revision, purl.clone())) {
+                        let versions = serde_json::from_str(&versions_json).unwrap_or_default();
+                        out.push((item, purl, versions));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Stores written before the hub sealed its positions numbered items by
@@ -319,6 +428,7 @@ impl LocalStore {
                         }
                     ],
                 )?;
+                Self::index_statement(&tx, &s.id.to_string(), s.revision as i64, s)?;
                 before_commit()?;
                 InsertOutcome::New
             }
@@ -482,43 +592,6 @@ impl LocalStore {
         Ok(rows)
     }
 
-    /// Every valid item that names a package (package, artifact with purl,
-    /// vulnerability), with the purl and affected versions it names.
-    pub fn package_indicators(
-        &self,
-    ) -> Result<Vec<(ItemSummary, String, Vec<String>)>, AgentError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "{ITEM_SELECT} WHERE status = 'valid' AND kind IN ('package', 'artifact', 'vulnerability')"
-        ))?;
-        let rows = stmt
-            .query_map([], |r| Ok((item_from_row(r)?, r.get::<_, String>(11)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut out = Vec::new();
-        for (item, statement_json) in rows {
-            let Ok(statement) = serde_json::from_str::<isac_core::Statement>(&statement_json)
-            else {
-                continue;
-            };
-            if let isac_core::Body::Indicator(i) = &statement.body {
-                match &i.observable {
-                    isac_core::Observable::Package { purl, versions, .. } => {
-                        out.push((item.clone(), purl.clone(), versions.clone()))
-                    }
-                    isac_core::Observable::Artifact {
-                        purl: Some(purl), ..
-                    } => out.push((item.clone(), purl.clone(), vec![])),
-                    isac_core::Observable::Vulnerability { purls, .. } => {
-                        for p in purls {
-                            out.push((item.clone(), p.clone(), vec![]));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// What an earlier import of (`osv_id`, `purl`) became: statement id,
     /// revision, the record's `modified`, and whether it was retracted.
     pub fn import_row(
@@ -660,6 +733,74 @@ impl LocalStore {
             .conn
             .query_row("SELECT count(*) FROM rejected", [], |r| r.get::<_, i64>(0))?
             as u64)
+    }
+}
+
+/// The packages a statement names, with its affected versions: package
+/// indicators (purl and `versions`), artifacts with a purl, and
+/// vulnerabilities' purls (every version).
+fn package_refs(statement: &isac_core::Statement) -> Vec<(String, Vec<String>)> {
+    let isac_core::Body::Indicator(i) = &statement.body else {
+        return Vec::new();
+    };
+    match &i.observable {
+        isac_core::Observable::Package { purl, versions, .. } => {
+            vec![(purl.clone(), versions.clone())]
+        }
+        isac_core::Observable::Artifact {
+            purl: Some(purl), ..
+        } => vec![(purl.clone(), vec![])],
+        isac_core::Observable::Vulnerability { purls, .. } => {
+            purls.iter().map(|p| (p.clone(), vec![])).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+impl LocalStore {
+    /// A package indicator written straight into the store (no signature,
+    /// no statement): for tests and measurements of `check` only.
+    pub(crate) fn insert_synthetic_package(
+        &self,
+        id: &str,
+        revision: u32,
+        purl: &str,
+        versions: &[&str],
+        status: &str,
+        valid_until: Option<&str>,
+    ) -> Result<(), AgentError> {
+        // Any unique number will do (no scan per insert: measurements
+        // insert many).
+        let sequence = self.conn.last_insert_rowid() + 1;
+        self.conn.execute(
+            "INSERT INTO items (id, revision, sequence, source, tlp, kind, value, title, severity, created,
+                received_at, key_id, digest, statement_json, envelope_json, verified_at, status, valid_until)
+             VALUES (?1, ?2, ?3, 'acme-bank', 'amber', 'package', ?4, ?5, 'critical',
+                '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z', 'k', 'd', '{}', '{}', 0, ?6, ?7)",
+            params![id, revision, sequence, purl, format!("malicious {purl}"), status, valid_until],
+        )?;
+        let parsed: isac_packages::Purl = purl.parse().expect("a test purl");
+        self.conn.execute(
+            "INSERT INTO item_packages (package_key, name_key, id, revision, purl, versions_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                parsed.package_key(),
+                isac_packages::exposure::loose_name(&parsed.full_name()),
+                id,
+                revision,
+                purl,
+                serde_json::to_string(versions).unwrap(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn in_one_transaction<T>(&self, f: impl FnOnce(&Self) -> T) -> T {
+        self.conn.execute_batch("BEGIN").unwrap();
+        let out = f(self);
+        self.conn.execute_batch("COMMIT").unwrap();
+        out
     }
 }
 

@@ -49,8 +49,9 @@ enum Command {
     Show(cmd::show::ShowArgs),
     /// Search the local store by purl, package name, hash, domain or text.
     Search(cmd::search::SearchArgs),
-    /// Check a lockfile (package-lock.json, Cargo.lock, requirements.txt,
-    /// poetry.lock, go.sum) against held indicators; exit code 1 on a match.
+    /// Check lockfiles (package-lock.json, Cargo.lock, requirements.txt,
+    /// poetry.lock, go.sum) and SBOMs (CycloneDX, SPDX 2.3, SPDX 3.0)
+    /// against held indicators; exit code 1 on a match.
     Check(cmd::check::CheckArgs),
     /// Report a sighting of an indicator you hold ("we saw it"); anonymous
     /// to other members unless --named.

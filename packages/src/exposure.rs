@@ -44,9 +44,10 @@ impl<M> Default for Index<M> {
     }
 }
 
-/// How a name-only component's name is compared: case and the separators
+/// How a name-only component's name is compared (also the key a store
+/// indexes names by): case and the separators
 /// ecosystems fold (PEP 503, Cargo's `-`/`_`) ignored.
-pub(crate) fn loose_name(name: &str) -> String {
+pub fn loose_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut last_sep = false;
     for c in name.chars() {

@@ -135,7 +135,7 @@ fn matches_html(name: &str, matches: &[Match]) -> Markup {
             table.feed #matches {
                 thead {
                     tr {
-                        @for col in ["Dependency", "Version", "Indicator", "TLP", "Severity", "Title", "Source"] {
+                        @for col in ["Dependency", "Version", "Indicator", "TLP", "Severity", "Title", "Source", "Why"] {
                             th scope="col" { (col) }
                         }
                     }
@@ -150,6 +150,7 @@ fn matches_html(name: &str, matches: &[Match]) -> Markup {
                             td { (m.severity) }
                             td { a href={ "/item/" (html::urlenc(&m.indicator_id)) } { (m.title) } }
                             td { (html::source_name(&m.source)) }
+                            td { (m.why) }
                         }
                     }
                 }
@@ -194,7 +195,7 @@ pub async fn exposure(
         .blocking(move |a| crate::check::check_contents(a, &n, &text))
         .await;
     let out = match result {
-        Ok(matches) => matches_html(&name, &matches),
+        Ok(report) => matches_html(&name, &report.matches),
         // The form again (the pasted lockfile is kept), with the text the
         // one mapping allows.
         Err(e) => html::notice("error", &super::error::classify("Not checked", &e).message),
@@ -240,6 +241,10 @@ mod tests {
             tlp: h.clone(),
             severity: h.clone(),
             source: h.clone(),
+            certain: false,
+            why: h.clone(),
+            purl: None,
+            path: None,
         };
         let found = matches_html(&h, &[m]).into_string();
         hostile::assert_shown_inert(&found);

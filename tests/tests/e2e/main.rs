@@ -12,6 +12,7 @@ mod console;
 mod crash;
 mod delivery;
 mod e2e;
+mod exposure;
 mod fuzz_importers;
 mod hardening;
 mod interop;
