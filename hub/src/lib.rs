@@ -128,6 +128,7 @@ pub async fn serve_with(
         material.hub_signing_key.clone(),
         &material.anon_key,
         &material.attest_key,
+        &material.log_key,
         config.directory_ttl_secs,
         clock.clone(),
     );
