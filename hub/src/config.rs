@@ -440,8 +440,9 @@ pub fn log_origin_problem(origin: &str) -> Option<&'static str> {
     if origin.len() > 255 {
         return Some("at most 255 characters");
     }
-    if !origin.bytes().all(|b| b.is_ascii_graphic()) {
-        return Some("printable ASCII without spaces, e.g. isac.example/log");
+    // `+` would break the signed note's key name (the origin).
+    if !origin.bytes().all(|b| b.is_ascii_graphic() && b != b'+') {
+        return Some("printable ASCII without spaces or `+`, e.g. isac.example/log");
     }
     None
 }
@@ -674,7 +675,7 @@ mod tests {
         assert_eq!(c.log_origin(), "isac.example/log");
         c.log_origin = "isac.example/threat-log".into();
         assert_eq!(c.log_origin(), "isac.example/threat-log");
-        for bad in ["a b", "x\u{7f}", "\u{e9}t\u{e9}"] {
+        for bad in ["a b", "a+b", "x\u{7f}", "\u{e9}t\u{e9}"] {
             c.log_origin = bad.into();
             assert!(c.validate().is_err(), "{bad:?}");
         }

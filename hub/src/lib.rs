@@ -161,6 +161,8 @@ pub async fn serve_with(
         tracing::error!(error = %e, "cannot sign the key directory");
     }
     let watcher = tokio::spawn(watch_epoch(state.clone(), epoch_tx));
+    // Off the publish path: acknowledgements never wait for a checkpoint.
+    let checkpointer = tokio::spawn(app::log::run_checkpointer(state.clone()));
     let metrics_task =
         metrics_listener.map(|l| tokio::spawn(metrics::http::serve(l, state.clone())));
     let taxii = match (taxii_listener, taxii_acceptor) {
@@ -258,6 +260,8 @@ pub async fn serve_with(
         // It stops on the same shutdown signal; wait for in-flight answers.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), t).await;
     }
+    // The last checkpoint covers everything acknowledged before the stop.
+    let _ = tokio::time::timeout(app::log::STOP_GRACE, checkpointer).await;
     // Blocking join on the writer: off the async threads.
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     tracing::info!("hub stopped");

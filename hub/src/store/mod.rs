@@ -817,11 +817,11 @@ fn job_refused(job: Job, conn: &Connection) -> (bool, Completion) {
 }
 
 #[cfg(test)]
-mod log_tests {
+pub(crate) mod log_tests {
     use super::*;
     use isac_core::tlog::merkle::{leaf_hash, node_hash, verify_consistency, verify_inclusion};
 
-    fn statement(n: u64, anonymous: bool) -> NewStatement {
+    pub(crate) fn statement(n: u64, anonymous: bool) -> NewStatement {
         NewStatement {
             id: format!("id-{n}"),
             revision: 1,
