@@ -216,6 +216,11 @@ pub async fn serve_with(
     })
     .max_decoding_message_size(64 * 1024);
 
+    let log = pb::log_server::LogServer::new(grpc::log::LogService {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(16 * 1024);
+
     let (health, health_service) = ops::health().await;
     let reflection = tonic::service::interceptor::InterceptedService::new(
         ops::reflection().map_err(|e| std::io::Error::other(format!("reflection: {e}")))?,
@@ -242,6 +247,7 @@ pub async fn serve_with(
         .add_service(membership)
         .add_service(lookup)
         .add_service(admin)
+        .add_service(log)
         .add_service(health_service)
         .add_service(reflection)
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {

@@ -742,7 +742,7 @@ fn append_and_remember(
 ) -> Result<(u64, bool), StoreError> {
     let appended = sqlite::append_statement(c, s)?;
     if !appended.duplicate {
-        recent.record(appended.seq, appended.added_us, s);
+        recent.record(appended.seq, appended.added_us, appended.leaf_index, s);
     }
     Ok((appended.seq, appended.duplicate))
 }

@@ -1552,6 +1552,8 @@ pub struct StoredStatement {
     pub digest: String,
     /// TAXII `date_added`, microseconds since the epoch; increases with `seq`.
     pub added_us: i64,
+    /// Its position in the transparency log.
+    pub leaf_index: Option<u64>,
 }
 
 pub(super) fn append_statement(
@@ -1593,6 +1595,7 @@ pub(super) fn append_statement(
                 seq: *seq as u64,
                 duplicate: true,
                 added_us: *added_us,
+                leaf_index: leaf_index_of(conn, *seq as u64)?,
             });
         }
         tracing::warn!(id = %s.id, revision = s.revision, source = %s.source_org,
@@ -1692,13 +1695,14 @@ pub(super) fn append_statement(
         signature: s.signature.clone(),
         anonymous: s.anonymous.clone(),
     };
-    append_leaf(conn, seq, &leaf.leaf_hash())?;
+    let leaf_index = append_leaf(conn, seq, &leaf.leaf_hash())?;
     index_stix_ids(conn, &s.stix_ids, &s.id)?;
     index_refs(conn, &s.references, &s.source_org)?;
     Ok(Appended {
         seq,
         duplicate: false,
         added_us,
+        leaf_index: Some(leaf_index),
     })
 }
 
@@ -1738,13 +1742,15 @@ pub struct Appended {
     pub seq: u64,
     pub duplicate: bool,
     pub added_us: i64,
+    pub leaf_index: Option<u64>,
 }
 
 const STATEMENT_SELECT: &str =
     "SELECT seq, id, revision, source_org, tlp, audience, received_at, payload_type,
     payload, key_id, signature, openings, group_snapshot, target_id, sighting_count,
     anon_payload, anon_key_id, anon_signature, kind, ecosystem, severity, confidence, tags,
-    valid_until, digest, added_us FROM statements";
+    valid_until, digest, added_us,
+    (SELECT leaf_index FROM log_leaves WHERE log_leaves.seq = statements.seq) FROM statements";
 
 fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement> {
     let anon_payload: Option<Vec<u8>> = r.get(15)?;
@@ -1783,6 +1789,7 @@ fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement
         },
         digest: r.get(24)?,
         added_us: r.get(25)?,
+        leaf_index: r.get::<_, Option<i64>>(26)?.map(|i| i as u64),
     })
 }
 
