@@ -21,4 +21,5 @@ mod retention;
 mod slow;
 mod taxii;
 mod taxii_interop;
+mod tlog;
 mod tlp;
