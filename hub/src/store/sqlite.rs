@@ -2168,3 +2168,55 @@ mod clock_tests {
         assert_eq!(commit_clock_us(9_000_000, || 5_000_000), 9_000_001);
     }
 }
+
+#[cfg(test)]
+mod log_migration_tests {
+    use super::*;
+    use crate::store::log_tests::statement;
+
+    fn leaves(conn: &Connection) -> Vec<(i64, i64, Vec<u8>)> {
+        conn.prepare("SELECT leaf_index, seq, hash FROM log_leaves ORDER BY leaf_index")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn schema_9_backfills_one_leaf_per_existing_statement_in_hub_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("hub.db")).unwrap();
+        migrate(&conn).unwrap();
+        for n in 0..9 {
+            append_statement(&conn, &statement(n, n % 4 == 1)).unwrap();
+        }
+        let appended = leaves(&conn);
+        assert_eq!(appended.len(), 9);
+        assert!(appended.iter().enumerate().all(|(i, l)| l.0 == i as i64));
+        // The same database as a schema-8 hub left it (no log tables), with
+        // a gap in `seq` where a statement was pruned.
+        conn.execute_batch(
+            "DROP TABLE log_leaves; DROP TABLE log_nodes; DROP TABLE log_checkpoints;
+             DELETE FROM statements WHERE seq = 4;
+             PRAGMA user_version = 8;",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let backfilled = leaves(&conn);
+        let expected: Vec<(i64, i64, Vec<u8>)> = appended
+            .into_iter()
+            .filter(|l| l.1 != 4)
+            .enumerate()
+            .map(|(i, (_, seq, hash))| (i as i64, seq, hash))
+            .collect();
+        assert_eq!(
+            backfilled, expected,
+            "dense indices, seq order, same leaf hashes"
+        );
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+}
