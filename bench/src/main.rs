@@ -68,6 +68,10 @@ struct Plan {
     fanout_secs: u64,
     idle: usize,
     catchup_items: usize,
+    /// Publishes timed until a checkpoint covers them.
+    checkpoint_samples: usize,
+    /// How long inclusion proofs are requested.
+    proof_secs: f64,
 }
 
 impl Plan {
@@ -89,6 +93,8 @@ impl Plan {
             fanout_secs: a.fanout_secs.unwrap_or(fanout_secs),
             idle: a.idle.unwrap_or(idle),
             catchup_items: a.catchup_items.unwrap_or(catchup),
+            checkpoint_samples: if a.smoke { 3 } else { 20 },
+            proof_secs: if a.smoke { 0.5 } else { 3.0 },
         }
     }
 }
@@ -505,6 +511,84 @@ async fn idle_streams(
     streams
 }
 
+/// From a publish acknowledgement to a checkpoint covering it, as a member
+/// sees it (GetCheckpoint polled every 5 ms): bounded by the hub's
+/// `checkpoint_interval_ms`. Returns (p50 ms, p99 ms, samples).
+async fn checkpoint_latency(agent: &Agent, samples: usize) -> (f64, f64, usize) {
+    let channel = new_channel(agent).await;
+    let mut publisher = pb::publisher_client::PublisherClient::new(channel.clone());
+    let mut log = pb::log_client::LogClient::new(channel);
+    let mut ms = Vec::with_capacity(samples);
+    for n in 0..samples {
+        publisher
+            .publish(signed(agent, 40_000_000 + n, "checkpoint latency"))
+            .await
+            .expect("publish");
+        let acked = Instant::now();
+        // Every leaf before the ack is in the next checkpoint of at least
+        // the size seen now plus one.
+        let target = log
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await
+            .map(|c| c.into_inner().tree_size)
+            .unwrap_or(0)
+            + 1;
+        loop {
+            let size = log
+                .get_checkpoint(pb::GetCheckpointRequest {})
+                .await
+                .map(|c| c.into_inner().tree_size)
+                .unwrap_or(0);
+            if size >= target {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        ms.push(acked.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    (percentile(&ms, 0.5), percentile(&ms, 0.99), ms.len())
+}
+
+/// Inclusion proofs served per second at the latest checkpoint, 32 in
+/// flight on one connection, for `secs`.
+async fn proofs_per_s(agent: &Agent, secs: f64) -> f64 {
+    let channel = new_channel(agent).await;
+    let size = pb::log_client::LogClient::new(channel.clone())
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .expect("checkpoint")
+        .into_inner()
+        .tree_size;
+    let served = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..32u64 {
+        let mut log = pb::log_client::LogClient::new(channel.clone());
+        let served = served.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while Instant::now() < until {
+                i = i
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                log.get_inclusion_proof(pb::GetInclusionProofRequest {
+                    leaf_index: i % size.max(1),
+                    tree_size: size,
+                })
+                .await
+                .expect("proof");
+                served.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    served.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     let args = Args::parse();
     let plan = Plan::from(&args);
@@ -602,8 +686,12 @@ fn main() {
             .await;
         }
         let (catchup_per_s, backlog) = catchup(&subscriber).await;
+        let (checkpoint_p50, checkpoint_p99, _) =
+            checkpoint_latency(&publishers[0], plan.checkpoint_samples).await;
+        let proofs = proofs_per_s(&publishers[0], plan.proof_secs).await;
         store.close();
         (
+            (checkpoint_p50, checkpoint_p99, proofs),
             rss_start,
             idle_per_sub_kb,
             after_idle,
@@ -619,6 +707,7 @@ fn main() {
         )
     });
     let (
+        (checkpoint_p50, checkpoint_p99, proofs),
         rss_start,
         idle_per_sub_kb,
         idle_rss,
@@ -670,6 +759,9 @@ fn main() {
         "hub_rss_idle_subscribers_kb": idle_rss,
         "hub_rss_under_load_kb": load_rss,
         "hub_start_ms": start_time.as_millis(),
+        "checkpoint_after_ack_p50_ms": (checkpoint_p50 * 100.0).round() / 100.0,
+        "checkpoint_after_ack_p99_ms": (checkpoint_p99 * 100.0).round() / 100.0,
+        "inclusion_proofs_per_s": proofs.round(),
     });
     if args.json {
         println!("{report}");
@@ -727,6 +819,18 @@ fn main() {
         (
             format!("hub start with {backlog} items"),
             format!("{} ms", start_time.as_millis()),
+        ),
+        (
+            "log: checkpoint covering an ack, p50".into(),
+            format!("{checkpoint_p50:.1} ms"),
+        ),
+        (
+            "log: checkpoint covering an ack, p99".into(),
+            format!("{checkpoint_p99:.1} ms"),
+        ),
+        (
+            "log: inclusion proofs served".into(),
+            format!("{proofs:.0}/s"),
         ),
     ];
     for (k, v) in rows {

@@ -10,6 +10,10 @@ pub const HUB_ATTESTATION_ORG: &str = "isac-hub";
 /// reserved, no member may take it.
 pub const ANONYMOUS_ORG: &str = "anonymous";
 
+/// The organisation the hub's transparency-log key (it signs checkpoints,
+/// never statements) is listed under in the key directory. Reserved.
+pub const LOG_ORG: &str = "isac-log";
+
 /// Organisation, group and person ids: a lowercase slug.
 pub fn is_slug(s: &str) -> bool {
     let b = s.as_bytes();
@@ -26,8 +30,10 @@ mod tests {
 
     #[test]
     fn reserved_names_are_slugs_and_distinct() {
-        assert!(is_slug(HUB_ATTESTATION_ORG) && is_slug(ANONYMOUS_ORG));
+        assert!(is_slug(HUB_ATTESTATION_ORG) && is_slug(ANONYMOUS_ORG) && is_slug(LOG_ORG));
         assert_ne!(HUB_ATTESTATION_ORG, ANONYMOUS_ORG);
+        assert_ne!(LOG_ORG, ANONYMOUS_ORG);
+        assert_ne!(LOG_ORG, HUB_ATTESTATION_ORG);
         assert!(!is_slug("") && !is_slug("Acme") && !is_slug(&"a".repeat(64)));
     }
 }

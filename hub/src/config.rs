@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Every setting's name, as in `hub.toml`; `ISAC_HUB_` + its upper case
 /// overrides it from the environment.
-pub const SETTINGS: [&str; 19] = [
+pub const SETTINGS: [&str; 21] = [
     "listen",
     "taxii_listen",
     "metrics_listen",
@@ -34,6 +34,8 @@ pub const SETTINGS: [&str; 19] = [
     "max_connections_total",
     "no_cert_idle_timeout_secs",
     "no_cert_max_age_secs",
+    "log_origin",
+    "checkpoint_interval_ms",
 ];
 
 /// `taxii_listen`: an address, or "off".
@@ -96,6 +98,11 @@ pub struct HubConfig {
     pub no_cert_idle_timeout_secs: u64,
     /// ...and at this age in any case.
     pub no_cert_max_age_secs: u64,
+    /// The first line of every checkpoint: names this hub's log to
+    /// verifiers and witnesses. Empty: the first server name + `/log`.
+    pub log_origin: String,
+    /// How often the hub signs a checkpoint while new statements arrive.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for HubConfig {
@@ -123,6 +130,8 @@ impl Default for HubConfig {
             max_connections_total: 4_096,
             no_cert_idle_timeout_secs: 10,
             no_cert_max_age_secs: 300,
+            log_origin: String::new(),
+            checkpoint_interval_ms: 1_000,
         }
     }
 }
@@ -345,6 +354,19 @@ impl HubConfig {
             3_600,
         )?;
         range("no_cert_max_age_secs", self.no_cert_max_age_secs, 1, DAY)?;
+        range(
+            "checkpoint_interval_ms",
+            self.checkpoint_interval_ms,
+            10,
+            60_000,
+        )?;
+        if let Some(message) = log_origin_problem(&self.log_origin) {
+            return Err(ConfigError::Invalid {
+                key: "log_origin",
+                value: format!("{:?}", self.log_origin),
+                message: message.into(),
+            });
+        }
         if self
             .taxii_listen
             .is_some_and(|t| t == self.listen && t.port() != 0)
@@ -376,6 +398,24 @@ impl HubConfig {
         Ok(())
     }
 
+    /// The log's origin line: `log_origin`, or the first server name (a
+    /// wildcard's domain) followed by `/log`.
+    pub fn log_origin(&self) -> String {
+        if !self.log_origin.is_empty() {
+            return self.log_origin.clone();
+        }
+        let host = self
+            .server_names
+            .first()
+            .map(|n| n.trim_start_matches("*.").to_owned())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("{host}/log")
+    }
+
+    pub fn checkpoint_interval(&self) -> Duration {
+        Duration::from_millis(self.checkpoint_interval_ms)
+    }
+
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs)
     }
@@ -387,6 +427,24 @@ impl HubConfig {
             max_age: Duration::from_secs(self.no_cert_max_age_secs),
         }
     }
+}
+
+/// Why `origin` cannot be a checkpoint's origin line, if it cannot. Empty
+/// means derived. Printable ASCII without spaces keeps a signed note's first
+/// line from ever reading like a DSSE pre-authentication encoding
+/// (`DSSEv1 ...`), so the log key's signatures cannot pass for an envelope's.
+pub fn log_origin_problem(origin: &str) -> Option<&'static str> {
+    if origin.is_empty() {
+        return None;
+    }
+    if origin.len() > 255 {
+        return Some("at most 255 characters");
+    }
+    // `+` would break the signed note's key name (the origin).
+    if !origin.bytes().all(|b| b.is_ascii_graphic() && b != b'+') {
+        return Some("printable ASCII without spaces or `+`, e.g. isac.example/log");
+    }
+    None
 }
 
 /// An address, or `off` for none.
@@ -607,6 +665,22 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("server_names") && e.contains("wildcard"), "{e}");
+    }
+
+    #[test]
+    fn log_origin_defaults_to_the_first_server_name_and_is_validated() {
+        let mut c = HubConfig::default();
+        assert_eq!(c.log_origin(), "localhost/log");
+        c.server_names = vec!["*.isac.example".into(), "hub.isac.example".into()];
+        assert_eq!(c.log_origin(), "isac.example/log");
+        c.log_origin = "isac.example/threat-log".into();
+        assert_eq!(c.log_origin(), "isac.example/threat-log");
+        for bad in ["a b", "a+b", "x\u{7f}", "\u{e9}t\u{e9}"] {
+            c.log_origin = bad.into();
+            assert!(c.validate().is_err(), "{bad:?}");
+        }
+        c.log_origin = "x".repeat(256);
+        assert!(c.validate().is_err());
     }
 
     /// The documented example lists every setting with its default value.

@@ -2,7 +2,7 @@
 //! the hub's server certificate, its own Ed25519 signing key and the SQLite
 //! database. Private key files are written with mode 0600.
 //!
-//! Layout: `ca.crt ca.key server.crt server.key hub-signing.key hub-anon.key hub-attest.key hub.db [hub.toml] [hub.run]`.
+//! Layout: `ca.crt ca.key server.crt server.key hub-signing.key hub-anon.key hub-attest.key hub-log.key hub.db [hub.toml] [hub.run]`.
 //! `hub.run` exists while a `hub serve` runs: the addresses it bound.
 
 use std::fs;
@@ -76,6 +76,9 @@ pub struct HubMaterial {
     /// Signs what members submit over TAXII, for them; listed in the key
     /// directory under `isac-hub` (`HUB_ATTESTATION_ORG`).
     pub attest_key: isac_core::SigningKey,
+    /// Signs the transparency log's checkpoints (C2SP signed notes); listed
+    /// in the key directory under `isac-log` (`LOG_ORG`).
+    pub log_key: isac_core::SigningKey,
     pub ca_fingerprint: String,
 }
 
@@ -155,6 +158,7 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
     );
     let anon_key = signing_key(&dir.join("hub-anon.key"))?;
     let attest_key = signing_key(&dir.join("hub-attest.key"))?;
+    let log_key = signing_key(&dir.join("hub-log.key"))?;
 
     let ca_fingerprint = pki::cert_fingerprint(&ca_cert);
     Ok((
@@ -167,6 +171,7 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(HubMaterial, bool), 
             anon_key,
             cursors,
             attest_key,
+            log_key,
             ca_fingerprint,
         },
         created,
@@ -179,7 +184,7 @@ pub fn open_store(dir: &Path) -> Result<Store, DataDirError> {
 
 /// Files besides the database that a restored hub needs: its CA, server
 /// identity, signing keys and config.
-const KEY_FILES: [&str; 10] = [
+const KEY_FILES: [&str; 11] = [
     "ca.crt",
     "ca.key",
     "server.crt",
@@ -187,6 +192,7 @@ const KEY_FILES: [&str; 10] = [
     "hub-signing.key",
     "hub-anon.key",
     "hub-attest.key",
+    "hub-log.key",
     "hub.json",
     "hub.toml",
     "hub.db",

@@ -21,6 +21,8 @@ pub struct DirectorySigner {
     anon_public_der: Vec<u8>,
     /// The hub's attestation key (TAXII writes), listed as org `isac-hub`.
     attest_public_der: Vec<u8>,
+    /// The hub's log key (checkpoints), listed as org `isac-log`.
+    log_public_der: Vec<u8>,
     ttl_secs: i64,
     clock: Clock,
     cached: tokio::sync::Mutex<Option<Cached>>,
@@ -39,6 +41,7 @@ impl DirectorySigner {
         key: SigningKey,
         anon_key: &SigningKey,
         attest_key: &SigningKey,
+        log_key: &SigningKey,
         ttl_secs: u64,
         clock: Clock,
     ) -> Self {
@@ -52,6 +55,7 @@ impl DirectorySigner {
             key,
             anon_public_der: public_der(anon_key),
             attest_public_der: public_der(attest_key),
+            log_public_der: public_der(log_key),
             ttl_secs: ttl_secs.max(60) as i64,
             clock,
             cached: tokio::sync::Mutex::new(None),
@@ -121,6 +125,20 @@ impl DirectorySigner {
                 org_id: isac_core::statement::HUB_ATTESTATION_ORG.to_owned(),
                 org_name: "hub attestation (TAXII submissions)".to_owned(),
                 public_key: encode_public_key(attest.spki_der()),
+                valid_from: format_rfc3339(0),
+                retired_at: None,
+                revoked_at: None,
+            });
+        }
+        if let Ok(log) = isac_core::VerifyingKey::from_spki_der(&self.log_public_der) {
+            // An ordinary entry, so agents that predate the log still accept
+            // the directory; the org is reserved and the key signs no
+            // statement, only checkpoints.
+            entries.push(DirectoryKey {
+                key_id: log.key_id(),
+                org_id: isac_core::names::LOG_ORG.to_owned(),
+                org_name: "hub transparency log (checkpoints)".to_owned(),
+                public_key: encode_public_key(log.spki_der()),
                 valid_from: format_rfc3339(0),
                 retired_at: None,
                 revoked_at: None,

@@ -128,6 +128,7 @@ pub async fn serve_with(
         material.hub_signing_key.clone(),
         &material.anon_key,
         &material.attest_key,
+        &material.log_key,
         config.directory_ttl_secs,
         clock.clone(),
     );
@@ -160,6 +161,8 @@ pub async fn serve_with(
         tracing::error!(error = %e, "cannot sign the key directory");
     }
     let watcher = tokio::spawn(watch_epoch(state.clone(), epoch_tx));
+    // Off the publish path: acknowledgements never wait for a checkpoint.
+    let checkpointer = tokio::spawn(app::log::run_checkpointer(state.clone()));
     let metrics_task =
         metrics_listener.map(|l| tokio::spawn(metrics::http::serve(l, state.clone())));
     let taxii = match (taxii_listener, taxii_acceptor) {
@@ -213,6 +216,11 @@ pub async fn serve_with(
     })
     .max_decoding_message_size(64 * 1024);
 
+    let log = pb::log_server::LogServer::new(grpc::log::LogService {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(16 * 1024);
+
     let (health, health_service) = ops::health().await;
     let reflection = tonic::service::interceptor::InterceptedService::new(
         ops::reflection().map_err(|e| std::io::Error::other(format!("reflection: {e}")))?,
@@ -239,6 +247,7 @@ pub async fn serve_with(
         .add_service(membership)
         .add_service(lookup)
         .add_service(admin)
+        .add_service(log)
         .add_service(health_service)
         .add_service(reflection)
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
@@ -257,6 +266,8 @@ pub async fn serve_with(
         // It stops on the same shutdown signal; wait for in-flight answers.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), t).await;
     }
+    // The last checkpoint covers everything acknowledged before the stop.
+    let _ = tokio::time::timeout(app::log::STOP_GRACE, checkpointer).await;
     // Blocking join on the writer: off the async threads.
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     tracing::info!("hub stopped");

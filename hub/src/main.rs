@@ -93,6 +93,9 @@ enum Command {
     /// Write every stored statement (the exact signed envelopes and what the
     /// hub knows about them) as JSON Lines to FILE (new, mode 0600), for migration.
     Export { file: PathBuf },
+    /// The hub's transparency log (on the hub's host: reads the data dir).
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Show the audit trail of admin actions and key events, newest first.
     Audit {
         #[arg(long, default_value_t = 100)]
@@ -192,6 +195,15 @@ enum GroupCommand {
 }
 
 #[derive(Subcommand)]
+enum LogCommand {
+    /// Print the latest signed checkpoint (a C2SP signed note).
+    Checkpoint,
+    /// Print the log's verifier key in the C2SP signed-note vkey format
+    /// (name+hash+base64), for agents, witnesses and auditors to pin.
+    Key,
+}
+
+#[derive(Subcommand)]
 enum KeyCommand {
     /// One key a line: key id, org, state (active, retired or revoked), valid from.
     List,
@@ -283,6 +295,13 @@ fn main() -> ExitCode {
             Command::Prune { .. } | Command::Export { .. } => {
                 eprintln!("error: prune and export work on the hub's host (run them there, without --remote)");
                 return ExitCode::from(EX_USAGE);
+            }
+            Command::Log(command) => {
+                if cli.remote.is_some() {
+                    eprintln!("error: `hub log` reads the hub's data dir (run it on the hub's host, without --remote; members use the Log service)");
+                    return ExitCode::from(EX_USAGE);
+                }
+                return log(&config, command).await;
             }
             Command::ApiKey(command) => {
                 if cli.remote.is_some() {
@@ -548,6 +567,54 @@ async fn prune(config: &HubConfig, older: std::time::Duration, dry_run: bool) ->
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn log(config: &HubConfig, command: &LogCommand) -> ExitCode {
+    let (material, _) = match hub::prepare(config) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let origin = config.log_origin();
+    match command {
+        LogCommand::Key => match hub::app::log::vkey(&material.log_key, &origin) {
+            Ok(vkey) => {
+                println!("{vkey}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        LogCommand::Checkpoint => {
+            let store = match hub::datadir::open_store(&config.data_dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let latest = store.latest_checkpoint().await;
+            let _ = tokio::task::spawn_blocking(move || store.close()).await;
+            match latest {
+                Ok(Some(c)) => {
+                    print!("{}", c.note);
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    eprintln!("error: the log has no checkpoint yet (a serving hub signs one within checkpoint_interval_ms of the first statement)");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }
@@ -848,7 +915,8 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
         | Command::Backup { .. }
         | Command::Restore { .. }
         | Command::Prune { .. }
-        | Command::Export { .. } => {
+        | Command::Export { .. }
+        | Command::Log(_) => {
             unreachable!("handled before")
         }
         Command::Member(MemberCommand::Add {

@@ -13,7 +13,7 @@ use crate::tls::PeerInfo;
 
 /// The services the hub reports on, by their gRPC names. The empty name is
 /// the whole server.
-pub const SERVICES: [&str; 8] = [
+pub const SERVICES: [&str; 9] = [
     "",
     pb::enrollment_server::SERVICE_NAME,
     pb::publisher_server::SERVICE_NAME,
@@ -22,6 +22,7 @@ pub const SERVICES: [&str; 8] = [
     pb::membership_server::SERVICE_NAME,
     pb::lookup_server::SERVICE_NAME,
     pb::admin_server::SERVICE_NAME,
+    pb::log_server::SERVICE_NAME,
 ];
 
 /// The health service, with every hub service SERVING, and the handle that

@@ -212,6 +212,7 @@ mod tests {
             facts: StoredFacts::default(),
             digest: String::new(),
             added_us: 0,
+            leaf_index: None,
         }
     }
 

@@ -17,3 +17,17 @@ pub mod tiles;
 pub mod witness;
 
 pub use merkle::{Hash, HASH_SIZE};
+
+/// The bytes a log leaf is: the envelope in its DSSE JSON form
+/// (`Envelope::to_json`, deterministic), exactly as a member receives it.
+/// For an anonymous statement that is the hub-signed copy everyone but the
+/// source is delivered. Hub and agent both compute it here, so they cannot
+/// disagree about what a leaf holds.
+pub fn envelope_leaf(envelope: &crate::Envelope) -> Vec<u8> {
+    envelope.to_json().into_bytes()
+}
+
+/// `merkle::leaf_hash` of [`envelope_leaf`].
+pub fn envelope_leaf_hash(envelope: &crate::Envelope) -> Hash {
+    merkle::leaf_hash(&envelope_leaf(envelope))
+}

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use isac_core::enrollment::EnrollmentToken;
 use isac_core::membership::{MemberStatus, Role, StatusChange};
-use isac_core::names::{is_slug, ANONYMOUS_ORG, HUB_ATTESTATION_ORG};
+use isac_core::names::{is_slug, ANONYMOUS_ORG, HUB_ATTESTATION_ORG, LOG_ORG};
 use openssl::rand::rand_bytes;
 
 use crate::app::Clock;
@@ -169,6 +169,9 @@ impl Admin<'_> {
             return Err(invalid(
                 "`isac-hub` is reserved for what the hub signs for members (TAXII submissions)",
             ));
+        }
+        if org_id == LOG_ORG {
+            return Err(invalid("`isac-log` is reserved for the hub's log key"));
         }
         let name = name
             .filter(|n| !n.is_empty())

@@ -7,6 +7,7 @@
 //! - `clock`: [`Clock`], the injectable "now".
 //! - `caller`: [`Caller`], and the one resolver for client certificates
 //!   and TAXII API keys. `api_key`: API key minting and checking.
+//! - `log`: the transparency log's checkpointer and proof questions.
 //! - `publish`: the publish decision (`Envelope` and audience openings in,
 //!   [`publish::Published`] out).
 
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod api_key;
 pub mod caller;
 pub mod clock;
+pub mod log;
 pub mod publish;
 pub mod state;
 

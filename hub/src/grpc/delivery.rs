@@ -20,5 +20,6 @@ pub fn delivery(row: &StoredStatement, caller: &Caller, directory_version: u64) 
         directory_version,
         audience_openings: openings.iter().map(pb::AudienceOpening::from).collect(),
         cursor: Vec::new(),
+        log_index: row.leaf_index,
     }
 }

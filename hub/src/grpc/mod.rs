@@ -8,6 +8,7 @@ pub mod auth;
 pub mod delivery;
 pub mod enroll;
 pub mod keys;
+pub mod log;
 pub mod lookup;
 pub mod membership;
 pub mod publish;

@@ -18,13 +18,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use isac_core::membership::StatusChange;
+use isac_core::tlog::merkle::{self, HashReader, NodeId, TreeBuilder};
+use isac_core::tlog::Hash;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 pub use sqlite::{
     backup_database, count_statements, AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow,
-    AuditRow, EnrollRecord, KeyRow, MemberRow, NewStatement, PersonRow, PruneReport, StatusCounts,
-    StoredFacts, StoredStatement, TaxiiWrite, TokenRecord,
+    AuditRow, CheckpointRow, EnrollRecord, KeyRow, MemberRow, NewStatement, PersonRow, PruneReport,
+    StatusCounts, StoredFacts, StoredStatement, TaxiiWrite, TokenRecord,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -60,6 +62,23 @@ impl From<rusqlite::Error> for StoreError {
             Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::Io(e.to_string()),
             _ => StoreError::Sqlite(e.to_string()),
         }
+    }
+}
+
+/// A tree grown past its last checkpoint, not yet stored.
+#[derive(Debug, Clone)]
+pub struct LogExtension {
+    pub from_size: u64,
+    pub size: u64,
+    pub root: Hash,
+    /// The interior nodes it completed (leaves are stored already).
+    pub nodes: Vec<(NodeId, Hash)>,
+}
+
+fn prove_error(e: merkle::ProveError<StoreError>) -> StoreError {
+    match e {
+        merkle::ProveError::Read(e) => e,
+        other => StoreError::Refused(other.to_string()),
     }
 }
 
@@ -239,6 +258,94 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Sqlite(format!("reader task failed: {e}")))?
+    }
+
+    // === the transparency log ===
+
+    /// Leaves appended so far (every stored statement has one).
+    pub async fn log_leaf_count(&self) -> Result<u64, StoreError> {
+        self.read(sqlite::log_leaf_count).await
+    }
+
+    /// The leaf index of statement `seq`.
+    pub async fn leaf_index_of(&self, seq: u64) -> Result<Option<u64>, StoreError> {
+        self.read(move |c| sqlite::leaf_index_of(c, seq)).await
+    }
+
+    pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>, StoreError> {
+        self.read(sqlite::latest_checkpoint).await
+    }
+
+    /// The tree grown from `from_size` (a checkpointed size) to `to_size`
+    /// leaves: the nodes to keep and the new root. Read-only: the leaves
+    /// below `to_size` are committed and never change.
+    pub async fn extend_log(
+        &self,
+        from_size: u64,
+        to_size: u64,
+    ) -> Result<LogExtension, StoreError> {
+        self.read(move |c| {
+            let reader = sqlite::SqliteHashReader(c);
+            let mut builder = TreeBuilder::resume(&reader, from_size).map_err(prove_error)?;
+            let mut nodes = Vec::new();
+            for leaf in sqlite::leaf_hashes(c, from_size, to_size)? {
+                let completed = builder
+                    .append(leaf)
+                    .map_err(|e| StoreError::Sqlite(format!("log: {e}")))?;
+                nodes.extend(completed.into_iter().filter(|(n, _)| n.level > 0));
+            }
+            Ok(LogExtension {
+                from_size,
+                size: builder.size(),
+                root: builder.root(),
+                nodes,
+            })
+        })
+        .await
+    }
+
+    /// Stores an extension with its signed checkpoint (a no-op conflict if
+    /// another checkpoint got there first).
+    pub async fn integrate_checkpoint(
+        &self,
+        extension: LogExtension,
+        note: String,
+        created_at: i64,
+    ) -> Result<CheckpointRow, StoreError> {
+        let row = CheckpointRow {
+            size: extension.size,
+            root: extension.root,
+            note,
+            created_at,
+        };
+        self.write(move |c| {
+            sqlite::integrate_checkpoint(c, extension.from_size, &extension.nodes, &row)?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// RFC 9162 inclusion proof of leaf `index` in the tree of `size`
+    /// leaves; `size` must not exceed the latest checkpoint.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.read(move |c| {
+            merkle::prove_inclusion(&sqlite::SqliteHashReader(c), index, size).map_err(prove_error)
+        })
+        .await
+    }
+
+    /// RFC 9162 consistency proof between two checkpointed sizes.
+    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
+        self.read(move |c| {
+            merkle::prove_consistency(&sqlite::SqliteHashReader(c), old, new).map_err(prove_error)
+        })
+        .await
+    }
+
+    /// Node hashes of a checkpointed tree (tiles are read through this).
+    pub async fn log_hashes(&self, nodes: Vec<NodeId>) -> Result<Vec<Hash>, StoreError> {
+        self.read(move |c| sqlite::SqliteHashReader(c).read_hashes(&nodes))
+            .await
     }
 
     // === members and enrollment ===
@@ -635,7 +742,7 @@ fn append_and_remember(
 ) -> Result<(u64, bool), StoreError> {
     let appended = sqlite::append_statement(c, s)?;
     if !appended.duplicate {
-        recent.record(appended.seq, appended.added_us, s);
+        recent.record(appended.seq, appended.added_us, appended.leaf_index, s);
     }
     Ok((appended.seq, appended.duplicate))
 }
@@ -707,4 +814,153 @@ fn job_refused(job: Job, conn: &Connection) -> (bool, Completion) {
     let out = job(conn);
     let _ = conn.execute_batch("ROLLBACK TO refused; RELEASE refused");
     out
+}
+
+#[cfg(test)]
+pub(crate) mod log_tests {
+    use super::*;
+    use isac_core::tlog::merkle::{leaf_hash, node_hash, verify_consistency, verify_inclusion};
+
+    pub(crate) fn statement(n: u64, anonymous: bool) -> NewStatement {
+        NewStatement {
+            id: format!("id-{n}"),
+            revision: 1,
+            source_org: "a".into(),
+            tlp: "green".into(),
+            audience_json: "[]".into(),
+            kind: "package".into(),
+            created_at: 0,
+            received_at: 0,
+            payload_type: "t".into(),
+            payload: format!("payload {n}").into_bytes(),
+            key_id: "k".into(),
+            signature: vec![n as u8],
+            digest: format!("d{n}"),
+            openings_json: "[]".into(),
+            group_snapshot_json: "{}".into(),
+            target_id: None,
+            value: String::new(),
+            title: String::new(),
+            sighting_count: None,
+            anonymous: anonymous.then(|| AnonymousVersion {
+                payload: format!("anonymous {n}").into_bytes(),
+                key_id: "anon".into(),
+                signature: vec![0xaa],
+            }),
+            facts: StoredFacts::default(),
+            stix_ids: Vec::new(),
+            references: Vec::new(),
+        }
+    }
+
+    /// The envelope a member receives for `s`.
+    fn delivered(s: &NewStatement) -> isac_core::Envelope {
+        let (payload, keyid, sig) = match &s.anonymous {
+            Some(a) => (a.payload.clone(), a.key_id.clone(), a.signature.clone()),
+            None => (s.payload.clone(), s.key_id.clone(), s.signature.clone()),
+        };
+        isac_core::Envelope {
+            payload_type: s.payload_type.clone(),
+            payload,
+            signatures: vec![isac_core::envelope::Signature { keyid, sig }],
+        }
+    }
+
+    /// MTH by the RFC's recursion, over leaf hashes.
+    fn mth(leaves: &[Hash]) -> Hash {
+        match leaves.len() {
+            0 => merkle::empty_root(),
+            1 => leaves[0],
+            n => {
+                let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros());
+                node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
+            }
+        }
+    }
+
+    async fn checkpoint(store: &Store, size: u64) -> CheckpointRow {
+        let from = store
+            .latest_checkpoint()
+            .await
+            .unwrap()
+            .map_or(0, |c| c.size);
+        let ext = store.extend_log(from, size).await.unwrap();
+        store
+            .integrate_checkpoint(ext, format!("note {size}"), 0)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_stored_statement_appends_one_dense_leaf_and_proofs_read_the_stored_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hub.db")).unwrap();
+        let items: Vec<NewStatement> = (0..13).map(|n| statement(n, n % 5 == 2)).collect();
+        let results = store.append_statements(items.clone()).await;
+        let seqs: Vec<u64> = results.into_iter().map(|r| r.unwrap().0).collect();
+        // A redelivery stores nothing and appends no leaf.
+        let again = store.append_statements(vec![items[3].clone()]).await;
+        assert!(again[0].as_ref().unwrap().1, "duplicate");
+        assert_eq!(store.log_leaf_count().await.unwrap(), 13);
+        for (i, seq) in seqs.iter().enumerate() {
+            assert_eq!(store.leaf_index_of(*seq).await.unwrap(), Some(i as u64));
+        }
+        let leaves: Vec<Hash> = items
+            .iter()
+            .map(|s| leaf_hash(&isac_core::tlog::envelope_leaf(&delivered(s))))
+            .collect();
+        let read = store
+            .log_hashes((0..13).map(NodeId::leaf).collect())
+            .await
+            .unwrap();
+        assert_eq!(
+            read, leaves,
+            "leaf = the delivered envelope (anonymous copy)"
+        );
+
+        let first = checkpoint(&store, 6).await;
+        assert_eq!(first.root, mth(&leaves[..6]));
+        let second = checkpoint(&store, 13).await;
+        assert_eq!(second.root, mth(&leaves));
+        assert_eq!(
+            store.latest_checkpoint().await.unwrap(),
+            Some(second.clone())
+        );
+        for size in [1u64, 6, 7, 13] {
+            for index in 0..size {
+                let proof = store.inclusion_proof(index, size).await.unwrap();
+                let root = mth(&leaves[..size as usize]);
+                verify_inclusion(index, size, &leaves[index as usize], &proof, &root)
+                    .unwrap_or_else(|e| panic!("{index} in {size}: {e}"));
+            }
+        }
+        let proof = store.consistency_proof(6, 13).await.unwrap();
+        verify_consistency(6, 13, &first.root, &second.root, &proof).unwrap();
+        // A stale checkpointer loses rather than forking the stored tree.
+        let stale = store.extend_log(6, 13).await.unwrap();
+        assert!(matches!(
+            store.integrate_checkpoint(stale, "late".into(), 0).await,
+            Err(StoreError::Conflict(_))
+        ));
+        // Out-of-range questions are refused, not answered.
+        assert!(matches!(
+            store.inclusion_proof(13, 13).await,
+            Err(StoreError::Refused(_))
+        ));
+        store.close();
+
+        // Reopened, the tree resumes where it was.
+        let store = Store::open(&dir.path().join("hub.db")).unwrap();
+        let more = vec![statement(100, false)];
+        let mut all = leaves.clone();
+        all.push(leaf_hash(&isac_core::tlog::envelope_leaf(&delivered(
+            &more[0],
+        ))));
+        store.append_statements(more).await[0].as_ref().unwrap();
+        let third = checkpoint(&store, 14).await;
+        assert_eq!(third.root, mth(&all));
+        let proof = store.consistency_proof(13, 14).await.unwrap();
+        verify_consistency(13, 14, &second.root, &third.root, &proof).unwrap();
+        store.close();
+    }
 }

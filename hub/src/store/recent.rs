@@ -35,7 +35,7 @@ fn size_of(s: &StoredStatement) -> usize {
 }
 
 impl Recent {
-    pub fn record(&self, seq: u64, added_us: i64, s: &NewStatement) {
+    pub fn record(&self, seq: u64, added_us: i64, leaf_index: Option<u64>, s: &NewStatement) {
         let row = Arc::new(StoredStatement {
             seq,
             id: s.id.clone(),
@@ -57,6 +57,7 @@ impl Recent {
             facts: s.facts.clone(),
             digest: s.digest.clone(),
             added_us,
+            leaf_index,
         });
         let mut w = self.items.lock().expect("recent lock");
         w.bytes += size_of(&row);
@@ -126,7 +127,7 @@ mod tests {
     fn serves_only_complete_ranges_at_or_below_the_head() {
         let r = Recent::default();
         for n in 1..=10 {
-            r.record(n, 0, &new_statement(n));
+            r.record(n, 0, None, &new_statement(n));
         }
         let got = r.after(3, 8, 100).unwrap();
         assert_eq!(
@@ -139,7 +140,7 @@ mod tests {
             "nothing past the head"
         );
         // A hole (sequence 12 missing) sends the reader to the store.
-        r.record(13, 0, &new_statement(13));
+        r.record(13, 0, None, &new_statement(13));
         assert!(r.after(10, 13, 10).is_none());
     }
 
@@ -147,7 +148,7 @@ mod tests {
     fn stays_bounded_and_forgets_the_oldest() {
         let r = Recent::default();
         for n in 1..=(RECENT_CAPACITY as u64 + 100) {
-            r.record(n, 0, &new_statement(n));
+            r.record(n, 0, None, &new_statement(n));
         }
         assert!(r.after(0, 50, 10).is_none(), "evicted: read the store");
         assert!(r
@@ -162,7 +163,7 @@ mod tests {
         for n in 1..=400 {
             let mut s = new_statement(n);
             s.payload = vec![0; 60 * 1024];
-            r.record(n, 0, &s);
+            r.record(n, 0, None, &s);
         }
         let w = r.items.lock().unwrap();
         assert!(w.bytes <= RECENT_MAX_BYTES);

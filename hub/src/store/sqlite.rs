@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 // === whole-database operations (backup, restore) ===
 
@@ -281,6 +281,261 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
         }
         conn.execute_batch("PRAGMA user_version = 8;")?;
     }
+    if version < 9 {
+        // The transparency log (issue 19). `log_leaves` is never pruned (the
+        // tree never shrinks), so it does not reference `statements`;
+        // `log_nodes` holds the perfect subtrees above the leaves, written
+        // when a checkpoint integrates them.
+        conn.execute_batch(
+            "CREATE TABLE log_leaves (
+                leaf_index INTEGER PRIMARY KEY,
+                seq        INTEGER NOT NULL UNIQUE,
+                hash       BLOB NOT NULL
+            );
+            CREATE TABLE log_nodes (
+                level INTEGER NOT NULL,
+                idx   INTEGER NOT NULL,
+                hash  BLOB NOT NULL,
+                PRIMARY KEY (level, idx)
+            ) WITHOUT ROWID;
+            CREATE TABLE log_checkpoints (
+                size       INTEGER PRIMARY KEY,
+                root       BLOB NOT NULL,
+                note       TEXT NOT NULL,
+                created_at INTEGER NOT NULL
+            );",
+        )?;
+        // Existing statements become the first leaves, in hub order.
+        let rows: Vec<(i64, LeafSource)> = conn
+            .prepare(
+                "SELECT seq, payload_type, payload, key_id, signature, anon_payload, anon_key_id, anon_signature
+                 FROM statements ORDER BY seq",
+            )?
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    LeafSource {
+                        payload_type: r.get(1)?,
+                        payload: r.get(2)?,
+                        key_id: r.get(3)?,
+                        signature: r.get(4)?,
+                        anonymous: match r.get::<_, Option<Vec<u8>>>(5)? {
+                            Some(payload) => Some(AnonymousVersion {
+                                payload,
+                                key_id: r.get(6)?,
+                                signature: r.get(7)?,
+                            }),
+                            None => None,
+                        },
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (seq, source) in rows {
+            append_leaf(conn, seq as u64, &source.leaf_hash())?;
+        }
+        conn.execute_batch("PRAGMA user_version = 9;")?;
+    }
+    Ok(())
+}
+
+// === the transparency log ===
+
+/// What a statement's log leaf is made of: the envelope members receive.
+struct LeafSource {
+    payload_type: String,
+    payload: Vec<u8>,
+    key_id: String,
+    signature: Vec<u8>,
+    anonymous: Option<AnonymousVersion>,
+}
+
+impl LeafSource {
+    fn leaf_hash(&self) -> isac_core::tlog::Hash {
+        let (payload, keyid, sig) = match &self.anonymous {
+            Some(a) => (&a.payload, &a.key_id, &a.signature),
+            None => (&self.payload, &self.key_id, &self.signature),
+        };
+        isac_core::tlog::envelope_leaf_hash(&isac_core::Envelope {
+            payload_type: self.payload_type.clone(),
+            payload: payload.clone(),
+            signatures: vec![isac_core::envelope::Signature {
+                keyid: keyid.clone(),
+                sig: sig.clone(),
+            }],
+        })
+    }
+}
+
+/// Appends the leaf of statement `seq` at the next index; returns the index.
+fn append_leaf(
+    conn: &Connection,
+    seq: u64,
+    hash: &isac_core::tlog::Hash,
+) -> Result<u64, StoreError> {
+    let index: i64 = conn
+        .prepare_cached(
+            "INSERT INTO log_leaves (leaf_index, seq, hash)
+             VALUES ((SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves), ?1, ?2)
+             RETURNING leaf_index",
+        )?
+        .query_row(params![seq as i64, &hash[..]], |r| r.get(0))?;
+    Ok(index as u64)
+}
+
+/// Leaves appended so far (integrated into a checkpoint or not).
+pub(super) fn log_leaf_count(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves")?
+        .query_row([], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// The leaf index of statement `seq`, if it has one.
+pub(super) fn leaf_index_of(conn: &Connection, seq: u64) -> Result<Option<u64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT leaf_index FROM log_leaves WHERE seq = ?1")?
+        .query_row([seq as i64], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|i| i as u64))
+}
+
+/// Leaf hashes `[start, end)`, in order.
+pub(super) fn leaf_hashes(
+    conn: &Connection,
+    start: u64,
+    end: u64,
+) -> Result<Vec<isac_core::tlog::Hash>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash FROM log_leaves WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY leaf_index",
+    )?;
+    let hashes = stmt
+        .query_map(params![start as i64, end as i64], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?
+        .map(|h| h.map_err(StoreError::from).and_then(|h| hash_from(&h)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if hashes.len() as u64 != end.saturating_sub(start) {
+        return Err(StoreError::Sqlite(format!(
+            "log leaves {start}..{end} are not all stored"
+        )));
+    }
+    Ok(hashes)
+}
+
+fn hash_from(bytes: &[u8]) -> Result<isac_core::tlog::Hash, StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Sqlite("a stored log hash is not 32 bytes".into()))
+}
+
+/// Node hashes from `log_leaves` (level 0) and `log_nodes`: the
+/// `HashReader` proofs and tree heads are computed over.
+pub(super) struct SqliteHashReader<'c>(pub &'c Connection);
+
+impl isac_core::tlog::merkle::HashReader for SqliteHashReader<'_> {
+    type Error = StoreError;
+
+    fn read_hashes(
+        &self,
+        nodes: &[isac_core::tlog::merkle::NodeId],
+    ) -> Result<Vec<isac_core::tlog::Hash>, StoreError> {
+        let mut leaf = self
+            .0
+            .prepare_cached("SELECT hash FROM log_leaves WHERE leaf_index = ?1")?;
+        let mut node = self
+            .0
+            .prepare_cached("SELECT hash FROM log_nodes WHERE level = ?1 AND idx = ?2")?;
+        nodes
+            .iter()
+            .map(|n| {
+                let found: Option<Vec<u8>> = if n.level == 0 {
+                    leaf.query_row([n.index as i64], |r| r.get(0)).optional()?
+                } else {
+                    node.query_row(params![n.level, n.index as i64], |r| r.get(0))
+                        .optional()?
+                };
+                let bytes = found.ok_or_else(|| {
+                    StoreError::Sqlite(format!(
+                        "log node level {} index {} is not stored",
+                        n.level, n.index
+                    ))
+                })?;
+                hash_from(&bytes)
+            })
+            .collect()
+    }
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub size: u64,
+    pub root: isac_core::tlog::Hash,
+    /// The signed note, as served.
+    pub note: String,
+    pub created_at: i64,
+}
+
+pub(super) fn latest_checkpoint(conn: &Connection) -> Result<Option<CheckpointRow>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT size, root, note, created_at FROM log_checkpoints ORDER BY size DESC LIMIT 1",
+        )?
+        .query_row([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(size, root, note, created_at)| {
+        Ok(CheckpointRow {
+            size: size as u64,
+            root: hash_from(&root)?,
+            note,
+            created_at,
+        })
+    })
+    .transpose()
+}
+
+/// Stores the nodes a checkpoint integrated and the checkpoint itself, if
+/// the latest checkpoint is still at `from_size` (one checkpointer wins).
+pub(super) fn integrate_checkpoint(
+    conn: &Connection,
+    from_size: u64,
+    nodes: &[(isac_core::tlog::merkle::NodeId, isac_core::tlog::Hash)],
+    checkpoint: &CheckpointRow,
+) -> Result<(), StoreError> {
+    let latest = latest_checkpoint(conn)?.map_or(0, |c| c.size);
+    if latest != from_size {
+        return Err(StoreError::Conflict(format!(
+            "the log moved from size {from_size} to {latest} meanwhile"
+        )));
+    }
+    if checkpoint.size > log_leaf_count(conn)? || checkpoint.size <= from_size {
+        return Err(StoreError::Refused(format!(
+            "checkpoint size {} does not follow {from_size} within the stored leaves",
+            checkpoint.size
+        )));
+    }
+    let mut insert = conn
+        .prepare_cached("INSERT OR IGNORE INTO log_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+    for (node, hash) in nodes.iter().filter(|(n, _)| n.level > 0) {
+        insert.execute(params![node.level, node.index as i64, &hash[..]])?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO log_checkpoints (size, root, note, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        checkpoint.size as i64,
+        &checkpoint.root[..],
+        checkpoint.note,
+        checkpoint.created_at
+    ])?;
     Ok(())
 }
 
@@ -1297,6 +1552,8 @@ pub struct StoredStatement {
     pub digest: String,
     /// TAXII `date_added`, microseconds since the epoch; increases with `seq`.
     pub added_us: i64,
+    /// Its position in the transparency log.
+    pub leaf_index: Option<u64>,
 }
 
 pub(super) fn append_statement(
@@ -1338,6 +1595,7 @@ pub(super) fn append_statement(
                 seq: *seq as u64,
                 duplicate: true,
                 added_us: *added_us,
+                leaf_index: leaf_index_of(conn, *seq as u64)?,
             });
         }
         tracing::warn!(id = %s.id, revision = s.revision, source = %s.source_org,
@@ -1429,12 +1687,22 @@ pub(super) fn append_statement(
         added_us
     ])?;
     let seq = conn.last_insert_rowid() as u64;
+    // In this transaction: no statement is stored without its leaf.
+    let leaf = LeafSource {
+        payload_type: s.payload_type.clone(),
+        payload: s.payload.clone(),
+        key_id: s.key_id.clone(),
+        signature: s.signature.clone(),
+        anonymous: s.anonymous.clone(),
+    };
+    let leaf_index = append_leaf(conn, seq, &leaf.leaf_hash())?;
     index_stix_ids(conn, &s.stix_ids, &s.id)?;
     index_refs(conn, &s.references, &s.source_org)?;
     Ok(Appended {
         seq,
         duplicate: false,
         added_us,
+        leaf_index: Some(leaf_index),
     })
 }
 
@@ -1474,13 +1742,15 @@ pub struct Appended {
     pub seq: u64,
     pub duplicate: bool,
     pub added_us: i64,
+    pub leaf_index: Option<u64>,
 }
 
 const STATEMENT_SELECT: &str =
     "SELECT seq, id, revision, source_org, tlp, audience, received_at, payload_type,
     payload, key_id, signature, openings, group_snapshot, target_id, sighting_count,
     anon_payload, anon_key_id, anon_signature, kind, ecosystem, severity, confidence, tags,
-    valid_until, digest, added_us FROM statements";
+    valid_until, digest, added_us,
+    (SELECT leaf_index FROM log_leaves WHERE log_leaves.seq = statements.seq) FROM statements";
 
 fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement> {
     let anon_payload: Option<Vec<u8>> = r.get(15)?;
@@ -1519,6 +1789,7 @@ fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement
         },
         digest: r.get(24)?,
         added_us: r.get(25)?,
+        leaf_index: r.get::<_, Option<i64>>(26)?.map(|i| i as u64),
     })
 }
 
@@ -1895,5 +2166,57 @@ mod clock_tests {
         assert_eq!(commit_clock_us(4_000_000, || 5_000_000), 5_000_000);
         // A clock stepped back by seconds does not stall the writer.
         assert_eq!(commit_clock_us(9_000_000, || 5_000_000), 9_000_001);
+    }
+}
+
+#[cfg(test)]
+mod log_migration_tests {
+    use super::*;
+    use crate::store::log_tests::statement;
+
+    fn leaves(conn: &Connection) -> Vec<(i64, i64, Vec<u8>)> {
+        conn.prepare("SELECT leaf_index, seq, hash FROM log_leaves ORDER BY leaf_index")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn schema_9_backfills_one_leaf_per_existing_statement_in_hub_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("hub.db")).unwrap();
+        migrate(&conn).unwrap();
+        for n in 0..9 {
+            append_statement(&conn, &statement(n, n % 4 == 1)).unwrap();
+        }
+        let appended = leaves(&conn);
+        assert_eq!(appended.len(), 9);
+        assert!(appended.iter().enumerate().all(|(i, l)| l.0 == i as i64));
+        // The same database as a schema-8 hub left it (no log tables), with
+        // a gap in `seq` where a statement was pruned.
+        conn.execute_batch(
+            "DROP TABLE log_leaves; DROP TABLE log_nodes; DROP TABLE log_checkpoints;
+             DELETE FROM statements WHERE seq = 4;
+             PRAGMA user_version = 8;",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let backfilled = leaves(&conn);
+        let expected: Vec<(i64, i64, Vec<u8>)> = appended
+            .into_iter()
+            .filter(|l| l.1 != 4)
+            .enumerate()
+            .map(|(i, (_, seq, hash))| (i as i64, seq, hash))
+            .collect();
+        assert_eq!(
+            backfilled, expected,
+            "dense indices, seq order, same leaf hashes"
+        );
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }

@@ -16,6 +16,7 @@
 
 pub use crate::app::api_key as keys;
 mod listing;
+mod log;
 pub mod query;
 mod write;
 
@@ -318,6 +319,14 @@ async fn route(t: &Taxii, peer: &PeerInfo, req: Request<Incoming>, id: &RequestI
     let Some(who) = authenticate(t, peer, &req).await? else {
         return Err(unauthorized());
     };
+    // The log's tiles are for tlog tooling, which does not speak TAXII.
+    if let Some(rest) = req.uri().path().strip_prefix("/log/") {
+        if req.method() != Method::GET {
+            return Err(method_not_allowed());
+        }
+        let rest = rest.to_owned();
+        return log::resource(t, &rest).await;
+    }
     let accept = req.headers().get(ACCEPT).and_then(|h| h.to_str().ok());
     if !accepts_taxii(accept) {
         return Err(error(

@@ -22,4 +22,5 @@ mod retention;
 mod slow;
 mod taxii;
 mod taxii_interop;
+mod tlog;
 mod tlp;

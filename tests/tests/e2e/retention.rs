@@ -163,6 +163,11 @@ async fn prune_removes_long_expired_items_with_their_sightings_and_retractions()
         "a sighting or retraction points at a pruned statement"
     );
     assert_eq!(hub.query_i64("SELECT max(seq) FROM statements"), head);
+    assert_eq!(
+        hub.query_i64("SELECT count(*) FROM log_leaves"),
+        before,
+        "the log's tree never shrinks"
+    );
     assert!(
         hub.query_i64("SELECT count(*) FROM audit WHERE action = 'prune'") == 1,
         "prune is audited"
