@@ -43,6 +43,8 @@ pub enum VerifyError {
     BadSignature(String),
     #[error("malformed statement: {0}")]
     Malformed(#[from] InvalidStatement),
+    #[error("key {0} is the hub's log key: it signs checkpoints, never statements")]
+    LogKey(String),
     #[error("statement claims source `{claimed}` but key {key_id} belongs to `{owner}`")]
     SourceMismatch {
         claimed: String,
@@ -92,6 +94,11 @@ pub fn verify_envelope(
     // the digest of the very key we verify with.
     if record.key.key_id() != signature.keyid {
         return Err(VerifyError::UnknownKey(key_id));
+    }
+    // The directory lists the log key so members can check checkpoints; a
+    // leaked or misused log key must not be able to publish.
+    if record.org_id == crate::names::LOG_ORG {
+        return Err(VerifyError::LogKey(key_id));
     }
     if !record.key.verify_raw(
         &pae(&envelope.payload_type, &envelope.payload),
@@ -259,6 +266,18 @@ mod tests {
         assert!(matches!(
             verify_envelope(&env, lookup(&a)),
             Err(VerifyError::SourceMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn the_log_key_never_authors_a_statement() {
+        // Listed in the directory under `isac-log` so checkpoints verify; a
+        // statement it signs is refused even though its signature is good.
+        let log = fixture(crate::names::LOG_ORG);
+        let env = signed(&log, &sample(crate::names::LOG_ORG));
+        assert!(matches!(
+            verify_envelope(&env, lookup(&log)),
+            Err(VerifyError::LogKey(_))
         ));
     }
 

@@ -63,6 +63,7 @@ pub fn refusal(e: VerifyError) -> ApiError {
     let message = e.to_string();
     match e {
         VerifyError::SourceMismatch { .. }
+        | VerifyError::LogKey(_)
         | VerifyError::KeyRevoked { .. }
         | VerifyError::KeyRetired { .. } => ApiError::PermissionDenied(message),
         VerifyError::UnknownKey(_) => ApiError::FailedPrecondition(format!(

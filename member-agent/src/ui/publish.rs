@@ -269,10 +269,12 @@ fn orgs(agent: &crate::Agent) -> Vec<(String, String)> {
         .map(|d| {
             d.keys
                 .iter()
-                // The hub's anonymisation and attestation keys are not audiences.
+                // The hub's anonymisation, attestation and log keys are not
+                // audiences.
                 .filter(|k| {
                     k.org_id != isac_core::stix::ANONYMOUS_ORG_ID
                         && k.org_id != isac_core::statement::HUB_ATTESTATION_ORG
+                        && k.org_id != isac_core::names::LOG_ORG
                 })
                 .map(|k| (k.org_id.clone(), k.org_name.clone()))
                 .collect()
