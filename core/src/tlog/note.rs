@@ -274,13 +274,10 @@ pub struct Ed25519Verifier {
 
 impl Ed25519Verifier {
     pub fn new(name: &str, key: &VerifyingKey) -> Result<Self, NoteError> {
-        if !is_valid_name(name) {
-            return Err(NoteError::BadName(name.to_owned()));
-        }
-        let raw = key.raw().map_err(|_| NoteError::BadKey("not Ed25519"))?;
+        let (raw, key_hash) = named_key(name, key, SIG_TYPE_ED25519)?;
         Ok(Self {
             name: name.to_owned(),
-            key_hash: key_hash(name, SIG_TYPE_ED25519, &raw),
+            key_hash,
             key: key.clone(),
             raw,
         })
@@ -353,8 +350,23 @@ impl Verifier for Ed25519Verifier {
     }
 }
 
-/// The key hash a signer of `sig_type` signs under, after checking the
-/// name and that the key is Ed25519 (note signers and witness cosigners).
+/// The raw public key and the key hash a key of `sig_type` is known by,
+/// after checking the name and that the key is Ed25519: one check for note
+/// signers and verifiers and for witness cosigners and their verifiers.
+pub(crate) fn named_key(
+    name: &str,
+    key: &VerifyingKey,
+    sig_type: u8,
+) -> Result<([u8; 32], u32), NoteError> {
+    if !is_valid_name(name) {
+        return Err(NoteError::BadName(name.to_owned()));
+    }
+    let raw = key.raw().map_err(|_| NoteError::BadKey("not Ed25519"))?;
+    Ok((raw, key_hash(name, sig_type, &raw)))
+}
+
+/// The key hash a signer of `sig_type` signs under ([`named_key`] of its
+/// public half).
 pub(crate) fn signer_key_hash(
     name: &str,
     key: &SigningKey,
@@ -362,12 +374,8 @@ pub(crate) fn signer_key_hash(
 ) -> Result<u32, NoteError> {
     let public = key
         .verifying_key()
-        .and_then(|v| v.raw())
         .map_err(|_| NoteError::BadKey("not Ed25519"))?;
-    if !is_valid_name(name) {
-        return Err(NoteError::BadName(name.to_owned()));
-    }
-    Ok(key_hash(name, sig_type, &public))
+    Ok(named_key(name, &public, sig_type)?.1)
 }
 
 /// An Ed25519 note signer (the log key).

@@ -11,9 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
 use super::checkpoint::{self, CheckpointError, SignedCheckpoint};
-use super::note::{
-    is_valid_name, key_hash, NoteError, NoteSignature, Signer, VerifiedNote, Verifier,
-};
+use super::note::{NoteError, NoteSignature, Signer, VerifiedNote, Verifier};
 use crate::keys::{SigningKey, VerifyingKey};
 
 /// Signature type byte of Ed25519 checkpoint cosignatures.
@@ -60,13 +58,10 @@ pub struct CosignatureVerifier {
 
 impl CosignatureVerifier {
     pub fn new(name: &str, key: &VerifyingKey) -> Result<Self, NoteError> {
-        if !is_valid_name(name) {
-            return Err(NoteError::BadName(name.to_owned()));
-        }
-        let raw = key.raw().map_err(|_| NoteError::BadKey("not Ed25519"))?;
+        let (raw, key_hash) = super::note::named_key(name, key, SIG_TYPE_COSIGNATURE_V1)?;
         Ok(Self {
             name: name.to_owned(),
-            key_hash: key_hash(name, SIG_TYPE_COSIGNATURE_V1, &raw),
+            key_hash,
             key: key.clone(),
             raw,
         })
