@@ -589,6 +589,89 @@ async fn proofs_per_s(agent: &Agent, secs: f64) -> f64 {
     served.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// What an agent spends per ingested item on the log, in µs: the leaf hash
+/// of a 1 KiB envelope and its RFC 9162 inclusion proof checked against
+/// the checkpoint's root (`isac_core::tlog::merkle`, as `member_agent::tlog`
+/// does), in a tree of `leaves` leaves. Proofs are made beforehand: only
+/// the verification is timed.
+fn agent_verify_us_per_item(leaves: u64) -> (f64, usize) {
+    use isac_core::tlog::merkle::{self, Hash, HashReader, NodeId, TreeBuilder};
+    struct Nodes(std::collections::HashMap<NodeId, Hash>);
+    impl HashReader for Nodes {
+        type Error = std::convert::Infallible;
+        fn read_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, Self::Error> {
+            Ok(ids.iter().map(|i| self.0[i]).collect())
+        }
+    }
+    let leaf = |i: u64| {
+        let mut l = vec![b'x'; 1024];
+        l[..8].copy_from_slice(&i.to_le_bytes());
+        l
+    };
+    let mut tree = TreeBuilder::new();
+    let mut nodes = Nodes(Default::default());
+    for i in 0..leaves {
+        for (id, h) in tree.append(merkle::leaf_hash(&leaf(i))).expect("append") {
+            nodes.0.insert(id, h);
+        }
+    }
+    let root = tree.root();
+    // At most 20k leaves spread over the whole tree (a prime stride).
+    let picks: Vec<u64> = (0..leaves.min(20_000))
+        .map(|k| (k * 7919) % leaves)
+        .collect();
+    let work: Vec<(u64, Vec<u8>, Vec<Hash>)> = picks
+        .iter()
+        .map(|&i| {
+            (
+                i,
+                leaf(i),
+                merkle::prove_inclusion(&nodes, i, leaves).expect("proof"),
+            )
+        })
+        .collect();
+    let proof_len = work.first().map_or(0, |w| w.2.len());
+    let started = Instant::now();
+    for (i, bytes, proof) in &work {
+        merkle::verify_inclusion(*i, leaves, &merkle::leaf_hash(bytes), proof, &root)
+            .expect("verifies");
+    }
+    (
+        started.elapsed().as_secs_f64() * 1e6 / work.len().max(1) as f64,
+        proof_len,
+    )
+}
+
+/// Inclusion proofs an agent fetches per second with `GetInclusionProofs`
+/// (1024 per call, one call at a time, as `sync` does), for `secs`.
+async fn batched_proofs_per_s(agent: &Agent, secs: f64) -> f64 {
+    let channel = new_channel(agent).await;
+    let mut log = pb::log_client::LogClient::new(channel);
+    let size = log
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .expect("checkpoint")
+        .into_inner()
+        .tree_size
+        .max(1);
+    let started = Instant::now();
+    let (mut served, mut next) = (0u64, 0u64);
+    while started.elapsed().as_secs_f64() < secs {
+        let leaf_indices: Vec<u64> = (0..1024).map(|k| (next + k) % size).collect();
+        next += 1024;
+        let got = log
+            .get_inclusion_proofs(pb::GetInclusionProofsRequest {
+                tree_size: size,
+                leaf_indices,
+            })
+            .await
+            .expect("proofs")
+            .into_inner();
+        served += got.proofs.len() as u64;
+    }
+    served as f64 / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     let args = Args::parse();
     let plan = Plan::from(&args);
@@ -689,9 +772,10 @@ fn main() {
         let (checkpoint_p50, checkpoint_p99, _) =
             checkpoint_latency(&publishers[0], plan.checkpoint_samples).await;
         let proofs = proofs_per_s(&publishers[0], plan.proof_secs).await;
+        let batched = batched_proofs_per_s(&publishers[0], plan.proof_secs).await;
         store.close();
         (
-            (checkpoint_p50, checkpoint_p99, proofs),
+            (checkpoint_p50, checkpoint_p99, proofs, batched),
             rss_start,
             idle_per_sub_kb,
             after_idle,
@@ -707,7 +791,7 @@ fn main() {
         )
     });
     let (
-        (checkpoint_p50, checkpoint_p99, proofs),
+        (checkpoint_p50, checkpoint_p99, proofs, batched_proofs),
         rss_start,
         idle_per_sub_kb,
         idle_rss,
@@ -721,6 +805,9 @@ fn main() {
         catchup_per_s,
         backlog,
     ) = results;
+
+    let verify_leaves: u64 = if args.smoke { 4_096 } else { 1 << 18 };
+    let (agent_verify_us, verify_proof_len) = agent_verify_us_per_item(verify_leaves);
 
     // Restart time with the whole backlog on disk.
     stop_hub(hub);
@@ -762,6 +849,9 @@ fn main() {
         "checkpoint_after_ack_p50_ms": (checkpoint_p50 * 100.0).round() / 100.0,
         "checkpoint_after_ack_p99_ms": (checkpoint_p99 * 100.0).round() / 100.0,
         "inclusion_proofs_per_s": proofs.round(),
+        "agent_batched_proofs_per_s": batched_proofs.round(),
+        "agent_log_verify_us_per_item": (agent_verify_us * 100.0).round() / 100.0,
+        "agent_log_verify_tree_size": verify_leaves,
     });
     if args.json {
         println!("{report}");
@@ -831,6 +921,16 @@ fn main() {
         (
             "log: inclusion proofs served".into(),
             format!("{proofs:.0}/s"),
+        ),
+        (
+            "log: proofs an agent fetches (1024 per call)".into(),
+            format!("{batched_proofs:.0}/s"),
+        ),
+        (
+            format!(
+                "log: agent verification per item ({verify_leaves} leaves, {verify_proof_len} hashes)"
+            ),
+            format!("{agent_verify_us:.2} µs"),
         ),
     ];
     for (k, v) in rows {

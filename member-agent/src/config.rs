@@ -41,6 +41,11 @@
 //! user = "isac-agent"
 //! password_env = "ISAC_SMTP_PASSWORD"
 //!
+//! [log]                                 # the hub's transparency log
+//! witnesses = ["witness.example/w1+1a2b3c4d+BASE64KEY"]   # C2SP vkeys
+//! quorum = 1                            # cosignatures required (default 0)
+//! # origin = "isac.example/log"         # default: pinned from the first checkpoint
+//!
 //! [filter]
 //! kinds = ["package", "artifact"]
 //! ecosystems = ["npm", "pypi"]
@@ -81,6 +86,8 @@ pub struct AgentConfig {
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub filter: FilterConfig,
+    #[serde(default)]
+    pub log: crate::tlog::LogConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -30,6 +30,9 @@ pub enum AgentError {
     Invalid(String),
     #[error("{0} dependency match(es) with held indicators")]
     Matched(usize),
+    /// The hub's transparency log failed a check (the whole alert text).
+    #[error("{0}")]
+    LogAlert(String),
 }
 
 impl From<isac_client::ClientError> for AgentError {

@@ -20,6 +20,7 @@ pub mod publish;
 pub mod sinks;
 pub mod state;
 pub mod sync;
+pub mod tlog;
 pub mod ui;
 
 pub use error::AgentError;

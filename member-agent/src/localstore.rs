@@ -123,6 +123,7 @@ impl LocalStore {
         }
         Self::use_local_order(&conn)?;
         Self::index_packages(&conn)?;
+        Self::migrate_log(&conn)?;
         Ok(Self { conn })
     }
 
@@ -733,6 +734,132 @@ impl LocalStore {
             .conn
             .query_row("SELECT count(*) FROM rejected", [], |r| r.get::<_, i64>(0))?
             as u64)
+    }
+}
+
+// === the transparency log (issue 19) ===
+
+/// A held item's log position and leaf (its envelope as delivered).
+#[derive(Debug, Clone)]
+pub struct LoggedItem {
+    pub id: String,
+    pub revision: u32,
+    /// None for items stored before the agent recorded positions.
+    pub log_index: Option<u64>,
+    pub envelope_json: String,
+}
+
+impl LocalStore {
+    /// Its own table and meta keys, so the log adds to the store without
+    /// touching the items table: `item_log` (each held item's leaf index),
+    /// meta `log_checkpoint` (the last verified signed note) and
+    /// `log_alert` (JSON, while ingesting is stopped).
+    fn migrate_log(conn: &Connection) -> Result<(), AgentError> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS item_log (
+                id TEXT NOT NULL, revision INTEGER NOT NULL, log_index INTEGER NOT NULL,
+                PRIMARY KEY (id, revision));",
+        )?;
+        Ok(())
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, AgentError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), AgentError> {
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = ?2",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    /// The last verified checkpoint (signed note text).
+    pub fn log_checkpoint(&self) -> Result<Option<String>, AgentError> {
+        self.meta("log_checkpoint")
+    }
+
+    /// Replaces the trusted checkpoint (one row: atomic).
+    pub fn set_log_checkpoint(&self, note: &str) -> Result<(), AgentError> {
+        Self::set_meta(&self.conn, "log_checkpoint", note)
+    }
+
+    pub fn log_alert(&self) -> Result<Option<String>, AgentError> {
+        self.meta("log_alert")
+    }
+
+    /// Keeps the first alert: a later one must not hide what started it.
+    pub fn set_log_alert(&self, json: &str) -> Result<(), AgentError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('log_alert', ?1) ON CONFLICT(key) DO NOTHING",
+            [json],
+        )?;
+        Ok(())
+    }
+
+    /// An operator's decision: trust `note` and clear the alert, together.
+    /// Positions recorded under the abandoned history are dropped (they may
+    /// name other leaves in the accepted one); items the hub delivers again
+    /// are proven and placed anew.
+    pub fn accept_log_checkpoint(&self, note: &str) -> Result<(), AgentError> {
+        let tx = self.conn.unchecked_transaction()?;
+        Self::set_meta(&tx, "log_checkpoint", note)?;
+        tx.execute("DELETE FROM meta WHERE key = 'log_alert'", [])?;
+        tx.execute("DELETE FROM item_log", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn set_log_index(&self, id: &str, revision: u32, index: u64) -> Result<(), AgentError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO item_log (id, revision, log_index) VALUES (?1, ?2, ?3)",
+            params![id, revision, index as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Every held item with its log position, in local order.
+    pub fn logged_items(&self) -> Result<Vec<LoggedItem>, AgentError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT i.id, i.revision, l.log_index, i.envelope_json FROM items i
+             LEFT JOIN item_log l ON l.id = i.id AND l.revision = i.revision
+             ORDER BY i.sequence",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(LoggedItem {
+                id: r.get(0)?,
+                revision: r.get(1)?,
+                log_index: r.get::<_, Option<i64>>(2)?.map(|i| i as u64),
+                envelope_json: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The latest held revision of `id` with its log position.
+    pub fn logged_item(&self, id: &str) -> Result<Option<LoggedItem>, AgentError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT i.id, i.revision, l.log_index, i.envelope_json FROM items i
+                 LEFT JOIN item_log l ON l.id = i.id AND l.revision = i.revision
+                 WHERE i.id = ?1 ORDER BY i.revision DESC LIMIT 1",
+                [id],
+                |r| {
+                    Ok(LoggedItem {
+                        id: r.get(0)?,
+                        revision: r.get(1)?,
+                        log_index: r.get::<_, Option<i64>>(2)?.map(|i| i as u64),
+                        envelope_json: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 }
 

@@ -67,6 +67,12 @@ enum Command {
     Renew,
     /// Show what the local store holds, newest first.
     List(cmd::list::ListArgs),
+    /// The hub, the cursor, the last verified log checkpoint and any log alert.
+    Status(cmd::status::StatusArgs),
+    /// The hub's transparency log: re-audit what is held, print a proof,
+    /// accept a checkpoint after a log alert.
+    #[command(subcommand)]
+    Log(cmd::log::LogCommand),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +96,8 @@ fn main() -> ExitCode {
                 AgentError::Usage(_) | AgentError::NotEnrolled(_) => ExitCode::from(EX_USAGE),
                 // `check` found something: exit 1, as CI gates expect.
                 AgentError::Matched(_) => ExitCode::from(1),
+                // The hub's transparency log failed a check (see `status`).
+                AgentError::LogAlert(_) => ExitCode::from(3),
                 _ => ExitCode::FAILURE,
             }
         }
@@ -114,5 +122,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         Command::Key(command) => cmd::key::run(&state, command).await,
         Command::Renew => cmd::renew::run(&state).await,
         Command::List(args) => cmd::list::run(&state, args).await,
+        Command::Status(args) => cmd::status::run(&state, args).await,
+        Command::Log(command) => cmd::log::run(&state, command).await,
     }
 }

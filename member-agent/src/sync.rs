@@ -35,6 +35,8 @@ pub struct Agent {
     /// channel, reused; a new channel after a reset reuses the connector.
     connector: Mutex<Option<Connector>>,
     channel: Mutex<Option<Channel>>,
+    /// What a checkpoint needs besides the log key (`[log]` in agent.toml).
+    pub log: crate::tlog::LogTrust,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -71,6 +73,7 @@ impl Agent {
             connector: Mutex::new(None),
             channel: Mutex::new(None),
             clock: Clock::system(),
+            log: crate::tlog::LogTrust::default(),
         })
     }
 
@@ -232,12 +235,14 @@ impl Agent {
         // Numbered in local order by `handle_batch`.
         let sequence = 0;
         let cursor = d.cursor;
+        let log_index = d.log_index;
         let Some(envelope) = d.envelope.map(Envelope::from) else {
             return Ok(Checked::Refused {
                 sequence,
                 cursor,
                 reason: "delivery without an envelope".into(),
                 envelope_json: String::new(),
+                log_index,
             });
         };
         self.ensure_directory(channel, d.directory_version).await?;
@@ -263,6 +268,7 @@ impl Agent {
                     verified: Box::new(verified),
                     envelope_json,
                     held,
+                    log_index,
                 }
             }
             Err(e) => Checked::Refused {
@@ -270,6 +276,7 @@ impl Agent {
                 cursor,
                 reason: e.to_string(),
                 envelope_json,
+                log_index,
             },
         })
     }
@@ -291,6 +298,7 @@ impl Agent {
                 envelope_json,
                 signer,
                 named_as,
+                log_index,
                 ..
             } => {
                 let outcome = self.store().insert_verified(
@@ -322,12 +330,18 @@ impl Agent {
                     }
                     InsertOutcome::Duplicate => report.duplicates += 1,
                 }
+                if let Some(index) = log_index {
+                    let s = &verified.statement;
+                    self.store()
+                        .set_log_index(&s.id.to_string(), s.revision, index)?;
+                }
             }
             Checked::Refused {
                 sequence,
                 cursor,
                 reason,
                 envelope_json,
+                ..
             } => {
                 tracing::warn!(sequence, %reason, "item refused: failed end-to-end verification");
                 eprintln!("warning: refused item (local number {sequence}): {reason}");
@@ -358,6 +372,14 @@ impl Agent {
         let mut checked = Vec::with_capacity(deliveries.len());
         for d in deliveries {
             checked.push(self.check(channel, d).await?);
+        }
+        // Nothing of the batch is stored unless all of it is in the log.
+        let proven = match log_leaves(&checked) {
+            Ok(items) => self.prove(channel, &items).await.map(|_| ()),
+            Err(failure) => Err(self.alert_at_trusted(failure)),
+        };
+        if let Err(fault) = proven {
+            return Err(self.fault(fault, Some(sinks)).await);
         }
         // Local order: the next numbers after what is recorded, in delivery
         // order, for what will be recorded (new and refused items), so the
@@ -406,8 +428,25 @@ impl Agent {
     /// Streams from the stored cursor. With `follow == false`, returns once
     /// caught up; otherwise runs until the stream ends or fails.
     pub async fn sync(&self, follow: bool, sinks: &mut Sinks) -> Result<SyncReport, AgentError> {
+        if let Some(alert) = self.log_alert()? {
+            // Told again on every refused run, so a receiver that missed it
+            // (or `log verify` raising it without sinks) still hears of it.
+            sinks.alert(&alert.line()).await;
+            return Err(AgentError::LogAlert(alert.message));
+        }
         let channel = self.channel().await?;
         self.refresh_directory(&channel).await?;
+        // Where the hub's log stands now, before anything is read: a
+        // rollback shows here even when nothing new arrives.
+        match self.advance_log(&channel).await {
+            Ok(_) => {}
+            Err(crate::tlog::Fault::Hub(AgentError::Hub { code, message }))
+                if code == tonic::Code::FailedPrecondition =>
+            {
+                tracing::info!(%message, "the hub has no checkpoint yet");
+            }
+            Err(f) => return Err(self.fault(f, Some(sinks)).await),
+        }
         let after = self.store().hub_cursor()?;
         let mut report = SyncReport {
             cursor: self.store().cursor()?,
@@ -529,6 +568,13 @@ impl Agent {
                     tracing::info!(cursor = r.cursor, "stream ended; reconnecting");
                     backoff = Duration::from_millis(500);
                 }
+                Err(e @ AgentError::LogAlert(_)) => {
+                    // Never retried: an operator decides (`log accept`).
+                    tracing::error!(error = %e, "stopped following the hub");
+                    eprintln!("stopped following the hub until the log alert is cleared");
+                    shutdown.await;
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "connection to hub lost");
                     eprintln!("warning: {e}; retrying in {} ms", backoff.as_millis());
@@ -569,13 +615,72 @@ enum Checked {
         named_as: Vec<String>,
         /// Already in the local store (a redelivery): not sent again.
         held: bool,
+        /// Its leaf index in the hub's log.
+        log_index: Option<u64>,
     },
     Refused {
         sequence: u64,
         cursor: Vec<u8>,
         reason: String,
         envelope_json: String,
+        log_index: Option<u64>,
     },
+}
+
+/// What of a batch must be proven in the log: every item (new, held and
+/// refused ones: a refused item that is not in the log either is reported
+/// as both), its leaf the envelope as delivered. Not an item
+/// this member published anonymously: it is delivered its own signed
+/// original, while the log holds the hub-signed copy every other member
+/// receives and proves. A delivery without a position fails the batch.
+fn log_leaves(checked: &[Checked]) -> Result<Vec<crate::tlog::ToProve>, crate::tlog::Failure> {
+    let mut out = Vec::new();
+    let mut unplaced = Vec::new();
+    for c in checked {
+        let (item, index, leaf, signature) = match c {
+            Checked::Verified {
+                verified,
+                log_index,
+                envelope_json,
+                ..
+            } => {
+                let s = &verified.statement;
+                if s.anonymous && s.source != isac_core::names::ANONYMOUS_ORG {
+                    continue;
+                }
+                (s.id.to_string(), *log_index, envelope_json, None)
+            }
+            Checked::Refused {
+                envelope_json,
+                log_index,
+                reason,
+                ..
+            } => {
+                if envelope_json.is_empty() {
+                    continue;
+                }
+                let item = Envelope::from_json(envelope_json)
+                    .ok()
+                    .and_then(|e| isac_core::Statement::from_canonical_bytes(&e.payload).ok())
+                    .map_or("an unreadable statement".to_owned(), |s| s.id.to_string());
+                (item, *log_index, envelope_json, Some(reason.clone()))
+            }
+        };
+        match index {
+            Some(leaf_index) => out.push(crate::tlog::ToProve {
+                item,
+                leaf_index,
+                leaf: leaf.as_bytes().to_vec(),
+                signature,
+            }),
+            None => unplaced.push(item),
+        }
+    }
+    if unplaced.is_empty() {
+        Ok(out)
+    } else {
+        Err(crate::tlog::Failure::NoPosition(unplaced))
+    }
 }
 
 /// The audience entries that name us, keeping only openings that match a

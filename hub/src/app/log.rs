@@ -141,6 +141,36 @@ pub async fn inclusion_proof(
     Ok(state.store.inclusion_proof(index, size).await?)
 }
 
+/// Most leaves one `GetInclusionProofs` call may ask about.
+pub const MAX_BATCH_PROOFS: usize = 1024;
+
+/// Inclusion proofs of each of `indices` in the tree of `size` leaves, in
+/// order: one checkpoint read for the whole batch.
+pub async fn inclusion_proofs(
+    state: &HubState,
+    indices: &[u64],
+    size: u64,
+) -> Result<Vec<Vec<Hash>>, ApiError> {
+    if indices.len() > MAX_BATCH_PROOFS {
+        return Err(ApiError::InvalidArgument(format!(
+            "{} leaf indices asked at once; at most {MAX_BATCH_PROOFS}",
+            indices.len()
+        )));
+    }
+    let latest = latest(state).await?.size;
+    check_size("tree_size", size, latest)?;
+    if let Some(index) = indices.iter().find(|&&i| i >= size) {
+        return Err(ApiError::InvalidArgument(format!(
+            "leaf_index {index} is not below tree_size {size}"
+        )));
+    }
+    let mut out = Vec::with_capacity(indices.len());
+    for &index in indices {
+        out.push(state.store.inclusion_proof(index, size).await?);
+    }
+    Ok(out)
+}
+
 /// Consistency proof from the tree of `first` leaves to that of `second`.
 pub async fn consistency_proof(
     state: &HubState,

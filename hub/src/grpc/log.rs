@@ -57,4 +57,19 @@ impl pb::log_server::Log for LogService {
         let hashes = app::log::consistency_proof(&self.state, first_size, second_size).await?;
         Ok(Response::new(proof(hashes)))
     }
+
+    async fn get_inclusion_proofs(
+        &self,
+        req: Request<pb::GetInclusionProofsRequest>,
+    ) -> Result<Response<pb::InclusionProofs>, Status> {
+        authenticate(&self.state, &req).await?;
+        let pb::GetInclusionProofsRequest {
+            tree_size,
+            leaf_indices,
+        } = req.into_inner();
+        let proofs = app::log::inclusion_proofs(&self.state, &leaf_indices, tree_size).await?;
+        Ok(Response::new(pb::InclusionProofs {
+            proofs: proofs.into_iter().map(proof).collect(),
+        }))
+    }
 }

@@ -236,6 +236,12 @@ impl ReceiveArgs {
         }
     }
 
+    /// What `[log]` in the config file requires of the hub's checkpoints.
+    pub(crate) fn log_trust(&self, state: &StateDir) -> Result<crate::tlog::LogTrust, AgentError> {
+        let config = crate::config::load(self.config.as_deref(), &state.root)?;
+        crate::tlog::LogTrust::from_config(&config.log)
+    }
+
     /// The config file, and what it and the flags say: the sinks (opened)
     /// and the subscription filter.
     pub(crate) fn open(

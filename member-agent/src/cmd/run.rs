@@ -19,6 +19,7 @@ pub async fn run(state: &StateDir, args: RunArgs) -> Result<(), AgentError> {
     let mut agent = Agent::open(state)?;
     let (mut sinks, filter) = receive.open(state)?;
     agent.filter = filter;
+    agent.log = receive.log_trust(state)?;
     if let Some(ui) = ui.to_ui_args() {
         let described = crate::ui::describe_sinks(&sinks);
         let console = crate::ui::start(state, &ui, Some(described)).await?;

@@ -7,6 +7,7 @@ pub async fn run(state: &StateDir, args: ReceiveArgs) -> Result<(), AgentError> 
     let mut agent = Agent::open(state)?;
     let (mut sinks, filter) = args.open(state)?;
     agent.filter = filter;
+    agent.log = args.log_trust(state)?;
     let r = agent.sync(false, &mut sinks).await?;
     eprintln!(
         "synced: {} new, {} already held, {} refused; cursor {}",

@@ -215,6 +215,10 @@ impl Sink for JsonlSink {
         self.append(&item.line())
     }
 
+    fn write_alert(&mut self, line: &serde_json::Value) -> Result<(), AgentError> {
+        self.append(line)
+    }
+
     /// The `action: expire` line.
     fn write_expired(&mut self, item: &crate::localstore::ItemSummary) -> Result<(), AgentError> {
         if self.already_written.remove(&(

@@ -87,9 +87,13 @@ pub fn check_address(a: &str) -> Result<(), AgentError> {
 }
 
 impl MailSink {
-    /// Whether this line is mailed: bulletins, and new indicators at or
-    /// above the minimum severity (not retractions, sightings or expiries).
+    /// Whether this line is mailed: transparency-log alerts, bulletins, and
+    /// new indicators at or above the minimum severity (not retractions,
+    /// sightings or expiries).
     pub fn wants(&self, line: &Value) -> bool {
+        if line["action"] == "log-alert" {
+            return true;
+        }
         if line["action"] != "upsert" {
             return false;
         }

@@ -102,6 +102,18 @@ pub trait Sink: Send + Sync {
         let _ = item;
         Ok(())
     }
+
+    /// A transparency-log alert (`action: log-alert`, see `crate::tlog`):
+    /// senders get it like an item by default, writers write nothing
+    /// unless they say how.
+    fn send_alert<'a>(&'a self, line: &'a Value) -> Sent<'a> {
+        self.send(std::slice::from_ref(line))
+    }
+
+    fn write_alert(&mut self, line: &Value) -> Result<(), AgentError> {
+        let _ = line;
+        Ok(())
+    }
 }
 
 /// Every sink named by `agent.toml` and the flags, before any is opened.
@@ -294,6 +306,23 @@ impl Sinks {
             sink.write_expired(item)?;
         }
         Ok(())
+    }
+
+    /// A transparency-log alert to every sink. Best effort, each sink on
+    /// its own: the alert is already persisted, and a receiver that is down
+    /// must not keep it from the others.
+    pub async fn alert(&mut self, line: &Value) {
+        for sink in &self.senders {
+            if let Err(e) = sink.send_alert(line).await {
+                tracing::warn!(sink = %sink.describe(), error = %e, "log alert not delivered");
+                eprintln!("warning: {}: log alert not delivered: {e}", sink.describe());
+            }
+        }
+        for sink in &mut self.writers {
+            if let Err(e) = sink.write_alert(line) {
+                eprintln!("warning: {}: log alert not written: {e}", sink.describe());
+            }
+        }
     }
 
     /// Writes lines a receiver rejected for good to the dead-letter file

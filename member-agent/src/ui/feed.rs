@@ -178,6 +178,7 @@ pub async fn page(
         Ok(i) => i,
         Err(e) => return super::error::fail(&c, &auth, "The feed could not be read", &e),
     };
+    let alert = c.blocking(|a| a.log_alert()).await.ok().flatten();
     html_response(
         StatusCode::OK,
         html::page(
@@ -185,7 +186,10 @@ pub async fn page(
             "/",
             c.agent().org_id(),
             &auth.csrf,
-            body(&filter, &items, crate::now()),
+            maud::html! {
+                (html::log_alert_banner(alert.as_ref()))
+                (body(&filter, &items, crate::now()))
+            },
         ),
     )
 }

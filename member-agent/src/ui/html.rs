@@ -179,6 +179,25 @@ pub fn notice(kind: &str, text: &str) -> Markup {
     html! { p class={ "notice notice-" (kind) } role=(role) { (text) } }
 }
 
+/// The banner the feed and status pages open with while a transparency
+/// log alert is held (`crate::tlog`).
+pub fn log_alert_banner(alert: Option<&crate::tlog::LogAlert>) -> Markup {
+    let Some(a) = alert else {
+        return html! {};
+    };
+    html! {
+        div.log-alert role="alert" {
+            strong { "Transparency log alert (" (a.kind) "): ingesting from the hub is stopped." }
+            p { (a.message) }
+            p {
+                "Nothing new is stored until the agent's operator, after the ISAC coordinator's decision, runs "
+                code { "member-agent log accept --checkpoint FILE" }
+                "."
+            }
+        }
+    }
+}
+
 /// `<option>`s for a select, with `selected` marked.
 pub fn options(values: &[(&str, &str)], selected: &str) -> Markup {
     html! {

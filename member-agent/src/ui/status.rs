@@ -88,6 +88,18 @@ pub async fn page(State(c): State<Console>, Extension(auth): Extension<Authed>) 
         counts: counts.map_err(|e| super::error::classify("Not readable", &e).message),
         sinks: c.0.sinks.as_deref(),
     };
+    let (alert, checkpoint) = c
+        .blocking(|a| Ok((a.log_alert()?, a.trusted_checkpoint()?)))
+        .await
+        .unwrap_or((None, None));
+    let log = checkpoint.map_or("no checkpoint verified yet".to_owned(), |t| {
+        format!(
+            "verified checkpoint size {} root {} (log {})",
+            t.size,
+            t.reference().root,
+            t.origin
+        )
+    });
     html_response(
         StatusCode::OK,
         html::page(
@@ -95,7 +107,11 @@ pub async fn page(State(c): State<Console>, Extension(auth): Extension<Authed>) 
             "/status",
             c.agent().org_id(),
             &auth.csrf,
-            body(&view),
+            maud::html! {
+                (html::log_alert_banner(alert.as_ref()))
+                (body(&view))
+                p.log-checkpoint { "Transparency log: " (log) }
+            },
         ),
     )
 }

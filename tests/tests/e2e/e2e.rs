@@ -547,13 +547,19 @@ async fn an_item_altered_in_the_hub_database_is_refused_by_the_agent() {
     }
     let hub = TestHub::start_at(&data_dir, &addr).await;
 
+    // The rewritten item fails its signature and its inclusion in the
+    // hub's log (its leaf hash was fixed when it was stored): a log alert,
+    // and nothing of the batch is stored (tlog.rs has the whole story).
     let jsonl = dir.path().join("bob.jsonl");
     let mut sink = Sinks::jsonl(Some(&jsonl)).unwrap();
-    let report = bob.sync(false, &mut sink).await.unwrap();
-    assert_eq!((report.new, report.rejected, report.cursor), (1, 1, 2));
+    let err = bob.sync(false, &mut sink).await.unwrap_err().to_string();
+    assert!(
+        err.contains("inclusion failed") && err.contains("signature failed"),
+        "{err}"
+    );
     let lines = jsonl_lines(&jsonl);
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["value"], "pkg:npm/second@1.0.0");
-    assert_eq!(bob.store.lock().unwrap().count_rejected().unwrap(), 1);
+    assert_eq!(lines[0]["action"], "log-alert");
+    assert_eq!(bob.store.lock().unwrap().count_items().unwrap(), 0);
     hub.stop().await;
 }

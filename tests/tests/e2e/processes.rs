@@ -981,10 +981,42 @@ fn backup_of_a_running_hub_restores_to_a_working_hub() {
         assert_eq!(out.status.code(), Some(64), "{command}: {err}");
         assert!(err.contains(want), "{command}: {err}");
     }
-    // Same CA and keys: existing agents connect and verify as before. Bob's
+    // Same CA and keys: existing agents connect as before, but bob had
+    // verified a checkpoint of 4 leaves and the restored log has 3: a
+    // rollback, never silently accepted (exit 3). Once the coordinator has
+    // decided, the operator hands bob the restored hub's checkpoint; his
     // cursor (4) is ahead of the restored hub (3): he is told, resumes from
     // its head, and gets what is published next (which reuses sequence 4).
     let hub = HubProcess::start(&restored, &listen);
+    let mut tries = 0;
+    let checkpoint = loop {
+        let (ok, out, _) = hub_cli(&restored, &["log", "checkpoint"]);
+        if ok && out.lines().nth(1) == Some("3") {
+            break out;
+        }
+        tries += 1;
+        assert!(
+            tries < 600,
+            "the restored hub never checkpointed its 3 leaves"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = bin("member-agent")
+        .arg("--state-dir")
+        .arg(&bob)
+        .args(["sync", "--jsonl", bob_jsonl.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("ROLLBACK"), "{err}");
+    let file = dir.path().join("restored.checkpoint");
+    std::fs::write(&file, checkpoint).unwrap();
+    let (ok, _, err) = agent_cli(
+        &bob,
+        &["log", "accept", "--checkpoint", file.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
     let (ok, _, err) = agent_cli(&bob, &["sync", "--jsonl", bob_jsonl.to_str().unwrap()]);
     assert!(
         ok && err.contains("restored from a backup") && err.contains("0 new"),

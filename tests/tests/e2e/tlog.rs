@@ -501,3 +501,379 @@ async fn every_item_is_provably_in_one_growing_log_that_survives_a_restart() {
     assert!(note1.starts_with(&format!("{origin}\n{size1}\n")));
     hub.stop().await;
 }
+
+// === agents verify the log (issue 19, the member's side) ===
+
+fn agent_cli(state: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = bin("member-agent")
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn status_json(state: &std::path::Path) -> serde_json::Value {
+    let (code, out, err) = agent_cli(state, &["status", "--json"]);
+    assert_eq!(code, Some(0), "status: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn b64(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+fn root_b64(root: &Hash) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(root)
+}
+
+fn jsonl_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn agents_prove_every_item_they_ingest_and_log_proof_verifies_independently() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    let hub = TestHub::start(&data).await;
+    let origin = hub.config.log_origin();
+    let vkey = hub_log_key(&data);
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(
+            publish(&alice, draft(&format!("proven-{n}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let sighting = isac_core::Body::Sighting(isac_core::statement::Sighting {
+        indicator: ids[0].parse().unwrap(),
+        count: 1,
+        first_seen: isac_core::time::format_rfc3339(member_agent::now()),
+        last_seen: isac_core::time::format_rfc3339(member_agent::now()),
+    });
+    let anonymous = derived(&bob, true, sighting).await;
+
+    // Both sync: every item is proven before it is stored.
+    let mut sinks = member_agent::Sinks::jsonl(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    let report = bob.sync(false, &mut sinks).await.unwrap();
+    assert_eq!(report.new, 5);
+    let trusted = bob
+        .trusted_checkpoint()
+        .unwrap()
+        .expect("a verified checkpoint");
+    assert!(trusted.size >= 5, "{}", trusted.size);
+    let mut sinks = member_agent::Sinks::jsonl(Some(&dir.path().join("alice.jsonl"))).unwrap();
+    assert_eq!(alice.sync(false, &mut sinks).await.unwrap().new, 5);
+
+    // `log proof --json`: exactly the documented keys, and it verifies under
+    // the test's own RFC 9162 verifier and the vkey `hub log key` prints.
+    let bob_dir = dir.path().join("bob");
+    let (code, out, err) = agent_cli(&bob_dir, &["log", "proof", &ids[2], "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let p: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut keys: Vec<&str> = p.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "checkpoint",
+            "leaf",
+            "leaf_index",
+            "proof",
+            "root",
+            "tree_size"
+        ]
+    );
+    let (index, size) = (
+        p["leaf_index"].as_u64().unwrap(),
+        p["tree_size"].as_u64().unwrap(),
+    );
+    let leaf = b64(p["leaf"].as_str().unwrap());
+    let root: Hash = b64(p["root"].as_str().unwrap()).try_into().unwrap();
+    let proof: Vec<Hash> = p["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| b64(h.as_str().unwrap()).try_into().unwrap())
+        .collect();
+    assert!(inclusion_ok(index, size, &leaf_hash(&leaf), &proof, &root));
+    let leaf_env = isac_core::Envelope::from_json(std::str::from_utf8(&leaf).unwrap()).unwrap();
+    let statement = isac_core::Statement::from_canonical_bytes(&leaf_env.payload).unwrap();
+    assert_eq!(statement.id.to_string(), ids[2], "the leaf is the item");
+    let verifier = Ed25519Verifier::from_vkey(&vkey).unwrap();
+    let opened = checkpoint::open(
+        p["checkpoint"].as_str().unwrap().as_bytes(),
+        &origin,
+        &[&verifier],
+    )
+    .expect("the checkpoint in the proof is signed by the log key");
+    assert_eq!(
+        (opened.checkpoint.size, opened.checkpoint.root),
+        (size, root)
+    );
+    // core's verifier agrees.
+    isac_core::tlog::merkle::verify_inclusion(index, size, &leaf_hash(&leaf), &proof, &root)
+        .unwrap();
+
+    // Bob's own anonymous sighting: the log holds the hub-signed copy,
+    // which alice proved; bob is told why he cannot.
+    let (code, _, err) = agent_cli(&bob_dir, &["log", "proof", &anonymous, "--json"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("anonymous"), "{err}");
+    let (code, out, err) = agent_cli(&dir.path().join("alice"), &["log", "proof", &anonymous]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("verified"), "{out}");
+    let (code, _, err) = agent_cli(&bob_dir, &["log", "proof", "no-such-item"]);
+    assert_eq!(code, Some(64), "{err}");
+
+    // More items, then `log verify` re-audits everything held at the new
+    // checkpoint, consistent with the one before.
+    publish(&alice, draft("proven-later")).await.unwrap();
+    checkpoint_at_least(&alice, &vkey, &origin, 6).await;
+    let (code, out, err) = agent_cli(&bob_dir, &["log", "verify", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["proven"], 4, "{v}");
+    assert_eq!(v["own_anonymous"], 1, "{v}");
+    assert_eq!(v["failed"], 0, "{v}");
+    assert_eq!(v["previous"]["size"], trusted.size, "{v}");
+    assert!(v["checkpoint"]["size"].as_u64().unwrap() >= 6, "{v}");
+    let s = status_json(&bob_dir);
+    assert_eq!(s["checkpoint"]["size"], v["checkpoint"]["size"], "{s}");
+    assert!(s["alert"].is_null(), "{s}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_hub_restored_from_an_older_backup_is_caught_and_nothing_after_it_is_ingested() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    let hub = TestHub::start(&data).await;
+    let origin = hub.config.log_origin();
+    let vkey = hub_log_key(&data);
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob_dir = dir.path().join("bob");
+    let _bob = enrolled_agent(&hub, "bob-bank", &bob_dir).await;
+    for n in 0..3 {
+        publish(&alice, draft(&format!("before-backup-{n}")))
+            .await
+            .unwrap();
+    }
+    let backup = dir.path().join("backup");
+    let (ok, out, err) = run(bin("hub")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("backup")
+        .arg(&backup));
+    assert!(ok, "{out} {err}");
+    for n in 0..2 {
+        publish(&alice, draft(&format!("after-backup-{n}")))
+            .await
+            .unwrap();
+    }
+    let jsonl = dir.path().join("bob.jsonl");
+    let jsonl_arg = jsonl.to_str().unwrap();
+    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("5 new"), "{err}");
+    let before = status_json(&bob_dir);
+    assert_eq!(before["checkpoint"]["size"], 5, "{before}");
+    let trusted_root = before["checkpoint"]["root"].as_str().unwrap().to_owned();
+
+    // The disk is lost; the operator restores the older backup and the hub
+    // goes on with different items.
+    let addr = hub.addr.to_string();
+    hub.stop().await;
+    let restored = dir.path().join("restored");
+    let (ok, out, err) = run(bin("hub")
+        .arg("--data-dir")
+        .arg(&restored)
+        .arg("restore")
+        .arg(&backup));
+    assert!(ok, "{out} {err}");
+    let hub = TestHub::start_at(&restored, &addr).await;
+    publish(&alice, draft("different-after-restore"))
+        .await
+        .unwrap();
+    let (size, root, note) = checkpoint_at_least(&alice, &vkey, &origin, 4).await;
+    assert_eq!(size, 4);
+
+    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("ROLLBACK"), "{err}");
+    assert!(
+        err.contains(&format!("size 5 root {trusted_root}")),
+        "names the trusted checkpoint: {err}"
+    );
+    assert!(
+        err.contains(&format!("size 4 root {}", root_b64(&root))),
+        "names the new checkpoint: {err}"
+    );
+    // Nothing after it, and it stays stopped.
+    let after = status_json(&bob_dir);
+    assert_eq!(after["items"], 5, "{after}");
+    assert_eq!(after["alert"]["kind"], "rollback", "{after}");
+    assert_eq!(
+        after["checkpoint"]["size"], 5,
+        "the trusted checkpoint stays"
+    );
+    let (code, out, _) = agent_cli(&bob_dir, &["status"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("LOG ALERT") && out.contains("ROLLBACK"),
+        "{out}"
+    );
+    let lines = jsonl_lines(&jsonl);
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l["value"].as_str().is_some_and(|v| v.contains("different"))),
+        "nothing after the rollback reaches the sink"
+    );
+    let alert = lines
+        .iter()
+        .find(|l| l["action"] == "log-alert")
+        .expect("the alert is an event in the sink");
+    assert_eq!(alert["alert"]["kind"], "rollback");
+    assert_eq!(alert["alert"]["trusted"]["size"], 5);
+    assert_eq!(alert["alert"]["offered"]["size"], 4);
+    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]);
+    assert_eq!(code, Some(3), "still stopped: {err}");
+    assert_eq!(status_json(&bob_dir)["items"], 5);
+
+    // The coordinator decides to go on with the restored log: the operator
+    // hands bob its checkpoint, and bob ingests again from there.
+    let file = dir.path().join("accepted.checkpoint");
+    std::fs::write(&file, &note).unwrap();
+    let (code, _, err) = agent_cli(
+        &bob_dir,
+        &["log", "accept", "--checkpoint", file.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("was size 5") && err.contains("now size 4"),
+        "{err}"
+    );
+    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("1 new"), "{err}");
+    let s = status_json(&bob_dir);
+    assert!(s["alert"].is_null(), "{s}");
+    // A forged checkpoint is not accepted.
+    std::fs::write(&file, note.replacen("\n4\n", "\n9\n", 1)).unwrap();
+    let (code, _, err) = agent_cli(
+        &bob_dir,
+        &["log", "accept", "--checkpoint", file.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(64), "{err}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_tampered_item_fails_inclusion_and_signature_and_the_alert_names_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    let hub = TestHub::start(&data).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let victim = publish(&alice, draft("evil-pkg")).await.unwrap().id;
+    publish(&alice, draft("second")).await.unwrap();
+    let addr = hub.addr.to_string();
+    hub.stop().await;
+    {
+        let conn = rusqlite::Connection::open(data.join("hub.db")).unwrap();
+        let changed = conn
+            .execute(
+                "UPDATE statements SET payload = CAST(replace(CAST(payload AS TEXT), 'evil-pkg', 'safe-pkg') AS BLOB) WHERE id = ?1",
+                [&victim],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+    let hub = TestHub::start_at(&data, &addr).await;
+    let jsonl = dir.path().join("bob.jsonl");
+    let mut sinks = member_agent::Sinks::jsonl(Some(&jsonl)).unwrap();
+    let err = bob.sync(false, &mut sinks).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, member_agent::AgentError::LogAlert(_)),
+        "{message}"
+    );
+    assert!(message.contains("INCLUSION FAILED"), "{message}");
+    assert!(message.contains(&victim), "{message}");
+    assert!(message.contains("inclusion failed"), "{message}");
+    assert!(message.contains("signature failed"), "{message}");
+    let alert = bob.log_alert().unwrap().expect("persisted");
+    assert_eq!(alert.kind, "inclusion");
+    assert_eq!(alert.items.len(), 1);
+    assert!(alert.items[0].signature.is_some());
+    assert_eq!(bob.store.lock().unwrap().count_items().unwrap(), 0);
+    let lines = jsonl_lines(&jsonl);
+    assert_eq!(lines.len(), 1, "only the alert: {lines:?}");
+    assert_eq!(lines[0]["action"], "log-alert");
+    drop(bob);
+    let (code, out, _) = agent_cli(&dir.path().join("bob"), &["status"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("INCLUSION FAILED"), "{out}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_quorum_nobody_cosigned_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    let hub = TestHub::start(&data).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob_dir = dir.path().join("bob");
+    let _bob = enrolled_agent(&hub, "bob-bank", &bob_dir).await;
+    publish(&alice, draft("needs-a-witness")).await.unwrap();
+    let witness = isac_core::tlog::witness::Cosigner::new(
+        "witness.example/w1",
+        isac_core::SigningKey::generate().unwrap(),
+    )
+    .unwrap()
+    .verifier()
+    .unwrap()
+    .to_vkey();
+    let config = bob_dir.join("agent.toml");
+    // A quorum that could never be met is bad config (exit 64).
+    std::fs::write(
+        &config,
+        format!("[log]\nwitnesses = [\"{witness}\"]\nquorum = 2\n"),
+    )
+    .unwrap();
+    let (code, _, err) = agent_cli(&bob_dir, &["sync"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("quorum"), "{err}");
+    std::fs::write(
+        &config,
+        format!("[log]\nwitnesses = [\"{witness}\"]\nquorum = 1\n"),
+    )
+    .unwrap();
+    let jsonl = dir.path().join("bob.jsonl");
+    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl.to_str().unwrap()]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("NO WITNESS QUORUM"), "{err}");
+    assert!(err.contains("cosigned by 0"), "{err}");
+    assert!(err.contains("quorum = 1"), "{err}");
+    let s = status_json(&bob_dir);
+    assert_eq!(s["items"], 0, "{s}");
+    assert_eq!(s["alert"]["kind"], "no-quorum", "{s}");
+    assert_eq!(s["quorum"], 1);
+    hub.stop().await;
+}
