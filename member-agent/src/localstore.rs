@@ -804,13 +804,16 @@ impl LocalStore {
 
     /// An operator's decision: trust `note` and clear the alert, together.
     /// Positions recorded under the abandoned history are dropped (they may
-    /// name other leaves in the accepted one); items the hub delivers again
-    /// are proven and placed anew.
+    /// name other leaves in the accepted one), and so is the hub cursor:
+    /// the next sync reads the accepted history from its start, proving
+    /// and placing held items anew (recognised, not stored twice) and
+    /// fetching what the abandoned one never showed.
     pub fn accept_log_checkpoint(&self, note: &str) -> Result<(), AgentError> {
         let tx = self.conn.unchecked_transaction()?;
         Self::set_meta(&tx, "log_checkpoint", note)?;
         tx.execute("DELETE FROM meta WHERE key = 'log_alert'", [])?;
         tx.execute("DELETE FROM item_log", [])?;
+        tx.execute("DELETE FROM meta WHERE key = 'hub_cursor'", [])?;
         tx.commit()?;
         Ok(())
     }

@@ -504,12 +504,13 @@ async fn every_item_is_provably_in_one_growing_log_that_survives_a_restart() {
 
 // === agents verify the log (issue 19, the member's side) ===
 
-fn agent_cli(state: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = bin("member-agent")
-        .arg("--state-dir")
-        .arg(state)
-        .args(args)
-        .output()
+/// The `member-agent` binary, off the runtime's threads (the hub under
+/// test serves on them).
+async fn agent_cli(state: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = bin("member-agent");
+    cmd.arg("--state-dir").arg(state).args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
         .unwrap();
     (
         out.status.code(),
@@ -518,8 +519,8 @@ fn agent_cli(state: &std::path::Path, args: &[&str]) -> (Option<i32>, String, St
     )
 }
 
-fn status_json(state: &std::path::Path) -> serde_json::Value {
-    let (code, out, err) = agent_cli(state, &["status", "--json"]);
+async fn status_json(state: &std::path::Path) -> serde_json::Value {
+    let (code, out, err) = agent_cli(state, &["status", "--json"]).await;
     assert_eq!(code, Some(0), "status: {err}");
     serde_json::from_str(&out).unwrap()
 }
@@ -542,7 +543,7 @@ fn jsonl_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_prove_every_item_they_ingest_and_log_proof_verifies_independently() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("hub");
@@ -583,7 +584,7 @@ async fn agents_prove_every_item_they_ingest_and_log_proof_verifies_independentl
     // `log proof --json`: exactly the documented keys, and it verifies under
     // the test's own RFC 9162 verifier and the vkey `hub log key` prints.
     let bob_dir = dir.path().join("bob");
-    let (code, out, err) = agent_cli(&bob_dir, &["log", "proof", &ids[2], "--json"]);
+    let (code, out, err) = agent_cli(&bob_dir, &["log", "proof", &ids[2], "--json"]).await;
     assert_eq!(code, Some(0), "{err}");
     let p: serde_json::Value = serde_json::from_str(&out).unwrap();
     let mut keys: Vec<&str> = p.as_object().unwrap().keys().map(|k| k.as_str()).collect();
@@ -632,20 +633,21 @@ async fn agents_prove_every_item_they_ingest_and_log_proof_verifies_independentl
 
     // Bob's own anonymous sighting: the log holds the hub-signed copy,
     // which alice proved; bob is told why he cannot.
-    let (code, _, err) = agent_cli(&bob_dir, &["log", "proof", &anonymous, "--json"]);
+    let (code, _, err) = agent_cli(&bob_dir, &["log", "proof", &anonymous, "--json"]).await;
     assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("anonymous"), "{err}");
-    let (code, out, err) = agent_cli(&dir.path().join("alice"), &["log", "proof", &anonymous]);
+    let (code, out, err) =
+        agent_cli(&dir.path().join("alice"), &["log", "proof", &anonymous]).await;
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("verified"), "{out}");
-    let (code, _, err) = agent_cli(&bob_dir, &["log", "proof", "no-such-item"]);
+    let (code, _, err) = agent_cli(&bob_dir, &["log", "proof", "no-such-item"]).await;
     assert_eq!(code, Some(64), "{err}");
 
     // More items, then `log verify` re-audits everything held at the new
     // checkpoint, consistent with the one before.
     publish(&alice, draft("proven-later")).await.unwrap();
     checkpoint_at_least(&alice, &vkey, &origin, 6).await;
-    let (code, out, err) = agent_cli(&bob_dir, &["log", "verify", "--json"]);
+    let (code, out, err) = agent_cli(&bob_dir, &["log", "verify", "--json"]).await;
     assert_eq!(code, Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["proven"], 4, "{v}");
@@ -653,13 +655,13 @@ async fn agents_prove_every_item_they_ingest_and_log_proof_verifies_independentl
     assert_eq!(v["failed"], 0, "{v}");
     assert_eq!(v["previous"]["size"], trusted.size, "{v}");
     assert!(v["checkpoint"]["size"].as_u64().unwrap() >= 6, "{v}");
-    let s = status_json(&bob_dir);
+    let s = status_json(&bob_dir).await;
     assert_eq!(s["checkpoint"]["size"], v["checkpoint"]["size"], "{s}");
     assert!(s["alert"].is_null(), "{s}");
     hub.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_restored_from_an_older_backup_is_caught_and_nothing_after_it_is_ingested() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("hub");
@@ -688,10 +690,10 @@ async fn a_hub_restored_from_an_older_backup_is_caught_and_nothing_after_it_is_i
     }
     let jsonl = dir.path().join("bob.jsonl");
     let jsonl_arg = jsonl.to_str().unwrap();
-    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]);
+    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]).await;
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("5 new"), "{err}");
-    let before = status_json(&bob_dir);
+    let before = status_json(&bob_dir).await;
     assert_eq!(before["checkpoint"]["size"], 5, "{before}");
     let trusted_root = before["checkpoint"]["root"].as_str().unwrap().to_owned();
 
@@ -713,7 +715,7 @@ async fn a_hub_restored_from_an_older_backup_is_caught_and_nothing_after_it_is_i
     let (size, root, note) = checkpoint_at_least(&alice, &vkey, &origin, 4).await;
     assert_eq!(size, 4);
 
-    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]);
+    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]).await;
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("ROLLBACK"), "{err}");
     assert!(
@@ -725,14 +727,14 @@ async fn a_hub_restored_from_an_older_backup_is_caught_and_nothing_after_it_is_i
         "names the new checkpoint: {err}"
     );
     // Nothing after it, and it stays stopped.
-    let after = status_json(&bob_dir);
+    let after = status_json(&bob_dir).await;
     assert_eq!(after["items"], 5, "{after}");
     assert_eq!(after["alert"]["kind"], "rollback", "{after}");
     assert_eq!(
         after["checkpoint"]["size"], 5,
         "the trusted checkpoint stays"
     );
-    let (code, out, _) = agent_cli(&bob_dir, &["status"]);
+    let (code, out, _) = agent_cli(&bob_dir, &["status"]).await;
     assert_eq!(code, Some(0));
     assert!(
         out.contains("LOG ALERT") && out.contains("ROLLBACK"),
@@ -752,9 +754,9 @@ async fn a_hub_restored_from_an_older_backup_is_caught_and_nothing_after_it_is_i
     assert_eq!(alert["alert"]["kind"], "rollback");
     assert_eq!(alert["alert"]["trusted"]["size"], 5);
     assert_eq!(alert["alert"]["offered"]["size"], 4);
-    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]);
+    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]).await;
     assert_eq!(code, Some(3), "still stopped: {err}");
-    assert_eq!(status_json(&bob_dir)["items"], 5);
+    assert_eq!(status_json(&bob_dir).await["items"], 5);
 
     // The coordinator decides to go on with the restored log: the operator
     // hands bob its checkpoint, and bob ingests again from there.
@@ -763,28 +765,41 @@ async fn a_hub_restored_from_an_older_backup_is_caught_and_nothing_after_it_is_i
     let (code, _, err) = agent_cli(
         &bob_dir,
         &["log", "accept", "--checkpoint", file.to_str().unwrap()],
-    );
+    )
+    .await;
     assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("was size 5") && err.contains("now size 4"),
         "{err}"
     );
-    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]);
+    // The accepted history is read from its start: the 3 items bob held
+    // are proven and recognised, the one the old history never had is new.
+    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl_arg]).await;
     assert_eq!(code, Some(0), "{err}");
-    assert!(err.contains("1 new"), "{err}");
-    let s = status_json(&bob_dir);
+    assert!(err.contains("1 new, 3 already held"), "{err}");
+    let s = status_json(&bob_dir).await;
     assert!(s["alert"].is_null(), "{s}");
+    assert_eq!(s["items"], 6, "{s}");
+    let (code, out, err) = agent_cli(&bob_dir, &["log", "verify", "--json"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["proven"].as_u64(), v["without_position"].as_u64()),
+        (Some(4), Some(2)),
+        "the 2 items only the lost history had stay held, unprovable: {v}"
+    );
     // A forged checkpoint is not accepted.
     std::fs::write(&file, note.replacen("\n4\n", "\n9\n", 1)).unwrap();
     let (code, _, err) = agent_cli(
         &bob_dir,
         &["log", "accept", "--checkpoint", file.to_str().unwrap()],
-    );
+    )
+    .await;
     assert_eq!(code, Some(64), "{err}");
     hub.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_item_fails_inclusion_and_signature_and_the_alert_names_both() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("hub");
@@ -827,13 +842,13 @@ async fn a_tampered_item_fails_inclusion_and_signature_and_the_alert_names_both(
     assert_eq!(lines.len(), 1, "only the alert: {lines:?}");
     assert_eq!(lines[0]["action"], "log-alert");
     drop(bob);
-    let (code, out, _) = agent_cli(&dir.path().join("bob"), &["status"]);
+    let (code, out, _) = agent_cli(&dir.path().join("bob"), &["status"]).await;
     assert_eq!(code, Some(0));
     assert!(out.contains("INCLUSION FAILED"), "{out}");
     hub.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quorum_nobody_cosigned_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("hub");
@@ -857,7 +872,7 @@ async fn a_quorum_nobody_cosigned_is_refused_with_a_clear_message() {
         format!("[log]\nwitnesses = [\"{witness}\"]\nquorum = 2\n"),
     )
     .unwrap();
-    let (code, _, err) = agent_cli(&bob_dir, &["sync"]);
+    let (code, _, err) = agent_cli(&bob_dir, &["sync"]).await;
     assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("quorum"), "{err}");
     std::fs::write(
@@ -866,12 +881,12 @@ async fn a_quorum_nobody_cosigned_is_refused_with_a_clear_message() {
     )
     .unwrap();
     let jsonl = dir.path().join("bob.jsonl");
-    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl.to_str().unwrap()]);
+    let (code, _, err) = agent_cli(&bob_dir, &["sync", "--jsonl", jsonl.to_str().unwrap()]).await;
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("NO WITNESS QUORUM"), "{err}");
     assert!(err.contains("cosigned by 0"), "{err}");
     assert!(err.contains("quorum = 1"), "{err}");
-    let s = status_json(&bob_dir);
+    let s = status_json(&bob_dir).await;
     assert_eq!(s["items"], 0, "{s}");
     assert_eq!(s["alert"]["kind"], "no-quorum", "{s}");
     assert_eq!(s["quorum"], 1);
