@@ -187,7 +187,7 @@ pub fn log_alert_banner(alert: Option<&crate::tlog::LogAlert>) -> Markup {
     };
     html! {
         div.log-alert role="alert" {
-            strong { "Transparency log alert (" (a.kind) "): ingesting from the hub is stopped." }
+            h2 { "Transparency log alert (" (a.kind) "): ingesting from the hub is stopped" }
             p { (a.message) }
             p {
                 "Nothing new is stored until the agent's operator, after the ISAC coordinator's decision, runs "
@@ -470,6 +470,29 @@ mod tests {
         let opts = options(&[(&h, &h), ("a", "b")], &h).into_string();
         hostile::assert_inert(&opts);
         assert_eq!(opts.matches(" selected").count(), 1, "{opts}");
+    }
+
+    #[test]
+    fn the_log_alert_banner_shows_hostile_text_as_text_and_nothing_without_an_alert() {
+        assert_eq!(log_alert_banner(None).into_string(), "");
+        let h = hostile::all();
+        let alert = crate::tlog::LogAlert {
+            kind: h.clone(),
+            message: h.clone(),
+            trusted: None,
+            offered: None,
+            offered_note: Some(h.clone()),
+            items: vec![],
+            hub: h.clone(),
+            at: h.clone(),
+        };
+        let banner = log_alert_banner(Some(&alert)).into_string();
+        hostile::assert_shown_inert(&banner);
+        assert!(
+            banner.starts_with("<div class=\"log-alert\" role=\"alert\">"),
+            "{banner}"
+        );
+        assert!(banner.contains("member-agent log accept --checkpoint FILE"));
     }
 
     #[test]

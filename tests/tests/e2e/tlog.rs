@@ -658,6 +658,39 @@ async fn agents_prove_every_item_they_ingest_and_log_proof_verifies_independentl
     let s = status_json(&bob_dir).await;
     assert_eq!(s["checkpoint"]["size"], v["checkpoint"]["size"], "{s}");
     assert!(s["alert"].is_null(), "{s}");
+
+    // The batch call: proofs in the order asked, bounded.
+    let size = v["checkpoint"]["size"].as_u64().unwrap();
+    let mut log = log_client(bob.channel().await.unwrap());
+    let asked: Vec<u64> = (0..size).rev().collect();
+    let proofs = log
+        .get_inclusion_proofs(pb::GetInclusionProofsRequest {
+            tree_size: size,
+            leaf_indices: asked.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .proofs;
+    assert_eq!(proofs.len(), asked.len());
+    for (i, p) in asked.iter().zip(proofs) {
+        assert_eq!(hashes(p), inclusion(&bob, *i, size).await.unwrap());
+    }
+    for (indices, tree_size, code) in [
+        (vec![0; 1025], size, Code::InvalidArgument),
+        (vec![0, size], size, Code::InvalidArgument),
+        (vec![0], size + 1, Code::FailedPrecondition),
+        (vec![0], 0, Code::InvalidArgument),
+    ] {
+        let got = log
+            .get_inclusion_proofs(pb::GetInclusionProofsRequest {
+                tree_size,
+                leaf_indices: indices,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(got.code(), code, "{}", got.message());
+    }
     hub.stop().await;
 }
 
