@@ -440,9 +440,10 @@ impl Agent {
         // rollback shows here even when nothing new arrives.
         match self.advance_log(&channel).await {
             Ok(_) => {}
-            Err(crate::tlog::Fault::Hub(AgentError::Hub { code, message }))
-                if code == tonic::Code::FailedPrecondition =>
-            {
+            Err(crate::tlog::Fault::Hub(AgentError::Hub {
+                code: tonic::Code::FailedPrecondition,
+                message,
+            })) => {
                 tracing::info!(%message, "the hub has no checkpoint yet");
             }
             Err(f) => return Err(self.fault(f, Some(sinks)).await),

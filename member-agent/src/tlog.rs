@@ -436,6 +436,10 @@ pub const PROOF_BATCH: usize = 1024;
 /// before giving up for this run (nothing from the batch is stored).
 pub const COVER_WAIT: Duration = Duration::from_secs(30);
 
+/// How long a checkpoint without the witness quorum is waited on before
+/// that is an alert.
+pub const QUORUM_GRACE: Duration = Duration::from_secs(5);
+
 /// A log failure, or the hub could not be asked.
 pub enum Fault {
     Hub(AgentError),
@@ -562,13 +566,25 @@ impl Agent {
     /// Fetches the hub's latest checkpoint, verifies it (log signature,
     /// origin, witness quorum, consistency with the trusted one) and makes
     /// it the trusted checkpoint (persisted in one write).
+    /// A checkpoint short of the witness quorum is asked for again for
+    /// `QUORUM_GRACE` first: witnesses cosign after the hub signs.
     pub async fn advance_log(&self, channel: &Channel) -> Result<Trusted, Fault> {
-        let offered = pb::log_client::LogClient::new(channel.clone())
-            .get_checkpoint(pb::GetCheckpointRequest {})
-            .await?
-            .into_inner()
-            .signed_note;
-        self.accept_offered(channel, &offered).await
+        let started = std::time::Instant::now();
+        loop {
+            let offered = pb::log_client::LogClient::new(channel.clone())
+                .get_checkpoint(pb::GetCheckpointRequest {})
+                .await?
+                .into_inner()
+                .signed_note;
+            match self.accept_offered(channel, &offered).await {
+                Err(Fault::Alert(a))
+                    if a.kind == "no-quorum" && started.elapsed() < QUORUM_GRACE =>
+                {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn accept_offered(&self, channel: &Channel, offered: &str) -> Result<Trusted, Fault> {
@@ -642,11 +658,10 @@ impl Agent {
                 Ok(t) if t.size > max_index => return Ok(t),
                 Ok(t) => t.size,
                 // No checkpoint at all yet (a new log's first second).
-                Err(Fault::Hub(AgentError::Hub { code, .. }))
-                    if code == tonic::Code::FailedPrecondition =>
-                {
-                    0
-                }
+                Err(Fault::Hub(AgentError::Hub {
+                    code: tonic::Code::FailedPrecondition,
+                    ..
+                })) => 0,
                 Err(f) => return Err(f),
             };
             if started.elapsed() > COVER_WAIT {
