@@ -674,7 +674,10 @@ fn log_leaves(checked: &[Checked]) -> Result<Vec<crate::tlog::ToProve>, crate::t
                 leaf: leaf.as_bytes().to_vec(),
                 signature,
             }),
-            None => unplaced.push(item),
+            None => unplaced.push(match signature {
+                Some(s) => format!("{item} (its signature failed too: {s})"),
+                None => item,
+            }),
         }
     }
     if unplaced.is_empty() {
