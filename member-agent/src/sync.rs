@@ -374,7 +374,7 @@ impl Agent {
             checked.push(self.check(channel, d).await?);
         }
         // Nothing of the batch is stored unless all of it is in the log.
-        let proven = match log_leaves(&checked) {
+        let proven = match log_leaves(&checked, self.org_id()) {
             Ok(items) => self.prove(channel, &items).await.map(|_| ()),
             Err(failure) => Err(self.alert_at_trusted(failure)),
         };
@@ -633,8 +633,13 @@ enum Checked {
 /// as both), its leaf the envelope as delivered. Not an item
 /// this member published anonymously: it is delivered its own signed
 /// original, while the log holds the hub-signed copy every other member
-/// receives and proves. A delivery without a position fails the batch.
-fn log_leaves(checked: &[Checked]) -> Result<Vec<crate::tlog::ToProve>, crate::tlog::Failure> {
+/// receives and proves (only our own: another member's signed original
+/// would be a hub leaking its identity, and is proven like anything else).
+/// A delivery without a position fails the batch.
+fn log_leaves(
+    checked: &[Checked],
+    own_org: &str,
+) -> Result<Vec<crate::tlog::ToProve>, crate::tlog::Failure> {
     let mut out = Vec::new();
     let mut unplaced = Vec::new();
     for c in checked {
@@ -646,7 +651,7 @@ fn log_leaves(checked: &[Checked]) -> Result<Vec<crate::tlog::ToProve>, crate::t
                 ..
             } => {
                 let s = &verified.statement;
-                if s.anonymous && s.source != isac_core::names::ANONYMOUS_ORG {
+                if s.anonymous && s.source == own_org {
                     continue;
                 }
                 (s.id.to_string(), *log_index, envelope_json, None)
