@@ -3,7 +3,12 @@
 //! publish throughput (single and batch), fan-out latency, backlog catch-up,
 //! hub memory per idle subscriber and under load, restart time, and this
 //! machine's own OpenSSL Ed25519 verify rate so figures compare across
-//! machines. Bounded in count and time; prints a table, or JSON (`--json`).
+//! machines; and, without the hub, an SBOM checked against held
+//! indicators and the watch's re-evaluation per new indicator
+//! (`exposure.rs`). Bounded in count and time; prints a table, or JSON
+//! (`--json`).
+
+mod exposure;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -592,6 +597,8 @@ async fn proofs_per_s(agent: &Agent, secs: f64) -> f64 {
 fn main() {
     let args = Args::parse();
     let plan = Plan::from(&args);
+    // Pure CPU, before the hub starts, so neither disturbs the other.
+    let exposure = exposure::measure(&exposure::Sizes::new(args.smoke));
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("hub-data");
     let (hub, _) = start_hub(&data, "127.0.0.1:0");
@@ -763,6 +770,10 @@ fn main() {
         "checkpoint_after_ack_p99_ms": (checkpoint_p99 * 100.0).round() / 100.0,
         "inclusion_proofs_per_s": proofs.round(),
     });
+    let mut report = report;
+    if let (Some(all), Some(more)) = (report.as_object_mut(), exposure.as_object()) {
+        all.extend(more.clone());
+    }
     if args.json {
         println!("{report}");
         return;
@@ -833,6 +844,24 @@ fn main() {
             format!("{proofs:.0}/s"),
         ),
     ];
+    let e = |k: &str| exposure[k].clone();
+    let rows = rows.into_iter().chain([
+        (
+            format!(
+                "SBOM of {} components vs {} indicators",
+                e("sbom_components"),
+                e("sbom_held_indicators")
+            ),
+            format!("{} ms", e("sbom_check_ms")),
+        ),
+        (
+            format!(
+                "watch: per new indicator per application ({})",
+                e("watch_applications")
+            ),
+            format!("{} µs", e("watch_per_indicator_per_application_us")),
+        ),
+    ]);
     for (k, v) in rows {
         println!("{k:<52} {v:>16}");
     }

@@ -35,6 +35,8 @@ pub struct Agent {
     /// channel, reused; a new channel after a reset reuses the connector.
     connector: Mutex<Option<Connector>>,
     channel: Mutex<Option<Channel>>,
+    /// Watched applications against held indicators (`crate::watch`).
+    pub(crate) watch: crate::watch::AgentWatch,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -71,6 +73,7 @@ impl Agent {
             connector: Mutex::new(None),
             channel: Mutex::new(None),
             clock: Clock::system(),
+            watch: Default::default(),
         })
     }
 
@@ -143,7 +146,9 @@ impl Agent {
             sinks.send_expired(item).await?;
             self.store()
                 .mark_expired(item, || sinks.write_expired(item))?;
+            self.watch.touch_id(&item.id);
         }
+        self.update_exposures(sinks).await?;
         Ok(due.len() as u64)
     }
 
@@ -319,6 +324,7 @@ impl Agent {
                         if let isac_core::Body::Retraction(r) = &s.body {
                             self.store().mark_retracted(&r.target.to_string())?;
                         }
+                        self.watch.touch(s);
                     }
                     InsertOutcome::Duplicate => report.duplicates += 1,
                 }
@@ -400,7 +406,7 @@ impl Agent {
         for c in checked {
             self.commit(c, sinks, report)?;
         }
-        Ok(())
+        self.update_exposures(sinks).await
     }
 
     /// Streams from the stored cursor. With `follow == false`, returns once
@@ -408,6 +414,8 @@ impl Agent {
     pub async fn sync(&self, follow: bool, sinks: &mut Sinks) -> Result<SyncReport, AgentError> {
         let channel = self.channel().await?;
         self.refresh_directory(&channel).await?;
+        // Registrations and files changed while no agent ran.
+        self.update_exposures(sinks).await?;
         let after = self.store().hub_cursor()?;
         let mut report = SyncReport {
             cursor: self.store().cursor()?,
@@ -445,13 +453,25 @@ impl Agent {
             Err(status) => return Err(status.into()),
         };
         let mut next = None;
+        // Watched files are looked at between items, at least every second.
+        let mut watch_tick = tokio::time::interval(WATCH_EVERY);
+        watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let msg = match next.take() {
                 Some(m) => m,
-                None => match stream.message().await? {
-                    Some(m) => m,
-                    None => break,
-                },
+                None => {
+                    let message = tokio::select! {
+                        m = stream.message() => m?,
+                        _ = watch_tick.tick() => {
+                            self.update_exposures(sinks).await?;
+                            continue;
+                        }
+                    };
+                    match message {
+                        Some(m) => m,
+                        None => break,
+                    }
+                }
             };
             match msg.event {
                 Some(pb::subscribe_response::Event::Item(d)) => {
@@ -554,6 +574,9 @@ impl Agent {
 
 /// Most deliveries handled (and sent to network sinks) together.
 const MAX_BATCH: usize = 256;
+
+/// How often a following agent looks at its watched files.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// A delivery after verification, before it is recorded.
 enum Checked {

@@ -112,6 +112,11 @@ impl<M: Clone> Watch<M> {
         self.applications.keys().map(String::as_str)
     }
 
+    /// A registered application's inventory.
+    pub fn application(&self, name: &str) -> Option<&Inventory> {
+        self.applications.get(name)
+    }
+
     /// Every current finding.
     pub fn findings(&self) -> &BTreeSet<ExposureKey> {
         &self.findings
