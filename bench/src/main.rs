@@ -37,6 +37,9 @@ struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Only the exposure figures (SBOM check, watch): no hub.
+    #[arg(long)]
+    exposure_only: bool,
     /// Publishing members.
     #[arg(long)]
     publishers: Option<usize>,
@@ -599,6 +602,16 @@ fn main() {
     let plan = Plan::from(&args);
     // Pure CPU, before the hub starts, so neither disturbs the other.
     let exposure = exposure::measure(&exposure::Sizes::new(args.smoke));
+    if args.exposure_only {
+        if args.json {
+            println!("{exposure}");
+        } else {
+            for (k, v) in exposure.as_object().into_iter().flatten() {
+                println!("{k:<52} {v:>16}");
+            }
+        }
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("hub-data");
     let (hub, _) = start_hub(&data, "127.0.0.1:0");

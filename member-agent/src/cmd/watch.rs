@@ -29,6 +29,7 @@ pub enum WatchCommand {
     },
     /// Stop watching APP; the running agent announces its exposures cleared.
     Remove {
+        /// The application's name (see `watch list`).
         #[arg(value_name = "APP")]
         name: String,
     },
