@@ -291,6 +291,58 @@ async fn a_watched_sbom_gets_exposure_events_as_indicators_and_the_file_change()
     );
     assert!(new["why"].as_str().unwrap().contains("0.1.1"), "{new}");
 
+    // The console's Exposure page shows it, and its button reports it.
+    {
+        use crate::console::{csrf_of, http, split_link, start_with_link, Procs};
+        let mut procs = Procs(vec![]);
+        let mut ui = bin("member-agent");
+        ui.arg("--state-dir")
+            .arg(&bob)
+            .args(["ui", "--listen", "127.0.0.1:0"]);
+        let link = start_with_link(ui, &dir.path().join("bob-ui.log"), &mut procs);
+        let (host, token) = split_link(&link);
+        let origin = format!("http://{host}");
+        let same = [
+            ("Origin", origin.as_str()),
+            ("Sec-Fetch-Site", "same-origin"),
+        ];
+        let r = http(&host, "POST", "/login", &same, &format!("token={token}"));
+        assert_eq!(r.status, 303, "{}", r.body);
+        let cookie = r
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let r = http(
+            &host,
+            "GET",
+            "/exposure",
+            &[("Cookie", cookie.as_str())],
+            "",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        for shown in [
+            "online-banking",
+            "pkg:npm/flatmap-stream@0.1.1",
+            "online-banking@3.4.0 &gt; event-stream@3.3.6 &gt; flatmap-stream@0.1.1",
+            &format!("href=\"/item/{id}\""),
+            "Report sighting",
+        ] {
+            assert!(r.body.contains(shown), "{shown} in {}", r.body);
+        }
+        let form = format!(
+            "csrf={}&application=online-banking&indicator={id}",
+            csrf_of(&r.body)
+        );
+        let with_session = [same[0], same[1], ("Cookie", cookie.as_str())];
+        let r = http(&host, "POST", "/exposure/report", &with_session, &form);
+        assert_eq!(r.status, 303, "{}", r.body);
+        let to = r.header("location").unwrap_or_default().to_owned();
+        assert!(to.starts_with(&format!("/item/{id}?sighted=")), "{to}");
+    }
+
     // Listed, and reported back as a sighting at the indicator's TLP (never looser).
     let (code, out, err) = agent_cli(&bob, &["exposure", "list", "--json"]);
     assert_eq!(code, Some(0), "{err}");
