@@ -440,3 +440,143 @@ async fn a_watched_sbom_gets_exposure_events_as_indicators_and_the_file_change()
     running.kill().unwrap();
     running.wait().unwrap();
 }
+
+/// Every kind of sink hears of an exposure: the JSON Lines file, a STIX
+/// sighting (valid to the OASIS validator), a webhook, Splunk HEC and an
+/// Elasticsearch document that the clear deletes; in process, through
+/// `sync`, against real HTTP receivers on loopback.
+#[tokio::test]
+async fn exposure_events_reach_every_sink_and_the_clear_deletes_the_document() {
+    use isac_e2e::{assert_valid_stix, enrolled_agent, TestHub};
+    use member_agent::localstore::Watched;
+    use member_agent::sinks::http::HttpSink;
+    use member_agent::{SinkSettings, Sinks};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let sbom = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packages/fixtures/sbom/cdxgen-cyclonedx.json")
+        .canonicalize()
+        .unwrap();
+    assert!(bob
+        .store
+        .lock()
+        .unwrap()
+        .add_watched(&Watched {
+            name: "online-banking".into(),
+            path: sbom.display().to_string(),
+            added: "2026-12-02T00:00:00Z".into(),
+        })
+        .unwrap());
+    let receiver = crate::delivery::receiver(0).await;
+    let base = format!("http://{}", receiver.addr);
+    let (jsonl, stix) = (dir.path().join("bob.jsonl"), dir.path().join("stix"));
+    let mut settings = SinkSettings::jsonl(Some(&jsonl));
+    settings.stix_dir = Some(stix.clone());
+    settings.http = vec![
+        HttpSink::Webhook {
+            url: format!("{base}/hook").parse().unwrap(),
+            secret: "s3cret".into(),
+        },
+        HttpSink::SplunkHec {
+            url: format!("{base}/services/collector/event").parse().unwrap(),
+            token: "hec-token".into(),
+            index: None,
+            sourcetype: "isac:indicator".into(),
+        },
+        HttpSink::Elastic {
+            url: format!("{base}/es").parse().unwrap(),
+            index: "isac-indicators".into(),
+        },
+    ];
+    let mut sinks = Sinks::open(settings).unwrap();
+    let draft = member_agent::draft::IndicatorDraft {
+        purl: Some("pkg:npm/flatmap-stream".into()),
+        versions: Some(vec!["0.1.1".into()]),
+        tlp: Some("amber".into()),
+        title: Some("flatmap-stream steals wallet keys".into()),
+        severity: Some("critical".into()),
+        ..Default::default()
+    };
+    let id = member_agent::publish::publish(&alice, draft)
+        .await
+        .unwrap()
+        .id;
+    bob.sync(false, &mut sinks).await.unwrap();
+
+    let bodies = |path: &str| -> Vec<String> {
+        receiver
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, ..)| p.starts_with(path))
+            .map(|(_, _, b, _)| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    };
+    let exposure_id = {
+        let text = std::fs::read_to_string(&jsonl).unwrap();
+        let line = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["action"] == "exposure.new")
+            .expect("exposure.new in the JSON Lines file");
+        assert_eq!(line["indicator"]["id"], id.as_str());
+        assert_eq!(line["tlp"], "amber");
+        line["id"].as_str().unwrap().to_owned()
+    };
+    let hook: Vec<serde_json::Value> = bodies("/hook")
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .filter(|v: &serde_json::Value| v["action"] == "exposure.new")
+        .collect();
+    assert_eq!(hook.len(), 1, "one webhook POST for the exposure");
+    assert_eq!(hook[0]["application"], "online-banking");
+    assert!(bodies("/services/collector")
+        .iter()
+        .any(|b| b.contains("\"action\":\"exposure.new\"")));
+    // The `_bulk` action lines naming the exposure's document.
+    let actions_on = |bulk: &str| -> Vec<String> {
+        bulk.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| {
+                let (action, target) = v.as_object()?.iter().next()?;
+                (target["_id"] == exposure_id.as_str()).then(|| action.clone())
+            })
+            .collect()
+    };
+    let bulk = bodies("/es/_bulk").join("\n");
+    assert_eq!(actions_on(&bulk), ["index"], "{bulk}");
+    assert!(bulk.contains("\"dataset\":\"isac.exposure\""), "{bulk}");
+    let sightings: Vec<std::path::PathBuf> = std::fs::read_dir(&stix)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("exposure-")
+        })
+        .collect();
+    assert_eq!(sightings.len(), 1);
+    let bundle = std::fs::read_to_string(&sightings[0]).unwrap();
+    assert!(bundle.contains("\"sighting_of_ref\"") && bundle.contains("online-banking"));
+    assert_valid_stix(&sightings);
+
+    let mut alice_sink = Sinks::jsonl(Some(&dir.path().join("alice.jsonl"))).unwrap();
+    alice.sync(false, &mut alice_sink).await.unwrap();
+    member_agent::publish::retract(&alice, &id, "false positive")
+        .await
+        .unwrap();
+    bob.sync(false, &mut sinks).await.unwrap();
+    assert!(bodies("/hook")
+        .iter()
+        .any(|b| b.contains("\"action\":\"exposure.cleared\"")));
+    let bulk = bodies("/es/_bulk").join("\n");
+    assert_eq!(actions_on(&bulk), ["index", "delete"], "{bulk}");
+    assert!(std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .contains("\"action\":\"exposure.cleared\""));
+    hub.stop().await;
+}
