@@ -270,6 +270,17 @@ impl Exposures {
         for (id, rows) in by_id {
             x.set_indicator(&id, &rows, now);
         }
+        // A registered file that cannot be read now keeps what was
+        // announced for it (no clear on a guess) until it can be.
+        for (key, e) in &x.announced {
+            let unread = x
+                .apps
+                .get(&key.application)
+                .is_some_and(|a| a.hash.is_none());
+            if unread && x.indicators.contains_key(&key.indicator) && !x.current.contains_key(key) {
+                x.current.insert(key.clone(), e.clone());
+            }
+        }
         for key in x.announced.keys() {
             if !x.current.contains_key(key) {
                 x.cleared_why
@@ -305,6 +316,9 @@ impl Exposures {
             WHY_REVISED
         };
         self.absorb(events, now, why);
+        if rows.is_empty() {
+            self.drop_stale(|k| k.indicator == id, why);
+        }
     }
 
     /// Re-reads indicator `id` from the store and hands it to the watch.
@@ -337,6 +351,7 @@ impl Exposures {
             self.apps.remove(&name);
             let events = self.watch.remove_application(&name);
             self.absorb(events, now, WHY_UNWATCHED);
+            self.drop_stale(|k| k.application == name, WHY_UNWATCHED);
         }
         for w in registered {
             let path = PathBuf::from(&w.path);
@@ -382,6 +397,7 @@ impl Exposures {
                     app.problem = None;
                     let events = self.watch.set_application(&w.name, inventory);
                     self.absorb(events, now, WHY_INVENTORY);
+                    self.drop_stale(|k| k.application == w.name, WHY_INVENTORY);
                 }
                 Err(e) => {
                     let message = e.to_string();
@@ -395,6 +411,22 @@ impl Exposures {
             }
         }
         Ok(())
+    }
+
+    /// Forgets what is held as found (`about` says for which application
+    /// or indicator) but the watch does not find: exposures carried over
+    /// from before a restart while their file could not be read.
+    fn drop_stale(&mut self, about: impl Fn(&ExposureKey) -> bool, why: &str) {
+        let stale: Vec<ExposureKey> = self
+            .current
+            .keys()
+            .filter(|k| about(k) && !self.watch.findings().contains(*k))
+            .cloned()
+            .collect();
+        for key in stale {
+            self.current.remove(&key);
+            self.cleared_why.insert(key, why.to_owned());
+        }
     }
 
     /// Folds the watch's events into what is found now.
@@ -854,6 +886,76 @@ mod tests {
         let lines = announce(&mut x, &w.store);
         assert_eq!(lines[0]["why"], WHY_UNWATCHED);
         let _ = &w.dir;
+    }
+
+    #[test]
+    fn a_file_unreadable_at_start_keeps_its_exposures_until_it_is_read() {
+        let w = world();
+        w.store
+            .insert_synthetic_package(
+                "ind-1",
+                1,
+                "pkg:npm/flatmap-stream",
+                &["0.1.1"],
+                "valid",
+                None,
+            )
+            .unwrap();
+        let mut x = Exposures::load(&w.store, NOW).unwrap();
+        announce(&mut x, &w.store);
+        drop(x);
+        // Stopped; the file goes away for a while (a build rewriting it).
+        std::fs::rename(&w.sbom, w.dir.path().join("elsewhere.json")).unwrap();
+        let mut x = Exposures::load(&w.store, NOW).unwrap();
+        assert!(x.pending().is_empty(), "nothing cleared on a guess");
+        assert_eq!(x.current().count(), 1);
+        // It comes back upgraded: now it clears.
+        let upgraded = CDXGEN
+            .replace("flatmap-stream@0.1.1", "flatmap-stream@0.1.12")
+            .replace(r#""version": "0.1.1""#, r#""version": "0.1.12""#);
+        std::fs::write(&w.sbom, upgraded).unwrap();
+        x.rescan(&w.store, NOW).unwrap();
+        let lines = announce(&mut x, &w.store);
+        assert_eq!(actions(&lines), [("exposure.cleared".to_string(), 2)]);
+        assert_eq!(lines[0]["why"], WHY_INVENTORY);
+        // And an unreadable application that is unwatched clears too.
+        std::fs::write(&w.sbom, CDXGEN).unwrap();
+        x.rescan(&w.store, NOW).unwrap();
+        announce(&mut x, &w.store);
+        drop(x);
+        std::fs::remove_file(&w.sbom).unwrap();
+        let mut x = Exposures::load(&w.store, NOW).unwrap();
+        assert!(x.pending().is_empty());
+        w.store.remove_watched("online-banking").unwrap();
+        x.rescan(&w.store, NOW).unwrap();
+        let lines = announce(&mut x, &w.store);
+        assert_eq!(actions(&lines), [("exposure.cleared".to_string(), 4)]);
+        assert_eq!(lines[0]["why"], WHY_UNWATCHED);
+    }
+
+    #[test]
+    fn a_retraction_clears_an_exposure_kept_for_an_unreadable_file() {
+        let w = world();
+        w.store
+            .insert_synthetic_package(
+                "ind-1",
+                1,
+                "pkg:npm/flatmap-stream",
+                &["0.1.1"],
+                "valid",
+                None,
+            )
+            .unwrap();
+        let mut x = Exposures::load(&w.store, NOW).unwrap();
+        announce(&mut x, &w.store);
+        std::fs::remove_file(&w.sbom).unwrap();
+        let mut x = Exposures::load(&w.store, NOW).unwrap();
+        assert!(x.pending().is_empty());
+        w.store.mark_retracted("ind-1").unwrap();
+        x.refresh_indicator(&w.store, "ind-1", NOW).unwrap();
+        let lines = announce(&mut x, &w.store);
+        assert_eq!(actions(&lines), [("exposure.cleared".to_string(), 2)]);
+        assert_eq!(lines[0]["why"], WHY_GONE);
     }
 
     #[test]
