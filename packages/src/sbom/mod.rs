@@ -43,23 +43,15 @@ impl Default for Limits {
     }
 }
 
+/// What an inventory was read from; `Lockfile` is not an SBOM but a
+/// lockfile's dependencies (the agent's `lockfile` readers), by file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SbomFormat {
-    CycloneDxJson {
-        spec_version: String,
-    },
-    Spdx2Json {
-        spdx_version: String,
-    },
-    Spdx2TagValue {
-        spdx_version: String,
-    },
+    CycloneDxJson { spec_version: String },
+    Spdx2Json { spdx_version: String },
+    Spdx2TagValue { spdx_version: String },
     Spdx3JsonLd,
-    /// Not an SBOM: a lockfile's dependencies (the agent's `lockfile`
-    /// readers), named by the file's name.
-    Lockfile {
-        name: String,
-    },
+    Lockfile { name: String },
 }
 
 impl fmt::Display for SbomFormat {
