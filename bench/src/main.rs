@@ -3,7 +3,12 @@
 //! publish throughput (single and batch), fan-out latency, backlog catch-up,
 //! hub memory per idle subscriber and under load, restart time, and this
 //! machine's own OpenSSL Ed25519 verify rate so figures compare across
-//! machines. Bounded in count and time; prints a table, or JSON (`--json`).
+//! machines; and, without the hub, an SBOM checked against held
+//! indicators and the watch's re-evaluation per new indicator
+//! (`exposure.rs`). Bounded in count and time; prints a table, or JSON
+//! (`--json`).
+
+mod exposure;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -32,6 +37,9 @@ struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Only the exposure figures (SBOM check, watch): no hub.
+    #[arg(long)]
+    exposure_only: bool,
     /// Publishing members.
     #[arg(long)]
     publishers: Option<usize>,
@@ -675,6 +683,18 @@ async fn batched_proofs_per_s(agent: &Agent, secs: f64) -> f64 {
 fn main() {
     let args = Args::parse();
     let plan = Plan::from(&args);
+    // Pure CPU, before the hub starts, so neither disturbs the other.
+    let exposure = exposure::measure(&exposure::Sizes::new(args.smoke));
+    if args.exposure_only {
+        if args.json {
+            println!("{exposure}");
+        } else {
+            for (k, v) in exposure.as_object().into_iter().flatten() {
+                println!("{k:<52} {v:>16}");
+            }
+        }
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("hub-data");
     let (hub, _) = start_hub(&data, "127.0.0.1:0");
@@ -853,6 +873,10 @@ fn main() {
         "agent_log_verify_us_per_item": (agent_verify_us * 100.0).round() / 100.0,
         "agent_log_verify_tree_size": verify_leaves,
     });
+    let mut report = report;
+    if let (Some(all), Some(more)) = (report.as_object_mut(), exposure.as_object()) {
+        all.extend(more.clone());
+    }
     if args.json {
         println!("{report}");
         return;
@@ -933,6 +957,24 @@ fn main() {
             format!("{agent_verify_us:.2} µs"),
         ),
     ];
+    let e = |k: &str| exposure[k].clone();
+    let rows = rows.into_iter().chain([
+        (
+            format!(
+                "SBOM of {} components vs {} indicators",
+                e("sbom_components"),
+                e("sbom_held_indicators")
+            ),
+            format!("{} ms", e("sbom_check_ms")),
+        ),
+        (
+            format!(
+                "watch: per new indicator per application ({})",
+                e("watch_applications")
+            ),
+            format!("{} µs", e("watch_per_indicator_per_application_us")),
+        ),
+    ]);
     for (k, v) in rows {
         println!("{k:<52} {v:>16}");
     }

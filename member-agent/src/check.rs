@@ -24,7 +24,7 @@ use crate::lockfile::{is_lockfile_name, parse_lockfile};
 use crate::sync::Agent;
 
 /// Lockfiles and SBOMs larger than this are refused rather than read.
-const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
 /// Most files one `check` reads from the directories it is given.
 const MAX_DIR_FILES: usize = 10_000;
 
@@ -239,22 +239,11 @@ pub fn check_text(
 
 /// The findings for an SBOM's inventory against `index`.
 pub fn sbom_report(file_name: &str, inventory: &Inventory, index: &Index<IndicatorMeta>) -> Report {
-    let label = |reference: &str| match inventory.component(reference) {
-        Some(c) => component_label(c),
-        None if inventory.subject_ref.as_deref() == Some(reference) => inventory
-            .subject
-            .clone()
-            .unwrap_or_else(|| reference.to_owned()),
-        None => reference.to_owned(),
-    };
     let matches = index
         .check(inventory)
         .into_iter()
         .map(|f| {
-            let path = f
-                .path
-                .as_ref()
-                .map(|p| p.iter().map(|r| label(r)).collect());
+            let path = f.path.as_ref().map(|p| path_labels(inventory, p));
             let shown = match &f.component.identity {
                 Identity::Purl(p) => p.package().to_string(),
                 Identity::NameOnly { .. } => f.component.name.clone(),
@@ -280,6 +269,21 @@ pub fn sbom_report(file_name: &str, inventory: &Inventory, index: &Index<Indicat
             })
             .collect(),
     }
+}
+
+/// A dependency path's references as people read them: `name@version`,
+/// the SBOM's subject by its name.
+pub fn path_labels(inventory: &Inventory, path: &[String]) -> Vec<String> {
+    path.iter()
+        .map(|reference| match inventory.component(reference) {
+            Some(c) => component_label(c),
+            None if inventory.subject_ref.as_deref() == Some(reference.as_str()) => inventory
+                .subject
+                .clone()
+                .unwrap_or_else(|| reference.to_owned()),
+            None => reference.to_owned(),
+        })
+        .collect()
 }
 
 /// `name@version` (a component without version: its name).

@@ -22,6 +22,7 @@ pub mod state;
 pub mod sync;
 pub mod tlog;
 pub mod ui;
+pub mod watch;
 
 pub use error::AgentError;
 pub use sinks::{SinkSettings, Sinks};

@@ -1,5 +1,8 @@
 //! The agent's local SQLite store: verified items, the key directory cache,
-//! refused items, and the subscription cursor. Only this file knows SQL.
+//! refused items, and the subscription cursor. Only this file (and its
+//! `watch` part: watched applications, announced exposures) knows SQL.
+
+mod watch;
 
 use std::path::Path;
 
@@ -7,6 +10,8 @@ use isac_core::VerifiedStatement;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::AgentError;
+
+pub use watch::{ExposureRow, Watched};
 
 pub struct LocalStore {
     conn: Connection,
@@ -124,6 +129,7 @@ impl LocalStore {
         Self::use_local_order(&conn)?;
         Self::index_packages(&conn)?;
         Self::migrate_log(&conn)?;
+        watch::migrate(&conn)?;
         Ok(Self { conn })
     }
 

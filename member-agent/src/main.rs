@@ -53,6 +53,14 @@ enum Command {
     /// poetry.lock, go.sum) and SBOMs (CycloneDX, SPDX 2.3, SPDX 3.0)
     /// against held indicators; exit code 1 on a match.
     Check(cmd::check::CheckArgs),
+    /// Watch applications' SBOMs and lockfiles: `run` writes
+    /// exposure.new / exposure.cleared events into its sinks as
+    /// indicators arrive, change or go, and as the files change.
+    #[command(subcommand)]
+    Watch(cmd::watch::WatchCommand),
+    /// The watched applications' exposures now; report one back as a sighting.
+    #[command(subcommand)]
+    Exposure(cmd::exposure::ExposureCommand),
     /// Report a sighting of an indicator you hold ("we saw it"); anonymous
     /// to other members unless --named.
     Sight(cmd::sight::SightArgs),
@@ -116,6 +124,8 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         Command::Show(args) => cmd::show::run(&state, args).await,
         Command::Search(args) => cmd::search::run(&state, args).await,
         Command::Check(args) => cmd::check::run(&state, args).await,
+        Command::Watch(command) => cmd::watch::run(&state, command).await,
+        Command::Exposure(command) => cmd::exposure::run(&state, command).await,
         Command::Sight(args) => cmd::sight::run(&state, args).await,
         Command::Retract(args) => cmd::retract::run(&state, args).await,
         Command::Bulletin(args) => cmd::bulletin::run(&state, args).await,

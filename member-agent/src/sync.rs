@@ -37,6 +37,8 @@ pub struct Agent {
     channel: Mutex<Option<Channel>>,
     /// What a checkpoint needs besides the log key (`[log]` in agent.toml).
     pub log: crate::tlog::LogTrust,
+    /// Watched applications against held indicators (`crate::watch`).
+    pub(crate) watch: crate::watch::AgentWatch,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -74,6 +76,7 @@ impl Agent {
             channel: Mutex::new(None),
             clock: Clock::system(),
             log: crate::tlog::LogTrust::default(),
+            watch: Default::default(),
         })
     }
 
@@ -146,7 +149,9 @@ impl Agent {
             sinks.send_expired(item).await?;
             self.store()
                 .mark_expired(item, || sinks.write_expired(item))?;
+            self.watch.touch_id(&item.id);
         }
+        self.update_exposures(sinks).await?;
         Ok(due.len() as u64)
     }
 
@@ -327,6 +332,7 @@ impl Agent {
                         if let isac_core::Body::Retraction(r) = &s.body {
                             self.store().mark_retracted(&r.target.to_string())?;
                         }
+                        self.watch.touch(s);
                     }
                     InsertOutcome::Duplicate => report.duplicates += 1,
                 }
@@ -422,7 +428,7 @@ impl Agent {
         for c in checked {
             self.commit(c, sinks, report)?;
         }
-        Ok(())
+        self.update_exposures(sinks).await
     }
 
     /// Streams from the stored cursor. With `follow == false`, returns once
@@ -448,6 +454,8 @@ impl Agent {
             }
             Err(f) => return Err(self.fault(f, Some(sinks)).await),
         }
+        // Registrations and files changed while no agent ran.
+        self.update_exposures(sinks).await?;
         let after = self.store().hub_cursor()?;
         let mut report = SyncReport {
             cursor: self.store().cursor()?,
@@ -485,13 +493,25 @@ impl Agent {
             Err(status) => return Err(status.into()),
         };
         let mut next = None;
+        // Watched files are looked at between items, at least every second.
+        let mut watch_tick = tokio::time::interval(WATCH_EVERY);
+        watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let msg = match next.take() {
                 Some(m) => m,
-                None => match stream.message().await? {
-                    Some(m) => m,
-                    None => break,
-                },
+                None => {
+                    let message = tokio::select! {
+                        m = stream.message() => m?,
+                        _ = watch_tick.tick() => {
+                            self.update_exposures(sinks).await?;
+                            continue;
+                        }
+                    };
+                    match message {
+                        Some(m) => m,
+                        None => break,
+                    }
+                }
             };
             match msg.event {
                 Some(pb::subscribe_response::Event::Item(d)) => {
@@ -601,6 +621,9 @@ impl Agent {
 
 /// Most deliveries handled (and sent to network sinks) together.
 const MAX_BATCH: usize = 256;
+
+/// How often a following agent looks at its watched files.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// A delivery after verification, before it is recorded.
 enum Checked {

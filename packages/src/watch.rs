@@ -69,6 +69,16 @@ pub struct Watch<M> {
     /// package key and loose name → the indicators naming it.
     indicators_by_package: HashMap<String, BTreeSet<String>>,
     findings: BTreeSet<ExposureKey>,
+    /// The same findings by indicator, so one indicator's are found
+    /// without a pass over all (an application's are a range of
+    /// `findings`, which sorts by application first).
+    findings_by_indicator: HashMap<String, BTreeSet<ExposureKey>>,
+}
+
+/// Which findings an update replaces.
+enum Scope<'a> {
+    Indicator(&'a str),
+    Application(&'a str),
 }
 
 impl<M: Clone> Default for Watch<M> {
@@ -80,6 +90,7 @@ impl<M: Clone> Default for Watch<M> {
             indicators: BTreeMap::new(),
             indicators_by_package: HashMap::new(),
             findings: BTreeSet::new(),
+            findings_by_indicator: HashMap::new(),
         }
     }
 }
@@ -110,6 +121,11 @@ impl<M: Clone> Watch<M> {
 
     pub fn applications(&self) -> impl Iterator<Item = &str> {
         self.applications.keys().map(String::as_str)
+    }
+
+    /// A registered application's inventory.
+    pub fn application(&self, name: &str) -> Option<&Inventory> {
+        self.applications.get(name)
     }
 
     /// Every current finding.
@@ -196,13 +212,13 @@ impl<M: Clone> Watch<M> {
             }
         }
         self.indicators.insert(indicator.to_owned(), advisories);
-        self.apply(|k| k.indicator == indicator, now)
+        self.apply(Scope::Indicator(indicator), now)
     }
 
     /// The indicator is retracted or expired.
     pub fn remove_indicator(&mut self, indicator: &str) -> Vec<ExposureEvent> {
         self.forget_indicator(indicator);
-        self.apply(|k| k.indicator == indicator, Vec::new())
+        self.apply(Scope::Indicator(indicator), Vec::new())
     }
 
     fn forget_indicator(&mut self, indicator: &str) {
@@ -225,13 +241,13 @@ impl<M: Clone> Watch<M> {
         self.applications.insert(name.to_owned(), inventory);
         self.reindex();
         let now = self.judge_application(name);
-        self.apply(|k| k.application == name, now)
+        self.apply(Scope::Application(name), now)
     }
 
     pub fn remove_application(&mut self, name: &str) -> Vec<ExposureEvent> {
         self.applications.remove(name);
         self.reindex();
-        self.apply(|k| k.application == name, Vec::new())
+        self.apply(Scope::Application(name), Vec::new())
     }
 
     /// The findings of one application against the held indicators: one
@@ -269,18 +285,32 @@ impl<M: Clone> Watch<M> {
         out
     }
 
-    /// Sets the findings in scope (`in_scope`) to `now`: events for what
-    /// appeared (in `now`'s order) and then for what went (sorted).
-    fn apply(
-        &mut self,
-        in_scope: impl Fn(&ExposureKey) -> bool,
-        now: Vec<ExposureEvent>,
-    ) -> Vec<ExposureEvent> {
-        let now_keys: BTreeSet<ExposureKey> = now.iter().map(|e| e.key().clone()).collect();
-        let gone: Vec<ExposureKey> = self
-            .findings
-            .iter()
-            .filter(|k| in_scope(k) && !now_keys.contains(k))
+    /// Sets the findings in `scope` to `now`: events for what appeared
+    /// (in `now`'s order) and then for what went (sorted).
+    fn apply(&mut self, scope: Scope<'_>, now: Vec<ExposureEvent>) -> Vec<ExposureEvent> {
+        let now_keys: BTreeSet<&ExposureKey> = now.iter().map(|e| e.key()).collect();
+        let in_scope: Vec<&ExposureKey> = match scope {
+            Scope::Indicator(id) => self
+                .findings_by_indicator
+                .get(id)
+                .into_iter()
+                .flatten()
+                .collect(),
+            Scope::Application(name) => self
+                .findings
+                .range(
+                    ExposureKey {
+                        application: name.to_owned(),
+                        component: String::new(),
+                        indicator: String::new(),
+                    }..,
+                )
+                .take_while(|k| k.application == name)
+                .collect(),
+        };
+        let gone: Vec<ExposureKey> = in_scope
+            .into_iter()
+            .filter(|k| !now_keys.contains(k))
             .cloned()
             .collect();
         let mut events: Vec<ExposureEvent> = now
@@ -289,9 +319,19 @@ impl<M: Clone> Watch<M> {
             .collect();
         for k in &gone {
             self.findings.remove(k);
+            if let Some(set) = self.findings_by_indicator.get_mut(&k.indicator) {
+                set.remove(k);
+                if set.is_empty() {
+                    self.findings_by_indicator.remove(&k.indicator);
+                }
+            }
         }
         for e in &events {
             self.findings.insert(e.key().clone());
+            self.findings_by_indicator
+                .entry(e.key().indicator.clone())
+                .or_default()
+                .insert(e.key().clone());
         }
         events.extend(gone.into_iter().map(|key| ExposureEvent::Cleared { key }));
         events
@@ -400,6 +440,34 @@ mod tests {
         w.set_application("online-banking", inventory());
         let e = w.remove_application("online-banking");
         assert_eq!(names(&e)[0].0, "exposure.cleared");
+    }
+
+    #[test]
+    fn an_update_replaces_only_its_own_findings() {
+        let mut w: Watch<()> = Watch::new();
+        // One name a prefix of the other: an application's findings are
+        // a range by name, never more.
+        w.set_application("app", inventory());
+        w.set_application("app-2", inventory());
+        w.upsert_indicator("ind-a", vec![advisory("pkg:npm/event-stream", &["3.3.6"])]);
+        w.upsert_indicator("ind-b", vec![advisory("pkg:npm/flatmap-stream", &[])]);
+        assert_eq!(w.findings().len(), 4);
+        let e = w.remove_application("app");
+        assert_eq!(e.len(), 2);
+        assert!(e.iter().all(|e| e.key().application == "app"));
+        let e = w.remove_indicator("ind-a");
+        assert_eq!(
+            names(&e),
+            [(
+                "exposure.cleared",
+                "app-2|pkg:npm/event-stream@3.3.6".to_string()
+            )]
+        );
+        let left: Vec<&str> = w.findings().iter().map(|k| k.indicator.as_str()).collect();
+        assert_eq!(left, ["ind-b"]);
+        // Removing it again, or an indicator never held, changes nothing.
+        assert!(w.remove_indicator("ind-a").is_empty());
+        assert!(w.remove_indicator("ind-z").is_empty());
     }
 
     #[test]

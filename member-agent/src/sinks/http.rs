@@ -611,6 +611,31 @@ pub fn ecs_document(line: &Value) -> Value {
     })
 }
 
+/// An ECS document for an `exposure.new` record: the indicator as
+/// `threat.indicator.*` (its purl as `software`), what it was found in as
+/// `package.*` and `isac.exposure.*`; one document per exposure while it
+/// lasts (`exposure.cleared` deletes it).
+pub fn ecs_exposure_document(line: &Value) -> Value {
+    let i = &line["indicator"];
+    json!({
+        "@timestamp": line["at"],
+        "event": {"kind": "alert", "category": ["threat", "package"], "type": ["indicator"], "dataset": "isac.exposure", "id": line["id"], "action": line["action"], "reason": line["why"], "start": line["since"]},
+        "threat": {
+            "indicator": {
+                "type": "software",
+                "description": i["title"],
+                "provider": i["source"],
+                "marking": {"tlp": line["tlp"].as_str().unwrap_or_default().to_uppercase()},
+                "software": {"purl": i["value"]},
+            },
+            "feed": {"name": "isac-hub"},
+        },
+        "package": {"name": line["component"], "version": line["version"]},
+        "service": {"name": line["application"]},
+        "isac": {"id": i["id"], "revision": i["revision"], "severity": i["severity"], "exposure": {"application": line["application"], "component": line["component"], "component_ref": line["component_ref"], "path": line["path"], "certain": line["certain"], "event": line["event"]}},
+    })
+}
+
 impl HttpSink {
     /// As the dead-letter file names it.
     fn name(&self) -> &'static str {
@@ -710,6 +735,7 @@ impl SinkClient {
                         }
                         if let Some(t) = line["received_at"]
                             .as_str()
+                            .or_else(|| line["at"].as_str())
                             .and_then(|t| isac_core::time::parse_rfc3339(t).ok())
                         {
                             event["time"] = json!(t);
@@ -760,9 +786,14 @@ impl SinkClient {
                                     json!({"delete": {"_index": index, "_id": target}})
                                 ));
                             }
-                            Some("expire") => body.push_str(&format!(
+                            Some("expire" | "exposure.cleared") => body.push_str(&format!(
                                 "{}\n",
                                 json!({"delete": {"_index": index, "_id": id}})
+                            )),
+                            Some("exposure.new") => body.push_str(&format!(
+                                "{}\n{}\n",
+                                json!({"index": {"_index": index, "_id": id}}),
+                                ecs_exposure_document(line)
                             )),
                             _ => body.push_str(&format!(
                                 "{}\n{}\n",

@@ -49,9 +49,10 @@ fn keys_of_last_lines(text: &str) -> HashSet<LineKey> {
     let mut keys = HashSet::new();
     for line in text.lines().rev().take(RESUME_WINDOW_LINES) {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            // An exposure event is known by its event number.
             if let (Some(id), Some(rev), Some(action)) = (
                 v["id"].as_str(),
-                v["revision"].as_u64(),
+                v["revision"].as_u64().or_else(|| v["event"].as_u64()),
                 v["action"].as_str(),
             ) {
                 keys.insert((id.to_owned(), rev, action.to_owned()));
@@ -229,6 +230,19 @@ impl Sink for JsonlSink {
             return Ok(());
         }
         self.append(&expire_line(item))
+    }
+
+    /// The exposure event's line.
+    fn write_exposure(&mut self, line: &serde_json::Value) -> Result<(), AgentError> {
+        let key = (
+            line["id"].as_str().unwrap_or_default().to_owned(),
+            line["event"].as_u64().unwrap_or(0),
+            line["action"].as_str().unwrap_or_default().to_owned(),
+        );
+        if self.already_written.remove(&key) {
+            return Ok(());
+        }
+        self.append(line)
     }
 }
 

@@ -94,6 +94,13 @@ impl MailSink {
         if line["action"] == "log-alert" {
             return true;
         }
+        if line["action"] == "exposure.new" {
+            // An application found exposed, by its indicator's severity.
+            return line["indicator"]["severity"]
+                .as_str()
+                .and_then(|s| s.parse::<isac_core::Severity>().ok())
+                .is_some_and(|s| s >= self.min_severity);
+        }
         if line["action"] != "upsert" {
             return false;
         }
@@ -236,7 +243,12 @@ impl Mailer {
             .message_id(Some(format!(
                 "<{}.{}@isac-member-agent>",
                 line["id"].as_str().unwrap_or_default(),
-                line["revision"]
+                // An exposure event: its event number.
+                if super::is_exposure(line) {
+                    &line["event"]
+                } else {
+                    &line["revision"]
+                }
             )))
             .header(IsacTlp(
                 line["tlp"].as_str().unwrap_or_default().to_uppercase(),
@@ -314,6 +326,9 @@ fn subject_and_text(line: &Value) -> (String, String) {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let body_json = &line["statement"]["body"];
     let tlp = s(&line["tlp"]).to_uppercase();
+    if super::is_exposure(line) {
+        return exposure_subject_and_text(line, &tlp);
+    }
     let bulletin = body_json["type"] == "bulletin";
     let severity = s(&body_json["severity"]);
     let subject = if bulletin {
@@ -370,6 +385,57 @@ fn subject_and_text(line: &Value) -> (String, String) {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     (one_line, text)
+}
+
+/// The handling line every message starts with after the label.
+fn tlp_handling(tlp: &str) -> &'static str {
+    match tlp {
+        "CLEAR" => "Recipients may share this without restriction.\n\n",
+        "GREEN" => "Recipients may share this within their community, not publicly.\n\n",
+        "AMBER" => "Recipients may share this only within their organisation and its clients, on a need-to-know basis.\n\n",
+        "AMBER+STRICT" => "Recipients may share this only within their organisation.\n\n",
+        _ => "For the named recipients only. Do not share.\n\n",
+    }
+}
+
+/// An `exposure.new` message: which application, component and path,
+/// which indicator, and how to report it back.
+fn exposure_subject_and_text(line: &Value, tlp: &str) -> (String, String) {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let i = &line["indicator"];
+    let subject: String = format!(
+        "[TLP:{tlp}] {} is exposed: {} ({})",
+        s(&line["application"]),
+        s(&line["component"]),
+        s(&i["title"])
+    )
+    .chars()
+    .map(|c| if c.is_control() { ' ' } else { c })
+    .collect();
+    let mut text = format!("TLP:{tlp}\n{}", tlp_handling(tlp));
+    text.push_str(&format!(
+        "Application: {}\nComponent:   {}\n",
+        s(&line["application"]),
+        s(&line["component"])
+    ));
+    if let Some(path) = line["path"].as_array() {
+        let path: Vec<String> = path.iter().map(s).collect();
+        text.push_str(&format!("Path:        {}\n", path.join(" > ")));
+    }
+    text.push_str(&format!(
+        "Why:         {}\n\nIndicator:   {} ({})\nSeverity:    {}\nSource:      {}\nId:          {} revision {}\nSince:       {}\n\nReport it back as a sighting: member-agent exposure report {} {}\n",
+        s(&line["why"]),
+        s(&i["title"]),
+        s(&i["value"]),
+        s(&i["severity"]),
+        s(&i["source"]),
+        s(&i["id"]),
+        i["revision"],
+        s(&line["since"]),
+        s(&line["application"]),
+        s(&i["id"]),
+    ));
+    (subject, text)
 }
 
 #[cfg(test)]

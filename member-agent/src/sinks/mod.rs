@@ -12,6 +12,13 @@
 //!   item is in the file exactly when it is stored (the JSON Lines sink
 //!   recognises, on reopening, a line whose commit a crash cut off).
 //!
+//! Exposure events (`exposure.new`, `exposure.cleared`: a watched
+//! application's component and an indicator, see `crate::watch`) go the
+//! same two ways: `send` takes their lines beside items' (each sender
+//! tells them by `action`), and the writers' `write_exposure` runs inside
+//! the transaction that records them. An exposure carries its indicator's
+//! TLP and is exported under the same rule.
+//!
 //! [`SinkSettings`] is what `agent.toml` and the flags say; [`Sinks::open`]
 //! builds the set from it once.
 
@@ -111,6 +118,12 @@ pub trait Sink: Send + Sync {
     }
 
     fn write_alert(&mut self, line: &Value) -> Result<(), AgentError> {
+        let _ = line;
+        Ok(())
+    }
+
+    /// Write inside commit: an exposure event (`line`: its record).
+    fn write_exposure(&mut self, line: &Value) -> Result<(), AgentError> {
         let _ = line;
         Ok(())
     }
@@ -284,6 +297,50 @@ impl Sinks {
         Ok(())
     }
 
+    /// Send before commit: exposure events (their records, see
+    /// `crate::watch::Exposure::line`) to every sender, under their
+    /// indicator's TLP.
+    pub async fn send_exposures(&self, lines: &[Value]) -> Result<(), AgentError> {
+        if self.senders.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<Value> = lines
+            .iter()
+            .filter(|l| self.exposure_exported(l))
+            .cloned()
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        for sink in &self.senders {
+            let rejected = sink.send(&lines).await?;
+            self.set_aside(&lines, rejected)?;
+        }
+        Ok(())
+    }
+
+    /// Write inside commit: exposure events to every writer.
+    pub fn write_exposures(&mut self, lines: &[Value]) -> Result<(), AgentError> {
+        for line in lines {
+            if !self.exposure_exported(line) {
+                continue;
+            }
+            for sink in &mut self.writers {
+                sink.write_exposure(line)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An exposure is exported as its indicator would be; a label we
+    /// cannot read is not exported (fail closed).
+    fn exposure_exported(&self, line: &Value) -> bool {
+        line["tlp"]
+            .as_str()
+            .and_then(|t| t.parse::<isac_core::Tlp>().ok())
+            .is_some_and(|t| self.exported(t))
+    }
+
     /// Write inside commit: a new item to every writer.
     pub fn write(&mut self, item: &Received<'_>) -> Result<(), AgentError> {
         let s = &item.verified.statement;
@@ -419,14 +476,30 @@ fn action(s: &isac_core::Statement) -> &'static str {
     }
 }
 
-/// The id a receiver can recognise a repeat by: `ID:REVISION:ACTION`.
+/// The id a receiver can recognise a repeat by: `ID:REVISION:ACTION`
+/// (an exposure event: `ID:EVENT:ACTION`, its event number).
 pub(crate) fn delivery_id(line: &Value) -> String {
+    if is_exposure(line) {
+        return format!(
+            "{}:{}:{}",
+            line["id"].as_str().unwrap_or_default(),
+            line["event"],
+            line["action"].as_str().unwrap_or_default()
+        );
+    }
     format!(
         "{}:{}:{}",
         line["id"].as_str().unwrap_or_default(),
         line["revision"],
         line["action"].as_str().unwrap_or("upsert")
     )
+}
+
+/// An `exposure.new` or `exposure.cleared` record (not an item's).
+pub(crate) fn is_exposure(line: &Value) -> bool {
+    line["action"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("exposure."))
 }
 
 #[cfg(test)]

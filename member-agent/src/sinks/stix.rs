@@ -27,6 +27,64 @@ impl Sink for StixDir {
     fn write(&mut self, item: &Received<'_>) -> Result<(), AgentError> {
         write_stix_bundle(&self.dir, item)
     }
+
+    /// `exposure.new` as a STIX sighting of the indicator (count 1, first
+    /// seen when the exposure appeared, the application and component in
+    /// `x_isac_*` properties). STIX has no withdrawn sighting, so
+    /// `exposure.cleared` writes nothing here.
+    fn write_exposure(&mut self, line: &serde_json::Value) -> Result<(), AgentError> {
+        if line["action"] != "exposure.new" {
+            return Ok(());
+        }
+        let Some(bundle) = exposure_sighting(line) else {
+            return Ok(());
+        };
+        let name = format!(
+            "exposure-{:012}-{}.json",
+            line["event"].as_u64().unwrap_or(0),
+            line["id"].as_str().unwrap_or_default()
+        );
+        write_atomically(&self.dir, &name, &bundle)
+    }
+}
+
+/// The bundle for one `exposure.new` record: a sighting of the
+/// indicator's STIX id, under the indicator's TLP marking.
+pub fn exposure_sighting(line: &serde_json::Value) -> Option<serde_json::Value> {
+    use isac_core::stix;
+    let indicator: uuid::Uuid = line["indicator"]["id"].as_str()?.parse().ok()?;
+    let tlp: isac_core::Tlp = line["tlp"].as_str()?.parse().ok()?;
+    let exposure_id = line["id"].as_str()?;
+    let since = stix::stix_timestamp(line["since"].as_str().unwrap_or_default());
+    let at = stix::stix_timestamp(line["at"].as_str().unwrap_or_default());
+    let sighting = serde_json::json!({
+        "type": "sighting",
+        "spec_version": "2.1",
+        "id": format!("sighting--{}", stix::derived_uuid("sighting", exposure_id)),
+        "created": at,
+        "modified": at,
+        "sighting_of_ref": stix::stix_id("indicator", &indicator),
+        "count": 1,
+        "first_seen": since,
+        "last_seen": at,
+        "summary": true,
+        "object_marking_refs": [tlp.stix_marking_id()],
+        "x_isac_application": line["application"],
+        "x_isac_component": line["component"],
+        "x_isac_why": line["why"],
+    });
+    Some(stix::bundle(exposure_id, vec![sighting]))
+}
+
+fn write_atomically(dir: &Path, name: &str, value: &serde_json::Value) -> Result<(), AgentError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let text = serde_json::to_vec_pretty(value).map_err(|e| AgentError::Invalid(e.to_string()))?;
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&text)
+        .and_then(|_| f.sync_all())
+        .map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, dir.join(name)).map_err(io_err(dir))
 }
 
 /// One bundle per item, named by sequence and id and written atomically, so

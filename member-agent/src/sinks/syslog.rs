@@ -86,6 +86,9 @@ fn cef_severity(s: &str) -> u8 {
 /// The CEF message for one of our JSON Lines records.
 pub fn cef_message(line: &Value) -> String {
     let str_of = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    if super::is_exposure(line) {
+        return exposure_cef(line);
+    }
     let severity = str_of(&line["statement"]["body"]["severity"]);
     let kind = str_of(&line["kind"]);
     let mut ext = vec![
@@ -129,12 +132,58 @@ pub fn cef_message(line: &Value) -> String {
     )
 }
 
+/// An exposure event: class `exposure.new` / `exposure.cleared`, the
+/// application as `dhost`-free custom strings (CEF has no field for it).
+fn exposure_cef(line: &Value) -> String {
+    let str_of = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let i = &line["indicator"];
+    let action = str_of(&line["action"]);
+    let name = format!(
+        "{} {} in {}: {}",
+        if action == "exposure.new" {
+            "exposed:"
+        } else {
+            "cleared:"
+        },
+        str_of(&line["component"]),
+        str_of(&line["application"]),
+        str_of(&i["title"])
+    );
+    let ext = [
+        format!("externalId={}", cef_value(&str_of(&line["id"]))),
+        format!("act={}", cef_value(&action)),
+        format!("cs1Label=tlp cs1={}", cef_value(&str_of(&line["tlp"]))),
+        format!(
+            "cs2Label=component cs2={}",
+            cef_value(&str_of(&line["component"]))
+        ),
+        format!("cs3Label=source cs3={}", cef_value(&str_of(&i["source"]))),
+        format!("cs4Label=indicator cs4={}", cef_value(&str_of(&i["id"]))),
+        format!(
+            "cs5Label=application cs5={}",
+            cef_value(&str_of(&line["application"]))
+        ),
+        format!("cs6Label=why cs6={}", cef_value(&str_of(&line["why"]))),
+        format!("cn1Label=event cn1={}", line["event"].as_u64().unwrap_or(0)),
+    ];
+    format!(
+        "CEF:0|ISAC|isac-member-agent|{}|{}|{}|{}|{}",
+        env!("CARGO_PKG_VERSION"),
+        cef_header(&action),
+        cef_header(&name),
+        cef_severity(i["severity"].as_str().unwrap_or_default()),
+        ext.join(" ")
+    )
+}
+
 /// The RFC 5424 frame: facility local0, severity from ours.
 pub fn syslog_frame(line: &Value, hostname: &str) -> String {
-    let sev = match line["statement"]["body"]["severity"]
-        .as_str()
-        .unwrap_or_default()
-    {
+    let severity = if super::is_exposure(line) {
+        &line["indicator"]["severity"]
+    } else {
+        &line["statement"]["body"]["severity"]
+    };
+    let sev = match severity.as_str().unwrap_or_default() {
         "critical" => 2,
         "high" => 3,
         "medium" => 4,
@@ -142,9 +191,17 @@ pub fn syslog_frame(line: &Value, hostname: &str) -> String {
         _ => 6,
     };
     let pri = 16 * 8 + sev;
-    let ts = line["received_at"].as_str().unwrap_or("-");
+    let ts = line["received_at"]
+        .as_str()
+        .or_else(|| line["at"].as_str())
+        .unwrap_or("-");
+    let msgid = if super::is_exposure(line) {
+        "exposure"
+    } else {
+        "indicator"
+    };
     format!(
-        "<{pri}>1 {ts} {hostname} isac-member-agent - indicator - {}",
+        "<{pri}>1 {ts} {hostname} isac-member-agent - {msgid} - {}",
         cef_message(line)
     )
 }
@@ -306,5 +363,30 @@ mod tests {
             f.starts_with("<131>1 2026-11-25T12:00:00Z h isac-member-agent - indicator - CEF:0|"),
             "{f}"
         );
+    }
+
+    #[test]
+    fn exposure_events_name_application_component_and_indicator() {
+        let line = json!({
+            "action": "exposure.new", "event": 3, "id": "exposure-ab", "application": "online|banking",
+            "component": "pkg:npm/flatmap-stream@0.1.1", "tlp": "amber", "why": "affected: 0.1.1",
+            "at": "2026-12-02T10:00:00Z",
+            "indicator": {"id": "0b0e", "title": "steals keys", "source": "alice-bank", "severity": "critical"}
+        });
+        let f = syslog_frame(&line, "h");
+        assert!(
+            f.starts_with("<130>1 2026-12-02T10:00:00Z h isac-member-agent - exposure - CEF:0|ISAC|isac-member-agent|"),
+            "{f}"
+        );
+        assert!(f.contains("|exposure.new|exposed: pkg:npm/flatmap-stream@0.1.1 in online\\|banking: steals keys|10|"), "{f}");
+        for field in [
+            "act=exposure.new",
+            "cs1=amber",
+            "cs4=0b0e",
+            "cs5=online|banking",
+            "cn1=3",
+        ] {
+            assert!(f.contains(field), "{field} in {f}");
+        }
     }
 }

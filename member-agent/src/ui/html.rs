@@ -529,6 +529,7 @@ mod tests {
             ("search.rs", include_str!("search.rs")),
             ("status.rs", include_str!("status.rs")),
             ("error.rs", include_str!("error.rs")),
+            ("exposure.rs", include_str!("exposure.rs")),
         ];
         let needle = concat!("PreEscaped", "(");
         for (file, text) in sources {

@@ -13,6 +13,7 @@
 //! strict Content-Security-Policy (no inline script).
 
 mod error;
+mod exposure;
 mod feed;
 pub mod html;
 mod item;
@@ -385,6 +386,7 @@ fn router(console: Console) -> Router {
             "/exposure",
             get(search::exposure_form).post(search::exposure),
         )
+        .route("/exposure/report", post(exposure::report))
         .route("/publish", get(publish::form).post(publish::submit))
         .route("/publish/preview", get(publish::preview))
         .route("/bulletin", post(publish::bulletin))

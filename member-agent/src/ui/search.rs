@@ -101,9 +101,13 @@ fn exposure_form_html(csrf: &str, file_name: &str, contents: &str) -> Markup {
     }
 }
 
-/// The exposure page: the form (keeping what was sent), then `result`.
-fn exposure_form_page(c: &Console, auth: &Authed, result: Markup, form: &Form) -> Response {
+/// The exposure page: the watched applications and their exposures, the
+/// form (keeping what was sent), then `result`.
+async fn exposure_form_page(c: &Console, auth: &Authed, result: Markup, form: &Form) -> Response {
+    let watch = super::exposure::gather(c).await;
     let body = html! {
+        (super::exposure::watch_html(&auth.csrf, &watch, crate::now()))
+        h2 { "Check a lockfile" }
         (exposure_form_html(&auth.csrf, form.get("file_name"), form.get("contents")))
         (result)
     };
@@ -163,7 +167,7 @@ pub async fn exposure_form(
     State(c): State<Console>,
     Extension(auth): Extension<Authed>,
 ) -> Response {
-    exposure_form_page(&c, &auth, html! {}, &Form::default())
+    exposure_form_page(&c, &auth, html! {}, &Form::default()).await
 }
 
 pub async fn exposure(
@@ -188,7 +192,8 @@ pub async fn exposure(
             &auth,
             html::notice("error", "pick the lockfile's format"),
             &form,
-        );
+        )
+        .await;
     }
     let (n, text) = (name.clone(), contents.clone());
     let result = c
@@ -200,7 +205,7 @@ pub async fn exposure(
         // one mapping allows.
         Err(e) => html::notice("error", &super::error::classify("Not checked", &e).message),
     };
-    exposure_form_page(&c, &auth, out, &form)
+    exposure_form_page(&c, &auth, out, &form).await
 }
 
 #[cfg(test)]

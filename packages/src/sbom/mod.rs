@@ -43,12 +43,15 @@ impl Default for Limits {
     }
 }
 
+/// What an inventory was read from; `Lockfile` is not an SBOM but a
+/// lockfile's dependencies (the agent's `lockfile` readers), by file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SbomFormat {
     CycloneDxJson { spec_version: String },
     Spdx2Json { spdx_version: String },
     Spdx2TagValue { spdx_version: String },
     Spdx3JsonLd,
+    Lockfile { name: String },
 }
 
 impl fmt::Display for SbomFormat {
@@ -60,6 +63,7 @@ impl fmt::Display for SbomFormat {
             SbomFormat::Spdx2Json { spdx_version } => write!(f, "{spdx_version} JSON"),
             SbomFormat::Spdx2TagValue { spdx_version } => write!(f, "{spdx_version} tag-value"),
             SbomFormat::Spdx3JsonLd => f.write_str("SPDX 3.0 JSON-LD"),
+            SbomFormat::Lockfile { name } => write!(f, "{name} (lockfile)"),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use isac_e2e::{bin, run, HubProcess};
 
 /// Child processes killed (and reaped) when the test ends, pass or fail.
-struct Procs(Vec<Child>);
+pub(crate) struct Procs(pub(crate) Vec<Child>);
 
 impl Drop for Procs {
     fn drop(&mut self) {
@@ -49,7 +49,7 @@ fn publish(state: &Path, args: &[&str]) -> String {
 
 /// Starts a process whose first stdout line is the console's login link;
 /// returns the link and keeps draining stdout.
-fn start_with_link(mut cmd: Command, log: &Path, procs: &mut Procs) -> String {
+pub(crate) fn start_with_link(mut cmd: Command, log: &Path, procs: &mut Procs) -> String {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap())
@@ -74,7 +74,7 @@ fn read(p: &Path) -> String {
 }
 
 /// `http://127.0.0.1:PORT/login#token=T` -> ("127.0.0.1:PORT", "T").
-fn split_link(link: &str) -> (String, String) {
+pub(crate) fn split_link(link: &str) -> (String, String) {
     let rest = link
         .strip_prefix("http://")
         .or_else(|| link.strip_prefix("https://"))
@@ -83,14 +83,14 @@ fn split_link(link: &str) -> (String, String) {
     (host.to_owned(), frag.to_owned())
 }
 
-struct Resp {
-    status: u16,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -119,7 +119,13 @@ fn parse_response(raw: &[u8]) -> Resp {
 }
 
 /// One HTTP/1.1 request over plain TCP on loopback (`Connection: close`).
-fn http(host: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+pub(crate) fn http(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Resp {
     let mut s = TcpStream::connect(host).expect("connect console");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut req = format!(
@@ -140,7 +146,7 @@ fn http(host: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &s
     parse_response(&raw)
 }
 
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let at = page
         .find("name=\"csrf\" value=\"")
         .expect("a csrf field in the page");

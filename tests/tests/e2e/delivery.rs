@@ -390,15 +390,15 @@ async fn the_stix_directory_sink_writes_one_bundle_per_item_with_tlp_2_markings(
     hub.stop().await;
 }
 
-type Headers = Vec<(String, String)>;
+pub(crate) type Headers = Vec<(String, String)>;
 /// (path, headers, body, status answered)
-type Seen = (String, Headers, Vec<u8>, u16);
+pub(crate) type Seen = (String, Headers, Vec<u8>, u16);
 
 /// A real HTTP/1.1 receiver on loopback that records requests and answers
 /// 503 to the first `fail_first` of them.
-struct Receiver {
-    addr: std::net::SocketAddr,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+pub(crate) struct Receiver {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
     /// Connections accepted.
     connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -469,7 +469,7 @@ impl Reply {
     }
 }
 
-async fn receiver(fail_first: usize) -> Receiver {
+pub(crate) async fn receiver(fail_first: usize) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     receiver_on(listener, move |n, path, body| {
         if n <= fail_first {
