@@ -49,6 +49,9 @@
 //! tlp = ["clear", "green", "amber"]
 //! tags = []
 //! bulletins_only = false
+//!
+//! [witness]                              # member-agent witness serve
+//! logs = ["isac.example/log+1a2b3c4d+AeKbF..."]   # default: the hub's log key
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -81,6 +84,8 @@ pub struct AgentConfig {
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub filter: FilterConfig,
+    /// `member-agent witness serve`: the logs it witnesses.
+    pub witness: Option<crate::witness::WitnessSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -21,6 +21,7 @@ pub mod sinks;
 pub mod state;
 pub mod sync;
 pub mod ui;
+pub mod witness;
 
 pub use error::AgentError;
 pub use sinks::{SinkSettings, Sinks};

@@ -67,6 +67,9 @@ enum Command {
     Renew,
     /// Show what the local store holds, newest first.
     List(cmd::list::ListArgs),
+    /// Witness the hub's transparency log for other members (C2SP tlog-witness).
+    #[command(subcommand)]
+    Witness(cmd::witness::WitnessCommand),
 }
 
 fn main() -> ExitCode {
@@ -114,5 +117,6 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         Command::Key(command) => cmd::key::run(&state, command).await,
         Command::Renew => cmd::renew::run(&state).await,
         Command::List(args) => cmd::list::run(&state, args).await,
+        Command::Witness(command) => cmd::witness::run(&state, command).await,
     }
 }

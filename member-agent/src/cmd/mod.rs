@@ -20,3 +20,4 @@ pub mod show;
 pub mod sight;
 pub mod sync;
 pub mod ui;
+pub mod witness;
