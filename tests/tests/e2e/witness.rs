@@ -240,12 +240,22 @@ fn configure(data_dir: &Path, witnesses: &[&WitnessProcess]) {
     .unwrap();
 }
 
+/// The served checkpoint (the first may take a checkpoint interval).
 async fn served_checkpoint(agent: &Agent) -> pb::Checkpoint {
-    pb::log_client::LogClient::new(agent.channel().await.unwrap())
-        .get_checkpoint(pb::GetCheckpointRequest {})
-        .await
-        .unwrap()
-        .into_inner()
+    let started = std::time::Instant::now();
+    loop {
+        match pb::log_client::LogClient::new(agent.channel().await.unwrap())
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await
+        {
+            Ok(c) => return c.into_inner(),
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                assert!(started.elapsed() < Duration::from_secs(30), "{s:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(s) => panic!("GetCheckpoint: {s:?}"),
+        }
+    }
 }
 
 /// The served checkpoint once it covers `size` leaves and carries a
@@ -292,7 +302,12 @@ async fn a_hub_serves_checkpoints_cosigned_by_a_member_witness_that_keeps_its_st
     // of its verified key directory.
     let wdir = dir.path().join("witness-bank");
     let _ = enrolled_agent(&hub, "witness-bank", &wdir).await;
-    let witness = WitnessProcess::start(&wdir, &[]);
+    // It reads the key directory from this hub (in this runtime): start it
+    // off the async thread.
+    let wd = wdir.clone();
+    let witness = tokio::task::spawn_blocking(move || WitnessProcess::start(&wd, &[]))
+        .await
+        .unwrap();
     assert!(
         witness.vkey.starts_with("witness-bank.isac-witness+"),
         "{}",
@@ -337,19 +352,24 @@ async fn a_hub_serves_checkpoints_cosigned_by_a_member_witness_that_keeps_its_st
         open_cosigned(local.as_bytes(), &origin, &lv, &[wv.clone()], 1).is_ok(),
         "{local}"
     );
-    let (ok, remote, err) = run(bin("hub")
-        .arg("--remote")
-        .arg(dir.path().join("alice"))
-        .args(["log", "checkpoint"]));
+    // The CLI calls this hub, served on this runtime: off its thread.
+    let alice_dir = dir.path().join("alice");
+    let remote_log = |what: &'static str| {
+        let alice_dir = alice_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            run(bin("hub")
+                .arg("--remote")
+                .arg(&alice_dir)
+                .args(["log", what]))
+        })
+    };
+    let (ok, remote, err) = remote_log("checkpoint").await.unwrap();
     assert!(ok, "{err}");
     assert!(
         open_cosigned(remote.as_bytes(), &origin, &lv, &[wv.clone()], 1).is_ok(),
         "{remote}"
     );
-    let (ok, remote_key, err) = run(bin("hub")
-        .arg("--remote")
-        .arg(dir.path().join("alice"))
-        .args(["log", "key"]));
+    let (ok, remote_key, err) = remote_log("key").await.unwrap();
     assert!(ok, "{err}");
     assert_eq!(remote_key.trim(), lv.to_vkey());
     let (_, metrics) = hub.scrape_metrics().await;
@@ -366,7 +386,11 @@ async fn a_hub_serves_checkpoints_cosigned_by_a_member_witness_that_keeps_its_st
     // kept running, gets its next checkpoints cosigned again.
     let witness_addr = witness.addr.to_string();
     witness.terminate();
-    let witness = WitnessProcess::start_on(&wdir, &[], &witness_addr);
+    let wd = wdir.clone();
+    let witness =
+        tokio::task::spawn_blocking(move || WitnessProcess::start_on(&wd, &[], &witness_addr))
+            .await
+            .unwrap();
     let log_signed = hub_note_without_cosignatures(&first.signed_note);
     let r = witness
         .add_checkpoint(add_checkpoint_request(0, &[], &log_signed).as_bytes())
