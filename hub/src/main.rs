@@ -93,7 +93,7 @@ enum Command {
     /// Write every stored statement (the exact signed envelopes and what the
     /// hub knows about them) as JSON Lines to FILE (new, mode 0600), for migration.
     Export { file: PathBuf },
-    /// The hub's transparency log (on the hub's host: reads the data dir).
+    /// The hub's transparency log (reads the data dir; with --remote, asks the hub as a member).
     #[command(subcommand)]
     Log(LogCommand),
     /// Show the audit trail of admin actions and key events, newest first.
