@@ -842,6 +842,60 @@ mod tests {
         }
     }
 
+    #[test]
+    fn witnesses_from_file_and_env_are_validated() {
+        let key = |name: &str| {
+            isac_core::tlog::witness::Cosigner::new(
+                name,
+                isac_core::SigningKey::generate().unwrap(),
+            )
+            .unwrap()
+            .verifier()
+            .unwrap()
+            .to_vkey()
+        };
+        let (w1, w2) = (key("w1.example"), key("w2.example"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hub.toml"),
+            format!(
+                "[log]\nwitnesses = [{{ url = \"http://127.0.0.1:7445\", vkey = \"{w1}\" }}]\n"
+            ),
+        )
+        .unwrap();
+        let c = HubConfig::load(dir.path(), |_| None).unwrap();
+        assert_eq!(c.log.witnesses.len(), 1);
+        assert_eq!(c.log.witnesses[0].vkey, w1);
+        // The environment replaces the section whole.
+        let env =
+            format!("{{ witnesses = [{{ url = \"https://w2.example/w\", vkey = \"{w2}\" }}] }}");
+        let c =
+            HubConfig::load(dir.path(), |k| (k == "ISAC_HUB_LOG").then(|| env.clone())).unwrap();
+        assert_eq!(c.log.witnesses.len(), 1);
+        assert_eq!(c.log.witnesses[0].url, "https://w2.example/w");
+        let bad = |witnesses: String| {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(
+                d.path().join("hub.toml"),
+                format!("[log]\nwitnesses = [{witnesses}]\n"),
+            )
+            .unwrap();
+            HubConfig::load(d.path(), |_| None).unwrap_err().to_string()
+        };
+        let e = bad(format!("{{ url = \"ftp://x\", vkey = \"{w1}\" }}"));
+        assert!(e.contains("log.witnesses") && e.contains("http://"), "{e}");
+        let e = bad("{ url = \"http://x\", vkey = \"w1.example+00000000+AAAA\" }".into());
+        assert!(e.contains("not a witness vkey"), "{e}");
+        let e = bad(format!(
+            "{{ url = \"http://a\", vkey = \"{w1}\" }}, {{ url = \"http://b\", vkey = \"{w1}\" }}"
+        ));
+        assert!(e.contains("same name"), "{e}");
+        let e = bad(format!(
+            "{{ url = \"http://a\", vkey = \"{w1}\", extra = 1 }}"
+        ));
+        assert!(e.contains("extra"), "{e}");
+    }
+
     /// The documented example lists every setting with its default value.
     #[test]
     fn the_example_documents_every_setting_at_its_default() {

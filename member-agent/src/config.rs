@@ -426,4 +426,12 @@ mod tests {
             .unwrap();
         assert_eq!(worker.join().expect("no stack overflow"), (true, true));
     }
+
+    #[test]
+    fn witness_section_names_logs_and_refuses_unknown_keys() {
+        let c = parse("[witness]\nlogs = [\"isac.example/log+01234567+AQ\"]\n").unwrap();
+        assert_eq!(c.witness.unwrap().logs.len(), 1);
+        let e = parse("[witness]\nlog = []\n").unwrap_err();
+        assert!(e.contains("log"), "{e}");
+    }
 }
