@@ -87,8 +87,14 @@ async fn the_witness_answers_add_checkpoint_with_the_spec_status_codes() {
         .await;
     assert_eq!(r.status, 200, "{}", text(&r));
     let cosigned = format!("{five}{}", text(&r));
-    let opened = open_cosigned(cosigned.as_bytes(), origin, &lv, &[wv.clone()], 1)
-        .expect("the answer is the witness's cosignature of the checkpoint");
+    let opened = open_cosigned(
+        cosigned.as_bytes(),
+        origin,
+        &lv,
+        std::slice::from_ref(&wv),
+        1,
+    )
+    .expect("the answer is the witness's cosignature of the checkpoint");
     assert_eq!(opened.checkpoint.size, 5);
 
     tree.grow("a", 4);
@@ -126,7 +132,7 @@ async fn the_witness_answers_add_checkpoint_with_the_spec_status_codes() {
         format!("{nine}{}", text(&r)).as_bytes(),
         origin,
         &lv,
-        &[wv.clone()],
+        std::slice::from_ref(&wv),
         1
     )
     .is_ok());
@@ -342,14 +348,14 @@ async fn a_hub_serves_checkpoints_cosigned_by_a_member_witness_that_keeps_its_st
         .taxii("GET", "/log/checkpoint", Some((&user, &password)))
         .await;
     assert_eq!(taxii.status, 200);
-    assert!(open_cosigned(&taxii.body, &origin, &lv, &[wv.clone()], 1).is_ok());
+    assert!(open_cosigned(&taxii.body, &origin, &lv, std::slice::from_ref(&wv), 1).is_ok());
     let (ok, local, err) = run(bin("hub")
         .arg("--data-dir")
         .arg(&data)
         .args(["log", "checkpoint"]));
     assert!(ok, "{err}");
     assert!(
-        open_cosigned(local.as_bytes(), &origin, &lv, &[wv.clone()], 1).is_ok(),
+        open_cosigned(local.as_bytes(), &origin, &lv, std::slice::from_ref(&wv), 1).is_ok(),
         "{local}"
     );
     // The CLI calls this hub, served on this runtime: off its thread.
@@ -366,7 +372,14 @@ async fn a_hub_serves_checkpoints_cosigned_by_a_member_witness_that_keeps_its_st
     let (ok, remote, err) = remote_log("checkpoint").await.unwrap();
     assert!(ok, "{err}");
     assert!(
-        open_cosigned(remote.as_bytes(), &origin, &lv, &[wv.clone()], 1).is_ok(),
+        open_cosigned(
+            remote.as_bytes(),
+            &origin,
+            &lv,
+            std::slice::from_ref(&wv),
+            1
+        )
+        .is_ok(),
         "{remote}"
     );
     let (ok, remote_key, err) = remote_log("key").await.unwrap();
@@ -522,7 +535,7 @@ async fn two_hubs_on_copies_of_one_data_dir_cannot_both_get_the_witness_cosignat
             b_served.signed_note.as_bytes(),
             &origin,
             &lv,
-            &[wv.clone()],
+            std::slice::from_ref(&wv),
             1
         ),
         Err(isac_core::tlog::witness::WitnessError::NoQuorum { got: 0, quorum: 1 })
