@@ -160,6 +160,9 @@ pub async fn serve_with(
             witnesses: app::witness::Board::new(&config).map_err(HubError::Config)?,
         }),
     };
+    if let Err(e) = state.witnesses.init(&state.store).await {
+        tracing::warn!(error = %e, "cannot read what the log's witnesses cosigned");
+    }
     if let Err(e) = state.directory.current().await {
         tracing::error!(error = %e, "cannot sign the key directory");
     }

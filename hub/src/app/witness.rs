@@ -113,6 +113,22 @@ impl Board {
         })
     }
 
+    /// At start: what each witness cosigned, from the store. A witness
+    /// counts as up only if it cosigned the latest checkpoint, so the
+    /// first checkpoint served after a restart is never older than the
+    /// latest one of the previous run (which served at most that).
+    pub async fn init(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        let latest = store.latest_checkpoint().await?.map(|c| c.size);
+        for w in &self.witnesses {
+            let cosigned = store.latest_cosigned(w.name.clone()).await?;
+            w.update(|s| {
+                s.cosigned_size = cosigned;
+                s.up = latest.is_none() || cosigned == latest;
+            });
+        }
+        Ok(())
+    }
+
     /// The checkpointer signed a checkpoint of `size` leaves.
     pub fn signed(&self, size: u64) {
         self.latest.send_replace(size);
@@ -455,6 +471,20 @@ mod tests {
         // w2 back (it has not cosigned 6 yet): still 6, never back to 3.
         b.witnesses[1].update(|s| s.up = true);
         assert_eq!(served(&store, &b, latest.clone()).await.unwrap().size, 6);
+        // A restarted hub counts as up only the witnesses that cosigned its
+        // latest checkpoint: 6 again, not 3.
+        let restarted = board(&["w1.example", "w2.example"]);
+        restarted.init(&store).await.unwrap();
+        let st: Vec<_> = restarted.witnesses.iter().map(|w| w.status()).collect();
+        assert_eq!((st[0].up, st[0].cosigned_size), (true, Some(6)));
+        assert_eq!((st[1].up, st[1].cosigned_size), (false, Some(3)));
+        assert_eq!(
+            served(&store, &restarted, latest.clone())
+                .await
+                .unwrap()
+                .size,
+            6
+        );
         store.close();
     }
 }
