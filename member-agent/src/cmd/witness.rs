@@ -147,6 +147,14 @@ async fn serve(state: &StateDir, args: ServeArgs) -> Result<(), AgentError> {
         )
         .collect();
     eprintln!("witnessing: {}", what.join(", "));
+    if !local.ip().is_loopback() {
+        // Checkpoints are signed and cosignatures public, so nothing is
+        // forged or leaked this way; but anyone on the path can read or
+        // drop the exchange.
+        eprintln!(
+            "warning: serving plain HTTP on {local}, beyond loopback: put a TLS proxy in front unless the network to the hub is trusted"
+        );
+    }
     witness::serve(listener, witness, async {
         let _ = tokio::signal::ctrl_c().await;
     })
