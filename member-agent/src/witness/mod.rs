@@ -134,24 +134,40 @@ struct WitnessState {
 }
 
 impl WitnessState {
+    /// Reads the state; a damaged file is an error, never an empty state
+    /// (which would let the witness cosign a rolled-back log).
     fn load(path: &std::path::Path) -> Result<Self, AgentError> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                AgentError::Invalid(format!(
-                    "{}: not a witness state ({e}); it is the witness's memory: restore it from a backup, never delete it",
-                    path.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(io_err(path)(e)),
+        let damaged = |why: String| {
+            AgentError::Invalid(format!(
+                "{}: not a witness state ({why}); it is the witness's memory: restore it from a backup, never delete it",
+                path.display()
+            ))
+        };
+        let state: Self = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        for (origin, s) in &state.logs {
+            if root_of(s).is_none() {
+                return Err(damaged(format!(
+                    "the root of {origin:?} is not base64 of 32 bytes"
+                )));
+            }
         }
+        Ok(state)
     }
 
     fn latest(&self, origin: &str) -> Option<Cosigned> {
         let s = self.logs.get(origin)?;
-        let root = B64.decode(&s.root).ok()?.try_into().ok()?;
+        // Checked at load and written from a hash: always present.
+        let root = root_of(s)?;
         Some(Cosigned { size: s.size, root })
     }
+}
+
+fn root_of(s: &StoredCheckpoint) -> Option<isac_core::tlog::Hash> {
+    B64.decode(&s.root).ok()?.try_into().ok()
 }
 
 /// The witness as the server runs it.
@@ -324,4 +340,82 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7445";
 /// The address in a usable form for the "listening on" line.
 pub fn display_addr(addr: SocketAddr) -> String {
     format!("http://{addr}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isac_core::tlog::checkpoint::Checkpoint;
+    use isac_core::tlog::note::Ed25519Signer;
+    use isac_core::tlog::witness::open_cosigned;
+
+    fn note(log: &Ed25519Signer, size: u64) -> String {
+        Checkpoint {
+            origin: "isac.example/log".into(),
+            size,
+            root: isac_core::tlog::merkle::leaf_hash(&size.to_be_bytes()),
+            extensions: vec![],
+        }
+        .sign(&[log])
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_state_survives_a_reopen_and_a_damaged_state_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let log = Ed25519Signer::new("isac.example/log", SigningKey::generate().unwrap()).unwrap();
+        let logs = TrustedLogs {
+            vkeys: vec![log.verifier().unwrap()],
+            directory_key: None,
+        };
+        let key = load_or_create_key(&state, Some("w.example")).unwrap();
+        let vkey = key.verifier.to_vkey();
+        let w = Witness::open(&state, key, logs.clone()).unwrap();
+        let first = note(&log, 1);
+        let line = w
+            .add_checkpoint(
+                protocol::format_request(0, &[], &first).as_bytes(),
+                1_800_000_000,
+            )
+            .await
+            .unwrap();
+        let wv = CosignatureVerifier::from_vkey(&vkey).unwrap();
+        open_cosigned(
+            format!("{first}{line}").as_bytes(),
+            "isac.example/log",
+            &log.verifier().unwrap(),
+            &[wv],
+            1,
+        )
+        .unwrap();
+        drop(w);
+        // Reopened (a restart): same key and name, and it remembers size 1.
+        assert!(matches!(
+            load_or_create_key(&state, Some("other.example")),
+            Err(AgentError::Usage(_))
+        ));
+        let key = load_or_create_key(&state, None).unwrap();
+        assert_eq!(key.verifier.to_vkey(), vkey);
+        let w = Witness::open(&state, key, logs.clone()).unwrap();
+        assert_eq!(
+            w.add_checkpoint(protocol::format_request(0, &[], &first).as_bytes(), 1)
+                .await
+                .unwrap_err(),
+            Refusal::SizeConflict { old: 0, latest: 1 }
+        );
+        drop(w);
+        // A damaged state stops the witness instead of starting it empty.
+        let path = state.path(STATE_FILE);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        v["logs"]["isac.example/log"]["root"] = "AAAA".into();
+        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        let key = load_or_create_key(&state, None).unwrap();
+        let e = Witness::open(&state, key, logs.clone()).err().unwrap();
+        assert!(e.to_string().contains("not base64 of 32 bytes"), "{e}");
+        std::fs::write(&path, b"{").unwrap();
+        let key = load_or_create_key(&state, None).unwrap();
+        assert!(Witness::open(&state, key, logs).is_err());
+    }
 }
