@@ -863,11 +863,22 @@ fn main() {
     let (hub, start_time) = start_hub(&data, "127.0.0.1:0");
     stop_hub(hub);
 
-    // The log's cost: the same publish on fresh hubs, one after another.
-    let (log_idle_per_s, _) = log_setup_run(&runtime, &plan, dir.path(), LogSetup::CheckpointsIdle);
-    let (log_on_per_s, _) = log_setup_run(&runtime, &plan, dir.path(), LogSetup::Checkpoints);
-    let (log_witnessed_per_s, cosigned) =
-        log_setup_run(&runtime, &plan, dir.path(), LogSetup::Witnessed);
+    // The log's cost: the same publish on fresh hubs, the three set-ups in
+    // turn, twice (once in --smoke), each figure the better of its runs so
+    // that drift on a shared machine does not pass for a cost.
+    let rounds = if args.smoke { 1 } else { 2 };
+    let (mut log_idle_per_s, mut log_on_per_s, mut log_witnessed_per_s) = (0.0f64, 0.0f64, 0.0f64);
+    let mut cosigned = None;
+    for round in 0..rounds {
+        let round_dir = dir.path().join(format!("log-round-{round}"));
+        let (idle, _) = log_setup_run(&runtime, &plan, &round_dir, LogSetup::CheckpointsIdle);
+        let (on, _) = log_setup_run(&runtime, &plan, &round_dir, LogSetup::Checkpoints);
+        let (witnessed, c) = log_setup_run(&runtime, &plan, &round_dir, LogSetup::Witnessed);
+        log_idle_per_s = log_idle_per_s.max(idle);
+        log_on_per_s = log_on_per_s.max(on);
+        log_witnessed_per_s = log_witnessed_per_s.max(witnessed);
+        cosigned = cosigned.or(c);
+    }
     let (cosigned_p50, cosigned_p99) = cosigned.unwrap_or((0.0, 0.0));
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
