@@ -9,7 +9,7 @@
 //! backoff) and shows in `isac_log_witness_up`. Served checkpoints are the
 //! newest that every witness currently up has cosigned (so an agent that
 //! requires a quorum does not race the witnesses), never older than one
-//! already served by this process.
+//! already served (`Board::init` carries that across restarts).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -428,6 +428,69 @@ mod tests {
             });
         }
         Board::new(&config).unwrap()
+    }
+
+    #[test]
+    fn only_a_verified_cosignature_from_the_configured_key_is_kept() {
+        let log = isac_core::tlog::note::Ed25519Signer::new(
+            "isac.example/log",
+            isac_core::SigningKey::generate().unwrap(),
+        )
+        .unwrap();
+        let note = isac_core::tlog::checkpoint::Checkpoint {
+            origin: "isac.example/log".into(),
+            size: 3,
+            root: isac_core::tlog::merkle::leaf_hash(b"r"),
+            extensions: vec![],
+        }
+        .sign(&[&log])
+        .unwrap();
+        let key = isac_core::SigningKey::generate().unwrap();
+        let real = Cosigner::new("w1.example", key).unwrap();
+        let mut config = HubConfig::default();
+        config.log.witnesses.push(WitnessSetting {
+            url: "http://127.0.0.1:9".into(),
+            vkey: real.verifier().unwrap().to_vkey(),
+        });
+        let b = Board::new(&config).unwrap();
+        let slot = &b.witnesses[0];
+        let cosign = |c: &Cosigner| {
+            let mut n = isac_core::tlog::note::Note::new(
+                isac_core::tlog::note::parse(note.as_bytes()).unwrap().text,
+            )
+            .unwrap();
+            n.sign(&c.at(1_800_000_000).unwrap()).unwrap();
+            n.signatures.last().unwrap().line()
+        };
+        let line = cosign(&real);
+        assert_eq!(cosignature_line(slot, &note, &line).unwrap(), line);
+        // Another key under the same name, an unknown witness only, junk,
+        // a line for another checkpoint: nothing to store.
+        let impostor =
+            Cosigner::new("w1.example", isac_core::SigningKey::generate().unwrap()).unwrap();
+        let stranger =
+            Cosigner::new("w9.example", isac_core::SigningKey::generate().unwrap()).unwrap();
+        for answer in [
+            cosign(&impostor),
+            cosign(&stranger),
+            "hello\n".to_owned(),
+            line.trim_end().to_owned(),
+            String::new(),
+        ] {
+            assert!(
+                cosignature_line(slot, &note, &answer).is_err(),
+                "{answer:?}"
+            );
+        }
+        let other = isac_core::tlog::checkpoint::Checkpoint {
+            origin: "isac.example/log".into(),
+            size: 4,
+            root: isac_core::tlog::merkle::leaf_hash(b"s"),
+            extensions: vec![],
+        }
+        .sign(&[&log])
+        .unwrap();
+        assert!(cosignature_line(slot, &other, &line).is_err());
     }
 
     #[tokio::test]
