@@ -125,6 +125,9 @@ pub struct WitnessSetting {
     pub url: String,
     /// The witness's cosignature/v1 verifier key (`member-agent witness key`).
     pub vkey: String,
+    /// For an https URL: a CA certificate (PEM file) to trust besides the
+    /// system's, e.g. the one that signed a member's own witness certificate.
+    pub ca: Option<PathBuf>,
 }
 
 /// A witness's submission prefix, parsed.
@@ -506,8 +509,15 @@ impl HubConfig {
         }
         let mut names = Vec::new();
         for w in witnesses {
-            if let Err(message) = WitnessUrl::parse(&w.url) {
-                return Err(invalid(format!("{:?}", w.url), message));
+            match WitnessUrl::parse(&w.url) {
+                Err(message) => return Err(invalid(format!("{:?}", w.url), message)),
+                Ok(u) if !u.https && w.ca.is_some() => {
+                    return Err(invalid(
+                        format!("{:?}", w.url),
+                        "`ca` is for an https:// witness".into(),
+                    ))
+                }
+                Ok(_) => {}
             }
             let v = isac_core::tlog::witness::CosignatureVerifier::from_vkey(w.vkey.trim())
                 .map_err(|e| {
@@ -890,6 +900,10 @@ mod tests {
             "{{ url = \"http://a\", vkey = \"{w1}\" }}, {{ url = \"http://b\", vkey = \"{w1}\" }}"
         ));
         assert!(e.contains("same name"), "{e}");
+        let e = bad(format!(
+            "{{ url = \"http://a\", vkey = \"{w1}\", ca = \"/x.pem\" }}"
+        ));
+        assert!(e.contains("https://"), "{e}");
         let e = bad(format!(
             "{{ url = \"http://a\", vkey = \"{w1}\", extra = 1 }}"
         ));

@@ -630,14 +630,21 @@ impl WitnessProcess {
     /// [`WitnessProcess::start`] on a given address (to restart it where
     /// its hub expects it).
     pub fn start_on(state_dir: &Path, logs: &[&str], listen: &str) -> WitnessProcess {
+        let mut args = vec!["--listen", listen];
+        for l in logs {
+            args.extend(["--log", l]);
+        }
+        Self::start_with(state_dir, &args)
+    }
+
+    /// `witness serve` with these arguments (`--listen` among them).
+    pub fn start_with(state_dir: &Path, args: &[&str]) -> WitnessProcess {
         use std::io::{BufRead, BufReader};
         let mut cmd = bin("member-agent");
         cmd.arg("--state-dir")
             .arg(state_dir)
-            .args(["witness", "serve", "--listen", listen]);
-        for l in logs {
-            cmd.args(["--log", l]);
-        }
+            .args(["witness", "serve"])
+            .args(args);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -650,7 +657,11 @@ impl WitnessProcess {
             .expect("witness exited before listening")
             .unwrap();
         let rest = line
-            .strip_prefix("witness listening on http://")
+            .strip_prefix("witness listening on ")
+            .and_then(|r| {
+                r.strip_prefix("http://")
+                    .or_else(|| r.strip_prefix("https://"))
+            })
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         let (addr, key) = rest.split_once(" (key ").expect("listening line");
         std::thread::spawn(move || for _ in lines {});

@@ -88,6 +88,15 @@ impl Board {
             let tls = if url.https {
                 let mut b = SslConnector::builder(SslMethod::tls_client())
                     .map_err(|e| format!("TLS for witness {}: {e}", w.url))?;
+                if let Some(path) = &w.ca {
+                    let pem = std::fs::read(path)
+                        .map_err(|e| format!("witness CA {}: {e}", path.display()))?;
+                    let ca = openssl::x509::X509::from_pem(&pem)
+                        .map_err(|e| format!("witness CA {}: {e}", path.display()))?;
+                    b.cert_store_mut()
+                        .add_cert(ca)
+                        .map_err(|e| format!("witness CA {}: {e}", path.display()))?;
+                }
                 b.set_verify(SslVerifyMode::PEER);
                 b.set_alpn_protos(b"\x08http/1.1")
                     .map_err(|e| e.to_string())?;
@@ -425,6 +434,7 @@ mod tests {
             config.log.witnesses.push(WitnessSetting {
                 url: "http://127.0.0.1:9".into(),
                 vkey: c.verifier().unwrap().to_vkey(),
+                ca: None,
             });
         }
         Board::new(&config).unwrap()
@@ -451,6 +461,7 @@ mod tests {
         config.log.witnesses.push(WitnessSetting {
             url: "http://127.0.0.1:9".into(),
             vkey: real.verifier().unwrap().to_vkey(),
+            ca: None,
         });
         let b = Board::new(&config).unwrap();
         let slot = &b.witnesses[0];

@@ -13,7 +13,7 @@ use crate::{Agent, AgentError, StateDir};
 
 #[derive(Subcommand)]
 pub enum WitnessCommand {
-    /// Serve C2SP tlog-witness `POST /add-checkpoint` (plain HTTP; loopback by default).
+    /// Serve C2SP tlog-witness `POST /add-checkpoint` (loopback by default; HTTPS with --tls-cert).
     Serve(ServeArgs),
     /// Print this witness's verifier key (C2SP vkey) for hub.toml and agent.toml.
     Key(KeyArgs),
@@ -29,9 +29,15 @@ pub struct KeyArgs {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address to listen on (plain HTTP: keep it on loopback or put a TLS proxy in front).
+    /// Address to listen on (plain HTTP unless --tls-cert: keep it on loopback or use TLS).
     #[arg(long, default_value = witness::DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// Certificate chain (PEM) to serve HTTPS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// A log to witness, as its C2SP vkey (repeatable; overrides agent.toml
     /// `[witness] logs`; default: the hub's log key from the verified key
     /// directory).
@@ -119,6 +125,10 @@ async fn serve(state: &StateDir, args: ServeArgs) -> Result<(), AgentError> {
     let logs = trusted_logs(state, &args).await?;
     let key = witness::load_or_create_key(state, args.key.name.as_deref())?;
     let vkey = key.verifier.to_vkey();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::ui::acceptor(cert, key)?),
+        _ => None,
+    };
     let witness = Arc::new(Witness::open(state, key, logs.clone())?);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -132,7 +142,7 @@ async fn serve(state: &StateDir, args: ServeArgs) -> Result<(), AgentError> {
         let _ = writeln!(
             out,
             "witness listening on {} (key {vkey})",
-            witness::display_addr(local)
+            witness::display_addr(local, tls.is_some())
         );
         let _ = out.flush();
     }
@@ -147,15 +157,15 @@ async fn serve(state: &StateDir, args: ServeArgs) -> Result<(), AgentError> {
         )
         .collect();
     eprintln!("witnessing: {}", what.join(", "));
-    if !local.ip().is_loopback() {
+    if tls.is_none() && !local.ip().is_loopback() {
         // Checkpoints are signed and cosignatures public, so nothing is
         // forged or leaked this way; but anyone on the path can read or
         // drop the exchange.
         eprintln!(
-            "warning: serving plain HTTP on {local}, beyond loopback: put a TLS proxy in front unless the network to the hub is trusted"
+            "warning: serving plain HTTP on {local}, beyond loopback: use --tls-cert/--tls-key unless the network to the hub is trusted"
         );
     }
-    witness::serve(listener, witness, async {
+    witness::serve(listener, tls, witness, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

@@ -322,24 +322,36 @@ pub fn router(witness: Arc<Witness>) -> axum::Router {
         .with_state(witness)
 }
 
-/// Serves until `stop` resolves; the caller bound `listener`.
+/// Serves until `stop` resolves; the caller bound `listener`. With `tls`,
+/// HTTPS (the console's TLS listener: each handshake in its own task).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<openssl::ssl::SslAcceptor>,
     witness: Arc<Witness>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    axum::serve(listener, router(witness))
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(|e| AgentError::Invalid(format!("witness server: {e}")))
+    let app = router(witness);
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(acceptor) => {
+            axum::serve(crate::ui::TlsListener::new(listener, acceptor), app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    }
+    .map_err(|e| AgentError::Invalid(format!("witness server: {e}")))
 }
 
 /// Where the witness listens by default: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7445";
 
 /// The address in a usable form for the "listening on" line.
-pub fn display_addr(addr: SocketAddr) -> String {
-    format!("http://{addr}")
+pub fn display_addr(addr: SocketAddr, tls: bool) -> String {
+    format!("{}://{addr}", if tls { "https" } else { "http" })
 }
 
 #[cfg(test)]

@@ -628,3 +628,53 @@ async fn two_hubs_on_copies_of_one_data_dir_cannot_both_get_the_witness_cosignat
     hub_b.stop().await;
     hub_a.stop().await;
 }
+
+#[tokio::test]
+async fn a_hub_reaches_a_witness_over_https_trusting_the_ca_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    let log_vkey = hub_log_key(&data);
+    // The member's own CA and a certificate for localhost.
+    let (ca, ca_key) = hub::pki::create_ca("bank-a witness CA").unwrap();
+    let (cert, key) = hub::pki::issue_server_cert(&ca, &ca_key, &["localhost".into()]).unwrap();
+    let pem = |name: &str, bytes: Vec<u8>| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let ca_pem = pem("ca.pem", ca.to_pem().unwrap());
+    let cert_pem = pem("witness.crt", cert.to_pem().unwrap());
+    let key_pem = pem("witness.key", key.private_key_to_pem_pkcs8().unwrap());
+    let witness = WitnessProcess::start_with(
+        &dir.path().join("w"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            &log_vkey,
+            "--tls-cert",
+            cert_pem.to_str().unwrap(),
+            "--tls-key",
+            key_pem.to_str().unwrap(),
+        ],
+    );
+    let url = format!("https://localhost:{}", witness.addr.port());
+    std::fs::write(
+        data.join("hub.toml"),
+        format!(
+            "checkpoint_interval_ms = 50\n\n[log]\nwitnesses = [{{ url = \"{url}\", vkey = \"{}\", ca = \"{}\" }}]\n",
+            witness.vkey,
+            ca_pem.display()
+        ),
+    )
+    .unwrap();
+    let hub = TestHub::start(&data).await;
+    let origin = hub.config.log_origin();
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    publish(&alice, draft("over-tls")).await.unwrap();
+    let lv = Ed25519Verifier::from_vkey(&log_vkey).unwrap();
+    let wv = CosignatureVerifier::from_vkey(&witness.vkey).unwrap();
+    let c = cosigned_at_least(&alice, &origin, &lv, &wv, 1).await;
+    assert_eq!(c.checkpoint.size, 1);
+    hub.stop().await;
+}
