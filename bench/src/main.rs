@@ -141,11 +141,17 @@ fn bin_dir() -> PathBuf {
 }
 
 fn start_hub(data: &Path, listen: &str) -> (HubProc, Duration) {
+    start_hub_with(data, listen, &[])
+}
+
+/// [`start_hub`] with extra `ISAC_HUB_*` settings.
+fn start_hub_with(data: &Path, listen: &str, env: &[(&str, String)]) -> (HubProc, Duration) {
     let started = Instant::now();
     let mut child = Command::new(bin_dir().join("hub"))
         .arg("--data-dir")
         .arg(data)
         .args(["serve", "--listen", listen, "--taxii-listen", "127.0.0.1:0"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", "warn")
         // Every simulated member connects from 127.0.0.1, with up to a
         // thousand idle streams on their own connections at once.
@@ -680,6 +686,136 @@ async fn batched_proofs_per_s(agent: &Agent, secs: f64) -> f64 {
     served as f64 / started.elapsed().as_secs_f64()
 }
 
+// === the log's cost on publishing ===
+
+/// One hub set-up of the log comparison.
+#[derive(Clone, Copy, PartialEq)]
+enum LogSetup {
+    /// `checkpoint_interval_ms = 60000`: leaves are still appended in each
+    /// publish transaction (that is never off), but no checkpoint is signed
+    /// during the measurement.
+    CheckpointsIdle,
+    /// The defaults: a checkpoint every second while items arrive.
+    Checkpoints,
+    /// The defaults plus one `member-agent witness serve` cosigning each.
+    Witnessed,
+}
+
+/// A `member-agent witness serve` for the bench: (process, URL, vkey).
+fn start_witness(state: &Path, log_vkey: &str) -> (Child, String, String) {
+    let mut child = Command::new(bin_dir().join("member-agent"))
+        .arg("--state-dir")
+        .arg(state)
+        .args([
+            "witness",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            log_vkey,
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start member-agent witness serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = lines
+        .next()
+        .expect("witness exited before listening")
+        .expect("read");
+    let rest = line
+        .strip_prefix("witness listening on ")
+        .expect("witness listening line");
+    let (url, key) = rest.split_once(" (key ").expect("witness listening line");
+    std::thread::spawn(move || for _ in lines {});
+    (child, url.to_owned(), key.trim_end_matches(')').to_owned())
+}
+
+/// Durable verified publish (PublishBatch, every signature verified, acked
+/// after commit) on a fresh hub set up as `setup`; with a witness, also
+/// the publish-ack-to-cosigned-checkpoint latency (p50, p99 ms).
+fn log_setup_run(
+    runtime: &tokio::runtime::Runtime,
+    plan: &Plan,
+    dir: &Path,
+    setup: LogSetup,
+) -> (f64, Option<(f64, f64)>) {
+    let name = match setup {
+        LogSetup::CheckpointsIdle => "log-idle",
+        LogSetup::Checkpoints => "log-on",
+        LogSetup::Witnessed => "log-witnessed",
+    };
+    let base = dir.join(name);
+    let data = base.join("hub-data");
+    let mut env = vec![];
+    let mut witness = None;
+    match setup {
+        LogSetup::CheckpointsIdle => {
+            env.push(("ISAC_HUB_CHECKPOINT_INTERVAL_MS", "60000".to_owned()))
+        }
+        LogSetup::Checkpoints => {}
+        LogSetup::Witnessed => {
+            let out = Command::new(bin_dir().join("hub"))
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["log", "key"])
+                .output()
+                .expect("hub log key");
+            let log_vkey = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            let (child, url, vkey) = start_witness(&base.join("witness"), &log_vkey);
+            env.push((
+                "ISAC_HUB_LOG",
+                format!("{{ witnesses = [{{ url = \"{url}\", vkey = \"{vkey}\" }}] }}"),
+            ));
+            witness = Some(child);
+        }
+    }
+    let (hub, _) = start_hub_with(&data, "127.0.0.1:0", &env);
+    let url = format!(
+        "https://localhost:{}",
+        hub.addr.rsplit(':').next().unwrap_or("0")
+    );
+    let result = runtime.block_on(async {
+        let config = hub::config::HubConfig::load(&data, |_| None).expect("config");
+        let (material, _) = hub::prepare(&config).expect("prepare");
+        let store = hub::datadir::open_store(&data).expect("store");
+        let mut publishers = Vec::new();
+        for p in 0..plan.publishers {
+            publishers.push(
+                enroll(
+                    &config,
+                    &store,
+                    &material.ca_fingerprint,
+                    &url,
+                    &format!("pub-{p}"),
+                    &base,
+                )
+                .await,
+            );
+        }
+        let per = (plan.items / plan.publishers).max(1);
+        let per_s = publish_batched(&publishers, per, plan.batch, 50_000_000).await;
+        let cosigned = if setup == LogSetup::Witnessed {
+            let (p50, p99, _) = checkpoint_latency(&publishers[0], plan.checkpoint_samples).await;
+            Some((p50, p99))
+        } else {
+            None
+        };
+        store.close();
+        (per_s, cosigned)
+    });
+    stop_hub(hub);
+    if let Some(mut w) = witness {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(w.id().to_string())
+            .status();
+        let _ = w.wait();
+    }
+    result
+}
+
 fn main() {
     let args = Args::parse();
     let plan = Plan::from(&args);
@@ -834,6 +970,24 @@ fn main() {
     let (hub, start_time) = start_hub(&data, "127.0.0.1:0");
     stop_hub(hub);
 
+    // The log's cost: the same publish on fresh hubs, the three set-ups in
+    // turn, twice (once in --smoke), each figure the better of its runs so
+    // that drift on a shared machine does not pass for a cost.
+    let rounds = if args.smoke { 1 } else { 2 };
+    let (mut log_idle_per_s, mut log_on_per_s, mut log_witnessed_per_s) = (0.0f64, 0.0f64, 0.0f64);
+    let mut cosigned = None;
+    for round in 0..rounds {
+        let round_dir = dir.path().join(format!("log-round-{round}"));
+        let (idle, _) = log_setup_run(&runtime, &plan, &round_dir, LogSetup::CheckpointsIdle);
+        let (on, _) = log_setup_run(&runtime, &plan, &round_dir, LogSetup::Checkpoints);
+        let (witnessed, c) = log_setup_run(&runtime, &plan, &round_dir, LogSetup::Witnessed);
+        log_idle_per_s = log_idle_per_s.max(idle);
+        log_on_per_s = log_on_per_s.max(on);
+        log_witnessed_per_s = log_witnessed_per_s.max(witnessed);
+        cosigned = cosigned.or(c);
+    }
+    let (cosigned_p50, cosigned_p99) = cosigned.unwrap_or((0.0, 0.0));
+
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -872,6 +1026,11 @@ fn main() {
         "agent_batched_proofs_per_s": batched_proofs.round(),
         "agent_log_verify_us_per_item": (agent_verify_us * 100.0).round() / 100.0,
         "agent_log_verify_tree_size": verify_leaves,
+        "publish_per_s_checkpoints_idle": log_idle_per_s.round(),
+        "publish_per_s_checkpoints_on": log_on_per_s.round(),
+        "publish_per_s_witnessed": log_witnessed_per_s.round(),
+        "cosigned_checkpoint_after_ack_p50_ms": (cosigned_p50 * 100.0).round() / 100.0,
+        "cosigned_checkpoint_after_ack_p99_ms": (cosigned_p99 * 100.0).round() / 100.0,
     });
     let mut report = report;
     if let (Some(all), Some(more)) = (report.as_object_mut(), exposure.as_object()) {
@@ -955,6 +1114,22 @@ fn main() {
                 "log: agent verification per item ({verify_leaves} leaves, {verify_proof_len} hashes)"
             ),
             format!("{agent_verify_us:.2} µs"),
+        ),
+        (
+            "publish, log: no checkpoint signed (60 s)".into(),
+            format!("{log_idle_per_s:.0}/s"),
+        ),
+        (
+            "publish, log: checkpoint every 1 s".into(),
+            format!("{log_on_per_s:.0}/s"),
+        ),
+        (
+            "publish, log: checkpoints + 1 witness".into(),
+            format!("{log_witnessed_per_s:.0}/s"),
+        ),
+        (
+            "log: cosigned checkpoint covering an ack, p99".into(),
+            format!("{cosigned_p99:.1} ms"),
         ),
     ];
     let e = |k: &str| exposure[k].clone();

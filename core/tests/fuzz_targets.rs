@@ -134,6 +134,19 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
         ("stix_pattern", stix_pattern as Target, patterns),
         ("note", note as Target, log_seeds.clone()),
         ("checkpoint", checkpoint as Target, log_seeds),
+        (
+            "tile_path",
+            tile_path as Target,
+            [
+                "tile/0/000",
+                "tile/0/x001/234.p/17",
+                "tile/3/x123/x456/789",
+                "tile/1/000.p/255",
+            ]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect(),
+        ),
     ]
 }
 

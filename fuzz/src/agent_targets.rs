@@ -53,3 +53,30 @@ pub fn csv(data: &[u8]) {
         }
     }
 }
+
+/// Target `witness_request`: bytes as a C2SP tlog-witness `add-checkpoint`
+/// body (what `member-agent witness serve` reads from anyone). It parses
+/// or is refused with a 400, never panics; what parses has at most 63
+/// proof hashes and a non-empty note, and formats back to the same bytes.
+/// Deciding it against a witness with no state and no log key is a refusal
+/// (404 or 400), never a cosignature.
+pub fn witness_request(data: &[u8]) {
+    use member_agent::witness::protocol::{self, TrustedLogs};
+    match protocol::parse_request(data) {
+        Ok(r) => {
+            assert!(r.proof.len() <= protocol::MAX_PROOF_LINES);
+            assert!(!r.note.is_empty());
+            if let Ok(note) = std::str::from_utf8(&r.note) {
+                assert_eq!(
+                    protocol::format_request(r.old_size, &r.proof, note).as_bytes(),
+                    data,
+                    "a witness request does not round-trip"
+                );
+            }
+            let refused = protocol::check(&r, &TrustedLogs::default(), |_| None)
+                .expect_err("a witness without logs cosigned");
+            assert!(matches!(refused.status(), 400 | 404), "{refused}");
+        }
+        Err(e) => assert_eq!(e.status(), 400, "{e}"),
+    }
+}

@@ -262,3 +262,31 @@ pub fn checkpoint(data: &[u8]) {
         assert_eq!(opened.checkpoint, f.checkpoint, "forged checkpoint opened");
     }
 }
+
+/// Target `tile_path`: bytes as the path after `/log/` of `GET
+/// /log/tile/...` (`Tile::parse_path`, what the hub's TAXII listener
+/// parses). Whatever parses is the one canonical path of its tile, has a
+/// width of 1 to 256, and names at most 256 nodes, all at one tree level.
+pub fn tile_path(data: &[u8]) {
+    use isac_core::tlog::tiles::Tile;
+    let Ok(path) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(t) = Tile::parse_path(path) {
+        assert_eq!(t.path(), path, "a tile path is not canonical");
+        assert_eq!(Tile::parse_path(&t.path()).ok(), Some(t));
+        assert!((1..=256).contains(&t.width), "tile width {}", t.width);
+        if let Some(nodes) = t.nodes() {
+            assert_eq!(nodes.len(), usize::from(t.width));
+            assert!(nodes
+                .windows(2)
+                .all(|w| w[0].level == w[1].level && w[1].index == w[0].index + 1));
+        }
+        // Within a tree: never a tile past its size.
+        for size in [0u64, 1, 255, 256, 65_536, u64::MAX] {
+            if t.within(size) {
+                assert!(t.nodes().is_some(), "a tile within a tree has nodes");
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Every setting's name, as in `hub.toml`; `ISAC_HUB_` + its upper case
 /// overrides it from the environment.
-pub const SETTINGS: [&str; 21] = [
+pub const SETTINGS: [&str; 22] = [
     "listen",
     "taxii_listen",
     "metrics_listen",
@@ -36,6 +36,7 @@ pub const SETTINGS: [&str; 21] = [
     "no_cert_max_age_secs",
     "log_origin",
     "checkpoint_interval_ms",
+    "log",
 ];
 
 /// `taxii_listen`: an address, or "off".
@@ -103,7 +104,100 @@ pub struct HubConfig {
     pub log_origin: String,
     /// How often the hub signs a checkpoint while new statements arrive.
     pub checkpoint_interval_ms: u64,
+    /// `[log]`: the witnesses the hub asks to cosign its checkpoints.
+    pub log: LogSettings,
 }
+
+/// `[log]` in hub.toml (`ISAC_HUB_LOG` overrides it whole, as an inline
+/// table: `{ witnesses = [{ url = "...", vkey = "..." }] }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub witnesses: Vec<WitnessSetting>,
+}
+
+/// One C2SP tlog-witness: where it takes `add-checkpoint`, and its key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessSetting {
+    /// The submission prefix: `http(s)://host:port[/path]`; the hub posts
+    /// to `<url>/add-checkpoint`.
+    pub url: String,
+    /// The witness's cosignature/v1 verifier key (`member-agent witness key`).
+    pub vkey: String,
+    /// For an https URL: a CA certificate (PEM file) to trust besides the
+    /// system's, e.g. the one that signed a member's own witness certificate.
+    pub ca: Option<PathBuf>,
+}
+
+/// A witness's submission prefix, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessUrl {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// The path prefix, without a trailing `/` (may be empty).
+    pub prefix: String,
+}
+
+impl WitnessUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("the url must start with http:// or https://".into());
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if path.contains(['?', '#']) || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("the url path must be a plain path (no query, fragment or spaces)".into());
+        }
+        let default_port = if https { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or("an IPv6 host needs its closing `]`")?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
+                None if after.is_empty() => default_port,
+                None => return Err("junk after the IPv6 host".into()),
+            };
+            (h.to_owned(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_owned(),
+                    p.parse().map_err(|_| format!("bad port {p:?}"))?,
+                ),
+                None => (authority.to_owned(), default_port),
+            }
+        };
+        if host.is_empty() || host.contains('@') {
+            return Err("the url needs a host (and no user info)".into());
+        }
+        Ok(Self {
+            https,
+            host,
+            port,
+            prefix: path.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Most witnesses a hub asks (each is asked for every checkpoint).
+pub const MAX_WITNESSES: usize = 32;
 
 impl Default for HubConfig {
     fn default() -> Self {
@@ -132,6 +226,7 @@ impl Default for HubConfig {
             no_cert_max_age_secs: 300,
             log_origin: String::new(),
             checkpoint_interval_ms: 1_000,
+            log: LogSettings::default(),
         }
     }
 }
@@ -367,6 +462,7 @@ impl HubConfig {
                 message: message.into(),
             });
         }
+        self.validate_witnesses()?;
         if self
             .taxii_listen
             .is_some_and(|t| t == self.listen && t.port() != 0)
@@ -394,6 +490,50 @@ impl HubConfig {
                     message,
                 });
             }
+        }
+        Ok(())
+    }
+
+    fn validate_witnesses(&self) -> Result<(), ConfigError> {
+        let witnesses = &self.log.witnesses;
+        let invalid = |value: String, message: String| ConfigError::Invalid {
+            key: "log.witnesses",
+            value,
+            message,
+        };
+        if witnesses.len() > MAX_WITNESSES {
+            return Err(invalid(
+                witnesses.len().to_string(),
+                format!("at most {MAX_WITNESSES} witnesses"),
+            ));
+        }
+        let mut names = Vec::new();
+        for w in witnesses {
+            match WitnessUrl::parse(&w.url) {
+                Err(message) => return Err(invalid(format!("{:?}", w.url), message)),
+                Ok(u) if !u.https && w.ca.is_some() => {
+                    return Err(invalid(
+                        format!("{:?}", w.url),
+                        "`ca` is for an https:// witness".into(),
+                    ))
+                }
+                Ok(_) => {}
+            }
+            let v = isac_core::tlog::witness::CosignatureVerifier::from_vkey(w.vkey.trim())
+                .map_err(|e| {
+                    invalid(
+                        format!("{:?}", w.vkey),
+                        format!("not a witness vkey ({e}); `member-agent witness key` prints it"),
+                    )
+                })?;
+            let name = isac_core::tlog::note::Verifier::name(&v).to_owned();
+            if names.contains(&name) {
+                return Err(invalid(
+                    format!("{name:?}"),
+                    "two witnesses with the same name".into(),
+                ));
+            }
+            names.push(name);
         }
         Ok(())
     }
@@ -681,6 +821,93 @@ mod tests {
         }
         c.log_origin = "x".repeat(256);
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn witness_urls() {
+        let u = WitnessUrl::parse("http://127.0.0.1:7445").unwrap();
+        assert_eq!(
+            (u.https, u.host.as_str(), u.port, u.prefix.as_str()),
+            (false, "127.0.0.1", 7445, "")
+        );
+        let u = WitnessUrl::parse("https://w.example/witness/").unwrap();
+        assert_eq!(
+            (u.https, u.host.as_str(), u.port, u.prefix.as_str()),
+            (true, "w.example", 443, "/witness")
+        );
+        let u = WitnessUrl::parse("http://[::1]:80/x").unwrap();
+        assert_eq!((u.host.as_str(), u.authority()), ("::1", "[::1]:80".into()));
+        for bad in [
+            "ftp://x",
+            "w.example",
+            "http://",
+            "http://:80",
+            "http://h:port",
+            "http://u@h",
+            "http://h/x?y",
+            "http://[::1",
+            "http://h/a b",
+        ] {
+            assert!(WitnessUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn witnesses_from_file_and_env_are_validated() {
+        let key = |name: &str| {
+            isac_core::tlog::witness::Cosigner::new(
+                name,
+                isac_core::SigningKey::generate().unwrap(),
+            )
+            .unwrap()
+            .verifier()
+            .unwrap()
+            .to_vkey()
+        };
+        let (w1, w2) = (key("w1.example"), key("w2.example"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hub.toml"),
+            format!(
+                "[log]\nwitnesses = [{{ url = \"http://127.0.0.1:7445\", vkey = \"{w1}\" }}]\n"
+            ),
+        )
+        .unwrap();
+        let c = HubConfig::load(dir.path(), |_| None).unwrap();
+        assert_eq!(c.log.witnesses.len(), 1);
+        assert_eq!(c.log.witnesses[0].vkey, w1);
+        // The environment replaces the section whole.
+        let env =
+            format!("{{ witnesses = [{{ url = \"https://w2.example/w\", vkey = \"{w2}\" }}] }}");
+        let c =
+            HubConfig::load(dir.path(), |k| (k == "ISAC_HUB_LOG").then(|| env.clone())).unwrap();
+        assert_eq!(c.log.witnesses.len(), 1);
+        assert_eq!(c.log.witnesses[0].url, "https://w2.example/w");
+        let bad = |witnesses: String| {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(
+                d.path().join("hub.toml"),
+                format!("[log]\nwitnesses = [{witnesses}]\n"),
+            )
+            .unwrap();
+            HubConfig::load(d.path(), |_| None).unwrap_err().to_string()
+        };
+        let e = bad(format!("{{ url = \"ftp://x\", vkey = \"{w1}\" }}"));
+        assert!(e.contains("log.witnesses") && e.contains("http://"), "{e}");
+        let e = bad("{ url = \"http://x\", vkey = \"w1.example+00000000+AAAA\" }".into());
+        assert!(e.contains("not a witness vkey"), "{e}");
+        let e = bad(format!(
+            "{{ url = \"http://a\", vkey = \"{w1}\" }}, {{ url = \"http://b\", vkey = \"{w1}\" }}"
+        ));
+        assert!(e.contains("same name"), "{e}");
+        let e = bad(format!(
+            "{{ url = \"http://a\", vkey = \"{w1}\", ca = \"/x.pem\" }}"
+        ));
+        assert!(e.contains("https://"), "{e}");
+        let e = bad(format!(
+            "{{ url = \"http://a\", vkey = \"{w1}\", extra = 1 }}"
+        ));
+        assert!(e.contains("extra"), "{e}");
     }
 
     /// The documented example lists every setting with its default value.

@@ -42,6 +42,8 @@ pub enum HubError {
     Transport(#[from] tonic::transport::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("config: {0}")]
+    Config(String),
 }
 
 /// Prepares the data directory (creating the CA, keys and database on first
@@ -155,14 +157,19 @@ pub async fn serve_with(
                 config.max_connections_total,
                 taxii::MAX_CONNECTIONS,
             )),
+            witnesses: app::witness::Board::new(&config).map_err(HubError::Config)?,
         }),
     };
+    if let Err(e) = state.witnesses.init(&state.store).await {
+        tracing::warn!(error = %e, "cannot read what the log's witnesses cosigned");
+    }
     if let Err(e) = state.directory.current().await {
         tracing::error!(error = %e, "cannot sign the key directory");
     }
     let watcher = tokio::spawn(watch_epoch(state.clone(), epoch_tx));
     // Off the publish path: acknowledgements never wait for a checkpoint.
     let checkpointer = tokio::spawn(app::log::run_checkpointer(state.clone()));
+    let witness_tasks = app::log::spawn_witnesses(&state);
     let metrics_task =
         metrics_listener.map(|l| tokio::spawn(metrics::http::serve(l, state.clone())));
     let taxii = match (taxii_listener, taxii_acceptor) {
@@ -268,6 +275,10 @@ pub async fn serve_with(
     }
     // The last checkpoint covers everything acknowledged before the stop.
     let _ = tokio::time::timeout(app::log::STOP_GRACE, checkpointer).await;
+    // Witnesses get the last checkpoint from the next hub run.
+    for t in witness_tasks {
+        t.abort();
+    }
     // Blocking join on the writer: off the async threads.
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     tracing::info!("hub stopped");

@@ -93,7 +93,7 @@ enum Command {
     /// Write every stored statement (the exact signed envelopes and what the
     /// hub knows about them) as JSON Lines to FILE (new, mode 0600), for migration.
     Export { file: PathBuf },
-    /// The hub's transparency log (on the hub's host: reads the data dir).
+    /// The hub's transparency log (reads the data dir; with --remote, asks the hub as a member).
     #[command(subcommand)]
     Log(LogCommand),
     /// Show the audit trail of admin actions and key events, newest first.
@@ -196,7 +196,8 @@ enum GroupCommand {
 
 #[derive(Subcommand)]
 enum LogCommand {
-    /// Print the latest signed checkpoint (a C2SP signed note).
+    /// Print the latest signed checkpoint (a C2SP signed note) with its
+    /// witnesses' cosignature lines (with --remote: the one members are served).
     Checkpoint,
     /// Print the log's verifier key in the C2SP signed-note vkey format
     /// (name+hash+base64), for agents, witnesses and auditors to pin.
@@ -297,9 +298,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(EX_USAGE);
             }
             Command::Log(command) => {
-                if cli.remote.is_some() {
-                    eprintln!("error: `hub log` reads the hub's data dir (run it on the hub's host, without --remote; members use the Log service)");
-                    return ExitCode::from(EX_USAGE);
+                if let Some(state_dir) = &cli.remote {
+                    return remote_log(state_dir, command).await;
                 }
                 return log(&config, command).await;
             }
@@ -599,7 +599,12 @@ async fn log(config: &HubConfig, command: &LogCommand) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let latest = store.latest_checkpoint().await;
+            let latest = match store.latest_checkpoint().await {
+                Ok(Some(c)) => hub::app::witness::with_cosignatures(&store, c)
+                    .await
+                    .map(Some),
+                other => other,
+            };
             let _ = tokio::task::spawn_blocking(move || store.close()).await;
             match latest {
                 Ok(Some(c)) => {
@@ -617,6 +622,84 @@ async fn log(config: &HubConfig, command: &LogCommand) -> ExitCode {
             }
         }
     }
+}
+
+/// `hub --remote STATE_DIR log checkpoint|key`: through the Log service
+/// with an agent identity, as a member sees it. The key is the directory's
+/// `isac-log` entry (the directory verified with the key pinned at
+/// enrollment) named by the served checkpoint's origin, and it must verify
+/// that checkpoint.
+async fn remote_log(state_dir: &std::path::Path, command: &LogCommand) -> ExitCode {
+    match remote_log_text(state_dir, command).await {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn remote_log_text(
+    state_dir: &std::path::Path,
+    command: &LogCommand,
+) -> Result<String, String> {
+    let creds = isac_client::Credentials::load(state_dir).map_err(|e| e.to_string())?;
+    let channel = creds
+        .connector()
+        .map_err(|e| e.to_string())?
+        .connect(&creds.identity.hub_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let refused = |s: tonic::Status| format!("the hub refused ({:?}): {}", s.code(), s.message());
+    let checkpoint = pb::log_client::LogClient::new(channel.clone())
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .map_err(refused)?
+        .into_inner();
+    if matches!(command, LogCommand::Checkpoint) {
+        return Ok(checkpoint.signed_note);
+    }
+    let pinned_path = state_dir.join("hub-directory.pub");
+    let pinned = std::fs::read(&pinned_path)
+        .map_err(|e| format!("{}: {e}", pinned_path.display()))
+        .and_then(|der| {
+            isac_core::VerifyingKey::from_spki_der(&der)
+                .map_err(|e| format!("{}: {e}", pinned_path.display()))
+        })?;
+    let listed = pb::key_directory_client::KeyDirectoryClient::new(channel)
+        .list_keys(pb::ListKeysRequest {})
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let envelope: isac_core::Envelope = listed
+        .signed_directory
+        .ok_or("the hub sent no signed key directory")?
+        .into();
+    let now = isac_core::clock::Clock::system().now();
+    let directory = isac_core::directory::verify_directory(&envelope, &pinned, None, now)
+        .map_err(|e| format!("key directory: {e}"))?;
+    let key = directory
+        .keys
+        .iter()
+        .find(|k| k.org_id == isac_core::names::LOG_ORG)
+        .and_then(|k| k.record())
+        .ok_or("the key directory lists no log key")?
+        .key;
+    let parsed = isac_core::tlog::note::parse(checkpoint.signed_note.as_bytes())
+        .map_err(|e| format!("served checkpoint: {e}"))?;
+    let origin = isac_core::tlog::checkpoint::Checkpoint::parse(&parsed.text)
+        .map_err(|e| format!("served checkpoint: {e}"))?
+        .origin;
+    let verifier = isac_core::tlog::note::Ed25519Verifier::new(&origin, &key)
+        .map_err(|e| format!("log key: {e}"))?;
+    isac_core::tlog::checkpoint::open(checkpoint.signed_note.as_bytes(), &origin, &[&verifier])
+        .map_err(|e| {
+            format!("the served checkpoint does not verify with the directory's log key: {e}")
+        })?;
+    Ok(format!("{}\n", verifier.to_vkey()))
 }
 
 async fn export(config: &HubConfig, file: &std::path::Path) -> ExitCode {
@@ -657,6 +740,18 @@ async fn status(config: &HubConfig) -> ExitCode {
         }
     };
     let counts = store.status_counts().await;
+    let log_size = store
+        .latest_checkpoint()
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.size);
+    let mut witnesses = Vec::new();
+    for w in &config.log.witnesses {
+        let name = w.vkey.split('+').next().unwrap_or_default().to_owned();
+        let cosigned = store.latest_cosigned(name.clone()).await.ok().flatten();
+        witnesses.push((name, w.url.clone(), cosigned));
+    }
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     let c = match counts {
         Ok(c) => c,
@@ -699,6 +794,18 @@ async fn status(config: &HubConfig) -> ExitCode {
     println!("signing_keys: {}", fmt(&c.keys_by_state));
     println!("groups: {}  people: {}", c.groups, c.people);
     println!("key_directory_version: {}", c.directory_version);
+    match log_size {
+        Some(n) => println!("log_checkpoint_size: {n}"),
+        None => println!("log_checkpoint_size: none yet"),
+    }
+    // A witness far behind the checkpoint is down or refusing: the running
+    // hub's isac_log_witness_up and its log say why.
+    for (name, url, cosigned) in witnesses {
+        match cosigned {
+            Some(n) => println!("log_witness: {name} {url} cosigned_size={n}"),
+            None => println!("log_witness: {name} {url} cosigned_size=none"),
+        }
+    }
     println!(
         "database_bytes: {} (+ wal {})",
         size("hub.db"),

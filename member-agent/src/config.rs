@@ -54,6 +54,9 @@
 //! tlp = ["clear", "green", "amber"]
 //! tags = []
 //! bulletins_only = false
+//!
+//! [witness]                              # member-agent witness serve
+//! logs = ["isac.example/log+1a2b3c4d+AeKbF..."]   # default: the hub's log key
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -88,6 +91,9 @@ pub struct AgentConfig {
     pub filter: FilterConfig,
     #[serde(default)]
     pub log: crate::tlog::LogConfig,
+
+    /// `member-agent witness serve`: the logs it witnesses.
+    pub witness: Option<crate::witness::WitnessSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -427,5 +433,13 @@ mod tests {
             .spawn(move || (parse(&arrays).is_err(), parse(&tables).is_err()))
             .unwrap();
         assert_eq!(worker.join().expect("no stack overflow"), (true, true));
+    }
+
+    #[test]
+    fn witness_section_names_logs_and_refuses_unknown_keys() {
+        let c = parse("[witness]\nlogs = [\"isac.example/log+01234567+AQ\"]\n").unwrap();
+        assert_eq!(c.witness.unwrap().logs.len(), 1);
+        let e = parse("[witness]\nlog = []\n").unwrap_err();
+        assert!(e.contains("log"), "{e}");
     }
 }

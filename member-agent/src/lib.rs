@@ -23,6 +23,7 @@ pub mod sync;
 pub mod tlog;
 pub mod ui;
 pub mod watch;
+pub mod witness;
 
 pub use error::AgentError;
 pub use sinks::{SinkSettings, Sinks};

@@ -81,6 +81,9 @@ enum Command {
     /// accept a checkpoint after a log alert.
     #[command(subcommand)]
     Log(cmd::log::LogCommand),
+    /// Witness the hub's transparency log for other members (C2SP tlog-witness).
+    #[command(subcommand)]
+    Witness(cmd::witness::WitnessCommand),
 }
 
 fn main() -> ExitCode {
@@ -134,5 +137,6 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         Command::List(args) => cmd::list::run(&state, args).await,
         Command::Status(args) => cmd::status::run(&state, args).await,
         Command::Log(command) => cmd::log::run(&state, command).await,
+        Command::Witness(command) => cmd::witness::run(&state, command).await,
     }
 }

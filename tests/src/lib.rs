@@ -588,6 +588,120 @@ pub async fn https_exchange(
     parse_http_response(&raw)
 }
 
+/// One plain-HTTP/1.1 request (`Connection: close`) and its whole answer.
+pub async fn http_exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    // A server may answer and close before reading a large body.
+    let _ = tcp.write_all(&request).await;
+    let mut raw = Vec::new();
+    let _ = tcp.read_to_end(&mut raw).await;
+    parse_http_response(&raw)
+}
+
+/// A `member-agent witness serve` process on an ephemeral loopback port;
+/// stopped with SIGTERM on drop.
+pub struct WitnessProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Its cosignature verifier key, as printed.
+    pub vkey: String,
+}
+
+impl WitnessProcess {
+    /// Starts it over `state_dir`, witnessing `logs` (vkeys; none: the
+    /// hub's log key from the agent's key directory), and waits for its
+    /// "listening" line.
+    pub fn start(state_dir: &Path, logs: &[&str]) -> WitnessProcess {
+        Self::start_on(state_dir, logs, "127.0.0.1:0")
+    }
+
+    /// [`WitnessProcess::start`] on a given address (to restart it where
+    /// its hub expects it).
+    pub fn start_on(state_dir: &Path, logs: &[&str], listen: &str) -> WitnessProcess {
+        let mut args = vec!["--listen", listen];
+        for l in logs {
+            args.extend(["--log", l]);
+        }
+        Self::start_with(state_dir, &args)
+    }
+
+    /// `witness serve` with these arguments (`--listen` among them).
+    pub fn start_with(state_dir: &Path, args: &[&str]) -> WitnessProcess {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = bin("member-agent");
+        cmd.arg("--state-dir")
+            .arg(state_dir)
+            .args(["witness", "serve"])
+            .args(args);
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start witness");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines
+            .next()
+            .expect("witness exited before listening")
+            .unwrap();
+        let rest = line
+            .strip_prefix("witness listening on ")
+            .and_then(|r| {
+                r.strip_prefix("http://")
+                    .or_else(|| r.strip_prefix("https://"))
+            })
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let (addr, key) = rest.split_once(" (key ").expect("listening line");
+        std::thread::spawn(move || for _ in lines {});
+        WitnessProcess {
+            child,
+            addr: addr.parse().expect("witness addr"),
+            vkey: key.trim_end_matches(')').to_owned(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `POST /add-checkpoint` with `body`.
+    pub async fn add_checkpoint(&self, body: &[u8]) -> HttpResponse {
+        http_exchange(self.addr, "POST", "/add-checkpoint", body).await
+    }
+
+    pub fn terminate(mut self) {
+        self.signal_term_and_wait();
+    }
+
+    fn signal_term_and_wait(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WitnessProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal_term_and_wait();
+        }
+    }
+}
+
 fn parse_http_response(raw: &[u8]) -> HttpResponse {
     let split = raw
         .windows(4)

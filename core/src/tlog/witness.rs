@@ -191,6 +191,20 @@ impl Signer for TimedCosigner<'_> {
     }
 }
 
+/// The body of a C2SP tlog-witness `add-checkpoint` request: `old N`, the
+/// consistency proof (one base64 hash a line), an empty line, then the
+/// signed checkpoint note.
+pub fn add_checkpoint_request(old_size: u64, proof: &[super::Hash], note: &str) -> String {
+    let mut out = format!("old {old_size}\n");
+    for h in proof {
+        out.push_str(&B64.encode(h));
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(note);
+    out
+}
+
 /// How many distinct `witnesses` have a verified cosignature in `note`.
 pub fn cosigners(note: &VerifiedNote, witnesses: &[CosignatureVerifier]) -> usize {
     witnesses

@@ -80,6 +80,7 @@ pub async fn run_checkpointer(state: HubState) {
         match checkpoint_once(&state.store, &signer, &origin, state.now()).await {
             Ok(Some(c)) => {
                 tracing::debug!(size = c.size, took = ?began.elapsed(), "log checkpoint signed");
+                state.witnesses.signed(c.size);
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot sign a log checkpoint"),
@@ -100,6 +101,27 @@ pub async fn run_checkpointer(state: HubState) {
     }
 }
 
+/// Starts one task per configured witness (`app::witness::run_one`).
+pub fn spawn_witnesses(state: &HubState) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..state.witnesses.witnesses.len())
+        .map(|i| {
+            let st = state.clone();
+            tokio::spawn(async move {
+                let interval = st.config.checkpoint_interval();
+                crate::app::witness::run_one(
+                    &st.store,
+                    &st.witnesses,
+                    i,
+                    st.shutdown.clone(),
+                    interval,
+                    || st.now(),
+                )
+                .await;
+            })
+        })
+        .collect()
+}
+
 /// How long shutdown waits for the last checkpoint.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -108,6 +130,14 @@ pub async fn latest(state: &HubState) -> Result<CheckpointRow, ApiError> {
     state.store.latest_checkpoint().await?.ok_or_else(|| {
         ApiError::FailedPrecondition("the log has no checkpoint yet; retry in a second".into())
     })
+}
+
+/// The checkpoint members are served (gRPC GetCheckpoint, `GET
+/// /log/checkpoint`): with its witnesses' cosignature lines appended, and
+/// the newest every witness now up has cosigned (`app::witness::served`).
+pub async fn served(state: &HubState) -> Result<CheckpointRow, ApiError> {
+    let latest = latest(state).await?;
+    Ok(crate::app::witness::served(&state.store, &state.witnesses, latest).await?)
 }
 
 /// The checkpointed size a proof is asked about must exist.

@@ -18,6 +18,7 @@ pub mod clock;
 pub mod log;
 pub mod publish;
 pub mod state;
+pub mod witness;
 
 pub use caller::Caller;
 pub use clock::Clock;

@@ -33,6 +33,8 @@ pub struct HubShared {
     pub metrics: crate::metrics::Metrics,
     /// Open connections per source and per listener, with their caps.
     pub connections: std::sync::Arc<crate::tls::ConnLimits>,
+    /// The log's witnesses and how each is doing.
+    pub witnesses: crate::app::witness::Board,
 }
 
 impl std::ops::Deref for HubState {

@@ -25,7 +25,7 @@ impl pb::log_server::Log for LogService {
     ) -> Result<Response<pb::Checkpoint>, Status> {
         authenticate(&self.state, &req).await?;
         let pb::GetCheckpointRequest {} = req.into_inner();
-        let latest = app::log::latest(&self.state).await?;
+        let latest = app::log::served(&self.state).await?;
         Ok(Response::new(pb::Checkpoint {
             signed_note: latest.note,
             tree_size: latest.size,

@@ -128,6 +128,50 @@ pub async fn render(state: &HubState) -> String {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot list members"),
     }
+    if !state.witnesses.witnesses.is_empty() {
+        let _ = writeln!(
+            out,
+            "# HELP isac_log_witness_up Whether the witness's last add-checkpoint succeeded (1) or not (0).\n\
+             # TYPE isac_log_witness_up gauge"
+        );
+        let all: Vec<_> = state
+            .witnesses
+            .witnesses
+            .iter()
+            .map(|w| (escape_label(&w.name), w.status()))
+            .collect();
+        for (name, st) in &all {
+            let _ = writeln!(
+                out,
+                "isac_log_witness_up{{witness=\"{name}\"}} {}",
+                u8::from(st.up)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP isac_log_witness_cosigned_size Largest checkpoint size the witness cosigned for this hub.\n\
+             # TYPE isac_log_witness_cosigned_size gauge"
+        );
+        for (name, st) in &all {
+            let _ = writeln!(
+                out,
+                "isac_log_witness_cosigned_size{{witness=\"{name}\"}} {}",
+                st.cosigned_size.unwrap_or(0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP isac_log_witness_failures_total Checkpoint submissions to the witness that got no cosignature.\n\
+             # TYPE isac_log_witness_failures_total counter"
+        );
+        for (name, st) in &all {
+            let _ = writeln!(
+                out,
+                "isac_log_witness_failures_total{{witness=\"{name}\"}} {}",
+                st.failures_total
+            );
+        }
+    }
     state.store.commit_latency().write(
         &mut out,
         "isac_store_commit_seconds",

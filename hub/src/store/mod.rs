@@ -342,6 +342,43 @@ impl Store {
         .await
     }
 
+    /// The stored checkpoint of exactly `size` leaves.
+    pub async fn checkpoint_at(&self, size: u64) -> Result<Option<CheckpointRow>, StoreError> {
+        self.read(move |c| sqlite::checkpoint_at(c, size)).await
+    }
+
+    /// The newest checkpoint every one of `witnesses` (names) cosigned.
+    pub async fn newest_cosigned_by_all(
+        &self,
+        witnesses: Vec<String>,
+    ) -> Result<Option<CheckpointRow>, StoreError> {
+        self.read(move |c| sqlite::newest_cosigned_by_all(c, &witnesses))
+            .await
+    }
+
+    /// Stores `witness`'s cosignature line of the checkpoint of `size`.
+    pub async fn add_cosignature(
+        &self,
+        size: u64,
+        witness: String,
+        line: String,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| sqlite::add_cosignature(c, size, &witness, &line, created_at))
+            .await
+    }
+
+    /// The cosignature lines of the checkpoint of `size` leaves.
+    pub async fn cosignatures(&self, size: u64) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| sqlite::cosignatures(c, size)).await
+    }
+
+    /// The largest checkpoint size `witness` cosigned, if any.
+    pub async fn latest_cosigned(&self, witness: String) -> Result<Option<u64>, StoreError> {
+        self.read(move |c| sqlite::latest_cosigned(c, &witness))
+            .await
+    }
+
     /// Node hashes of a checkpointed tree (tiles are read through this).
     pub async fn log_hashes(&self, nodes: Vec<NodeId>) -> Result<Vec<Hash>, StoreError> {
         self.read(move |c| sqlite::SqliteHashReader(c).read_hashes(&nodes))
@@ -961,6 +998,76 @@ pub(crate) mod log_tests {
         assert_eq!(third.root, mth(&all));
         let proof = store.consistency_proof(13, 14).await.unwrap();
         verify_consistency(13, 14, &second.root, &third.root, &proof).unwrap();
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn cosignatures_are_kept_per_checkpoint_and_witness() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hub.db")).unwrap();
+        store
+            .append_statements((0..6).map(|n| statement(n, false)).collect())
+            .await;
+        let three = checkpoint(&store, 3).await;
+        let six = checkpoint(&store, 6).await;
+        let (w1, w2) = ("w1.example".to_owned(), "w2.example".to_owned());
+        assert_eq!(store.latest_cosigned(w1.clone()).await.unwrap(), None);
+        assert_eq!(
+            store
+                .newest_cosigned_by_all(vec![w1.clone()])
+                .await
+                .unwrap(),
+            None
+        );
+        // No checkpoint of that size: refused, nothing stored.
+        assert!(matches!(
+            store.add_cosignature(4, w1.clone(), "x\n".into(), 1).await,
+            Err(StoreError::Refused(_))
+        ));
+        store
+            .add_cosignature(3, w1.clone(), "— w1 a\n".into(), 1)
+            .await
+            .unwrap();
+        store
+            .add_cosignature(3, w2.clone(), "— w2 b\n".into(), 1)
+            .await
+            .unwrap();
+        store
+            .add_cosignature(6, w1.clone(), "— w1 c\n".into(), 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.cosignatures(3).await.unwrap(),
+            vec!["— w1 a\n".to_owned(), "— w2 b\n".to_owned()]
+        );
+        assert_eq!(store.latest_cosigned(w1.clone()).await.unwrap(), Some(6));
+        assert_eq!(store.latest_cosigned(w2.clone()).await.unwrap(), Some(3));
+        // Newest cosigned by every one named: 6 by w1 alone, 3 by both.
+        assert_eq!(
+            store
+                .newest_cosigned_by_all(vec![w1.clone()])
+                .await
+                .unwrap(),
+            Some(six.clone())
+        );
+        assert_eq!(
+            store
+                .newest_cosigned_by_all(vec![w1.clone(), w2.clone()])
+                .await
+                .unwrap(),
+            Some(three.clone())
+        );
+        assert_eq!(store.checkpoint_at(3).await.unwrap(), Some(three));
+        assert_eq!(store.checkpoint_at(4).await.unwrap(), None);
+        // The same witness again at the same size replaces its line.
+        store
+            .add_cosignature(6, w1.clone(), "— w1 d\n".into(), 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.cosignatures(6).await.unwrap(),
+            vec!["— w1 d\n".to_owned()]
+        );
         store.close();
     }
 }

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 // === whole-database operations (backup, restore) ===
 
@@ -336,6 +336,21 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
         }
         conn.execute_batch("PRAGMA user_version = 9;")?;
     }
+    if version < 10 {
+        // Witness cosignatures (C2SP tlog-cosignature lines) of stored
+        // checkpoints, served appended to the checkpoint's note.
+        conn.execute_batch(
+            "CREATE TABLE log_cosignatures (
+                size       INTEGER NOT NULL,
+                witness    TEXT NOT NULL,
+                line       TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (size, witness)
+            ) WITHOUT ROWID;
+            CREATE INDEX log_cosignatures_by_witness ON log_cosignatures (witness, size);
+            PRAGMA user_version = 10;",
+        )?;
+    }
     Ok(())
 }
 
@@ -500,6 +515,90 @@ pub(super) fn latest_checkpoint(conn: &Connection) -> Result<Option<CheckpointRo
         })
     })
     .transpose()
+}
+
+fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn to_checkpoint(
+    (size, root, note, created_at): (i64, Vec<u8>, String, i64),
+) -> Result<CheckpointRow, StoreError> {
+    Ok(CheckpointRow {
+        size: size as u64,
+        root: hash_from(&root)?,
+        note,
+        created_at,
+    })
+}
+
+/// The stored checkpoint of exactly `size` leaves.
+pub(super) fn checkpoint_at(
+    conn: &Connection,
+    size: u64,
+) -> Result<Option<CheckpointRow>, StoreError> {
+    conn.prepare_cached("SELECT size, root, note, created_at FROM log_checkpoints WHERE size = ?1")?
+        .query_row([size as i64], checkpoint_row)
+        .optional()?
+        .map(to_checkpoint)
+        .transpose()
+}
+
+/// The newest checkpoint every one of `witnesses` cosigned.
+pub(super) fn newest_cosigned_by_all(
+    conn: &Connection,
+    witnesses: &[String],
+) -> Result<Option<CheckpointRow>, StoreError> {
+    let names = serde_json::to_string(witnesses)
+        .map_err(|e| StoreError::Sqlite(format!("witness names: {e}")))?;
+    conn.prepare_cached(
+        "SELECT c.size, c.root, c.note, c.created_at FROM log_checkpoints c
+         WHERE (SELECT COUNT(*) FROM log_cosignatures s
+                WHERE s.size = c.size AND s.witness IN (SELECT value FROM json_each(?1))) = ?2
+         ORDER BY c.size DESC LIMIT 1",
+    )?
+    .query_row(params![names, witnesses.len() as i64], checkpoint_row)
+    .optional()?
+    .map(to_checkpoint)
+    .transpose()
+}
+
+/// Stores a witness's cosignature line of the checkpoint of `size` leaves
+/// (a later one from the same witness for the same size replaces it).
+pub(super) fn add_cosignature(
+    conn: &Connection,
+    size: u64,
+    witness: &str,
+    line: &str,
+    created_at: i64,
+) -> Result<(), StoreError> {
+    if checkpoint_at(conn, size)?.is_none() {
+        return Err(StoreError::Refused(format!(
+            "no checkpoint of size {size} to cosign"
+        )));
+    }
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO log_cosignatures (size, witness, line, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![size as i64, witness, line, created_at])?;
+    Ok(())
+}
+
+/// The cosignature lines of the checkpoint of `size` leaves, by witness name.
+pub(super) fn cosignatures(conn: &Connection, size: u64) -> Result<Vec<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT line FROM log_cosignatures WHERE size = ?1 ORDER BY witness")?
+        .query_map([size as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// The largest checkpoint size `witness` cosigned, if any.
+pub(super) fn latest_cosigned(conn: &Connection, witness: &str) -> Result<Option<u64>, StoreError> {
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT MAX(size) FROM log_cosignatures WHERE witness = ?1")?
+        .query_row([witness], |r| r.get(0))?;
+    Ok(n.map(|n| n as u64))
 }
 
 /// Stores the nodes a checkpoint integrated and the checkpoint itself, if
@@ -2197,7 +2296,7 @@ mod log_migration_tests {
         // The same database as a schema-8 hub left it (no log tables), with
         // a gap in `seq` where a statement was pruned.
         conn.execute_batch(
-            "DROP TABLE log_leaves; DROP TABLE log_nodes; DROP TABLE log_checkpoints;
+            "DROP TABLE log_leaves; DROP TABLE log_nodes; DROP TABLE log_checkpoints; DROP TABLE log_cosignatures;
              DELETE FROM statements WHERE seq = 4;
              PRAGMA user_version = 8;",
         )

@@ -26,7 +26,7 @@ fn bytes(body: Vec<u8>, content_type: &'static str, cache: &'static str) -> Resp
 /// `rest` is the path after `/log/`.
 pub(super) async fn resource(t: &Taxii, rest: &str) -> Reply {
     if rest == "checkpoint" {
-        let latest = app::log::latest(&t.hub).await?;
+        let latest = app::log::served(&t.hub).await?;
         return Ok(bytes(
             latest.note.into_bytes(),
             "text/plain; charset=utf-8",

@@ -24,3 +24,4 @@ pub mod status;
 pub mod sync;
 pub mod ui;
 pub mod watch;
+pub mod witness;

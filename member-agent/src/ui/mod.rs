@@ -281,7 +281,7 @@ fn held_directory(agent: &Agent) -> Option<isac_core::directory::KeyDirectory> {
 
 // === TLS ===
 
-fn acceptor(
+pub(crate) fn acceptor(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<openssl::ssl::SslAcceptor, AgentError> {
@@ -304,13 +304,16 @@ fn acceptor(
 /// Accepts TCP connections and hands finished TLS streams to axum; each
 /// handshake runs in its own task with a timeout, so a stalled client never
 /// holds up the others.
-struct TlsListener {
+pub(crate) struct TlsListener {
     rx: tokio::sync::mpsc::Receiver<(tokio_openssl::SslStream<tokio::net::TcpStream>, SocketAddr)>,
     local: SocketAddr,
 }
 
 impl TlsListener {
-    fn new(listener: tokio::net::TcpListener, acceptor: openssl::ssl::SslAcceptor) -> Self {
+    pub(crate) fn new(
+        listener: tokio::net::TcpListener,
+        acceptor: openssl::ssl::SslAcceptor,
+    ) -> Self {
         let local = listener
             .local_addr()
             .expect("bound listener has an address");

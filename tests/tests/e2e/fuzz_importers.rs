@@ -108,13 +108,52 @@ fn csv_target_body_holds_on_random_and_mutated_files() {
     );
 }
 
+/// A real request: a signed checkpoint after a 3-hash proof.
+fn witness_seed() -> String {
+    use isac_core::tlog::checkpoint::Checkpoint;
+    use isac_core::tlog::note::Ed25519Signer;
+    let signer = Ed25519Signer::new(
+        "isac.example/log",
+        isac_core::SigningKey::from_seed(&[9; 32]).unwrap(),
+    )
+    .unwrap();
+    let note = Checkpoint {
+        origin: "isac.example/log".into(),
+        size: 13,
+        root: isac_core::tlog::merkle::leaf_hash(b"r"),
+        extensions: vec![],
+    }
+    .sign(&[&signer])
+    .unwrap();
+    let proof: Vec<[u8; 32]> = (0..3u8)
+        .map(|i| isac_core::tlog::merkle::leaf_hash(&[i]))
+        .collect();
+    isac_core::tlog::witness::add_checkpoint_request(5, &proof, &note)
+}
+
+#[test]
+fn witness_request_target_body_holds_on_random_and_mutated_requests() {
+    run(
+        "witness_request",
+        agent_targets::witness_request,
+        witness_seed().as_bytes(),
+        5000,
+        0x3177_e55e_0000_0003,
+    );
+}
+
 #[test]
 fn write_seed_corpus_when_asked() {
     let Some(dir) = std::env::var_os("ISAC_FUZZ_SEED_DIR") else {
         return;
     };
     let dir = std::path::PathBuf::from(dir);
-    for (name, input) in [("osv", OSV), ("csv", CSV)] {
+    let witness = witness_seed();
+    for (name, input) in [
+        ("osv", OSV),
+        ("csv", CSV),
+        ("witness_request", witness.as_str()),
+    ] {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         std::fs::write(dir.join(name).join("seed-0"), input).unwrap();
     }

@@ -24,3 +24,4 @@ mod taxii;
 mod taxii_interop;
 mod tlog;
 mod tlp;
+mod witness;
