@@ -506,7 +506,10 @@ async fn every_item_is_provably_in_one_growing_log_that_survives_a_restart() {
 
 /// The `member-agent` binary, off the runtime's threads (the hub under
 /// test serves on them).
-async fn agent_cli(state: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+pub(crate) async fn agent_cli(
+    state: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
     let mut cmd = bin("member-agent");
     cmd.arg("--state-dir").arg(state).args(args);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
@@ -519,7 +522,7 @@ async fn agent_cli(state: &std::path::Path, args: &[&str]) -> (Option<i32>, Stri
     )
 }
 
-async fn status_json(state: &std::path::Path) -> serde_json::Value {
+pub(crate) async fn status_json(state: &std::path::Path) -> serde_json::Value {
     let (code, out, err) = agent_cli(state, &["status", "--json"]).await;
     assert_eq!(code, Some(0), "status: {err}");
     serde_json::from_str(&out).unwrap()
@@ -530,12 +533,12 @@ fn b64(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
 
-fn root_b64(root: &Hash) -> String {
+pub(crate) fn root_b64(root: &Hash) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(root)
 }
 
-fn jsonl_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+pub(crate) fn jsonl_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

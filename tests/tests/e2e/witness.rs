@@ -4,7 +4,10 @@
 //! the cosignatures (gRPC, TAXII `/log/checkpoint`, `hub log checkpoint`),
 //! the witness keeps its state across a restart, and two hubs started on
 //! copies of one data dir that then diverge (a split view: same size,
-//! different roots, same log key) cannot both get its cosignature.
+//! different roots, same log key) cannot both get its cosignature: real
+//! agents requiring the witness ingest from the cosigned one and refuse
+//! the other, and an agent that saw both catches the fork. A hub restored
+//! from an older backup cannot get a smaller tree cosigned either.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,6 +19,8 @@ use isac_core::tlog::note::{Ed25519Signer, Ed25519Verifier};
 use isac_core::tlog::witness::{add_checkpoint_request, open_cosigned, CosignatureVerifier};
 use isac_core::tlog::Hash;
 use isac_e2e::*;
+
+use crate::tlog::{agent_cli, jsonl_lines, root_b64, status_json};
 use isac_proto::v1 as pb;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::publish;
@@ -472,12 +477,27 @@ fn agent_for(state_dir: &Path, copy: &Path, url: &str) -> Agent {
         .arg(state_dir)
         .arg(copy));
     assert!(ok, "{err}");
-    let path = copy.join("identity.json");
+    point_at(copy, url);
+    Agent::open(&member_agent::StateDir::new(copy)).unwrap()
+}
+
+/// The agent in `state_dir` talks to the hub at `url` from now on (the
+/// hubs share a CA and members: copies of one data dir).
+fn point_at(state_dir: &Path, url: &str) {
+    let path = state_dir.join("identity.json");
     let mut identity: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     identity["hub_url"] = url.into();
     std::fs::write(&path, serde_json::to_vec_pretty(&identity).unwrap()).unwrap();
-    Agent::open(&member_agent::StateDir::new(copy)).unwrap()
+}
+
+/// agent.toml: accept only checkpoints cosigned by this witness.
+fn require_witness(state_dir: &Path, witness: &WitnessProcess) {
+    std::fs::write(
+        state_dir.join("agent.toml"),
+        format!("[log]\nwitnesses = [\"{}\"]\nquorum = 1\n", witness.vkey),
+    )
+    .unwrap();
 }
 
 fn root_of(c: &pb::Checkpoint) -> Hash {
@@ -485,7 +505,7 @@ fn root_of(c: &pb::Checkpoint) -> Hash {
     Checkpoint::parse(&n.text).unwrap().root
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hubs_on_copies_of_one_data_dir_cannot_both_get_the_witness_cosignature() {
     let dir = tempfile::tempdir().unwrap();
     let data_a = dir.path().join("hub-a");
@@ -502,6 +522,23 @@ async fn two_hubs_on_copies_of_one_data_dir_cannot_both_get_the_witness_cosignat
     let addr_a = hub_a.addr.to_string();
     let origin = hub_a.config.log_origin();
     let alice = enrolled_agent(&hub_a, "alice-bank", &dir.path().join("alice")).await;
+    // Members of the shared history, before the copy: bob will read from
+    // A and carol from B, both requiring the witness; dave requires no
+    // witness and reads from A, then from B.
+    let (bob, carol, dave) = (
+        dir.path().join("bob"),
+        dir.path().join("carol"),
+        dir.path().join("dave"),
+    );
+    for (org, state) in [
+        ("bob-bank", &bob),
+        ("carol-bank", &carol),
+        ("dave-bank", &dave),
+    ] {
+        drop(enrolled_agent(&hub_a, org, state).await);
+    }
+    require_witness(&bob, &witness);
+    require_witness(&carol, &witness);
     for n in 0..3 {
         publish(&alice, draft(&format!("common-{n}")))
             .await
@@ -574,6 +611,76 @@ async fn two_hubs_on_copies_of_one_data_dir_cannot_both_get_the_witness_cosignat
         Err(isac_core::tlog::witness::WitnessError::NoQuorum { got: 0, quorum: 1 })
     ));
 
+    // Real agents requiring the witness: bob, on A, ingests the cosigned
+    // history; carol, on B, is refused, ingests nothing of it and holds
+    // the alert.
+    let a_root = root_b64(&a4.checkpoint.root);
+    let b_root = root_b64(&b4_opened.checkpoint.root);
+    let bob_jsonl = dir.path().join("bob.jsonl");
+    let (code, _, err) = agent_cli(&bob, &["sync", "--jsonl", bob_jsonl.to_str().unwrap()]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let s = status_json(&bob).await;
+    assert_eq!(s["items"], 4, "{s}");
+    assert!(s["alert"].is_null(), "{s}");
+    assert_eq!(s["checkpoint"]["size"], 4, "{s}");
+    assert_eq!(s["checkpoint"]["root"], a_root.as_str(), "{s}");
+    assert!(jsonl_lines(&bob_jsonl)
+        .iter()
+        .any(|l| l["value"].as_str().is_some_and(|v| v.contains("only-on-a"))));
+
+    point_at(&carol, &hub_b.url());
+    let carol_jsonl = dir.path().join("carol.jsonl");
+    let carol_sync = ["sync", "--jsonl", carol_jsonl.to_str().unwrap()];
+    let (code, _, err) = agent_cli(&carol, &carol_sync).await;
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("NO WITNESS QUORUM"), "{err}");
+    assert!(
+        err.contains(&format!("size 4 root {b_root}")),
+        "names B's checkpoint: {err}"
+    );
+    assert!(err.contains("cosigned by 0"), "{err}");
+    assert!(err.contains("quorum = 1"), "{err}");
+    let s = status_json(&carol).await;
+    assert_eq!(s["items"], 0, "{s}");
+    assert_eq!(s["alert"]["kind"], "no-quorum", "{s}");
+    assert_eq!(s["alert"]["offered"]["root"], b_root.as_str(), "{s}");
+    let (code, out, _) = agent_cli(&carol, &["status"]).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("LOG ALERT") && out.contains("NO WITNESS QUORUM"),
+        "{out}"
+    );
+    let lines = jsonl_lines(&carol_jsonl);
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l["value"].as_str().is_some_and(|v| v.contains("only-on-b"))),
+        "nothing of B's history reaches the sink: {lines:?}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l["action"] == "log-alert" && l["alert"]["kind"] == "no-quorum"));
+    // It stays stopped.
+    let (code, _, err) = agent_cli(&carol, &carol_sync).await;
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(status_json(&carol).await["items"], 0);
+
+    // Without any witness, an agent that saw A and is then shown B (same
+    // size, another root) catches the fork itself, naming both.
+    let (code, _, err) = agent_cli(&dave, &["sync"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(status_json(&dave).await["items"], 4);
+    point_at(&dave, &hub_b.url());
+    let (code, _, err) = agent_cli(&dave, &["sync"]).await;
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("FORK"), "{err}");
+    assert!(err.contains(&format!("size 4 root {a_root}")), "{err}");
+    assert!(err.contains(&format!("size 4 root {b_root}")), "{err}");
+    let s = status_json(&dave).await;
+    assert_eq!(s["alert"]["kind"], "fork", "{s}");
+    assert_eq!(s["items"], 4, "{s}");
+    assert_eq!(s["checkpoint"]["root"], a_root.as_str(), "{s}");
+
     // Asked directly, the witness refuses B's checkpoint: 409 from either
     // size (from 3 it holds 4; at 4 the root differs)...
     let b_note = b4.signed_note.clone();
@@ -627,6 +734,136 @@ async fn two_hubs_on_copies_of_one_data_dir_cannot_both_get_the_witness_cosignat
     cosigned_at_least(&alice, &origin, &lv, &wv, 5).await;
     hub_b.stop().await;
     hub_a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_restored_from_an_older_backup_cannot_get_the_witness_to_cosign_a_smaller_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    let log_vkey = hub_log_key(&data);
+    let witness = WitnessProcess::start(&dir.path().join("w"), &[&log_vkey]);
+    configure(&data, &[&witness]);
+    let lv = Ed25519Verifier::from_vkey(&log_vkey).unwrap();
+    let wv = CosignatureVerifier::from_vkey(&witness.vkey).unwrap();
+    let wname = wv_name(&wv);
+    let hub = TestHub::start(&data).await;
+    let addr = hub.addr.to_string();
+    let origin = hub.config.log_origin();
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = dir.path().join("bob");
+    drop(enrolled_agent(&hub, "bob-bank", &bob).await);
+    require_witness(&bob, &witness);
+    for n in 0..3 {
+        publish(&alice, draft(&format!("before-backup-{n}")))
+            .await
+            .unwrap();
+    }
+    cosigned_at_least(&alice, &origin, &lv, &wv, 3).await;
+    let backup = dir.path().join("backup");
+    let (ok, out, err) = run(bin("hub")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("backup")
+        .arg(&backup));
+    assert!(ok, "{out} {err}");
+    for n in 0..2 {
+        publish(&alice, draft(&format!("after-backup-{n}")))
+            .await
+            .unwrap();
+    }
+    let five = cosigned_at_least(&alice, &origin, &lv, &wv, 5).await;
+    assert_eq!(five.checkpoint.size, 5);
+    let (code, _, err) = agent_cli(&bob, &["sync"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(status_json(&bob).await["checkpoint"]["size"], 5);
+
+    // The disk is lost; the older backup is restored and the hub goes on.
+    hub.stop().await;
+    let restored = dir.path().join("restored");
+    let (ok, out, err) = run(bin("hub")
+        .arg("--data-dir")
+        .arg(&restored)
+        .arg("restore")
+        .arg(&backup));
+    assert!(ok, "{out} {err}");
+    configure(&restored, &[&witness]);
+    let hub = TestHub::start_at(&restored, &addr).await;
+    publish(&alice, draft("different-after-restore"))
+        .await
+        .unwrap();
+    // The witness answers the hub's checkpoint of 4 with 409 and its size
+    // 5; the hub cannot prove 5 -> 4, shows the witness down, and the size
+    // the witness holds, past its own log.
+    let started = std::time::Instant::now();
+    loop {
+        let (_, metrics) = hub.scrape_metrics().await;
+        if metrics.contains(&format!("isac_log_witness_up{{witness=\"{wname}\"}} 0"))
+            && metrics.contains(&format!(
+                "isac_log_witness_cosigned_size{{witness=\"{wname}\"}} 5"
+            ))
+        {
+            assert!(
+                !metrics.contains(&format!(
+                    "isac_log_witness_failures_total{{witness=\"{wname}\"}} 0\n"
+                )),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the restored hub never showed the witness ahead of it: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It serves its checkpoint of 4 without a cosignature...
+    let served = served_checkpoint(&alice).await;
+    assert_eq!(served.tree_size, 4);
+    assert!(matches!(
+        open_cosigned(
+            served.signed_note.as_bytes(),
+            &origin,
+            &lv,
+            std::slice::from_ref(&wv),
+            1
+        ),
+        Err(isac_core::tlog::witness::WitnessError::NoQuorum { got: 0, quorum: 1 })
+    ));
+    // ... and asked directly, the witness refuses it from any size: 409 and
+    // the 5 it cosigned.
+    let note = hub_note_without_cosignatures(&served.signed_note);
+    let proof_3_4: Vec<Hash> = pb::log_client::LogClient::new(alice.channel().await.unwrap())
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            first_size: 3,
+            second_size: 4,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hashes
+        .iter()
+        .map(|h| h.as_slice().try_into().unwrap())
+        .collect();
+    for (old, proof) in [(3, &proof_3_4[..]), (0, &[][..]), (4, &[][..])] {
+        let r = witness
+            .add_checkpoint(add_checkpoint_request(old, proof, &note).as_bytes())
+            .await;
+        assert_eq!((r.status, text(&r)), (409, "5\n".to_owned()), "from {old}");
+    }
+    // An agent requiring the witness, that had seen 5, refuses the 4,
+    // naming both checkpoints, and keeps what it held.
+    let (code, _, err) = agent_cli(&bob, &["sync"]).await;
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("NO WITNESS QUORUM"), "{err}");
+    assert!(
+        err.contains(&format!("size 5 root {}", root_b64(&five.checkpoint.root))),
+        "{err}"
+    );
+    assert!(err.contains("size 4 root "), "{err}");
+    let s = status_json(&bob).await;
+    assert_eq!(s["items"], 5, "{s}");
+    assert_eq!(s["checkpoint"]["size"], 5, "{s}");
+    hub.stop().await;
 }
 
 #[tokio::test]
