@@ -2,6 +2,8 @@
 //! with real mTLS and real SQLite files, real agents, and a small PKI for
 //! hostile clients. Nothing here mocks a component of ours.
 
+pub mod pg;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -9,14 +9,23 @@
 //!   sequence. So an acknowledged write is durable, and a subscriber woken
 //!   by the head never reads past a gap.
 //!
+//! - [`postgres_store`]: PostgreSQL (14 or newer) through `tokio-postgres`,
+//!   for hubs that outgrow one machine: a few pooled connections, a writer
+//!   task with the same group commit, and one order row that serialises
+//!   publishers on every process sharing the database, so the order has no
+//!   gap a reader can page past (see `postgres.rs`).
+//!
 //! `Store` is a cheap handle; each operation is dispatched to the backend
 //! (an enum, not a trait object: no boxed futures on the hot path). The
 //! head watch and the window of recent statements live here, beside the
 //! backend, because every backend feeds them the same way.
 //!
-//! **Invariant:** only the backends (`sqlite.rs`, `sqlite_store.rs`) know SQL.
+//! **Invariant:** only the backends (`sqlite.rs`, `sqlite_store.rs`,
+//! `postgres.rs`, `postgres_store.rs`) know SQL.
 
 pub mod latency;
+mod postgres;
+mod postgres_store;
 mod recent;
 mod sqlite;
 mod sqlite_store;
@@ -60,6 +69,16 @@ pub enum StoreError {
     Io(String),
     #[error("sqlite: {0}")]
     Sqlite(String),
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The database server cannot be reached or is shutting down: nothing
+    /// was stored; a retry may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// This backend does not do that (e.g. an online backup of PostgreSQL:
+    /// use `pg_dump`).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -87,6 +106,40 @@ fn prove_error(e: merkle::ProveError<StoreError>) -> StoreError {
         merkle::ProveError::Read(e) => e,
         other => StoreError::Refused(other.to_string()),
     }
+}
+
+/// Reads a `--store` / `store =` PostgreSQL URL. A password written in it
+/// is refused: it would sit in shell history, `ps` and config files.
+pub fn postgres_config(
+    url: &str,
+    password: Option<&str>,
+) -> Result<tokio_postgres::Config, StoreError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(StoreError::Refused(format!(
+            "store `{url}` is not a PostgreSQL URL; expected postgres://USER@HOST:PORT/DB"
+        )));
+    }
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        StoreError::Refused(format!(
+            "store URL is not valid ({e}); expected postgres://USER@HOST:PORT/DB"
+        ))
+    })?;
+    if config.get_password().is_some() {
+        return Err(StoreError::Refused(
+            "store URL holds a password; remove it and give it in store_password_file or ISAC_STORE_PASSWORD instead".into(),
+        ));
+    }
+    if config.get_user().is_none() || config.get_dbname().is_none() {
+        return Err(StoreError::Refused(
+            "store URL needs a user and a database: postgres://USER@HOST:PORT/DB".into(),
+        ));
+    }
+    if let Some(p) = password {
+        config.password(p);
+    }
+    config.application_name("isac-hub");
+    config.connect_timeout(std::time::Duration::from_secs(10));
+    Ok(config)
 }
 
 /// What every backend shares with the handle: the committed head (for
@@ -122,6 +175,7 @@ impl Shared {
 
 enum Backend {
     Sqlite(sqlite_store::SqliteStore),
+    Postgres(postgres_store::PgStore),
 }
 
 /// Runs one operation on whichever backend the store has.
@@ -129,6 +183,7 @@ macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match &$self.inner.backend {
             Backend::Sqlite(b) => b.$method($($arg),*).await,
+            Backend::Postgres(b) => b.$method($($arg),*).await,
         }
     };
 }
@@ -156,6 +211,28 @@ impl Store {
         })
     }
 
+    /// Connects to PostgreSQL at `url` (`postgres://USER@HOST:PORT/DB`),
+    /// creates or migrates the schema under an advisory lock, and starts the
+    /// writer. The password comes from `password`, never from the URL.
+    pub async fn open_postgres(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
+        let config = postgres_config(url, password)?;
+        let (backend, shared) = postgres_store::PgStore::open(config).await?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend: Backend::Postgres(backend),
+                shared,
+            }),
+        })
+    }
+
+    /// Which backend this is, and where (no password), for `hub status`.
+    pub fn describe(&self) -> String {
+        match &self.inner.backend {
+            Backend::Sqlite(b) => format!("sqlite {}", b.path().display()),
+            Backend::Postgres(b) => format!("postgres {}", b.describe()),
+        }
+    }
+
     /// Watches the highest committed sequence.
     pub fn watch_head(&self) -> watch::Receiver<u64> {
         self.inner.shared.head.subscribe()
@@ -175,6 +252,7 @@ impl Store {
     pub fn close(&self) {
         match &self.inner.backend {
             Backend::Sqlite(b) => b.close(),
+            Backend::Postgres(b) => b.close(),
         }
     }
 

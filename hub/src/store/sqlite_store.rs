@@ -79,6 +79,10 @@ impl SqliteStore {
 
     /// Stops the writer after it has committed everything already queued,
     /// and refuses new reads (`Closed`) through this handle and its clones.
+    pub(super) fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
     pub(super) fn close(&self) {
         self.inner.read_permits.close();
         self.inner.writer.lock().expect("writer lock").take();
