@@ -48,8 +48,11 @@ pub enum HubError {
 /// start) and returns the CA fingerprint.
 pub fn prepare(config: &HubConfig) -> Result<(datadir::HubMaterial, bool), HubError> {
     let prepared = datadir::init(&config.data_dir, &config.server_names)?;
-    // Create or migrate the database now, before anyone is told we listen.
-    datadir::open_store(&config.data_dir)?.close();
+    // Create or migrate the database now, before anyone is told we listen
+    // (a PostgreSQL store is migrated when it is opened, under its lock).
+    if config.store.is_empty() {
+        datadir::open_store(&config.data_dir)?.close();
+    }
     Ok(prepared)
 }
 
@@ -113,7 +116,7 @@ pub async fn serve_with(
         Some(store) => store,
         None => {
             prepare(&config)?;
-            datadir::open_store(&config.data_dir)?
+            datadir::open_configured_store(&config).await?
         }
     };
     let (material, _) = datadir::init(&config.data_dir, &config.server_names)?;
