@@ -5,8 +5,8 @@
 //! The same rules as `sqlite.rs`, in PostgreSQL's words. Two differences
 //! matter:
 //! - **The order.** `hub_order` is one row holding the last sequence, the
-//!   last log leaf index and the last `added_us`. A publishing transaction
-//!   updates it first, so it holds the row lock until it commits: publishers
+//!   next log leaf index and the last `added_us`. A publishing transaction
+//!   locks it first and holds the lock until it commits: publishers
 //!   on every replica are serialised exactly like SQLite's single writer,
 //!   transactions commit in sequence order, and a reader's snapshot always
 //!   holds a prefix of the order, never a gap it could page past. (A bare
@@ -472,22 +472,105 @@ pub(super) struct Appended {
     pub leaf_index: Option<u64>,
 }
 
-/// Appends one statement inside the writer's transaction. Takes the order
-/// row first, so the checks below see every statement committed before.
-pub(super) async fn append_statement(c: &Client, s: &NewStatement) -> Result<Appended, StoreError> {
-    let order = c
-        .query_one(
-            "UPDATE hub_order SET seq = seq + 1, leaf = leaf + 1 RETURNING seq, leaf - 1, added_us",
-            &[],
-        )
+/// The order row as a batch of appends moves it (written back once).
+pub(super) struct Order {
+    seq: i64,
+    leaf: i64,
+    added_us: i64,
+}
+
+/// The append path's statements, prepared once per writer connection (each
+/// unprepared query would cost a round trip more).
+pub(super) struct AppendSql {
+    lock_order: tokio_postgres::Statement,
+    set_order: tokio_postgres::Statement,
+    existing: tokio_postgres::Statement,
+    fresh_id: tokio_postgres::Statement,
+    insert: tokio_postgres::Statement,
+}
+
+impl AppendSql {
+    pub(super) async fn prepare(c: &Client) -> Result<Self, StoreError> {
+        Ok(AppendSql {
+            lock_order: c
+                .prepare("SELECT seq, leaf, added_us FROM hub_order FOR UPDATE")
+                .await?,
+            set_order: c
+                .prepare("UPDATE hub_order SET seq = $1, leaf = $2, added_us = $3")
+                .await?,
+            existing: c
+                .prepare(
+                    "SELECT s.seq, s.revision, s.source_org, s.digest, s.added_us, l.leaf_index
+                     FROM statements s LEFT JOIN log_leaves l ON l.seq = s.seq
+                     WHERE s.id = $1 ORDER BY s.revision",
+                )
+                .await?,
+            fresh_id: c
+                .prepare(
+                    "SELECT EXISTS (SELECT 1 FROM pruned WHERE id = $1),
+                        (SELECT source_org FROM pruned WHERE id = $1),
+                        EXISTS (SELECT 1 FROM statement_refs WHERE id = $1 AND source_org <> $2)",
+                )
+                .await?,
+            // One round trip stores the statement, its leaf and its indexes.
+            insert: c
+                .prepare(
+                    "WITH leaf AS (
+                        INSERT INTO log_leaves (leaf_index, seq, hash) VALUES ($30, $1, $31)
+                     ), stix AS (
+                        INSERT INTO stix_ids (stix_id, statement_id)
+                        SELECT unnest($32::TEXT[]), $2 ON CONFLICT DO NOTHING
+                     ), refs AS (
+                        INSERT INTO statement_refs (id, source_org)
+                        SELECT unnest($33::TEXT[]), $4 ON CONFLICT DO NOTHING
+                     )
+                     INSERT INTO statements (seq, id, revision, source_org, tlp, audience, kind,
+                        created_at, received_at, payload_type, payload, key_id, signature, digest,
+                        openings, group_snapshot, target_id, value, title, sighting_count,
+                        anon_payload, anon_key_id, anon_signature, ecosystem, severity,
+                        confidence, tags, valid_until, added_us)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                        $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
+                )
+                .await?,
+        })
+    }
+}
+
+/// Starts a batch of appends: takes the order row, held to commit. From
+/// here no other writer on any process appends or checks, so the checks
+/// below see every statement committed before, and this transaction's
+/// sequences are the next ones and become visible after all before them.
+pub(super) async fn lock_order(c: &Client, sql: &AppendSql) -> Result<Order, StoreError> {
+    let r = c.query_one(&sql.lock_order, &[]).await?;
+    Ok(Order {
+        seq: r.get(0),
+        leaf: r.get(1),
+        added_us: r.get(2),
+    })
+}
+
+/// Ends a batch: the order row takes what the batch appended.
+pub(super) async fn store_order(
+    c: &Client,
+    sql: &AppendSql,
+    order: &Order,
+) -> Result<(), StoreError> {
+    c.execute(&sql.set_order, &[&order.seq, &order.leaf, &order.added_us])
         .await?;
-    let (seq, leaf_index, last_added): (i64, i64, i64) = (order.get(0), order.get(1), order.get(2));
-    let existing = c
-        .query(
-            "SELECT seq, revision, source_org, digest, added_us FROM statements WHERE id = $1 ORDER BY revision",
-            &[&s.id],
-        )
-        .await?;
+    Ok(())
+}
+
+/// Appends one statement inside the batch's transaction. Every refusal is
+/// decided by reads before anything is written, so a refused statement
+/// leaves the transaction (and the order) as it was.
+pub(super) async fn append_statement(
+    c: &Client,
+    sql: &AppendSql,
+    order: &mut Order,
+    s: &NewStatement,
+) -> Result<Appended, StoreError> {
+    let existing = c.query(&sql.existing, &[&s.id]).await?;
     let taken = || {
         StoreError::Conflict(format!(
             "statement id {} is already taken by another statement; generate a new id",
@@ -504,13 +587,11 @@ pub(super) async fn append_statement(c: &Client, s: &NewStatement) -> Result<App
         .find(|r| r.get::<_, i64>(1) == i64::from(s.revision))
     {
         if same.get::<_, &str>(3) == s.digest {
-            // The caller's savepoint rolls the order row back.
-            let seq = int(same.get(0));
             return Ok(Appended {
-                seq,
+                seq: int(same.get(0)),
                 duplicate: true,
                 added_us: same.get(4),
-                leaf_index: leaf_index_of(c, seq).await?,
+                leaf_index: same.get::<_, Option<i64>>(5).map(int),
             });
         }
         tracing::warn!(id = %s.id, revision = s.revision, source = %s.source_org,
@@ -521,11 +602,11 @@ pub(super) async fn append_statement(c: &Client, s: &NewStatement) -> Result<App
         )));
     }
     if existing.is_empty() {
-        let pruned = c
-            .query_opt("SELECT source_org FROM pruned WHERE id = $1", &[&s.id])
-            .await?;
-        if let Some(row) = pruned {
-            return match row.get::<_, Option<String>>(0) {
+        let fresh = c.query_one(&sql.fresh_id, &[&s.id, &s.source_org]).await?;
+        let (pruned, pruned_owner, referenced_by_others): (bool, Option<String>, bool) =
+            (fresh.get(0), fresh.get(1), fresh.get(2));
+        if pruned {
+            return match pruned_owner {
                 Some(owner) if owner == s.source_org => Err(StoreError::Refused(format!(
                     "statement {} expired and was pruned from this hub; it is not accepted again (publish a new statement)",
                     s.id
@@ -533,13 +614,6 @@ pub(super) async fn append_statement(c: &Client, s: &NewStatement) -> Result<App
                 _ => Err(taken()),
             };
         }
-        let referenced_by_others: bool = c
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM statement_refs WHERE id = $1 AND source_org <> $2)",
-                &[&s.id, &s.source_org],
-            )
-            .await?
-            .get(0);
         if referenced_by_others {
             return Err(taken());
         }
@@ -559,11 +633,12 @@ pub(super) async fn append_statement(c: &Client, s: &NewStatement) -> Result<App
             )));
         }
     }
-    let added_us = commit_clock_us(last_added, system_clock_us);
-    c.execute("UPDATE hub_order SET added_us = $1", &[&added_us])
-        .await?;
+    let seq = order.seq + 1;
+    let leaf_index = order.leaf;
+    let added_us = commit_clock_us(order.added_us, system_clock_us);
     let anon = s.anonymous.as_ref();
-    let params: [&(dyn ToSql + Sync); 29] = [
+    let leaf = leaf_hash_of(s);
+    let params: [&(dyn ToSql + Sync); 33] = [
         &seq,
         &s.id,
         &i64::from(s.revision),
@@ -593,39 +668,18 @@ pub(super) async fn append_statement(c: &Client, s: &NewStatement) -> Result<App
         &s.facts.tags_json,
         &s.facts.valid_until,
         &added_us,
+        &leaf_index,
+        &&leaf[..],
+        &s.stix_ids,
+        &s.references,
     ];
-    c.execute(
-        "INSERT INTO statements (seq, id, revision, source_org, tlp, audience, kind, created_at, received_at,
-            payload_type, payload, key_id, signature, digest, openings, group_snapshot, target_id,
-            value, title, sighting_count, anon_payload, anon_key_id, anon_signature,
-            ecosystem, severity, confidence, tags, valid_until, added_us)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-            $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
-        &params,
-    )
-    .await?;
     // In this transaction: no statement is stored without its leaf.
-    c.execute(
-        "INSERT INTO log_leaves (leaf_index, seq, hash) VALUES ($1, $2, $3)",
-        &[&leaf_index, &seq, &&leaf_hash_of(s)[..]],
-    )
-    .await?;
-    if !s.stix_ids.is_empty() {
-        c.execute(
-            "INSERT INTO stix_ids (stix_id, statement_id) SELECT unnest($1::TEXT[]), $2
-             ON CONFLICT DO NOTHING",
-            &[&s.stix_ids, &s.id],
-        )
-        .await?;
-    }
-    if !s.references.is_empty() {
-        c.execute(
-            "INSERT INTO statement_refs (id, source_org) SELECT unnest($1::TEXT[]), $2
-             ON CONFLICT DO NOTHING",
-            &[&s.references, &s.source_org],
-        )
-        .await?;
-    }
+    c.execute(&sql.insert, &params).await?;
+    *order = Order {
+        seq,
+        leaf: leaf_index + 1,
+        added_us,
+    };
     Ok(Appended {
         seq: int(seq),
         duplicate: false,

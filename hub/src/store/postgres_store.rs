@@ -4,10 +4,14 @@
 //! `postgres.rs`.
 //!
 //! - **Appends** go through one writer task per process, like SQLite's
-//!   writer thread: it takes every queued statement, runs each in its own
-//!   savepoint inside one transaction, commits once, and only then answers,
-//!   fills the recent window and moves the head. Across replicas the order
-//!   row's lock serialises these transactions (see `postgres.rs`).
+//!   writer thread, on its own connection with the append statements
+//!   prepared: it takes every queued statement, checks and inserts each
+//!   inside one transaction (the order row locked once), commits once, and
+//!   only then fills the recent window, moves the head and answers. A
+//!   refusal is decided by reads before any write, so it needs no
+//!   savepoint; a database error fails the whole group. Across replicas
+//!   the order row's lock serialises these transactions (see
+//!   `postgres.rs`).
 //! - **Other writes** run in their own transaction on a pooled connection.
 //! - **The head** moves when this writer commits, and when the tail (a
 //!   one-row read every [`TAIL_INTERVAL`]) sees another replica's commits.
@@ -752,6 +756,7 @@ async fn writer_loop(
     shared: Arc<Shared>,
     done: std::sync::mpsc::Sender<()>,
 ) {
+    let mut conn = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -761,7 +766,7 @@ async fn writer_loop(
             }
         }
         let began = std::time::Instant::now();
-        let outcome = append_batch(&pool, &batch).await;
+        let outcome = append_batch(&pool, &mut conn, &batch).await;
         shared.commit_latency.observe(began.elapsed());
         match outcome {
             Ok(results) => {
@@ -797,36 +802,55 @@ async fn writer_loop(
     let _ = done.send(());
 }
 
-/// One transaction for the whole batch, one savepoint per statement (a
-/// refused statement, or a re-send, leaves the order row as it was).
+/// The writer's own connection, with the append statements prepared on it.
+struct WriterConn {
+    client: Client,
+    sql: postgres::AppendSql,
+}
+
+/// Whether an append's error is the statement's (a refusal, decided before
+/// anything was written) or the database's (the transaction is lost).
+fn refusal(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Conflict(_) | StoreError::Refused(_) | StoreError::NotFound(_)
+    )
+}
+
+/// One transaction for the whole batch: the order row locked once, each
+/// statement checked and inserted, the row written back, one commit.
 async fn append_batch(
     pool: &Arc<Pool>,
+    conn: &mut Option<WriterConn>,
     batch: &[AppendJob],
 ) -> Result<Vec<Result<postgres::Appended, StoreError>>, StoreError> {
-    let mut guard = pool.get().await?;
+    if conn.as_ref().is_none_or(|w| w.client.is_closed()) {
+        let client = connect(&pool.config).await?;
+        let sql = postgres::AppendSql::prepare(&client).await?;
+        *conn = Some(WriterConn { client, sql });
+    }
+    let w = conn.as_ref().expect("connected above");
     let outcome = async {
-        let c: &Client = &guard;
-        c.batch_execute("BEGIN").await?;
+        w.client.batch_execute("BEGIN").await?;
+        let mut order = postgres::lock_order(&w.client, &w.sql).await?;
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
-            c.batch_execute("SAVEPOINT op").await?;
-            let result = postgres::append_statement(c, &job.statement).await;
-            if matches!(&result, Ok(a) if !a.duplicate) {
-                c.batch_execute("RELEASE SAVEPOINT op").await?;
-            } else {
-                c.batch_execute("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op")
-                    .await?;
+            let result =
+                postgres::append_statement(&w.client, &w.sql, &mut order, &job.statement).await;
+            match result {
+                Err(e) if !refusal(&e) => return Err(e),
+                other => results.push(other),
             }
-            results.push(result);
         }
-        c.batch_execute("COMMIT").await?;
+        postgres::store_order(&w.client, &w.sql, &order).await?;
+        w.client.batch_execute("COMMIT").await?;
         Ok::<_, StoreError>(results)
     }
     .await;
     if outcome.is_err() {
         // Whatever state the connection is in, it is not used again.
-        let _ = guard.batch_execute("ROLLBACK").await;
-        guard.poison();
+        let _ = w.client.batch_execute("ROLLBACK").await;
+        *conn = None;
     }
     outcome
 }
