@@ -187,9 +187,12 @@ macro_rules! write_tx {
 
 // === the handle ===
 
+/// Where an append's outcome arrives: its sequence and whether it was a re-send.
+type AppendReply = Result<(u64, bool), StoreError>;
+
 struct AppendJob {
     statement: NewStatement,
-    reply: oneshot::Sender<Result<(u64, bool), StoreError>>,
+    reply: oneshot::Sender<AppendReply>,
 }
 
 pub(super) struct PgStore {
@@ -256,7 +259,7 @@ impl PgStore {
     fn enqueue(
         &self,
         statement: NewStatement,
-    ) -> Result<oneshot::Receiver<Result<(u64, bool), StoreError>>, StoreError> {
+    ) -> Result<oneshot::Receiver<AppendReply>, StoreError> {
         let (reply, rx) = oneshot::channel();
         let guard = self.inner.writer.lock().expect("writer lock");
         let sender = guard.as_ref().ok_or(StoreError::Closed)?;

@@ -863,7 +863,8 @@ async fn postgres_replicas_publish_concurrently_and_readers_never_skip() {
         }
     }
     let mut readers = Vec::new();
-    for store in stores.iter().cloned() {
+    for store in &stores {
+        let store = store.clone();
         readers.push(tokio::spawn(async move {
             let mut seen: Vec<(u64, String)> = Vec::new();
             let mut last = 0;
