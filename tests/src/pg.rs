@@ -15,6 +15,8 @@ pub struct PgCluster {
     pub port: u16,
     dir: Option<tempfile::TempDir>,
     server: Child,
+    bin: PathBuf,
+    as_nobody: bool,
 }
 
 /// Where the PostgreSQL server binaries are: `ISAC_PG_BIN`, else the newest
@@ -99,38 +101,52 @@ impl PgCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        if as_nobody {
-            let _ = Command::new("chown")
-                .arg("nobody")
-                .arg(dir.path().join("server.log"))
-                .status();
-        }
-        let server = command(&bin, "postgres", as_nobody)
-            .arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(dir.path())
-            .args(["-p", &port.to_string(), "-h", "127.0.0.1"])
-            .args(["-c", "max_connections=200"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start postgres");
+        let server = spawn_server(&bin, dir.path(), port, as_nobody);
         let mut cluster = PgCluster {
             port,
             dir: Some(dir),
             server,
+            bin,
+            as_nobody,
         };
-        cluster.wait_ready(&bin);
+        cluster.wait_ready();
         cluster
     }
 
-    fn wait_ready(&mut self, bin: &Path) {
+    /// Stops the server ("fast" shutdown: sessions are ended), keeping its data.
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.server.try_wait() {
+            return; // already stopped (and reaped: its pid is not ours any more)
+        }
+        let postmaster = self
+            .dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.path().join("data/postmaster.pid")).ok())
+            .and_then(|s| s.lines().next().map(str::to_owned))
+            .unwrap_or_else(|| self.server.id().to_string());
+        let _ = Command::new("kill").args(["-INT", &postmaster]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.server.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+
+    /// Starts the stopped server again on the same port and data.
+    pub fn start_again(&mut self) {
+        let dir = self.dir.as_ref().expect("cluster dir").path().to_owned();
+        self.server = spawn_server(&self.bin, &dir, self.port, self.as_nobody);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let ready = Command::new(bin.join("pg_isready"))
+            let ready = Command::new(self.bin.join("pg_isready"))
                 .args([
                     "-h",
                     "127.0.0.1",
@@ -195,26 +211,35 @@ impl PgCluster {
     }
 }
 
+/// `postgres` on `port` (loopback) and a Unix socket in `dir`, logging to
+/// `dir/server.log` (appended across restarts).
+fn spawn_server(bin: &Path, dir: &Path, port: u16, as_nobody: bool) -> Child {
+    let log_path = dir.join("server.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .expect("log file");
+    if as_nobody {
+        let _ = Command::new("chown").arg("nobody").arg(&log_path).status();
+    }
+    command(bin, "postgres", as_nobody)
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-k")
+        .arg(dir)
+        .args(["-p", &port.to_string(), "-h", "127.0.0.1"])
+        .args(["-c", "max_connections=200"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start postgres")
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        // SIGINT to the postmaster itself (not `runuser` in front of it):
-        // PostgreSQL's "fast" shutdown.
-        let postmaster = self
-            .dir
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.path().join("data/postmaster.pid")).ok())
-            .and_then(|s| s.lines().next().map(str::to_owned))
-            .unwrap_or_else(|| self.server.id().to_string());
-        let _ = Command::new("kill").args(["-INT", &postmaster]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.server.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        self.stop();
         drop(self.dir.take());
     }
 }

@@ -933,6 +933,67 @@ async fn postgres_replicas_publish_concurrently_and_readers_never_skip() {
         .unwrap();
 }
 
+/// PostgreSQL stopped under an open store: calls answer `Unavailable`
+/// (which callers hear as UNAVAILABLE) and store nothing; when it is back,
+/// the same handle works again without being reopened, and nothing
+/// acknowledged before was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_answers_unavailable_then_the_same_store_recovers() {
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let store = Store::open_postgres(&cluster.url("postgres"), None)
+        .await
+        .unwrap();
+    store
+        .add_member(member("a", Role::Member), "op")
+        .await
+        .unwrap();
+    assert_eq!(append(&store, statement(1, "a")).await.unwrap(), (1, false));
+    let mut cluster = tokio::task::spawn_blocking(move || {
+        let mut cluster = cluster;
+        cluster.stop();
+        cluster
+    })
+    .await
+    .unwrap();
+    let down = append(&store, statement(2, "a")).await.unwrap_err();
+    assert!(matches!(down, StoreError::Unavailable(_)), "{down:?}");
+    let down = store.member("a").await.unwrap_err();
+    assert!(matches!(down, StoreError::Unavailable(_)), "{down:?}");
+    cluster = tokio::task::spawn_blocking(move || {
+        cluster.start_again();
+        cluster
+    })
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let stored = loop {
+        match append(&store, statement(2, "a")).await {
+            Ok(r) => break r,
+            Err(StoreError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("not recovered: {e:?}"),
+        }
+    };
+    assert_eq!(stored, (2, false), "the refused attempt took no sequence");
+    assert_eq!(store.member("a").await.unwrap().unwrap().org_id, "a");
+    let ids: Vec<String> = store
+        .statements_after(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["id-1", "id-2"]);
+    assert_eq!(store.head(), 2);
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
+
 // === the binaries on PostgreSQL ===
 
 fn hub_cli(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
