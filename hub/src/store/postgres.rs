@@ -1,5 +1,5 @@
 //! All SQL of the PostgreSQL backend: the schema, its migration and one
-//! function per store operation, over a `tokio_postgres::Client` already
+//! function per store operation, over a connection ([`Conn`]) already
 //! inside the transaction the caller opened (`postgres_store.rs`).
 //!
 //! The same rules as `sqlite.rs`, in PostgreSQL's words. Two differences
@@ -20,8 +20,11 @@
 use isac_core::membership::{MemberStatus, Role, StatusChange};
 use isac_core::tlog::merkle::NodeId;
 use isac_core::tlog::Hash;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+
+use tokio_postgres::{Client, Row, Statement};
 
 use super::sqlite::{commit_clock_us, system_clock_us};
 use super::{
@@ -67,6 +70,86 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
+/// A connection that prepares each distinct query once (the SQL here is
+/// fixed text, so the cache is bounded): afterwards a query is one round
+/// trip instead of two.
+pub(super) struct Conn {
+    client: Client,
+    prepared: Mutex<HashMap<String, Statement>>,
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl Conn {
+    pub(super) fn new(client: Client) -> Self {
+        Conn {
+            client,
+            prepared: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The client itself, for statements prepared elsewhere.
+    pub(super) fn raw(&self) -> &Client {
+        &self.client
+    }
+
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.prepared.lock().expect("statement cache").get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await?;
+        self.prepared
+            .lock()
+            .expect("statement cache")
+            .insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    pub(super) async fn query(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let s = self.statement(sql).await?;
+        self.client.query(&s, params).await
+    }
+
+    pub(super) async fn query_one(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Row, tokio_postgres::Error> {
+        let s = self.statement(sql).await?;
+        self.client.query_one(&s, params).await
+    }
+
+    pub(super) async fn query_opt(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let s = self.statement(sql).await?;
+        self.client.query_opt(&s, params).await
+    }
+
+    pub(super) async fn execute(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let s = self.statement(sql).await?;
+        self.client.execute(&s, params).await
+    }
+
+    pub(super) async fn batch_execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.client.batch_execute(sql).await
+    }
+}
+
 fn int(v: i64) -> u64 {
     v.max(0) as u64
 }
@@ -75,7 +158,7 @@ fn int(v: i64) -> u64 {
 
 /// Creates or brings the schema up to date, under a transaction-scoped
 /// advisory lock so replicas starting together apply each step once.
-pub(super) async fn migrate(c: &Client) -> Result<(), StoreError> {
+pub(super) async fn migrate(c: &Conn) -> Result<(), StoreError> {
     c.batch_execute("BEGIN").await?;
     let result = migrate_locked(c).await;
     match &result {
@@ -87,7 +170,7 @@ pub(super) async fn migrate(c: &Client) -> Result<(), StoreError> {
     result
 }
 
-async fn migrate_locked(c: &Client) -> Result<(), StoreError> {
+async fn migrate_locked(c: &Conn) -> Result<(), StoreError> {
     c.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     c.batch_execute("CREATE TABLE IF NOT EXISTS hub_schema (version BIGINT NOT NULL)")
@@ -277,13 +360,13 @@ CREATE TABLE log_checkpoints (
 
 /// Takes the order row's lock for a write that checks before it changes:
 /// from here to commit, no other writer (on any replica) runs.
-pub(super) async fn lock_writes(c: &Client) -> Result<(), StoreError> {
+pub(super) async fn lock_writes(c: &Conn) -> Result<(), StoreError> {
     c.execute("SELECT 1 FROM hub_order FOR UPDATE", &[]).await?;
     Ok(())
 }
 
 /// The committed head of the order (every sequence up to it is visible).
-pub(super) async fn head_sequence(c: &Client) -> Result<u64, StoreError> {
+pub(super) async fn head_sequence(c: &Conn) -> Result<u64, StoreError> {
     let r = c.query_one("SELECT seq FROM hub_order", &[]).await?;
     Ok(int(r.get(0)))
 }
@@ -311,7 +394,7 @@ fn leaf_hash_of(s: &NewStatement) -> Hash {
     })
 }
 
-pub(super) async fn log_leaf_count(c: &Client) -> Result<u64, StoreError> {
+pub(super) async fn log_leaf_count(c: &Conn) -> Result<u64, StoreError> {
     let r = c
         .query_one(
             "SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves",
@@ -321,7 +404,7 @@ pub(super) async fn log_leaf_count(c: &Client) -> Result<u64, StoreError> {
     Ok(int(r.get(0)))
 }
 
-pub(super) async fn leaf_index_of(c: &Client, seq: u64) -> Result<Option<u64>, StoreError> {
+pub(super) async fn leaf_index_of(c: &Conn, seq: u64) -> Result<Option<u64>, StoreError> {
     Ok(c.query_opt(
         "SELECT leaf_index FROM log_leaves WHERE seq = $1",
         &[&(seq as i64)],
@@ -330,7 +413,7 @@ pub(super) async fn leaf_index_of(c: &Client, seq: u64) -> Result<Option<u64>, S
     .map(|r| int(r.get(0))))
 }
 
-pub(super) async fn leaf_hashes(c: &Client, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+pub(super) async fn leaf_hashes(c: &Conn, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
     let rows = c
         .query(
             "SELECT hash FROM log_leaves WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index",
@@ -346,7 +429,7 @@ pub(super) async fn leaf_hashes(c: &Client, start: u64, end: u64) -> Result<Vec<
 }
 
 /// The hashes of `nodes`, in order, in two queries (leaves, then nodes).
-pub(super) async fn read_hashes(c: &Client, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+pub(super) async fn read_hashes(c: &Conn, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
     let leaf_ix: Vec<i64> = nodes
         .iter()
         .filter(|n| n.level == 0)
@@ -398,7 +481,7 @@ pub(super) async fn read_hashes(c: &Client, nodes: &[NodeId]) -> Result<Vec<Hash
         .collect()
 }
 
-pub(super) async fn latest_checkpoint(c: &Client) -> Result<Option<CheckpointRow>, StoreError> {
+pub(super) async fn latest_checkpoint(c: &Conn) -> Result<Option<CheckpointRow>, StoreError> {
     c.query_opt(
         "SELECT size, root, note, created_at FROM log_checkpoints ORDER BY size DESC LIMIT 1",
         &[],
@@ -416,7 +499,7 @@ pub(super) async fn latest_checkpoint(c: &Client) -> Result<Option<CheckpointRow
 }
 
 pub(super) async fn integrate_checkpoint(
-    c: &Client,
+    c: &Conn,
     from_size: u64,
     nodes: &[(NodeId, Hash)],
     checkpoint: &CheckpointRow,
@@ -490,7 +573,8 @@ pub(super) struct AppendSql {
 }
 
 impl AppendSql {
-    pub(super) async fn prepare(c: &Client) -> Result<Self, StoreError> {
+    pub(super) async fn prepare(c: &Conn) -> Result<Self, StoreError> {
+        let c = c.raw();
         Ok(AppendSql {
             lock_order: c
                 .prepare("SELECT seq, leaf, added_us FROM hub_order FOR UPDATE")
@@ -541,8 +625,8 @@ impl AppendSql {
 /// here no other writer on any process appends or checks, so the checks
 /// below see every statement committed before, and this transaction's
 /// sequences are the next ones and become visible after all before them.
-pub(super) async fn lock_order(c: &Client, sql: &AppendSql) -> Result<Order, StoreError> {
-    let r = c.query_one(&sql.lock_order, &[]).await?;
+pub(super) async fn lock_order(c: &Conn, sql: &AppendSql) -> Result<Order, StoreError> {
+    let r = c.raw().query_one(&sql.lock_order, &[]).await?;
     Ok(Order {
         seq: r.get(0),
         leaf: r.get(1),
@@ -552,11 +636,12 @@ pub(super) async fn lock_order(c: &Client, sql: &AppendSql) -> Result<Order, Sto
 
 /// Ends a batch: the order row takes what the batch appended.
 pub(super) async fn store_order(
-    c: &Client,
+    c: &Conn,
     sql: &AppendSql,
     order: &Order,
 ) -> Result<(), StoreError> {
-    c.execute(&sql.set_order, &[&order.seq, &order.leaf, &order.added_us])
+    c.raw()
+        .execute(&sql.set_order, &[&order.seq, &order.leaf, &order.added_us])
         .await?;
     Ok(())
 }
@@ -565,12 +650,12 @@ pub(super) async fn store_order(
 /// decided by reads before anything is written, so a refused statement
 /// leaves the transaction (and the order) as it was.
 pub(super) async fn append_statement(
-    c: &Client,
+    c: &Conn,
     sql: &AppendSql,
     order: &mut Order,
     s: &NewStatement,
 ) -> Result<Appended, StoreError> {
-    let existing = c.query(&sql.existing, &[&s.id]).await?;
+    let existing = c.raw().query(&sql.existing, &[&s.id]).await?;
     let taken = || {
         StoreError::Conflict(format!(
             "statement id {} is already taken by another statement; generate a new id",
@@ -602,7 +687,10 @@ pub(super) async fn append_statement(
         )));
     }
     if existing.is_empty() {
-        let fresh = c.query_one(&sql.fresh_id, &[&s.id, &s.source_org]).await?;
+        let fresh = c
+            .raw()
+            .query_one(&sql.fresh_id, &[&s.id, &s.source_org])
+            .await?;
         let (pruned, pruned_owner, referenced_by_others): (bool, Option<String>, bool) =
             (fresh.get(0), fresh.get(1), fresh.get(2));
         if pruned {
@@ -674,7 +762,7 @@ pub(super) async fn append_statement(
         &s.references,
     ];
     // In this transaction: no statement is stored without its leaf.
-    c.execute(&sql.insert, &params).await?;
+    c.raw().execute(&sql.insert, &params).await?;
     *order = Order {
         seq,
         leaf: leaf_index + 1,
@@ -737,7 +825,7 @@ fn statement_from_row(r: &Row) -> StoredStatement {
 }
 
 async fn statements_where(
-    c: &Client,
+    c: &Conn,
     clause: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<StoredStatement>, StoreError> {
@@ -749,7 +837,7 @@ async fn statements_where(
 }
 
 pub(super) async fn statements_after(
-    c: &Client,
+    c: &Conn,
     after: u64,
     limit: u32,
 ) -> Result<Vec<StoredStatement>, StoreError> {
@@ -761,12 +849,12 @@ pub(super) async fn statements_after(
     .await
 }
 
-pub(super) async fn revisions(c: &Client, id: &str) -> Result<Vec<StoredStatement>, StoreError> {
+pub(super) async fn revisions(c: &Conn, id: &str) -> Result<Vec<StoredStatement>, StoreError> {
     statements_where(c, "WHERE s.id = $1 ORDER BY s.revision DESC", &[&id]).await
 }
 
 pub(super) async fn search(
-    c: &Client,
+    c: &Conn,
     query: &str,
     limit: u32,
 ) -> Result<Vec<StoredStatement>, StoreError> {
@@ -784,7 +872,7 @@ pub(super) async fn search(
 }
 
 pub(super) async fn sightings_of(
-    c: &Client,
+    c: &Conn,
     target_id: &str,
 ) -> Result<Vec<StoredStatement>, StoreError> {
     statements_where(
@@ -795,14 +883,14 @@ pub(super) async fn sightings_of(
     .await
 }
 
-pub(super) async fn statement_count(c: &Client) -> Result<u64, StoreError> {
+pub(super) async fn statement_count(c: &Conn) -> Result<u64, StoreError> {
     Ok(int(c
         .query_one("SELECT count(*) FROM statements", &[])
         .await?
         .get(0)))
 }
 
-pub(super) async fn seq_at_added(c: &Client, added_us: i64) -> Result<u64, StoreError> {
+pub(super) async fn seq_at_added(c: &Conn, added_us: i64) -> Result<u64, StoreError> {
     let seq: Option<i64> = c
         .query_one(
             "SELECT MAX(seq) FROM statements WHERE added_us <= $1",
@@ -814,7 +902,7 @@ pub(super) async fn seq_at_added(c: &Client, added_us: i64) -> Result<u64, Store
 }
 
 pub(super) async fn versions_of(
-    c: &Client,
+    c: &Conn,
     ids: &[String],
 ) -> Result<Vec<StoredStatement>, StoreError> {
     if ids.is_empty() {
@@ -829,7 +917,7 @@ pub(super) async fn versions_of(
 }
 
 pub(super) async fn versions_of_stix_id(
-    c: &Client,
+    c: &Conn,
     stix_id: &str,
 ) -> Result<(Option<String>, Vec<StoredStatement>), StoreError> {
     let Some(row) = c
@@ -847,7 +935,7 @@ pub(super) async fn versions_of_stix_id(
 }
 
 pub(super) async fn acknowledge(
-    c: &Client,
+    c: &Conn,
     fingerprint: &str,
     seq: u64,
     now: i64,
@@ -863,7 +951,7 @@ pub(super) async fn acknowledge(
 // === retention ===
 
 pub(super) async fn prune_expired(
-    c: &Client,
+    c: &Conn,
     cutoff: i64,
     now: i64,
     dry_run: bool,
@@ -958,7 +1046,7 @@ pub(super) async fn prune_expired(
 // === audit and counters ===
 
 pub(super) async fn audit(
-    c: &Client,
+    c: &Conn,
     at: i64,
     actor: &str,
     action: &str,
@@ -973,7 +1061,7 @@ pub(super) async fn audit(
     Ok(())
 }
 
-async fn bump_epoch(c: &Client) -> Result<(), StoreError> {
+async fn bump_epoch(c: &Conn) -> Result<(), StoreError> {
     c.execute(
         "UPDATE counters SET value = value + 1 WHERE name = 'epoch'",
         &[],
@@ -982,14 +1070,14 @@ async fn bump_epoch(c: &Client) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(super) async fn epoch(c: &Client) -> Result<u64, StoreError> {
+pub(super) async fn epoch(c: &Conn) -> Result<u64, StoreError> {
     Ok(int(c
         .query_one("SELECT value FROM counters WHERE name = 'epoch'", &[])
         .await?
         .get(0)))
 }
 
-pub(super) async fn next_directory_version(c: &Client) -> Result<u64, StoreError> {
+pub(super) async fn next_directory_version(c: &Conn) -> Result<u64, StoreError> {
     Ok(int(c
         .query_one(
             "UPDATE counters SET value = value + 1 WHERE name = 'directory_version' RETURNING value",
@@ -999,7 +1087,7 @@ pub(super) async fn next_directory_version(c: &Client) -> Result<u64, StoreError
         .get(0)))
 }
 
-pub(super) async fn audit_list(c: &Client, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+pub(super) async fn audit_list(c: &Conn, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
     Ok(c.query(
         "SELECT seq, at, actor, action, target, detail FROM audit ORDER BY seq DESC LIMIT $1",
         &[&i64::from(limit)],
@@ -1038,7 +1126,7 @@ fn member_from_row(r: &Row) -> Result<MemberRow, StoreError> {
     })
 }
 
-pub(super) async fn member(c: &Client, org_id: &str) -> Result<Option<MemberRow>, StoreError> {
+pub(super) async fn member(c: &Conn, org_id: &str) -> Result<Option<MemberRow>, StoreError> {
     c.query_opt(
         "SELECT org_id, name, role, status, created_at FROM members WHERE org_id = $1",
         &[&org_id],
@@ -1048,7 +1136,7 @@ pub(super) async fn member(c: &Client, org_id: &str) -> Result<Option<MemberRow>
     .transpose()
 }
 
-pub(super) async fn add_member(c: &Client, m: &MemberRow, actor: &str) -> Result<(), StoreError> {
+pub(super) async fn add_member(c: &Conn, m: &MemberRow, actor: &str) -> Result<(), StoreError> {
     let inserted = c
         .execute(
             "INSERT INTO members (org_id, name, role, status, created_at) VALUES ($1, $2, $3, $4, $5)
@@ -1079,7 +1167,7 @@ pub(super) async fn add_member(c: &Client, m: &MemberRow, actor: &str) -> Result
     .await
 }
 
-pub(super) async fn list_members(c: &Client) -> Result<Vec<(MemberRow, u32, u32)>, StoreError> {
+pub(super) async fn list_members(c: &Conn) -> Result<Vec<(MemberRow, u32, u32)>, StoreError> {
     c.query(
         "SELECT m.org_id, m.name, m.role, m.status, m.created_at,
             (SELECT count(*) FROM agents a WHERE a.org_id = m.org_id AND a.superseded_at IS NULL),
@@ -1100,7 +1188,7 @@ pub(super) async fn list_members(c: &Client) -> Result<Vec<(MemberRow, u32, u32)
 }
 
 pub(super) async fn set_member_status(
-    c: &Client,
+    c: &Conn,
     org: &str,
     change: StatusChange,
     actor: &str,
@@ -1151,7 +1239,7 @@ pub(super) async fn set_member_status(
 // === people ===
 
 pub(super) async fn add_person(
-    c: &Client,
+    c: &Conn,
     p: &PersonRow,
     actor: &str,
     now: i64,
@@ -1184,10 +1272,7 @@ pub(super) async fn add_person(
     .await
 }
 
-pub(super) async fn list_people(
-    c: &Client,
-    org: Option<&str>,
-) -> Result<Vec<PersonRow>, StoreError> {
+pub(super) async fn list_people(c: &Conn, org: Option<&str>) -> Result<Vec<PersonRow>, StoreError> {
     Ok(c.query(
         "SELECT org_id, person_id, name, contact FROM people
              WHERE $1::TEXT IS NULL OR org_id = $1 ORDER BY org_id, person_id",
@@ -1205,7 +1290,7 @@ pub(super) async fn list_people(
 }
 
 pub(super) async fn remove_person(
-    c: &Client,
+    c: &Conn,
     org: &str,
     person: &str,
     actor: &str,
@@ -1234,7 +1319,7 @@ pub(super) async fn remove_person(
     Ok(row)
 }
 
-pub(super) async fn person_exists(c: &Client, org: &str, person: &str) -> Result<bool, StoreError> {
+pub(super) async fn person_exists(c: &Conn, org: &str, person: &str) -> Result<bool, StoreError> {
     Ok(c.query_opt(
         "SELECT 1 FROM people WHERE org_id = $1 AND person_id = $2",
         &[&org, &person],
@@ -1246,7 +1331,7 @@ pub(super) async fn person_exists(c: &Client, org: &str, person: &str) -> Result
 // === sharing groups ===
 
 pub(super) async fn add_group(
-    c: &Client,
+    c: &Conn,
     name: &str,
     members: &[String],
     actor: &str,
@@ -1280,7 +1365,7 @@ pub(super) async fn add_group(
 }
 
 pub(super) async fn remove_group(
-    c: &Client,
+    c: &Conn,
     name: &str,
     actor: &str,
     now: i64,
@@ -1298,10 +1383,7 @@ pub(super) async fn remove_group(
     Ok(members)
 }
 
-pub(super) async fn group_members(
-    c: &Client,
-    name: &str,
-) -> Result<Option<Vec<String>>, StoreError> {
+pub(super) async fn group_members(c: &Conn, name: &str) -> Result<Option<Vec<String>>, StoreError> {
     if c.query_opt("SELECT 1 FROM sharing_groups WHERE name = $1", &[&name])
         .await?
         .is_none()
@@ -1320,7 +1402,7 @@ pub(super) async fn group_members(
     ))
 }
 
-pub(super) async fn list_groups(c: &Client) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+pub(super) async fn list_groups(c: &Conn) -> Result<Vec<(String, Vec<String>)>, StoreError> {
     let rows = c
         .query(
             "SELECT g.name, COALESCE(array_agg(m.org_id ORDER BY m.org_id) FILTER (WHERE m.org_id IS NOT NULL), '{}')
@@ -1332,7 +1414,7 @@ pub(super) async fn list_groups(c: &Client) -> Result<Vec<(String, Vec<String>)>
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-pub(super) async fn groups_of(c: &Client, org: &str) -> Result<Vec<String>, StoreError> {
+pub(super) async fn groups_of(c: &Conn, org: &str) -> Result<Vec<String>, StoreError> {
     Ok(c.query(
         "SELECT group_name FROM group_members WHERE org_id = $1 ORDER BY group_name",
         &[&org],
@@ -1345,7 +1427,7 @@ pub(super) async fn groups_of(c: &Client, org: &str) -> Result<Vec<String>, Stor
 
 // === enrollment and agents ===
 
-pub(super) async fn add_token(c: &Client, t: &TokenRecord, actor: &str) -> Result<(), StoreError> {
+pub(super) async fn add_token(c: &Conn, t: &TokenRecord, actor: &str) -> Result<(), StoreError> {
     lock_writes(c).await?;
     match member(c, &t.org_id).await? {
         None => return Err(StoreError::NotFound(format!("no member `{}`", t.org_id))),
@@ -1374,7 +1456,7 @@ pub(super) async fn add_token(c: &Client, t: &TokenRecord, actor: &str) -> Resul
     Ok(())
 }
 
-pub(super) async fn enroll(c: &Client, e: &EnrollRecord) -> Result<MemberRow, StoreError> {
+pub(super) async fn enroll(c: &Conn, e: &EnrollRecord) -> Result<MemberRow, StoreError> {
     lock_writes(c).await?;
     let token = c
         .query_opt(
@@ -1464,7 +1546,7 @@ pub(super) async fn enroll(c: &Client, e: &EnrollRecord) -> Result<MemberRow, St
 }
 
 pub(super) async fn renew_agent(
-    c: &Client,
+    c: &Conn,
     old_fingerprint: &str,
     new_fingerprint: &str,
     cert_pem: &str,
@@ -1490,7 +1572,7 @@ pub(super) async fn renew_agent(
     .await
 }
 
-pub(super) async fn agents_of(c: &Client, org: &str) -> Result<Vec<AgentDetail>, StoreError> {
+pub(super) async fn agents_of(c: &Conn, org: &str) -> Result<Vec<AgentDetail>, StoreError> {
     Ok(c
         .query(
             "SELECT agent_name, cert_fingerprint, issued_at, not_after, superseded_at, acked_seq, acked_at FROM agents
@@ -1511,7 +1593,7 @@ pub(super) async fn agents_of(c: &Client, org: &str) -> Result<Vec<AgentDetail>,
         .collect())
 }
 
-pub(super) async fn agent_by_cert(c: &Client, fp: &str) -> Result<Option<AgentRow>, StoreError> {
+pub(super) async fn agent_by_cert(c: &Conn, fp: &str) -> Result<Option<AgentRow>, StoreError> {
     c.query_opt(
         "SELECT a.org_id, a.agent_name, m.role, m.status, a.superseded_at IS NOT NULL
          FROM agents a JOIN members m ON m.org_id = a.org_id WHERE a.cert_fingerprint = $1",
@@ -1548,7 +1630,7 @@ fn key_from_row(r: &Row) -> KeyRow {
     }
 }
 
-pub(super) async fn key(c: &Client, key_id: &str) -> Result<Option<KeyRow>, StoreError> {
+pub(super) async fn key(c: &Conn, key_id: &str) -> Result<Option<KeyRow>, StoreError> {
     Ok(
         c.query_opt(&format!("{KEY_SELECT} WHERE k.key_id = $1"), &[&key_id])
             .await?
@@ -1556,7 +1638,7 @@ pub(super) async fn key(c: &Client, key_id: &str) -> Result<Option<KeyRow>, Stor
     )
 }
 
-pub(super) async fn keys(c: &Client) -> Result<Vec<KeyRow>, StoreError> {
+pub(super) async fn keys(c: &Conn) -> Result<Vec<KeyRow>, StoreError> {
     Ok(c.query(
         &format!("{KEY_SELECT} ORDER BY k.org_id, k.created_at"),
         &[],
@@ -1567,7 +1649,7 @@ pub(super) async fn keys(c: &Client) -> Result<Vec<KeyRow>, StoreError> {
     .collect())
 }
 
-pub(super) async fn keys_of(c: &Client, org: &str) -> Result<Vec<KeyRow>, StoreError> {
+pub(super) async fn keys_of(c: &Conn, org: &str) -> Result<Vec<KeyRow>, StoreError> {
     Ok(c.query(
         &format!("{KEY_SELECT} WHERE k.org_id = $1 ORDER BY k.created_at"),
         &[&org],
@@ -1579,7 +1661,7 @@ pub(super) async fn keys_of(c: &Client, org: &str) -> Result<Vec<KeyRow>, StoreE
 }
 
 pub(super) async fn revoke_key(
-    c: &Client,
+    c: &Conn,
     key_id: &str,
     at: i64,
     reason: &str,
@@ -1616,7 +1698,7 @@ pub(super) async fn revoke_key(
 }
 
 pub(super) async fn rotate_key(
-    c: &Client,
+    c: &Conn,
     org: &str,
     current: &str,
     new_key_id: &str,
@@ -1668,11 +1750,11 @@ pub(super) async fn rotate_key(
 
 // === counts ===
 
-pub(super) async fn status_counts(c: &Client) -> Result<StatusCounts, StoreError> {
-    async fn one(c: &Client, sql: &str) -> Result<u64, StoreError> {
+pub(super) async fn status_counts(c: &Conn) -> Result<StatusCounts, StoreError> {
+    async fn one(c: &Conn, sql: &str) -> Result<u64, StoreError> {
         Ok(int(c.query_one(sql, &[]).await?.get(0)))
     }
-    async fn grouped(c: &Client, sql: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn grouped(c: &Conn, sql: &str) -> Result<Vec<(String, u64)>, StoreError> {
         Ok(c.query(sql, &[])
             .await?
             .iter()
@@ -1716,7 +1798,7 @@ fn api_key_from_row(r: &Row) -> ApiKeyRow {
     }
 }
 
-pub(super) async fn add_api_key(c: &Client, k: &ApiKeyRow, actor: &str) -> Result<(), StoreError> {
+pub(super) async fn add_api_key(c: &Conn, k: &ApiKeyRow, actor: &str) -> Result<(), StoreError> {
     lock_writes(c).await?;
     match member(c, &k.org_id).await? {
         Some(m) if m.status != MemberStatus::Removed => {}
@@ -1759,7 +1841,7 @@ pub(super) async fn add_api_key(c: &Client, k: &ApiKeyRow, actor: &str) -> Resul
     .await
 }
 
-pub(super) async fn api_key(c: &Client, username: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+pub(super) async fn api_key(c: &Conn, username: &str) -> Result<Option<ApiKeyRow>, StoreError> {
     Ok(c.query_opt(
         &format!("{API_KEY_SELECT} WHERE username = $1"),
         &[&username],
@@ -1769,7 +1851,7 @@ pub(super) async fn api_key(c: &Client, username: &str) -> Result<Option<ApiKeyR
 }
 
 pub(super) async fn list_api_keys(
-    c: &Client,
+    c: &Conn,
     org: Option<&str>,
 ) -> Result<Vec<ApiKeyRow>, StoreError> {
     Ok(c
@@ -1786,7 +1868,7 @@ pub(super) async fn list_api_keys(
 }
 
 pub(super) async fn revoke_api_key(
-    c: &Client,
+    c: &Conn,
     username: &str,
     actor: &str,
     now: i64,
@@ -1809,7 +1891,7 @@ pub(super) async fn revoke_api_key(
     Ok(key)
 }
 
-pub(super) async fn touch_api_key(c: &Client, username: &str, now: i64) -> Result<(), StoreError> {
+pub(super) async fn touch_api_key(c: &Conn, username: &str, now: i64) -> Result<(), StoreError> {
     c.execute(
         "UPDATE api_keys SET last_used_at = $2 WHERE username = $1",
         &[&username, &now],
@@ -1819,7 +1901,7 @@ pub(super) async fn touch_api_key(c: &Client, username: &str, now: i64) -> Resul
 }
 
 pub(super) async fn taxii_writes_of(
-    c: &Client,
+    c: &Conn,
     org: &str,
     stix_id: &str,
 ) -> Result<Vec<TaxiiWrite>, StoreError> {
@@ -1841,7 +1923,7 @@ pub(super) async fn taxii_writes_of(
     .collect())
 }
 
-pub(super) async fn record_taxii_writes(c: &Client, rows: &[TaxiiWrite]) -> Result<(), StoreError> {
+pub(super) async fn record_taxii_writes(c: &Conn, rows: &[TaxiiWrite]) -> Result<(), StoreError> {
     for w in rows {
         c.execute(
             "INSERT INTO taxii_writes (org_id, stix_id, version, statement_id, tlp, created_at)
@@ -1861,7 +1943,7 @@ pub(super) async fn record_taxii_writes(c: &Client, rows: &[TaxiiWrite]) -> Resu
 }
 
 pub(super) async fn save_taxii_status(
-    c: &Client,
+    c: &Conn,
     id: &str,
     org: &str,
     now: i64,
@@ -1876,7 +1958,7 @@ pub(super) async fn save_taxii_status(
 }
 
 pub(super) async fn taxii_status(
-    c: &Client,
+    c: &Conn,
     id: &str,
     org: &str,
 ) -> Result<Option<String>, StoreError> {

@@ -25,9 +25,9 @@ use isac_core::membership::StatusChange;
 use isac_core::tlog::merkle::{self, HashReader, NodeId, TreeBuilder};
 use isac_core::tlog::Hash;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Config, NoTls};
 
-use super::postgres;
+use super::postgres::{self, Conn};
 use super::{
     prove_error, AgentDetail, AgentRow, ApiKeyRow, AuditRow, CheckpointRow, EnrollRecord, KeyRow,
     LogExtension, MemberRow, NewStatement, PersonRow, PruneReport, Shared, StatusCounts,
@@ -45,14 +45,14 @@ pub(super) const TAIL_INTERVAL: Duration = Duration::from_millis(50);
 
 struct Pool {
     config: Config,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
     permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// A connection taken from the pool; it goes back on drop unless it broke
 /// or was left inside a transaction it could not end.
 struct Pooled {
-    client: Option<Client>,
+    client: Option<Conn>,
     pool: Arc<Pool>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
@@ -64,8 +64,8 @@ impl Pooled {
 }
 
 impl std::ops::Deref for Pooled {
-    type Target = Client;
-    fn deref(&self) -> &Client {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
         self.client
             .as_ref()
             .expect("a pooled client is present until drop")
@@ -85,7 +85,7 @@ impl Drop for Pooled {
     }
 }
 
-async fn connect(config: &Config) -> Result<Client, StoreError> {
+async fn connect(config: &Config) -> Result<Conn, StoreError> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| {
         StoreError::Unavailable(format!(
             "cannot connect to PostgreSQL at {}: {e}",
@@ -97,7 +97,7 @@ async fn connect(config: &Config) -> Result<Client, StoreError> {
             tracing::warn!(error = %e, "store: a PostgreSQL connection ended");
         }
     });
-    Ok(client)
+    Ok(Conn::new(client))
 }
 
 /// Where a config points, without its password.
@@ -142,11 +142,11 @@ impl Pool {
     }
 }
 
-/// Runs `$body` (a future over `$c: &Client`) on a pooled connection.
+/// Runs `$body` (a future over `$c: &Conn`) on a pooled connection.
 macro_rules! read {
     ($self:ident, |$c:ident| $body:expr) => {{
         let guard = $self.inner.pool.get().await?;
-        let $c: &Client = &guard;
+        let $c: &Conn = &guard;
         $body.await
     }};
 }
@@ -156,7 +156,7 @@ macro_rules! write_tx {
     ($self:ident, |$c:ident| $body:expr) => {{
         let mut guard = $self.inner.pool.get().await?;
         let result = {
-            let $c: &Client = &guard;
+            let $c: &Conn = &guard;
             match $c.batch_execute("BEGIN").await {
                 Err(e) => Err(StoreError::from(e)),
                 Ok(()) => {
@@ -738,7 +738,7 @@ impl PgStore {
 
 /// `merkle::HashReader` over the async client, for a blocking thread.
 struct PgHashReader<'a> {
-    client: &'a Client,
+    client: &'a Conn,
     handle: &'a tokio::runtime::Handle,
 }
 
@@ -807,7 +807,7 @@ async fn writer_loop(
 
 /// The writer's own connection, with the append statements prepared on it.
 struct WriterConn {
-    client: Client,
+    client: Conn,
     sql: postgres::AppendSql,
 }
 
