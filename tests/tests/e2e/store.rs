@@ -1096,3 +1096,67 @@ fn hub_serve_on_postgres_relays_between_real_agents_and_survives_a_restart() {
     );
     hub.terminate();
 }
+
+// === two hubs on one database ===
+
+/// Two hubs with the same key material (a copy of the first's data dir)
+/// and the same PostgreSQL store answer as one: a member enrolled at one
+/// publishes there, a member enrolled at the other receives it there, and
+/// a suspension made through one hub's admin store holds at the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hubs_on_one_postgres_database_relay_each_others_items() {
+    use isac_e2e::{enrolled_agent, TestHub};
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let url = cluster.url("postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let first = TestHub::start_on_store(&dir.path().join("a"), &url).await;
+    let second_dir = dir.path().join("b");
+    std::fs::create_dir(&second_dir).unwrap();
+    for entry in std::fs::read_dir(first.data_dir()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "hub.run" && entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), second_dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let second = TestHub::start_on_store(&second_dir, &url).await;
+    assert_eq!(first.ca_fingerprint, second.ca_fingerprint);
+    let alice = enrolled_agent(&first, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&second, "bob-bank", &dir.path().join("bob")).await;
+    for n in 0..3 {
+        let draft = member_agent::draft::IndicatorDraft {
+            tlp: Some("green".into()),
+            title: Some(format!("replicated {n}")),
+            severity: Some("high".into()),
+            confidence: Some(80),
+            purl: Some(format!("pkg:npm/replicated-{n}@1.0.0")),
+            ..Default::default()
+        };
+        member_agent::publish::publish(&alice, draft).await.unwrap();
+    }
+    let mut sink = member_agent::Sinks::jsonl(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    assert_eq!(bob.sync(false, &mut sink).await.unwrap().new, 3);
+    let mut titles: Vec<String> = bob
+        .store
+        .lock()
+        .unwrap()
+        .list(10)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.title)
+        .collect();
+    titles.sort();
+    assert_eq!(titles, ["replicated 0", "replicated 1", "replicated 2"]);
+    // Suspended through the first hub's store: the second refuses it too.
+    first
+        .admin_store
+        .set_member_status("bob-bank", StatusChange::Suspend, "op", 1)
+        .await
+        .unwrap();
+    let refused = bob.sync(false, &mut sink).await.unwrap_err().to_string();
+    assert!(refused.contains("suspended"), "{refused}");
+    second.stop().await;
+    first.stop().await;
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
