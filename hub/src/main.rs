@@ -719,11 +719,13 @@ async fn status(config: &HubConfig) -> ExitCode {
     println!("signing_keys: {}", fmt(&c.keys_by_state));
     println!("groups: {}  people: {}", c.groups, c.people);
     println!("key_directory_version: {}", c.directory_version);
-    println!(
-        "database_bytes: {} (+ wal {})",
-        size("hub.db"),
-        size("hub.db-wal")
-    );
+    if config.store.is_empty() {
+        println!(
+            "database_bytes: {} (+ wal {})",
+            size("hub.db"),
+            size("hub.db-wal")
+        );
+    }
     ExitCode::SUCCESS
 }
 

@@ -1060,6 +1060,10 @@ fn hub_serve_on_postgres_relays_between_real_agents_and_survives_a_restart() {
         "{out}"
     );
     assert!(out.contains("statements: 2 (green=2)"), "{out}");
+    assert!(
+        !out.contains("database_bytes"),
+        "no SQLite file to size: {out}"
+    );
     // Whole-database copies are SQLite's; PostgreSQL has pg_dump.
     let (ok, _, err) = hub_cli(&data, &["backup", dir.path().join("b").to_str().unwrap()]);
     assert!(!ok && err.contains("pg_dump"), "{err}");
