@@ -628,9 +628,7 @@ fn main() {
         .expect("config");
         config.store = args.store.clone().unwrap_or_default();
         let (material, _) = hub::prepare(&config).expect("prepare");
-        let store = hub::datadir::open_configured_store(&config)
-            .await
-            .expect("store");
+        let store = hub::open_configured_store(&config).await.expect("store");
         let fp = material.ca_fingerprint.clone();
         let mut publishers = Vec::new();
         for p in 0..plan.publishers {

@@ -182,32 +182,6 @@ pub fn open_store(dir: &Path) -> Result<Store, DataDirError> {
     Ok(Store::open(&dir.join("hub.db"))?)
 }
 
-/// The store `config` names: the data dir's SQLite database, or the
-/// PostgreSQL database of `store` (with the configured password).
-pub async fn open_configured_store(
-    config: &crate::config::HubConfig,
-) -> Result<Store, DataDirError> {
-    if config.store.is_empty() {
-        return open_store(&config.data_dir);
-    }
-    let password = config.store_password.as_ref().map(|p| p.0.as_str());
-    Ok(Store::open_postgres(&config.store, password).await?)
-}
-
-/// Refuses whole-database copies of a PostgreSQL store, saying what to use.
-pub fn sqlite_only(config: &crate::config::HubConfig, what: &str) -> Result<(), DataDirError> {
-    if config.store.is_empty() {
-        return Ok(());
-    }
-    Err(DataDirError::Store(crate::store::StoreError::Unsupported(
-        format!(
-            "`hub {what}` copies the embedded SQLite database; this hub's store is PostgreSQL: \
-         use pg_dump / pg_restore for the database, and copy the data dir's key files \
-         (ca.*, server.*, hub-*.key) yourself"
-        ),
-    )))
-}
-
 /// Files besides the database that a restored hub needs: its CA, server
 /// identity, signing keys and config.
 const KEY_FILES: [&str; 11] = [

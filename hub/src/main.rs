@@ -325,7 +325,7 @@ fn main() -> ExitCode {
                 return api_key(&config, command).await;
             }
             Command::Backup { dest } => {
-                let copied = hub::datadir::sqlite_only(&config, "backup")
+                let copied = hub::sqlite_only(&config, "backup")
                     .and_then(|()| hub::datadir::backup(&config.data_dir, dest));
                 return match copied {
                     Ok(n) => {
@@ -343,7 +343,7 @@ fn main() -> ExitCode {
                 };
             }
             Command::Restore { backup } => {
-                let restored = hub::datadir::sqlite_only(&config, "restore")
+                let restored = hub::sqlite_only(&config, "restore")
                     .and_then(|()| hub::datadir::restore(backup, &config.data_dir));
                 return match restored {
                     Ok(n) => {
@@ -482,7 +482,7 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    let store = match hub::datadir::open_configured_store(config).await {
+    let store = match hub::open_configured_store(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -553,7 +553,7 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
 }
 
 async fn prune(config: &HubConfig, older: std::time::Duration, dry_run: bool) -> ExitCode {
-    let store = match hub::datadir::open_configured_store(config).await {
+    let store = match hub::open_configured_store(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -610,7 +610,7 @@ async fn log(config: &HubConfig, command: &LogCommand) -> ExitCode {
             }
         },
         LogCommand::Checkpoint => {
-            let store = match hub::datadir::open_configured_store(config).await {
+            let store = match hub::open_configured_store(config).await {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -638,7 +638,7 @@ async fn log(config: &HubConfig, command: &LogCommand) -> ExitCode {
 }
 
 async fn export(config: &HubConfig, file: &std::path::Path) -> ExitCode {
-    let store = match hub::datadir::open_configured_store(config).await {
+    let store = match hub::open_configured_store(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -667,7 +667,7 @@ async fn status(config: &HubConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let store = match hub::datadir::open_configured_store(config).await {
+    let store = match hub::open_configured_store(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -840,7 +840,7 @@ impl Backend {
             }
             None => {
                 let (material, _) = hub::prepare(config).map_err(|e| e.to_string())?;
-                let store = hub::datadir::open_configured_store(config)
+                let store = hub::open_configured_store(config)
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(Backend::Local {

@@ -87,7 +87,7 @@ impl TestHub {
         // Create the data dir before serve() starts (it would race us on a
         // multi-threaded runtime).
         let (material, _) = hub::prepare(&config).expect("prepare");
-        let hub_store = hub::datadir::open_configured_store(&config)
+        let hub_store = hub::open_configured_store(&config)
             .await
             .expect("hub store");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -111,7 +111,7 @@ impl TestHub {
             .expect("hub serve");
         });
         // Wait until it answers.
-        let admin_store = hub::datadir::open_configured_store(&config)
+        let admin_store = hub::open_configured_store(&config)
             .await
             .expect("admin store");
         let hub = TestHub {
