@@ -64,6 +64,10 @@ struct Args {
     /// Backlog size for the catch-up phase (published in batches first).
     #[arg(long)]
     catchup_items: Option<usize>,
+    /// Run the hub on this PostgreSQL database (`postgres://USER@HOST:PORT/DB`,
+    /// empty, password from PGPASSWORD) instead of embedded SQLite.
+    #[arg(long)]
+    store: Option<String>,
 }
 
 struct Plan {
@@ -140,14 +144,23 @@ fn bin_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn start_hub(data: &Path, listen: &str) -> (HubProc, Duration) {
-    start_hub_with(data, listen, &[])
+fn start_hub(data: &Path, listen: &str, store: Option<&str>) -> (HubProc, Duration) {
+    start_hub_with(data, listen, store, &[])
 }
 
 /// [`start_hub`] with extra `ISAC_HUB_*` settings.
-fn start_hub_with(data: &Path, listen: &str, env: &[(&str, String)]) -> (HubProc, Duration) {
+fn start_hub_with(
+    data: &Path,
+    listen: &str,
+    store: Option<&str>,
+    env: &[(&str, String)],
+) -> (HubProc, Duration) {
     let started = Instant::now();
-    let mut child = Command::new(bin_dir().join("hub"))
+    let mut child = Command::new(bin_dir().join("hub"));
+    if let Some(store) = store {
+        child.args(["--store", store]);
+    }
+    let mut child = child
         .arg("--data-dir")
         .arg(data)
         .args(["serve", "--listen", listen, "--taxii-listen", "127.0.0.1:0"])
@@ -771,7 +784,7 @@ fn log_setup_run(
             witness = Some(child);
         }
     }
-    let (hub, _) = start_hub_with(&data, "127.0.0.1:0", &env);
+    let (hub, _) = start_hub_with(&data, "127.0.0.1:0", None, &env);
     let url = format!(
         "https://localhost:{}",
         hub.addr.rsplit(':').next().unwrap_or("0")
@@ -833,7 +846,7 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("hub-data");
-    let (hub, _) = start_hub(&data, "127.0.0.1:0");
+    let (hub, _) = start_hub(&data, "127.0.0.1:0", args.store.as_deref());
     let url = format!(
         "https://localhost:{}",
         hub.addr.rsplit(':').next().unwrap_or("0")
@@ -851,9 +864,15 @@ fn main() {
     let verify_all = openssl_verify_rate(cores);
 
     let results = runtime.block_on(async {
-        let config = hub::config::HubConfig::load(&data, |_| None).expect("config");
+        let mut config = hub::config::HubConfig::load(&data, |k| {
+            matches!(k, "PGPASSWORD" | "ISAC_STORE_PASSWORD")
+                .then(|| std::env::var(k).ok())
+                .flatten()
+        })
+        .expect("config");
+        config.store = args.store.clone().unwrap_or_default();
         let (material, _) = hub::prepare(&config).expect("prepare");
-        let store = hub::datadir::open_store(&data).expect("store");
+        let store = hub::open_configured_store(&config).await.expect("store");
         let fp = material.ca_fingerprint.clone();
         let mut publishers = Vec::new();
         for p in 0..plan.publishers {
@@ -967,7 +986,7 @@ fn main() {
 
     // Restart time with the whole backlog on disk.
     stop_hub(hub);
-    let (hub, start_time) = start_hub(&data, "127.0.0.1:0");
+    let (hub, start_time) = start_hub(&data, "127.0.0.1:0", args.store.as_deref());
     stop_hub(hub);
 
     // The log's cost: the same publish on fresh hubs, the three set-ups in
@@ -999,6 +1018,7 @@ fn main() {
         .unwrap_or_default();
     let report = json!({
         "machine": {"cores": cores, "cpu": cpu},
+        "store": if args.store.is_some() { "postgres" } else { "sqlite" },
         "plan": {
             "publishers": plan.publishers, "items": plan.items, "batch": plan.batch,
             "subscribers": plan.subscribers, "verifying_subscribers": plan.verifying_subscribers,

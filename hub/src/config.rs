@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Every setting's name, as in `hub.toml`; `ISAC_HUB_` + its upper case
 /// overrides it from the environment.
-pub const SETTINGS: [&str; 22] = [
+pub const SETTINGS: [&str; 24] = [
     "listen",
     "taxii_listen",
     "metrics_listen",
@@ -37,6 +37,8 @@ pub const SETTINGS: [&str; 22] = [
     "log_origin",
     "checkpoint_interval_ms",
     "log",
+    "store",
+    "store_password_file",
 ];
 
 /// `taxii_listen`: an address, or "off".
@@ -106,6 +108,40 @@ pub struct HubConfig {
     pub checkpoint_interval_ms: u64,
     /// `[log]`: the witnesses the hub asks to cosign its checkpoints.
     pub log: LogSettings,
+    /// Where statements and membership live: empty for the embedded SQLite
+    /// database in the data dir (the default), or
+    /// `postgres://USER@HOST:PORT/DB` (no password in it).
+    pub store: String,
+    /// A file holding the PostgreSQL password (else the environment's
+    /// `ISAC_STORE_PASSWORD`, else `PGPASSWORD`, else none).
+    pub store_password_file: String,
+    /// The password found through those, never printed.
+    #[serde(skip)]
+    pub store_password: Option<StorePassword>,
+}
+
+/// `scheme://user:****@host...` for a URL that holds a password.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:****@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A database password: kept out of `Debug` output and logs.
+#[derive(Clone)]
+pub struct StorePassword(pub String);
+
+impl std::fmt::Debug for StorePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorePassword(..)")
+    }
 }
 
 /// `[log]` in hub.toml (`ISAC_HUB_LOG` overrides it whole, as an inline
@@ -227,6 +263,9 @@ impl Default for HubConfig {
             log_origin: String::new(),
             checkpoint_interval_ms: 1_000,
             log: LogSettings::default(),
+            store: String::new(),
+            store_password_file: String::new(),
+            store_password: None,
         }
     }
 }
@@ -366,6 +405,19 @@ impl HubConfig {
                 })?;
         }
         config.data_dir = data_dir.to_owned();
+        config.store_password = if config.store_password_file.is_empty() {
+            env("ISAC_STORE_PASSWORD")
+                .or_else(|| env("PGPASSWORD"))
+                .map(StorePassword)
+        } else {
+            let path = PathBuf::from(&config.store_password_file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| ConfigError::Read { path, source })?;
+            // One line; the newline an editor adds is not part of it.
+            Some(StorePassword(
+                text.trim_end_matches(['\r', '\n']).to_owned(),
+            ))
+        };
         config.validate()?;
         Ok(config)
     }
@@ -455,6 +507,15 @@ impl HubConfig {
             10,
             60_000,
         )?;
+        if !self.store.is_empty() {
+            if let Err(e) = crate::store::postgres_config(&self.store, None) {
+                return Err(ConfigError::Invalid {
+                    key: "store",
+                    value: format!("{:?}", redact_password(&self.store)),
+                    message: e.to_string(),
+                });
+            }
+        }
         if let Some(message) = log_origin_problem(&self.log_origin) {
             return Err(ConfigError::Invalid {
                 key: "log_origin",
@@ -787,6 +848,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.toml"), "{e}");
+    }
+
+    #[test]
+    fn the_store_is_a_postgres_url_without_a_password_which_comes_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = HubConfig::load(dir.path(), |_| None).unwrap();
+        assert!(c.store.is_empty(), "embedded SQLite by default");
+        assert!(c.store_password.is_none());
+        let url = "postgres://isac@db.internal:5432/isac";
+        let env = |k: &str| match k {
+            "ISAC_HUB_STORE" => Some(url.to_owned()),
+            "PGPASSWORD" => Some("from-pg".to_owned()),
+            _ => None,
+        };
+        let c = HubConfig::load(dir.path(), env).unwrap();
+        assert_eq!(c.store, url);
+        assert_eq!(c.store_password.as_ref().unwrap().0, "from-pg");
+        assert!(!format!("{c:?}").contains("from-pg"), "never printed");
+        let c = HubConfig::load(dir.path(), |k| match k {
+            "ISAC_STORE_PASSWORD" => Some("from-isac".into()),
+            _ => env(k),
+        })
+        .unwrap();
+        assert_eq!(c.store_password.unwrap().0, "from-isac", "ours first");
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        std::fs::write(
+            dir.path().join("hub.toml"),
+            format!(
+                "store = \"{url}\"\nstore_password_file = {:?}\n",
+                file.display().to_string()
+            ),
+        )
+        .unwrap();
+        let c = HubConfig::load(dir.path(), env).unwrap();
+        assert_eq!(c.store_password.unwrap().0, "from-file", "the file wins");
+        std::fs::remove_file(&file).unwrap();
+        let e = HubConfig::load(dir.path(), env).unwrap_err().to_string();
+        assert!(e.contains("pw"), "a missing password file is named: {e}");
+        std::fs::remove_file(dir.path().join("hub.toml")).unwrap();
+        for (bad, says) in [
+            ("postgres://isac:secret@db:5432/isac", "password"),
+            ("mysql://isac@db/isac", "not a PostgreSQL URL"),
+            ("postgres://db:5432/isac", "user"),
+        ] {
+            let e = HubConfig::load(dir.path(), |k| {
+                (k == "ISAC_HUB_STORE").then(|| bad.to_owned())
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("store") && e.contains(says), "{bad}: {e}");
+            assert!(!e.contains("secret"), "the password is not echoed: {e}");
+        }
     }
 
     #[test]

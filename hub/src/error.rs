@@ -16,8 +16,8 @@
 //! | `FailedPrecondition` | FAILED_PRECONDITION | 400 |
 //! | `NotFound` | NOT_FOUND | 404 |
 //! | `ResourceExhausted` | RESOURCE_EXHAUSTED (+`retry-after-ms`) | 429 (+`Retry-After`) |
-//! | `Unavailable`, `Store(Closed/DiskFull/Io)` | UNAVAILABLE + id | 503 + id |
-//! | `Internal`, `Store(Sqlite/other)` | INTERNAL + id | 500 + id |
+//! | `Unavailable`, `Store(Closed/DiskFull/Io/Unavailable)` | UNAVAILABLE + id | 503 + id |
+//! | `Internal`, `Store(Sqlite/Postgres/other)` | INTERNAL + id | 500 + id |
 
 pub mod http;
 
@@ -67,10 +67,13 @@ impl From<StoreError> for ApiError {
             StoreError::Refused(m) => ApiError::FailedPrecondition(m),
             StoreError::NotFound(m) => ApiError::FailedPrecondition(m),
             StoreError::Token(m) => ApiError::Unauthenticated(m),
+            StoreError::Unsupported(m) => ApiError::FailedPrecondition(m),
             other @ (StoreError::Closed
             | StoreError::DiskFull(_)
             | StoreError::Io(_)
-            | StoreError::Sqlite(_)) => ApiError::Store(other),
+            | StoreError::Unavailable(_)
+            | StoreError::Sqlite(_)
+            | StoreError::Postgres(_)) => ApiError::Store(other),
         }
     }
 }
@@ -235,6 +238,10 @@ fn store_answer(e: StoreError, request_id: &RequestId) -> Answer {
                 "the hub's disk is full: nothing was stored; retry later \
                  (the hub operator must free space on the data volume)",
             )
+        }
+        StoreError::Unavailable(detail) => {
+            tracing::error!(%request_id, %detail, "store: the database is unreachable");
+            unavailable("the hub cannot reach its database: nothing was stored; retry shortly")
         }
         StoreError::Io(detail) => {
             tracing::error!(%request_id, %detail, "store: I/O error; writes are refused");
@@ -459,6 +466,12 @@ mod tests {
             (StoreError::DiskFull("d".into()), Kind::Unavailable),
             (StoreError::Io("i".into()), Kind::Unavailable),
             (StoreError::Sqlite("s".into()), Kind::Internal),
+            (StoreError::Postgres("p".into()), Kind::Internal),
+            (StoreError::Unavailable("u".into()), Kind::Unavailable),
+            (
+                StoreError::Unsupported("x".into()),
+                Kind::FailedPrecondition,
+            ),
         ];
         for (e, kind) in cases {
             let shown = format!("{e:?}");

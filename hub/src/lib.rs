@@ -50,9 +50,39 @@ pub enum HubError {
 /// start) and returns the CA fingerprint.
 pub fn prepare(config: &HubConfig) -> Result<(datadir::HubMaterial, bool), HubError> {
     let prepared = datadir::init(&config.data_dir, &config.server_names)?;
-    // Create or migrate the database now, before anyone is told we listen.
-    datadir::open_store(&config.data_dir)?.close();
+    // Create or migrate the database now, before anyone is told we listen
+    // (a PostgreSQL store is migrated when it is opened, under its lock).
+    if config.store.is_empty() {
+        datadir::open_store(&config.data_dir)?.close();
+    }
     Ok(prepared)
+}
+
+/// The store `config` names: the data dir's SQLite database, or the
+/// PostgreSQL database of `store` (with the configured password).
+pub async fn open_configured_store(config: &HubConfig) -> Result<store::Store, HubError> {
+    if config.store.is_empty() {
+        return Ok(datadir::open_store(&config.data_dir)?);
+    }
+    let password = config.store_password.as_ref().map(|p| p.0.as_str());
+    Ok(store::Store::open_postgres(&config.store, password)
+        .await
+        .map_err(datadir::DataDirError::Store)?)
+}
+
+/// Refuses whole-database copies (`hub backup`, `hub restore`) of a
+/// PostgreSQL store, saying what to use instead.
+pub fn sqlite_only(config: &HubConfig, what: &str) -> Result<(), datadir::DataDirError> {
+    if config.store.is_empty() {
+        return Ok(());
+    }
+    Err(datadir::DataDirError::Store(
+        store::StoreError::Unsupported(format!(
+            "`hub {what}` copies the embedded SQLite database; this hub's store is PostgreSQL: \
+         use pg_dump / pg_restore for the database, and copy the data dir's key files \
+         (ca.*, server.*, hub-*.key) yourself"
+        )),
+    ))
 }
 
 /// The sockets a hub serves on; the caller binds them (so tests bind
@@ -115,7 +145,7 @@ pub async fn serve_with(
         Some(store) => store,
         None => {
             prepare(&config)?;
-            datadir::open_store(&config.data_dir)?
+            open_configured_store(&config).await?
         }
     };
     let (material, _) = datadir::init(&config.data_dir, &config.server_names)?;

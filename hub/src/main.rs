@@ -32,6 +32,13 @@ struct Cli {
     /// Config file instead of DATA_DIR/hub.toml (see docs/hub.example.toml).
     #[arg(long, global = true, env = "ISAC_HUB_CONFIG")]
     config: Option<PathBuf>,
+    /// The store: `postgres://USER@HOST:PORT/DB` (a PostgreSQL database
+    /// several hubs can share; password from store_password_file,
+    /// ISAC_STORE_PASSWORD or PGPASSWORD, never here). Default: the
+    /// embedded SQLite database in the data dir. Overrides `store` in
+    /// hub.toml and ISAC_HUB_STORE.
+    #[arg(long, global = true)]
+    store: Option<String>,
     /// Administer a remote hub instead of the local data dir, authenticating
     /// with this agent state dir (enrolled for a member with role admin).
     #[arg(long, global = true, env = "ISAC_HUB_REMOTE")]
@@ -232,6 +239,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
+    if let Some(store) = cli.store.clone() {
+        config.store = store;
+        if let Err(e) = config.validate() {
+            eprintln!("error: --store: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -311,7 +325,9 @@ fn main() -> ExitCode {
                 return api_key(&config, command).await;
             }
             Command::Backup { dest } => {
-                return match hub::datadir::backup(&config.data_dir, dest) {
+                let copied = hub::sqlite_only(&config, "backup")
+                    .and_then(|()| hub::datadir::backup(&config.data_dir, dest));
+                return match copied {
                     Ok(n) => {
                         println!(
                             "backed up {} ({n} statements) to {}",
@@ -327,7 +343,9 @@ fn main() -> ExitCode {
                 };
             }
             Command::Restore { backup } => {
-                return match hub::datadir::restore(backup, &config.data_dir) {
+                let restored = hub::sqlite_only(&config, "restore")
+                    .and_then(|()| hub::datadir::restore(backup, &config.data_dir));
+                return match restored {
                     Ok(n) => {
                         println!(
                             "restored {} ({n} statements) into {}",
@@ -464,7 +482,7 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    let store = match hub::datadir::open_store(&config.data_dir) {
+    let store = match hub::open_configured_store(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -535,7 +553,7 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
 }
 
 async fn prune(config: &HubConfig, older: std::time::Duration, dry_run: bool) -> ExitCode {
-    let store = match hub::datadir::open_store(&config.data_dir) {
+    let store = match hub::open_configured_store(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -592,7 +610,7 @@ async fn log(config: &HubConfig, command: &LogCommand) -> ExitCode {
             }
         },
         LogCommand::Checkpoint => {
-            let store = match hub::datadir::open_store(&config.data_dir) {
+            let store = match hub::open_configured_store(config).await {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -703,7 +721,7 @@ async fn remote_log_text(
 }
 
 async fn export(config: &HubConfig, file: &std::path::Path) -> ExitCode {
-    let store = match hub::datadir::open_store(&config.data_dir) {
+    let store = match hub::open_configured_store(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -732,7 +750,7 @@ async fn status(config: &HubConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let store = match hub::datadir::open_store(&config.data_dir) {
+    let store = match hub::open_configured_store(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -752,6 +770,7 @@ async fn status(config: &HubConfig) -> ExitCode {
         let cosigned = store.latest_cosigned(name.clone()).await.ok().flatten();
         witnesses.push((name, w.url.clone(), cosigned));
     }
+    let store_name = store.describe();
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     let c = match counts {
         Ok(c) => c,
@@ -772,6 +791,7 @@ async fn status(config: &HubConfig) -> ExitCode {
             .join(" ")
     };
     println!("data_dir: {}", config.data_dir.display());
+    println!("store: {store_name}");
     println!("ca_fingerprint: {}", material.ca_fingerprint);
     print_listeners(config);
     println!("taxii_api_root: /{}/", hub::taxii::API_ROOT);
@@ -806,11 +826,13 @@ async fn status(config: &HubConfig) -> ExitCode {
             None => println!("log_witness: {name} {url} cosigned_size=none"),
         }
     }
-    println!(
-        "database_bytes: {} (+ wal {})",
-        size("hub.db"),
-        size("hub.db-wal")
-    );
+    if config.store.is_empty() {
+        println!(
+            "database_bytes: {} (+ wal {})",
+            size("hub.db"),
+            size("hub.db-wal")
+        );
+    }
     ExitCode::SUCCESS
 }
 
@@ -818,7 +840,10 @@ async fn status(config: &HubConfig) -> ExitCode {
 /// the wrong place, 1 for everything else.
 fn datadir_failure(e: &hub::datadir::DataDirError) -> ExitCode {
     match e {
-        hub::datadir::DataDirError::BadInput { .. } => ExitCode::from(EX_USAGE),
+        hub::datadir::DataDirError::BadInput { .. }
+        | hub::datadir::DataDirError::Store(hub::store::StoreError::Unsupported(_)) => {
+            ExitCode::from(EX_USAGE)
+        }
         _ => ExitCode::FAILURE,
     }
 }
@@ -922,8 +947,9 @@ impl Backend {
             }
             None => {
                 let (material, _) = hub::prepare(config).map_err(|e| e.to_string())?;
-                let store =
-                    hub::datadir::open_store(&config.data_dir).map_err(|e| e.to_string())?;
+                let store = hub::open_configured_store(config)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(Backend::Local {
                     store,
                     ca_fingerprint: material.ca_fingerprint,

@@ -58,14 +58,19 @@ fn run(rule: fn(&str, &str) -> Vec<String>) -> Vec<String> {
 
 // === rules ===
 
-/// Only `store/` knows SQLite: no `rusqlite` anywhere else.
+/// Only `store/` knows a database: no `rusqlite` or `tokio_postgres`
+/// anywhere else.
 fn sql_only_in_store(path: &str, text: &str) -> Vec<String> {
     if path.starts_with("store/") {
         return Vec::new();
     }
     code_lines(text)
-        .filter(|(_, l)| l.contains("rusqlite"))
-        .map(|(n, _)| format!("{path}:{n}: rusqlite outside hub/src/store/"))
+        .filter_map(|(n, l)| {
+            ["rusqlite", "tokio_postgres"]
+                .into_iter()
+                .find(|c| l.contains(c))
+                .map(|c| format!("{path}:{n}: {c} outside hub/src/store/"))
+        })
         .collect()
 }
 
@@ -301,6 +306,9 @@ fn the_sql_rule_catches_rusqlite_outside_the_store() {
     let broken = "use rusqlite::Connection;\nfn f() {}\n";
     assert_eq!(sql_only_in_store("datadir.rs", broken).len(), 1);
     assert!(sql_only_in_store("store/sqlite.rs", broken).is_empty());
+    let pg = "let c: tokio_postgres::Client = connect().await;\n";
+    assert_eq!(sql_only_in_store("app/admin.rs", pg).len(), 1);
+    assert!(sql_only_in_store("store/postgres.rs", pg).is_empty());
     assert!(sql_only_in_store("datadir.rs", "// rusqlite is named in prose\n").is_empty());
 }
 

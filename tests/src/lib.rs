@@ -2,6 +2,8 @@
 //! with real mTLS and real SQLite files, real agents, and a small PKI for
 //! hostile clients. Nothing here mocks a component of ours.
 
+pub mod pg;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -52,8 +54,23 @@ impl TestHub {
         Self::start_at_with_clock(data_dir, "127.0.0.1:0", clock).await
     }
 
+    /// Starts on the PostgreSQL database at `store` (`postgres://...`).
+    pub async fn start_on_store(data_dir: &Path, store: &str) -> TestHub {
+        Self::start_with(data_dir, "127.0.0.1:0", hub::app::Clock::system(), store).await
+    }
+
     async fn start_at_with_clock(data_dir: &Path, addr: &str, clock: hub::app::Clock) -> TestHub {
+        Self::start_with(data_dir, addr, clock, "").await
+    }
+
+    async fn start_with(
+        data_dir: &Path,
+        addr: &str,
+        clock: hub::app::Clock,
+        store: &str,
+    ) -> TestHub {
         let mut config = HubConfig::load(data_dir, |_| None).expect("config");
+        config.store = store.to_owned();
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         config.listen = addr;
@@ -70,7 +87,9 @@ impl TestHub {
         // Create the data dir before serve() starts (it would race us on a
         // multi-threaded runtime).
         let (material, _) = hub::prepare(&config).expect("prepare");
-        let hub_store = hub::datadir::open_store(&config.data_dir).expect("hub store");
+        let hub_store = hub::open_configured_store(&config)
+            .await
+            .expect("hub store");
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = config.clone();
         let served_store = hub_store.clone();
@@ -92,7 +111,9 @@ impl TestHub {
             .expect("hub serve");
         });
         // Wait until it answers.
-        let admin_store = hub::datadir::open_store(&config.data_dir).expect("admin store");
+        let admin_store = hub::open_configured_store(&config)
+            .await
+            .expect("admin store");
         let hub = TestHub {
             addr,
             taxii_addr,
@@ -106,7 +127,7 @@ impl TestHub {
             task: Some(task),
         };
         for _ in 0..200 {
-            if hub.data_dir().join("hub.db").exists()
+            if (!hub.config.store.is_empty() || hub.data_dir().join("hub.db").exists())
                 && tokio::net::TcpStream::connect(addr).await.is_ok()
             {
                 break;
@@ -821,8 +842,19 @@ pub struct TlpWorld {
 
 impl TlpWorld {
     pub async fn start() -> TlpWorld {
+        Self::start_on("").await
+    }
+
+    /// The same world on the store `store` names (empty: embedded SQLite).
+    pub async fn start_on(store: &str) -> TlpWorld {
         let dir = tempfile::tempdir().unwrap();
-        let hub = TestHub::start(&dir.path().join("hub")).await;
+        let hub = TestHub::start_with(
+            &dir.path().join("hub"),
+            "127.0.0.1:0",
+            hub::app::Clock::system(),
+            store,
+        )
+        .await;
         let mut agents = Vec::new();
         for (org, role) in [
             ("src-bank", "member"),

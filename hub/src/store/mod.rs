@@ -1,27 +1,43 @@
-//! The hub's store: one SQLite database in WAL mode behind a single writer
-//! thread, plus a small pool of read connections.
+//! The hub's store: the one interface the services (gRPC, TAXII, admin,
+//! retention, the log) use, over one of two backends.
 //!
-//! Writes are closures queued to the writer. It takes every queued write,
-//! runs each in its own savepoint inside one transaction, commits once
-//! (group commit), and only then answers the callers and publishes the new
-//! head sequence. So an acknowledged write is durable, and a subscriber
-//! woken by the head never reads past a gap.
+//! - [`sqlite_store`] (the default): one SQLite database in WAL mode behind
+//!   a single writer thread, plus a small pool of read connections. Writes
+//!   are closures queued to the writer. It takes every queued write, runs
+//!   each in its own savepoint inside one transaction, commits once (group
+//!   commit), and only then answers the callers and publishes the new head
+//!   sequence. So an acknowledged write is durable, and a subscriber woken
+//!   by the head never reads past a gap.
 //!
-//! **Invariant:** only `sqlite.rs` (and the writer loop here) knows SQL.
+//! - [`postgres_store`]: PostgreSQL (14 or newer) through `tokio-postgres`,
+//!   for hubs that outgrow one machine: a few pooled connections, a writer
+//!   task with the same group commit, and one order row that serialises
+//!   publishers on every process sharing the database, so the order has no
+//!   gap a reader can page past (see `postgres.rs`).
+//!
+//! `Store` is a cheap handle; each operation is dispatched to the backend
+//! (an enum, not a trait object: no boxed futures on the hot path). The
+//! head watch and the window of recent statements live here, beside the
+//! backend, because every backend feeds them the same way.
+//!
+//! **Invariant:** only the backends (`sqlite.rs`, `sqlite_store.rs`,
+//! `postgres.rs`, `postgres_store.rs`) know SQL.
 
 pub mod latency;
+mod postgres;
+mod postgres_store;
 mod recent;
 mod sqlite;
+mod sqlite_store;
 mod typed;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 use isac_core::membership::StatusChange;
-use isac_core::tlog::merkle::{self, HashReader, NodeId, TreeBuilder};
+use isac_core::tlog::merkle::{self, NodeId};
 use isac_core::tlog::Hash;
-use rusqlite::Connection;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 pub use sqlite::{
     backup_database, count_statements, AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow,
@@ -53,6 +69,16 @@ pub enum StoreError {
     Io(String),
     #[error("sqlite: {0}")]
     Sqlite(String),
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The database server cannot be reached or is shutting down: nothing
+    /// was stored; a retry may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// This backend does not do that (e.g. an online backup of PostgreSQL:
+    /// use `pg_dump`).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -82,14 +108,85 @@ fn prove_error(e: merkle::ProveError<StoreError>) -> StoreError {
     }
 }
 
-type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+/// Reads a `--store` / `store =` PostgreSQL URL. A password written in it
+/// is refused: it would sit in shell history, `ps` and config files.
+pub fn postgres_config(
+    url: &str,
+    password: Option<&str>,
+) -> Result<tokio_postgres::Config, StoreError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(StoreError::Refused(format!(
+            "store `{url}` is not a PostgreSQL URL; expected postgres://USER@HOST:PORT/DB"
+        )));
+    }
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        StoreError::Refused(format!(
+            "store URL is not valid ({e}); expected postgres://USER@HOST:PORT/DB"
+        ))
+    })?;
+    if config.get_password().is_some() {
+        return Err(StoreError::Refused(
+            "store URL holds a password; remove it and give it in store_password_file or ISAC_STORE_PASSWORD instead".into(),
+        ));
+    }
+    if config.get_user().is_none() || config.get_dbname().is_none() {
+        return Err(StoreError::Refused(
+            "store URL needs a user and a database: postgres://USER@HOST:PORT/DB".into(),
+        ));
+    }
+    if let Some(p) = password {
+        config.password(p);
+    }
+    config.application_name("isac-hub");
+    config.connect_timeout(std::time::Duration::from_secs(10));
+    Ok(config)
+}
 
-/// Read connections kept open (and the most reads running at once).
-const READ_CONNECTIONS: usize = 4;
+/// What every backend shares with the handle: the committed head (for
+/// subscribers' wake-ups), the recent window and the commit latency.
+struct Shared {
+    head: watch::Sender<u64>,
+    recent: recent::Recent,
+    /// BEGIN-to-COMMIT time of each group commit (for metrics).
+    commit_latency: latency::Histogram,
+}
 
-/// Most writes the writer folds into one transaction.
-const MAX_GROUP: usize = 2048;
+impl Shared {
+    fn new(head: u64) -> Arc<Self> {
+        Arc::new(Shared {
+            head: watch::channel(head).0,
+            recent: recent::Recent::default(),
+            commit_latency: latency::Histogram::default(),
+        })
+    }
+
+    /// Moves the head forward to `h` (never back: two sources may report
+    /// it out of turn) and wakes subscribers.
+    fn advance_head(&self, h: u64) {
+        self.head.send_if_modified(|current| {
+            let changed = h > *current;
+            if changed {
+                *current = h;
+            }
+            changed
+        });
+    }
+}
+
+enum Backend {
+    Sqlite(sqlite_store::SqliteStore),
+    Postgres(postgres_store::PgStore),
+}
+
+/// Runs one operation on whichever backend the store has.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.inner.backend {
+            Backend::Sqlite(b) => b.$method($($arg),*).await,
+            Backend::Postgres(b) => b.$method($($arg),*).await,
+        }
+    };
+}
 
 /// A cheap, cloneable handle to the store.
 #[derive(Clone)]
@@ -98,115 +195,65 @@ pub struct Store {
 }
 
 struct Inner {
-    path: PathBuf,
-    writer: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
-    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
-    /// Bounds concurrent reads to the pooled connections: opening a SQLite
-    /// connection per read under load costs more than waiting for one.
-    read_permits: tokio::sync::Semaphore,
-    head: watch::Sender<u64>,
-    recent: Arc<recent::Recent>,
-    /// BEGIN-to-COMMIT time of each group commit (for metrics).
-    commit_latency: Arc<latency::Histogram>,
-}
-
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL: a commit is on disk before we acknowledge it, even across power loss.
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(conn)
+    backend: Backend,
+    shared: Arc<Shared>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and starts its writer.
+    /// Opens (creating if needed) the SQLite database at `path` and starts its writer.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = open_connection(path)?;
-        sqlite::migrate(&conn)?;
-        let head = sqlite::head_sequence(&conn)?;
-        let (head_tx, _) = watch::channel(head);
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let head_for_writer = head_tx.clone();
-        let commit_latency = Arc::new(latency::Histogram::default());
-        let latency = commit_latency.clone();
-        let thread = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, head_for_writer, &latency))
-            .map_err(|e| StoreError::Sqlite(format!("cannot start writer thread: {e}")))?;
+        let (backend, shared) = sqlite_store::SqliteStore::open(path)?;
         Ok(Store {
             inner: Arc::new(Inner {
-                path: path.to_owned(),
-                writer: Mutex::new(Some(tx)),
-                writer_thread: Mutex::new(Some(thread)),
-                readers: Mutex::new(Vec::new()),
-                read_permits: tokio::sync::Semaphore::new(READ_CONNECTIONS),
-                head: head_tx,
-                recent: Arc::new(recent::Recent::default()),
-                commit_latency,
+                backend: Backend::Sqlite(backend),
+                shared,
             }),
         })
     }
 
+    /// Connects to PostgreSQL at `url` (`postgres://USER@HOST:PORT/DB`),
+    /// creates or migrates the schema under an advisory lock, and starts the
+    /// writer. The password comes from `password`, never from the URL.
+    pub async fn open_postgres(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
+        let config = postgres_config(url, password)?;
+        let (backend, shared) = postgres_store::PgStore::open(config).await?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend: Backend::Postgres(backend),
+                shared,
+            }),
+        })
+    }
+
+    /// Which backend this is, and where (no password), for `hub status`.
+    pub fn describe(&self) -> String {
+        match &self.inner.backend {
+            Backend::Sqlite(b) => format!("sqlite {}", b.path().display()),
+            Backend::Postgres(b) => format!("postgres {}", b.describe()),
+        }
+    }
+
     /// Watches the highest committed sequence.
     pub fn watch_head(&self) -> watch::Receiver<u64> {
-        self.inner.head.subscribe()
+        self.inner.shared.head.subscribe()
     }
 
     pub fn head(&self) -> u64 {
-        *self.inner.head.borrow()
+        *self.inner.shared.head.borrow()
     }
 
     /// Group-commit latency of this store's writer.
     pub fn commit_latency(&self) -> &latency::Histogram {
-        &self.inner.commit_latency
+        &self.inner.shared.commit_latency
     }
 
     /// Stops the writer after it has committed everything already queued,
     /// and refuses new reads (`Closed`) through this handle and its clones.
     pub fn close(&self) {
-        self.inner.read_permits.close();
-        self.inner.writer.lock().expect("writer lock").take();
-        if let Some(t) = self.inner.writer_thread.lock().expect("thread lock").take() {
-            let _ = t.join();
+        match &self.inner.backend {
+            Backend::Sqlite(b) => b.close(),
+            Backend::Postgres(b) => b.close(),
         }
-    }
-
-    /// Queues `f` for the writer and waits until its transaction commits.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.enqueue(f)?.await.map_err(|_| StoreError::Closed)?
-    }
-
-    /// Queues `f` for the writer now (so several queued writes keep their
-    /// order and share one commit) and returns where its outcome will arrive.
-    fn enqueue<T, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = f(conn);
-            let ok = result.is_ok();
-            let completion: Completion = Box::new(move |commit_error| {
-                let outcome = match commit_error {
-                    None => result,
-                    Some(e) => Err(e.clone()),
-                };
-                let _ = tx.send(outcome);
-            });
-            (ok, completion)
-        });
-        let guard = self.inner.writer.lock().expect("writer lock");
-        let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-        sender.send(job).map_err(|_| StoreError::Closed)?;
-        Ok(rx)
     }
 
     /// Appends many statements in the given order, in one group commit when
@@ -215,65 +262,23 @@ impl Store {
         &self,
         items: Vec<NewStatement>,
     ) -> Vec<Result<(u64, bool), StoreError>> {
-        let mut pending = Vec::with_capacity(items.len());
-        for s in items {
-            let recent = self.inner.recent.clone();
-            pending.push(self.enqueue(move |c| append_and_remember(c, &s, &recent)));
-        }
-        let mut out = Vec::with_capacity(pending.len());
-        for p in pending {
-            out.push(match p {
-                Ok(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
-                Err(e) => Err(e),
-            });
-        }
-        out
-    }
-
-    /// Runs `f` on a pooled read connection off the async threads.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        let _permit = self
-            .inner
-            .read_permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().expect("reader pool").pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => open_connection(&inner.path)?,
-            };
-            let result = f(&conn);
-            let mut pool = inner.readers.lock().expect("reader pool");
-            if pool.len() < READ_CONNECTIONS {
-                pool.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Sqlite(format!("reader task failed: {e}")))?
+        dispatch!(self.append_statements(items))
     }
 
     // === the transparency log ===
 
     /// Leaves appended so far (every stored statement has one).
     pub async fn log_leaf_count(&self) -> Result<u64, StoreError> {
-        self.read(sqlite::log_leaf_count).await
+        dispatch!(self.log_leaf_count())
     }
 
     /// The leaf index of statement `seq`.
     pub async fn leaf_index_of(&self, seq: u64) -> Result<Option<u64>, StoreError> {
-        self.read(move |c| sqlite::leaf_index_of(c, seq)).await
+        dispatch!(self.leaf_index_of(seq))
     }
 
     pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>, StoreError> {
-        self.read(sqlite::latest_checkpoint).await
+        dispatch!(self.latest_checkpoint())
     }
 
     /// The tree grown from `from_size` (a checkpointed size) to `to_size`
@@ -284,24 +289,7 @@ impl Store {
         from_size: u64,
         to_size: u64,
     ) -> Result<LogExtension, StoreError> {
-        self.read(move |c| {
-            let reader = sqlite::SqliteHashReader(c);
-            let mut builder = TreeBuilder::resume(&reader, from_size).map_err(prove_error)?;
-            let mut nodes = Vec::new();
-            for leaf in sqlite::leaf_hashes(c, from_size, to_size)? {
-                let completed = builder
-                    .append(leaf)
-                    .map_err(|e| StoreError::Sqlite(format!("log: {e}")))?;
-                nodes.extend(completed.into_iter().filter(|(n, _)| n.level > 0));
-            }
-            Ok(LogExtension {
-                from_size,
-                size: builder.size(),
-                root: builder.root(),
-                nodes,
-            })
-        })
-        .await
+        dispatch!(self.extend_log(from_size, to_size))
     }
 
     /// Stores an extension with its signed checkpoint (a no-op conflict if
@@ -312,39 +300,23 @@ impl Store {
         note: String,
         created_at: i64,
     ) -> Result<CheckpointRow, StoreError> {
-        let row = CheckpointRow {
-            size: extension.size,
-            root: extension.root,
-            note,
-            created_at,
-        };
-        self.write(move |c| {
-            sqlite::integrate_checkpoint(c, extension.from_size, &extension.nodes, &row)?;
-            Ok(row)
-        })
-        .await
+        dispatch!(self.integrate_checkpoint(extension, note, created_at))
     }
 
     /// RFC 9162 inclusion proof of leaf `index` in the tree of `size`
     /// leaves; `size` must not exceed the latest checkpoint.
     pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
-        self.read(move |c| {
-            merkle::prove_inclusion(&sqlite::SqliteHashReader(c), index, size).map_err(prove_error)
-        })
-        .await
+        dispatch!(self.inclusion_proof(index, size))
     }
 
     /// RFC 9162 consistency proof between two checkpointed sizes.
     pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
-        self.read(move |c| {
-            merkle::prove_consistency(&sqlite::SqliteHashReader(c), old, new).map_err(prove_error)
-        })
-        .await
+        dispatch!(self.consistency_proof(old, new))
     }
 
     /// The stored checkpoint of exactly `size` leaves.
     pub async fn checkpoint_at(&self, size: u64) -> Result<Option<CheckpointRow>, StoreError> {
-        self.read(move |c| sqlite::checkpoint_at(c, size)).await
+        dispatch!(self.checkpoint_at(size))
     }
 
     /// The newest checkpoint every one of `witnesses` (names) cosigned.
@@ -352,8 +324,7 @@ impl Store {
         &self,
         witnesses: Vec<String>,
     ) -> Result<Option<CheckpointRow>, StoreError> {
-        self.read(move |c| sqlite::newest_cosigned_by_all(c, &witnesses))
-            .await
+        dispatch!(self.newest_cosigned_by_all(witnesses))
     }
 
     /// Stores `witness`'s cosignature line of the checkpoint of `size`.
@@ -364,33 +335,28 @@ impl Store {
         line: String,
         created_at: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |c| sqlite::add_cosignature(c, size, &witness, &line, created_at))
-            .await
+        dispatch!(self.add_cosignature(size, witness, line, created_at))
     }
 
     /// The cosignature lines of the checkpoint of `size` leaves.
     pub async fn cosignatures(&self, size: u64) -> Result<Vec<String>, StoreError> {
-        self.read(move |c| sqlite::cosignatures(c, size)).await
+        dispatch!(self.cosignatures(size))
     }
 
     /// The largest checkpoint size `witness` cosigned, if any.
     pub async fn latest_cosigned(&self, witness: String) -> Result<Option<u64>, StoreError> {
-        self.read(move |c| sqlite::latest_cosigned(c, &witness))
-            .await
+        dispatch!(self.latest_cosigned(witness))
     }
 
     /// Node hashes of a checkpointed tree (tiles are read through this).
     pub async fn log_hashes(&self, nodes: Vec<NodeId>) -> Result<Vec<Hash>, StoreError> {
-        self.read(move |c| sqlite::SqliteHashReader(c).read_hashes(&nodes))
-            .await
+        dispatch!(self.log_hashes(nodes))
     }
 
     // === members and enrollment ===
 
     pub async fn add_member(&self, member: MemberRow, actor: &str) -> Result<(), StoreError> {
-        let actor = actor.to_owned();
-        self.write(move |c| sqlite::add_member(c, &member, &actor))
-            .await
+        dispatch!(self.add_member(member, actor))
     }
 
     pub async fn set_member_status(
@@ -400,9 +366,7 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<MemberRow, StoreError> {
-        let (org, actor) = (org.to_owned(), actor.to_owned());
-        self.write(move |c| sqlite::set_member_status(c, &org, change, &actor, now))
-            .await
+        dispatch!(self.set_member_status(org, change, actor, now))
     }
 
     pub async fn add_person(
@@ -411,9 +375,7 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let actor = actor.to_owned();
-        self.write(move |c| sqlite::add_person(c, &person, &actor, now))
-            .await
+        dispatch!(self.add_person(person, actor, now))
     }
 
     pub async fn remove_person(
@@ -423,25 +385,19 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<PersonRow, StoreError> {
-        let (org, person, actor) = (org.to_owned(), person.to_owned(), actor.to_owned());
-        self.write(move |c| sqlite::remove_person(c, &org, &person, &actor, now))
-            .await
+        dispatch!(self.remove_person(org, person, actor, now))
     }
 
     pub async fn list_people(&self, org: Option<&str>) -> Result<Vec<PersonRow>, StoreError> {
-        let org = org.map(str::to_owned);
-        self.read(move |c| sqlite::list_people(c, org.as_deref()))
-            .await
+        dispatch!(self.list_people(org))
     }
 
     pub async fn agents_of(&self, org: &str) -> Result<Vec<AgentDetail>, StoreError> {
-        let org = org.to_owned();
-        self.read(move |c| sqlite::agents_of(c, &org)).await
+        dispatch!(self.agents_of(org))
     }
 
     pub async fn keys_of(&self, org: &str) -> Result<Vec<KeyRow>, StoreError> {
-        let org = org.to_owned();
-        self.read(move |c| sqlite::keys_of(c, &org)).await
+        dispatch!(self.keys_of(org))
     }
 
     pub async fn revoke_key(
@@ -452,9 +408,7 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<KeyRow, StoreError> {
-        let (key_id, reason, actor) = (key_id.to_owned(), reason.to_owned(), actor.to_owned());
-        self.write(move |c| sqlite::revoke_key(c, &key_id, at, &reason, &actor, now))
-            .await
+        dispatch!(self.revoke_key(key_id, at, reason, actor, now))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -467,16 +421,7 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (org, current, new_key_id, actor) = (
-            org.to_owned(),
-            current.to_owned(),
-            new_key_id.to_owned(),
-            actor.to_owned(),
-        );
-        self.write(move |c| {
-            sqlite::rotate_key(c, &org, &current, &new_key_id, &new_spki, &actor, now)
-        })
-        .await
+        dispatch!(self.rotate_key(org, current, new_key_id, new_spki, actor, now))
     }
 
     pub async fn renew_agent(
@@ -487,58 +432,51 @@ impl Store {
         not_after: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (old, new) = (old_fingerprint.to_owned(), new_fingerprint.to_owned());
-        self.write(move |c| sqlite::renew_agent(c, &old, &new, &cert_pem, not_after, now))
-            .await
+        dispatch!(self.renew_agent(old_fingerprint, new_fingerprint, cert_pem, not_after, now))
     }
 
     pub async fn audit_list(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
-        self.read(move |c| sqlite::audit_list(c, limit)).await
+        dispatch!(self.audit_list(limit))
     }
 
     /// Moves on every membership or key change, by any process.
     pub async fn epoch(&self) -> Result<u64, StoreError> {
-        self.read(sqlite::epoch).await
+        dispatch!(self.epoch())
     }
 
     pub async fn next_directory_version(&self) -> Result<u64, StoreError> {
-        self.write(sqlite::next_directory_version).await
+        dispatch!(self.next_directory_version())
     }
 
     pub async fn list_members(&self) -> Result<Vec<(MemberRow, u32, u32)>, StoreError> {
-        self.read(sqlite::list_members).await
+        dispatch!(self.list_members())
     }
 
     pub async fn member(&self, org_id: &str) -> Result<Option<MemberRow>, StoreError> {
-        let org_id = org_id.to_owned();
-        self.read(move |c| sqlite::member(c, &org_id)).await
+        dispatch!(self.member(org_id))
     }
 
     pub async fn add_token(&self, token: TokenRecord, actor: &str) -> Result<(), StoreError> {
-        let actor = actor.to_owned();
-        self.write(move |c| sqlite::add_token(c, &token, &actor))
-            .await
+        dispatch!(self.add_token(token, actor))
     }
 
     /// Redeems the token and registers the agent and its signing key, all or nothing.
     pub async fn enroll(&self, record: EnrollRecord) -> Result<MemberRow, StoreError> {
-        self.write(move |c| sqlite::enroll(c, &record)).await
+        dispatch!(self.enroll(record))
     }
 
     pub async fn agent_by_cert(&self, fingerprint: &str) -> Result<Option<AgentRow>, StoreError> {
-        let fp = fingerprint.to_owned();
-        self.read(move |c| sqlite::agent_by_cert(c, &fp)).await
+        dispatch!(self.agent_by_cert(fingerprint))
     }
 
     // === keys ===
 
     pub async fn key(&self, key_id: &str) -> Result<Option<KeyRow>, StoreError> {
-        let key_id = key_id.to_owned();
-        self.read(move |c| sqlite::key(c, &key_id)).await
+        dispatch!(self.key(key_id))
     }
 
     pub async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        self.read(sqlite::keys).await
+        dispatch!(self.keys())
     }
 
     // === statements ===
@@ -546,9 +484,7 @@ impl Store {
     /// Appends a verified statement; returns its sequence and whether it was
     /// an identical re-send of one already stored.
     pub async fn append_statement(&self, s: NewStatement) -> Result<(u64, bool), StoreError> {
-        let recent = self.inner.recent.clone();
-        self.write(move |c| append_and_remember(c, &s, &recent))
-            .await
+        dispatch!(self.append_statement(s))
     }
 
     /// Committed statements after `after`, from the recent window when it
@@ -558,7 +494,7 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Arc<StoredStatement>>, StoreError> {
-        if let Some(rows) = self.inner.recent.after(after, self.head(), limit) {
+        if let Some(rows) = self.inner.shared.recent.after(after, self.head(), limit) {
             return Ok(rows);
         }
         Ok(self
@@ -579,9 +515,7 @@ impl Store {
         dry_run: bool,
         actor: &str,
     ) -> Result<PruneReport, StoreError> {
-        let actor = actor.to_owned();
-        self.write(move |c| sqlite::prune_expired(c, cutoff, now, dry_run, &actor))
-            .await
+        dispatch!(self.prune_expired(cutoff, now, dry_run, actor))
     }
 
     pub async fn statements_after(
@@ -589,8 +523,7 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredStatement>, StoreError> {
-        self.read(move |c| sqlite::statements_after(c, after, limit))
-            .await
+        dispatch!(self.statements_after(after, limit))
     }
 
     pub async fn acknowledge(
@@ -599,14 +532,11 @@ impl Store {
         seq: u64,
         now: i64,
     ) -> Result<(), StoreError> {
-        let fp = fingerprint.to_owned();
-        self.write(move |c| sqlite::acknowledge(c, &fp, seq, now))
-            .await
+        dispatch!(self.acknowledge(fingerprint, seq, now))
     }
 
     pub async fn revisions(&self, id: &str) -> Result<Vec<StoredStatement>, StoreError> {
-        let id = id.to_owned();
-        self.read(move |c| sqlite::revisions(c, &id)).await
+        dispatch!(self.revisions(id))
     }
 
     pub async fn search(
@@ -614,14 +544,11 @@ impl Store {
         query: &str,
         limit: u32,
     ) -> Result<Vec<StoredStatement>, StoreError> {
-        let query = query.to_owned();
-        self.read(move |c| sqlite::search(c, &query, limit)).await
+        dispatch!(self.search(query, limit))
     }
 
     pub async fn sightings_of(&self, target_id: &str) -> Result<Vec<StoredStatement>, StoreError> {
-        let target_id = target_id.to_owned();
-        self.read(move |c| sqlite::sightings_of(c, &target_id))
-            .await
+        dispatch!(self.sightings_of(target_id))
     }
 
     // === sharing groups and audiences ===
@@ -633,9 +560,7 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (name, actor) = (name.to_owned(), actor.to_owned());
-        self.write(move |c| sqlite::add_group(c, &name, &members, &actor, now))
-            .await
+        dispatch!(self.add_group(name, members, actor, now))
     }
 
     pub async fn remove_group(
@@ -644,49 +569,43 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let (name, actor) = (name.to_owned(), actor.to_owned());
-        self.write(move |c| sqlite::remove_group(c, &name, &actor, now))
-            .await
+        dispatch!(self.remove_group(name, actor, now))
     }
 
     pub async fn list_groups(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        self.read(sqlite::list_groups).await
+        dispatch!(self.list_groups())
     }
 
     pub async fn group_members(&self, name: &str) -> Result<Option<Vec<String>>, StoreError> {
-        let name = name.to_owned();
-        self.read(move |c| sqlite::group_members(c, &name)).await
+        dispatch!(self.group_members(name))
     }
 
     pub async fn groups_of(&self, org: &str) -> Result<Vec<String>, StoreError> {
-        let org = org.to_owned();
-        self.read(move |c| sqlite::groups_of(c, &org)).await
+        dispatch!(self.groups_of(org))
     }
 
     pub async fn person_exists(&self, org: &str, person: &str) -> Result<bool, StoreError> {
-        let (org, person) = (org.to_owned(), person.to_owned());
-        self.read(move |c| sqlite::person_exists(c, &org, &person))
-            .await
+        dispatch!(self.person_exists(org, person))
     }
 
     pub async fn status_counts(&self) -> Result<StatusCounts, StoreError> {
-        self.read(sqlite::status_counts).await
+        dispatch!(self.status_counts())
     }
 
     /// The committed head read from the database (also sees other processes' writes).
     pub async fn head_from_db(&self) -> Result<u64, StoreError> {
-        self.read(sqlite::head_sequence).await
+        dispatch!(self.head_from_db())
     }
 
     pub async fn statement_count(&self) -> Result<u64, StoreError> {
-        self.read(sqlite::statement_count).await
+        dispatch!(self.statement_count())
     }
 
     // === TAXII ===
 
     /// The cursor just before the first statement with `added_us` above the given one.
     pub async fn seq_at_added(&self, added_us: i64) -> Result<u64, StoreError> {
-        self.read(move |c| sqlite::seq_at_added(c, added_us)).await
+        dispatch!(self.seq_at_added(added_us))
     }
 
     /// Every revision and retraction of the statement a STIX object id was
@@ -695,31 +614,24 @@ impl Store {
         &self,
         stix_id: &str,
     ) -> Result<(Option<String>, Vec<StoredStatement>), StoreError> {
-        let stix_id = stix_id.to_owned();
-        self.read(move |c| sqlite::versions_of_stix_id(c, &stix_id))
-            .await
+        dispatch!(self.versions_of_stix_id(stix_id))
     }
 
     /// Every revision and retraction of each of `ids`.
     pub async fn versions_of(&self, ids: Vec<String>) -> Result<Vec<StoredStatement>, StoreError> {
-        self.read(move |c| sqlite::versions_of(c, &ids)).await
+        dispatch!(self.versions_of(ids))
     }
 
     pub async fn add_api_key(&self, key: ApiKeyRow, actor: &str) -> Result<(), StoreError> {
-        let actor = actor.to_owned();
-        self.write(move |c| sqlite::add_api_key(c, &key, &actor))
-            .await
+        dispatch!(self.add_api_key(key, actor))
     }
 
     pub async fn api_key(&self, username: &str) -> Result<Option<ApiKeyRow>, StoreError> {
-        let username = username.to_owned();
-        self.read(move |c| sqlite::api_key(c, &username)).await
+        dispatch!(self.api_key(username))
     }
 
     pub async fn list_api_keys(&self, org: Option<&str>) -> Result<Vec<ApiKeyRow>, StoreError> {
-        let org = org.map(str::to_owned);
-        self.read(move |c| sqlite::list_api_keys(c, org.as_deref()))
-            .await
+        dispatch!(self.list_api_keys(org))
     }
 
     pub async fn revoke_api_key(
@@ -728,9 +640,7 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<ApiKeyRow, StoreError> {
-        let (username, actor) = (username.to_owned(), actor.to_owned());
-        self.write(move |c| sqlite::revoke_api_key(c, &username, &actor, now))
-            .await
+        dispatch!(self.revoke_api_key(username, actor, now))
     }
 
     pub async fn taxii_writes_of(
@@ -738,14 +648,11 @@ impl Store {
         org: &str,
         stix_id: &str,
     ) -> Result<Vec<TaxiiWrite>, StoreError> {
-        let (org, stix_id) = (org.to_owned(), stix_id.to_owned());
-        self.read(move |c| sqlite::taxii_writes_of(c, &org, &stix_id))
-            .await
+        dispatch!(self.taxii_writes_of(org, stix_id))
     }
 
     pub async fn record_taxii_writes(&self, rows: Vec<TaxiiWrite>) -> Result<(), StoreError> {
-        self.write(move |c| sqlite::record_taxii_writes(c, &rows))
-            .await
+        dispatch!(self.record_taxii_writes(rows))
     }
 
     pub async fn save_taxii_status(
@@ -755,102 +662,16 @@ impl Store {
         now: i64,
         body: String,
     ) -> Result<(), StoreError> {
-        let (id, org) = (id.to_owned(), org.to_owned());
-        self.write(move |c| sqlite::save_taxii_status(c, &id, &org, now, &body))
-            .await
+        dispatch!(self.save_taxii_status(id, org, now, body))
     }
 
     pub async fn taxii_status(&self, id: &str, org: &str) -> Result<Option<String>, StoreError> {
-        let (id, org) = (id.to_owned(), org.to_owned());
-        self.read(move |c| sqlite::taxii_status(c, &id, &org)).await
+        dispatch!(self.taxii_status(id, org))
     }
 
     pub async fn touch_api_key(&self, username: &str, now: i64) -> Result<(), StoreError> {
-        let username = username.to_owned();
-        self.write(move |c| sqlite::touch_api_key(c, &username, now))
-            .await
+        dispatch!(self.touch_api_key(username, now))
     }
-}
-
-fn append_and_remember(
-    c: &Connection,
-    s: &NewStatement,
-    recent: &recent::Recent,
-) -> Result<(u64, bool), StoreError> {
-    let appended = sqlite::append_statement(c, s)?;
-    if !appended.duplicate {
-        recent.record(appended.seq, appended.added_us, appended.leaf_index, s);
-    }
-    Ok((appended.seq, appended.duplicate))
-}
-
-fn writer_loop(
-    conn: Connection,
-    rx: std::sync::mpsc::Receiver<Job>,
-    head: watch::Sender<u64>,
-    latency: &latency::Histogram,
-) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let began = std::time::Instant::now();
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = StoreError::from(e);
-            tracing::error!(error = %err, "store: cannot begin a write transaction");
-            for job in batch {
-                // Run nothing; answer every caller with the error.
-                let (_, done) = job_refused(job, &conn);
-                done(Some(&err));
-            }
-            continue;
-        }
-        let mut completions = Vec::with_capacity(batch.len());
-        for job in batch {
-            let savepoint = conn.execute_batch("SAVEPOINT op");
-            if let Err(e) = savepoint {
-                let err = StoreError::from(e);
-                completions.push((Some(err), job_refused(job, &conn).1));
-                continue;
-            }
-            let (ok, done) = job(&conn);
-            let end = if ok {
-                conn.execute_batch("RELEASE op")
-            } else {
-                conn.execute_batch("ROLLBACK TO op; RELEASE op")
-            };
-            completions.push((end.err().map(StoreError::from), done));
-        }
-        let commit_error = conn.execute_batch("COMMIT").err().map(StoreError::from);
-        latency.observe(began.elapsed());
-        if let Some(e) = &commit_error {
-            tracing::error!(error = %e, "store: commit failed; the whole group is refused");
-            let _ = conn.execute_batch("ROLLBACK");
-        } else if let Ok(h) = sqlite::head_sequence(&conn) {
-            head.send_if_modified(|current| {
-                let changed = *current != h;
-                *current = h;
-                changed
-            });
-        }
-        for (own_error, done) in completions {
-            done(commit_error.as_ref().or(own_error.as_ref()));
-        }
-    }
-}
-
-/// A job that could not run: produce its completion without touching data.
-fn job_refused(job: Job, conn: &Connection) -> (bool, Completion) {
-    // The closure must run to get at the reply channel; run it inside a
-    // savepoint that is always rolled back, so it changes nothing.
-    let _ = conn.execute_batch("SAVEPOINT refused");
-    let out = job(conn);
-    let _ = conn.execute_batch("ROLLBACK TO refused; RELEASE refused");
-    out
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod lifecycle;
 mod processes;
 mod retention;
 mod slow;
+mod store;
 mod taxii;
 mod taxii_interop;
 mod tlog;

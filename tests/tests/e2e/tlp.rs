@@ -59,7 +59,22 @@ fn statement_of(d: &pb::Delivery) -> Statement {
 
 #[tokio::test]
 async fn every_recipient_gets_exactly_its_entitled_set_through_every_read_path() {
-    let w = TlpWorld::start().await;
+    entitled_sets(TlpWorld::start().await).await;
+}
+
+/// The same matrix on a hub whose store is PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_recipient_gets_exactly_its_entitled_set_on_postgres() {
+    let cluster = tokio::task::spawn_blocking(isac_e2e::pg::PgCluster::start)
+        .await
+        .unwrap();
+    entitled_sets(TlpWorld::start_on(&cluster.url("postgres")).await).await;
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
+
+async fn entitled_sets(w: TlpWorld) {
     let src = w.agent("src-bank");
     let mut ids = std::collections::BTreeMap::new();
     for (title, tlp, audience, _) in catalogue() {
