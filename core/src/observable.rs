@@ -74,6 +74,14 @@ fn valid_percent_encoding(s: &str) -> bool {
 /// `pkg:type/namespace/name@version?qualifiers#subpath`. The type must be
 /// lowercase, the name non-empty, and no part may hold whitespace or control
 /// characters.
+///
+/// This is the lenient, receive-side check: statement validation runs it on
+/// every statement a hub or agent receives, and a signed v1 statement it
+/// once took must stay valid forever, so it must not be tightened. It does
+/// not apply the spec's per-type rules (a Maven group, npm scopes, PyPI
+/// names); `isac_packages::purl::Purl` does, and the member agent holds
+/// every purl it signs to that parser (strict at the source, lenient on
+/// receive). Use this one only where received statements are read.
 pub fn parse_purl(s: &str) -> Result<Purl, InvalidValue> {
     const WHAT: &str = "package URL (purl)";
     if s.len() > MAX_PURL_LEN {

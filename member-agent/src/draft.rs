@@ -308,7 +308,7 @@ fn check_rules(tlp: Tlp, openings: &[AudienceOpening]) -> Result<(), AgentError>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn base() -> IndicatorDraft {
@@ -321,6 +321,116 @@ mod tests {
 
     fn build(d: IndicatorDraft) -> Result<Statement, AgentError> {
         d.into_statement("acme-bank", "2026-11-25T12:00:00Z".into())
+    }
+
+    /// Purls the lenient receive-side parser (`isac_core::observable`)
+    /// takes but the packages parser refuses: a Maven purl without its
+    /// group, a raw `@` inside an npm name, a PyPI purl with a namespace.
+    pub(crate) const LENIENT_ONLY: [(&str, &str); 3] = [
+        (
+            "pkg:maven/log4j-core@2.14.1",
+            "needs a namespace (the groupId)",
+        ),
+        ("pkg:npm/a@b@1.0.0", "unencoded `@`"),
+        ("pkg:pypi/ns/requests", "has no namespace"),
+    ];
+
+    pub(crate) fn refused_for(e: AgentError, field: &str, why: &str) {
+        assert!(matches!(e, AgentError::Usage(_)), "{e:?} is not exit 64");
+        let e = e.to_string();
+        assert!(e.contains(&format!("{field} `")), "{e}");
+        assert!(e.contains("is not a valid package URL"), "{e}");
+        assert!(e.contains(why), "{e}");
+    }
+
+    #[test]
+    fn lenient_only_purls_are_accepted_on_receive() {
+        for (purl, _) in LENIENT_ONLY {
+            assert!(isac_core::observable::parse_purl(purl).is_ok(), "{purl}");
+            assert!(purl.parse::<isac_packages::purl::Purl>().is_err(), "{purl}");
+        }
+    }
+
+    #[test]
+    fn flags_and_json_with_a_lenient_only_purl_are_refused() {
+        for (bad, why) in LENIENT_ONLY {
+            let e = build(IndicatorDraft {
+                purl: Some(bad.into()),
+                ..base()
+            })
+            .unwrap_err();
+            refused_for(e, "purl", why);
+            let e = build(IndicatorDraft {
+                purl: Some("pkg:npm/reqeusts".into()),
+                threat: Some("typosquat".into()),
+                imitates: Some(bad.into()),
+                ..base()
+            })
+            .unwrap_err();
+            refused_for(e, "imitates", why);
+            let e = build(IndicatorDraft {
+                kind: Some("artifact".into()),
+                sha256: Some("a".repeat(64)),
+                purl: Some(bad.into()),
+                ..base()
+            })
+            .unwrap_err();
+            refused_for(e, "purl", why);
+            let e = build(IndicatorDraft {
+                vuln_id: Some("CVE-2021-44228".into()),
+                affected_purls: Some(vec!["pkg:npm/ok".into(), bad.into()]),
+                ..base()
+            })
+            .unwrap_err();
+            refused_for(e, "affected_purls[1]", why);
+            let json = serde_json::json!({"purl": bad, "tlp": "green", "title": "t"});
+            let d: IndicatorDraft = serde_json::from_value(json).unwrap();
+            refused_for(build(d).unwrap_err(), "purl", why);
+        }
+    }
+
+    #[test]
+    fn csv_rows_with_a_lenient_only_purl_are_refused() {
+        for (bad, why) in LENIENT_ONLY {
+            let text = format!("kind,purl,tlp,title\npackage,{bad},green,t\n");
+            let rows = crate::csv::drafts_from_csv(&text).unwrap();
+            let (_, row) = rows.into_iter().next().unwrap();
+            refused_for(build(row.unwrap()).unwrap_err(), "purl", why);
+        }
+    }
+
+    #[test]
+    fn stix_software_with_a_lenient_only_purl_is_refused() {
+        for (bad, why) in LENIENT_ONLY {
+            let bundle = serde_json::json!({
+                "type": "bundle",
+                "id": "bundle--5b1c4e4a-6a3c-4a43-9d1a-2d6b7a1c0d11",
+                "objects": [{
+                    "type": "software",
+                    "spec_version": "2.1",
+                    "id": "software--8c5a2c44-3f5e-4a8e-9d57-5f6a0b0c1d22",
+                    "name": "x",
+                    "purl": bad,
+                }],
+            });
+            let parsed = isac_core::stix_import::parse_bundle(&bundle).unwrap();
+            assert!(parsed.invalid.is_empty(), "{:?}", parsed.invalid);
+            let isac_core::stix_import::Content::Indicators(list) = &parsed.objects[0].content
+            else {
+                panic!("not an indicator");
+            };
+            let body = Body::Indicator(list[0].clone());
+            let e = new_statement(
+                "acme-bank",
+                "2026-11-25T12:00:00Z".into(),
+                Tlp::Green,
+                &[],
+                false,
+                body,
+            )
+            .unwrap_err();
+            refused_for(e, "purl", why);
+        }
     }
 
     #[test]
@@ -497,6 +607,48 @@ impl BulletinDraft {
     }
 }
 
+/// Strict at the source, lenient on receive: every purl a member signs must
+/// parse with the packages parser (`isac_packages::purl`), which applies the
+/// purl spec's type rules (a Maven group, no raw `@` in a name, ...).
+/// Statement validation in `isac_core` stays lenient so that statements
+/// signed before this check stay verifiable; new ones must not add to them.
+/// Every publish path (flags, JSON, CSV, OSV, STIX, the console) drafts
+/// through [`new_statement`], which calls this.
+pub fn check_purls_strictly(body: &Body) -> Result<(), AgentError> {
+    let Body::Indicator(i) = body else {
+        return Ok(());
+    };
+    let check = |field: String, purl: &str| {
+        purl.parse::<isac_packages::purl::Purl>()
+            .map(drop)
+            .map_err(|e| {
+                let shown: String = purl.chars().take(80).collect();
+                AgentError::Usage(format!(
+                    "{field} `{}` is not a valid package URL: {e}",
+                    shown.escape_default()
+                ))
+            })
+    };
+    match &i.observable {
+        Observable::Package { purl, imitates, .. } => {
+            check("purl".into(), purl)?;
+            if let Some(original) = imitates {
+                check("imitates".into(), original)?;
+            }
+        }
+        Observable::Artifact {
+            purl: Some(purl), ..
+        } => check("purl".into(), purl)?,
+        Observable::Vulnerability { purls, .. } => {
+            for (n, purl) in purls.iter().enumerate() {
+                check(format!("affected_purls[{n}]"), purl)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// A new statement (revision 1) with this body: the audience blinded and
 /// checked against the level, the whole validated. For statements about
 /// another item (sightings, retractions) the caller picks a TLP at least the
@@ -525,6 +677,7 @@ pub fn new_statement(
     statement
         .validate()
         .map_err(|e| AgentError::Usage(e.to_string()))?;
+    check_purls_strictly(&statement.body)?;
     Ok(Prepared {
         statement,
         openings,

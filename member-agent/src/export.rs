@@ -255,6 +255,35 @@ fn osv_range(v: &str) -> Option<Result<Vec<serde_json::Value>, String>> {
     Some(Ok(events))
 }
 
+/// A package's purl type, OSV name, purl without version and the version,
+/// read by the packages parser (canonical spelling). A purl signed before
+/// sources were held to that parser, which only the lenient receive-side
+/// check (`isac_core::observable::parse_purl`) takes, is still exported,
+/// as written.
+fn osv_package(purl: &str) -> Option<(String, String, String, Option<String>)> {
+    if let Ok(p) = purl.parse::<isac_packages::purl::Purl>() {
+        return Some((
+            p.ty().to_owned(),
+            p.full_name(),
+            p.package().to_string(),
+            p.version().map(str::to_owned),
+        ));
+    }
+    let parsed = isac_core::observable::parse_purl(purl).ok()?;
+    let name = isac_core::pct::decode_lossy(&parsed.name);
+    let name = match &parsed.namespace {
+        Some(ns) if parsed.ty == "maven" => format!("{}:{name}", isac_core::pct::decode_lossy(ns)),
+        Some(ns) => format!("{}/{name}", isac_core::pct::decode_lossy(ns)),
+        None => name,
+    };
+    let base = match purl.rfind('@') {
+        Some(at) if parsed.version.is_some() && at > "pkg:".len() => &purl[..at],
+        _ => purl,
+    };
+    let version = parsed.version.as_deref().map(isac_core::pct::decode_lossy);
+    Some((parsed.ty, name, base.to_owned(), version))
+}
+
 /// An OSV record for a package indicator (`None` for anything else). Its id
 /// is `ISAC-<statement id>`; an OSV id it was imported from becomes an alias.
 fn osv_record(s: &Statement) -> Option<serde_json::Value> {
@@ -271,25 +300,15 @@ fn osv_record(s: &Statement) -> Option<serde_json::Value> {
     else {
         return None;
     };
-    let parsed = isac_core::observable::parse_purl(purl).ok()?;
-    let name = isac_core::pct::decode_lossy(&parsed.name);
-    let name = match &parsed.namespace {
-        Some(ns) if parsed.ty == "maven" => format!("{}:{name}", isac_core::pct::decode_lossy(ns)),
-        Some(ns) => format!("{}/{name}", isac_core::pct::decode_lossy(ns)),
-        None => name,
-    };
-    let base = match purl.rfind('@') {
-        Some(at) if parsed.version.is_some() && at > "pkg:".len() => &purl[..at],
-        _ => purl.as_str(),
-    };
+    let (ty, name, base, version) = osv_package(purl)?;
     let mut package = json!({"name": name, "purl": base});
-    package["ecosystem"] = json!(osv_ecosystem(&parsed.ty).unwrap_or(parsed.ty.as_str()));
+    package["ecosystem"] = json!(osv_ecosystem(&ty).unwrap_or(ty.as_str()));
     let mut exact = Vec::new();
     let mut ranges = Vec::new();
     let mut unexpressed = Vec::new();
     let listed: Vec<String> = if versions.is_empty() {
-        match &parsed.version {
-            Some(v) => vec![isac_core::pct::decode_lossy(v)],
+        match version {
+            Some(v) => vec![v],
             None => vec!["*".into()],
         }
     } else {
@@ -521,4 +540,58 @@ fn misp_event(
             "Attribute": attributes,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn osv_export_names_packages_as_the_packages_parser_does() {
+        for (purl, ty, name, base, version) in [
+            (
+                "pkg:npm/@Scope/Evil@1.0.0",
+                "npm",
+                "@scope/evil",
+                "pkg:npm/%40scope/evil",
+                Some("1.0.0"),
+            ),
+            (
+                "pkg:pypi/Foo.Bar_baz@2.0?os=linux",
+                "pypi",
+                "foo-bar-baz",
+                "pkg:pypi/foo-bar-baz",
+                Some("2.0"),
+            ),
+            (
+                "pkg:maven/org.example/app@1.0%2Bbuild",
+                "maven",
+                "org.example:app",
+                "pkg:maven/org.example/app",
+                Some("1.0+build"),
+            ),
+            // Signed before sources were held to the packages parser: only
+            // the lenient receive-side check takes it; still exported.
+            (
+                "pkg:maven/log4j-core@2.14.1",
+                "maven",
+                "log4j-core",
+                "pkg:maven/log4j-core",
+                Some("2.14.1"),
+            ),
+        ] {
+            let got = osv_package(purl).unwrap();
+            assert_eq!(
+                (
+                    got.0.as_str(),
+                    got.1.as_str(),
+                    got.2.as_str(),
+                    got.3.as_deref()
+                ),
+                (ty, name, base, version),
+                "{purl}"
+            );
+        }
+        assert!(osv_package("not a purl").is_none());
+    }
 }

@@ -329,6 +329,8 @@ pub(super) fn description(
 // Packages
 
 /// The canonical purl string, if the statement check takes it and it fits.
+/// The purl was read by the packages parser already; the lenient core check
+/// is what every receiver runs, so canonical output must pass it as well.
 fn finish_purl(purl: &Purl, bad: impl Fn(&str) -> String) -> Result<String, String> {
     let text = purl.to_string();
     parse_purl(&text).map_err(|e| bad(&e.reason))?;

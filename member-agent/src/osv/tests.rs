@@ -881,3 +881,25 @@ fn titles_and_details_are_cleaned() {
     assert!(long.ends_with("\n[… truncated]"));
     assert!(long.chars().count() <= MAX_DETAILS_CHARS + 20);
 }
+
+#[test]
+fn a_given_purl_the_packages_parser_refuses_is_not_imported() {
+    // `isac_core::observable::parse_purl` (the lenient receive-side check)
+    // takes it; the packages parser needs a Maven group.
+    let bad = "pkg:maven/log4j-core@2.14.1";
+    assert!(isac_core::observable::parse_purl(bad).is_ok());
+    let record = serde_json::json!({
+        "id": "MAL-2026-2",
+        "modified": "2026-01-01T00:00:00Z",
+        "affected": [{"package": {"purl": bad}, "versions": ["2.14.1"]}],
+    })
+    .to_string();
+    let imp = one("strict.json", &record);
+    assert!(imp.drafts.is_empty());
+    let why: Vec<&String> = imp.skipped.iter().map(|(_, why)| why).collect();
+    assert!(
+        why.iter()
+            .any(|w| w.contains("needs a namespace (the groupId)")),
+        "{why:?}"
+    );
+}

@@ -540,6 +540,24 @@ mod tests {
     }
 
     #[test]
+    fn the_form_with_a_lenient_only_purl_is_refused() {
+        use crate::draft::tests::{refused_for, LENIENT_ONLY};
+        for (bad, why) in LENIENT_ONLY {
+            let value = bad
+                .replace(':', "%3A")
+                .replace('/', "%2F")
+                .replace('@', "%40");
+            let form = Form::parse(&format!("kind=package&value={value}&title=t&tlp=green"));
+            let d = draft_from(&form).unwrap();
+            assert_eq!(d.purl.as_deref(), Some(bad));
+            let e = d
+                .into_statement("acme", "2026-11-25T12:00:00Z".into())
+                .unwrap_err();
+            refused_for(e, "purl", why);
+        }
+    }
+
+    #[test]
     fn the_publish_page_keeps_hostile_input_as_text() {
         let h = hostile::all();
         let mut fields: Vec<(String, String)> = [

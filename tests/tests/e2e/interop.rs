@@ -445,6 +445,90 @@ fn a_pattern_nested_30_000_deep_is_a_clear_error_not_a_stack_overflow() {
 }
 
 #[test]
+fn purls_the_packages_parser_refuses_are_not_signed_on_any_path() {
+    // Strict at the source, lenient on receive: the hub's statement check
+    // (`isac_core::observable::parse_purl`) would take these; the agent
+    // holds what it signs to `isac_packages::purl` and exits 64.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let alice = dir.path().join("alice");
+    enroll_with_cli(&data, &hub.url(), "alice-bank", None, &alice);
+    let no_group = "pkg:maven/log4j-core@2.14.1";
+    let raw_at = "pkg:npm/a@b@1.0.0";
+    let before = statements(&data);
+    let flags = |extra: &[&str]| {
+        let mut args = vec!["publish", "--tlp", "green", "--title", "t"];
+        args.extend_from_slice(extra);
+        agent_code(&alice, &args)
+    };
+    let (code, _, err) = flags(&["--purl", no_group]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("purl `pkg:maven/log4j-core@2.14.1` is not a valid package URL")
+            && err.contains("needs a namespace (the groupId)"),
+        "{err}"
+    );
+    let (code, _, err) = flags(&[
+        "--purl",
+        "pkg:npm/reqeusts",
+        "--threat",
+        "typosquat",
+        "--imitates",
+        raw_at,
+    ]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("imitates `") && err.contains("unencoded `@`"),
+        "{err}"
+    );
+
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(
+        &csv,
+        format!("kind,purl,tlp,title\npackage,pkg:npm/fine,green,ok\npackage,{no_group},green,t\n"),
+    )
+    .unwrap();
+    let (code, _, err) = agent_code(&alice, &["publish", "--csv", csv.to_str().unwrap()]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("rows.csv:3") && err.contains("groupId"),
+        "{err}"
+    );
+
+    let bundle = serde_json::json!({"type": "bundle",
+        "id": "bundle--1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+        "objects": [{"type": "software", "spec_version": "2.1",
+            "id": "software--2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
+            "name": "a", "purl": raw_at}]});
+    let stix = dir.path().join("bundle.json");
+    std::fs::write(&stix, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let (code, _, err) = agent_code(
+        &alice,
+        &[
+            "publish",
+            "--stix",
+            stix.to_str().unwrap(),
+            "--tlp",
+            "green",
+        ],
+    );
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("software--2d3e4f5a") && err.contains("unencoded `@`"),
+        "{err}"
+    );
+    assert_eq!(statements(&data), before, "nothing was published");
+
+    let (code, _, err) = flags(&[
+        "--purl",
+        "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(statements(&data), before + 1);
+}
+
+#[test]
 fn a_third_party_bundle_imports_with_its_tlp_1_0_markings_and_bad_objects_named() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("hub-data");
