@@ -29,6 +29,22 @@ pub struct Identity {
     pub enrolled_at: String,
     /// Key id of the hub's directory key (pinned at enrollment).
     pub hub_directory_key_id: String,
+    /// Every URL of the hub (replicas, in order of preference) when
+    /// `enroll --hub` was given more than once; absent in identities
+    /// written before fail-over, which have only `hub_url`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hubs: Vec<String>,
+}
+
+impl Identity {
+    /// The hub's URLs in order of preference: `hubs`, else `hub_url` alone.
+    pub fn hub_urls(&self) -> Vec<String> {
+        if self.hubs.is_empty() {
+            vec![self.hub_url.clone()]
+        } else {
+            self.hubs.clone()
+        }
+    }
 }
 
 /// Everything needed to open an mTLS connection to the hub as this agent.
@@ -156,6 +172,7 @@ mod tests {
             ca_fingerprint: "11".repeat(32),
             enrolled_at: "2026-01-01T00:00:00Z".into(),
             hub_directory_key_id: "22".repeat(32),
+            hubs: Vec::new(),
         };
         let p = dir.path();
         fs::write(
@@ -193,6 +210,12 @@ mod tests {
         let creds = Credentials::load(dir.path()).unwrap();
         assert_eq!(creds.identity.org_id, "acme-bank");
         assert_eq!(creds.identity.hub_url, "https://127.0.0.1:7443");
+        // Written before fail-over (no `hubs`): the one URL is the list.
+        assert_eq!(creds.identity.hub_urls(), ["https://127.0.0.1:7443"]);
+        let mut two = creds.identity.clone();
+        two.hubs = vec!["https://a:1".into(), "https://b:2".into()];
+        let back: Identity = serde_json::from_slice(&serde_json::to_vec(&two).unwrap()).unwrap();
+        assert_eq!(back.hub_urls(), ["https://a:1", "https://b:2"]);
         creds.connector().expect("connector");
     }
 

@@ -8,6 +8,7 @@
 //! key (exit code 64).
 //!
 //! ```toml
+//! hubs = ["https://hub-a.example:7443", "https://hub-b.example:7443"]  # replicas, fail-over order
 //! jsonl = "/var/lib/isac/items.jsonl"
 //! jsonl_max_bytes = 104857600
 //! jsonl_keep = 5
@@ -70,6 +71,10 @@ use crate::sinks::SinkSettings;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
+    /// The hub's URLs (replicas of one hub), tried in order when one is
+    /// down; empty: the ones given to `enroll --hub`.
+    #[serde(default)]
+    pub hubs: Vec<String>,
     pub jsonl: Option<PathBuf>,
     pub jsonl_max_bytes: Option<u64>,
     pub jsonl_keep: Option<u32>,
@@ -176,6 +181,15 @@ pub fn parse(text: &str) -> Result<AgentConfig, String> {
     Ok(config)
 }
 
+/// A hub URL as `isac-client` connects to it: https://HOST:PORT.
+fn check_hub_url(url: &str) -> Result<(), String> {
+    let uri: tonic::transport::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    if uri.scheme_str() != Some("https") || uri.host().is_none() {
+        return Err("expected https://HOST:PORT".into());
+    }
+    Ok(())
+}
+
 /// A secret given inline or by the name of an environment variable.
 fn secret(
     key: &str,
@@ -200,6 +214,12 @@ impl AgentConfig {
     /// Checks values that the file's types do not (URLs, addresses,
     /// levels), naming the key.
     fn check(&self) -> Result<(), String> {
+        for (i, h) in self.hubs.iter().enumerate() {
+            check_hub_url(h).map_err(|e| format!("hubs[{i}]: {h}: {e}"))?;
+            if self.hubs[..i].contains(h) {
+                return Err(format!("hubs[{i}]: {h} is listed twice"));
+            }
+        }
         for (i, w) in self.webhook.iter().enumerate() {
             w.url
                 .parse::<crate::sinks::http::Url>()
@@ -355,6 +375,32 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hubs_are_https_urls_listed_once() {
+        let c = parse("hubs = [\"https://a.example:7443\", \"https://b.example:7443\"]\n").unwrap();
+        assert_eq!(c.hubs, ["https://a.example:7443", "https://b.example:7443"]);
+        assert!(parse("").unwrap().hubs.is_empty());
+        for (text, want) in [
+            (
+                "hubs = [\"http://a:1\"]",
+                "hubs[0]: http://a:1: expected https://HOST:PORT",
+            ),
+            (
+                "hubs = [\"a.example\"]",
+                "hubs[0]: a.example: expected https://HOST:PORT",
+            ),
+            (
+                "hubs = [\"https://a:1\", \"https://a:1\"]",
+                "hubs[1]: https://a:1 is listed twice",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap_err(), want, "{text}");
+        }
+        assert!(parse("hubs = [\"https://a b\"]")
+            .unwrap_err()
+            .starts_with("hubs[0]: "));
+    }
 
     #[test]
     fn every_sink_at_once_and_errors_name_the_key() {

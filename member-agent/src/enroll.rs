@@ -23,6 +23,43 @@ fn fingerprint(cert: &X509) -> Result<String, AgentError> {
     ))
 }
 
+/// Enrolls through the first of `hubs` (replicas of one hub) that answers,
+/// moving on only when one is unreachable or UNAVAILABLE (the token is
+/// one-time: any other answer is final), and records all of them so that
+/// `sync` and `run` can fail over.
+pub async fn enroll_any(
+    state: &StateDir,
+    hubs: &[String],
+    token: &str,
+    agent_name: &str,
+    force: bool,
+) -> Result<Identity, AgentError> {
+    let mut last = None;
+    for hub_url in hubs {
+        let opts = EnrollOptions {
+            hub_url,
+            token,
+            agent_name,
+            force,
+        };
+        match enroll(state, opts).await {
+            Ok(mut identity) => {
+                if hubs.len() > 1 {
+                    identity.hubs = hubs.to_vec();
+                    state.save_identity(&identity)?;
+                }
+                return Ok(identity);
+            }
+            Err(e) if crate::failover::hub_is_down(&e) => {
+                eprintln!("warning: {e}; trying the next --hub");
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| AgentError::Usage("--hub URL is required".into())))
+}
+
 pub async fn enroll(state: &StateDir, opts: EnrollOptions<'_>) -> Result<Identity, AgentError> {
     let token = EnrollmentToken::parse(opts.token).map_err(|e| AgentError::Usage(e.to_string()))?;
     if state.is_enrolled() && !opts.force {
@@ -128,6 +165,7 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions<'_>) -> Result<Identit
         ca_fingerprint: ca_fp,
         enrolled_at: isac_core::time::format_rfc3339(crate::now()),
         hub_directory_key_id: hub_directory_key.key_id(),
+        hubs: Vec::new(),
     };
     // identity.json last: its presence means "enrolled".
     state.save_identity(&identity)?;

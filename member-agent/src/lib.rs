@@ -11,6 +11,7 @@ pub mod draft;
 pub mod enroll;
 pub mod error;
 pub mod export;
+pub mod failover;
 pub mod import;
 pub mod keys;
 pub mod localstore;

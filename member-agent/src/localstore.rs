@@ -318,6 +318,26 @@ impl LocalStore {
         Self::record_in(&self.conn, None, hub_cursor)
     }
 
+    /// The hub URL `sync`/`run` last reached (fail-over moves it), for
+    /// `status` and to start from next time.
+    pub fn hub_in_use(&self) -> Result<Option<String>, AgentError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'hub_in_use'", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_hub_in_use(&self, url: &str) -> Result<(), AgentError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('hub_in_use', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = ?1",
+            [url],
+        )?;
+        Ok(())
+    }
+
     /// The signed key directory last accepted, as its DSSE JSON.
     pub fn directory_json(&self) -> Result<Option<String>, AgentError> {
         Ok(self

@@ -35,10 +35,20 @@ pub struct Agent {
     /// channel, reused; a new channel after a reset reuses the connector.
     connector: Mutex<Option<Connector>>,
     channel: Mutex<Option<Channel>>,
+    /// The hub's URLs (replicas) and which one is in use (`crate::failover`).
+    hubs: Vec<String>,
+    hub: Mutex<HubChoice>,
     /// What a checkpoint needs besides the log key (`[log]` in agent.toml).
     pub log: crate::tlog::LogTrust,
     /// Watched applications against held indicators (`crate::watch`).
     pub(crate) watch: crate::watch::AgentWatch,
+}
+
+/// The URL in use, and failures in a row since a hub last served us.
+#[derive(Debug, Default)]
+struct HubChoice {
+    current: usize,
+    failures: u32,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -66,6 +76,8 @@ impl Agent {
             }
             None => None,
         };
+        let hubs = loaded.identity.hub_urls();
+        let current = Self::start_at(&hubs, store.hub_in_use()?.as_deref());
         Ok(Self {
             state: StateDir::new(state.root.clone()),
             loaded,
@@ -74,10 +86,77 @@ impl Agent {
             filter: pb::SubscriptionFilter::default(),
             connector: Mutex::new(None),
             channel: Mutex::new(None),
+            hubs,
+            hub: Mutex::new(HubChoice {
+                current,
+                failures: 0,
+            }),
             clock: Clock::system(),
             log: crate::tlog::LogTrust::default(),
             watch: Default::default(),
         })
+    }
+
+    /// Where to start: the URL last used, if it is still listed.
+    fn start_at(hubs: &[String], in_use: Option<&str>) -> usize {
+        in_use
+            .and_then(|u| hubs.iter().position(|h| h == u))
+            .unwrap_or(0)
+    }
+
+    /// Replaces the URLs to use (`hubs` in agent.toml); an empty list
+    /// keeps the enrolled ones.
+    pub fn set_hubs(&mut self, configured: &[String]) -> Result<(), AgentError> {
+        let hubs = crate::failover::choose_hubs(configured, self.loaded.identity.hub_urls());
+        let in_use = self.store().hub_in_use()?;
+        self.hub.lock().expect("hub lock").current = Self::start_at(&hubs, in_use.as_deref());
+        self.hubs = hubs;
+        self.reset_channel();
+        Ok(())
+    }
+
+    /// The hub URLs this agent fails over between, in order.
+    pub fn hubs(&self) -> &[String] {
+        &self.hubs
+    }
+
+    /// The URL in use (or to be tried next).
+    pub fn hub_url(&self) -> &str {
+        &self.hubs[self.hub.lock().expect("hub lock").current]
+    }
+
+    /// The hub served us: the failure count starts again, and `status`
+    /// names this URL.
+    fn hub_served(&self) -> Result<(), AgentError> {
+        self.hub.lock().expect("hub lock").failures = 0;
+        let url = self.hub_url().to_owned();
+        if self.store().hub_in_use()?.as_deref() != Some(url.as_str()) {
+            self.store().set_hub_in_use(&url)?;
+        }
+        Ok(())
+    }
+
+    /// After a failed attempt: moves to the next URL if the hub is down
+    /// (`crate::failover::after_failure`) and returns how long to wait.
+    fn after_failure(&self, e: &AgentError) -> Duration {
+        let down = crate::failover::hub_is_down(e);
+        let (step, from) = {
+            let mut h = self.hub.lock().expect("hub lock");
+            h.failures = h.failures.saturating_add(1);
+            let step = crate::failover::after_failure(self.hubs.len(), h.current, h.failures, down);
+            let from = h.current;
+            h.current = step.hub;
+            (step, from)
+        };
+        if step.hub != from {
+            tracing::warn!(from = %self.hubs[from], to = %self.hubs[step.hub], "failing over to another hub URL");
+            eprintln!(
+                "warning: {} is down; failing over to {}",
+                self.hubs[from], self.hubs[step.hub]
+            );
+            self.reset_channel();
+        }
+        jitter(step.wait)
     }
 
     pub fn org_id(&self) -> &str {
@@ -98,10 +177,8 @@ impl Agent {
         if let Some(c) = self.channel.lock().expect("channel lock").clone() {
             return Ok(c);
         }
-        let c = self
-            .connector()?
-            .connect(&self.loaded.identity.hub_url)
-            .await?;
+        let url = self.hub_url().to_owned();
+        let c = self.connector()?.connect(&url).await?;
         *self.channel.lock().expect("channel lock") = Some(c.clone());
         Ok(c)
     }
@@ -432,8 +509,41 @@ impl Agent {
     }
 
     /// Streams from the stored cursor. With `follow == false`, returns once
-    /// caught up; otherwise runs until the stream ends or fails.
+    /// caught up; otherwise runs until the stream ends or fails. A hub URL
+    /// that is down is failed over (each other URL tried once, with
+    /// jittered waits): the stored cursor is the same at every replica, so
+    /// the next one resumes exactly where this one stopped.
     pub async fn sync(&self, follow: bool, sinks: &mut Sinks) -> Result<SyncReport, AgentError> {
+        let mut total = SyncReport::default();
+        let mut tries = 0;
+        loop {
+            let mut part = SyncReport::default();
+            let outcome = self.sync_once(follow, sinks, &mut part).await;
+            total.new += part.new;
+            total.duplicates += part.duplicates;
+            total.rejected += part.rejected;
+            total.cursor = total.cursor.max(part.cursor);
+            match outcome {
+                Ok(()) => return Ok(total),
+                Err(e) if crate::failover::hub_is_down(&e) && tries + 1 < self.hubs.len() => {
+                    tries += 1;
+                    let wait = self.after_failure(&e);
+                    tracing::warn!(error = %e, "hub down; trying the next URL");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt of [`Agent::sync`] at the URL in use; `report` counts
+    /// what was recorded, also when it fails part way.
+    async fn sync_once(
+        &self,
+        follow: bool,
+        sinks: &mut Sinks,
+        report: &mut SyncReport,
+    ) -> Result<(), AgentError> {
         if let Some(alert) = self.log_alert()? {
             // Told again on every refused run, so a receiver that missed it
             // (or `log verify` raising it without sinks) still hears of it.
@@ -457,10 +567,7 @@ impl Agent {
         // Registrations and files changed while no agent ran.
         self.update_exposures(sinks).await?;
         let after = self.store().hub_cursor()?;
-        let mut report = SyncReport {
-            cursor: self.store().cursor()?,
-            ..Default::default()
-        };
+        report.cursor = self.store().cursor()?;
         let request = |cursor| pb::SubscribeRequest {
             after_sequence: 0,
             follow,
@@ -492,6 +599,7 @@ impl Agent {
             }
             Err(status) => return Err(status.into()),
         };
+        self.hub_served()?;
         let mut next = None;
         // Watched files are looked at between items, at least every second.
         let mut watch_tick = tokio::time::interval(WATCH_EVERY);
@@ -532,8 +640,7 @@ impl Agent {
                         }
                     }
                     let before = report.new + report.duplicates + report.rejected;
-                    self.handle_batch(&channel, batch, sinks, &mut report)
-                        .await?;
+                    self.handle_batch(&channel, batch, sinks, report).await?;
                     let after = report.new + report.duplicates + report.rejected;
                     if follow && before / 256 != after / 256 {
                         let cursor = self.store().hub_cursor()?;
@@ -561,7 +668,7 @@ impl Agent {
                 None => {}
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Follows the hub until `shutdown`, reconnecting with jittered
@@ -573,21 +680,21 @@ impl Agent {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        let mut backoff = Duration::from_millis(500);
         loop {
             match crate::keys::renew_if_due(self).await {
                 Ok(true) => eprintln!("client certificate renewed"),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "certificate renewal failed; will retry"),
             }
+            let mut report = SyncReport::default();
             let outcome = tokio::select! {
                 _ = &mut shutdown => return,
-                r = self.sync(true, sinks) => r,
+                r = self.sync_once(true, sinks, &mut report) => r,
             };
-            match outcome {
-                Ok(r) => {
-                    tracing::info!(cursor = r.cursor, "stream ended; reconnecting");
-                    backoff = Duration::from_millis(500);
+            let wait = match outcome {
+                Ok(()) => {
+                    tracing::info!(cursor = report.cursor, "stream ended; reconnecting");
+                    jitter(crate::failover::FIRST_BACKOFF)
                 }
                 Err(e @ AgentError::LogAlert(_)) => {
                     // Never retried: an operator decides (`log accept`).
@@ -597,16 +704,20 @@ impl Agent {
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "connection to hub lost");
-                    eprintln!("warning: {e}; retrying in {} ms", backoff.as_millis());
+                    let wait = self.after_failure(&e);
+                    tracing::warn!(error = %e, hub = %self.hub_url(), retry_in_ms = wait.as_millis() as u64, "connection to hub lost");
+                    eprintln!(
+                        "warning: {e}; retrying {} in {} ms",
+                        self.hub_url(),
+                        wait.as_millis()
+                    );
+                    wait
                 }
-            }
-            let wait = jitter(backoff);
+            };
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            backoff = (backoff * 2).min(Duration::from_secs(60));
         }
     }
 
@@ -741,5 +852,5 @@ fn jitter(d: Duration) -> Duration {
     } else {
         0.5
     };
-    d.mul_f64(0.5 + r / 2.0)
+    crate::failover::jittered(d, r)
 }

@@ -506,7 +506,7 @@ impl Agent {
             failure,
             trusted,
             offered,
-            &self.loaded.identity.hub_url,
+            self.hub_url(),
             isac_core::time::format_rfc3339(self.clock.now()),
         )))
     }

@@ -2,14 +2,15 @@
 
 use clap::Args;
 
-use crate::enroll::{enroll, EnrollOptions};
+use crate::enroll::enroll_any;
 use crate::{AgentError, StateDir};
 
 #[derive(Args)]
 pub struct EnrollArgs {
-    /// The hub's address, e.g. https://localhost:7443
-    #[arg(long)]
-    hub: String,
+    /// The hub's address, e.g. https://localhost:7443; give it once per
+    /// replica to fail over between them (tried in this order).
+    #[arg(long, required = true)]
+    hub: Vec<String>,
     /// The token printed by `hub member add` (it pins the hub's CA).
     #[arg(long)]
     token: String,
@@ -22,16 +23,7 @@ pub struct EnrollArgs {
 }
 
 pub async fn run(state: &StateDir, args: EnrollArgs) -> Result<(), AgentError> {
-    let id = enroll(
-        state,
-        EnrollOptions {
-            hub_url: &args.hub,
-            token: &args.token,
-            agent_name: &args.name,
-            force: args.force,
-        },
-    )
-    .await?;
+    let id = enroll_any(state, &args.hub, &args.token, &args.name, args.force).await?;
     println!(
         "enrolled as `{}` (agent `{}`), signing key {}; hub CA pinned {}; state in {}",
         id.org_id,

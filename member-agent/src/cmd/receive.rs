@@ -236,6 +236,11 @@ impl ReceiveArgs {
         }
     }
 
+    /// `hubs` in the config file (empty: the URLs recorded at enrollment).
+    pub(crate) fn hubs(&self, state: &StateDir) -> Result<Vec<String>, AgentError> {
+        Ok(crate::config::load(self.config.as_deref(), &state.root)?.hubs)
+    }
+
     /// What `[log]` in the config file requires of the hub's checkpoints.
     pub(crate) fn log_trust(&self, state: &StateDir) -> Result<crate::tlog::LogTrust, AgentError> {
         let config = crate::config::load(self.config.as_deref(), &state.root)?;

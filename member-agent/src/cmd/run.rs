@@ -20,6 +20,7 @@ pub async fn run(state: &StateDir, args: RunArgs) -> Result<(), AgentError> {
     let (mut sinks, filter) = receive.open(state)?;
     agent.filter = filter;
     agent.log = receive.log_trust(state)?;
+    agent.set_hubs(&receive.hubs(state)?)?;
     if let Some(ui) = ui.to_ui_args() {
         let described = crate::ui::describe_sinks(&sinks);
         let console = crate::ui::start(state, &ui, Some(described)).await?;
@@ -27,7 +28,7 @@ pub async fn run(state: &StateDir, args: RunArgs) -> Result<(), AgentError> {
     }
     eprintln!(
         "following {} as `{}`; Ctrl-C to stop",
-        agent.loaded.identity.hub_url,
+        agent.hub_url(),
         agent.org_id()
     );
     agent

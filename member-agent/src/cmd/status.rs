@@ -21,7 +21,8 @@ pub struct StatusArgs {
 
 pub async fn run(state: &StateDir, args: StatusArgs) -> Result<(), AgentError> {
     let config = crate::config::load(args.config.as_deref(), &state.root)?;
-    let agent = Agent::open(state)?;
+    let mut agent = Agent::open(state)?;
+    agent.set_hubs(&config.hubs)?;
     let (cursor, items, rejected) = {
         let store = agent.store.lock().expect("store");
         (
@@ -34,7 +35,8 @@ pub async fn run(state: &StateDir, args: StatusArgs) -> Result<(), AgentError> {
     let alert = agent.log_alert()?;
     if args.json {
         let out = json!({
-            "hub": agent.loaded.identity.hub_url,
+            "hub": agent.hub_url(),
+            "hubs": agent.hubs(),
             "org": agent.org_id(),
             "cursor": cursor,
             "items": items,
@@ -61,7 +63,10 @@ pub async fn run(state: &StateDir, args: StatusArgs) -> Result<(), AgentError> {
         println!("{}", a.message);
         println!("{}", "!".repeat(72));
     }
-    println!("hub:        {}", agent.loaded.identity.hub_url);
+    println!("hub:        {}", agent.hub_url());
+    if agent.hubs().len() > 1 {
+        println!("hubs:       {}", agent.hubs().join(" "));
+    }
     println!("org:        {}", agent.org_id());
     println!("cursor:     {cursor}");
     println!("items:      {items} held, {rejected} refused");

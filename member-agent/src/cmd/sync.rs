@@ -8,6 +8,7 @@ pub async fn run(state: &StateDir, args: ReceiveArgs) -> Result<(), AgentError> 
     let (mut sinks, filter) = args.open(state)?;
     agent.filter = filter;
     agent.log = args.log_trust(state)?;
+    agent.set_hubs(&args.hubs(state)?)?;
     let r = agent.sync(false, &mut sinks).await?;
     eprintln!(
         "synced: {} new, {} already held, {} refused; cursor {}",

@@ -195,6 +195,7 @@ mod tests {
             ca_fingerprint: h.clone(),
             enrolled_at: h.clone(),
             hub_directory_key_id: h.clone(),
+            hubs: vec![h.clone()],
         };
         let sinks = [h.clone()];
         let view = View {

@@ -13,6 +13,7 @@ mod crash;
 mod delivery;
 mod e2e;
 mod exposure;
+mod failover;
 mod fuzz_importers;
 mod hardening;
 mod interop;
