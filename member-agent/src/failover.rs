@@ -68,8 +68,9 @@ pub fn hub_is_down(e: &AgentError) -> bool {
     use tonic::Code;
     match e {
         AgentError::Connect { .. } => true,
-        // A connection that breaks mid-stream surfaces as Unknown (the
-        // h2 error) or Cancelled, depending on where it broke.
+        // A refused or reset connection is Unavailable; one that breaks
+        // inside an HTTP/2 stream may surface as Unknown (the h2 error) or
+        // Cancelled, which our hub never answers on purpose.
         AgentError::Hub { code, .. } => matches!(
             code,
             Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
