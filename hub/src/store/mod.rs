@@ -23,6 +23,7 @@
 //! **Invariant:** only the backends (`sqlite.rs`, `sqlite_store.rs`,
 //! `postgres.rs`, `postgres_store.rs`) know SQL.
 
+pub mod copy;
 pub mod latency;
 mod postgres;
 mod postgres_store;

@@ -85,7 +85,7 @@ impl Drop for Pooled {
     }
 }
 
-async fn connect(config: &Config) -> Result<Conn, StoreError> {
+pub(super) async fn connect(config: &Config) -> Result<Conn, StoreError> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| {
         StoreError::Unavailable(format!(
             "cannot connect to PostgreSQL at {}: {e}",

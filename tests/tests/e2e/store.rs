@@ -1234,3 +1234,198 @@ async fn two_hubs_on_one_postgres_database_relay_each_others_items() {
         .await
         .unwrap();
 }
+
+// === moving a SQLite hub to PostgreSQL ===
+
+/// `(sequence, id)` of every line a `sync --jsonl` wrote.
+fn synced(jsonl: &std::path::Path) -> Vec<(u64, String)> {
+    std::fs::read_to_string(jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["sequence"].as_u64().unwrap(),
+                v["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A SQLite hub with real data (members, agents, keys, a group, an API
+/// key, indicators, an anonymous one, a sighting, a retraction, a
+/// checkpoint) moved with `hub store copy`: per-table hashes printed equal
+/// on both sides, the PostgreSQL hub serves the same items under the same
+/// sequence numbers, the agents' pinned log checkpoint stays consistent
+/// (no log alert), new items continue the order, and a second copy into
+/// the now non-empty database is refused.
+#[test]
+fn hub_store_copy_moves_a_sqlite_hub_to_postgres_with_equal_hashes() {
+    let cluster = PgCluster::start();
+    cluster.create_db("moved");
+    let url = cluster.url("moved");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    let agent = |state: &std::path::Path, args: &[&str]| {
+        isac_e2e::run(
+            isac_e2e::bin("member-agent")
+                .arg("--state-dir")
+                .arg(state)
+                .args(args),
+        )
+    };
+    let publish = |extra: &[&str]| {
+        let mut args = vec!["publish", "--title", "bad"];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = agent(&alice, &args);
+        assert!(ok, "{err}");
+    };
+
+    let hub = isac_e2e::HubProcess::start(&data, "127.0.0.1:0");
+    let listen = hub.addr.clone();
+    for (org, state) in [("alice-bank", &alice), ("bob-bank", &bob)] {
+        let out = isac_e2e::enroll_with_cli(&data, &hub.url(), org, None, state);
+        assert!(out.contains(&format!("enrolled as `{org}`")), "{out}");
+    }
+    let (ok, _, err) = hub_cli(
+        &data,
+        &["group", "add", "banks", "--members", "alice-bank,bob-bank"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = hub_cli(&data, &["api-key", "add", "bob-bank", "--label", "siem"]);
+    assert!(ok, "{err}");
+    publish(&["--tlp", "green", "--purl", "pkg:npm/moved-one@1.0.0"]);
+    publish(&[
+        "--tlp",
+        "green",
+        "--purl",
+        "pkg:npm/moved-two@1.0.0",
+        "--anonymous",
+    ]);
+    publish(&[
+        "--tlp",
+        "amber",
+        "--domain",
+        "moved.example",
+        "--audience",
+        "group:banks",
+    ]);
+    let before = dir.path().join("before.jsonl");
+    let (ok, _, err) = agent(&bob, &["sync", "--jsonl", before.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let first_id = synced(&before)[0].1.clone();
+    let (ok, _, err) = agent(&bob, &["sight", &first_id, "--count", "2"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent(&alice, &["sync"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent(&alice, &["retract", &first_id]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent(&bob, &["sync", "--jsonl", before.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let served_before = synced(&before);
+    assert!(served_before.len() >= 4, "{served_before:?}");
+    // Still serving: the copy is refused, nothing written.
+    let (ok, _, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
+    assert!(!ok && err.contains("stop it first"), "{err}");
+    hub.terminate();
+    let (ok, checkpoint_before, err) = hub_cli(&data, &["log", "checkpoint"]);
+    assert!(ok, "{err}");
+
+    let (ok, out, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("verified: 20 tables"), "{out}");
+    let mut tables = BTreeMap::new();
+    for line in out.lines().skip(2).filter(|l| l.contains(" / ")) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f.len(), 5, "{line}");
+        assert_eq!(f[2], f[4], "source and target hashes: {line}");
+        assert_eq!(f[2].len(), 64, "{line}");
+        tables.insert(f[0].to_owned(), f[1].parse::<u64>().unwrap());
+    }
+    assert_eq!(tables.len(), 20, "{out}");
+    assert_eq!(
+        tables["statements"], 5,
+        "3 indicators, a sighting, a retraction: {out}"
+    );
+    for t in ["members", "agents", "signing_keys"] {
+        assert_eq!(tables[t], 2, "{t}: {out}");
+    }
+    for t in ["sharing_groups", "api_keys", "log_checkpoints"] {
+        assert!(tables[t] >= 1, "{t}: {out}");
+    }
+    assert_eq!(tables["group_members"], 2, "{out}");
+    assert_eq!(tables["log_leaves"], tables["statements"], "{out}");
+    assert!(tables["audit"] >= 4, "{out}");
+
+    // The same hub on PostgreSQL.
+    std::fs::write(data.join("hub.toml"), format!("store = \"{url}\"\n")).unwrap();
+    let (ok, checkpoint_after, err) = hub_cli(&data, &["log", "checkpoint"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        checkpoint_after, checkpoint_before,
+        "the same signed checkpoint"
+    );
+    let hub = isac_e2e::HubProcess::start(&data, &listen);
+    // A fresh agent of bob's org reads the whole order from the moved store.
+    let carol = dir.path().join("bob-second");
+    let (ok, token, err) = hub_cli(&data, &["member", "token", "bob-bank"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = agent(
+        &carol,
+        &[
+            "enroll",
+            "--hub",
+            &hub.url(),
+            "--token",
+            token.trim(),
+            "--name",
+            "second",
+        ],
+    );
+    assert!(ok && out.contains("enrolled as `bob-bank`"), "{out}{err}");
+    let after = dir.path().join("after.jsonl");
+    let (ok, _, err) = agent(&carol, &["sync", "--jsonl", after.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let served_after = synced(&after);
+    // The retracted item is no longer served to a newcomer; everything
+    // else is, with the same sequence numbers.
+    let expected: Vec<(u64, String)> = served_before
+        .iter()
+        .filter(|(_, id)| *id != first_id)
+        .cloned()
+        .collect();
+    let got: Vec<(u64, String)> = served_after
+        .iter()
+        .filter(|(_, id)| *id != first_id)
+        .cloned()
+        .collect();
+    assert_eq!(got, expected, "same items, same sequence numbers");
+    // New items continue the order; bob's old agent checks the log's
+    // consistency from the checkpoint it pinned on SQLite.
+    publish(&["--tlp", "green", "--purl", "pkg:npm/moved-three@1.0.0"]);
+    let (ok, _, err) = agent(&bob, &["sync", "--jsonl", before.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let last = synced(&before).last().unwrap().clone();
+    let max_before = served_before.iter().map(|(s, _)| *s).max().unwrap();
+    assert!(last.0 > max_before, "{last:?} after {max_before}");
+    let (ok, status, err) = agent(&bob, &["status"]);
+    assert!(ok, "{err}");
+    assert!(
+        status.contains("log alert:  none") && status.contains("checkpoint: size 6 "),
+        "{status}"
+    );
+    hub.terminate();
+
+    // Into a database that now holds the hub: refused, exit 64.
+    std::fs::remove_file(data.join("hub.toml")).unwrap();
+    let out = isac_e2e::bin("hub")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["store", "copy", "--to", &url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("not empty"), "{err}");
+}
