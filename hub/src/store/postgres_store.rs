@@ -905,7 +905,16 @@ async fn tail_loop(pool: Arc<Pool>, shared: Arc<Shared>) {
             Err(e) => Err(e),
         };
         match head {
-            Ok(h) => shared.advance_head(h),
+            Ok(h) => {
+                shared.set_unavailable(None);
+                shared.advance_head(h);
+            }
+            Err(StoreError::Unavailable(m)) => {
+                if shared.unavailable.borrow().is_none() {
+                    tracing::warn!(error = %m, "store: PostgreSQL is unavailable");
+                }
+                shared.set_unavailable(Some(m));
+            }
             Err(e) => tracing::debug!(error = %e, "store: cannot read the head"),
         }
     }

@@ -1429,3 +1429,119 @@ fn hub_store_copy_moves_a_sqlite_hub_to_postgres_with_equal_hashes() {
     assert_eq!(out.status.code(), Some(64), "{err}");
     assert!(err.contains("not empty"), "{err}");
 }
+
+// === losing the database ===
+
+/// A hub whose PostgreSQL stops: the gRPC health service and `/healthz`
+/// say NOT_SERVING / 503, an open Subscribe stream ends with UNAVAILABLE
+/// (not stale data from memory); when the database returns, both say
+/// SERVING / 200 again and a new stream works, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_postgres_turns_health_not_serving_and_ends_streams_until_it_returns() {
+    use isac_e2e::{enrolled_agent, http_exchange, raw_channel, TestHub};
+    use isac_proto::v1 as pb;
+    use std::time::{Duration, Instant};
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start_on_store(&dir.path().join("hub"), &cluster.url("postgres")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let probe = HealthClient::new(raw_channel(&hub, None).await.unwrap());
+    let health = |mut probe: HealthClient<tonic::transport::Channel>| async move {
+        let r = probe
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        r.status
+    };
+    // Waits (bounded) for the gRPC health and /healthz to say `want`.
+    let wait_for = |want: ServingStatus, code: u16| {
+        let probe = probe.clone();
+        let metrics = hub.metrics_addr;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let grpc = health(probe.clone()).await;
+                let http = http_exchange(metrics, "GET", "/healthz", b"").await;
+                if grpc == want as i32 && http.status == code {
+                    return String::from_utf8_lossy(&http.body).into_owned();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "health stayed {grpc} / {} (wanted {want:?} / {code})",
+                    http.status
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let body = wait_for(ServingStatus::Serving, 200).await;
+    assert_eq!(body, "serving\n");
+    let subscribe = |channel| async move {
+        pb::subscriber_client::SubscriberClient::new(channel)
+            .subscribe(pb::SubscribeRequest {
+                after_sequence: 0,
+                follow: true,
+                filter: None,
+                include_expired: false,
+                cursor: Vec::new(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    };
+    let mut stream = subscribe(bob.channel().await.unwrap()).await.unwrap();
+    assert!(stream.message().await.unwrap().is_some(), "caught up");
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        let mut cluster = cluster;
+        cluster.stop();
+        cluster
+    })
+    .await
+    .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without a status"),
+                Err(s) => break s,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends when the database goes");
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    assert!(
+        ended.message().contains("lost its database"),
+        "{}",
+        ended.message()
+    );
+    let body = wait_for(ServingStatus::NotServing, 503).await;
+    assert!(body.contains("database is unavailable"), "{body}");
+    assert!(
+        !body.contains("127.0.0.1"),
+        "no addresses on /healthz: {body}"
+    );
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        let mut cluster = cluster;
+        cluster.start_again();
+        cluster
+    })
+    .await
+    .unwrap();
+    wait_for(ServingStatus::Serving, 200).await;
+    let mut again = subscribe(bob.channel().await.unwrap()).await.unwrap();
+    assert!(again.message().await.unwrap().is_some(), "caught up again");
+    drop(again);
+    drop(probe);
+    hub.stop().await;
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
