@@ -1545,3 +1545,44 @@ async fn losing_postgres_turns_health_not_serving_and_ends_streams_until_it_retu
         .await
         .unwrap();
 }
+
+/// A copy that fails halfway (a row the target cannot take, found after
+/// earlier tables were already copied) leaves the target empty: once the
+/// row is fixed, the same database takes the copy.
+#[test]
+fn a_failed_store_copy_leaves_the_target_empty() {
+    let cluster = PgCluster::start();
+    cluster.create_db("half");
+    let url = cluster.url("half");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let (ok, _, err) = hub_cli(&data, &["member", "add", "acme-bank"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = hub_cli(&data, &["api-key", "add", "acme-bank", "--label", "siem"]);
+    assert!(ok, "{err}");
+    let db = rusqlite::Connection::open(data.join("hub.db")).unwrap();
+    db.execute("UPDATE api_keys SET can_write = 7", []).unwrap();
+    let out = isac_e2e::bin("hub")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["store", "copy", "--to", &url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("api_keys.can_write holds 7"), "{err}");
+    db.execute("UPDATE api_keys SET can_write = 1", []).unwrap();
+    drop(db);
+    let (ok, out, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("verified: 20 tables"), "{out}");
+    let members = out
+        .lines()
+        .find(|l| l.starts_with("members "))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_eq!(members, "1", "{out}");
+}
