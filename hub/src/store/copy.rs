@@ -15,6 +15,7 @@ use rusqlite::OpenFlags;
 use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_stream::StreamExt;
 
 use super::{postgres, postgres_store, StoreError};
 
@@ -314,18 +315,23 @@ async fn copy_in_transaction(
             })
             .collect::<Vec<_>>()
             .join(", ");
+        // Streamed, not collected: a large table need not fit in memory.
         let rows = pg
-            .query(
+            .query_raw(
                 &format!(
                     "SELECT {} FROM {} ORDER BY {order}",
                     t.column_list(),
                     t.name
                 ),
-                &[],
+                std::iter::empty::<i64>(),
             )
             .await?;
+        let mut rows = std::pin::pin!(rows);
         let mut h = openssl::sha::Sha256::new();
-        for r in &rows {
+        let mut n = 0u64;
+        while let Some(r) = rows.next().await {
+            let r = r?;
+            n += 1;
             let mut vals = Vec::with_capacity(t.columns.len());
             for (i, (_, k)) in t.columns.iter().enumerate() {
                 vals.push(match k {
@@ -338,13 +344,13 @@ async fn copy_in_transaction(
             feed(&mut h, &vals);
         }
         check.target_sha256 = hex(h.finish());
-        if rows.len() as u64 != check.rows || check.target_sha256 != check.source_sha256 {
+        if n != check.rows || check.target_sha256 != check.source_sha256 {
             return Err(StoreError::Refused(format!(
                 "verification failed for {}: source {} rows sha256 {}, target {} rows sha256 {}; nothing was kept",
                 t.name,
                 check.rows,
                 check.source_sha256,
-                rows.len(),
+                n,
                 check.target_sha256
             )));
         }
