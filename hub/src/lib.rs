@@ -259,6 +259,10 @@ pub async fn serve_with(
     .max_decoding_message_size(16 * 1024);
 
     let (health, health_service) = ops::health().await;
+    let health_follower = tokio::spawn(ops::follow_store(
+        health.clone(),
+        state.store.watch_unavailable(),
+    ));
     let reflection = tonic::service::interceptor::InterceptedService::new(
         ops::reflection().map_err(|e| std::io::Error::other(format!("reflection: {e}")))?,
         ops::require_client_cert,
@@ -290,6 +294,7 @@ pub async fn serve_with(
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             shutdown.await;
             tracing::info!("shutting down: closing streams");
+            health_follower.abort();
             ops::shutting_down(health).await;
             let _ = stop_tx.send(true);
         })

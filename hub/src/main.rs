@@ -108,6 +108,26 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Move the store: copy the data dir's SQLite database to PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy the data dir's SQLite database (every table: members, agents,
+    /// keys, people, groups, statements with their sequence numbers, the
+    /// log, audit, API keys, TAXII state, tokens) into an EMPTY PostgreSQL
+    /// database, in one transaction, and verify row counts and SHA-256
+    /// content hashes per table before committing. Stop the hub first: it
+    /// must not serve from the SQLite file meanwhile. The password comes
+    /// from store_password_file, ISAC_STORE_PASSWORD or PGPASSWORD. Then
+    /// run `hub serve --store URL` (key files stay in the data dir).
+    Copy {
+        /// The target: postgres://USER@HOST:PORT/DB (no password in it).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -298,6 +318,13 @@ fn main() -> ExitCode {
         }
         match &cli.command {
             Command::Status => return status(&config).await,
+            Command::Store(StoreCommand::Copy { to }) => {
+                if cli.remote.is_some() || !config.store.is_empty() {
+                    eprintln!("error: `hub store copy` reads the data dir's SQLite database: run it on the hub's host without --remote, --store or `store =` (the target is --to)");
+                    return ExitCode::from(EX_USAGE);
+                }
+                return store_copy(&config, to).await;
+            }
             Command::Prune {
                 expired_before,
                 dry_run,
@@ -838,6 +865,69 @@ async fn status(config: &HubConfig) -> ExitCode {
 
 /// Exit code for a data directory error: 64 when the operator pointed at
 /// the wrong place, 1 for everything else.
+/// `hub store copy --to URL`.
+async fn store_copy(config: &hub::config::HubConfig, to: &str) -> ExitCode {
+    let usage = |m: String| {
+        eprintln!("error: {m}");
+        ExitCode::from(EX_USAGE)
+    };
+    let password = config.store_password.as_ref().map(|p| p.0.as_str());
+    let target = match hub::store::postgres_config(to, password) {
+        Ok(t) => t,
+        Err(e) => return usage(format!("--to: {e}")),
+    };
+    match hub::datadir::running(&config.data_dir) {
+        hub::datadir::Running::Yes(info) => {
+            return usage(format!(
+                "a hub (pid {}) is serving from {}: stop it first, so that nothing it accepts after the copy is left behind",
+                info.pid,
+                config.data_dir.display()
+            ))
+        }
+        hub::datadir::Running::Unreadable(m) => {
+            return usage(format!("cannot tell whether a hub is running: {m}"))
+        }
+        hub::datadir::Running::No | hub::datadir::Running::Stale(_) => {}
+    }
+    let db = config.data_dir.join("hub.db");
+    if !db.exists() {
+        return usage(format!("no hub database at {}", db.display()));
+    }
+    // Bring the file to this hub's schema first (as any admin command
+    // would), so both sides have the same columns.
+    match hub::datadir::open_store(&config.data_dir) {
+        Ok(s) => {
+            let _ = tokio::task::spawn_blocking(move || s.close()).await;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return datadir_failure(&e);
+        }
+    }
+    match hub::store::copy::copy_sqlite_to_postgres(&db, target).await {
+        Ok(checks) => {
+            println!("copied {} into {to}", db.display());
+            println!("{:<18} {:>8}  sha256 (source / target)", "table", "rows");
+            for c in &checks {
+                println!(
+                    "{:<18} {:>8}  {} / {}",
+                    c.table, c.rows, c.source_sha256, c.target_sha256
+                );
+            }
+            println!(
+                "verified: {} tables, row counts and SHA-256 equal on both sides; now run `hub serve --store {to}`",
+                checks.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(hub::store::StoreError::Refused(m)) => usage(m),
+        Err(e) => {
+            eprintln!("error: {e}; the target database was left as it was");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn datadir_failure(e: &hub::datadir::DataDirError) -> ExitCode {
     match e {
         hub::datadir::DataDirError::BadInput { .. }
@@ -1049,7 +1139,8 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
         | Command::Restore { .. }
         | Command::Prune { .. }
         | Command::Export { .. }
-        | Command::Log(_) => {
+        | Command::Log(_)
+        | Command::Store(_) => {
             unreachable!("handled before")
         }
         Command::Member(MemberCommand::Add {

@@ -50,6 +50,27 @@ pub async fn shutting_down(mut reporter: HealthReporter) {
     });
 }
 
+/// Follows the store: every service NOT_SERVING while the database is
+/// unavailable (PostgreSQL down), SERVING again when it answers, so a load
+/// balancer sends clients to a replica that still has it. Ends when the
+/// store goes away; aborted at shutdown before [`shutting_down`].
+pub async fn follow_store(
+    reporter: HealthReporter,
+    mut unavailable: tokio::sync::watch::Receiver<Option<String>>,
+) {
+    loop {
+        let status = if unavailable.borrow_and_update().is_some() {
+            ServingStatus::NotServing
+        } else {
+            ServingStatus::Serving
+        };
+        set_all(&reporter, status).await;
+        if unavailable.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Sets every reported service (and the server as a whole) to `status`.
 pub async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     for name in SERVICES {

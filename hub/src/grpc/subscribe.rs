@@ -259,6 +259,12 @@ async fn on_epoch_change(
         .is_ok())
 }
 
+fn database_lost(reason: &str) -> ApiError {
+    ApiError::Unavailable(format!(
+        "this hub lost its database ({reason}); reconnect (to another replica) and resume from your cursor"
+    ))
+}
+
 async fn run_stream(
     state: HubState,
     mut caller: Caller,
@@ -272,8 +278,14 @@ async fn run_stream(
     let mut shutdown = state.shutdown.clone();
     let mut epoch_rx = state.epoch.clone();
     epoch_rx.borrow_and_update();
+    let mut lost_rx = state.store.watch_unavailable();
     let mut announced_caught_up = false;
     loop {
+        // A hub that lost its database ends the stream rather than serve
+        // from memory what it can no longer check (revocations, the order).
+        if let Some(m) = lost_rx.borrow_and_update().clone() {
+            return Err(database_lost(&m));
+        }
         let head = *head_rx.borrow_and_update();
         let channel = if announced_caught_up {
             Channel::Stream
@@ -330,15 +342,17 @@ async fn run_stream(
             Epoch,
             Stop,
             Shutdown,
+            Lost,
         }
         let woke = tokio::select! {
+            changed = lost_rx.changed() => if changed.is_ok() { Woke::Lost } else { Woke::Stop },
             changed = head_rx.changed() => if changed.is_ok() { Woke::Head } else { Woke::Stop },
             changed = epoch_rx.changed() => if changed.is_ok() { Woke::Epoch } else { Woke::Stop },
             _ = tx.closed() => Woke::Stop,
             _ = shutdown.wait_for(|stopping| *stopping) => Woke::Shutdown,
         };
         match woke {
-            Woke::Head => {}
+            Woke::Head | Woke::Lost => {}
             Woke::Epoch => {
                 if !on_epoch_change(&state, &mut caller, &tx).await? {
                     return Ok(());

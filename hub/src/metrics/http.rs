@@ -224,7 +224,23 @@ async fn respond(state: &HubState, req: Request<hyper::body::Incoming>) -> Respo
             "text/plain; version=0.0.4; charset=utf-8",
             render(state).await,
         ),
-        (_, "/metrics") => (
+        // For load balancers and probes: 503 while the database is
+        // unavailable, so traffic goes to a replica that still has it.
+        (&Method::GET, "/healthz") => match state.store.watch_unavailable().borrow().clone() {
+            None => (
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                "serving\n".to_owned(),
+            ),
+            // The reason (hosts, ports) goes to the log, not to an
+            // unauthenticated listener.
+            Some(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                "not serving: the database is unavailable; see the hub's log\n".to_owned(),
+            ),
+        },
+        (_, "/metrics") | (_, "/healthz") => (
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain; charset=utf-8",
             "only GET\n".to_owned(),
@@ -232,7 +248,7 @@ async fn respond(state: &HubState, req: Request<hyper::body::Incoming>) -> Respo
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            "metrics are at /metrics\n".to_owned(),
+            "metrics are at /metrics, health at /healthz\n".to_owned(),
         ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));

@@ -23,6 +23,7 @@
 //! **Invariant:** only the backends (`sqlite.rs`, `sqlite_store.rs`,
 //! `postgres.rs`, `postgres_store.rs`) know SQL.
 
+pub mod copy;
 pub mod latency;
 mod postgres;
 mod postgres_store;
@@ -149,6 +150,9 @@ struct Shared {
     recent: recent::Recent,
     /// BEGIN-to-COMMIT time of each group commit (for metrics).
     commit_latency: latency::Histogram,
+    /// `None` while the database answers; the reason while it does not
+    /// (PostgreSQL down or unreachable), for health checks and streams.
+    unavailable: watch::Sender<Option<String>>,
 }
 
 impl Shared {
@@ -157,7 +161,20 @@ impl Shared {
             head: watch::channel(head).0,
             recent: recent::Recent::default(),
             commit_latency: latency::Histogram::default(),
+            unavailable: watch::channel(None).0,
         })
+    }
+
+    /// Records whether the database answered (`None`) or why it did not;
+    /// wakes watchers only on a change.
+    fn set_unavailable(&self, reason: Option<String>) {
+        self.unavailable.send_if_modified(|current| {
+            let changed = current.is_some() != reason.is_some();
+            if changed {
+                *current = reason;
+            }
+            changed
+        });
     }
 
     /// Moves the head forward to `h` (never back: two sources may report
@@ -236,6 +253,12 @@ impl Store {
     /// Watches the highest committed sequence.
     pub fn watch_head(&self) -> watch::Receiver<u64> {
         self.inner.shared.head.subscribe()
+    }
+
+    /// `None` while the database answers, else why not. PostgreSQL's tail
+    /// probes it every 50 ms; an embedded SQLite file is always there.
+    pub fn watch_unavailable(&self) -> watch::Receiver<Option<String>> {
+        self.inner.shared.unavailable.subscribe()
     }
 
     pub fn head(&self) -> u64 {

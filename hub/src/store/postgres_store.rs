@@ -85,7 +85,7 @@ impl Drop for Pooled {
     }
 }
 
-async fn connect(config: &Config) -> Result<Conn, StoreError> {
+pub(super) async fn connect(config: &Config) -> Result<Conn, StoreError> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| {
         StoreError::Unavailable(format!(
             "cannot connect to PostgreSQL at {}: {e}",
@@ -905,7 +905,16 @@ async fn tail_loop(pool: Arc<Pool>, shared: Arc<Shared>) {
             Err(e) => Err(e),
         };
         match head {
-            Ok(h) => shared.advance_head(h),
+            Ok(h) => {
+                shared.set_unavailable(None);
+                shared.advance_head(h);
+            }
+            Err(StoreError::Unavailable(m)) => {
+                if shared.unavailable.borrow().is_none() {
+                    tracing::warn!(error = %m, "store: PostgreSQL is unavailable");
+                }
+                shared.set_unavailable(Some(m));
+            }
             Err(e) => tracing::debug!(error = %e, "store: cannot read the head"),
         }
     }

@@ -1234,3 +1234,355 @@ async fn two_hubs_on_one_postgres_database_relay_each_others_items() {
         .await
         .unwrap();
 }
+
+// === moving a SQLite hub to PostgreSQL ===
+
+/// `(sequence, id)` of every line a `sync --jsonl` wrote.
+fn synced(jsonl: &std::path::Path) -> Vec<(u64, String)> {
+    std::fs::read_to_string(jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["sequence"].as_u64().unwrap(),
+                v["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A SQLite hub with real data (members, agents, keys, a group, an API
+/// key, indicators, an anonymous one, a sighting, a retraction, a
+/// checkpoint) moved with `hub store copy`: per-table hashes printed equal
+/// on both sides, the PostgreSQL hub serves the same items under the same
+/// sequence numbers, the agents' pinned log checkpoint stays consistent
+/// (no log alert), new items continue the order, and a second copy into
+/// the now non-empty database is refused.
+#[test]
+fn hub_store_copy_moves_a_sqlite_hub_to_postgres_with_equal_hashes() {
+    let cluster = PgCluster::start();
+    cluster.create_db("moved");
+    let url = cluster.url("moved");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    let agent = |state: &std::path::Path, args: &[&str]| {
+        isac_e2e::run(
+            isac_e2e::bin("member-agent")
+                .arg("--state-dir")
+                .arg(state)
+                .args(args),
+        )
+    };
+    let publish = |extra: &[&str]| {
+        let mut args = vec!["publish", "--title", "bad"];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = agent(&alice, &args);
+        assert!(ok, "{err}");
+    };
+
+    let hub = isac_e2e::HubProcess::start(&data, "127.0.0.1:0");
+    let listen = hub.addr.clone();
+    for (org, state) in [("alice-bank", &alice), ("bob-bank", &bob)] {
+        let out = isac_e2e::enroll_with_cli(&data, &hub.url(), org, None, state);
+        assert!(out.contains(&format!("enrolled as `{org}`")), "{out}");
+    }
+    let (ok, _, err) = hub_cli(
+        &data,
+        &["group", "add", "banks", "--members", "alice-bank,bob-bank"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = hub_cli(&data, &["api-key", "add", "bob-bank", "--label", "siem"]);
+    assert!(ok, "{err}");
+    publish(&["--tlp", "green", "--purl", "pkg:npm/moved-one@1.0.0"]);
+    publish(&[
+        "--tlp",
+        "green",
+        "--purl",
+        "pkg:npm/moved-two@1.0.0",
+        "--anonymous",
+    ]);
+    publish(&[
+        "--tlp",
+        "amber",
+        "--domain",
+        "moved.example",
+        "--audience",
+        "group:banks",
+    ]);
+    let before = dir.path().join("before.jsonl");
+    let (ok, _, err) = agent(&bob, &["sync", "--jsonl", before.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let first_id = synced(&before)[0].1.clone();
+    let (ok, _, err) = agent(&bob, &["sight", &first_id, "--count", "2"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent(&alice, &["sync"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent(&alice, &["retract", &first_id]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent(&bob, &["sync", "--jsonl", before.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let served_before = synced(&before);
+    assert!(served_before.len() >= 4, "{served_before:?}");
+    // Still serving: the copy is refused, nothing written.
+    let (ok, _, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
+    assert!(!ok && err.contains("stop it first"), "{err}");
+    hub.terminate();
+    let (ok, checkpoint_before, err) = hub_cli(&data, &["log", "checkpoint"]);
+    assert!(ok, "{err}");
+
+    let (ok, out, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("verified: 20 tables"), "{out}");
+    let mut tables = BTreeMap::new();
+    for line in out.lines().skip(2).filter(|l| l.contains(" / ")) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f.len(), 5, "{line}");
+        assert_eq!(f[2], f[4], "source and target hashes: {line}");
+        assert_eq!(f[2].len(), 64, "{line}");
+        tables.insert(f[0].to_owned(), f[1].parse::<u64>().unwrap());
+    }
+    assert_eq!(tables.len(), 20, "{out}");
+    assert_eq!(
+        tables["statements"], 5,
+        "3 indicators, a sighting, a retraction: {out}"
+    );
+    for t in ["members", "agents", "signing_keys"] {
+        assert_eq!(tables[t], 2, "{t}: {out}");
+    }
+    for t in ["sharing_groups", "api_keys", "log_checkpoints"] {
+        assert!(tables[t] >= 1, "{t}: {out}");
+    }
+    assert_eq!(tables["group_members"], 2, "{out}");
+    assert_eq!(tables["log_leaves"], tables["statements"], "{out}");
+    assert!(tables["audit"] >= 4, "{out}");
+
+    // The same hub on PostgreSQL.
+    std::fs::write(data.join("hub.toml"), format!("store = \"{url}\"\n")).unwrap();
+    let (ok, checkpoint_after, err) = hub_cli(&data, &["log", "checkpoint"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        checkpoint_after, checkpoint_before,
+        "the same signed checkpoint"
+    );
+    let hub = isac_e2e::HubProcess::start(&data, &listen);
+    // A fresh agent of bob's org reads the whole order from the moved store.
+    let carol = dir.path().join("bob-second");
+    let (ok, token, err) = hub_cli(&data, &["member", "token", "bob-bank"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = agent(
+        &carol,
+        &[
+            "enroll",
+            "--hub",
+            &hub.url(),
+            "--token",
+            token.trim(),
+            "--name",
+            "second",
+        ],
+    );
+    assert!(ok && out.contains("enrolled as `bob-bank`"), "{out}{err}");
+    let after = dir.path().join("after.jsonl");
+    let (ok, _, err) = agent(&carol, &["sync", "--jsonl", after.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let served_after = synced(&after);
+    // The retracted item is no longer served to a newcomer; everything
+    // else is, with the same sequence numbers.
+    let expected: Vec<(u64, String)> = served_before
+        .iter()
+        .filter(|(_, id)| *id != first_id)
+        .cloned()
+        .collect();
+    let got: Vec<(u64, String)> = served_after
+        .iter()
+        .filter(|(_, id)| *id != first_id)
+        .cloned()
+        .collect();
+    assert_eq!(got, expected, "same items, same sequence numbers");
+    // New items continue the order; bob's old agent checks the log's
+    // consistency from the checkpoint it pinned on SQLite.
+    publish(&["--tlp", "green", "--purl", "pkg:npm/moved-three@1.0.0"]);
+    let (ok, _, err) = agent(&bob, &["sync", "--jsonl", before.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let last = synced(&before).last().unwrap().clone();
+    let max_before = served_before.iter().map(|(s, _)| *s).max().unwrap();
+    assert!(last.0 > max_before, "{last:?} after {max_before}");
+    let (ok, status, err) = agent(&bob, &["status"]);
+    assert!(ok, "{err}");
+    assert!(
+        status.contains("log alert:  none") && status.contains("checkpoint: size 6 "),
+        "{status}"
+    );
+    hub.terminate();
+
+    // Into a database that now holds the hub: refused, exit 64.
+    std::fs::remove_file(data.join("hub.toml")).unwrap();
+    let out = isac_e2e::bin("hub")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["store", "copy", "--to", &url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("not empty"), "{err}");
+}
+
+// === losing the database ===
+
+/// A hub whose PostgreSQL stops: the gRPC health service and `/healthz`
+/// say NOT_SERVING / 503, an open Subscribe stream ends with UNAVAILABLE
+/// (not stale data from memory); when the database returns, both say
+/// SERVING / 200 again and a new stream works, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_postgres_turns_health_not_serving_and_ends_streams_until_it_returns() {
+    use isac_e2e::{enrolled_agent, http_exchange, raw_channel, TestHub};
+    use isac_proto::v1 as pb;
+    use std::time::{Duration, Instant};
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start_on_store(&dir.path().join("hub"), &cluster.url("postgres")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let probe = HealthClient::new(raw_channel(&hub, None).await.unwrap());
+    let health = |mut probe: HealthClient<tonic::transport::Channel>| async move {
+        let r = probe
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        r.status
+    };
+    // Waits (bounded) for the gRPC health and /healthz to say `want`.
+    let wait_for = |want: ServingStatus, code: u16| {
+        let probe = probe.clone();
+        let metrics = hub.metrics_addr;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let grpc = health(probe.clone()).await;
+                let http = http_exchange(metrics, "GET", "/healthz", b"").await;
+                if grpc == want as i32 && http.status == code {
+                    return String::from_utf8_lossy(&http.body).into_owned();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "health stayed {grpc} / {} (wanted {want:?} / {code})",
+                    http.status
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let body = wait_for(ServingStatus::Serving, 200).await;
+    assert_eq!(body, "serving\n");
+    let subscribe = |channel| async move {
+        pb::subscriber_client::SubscriberClient::new(channel)
+            .subscribe(pb::SubscribeRequest {
+                after_sequence: 0,
+                follow: true,
+                filter: None,
+                include_expired: false,
+                cursor: Vec::new(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    };
+    let mut stream = subscribe(bob.channel().await.unwrap()).await.unwrap();
+    assert!(stream.message().await.unwrap().is_some(), "caught up");
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        let mut cluster = cluster;
+        cluster.stop();
+        cluster
+    })
+    .await
+    .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without a status"),
+                Err(s) => break s,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends when the database goes");
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    assert!(
+        ended.message().contains("lost its database"),
+        "{}",
+        ended.message()
+    );
+    let body = wait_for(ServingStatus::NotServing, 503).await;
+    assert!(body.contains("database is unavailable"), "{body}");
+    assert!(
+        !body.contains("127.0.0.1"),
+        "no addresses on /healthz: {body}"
+    );
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        let mut cluster = cluster;
+        cluster.start_again();
+        cluster
+    })
+    .await
+    .unwrap();
+    wait_for(ServingStatus::Serving, 200).await;
+    let mut again = subscribe(bob.channel().await.unwrap()).await.unwrap();
+    assert!(again.message().await.unwrap().is_some(), "caught up again");
+    drop(again);
+    drop(probe);
+    hub.stop().await;
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
+
+/// A copy that fails halfway (a row the target cannot take, found after
+/// earlier tables were already copied) leaves the target empty: once the
+/// row is fixed, the same database takes the copy.
+#[test]
+fn a_failed_store_copy_leaves_the_target_empty() {
+    let cluster = PgCluster::start();
+    cluster.create_db("half");
+    let url = cluster.url("half");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let (ok, _, err) = hub_cli(&data, &["member", "add", "acme-bank"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = hub_cli(&data, &["api-key", "add", "acme-bank", "--label", "siem"]);
+    assert!(ok, "{err}");
+    let db = rusqlite::Connection::open(data.join("hub.db")).unwrap();
+    db.execute("UPDATE api_keys SET can_write = 7", []).unwrap();
+    let out = isac_e2e::bin("hub")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["store", "copy", "--to", &url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("api_keys.can_write holds 7"), "{err}");
+    db.execute("UPDATE api_keys SET can_write = 1", []).unwrap();
+    drop(db);
+    let (ok, out, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("verified: 20 tables"), "{out}");
+    let members = out
+        .lines()
+        .find(|l| l.starts_with("members "))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_eq!(members, "1", "{out}");
+}
