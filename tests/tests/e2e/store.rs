@@ -521,6 +521,8 @@ async fn witness_cosignatures_per_checkpoint(store: Store) {
             .unwrap(),
         Some(three.clone())
     );
+    assert_eq!(store.checkpoint_at(3).await.unwrap(), Some(three));
+    assert_eq!(store.checkpoint_at(4).await.unwrap(), None);
     assert_eq!(store.checkpoint_at(6).await.unwrap(), Some(six));
     assert_eq!(store.checkpoint_at(5).await.unwrap(), None);
 }
