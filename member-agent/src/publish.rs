@@ -52,11 +52,18 @@ pub async fn publish_with_openings(
     envelope: isac_core::Envelope,
     openings: &[AudienceOpening],
 ) -> Result<Published, AgentError> {
-    let channel = agent.channel().await?;
-    let resp = pb::publisher_client::PublisherClient::new(channel)
-        .publish(pb::PublishRequest::signed(envelope, openings))
-        .await?
-        .into_inner();
+    let request = pb::PublishRequest::signed(envelope, openings);
+    let resp = agent
+        .on_hub(|channel| {
+            let request = request.clone();
+            async move {
+                Ok(pb::publisher_client::PublisherClient::new(channel)
+                    .publish(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await?;
     Ok(Published {
         id: resp.id,
         revision: resp.revision,
@@ -147,15 +154,24 @@ pub async fn publish_batch(
     agent: &Agent,
     items: Vec<(isac_core::Envelope, Vec<AudienceOpening>)>,
 ) -> Result<Vec<Result<Published, String>>, AgentError> {
-    let requests = items
-        .into_iter()
-        .map(|(envelope, openings)| pb::PublishRequest::signed(envelope, &openings))
-        .collect();
-    let resp = pb::publisher_client::PublisherClient::new(agent.channel().await?)
-        .max_encoding_message_size(8 << 20)
-        .publish_batch(pb::PublishBatchRequest { items: requests })
-        .await?
-        .into_inner();
+    let batch = pb::PublishBatchRequest {
+        items: items
+            .into_iter()
+            .map(|(envelope, openings)| pb::PublishRequest::signed(envelope, &openings))
+            .collect(),
+    };
+    let resp = agent
+        .on_hub(|channel| {
+            let batch = batch.clone();
+            async move {
+                Ok(pb::publisher_client::PublisherClient::new(channel)
+                    .max_encoding_message_size(8 << 20)
+                    .publish_batch(batch)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await?;
     Ok(resp
         .results
         .into_iter()

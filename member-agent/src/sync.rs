@@ -159,6 +159,39 @@ impl Agent {
         jitter(step.wait)
     }
 
+    /// One call to the hub, at the URL in use, moving on to the next URL
+    /// while the hub is down (as [`Agent::sync`] does: each other URL
+    /// tried once, with jittered waits). A refusal is the same at every
+    /// replica and is returned at once. `call` may run more than once, so
+    /// it must be safe to repeat: publishing is, since the hub recognises a
+    /// statement id it already holds.
+    pub async fn on_hub<T, F, Fut>(&self, mut call: F) -> Result<T, AgentError>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<T, AgentError>>,
+    {
+        let mut tries = 0;
+        loop {
+            let outcome = match self.channel().await {
+                Ok(channel) => call(channel).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(v) => {
+                    self.hub_served()?;
+                    return Ok(v);
+                }
+                Err(e) if crate::failover::hub_is_down(&e) && tries + 1 < self.hubs.len() => {
+                    tries += 1;
+                    let wait = self.after_failure(&e);
+                    tracing::warn!(error = %e, "hub down; trying the next URL");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub fn org_id(&self) -> &str {
         &self.loaded.identity.org_id
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::draft::BulletinDraft;
-use crate::{Agent, AgentError, StateDir};
+use crate::{AgentError, StateDir};
 
 #[derive(Args)]
 pub struct BulletinArgs {
@@ -57,7 +57,7 @@ pub async fn run(state: &StateDir, args: BulletinArgs) -> Result<(), AgentError>
         incident_id: incident,
         related,
     };
-    let agent = Agent::open(state)?;
+    let agent = super::open_agent(state)?;
     let p = crate::publish::publish_bulletin(&agent, draft).await?;
     println!("id={} revision={}", p.id, p.revision);
     Ok(())

@@ -34,9 +34,13 @@ async fn rotate(state: &StateDir) -> Result<(), AgentError> {
 }
 
 async fn list(state: &StateDir, all: bool) -> Result<(), AgentError> {
-    let agent = Agent::open(state)?;
-    let channel = agent.channel().await?;
-    let version = agent.refresh_directory(&channel).await?;
+    let agent = super::open_agent(state)?;
+    let version = agent
+        .on_hub(|channel| {
+            let agent = &agent;
+            async move { agent.refresh_directory(&channel).await }
+        })
+        .await?;
     let dir = agent.directory().expect("just refreshed");
     eprintln!("key directory version {version}, expires {}", dir.expires);
     for k in dir

@@ -25,3 +25,12 @@ pub mod sync;
 pub mod ui;
 pub mod watch;
 pub mod witness;
+
+/// The agent for a one-shot call to the hub, with `hubs` from the default
+/// config file (STATE_DIR/agent.toml) if it names any, so that `publish`
+/// and friends fail over between the same URLs as `sync` and `run`.
+pub(crate) fn open_agent(state: &crate::StateDir) -> Result<crate::Agent, crate::AgentError> {
+    let mut agent = crate::Agent::open(state)?;
+    agent.set_hubs(&crate::config::load(None, &state.root)?.hubs)?;
+    Ok(agent)
+}

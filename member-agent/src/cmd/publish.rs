@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::draft::IndicatorDraft;
 use crate::import::ImportReport;
-use crate::{Agent, AgentError, StateDir};
+use crate::{AgentError, StateDir};
 
 #[derive(Args)]
 pub struct PublishArgs {
@@ -158,7 +158,7 @@ impl PublishArgs {
 
 pub async fn run(state: &StateDir, args: PublishArgs) -> Result<(), AgentError> {
     if let Some(path) = args.csv.clone() {
-        let agent = Agent::open(state)?;
+        let agent = super::open_agent(state)?;
         let r = crate::import::import_csv(&agent, &path, args.skip_invalid).await?;
         println!(
             "csv import: {} rows; {} published, {} invalid or refused, {} skipped",
@@ -179,7 +179,7 @@ pub async fn run(state: &StateDir, args: PublishArgs) -> Result<(), AgentError> 
             .map(str::parse::<isac_core::Tlp>)
             .transpose()
             .map_err(|e| AgentError::Usage(e.to_string()))?;
-        let agent = Agent::open(state)?;
+        let agent = super::open_agent(state)?;
         let r = crate::import::import_stix(&agent, &path, tlp, &args.audience, args.skip_invalid)
             .await?;
         println!(
@@ -206,7 +206,7 @@ pub async fn run(state: &StateDir, args: PublishArgs) -> Result<(), AgentError> 
             })?
             .parse()
             .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
-        let agent = Agent::open(state)?;
+        let agent = super::open_agent(state)?;
         let r = crate::import::import_osv(&agent, &path, tlp, &args.audience, args.skip_invalid)
             .await?;
         println!(
@@ -223,7 +223,7 @@ pub async fn run(state: &StateDir, args: PublishArgs) -> Result<(), AgentError> 
         return finish_import(&r);
     }
     let draft = args.into_draft()?;
-    let agent = Agent::open(state)?;
+    let agent = super::open_agent(state)?;
     let p = crate::publish::publish(&agent, draft).await?;
     println!(
         "id={} revision={}{}",

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::{Agent, AgentError, StateDir};
+use crate::{AgentError, StateDir};
 
 #[derive(Args)]
 pub struct RetractArgs {
@@ -12,7 +12,7 @@ pub struct RetractArgs {
 }
 
 pub async fn run(state: &StateDir, args: RetractArgs) -> Result<(), AgentError> {
-    let agent = Agent::open(state)?;
+    let agent = super::open_agent(state)?;
     let p = crate::publish::retract(&agent, &args.id, &args.reason).await?;
     println!("id={} revision={}", p.id, p.revision);
     Ok(())

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::{Agent, AgentError, StateDir};
+use crate::{AgentError, StateDir};
 
 #[derive(Args)]
 pub struct SightArgs {
@@ -18,7 +18,7 @@ pub struct SightArgs {
 }
 
 pub async fn run(state: &StateDir, args: SightArgs) -> Result<(), AgentError> {
-    let agent = Agent::open(state)?;
+    let agent = super::open_agent(state)?;
     let p = crate::publish::sight(
         &agent,
         &args.id,

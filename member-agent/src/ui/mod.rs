@@ -186,7 +186,7 @@ pub async fn start(
             ))
         }
     };
-    let agent = Agent::open(state)?;
+    let agent = crate::cmd::open_agent(state)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| AgentError::Usage(format!("cannot listen on {addr}: {e}")))?;

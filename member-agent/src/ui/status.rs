@@ -27,12 +27,18 @@ struct Counts {
 /// channel: proves the certificate, the pinned CA and the hub all work.
 async fn hub_check(c: &Console) -> Result<String, String> {
     let call = async {
-        let channel = c.agent().channel().await.map_err(|e| e.to_string())?;
-        let r = pb::key_directory_client::KeyDirectoryClient::new(channel)
-            .list_keys(pb::ListKeysRequest {})
+        // Fails over like the daemon does, so the page does not call a
+        // replica that is down "not reachable" while another serves.
+        let r = c
+            .agent()
+            .on_hub(|channel| async move {
+                Ok(pb::key_directory_client::KeyDirectoryClient::new(channel)
+                    .list_keys(pb::ListKeysRequest {})
+                    .await?
+                    .into_inner())
+            })
             .await
-            .map_err(|e| format!("{}: {}", e.code(), e.message()))?
-            .into_inner();
+            .map_err(|e| e.to_string())?;
         Ok::<_, String>(r.keys.len())
     };
     match tokio::time::timeout(Duration::from_secs(5), call).await {
@@ -71,6 +77,14 @@ pub async fn page(State(c): State<Console>, Extension(auth): Extension<Authed>) 
         })
         .await;
     let hub = hub_check(&c).await;
+    // The URL the agent last used (`run` records it when it fails over),
+    // which may not be the one it enrolled with.
+    let hub_in_use = c
+        .blocking(|a| a.store.lock().expect("store").hub_in_use())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| c.agent().hub_url().to_owned());
     let directory = match super::held_directory(c.agent()) {
         Some(d) => format!(
             "version {}, {} key(s), expires {}",
@@ -82,6 +96,8 @@ pub async fn page(State(c): State<Console>, Extension(auth): Extension<Authed>) 
     };
     let view = View {
         identity: &c.agent().loaded.identity,
+        hub_in_use,
+        hubs: c.agent().hubs(),
         state_root: c.agent().state.root.display().to_string(),
         hub,
         directory,
@@ -119,6 +135,9 @@ pub async fn page(State(c): State<Console>, Extension(auth): Extension<Authed>) 
 /// What the status page shows, gathered before rendering.
 struct View<'a> {
     identity: &'a Identity,
+    /// The hub URL in use, and all the agent fails over between.
+    hub_in_use: String,
+    hubs: &'a [String],
     state_root: String,
     /// The hub check's answer, or why it failed.
     hub: Result<String, String>,
@@ -141,7 +160,14 @@ fn body(v: &View) -> Markup {
         dl.summary #status {
             dt { "Organisation" } dd { (id.org_id) }
             dt { "Agent" } dd { (id.agent_name) }
-            dt { "Hub" } dd { code { (id.hub_url) } }
+            dt { "Hub" } dd #hub-in-use { code { (v.hub_in_use) } }
+            @if v.hubs.len() > 1 {
+                dt { "Hub URLs (fail-over order)" }
+                dd { @for (i, h) in v.hubs.iter().enumerate() { @if i > 0 { ", " } code { (h) } } }
+            }
+            @if id.hub_url != v.hub_in_use {
+                dt { "Enrolled at" } dd { code { (id.hub_url) } }
+            }
             dt { "Hub connection" }
             @match &v.hub {
                 Ok(s) => dd.sig-ok { (s) },
@@ -198,8 +224,11 @@ mod tests {
             hubs: vec![h.clone()],
         };
         let sinks = [h.clone()];
+        let hubs = [h.clone(), format!("{h}2")];
         let view = View {
             identity: &identity,
+            hub_in_use: format!("{h}2"),
+            hubs: &hubs,
             state_root: h.clone(),
             hub: Err(h.clone()),
             directory: h.clone(),
@@ -209,6 +238,8 @@ mod tests {
         let page = body(&view).into_string();
         hostile::assert_shown_inert(&page);
         assert!(page.contains("<dd class=\"sig-bad\">not reachable: "));
+        assert!(page.contains("Hub URLs (fail-over order)"), "{page}");
+        assert!(page.contains("Enrolled at"), "{page}");
         let counted = |name: &str| BTreeMap::from([(name.to_owned(), 2)]);
         let view = View {
             hub: Ok(h.clone()),
