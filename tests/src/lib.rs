@@ -3,6 +3,7 @@
 //! hostile clients. Nothing here mocks a component of ours.
 
 pub mod pg;
+pub mod replicas;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

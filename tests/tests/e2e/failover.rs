@@ -11,9 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use isac_e2e::pg::PgCluster;
+use isac_e2e::replicas::replica_dir;
 use isac_e2e::HubProcess;
 
-fn agent(state: &Path, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn agent(state: &Path, args: &[&str]) -> (bool, String, String) {
     isac_e2e::run(
         isac_e2e::bin("member-agent")
             .arg("--state-dir")
@@ -22,7 +23,7 @@ fn agent(state: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn publish(state: &Path, purl: &str) {
+pub(crate) fn publish(state: &Path, purl: &str) {
     let (ok, _, err) = agent(
         state,
         &[
@@ -33,7 +34,7 @@ fn publish(state: &Path, purl: &str) {
 }
 
 /// `upsert` lines per statement id in a JSONL sink.
-fn jsonl_ids(path: &Path) -> BTreeMap<String, u32> {
+pub(crate) fn jsonl_ids(path: &Path) -> BTreeMap<String, u32> {
     let mut counts = BTreeMap::new();
     for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("whole JSONL lines");
@@ -46,14 +47,14 @@ fn jsonl_ids(path: &Path) -> BTreeMap<String, u32> {
     counts
 }
 
-fn status(state: &Path) -> serde_json::Value {
+pub(crate) fn status(state: &Path) -> serde_json::Value {
     let (ok, out, err) = agent(state, &["status", "--json"]);
     assert!(ok, "{err}");
     serde_json::from_str(&out).unwrap()
 }
 
 /// Waits (bounded: a failure, not a hang) until the sink holds `n` items.
-fn wait_for_items(path: &Path, n: usize, follower: &mut Child) {
+pub(crate) fn wait_for_items(path: &Path, n: usize, follower: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let have = jsonl_ids(path).len();
@@ -72,21 +73,9 @@ fn wait_for_items(path: &Path, n: usize, follower: &mut Child) {
     }
 }
 
-fn sigkill(hub: &mut HubProcess) {
+pub(crate) fn sigkill(hub: &mut HubProcess) {
     hub.child.kill().unwrap();
     hub.child.wait().unwrap();
-}
-
-/// A copy of a hub's data dir (its CA, keys, certificate and hub.toml):
-/// a replica with the same key material.
-fn replica_dir(from: &Path, to: &Path) {
-    std::fs::create_dir(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() != "hub.run" && entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -217,4 +206,141 @@ fn an_agent_fails_over_between_replicas_and_holds_every_item_once() {
 
     hub_a.terminate();
     drop(cluster);
+}
+
+/// `publish`, `sight` and the console, one-shot users of the hub URL, move
+/// on from a replica that is down as `sync` does and record the URL that
+/// served them (which `status` and the console's status page show); a
+/// refusal (a suspended member) is not tried at another replica.
+#[test]
+fn one_shot_commands_and_the_console_fail_over_too() {
+    use crate::console::{http, split_link, start_with_link, Procs};
+    use isac_e2e::replicas::Replicas;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replicas::start(dir.path(), 2);
+    let (url_a, url_b) = (r.url(0), r.url(1));
+    let listen_a = r.hubs[0].addr.clone();
+    let bob = dir.path().join("bob");
+    let (ok, token, err) = isac_e2e::run(
+        isac_e2e::bin("hub")
+            .arg("--data-dir")
+            .arg(&r.dirs[0])
+            .args(["member", "add", "bob-bank"]),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = agent(
+        &bob,
+        &[
+            "enroll",
+            "--hub",
+            &url_a,
+            "--hub",
+            &url_b,
+            "--token",
+            token.trim(),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let publish_err = |purl: &str| {
+        let (ok, out, err) = agent(
+            &bob,
+            &["publish", "--purl", purl, "--tlp", "green", "--title", purl],
+        );
+        assert!(
+            ok && out.starts_with("id="),
+            "publishing {purl}: {out}{err}"
+        );
+        err
+    };
+    let err = publish_err("pkg:npm/one-shot-0@1.0.0");
+    assert!(!err.contains("failing over"), "{err}");
+    assert_eq!(status(&bob)["hub"], url_a.as_str());
+
+    // A down: `publish` goes to B and records it.
+    r.sigkill(0);
+    let err = publish_err("pkg:npm/one-shot-1@1.0.0");
+    assert!(
+        err.contains(&format!("{url_a} is down; failing over to {url_b}")),
+        "{err}"
+    );
+    assert_eq!(status(&bob)["hub"], url_b.as_str());
+
+    // The console shows the URL in use, beside the one enrolled with, and
+    // reaches the hub through it.
+    let mut procs = Procs(Vec::new());
+    let mut ui = isac_e2e::bin("member-agent");
+    ui.arg("--state-dir")
+        .arg(&bob)
+        .args(["ui", "--listen", "127.0.0.1:0"]);
+    let link = start_with_link(ui, &dir.path().join("ui.log"), &mut procs);
+    let (host, token) = split_link(&link);
+    let origin = format!("http://{host}");
+    let same = [
+        ("Origin", origin.as_str()),
+        ("Sec-Fetch-Site", "same-origin"),
+    ];
+    let login = http(&host, "POST", "/login", &same, &format!("token={token}"));
+    assert_eq!(login.status, 303, "{}", login.body);
+    let cookie = login.header("set-cookie").unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = http(&host, "GET", "/status", &[("Cookie", session.as_str())], "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("<dd id=\"hub-in-use\"><code>{url_b}</code></dd>")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Enrolled at"), "{}", page.body);
+    assert!(
+        page.body.contains("connected over mutual TLS"),
+        "{}",
+        page.body
+    );
+    drop(procs);
+
+    // `sight` starting at B, now down, moves back to A.
+    let (ok, _, err) = agent(&bob, &["sync"]);
+    assert!(ok, "{err}");
+    let held: serde_json::Value = {
+        let (ok, out, err) = agent(&bob, &["list", "--json"]);
+        assert!(ok, "{err}");
+        serde_json::from_str(out.lines().next().unwrap()).unwrap()
+    };
+    let id = held["id"].as_str().expect("an item id").to_owned();
+    r.hubs[0] = HubProcess::start(&r.dirs[0], &listen_a);
+    r.sigkill(1);
+    let (ok, out, err) = agent(&bob, &["sight", &id]);
+    assert!(ok && out.starts_with("id="), "{out}{err}");
+    assert!(
+        err.contains(&format!("{url_b} is down; failing over to {url_a}")),
+        "{err}"
+    );
+    assert_eq!(status(&bob)["hub"], url_a.as_str());
+
+    // A refusal is the same at every replica: no fail-over, the reason shown.
+    let (ok, _, err) = isac_e2e::run(
+        isac_e2e::bin("hub")
+            .arg("--data-dir")
+            .arg(&r.dirs[0])
+            .args(["member", "suspend", "bob-bank"]),
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = agent(
+        &bob,
+        &[
+            "publish",
+            "--purl",
+            "pkg:npm/refused@1.0.0",
+            "--tlp",
+            "green",
+            "--title",
+            "x",
+        ],
+    );
+    assert!(!ok, "a suspended member published");
+    assert!(err.contains("suspended"), "{err}");
+    assert!(!err.contains("failing over"), "{err}");
+    assert_eq!(status(&bob)["hub"], url_a.as_str());
 }

@@ -19,6 +19,7 @@ mod hardening;
 mod interop;
 mod lifecycle;
 mod processes;
+mod replicas;
 mod retention;
 mod slow;
 mod store;
