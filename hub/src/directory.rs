@@ -31,6 +31,7 @@ pub struct DirectorySigner {
 
 struct Cached {
     epoch: u64,
+    version: u64,
     expires_at: i64,
     envelope: Envelope,
 }
@@ -86,13 +87,30 @@ impl DirectorySigner {
     pub async fn current_at(&self, epoch: u64) -> Result<Envelope, StoreError> {
         let now = self.clock.now();
         let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref() {
-            if c.epoch == epoch && c.expires_at - now > self.ttl_secs / 2 {
+        // Replicas on one database each sign their own directory; the
+        // version counter is shared. An agent that fails over from a
+        // replica that signed version N must never be offered less than N
+        // (it refuses a rollback), so a replica whose directory is current
+        // but older than the last version taken re-signs under that
+        // version: same epoch, and keys read after the other replica's, so
+        // nothing it listed is undone. Taking a new version here instead
+        // would make two replicas outbid each other on every poll.
+        let latest = self.store.directory_version().await?;
+        let current = cached
+            .as_ref()
+            .filter(|c| c.epoch == epoch && c.expires_at - now > self.ttl_secs / 2);
+        if let Some(c) = current {
+            if c.version >= latest {
                 return Ok(c.envelope.clone());
             }
         }
+        let adopt = current.is_some();
         let keys = self.store.keys().await?;
-        let version = self.store.next_directory_version().await?;
+        let version = if adopt {
+            latest
+        } else {
+            self.store.next_directory_version().await?
+        };
         let expires_at = now + self.ttl_secs;
         let mut entries: Vec<DirectoryKey> = keys
             .into_iter()
@@ -157,10 +175,87 @@ impl DirectorySigner {
         tracing::info!(version, keys = directory.keys.len(), "key directory signed");
         *cached = Some(Cached {
             epoch,
+            version,
             expires_at,
             envelope: envelope.clone(),
         });
         self.version.store(version, Ordering::Release);
         Ok(envelope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: u64 = 3_600;
+
+    /// The directory key, then the anonymisation, attestation and log keys.
+    type Keys = [SigningKey; 4];
+
+    fn signer(store: &Store, k: &Keys, clock: &Clock) -> DirectorySigner {
+        DirectorySigner::new(
+            store.clone(),
+            k[0].clone(),
+            &k[1],
+            &k[2],
+            &k[3],
+            TTL,
+            clock.clone(),
+        )
+    }
+
+    async fn version(s: &DirectorySigner) -> u64 {
+        let envelope = s.current().await.unwrap();
+        let dir = isac_core::directory::verify_directory(
+            &envelope,
+            &s.key.verifying_key().unwrap(),
+            None,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            dir.version,
+            s.version(),
+            "served and reported versions agree"
+        );
+        dir.version
+    }
+
+    /// Two replicas (two signers on one database): once either has signed
+    /// a version, the other never serves a lower one, and they settle on
+    /// one version instead of taking a new one on every call.
+    #[tokio::test]
+    async fn replicas_never_serve_a_version_below_the_last_signed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hub.db")).unwrap();
+        let key: Keys = std::array::from_fn(|_| SigningKey::generate().unwrap());
+        let clock = Clock::manual(1_000_000);
+        let (a, b) = (signer(&store, &key, &clock), signer(&store, &key, &clock));
+        let first = version(&a).await;
+        let second = version(&b).await;
+        assert!(second > first);
+        assert_eq!(version(&a).await, second, "a adopts b's newer version");
+        for _ in 0..5 {
+            assert_eq!(version(&a).await, second);
+            assert_eq!(version(&b).await, second);
+        }
+        assert_eq!(
+            store.directory_version().await.unwrap(),
+            second,
+            "no version taken"
+        );
+        // Past half their lifetime both re-sign under new versions, then
+        // settle on the later one.
+        clock.set(1_000_000 + TTL as i64 / 2 + 1);
+        let third = version(&b).await;
+        assert!(third > second);
+        let fourth = version(&a).await;
+        assert!(fourth > third);
+        for _ in 0..5 {
+            assert_eq!(version(&b).await, fourth);
+            assert_eq!(version(&a).await, fourth);
+        }
+        assert_eq!(store.directory_version().await.unwrap(), fourth);
     }
 }

@@ -471,6 +471,11 @@ impl Store {
         dispatch!(self.next_directory_version())
     }
 
+    /// The last directory version any process took (without taking one).
+    pub async fn directory_version(&self) -> Result<u64, StoreError> {
+        dispatch!(self.directory_version())
+    }
+
     pub async fn list_members(&self) -> Result<Vec<(MemberRow, u32, u32)>, StoreError> {
         dispatch!(self.list_members())
     }

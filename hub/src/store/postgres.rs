@@ -1179,6 +1179,16 @@ pub(super) async fn epoch(c: &Conn) -> Result<u64, StoreError> {
         .get(0)))
 }
 
+pub(super) async fn directory_version(c: &Conn) -> Result<u64, StoreError> {
+    Ok(int(c
+        .query_one(
+            "SELECT value FROM counters WHERE name = 'directory_version'",
+            &[],
+        )
+        .await?
+        .get(0)))
+}
+
 pub(super) async fn next_directory_version(c: &Conn) -> Result<u64, StoreError> {
     Ok(int(c
         .query_one(

@@ -545,6 +545,10 @@ impl PgStore {
         write_tx!(self, |c| postgres::next_directory_version(c))
     }
 
+    pub(super) async fn directory_version(&self) -> Result<u64, StoreError> {
+        read!(self, |c| postgres::directory_version(c))
+    }
+
     pub(super) async fn list_members(&self) -> Result<Vec<(MemberRow, u32, u32)>, StoreError> {
         read!(self, |c| postgres::list_members(c))
     }

@@ -936,6 +936,15 @@ pub(super) fn epoch(conn: &Connection) -> Result<u64, StoreError> {
     Ok(v as u64)
 }
 
+pub(super) fn directory_version(conn: &Connection) -> Result<u64, StoreError> {
+    let v: i64 = conn.query_row(
+        "SELECT value FROM counters WHERE name = 'directory_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(v as u64)
+}
+
 pub(super) fn next_directory_version(conn: &Connection) -> Result<u64, StoreError> {
     conn.execute(
         "UPDATE counters SET value = value + 1 WHERE name = 'directory_version'",

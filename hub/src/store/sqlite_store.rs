@@ -435,6 +435,10 @@ impl SqliteStore {
         self.write(sqlite::next_directory_version).await
     }
 
+    pub(super) async fn directory_version(&self) -> Result<u64, StoreError> {
+        self.read(sqlite::directory_version).await
+    }
+
     pub(super) async fn list_members(&self) -> Result<Vec<(MemberRow, u32, u32)>, StoreError> {
         self.read(sqlite::list_members).await
     }
