@@ -331,6 +331,10 @@ fn a_replica_killed_mid_publish_loses_nothing_it_acknowledged() {
         log.contains(&format!("{url_a} is down; failing over to {url_b}")),
         "{log}"
     );
+    assert!(
+        !log.contains("rollback"),
+        "B offered an older key directory: {log}"
+    );
     let held = jsonl_ids(&jsonl);
     assert!(held.values().all(|&c| c == 1), "duplicates: {held:?}");
     let held: BTreeSet<String> = held.into_keys().collect();
@@ -501,6 +505,9 @@ fn the_replicas_demo_runs_and_cleans_up() {
         )),
         "{bob_log}"
     );
+    // Both replicas sign key directories; the one failed over to never
+    // offers an older version than the agent holds.
+    assert!(!bob_log.contains("rollback"), "{bob_log}");
     assert!(
         stdout.contains(&format!("hub:        https://localhost:{port}")),
         "{stdout}"
