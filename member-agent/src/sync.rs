@@ -737,8 +737,9 @@ impl Agent {
                     return;
                 }
                 Err(e) => {
+                    let failed = self.hub_url().to_owned();
                     let wait = self.after_failure(&e);
-                    tracing::warn!(error = %e, hub = %self.hub_url(), retry_in_ms = wait.as_millis() as u64, "connection to hub lost");
+                    tracing::warn!(error = %e, hub = %failed, next = %self.hub_url(), retry_in_ms = wait.as_millis() as u64, "connection to hub lost");
                     eprintln!(
                         "warning: {e}; retrying {} in {} ms",
                         self.hub_url(),

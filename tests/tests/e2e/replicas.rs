@@ -108,7 +108,7 @@ fn assert_once(items: &[Seen], what: &str) {
 /// receive them in one and the same order.
 #[test]
 fn three_replicas_deliver_every_entitled_item_once_in_one_order() {
-    const PER_PUBLISHER: usize = 12;
+    const PER_PUBLISHER: usize = 25;
     let dir = tempfile::tempdir().unwrap();
     let r = Replicas::start(dir.path(), 3);
     let subscribers: Vec<Agent> = (0..3)
