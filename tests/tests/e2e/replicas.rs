@@ -473,12 +473,7 @@ fn postgres_restarted_under_publish_load_loses_nothing_and_duplicates_nothing() 
 #[test]
 fn the_replicas_demo_runs_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .min(65_000 - 200);
+    let port = demo_ports();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let demo_dir = dir.path().join("demo");
     let before = pg_temp_dirs();
@@ -525,6 +520,27 @@ fn the_replicas_demo_runs_and_cleans_up() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("N is 2 to 9"));
+}
+
+/// A base port for the demo whose ports (gRPC and TAXII per replica,
+/// /healthz, PostgreSQL) are all free now: below the ephemeral range, so
+/// that the connections around us do not take them meanwhile.
+fn demo_ports() -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id();
+    for attempt in 0..200u32 {
+        let base = 20_000 + ((seed.wrapping_add(attempt * 7_919)) % 10_000) as u16;
+        let free = [0, 1, 2, 3, 50, 51, 100]
+            .iter()
+            .all(|off| std::net::TcpListener::bind(("127.0.0.1", base + off)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no free ports for the demo in 20000-30100");
 }
 
 fn pg_temp_dirs() -> BTreeSet<String> {
