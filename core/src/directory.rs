@@ -27,6 +27,12 @@ pub struct KeyDirectory {
     /// After this instant the directory is stale and refused.
     pub expires: String,
     pub keys: Vec<DirectoryKey>,
+    /// The hubs this hub peers with now (federation, issue 20), sorted, each
+    /// once. A hub forwards another hub's items only to that hub's current
+    /// peers, so removal at the origin holds through third hubs. Absent
+    /// when empty, so directories of hubs without peers keep their bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +171,17 @@ pub fn verify_directory(
             expires: dir.expires.clone(),
         });
     }
+    if dir.peers.len() > crate::federation::MAX_PEERS {
+        return Err(DirectoryError::Malformed(format!(
+            "more than {} peers",
+            crate::federation::MAX_PEERS
+        )));
+    }
+    if dir.peers.iter().any(|p| !is_slug(p)) || !dir.peers.windows(2).all(|w| w[0] < w[1]) {
+        return Err(DirectoryError::Malformed(
+            "peers must be hub ids, sorted, each once".into(),
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     for k in &dir.keys {
         if !seen.insert(k.key_id.as_str()) {
@@ -263,7 +280,48 @@ mod tests {
             issued: format_rfc3339(NOW - 10),
             expires: format_rfc3339(NOW + 3600),
             keys,
+            peers: vec![],
         }
+    }
+
+    #[test]
+    fn peers_are_signed_sorted_and_absent_when_none() {
+        let hub = SigningKey::generate().unwrap();
+        let hub_pub = hub.verifying_key().unwrap();
+        let none = dir(1, vec![]);
+        assert!(!String::from_utf8(none.canonical_bytes())
+            .unwrap()
+            .contains("peers"));
+        let with = |peers: &[&str]| KeyDirectory {
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+            ..dir(2, vec![])
+        };
+        let ok = with(&["cert-eu", "health-isac"]);
+        assert_eq!(
+            verify_directory(&signed(&hub, &ok), &hub_pub, None, NOW).unwrap(),
+            ok
+        );
+        for bad in [
+            with(&["health-isac", "cert-eu"]),
+            with(&["cert-eu", "cert-eu"]),
+            with(&["Cert EU"]),
+        ] {
+            assert!(matches!(
+                verify_directory(&signed(&hub, &bad), &hub_pub, None, NOW),
+                Err(DirectoryError::Malformed(_))
+            ));
+        }
+        let many: Vec<String> = (0..=crate::federation::MAX_PEERS)
+            .map(|i| format!("hub-{i:04}"))
+            .collect();
+        let too_many = KeyDirectory {
+            peers: many,
+            ..dir(3, vec![])
+        };
+        assert!(matches!(
+            verify_directory(&signed(&hub, &too_many), &hub_pub, None, NOW),
+            Err(DirectoryError::Malformed(_))
+        ));
     }
 
     #[test]

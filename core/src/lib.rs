@@ -14,6 +14,7 @@ pub mod clock;
 pub mod directory;
 pub mod enrollment;
 pub mod envelope;
+pub mod federation;
 pub mod filter;
 pub mod hex;
 pub mod keys;

@@ -46,6 +46,16 @@ pub struct Statement {
     /// member-signed statements keep their canonical bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_behalf_of: Option<String>,
+    /// The author asks that this never leave the hub it was published at
+    /// (federation, issue 20). Absent (never `false`) unless set, so
+    /// statements signed before the field existed keep their canonical
+    /// bytes, and an explicit `false` is refused as non-canonical.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_forward: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -665,6 +675,7 @@ pub(crate) mod tests {
             audience: vec![],
             anonymous: false,
             on_behalf_of: None,
+            no_forward: false,
             body: Body::Indicator(Indicator {
                 observable: Observable::Package {
                     purl: "pkg:npm/evil-pkg@1.0.0".into(),
@@ -837,6 +848,31 @@ pub(crate) mod tests {
         let mut json = String::from_utf8(plain.canonical_bytes()).unwrap();
         json.pop();
         json.push_str(r#","on_behalf_of":null}"#);
+        assert!(Statement::from_canonical_bytes(json.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn no_forward_is_absent_unless_set() {
+        let plain = sample("acme");
+        let bytes = plain.canonical_bytes();
+        assert!(!String::from_utf8(bytes.clone())
+            .unwrap()
+            .contains("no_forward"));
+        assert!(!Statement::from_canonical_bytes(&bytes).unwrap().no_forward);
+
+        let mut home = sample("acme");
+        home.no_forward = true;
+        let bytes = home.canonical_bytes();
+        assert!(String::from_utf8(bytes.clone())
+            .unwrap()
+            .ends_with(r#","no_forward":true}"#));
+        assert_eq!(Statement::from_canonical_bytes(&bytes).unwrap(), home);
+        assert_ne!(bytes, plain.canonical_bytes());
+
+        // An explicit `false` would give one statement two signed spellings.
+        let mut json = String::from_utf8(plain.canonical_bytes()).unwrap();
+        json.pop();
+        json.push_str(r#","no_forward":false}"#);
         assert!(Statement::from_canonical_bytes(json.as_bytes()).is_err());
     }
 }

@@ -180,7 +180,9 @@ pub enum Channel {
     /// in the audience: a SIEM feed is read by many people, so neither the
     /// org's agent identity nor the source's own org suffices for RED.
     Taxii,
-    /// A peer hub of the same community.
+    /// A peer hub of the same community: the level part of
+    /// `federation::may_forward`, which adds no-forward, loops and the
+    /// origin's current peers (a test there keeps the two in step).
     PeerHub,
     /// Anyone, unauthenticated.
     Public,

@@ -147,6 +147,18 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
             .map(|s| s.as_bytes().to_vec())
             .collect(),
         ),
+        (
+            "provenance",
+            provenance as Target,
+            [
+                r#"{"origin_hub":"hub-a","origin_seq":7,"hub_path":["hub-a"]}"#,
+                r#"{"origin_hub":"hub-a","origin_seq":7,"origin_log_index":6,"hub_path":["hub-a","hub-c"]}"#,
+                r#"{"origin_hub":"hub-a","origin_seq":1,"hub_path":["hub-a","hub-b"]}"#,
+            ]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect(),
+        ),
     ]
 }
 

@@ -87,6 +87,7 @@ fn sample() -> Statement {
         ],
         anonymous: false,
         on_behalf_of: None,
+        no_forward: false,
         body: Body::Indicator(Indicator {
             observable: Observable::Package {
                 purl: "pkg:npm/%40evil/pkg@1.0.0".into(),
@@ -191,6 +192,7 @@ fn signed_directories_survive_mutation() {
             retired_at: None,
             revoked_at: None,
         }],
+        peers: vec![],
     };
     let payload = dir.canonical_bytes();
     let env = hub

@@ -55,6 +55,7 @@ pub fn sample_statement() -> Statement {
         audience: vec![],
         anonymous: false,
         on_behalf_of: None,
+        no_forward: false,
         body: Body::Indicator(Indicator {
             observable: Observable::Package {
                 purl: "pkg:npm/%40evil/pkg@1.0.0".into(),
@@ -288,5 +289,55 @@ pub fn tile_path(data: &[u8]) {
                 assert!(t.nodes().is_some(), "a tile within a tree has nodes");
             }
         }
+    }
+}
+
+/// Target `provenance`: bytes as the provenance a peer hub sends beside a
+/// forwarded envelope (federation, issue 20), then the whole receive check
+/// with the fixture's real envelope. Whatever parses is canonical, within
+/// the path bound, starts at its origin and repeats no hub; an accepted
+/// item never lists the receiver before it and always ends with it.
+pub fn provenance(data: &[u8]) {
+    use isac_core::directory::{encode_public_key, DirectoryKey, KeyDirectory};
+    use isac_core::federation::{verify_forwarded, Provenance, MAX_HUB_PATH};
+    let Ok(p) = Provenance::decode(data) else {
+        return;
+    };
+    assert_eq!(
+        p.canonical_bytes(),
+        data,
+        "accepted non-canonical provenance"
+    );
+    assert!(p.validate().is_ok());
+    assert!(!p.hub_path.is_empty() && p.hub_path.len() <= MAX_HUB_PATH);
+    assert_eq!(p.hub_path[0], p.origin_hub);
+    let f = fixture();
+    let directory = KeyDirectory {
+        version: 1,
+        issued: "2026-01-01T00:00:00Z".into(),
+        expires: "2099-01-01T00:00:00Z".into(),
+        keys: vec![DirectoryKey {
+            key_id: f.record.key.key_id(),
+            org_id: f.record.org_id.clone(),
+            org_name: "Acme".into(),
+            public_key: encode_public_key(f.record.key.spki_der()),
+            valid_from: "2020-01-01T00:00:00Z".into(),
+            retired_at: None,
+            revoked_at: None,
+        }],
+        peers: vec!["hub-b".into(), "hub-c".into()],
+    };
+    let sender = p.sender().unwrap_or_default().to_owned();
+    if let Ok(got) = verify_forwarded(&f.envelope, data, &directory, &sender, "hub-b") {
+        assert_eq!(
+            got.provenance.hub_path.last().map(String::as_str),
+            Some("hub-b")
+        );
+        assert!(
+            !p.hub_path.iter().any(|h| h == "hub-b"),
+            "a loop was accepted"
+        );
+        assert!(p.hub_path[1..].iter().all(|h| directory.peers.contains(h)));
+        assert_eq!(got.key.origin_hub, p.origin_hub);
     }
 }

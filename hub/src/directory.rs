@@ -167,6 +167,8 @@ impl DirectorySigner {
             issued: format_rfc3339(now),
             expires: format_rfc3339(expires_at),
             keys: entries,
+            // Filled once the hub has peers (federation, issue 20).
+            peers: vec![],
         };
         let envelope = self
             .key

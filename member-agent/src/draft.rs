@@ -45,6 +45,9 @@ pub struct IndicatorDraft {
     pub related: Option<Vec<String>>,
     /// Ask the hub to deliver it without our identity.
     pub anonymous: Option<bool>,
+    /// Keep it at our hub: never forwarded to a peer hub (signed, so no
+    /// hub on the way can drop the mark).
+    pub no_forward: Option<bool>,
 }
 
 /// A statement ready to sign, with the openings of its blinded audience
@@ -123,7 +126,8 @@ impl IndicatorDraft {
             valid_from,
             valid_until,
             related,
-            anonymous
+            anonymous,
+            no_forward
         );
         self
     }
@@ -272,14 +276,16 @@ impl IndicatorDraft {
             valid_until: self.valid_until,
             related,
         });
-        new_statement(
+        let mut prepared = new_statement(
             source,
             created,
             tlp,
             &self.audience.unwrap_or_default(),
             self.anonymous.unwrap_or(false),
             body,
-        )
+        )?;
+        prepared.statement.no_forward = self.no_forward.unwrap_or(false);
+        Ok(prepared)
     }
 }
 
@@ -321,6 +327,25 @@ pub(crate) mod tests {
 
     fn build(d: IndicatorDraft) -> Result<Statement, AgentError> {
         d.into_statement("acme-bank", "2026-11-25T12:00:00Z".into())
+    }
+
+    #[test]
+    fn no_forward_is_signed_only_when_asked() {
+        let d = || IndicatorDraft {
+            kind: Some("network".into()),
+            domain: Some("evil.example".into()),
+            ..base()
+        };
+        assert!(!build(d()).unwrap().no_forward);
+        let home = build(IndicatorDraft {
+            no_forward: Some(true),
+            ..d()
+        })
+        .unwrap();
+        assert!(home.no_forward);
+        assert!(String::from_utf8(home.canonical_bytes())
+            .unwrap()
+            .contains(r#""no_forward":true"#));
     }
 
     /// Purls the lenient receive-side parser (`isac_core::observable`)
@@ -554,6 +579,7 @@ pub(crate) mod tests {
             valid_until: some(),
             related: list(),
             anonymous: Some(true),
+            no_forward: Some(true),
         };
         let merged = IndicatorDraft::default().overlay(full.clone());
         assert_eq!(format!("{merged:?}"), format!("{full:?}"));
@@ -673,6 +699,7 @@ pub fn new_statement(
         anonymous,
         body,
         on_behalf_of: None,
+        no_forward: false,
     };
     statement
         .validate()

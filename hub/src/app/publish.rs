@@ -473,6 +473,7 @@ mod tests {
             anonymous: false,
             body,
             on_behalf_of: None,
+            no_forward: false,
         }
     }
 

@@ -97,6 +97,7 @@ fn attested(who: &Who, tlp: Tlp, body: Body, now: i64) -> Statement {
         anonymous: false,
         body,
         on_behalf_of: Some(who.caller.org_id.clone()),
+        no_forward: false,
     }
 }
 

@@ -106,6 +106,10 @@ pub struct PublishArgs {
     /// it for its audit trail, and re-signs as "anonymous member".
     #[arg(long)]
     anonymous: bool,
+    /// Keep it at this hub: never forwarded to peer hubs (signed into the
+    /// statement, so every hub on the way sees it).
+    #[arg(long)]
+    no_forward: bool,
 }
 
 fn some_vec(v: Vec<String>) -> Option<Vec<String>> {
@@ -152,6 +156,7 @@ impl PublishArgs {
             valid_until: self.valid_until,
             related: some_vec(self.related),
             anonymous: self.anonymous.then_some(true),
+            no_forward: self.no_forward.then_some(true),
         }))
     }
 }

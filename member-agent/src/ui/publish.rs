@@ -224,6 +224,13 @@ fn form_html(own: &str, csrf: &str, form: &Form, orgs: &[(String, String)]) -> M
                         span.muted { "(the hub verifies your signature, then re-signs as \"anonymous member\")" }
                     }
                 }
+                div.check {
+                    input type="checkbox" #no_forward name="no_forward" value="1" checked[!form.get("no_forward").is_empty()];
+                    label for="no_forward" {
+                        "Keep it at this hub "
+                        span.muted { "(signed: never forwarded to peer hubs)" }
+                    }
+                }
                 h3 #preview-h { "Who will receive it" }
                 output #preview for="publish-form" aria-live="polite" .preview { (preview_text(form, orgs)) }
                 button type="submit" #publish { "Sign and publish" }
@@ -340,6 +347,7 @@ pub fn draft_from(form: &Form) -> Result<IndicatorDraft, AgentError> {
         labels: lines(form.get("labels"), &[',', '\n', '\r']),
         references: lines(form.get("references"), &['\n', '\r', ' ']),
         anonymous: (!form.get("anonymous").is_empty()).then_some(true),
+        no_forward: (!form.get("no_forward").is_empty()).then_some(true),
         ..Default::default()
     };
     let first_extra = extra.as_ref().and_then(|e| e.first().cloned());
@@ -516,13 +524,14 @@ mod tests {
     fn the_form_becomes_the_same_draft_as_the_flags() {
         let f = Form::parse(
             "kind=package&value=pkg%3Anpm%2Fevil%401.0.0&extra=%3E%3D1.0.0+%3C1.0.5%0A2.0.0&title=t&tlp=amber\
-&audience=org%3Abob-bank&audience_other=group%3Apayments&anonymous=1&labels=a%2Cb",
+&audience=org%3Abob-bank&audience_other=group%3Apayments&anonymous=1&no_forward=1&labels=a%2Cb",
         );
         let d = draft_from(&f).unwrap();
         assert_eq!(d.purl.as_deref(), Some("pkg:npm/evil@1.0.0"));
         assert_eq!(d.versions.unwrap(), [">=1.0.0 <1.0.5", "2.0.0"]);
         assert_eq!(d.audience.unwrap(), ["org:bob-bank", "group:payments"]);
         assert_eq!(d.anonymous, Some(true));
+        assert_eq!(d.no_forward, Some(true));
         assert_eq!(d.labels.unwrap(), ["a", "b"]);
         let s = draft_from(&Form::parse(
             "kind=network&value=10.0.0.1&title=t&tlp=green",
@@ -573,6 +582,7 @@ mod tests {
             "tlp",
             "audience_other",
             "anonymous",
+            "no_forward",
         ]
         .iter()
         .map(|k| (k.to_string(), h.clone()))
@@ -594,8 +604,9 @@ mod tests {
             "<input id=\"value\" name=\"value\" value=\"{}\"",
             hostile::escaped(&h)
         )));
-        // The hostile org is checked (it was sent) and marked as ours.
-        assert_eq!(page.matches(" checked").count(), 2, "{page}");
+        // The hostile org is checked (it was sent) and marked as ours; so
+        // are the anonymous and no-forward boxes (sent non-empty).
+        assert_eq!(page.matches(" checked").count(), 3, "{page}");
         assert!(page.contains(" (you)</label>"));
         let published = crate::publish::Published {
             id: h.clone(),

@@ -328,6 +328,7 @@ async fn agents_refuse_rolled_back_frozen_or_foreign_directories() {
         issued: format_rfc3339(member_agent::now() - 7200),
         expires: format_rfc3339(member_agent::now() - 3600),
         keys: current.keys.clone(),
+        peers: vec![],
     };
     let env = hub_key
         .sign_envelope(PAYLOAD_TYPE_DIRECTORY_V1, frozen.canonical_bytes())

@@ -14,6 +14,7 @@ mod delivery;
 mod e2e;
 mod exposure;
 mod failover;
+mod federation;
 mod fuzz_importers;
 mod hardening;
 mod interop;
