@@ -13,6 +13,8 @@ pub struct Published {
     pub id: String,
     pub revision: u32,
     pub duplicate: bool,
+    /// What the scan before signing replaced or let through.
+    pub notes: Vec<String>,
 }
 
 pub async fn publish(agent: &Agent, draft: IndicatorDraft) -> Result<Published, AgentError> {
@@ -30,13 +32,19 @@ pub async fn publish_bulletin(
     publish_prepared(agent, &prepared).await
 }
 
-/// Signs with the member's current key and publishes, with the audience openings.
+/// Scans (`crate::scrub`: refused, redacted or let through as the person
+/// chose), signs with the member's current key and publishes, with the
+/// audience openings.
 pub async fn publish_prepared(agent: &Agent, prepared: &Prepared) -> Result<Published, AgentError> {
-    let envelope = agent.loaded.signing_key.sign_envelope(
-        PAYLOAD_TYPE_STATEMENT_V1,
-        prepared.statement.canonical_bytes(),
-    )?;
-    publish_with_openings(agent, envelope, &prepared.openings).await
+    let mut statement = prepared.statement.clone();
+    let outcome = agent.scrub.apply(&mut statement, &agent.scrub_choice)?;
+    let envelope = agent
+        .loaded
+        .signing_key
+        .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, statement.canonical_bytes())?;
+    let mut published = publish_with_openings(agent, envelope, &prepared.openings).await?;
+    published.notes = outcome.notes();
+    Ok(published)
 }
 
 /// Publishes an already-signed envelope with no audience (also to re-send one).
@@ -61,6 +69,7 @@ pub async fn publish_with_openings(
         id: resp.id,
         revision: resp.revision,
         duplicate: resp.duplicate,
+        notes: Vec::new(),
     })
 }
 
@@ -164,6 +173,7 @@ pub async fn publish_batch(
                 id: a.id,
                 revision: a.revision,
                 duplicate: a.duplicate,
+                notes: Vec::new(),
             }),
             None => Err(format!(
                 "{:?}: {}",

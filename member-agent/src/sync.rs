@@ -42,6 +42,10 @@ pub struct Agent {
     pub log: crate::tlog::LogTrust,
     /// Watched applications against held indicators (`crate::watch`).
     pub(crate) watch: crate::watch::AgentWatch,
+    /// Scanning before signing: the rules and lists (`[scrub]` in
+    /// agent.toml) and what the person chose for this run.
+    pub scrub: crate::scrub::Scrubber,
+    pub scrub_choice: crate::scrub::Choice,
 }
 
 /// The URL in use, and failures in a row since a hub last served us.
@@ -94,6 +98,8 @@ impl Agent {
             clock: Clock::system(),
             log: crate::tlog::LogTrust::default(),
             watch: Default::default(),
+            scrub: Default::default(),
+            scrub_choice: Default::default(),
         })
     }
 

@@ -601,6 +601,7 @@ mod tests {
             id: h.clone(),
             revision: 2,
             duplicate: true,
+            notes: vec![],
         };
         let notice = published_notice(&h, &published, &[h.clone(), h.clone()]).into_string();
         hostile::assert_shown_inert(&notice);

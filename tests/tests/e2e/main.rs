@@ -20,6 +20,7 @@ mod interop;
 mod lifecycle;
 mod processes;
 mod retention;
+mod scrub;
 mod slow;
 mod store;
 mod taxii;
