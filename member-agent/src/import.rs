@@ -31,7 +31,7 @@ use isac_core::{Body, Envelope, Tlp, PAYLOAD_TYPE_STATEMENT_V1};
 use crate::draft::{new_statement, Prepared};
 use crate::error::AgentError;
 use crate::osv::{load_osv_path, OsvError};
-use crate::publish::publish_batch;
+use crate::publish::publish_batch_noted;
 use crate::sync::Agent;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -63,6 +63,7 @@ fn scrub(
     let outcome = agent
         .scrub
         .apply(&mut prepared.statement, &agent.scrub_choice)?;
+    prepared.overrides = outcome.overrides();
     notes.extend(outcome.notes().into_iter().map(|n| format!("{label}: {n}")));
     Ok(())
 }
@@ -124,17 +125,21 @@ async fn send_pending(
     progress: &mut Progress,
 ) -> Result<(), AgentError> {
     for chunk in pending.chunks(500) {
-        let items: Vec<(Envelope, Vec<AudienceOpening>)> = chunk
+        let items: Vec<(Envelope, Vec<AudienceOpening>, Vec<String>)> = chunk
             .iter()
             .map(|p| {
                 let env = agent.loaded.signing_key.sign_envelope(
                     PAYLOAD_TYPE_STATEMENT_V1,
                     p.prepared.statement.canonical_bytes(),
                 )?;
-                Ok((env, p.prepared.openings.clone()))
+                Ok((
+                    env,
+                    p.prepared.openings.clone(),
+                    p.prepared.overrides.clone(),
+                ))
             })
             .collect::<Result<_, AgentError>>()?;
-        let results = publish_batch(agent, items).await?;
+        let results = publish_batch_noted(agent, items).await?;
         for (p, result) in chunk.iter().zip(results) {
             match result {
                 Ok(_) => {
@@ -348,10 +353,10 @@ pub async fn import_csv(
                     .loaded
                     .signing_key
                     .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, p.statement.canonical_bytes())?;
-                Ok((env, p.openings.clone()))
+                Ok((env, p.openings.clone(), p.overrides.clone()))
             })
             .collect::<Result<Vec<_>, AgentError>>()?;
-        for (p, result) in chunk.iter().zip(publish_batch(agent, items).await?) {
+        for (p, result) in chunk.iter().zip(publish_batch_noted(agent, items).await?) {
             match result {
                 Ok(_) => report.published += 1,
                 Err(reason) => report

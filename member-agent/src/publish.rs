@@ -42,7 +42,9 @@ pub async fn publish_prepared(agent: &Agent, prepared: &Prepared) -> Result<Publ
         .loaded
         .signing_key
         .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, statement.canonical_bytes())?;
-    let mut published = publish_with_openings(agent, envelope, &prepared.openings).await?;
+    let mut request = pb::PublishRequest::signed(envelope, &prepared.openings);
+    request.scrub_overrides = outcome.overrides();
+    let mut published = send(agent, request).await?;
     published.notes = outcome.notes();
     Ok(published)
 }
@@ -60,9 +62,13 @@ pub async fn publish_with_openings(
     envelope: isac_core::Envelope,
     openings: &[AudienceOpening],
 ) -> Result<Published, AgentError> {
+    send(agent, pb::PublishRequest::signed(envelope, openings)).await
+}
+
+async fn send(agent: &Agent, request: pb::PublishRequest) -> Result<Published, AgentError> {
     let channel = agent.channel().await?;
     let resp = pb::publisher_client::PublisherClient::new(channel)
-        .publish(pb::PublishRequest::signed(envelope, openings))
+        .publish(request)
         .await?
         .into_inner();
     Ok(Published {
@@ -156,9 +162,22 @@ pub async fn publish_batch(
     agent: &Agent,
     items: Vec<(isac_core::Envelope, Vec<AudienceOpening>)>,
 ) -> Result<Vec<Result<Published, String>>, AgentError> {
+    let items = items.into_iter().map(|(e, o)| (e, o, Vec::new())).collect();
+    publish_batch_noted(agent, items).await
+}
+
+/// [`publish_batch`] with, for each item, the scan overrides the hub audits.
+pub async fn publish_batch_noted(
+    agent: &Agent,
+    items: Vec<(isac_core::Envelope, Vec<AudienceOpening>, Vec<String>)>,
+) -> Result<Vec<Result<Published, String>>, AgentError> {
     let requests = items
         .into_iter()
-        .map(|(envelope, openings)| pb::PublishRequest::signed(envelope, &openings))
+        .map(|(envelope, openings, overrides)| {
+            let mut r = pb::PublishRequest::signed(envelope, &openings);
+            r.scrub_overrides = overrides;
+            r
+        })
         .collect();
     let resp = pb::publisher_client::PublisherClient::new(agent.channel().await?)
         .max_encoding_message_size(8 << 20)

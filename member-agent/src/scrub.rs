@@ -148,6 +148,22 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The kinds let through, and `benign` for list hits published anyway:
+    /// what the hub's audit log records.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .allowed
+            .iter()
+            .map(|f| f.kind.name().to_owned())
+            .collect();
+        if !self.forced.is_empty() {
+            out.push("benign".into());
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Lines for the person: what was replaced or let through.
     pub fn notes(&self) -> Vec<String> {
         let mut out = Vec::new();

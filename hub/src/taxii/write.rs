@@ -118,6 +118,7 @@ async fn prepare(
     let submission = Submission {
         envelope,
         openings: Vec::new(),
+        overrides: Vec::new(),
     };
     prepare_with_key(state, &who.caller, submission, Some(key.clone())).await
 }

@@ -143,6 +143,34 @@ fn a_bulletin_with_an_email_is_refused_until_redacted_and_nothing_leaves_before(
         !text.contains("jane.doe") && !text.contains("10.20.30.40"),
         "{text}"
     );
+    assert!(!hub_cli(&data, &["audit"]).contains("scrub-override"));
+
+    // --allow: published as written, and the override is in the hub's audit log.
+    let (code, out, err) = run(&["--allow", "email", "--allow", "internal-ip"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("allowed: body at byte 27: email"), "{err}");
+    let id = out
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("id="))
+        .unwrap()
+        .to_owned();
+    assert_eq!(stored(&data), before + 2);
+    let audit = hub_cli(&data, &["audit"]);
+    let row = audit
+        .lines()
+        .find(|l| l.contains("publish.scrub-override"))
+        .unwrap_or_else(|| panic!("no override in the audit log:\n{audit}"));
+    assert!(
+        row.contains(&format!(
+            "isac-staff publish.scrub-override {id} revision 1 email,internal-ip"
+        )),
+        "{row}"
+    );
+    let (code, _, err) = agent_cli(&bob, &["sync", "--jsonl", jsonl.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(lines(&jsonl)[1]
+        .to_string()
+        .contains("jane.doe@staff-mail.example.net"));
     hub.terminate();
 }
 
