@@ -6,6 +6,7 @@ use isac_proto::v1 as pb;
 
 use crate::draft::{IndicatorDraft, Prepared};
 use crate::error::AgentError;
+use crate::scrub::Choice;
 use crate::sync::Agent;
 
 #[derive(Debug, Clone)]
@@ -18,26 +19,52 @@ pub struct Published {
 }
 
 pub async fn publish(agent: &Agent, draft: IndicatorDraft) -> Result<Published, AgentError> {
+    publish_with(agent, draft, &agent.scrub_choice).await
+}
+
+/// [`publish`] with this call's own choice about scan findings (the
+/// console's form), instead of the agent's (the command line's flags).
+pub async fn publish_with(
+    agent: &Agent,
+    draft: IndicatorDraft,
+    choice: &Choice,
+) -> Result<Published, AgentError> {
     let created = isac_core::time::format_rfc3339(agent.clock.now());
     let prepared = draft.into_prepared(agent.org_id(), created)?;
-    publish_prepared(agent, &prepared).await
+    publish_prepared_with(agent, &prepared, choice).await
 }
 
 pub async fn publish_bulletin(
     agent: &Agent,
     draft: crate::draft::BulletinDraft,
 ) -> Result<Published, AgentError> {
+    publish_bulletin_with(agent, draft, &agent.scrub_choice).await
+}
+
+pub async fn publish_bulletin_with(
+    agent: &Agent,
+    draft: crate::draft::BulletinDraft,
+    choice: &Choice,
+) -> Result<Published, AgentError> {
     let created = isac_core::time::format_rfc3339(agent.clock.now());
     let prepared = draft.into_prepared(agent.org_id(), created)?;
-    publish_prepared(agent, &prepared).await
+    publish_prepared_with(agent, &prepared, choice).await
 }
 
 /// Scans (`crate::scrub`: refused, redacted or let through as the person
 /// chose), signs with the member's current key and publishes, with the
 /// audience openings.
 pub async fn publish_prepared(agent: &Agent, prepared: &Prepared) -> Result<Published, AgentError> {
+    publish_prepared_with(agent, prepared, &agent.scrub_choice).await
+}
+
+async fn publish_prepared_with(
+    agent: &Agent,
+    prepared: &Prepared,
+    choice: &Choice,
+) -> Result<Published, AgentError> {
     let mut statement = prepared.statement.clone();
-    let outcome = agent.scrub.apply(&mut statement, &agent.scrub_choice)?;
+    let outcome = agent.scrub.apply(&mut statement, choice)?;
     let envelope = agent
         .loaded
         .signing_key

@@ -607,7 +607,9 @@ impl Agent {
         };
         self.hub_served()?;
         let mut next = None;
-        // Watched files are looked at between items, at least every second.
+        // Watched files and held items' `valid_until` are looked at between
+        // items, at least every second: an item lapses in its sinks within
+        // a second of its expiry, not at the next sync.
         let mut watch_tick = tokio::time::interval(WATCH_EVERY);
         watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -617,7 +619,8 @@ impl Agent {
                     let message = tokio::select! {
                         m = stream.message() => m?,
                         _ = watch_tick.tick() => {
-                            self.update_exposures(sinks).await?;
+                            // Also updates exposures.
+                            self.expire_due(sinks).await?;
                             continue;
                         }
                     };
