@@ -9,6 +9,7 @@
 //! (`--json`).
 
 mod exposure;
+mod scrub;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -833,7 +834,8 @@ fn main() {
     let args = Args::parse();
     let plan = Plan::from(&args);
     // Pure CPU, before the hub starts, so neither disturbs the other.
-    let exposure = exposure::measure(&exposure::Sizes::new(args.smoke));
+    let mut exposure = exposure::measure(&exposure::Sizes::new(args.smoke));
+    scrub::add_figures(&mut exposure, args.smoke);
     if args.exposure_only {
         if args.json {
             println!("{exposure}");

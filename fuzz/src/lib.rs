@@ -7,3 +7,4 @@
 pub mod agent_targets;
 pub mod core_targets;
 pub mod packages_targets;
+pub mod scrub_targets;

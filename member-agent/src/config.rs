@@ -99,6 +99,9 @@ pub struct AgentConfig {
 
     /// `member-agent witness serve`: the logs it witnesses.
     pub witness: Option<crate::witness::WitnessSection>,
+    /// Scanning before signing (`crate::scrub`).
+    #[serde(default)]
+    pub scrub: crate::scrub::ScrubConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +217,7 @@ impl AgentConfig {
     /// Checks values that the file's types do not (URLs, addresses,
     /// levels), naming the key.
     fn check(&self) -> Result<(), String> {
+        self.scrub.check()?;
         for (i, h) in self.hubs.iter().enumerate() {
             check_hub_url(h).map_err(|e| format!("hubs[{i}]: {h}: {e}"))?;
             if self.hubs[..i].contains(h) {

@@ -56,6 +56,9 @@ pub struct IndicatorDraft {
 pub struct Prepared {
     pub statement: Statement,
     pub openings: Vec<AudienceOpening>,
+    /// What the scan before signing found and the person let through
+    /// (`crate::scrub`), told to the hub for its audit log.
+    pub overrides: Vec<String>,
 }
 
 /// Parses `--audience` entries and blinds them with fresh random salts.
@@ -708,5 +711,6 @@ pub fn new_statement(
     Ok(Prepared {
         statement,
         openings,
+        overrides: Vec::new(),
     })
 }

@@ -31,7 +31,7 @@ use isac_core::{Body, Envelope, Tlp, PAYLOAD_TYPE_STATEMENT_V1};
 use crate::draft::{new_statement, Prepared};
 use crate::error::AgentError;
 use crate::osv::{load_osv_path, OsvError};
-use crate::publish::publish_batch;
+use crate::publish::publish_batch_noted;
 use crate::sync::Agent;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -48,6 +48,24 @@ pub struct ImportReport {
     pub skipped: Vec<String>,
     /// Records, rows or objects that could not be imported, with where and why.
     pub invalid: Vec<String>,
+    /// What the scan before signing replaced or let through, with where.
+    pub notes: Vec<String>,
+}
+
+/// The scan before signing, for one imported item: a refusal makes it
+/// invalid (named, nothing sent unless `--skip-invalid`).
+fn scrub(
+    agent: &Agent,
+    prepared: &mut Prepared,
+    label: &str,
+    notes: &mut Vec<String>,
+) -> Result<(), AgentError> {
+    let outcome = agent
+        .scrub
+        .apply(&mut prepared.statement, &agent.scrub_choice)?;
+    prepared.overrides = outcome.overrides();
+    notes.extend(outcome.notes().into_iter().map(|n| format!("{label}: {n}")));
+    Ok(())
 }
 
 /// One statement to send and what to remember once accepted.
@@ -107,17 +125,21 @@ async fn send_pending(
     progress: &mut Progress,
 ) -> Result<(), AgentError> {
     for chunk in pending.chunks(500) {
-        let items: Vec<(Envelope, Vec<AudienceOpening>)> = chunk
+        let items: Vec<(Envelope, Vec<AudienceOpening>, Vec<String>)> = chunk
             .iter()
             .map(|p| {
                 let env = agent.loaded.signing_key.sign_envelope(
                     PAYLOAD_TYPE_STATEMENT_V1,
                     p.prepared.statement.canonical_bytes(),
                 )?;
-                Ok((env, p.prepared.openings.clone()))
+                Ok((
+                    env,
+                    p.prepared.openings.clone(),
+                    p.prepared.overrides.clone(),
+                ))
             })
             .collect::<Result<_, AgentError>>()?;
-        let results = publish_batch(agent, items).await?;
+        let results = publish_batch_noted(agent, items).await?;
         for (p, result) in chunk.iter().zip(results) {
             match result {
                 Ok(_) => {
@@ -238,7 +260,11 @@ pub async fn import_osv(
                 .lock()
                 .expect("store")
                 .import_row(&record.osv_id, &purl)?;
-            let mut prepared = match draft.into_prepared(agent.org_id(), created.clone()) {
+            let label = format!("{} {purl}", record.at);
+            let mut prepared = match draft
+                .into_prepared(agent.org_id(), created.clone())
+                .and_then(|mut p| scrub(agent, &mut p, &label, &mut report.notes).map(|()| p))
+            {
                 Ok(p) => p,
                 Err(e) => {
                     invalid.push(format!("{} {purl}: {e}", record.at));
@@ -300,8 +326,10 @@ pub async fn import_csv(
     let mut ready = Vec::new();
     let mut invalid = Vec::new();
     for (line, row) in rows {
+        let label = format!("{}:{line}", path.display());
         match row.and_then(|d| {
             d.into_prepared(agent.org_id(), created.clone())
+                .and_then(|mut p| scrub(agent, &mut p, &label, &mut report.notes).map(|()| p))
                 .map_err(|e| e.to_string())
         }) {
             Ok(p) => ready.push(p),
@@ -325,10 +353,10 @@ pub async fn import_csv(
                     .loaded
                     .signing_key
                     .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, p.statement.canonical_bytes())?;
-                Ok((env, p.openings.clone()))
+                Ok((env, p.openings.clone(), p.overrides.clone()))
             })
             .collect::<Result<Vec<_>, AgentError>>()?;
-        for (p, result) in chunk.iter().zip(publish_batch(agent, items).await?) {
+        for (p, result) in chunk.iter().zip(publish_batch_noted(agent, items).await?) {
             match result {
                 Ok(_) => report.published += 1,
                 Err(reason) => report
@@ -473,6 +501,7 @@ pub async fn import_stix(
                 audience,
                 &created,
                 body,
+                &mut report.notes,
             ) {
                 Ok(Planned::Unchanged(id)) => {
                     report.unchanged += 1;
@@ -535,6 +564,7 @@ pub async fn import_stix(
             audience,
             &created,
             body,
+            &mut report.notes,
         ) {
             Ok(Planned::Unchanged(_)) => report.unchanged += 1,
             Ok(Planned::Send(prepared)) => bulletins.push(Pending {
@@ -611,6 +641,7 @@ fn prepare_import(
     audience: &[String],
     created: &str,
     body: Body,
+    notes: &mut Vec<String>,
 ) -> Result<Planned, AgentError> {
     let known = agent.store.lock().expect("store").import_row(record, key)?;
     let mut prepared = new_statement(
@@ -629,8 +660,12 @@ fn prepare_import(
             prepared.statement.id =
                 uuid::Uuid::parse_str(&id).map_err(|e| AgentError::Invalid(e.to_string()))?;
             prepared.statement.revision = revision + 1;
+            scrub(agent, &mut prepared, record, notes)?;
             Ok(Planned::Send(Box::new(prepared)))
         }
-        _ => Ok(Planned::Send(Box::new(prepared))),
+        _ => {
+            scrub(agent, &mut prepared, record, notes)?;
+            Ok(Planned::Send(Box::new(prepared)))
+        }
     }
 }

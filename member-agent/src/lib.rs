@@ -18,6 +18,7 @@ pub mod localstore;
 pub mod lockfile;
 pub mod osv;
 pub mod publish;
+pub mod scrub;
 pub mod sinks;
 pub mod state;
 pub mod sync;

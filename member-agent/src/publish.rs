@@ -6,6 +6,7 @@ use isac_proto::v1 as pb;
 
 use crate::draft::{IndicatorDraft, Prepared};
 use crate::error::AgentError;
+use crate::scrub::Choice;
 use crate::sync::Agent;
 
 #[derive(Debug, Clone)]
@@ -13,30 +14,66 @@ pub struct Published {
     pub id: String,
     pub revision: u32,
     pub duplicate: bool,
+    /// What the scan before signing replaced or let through.
+    pub notes: Vec<String>,
 }
 
 pub async fn publish(agent: &Agent, draft: IndicatorDraft) -> Result<Published, AgentError> {
+    publish_with(agent, draft, &agent.scrub_choice).await
+}
+
+/// [`publish`] with this call's own choice about scan findings (the
+/// console's form), instead of the agent's (the command line's flags).
+pub async fn publish_with(
+    agent: &Agent,
+    draft: IndicatorDraft,
+    choice: &Choice,
+) -> Result<Published, AgentError> {
     let created = isac_core::time::format_rfc3339(agent.clock.now());
     let prepared = draft.into_prepared(agent.org_id(), created)?;
-    publish_prepared(agent, &prepared).await
+    publish_prepared_with(agent, &prepared, choice).await
 }
 
 pub async fn publish_bulletin(
     agent: &Agent,
     draft: crate::draft::BulletinDraft,
 ) -> Result<Published, AgentError> {
-    let created = isac_core::time::format_rfc3339(agent.clock.now());
-    let prepared = draft.into_prepared(agent.org_id(), created)?;
-    publish_prepared(agent, &prepared).await
+    publish_bulletin_with(agent, draft, &agent.scrub_choice).await
 }
 
-/// Signs with the member's current key and publishes, with the audience openings.
+pub async fn publish_bulletin_with(
+    agent: &Agent,
+    draft: crate::draft::BulletinDraft,
+    choice: &Choice,
+) -> Result<Published, AgentError> {
+    let created = isac_core::time::format_rfc3339(agent.clock.now());
+    let prepared = draft.into_prepared(agent.org_id(), created)?;
+    publish_prepared_with(agent, &prepared, choice).await
+}
+
+/// Scans (`crate::scrub`: refused, redacted or let through as the person
+/// chose), signs with the member's current key and publishes, with the
+/// audience openings.
 pub async fn publish_prepared(agent: &Agent, prepared: &Prepared) -> Result<Published, AgentError> {
-    let envelope = agent.loaded.signing_key.sign_envelope(
-        PAYLOAD_TYPE_STATEMENT_V1,
-        prepared.statement.canonical_bytes(),
-    )?;
-    publish_with_openings(agent, envelope, &prepared.openings).await
+    publish_prepared_with(agent, prepared, &agent.scrub_choice).await
+}
+
+async fn publish_prepared_with(
+    agent: &Agent,
+    prepared: &Prepared,
+    choice: &Choice,
+) -> Result<Published, AgentError> {
+    let mut statement = prepared.statement.clone();
+    let outcome = agent.scrub.apply(&mut statement, choice)?;
+    let envelope = agent
+        .loaded
+        .signing_key
+        .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, statement.canonical_bytes())?;
+    let mut request = pb::PublishRequest::signed(envelope, &prepared.openings);
+    request.scrub_overrides = outcome.overrides();
+    let mut published = send(agent, request).await?;
+    published.notes = outcome.notes();
+    Ok(published)
 }
 
 /// Publishes an already-signed envelope with no audience (also to re-send one).
@@ -52,7 +89,10 @@ pub async fn publish_with_openings(
     envelope: isac_core::Envelope,
     openings: &[AudienceOpening],
 ) -> Result<Published, AgentError> {
-    let request = pb::PublishRequest::signed(envelope, openings);
+    send(agent, pb::PublishRequest::signed(envelope, openings)).await
+}
+
+async fn send(agent: &Agent, request: pb::PublishRequest) -> Result<Published, AgentError> {
     let resp = agent
         .on_hub(|channel| {
             let request = request.clone();
@@ -68,6 +108,7 @@ pub async fn publish_with_openings(
         id: resp.id,
         revision: resp.revision,
         duplicate: resp.duplicate,
+        notes: Vec::new(),
     })
 }
 
@@ -154,12 +195,24 @@ pub async fn publish_batch(
     agent: &Agent,
     items: Vec<(isac_core::Envelope, Vec<AudienceOpening>)>,
 ) -> Result<Vec<Result<Published, String>>, AgentError> {
-    let batch = pb::PublishBatchRequest {
-        items: items
-            .into_iter()
-            .map(|(envelope, openings)| pb::PublishRequest::signed(envelope, &openings))
-            .collect(),
-    };
+    let items = items.into_iter().map(|(e, o)| (e, o, Vec::new())).collect();
+    publish_batch_noted(agent, items).await
+}
+
+/// [`publish_batch`] with, for each item, the scan overrides the hub audits.
+pub async fn publish_batch_noted(
+    agent: &Agent,
+    items: Vec<(isac_core::Envelope, Vec<AudienceOpening>, Vec<String>)>,
+) -> Result<Vec<Result<Published, String>>, AgentError> {
+    let requests = items
+        .into_iter()
+        .map(|(envelope, openings, overrides)| {
+            let mut r = pb::PublishRequest::signed(envelope, &openings);
+            r.scrub_overrides = overrides;
+            r
+        })
+        .collect();
+    let batch = pb::PublishBatchRequest { items: requests };
     let resp = agent
         .on_hub(|channel| {
             let batch = batch.clone();
@@ -180,6 +233,7 @@ pub async fn publish_batch(
                 id: a.id,
                 revision: a.revision,
                 duplicate: a.duplicate,
+                notes: Vec::new(),
             }),
             None => Err(format!(
                 "{:?}: {}",

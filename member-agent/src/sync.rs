@@ -42,6 +42,10 @@ pub struct Agent {
     pub log: crate::tlog::LogTrust,
     /// Watched applications against held indicators (`crate::watch`).
     pub(crate) watch: crate::watch::AgentWatch,
+    /// Scanning before signing: the rules and lists (`[scrub]` in
+    /// agent.toml) and what the person chose for this run.
+    pub scrub: crate::scrub::Scrubber,
+    pub scrub_choice: crate::scrub::Choice,
 }
 
 /// The URL in use, and failures in a row since a hub last served us.
@@ -94,6 +98,8 @@ impl Agent {
             clock: Clock::system(),
             log: crate::tlog::LogTrust::default(),
             watch: Default::default(),
+            scrub: Default::default(),
+            scrub_choice: Default::default(),
         })
     }
 
@@ -634,7 +640,9 @@ impl Agent {
         };
         self.hub_served()?;
         let mut next = None;
-        // Watched files are looked at between items, at least every second.
+        // Watched files and held items' `valid_until` are looked at between
+        // items, at least every second: an item lapses in its sinks within
+        // a second of its expiry, not at the next sync.
         let mut watch_tick = tokio::time::interval(WATCH_EVERY);
         watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -644,7 +652,8 @@ impl Agent {
                     let message = tokio::select! {
                         m = stream.message() => m?,
                         _ = watch_tick.tick() => {
-                            self.update_exposures(sinks).await?;
+                            // Also updates exposures.
+                            self.expire_due(sinks).await?;
                             continue;
                         }
                     };

@@ -77,6 +77,7 @@ impl v1::PublishRequest {
         v1::PublishRequest {
             envelope: Some(envelope.into()),
             audience_openings: openings.iter().map(Into::into).collect(),
+            scrub_overrides: Vec::new(),
         }
     }
 }

@@ -33,6 +33,55 @@ pub const MAX_BATCH_ITEMS: usize = 1000;
 pub struct Submission {
     pub envelope: Envelope,
     pub openings: Vec<AudienceOpening>,
+    /// What the member's scan before signing found and the person
+    /// published anyway (checked by [`check_overrides`]); audited.
+    pub overrides: Vec<String>,
+}
+
+/// Most override entries one publish may carry (there are nine names).
+pub const MAX_OVERRIDES: usize = 16;
+
+/// The override names a member may report: the scanner's kinds and
+/// `benign`. Anything else is refused, so the audit log holds only names.
+pub fn check_overrides(overrides: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if overrides.len() > MAX_OVERRIDES {
+        return Err(ApiError::InvalidArgument(format!(
+            "at most {MAX_OVERRIDES} scrub overrides per statement"
+        )));
+    }
+    for o in &overrides {
+        if o != "benign" && o.parse::<isac_scrub::Kind>().is_err() {
+            return Err(ApiError::InvalidArgument(format!(
+                "unknown scrub override `{}`: use a finding kind (email, phone, person, internal-ip, own-host, path-user, secret, pattern) or benign",
+                o.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    Ok(overrides)
+}
+
+/// Writes a member's override of its scan before signing to the audit log.
+async fn audit_overrides(
+    state: &HubState,
+    caller: &Caller,
+    id: &str,
+    revision: u32,
+    overrides: &[String],
+) -> Result<(), ApiError> {
+    if overrides.is_empty() {
+        return Ok(());
+    }
+    state
+        .store
+        .audit_note(
+            &caller.org_id,
+            "publish.scrub-override",
+            &format!("{id} revision {revision}"),
+            &overrides.join(","),
+            state.now(),
+        )
+        .await?;
+    Ok(())
 }
 
 /// An accepted statement. The hub's sequence is not part of it: positions
@@ -218,9 +267,11 @@ pub async fn publish(
     caller: &Caller,
     submission: Submission,
 ) -> Result<Published, ApiError> {
+    let overrides = submission.overrides.clone();
     let new = prepare(state, caller, submission).await?;
     let (id, revision) = (new.id.clone(), new.revision);
     let (sequence, duplicate) = state.store.append_statement(new).await?;
+    audit_overrides(state, caller, &id, revision, &overrides).await?;
     tracing::Span::current().record("seq", sequence);
     tracing::debug!(duplicate, "statement accepted");
     Ok(Published {
@@ -254,6 +305,10 @@ pub async fn publish_batch(
         }
     }
     let keys = std::sync::Arc::new(keys);
+    let overrides: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| i.as_ref().map(|s| s.overrides.clone()).unwrap_or_default())
+        .collect();
     let mut tasks = tokio::task::JoinSet::new();
     for (index, item) in items.into_iter().enumerate() {
         let (state, caller, keys) = (state.clone(), caller.clone(), keys.clone());
@@ -291,7 +346,7 @@ pub async fn publish_batch(
         }
     }
     let stored = state.store.append_statements(accepted).await;
-    Ok(slots
+    let results: Vec<Result<Published, ApiError>> = slots
         .into_iter()
         .map(|slot| {
             slot.and_then(|(id, revision, i)| {
@@ -305,7 +360,13 @@ pub async fn publish_batch(
                     .map_err(ApiError::from)
             })
         })
-        .collect())
+        .collect();
+    for (r, o) in results.iter().zip(&overrides) {
+        if let Ok(p) = r {
+            audit_overrides(state, caller, &p.id, p.revision, o).await?;
+        }
+    }
+    Ok(results)
 }
 
 /// Every check of a publish, ending in the row to store. Stores nothing.
@@ -388,7 +449,11 @@ pub async fn prepare_with_key(
     submission: Submission,
     key: Option<SigningKey>,
 ) -> Result<NewStatement, ApiError> {
-    let Submission { envelope, openings } = submission;
+    let Submission {
+        envelope,
+        openings,
+        overrides: _,
+    } = submission;
     if let Some((owner, _)) = &key {
         check_key_owner(owner, caller)?;
     }

@@ -98,6 +98,7 @@ fn submission(item: pb::PublishRequest) -> Result<Submission, ApiError> {
     let pb::PublishRequest {
         envelope,
         audience_openings,
+        scrub_overrides,
     } = item;
     let envelope = envelope.ok_or_else(|| ApiError::InvalidArgument("missing envelope".into()))?;
     let openings = audience_openings
@@ -107,6 +108,7 @@ fn submission(item: pb::PublishRequest) -> Result<Submission, ApiError> {
     Ok(Submission {
         envelope: envelope.into(),
         openings,
+        overrides: domain::check_overrides(scrub_overrides)?,
     })
 }
 

@@ -458,6 +458,19 @@ impl Store {
         dispatch!(self.renew_agent(old_fingerprint, new_fingerprint, cert_pem, not_after, now))
     }
 
+    /// One audit row outside an admin action (e.g. a member's override of
+    /// its scan before signing).
+    pub async fn audit_note(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.audit_note(actor, action, target, detail, now))
+    }
+
     pub async fn audit_list(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
         dispatch!(self.audit_list(limit))
     }

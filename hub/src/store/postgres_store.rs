@@ -533,6 +533,19 @@ impl PgStore {
         ))
     }
 
+    pub(super) async fn audit_note(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c| postgres::audit(
+            c, now, actor, action, target, detail
+        ))
+    }
+
     pub(super) async fn audit_list(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
         read!(self, |c| postgres::audit_list(c, limit))
     }

@@ -422,6 +422,24 @@ impl SqliteStore {
             .await
     }
 
+    pub(super) async fn audit_note(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (actor, action, target, detail) = (
+            actor.to_owned(),
+            action.to_owned(),
+            target.to_owned(),
+            detail.to_owned(),
+        );
+        self.write(move |c| sqlite::audit(c, now, &actor, &action, &target, &detail))
+            .await
+    }
+
     pub(super) async fn audit_list(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
         self.read(move |c| sqlite::audit_list(c, limit)).await
     }

@@ -526,6 +526,11 @@ async fn add_objects(
             Err(error(StatusCode::BAD_REQUEST, "Bad envelope", &m))
         }
         Err(write::Refused::Forbidden(m)) => Err(error(StatusCode::FORBIDDEN, "Not allowed", &m)),
+        Err(write::Refused::Unsafe(m)) => Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not safe to share",
+            &m,
+        )),
         Err(write::Refused::Failed(e)) => Err(e.into()),
     }
 }

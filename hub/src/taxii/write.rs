@@ -53,7 +53,45 @@ fn detail(e: &Entry) -> Value {
 pub enum Refused {
     BadRequest(String),
     Forbidden(String),
+    /// The scan before signing found personal data, internal addresses,
+    /// secrets or benign observables (422; nothing stored).
+    Unsafe(String),
     Failed(ApiError),
+}
+
+/// The built-in benign lists, parsed once.
+fn benign_lists() -> &'static isac_scrub::benign::Lists {
+    static LISTS: std::sync::OnceLock<isac_scrub::benign::Lists> = std::sync::OnceLock::new();
+    LISTS.get_or_init(isac_scrub::benign::Lists::builtin)
+}
+
+/// What the hub must not sign for a member: every finding of the scan
+/// before signing (built-in detectors; the member's own rules live in its
+/// agent) and every benign-list hit, named by STIX object. Retractions
+/// carry only the hub's own text.
+fn unsafe_to_sign<'a>(objects: impl Iterator<Item = (&'a str, &'a Statement)>) -> Vec<String> {
+    let rules = isac_scrub::Rules::default();
+    let mut problems = Vec::new();
+    for (id, s) in objects {
+        if matches!(s.body, Body::Retraction(_)) {
+            continue;
+        }
+        match isac_scrub::scan_statement(s, &rules) {
+            Ok((findings, _)) => {
+                problems.extend(findings.iter().map(|f| format!("{id}: {f}")));
+            }
+            Err(e) => problems.push(format!("{id}: {e}")),
+        }
+        if let Body::Indicator(i) = &s.body {
+            problems.extend(
+                benign_lists()
+                    .check(&i.observable)
+                    .iter()
+                    .map(|h| format!("{id}: {h}: a benign indicator")),
+            );
+        }
+    }
+    problems
 }
 
 impl From<crate::store::StoreError> for Refused {
@@ -119,6 +157,7 @@ async fn prepare(
     let submission = Submission {
         envelope,
         openings: Vec::new(),
+        overrides: Vec::new(),
     };
     prepare_with_key(state, &who.caller, submission, Some(key.clone())).await
 }
@@ -316,6 +355,21 @@ pub async fn add_objects(
                 pending.push((entry, vec![s], records));
             }
         }
+    }
+
+    // What is signed and shared cannot be unsent: refuse the whole
+    // submission, naming every finding, before anything is signed.
+    let problems = unsafe_to_sign(
+        pending
+            .iter()
+            .flat_map(|(e, statements, _)| statements.iter().map(move |s| (e.id.as_str(), s))),
+    );
+    if !problems.is_empty() {
+        return Err(Refused::Unsafe(format!(
+            "nothing stored: {} problem(s) found before signing:\n{}\nRemove or redact them (placeholders such as [email]), or publish with your agent, which can override (`member-agent publish --stix FILE --redact`, `--allow KIND`, `--force-benign`).",
+            problems.len(),
+            problems.join("\n")
+        )));
     }
 
     // Check every statement as a publish would, then store the good ones

@@ -28,6 +28,8 @@ pub struct BulletinArgs {
     /// Related indicator id (repeatable).
     #[arg(long)]
     related: Vec<String>,
+    #[command(flatten)]
+    scrub: crate::scrub::ScrubArgs,
 }
 
 pub async fn run(state: &StateDir, args: BulletinArgs) -> Result<(), AgentError> {
@@ -39,6 +41,7 @@ pub async fn run(state: &StateDir, args: BulletinArgs) -> Result<(), AgentError>
         audience,
         incident,
         related,
+        scrub,
     } = args;
     let text = if body.as_os_str() == "-" {
         let mut t = String::new();
@@ -57,8 +60,10 @@ pub async fn run(state: &StateDir, args: BulletinArgs) -> Result<(), AgentError>
         incident_id: incident,
         related,
     };
-    let agent = super::open_agent(state)?;
+    let mut agent = super::open_agent(state)?;
+    scrub.apply_to(&mut agent)?;
     let p = crate::publish::publish_bulletin(&agent, draft).await?;
+    crate::scrub::print_notes(&p.notes);
     println!("id={} revision={}", p.id, p.revision);
     Ok(())
 }

@@ -110,6 +110,8 @@ pub struct PublishArgs {
     /// statement, so every hub on the way sees it).
     #[arg(long)]
     no_forward: bool,
+    #[command(flatten)]
+    scrub: crate::scrub::ScrubArgs,
 }
 
 fn some_vec(v: Vec<String>) -> Option<Vec<String>> {
@@ -163,7 +165,8 @@ impl PublishArgs {
 
 pub async fn run(state: &StateDir, args: PublishArgs) -> Result<(), AgentError> {
     if let Some(path) = args.csv.clone() {
-        let agent = super::open_agent(state)?;
+        let mut agent = super::open_agent(state)?;
+        args.scrub.apply_to(&mut agent)?;
         let r = crate::import::import_csv(&agent, &path, args.skip_invalid).await?;
         println!(
             "csv import: {} rows; {} published, {} invalid or refused, {} skipped",
@@ -172,6 +175,7 @@ pub async fn run(state: &StateDir, args: PublishArgs) -> Result<(), AgentError> 
             r.invalid.len() + r.refused.len(),
             r.skipped.len(),
         );
+        crate::scrub::print_notes(&r.notes);
         for reason in r.invalid.iter().chain(&r.refused) {
             eprintln!("skipped: {reason}");
         }
@@ -184,7 +188,8 @@ pub async fn run(state: &StateDir, args: PublishArgs) -> Result<(), AgentError> 
             .map(str::parse::<isac_core::Tlp>)
             .transpose()
             .map_err(|e| AgentError::Usage(e.to_string()))?;
-        let agent = super::open_agent(state)?;
+        let mut agent = super::open_agent(state)?;
+        args.scrub.apply_to(&mut agent)?;
         let r = crate::import::import_stix(&agent, &path, tlp, &args.audience, args.skip_invalid)
             .await?;
         println!(
@@ -211,7 +216,8 @@ pub async fn run(state: &StateDir, args: PublishArgs) -> Result<(), AgentError> 
             })?
             .parse()
             .map_err(|e: isac_core::tlp::UnknownTlp| AgentError::Usage(e.to_string()))?;
-        let agent = super::open_agent(state)?;
+        let mut agent = super::open_agent(state)?;
+        args.scrub.apply_to(&mut agent)?;
         let r = crate::import::import_osv(&agent, &path, tlp, &args.audience, args.skip_invalid)
             .await?;
         println!(
@@ -227,9 +233,12 @@ pub async fn run(state: &StateDir, args: PublishArgs) -> Result<(), AgentError> 
         );
         return finish_import(&r);
     }
+    let scrub = args.scrub.clone();
     let draft = args.into_draft()?;
-    let agent = super::open_agent(state)?;
+    let mut agent = super::open_agent(state)?;
+    scrub.apply_to(&mut agent)?;
     let p = crate::publish::publish(&agent, draft).await?;
+    crate::scrub::print_notes(&p.notes);
     println!(
         "id={} revision={}{}",
         p.id,
@@ -256,6 +265,7 @@ fn finish_import(r: &ImportReport) -> Result<(), AgentError> {
 /// What an import skipped (counted by reason, each named, at most
 /// `NAMED` a reason) and what it could not import.
 fn print_import_problems(r: &ImportReport) {
+    crate::scrub::print_notes(&r.notes);
     const NAMED: usize = 50;
     let mut reasons: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for s in &r.skipped {

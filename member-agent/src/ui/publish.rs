@@ -231,6 +231,7 @@ fn form_html(own: &str, csrf: &str, form: &Form, orgs: &[(String, String)]) -> M
                         span.muted { "(signed: never forwarded to peer hubs)" }
                     }
                 }
+                (scrub_choices("ind", form))
                 h3 #preview-h { "Who will receive it" }
                 output #preview for="publish-form" aria-live="polite" .preview { (preview_text(form, orgs)) }
                 button type="submit" #publish { "Sign and publish" }
@@ -264,6 +265,7 @@ fn form_html(own: &str, csrf: &str, form: &Form, orgs: &[(String, String)]) -> M
                     (tlp_radios("bul", ""))
                 }
                 (audience_picker("bul", &Form::default(), orgs, own))
+                (scrub_choices("bul", &Form::default()))
                 button type="submit" #publish-bulletin { "Sign and broadcast" }
             }
         }
@@ -410,13 +412,89 @@ fn published_notice(what: &str, p: &crate::publish::Published, who: &[String]) -
             @if !who.is_empty() {
                 p.preview { (who.join("\n")) }
             }
+            @if !p.notes.is_empty() {
+                p.preview #scrub-notes { (p.notes.join("\n")) }
+            }
         }
+    }
+}
+
+/// What to do when the scan before signing finds personal data, internal
+/// addresses or secrets, or a benign observable: the same three choices as
+/// `publish` (refuse and show them, `--redact`, `--allow`), and
+/// `--force-benign`.
+fn scrub_choices(prefix: &str, form: &Form) -> Markup {
+    let picked = match form.get("scrub") {
+        "redact" => "redact",
+        "allow" => "allow",
+        _ => "refuse",
+    };
+    let choices = [
+        ("refuse", "Stop and show me what the scan finds"),
+        (
+            "redact",
+            "Replace findings with placeholders such as [email], then sign",
+        ),
+        (
+            "allow",
+            "Sign as written (the hub's audit log records the override)",
+        ),
+    ];
+    html! {
+        fieldset.scrub-pick {
+            legend { "Before signing: personal data, internal addresses, secrets" }
+            @for (value, text) in choices {
+                div.check {
+                    input type="radio" id={ (prefix) "-scrub-" (value) } name="scrub" value=(value) checked[picked == value];
+                    label for={ (prefix) "-scrub-" (value) } { (text) }
+                }
+            }
+            div.check {
+                input type="checkbox" id={ (prefix) "-force-benign" } name="force_benign" value="1" checked[!form.get("force_benign").is_empty()];
+                label for={ (prefix) "-force-benign" } {
+                    "Publish even if the observable is on a benign list "
+                    span.muted { "(public DNS resolvers, registries, CDNs, documentation ranges, popular packages)" }
+                }
+            }
+        }
+    }
+}
+
+/// The choice a form makes (see [`scrub_choices`]).
+fn scrub_choice(form: &Form) -> crate::scrub::Choice {
+    crate::scrub::Choice {
+        redact: form.get("scrub") == "redact",
+        allow: if form.get("scrub") == "allow" {
+            isac_scrub::Kind::ALL.to_vec()
+        } else {
+            Vec::new()
+        },
+        force_benign: !form.get("force_benign").is_empty(),
     }
 }
 
 /// The form again with why it was not published (status and text from
 /// the one mapping, `error::classify`).
 fn refused(e: &AgentError) -> (StatusCode, Markup) {
+    // The scan's findings, inline, one a line, above the three choices.
+    if let AgentError::Usage(m) = e {
+        if let Some(list) = m.strip_prefix("nothing signed or sent: ") {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                html! {
+                    div class="notice notice-error" role="alert" #scrub-findings {
+                        p { "Not signed, nothing sent: " (list.lines().next().unwrap_or("")) }
+                        ul {
+                            @for l in list.lines().skip(1).filter(|l| l.starts_with("  ")) {
+                                li { code { (l.trim()) } }
+                            }
+                        }
+                        p { "Choose under \"Before signing\": replace them with placeholders, sign as written, or edit the text." }
+                    }
+                },
+            );
+        }
+    }
     let shown = super::error::classify("Not published", e);
     (shown.status, html::notice("error", &shown.message))
 }
@@ -439,7 +517,7 @@ pub async fn submit(
     )
     .unwrap_or_default();
     let result = match draft_from(&form) {
-        Ok(d) => crate::publish::publish(c.agent(), d).await,
+        Ok(d) => crate::publish::publish_with(c.agent(), d, &scrub_choice(&form)).await,
         Err(e) => Err(e),
     };
     match result {
@@ -482,7 +560,7 @@ pub async fn bulletin(
     };
     let who =
         recipients(form.get("tlp"), &draft.audience, false, &orgs(c.agent())).unwrap_or_default();
-    match crate::publish::publish_bulletin(c.agent(), draft).await {
+    match crate::publish::publish_bulletin_with(c.agent(), draft, &scrub_choice(&form)).await {
         Ok(p) => render(
             &c,
             &auth,
@@ -605,13 +683,16 @@ mod tests {
             hostile::escaped(&h)
         )));
         // The hostile org is checked (it was sent) and marked as ours; so
-        // are the anonymous and no-forward boxes (sent non-empty).
-        assert_eq!(page.matches(" checked").count(), 3, "{page}");
+        // are the anonymous and no-forward boxes (sent non-empty); the other
+        // two are each form's default scan choice.
+        assert_eq!(page.matches(" checked").count(), 5, "{page}");
+        assert_eq!(page.matches("value=\"refuse\" checked").count(), 2);
         assert!(page.contains(" (you)</label>"));
         let published = crate::publish::Published {
             id: h.clone(),
             revision: 2,
             duplicate: true,
+            notes: vec![],
         };
         let notice = published_notice(&h, &published, &[h.clone(), h.clone()]).into_string();
         hostile::assert_shown_inert(&notice);

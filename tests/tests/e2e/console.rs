@@ -291,6 +291,61 @@ fn console_refuses_no_session_forged_csrf_other_origins_and_a_reused_login_token
     let r = http(&host, "POST", "/publish", &with(&same), &form(&csrf));
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("Not published"), "{}", r.body);
+    // The scan before signing: findings inline, with the three choices.
+    let leaky = |csrf: &str, scrub: &str| {
+        format!(
+            "csrf={csrf}&kind=package&value=pkg%3Anpm%2Fconsole-leak%401.0.0&title=leak&tlp=green\
+             &description=ask+jane%40bank-mail.example+on+10.1.2.3&scrub={scrub}"
+        )
+    };
+    let r = http(
+        &host,
+        "POST",
+        "/publish",
+        &with(&same),
+        &leaky(&csrf, "refuse"),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("id=\"scrub-findings\""), "{}", r.body);
+    assert!(
+        r.body.contains("description at byte 4: email"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("description at byte 30: internal-ip"),
+        "{}",
+        r.body
+    );
+    // The findings do not repeat what they found (the form keeps the text to edit).
+    let notice = &r.body[r.body.find("id=\"scrub-findings\"").unwrap()..];
+    let notice = &notice[..notice.find("</div>").unwrap()];
+    assert!(
+        !notice.contains("jane@") && !notice.contains("10.1.2.3"),
+        "{notice}"
+    );
+    for choice in ["refuse", "redact", "allow"] {
+        assert!(
+            r.body
+                .contains(&format!("name=\"scrub\" value=\"{choice}\"")),
+            "{}",
+            r.body
+        );
+    }
+    let r = http(
+        &host,
+        "POST",
+        "/publish",
+        &with(&same),
+        &leaky(&csrf, "redact"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"scrub-notes\""), "{}", r.body);
+    assert!(
+        r.body.contains("ask [email] on [internal-ip]"),
+        "{}",
+        r.body
+    );
     // Sightings and logout are guarded the same way.
     let id = "00000000-0000-4000-8000-000000000000";
     let r = http(

@@ -1751,3 +1751,76 @@ async fn bulletins_and_severe_items_are_mailed_over_starttls_and_never_in_clear(
     drop(clear);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_running_agent_lapses_an_item_in_its_sink_without_a_sync_and_a_later_revision_restores_it(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let start = member_agent::now();
+    let clock = hub::app::Clock::manual(start);
+    let hub = TestHub::start_with_clock(&dir.path().join("hub"), clock.clone()).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let mut bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let mut short = d("pkg:npm/lapsing@1.0.0", "high", 50, &[]);
+    short.valid_until = Some(format_rfc3339(start + 5));
+    let first = publish(&alice, short.clone()).await.unwrap();
+
+    let jsonl = dir.path().join("bob.jsonl");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let path = jsonl.clone();
+    let runner = tokio::spawn(async move {
+        let mut sinks = Sinks::jsonl(Some(&path)).unwrap();
+        bob.run(&mut sinks, async {
+            let _ = stopped.await;
+        })
+        .await;
+        bob
+    });
+    let count = |action: &str| {
+        std::fs::read_to_string(&jsonl)
+            .unwrap_or_default()
+            .matches(&format!("\"action\":\"{action}\""))
+            .count()
+    };
+    eventually(
+        "the item in the running agent's sink",
+        Duration::from_secs(30),
+        || count("upsert") == 1,
+    )
+    .await;
+    // Its second comes: no sync, no new item, the daemon lapses it.
+    clock.set(start + 6);
+    eventually("the expiry in the sink", Duration::from_secs(30), || {
+        count("expire") == 1
+    })
+    .await;
+
+    // A revision that lives longer brings it back.
+    let mut later = short;
+    later.valid_until = Some(format_rfc3339(start + 3600));
+    let mut revision = later
+        .into_prepared(alice.org_id(), format_rfc3339(start + 6))
+        .unwrap();
+    revision.statement.id = first.id.parse().unwrap();
+    revision.statement.revision = 2;
+    member_agent::publish::publish_prepared(&alice, &revision)
+        .await
+        .unwrap();
+    eventually(
+        "the restored item in the sink",
+        Duration::from_secs(30),
+        || count("upsert") == 2,
+    )
+    .await;
+    stop.send(()).unwrap();
+    let bob = runner.await.unwrap();
+    let held = bob.store.lock().unwrap().list(10).unwrap();
+    let item = held.iter().find(|i| i.id == first.id).unwrap();
+    assert_eq!(
+        (item.revision, item.status.as_str()),
+        (2, "valid"),
+        "{held:?}"
+    );
+    assert_eq!(count("expire"), 1);
+    hub.stop().await;
+}

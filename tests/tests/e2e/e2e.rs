@@ -47,6 +47,7 @@ async fn publish_raw(
         .publish(pb::PublishRequest {
             envelope: Some(env.into()),
             audience_openings: vec![],
+            scrub_overrides: vec![],
         })
         .await
         .map(|r| r.into_inner())
@@ -389,6 +390,7 @@ async fn without_a_client_certificate_only_enrollment_answers() {
         .publish(pb::PublishRequest {
             envelope: Some(env.into()),
             audience_openings: vec![],
+            scrub_overrides: vec![],
         })
         .await
         .unwrap_err();

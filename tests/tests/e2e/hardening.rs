@@ -76,6 +76,7 @@ async fn the_publish_rate_limit_answers_resource_exhausted_with_a_retry_hint() {
         .publish(pb::PublishRequest {
             envelope: Some(env.into()),
             audience_openings: vec![],
+            scrub_overrides: vec![],
         })
         .await
         .unwrap_err();

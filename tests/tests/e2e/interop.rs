@@ -351,12 +351,12 @@ const THIRD_PARTY: &str = r#"{
      "object_marking_refs": ["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"]},
     {"type": "indicator", "spec_version": "2.1", "id": "indicator--1ed8caa7-a708-4706-b651-f1186ede6ca1",
      "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
-     "name": "Payload hash", "pattern": "[file:hashes.'SHA-256' = 'E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855']",
+     "name": "Payload hash", "pattern": "[file:hashes.'SHA-256' = 'BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD']",
      "pattern_type": "stix", "valid_from": "2024-01-01T00:00:00Z", "confidence": 85,
      "object_marking_refs": ["marking-definition--f88d31f6-486f-44da-b317-01333bde0b82"]},
     {"type": "indicator", "spec_version": "2.1", "id": "indicator--0f8d3d9e-4f1b-4e39-9d3c-6f0b1c2d3e4f",
      "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
-     "name": "Scanner", "pattern": "[ipv4-addr:value = '198.51.100.7']", "pattern_type": "stix", "valid_from": "2024-01-01T00:00:00Z"},
+     "name": "Scanner", "pattern": "[ipv4-addr:value = '45.77.10.3']", "pattern_type": "stix", "valid_from": "2024-01-01T00:00:00Z"},
     {"type": "indicator", "spec_version": "2.1", "id": "indicator--2a7c5b1e-0d4f-4c3b-8a9e-7f6d5c4b3a21",
      "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
      "name": "event-stream backdoor", "pattern": "[software:name = 'event-stream' AND software:vendor = 'npm' AND software:version = '3.3.6']",
@@ -612,9 +612,9 @@ fn a_third_party_bundle_imports_with_its_tlp_1_0_markings_and_bad_objects_named(
     assert_eq!(
         got,
         [
-            "artifact amber e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "artifact amber ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
             "artifact green 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
-            "network clear 198.51.100.7",
+            "network clear 45.77.10.3",
             "network green c2.third-party.example",
             "network green c3.third-party.example",
             "package green pkg:npm/event-stream@3.3.6",
@@ -657,7 +657,7 @@ fn a_third_party_bundle_imports_with_its_tlp_1_0_markings_and_bad_objects_named(
     assert!(
         items
             .iter()
-            .any(|i| i["value"] == "198.51.100.7" && i["status"] == "retracted"),
+            .any(|i| i["value"] == "45.77.10.3" && i["status"] == "retracted"),
         "{items:?}"
     );
     assert!(
@@ -791,7 +791,7 @@ fn osv_export_reimports_through_the_osv_importer_and_misp_export_loads_in_pymisp
             "amber",
         ],
         &["--domain", "c2.evil.example", "--tlp", "clear"],
-        &["--ip", "198.51.100.7", "--tlp", "clear"],
+        &["--ip", "45.77.10.3", "--tlp", "clear"],
         &["--account", "github:evil-maintainer", "--tlp", "green"],
         &[
             "--repo-url",
@@ -1049,7 +1049,7 @@ fn agent_toml_configures_sinks_and_filters_and_flags_override_it() {
     for flags in [
         &["--domain", "c2.evil.example"][..],
         &["--purl", "pkg:npm/evil@1.0.0"],
-        &["--ip", "198.51.100.7"],
+        &["--ip", "45.77.10.3"],
     ] {
         let mut args = vec!["publish", "--tlp", "green", "--title", "t"];
         args.extend_from_slice(flags);

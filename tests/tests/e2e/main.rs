@@ -22,6 +22,7 @@ mod lifecycle;
 mod processes;
 mod replicas;
 mod retention;
+mod scrub;
 mod slow;
 mod store;
 mod taxii;

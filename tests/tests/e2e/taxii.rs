@@ -1140,3 +1140,71 @@ async fn a_database_error_answers_500_naming_a_request_id_the_log_also_names() {
     }
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn taxii_writes_with_personal_data_or_benign_observables_are_refused_before_signing() {
+    let w = TlpWorld::start().await;
+    let (indicators, _) = collection_ids(&w.hub);
+    let objects = format!("{ROOT}/collections/{indicators}/objects/");
+    let (user, pass) = w.hub.add_api_key_with("src-bank", None, true).await;
+    let key = (user.as_str(), pass.as_str());
+    let green = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb";
+    let before = w.hub.stored_statements();
+    let post = |body: Value| {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let hub = &w.hub;
+        let objects = objects.clone();
+        async move {
+            hub.taxii_with_body(
+                "POST",
+                &objects,
+                Some(key),
+                Some(("application/taxii+json;version=2.1", &bytes)),
+            )
+            .await
+        }
+    };
+    let clean_id = format!("indicator--{}", uuid::Uuid::new_v4());
+    let leaky_id = format!("indicator--{}", uuid::Uuid::new_v4());
+    let mut leaky = indicator_object(&leaky_id, "2026-11-20T10:00:00.000Z", "leaky", Some(green));
+    leaky["description"] =
+        "ask soc-lead@src-bank.example, token ghp_0123456789abcdefghij0123456789abcdef".into();
+    let r = post(serde_json::json!({ "objects": [
+        indicator_object(&clean_id, "2026-11-20T10:00:00.000Z", "clean", Some(green)),
+        leaky,
+    ]}))
+    .await;
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, 422, "{body}");
+    assert!(body.contains("nothing stored"), "{body}");
+    assert!(
+        body.contains(&format!("{leaky_id}: description at byte 4: email")),
+        "{body}"
+    );
+    assert!(body.contains("secret (GitHub token)"), "{body}");
+    assert!(
+        !body.contains("soc-lead@") && !body.contains("ghp_0123"),
+        "{body}"
+    );
+    assert_eq!(w.hub.stored_statements(), before, "the clean one waits too");
+
+    let resolver_id = format!("indicator--{}", uuid::Uuid::new_v4());
+    let mut resolver =
+        indicator_object(&resolver_id, "2026-11-20T10:00:00.000Z", "C2", Some(green));
+    resolver["pattern"] = "[ipv4-addr:value = '8.8.8.8']".into();
+    let r = post(serde_json::json!({ "objects": [resolver] })).await;
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, 422, "{body}");
+    assert!(
+        body.contains("on the benign list public-dns-resolvers"),
+        "{body}"
+    );
+    assert_eq!(w.hub.stored_statements(), before);
+
+    let r = post(serde_json::json!({ "objects": [
+        indicator_object(&clean_id, "2026-11-20T10:00:00.000Z", "clean", Some(green)),
+    ]}))
+    .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(w.hub.stored_statements(), before + 1);
+}

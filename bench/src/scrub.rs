@@ -1,0 +1,74 @@
+//! Scanning cost before signing (issue 21), pure CPU, no hub: MB/s of text
+//! through `isac_scrub::scan_text`, on prose that holds one finding per
+//! ~2 KiB (a realistic bulletin) and on a bulk import's worth of small
+//! statements (`scan_statement` per indicator, as the agent does per row).
+
+use std::time::Instant;
+
+use isac_scrub::{scan_statement, scan_text, Role, Rules};
+use serde_json::{json, Value};
+
+fn prose(bytes: usize) -> String {
+    let para = "The campaign publishes typosquats of popular packages; the postinstall \
+        script downloads a second stage from a C2 at 45.77.10.3 and reads ~/.npmrc \
+        for tokens. Hashes, versions 1.2.3 to 1.4.0 and CVE-2021-44228 are listed \
+        below, dated 2026-11-25. ";
+    let mut s = String::with_capacity(bytes + 256);
+    let mut n = 0;
+    while s.len() < bytes {
+        s.push_str(para);
+        n += 1;
+        if n % 8 == 0 {
+            s.push_str("Reported by soc@member.example. ");
+        }
+    }
+    s
+}
+
+/// Adds `scrub_*` figures to `out`.
+pub fn add_figures(out: &mut Value, smoke: bool) {
+    let rules = Rules {
+        own_domains: vec!["corp.member.example".into()],
+        people: vec!["Alice Martin".into(), "Bob Jones".into()],
+        ..Rules::default()
+    };
+    let text = prose(if smoke { 256 << 10 } else { 1 << 20 });
+    let rounds = if smoke { 4 } else { 16 };
+    let t = Instant::now();
+    let mut found = 0;
+    for _ in 0..rounds {
+        found += scan_text("body", &text, Role::Prose, &rules)
+            .expect("within bounds")
+            .findings
+            .len();
+    }
+    let prose_mb_s = (text.len() * rounds) as f64 / 1e6 / t.elapsed().as_secs_f64();
+
+    let n = if smoke { 2_000 } else { 20_000 };
+    let statements: Vec<isac_core::Statement> = (0..n)
+        .map(|i| {
+            member_agent::draft::IndicatorDraft {
+                purl: Some(format!("pkg:npm/bench-scan-{i}@1.0.{i}")),
+                tlp: Some("green".into()),
+                title: Some(format!("typosquat {i} of a popular package")),
+                description: Some(prose(300)),
+                ..Default::default()
+            }
+            .into_statement("bench-org", "2026-12-02T12:00:00Z".into())
+            .expect("valid")
+        })
+        .collect();
+    let t = Instant::now();
+    for s in &statements {
+        found += scan_statement(s, &rules).expect("within bounds").0.len();
+    }
+    let per_s = n as f64 / t.elapsed().as_secs_f64();
+    if let Some(o) = out.as_object_mut() {
+        o.insert(
+            "scrub_prose_mb_per_s".into(),
+            json!((prose_mb_s * 10.0).round() / 10.0),
+        );
+        o.insert("scrub_statements_per_s".into(), json!(per_s.round()));
+        o.insert("scrub_findings_seen".into(), json!(found));
+    }
+}
