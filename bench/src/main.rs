@@ -1346,8 +1346,8 @@ fn main() {
         let Some(f) = f else { continue };
         rows.push((
             format!(
-                "{what}: {} subscribers ({} members, {} storing), {} items at {}/s",
-                f.subscribers, f.members, f.agents, f.items, f.rate
+                "{what}: {} subscribers ({} members, {} storing), {} items at {}/s (achieved {:.0}/s)",
+                f.subscribers, f.members, f.agents, f.items, f.rate, f.achieved_rate
             ),
             String::new(),
         ));
