@@ -79,21 +79,6 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
                 // than the agent's (restored from a backup): say so, with the
                 // head to resume from, rather than silently skip the positions
                 // that will be reused.
-                // Another replica may have committed past what this one
-                // has seen yet (its wake-up is on the way): the database
-                // decides before a cursor is called ahead of history.
-                Ok(after)
-                    if after > head
-                        && after
-                            <= self
-                                .state
-                                .store
-                                .head_from_db()
-                                .await
-                                .map_err(ApiError::from)? =>
-                {
-                    after
-                }
                 Ok(after) if after > head => {
                     return Err(ApiError::ResumeFrom {
                         message: "your cursor is ahead of this hub's history (was it restored from a backup?); resume from its head".into(),
