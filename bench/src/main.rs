@@ -9,8 +9,10 @@
 //! (`--json`).
 
 mod exposure;
+mod fleet;
 mod scrub;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use isac_core::{Envelope, SigningKey, PAYLOAD_TYPE_STATEMENT_V1};
+use isac_core::{SigningKey, PAYLOAD_TYPE_STATEMENT_V1};
 use isac_proto::v1 as pb;
 use member_agent::draft::IndicatorDraft;
 use member_agent::{Agent, StateDir};
@@ -69,6 +71,23 @@ struct Args {
     /// empty, password from PGPASSWORD) instead of embedded SQLite.
     #[arg(long)]
     store: Option<String>,
+    /// Subscribed agents in the time-to-protect phase (0 skips it); 1 % of
+    /// them (at least one) are real agents that verify and store.
+    #[arg(long)]
+    agents: Option<usize>,
+    /// Publish rate in the time-to-protect phase (items/s).
+    #[arg(long)]
+    agent_rate: Option<u64>,
+    /// Length of the time-to-protect phase (s).
+    #[arg(long)]
+    agent_secs: Option<u64>,
+    /// Subscription streams per member identity (the hub allows 2,048).
+    #[arg(long, default_value_t = fleet::PER_MEMBER)]
+    streams_per_member: usize,
+    /// Hub replicas on one PostgreSQL database; 2 adds the figures through
+    /// two. Without --store a throwaway PostgreSQL cluster is started.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    replicas: u8,
 }
 
 struct Plan {
@@ -85,6 +104,10 @@ struct Plan {
     checkpoint_samples: usize,
     /// How long inclusion proofs are requested.
     proof_secs: f64,
+    agents: usize,
+    agent_rate: u64,
+    agent_secs: u64,
+    streams_per_member: usize,
 }
 
 impl Plan {
@@ -108,6 +131,22 @@ impl Plan {
             catchup_items: a.catchup_items.unwrap_or(catchup),
             checkpoint_samples: if a.smoke { 3 } else { 20 },
             proof_secs: if a.smoke { 0.5 } else { 3.0 },
+            agents: a.agents.unwrap_or(if a.smoke {
+                20
+            } else if a.quick {
+                1_000
+            } else {
+                10_000
+            }),
+            agent_rate: a.agent_rate.unwrap_or(10),
+            agent_secs: a.agent_secs.unwrap_or(if a.smoke {
+                2
+            } else if a.quick {
+                10
+            } else {
+                20
+            }),
+            streams_per_member: a.streams_per_member.max(1),
         }
     }
 }
@@ -131,11 +170,73 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The figures through two replicas (absent with one).
+#[derive(Default)]
+struct Replicated {
+    publish_per_s: f64,
+    fanout: Option<fleet::Figures>,
+    agents: Option<fleet::Figures>,
+}
+
 // === the hub process ===
 
 struct HubProc {
     child: Child,
     addr: String,
+}
+
+/// A hub never outlives the bench, also when a phase fails.
+impl Drop for HubProc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl HubProc {
+    fn url(&self) -> String {
+        format!(
+            "https://localhost:{}",
+            self.addr.rsplit(':').next().unwrap_or("0")
+        )
+    }
+
+    fn target(&self) -> fleet::Target {
+        fleet::Target {
+            url: self.url(),
+            pid: self.child.id(),
+        }
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit (children, the
+/// hubs, inherit it): each subscriber holds a socket here and one in the
+/// hub. Through util-linux `prlimit` (setrlimit for a pid), as the
+/// workspace forbids `unsafe`.
+fn raise_fd_limit() -> Option<u64> {
+    let pid = std::process::id().to_string();
+    let limit = |which: &str| {
+        Command::new("prlimit")
+            .args(["--pid", &pid, "--nofile", "--raw", "--noheadings"])
+            .arg(format!("--output={which}"))
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+    };
+    if let Some(hard) = limit("HARD") {
+        let _ = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={hard}:")])
+            .status();
+    }
+    limit("SOFT")
 }
 
 fn bin_dir() -> PathBuf {
@@ -167,9 +268,12 @@ fn start_hub_with(
         .args(["serve", "--listen", listen, "--taxii-listen", "127.0.0.1:0"])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", "warn")
-        // Every simulated member connects from 127.0.0.1, with up to a
-        // thousand idle streams on their own connections at once.
-        .env("ISAC_HUB_MAX_CONNECTIONS_PER_SOURCE", "4096")
+        // Every simulated member connects from 127.0.0.1, with thousands
+        // of streams on their own connections at once.
+        .env("ISAC_HUB_MAX_CONNECTIONS_PER_SOURCE", "30000")
+        // Up to 10,000 agents, each its own connection and stream.
+        .env("ISAC_HUB_MAX_CONNECTIONS_TOTAL", "30000")
+        .env("ISAC_HUB_MAX_STREAMS_TOTAL", "30000")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -198,12 +302,8 @@ fn start_hub_with(
     (HubProc { child, addr }, took)
 }
 
-fn stop_hub(mut h: HubProc) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(h.child.id().to_string())
-        .status();
-    let _ = h.child.wait();
+fn stop_hub(h: HubProc) {
+    drop(h);
 }
 
 // === members ===
@@ -256,6 +356,12 @@ async fn new_channel(agent: &Agent) -> Channel {
         .connect(&agent.loaded.identity.hub_url)
         .await
         .expect("connect")
+}
+
+/// [`new_channel`] to another replica.
+async fn new_channel_at(agent: &Agent, url: &str) -> Channel {
+    let connector: isac_client::Connector = agent.connector().expect("connector");
+    connector.connect(url).await.expect("connect")
 }
 
 fn signed(agent: &Agent, n: usize, note: &str) -> pb::PublishRequest {
@@ -335,6 +441,18 @@ async fn publish_single(publishers: &[Agent], per: usize, inflight: usize) -> f6
 
 /// PublishBatch calls of `batch`, two in flight per publisher.
 async fn publish_batched(publishers: &[Agent], per: usize, batch: usize, offset: usize) -> f64 {
+    publish_batched_at(publishers, per, batch, offset, &[]).await
+}
+
+/// [`publish_batched`], publisher `p` through `urls[p % len]` (replicas),
+/// or each through its own hub when `urls` is empty.
+async fn publish_batched_at(
+    publishers: &[Agent],
+    per: usize,
+    batch: usize,
+    offset: usize,
+    urls: &[String],
+) -> f64 {
     let mut work = Vec::new();
     for (p, agent) in publishers.iter().enumerate() {
         let reqs: Vec<pb::PublishRequest> = (0..per)
@@ -342,7 +460,11 @@ async fn publish_batched(publishers: &[Agent], per: usize, batch: usize, offset:
             .collect();
         let batches: Vec<Vec<pb::PublishRequest>> =
             reqs.chunks(batch).map(|c| c.to_vec()).collect();
-        work.push((new_channel(agent).await, batches));
+        let channel = match urls.get(p % urls.len().max(1)) {
+            Some(url) => new_channel_at(agent, url).await,
+            None => new_channel(agent).await,
+        };
+        work.push((channel, batches));
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -383,108 +505,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-/// Publish at `rate`/s for `secs` while `subscribers` streams receive; the
-/// first `verifying` of them verify every signature end to end (the rest
-/// decode only, as verifying 100 x 1,000/s would exceed two cores).
-async fn fanout(
-    publisher: &Agent,
-    subscriber: &Agent,
-    plan: &Plan,
-    cursor: Vec<u8>,
-) -> (f64, f64, f64, usize) {
-    let latencies: Arc<Mutex<Vec<f64>>> = Arc::new(Mutex::new(Vec::new()));
-    let directory = {
-        let channel = subscriber.channel().await.expect("channel");
-        subscriber
-            .refresh_directory(&channel)
-            .await
-            .expect("directory");
-        Arc::new(subscriber.directory().expect("directory"))
-    };
-    let expected = (plan.rate * plan.fanout_secs) as usize;
-    let mut handles = Vec::new();
-    let ready = Arc::new(AtomicU64::new(0));
-    for s in 0..plan.subscribers {
-        let channel = new_channel(subscriber).await;
-        let (latencies, ready, directory) = (latencies.clone(), ready.clone(), directory.clone());
-        let cursor = cursor.clone();
-        let verify = s < plan.verifying_subscribers;
-        handles.push(tokio::spawn(async move {
-            let mut stream = pb::subscriber_client::SubscriberClient::new(channel)
-                .subscribe(pb::SubscribeRequest {
-                    after_sequence: 0,
-                    follow: true,
-                    filter: None,
-                    include_expired: false,
-                    cursor: cursor.clone(),
-                })
-                .await
-                .expect("subscribe")
-                .into_inner();
-            let mut got = 0;
-            let mut mine = Vec::with_capacity(expected);
-            while let Ok(Some(msg)) = stream.message().await {
-                match msg.event {
-                    Some(pb::subscribe_response::Event::CaughtUp(_)) => {
-                        ready.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Some(pb::subscribe_response::Event::Item(d)) => {
-                        let env = d.envelope.expect("envelope");
-                        if verify {
-                            let e = Envelope::from(env.clone());
-                            isac_core::verify_envelope(&e, |kid| directory.record(kid))
-                                .expect("verifies");
-                        }
-                        let text = String::from_utf8_lossy(&env.payload);
-                        if let Some(t) = text
-                            .split("sent_us=")
-                            .nth(1)
-                            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-                            .and_then(|n| n.parse::<u64>().ok())
-                        {
-                            mine.push(now_us().saturating_sub(t) as f64 / 1000.0);
-                        }
-                        got += 1;
-                        if got >= expected {
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            latencies.lock().expect("latencies").extend(mine);
-        }));
-    }
-    // Each stream starts at the head, so it is caught up at once.
-    while (ready.load(Ordering::SeqCst) as usize) < plan.subscribers {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let channel = new_channel(publisher).await;
-    let mut client = pb::publisher_client::PublisherClient::new(channel);
-    let interval = Duration::from_secs_f64(1.0 / plan.rate as f64);
-    let started = Instant::now();
-    for n in 0..expected {
-        let due = started + interval * n as u32;
-        tokio::time::sleep_until(due.into()).await;
-        let req = signed(publisher, 50_000_000 + n, &format!("sent_us={}", now_us()));
-        client.publish(req).await.expect("publish");
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(30), async {
-        for h in handles {
-            let _ = h.await;
-        }
-    })
-    .await;
-    let mut all = latencies.lock().expect("latencies").clone();
-    all.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    (
-        percentile(&all, 0.5),
-        percentile(&all, 0.99),
-        all.last().copied().unwrap_or(0.0),
-        all.len(),
-    )
 }
 
 /// A new subscriber reads the whole backlog (decoding every delivery).
@@ -846,14 +866,24 @@ fn main() {
         }
         return;
     }
+    let fd_limit = raise_fd_limit();
     let dir = tempfile::tempdir().expect("tempdir");
+    // Replicas share one PostgreSQL database: the one given, or a
+    // throwaway cluster (removed when the bench ends).
+    let cluster = (args.replicas > 1 && args.store.is_none()).then(|| {
+        let c = isac_e2e::pg::PgCluster::start();
+        c.create_db("bench");
+        c
+    });
+    let store_url = args
+        .store
+        .clone()
+        .or_else(|| cluster.as_ref().map(|c| c.url("bench")));
     let data = dir.path().join("hub-data");
-    let (hub, _) = start_hub(&data, "127.0.0.1:0", args.store.as_deref());
-    let url = format!(
-        "https://localhost:{}",
-        hub.addr.rsplit(':').next().unwrap_or("0")
-    );
+    let (hub, _) = start_hub(&data, "127.0.0.1:0", store_url.as_deref());
+    let url = hub.url();
     let pid = hub.child.id();
+    let mut replica: Option<HubProc> = None;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -872,7 +902,7 @@ fn main() {
                 .flatten()
         })
         .expect("config");
-        config.store = args.store.clone().unwrap_or_default();
+        config.store = store_url.clone().unwrap_or_default();
         let (material, _) = hub::prepare(&config).expect("prepare");
         let store = hub::open_configured_store(&config).await.expect("store");
         let fp = material.ca_fingerprint.clone();
@@ -881,7 +911,20 @@ fn main() {
             publishers
                 .push(enroll(&config, &store, &fp, &url, &format!("pub-{p}"), dir.path()).await);
         }
-        let subscriber = enroll(&config, &store, &fp, &url, "sub-fanout", dir.path()).await;
+        // Subscribers' members: enough that none holds more than
+        // `streams_per_member` streams (the hub's limit is 2,048).
+        let mut members = fleet::Members {
+            agents: Vec::new(),
+            dirs: Vec::new(),
+        };
+        let most = plan.subscribers.max(plan.agents);
+        for m in 0..fleet::members_for(most, plan.streams_per_member) {
+            let org = format!("sub-{m}");
+            members
+                .agents
+                .push(enroll(&config, &store, &fp, &url, &org, dir.path()).await);
+            members.dirs.push(dir.path().join(&org));
+        }
         let idle_org = enroll(&config, &store, &fp, &url, "sub-idle", dir.path()).await;
         let rss_start = rss_kib(pid);
 
@@ -920,12 +963,88 @@ fn main() {
         let batch_per_s = publish_batched(&publishers, per, plan.batch, 20_000_000).await;
         let publish_rss = sampler.0.load(Ordering::Relaxed).max(rss_kib(pid));
 
-        // Fan-out latency.
-        let head = store.head_from_db().await.expect("head");
-        let cursor = material
-            .cursors
-            .seal(hub::cursor::Purpose::Stream, "sub-fanout", head);
-        let (p50, p99, max, samples) = fanout(&publishers[0], &subscriber, &plan, cursor).await;
+        // A second replica: a copy of the data dir (CA, hub keys, server
+        // certificate) on the same database.
+        let mut replicated = Replicated::default();
+        if args.replicas > 1 {
+            let data_b = dir.path().join("hub-data-b");
+            fleet::copy_dir(&data, &data_b).map_err(|e| format!("copy the data dir: {e}"))?;
+            // What describes hub A's process, not the hub's data.
+            let _ = std::fs::remove_file(data_b.join(hub::datadir::RUN_FILE));
+            let (b, _) = start_hub(&data_b, "127.0.0.1:0", store_url.as_deref());
+            let urls = [url.clone(), b.url()];
+            replica = Some(b);
+            replicated.publish_per_s =
+                publish_batched_at(&publishers, per, plan.batch, 60_000_000, &urls).await;
+        }
+        let one = vec![hub.target()];
+        let all: Vec<fleet::Target> = one
+            .iter()
+            .cloned()
+            .chain(replica.as_ref().map(HubProc::target))
+            .collect();
+
+        // Fan-out latency, then time to protect, on one hub and on two
+        // replicas; each run's streams start at the head.
+        let fanout_spec = |tag: &str| fleet::Spec {
+            subscribers: plan.subscribers,
+            verify: plan.verifying_subscribers.min(plan.subscribers),
+            agents: 0,
+            rate: plan.rate,
+            secs: plan.fanout_secs,
+            per_member: plan.streams_per_member,
+            tag: tag.into(),
+        };
+        let agents_spec = |tag: &str| fleet::Spec {
+            subscribers: plan.agents,
+            verify: 0,
+            agents: (plan.agents / 100).max(1),
+            rate: plan.agent_rate,
+            secs: plan.agent_secs,
+            per_member: plan.streams_per_member,
+            tag: tag.into(),
+        };
+        let mut runs: Vec<(&str, fleet::Spec, &[fleet::Target])> =
+            vec![("fanout", fanout_spec("fanout"), &one)];
+        if all.len() > 1 {
+            runs.push(("fanout2", fanout_spec("fanout2"), &all));
+        }
+        if plan.agents > 0 {
+            runs.push(("agents", agents_spec("agents"), &one));
+            if all.len() > 1 {
+                runs.push(("agents2", agents_spec("agents2"), &all));
+            }
+        }
+        let mut fleets = HashMap::new();
+        for (name, spec, targets) in runs {
+            let head = store.head_from_db().await.map_err(|e| e.to_string())?;
+            // A replica learns the head from its tail (every 10 ms) and
+            // refuses a cursor past what it has seen as "ahead of history".
+            if targets.len() > 1 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let cursor = |org: &str| {
+                material
+                    .cursors
+                    .seal(hub::cursor::Purpose::Stream, org, head)
+            };
+            let f = fleet::run(&spec, targets, &publishers[0], &members, &cursor)
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
+            fleets.insert(name, f);
+        }
+        let fan = fleets.remove("fanout").unwrap_or_default();
+        let (p50, p99, max, samples) = (
+            fan.delivery_p50,
+            fan.delivery_p99,
+            fan.delivery_max,
+            fan.items * fan.subscribers,
+        );
+        replicated.fanout = fleets.remove("fanout2");
+        replicated.agents = fleets.remove("agents2");
+        let agents_one = fleets.remove("agents");
+        // The catch-up and what follows are one hub's figures.
+        replica.take();
         let load_rss = sampler
             .0
             .load(Ordering::Relaxed)
@@ -945,14 +1064,15 @@ fn main() {
             )
             .await;
         }
-        let (catchup_per_s, backlog) = catchup(&subscriber).await;
+        let (catchup_per_s, backlog) = catchup(&members.agents[0]).await;
         let (checkpoint_p50, checkpoint_p99, _) =
             checkpoint_latency(&publishers[0], plan.checkpoint_samples).await;
         let proofs = proofs_per_s(&publishers[0], plan.proof_secs).await;
         let batched = batched_proofs_per_s(&publishers[0], plan.proof_secs).await;
         store.close();
-        (
+        Ok::<_, String>((
             (checkpoint_p50, checkpoint_p99, proofs, batched),
+            (replicated, agents_one),
             rss_start,
             idle_per_sub_kb,
             after_idle,
@@ -965,10 +1085,21 @@ fn main() {
             load_rss,
             catchup_per_s,
             backlog,
-        )
+        ))
     });
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("isac-bench: {e}");
+            drop(replica);
+            drop(hub);
+            drop(cluster);
+            std::process::exit(1);
+        }
+    };
     let (
         (checkpoint_p50, checkpoint_p99, proofs, batched_proofs),
+        (replicated, agents_one),
         rss_start,
         idle_per_sub_kb,
         idle_rss,
@@ -988,7 +1119,7 @@ fn main() {
 
     // Restart time with the whole backlog on disk.
     stop_hub(hub);
-    let (hub, start_time) = start_hub(&data, "127.0.0.1:0", args.store.as_deref());
+    let (hub, start_time) = start_hub(&data, "127.0.0.1:0", store_url.as_deref());
     stop_hub(hub);
 
     // The log's cost: the same publish on fresh hubs, the three set-ups in
@@ -1057,6 +1188,44 @@ fn main() {
     let mut report = report;
     if let (Some(all), Some(more)) = (report.as_object_mut(), exposure.as_object()) {
         all.extend(more.clone());
+    }
+    // Time to protect, replicas, and the ratios to SQLite (the log-cost
+    // hubs above are embedded SQLite, default settings, same run).
+    let sqlite_per_s = log_on_per_s.max(1.0);
+    let ratio = |x: f64, of: f64| (x / of.max(1.0) * 100.0).round() / 100.0;
+    let mut more = serde_json::Map::new();
+    more.insert("replicas".into(), json!(args.replicas));
+    more.insert("fd_limit".into(), json!(fd_limit));
+    more.insert("agents_rate".into(), json!(plan.agent_rate));
+    if store_url.is_some() {
+        more.insert(
+            "publish_to_sqlite_ratio".into(),
+            json!(ratio(batch_per_s, sqlite_per_s)),
+        );
+    }
+    for (prefix, f) in [
+        ("agents", agents_one.as_ref()),
+        ("agents_two_replicas", replicated.agents.as_ref()),
+        ("fanout_two_replicas", replicated.fanout.as_ref()),
+    ] {
+        if let Some(f) = f {
+            more.extend(fleet::json(prefix, f));
+        }
+    }
+    if args.replicas > 1 {
+        let two = replicated.publish_per_s;
+        more.insert("publish_per_s_two_replicas".into(), json!(two.round()));
+        more.insert(
+            "publish_two_replicas_to_one_ratio".into(),
+            json!(ratio(two, batch_per_s)),
+        );
+        more.insert(
+            "publish_two_replicas_to_sqlite_ratio".into(),
+            json!(ratio(two, sqlite_per_s)),
+        );
+    }
+    if let Some(all) = report.as_object_mut() {
+        all.extend(more);
     }
     if args.json {
         println!("{report}");
@@ -1154,6 +1323,72 @@ fn main() {
             format!("{cosigned_p99:.1} ms"),
         ),
     ];
+    let mut rows = rows;
+    if args.replicas > 1 {
+        let two = replicated.publish_per_s;
+        rows.push((
+            "publish, batches, through two replicas".into(),
+            format!("{two:.0}/s"),
+        ));
+        rows.push((
+            "  two replicas / one, / SQLite (same run)".into(),
+            format!(
+                "{:.2} / {:.2}",
+                two / batch_per_s.max(1.0),
+                two / log_on_per_s.max(1.0)
+            ),
+        ));
+    }
+    if store_url.is_some() {
+        rows.push((
+            "publish, batches: this store / SQLite (same run)".into(),
+            format!("{:.2}", batch_per_s / log_on_per_s.max(1.0)),
+        ));
+    }
+    for (what, f) in [
+        ("fan-out, two replicas", replicated.fanout.as_ref()),
+        ("agents, one hub", agents_one.as_ref()),
+        ("agents, two replicas", replicated.agents.as_ref()),
+    ] {
+        let Some(f) = f else { continue };
+        rows.push((
+            format!(
+                "{what}: {} subscribers ({} members, {} storing), {} items at {}/s (achieved {:.0}/s)",
+                f.subscribers, f.members, f.agents, f.items, f.rate, f.achieved_rate
+            ),
+            String::new(),
+        ));
+        rows.push((
+            "  every delivery p50 / p99".into(),
+            format!("{:.1} / {:.1} ms", f.delivery_p50, f.delivery_p99),
+        ));
+        rows.push((
+            "  delivered at the last subscriber p50 / p99".into(),
+            format!("{:.1} / {:.1} ms", f.last_p50, f.last_p99),
+        ));
+        if f.agents > 0 {
+            rows.push((
+                "  verified and stored (real agents) p50 / p99".into(),
+                format!("{:.1} / {:.1} ms", f.stored_p50, f.stored_p99),
+            ));
+        }
+        rows.push((
+            "  hub RSS per replica".into(),
+            f.hub_rss_kib
+                .iter()
+                .map(|k| format!("{} MiB", k / 1024))
+                .collect::<Vec<_>>()
+                .join(" / "),
+        ));
+        rows.push((
+            "  hub CPU per delivery per replica".into(),
+            f.hub_cpu_us_per_delivery
+                .iter()
+                .map(|u| format!("{u:.2} µs"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+        ));
+    }
     let e = |k: &str| exposure[k].clone();
     let rows = rows.into_iter().chain([
         (

@@ -241,6 +241,14 @@ impl Sinks {
         Sinks::open(SinkSettings::jsonl(path))
     }
 
+    /// Adds a writer called last inside each item's commit. For embedding
+    /// the agent's receive path (`isac-bench` times verified-and-stored
+    /// with one); a writer that never fails changes nothing of the
+    /// ordering argument in [`Sinks::open`].
+    pub fn add_writer(&mut self, sink: Box<dyn Sink>) {
+        self.writers.push(sink);
+    }
+
     /// One line per sink for the console's status page, the JSON Lines
     /// file first (never a token or secret).
     pub fn describe(&self) -> Vec<String> {
