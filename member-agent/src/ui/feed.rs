@@ -316,7 +316,10 @@ pub async fn events(
         }
     });
     Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .keep_alive(KeepAlive::default())
+        // A comment line every few seconds: the server notices a client
+        // that went away only when it next writes, and until then the
+        // stream's task keeps polling the store.
+        .keep_alive(KeepAlive::new().interval(super::HEARTBEAT))
         .into_response()
 }
 

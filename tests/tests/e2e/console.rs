@@ -828,3 +828,92 @@ fn a_console_500_page_names_a_request_id_and_shows_no_raw_error_text() {
     drop(procs);
     hub.terminate();
 }
+
+/// Issue 22: the seventh page load in a row stalled for about a minute.
+/// Headless Chromium loads the feed, five filter variants and one more, an
+/// item page after six feed loads, twenty more navigations and back and
+/// forward, against `run --ui` following the hub while another member
+/// publishes; every load must complete (a per-load timeout far above a
+/// normal load is the failure signal, not a speed figure).
+#[test]
+fn console_page_loads_in_a_row_never_stall_in_headless_chromium() {
+    assert!(
+        Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists(),
+        "headless Chromium is missing: run scripts/install-deps"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let (alice, carol) = (tmp.path().join("alice"), tmp.path().join("carol"));
+    enroll(&data, &hub, "alice-bank", "Alice Bank", "member", &alice);
+    enroll(&data, &hub, "carol-bank", "Carol Bank", "member", &carol);
+    for (i, kind) in ["--domain", "--purl"].iter().cycle().take(6).enumerate() {
+        let value = if *kind == "--domain" {
+            format!("held-{i}.example")
+        } else {
+            format!("pkg:npm/held-{i}@1.0.0")
+        };
+        publish(
+            &alice,
+            &[
+                kind,
+                &value,
+                "--tlp",
+                "green",
+                "--severity",
+                "high",
+                "--title",
+                &format!("held before the browser opens {i}"),
+            ],
+        );
+    }
+    let mut procs = Procs(vec![]);
+    let mut carol_run = agent(&carol);
+    carol_run
+        .arg("run")
+        .arg("--jsonl")
+        .arg(tmp.path().join("carol.jsonl"))
+        .args(["--ui", "127.0.0.1:0"]);
+    let log = tmp.path().join("carol-run.log");
+    let link = start_with_link(carol_run, &log, &mut procs);
+    eventually("carol's daemon to hold 6 items", || {
+        let (_, out, _) = run(agent(&carol).args(["list", "--json"]));
+        out.lines().count() >= 6
+    });
+    let config = tmp.path().join("browser.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "link": link,
+            "agent_bin": isac_e2e::bin_dir().join("member-agent"),
+            "publisher": alice,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/navigations.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&config)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser script failed:\n{stdout}\n{stderr}\n--- carol-run.log\n{}",
+        read(&log)
+    );
+    for step in [
+        "ok: the feed, five filter variants and one more feed load all completed",
+        "ok: an item page after six feed loads completed",
+        "ok: twenty more navigations completed",
+        "ok: a load after going back and forward completed",
+        "ok: the open page still receives live items",
+        "ALL OK",
+    ] {
+        assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
+    }
+    drop(procs);
+    hub.terminate();
+}
