@@ -107,6 +107,19 @@ def run(driver, cfg):
     log("ok: logged in")
     loads = Loads(driver, base)
 
+    # An item held in two revisions: one row, the newest, marked updated.
+    for path, table in [("/", "feed-rows"), ("/search?q=revised.example", "results")]:
+        loads.go(path, table)
+        rows = [r for r in driver.find_elements(By.CSS_SELECTOR, "#%s tr" % table)
+                if "revised.example" in r.text]
+        assert len(rows) == 1, "%s: %d rows for the revised item" % (path, len(rows))
+        text = rows[0].text
+        assert "revised indicator, confirmed" in text, text
+        assert "updated (revision 2)" in text, text
+        href = rows[0].find_element(By.CSS_SELECTOR, "a").get_attribute("href")
+        assert "/item/" in href, href
+    log("ok: a revised item shows once, marked updated, in the feed and in search")
+
     # The analyst's sequence: the feed, five filter variants, one more.
     feeds = [
         "/",

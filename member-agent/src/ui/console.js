@@ -9,7 +9,7 @@
   // would wait for one (issue 22). It reopens, from the last row seen, when
   // the page is shown again.
   var feed = document.getElementById("feed");
-  if (feed && window.EventSource) {
+  if (feed && feed.getAttribute("data-events") && window.EventSource) {
     var rows = document.getElementById("feed-rows");
     var live = document.getElementById("live");
     var url = new URL(feed.getAttribute("data-events"), window.location.href);
@@ -18,7 +18,14 @@
       if (list.querySelector('[data-seq="' + seq + '"]')) { return; }
       list.insertAdjacentHTML("afterbegin", html);
       var first = list.firstElementChild;
-      if (first) { first.classList.add("fresh"); }
+      if (first) {
+        first.classList.add("fresh");
+        // A new revision replaces the row of the one before: one row per item.
+        var id = first.getAttribute("data-item");
+        list.querySelectorAll("[data-item]").forEach(function (r) {
+          if (r !== first && r.getAttribute("data-item") === id) { r.remove(); }
+        });
+      }
       var empty = document.getElementById("empty");
       if (empty && list === rows) { empty.remove(); }
     };

@@ -834,7 +834,8 @@ fn a_console_500_page_names_a_request_id_and_shows_no_raw_error_text() {
 /// item page after six feed loads, twenty more navigations and back and
 /// forward, against `run --ui` following the hub while another member
 /// publishes; every load must complete (a per-load timeout far above a
-/// normal load is the failure signal, not a speed figure).
+/// normal load is the failure signal, not a speed figure). An item held in
+/// two revisions shows once, marked updated, in the feed and in search.
 #[test]
 fn console_page_loads_in_a_row_never_stall_in_headless_chromium() {
     assert!(
@@ -867,6 +868,36 @@ fn console_page_loads_in_a_row_never_stall_in_headless_chromium() {
             ],
         );
     }
+    // One item in two revisions: a STIX indicator imported, then updated.
+    let stix = tmp.path().join("revised.json");
+    let bundle = |name: &str, modified: &str| {
+        serde_json::json!({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56e",
+            "objects": [{"type": "indicator", "spec_version": "2.1",
+                "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd40",
+                "created": "2024-01-01T00:00:00.000Z", "modified": modified, "name": name,
+                "pattern": "[domain-name:value = 'revised.example']", "pattern_type": "stix",
+                "valid_from": "2024-01-01T00:00:00Z"}]})
+        .to_string()
+    };
+    for (name, modified, expect) in [
+        (
+            "revised indicator",
+            "2024-01-01T00:00:00.000Z",
+            "1 published",
+        ),
+        (
+            "revised indicator, confirmed",
+            "2024-06-01T00:00:00.000Z",
+            "1 revised",
+        ),
+    ] {
+        std::fs::write(&stix, bundle(name, modified)).unwrap();
+        let out = publish(
+            &alice,
+            &["--stix", stix.to_str().unwrap(), "--tlp", "green"],
+        );
+        assert!(out.contains(expect), "{out}");
+    }
     let mut procs = Procs(vec![]);
     let mut carol_run = agent(&carol);
     carol_run
@@ -876,9 +907,9 @@ fn console_page_loads_in_a_row_never_stall_in_headless_chromium() {
         .args(["--ui", "127.0.0.1:0"]);
     let log = tmp.path().join("carol-run.log");
     let link = start_with_link(carol_run, &log, &mut procs);
-    eventually("carol's daemon to hold 6 items", || {
+    eventually("carol's daemon to hold 6 items and 2 revisions", || {
         let (_, out, _) = run(agent(&carol).args(["list", "--json"]));
-        out.lines().count() >= 6
+        out.lines().count() >= 8
     });
     let config = tmp.path().join("browser.json");
     std::fs::write(
@@ -910,6 +941,7 @@ fn console_page_loads_in_a_row_never_stall_in_headless_chromium() {
         "ok: twenty more navigations completed",
         "ok: a load after going back and forward completed",
         "ok: the open page still receives live items",
+        "ok: a revised item shows once, marked updated, in the feed and in search",
         "ALL OK",
     ] {
         assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
