@@ -949,3 +949,94 @@ fn console_page_loads_in_a_row_never_stall_in_headless_chromium() {
     drop(procs);
     hub.terminate();
 }
+
+/// Issue 22's CLI items: `publish --sha256 ... --purl ...` without `--kind`
+/// is an artifact (the package it came from), and `list --ids` / `search
+/// --ids` print ids plainly, one per line, so they feed `bulletin --related`.
+#[test]
+fn cli_infers_an_artifact_from_a_hash_and_lists_ids_for_bulletin_related() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let hub = HubProcess::start(&data, "127.0.0.1:0");
+    let alice = tmp.path().join("alice");
+    enroll(
+        &data,
+        &hub,
+        "alice-bank",
+        "Alice Bank",
+        "coordinator",
+        &alice,
+    );
+    let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    publish(
+        &alice,
+        &[
+            "--sha256",
+            hash,
+            "--purl",
+            "pkg:npm/evil-pkg@1.0.0",
+            "--tlp",
+            "green",
+            "--title",
+            "tarball of evil-pkg",
+        ],
+    );
+    publish(
+        &alice,
+        &[
+            "--domain",
+            "c2.ids.example",
+            "--tlp",
+            "green",
+            "--title",
+            "c2",
+        ],
+    );
+    let jsonl = tmp.path().join("alice.jsonl");
+    let (ok, _, err) = run(agent(&alice).args(["sync", "--jsonl", jsonl.to_str().unwrap()]));
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(agent(&alice).args(["list", "--json"]));
+    assert!(ok, "{err}");
+    let held: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let artifact = held
+        .iter()
+        .find(|i| i["value"] == hash)
+        .unwrap_or_else(|| panic!("the hash is not held: {out}"));
+    assert_eq!(artifact["kind"], "artifact", "{out}");
+
+    // Ids, one per line, nothing else.
+    let (ok, ids, err) = run(agent(&alice).args(["list", "--ids"]));
+    assert!(ok, "{err}");
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    for i in &held {
+        assert!(ids.contains(&i["id"].as_str().unwrap()), "{ids:?}");
+    }
+    let (ok, found, err) = run(agent(&alice).args(["search", "c2.ids.example", "--ids"]));
+    assert!(ok, "{err}");
+    let c2 = held
+        .iter()
+        .find(|i| i["value"] == "c2.ids.example")
+        .unwrap();
+    assert_eq!(found.trim(), c2["id"].as_str().unwrap());
+    let (ok, _, err) = run(agent(&alice).args(["list", "--ids", "--json"]));
+    assert!(!ok && err.contains("--json"), "{err}");
+
+    // Straight into bulletin --related.
+    let body = tmp.path().join("body.md");
+    std::fs::write(&body, "Both indicators belong to one campaign.").unwrap();
+    let mut cmd = agent(&alice);
+    cmd.args([
+        "bulletin", "--title", "campaign", "--tlp", "green", "--body",
+    ])
+    .arg(&body);
+    for id in &ids {
+        cmd.args(["--related", id]);
+    }
+    let (ok, _, err) = run(&mut cmd);
+    assert!(ok, "bulletin --related with listed ids: {err}");
+    hub.terminate();
+}
