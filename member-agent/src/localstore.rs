@@ -1085,17 +1085,9 @@ mod tests {
     }
 
     /// Inserts a row as the sync daemon would have verified it.
-    fn put(
-        conn: &Connection,
-        id: &str,
-        revision: i64,
-        seq: i64,
-        kind: &str,
-        value: &str,
-        sev: &str,
-        tlp: &str,
-        status: &str,
-    ) {
+    /// `row`: kind, value, severity, TLP, status.
+    fn put(conn: &Connection, id: &str, revision: i64, seq: i64, row: [&str; 5]) {
+        let [kind, value, sev, tlp, status] = row;
         conn.execute(
             "INSERT INTO items (id, revision, sequence, source, tlp, kind, value, title, severity,
                 created, received_at, key_id, digest, statement_json, envelope_json, verified_at, status)
@@ -1116,11 +1108,13 @@ mod tests {
             "old-npm",
             1,
             1,
-            "package",
-            "pkg:npm/evil@1.0.0",
-            "critical",
-            "amber",
-            "valid",
+            [
+                "package",
+                "pkg:npm/evil@1.0.0",
+                "critical",
+                "amber",
+                "valid",
+            ],
         );
         for n in 0..400 {
             put(
@@ -1128,11 +1122,7 @@ mod tests {
                 &format!("d{n}"),
                 1,
                 2 + n,
-                "network",
-                &format!("d{n}.example"),
-                "low",
-                "green",
-                "valid",
+                ["network", &format!("d{n}.example"), "low", "green", "valid"],
             );
         }
         // Revisions 1 and 2 of one item; a sighting, a retraction, bulletins.
@@ -1141,47 +1131,37 @@ mod tests {
             "rev",
             1,
             500,
-            "package",
-            "pkg:pypi/rev@1",
-            "high",
-            "green",
-            "valid",
+            ["package", "pkg:pypi/rev@1", "high", "green", "valid"],
         );
         put(
             c,
             "rev",
             2,
             501,
-            "package",
-            "pkg:pypi/rev@1",
-            "high",
-            "green",
-            "valid",
+            ["package", "pkg:pypi/rev@1", "high", "green", "valid"],
         );
-        put(c, "s", 1, 502, "sighting", "x", "info", "green", "valid");
-        put(c, "r", 1, 503, "retraction", "x", "info", "green", "valid");
-        put(c, "b", 1, 504, "bulletin", "", "high", "green", "valid");
+        put(c, "s", 1, 502, ["sighting", "x", "info", "green", "valid"]);
+        put(
+            c,
+            "r",
+            1,
+            503,
+            ["retraction", "x", "info", "green", "valid"],
+        );
+        put(c, "b", 1, 504, ["bulletin", "", "high", "green", "valid"]);
         put(
             c,
             "b-gone",
             1,
             505,
-            "bulletin",
-            "",
-            "high",
-            "green",
-            "retracted",
+            ["bulletin", "", "high", "green", "retracted"],
         );
         put(
             c,
             "npmish",
             1,
             506,
-            "package",
-            "pkg:npmx/a@1",
-            "critical",
-            "amber",
-            "valid",
+            ["package", "pkg:npmx/a@1", "critical", "amber", "valid"],
         );
         let ids = |q: FeedQuery| -> Vec<String> {
             store
