@@ -172,6 +172,9 @@ impl IndicatorDraft {
             Some(k) => *KINDS.iter().find(|x| **x == k.as_str()).ok_or_else(|| {
                 AgentError::Usage(format!("unknown --kind `{k}`: use one of {}", KINDS.join(", ")))
             })?,
+            // A hash names an artifact; a --purl beside it is the package
+            // the artifact came from, not a package indicator.
+            None if given.iter().any(|(_, k)| *k == "artifact") => "artifact",
             None => match given.first() {
                 Some((_, kind)) => kind,
                 None => {
@@ -498,6 +501,23 @@ pub(crate) mod tests {
         assert!(e.contains("needs --purl"), "{e}");
         let e = build(base()).unwrap_err().to_string();
         assert!(e.contains("say what"), "{e}");
+        // A hash with the purl it came from is an artifact, in either order.
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let s = build(IndicatorDraft {
+            purl: Some("pkg:npm/evil-pkg@1.0.0".into()),
+            sha256: Some(hash.into()),
+            ..base()
+        })
+        .unwrap();
+        assert_eq!(s.kind(), "artifact");
+        let e = build(IndicatorDraft {
+            sha256: Some(hash.into()),
+            domain: Some("evil.example".into()),
+            ..base()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--domain does not fit --kind artifact"), "{e}");
     }
 
     #[test]

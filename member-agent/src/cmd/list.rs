@@ -11,17 +11,28 @@ pub struct ListArgs {
     #[arg(long, default_value_t = 50)]
     limit: u32,
     /// One JSON object per line instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ids")]
     json: bool,
+    /// Only the item ids, one per line (for `bulletin --related`).
+    #[arg(long)]
+    ids: bool,
 }
 
 pub async fn run(state: &StateDir, args: ListArgs) -> Result<(), AgentError> {
     let agent = Agent::open(state)?;
     let items = agent.store.lock().expect("store").list(args.limit)?;
-    print_items(&items, args.json)
+    print_items(&items, args.json, args.ids)
 }
 
-pub(super) fn print_items(items: &[ItemSummary], json: bool) -> Result<(), AgentError> {
+pub(super) fn print_items(items: &[ItemSummary], json: bool, ids: bool) -> Result<(), AgentError> {
+    if ids {
+        // Newest first: an item held in several revisions is one id.
+        let mut seen = std::collections::HashSet::new();
+        for i in items.iter().filter(|i| seen.insert(i.id.as_str())) {
+            println!("{}", i.id);
+        }
+        return Ok(());
+    }
     if json {
         for i in items {
             println!(

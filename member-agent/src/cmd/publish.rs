@@ -32,7 +32,7 @@ pub struct PublishArgs {
     /// Read the indicator from a JSON file (flags given as well override it).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// package, artifact, repository, account, network or vulnerability (inferred from the observable flag if omitted).
+    /// package, artifact, repository, account, network or vulnerability (inferred from the observable flag if omitted; a hash with --purl is an artifact).
     #[arg(long)]
     kind: Option<String>,
     /// Package URL, e.g. pkg:npm/evil-pkg@1.0.0 (kind package; or the artifact's package).

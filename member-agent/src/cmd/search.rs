@@ -10,8 +10,12 @@ pub struct SearchArgs {
     query: String,
     #[arg(long, default_value_t = 50)]
     limit: u32,
-    #[arg(long)]
+    /// One JSON object per line instead of a table.
+    #[arg(long, conflicts_with = "ids")]
     json: bool,
+    /// Only the item ids, one per line (for `bulletin --related`).
+    #[arg(long)]
+    ids: bool,
 }
 
 pub async fn run(state: &StateDir, args: SearchArgs) -> Result<(), AgentError> {
@@ -24,5 +28,5 @@ pub async fn run(state: &StateDir, args: SearchArgs) -> Result<(), AgentError> {
     if items.is_empty() {
         eprintln!("nothing held matches `{}`", args.query);
     }
-    print_items(&items, args.json)
+    print_items(&items, args.json, args.ids)
 }

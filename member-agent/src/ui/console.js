@@ -3,27 +3,62 @@
 "use strict";
 (function () {
   // Live feed: server-sent events carry rows the server already escaped.
+  // The stream closes when the page is hidden (navigated away, put in the
+  // back/forward cache): an open stream in a cached page holds one of the
+  // browser's six connections to the console, and the seventh page load
+  // would wait for one (issue 22). It reopens, from the last row seen, when
+  // the page is shown again.
   var feed = document.getElementById("feed");
-  if (feed && window.EventSource) {
+  if (feed && feed.getAttribute("data-events") && window.EventSource) {
     var rows = document.getElementById("feed-rows");
     var live = document.getElementById("live");
-    var es = new EventSource(feed.getAttribute("data-events"));
-    es.onopen = function () { live.classList.add("on"); live.textContent = "live"; };
-    es.onerror = function () { live.classList.remove("on"); live.textContent = "reconnecting"; };
+    var url = new URL(feed.getAttribute("data-events"), window.location.href);
+    var es = null;
     var add = function (list, html, seq) {
       if (list.querySelector('[data-seq="' + seq + '"]')) { return; }
       list.insertAdjacentHTML("afterbegin", html);
       var first = list.firstElementChild;
-      if (first) { first.classList.add("fresh"); }
+      if (first) {
+        first.classList.add("fresh");
+        // A new revision replaces the row of the one before: one row per item.
+        var id = first.getAttribute("data-item");
+        list.querySelectorAll("[data-item]").forEach(function (r) {
+          if (r !== first && r.getAttribute("data-item") === id) { r.remove(); }
+        });
+      }
       var empty = document.getElementById("empty");
       if (empty && list === rows) { empty.remove(); }
     };
-    es.addEventListener("item", function (e) { add(rows, e.data, e.lastEventId); });
-    es.addEventListener("bulletin", function (e) {
-      add(document.getElementById("bulletins"), e.data, e.lastEventId);
-      var none = document.getElementById("no-bulletins");
-      if (none) { none.remove(); }
-    });
+    var seen = function (seq) {
+      var n = parseInt(seq, 10);
+      if (n > (parseInt(url.searchParams.get("after"), 10) || 0)) {
+        url.searchParams.set("after", String(n));
+      }
+    };
+    var open = function () {
+      if (es) { return; }
+      es = new EventSource(url.toString());
+      es.onopen = function () { live.classList.add("on"); live.textContent = "live"; };
+      es.onerror = function () { live.classList.remove("on"); live.textContent = "reconnecting"; };
+      es.addEventListener("item", function (e) {
+        seen(e.lastEventId);
+        add(rows, e.data, e.lastEventId);
+      });
+      es.addEventListener("bulletin", function (e) {
+        seen(e.lastEventId);
+        add(document.getElementById("bulletins"), e.data, e.lastEventId);
+        var none = document.getElementById("no-bulletins");
+        if (none) { none.remove(); }
+      });
+    };
+    var close = function () {
+      if (es) { es.close(); es = null; }
+      live.classList.remove("on");
+      live.textContent = "paused";
+    };
+    window.addEventListener("pagehide", close);
+    window.addEventListener("pageshow", open);
+    open();
   }
 
   // Copy buttons (STIX / CSV on the item page).

@@ -14,10 +14,12 @@ use maud::{html, Markup};
 
 use super::html::{self, Form};
 use super::{html_response, Authed, Console};
-use crate::localstore::ItemSummary;
+use crate::localstore::{FeedQuery, ItemSummary};
 
-/// Rows the feed page shows at most.
+/// Rows on one feed page; older ones are a link away.
 const FEED_ROWS: u32 = 300;
+/// Bulletins pinned above the feed.
+const PINNED: u32 = 5;
 
 /// The subscription filters, from the query string.
 #[derive(Debug, Default, Clone)]
@@ -63,6 +65,47 @@ impl Filter {
         ])
     }
 
+    /// The store query for the feed's rows (`None`: the filter asks for
+    /// bulletins, which are pinned, not listed), newest first, below `before`.
+    pub fn rows_query(&self, before: Option<u64>) -> Option<FeedQuery> {
+        if self.kind == "bulletin" {
+            return None;
+        }
+        Some(FeedQuery {
+            kind: (!self.kind.is_empty()).then(|| self.kind.clone()),
+            ..self.common(before, FEED_ROWS)
+        })
+    }
+
+    /// The store query for the pinned bulletins (`None`: the filter names
+    /// another kind).
+    pub fn bulletins_query(&self) -> Option<FeedQuery> {
+        if !self.kind.is_empty() && self.kind != "bulletin" {
+            return None;
+        }
+        Some(FeedQuery {
+            kind: Some("bulletin".into()),
+            only_valid: true,
+            ..self.common(None, PINNED)
+        })
+    }
+
+    fn common(&self, before: Option<u64>, limit: u32) -> FeedQuery {
+        FeedQuery {
+            kind: None,
+            ecosystem: (!self.ecosystem.is_empty()).then(|| self.ecosystem.clone()),
+            min_severity: if self.min_severity.is_empty() {
+                0
+            } else {
+                severity_rank(&self.min_severity)
+            },
+            tlp: (!self.tlp.is_empty()).then(|| self.tlp.clone()),
+            only_valid: false,
+            before,
+            limit,
+        }
+    }
+
     pub fn matches(&self, i: &ItemSummary) -> bool {
         // Sightings and retractions show on their item's page unless asked for.
         let kind_ok = if self.kind.is_empty() {
@@ -87,12 +130,17 @@ pub fn row(i: &ItemSummary, now: i64) -> Markup {
         "sig-bad"
     };
     html! {
-        tr data-seq=(i.sequence) class={ "sev-" (i.severity) } {
+        tr data-seq=(i.sequence) data-item=(i.id) class={ "sev-" (i.severity) } {
             td { (html::tlp_label(&i.tlp)) }
             td { (i.kind) }
             td.obs { code { (i.value) } }
             td {
                 a href={ "/item/" (html::urlenc(&i.id)) } { (i.title) }
+                @if i.revision > 1 {
+                    " " span.updated title="a newer revision replaced the first one" {
+                        "updated (revision " (i.revision) ")"
+                    }
+                }
                 @match i.status.as_str() {
                     "valid" | "key-revoked" | "key-retired" => {}
                     s => { " " span.badge { (s) } }
@@ -109,10 +157,13 @@ pub fn row(i: &ItemSummary, now: i64) -> Markup {
 /// One pinned bulletin (`<li>`).
 pub fn bulletin(i: &ItemSummary, now: i64) -> Markup {
     html! {
-        li data-seq=(i.sequence) {
+        li data-seq=(i.sequence) data-item=(i.id) {
             (html::tlp_label(&i.tlp))
             " "
             a href={ "/item/" (html::urlenc(&i.id)) } { (i.title) }
+            @if i.revision > 1 {
+                " " span.updated { "updated (revision " (i.revision) ")" }
+            }
             " "
             span.muted {
                 (i.severity) " · " (html::source_name(&i.source)) " · " (html::age(&i.created, now))
@@ -170,13 +221,54 @@ pub async fn page(
     Extension(auth): Extension<Authed>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let filter = Filter::from_form(&Form::parse(q.as_deref().unwrap_or("")));
-    let items = match c
-        .blocking(|a| a.store.lock().expect("store").list(FEED_ROWS))
-        .await
-    {
-        Ok(i) => i,
+    let form = Form::parse(q.as_deref().unwrap_or(""));
+    let filter = Filter::from_form(&form);
+    let before = match form.get("before") {
+        "" => None,
+        b => match b.parse::<u64>() {
+            Ok(b) => Some(b),
+            Err(_) => {
+                return super::error_page(
+                    &c,
+                    &auth,
+                    StatusCode::BAD_REQUEST,
+                    "`before` must be a row number from an \"Older\" link; open the feed again",
+                )
+            }
+        },
+    };
+    let (rows_q, bulletins_q) = (filter.rows_query(before), filter.bulletins_query());
+    let read = c
+        .blocking(move |a| {
+            let store = a.store.lock().expect("store");
+            let rows = match rows_q {
+                Some(q) => store.feed(&q)?,
+                None => vec![],
+            };
+            // Pinned bulletins and the live stream's starting point belong
+            // to the newest page only.
+            let (bulletins, last) = if before.is_none() {
+                let b = match bulletins_q {
+                    Some(q) => store.feed(&q)?,
+                    None => vec![],
+                };
+                (b, store.last_sequence()?)
+            } else {
+                (vec![], 0)
+            };
+            Ok((rows, bulletins, last))
+        })
+        .await;
+    let (rows, bulletins, last) = match read {
+        Ok(r) => r,
         Err(e) => return super::error::fail(&c, &auth, "The feed could not be read", &e),
+    };
+    let view = FeedView {
+        filter: &filter,
+        rows: &rows,
+        bulletins: &bulletins,
+        last,
+        older: before.is_some(),
     };
     let alert = c.blocking(|a| a.log_alert()).await.ok().flatten();
     html_response(
@@ -188,35 +280,41 @@ pub async fn page(
             &auth.csrf,
             maud::html! {
                 (html::log_alert_banner(alert.as_ref()))
-                (body(&filter, &items, crate::now()))
+                (body(&view, crate::now()))
             },
         ),
     )
 }
 
+/// What one feed page shows.
+struct FeedView<'a> {
+    filter: &'a Filter,
+    rows: &'a [ItemSummary],
+    bulletins: &'a [ItemSummary],
+    /// The newest held row: the live stream starts after it.
+    last: u64,
+    /// An older page (from an "Older" link): no live stream, no pins.
+    older: bool,
+}
+
 /// The feed page's content: filters, pinned bulletins, the live table.
-fn body(filter: &Filter, items: &[ItemSummary], now: i64) -> Markup {
-    let last = items.first().map(|i| i.sequence).unwrap_or(0);
-    // Bulletins pinned at the top (when the filter lets bulletins through).
-    let bulletin_filter = Filter {
-        kind: "bulletin".into(),
-        ..filter.clone()
-    };
-    let show_bulletins = filter.kind.is_empty() || filter.kind == "bulletin";
-    let bulletins: Vec<&ItemSummary> = items
-        .iter()
-        .filter(|i| show_bulletins && bulletin_filter.matches(i) && i.status == "valid")
-        .take(5)
-        .collect();
-    let rows: Vec<&ItemSummary> = items
-        .iter()
-        .filter(|i| filter.matches(i) && i.kind != "bulletin")
-        .collect();
+fn body(v: &FeedView<'_>, now: i64) -> Markup {
+    let filter = v.filter;
+    let (rows, bulletins) = (v.rows, v.bulletins);
     let events = format!("/events?{}", {
         let mut f = filter.to_form();
-        f.0.push(("after".into(), last.to_string()));
+        f.0.push(("after".into(), v.last.to_string()));
         f.to_query()
     });
+    // A full page may have older rows behind it.
+    let older = (rows.len() as u32 >= FEED_ROWS)
+        .then(|| rows.last().map(|r| r.sequence))
+        .flatten()
+        .map(|seq| {
+            let mut f = filter.to_form();
+            f.0.push(("before".into(), seq.to_string()));
+            format!("/?{}", f.to_query())
+        });
     html! {
         form.filters method="get" action="/" aria-label="Filters" {
             label { "Kind " select name="kind" { (html::options(&KINDS, &filter.kind)) } }
@@ -233,30 +331,35 @@ fn body(filter: &Filter, items: &[ItemSummary], now: i64) -> Markup {
             " "
             a href="/" { "Clear" }
         }
-        section.pinned aria-labelledby="pinned-h" {
+        @if !v.older { section.pinned aria-labelledby="pinned-h" {
             h2 #pinned-h { "Bulletins" }
             ul #bulletins {
-                @for b in &bulletins { (bulletin(b, now)) }
+                @for b in bulletins { (bulletin(b, now)) }
             }
             @if bulletins.is_empty() {
                 p.muted #no-bulletins { "No bulletins." }
             }
-        }
+        } }
         section aria-labelledby="feed-h" {
             h2 #feed-h {
                 "Items "
-                span.live #live aria-live="polite" { "live" }
+                @if v.older { span.muted { "(older)" } } @else {
+                    span.live #live aria-live="polite" { "live" }
+                }
             }
             div.scroll {
-                table.feed #feed data-events=(events) {
+                table.feed #feed data-events=[(!v.older).then_some(&events)] {
                     (table_head())
                     tbody #feed-rows {
-                        @for i in &rows { (row(i, now)) }
+                        @for i in rows { (row(i, now)) }
                     }
                 }
             }
             @if rows.is_empty() {
                 p.muted #empty { "Nothing held matches yet; new items appear here as they arrive." }
+            }
+            @if let Some(href) = &older {
+                p.pager { a #older href=(href) rel="next" { "Older items" } }
             }
         }
     }
@@ -316,7 +419,10 @@ pub async fn events(
         }
     });
     Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .keep_alive(KeepAlive::default())
+        // A comment line every few seconds: the server notices a client
+        // that went away only when it next writes, and until then the
+        // stream's task keeps polling the store.
+        .keep_alive(KeepAlive::new().interval(super::HEARTBEAT))
         .into_response()
 }
 
@@ -395,8 +501,16 @@ mod tests {
         }
         let mut pinned = hostile_item("bulletin", 3);
         pinned.status = "valid".into();
-        let items = [pinned, hostile_item(&h, 2)];
-        let page = body(&Filter::default(), &items, 0).into_string();
+        let (bulletins, rows) = ([pinned], [hostile_item(&h, 2)]);
+        let view = |filter| FeedView {
+            filter,
+            rows: &rows,
+            bulletins: &bulletins,
+            last: 3,
+            older: false,
+        };
+        let none = Filter::default();
+        let page = body(&view(&none), 0).into_string();
         hostile::assert_shown_inert(&page);
         assert!(page.contains("<tr data-seq=\"2\""), "{page}");
         assert!(page.contains("<li data-seq=\"3\""), "{page}");
@@ -407,13 +521,90 @@ mod tests {
             min_severity: h.clone(),
             tlp: h.clone(),
         };
-        let page = body(&filter, &items, 0).into_string();
+        let page = body(&view(&filter), 0).into_string();
         hostile::assert_inert(&page);
         assert!(page.contains(&format!("value=\"{}\"", hostile::escaped(&h))));
         assert!(
             page.contains("data-events=\"/events?kind=%3Cscript%3E"),
             "{page}"
         );
-        assert!(page.contains("id=\"empty\""));
+        let empty = FeedView {
+            filter: &filter,
+            rows: &[],
+            bulletins: &[],
+            last: 0,
+            older: false,
+        };
+        assert!(body(&empty, 0).into_string().contains("id=\"empty\""));
+    }
+
+    #[test]
+    fn a_revision_is_marked_updated_and_a_full_page_links_to_older_rows_keeping_filters() {
+        let mut i = item("package", "pkg:npm/evil@1.0.0", "high", "amber");
+        assert!(!row(&i, 0).into_string().contains("updated"));
+        i.revision = 3;
+        let r = row(&i, 0).into_string();
+        assert!(r.contains("updated (revision 3)"), "{r}");
+        assert!(r.contains(&format!("data-item=\"{}\"", i.id)), "{r}");
+        assert!(bulletin(&i, 0)
+            .into_string()
+            .contains("updated (revision 3)"));
+
+        let filter = Filter::from_form(&Form::parse("kind=package&tlp=amber"));
+        let rows: Vec<ItemSummary> = (0..FEED_ROWS as u64)
+            .map(|n| ItemSummary {
+                sequence: 1000 - n,
+                ..i.clone()
+            })
+            .collect();
+        let view = |rows: &[ItemSummary], older| {
+            body(
+                &FeedView {
+                    filter: &filter,
+                    rows,
+                    bulletins: &[],
+                    last: 1000,
+                    older,
+                },
+                0,
+            )
+            .into_string()
+        };
+        let full = view(&rows, false);
+        let next = format!(
+            "/?kind=package&amp;tlp=amber&amp;before={}",
+            1001 - FEED_ROWS as u64
+        );
+        assert!(full.contains(&next), "{full}");
+        assert!(full.contains("data-events="));
+        // Not full: nothing older. An older page: no live stream, no pins.
+        assert!(!view(&rows[1..], false).contains("id=\"older\""));
+        let older = view(&rows[1..], true);
+        assert!(!older.contains("data-events") && !older.contains("Bulletins"));
+    }
+
+    #[test]
+    fn filters_become_store_queries() {
+        let f = |q: &str| Filter::from_form(&Form::parse(q));
+        let q = f("").rows_query(Some(7)).unwrap();
+        assert_eq!(
+            (q.kind, q.ecosystem, q.min_severity, q.tlp),
+            (None, None, 0, None)
+        );
+        assert_eq!(
+            (q.before, q.limit, q.only_valid),
+            (Some(7), FEED_ROWS, false)
+        );
+        let q = f("kind=package&ecosystem=NPM&min_severity=high&tlp=amber")
+            .rows_query(None)
+            .unwrap();
+        assert_eq!(q.kind.as_deref(), Some("package"));
+        assert_eq!(q.ecosystem.as_deref(), Some("npm"));
+        assert_eq!((q.min_severity, q.tlp.as_deref()), (3, Some("amber")));
+        assert!(f("kind=bulletin").rows_query(None).is_none());
+        assert!(f("kind=package").bulletins_query().is_none());
+        let b = f("tlp=green").bulletins_query().unwrap();
+        assert_eq!(b.kind.as_deref(), Some("bulletin"));
+        assert!(b.only_valid && b.limit == PINNED && b.tlp.as_deref() == Some("green"));
     }
 }

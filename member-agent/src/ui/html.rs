@@ -265,6 +265,7 @@ pub(super) mod hostile {
         "value",
         "role",
         "data-seq",
+        "data-item",
         "data-events",
         "data-copy",
         "data-preview",

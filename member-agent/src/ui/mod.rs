@@ -91,6 +91,8 @@ impl RunUiArgs {
 const SESSION_TTL_SECS: i64 = 12 * 3600;
 /// How often the live feed looks at the local store for new rows.
 const POLL_INTERVAL: Duration = Duration::from_millis(700);
+/// How often an idle live feed stream sends a heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 struct Session {
