@@ -106,6 +106,19 @@ impl Envelope {
         let d = openssl::sha::sha256(&pae(&self.payload_type, &self.payload));
         crate::hex::encode(&d)
     }
+
+    /// [`Self::digest`] in its one written form, `sha256:<hex>`: what
+    /// every sink, export and `show` print as `envelope_digest`.
+    pub fn digest_ref(&self) -> String {
+        digest_ref(&self.digest())
+    }
+}
+
+/// The written form of an envelope digest: `sha256:` and the lowercase hex
+/// SHA-256 of the PAE (docs/protocol.md). Only STIX `hashes` values stay
+/// bare hex, as STIX requires.
+pub fn digest_ref(hex_digest: &str) -> String {
+    format!("sha256:{hex_digest}")
 }
 
 #[cfg(test)]
@@ -135,6 +148,8 @@ mod tests {
         let back = Envelope::from_json(&e.to_json()).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.digest(), e.digest());
+        assert_eq!(e.digest_ref(), format!("sha256:{}", e.digest()));
+        assert_eq!(e.digest().len(), 64);
     }
 
     #[test]

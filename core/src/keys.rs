@@ -138,6 +138,13 @@ impl VerifyingKey {
         &self.spki_der
     }
 
+    /// The SubjectPublicKeyInfo as PEM (`-----BEGIN PUBLIC KEY-----`), what
+    /// `openssl pkeyutl -pubin -inkey` reads.
+    pub fn to_pem(&self) -> Result<String, KeyError> {
+        let pem = self.pkey.public_key_to_pem()?;
+        String::from_utf8(pem).map_err(|e| KeyError::Decode(e.to_string()))
+    }
+
     pub fn key_id(&self) -> KeyId {
         crate::hex::encode(&openssl::sha::sha256(&self.spki_der))
     }
@@ -194,6 +201,16 @@ mod tests {
         );
         let kid = k.verifying_key().unwrap().key_id();
         assert_eq!(kid.len(), 64);
+    }
+
+    #[test]
+    fn public_pem_is_the_spki_and_reads_back_to_the_same_key_id() {
+        let v = SigningKey::generate().unwrap().verifying_key().unwrap();
+        let pem = v.to_pem().unwrap();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+        let back = PKey::public_key_from_pem(pem.as_bytes()).unwrap();
+        let again = VerifyingKey::from_spki_der(&back.public_key_to_der().unwrap()).unwrap();
+        assert_eq!(again.key_id(), v.key_id());
     }
 
     #[test]

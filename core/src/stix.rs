@@ -64,6 +64,8 @@ const MAX_SIGHTING_COUNT: u32 = 999_999_999;
 #[derive(Debug, Clone, Copy)]
 pub struct StixContext<'a> {
     pub source_identity_id: &'a str,
+    /// Lowercase hex SHA-256 of the PAE: bare in the external reference's
+    /// STIX `hashes`, `sha256:<hex>` in `x_isac_envelope_digest`.
     pub envelope_digest: &'a str,
     pub key_id: &'a str,
     /// RFC 3339.
@@ -341,7 +343,10 @@ fn common(
         json!(statement.id.to_string()),
     );
     m.insert("x_isac_revision".into(), json!(statement.revision));
-    m.insert("x_isac_envelope_digest".into(), json!(ctx.envelope_digest));
+    m.insert(
+        "x_isac_envelope_digest".into(),
+        json!(crate::envelope::digest_ref(ctx.envelope_digest)),
+    );
     m.insert("x_isac_signing_key_id".into(), json!(ctx.key_id));
     m.insert(
         "x_isac_received_at".into(),
@@ -759,7 +764,10 @@ mod tests {
         assert_eq!(str_of(o, "created_by_ref"), identity);
         assert_eq!(o["object_marking_refs"], json!([s.tlp.stix_marking_id()]));
         assert_eq!(o["x_isac_revision"], json!(s.revision));
-        assert_eq!(str_of(o, "x_isac_envelope_digest"), DIGEST);
+        assert_eq!(
+            str_of(o, "x_isac_envelope_digest"),
+            format!("sha256:{DIGEST}")
+        );
         assert_eq!(str_of(o, "x_isac_signing_key_id"), KEY);
         assert_eq!(str_of(o, "x_isac_received_at"), "2026-11-25T12:00:03.000Z");
         let refs = o["external_references"]

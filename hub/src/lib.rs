@@ -267,6 +267,11 @@ pub async fn serve_with(
         ops::reflection().map_err(|e| std::io::Error::other(format!("reflection: {e}")))?,
         ops::require_client_cert,
     );
+    let reflection_v1alpha = tonic::service::interceptor::InterceptedService::new(
+        ops::reflection_v1alpha()
+            .map_err(|e| std::io::Error::other(format!("reflection v1alpha: {e}")))?,
+        ops::require_client_cert,
+    );
 
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -291,6 +296,7 @@ pub async fn serve_with(
         .add_service(log)
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             shutdown.await;
             tracing::info!("shutting down: closing streams");

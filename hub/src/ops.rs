@@ -1,7 +1,8 @@
 //! Operations endpoints on the gRPC listener: `grpc.health.v1` health
 //! checking (for load balancers and probes; no client certificate needed,
-//! it reveals nothing but "serving") and gRPC server reflection (so
-//! `grpcurl` works; it needs a client certificate from the hub's CA).
+//! it reveals nothing but "serving") and gRPC server reflection, `v1` and
+//! `v1alpha` (so `grpcurl` and grpcio-reflection work; it needs a client
+//! certificate from the hub's CA).
 
 use isac_proto::v1 as pb;
 use tonic::{Request, Status};
@@ -78,17 +79,38 @@ pub async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// gRPC server reflection (v1) over `isac.v1` and `grpc.health.v1`.
+/// The reflection builder both versions share: `isac.v1`,
+/// `grpc.health.v1` and both reflection services, so each version lists
+/// both (`grpc.reflection.v1.ServerReflection` and
+/// `grpc.reflection.v1alpha.ServerReflection`).
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(isac_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+}
+
+/// gRPC server reflection v1 over `isac.v1` and `grpc.health.v1`.
 pub fn reflection() -> Result<
     tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer<
         impl tonic_reflection::pb::v1::server_reflection_server::ServerReflection,
     >,
     tonic_reflection::server::Error,
 > {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(isac_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
+    reflection_builder().build_v1()
+}
+
+/// The same reflection as v1alpha, which grpcurl and grpcio-reflection's
+/// client still speak.
+pub fn reflection_v1alpha() -> Result<
+    tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer<
+        impl tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflection,
+    >,
+    tonic_reflection::server::Error,
+> {
+    reflection_builder().build_v1alpha()
 }
 
 /// Interceptor: only callers with a client certificate from the hub's CA

@@ -62,7 +62,7 @@ pub fn export_line(row: &StoredStatement) -> Value {
         "target_id": row.target_id,
         "received_at": isac_core::time::format_rfc3339(row.received_at),
         "date_added_us": row.added_us,
-        "envelope_digest": row.digest,
+        "envelope_digest": isac_core::envelope::digest_ref(&row.digest),
         "envelope": parsed(&envelope.to_json()),
         "anonymous_envelope": anonymous,
         "audience": parsed(&row.audience_json),

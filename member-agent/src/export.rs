@@ -4,6 +4,9 @@
 //! package indicator, as ossf/malicious-packages writes them; `publish
 //! --osv` reads them back) or a MISP event. TLP:RED only when asked;
 //! retracted, expired and key-revoked items are left out.
+//!
+//! `--format dsse` is different: a directory anyone can verify with the
+//! openssl command line (docs/protocol.md), see [`export_dsse`].
 
 use isac_core::{stix, Body, Observable, Statement};
 
@@ -15,6 +18,8 @@ pub enum Format {
     Csv,
     Osv,
     MispJson,
+    /// A directory of DSSE envelopes and PEM keys: [`export_dsse`].
+    Dsse,
 }
 
 impl std::str::FromStr for Format {
@@ -25,8 +30,9 @@ impl std::str::FromStr for Format {
             "csv" => Ok(Format::Csv),
             "osv" => Ok(Format::Osv),
             "misp-json" | "misp" => Ok(Format::MispJson),
+            "dsse" => Ok(Format::Dsse),
             other => Err(AgentError::Usage(format!(
-                "unknown export format `{other}`: use stix, csv, osv or misp-json"
+                "unknown export format `{other}`: use stix, csv, osv, misp-json or dsse"
             ))),
         }
     }
@@ -106,6 +112,7 @@ pub fn export_one(row: &crate::localstore::ExportRow, format: Format) -> Option<
         }
         Format::Csv => csv_row(&s).map(|line| format!("{CSV_HEADER}\n{line}\n")),
         Format::Osv => osv_record(&s).and_then(|r| serde_json::to_string_pretty(&[r]).ok()),
+        Format::Dsse => Some(format!("{}\n", row.envelope_json)),
         Format::MispJson => {
             let attributes = misp_attributes(&s);
             if attributes.is_empty() {
@@ -123,6 +130,11 @@ pub fn export(
     format: Format,
     include_red: bool,
 ) -> Result<(String, usize), AgentError> {
+    if matches!(format, Format::Dsse) {
+        return Err(AgentError::Usage(
+            "--format dsse writes a directory: give it with --out DIR".into(),
+        ));
+    }
     let rows = agent.store.lock().expect("store").export_rows()?;
     let mut objects = Vec::new();
     let mut lines = vec![CSV_HEADER.to_owned()];
@@ -177,6 +189,7 @@ pub fn export(
                     count += 1;
                 }
             }
+            Format::Dsse => {}
             Format::MispJson => {
                 let new = misp_attributes(&s);
                 if !new.is_empty() {
@@ -197,6 +210,7 @@ pub fn export(
                 .map_err(|e| AgentError::Invalid(e.to_string()))?
                 + "\n"
         }
+        Format::Dsse => String::new(),
         Format::MispJson => {
             let event = misp_event(agent.org_id(), attributes, event_tlp, event_severity);
             serde_json::to_string_pretty(&event).map_err(|e| AgentError::Invalid(e.to_string()))?
@@ -204,6 +218,183 @@ pub fn export(
         }
     };
     Ok((text, count))
+}
+
+// === DSSE bundle ===
+
+/// What [`export_dsse`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsseBundle {
+    /// Envelopes written (`<statement-id>.<revision>.dsse.json`).
+    pub items: usize,
+    /// PEM keys written under `keys/` (signers and the hub's directory key).
+    pub keys: usize,
+}
+
+/// Largest envelope (DSSE JSON) written to a bundle; the hub accepts none
+/// larger, so a bigger one in the store is a damaged store.
+const MAX_BUNDLE_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A statement id fit for a file name: what ids are (UUIDs), nothing that
+/// could climb out of the directory.
+fn safe_file_stem(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// A key id as the directory writes it: 64 lowercase hex digits.
+fn is_key_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Writes every held item (every revision, whatever its status now; TLP:RED
+/// only with `include_red`) to `out` as a bundle anyone can verify with
+/// standard tools (docs/protocol.md, "Verifying an exported bundle"):
+///
+/// - `<statement-id>.<revision>.dsse.json`: the DSSE JSON envelope exactly
+///   as the agent verified and stored it (`payloadType`, base64 `payload`,
+///   `signatures` with `keyid` and base64 `sig`);
+/// - `keys/<keyid>.pem`: the SubjectPublicKeyInfo PEM of every key that
+///   signed one of them, and of the hub's directory key;
+/// - `directory.dsse.json`: the signed key directory the agent holds
+///   (which org each key signs for and when it was valid), signed by the
+///   hub's directory key.
+///
+/// `out` must not exist or be an empty directory. The bundle is written
+/// into a sibling staging directory and renamed into place, so `out` is
+/// either absent or whole.
+pub fn export_dsse(
+    agent: &Agent,
+    out: &std::path::Path,
+    include_red: bool,
+) -> Result<DsseBundle, AgentError> {
+    use std::collections::BTreeMap;
+    let out_empty = match std::fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(AgentError::Usage(format!(
+                    "{}: not empty; a DSSE bundle goes into a new or empty directory",
+                    out.display()
+                )));
+            }
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(crate::error::io_err(out)(e)),
+    };
+    let directory = agent.directory().ok_or_else(|| {
+        AgentError::Usage("no key directory held yet: run `member-agent sync` first".into())
+    })?;
+    let directory_json = agent
+        .store
+        .lock()
+        .expect("store")
+        .directory_json()?
+        .ok_or_else(|| AgentError::Usage("no key directory held yet".into()))?;
+    let rows = agent.store.lock().expect("store").export_rows()?;
+
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let hub_key = &agent.loaded.hub_directory_key;
+    keys.insert(hub_key.key_id(), pem_of(hub_key)?);
+    files.push(("directory.dsse.json".into(), format!("{directory_json}\n")));
+    let mut items = 0;
+    for row in rows {
+        if row.item.tlp == "red" && !include_red {
+            continue;
+        }
+        let id = &row.item.id;
+        if !safe_file_stem(id) {
+            return Err(AgentError::Invalid(format!(
+                "held statement id {:?} cannot name a file",
+                id.escape_default().to_string()
+            )));
+        }
+        if row.envelope_json.len() > MAX_BUNDLE_ENVELOPE_BYTES {
+            return Err(AgentError::Invalid(format!(
+                "held envelope of {id} is over {MAX_BUNDLE_ENVELOPE_BYTES} bytes"
+            )));
+        }
+        let envelope = isac_core::Envelope::from_json(&row.envelope_json)
+            .map_err(|e| AgentError::Invalid(format!("held envelope of {id}: {e}")))?;
+        for sig in &envelope.signatures {
+            if keys.contains_key(&sig.keyid) {
+                continue;
+            }
+            let record = is_key_id(&sig.keyid)
+                .then(|| directory.record(&sig.keyid))
+                .flatten()
+                .ok_or_else(|| {
+                    AgentError::Invalid(format!(
+                        "{id} is signed by key {} that the held key directory does not list",
+                        sig.keyid.escape_default()
+                    ))
+                })?;
+            keys.insert(sig.keyid.clone(), pem_of(&record.key)?);
+        }
+        files.push((
+            format!("{id}.{}.dsse.json", row.item.revision),
+            format!("{}\n", envelope.to_json()),
+        ));
+        items += 1;
+    }
+
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(crate::error::io_err(&parent))?;
+    let name = out
+        .file_name()
+        .ok_or_else(|| AgentError::Usage(format!("{}: not a directory name", out.display())))?;
+    let staging = parent.join(format!(
+        ".{}.partial-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = write_bundle(&staging, &files, &keys).and_then(|()| {
+        if out_empty {
+            std::fs::remove_dir(out).map_err(crate::error::io_err(out))?;
+        }
+        std::fs::rename(&staging, out).map_err(crate::error::io_err(out))
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    written?;
+    Ok(DsseBundle {
+        items,
+        keys: keys.len(),
+    })
+}
+
+fn pem_of(key: &isac_core::VerifyingKey) -> Result<String, AgentError> {
+    key.to_pem().map_err(|e| AgentError::Crypto(e.to_string()))
+}
+
+/// The bundle's files into `staging` (created afresh), each flushed to
+/// disk before the caller renames the directory into place.
+fn write_bundle(
+    staging: &std::path::Path,
+    files: &[(String, String)],
+    keys: &std::collections::BTreeMap<String, String>,
+) -> Result<(), AgentError> {
+    use std::io::Write;
+    let _ = std::fs::remove_dir_all(staging);
+    let key_dir = staging.join("keys");
+    std::fs::create_dir_all(&key_dir).map_err(crate::error::io_err(&key_dir))?;
+    let write = |path: std::path::PathBuf, text: &str| -> Result<(), AgentError> {
+        let mut f = std::fs::File::create(&path).map_err(crate::error::io_err(&path))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(crate::error::io_err(&path))
+    };
+    for (name, text) in files {
+        write(staging.join(name), text)?;
+    }
+    for (key_id, pem) in keys {
+        write(key_dir.join(format!("{key_id}.pem")), pem)?;
+    }
+    Ok(())
 }
 
 // === OSV ===

@@ -1,6 +1,11 @@
 //! `isac.v1.KeyDirectory`: the members' public signing keys.
+//!
+//! The rows are read from the very directory signed for this answer, so
+//! they list exactly the keys it lists (members' keys and the hub's
+//! anonymisation, attestation and log keys) and can never disagree with it.
 
 use crate::error::ApiError;
+use isac_core::directory::{DirectoryKey, KeyDirectory};
 use isac_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -24,18 +29,30 @@ impl pb::key_directory_server::KeyDirectory for KeyDirectoryService {
             .current()
             .await
             .map_err(ApiError::from)?;
-        let keys = self
-            .state
-            .store
-            .keys()
-            .await
-            .map_err(ApiError::from)?
-            .into_iter()
-            .map(crate::grpc::admin::member_key)
-            .collect();
+        let directory: KeyDirectory = serde_json::from_slice(&signed.payload)
+            .map_err(|e| ApiError::Internal(format!("reading our own key directory: {e}")))?;
+        let keys = directory.keys.into_iter().map(row).collect();
         Ok(Response::new(pb::ListKeysResponse {
             keys,
             signed_directory: Some(signed.into()),
         }))
+    }
+}
+
+/// One directory entry as a display row.
+fn row(k: DirectoryKey) -> pb::MemberKey {
+    use base64::Engine;
+    let public_key_der = base64::engine::general_purpose::STANDARD
+        .decode(&k.public_key)
+        .unwrap_or_default();
+    pb::MemberKey {
+        state: k.state().to_owned(),
+        key_id: k.key_id,
+        org_id: k.org_id,
+        public_key_der,
+        valid_from: k.valid_from,
+        revoked_at: k.revoked_at.unwrap_or_default(),
+        org_name: k.org_name,
+        retired_at: k.retired_at.unwrap_or_default(),
     }
 }

@@ -13,13 +13,17 @@ pub enum KeyCommand {
         /// Every member's keys, not only yours.
         #[arg(long)]
         all: bool,
+        /// Print each key's public key after its line, as SubjectPublicKeyInfo PEM
+        /// (what `openssl pkeyutl -pubin -inkey` reads).
+        #[arg(long)]
+        pem: bool,
     },
 }
 
 pub async fn run(state: &StateDir, command: KeyCommand) -> Result<(), AgentError> {
     match command {
         KeyCommand::Rotate => rotate(state).await,
-        KeyCommand::List { all } => list(state, all).await,
+        KeyCommand::List { all, pem } => list(state, all, pem).await,
     }
 }
 
@@ -33,7 +37,7 @@ async fn rotate(state: &StateDir) -> Result<(), AgentError> {
     Ok(())
 }
 
-async fn list(state: &StateDir, all: bool) -> Result<(), AgentError> {
+async fn list(state: &StateDir, all: bool, pem: bool) -> Result<(), AgentError> {
     let agent = super::open_agent(state)?;
     let version = agent
         .on_hub(|channel| {
@@ -61,6 +65,16 @@ async fn list(state: &StateDir, all: bool) -> Result<(), AgentError> {
             k.valid_from,
             mine
         );
+        if pem {
+            let record = k.record().ok_or_else(|| {
+                AgentError::Invalid(format!("directory entry {} is unreadable", k.key_id))
+            })?;
+            let text = record
+                .key
+                .to_pem()
+                .map_err(|e| AgentError::Crypto(e.to_string()))?;
+            print!("{text}");
+        }
     }
     Ok(())
 }

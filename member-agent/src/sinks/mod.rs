@@ -470,7 +470,7 @@ pub fn line_for(
             "key_id": verified.key_id,
             "algorithm": "ed25519",
         },
-        "envelope_digest": format!("sha256:{}", verified.digest),
+        "envelope_digest": isac_core::envelope::digest_ref(&verified.digest),
         "statement": statement,
     })
 }

@@ -20,6 +20,7 @@ mod hardening;
 mod interop;
 mod lifecycle;
 mod processes;
+mod protocol;
 mod replicas;
 mod retention;
 mod scrub;

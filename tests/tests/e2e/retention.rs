@@ -239,7 +239,7 @@ async fn export_writes_every_envelope_as_verifiable_json_lines() {
         let verified = isac_core::verify_envelope(&env, |_| Some(record.clone()))
             .expect("the exported envelope verifies against the member's key");
         assert_eq!(verified.statement.id.to_string(), v["id"].as_str().unwrap());
-        assert_eq!(v["envelope_digest"].as_str().unwrap(), env.digest());
+        assert_eq!(v["envelope_digest"].as_str().unwrap(), env.digest_ref());
         exported.push(v["id"].as_str().unwrap().to_owned());
     }
     assert_eq!(exported, ids);
