@@ -738,6 +738,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bundle_file_names_take_only_ids_and_key_ids() {
+        for ok in ["0f9c1a8e-7b6d-4c5e-9f00-123456789abc", "a", "ISAC-1"] {
+            assert!(safe_file_stem(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/b",
+            "a.b",
+            "a b",
+            "é",
+            "x\0",
+            &"a".repeat(65),
+        ] {
+            assert!(!safe_file_stem(bad), "{bad:?}");
+        }
+        assert!(is_key_id(&"ab".repeat(32)));
+        for bad in ["", "AB".repeat(32).as_str(), &"a".repeat(63), "../../etc/passwd"] {
+            assert!(!is_key_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn osv_export_names_packages_as_the_packages_parser_does() {
         for (purl, ty, name, base, version) in [
             (
