@@ -43,7 +43,7 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Serve the analyst console (web UI over the local store); prints a one-time login link.
     Ui(member_agent::ui::UiArgs),
-    /// Export the verified local store (stix, csv, osv or misp-json) to stdout or a file.
+    /// Export the verified local store (stix, csv, osv, misp-json to stdout or a file; dsse to a directory).
     Export(cmd::export::ExportArgs),
     /// Show one held item in full (the verified statement and its envelope).
     Show(cmd::show::ShowArgs),
