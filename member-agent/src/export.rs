@@ -756,7 +756,12 @@ mod tests {
             assert!(!safe_file_stem(bad), "{bad:?}");
         }
         assert!(is_key_id(&"ab".repeat(32)));
-        for bad in ["", "AB".repeat(32).as_str(), &"a".repeat(63), "../../etc/passwd"] {
+        for bad in [
+            "",
+            "AB".repeat(32).as_str(),
+            &"a".repeat(63),
+            "../../etc/passwd",
+        ] {
             assert!(!is_key_id(bad), "{bad:?}");
         }
     }

@@ -18,11 +18,12 @@ fn agent_cli(state: &Path, args: &[&str]) -> (bool, String, String) {
 
 /// The shell commands between the verify markers of docs/protocol.md.
 fn documented_commands() -> String {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/protocol.md"),
-    )
-    .expect("docs/protocol.md");
-    let start = doc.find("<!-- verify-begin -->").expect("verify-begin marker");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/protocol.md"))
+            .expect("docs/protocol.md");
+    let start = doc
+        .find("<!-- verify-begin -->")
+        .expect("verify-begin marker");
     let end = doc.find("<!-- verify-end -->").expect("verify-end marker");
     let block = &doc[start..end];
     let body = block
@@ -110,7 +111,13 @@ fn a_dsse_bundle_verifies_with_the_documented_openssl_commands_and_tampering_fai
     let bundle = dir.path().join("bundle");
     let (ok, _, err) = agent_cli(
         &bob,
-        &["export", "--format", "dsse", "--out", bundle.to_str().unwrap()],
+        &[
+            "export",
+            "--format",
+            "dsse",
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
     );
     assert!(ok, "{err}");
     assert!(err.contains("exported 2 envelope(s)"), "{err}");
@@ -137,7 +144,10 @@ fn a_dsse_bundle_verifies_with_the_documented_openssl_commands_and_tampering_fai
 
     // The directory, then every item, with the document's commands.
     let (ok, out) = run_documented(&bundle, "directory.dsse.json");
-    assert!(ok && out.contains("Signature Verified Successfully"), "{out}");
+    assert!(
+        ok && out.contains("Signature Verified Successfully"),
+        "{out}"
+    );
     let directory: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("payload.bin")).unwrap()).unwrap();
     for (file, id) in files.iter().zip({
@@ -146,14 +156,20 @@ fn a_dsse_bundle_verifies_with_the_documented_openssl_commands_and_tampering_fai
         sorted
     }) {
         let (ok, out) = run_documented(&bundle, file);
-        assert!(ok && out.contains("Signature Verified Successfully"), "{file}: {out}");
+        assert!(
+            ok && out.contains("Signature Verified Successfully"),
+            "{file}: {out}"
+        );
         // The digest line is what `show` calls envelope_digest.
         let (ok, shown, err) = agent_cli(&bob, &["show", &id]);
         assert!(ok, "{err}");
         let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
         let digest = shown["envelope_digest"].as_str().unwrap();
         let hex = digest.strip_prefix("sha256:").expect("sha256: prefix");
-        assert!(out.contains(&format!("{hex} *pae.bin")), "{out} vs {digest}");
+        assert!(
+            out.contains(&format!("{hex} *pae.bin")),
+            "{out} vs {digest}"
+        );
         // The key that signed is listed in the signed directory.
         let keyid = std::fs::read_to_string(bundle.join(file)).unwrap();
         let keyid = keyid
@@ -207,14 +223,24 @@ fn a_dsse_bundle_verifies_with_the_documented_openssl_commands_and_tampering_fai
     for key in &keys {
         let pem = std::fs::read_to_string(key).unwrap();
         if key.file_stem().unwrap() != hub_key_id {
-            assert!(listed.contains(&pem), "{} not in key list --pem", key.display());
+            assert!(
+                listed.contains(&pem),
+                "{} not in key list --pem",
+                key.display()
+            );
         }
     }
 
     // A non-empty directory is refused (exit 64), and left as it was.
     let (ok, _, err) = agent_cli(
         &bob,
-        &["export", "--format", "dsse", "--out", bundle.to_str().unwrap()],
+        &[
+            "export",
+            "--format",
+            "dsse",
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
     );
     assert!(!ok && err.contains("not empty"), "{err}");
     assert!(bundle.join("tampered.dsse.json").exists());
@@ -223,7 +249,13 @@ fn a_dsse_bundle_verifies_with_the_documented_openssl_commands_and_tampering_fai
     std::fs::create_dir(&empty).unwrap();
     let (ok, _, err) = agent_cli(
         &bob,
-        &["export", "--format", "dsse", "--out", empty.to_str().unwrap()],
+        &[
+            "export",
+            "--format",
+            "dsse",
+            "--out",
+            empty.to_str().unwrap(),
+        ],
     );
     assert!(ok, "{err}");
     assert_eq!(envelope_files(&empty), files);
@@ -282,8 +314,17 @@ async fn list_keys_rows_are_the_keys_the_signed_directory_lists() {
         })
         .collect();
     assert_eq!(rows, listed);
-    for org in ["alice-bank", "bob-bank", "anonymous", "isac-hub", "isac-log"] {
-        assert!(rows.iter().any(|r| r.1 == org), "{org} missing from {rows:?}");
+    for org in [
+        "alice-bank",
+        "bob-bank",
+        "anonymous",
+        "isac-hub",
+        "isac-log",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.1 == org),
+            "{org} missing from {rows:?}"
+        );
     }
     for (row, entry) in r.keys.iter().zip(&directory.keys) {
         let key = isac_core::VerifyingKey::from_spki_der(&row.public_key_der).unwrap();
