@@ -132,6 +132,8 @@ fn classify(token: &str) -> Option<Found> {
         return None;
     }
     if token.starts_with("pkg:") {
+        // Less the punctuation that ends a sentence after it.
+        let token = token.trim_end_matches(['.', ',', '!', '?', ':']);
         return parse_purl(token)
             .ok()
             .and_then(|_| found(FoundKind::Purl, token));
@@ -279,10 +281,11 @@ mod tests {
     #[test]
     fn scoped_purls_keep_either_spelling_and_urls_their_path() {
         assert_eq!(
-            values("pkg:npm/@scope/name@1.0.0 HTTPS://Evil.Example/A/B"),
+            values("pkg:npm/@scope/name@1.0.0 HTTPS://Evil.Example/A/B. pkg:pypi/x@1.3.0."),
             vec![
                 (FoundKind::Purl, "pkg:npm/@scope/name@1.0.0".into()),
                 (FoundKind::Url, "https://evil.example/A/B".into()),
+                (FoundKind::Purl, "pkg:pypi/x@1.3.0".into()),
             ]
         );
         assert_eq!(

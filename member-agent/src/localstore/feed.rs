@@ -247,7 +247,13 @@ impl LocalStore {
         last: u64,
         now: i64,
     ) -> Result<u64, AgentError> {
-        let tx = self.conn.unchecked_transaction()?;
+        // IMMEDIATE: take the write lock first (waiting up to the busy
+        // timeout for the daemon's writes), so the read below cannot turn
+        // into a write that SQLite refuses at once as "locked".
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
         let prev = tx
             .query_row(
                 "SELECT seen, baseline, session, at FROM console_visits WHERE visitor = ?1",

@@ -436,7 +436,11 @@ pub fn to_ticket(findings: &[Finding]) -> String {
     for (app, deps) in &groups {
         for ((dep, version), fs) in deps {
             n += 1;
-            let _ = writeln!(t, "{n}. {dep} {version} in {app}");
+            if dep.ends_with(&format!("@{version}")) {
+                let _ = writeln!(t, "{n}. {dep} in {app}");
+            } else {
+                let _ = writeln!(t, "{n}. {dep} {version} in {app}");
+            }
             if let Some(p) = fs.iter().find_map(|f| f.path.as_ref()) {
                 let _ = writeln!(t, "   Dependency path: {}", p.join(" > "));
             }
@@ -481,7 +485,7 @@ pub fn findings_html(
                     h3 { "Application " code { (app) } " · " (deps.len()) " exposed dependenc" (if deps.len() == 1 { "y" } else { "ies" }) }
                     @for ((dep, version), fs) in deps {
                         div.dep {
-                            h4 { code { (dep) } " " (version) }
+                            h4 { code { (dep) } @if !dep.ends_with(&format!("@{version}")) { " " (version) } }
                             @if let Some(p) = fs.iter().find_map(|f| f.path.as_ref()) {
                                 p.muted { "Dependency path: " (p.join(" > ")) }
                             }

@@ -559,7 +559,15 @@ pub async fn page(
         .blocking(move |a| {
             let store = a.store.lock().expect("store");
             let last = store.last_sequence()?;
-            let baseline = store.visit(&v, &session, last, crate::now())?;
+            // The read mark is a convenience: a store too busy to take it
+            // leaves this page without "new" marks rather than failing it.
+            let baseline = match store.visit(&v, &session, last, crate::now()) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "console: the read mark was not updated");
+                    last
+                }
+            };
             // Page 1 is read at `last`; the pages after it at the same snapshot.
             let paging = Paging {
                 upto: Some(paging.upto.unwrap_or(last)),

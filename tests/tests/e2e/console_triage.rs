@@ -44,7 +44,7 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn held(state: &Path) -> usize {
-    let (_, out, _) = run(agent(state).args(["list", "--json"]));
+    let (_, out, _) = run(agent(state).args(["list", "--ids", "--limit", "1000"]));
     out.lines().count()
 }
 
