@@ -339,10 +339,13 @@ pub fn from_exposures(
         .collect()
 }
 
+/// One dependency (name, version) and its findings.
+pub type DepFindings<'a> = ((&'a str, &'a str), Vec<&'a Finding>);
+
 /// Findings grouped by application, then dependency and version, in
 /// order of first appearance.
-pub fn grouped(findings: &[Finding]) -> Vec<(&str, Vec<((&str, &str), Vec<&Finding>)>)> {
-    let mut apps: Vec<(&str, Vec<((&str, &str), Vec<&Finding>)>)> = Vec::new();
+pub fn grouped(findings: &[Finding]) -> Vec<(&str, Vec<DepFindings<'_>>)> {
+    let mut apps: Vec<(&str, Vec<DepFindings<'_>>)> = Vec::new();
     for f in findings {
         let app = match apps.iter_mut().position(|(a, _)| *a == f.application) {
             Some(i) => &mut apps[i].1,

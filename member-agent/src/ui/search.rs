@@ -54,7 +54,7 @@ pub async fn page(
                 );
                 let mut seen = std::collections::HashSet::new();
                 items.retain(|i| seen.insert(i.id.clone()));
-                items.sort_by(|a, b| b.sequence.cmp(&a.sequence));
+                items.sort_by_key(|i| std::cmp::Reverse(i.sequence));
                 Ok((
                     items,
                     (extracted.found.len() > 1).then_some((known, extracted.cut)),
