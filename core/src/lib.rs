@@ -14,6 +14,7 @@ pub mod clock;
 pub mod directory;
 pub mod enrollment;
 pub mod envelope;
+pub mod extract;
 pub mod federation;
 pub mod filter;
 pub mod hex;

@@ -148,6 +148,19 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
             .collect(),
         ),
         (
+            "extract",
+            extract as Target,
+            [
+                "see pkg:npm/%40scope/evil@1.0.0 and hxxps://c2[.]evil[.]example/x?y=1, \
+                 203.0.113.7 (2001:db8::1) CVE-2024-12345 abuse@evil.example",
+                "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855; GHSA-abcd-efgh-ijkl",
+                "- evil.example.\n- github.com/acme/x\n* `pkg:pypi/requests@2.31.0`",
+            ]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect(),
+        ),
+        (
             "provenance",
             provenance as Target,
             [

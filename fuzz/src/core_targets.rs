@@ -341,3 +341,28 @@ pub fn provenance(data: &[u8]) {
         assert_eq!(got.key.origin_hub, p.origin_hub);
     }
 }
+
+/// Target `extract` (issue 22): free text as the console's paste box reads
+/// it. Bounded (at most `MAX_OBSERVABLES` values, each once), and every
+/// value found passes the validator of its kind.
+pub fn extract(data: &[u8]) {
+    use isac_core::extract::{extract, FoundKind, MAX_OBSERVABLES};
+    use isac_core::observable::*;
+    let s = String::from_utf8_lossy(data);
+    let e = extract(&s);
+    assert!(e.found.len() <= MAX_OBSERVABLES);
+    let mut seen = std::collections::HashSet::new();
+    for f in &e.found {
+        assert!(seen.insert(f.clone()), "found twice: {f:?}");
+        let ok = match f.kind {
+            FoundKind::Purl => parse_purl(&f.value).is_ok(),
+            FoundKind::Sha256 => validate_sha256(&f.value).is_ok(),
+            FoundKind::Sha512 => validate_sha512(&f.value).is_ok(),
+            FoundKind::Domain => validate_domain(&f.value).is_ok(),
+            FoundKind::Ip => validate_ip(&f.value).is_ok(),
+            FoundKind::Url => validate_url(&f.value).is_ok(),
+            FoundKind::Vulnerability => validate_vuln_id(&f.value).is_ok(),
+        };
+        assert!(ok, "extracted an invalid {:?}: {:?}", f.kind, f.value);
+    }
+}

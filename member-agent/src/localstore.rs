@@ -2,6 +2,7 @@
 //! refused items, and the subscription cursor. Only this file (and its
 //! `watch` part: watched applications, announced exposures) knows SQL.
 
+mod feed;
 mod watch;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::AgentError;
 
+pub use feed::{FeedQuery, SortKey, TLP_ORDER};
 pub use watch::{ExposureRow, Watched};
 
 pub struct LocalStore {
@@ -49,25 +51,6 @@ const ITEM_SELECT: &str =
 /// item updated, not a second item.
 const LATEST_REVISION: &str = "NOT EXISTS (SELECT 1 FROM items AS newer
     WHERE newer.id = items.id AND newer.revision > items.revision)";
-
-/// What the console's feed asks for: the newest revision of each item that
-/// passes the filters, newest first, one page at a time. Filtering happens
-/// in the query so every match is reachable, however old.
-#[derive(Debug, Clone, Default)]
-pub struct FeedQuery {
-    /// `None`: every kind but sightings, retractions and bulletins (those
-    /// show on their item's page, bulletins pinned above the feed).
-    pub kind: Option<String>,
-    /// A purl type (`npm`): observables `pkg:npm/...`.
-    pub ecosystem: Option<String>,
-    /// Severity rank at least this (info 0 ... critical 4).
-    pub min_severity: u8,
-    pub tlp: Option<String>,
-    pub only_valid: bool,
-    /// Only rows with a sequence below this (the next, older page).
-    pub before: Option<u64>,
-    pub limit: u32,
-}
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemSummary> {
     Ok(ItemSummary {
@@ -154,6 +137,7 @@ impl LocalStore {
         Self::index_packages(&conn)?;
         Self::migrate_log(&conn)?;
         watch::migrate(&conn)?;
+        feed::migrate(&conn)?;
         Ok(Self { conn })
     }
 
@@ -525,40 +509,6 @@ impl LocalStore {
             .prepare(&format!("{ITEM_SELECT} ORDER BY sequence DESC LIMIT ?1"))?;
         let rows = stmt
             .query_map([limit], item_from_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
-
-    /// One page of the console's feed (see [`FeedQuery`]).
-    pub fn feed(&self, q: &FeedQuery) -> Result<Vec<ItemSummary>, AgentError> {
-        let eco_prefix = q.ecosystem.as_ref().map(|e| format!("pkg:{e}/"));
-        let eco_whole = q.ecosystem.as_ref().map(|e| format!("pkg:{e}"));
-        let mut stmt = self.conn.prepare(&format!(
-            "{ITEM_SELECT} WHERE {LATEST_REVISION}
-             AND (CASE WHEN ?1 IS NULL THEN kind NOT IN ('sighting', 'retraction', 'bulletin')
-                  ELSE kind = ?1 END)
-             AND (?2 IS NULL OR substr(value, 1, length(?2)) = ?2 OR value = ?3)
-             AND (CASE severity WHEN 'low' THEN 1 WHEN 'medium' THEN 2 WHEN 'high' THEN 3
-                  WHEN 'critical' THEN 4 ELSE 0 END) >= ?4
-             AND (?5 IS NULL OR tlp = ?5)
-             AND (?6 = 0 OR status = 'valid')
-             AND (?7 IS NULL OR sequence < ?7)
-             ORDER BY sequence DESC LIMIT ?8"
-        ))?;
-        let rows = stmt
-            .query_map(
-                params![
-                    q.kind,
-                    eco_prefix,
-                    eco_whole,
-                    q.min_severity,
-                    q.tlp,
-                    q.only_valid,
-                    q.before.map(|b| b as i64),
-                    q.limit
-                ],
-                item_from_row,
-            )?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -1082,170 +1032,5 @@ mod tests {
         // Once only: a second open changes nothing.
         let store = LocalStore::open(&path).unwrap();
         assert_eq!(store.cursor().unwrap(), 3);
-    }
-
-    /// Inserts a row as the sync daemon would have verified it.
-    /// `row`: kind, value, severity, TLP, status.
-    fn put(conn: &Connection, id: &str, revision: i64, seq: i64, row: [&str; 5]) {
-        let [kind, value, sev, tlp, status] = row;
-        conn.execute(
-            "INSERT INTO items (id, revision, sequence, source, tlp, kind, value, title, severity,
-                created, received_at, key_id, digest, statement_json, envelope_json, verified_at, status)
-             VALUES (?1, ?2, ?3, 's', ?4, ?5, ?6, ?1, ?7, 'c', 'r', 'k', 'd', '{}', '{}', 0, ?8)",
-            params![id, revision, seq, tlp, kind, value, sev, status],
-        )
-        .unwrap();
-    }
-
-    #[test]
-    fn the_feed_filters_in_the_query_shows_each_item_once_and_pages_to_the_oldest_match() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(&dir.path().join("agent.db")).unwrap();
-        let c = &store.conn;
-        // The only npm package is the oldest row, behind 400 newer domains.
-        put(
-            c,
-            "old-npm",
-            1,
-            1,
-            [
-                "package",
-                "pkg:npm/evil@1.0.0",
-                "critical",
-                "amber",
-                "valid",
-            ],
-        );
-        for n in 0..400 {
-            put(
-                c,
-                &format!("d{n}"),
-                1,
-                2 + n,
-                ["network", &format!("d{n}.example"), "low", "green", "valid"],
-            );
-        }
-        // Revisions 1 and 2 of one item; a sighting, a retraction, bulletins.
-        put(
-            c,
-            "rev",
-            1,
-            500,
-            ["package", "pkg:pypi/rev@1", "high", "green", "valid"],
-        );
-        put(
-            c,
-            "rev",
-            2,
-            501,
-            ["package", "pkg:pypi/rev@1", "high", "green", "valid"],
-        );
-        put(c, "s", 1, 502, ["sighting", "x", "info", "green", "valid"]);
-        put(
-            c,
-            "r",
-            1,
-            503,
-            ["retraction", "x", "info", "green", "valid"],
-        );
-        put(c, "b", 1, 504, ["bulletin", "", "high", "green", "valid"]);
-        put(
-            c,
-            "b-gone",
-            1,
-            505,
-            ["bulletin", "", "high", "green", "retracted"],
-        );
-        put(
-            c,
-            "npmish",
-            1,
-            506,
-            ["package", "pkg:npmx/a@1", "critical", "amber", "valid"],
-        );
-        let ids = |q: FeedQuery| -> Vec<String> {
-            store
-                .feed(&q)
-                .unwrap()
-                .into_iter()
-                .map(|i| format!("{}@{}", i.id, i.revision))
-                .collect()
-        };
-        let q = |limit| FeedQuery {
-            limit,
-            ..FeedQuery::default()
-        };
-
-        // Default: newest first, no sightings, retractions or bulletins, one row per item.
-        let first = ids(q(3));
-        assert_eq!(first, ["npmish@1", "rev@2", "d399@1"]);
-        let all = ids(q(10_000));
-        assert_eq!(all.len(), 1 + 400 + 1 + 1);
-        assert!(!all.contains(&"rev@1".to_owned()));
-        assert_eq!(store.last_sequence().unwrap(), 506);
-
-        // Each filter, in the query: the old npm item is found though 400 newer rows precede it.
-        let eco = |e: &str| {
-            ids(FeedQuery {
-                ecosystem: Some(e.into()),
-                ..q(300)
-            })
-        };
-        assert_eq!(eco("npm"), ["old-npm@1"]);
-        assert_eq!(eco("pypi"), ["rev@2"]);
-        assert!(eco("cargo").is_empty());
-        let sev = |s| {
-            ids(FeedQuery {
-                min_severity: s,
-                ..q(300)
-            })
-        };
-        assert_eq!(sev(4), ["npmish@1", "old-npm@1"]);
-        assert_eq!(sev(3), ["npmish@1", "rev@2", "old-npm@1"]);
-        assert_eq!(
-            ids(FeedQuery {
-                tlp: Some("amber".into()),
-                ..q(300)
-            }),
-            ["npmish@1", "old-npm@1"]
-        );
-        let kind = |k: &str| {
-            ids(FeedQuery {
-                kind: Some(k.into()),
-                ..q(300)
-            })
-        };
-        assert_eq!(kind("sighting"), ["s@1"]);
-        assert_eq!(kind("retraction"), ["r@1"]);
-        assert_eq!(kind("bulletin"), ["b-gone@1", "b@1"]);
-        assert_eq!(
-            ids(FeedQuery {
-                kind: Some("bulletin".into()),
-                only_valid: true,
-                ..q(5)
-            }),
-            ["b@1"]
-        );
-
-        // Paging: below `before`, every row reached exactly once.
-        let mut seen = vec![];
-        let mut before = None;
-        loop {
-            let page = store.feed(&FeedQuery { before, ..q(300) }).unwrap();
-            let Some(last) = page.last() else { break };
-            before = Some(last.sequence);
-            seen.extend(page.into_iter().map(|i| i.id));
-        }
-        assert_eq!(seen.len(), all.len());
-        assert_eq!(seen.last().map(String::as_str), Some("old-npm"));
-
-        // Search shows the newest revision once too.
-        let found: Vec<_> = store
-            .search("rev", 10)
-            .unwrap()
-            .into_iter()
-            .map(|i| (i.id, i.revision))
-            .collect();
-        assert_eq!(found, [("rev".to_owned(), 2)]);
     }
 }

@@ -66,7 +66,12 @@ pub enum LockfileError {
         size: usize,
         limit: usize,
     },
-    #[error("{file_name} is not valid JSON: {source}")]
+    #[error(
+        "{file_name}, line {}, column {}: not valid JSON: {}",
+        .source.line(),
+        .source.column(),
+        json_problem(.source)
+    )]
     Json {
         file_name: String,
         source: serde_json::Error,
@@ -79,6 +84,24 @@ pub enum LockfileError {
         line: usize,
         message: String,
     },
+}
+
+/// What a JSON parser found wrong, in words, without the position (the
+/// message names line and column itself).
+fn json_problem(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let what = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(w, _)| w);
+    match e.classify() {
+        serde_json::error::Category::Eof => format!(
+            "the file ends before the JSON is complete ({what}); it may have been cut short"
+        ),
+        serde_json::error::Category::Syntax => {
+            format!("{what}; a comma, quote or bracket may be missing or extra here")
+        }
+        _ => what.to_owned(),
+    }
 }
 
 /// The lockfile formats we read, chosen by file name.

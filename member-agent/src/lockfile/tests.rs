@@ -678,6 +678,21 @@ fn malformed_json() {
     let truncated = &NPM_V3[..NPM_V3.len() / 2];
     assert!(json_err(truncated).contains("not valid JSON"));
     assert!(json_err("{\"lockfileVersion\": 3,}").contains("line 1"));
+    // Which file, which line and column, what was expected, in words.
+    let e = json_err("{\n  \"lockfileVersion\": 3\n  \"packages\": {}\n}");
+    assert!(
+        e.starts_with("package-lock.json, line 3, column 3: not valid JSON: expected `,` or `}`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("a comma, quote or bracket may be missing"),
+        "{e}"
+    );
+    let e = json_err("{\"lockfileVersion\": 3, \"packages\": {");
+    assert!(
+        e.contains("the file ends before the JSON is complete"),
+        "{e}"
+    );
     // Hostile nesting is refused by the JSON parser, not a stack overflow.
     json_err(&"[".repeat(100_000));
     json_err(&"{\"a\":".repeat(100_000));

@@ -127,4 +127,39 @@
     form.addEventListener("change", later);
     form.addEventListener("input", later);
   }
+  // --- triage (console-b) ---
+  // Keyboard: j / k move to the next / previous row of the item table and
+  // focus its link (Enter opens it); / goes to the search box. Keys typed
+  // into a field are left alone.
+  var rowsOf = function () {
+    var body = document.getElementById("feed-rows") || document.querySelector("#results tbody");
+    return body ? Array.prototype.slice.call(body.querySelectorAll("tr")) : [];
+  };
+  var typing = function (el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  };
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) { return; }
+    if (e.key === "/") {
+      var q = document.getElementById("q");
+      e.preventDefault();
+      if (q) { q.focus(); q.select(); } else { window.location.href = "/search"; }
+      return;
+    }
+    if (e.key !== "j" && e.key !== "k") { return; }
+    var rows = rowsOf();
+    if (!rows.length) { return; }
+    var at = rows.findIndex(function (r) { return r.classList.contains("current"); });
+    var next = e.key === "j" ? at + 1 : at - 1;
+    if (at < 0) { next = 0; }
+    next = Math.max(0, Math.min(rows.length - 1, next));
+    if (at >= 0) { rows[at].classList.remove("current"); }
+    var row = rows[next];
+    row.classList.add("current");
+    var link = row.querySelector("a[href^='/item/']");
+    if (link) { link.focus(); }
+    row.scrollIntoView({ block: "nearest" });
+    e.preventDefault();
+  });
+  // --- end triage (console-b) ---
 })();

@@ -241,6 +241,7 @@ pub(super) mod hostile {
         "ul", "li", "form", "input", "button", "main", "h1", "h2", "h3", "p", "select", "option",
         "label", "section", "table", "thead", "tbody", "tr", "th", "td", "code", "time", "div",
         "dl", "dt", "dd", "pre", "details", "summary", "fieldset", "legend", "textarea", "output",
+        "h4",
     ];
 
     /// Every attribute they write (no event handlers, no `style`).
@@ -288,6 +289,9 @@ pub(super) mod hostile {
         "autocomplete",
         "scope",
         "disabled",
+        // triage (console-b)
+        "aria-sort",
+        "formaction",
     ];
 
     /// Panics unless every tag in `html` is one of ours with only our
@@ -335,7 +339,7 @@ pub(super) mod hostile {
                     attrs = &rest[close + 1..];
                 }
                 attrs = attrs.trim_start();
-                if matches!(attr, "href" | "src" | "action") {
+                if matches!(attr, "href" | "src" | "action" | "formaction") {
                     let v = value.unwrap_or_default();
                     assert!(
                         (v.starts_with('/') && !v.starts_with("//") && !v.starts_with("/\\"))

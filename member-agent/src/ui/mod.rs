@@ -397,6 +397,11 @@ fn router(console: Console) -> Router {
         .route("/bulletin", post(publish::bulletin))
         .route("/status", get(status::page))
         .route("/logout", post(logout))
+        // --- triage (console-b) ---
+        .route("/feed/read", post(feed::mark_read))
+        .route("/search/paste", post(search::paste))
+        .route("/exposure/export/{format}", post(exposure::export))
+        // --- end triage (console-b) ---
         .route_layer(axum::middleware::from_fn_with_state(
             console.clone(),
             require_session,
