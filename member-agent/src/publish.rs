@@ -1,7 +1,6 @@
 //! `member-agent publish`: build, sign with the member's own key, publish.
 
 use isac_core::audience::AudienceOpening;
-use isac_core::PAYLOAD_TYPE_STATEMENT_V1;
 use isac_proto::v1 as pb;
 
 use crate::draft::{IndicatorDraft, Prepared};
@@ -68,7 +67,7 @@ async fn publish_prepared_with(
     let envelope = agent
         .loaded
         .signing_key
-        .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, statement.canonical_bytes())?;
+        .sign_statement(&statement)?;
     let mut request = pb::PublishRequest::signed(envelope, &prepared.openings);
     request.scrub_overrides = outcome.overrides();
     let mut published = send(agent, request).await?;
