@@ -988,7 +988,9 @@ pub(crate) mod tests {
                 imitates: Some("pkg:npm/requests".into()),
             }),
             indicator(Observable::Artifact {
-                sha256: Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into()),
+                sha256: Some(
+                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+                ),
                 sha512: None,
                 purl: None,
                 filename: Some("évil.tgz".into()),
@@ -1075,13 +1077,17 @@ pub(crate) mod tests {
         let s = sample("acme-bank");
         let text = v2_text(&s);
         assert!(
-            text.starts_with(r#"{"anonymous":false,"audience":[],"body":{"confidence":90,"description":"#),
+            text.starts_with(
+                r#"{"anonymous":false,"audience":[],"body":{"confidence":90,"description":"#
+            ),
             "{text}"
         );
         assert!(text.contains(r#""observable":{"kind":"package","purl":"pkg:npm/evil-pkg@1.0.0","threat":"malicious","versions":[]}"#), "{text}");
         assert!(!text.contains("valid_from") && !text.contains("imitates"));
         assert!(!text.contains("no_forward") && !text.contains("on_behalf_of"));
-        assert!(text.ends_with(&format!(r#""revision":1,"source":"acme-bank","tlp":"green"}}"#)));
+        assert!(text.ends_with(&format!(
+            r#""revision":1,"source":"acme-bank","tlp":"green"}}"#
+        )));
     }
 
     /// The same fields in another key order, with other escapes and
@@ -1141,19 +1147,23 @@ pub(crate) mod tests {
         refused(&text.replacen(',', ", ", 1), "whitespace");
         refused(&format!("{text}\n"), "trailing newline");
         refused(
-            &text.replacen(r#""anonymous":false,"#, r#""anonymous":false,"anonymous":false,"#, 1),
+            &text.replacen(
+                r#""anonymous":false,"#,
+                r#""anonymous":false,"anonymous":false,"#,
+                1,
+            ),
             "duplicate key",
         );
         refused(&text.replacen('{', r#"{"x":1,"#, 1), "unknown field");
-        refused(&text.replacen('{', r#"{"a":1,"#, 1), "unknown field sorted first");
+        refused(
+            &text.replacen('{', r#"{"a":1,"#, 1),
+            "unknown field sorted first",
+        );
         refused(
             &text.replacen(r#""revision":1"#, r#""revision":1.0"#, 1),
             "non-canonical number",
         );
-        refused(
-            &text.replacen(r#""audience":[],"#, "", 1),
-            "missing list",
-        );
+        refused(&text.replacen(r#""audience":[],"#, "", 1), "missing list");
         refused(
             &text.replacen(r#""anonymous":false,"#, "", 1),
             "missing anonymous",
@@ -1167,11 +1177,7 @@ pub(crate) mod tests {
             &text.replacen(r#""revision":"#, r#""on_behalf_of":null,"revision":"#, 1),
             "null on_behalf_of",
         );
-        let with_null = text.replacen(
-            r#""title":"#,
-            r#""valid_from":null,"title":"#,
-            1,
-        );
+        let with_null = text.replacen(r#""title":"#, r#""valid_from":null,"title":"#, 1);
         refused(&with_null, "null valid_from");
         refused(
             &text.replacen(r#""source":"#, r#""no_forward":false,"source":"#, 1),

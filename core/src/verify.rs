@@ -379,7 +379,10 @@ mod tests {
         );
         let canon = crate::jcs::canonicalize(reordered.as_bytes()).unwrap();
         assert_eq!(canon, jcs_bytes);
-        let env = f.key.sign_envelope(PAYLOAD_TYPE_STATEMENT_V2, canon).unwrap();
+        let env = f
+            .key
+            .sign_envelope(PAYLOAD_TYPE_STATEMENT_V2, canon)
+            .unwrap();
         assert_eq!(verify_envelope(&env, lookup(&f)).unwrap().statement, s);
         // Signing the un-canonicalised text is refused as non-canonical.
         let env = f
@@ -399,7 +402,9 @@ mod tests {
         let err = verify_envelope(&env, lookup(&f)).unwrap_err();
         assert!(matches!(err, VerifyError::PayloadType(_)));
         let text = err.to_string();
-        assert!(text.contains(PAYLOAD_TYPE_STATEMENT_V1) && text.contains(PAYLOAD_TYPE_STATEMENT_V2));
+        assert!(
+            text.contains(PAYLOAD_TYPE_STATEMENT_V1) && text.contains(PAYLOAD_TYPE_STATEMENT_V2)
+        );
     }
 
     #[test]

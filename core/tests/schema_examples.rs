@@ -14,7 +14,9 @@ use isac_core::{
 };
 
 fn examples(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema/examples").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/schema/examples")
+        .join(kind);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -72,7 +74,8 @@ fn the_hub_refuses_every_statement_the_schema_refuses() {
 fn the_hub_accepts_every_valid_example_once_canonical() {
     for (name, text) in examples("valid") {
         let canonical = jcs::canonicalize(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let statement = sign_and_verify(canonical.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let statement =
+            sign_and_verify(canonical.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
         // Our own encoder writes the very bytes the example canonicalises to.
         assert_eq!(statement.canonical_bytes_v2(), canonical, "{name}");
         // Pretty-printed, as in the file, it is not the signed form.

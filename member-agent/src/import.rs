@@ -349,10 +349,7 @@ pub async fn import_csv(
         let items = chunk
             .iter()
             .map(|p| {
-                let env = agent
-                    .loaded
-                    .signing_key
-                    .sign_statement(&p.statement)?;
+                let env = agent.loaded.signing_key.sign_statement(&p.statement)?;
                 Ok((env, p.openings.clone(), p.overrides.clone()))
             })
             .collect::<Result<Vec<_>, AgentError>>()?;

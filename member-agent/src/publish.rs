@@ -64,10 +64,7 @@ async fn publish_prepared_with(
 ) -> Result<Published, AgentError> {
     let mut statement = prepared.statement.clone();
     let outcome = agent.scrub.apply(&mut statement, choice)?;
-    let envelope = agent
-        .loaded
-        .signing_key
-        .sign_statement(&statement)?;
+    let envelope = agent.loaded.signing_key.sign_statement(&statement)?;
     let mut request = pb::PublishRequest::signed(envelope, &prepared.openings);
     request.scrub_overrides = outcome.overrides();
     let mut published = send(agent, request).await?;

@@ -91,7 +91,10 @@ async fn a_python_client_publishes_v2_that_another_members_agent_verifies_and_st
     assert_eq!(second["payload_sha256"], first["payload_sha256"]);
     assert_eq!(second["duplicate"], true, "{second}");
     let payload = first["payload"].as_str().unwrap().to_owned();
-    assert!(payload.starts_with(r#"{"anonymous":false,"audience":[],"body":{"#), "{payload}");
+    assert!(
+        payload.starts_with(r#"{"anonymous":false,"audience":[],"body":{"#),
+        "{payload}"
+    );
     assert!(payload.contains("café-stealer"), "{payload}");
 
     // Another member's real agent verifies and stores it.
@@ -108,7 +111,11 @@ async fn a_python_client_publishes_v2_that_another_members_agent_verifies_and_st
     assert_eq!(summary.source, "py-bank");
     let env = isac_core::Envelope::from_json(&envelope_json).unwrap();
     assert_eq!(env.payload_type, isac_core::PAYLOAD_TYPE_STATEMENT_V2);
-    assert_eq!(env.payload, payload.as_bytes(), "stored exactly what Python signed");
+    assert_eq!(
+        env.payload,
+        payload.as_bytes(),
+        "stored exactly what Python signed"
+    );
     // What Python's JCS library wrote is what our encoder writes.
     let statement = isac_core::Statement::from_payload(&env.payload_type, &env.payload).unwrap();
     assert_eq!(statement.canonical_bytes_v2(), payload.as_bytes());

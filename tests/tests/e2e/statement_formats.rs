@@ -43,9 +43,7 @@ fn open_copy(name: &str, into: &Path) -> PathBuf {
 fn agent_items(conn: &rusqlite::Connection) -> Vec<(String, u32, Envelope)> {
     conn.prepare("SELECT id, revision, envelope_json FROM items ORDER BY sequence")
         .unwrap()
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?))
-        })
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)))
         .unwrap()
         .map(|r| {
             let (id, rev, json) = r.unwrap();
@@ -67,13 +65,23 @@ fn every_v1_item_stored_before_v2_still_verifies() {
         let v = verify_envelope(env, |kid| directory.record(kid))
             .unwrap_or_else(|e| panic!("{id} rev {revision}: {e}"));
         assert_eq!(v.format, Format::V1);
-        assert_eq!((v.statement.id.to_string(), v.statement.revision), (id.clone(), *revision));
+        assert_eq!(
+            (v.statement.id.to_string(), v.statement.revision),
+            (id.clone(), *revision)
+        );
         // Its bytes are v1's, and v1 alone: not the v2 form.
         assert_eq!(v.statement.canonical_bytes(), env.payload);
         assert_ne!(v.statement.canonical_bytes_v2(), env.payload);
         kinds.insert(v.statement.kind());
     }
-    for kind in ["package", "artifact", "network", "bulletin", "sighting", "retraction"] {
+    for kind in [
+        "package",
+        "artifact",
+        "network",
+        "bulletin",
+        "sighting",
+        "retraction",
+    ] {
         assert!(kinds.contains(kind), "no {kind} in the fixture: {kinds:?}");
     }
 
