@@ -101,7 +101,7 @@ fn every_v1_item_stored_before_v2_still_verifies() {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-    assert!(rows.len() >= items.len());
+    assert_eq!(rows.len(), items.len());
     let mut anonymous = 0;
     for (payload_type, payload, keyid, sig, anon_payload, anon_key, anon_sig) in rows {
         let env = Envelope {
@@ -131,8 +131,12 @@ fn every_v1_item_stored_before_v2_still_verifies() {
     for (id, _, _) in &items {
         assert!(store.show(id).unwrap().is_some(), "{id}");
     }
-    let hub_store = hub::store::Store::open(&dir.path().join("hub.db")).unwrap();
-    drop(hub_store);
+    let hub_rows = {
+        let hub_store = hub::store::Store::open(&dir.path().join("hub.db")).unwrap();
+        drop(hub_store);
+        hub::store::count_statements(&dir.path().join("hub.db")).unwrap()
+    };
+    assert_eq!(hub_rows as usize, items.len());
 }
 
 /// Runs docs/schema/validate.py over `files` (`-` reads JSON Lines from
