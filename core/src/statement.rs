@@ -1085,9 +1085,7 @@ pub(crate) mod tests {
         assert!(text.contains(r#""observable":{"kind":"package","purl":"pkg:npm/evil-pkg@1.0.0","threat":"malicious","versions":[]}"#), "{text}");
         assert!(!text.contains("valid_from") && !text.contains("imitates"));
         assert!(!text.contains("no_forward") && !text.contains("on_behalf_of"));
-        assert!(text.ends_with(&format!(
-            r#""revision":1,"source":"acme-bank","tlp":"green"}}"#
-        )));
+        assert!(text.ends_with(r#""revision":1,"source":"acme-bank","tlp":"green"}"#));
     }
 
     /// The same fields in another key order, with other escapes and
