@@ -7,8 +7,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-/// Payload type of a v1 statement.
+/// Payload type of a v1 statement (declaration-order JSON; verifiable
+/// forever, no longer produced).
 pub const PAYLOAD_TYPE_STATEMENT_V1: &str = "application/vnd.isac.statement.v1+json";
+/// Payload type of a v2 statement (RFC 8785 canonical JSON): what new
+/// statements are signed as.
+pub const PAYLOAD_TYPE_STATEMENT_V2: &str = "application/vnd.isac.statement.v2+json";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {

@@ -99,6 +99,22 @@ impl SigningKey {
             }],
         })
     }
+
+    /// Signs `statement` in the current format ([`Format::CURRENT`], v2):
+    /// what every new publish uses.
+    pub fn sign_statement(&self, statement: &crate::Statement) -> Result<Envelope, KeyError> {
+        self.sign_statement_as(statement, crate::Format::CURRENT)
+    }
+
+    /// Signs `statement` in `format` (the hub's anonymous copy keeps the
+    /// format of the original).
+    pub fn sign_statement_as(
+        &self,
+        statement: &crate::Statement,
+        format: crate::Format,
+    ) -> Result<Envelope, KeyError> {
+        self.sign_envelope(format.payload_type(), statement.encode(format))
+    }
 }
 
 impl VerifyingKey {

@@ -18,6 +18,7 @@ pub mod extract;
 pub mod federation;
 pub mod filter;
 pub mod hex;
+pub mod jcs;
 pub mod keys;
 pub mod membership;
 pub mod names;
@@ -32,8 +33,8 @@ pub mod tlog;
 pub mod tlp;
 pub mod verify;
 
-pub use envelope::{Envelope, Signature, PAYLOAD_TYPE_STATEMENT_V1};
+pub use envelope::{Envelope, Signature, PAYLOAD_TYPE_STATEMENT_V1, PAYLOAD_TYPE_STATEMENT_V2};
 pub use keys::{KeyId, SigningKey, VerifyingKey};
-pub use statement::{Body, Indicator, Observable, Severity, Statement};
+pub use statement::{Body, Format, Indicator, Observable, Severity, Statement};
 pub use tlp::Tlp;
 pub use verify::{verify_envelope, KeyRecord, VerifiedStatement, VerifyError};

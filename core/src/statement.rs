@@ -1,8 +1,20 @@
-//! Statements: what members sign and the hub relays. A statement's canonical
-//! bytes are its compact JSON with fields in declaration order, every field
-//! present; a payload that is not byte-identical to the canonical encoding of
-//! what it parses to is refused (no duplicate keys, no unknown fields, no
-//! alternative spellings of the same statement).
+//! Statements: what members sign and the hub relays. Two formats name their
+//! canonical bytes, each by its DSSE payload type ([`Format`]):
+//!
+//! - **v1** (`application/vnd.isac.statement.v1+json`, verifiable forever):
+//!   compact `serde_json` with fields in declaration order, every field
+//!   present, absent values as `null` (except `on_behalf_of` and
+//!   `no_forward`, absent unless set).
+//! - **v2** (`application/vnd.isac.statement.v2+json`, what new publishes
+//!   use): RFC 8785 (JCS, [`crate::jcs`]) of the statement's JSON with every
+//!   absent optional field **omitted** (never `null`) and `no_forward`
+//!   present only as `true`; lists and `anonymous` are always present. Any
+//!   JCS library produces these bytes from the same fields in any key order
+//!   or escape style. `docs/schema/statement.v2.schema.json` describes them.
+//!
+//! A payload that is not byte-identical to the canonical encoding (in its
+//! format) of what it parses to is refused: no duplicate keys, no unknown
+//! fields, no alternative spellings of the same statement.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -475,30 +487,131 @@ impl Indicator {
     }
 }
 
+/// A statement format: its DSSE payload type and its canonical bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Declaration order, every field present, `null` for absent values.
+    V1,
+    /// RFC 8785 (JCS), absent optional fields omitted.
+    V2,
+}
+
+impl Format {
+    /// What new statements are signed in.
+    pub const CURRENT: Format = Format::V2;
+
+    pub fn payload_type(self) -> &'static str {
+        match self {
+            Format::V1 => crate::envelope::PAYLOAD_TYPE_STATEMENT_V1,
+            Format::V2 => crate::envelope::PAYLOAD_TYPE_STATEMENT_V2,
+        }
+    }
+
+    /// The format a DSSE payload type names, if it names a statement.
+    pub fn from_payload_type(payload_type: &str) -> Option<Format> {
+        match payload_type {
+            crate::envelope::PAYLOAD_TYPE_STATEMENT_V1 => Some(Format::V1),
+            crate::envelope::PAYLOAD_TYPE_STATEMENT_V2 => Some(Format::V2),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::V1 => "v1",
+            Format::V2 => "v2",
+        }
+    }
+}
+
+/// Drops every `null` member of every object: v2 omits absent values.
+fn omit_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(omit_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(omit_nulls),
+        _ => {}
+    }
+}
+
 impl Statement {
-    /// The exact bytes that are signed.
+    /// The exact bytes that are signed in format v1 (declaration order,
+    /// `null` for absent values). Kept for v1 statements, verifiable
+    /// forever; new statements are signed with [`Statement::encode`] in
+    /// [`Format::CURRENT`].
     pub fn canonical_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("statements always serialise")
     }
 
-    /// Parses signed payload bytes, refusing anything but the canonical
-    /// encoding of a valid statement.
+    /// The exact bytes that are signed in format v2: RFC 8785 (JCS) of the
+    /// statement with absent optional fields omitted.
+    pub fn canonical_bytes_v2(&self) -> Vec<u8> {
+        let mut value = serde_json::to_value(self).expect("statements always serialise");
+        omit_nulls(&mut value);
+        crate::jcs::to_vec(&value)
+    }
+
+    /// The canonical bytes in `format`.
+    pub fn encode(&self, format: Format) -> Vec<u8> {
+        match format {
+            Format::V1 => self.canonical_bytes(),
+            Format::V2 => self.canonical_bytes_v2(),
+        }
+    }
+
+    /// Parses signed payload bytes in `format`, refusing anything but that
+    /// format's canonical encoding of a valid statement.
+    pub fn decode(payload: &[u8], format: Format) -> Result<Self, InvalidStatement> {
+        let statement = Self::parse_json(payload, format)?;
+        if statement.encode(format) != payload {
+            return Err(InvalidStatement::Field(match format {
+                Format::V1 => "statement bytes are not in canonical form (field order, spacing, unknown or duplicate fields)".into(),
+                Format::V2 => "statement bytes are not in canonical form for v2: RFC 8785 (JCS) of the statement with absent optional fields omitted, not null (key order, escapes, spacing, unknown or duplicate fields)".into(),
+            }));
+        }
+        statement.validate()?;
+        Ok(statement)
+    }
+
+    /// Parses signed payload bytes under their DSSE payload type.
+    pub fn from_payload(payload_type: &str, payload: &[u8]) -> Result<Self, InvalidStatement> {
+        let format = Format::from_payload_type(payload_type).ok_or_else(|| {
+            let shown: String = payload_type.chars().take(80).collect();
+            InvalidStatement::Field(format!(
+                "`{}` is not a statement payload type",
+                shown.escape_default()
+            ))
+        })?;
+        Self::decode(payload, format)
+    }
+
+    /// Parses a payload that is the canonical encoding of a valid statement
+    /// in either format (v1 or v2), for bytes already verified under their
+    /// payload type (stored items). Verification itself binds the format to
+    /// the payload type ([`Statement::from_payload`]). The two forms never
+    /// coincide: v1 starts with `{"id":`, v2 with `{"anonymous":`.
     pub fn from_canonical_bytes(payload: &[u8]) -> Result<Self, InvalidStatement> {
+        if payload.starts_with(b"{\"id\":") {
+            Self::decode(payload, Format::V1)
+        } else {
+            Self::decode(payload, Format::V2)
+        }
+    }
+
+    fn parse_json(payload: &[u8], format: Format) -> Result<Self, InvalidStatement> {
         if payload.len() > MAX_PAYLOAD_BYTES {
             return Err(InvalidStatement::Field(format!(
                 "statement is larger than {MAX_PAYLOAD_BYTES} bytes"
             )));
         }
-        let statement: Statement = serde_json::from_slice(payload).map_err(|e| {
-            InvalidStatement::Field(format!("statement is not valid JSON for isac.v1: {e}"))
-        })?;
-        if statement.canonical_bytes() != payload {
-            return Err(InvalidStatement::Field(
-                "statement bytes are not in canonical form (field order, spacing, unknown or duplicate fields)".into(),
-            ));
-        }
-        statement.validate()?;
-        Ok(statement)
+        serde_json::from_slice(payload).map_err(|e| {
+            InvalidStatement::Field(format!(
+                "statement is not valid JSON for isac statement {}: {e}",
+                format.as_str()
+            ))
+        })
     }
 
     pub fn created_at(&self) -> Result<UnixSeconds, InvalidStatement> {
@@ -849,6 +962,236 @@ pub(crate) mod tests {
         json.pop();
         json.push_str(r#","on_behalf_of":null}"#);
         assert!(Statement::from_canonical_bytes(json.as_bytes()).is_err());
+    }
+
+    /// One statement of every body and observable kind, optional fields
+    /// both set and absent: what the v2 tests run over.
+    pub fn every_kind(source: &str) -> Vec<Statement> {
+        let base = sample(source);
+        let with = |body: Body| Statement {
+            body,
+            ..base.clone()
+        };
+        let indicator = |observable: Observable| {
+            let Body::Indicator(mut i) = base.body.clone() else {
+                unreachable!()
+            };
+            i.observable = observable;
+            with(Body::Indicator(i))
+        };
+        let mut out = vec![
+            base.clone(),
+            indicator(Observable::Package {
+                purl: "pkg:npm/reqeusts".into(),
+                versions: vec![">=1.0.0 <1.2.0".into()],
+                threat: PackageThreat::Typosquat,
+                imitates: Some("pkg:npm/requests".into()),
+            }),
+            indicator(Observable::Artifact {
+                sha256: Some(
+                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+                ),
+                sha512: None,
+                purl: None,
+                filename: Some("évil.tgz".into()),
+            }),
+            indicator(Observable::Repository {
+                url: "https://github.com/acme/widget".into(),
+                commit: None,
+                tag: Some("v1.2.3".into()),
+            }),
+            indicator(Observable::Account {
+                account: "npm:evil-maintainer".into(),
+            }),
+            indicator(Observable::Network {
+                domain: None,
+                ip: Some("192.0.2.1".into()),
+                url: None,
+            }),
+            indicator(Observable::Vulnerability {
+                vuln_id: "GHSA-xxxx-xxxx-xxxx".into(),
+                purls: vec!["pkg:npm/a@1".into()],
+            }),
+            with(Body::Bulletin(Bulletin {
+                title: "Campagne « été » contre npm".into(),
+                body: "Rotate tokens.\n\tSee \"related\" \\ indicators.".into(),
+                severity: Severity::Critical,
+                incident_id: None,
+                related: vec![base.id],
+            })),
+            with(Body::Sighting(Sighting {
+                indicator: base.id,
+                count: 4_000_000_000,
+                first_seen: "2026-11-25T12:00:00Z".into(),
+                last_seen: "2026-11-25T13:00:00Z".into(),
+            })),
+            with(Body::Retraction(Retraction {
+                target: base.id,
+                reason: String::new(),
+            })),
+        ];
+        let mut full = base.clone();
+        full.no_forward = true;
+        full.audience = vec![format!("sha256:{}", "ab".repeat(32))];
+        full.tlp = Tlp::Amber;
+        if let Body::Indicator(i) = &mut full.body {
+            i.valid_from = Some("2026-11-25T12:00:00Z".into());
+            i.valid_until = Some("2026-12-25T12:00:00Z".into());
+        }
+        out.push(full);
+        let mut attested = sample(HUB_ATTESTATION_ORG);
+        attested.on_behalf_of = Some("acme".into());
+        out.push(attested);
+        out
+    }
+
+    fn v2_text(s: &Statement) -> String {
+        String::from_utf8(s.canonical_bytes_v2()).unwrap()
+    }
+
+    #[test]
+    fn v2_round_trips_every_kind_and_differs_from_v1() {
+        for s in every_kind("acme-bank") {
+            s.validate().unwrap();
+            let v2 = s.canonical_bytes_v2();
+            assert_eq!(Statement::decode(&v2, Format::V2).unwrap(), s);
+            assert_eq!(Statement::from_payload(PAYLOAD_TYPE_V2, &v2).unwrap(), s);
+            assert_eq!(Statement::from_canonical_bytes(&v2).unwrap(), s);
+            // It is its own JCS form (our reader agrees with our writer).
+            assert_eq!(crate::jcs::canonicalize(&v2).unwrap(), v2);
+            // v1 stays as it was, and each format refuses the other's bytes.
+            let v1 = s.canonical_bytes();
+            assert_ne!(v1, v2);
+            assert_eq!(Statement::decode(&v1, Format::V1).unwrap(), s);
+            assert_eq!(Statement::from_canonical_bytes(&v1).unwrap(), s);
+            assert!(Statement::decode(&v1, Format::V2).is_err());
+            assert!(Statement::decode(&v2, Format::V1).is_err());
+            assert!(!v2_text(&s).contains("null"), "{}", v2_text(&s));
+        }
+    }
+
+    const PAYLOAD_TYPE_V2: &str = crate::envelope::PAYLOAD_TYPE_STATEMENT_V2;
+
+    #[test]
+    fn v2_is_sorted_and_omits_absent_values() {
+        let s = sample("acme-bank");
+        let text = v2_text(&s);
+        assert!(
+            text.starts_with(
+                r#"{"anonymous":false,"audience":[],"body":{"confidence":90,"description":"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#""observable":{"kind":"package","purl":"pkg:npm/evil-pkg@1.0.0","threat":"malicious","versions":[]}"#), "{text}");
+        assert!(!text.contains("valid_from") && !text.contains("imitates"));
+        assert!(!text.contains("no_forward") && !text.contains("on_behalf_of"));
+        assert!(text.ends_with(r#""revision":1,"source":"acme-bank","tlp":"green"}"#));
+    }
+
+    /// The same fields in another key order, with other escapes and
+    /// spacing, canonicalise (with any JCS implementation) to the v2 bytes.
+    #[test]
+    fn v2_other_spellings_canonicalise_to_the_same_bytes() {
+        for s in every_kind("acme-bank") {
+            let v2 = s.canonical_bytes_v2();
+            // Declaration order (v1's), nulls dropped, pretty-printed, every
+            // non-ASCII character escaped as \uXXXX.
+            let mut value = serde_json::to_value(&s).unwrap();
+            super::omit_nulls(&mut value);
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            let escaped: String = pretty
+                .chars()
+                .map(|c| {
+                    if c.is_ascii() {
+                        c.to_string()
+                    } else {
+                        c.encode_utf16(&mut [0; 2])
+                            .iter()
+                            .map(|u| format!("\\u{u:04x}"))
+                            .collect()
+                    }
+                })
+                .collect();
+            assert_eq!(crate::jcs::canonicalize(escaped.as_bytes()).unwrap(), v2);
+            // But only the canonical bytes themselves are accepted as a payload.
+            if escaped.as_bytes() != v2.as_slice() {
+                assert!(Statement::decode(escaped.as_bytes(), Format::V2).is_err());
+            }
+        }
+        let mut s = sample("acme-bank");
+        if let Body::Indicator(i) = &mut s.body {
+            i.title = "café".into();
+        }
+        let v2 = v2_text(&s);
+        assert!(v2.contains("café"));
+        let escaped = v2.replace("café", "caf\\u00e9");
+        assert!(Statement::decode(escaped.as_bytes(), Format::V2).is_err());
+        assert_eq!(
+            crate::jcs::canonicalize(escaped.as_bytes()).unwrap(),
+            v2.as_bytes()
+        );
+    }
+
+    #[test]
+    fn v2_refuses_other_spellings_of_a_statement() {
+        let s = sample("acme-bank");
+        let text = v2_text(&s);
+        let refused = |bad: &str, why: &str| {
+            assert!(
+                Statement::decode(bad.as_bytes(), Format::V2).is_err(),
+                "{why}: {bad}"
+            );
+        };
+        refused(&text.replacen(',', ", ", 1), "whitespace");
+        refused(&format!("{text}\n"), "trailing newline");
+        refused(
+            &text.replacen(
+                r#""anonymous":false,"#,
+                r#""anonymous":false,"anonymous":false,"#,
+                1,
+            ),
+            "duplicate key",
+        );
+        refused(&text.replacen('{', r#"{"x":1,"#, 1), "unknown field");
+        refused(
+            &text.replacen('{', r#"{"a":1,"#, 1),
+            "unknown field sorted first",
+        );
+        refused(
+            &text.replacen(r#""revision":1"#, r#""revision":1.0"#, 1),
+            "non-canonical number",
+        );
+        refused(&text.replacen(r#""audience":[],"#, "", 1), "missing list");
+        refused(
+            &text.replacen(r#""anonymous":false,"#, "", 1),
+            "missing anonymous",
+        );
+        refused(
+            &text.replacen(r#""tlp":"green""#, r#""tlp":"white""#, 1),
+            "bad tlp",
+        );
+        // `null` is never the v2 spelling of an absent value.
+        refused(
+            &text.replacen(r#""revision":"#, r#""on_behalf_of":null,"revision":"#, 1),
+            "null on_behalf_of",
+        );
+        let with_null = text.replacen(r#""title":"#, r#""valid_from":null,"title":"#, 1);
+        refused(&with_null, "null valid_from");
+        refused(
+            &text.replacen(r#""source":"#, r#""no_forward":false,"source":"#, 1),
+            "explicit no_forward false",
+        );
+        // Key order by UTF-16 is the only order.
+        let unsorted = text.replacen(
+            r#"{"anonymous":false,"audience":[],"#,
+            r#"{"audience":[],"anonymous":false,"#,
+            1,
+        );
+        refused(&unsorted, "unsorted keys");
+        refused("", "empty");
+        refused(&"[".repeat(100_000), "deep");
+        refused(&" ".repeat(MAX_PAYLOAD_BYTES + 1), "too large");
+        assert!(Statement::from_payload("application/json", text.as_bytes()).is_err());
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! The hub runs it before storing; every agent runs it again on receipt, so
 //! the hub cannot forge or alter what a member said.
 
-use crate::envelope::{pae, Envelope, PAYLOAD_TYPE_STATEMENT_V1};
+use crate::envelope::{pae, Envelope, PAYLOAD_TYPE_STATEMENT_V1, PAYLOAD_TYPE_STATEMENT_V2};
 use crate::keys::VerifyingKey;
-use crate::statement::{InvalidStatement, Statement, MAX_CLOCK_SKEW_SECS, MAX_PAYLOAD_BYTES};
+use crate::statement::{
+    Format, InvalidStatement, Statement, MAX_CLOCK_SKEW_SECS, MAX_PAYLOAD_BYTES,
+};
 use crate::time::{format_rfc3339, UnixSeconds};
 
 /// A key as the directory knows it.
@@ -27,11 +29,13 @@ pub struct VerifiedStatement {
     pub key_id: String,
     /// SHA-256 of the PAE bytes: what was signed.
     pub digest: String,
+    /// The statement format its payload type named.
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    #[error("unsupported payload type `{0}`; expected {PAYLOAD_TYPE_STATEMENT_V1}")]
+    #[error("unsupported payload type `{0}`; expected {PAYLOAD_TYPE_STATEMENT_V2} or {PAYLOAD_TYPE_STATEMENT_V1}")]
     PayloadType(String),
     #[error("statement is larger than {MAX_PAYLOAD_BYTES} bytes")]
     TooLarge,
@@ -78,10 +82,10 @@ pub fn verify_envelope(
     envelope: &Envelope,
     lookup: impl FnOnce(&str) -> Option<KeyRecord>,
 ) -> Result<VerifiedStatement, VerifyError> {
-    if envelope.payload_type != PAYLOAD_TYPE_STATEMENT_V1 {
+    let Some(format) = Format::from_payload_type(&envelope.payload_type) else {
         let shown: String = envelope.payload_type.chars().take(80).collect();
         return Err(VerifyError::PayloadType(shown.escape_default().to_string()));
-    }
+    };
     if envelope.payload.len() > MAX_PAYLOAD_BYTES {
         return Err(VerifyError::TooLarge);
     }
@@ -106,7 +110,9 @@ pub fn verify_envelope(
     ) {
         return Err(VerifyError::BadSignature(key_id));
     }
-    let statement = Statement::from_canonical_bytes(&envelope.payload)?;
+    // v1 payloads keep their old rules forever; v2 payloads must be the JCS
+    // form of what they parse to. The payload type is under the signature.
+    let statement = Statement::decode(&envelope.payload, format)?;
     if statement.source != record.org_id {
         return Err(VerifyError::SourceMismatch {
             claimed: statement.source.clone(),
@@ -144,6 +150,7 @@ pub fn verify_envelope(
         statement,
         key_id: signature.keyid.clone(),
         digest: envelope.digest(),
+        format,
     })
 }
 
@@ -318,6 +325,86 @@ mod tests {
             verify_envelope(&env, lookup(&f)),
             Err(VerifyError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn accepts_v1_forever_and_v2_each_under_its_own_type() {
+        let f = fixture("acme-bank");
+        for s in crate::statement::tests::every_kind("acme-bank") {
+            if s.on_behalf_of.is_some() {
+                continue; // signed by the hub's attestation key, not acme-bank's
+            }
+            let v2 = f.key.sign_statement(&s).unwrap();
+            assert_eq!(v2.payload_type, PAYLOAD_TYPE_STATEMENT_V2);
+            let ok = verify_envelope(&v2, lookup(&f)).unwrap();
+            assert_eq!((ok.statement, ok.format), (s.clone(), Format::V2));
+            let v1 = signed(&f, &s);
+            let ok = verify_envelope(&v1, lookup(&f)).unwrap();
+            assert_eq!((ok.statement, ok.format), (s.clone(), Format::V1));
+            // Each format's bytes signed under the other's type: refused,
+            // even with a good signature.
+            for (ty, bytes) in [
+                (PAYLOAD_TYPE_STATEMENT_V1, s.canonical_bytes_v2()),
+                (PAYLOAD_TYPE_STATEMENT_V2, s.canonical_bytes()),
+            ] {
+                let env = f.key.sign_envelope(ty, bytes).unwrap();
+                assert!(matches!(
+                    verify_envelope(&env, lookup(&f)),
+                    Err(VerifyError::Malformed(_))
+                ));
+            }
+            // Relabelling a v2 envelope as v1 breaks the signature (the type
+            // is in the PAE).
+            let mut relabelled = v2.clone();
+            relabelled.payload_type = PAYLOAD_TYPE_STATEMENT_V1.into();
+            assert!(matches!(
+                verify_envelope(&relabelled, lookup(&f)),
+                Err(VerifyError::BadSignature(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn v2_accepts_only_the_jcs_bytes_whatever_order_the_signer_built() {
+        let f = fixture("acme-bank");
+        let s = sample("acme-bank");
+        let jcs_bytes = s.canonical_bytes_v2();
+        // A client built the object in another order with other escapes,
+        // then canonicalised it: the same bytes, accepted.
+        let text = String::from_utf8(jcs_bytes.clone()).unwrap();
+        let reordered = text.replacen(
+            r#"{"anonymous":false,"audience":[],"#,
+            r#"{ "audience" : [ ], "anonymous" : false, "#,
+            1,
+        );
+        let canon = crate::jcs::canonicalize(reordered.as_bytes()).unwrap();
+        assert_eq!(canon, jcs_bytes);
+        let env = f
+            .key
+            .sign_envelope(PAYLOAD_TYPE_STATEMENT_V2, canon)
+            .unwrap();
+        assert_eq!(verify_envelope(&env, lookup(&f)).unwrap().statement, s);
+        // Signing the un-canonicalised text is refused as non-canonical.
+        let env = f
+            .key
+            .sign_envelope(PAYLOAD_TYPE_STATEMENT_V2, reordered.into_bytes())
+            .unwrap();
+        let err = verify_envelope(&env, lookup(&f)).unwrap_err();
+        assert!(matches!(err, VerifyError::Malformed(_)));
+        assert!(err.to_string().contains("RFC 8785"), "{err}");
+    }
+
+    #[test]
+    fn unknown_payload_types_name_both_formats() {
+        let f = fixture("acme-bank");
+        let mut env = f.key.sign_statement(&sample("acme-bank")).unwrap();
+        env.payload_type = "application/vnd.isac.statement.v3+json".into();
+        let err = verify_envelope(&env, lookup(&f)).unwrap_err();
+        assert!(matches!(err, VerifyError::PayloadType(_)));
+        let text = err.to_string();
+        assert!(
+            text.contains(PAYLOAD_TYPE_STATEMENT_V1) && text.contains(PAYLOAD_TYPE_STATEMENT_V2)
+        );
     }
 
     #[test]

@@ -127,7 +127,20 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
             .to_vec(),
     ];
     vec![
-        ("statement", statement as Target, vec![payload.clone()]),
+        (
+            "statement",
+            statement as Target,
+            vec![payload.clone(), sample_statement().canonical_bytes_v2()],
+        ),
+        (
+            "jcs",
+            jcs as Target,
+            vec![
+                sample_statement().canonical_bytes_v2(),
+                br#"{"numbers":[333333333.33333329,1E30,4.50,2e-3,0.000000000000000000000000001],"string":"\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/","literals":[null,true,false]}"#.to_vec(),
+                "{\"\\ud83d\\ude00\":1,\"\\ufb33\":[-0,1e21,5e-324,{\"\":\"é\"}]}".as_bytes().to_vec(),
+            ],
+        ),
         ("envelope", envelope as Target, vec![json]),
         ("signed_payload", signed_payload as Target, vec![payload]),
         ("observable", observable as Target, observables),

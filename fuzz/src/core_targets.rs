@@ -10,7 +10,7 @@
 
 use std::sync::OnceLock;
 
-use isac_core::statement::{Body, Indicator, Observable, PackageThreat, Severity};
+use isac_core::statement::{Body, Format, Indicator, Observable, PackageThreat, Severity};
 use isac_core::{
     verify_envelope, Envelope, KeyRecord, SigningKey, Statement, Tlp, PAYLOAD_TYPE_STATEMENT_V1,
 };
@@ -76,19 +76,48 @@ pub fn sample_statement() -> Statement {
     }
 }
 
-/// Target `statement`: bytes as a statement payload. Whatever parses is
-/// its own canonical encoding, validates, and parses back the same.
+/// Target `statement`: bytes as a statement payload in either format.
+/// Whatever parses is its own canonical encoding in exactly one format,
+/// validates, and parses back the same; a v2 payload is its own RFC 8785
+/// form.
 pub fn statement(data: &[u8]) {
-    if let Ok(s) = Statement::from_canonical_bytes(data) {
-        assert_eq!(
-            s.canonical_bytes(),
-            data,
-            "accepted a non-canonical payload"
-        );
-        assert!(s.validate().is_ok(), "accepted an invalid statement");
-        let again = Statement::from_canonical_bytes(&s.canonical_bytes()).expect("re-parse");
-        assert_eq!(again.canonical_bytes(), data);
+    for format in [Format::V1, Format::V2] {
+        if let Ok(s) = Statement::decode(data, format) {
+            assert_eq!(s.encode(format), data, "accepted a non-canonical payload");
+            assert!(s.validate().is_ok(), "accepted an invalid statement");
+            let other = match format {
+                Format::V1 => Format::V2,
+                Format::V2 => Format::V1,
+            };
+            assert!(
+                Statement::decode(data, other).is_err(),
+                "one payload canonical in both formats"
+            );
+            assert_eq!(Statement::from_canonical_bytes(data).as_ref(), Ok(&s));
+            if format == Format::V2 {
+                assert_eq!(
+                    isac_core::jcs::canonicalize(data).as_deref(),
+                    Ok(data),
+                    "a v2 payload that is not its own JCS form"
+                );
+            }
+        }
     }
+}
+
+/// Target `jcs`: bytes as any JSON text. Canonicalising is idempotent
+/// (parse, JCS, parse, JCS gives the same bytes), never panics, and its
+/// output is JSON another reader (serde_json) accepts.
+pub fn jcs(data: &[u8]) {
+    let Ok(once) = isac_core::jcs::canonicalize(data) else {
+        return;
+    };
+    let twice = isac_core::jcs::canonicalize(&once).expect("JCS output parses");
+    assert_eq!(once, twice, "JCS is not idempotent");
+    assert!(
+        serde_json::from_slice::<serde_json::Value>(&once).is_ok(),
+        "JCS output is not JSON"
+    );
 }
 
 /// Target `envelope`: bytes as DSSE JSON, then verified against the

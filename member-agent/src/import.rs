@@ -26,7 +26,7 @@ use std::path::Path;
 
 use isac_core::audience::AudienceOpening;
 use isac_core::statement::Retraction;
-use isac_core::{Body, Envelope, Tlp, PAYLOAD_TYPE_STATEMENT_V1};
+use isac_core::{Body, Envelope, Tlp};
 
 use crate::draft::{new_statement, Prepared};
 use crate::error::AgentError;
@@ -128,10 +128,10 @@ async fn send_pending(
         let items: Vec<(Envelope, Vec<AudienceOpening>, Vec<String>)> = chunk
             .iter()
             .map(|p| {
-                let env = agent.loaded.signing_key.sign_envelope(
-                    PAYLOAD_TYPE_STATEMENT_V1,
-                    p.prepared.statement.canonical_bytes(),
-                )?;
+                let env = agent
+                    .loaded
+                    .signing_key
+                    .sign_statement(&p.prepared.statement)?;
                 Ok((
                     env,
                     p.prepared.openings.clone(),
@@ -349,10 +349,7 @@ pub async fn import_csv(
         let items = chunk
             .iter()
             .map(|p| {
-                let env = agent
-                    .loaded
-                    .signing_key
-                    .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, p.statement.canonical_bytes())?;
+                let env = agent.loaded.signing_key.sign_statement(&p.statement)?;
                 Ok((env, p.openings.clone(), p.overrides.clone()))
             })
             .collect::<Result<Vec<_>, AgentError>>()?;

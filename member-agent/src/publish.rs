@@ -1,7 +1,6 @@
 //! `member-agent publish`: build, sign with the member's own key, publish.
 
 use isac_core::audience::AudienceOpening;
-use isac_core::PAYLOAD_TYPE_STATEMENT_V1;
 use isac_proto::v1 as pb;
 
 use crate::draft::{IndicatorDraft, Prepared};
@@ -65,10 +64,7 @@ async fn publish_prepared_with(
 ) -> Result<Published, AgentError> {
     let mut statement = prepared.statement.clone();
     let outcome = agent.scrub.apply(&mut statement, choice)?;
-    let envelope = agent
-        .loaded
-        .signing_key
-        .sign_envelope(PAYLOAD_TYPE_STATEMENT_V1, statement.canonical_bytes())?;
+    let envelope = agent.loaded.signing_key.sign_statement(&statement)?;
     let mut request = pb::PublishRequest::signed(envelope, &prepared.openings);
     request.scrub_overrides = outcome.overrides();
     let mut published = send(agent, request).await?;

@@ -214,13 +214,18 @@ pub fn target_rules(
 }
 
 /// Re-issues `statement` without its source, signed by the hub's
-/// anonymisation key (listed in the key directory as `anonymous`).
-fn anonymise(state: &HubState, statement: &Statement) -> Result<AnonymousVersion, ApiError> {
+/// anonymisation key (listed in the key directory as `anonymous`), in the
+/// original's format: the store keeps one payload type for both.
+fn anonymise(
+    state: &HubState,
+    statement: &Statement,
+    format: isac_core::Format,
+) -> Result<AnonymousVersion, ApiError> {
     let mut anon = statement.clone();
     anon.source = ANONYMOUS_ORG.to_owned();
     let key = &state.material.anon_key;
     let env = key
-        .sign_envelope(isac_core::PAYLOAD_TYPE_STATEMENT_V1, anon.canonical_bytes())
+        .sign_statement_as(&anon, format)
         .map_err(|e| ApiError::Internal(format!("anonymising: {e}")))?;
     let sig = env
         .signatures
@@ -466,7 +471,7 @@ pub async fn prepare_with_key(
     let (entries, snapshot) = resolve_audience(state, statement, &openings).await?;
     let target_id = check_target(state, caller, statement).await?;
     let anonymous = if statement.anonymous {
-        Some(anonymise(state, statement)?)
+        Some(anonymise(state, statement, verified.format)?)
     } else {
         None
     };

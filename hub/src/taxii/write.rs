@@ -149,10 +149,7 @@ async fn prepare(
     let envelope = state
         .material
         .attest_key
-        .sign_envelope(
-            isac_core::PAYLOAD_TYPE_STATEMENT_V1,
-            statement.canonical_bytes(),
-        )
+        .sign_statement(statement)
         .map_err(|e| ApiError::Internal(format!("cannot sign: {e}")))?;
     let submission = Submission {
         envelope,
