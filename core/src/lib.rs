@@ -18,6 +18,7 @@ pub mod federation;
 pub mod filter;
 pub mod hex;
 pub mod keys;
+pub mod lifetime;
 pub mod membership;
 pub mod names;
 pub mod observable;
