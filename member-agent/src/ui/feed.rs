@@ -129,8 +129,14 @@ pub fn row(i: &ItemSummary, now: i64) -> Markup {
     } else {
         "sig-bad"
     };
+    // Past its valid_until: greyed, and marked in words by the badge.
+    let expired = if i.status == "expired" {
+        " expired"
+    } else {
+        ""
+    };
     html! {
-        tr data-seq=(i.sequence) data-item=(i.id) class={ "sev-" (i.severity) } {
+        tr data-seq=(i.sequence) data-item=(i.id) class={ "sev-" (i.severity) (expired) } {
             td { (html::tlp_label(&i.tlp)) }
             td { (i.kind) }
             td.obs { code { (i.value) } }
@@ -143,7 +149,7 @@ pub fn row(i: &ItemSummary, now: i64) -> Markup {
                 }
                 @match i.status.as_str() {
                     "valid" | "key-revoked" | "key-retired" => {}
-                    s => { " " span.badge { (s) } }
+                    s => { " " span class={ "badge " (s) } { (s) } }
                 }
             }
             td { (i.severity) }
@@ -473,6 +479,21 @@ mod tests {
         assert!(r.contains("anonymous member"));
         assert!(r.contains("tlp-red"));
         assert!(!bulletin(&i, 0).into_string().contains("<script>"));
+    }
+
+    #[test]
+    fn expired_rows_are_greyed_and_say_so() {
+        let mut i = item("network", "c2.evil.example", "high", "green");
+        let live = row(&i, 0).into_string();
+        assert!(live.contains(r#"class="sev-high""#), "{live}");
+        assert!(!live.contains("expired"), "{live}");
+        i.status = "expired".into();
+        let r = row(&i, 0).into_string();
+        assert!(r.contains(r#"class="sev-high expired""#), "{r}");
+        assert!(
+            r.contains(r#"<span class="badge expired">expired</span>"#),
+            "{r}"
+        );
     }
 
     fn hostile_item(kind: &str, sequence: u64) -> ItemSummary {
