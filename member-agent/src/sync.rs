@@ -269,10 +269,8 @@ impl Agent {
                 key_id: d.key_id.clone(),
                 digest: d.digest.clone(),
             };
-            let signer = self
-                .store()
-                .org_name_for_key(&d.key_id)?
-                .unwrap_or_default();
+            // The name the held directory gives the signing key.
+            let signer = self.org_name(&d.key_id);
             let lapsed = Lapsed {
                 summary: &d.summary,
                 valid_until: &d.valid_until,

@@ -12,6 +12,7 @@ mod console;
 mod crash;
 mod delivery;
 mod e2e;
+mod expiry;
 mod exposure;
 mod failover;
 mod federation;
