@@ -81,7 +81,7 @@ pub fn parse_duration(text: &str) -> Result<u64, LifetimeError> {
 /// A lifetime for people: the largest unit that divides it (`90d`, `36h`).
 pub fn format_duration(secs: u64) -> String {
     for (unit, name) in [(DAY, "d"), (HOUR, "h"), (MINUTE, "m")] {
-        if secs >= unit && secs % unit == 0 {
+        if secs >= unit && secs.is_multiple_of(unit) {
             return format!("{}{name}", secs / unit);
         }
     }
@@ -226,7 +226,14 @@ mod tests {
         let until = "2026-12-01T00:00:00Z";
         let until_at = 1_796_083_200;
         // (kind, valid_from, valid_until, lifetimes, expected)
-        let table: &[(&str, Option<&str>, Option<&str>, &Lifetimes, Option<i64>)] = &[
+        type Row<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a Lifetimes,
+            Option<i64>,
+        );
+        let table: &[Row] = &[
             // A signed valid_until always wins, shorter or longer than the default.
             ("network", None, Some(until), &net_30d, Some(until_at)),
             ("network", Some(from), Some(until), &none, Some(until_at)),
