@@ -33,6 +33,14 @@ pub struct KeyDirectory {
     /// when empty, so directories of hubs without peers keep their bytes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// The hub-wide default lifetime per indicator kind, in seconds
+    /// (issue 21; `crate::lifetime`): an indicator without `valid_until`
+    /// expires at its start plus its kind's lifetime, the same instant at
+    /// the hub and at every agent. Absent when empty (directories of hubs
+    /// without defaults keep their bytes, and older directories mean "no
+    /// default").
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub default_lifetimes: crate::lifetime::Lifetimes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +190,8 @@ pub fn verify_directory(
             "peers must be hub ids, sorted, each once".into(),
         ));
     }
+    crate::lifetime::check_lifetimes(&dir.default_lifetimes)
+        .map_err(|e| DirectoryError::Malformed(format!("default_lifetimes: {e}")))?;
     let mut seen = std::collections::HashSet::new();
     for k in &dir.keys {
         if !seen.insert(k.key_id.as_str()) {
@@ -281,6 +291,43 @@ mod tests {
             expires: format_rfc3339(NOW + 3600),
             keys,
             peers: vec![],
+            default_lifetimes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn default_lifetimes_are_signed_checked_and_absent_when_none() {
+        let hub = SigningKey::generate().unwrap();
+        let hub_pub = hub.verifying_key().unwrap();
+        let none = dir(1, vec![]);
+        let bytes = String::from_utf8(none.canonical_bytes()).unwrap();
+        assert!(!bytes.contains("default_lifetimes"), "{bytes}");
+        // A directory from before the field reads as "no default".
+        let old: KeyDirectory = serde_json::from_str(&bytes).unwrap();
+        assert!(old.default_lifetimes.is_empty());
+        let with = |pairs: &[(&str, u64)]| KeyDirectory {
+            default_lifetimes: pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            ..dir(2, vec![])
+        };
+        let ok = with(&[("network", 30 * 86_400), ("package", 365 * 86_400)]);
+        let text = String::from_utf8(ok.canonical_bytes()).unwrap();
+        assert!(
+            text.contains(r#""default_lifetimes":{"network":2592000,"package":31536000}"#),
+            "{text}"
+        );
+        assert_eq!(
+            verify_directory(&signed(&hub, &ok), &hub_pub, None, NOW).unwrap(),
+            ok
+        );
+        for bad in [
+            with(&[("bulletin", 86_400)]),
+            with(&[("network", 0)]),
+            with(&[("network", u64::MAX)]),
+        ] {
+            assert!(matches!(
+                verify_directory(&signed(&hub, &bad), &hub_pub, None, NOW),
+                Err(DirectoryError::Malformed(m)) if m.starts_with("default_lifetimes")
+            ));
         }
     }
 

@@ -678,6 +678,7 @@ mod tests {
                 expires: format_rfc3339(i64::from(u32::MAX)),
                 keys: vec![entry(&acme, "acme")],
                 peers: v(&["b", "c"]),
+                default_lifetimes: Default::default(),
             };
             World { acme, dir_a }
         }

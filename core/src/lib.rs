@@ -20,6 +20,7 @@ pub mod filter;
 pub mod hex;
 pub mod jcs;
 pub mod keys;
+pub mod lifetime;
 pub mod membership;
 pub mod names;
 pub mod observable;

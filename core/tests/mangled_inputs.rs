@@ -193,6 +193,7 @@ fn signed_directories_survive_mutation() {
             revoked_at: None,
         }],
         peers: vec![],
+        default_lifetimes: Default::default(),
     };
     let payload = dir.canonical_bytes();
     let env = hub

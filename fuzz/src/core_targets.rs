@@ -355,6 +355,7 @@ pub fn provenance(data: &[u8]) {
             revoked_at: None,
         }],
         peers: vec!["hub-b".into(), "hub-c".into()],
+        default_lifetimes: Default::default(),
     };
     let sender = p.sender().unwrap_or_default().to_owned();
     if let Ok(got) = verify_forwarded(&f.envelope, data, &directory, &sender, "hub-b") {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Every setting's name, as in `hub.toml`; `ISAC_HUB_` + its upper case
 /// overrides it from the environment.
-pub const SETTINGS: [&str; 24] = [
+pub const SETTINGS: [&str; 25] = [
     "listen",
     "taxii_listen",
     "metrics_listen",
@@ -39,7 +39,31 @@ pub const SETTINGS: [&str; 24] = [
     "log",
     "store",
     "store_password_file",
+    "default_lifetime",
 ];
+
+/// `[default_lifetime]`: indicator kind = lifetime (`"90d"`, `"12h"`, or
+/// seconds as a number), read into seconds per kind.
+fn lifetimes<'de, D: Deserializer<'de>>(d: D) -> Result<isac_core::lifetime::Lifetimes, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Lifetime {
+        Seconds(u64),
+        Text(String),
+    }
+    let table = std::collections::BTreeMap::<String, Lifetime>::deserialize(d)?;
+    let mut out = isac_core::lifetime::Lifetimes::new();
+    for (kind, v) in table {
+        let secs = match v {
+            Lifetime::Seconds(s) => s,
+            Lifetime::Text(t) => isac_core::lifetime::parse_duration(&t)
+                .map_err(|e| serde::de::Error::custom(format!("{kind}: {e}")))?,
+        };
+        out.insert(kind, secs);
+    }
+    isac_core::lifetime::check_lifetimes(&out).map_err(serde::de::Error::custom)?;
+    Ok(out)
+}
 
 /// `taxii_listen`: an address, or "off".
 fn optional_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
@@ -118,6 +142,12 @@ pub struct HubConfig {
     /// The password found through those, never printed.
     #[serde(skip)]
     pub store_password: Option<StorePassword>,
+    /// `[default_lifetime]`: how long an indicator without `valid_until`
+    /// stays in force, per kind (seconds; `"90d"` in hub.toml). Published
+    /// in the signed key directory so every agent expires it at the same
+    /// second; a kind not listed never expires by default.
+    #[serde(deserialize_with = "lifetimes")]
+    pub default_lifetime: isac_core::lifetime::Lifetimes,
 }
 
 /// `scheme://user:****@host...` for a URL that holds a password.
@@ -266,6 +296,7 @@ impl Default for HubConfig {
             store: String::new(),
             store_password_file: String::new(),
             store_password: None,
+            default_lifetime: Default::default(),
         }
     }
 }
@@ -1022,6 +1053,54 @@ mod tests {
             "{{ url = \"http://a\", vkey = \"{w1}\", extra = 1 }}"
         ));
         assert!(e.contains("extra"), "{e}");
+    }
+
+    #[test]
+    fn default_lifetimes_from_file_and_env_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hub.toml"),
+            "[default_lifetime]\nnetwork = \"30d\"\npackage = 86400\n",
+        )
+        .unwrap();
+        let c = HubConfig::load(dir.path(), |_| None).unwrap();
+        let want: isac_core::lifetime::Lifetimes = [
+            ("network".to_string(), 30 * 86_400),
+            ("package".to_string(), 86_400),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(c.default_lifetime, want);
+        // The environment replaces the table whole.
+        let c = HubConfig::load(dir.path(), |k| {
+            (k == "ISAC_HUB_DEFAULT_LIFETIME").then(|| "{ account = \"12h\" }".to_owned())
+        })
+        .unwrap();
+        assert_eq!(
+            c.default_lifetime.into_iter().collect::<Vec<_>>(),
+            [("account".to_string(), 12 * 3600)]
+        );
+        let bad = |table: &str| {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(
+                d.path().join("hub.toml"),
+                format!("[default_lifetime]\n{table}\n"),
+            )
+            .unwrap();
+            HubConfig::load(d.path(), |_| None).unwrap_err().to_string()
+        };
+        let e = bad("bulletin = \"30d\"");
+        assert!(e.contains("`bulletin` is not an indicator kind"), "{e}");
+        let e = bad("network = \"30 days\"");
+        assert!(e.contains("network: `30 days` is not a lifetime"), "{e}");
+        let e = bad("network = 5");
+        assert!(e.contains("out of range"), "{e}");
+        let e = HubConfig::load(dir.path(), |k| {
+            (k == "ISAC_HUB_DEFAULT_LIFETIME").then(|| "{ network = \"1y\" }".to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ISAC_HUB_DEFAULT_LIFETIME"), "{e}");
     }
 
     /// The documented example lists every setting with its default value.

@@ -27,6 +27,8 @@ pub struct DirectorySigner {
     clock: Clock,
     cached: tokio::sync::Mutex<Option<Cached>>,
     version: AtomicU64,
+    /// `default_lifetime` from hub.toml, published as `default_lifetimes`.
+    default_lifetimes: isac_core::lifetime::Lifetimes,
 }
 
 struct Cached {
@@ -61,7 +63,15 @@ impl DirectorySigner {
             clock,
             cached: tokio::sync::Mutex::new(None),
             version: AtomicU64::new(0),
+            default_lifetimes: Default::default(),
         }
+    }
+
+    /// Publishes these default lifetimes per indicator kind in every
+    /// directory it signs (replicas must be given the same).
+    pub fn with_default_lifetimes(mut self, lifetimes: isac_core::lifetime::Lifetimes) -> Self {
+        self.default_lifetimes = lifetimes;
+        self
     }
 
     /// Version of the directory most recently signed.
@@ -169,6 +179,7 @@ impl DirectorySigner {
             keys: entries,
             // Filled once the hub has peers (federation, issue 20).
             peers: vec![],
+            default_lifetimes: self.default_lifetimes.clone(),
         };
         let envelope = self
             .key

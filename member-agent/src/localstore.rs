@@ -35,6 +35,20 @@ pub struct ItemSummary {
     pub status: String,
 }
 
+/// A held item whose effective expiry has passed, with what the sinks
+/// need to tell of it (`crate::sinks::Lapsed`).
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub summary: ItemSummary,
+    /// The signed statement (canonical JSON).
+    pub statement_json: String,
+    /// Its effective expiry (RFC 3339).
+    pub valid_until: String,
+    pub received_at: String,
+    pub key_id: String,
+    pub digest: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertOutcome {
     New,
@@ -424,6 +438,7 @@ impl LocalStore {
         received_at: &str,
         verified: &VerifiedStatement,
         envelope_json: &str,
+        valid_until: Option<&str>,
         now: i64,
         before_commit: impl FnOnce() -> Result<(), AgentError>,
     ) -> Result<InsertOutcome, AgentError> {
@@ -467,10 +482,7 @@ impl LocalStore {
                         String::from_utf8_lossy(&s.canonical_bytes()),
                         envelope_json,
                         now,
-                        match &s.body {
-                            isac_core::Body::Indicator(i) => i.valid_until.clone(),
-                            _ => None,
-                        }
+                        valid_until
                     ],
                 )?;
                 Self::index_statement(&tx, &s.id.to_string(), s.revision as i64, s)?;
@@ -513,13 +525,27 @@ impl LocalStore {
         Ok(rows)
     }
 
-    /// Valid items whose `valid_until` has passed (RFC 3339 `Z` strings compare as text).
-    pub fn due_for_expiry(&self, now_rfc3339: &str) -> Result<Vec<ItemSummary>, AgentError> {
+    /// Valid items whose effective `valid_until` has passed (RFC 3339 `Z`
+    /// strings compare as text), newest revision only: an older revision's
+    /// expiry is not the item's once a revision replaced it.
+    pub fn due_for_expiry(&self, now_rfc3339: &str) -> Result<Vec<Due>, AgentError> {
         let mut stmt = self.conn.prepare(&format!(
-            "{ITEM_SELECT} WHERE status = 'valid' AND valid_until IS NOT NULL AND valid_until <= ?1 ORDER BY sequence"
+            "SELECT sequence, id, revision, source, tlp, kind, value, title, severity, created, status,
+                statement_json, valid_until, received_at, key_id, digest FROM items
+             WHERE status = 'valid' AND valid_until IS NOT NULL AND valid_until <= ?1
+             AND {LATEST_REVISION} ORDER BY sequence"
         ))?;
         let rows = stmt
-            .query_map([now_rfc3339], item_from_row)?
+            .query_map([now_rfc3339], |r| {
+                Ok(Due {
+                    summary: item_from_row(r)?,
+                    statement_json: r.get(11)?,
+                    valid_until: r.get(12)?,
+                    received_at: r.get(13)?,
+                    key_id: r.get(14)?,
+                    digest: r.get(15)?,
+                })
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

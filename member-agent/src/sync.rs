@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 use crate::client::Connector;
 use crate::error::AgentError;
 use crate::localstore::{InsertOutcome, LocalStore};
-use crate::sinks::{Received, Sinks};
+use crate::sinks::{Lapsed, Received, Sinks};
 use crate::state::{Loaded, StateDir};
 
 /// An enrolled agent: identity, keys, the key directory it trusts, and its
@@ -254,18 +254,38 @@ impl Agent {
         }
     }
 
-    /// Marks held items past their `valid_until` expired and tells the
-    /// sinks (HTTP receivers first; a receiver that is down holds the expiry
-    /// until the next time).
+    /// Marks held items past their effective `valid_until` expired and
+    /// tells the sinks (HTTP receivers first; a receiver that is down holds
+    /// the expiry until the next time).
     pub async fn expire_due(&self, sinks: &mut Sinks) -> Result<u64, AgentError> {
         let due = self
             .store()
             .due_for_expiry(&isac_core::time::format_rfc3339(self.clock.now()))?;
-        for item in &due {
-            sinks.send_expired(item).await?;
+        for d in &due {
+            let statement = isac_core::Statement::from_canonical_bytes(d.statement_json.as_bytes())
+                .map_err(|e| AgentError::Invalid(format!("held item {}: {e}", d.summary.id)))?;
+            let verified = isac_core::VerifiedStatement {
+                statement,
+                key_id: d.key_id.clone(),
+                digest: d.digest.clone(),
+            };
+            // The name the held directory gives the signing key.
+            let signer = self.org_name(&d.key_id);
+            let lapsed = Lapsed {
+                summary: &d.summary,
+                valid_until: &d.valid_until,
+                item: Received {
+                    sequence: d.summary.sequence,
+                    received_at: &d.received_at,
+                    verified: &verified,
+                    signer_org_name: &signer,
+                    valid_until: Some(&d.valid_until),
+                },
+            };
+            sinks.send_expired(&lapsed).await?;
             self.store()
-                .mark_expired(item, || sinks.write_expired(item))?;
-            self.watch.touch_id(&item.id);
+                .mark_expired(&d.summary, || sinks.write_expired(&lapsed))?;
+            self.watch.touch_id(&d.summary.id);
         }
         self.update_exposures(sinks).await?;
         Ok(due.len() as u64)
@@ -342,6 +362,16 @@ impl Agent {
         verify_envelope(envelope, |kid| held.as_ref().and_then(|d| d.record(kid)))
     }
 
+    /// When `statement` stops being in force (`isac_core::lifetime`): its
+    /// own `valid_until`, else the default lifetime of its kind from the
+    /// hub's signed directory (none in a directory without defaults).
+    pub fn effective_valid_until(&self, statement: &isac_core::Statement) -> Option<String> {
+        let held = self.directory.lock().expect("directory lock");
+        let none = isac_core::lifetime::Lifetimes::new();
+        let lifetimes = held.as_ref().map_or(&none, |d| &d.default_lifetimes);
+        isac_core::lifetime::effective_valid_until(statement, lifetimes)
+    }
+
     fn org_name(&self, key_id: &str) -> String {
         self.directory
             .lock()
@@ -383,6 +413,7 @@ impl Agent {
                 Checked::Verified {
                     sequence,
                     cursor,
+                    valid_until: self.effective_valid_until(&verified.statement),
                     signer: self.org_name(&verified.key_id),
                     named_as: named_as(&verified.statement, &d.audience_openings),
                     received_at: d.received_at,
@@ -418,6 +449,7 @@ impl Agent {
                 verified,
                 envelope_json,
                 signer,
+                valid_until,
                 named_as,
                 log_index,
                 ..
@@ -428,6 +460,7 @@ impl Agent {
                     &received_at,
                     &verified,
                     &envelope_json,
+                    valid_until.as_deref(),
                     self.clock.now(),
                     || {
                         sinks.write(&Received {
@@ -435,6 +468,7 @@ impl Agent {
                             received_at: &received_at,
                             verified: &verified,
                             signer_org_name: &signer,
+                            valid_until: valid_until.as_deref(),
                         })
                     },
                 )?;
@@ -529,6 +563,7 @@ impl Agent {
                     received_at,
                     verified,
                     signer,
+                    valid_until,
                     held: false,
                     ..
                 } => Some(Received {
@@ -536,6 +571,7 @@ impl Agent {
                     received_at,
                     verified,
                     signer_org_name: signer,
+                    valid_until: valid_until.as_deref(),
                 }),
                 _ => None,
             })
@@ -790,6 +826,8 @@ enum Checked {
         verified: Box<isac_core::VerifiedStatement>,
         envelope_json: String,
         signer: String,
+        /// Its effective expiry (RFC 3339), if it has one.
+        valid_until: Option<String>,
         named_as: Vec<String>,
         /// Already in the local store (a redelivery): not sent again.
         held: bool,

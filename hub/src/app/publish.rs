@@ -240,7 +240,9 @@ fn anonymise(
 }
 
 /// What subscription filters and expiry look at, taken once at publish.
-pub fn facts_of(statement: &Statement) -> StoredFacts {
+/// `valid_until` is the effective expiry: the signed one, else the
+/// hub-wide default lifetime of the kind (`isac_core::lifetime`).
+pub fn facts_of(statement: &Statement, lifetimes: &isac_core::lifetime::Lifetimes) -> StoredFacts {
     let purl_type = |p: &str| isac_core::observable::parse_purl(p).ok().map(|p| p.ty);
     let (ecosystem, confidence, tags, valid_until) = match &statement.body {
         Body::Indicator(i) => {
@@ -252,7 +254,7 @@ pub fn facts_of(statement: &Statement) -> StoredFacts {
                 }
                 _ => None,
             };
-            let until = i.valid_until.as_deref().and_then(|t| parse_rfc3339(t).ok());
+            let until = isac_core::lifetime::effective_expiry(statement, lifetimes);
             (eco, i.confidence, i.tags.clone(), until)
         }
         _ => (None, 0, Vec::new(), None),
@@ -504,7 +506,7 @@ pub async fn prepare_with_key(
         title: statement.title().to_owned(),
         sighting_count,
         anonymous,
-        facts: facts_of(statement),
+        facts: facts_of(statement, &state.config.default_lifetime),
         stix_ids: isac_core::stix::object_ids(statement),
         references: statement
             .referenced_ids()
@@ -744,13 +746,28 @@ mod tests {
                 Some("2026-12-01T00:00:00Z"),
             ),
         );
-        let f = facts_of(&s);
+        let none = isac_core::lifetime::Lifetimes::new();
+        let f = facts_of(&s, &none);
         assert_eq!(f.ecosystem.as_deref(), Some("npm"));
         assert_eq!(f.confidence, 80);
         assert_eq!(f.severity, "high");
         assert_eq!(f.tags_json, r#"["a","b"]"#);
         assert_eq!(f.valid_until, Some(1_796_083_200));
-        let b = facts_of(&statement("acme", Tlp::Green, bulletin()));
+        // Without its own valid_until: its start plus the kind's default.
+        let package_day: isac_core::lifetime::Lifetimes =
+            [("package".to_string(), 86_400)].into_iter().collect();
+        let open = statement(
+            "acme",
+            Tlp::Green,
+            indicator("pkg:npm/evil@1.0.0", &[], None),
+        );
+        assert_eq!(facts_of(&open, &none).valid_until, None);
+        assert_eq!(
+            facts_of(&open, &package_day).valid_until,
+            Some(parse_rfc3339(&open.created).unwrap() + 86_400)
+        );
+        assert_eq!(facts_of(&s, &package_day).valid_until, Some(1_796_083_200));
+        let b = facts_of(&statement("acme", Tlp::Green, bulletin()), &package_day);
         assert_eq!(
             (b.ecosystem, b.confidence, b.tags_json.as_str()),
             (None, 0, "[]")

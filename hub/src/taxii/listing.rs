@@ -225,7 +225,19 @@ fn objects_of(v: &Visible, who: &Who) -> Vec<Value> {
         })
         .into_iter()
         .collect(),
-        _ => stix::objects_for(&statement, &ctx),
+        _ => {
+            let mut objects = stix::objects_for(&statement, &ctx);
+            // The effective expiry taken at publish: the signed
+            // `valid_until`, else the hub-wide default lifetime of the kind
+            // (served also once it is past: TAXII keeps expired indicators).
+            if let Some(until) = v.row.facts.valid_until {
+                isac_core::lifetime::stix_set_valid_until(
+                    &mut objects,
+                    &isac_core::time::format_rfc3339(until),
+                );
+            }
+            objects
+        }
     }
 }
 

@@ -93,8 +93,11 @@ fn resume(file: &mut File, path: &Path) -> Result<HashSet<LineKey>, AgentError> 
     Ok(keys_of_last_lines(&String::from_utf8_lossy(&tail)))
 }
 
-/// The `action: expire` line for an item past its `valid_until`.
-pub(super) fn expire_line(item: &crate::localstore::ItemSummary) -> serde_json::Value {
+/// The `action: expire` line for an item past its effective `valid_until`.
+pub(super) fn expire_line(
+    item: &crate::localstore::ItemSummary,
+    valid_until: &str,
+) -> serde_json::Value {
     json!({
         "action": "expire",
         "id": item.id,
@@ -104,6 +107,9 @@ pub(super) fn expire_line(item: &crate::localstore::ItemSummary) -> serde_json::
         "value": item.value,
         "title": item.title,
         "tlp": item.tlp,
+        "severity": item.severity,
+        "source": item.source,
+        "valid_until": valid_until,
     })
 }
 
@@ -221,15 +227,15 @@ impl Sink for JsonlSink {
     }
 
     /// The `action: expire` line.
-    fn write_expired(&mut self, item: &crate::localstore::ItemSummary) -> Result<(), AgentError> {
+    fn write_expired(&mut self, item: &super::Lapsed<'_>) -> Result<(), AgentError> {
         if self.already_written.remove(&(
-            item.id.clone(),
-            u64::from(item.revision),
+            item.summary.id.clone(),
+            u64::from(item.summary.revision),
             "expire".to_owned(),
         )) {
             return Ok(());
         }
-        self.append(&expire_line(item))
+        self.append(&item.line())
     }
 
     /// The exposure event's line.
@@ -291,7 +297,8 @@ mod tests {
         let mut sink = JsonlSink::open(Some(&p)).unwrap();
         sink.rotate_at(1024, 2);
         for n in 0..40 {
-            sink.write_expired(&summary(n)).unwrap();
+            sink.append(&expire_line(&summary(n), "2026-12-01T00:00:00Z"))
+                .unwrap();
         }
         let count = |path: &Path| {
             std::fs::read_to_string(path)

@@ -87,12 +87,20 @@ pub fn check_address(a: &str) -> Result<(), AgentError> {
 }
 
 impl MailSink {
-    /// Whether this line is mailed: transparency-log alerts, bulletins, and
-    /// new indicators at or above the minimum severity (not retractions,
-    /// sightings or expiries).
+    /// Whether this line is mailed: transparency-log alerts, bulletins,
+    /// new indicators at or above the minimum severity, and the expiry of
+    /// such an indicator (not retractions or sightings).
     pub fn wants(&self, line: &Value) -> bool {
         if line["action"] == "log-alert" {
             return true;
+        }
+        if line["action"] == "expire" {
+            // The indicator lapsed: told like it was announced.
+            return line["kind"] != "bulletin"
+                && line["severity"]
+                    .as_str()
+                    .and_then(|s| s.parse::<isac_core::Severity>().ok())
+                    .is_some_and(|s| s >= self.min_severity);
         }
         if line["action"] == "exposure.new" {
             // An application found exposed, by its indicator's severity.
@@ -241,13 +249,19 @@ impl Mailer {
             .subject(subject)
             .date(SystemTime::UNIX_EPOCH + Duration::from_secs(now.max(0) as u64))
             .message_id(Some(format!(
-                "<{}.{}@isac-member-agent>",
+                "<{}.{}{}@isac-member-agent>",
                 line["id"].as_str().unwrap_or_default(),
                 // An exposure event: its event number.
                 if super::is_exposure(line) {
                     &line["event"]
                 } else {
                     &line["revision"]
+                },
+                // The expiry notice is a message of its own.
+                if line["action"] == "expire" {
+                    ".expired"
+                } else {
+                    ""
                 }
             )))
             .header(IsacTlp(
@@ -329,6 +343,9 @@ fn subject_and_text(line: &Value) -> (String, String) {
     if super::is_exposure(line) {
         return exposure_subject_and_text(line, &tlp);
     }
+    if line["action"] == "expire" {
+        return expiry_subject_and_text(line, &tlp);
+    }
     let bulletin = body_json["type"] == "bulletin";
     let severity = s(&body_json["severity"]);
     let subject = if bulletin {
@@ -385,6 +402,33 @@ fn subject_and_text(line: &Value) -> (String, String) {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     (one_line, text)
+}
+
+/// An `expire` message: which indicator lapsed, and when.
+fn expiry_subject_and_text(line: &Value, tlp: &str) -> (String, String) {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let subject: String = format!(
+        "[TLP:{tlp}] expired: {} {} indicator: {}",
+        s(&line["severity"]),
+        s(&line["kind"]),
+        s(&line["title"])
+    )
+    .chars()
+    .map(|c| if c.is_control() { ' ' } else { c })
+    .collect();
+    let mut text = format!("TLP:{tlp}\n{}", tlp_handling(tlp));
+    text.push_str(&format!(
+        "This indicator is no longer in force: remove it from blocklists and watchlists.\n\n{}\n\nKind:        {}\nValue:       {}\nSeverity:    {}\nValid until: {}\n\nSource: {}\nId: {} revision {}\n",
+        s(&line["title"]),
+        s(&line["kind"]),
+        s(&line["value"]),
+        s(&line["severity"]),
+        s(&line["valid_until"]),
+        s(&line["source"]),
+        s(&line["id"]),
+        line["revision"],
+    ));
+    (subject, text)
 }
 
 /// The handling line every message starts with after the label.
@@ -517,5 +561,29 @@ mod tests {
         assert!(!sink.wants(&retract));
         let bulletin = json!({"action": "upsert", "statement": {"body": {"type": "bulletin", "severity": "low"}}});
         assert!(sink.wants(&bulletin));
+
+        // An expiry of what it would mail is a notice of its own.
+        let expire = json!({
+            "action": "expire", "id": "6f1f2a8e-3b7c-4c1e-9d2a-5e6f7a8b9c0d", "revision": 2,
+            "sequence": 4, "kind": "network", "value": "c2.evil.example", "title": "C2",
+            "tlp": "amber", "severity": "critical", "source": "alice-bank",
+            "valid_until": "2026-12-01T00:00:00Z"
+        });
+        assert!(sink.wants(&expire));
+        let mut low_expire = expire.clone();
+        low_expire["severity"] = json!("medium");
+        assert!(!sink.wants(&low_expire));
+        let m =
+            String::from_utf8(mailer.message(&expire, 1_795_608_896).unwrap().formatted()).unwrap();
+        assert!(
+            m.contains("Subject: [TLP:AMBER] expired: critical network indicator: C2\r\n"),
+            "{m}"
+        );
+        assert!(m.contains(
+            "Message-ID: <6f1f2a8e-3b7c-4c1e-9d2a-5e6f7a8b9c0d.2.expired@isac-member-agent>\r\n"
+        ));
+        let (_, text) = subject_and_text(&expire);
+        assert!(text.contains("no longer in force"), "{text}");
+        assert!(text.contains("Valid until: 2026-12-01T00:00:00Z"), "{text}");
     }
 }

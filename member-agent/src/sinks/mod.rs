@@ -48,17 +48,45 @@ pub struct Received<'a> {
     pub verified: &'a VerifiedStatement,
     /// The signing key's organisation name, from the key directory.
     pub signer_org_name: &'a str,
+    /// Its effective expiry (RFC 3339): the signed `valid_until`, else the
+    /// hub-wide default lifetime of its kind (`isac_core::lifetime`).
+    pub valid_until: Option<&'a str>,
 }
 
 impl Received<'_> {
     /// The JSON record of this item, as every sink receives it.
     pub fn line(&self) -> Value {
-        line_for(
+        let mut line = line_for(
             self.sequence,
             self.received_at,
             self.verified,
             self.signer_org_name,
-        )
+        );
+        if let Some(until) = self.valid_until {
+            line["valid_until"] = json!(until);
+        }
+        line
+    }
+}
+
+/// A held item whose effective expiry has passed: every sink removes it
+/// in its own idiom, as for a retraction (JSON Lines, webhook and HEC an
+/// `action: expire` record, Elasticsearch a delete, syslog a CEF event
+/// with `act=expire`, STIX the indicator at its `valid_until`, mail a
+/// notice). A later revision brings it back as an `upsert`.
+#[derive(Clone, Copy)]
+pub struct Lapsed<'a> {
+    pub summary: &'a ItemSummary,
+    /// Its effective expiry (RFC 3339).
+    pub valid_until: &'a str,
+    /// The item as held (what a writer rebuilds its record from).
+    pub item: Received<'a>,
+}
+
+impl Lapsed<'_> {
+    /// Its `action: expire` record.
+    pub fn line(&self) -> Value {
+        jsonl::expire_line(self.summary, self.valid_until)
     }
 }
 
@@ -92,10 +120,9 @@ pub trait Sink: Send + Sync {
     }
 
     /// Send before commit: an item expired (`line`: its `action: expire`
-    /// record). Only receivers that keep items up to date take these.
+    /// record). Senders take it like any record by default.
     fn send_expired<'a>(&'a self, line: &'a Value) -> Sent<'a> {
-        let _ = line;
-        Box::pin(async { Ok(Vec::new()) })
+        self.send(std::slice::from_ref(line))
     }
 
     /// Write inside commit: a new item. An error rolls the item back.
@@ -105,7 +132,7 @@ pub trait Sink: Send + Sync {
     }
 
     /// Write inside commit: an item expired.
-    fn write_expired(&mut self, item: &ItemSummary) -> Result<(), AgentError> {
+    fn write_expired(&mut self, item: &Lapsed<'_>) -> Result<(), AgentError> {
         let _ = item;
         Ok(())
     }
@@ -290,14 +317,14 @@ impl Sinks {
         Ok(())
     }
 
-    /// Send before commit: an item expired (HTTP receivers: webhook and
-    /// Splunk HEC get an `action: expire` event, Elasticsearch deletes the
-    /// document).
-    pub async fn send_expired(&self, item: &ItemSummary) -> Result<(), AgentError> {
-        if self.senders.is_empty() || (item.tlp == "red" && !self.export_red) {
+    /// Send before commit: an item expired (webhook and Splunk HEC get an
+    /// `action: expire` event, Elasticsearch deletes the document, syslog
+    /// a CEF `act=expire` event, mail a notice for what it would mail).
+    pub async fn send_expired(&self, item: &Lapsed<'_>) -> Result<(), AgentError> {
+        if self.senders.is_empty() || (item.summary.tlp == "red" && !self.export_red) {
             return Ok(());
         }
-        let line = [jsonl::expire_line(item)];
+        let line = [item.line()];
         for sink in &self.senders {
             let rejected = sink.send_expired(&line[0]).await?;
             self.set_aside(&line, rejected)?;
@@ -363,8 +390,8 @@ impl Sinks {
     }
 
     /// Write inside commit: an item expired.
-    pub fn write_expired(&mut self, item: &ItemSummary) -> Result<(), AgentError> {
-        if item.tlp == "red" && !self.export_red {
+    pub fn write_expired(&mut self, item: &Lapsed<'_>) -> Result<(), AgentError> {
+        if item.summary.tlp == "red" && !self.export_red {
             return Ok(());
         }
         for sink in &mut self.writers {

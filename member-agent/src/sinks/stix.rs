@@ -28,6 +28,29 @@ impl Sink for StixDir {
         write_stix_bundle(&self.dir, item)
     }
 
+    /// An expired indicator: its later STIX version with `valid_until` at
+    /// the expiry (`x_isac_expired`), in a file of its own beside the
+    /// item's (`SEQ-ID.expired.json`). A revision that brings it back is a
+    /// new item file with a later `modified`.
+    fn write_expired(&mut self, lapsed: &super::Lapsed<'_>) -> Result<(), AgentError> {
+        let item = &lapsed.item;
+        let (identity, objects) = stix_objects(item);
+        let mut expired = isac_core::lifetime::stix_expired_version(objects, lapsed.valid_until);
+        if expired.is_empty() {
+            return Ok(());
+        }
+        expired.insert(0, identity);
+        let bundle = isac_core::stix::bundle(
+            &format!("{}/expired/{}", item.verified.digest, lapsed.valid_until),
+            expired,
+        );
+        let name = format!(
+            "{:012}-{}.expired.json",
+            item.sequence, item.verified.statement.id
+        );
+        write_atomically(&self.dir, &name, &bundle)
+    }
+
     /// `exposure.new` as a STIX sighting of the indicator (count 1, first
     /// seen when the exposure appeared, the application and component in
     /// `x_isac_*` properties). STIX has no withdrawn sighting, so
@@ -87,15 +110,16 @@ fn write_atomically(dir: &Path, name: &str, value: &serde_json::Value) -> Result
     std::fs::rename(&tmp, dir.join(name)).map_err(io_err(dir))
 }
 
-/// One bundle per item, named by sequence and id and written atomically, so
-/// a redelivery after a crash rewrites the same file instead of adding one.
-fn write_stix_bundle(dir: &Path, item: &Received<'_>) -> Result<(), AgentError> {
+/// The source identity and the STIX objects of one item, an indicator
+/// with its effective `valid_until`.
+fn stix_objects(item: &Received<'_>) -> (serde_json::Value, Vec<serde_json::Value>) {
     use isac_core::stix;
     let Received {
-        sequence,
         received_at,
         verified,
         signer_org_name,
+        valid_until,
+        ..
     } = *item;
     let s = &verified.statement;
     let identity = stix::source_identity(s, signer_org_name);
@@ -106,8 +130,22 @@ fn write_stix_bundle(dir: &Path, item: &Received<'_>) -> Result<(), AgentError> 
         key_id: &verified.key_id,
         received_at,
     };
+    let mut objects = stix::objects_for(s, &ctx);
+    if let Some(until) = valid_until {
+        isac_core::lifetime::stix_set_valid_until(&mut objects, until);
+    }
+    (identity, objects)
+}
+
+/// One bundle per item, named by sequence and id and written atomically, so
+/// a redelivery after a crash rewrites the same file instead of adding one.
+fn write_stix_bundle(dir: &Path, item: &Received<'_>) -> Result<(), AgentError> {
+    use isac_core::stix;
+    let (sequence, verified) = (item.sequence, item.verified);
+    let s = &verified.statement;
+    let (identity, rest) = stix_objects(item);
     let mut objects = vec![identity];
-    objects.extend(stix::objects_for(s, &ctx));
+    objects.extend(rest);
     let bundle = stix::bundle(&verified.digest, objects);
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let name = format!("{sequence:012}-{}.json", s.id);

@@ -89,7 +89,12 @@ pub fn cef_message(line: &Value) -> String {
     if super::is_exposure(line) {
         return exposure_cef(line);
     }
-    let severity = str_of(&line["statement"]["body"]["severity"]);
+    // An `expire` record carries its severity itself (no statement).
+    let severity = line["statement"]["body"]["severity"]
+        .as_str()
+        .or_else(|| line["severity"].as_str())
+        .unwrap_or_default()
+        .to_owned();
     let kind = str_of(&line["kind"]);
     let mut ext = vec![
         format!("externalId={}", cef_value(&str_of(&line["id"]))),
@@ -121,6 +126,11 @@ pub fn cef_message(line: &Value) -> String {
     }
     if let Some(h) = obs["sha256"].as_str() {
         ext.push(format!("fileHash={}", cef_value(h)));
+    }
+    // The effective expiry: on `act=upsert` when it will lapse, on
+    // `act=expire` when it did (a retraction's idiom, `act=retract`).
+    if let Some(until) = line["valid_until"].as_str() {
+        ext.push(format!("cs5Label=validUntil cs5={}", cef_value(until)));
     }
     format!(
         "CEF:0|ISAC|isac-member-agent|{}|{}|{}|{}|{}",
@@ -180,6 +190,8 @@ fn exposure_cef(line: &Value) -> String {
 pub fn syslog_frame(line: &Value, hostname: &str) -> String {
     let severity = if super::is_exposure(line) {
         &line["indicator"]["severity"]
+    } else if line["action"] == "expire" {
+        &line["severity"]
     } else {
         &line["statement"]["body"]["severity"]
     };
@@ -194,6 +206,8 @@ pub fn syslog_frame(line: &Value, hostname: &str) -> String {
     let ts = line["received_at"]
         .as_str()
         .or_else(|| line["at"].as_str())
+        // An expiry happens at its valid_until.
+        .or_else(|| line["valid_until"].as_str())
         .unwrap_or("-");
     let msgid = if super::is_exposure(line) {
         "exposure"
@@ -363,6 +377,30 @@ mod tests {
             f.starts_with("<131>1 2026-11-25T12:00:00Z h isac-member-agent - indicator - CEF:0|"),
             "{f}"
         );
+    }
+
+    #[test]
+    fn an_expiry_is_a_cef_event_like_a_retraction() {
+        let line = json!({
+            "action": "expire", "id": "0b0e", "revision": 2, "sequence": 7, "kind": "network",
+            "value": "c2.evil.example", "title": "C2", "tlp": "green", "severity": "critical",
+            "source": "alice-bank", "valid_until": "2026-12-01T00:00:00Z"
+        });
+        let f = syslog_frame(&line, "h");
+        assert!(
+            f.starts_with("<130>1 2026-12-01T00:00:00Z h isac-member-agent - indicator - CEF:0|ISAC|isac-member-agent|"),
+            "{f}"
+        );
+        for field in [
+            "|network|C2|10|",
+            "externalId=0b0e",
+            "act=expire",
+            "cs2=c2.evil.example",
+            "cn1=2",
+            "cs5Label=validUntil cs5=2026-12-01T00:00:00Z",
+        ] {
+            assert!(f.contains(field), "{field} in {f}");
+        }
     }
 
     #[test]

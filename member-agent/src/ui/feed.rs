@@ -354,7 +354,18 @@ pub fn row_marked(i: &ItemSummary, now: i64, new: bool) -> Markup {
     } else {
         "sig-bad"
     };
-    let class = format!("sev-{}{}", i.severity, if new { " new" } else { "" });
+    // Past its valid_until: greyed, and marked in words by the badge.
+    let expired = if i.status == "expired" {
+        " expired"
+    } else {
+        ""
+    };
+    let class = format!(
+        "sev-{}{}{}",
+        i.severity,
+        if new { " new" } else { "" },
+        expired
+    );
     html! {
         tr data-seq=(i.sequence) data-item=(i.id) class=(class) {
             td { (html::tlp_label(&i.tlp)) }
@@ -370,7 +381,7 @@ pub fn row_marked(i: &ItemSummary, now: i64, new: bool) -> Markup {
                 }
                 @match i.status.as_str() {
                     "valid" | "key-revoked" | "key-retired" => {}
-                    s => { " " span.badge { (s) } }
+                    s => { " " span class={ "badge " (s) } { (s) } }
                 }
             }
             td { (severity_badge(&i.severity)) }
@@ -1031,6 +1042,21 @@ mod tests {
         for s in ["info", "low", "medium", "high", "odd"] {
             assert!(severity_badge(s).into_string().contains(s));
         }
+    }
+
+    #[test]
+    fn expired_rows_are_greyed_and_say_so() {
+        let mut i = item("network", "c2.evil.example", "high", "green");
+        let live = row(&i, 0).into_string();
+        assert!(live.contains(r#"class="sev-high""#), "{live}");
+        assert!(!live.contains("expired"), "{live}");
+        i.status = "expired".into();
+        let r = row(&i, 0).into_string();
+        assert!(r.contains(r#"class="sev-high expired""#), "{r}");
+        assert!(
+            r.contains(r#"<span class="badge expired">expired</span>"#),
+            "{r}"
+        );
     }
 
     fn hostile_item(kind: &str, sequence: u64) -> ItemSummary {

@@ -203,7 +203,7 @@ fn body(id: &str, detail: &Detail, sighted: Option<&str>, csrf: &str, now: i64) 
                 "Sighting reported (id {sighting}). It counts here once the sync daemon receives it."
             )))
         }
-        p.item-head {
+        p.item-head.expired[top.status == "expired"] {
             (html::tlp_label(&top.tlp))
             " "
             span.kind { (top.kind) }
@@ -211,7 +211,7 @@ fn body(id: &str, detail: &Detail, sighted: Option<&str>, csrf: &str, now: i64) 
             code.obs { (top.value) }
             @if top.status != "valid" {
                 " "
-                span.badge { (top.status) }
+                span class={ "badge " (top.status) } { (top.status) }
             }
         }
         dl.summary {
@@ -507,6 +507,18 @@ mod tests {
             csv: Some(h.clone()),
             signer_org: Some((h.clone(), format!("{h}!"))),
         }
+    }
+
+    #[test]
+    fn an_expired_item_is_greyed_and_says_so() {
+        let mut detail = hostile_detail();
+        detail.revisions[0].0.status = "expired".into();
+        let page = body(ID, &detail, None, "", 0).into_string();
+        assert!(page.contains(r#"<p class="item-head expired">"#), "{page}");
+        assert!(
+            page.contains(r#"<span class="badge expired">expired</span>"#),
+            "{page}"
+        );
     }
 
     #[test]

@@ -329,6 +329,7 @@ async fn agents_refuse_rolled_back_frozen_or_foreign_directories() {
         expires: format_rfc3339(member_agent::now() - 3600),
         keys: current.keys.clone(),
         peers: vec![],
+        default_lifetimes: Default::default(),
     };
     let env = hub_key
         .sign_envelope(PAYLOAD_TYPE_DIRECTORY_V1, frozen.canonical_bytes())

@@ -13,6 +13,7 @@ mod console_triage;
 mod crash;
 mod delivery;
 mod e2e;
+mod expiry;
 mod exposure;
 mod failover;
 mod federation;
