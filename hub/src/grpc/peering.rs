@@ -132,11 +132,6 @@ async fn run_follow(
     loop {
         let head = *head_rx.borrow_and_update();
         while cursor < head {
-            if epoch_rx.has_changed().unwrap_or(false) {
-                epoch_rx.borrow_and_update();
-                peer_for_cert(&state, &fingerprint).await?;
-                peers = current_peers(&state.store.list_members().await?);
-            }
             let page = state
                 .store
                 .statements_after_shared(cursor, state.config.stream_page_size)
@@ -144,6 +139,11 @@ async fn run_follow(
             if page.is_empty() {
                 break;
             }
+            // Checked against the store after each page is read, not only
+            // when the epoch watcher next polls: an item committed after a
+            // suspension or removal never reaches that peer.
+            peer_for_cert(&state, &fingerprint).await?;
+            peers = current_peers(&state.store.list_members().await?);
             for row in page {
                 cursor = row.seq;
                 match outgoing(&hub_id, &row, &peer, &peers) {

@@ -255,6 +255,10 @@ async fn a_green_item_crosses_to_a_peer_hub_verified_and_nothing_else_does() {
         directory.keys.iter().all(|k| k.org_id != "hub-b"),
         "a peer's key is never a member key"
     );
+    alice
+        .sync(false, &mut Sinks::jsonl(None).unwrap())
+        .await
+        .unwrap();
     for item in &got {
         let envelope = Envelope::from_json(&item.envelope_json).unwrap();
         let verified = isac_core::verify_envelope(&envelope, |kid| directory.record(kid)).unwrap();
@@ -471,15 +475,18 @@ async fn a_triangle_delivers_each_item_once_and_a_removed_peer_gets_nothing_more
         .await
         .unwrap()
         .is_none());
-    let link = hubs[1]
-        .admin_store
-        .peer_link("hub-a")
+    let (cert, key) = peer_identity(&hubs[1], "hub-a");
+    let channel = raw_channel(&hubs[0], Some((&cert, &key))).await.unwrap();
+    let current: Envelope = pb::peering_client::PeeringClient::new(channel)
+        .get_peer_directory(pb::GetPeerDirectoryRequest {})
         .await
         .unwrap()
-        .unwrap();
-    let pinned = Envelope::from_json(link.directory.as_deref().unwrap()).unwrap();
+        .into_inner()
+        .signed_directory
+        .unwrap()
+        .into();
     let dir_a: isac_core::directory::KeyDirectory =
-        serde_json::from_slice(&pinned.payload).unwrap();
+        serde_json::from_slice(&current.payload).unwrap();
     assert!(
         !dir_a.peers.contains(&"hub-c".to_string()),
         "{:?}",
@@ -513,6 +520,14 @@ async fn a_peer_that_forges_an_author_is_refused_and_nothing_is_stored() {
     // item of alice's with its payload altered: neither verifies against
     // hub-a's pinned directory.
     let forged = publish(&carol, draft("forged.example", "green", &[]))
+        .await
+        .unwrap();
+    carol
+        .sync(false, &mut Sinks::jsonl(None).unwrap())
+        .await
+        .unwrap();
+    alice
+        .sync(false, &mut Sinks::jsonl(None).unwrap())
         .await
         .unwrap();
     let (_, _, json) = carol
