@@ -128,7 +128,6 @@ async fn run_follow(
     let mut epoch_rx = state.epoch.clone();
     epoch_rx.borrow_and_update();
     let mut shutdown = state.shutdown.clone();
-    let mut peers = current_peers(&state.store.list_members().await?);
     loop {
         let head = *head_rx.borrow_and_update();
         while cursor < head {
@@ -143,7 +142,7 @@ async fn run_follow(
             // when the epoch watcher next polls: an item committed after a
             // suspension or removal never reaches that peer.
             peer_for_cert(&state, &fingerprint).await?;
-            peers = current_peers(&state.store.list_members().await?);
+            let peers = current_peers(&state.store.list_members().await?);
             for row in page {
                 cursor = row.seq;
                 match outgoing(&hub_id, &row, &peer, &peers) {
@@ -188,7 +187,6 @@ async fn run_follow(
             Woke::Epoch => {
                 // Suspended or removed: PERMISSION_DENIED ends the stream now.
                 peer_for_cert(&state, &fingerprint).await?;
-                peers = current_peers(&state.store.list_members().await?);
             }
             Woke::Stop => return Ok(()),
             Woke::Shutdown => {
