@@ -14,16 +14,20 @@ pub enum Role {
     Coordinator,
     /// Also runs the `Admin` API (members, keys, groups, audit).
     Admin,
+    /// Another hub that follows this one (federation, issue 20): it may
+    /// only call the `Peering` service, never act as a member.
+    Peer,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Member, Role::Coordinator, Role::Admin];
+    pub const ALL: [Role; 4] = [Role::Member, Role::Coordinator, Role::Admin, Role::Peer];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Member => "member",
             Role::Coordinator => "coordinator",
             Role::Admin => "admin",
+            Role::Peer => "peer",
         }
     }
 }
@@ -99,7 +103,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| unknown("role", s, "member, coordinator or admin"))
+            .ok_or_else(|| unknown("role", s, "member, coordinator, admin or peer"))
     }
 }
 
@@ -161,8 +165,9 @@ mod tests {
         let e = "Admin".parse::<Role>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown role `Admin`: use member, coordinator or admin"
+            "unknown role `Admin`: use member, coordinator, admin or peer"
         );
+        assert_eq!("peer".parse::<Role>(), Ok(Role::Peer));
         assert!("peer\n"
             .parse::<Role>()
             .unwrap_err()

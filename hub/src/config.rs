@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Every setting's name, as in `hub.toml`; `ISAC_HUB_` + its upper case
 /// overrides it from the environment.
-pub const SETTINGS: [&str; 25] = [
+pub const SETTINGS: [&str; 26] = [
     "listen",
     "taxii_listen",
     "metrics_listen",
@@ -36,6 +36,7 @@ pub const SETTINGS: [&str; 25] = [
     "no_cert_max_age_secs",
     "log_origin",
     "checkpoint_interval_ms",
+    "hub_id",
     "log",
     "store",
     "store_password_file",
@@ -130,6 +131,10 @@ pub struct HubConfig {
     pub log_origin: String,
     /// How often the hub signs a checkpoint while new statements arrive.
     pub checkpoint_interval_ms: u64,
+    /// This hub's id among federated hubs (issue 20): a slug its peers
+    /// know it by (`hub member add HUB_ID --role peer` there) and the first
+    /// hub of the provenance of every item published here.
+    pub hub_id: String,
     /// `[log]`: the witnesses the hub asks to cosign its checkpoints.
     pub log: LogSettings,
     /// Where statements and membership live: empty for the embedded SQLite
@@ -292,6 +297,7 @@ impl Default for HubConfig {
             no_cert_max_age_secs: 300,
             log_origin: String::new(),
             checkpoint_interval_ms: 1_000,
+            hub_id: "hub".into(),
             log: LogSettings::default(),
             store: String::new(),
             store_password_file: String::new(),
@@ -546,6 +552,13 @@ impl HubConfig {
                     message: e.to_string(),
                 });
             }
+        }
+        if !isac_core::names::is_slug(&self.hub_id) {
+            return Err(ConfigError::Invalid {
+                key: "hub_id",
+                value: format!("{:?}", self.hub_id),
+                message: "must be a lowercase slug such as `fs-isac`".into(),
+            });
         }
         if let Some(message) = log_origin_problem(&self.log_origin) {
             return Err(ConfigError::Invalid {

@@ -24,6 +24,8 @@ pub enum Purpose {
     Stream,
     /// TAXII `next` tokens.
     TaxiiNext,
+    /// Peer hubs' follow cursors (federation, issue 20).
+    Peer,
 }
 
 impl Purpose {
@@ -31,6 +33,7 @@ impl Purpose {
         match self {
             Purpose::Stream => "stream",
             Purpose::TaxiiNext => "taxii-next",
+            Purpose::Peer => "peer",
         }
     }
 }

@@ -116,6 +116,15 @@ impl DirectorySigner {
         }
         let adopt = current.is_some();
         let keys = self.store.keys().await?;
+        // Federation (issue 20): the hubs that may follow this one now
+        // (active members with role `peer`), listed so other hubs stop
+        // relaying this hub's items to one it dropped. A peer's own
+        // enrollment key signs nothing here, so it is not listed.
+        let (peers, peer_orgs) = peers_of(&self.store.list_members().await?);
+        let keys: Vec<_> = keys
+            .into_iter()
+            .filter(|k| !peer_orgs.contains(&k.org_id))
+            .collect();
         let version = if adopt {
             latest
         } else {
@@ -177,8 +186,7 @@ impl DirectorySigner {
             issued: format_rfc3339(now),
             expires: format_rfc3339(expires_at),
             keys: entries,
-            // Filled once the hub has peers (federation, issue 20).
-            peers: vec![],
+            peers,
             default_lifetimes: self.default_lifetimes.clone(),
         };
         let envelope = self
@@ -195,6 +203,27 @@ impl DirectorySigner {
         self.version.store(version, Ordering::Release);
         Ok(envelope)
     }
+}
+
+/// The active peers (sorted, as the directory requires) and every org
+/// that is or was a peer.
+fn peers_of(
+    members: &[(crate::store::MemberRow, u32, u32)],
+) -> (Vec<String>, std::collections::BTreeSet<String>) {
+    use isac_core::membership::{MemberStatus, Role};
+    let peers_ever: std::collections::BTreeSet<String> = members
+        .iter()
+        .filter(|(m, _, _)| m.role == Role::Peer)
+        .map(|(m, _, _)| m.org_id.clone())
+        .collect();
+    let active = members
+        .iter()
+        .filter(|(m, _, _)| m.role == Role::Peer && m.status == MemberStatus::Active)
+        .map(|(m, _, _)| m.org_id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    (active, peers_ever)
 }
 
 #[cfg(test)]

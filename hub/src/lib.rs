@@ -259,6 +259,13 @@ pub async fn serve_with(
     })
     .max_decoding_message_size(16 * 1024);
 
+    let peering = pb::peering_server::PeeringServer::new(grpc::peering::PeeringService {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(16 * 1024);
+    // Federation (issue 20): follow the hubs `hub peer add` linked.
+    let followers = tokio::spawn(grpc::follower::run_followers(state.clone()));
+
     let (health, health_service) = ops::health().await;
     let health_follower = tokio::spawn(ops::follow_store(
         health.clone(),
@@ -295,6 +302,7 @@ pub async fn serve_with(
         .add_service(lookup)
         .add_service(admin)
         .add_service(log)
+        .add_service(peering)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -308,6 +316,7 @@ pub async fn serve_with(
         .await;
     accept.abort();
     watcher.abort();
+    followers.abort();
     if let Some(m) = metrics_task {
         m.abort();
     }

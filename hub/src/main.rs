@@ -111,6 +111,38 @@ enum Command {
     /// Move the store: copy the data dir's SQLite database to PostgreSQL.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Federation with other hubs: the hubs this hub follows, and the
+    /// peers that follow it (added with `hub member add HUB --role peer`).
+    #[command(subcommand)]
+    Peer(PeerCommand),
+}
+
+#[derive(Subcommand)]
+enum PeerCommand {
+    /// Enroll this hub at hub HUB_ID as its peer (with the token HUB_ID's
+    /// operator printed with `hub member add THIS_HUB_ID --role peer`) and
+    /// follow it: its CLEAR and GREEN items come here, each verified to its
+    /// author there. A running hub starts following within a second.
+    Add {
+        hub_id: String,
+        /// The peer hub's gRPC address, e.g. https://isac-b.example:7443.
+        #[arg(long)]
+        url: String,
+        /// The one-time enrollment token from the peer's operator.
+        #[arg(long)]
+        token: String,
+    },
+    /// List the hubs this hub follows and the peers that follow it.
+    List,
+    /// Stop the flow with a peer in both directions (this hub stops
+    /// following it, and its peer membership here is suspended).
+    Suspend { hub_id: String },
+    /// Resume a suspended peer in both directions.
+    Resume { hub_id: String },
+    /// End a peering for good in both directions (the link and its cursor
+    /// are deleted, the peer membership here is removed; items already
+    /// received stay).
+    Remove { hub_id: String },
 }
 
 #[derive(Subcommand)]
@@ -138,7 +170,9 @@ enum MemberCommand {
         /// Display name (defaults to the id).
         #[arg(long)]
         name: Option<String>,
-        #[arg(long, default_value = "member", value_parser = ["member", "coordinator", "admin"])]
+        /// `peer` adds another hub (federation): its token is for `hub peer
+        /// add` at that hub, and it can never act as a member.
+        #[arg(long, default_value = "member", value_parser = ["member", "coordinator", "admin", "peer"])]
         role: String,
         /// Token lifetime, e.g. 30m, 24h, 7d (default from config: 24h).
         #[arg(long)]
@@ -343,6 +377,13 @@ fn main() -> ExitCode {
                     return remote_log(state_dir, command).await;
                 }
                 return log(&config, command).await;
+            }
+            Command::Peer(command) => {
+                if cli.remote.is_some() {
+                    eprintln!("error: peers are managed on the hub's host (run `hub peer` there, without --remote)");
+                    return ExitCode::from(EX_USAGE);
+                }
+                return peer(&config, command).await;
             }
             Command::ApiKey(command) => {
                 if cli.remote.is_some() {
@@ -574,6 +615,98 @@ async fn api_key(config: &HubConfig, command: &ApiKeyCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn peer(config: &HubConfig, command: &PeerCommand) -> ExitCode {
+    use hub::grpc::peer_enroll::{add_peer, PeerAddError};
+    use isac_core::membership::{Role, StatusChange};
+    if let Err(e) = hub::prepare(config) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let store = match hub::open_configured_store(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = hub::app::Clock::system().now();
+    let actor = local_actor();
+    let change = |change: StatusChange, hub_id: &str| {
+        let store = store.clone();
+        let (actor, hub_id) = (actor.clone(), hub_id.to_owned());
+        async move {
+            store
+                .set_peer_status(&hub_id, change, &actor, now)
+                .await
+                .map(|_| eprintln!("peer `{hub_id}`: {change} (both directions)"))
+                .map_err(|e| PeerAddError::Failed(e.to_string()))
+        }
+    };
+    let result = match command {
+        PeerCommand::Add { hub_id, url, token } => {
+            add_peer(config, &store, hub_id, url, token, &actor, now)
+                .await
+                .map(|link| {
+                    eprintln!(
+                        "this hub (`{}`) is now a peer of `{}` at {} and follows it",
+                        config.hub_id, link.hub_id, link.url
+                    )
+                })
+        }
+        PeerCommand::Suspend { hub_id } => change(StatusChange::Suspend, hub_id).await,
+        PeerCommand::Resume { hub_id } => change(StatusChange::Resume, hub_id).await,
+        PeerCommand::Remove { hub_id } => change(StatusChange::Remove, hub_id).await,
+        PeerCommand::List => {
+            let links = store.peer_links().await;
+            let members = store.list_members().await;
+            match (links, members) {
+                (Ok(links), Ok(members)) => {
+                    println!(
+                        "{:<20} {:<10} {:<10} {:<9} {:<9} URL",
+                        "HUB_ID", "FOLLOWING", "FOLLOWER", "DIR_VER", "RECEIVED"
+                    );
+                    let mut ids: Vec<String> = links.iter().map(|l| l.hub_id.clone()).collect();
+                    ids.extend(
+                        members
+                            .iter()
+                            .filter(|(m, _, _)| m.role == Role::Peer)
+                            .map(|(m, _, _)| m.org_id.clone()),
+                    );
+                    ids.sort();
+                    ids.dedup();
+                    for id in ids {
+                        let link = links.iter().find(|l| l.hub_id == id);
+                        let member = members.iter().find(|(m, _, _)| m.org_id == id);
+                        println!(
+                            "{:<20} {:<10} {:<10} {:<9} {:<9} {}",
+                            id,
+                            link.map_or("-".to_owned(), |l| l.status.to_string()),
+                            member.map_or("-".to_owned(), |(m, _, _)| m.status.to_string()),
+                            link.map_or("-".to_owned(), |l| l.directory_version.to_string()),
+                            link.map_or("-".to_owned(), |l| l.received.to_string()),
+                            link.map_or("-", |l| l.url.as_str()),
+                        );
+                    }
+                    Ok(())
+                }
+                (Err(e), _) | (_, Err(e)) => Err(PeerAddError::Failed(e.to_string())),
+            }
+        }
+    };
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(PeerAddError::Usage(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(EX_USAGE)
+        }
+        Err(PeerAddError::Failed(m)) => {
+            eprintln!("error: {m}");
             ExitCode::FAILURE
         }
     }
@@ -1140,6 +1273,7 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
         | Command::Prune { .. }
         | Command::Export { .. }
         | Command::Log(_)
+        | Command::Peer(_)
         | Command::Store(_) => {
             unreachable!("handled before")
         }
@@ -1156,7 +1290,12 @@ async fn admin(backend: &Backend, config: &HubConfig, command: Command) -> Resul
                 token_ttl_secs: ttl(t),
             };
             let token = op!(backend, config, add_member, add_member, req)?;
-            print_token(&token, &format!("added member `{org_id}` (role {role})"));
+            if role == "peer" {
+                eprintln!("added peer hub `{org_id}`; at that hub, run:\n  hub peer add {} --url https://THIS_HUB:PORT --token <token>", config.hub_id);
+                println!("{}", token.token);
+            } else {
+                print_token(&token, &format!("added member `{org_id}` (role {role})"));
+            }
         }
         Command::Member(MemberCommand::Token { org_id, ttl: t }) => {
             let req = pb::IssueTokenRequest {

@@ -45,6 +45,12 @@ pub async fn caller_for_cert(state: &HubState, fingerprint: &str) -> Result<Call
             agent.org_id, agent.member_status
         )));
     }
+    if agent.role == Role::Peer {
+        return Err(ApiError::PermissionDenied(format!(
+            "`{}` is a peer hub: it may only follow this hub through the Peering service, never act as a member (publish, subscribe, look up or administer)",
+            agent.org_id
+        )));
+    }
     let groups = state.store.groups_of(&agent.org_id).await?;
     Ok(Caller {
         groups,
@@ -93,6 +99,10 @@ pub async fn caller_for_api_key(
         tracing::warn!(user = %key.username, org = %key.org_id, status = %member.status, "TAXII: member not active");
         return Ok(None);
     }
+    if member.role == Role::Peer {
+        tracing::warn!(user = %key.username, org = %key.org_id, "TAXII: API key of a peer hub");
+        return Ok(None);
+    }
     let groups = state.store.groups_of(&key.org_id).await?;
     Ok(Some(KeyCaller {
         caller: Caller {
@@ -106,4 +116,34 @@ pub async fn caller_for_api_key(
         person: key.person_id,
         can_write: key.can_write,
     }))
+}
+
+/// A peer hub calling the `Peering` service: its client certificate must
+/// be current and its membership active with role `peer`; any other
+/// identity is refused (PERMISSION_DENIED), so a member cannot pose as a
+/// hub and a peer cannot pose as a member.
+pub async fn peer_for_cert(state: &HubState, fingerprint: &str) -> Result<String, ApiError> {
+    let agent = state.store.agent_by_cert(fingerprint).await?.ok_or_else(|| {
+        ApiError::Unauthenticated(
+            "this client certificate is not registered with the hub; enroll again with `hub peer add`".into(),
+        )
+    })?;
+    if agent.superseded {
+        return Err(ApiError::Unauthenticated(
+            "this certificate was replaced by a newer enrollment".into(),
+        ));
+    }
+    if agent.role != Role::Peer {
+        return Err(ApiError::PermissionDenied(format!(
+            "`{}` is not a peer hub here; the Peering service is for hubs added with `hub member add HUB --role peer`",
+            agent.org_id
+        )));
+    }
+    if agent.member_status != MemberStatus::Active {
+        return Err(ApiError::PermissionDenied(format!(
+            "peer hub `{}` is {} here; contact the hub operator",
+            agent.org_id, agent.member_status
+        )));
+    }
+    Ok(agent.org_id)
 }

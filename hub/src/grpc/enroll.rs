@@ -27,6 +27,7 @@ impl pb::enrollment_server::Enrollment for EnrollmentService {
             ca_certificate_pem: self.state.material.ca_pem(),
             ca_fingerprint_sha256: self.state.material.ca_fingerprint.clone(),
             protocol_version: "isac.v1".into(),
+            hub_id: self.state.config.hub_id.clone(),
         }))
     }
 

@@ -42,6 +42,8 @@ pub const TABLES: &[&str] = &[
     "log_nodes",
     "log_checkpoints",
     "log_cosignatures",
+    "peer_links",
+    "federated_items",
 ];
 
 /// One table's verification: what the source held and what the target

@@ -205,6 +205,13 @@ macro_rules! dispatch {
     };
 }
 
+// Federation (issue 20): rows, SQL per backend, and the `Store` methods.
+mod fed_types;
+mod federation;
+mod postgres_fed;
+mod sqlite_fed;
+pub use fed_types::{FederatedItem, PeerLinkRow};
+
 /// A cheap, cloneable handle to the store.
 #[derive(Clone)]
 pub struct Store {

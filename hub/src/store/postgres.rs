@@ -35,7 +35,7 @@ use super::{
 
 /// The PostgreSQL schema this hub writes (its own numbering, not SQLite's
 /// `user_version`: version 1 holds everything SQLite schema 9 holds).
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// `pg_advisory_xact_lock` key for migrations: "isachub" in ASCII.
 const MIGRATION_LOCK: i64 = 0x0069_7361_6368_7562;
@@ -193,6 +193,11 @@ async fn migrate_locked(c: &Conn) -> Result<(), StoreError> {
         // Witness cosignatures of stored checkpoints (SQLite schema 10).
         c.batch_execute(SCHEMA_2).await?;
         c.execute("UPDATE hub_schema SET version = 2", &[]).await?;
+    }
+    if version < 3 {
+        // Federation (SQLite schema 11): see `postgres_fed.rs`.
+        c.batch_execute(super::postgres_fed::SCHEMA_3).await?;
+        c.execute("UPDATE hub_schema SET version = 3", &[]).await?;
     }
     Ok(())
 }

@@ -940,3 +940,70 @@ async fn tail_loop(pool: Arc<Pool>, shared: Arc<Shared>) {
         }
     }
 }
+
+// === federation (issue 20): SQL in `postgres_fed.rs` ===
+
+use super::fed_types::{FederatedItem, PeerLinkRow};
+use super::postgres_fed;
+
+impl PgStore {
+    pub(super) async fn add_peer_link(
+        &self,
+        link: PeerLinkRow,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c| postgres_fed::add_peer_link(c, &link, actor))
+    }
+
+    pub(super) async fn peer_links(&self) -> Result<Vec<PeerLinkRow>, StoreError> {
+        read!(self, |c| postgres_fed::peer_links(c))
+    }
+
+    pub(super) async fn peer_link(&self, hub_id: &str) -> Result<Option<PeerLinkRow>, StoreError> {
+        read!(self, |c| postgres_fed::peer_link(c, hub_id))
+    }
+
+    pub(super) async fn set_peer_status(
+        &self,
+        hub_id: &str,
+        change: StatusChange,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<PeerLinkRow>, StoreError> {
+        write_tx!(self, |c| postgres_fed::set_peer_status(
+            c, hub_id, change, actor, now
+        ))
+    }
+
+    pub(super) async fn pin_peer_directory(
+        &self,
+        hub_id: &str,
+        version: u64,
+        directory: String,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c| postgres_fed::pin_peer_directory(
+            c, hub_id, version, &directory
+        ))
+    }
+
+    pub(super) async fn receive_from_peer(
+        &self,
+        hub_id: &str,
+        items: Vec<FederatedItem>,
+        cursor: Vec<u8>,
+    ) -> Result<u64, StoreError> {
+        write_tx!(self, |c| postgres_fed::receive_from_peer(
+            c, hub_id, &items, &cursor
+        ))
+    }
+
+    pub(super) async fn federated_items(
+        &self,
+        origin: Option<String>,
+    ) -> Result<Vec<FederatedItem>, StoreError> {
+        read!(self, |c| postgres_fed::federated_items(
+            c,
+            origin.as_deref()
+        ))
+    }
+}

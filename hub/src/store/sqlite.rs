@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 10;
+const SCHEMA_VERSION: i64 = 11;
 
 // === whole-database operations (backup, restore) ===
 
@@ -350,6 +350,10 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
             CREATE INDEX log_cosignatures_by_witness ON log_cosignatures (witness, size);
             PRAGMA user_version = 10;",
         )?;
+    }
+    if version < 11 {
+        // Federation (issue 20): see `sqlite_fed.rs`.
+        super::sqlite_fed::migrate_11(conn)?;
     }
     Ok(())
 }

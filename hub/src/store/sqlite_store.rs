@@ -806,3 +806,71 @@ fn job_refused(job: Job, conn: &Connection) -> (bool, Completion) {
     let _ = conn.execute_batch("ROLLBACK TO refused; RELEASE refused");
     out
 }
+
+// === federation (issue 20): SQL in `sqlite_fed.rs` ===
+
+use super::fed_types::{FederatedItem, PeerLinkRow};
+use super::sqlite_fed;
+
+impl SqliteStore {
+    pub(super) async fn add_peer_link(
+        &self,
+        link: PeerLinkRow,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let actor = actor.to_owned();
+        self.write(move |c| sqlite_fed::add_peer_link(c, &link, &actor))
+            .await
+    }
+
+    pub(super) async fn peer_links(&self) -> Result<Vec<PeerLinkRow>, StoreError> {
+        self.read(sqlite_fed::peer_links).await
+    }
+
+    pub(super) async fn peer_link(&self, hub_id: &str) -> Result<Option<PeerLinkRow>, StoreError> {
+        let hub_id = hub_id.to_owned();
+        self.read(move |c| sqlite_fed::peer_link(c, &hub_id)).await
+    }
+
+    pub(super) async fn set_peer_status(
+        &self,
+        hub_id: &str,
+        change: StatusChange,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<PeerLinkRow>, StoreError> {
+        let (hub_id, actor) = (hub_id.to_owned(), actor.to_owned());
+        self.write(move |c| sqlite_fed::set_peer_status(c, &hub_id, change, &actor, now))
+            .await
+    }
+
+    pub(super) async fn pin_peer_directory(
+        &self,
+        hub_id: &str,
+        version: u64,
+        directory: String,
+    ) -> Result<(), StoreError> {
+        let hub_id = hub_id.to_owned();
+        self.write(move |c| sqlite_fed::pin_peer_directory(c, &hub_id, version, &directory))
+            .await
+    }
+
+    pub(super) async fn receive_from_peer(
+        &self,
+        hub_id: &str,
+        items: Vec<FederatedItem>,
+        cursor: Vec<u8>,
+    ) -> Result<u64, StoreError> {
+        let hub_id = hub_id.to_owned();
+        self.write(move |c| sqlite_fed::receive_from_peer(c, &hub_id, &items, &cursor))
+            .await
+    }
+
+    pub(super) async fn federated_items(
+        &self,
+        origin: Option<String>,
+    ) -> Result<Vec<FederatedItem>, StoreError> {
+        self.read(move |c| sqlite_fed::federated_items(c, origin.as_deref()))
+            .await
+    }
+}

@@ -88,6 +88,7 @@ conformance!(
     members_tokens_agents_and_keys,
     people_groups_api_keys_and_taxii_state,
     prune_removes_expired_and_refuses_them_again,
+    peer_links_and_federated_items,
 );
 
 fn statement(n: u64, org: &str) -> NewStatement {
@@ -1587,4 +1588,156 @@ fn a_failed_store_copy_leaves_the_target_empty() {
         .unwrap()
         .to_owned();
     assert_eq!(members, "1", "{out}");
+}
+
+/// Federation (issue 20): a followed hub's link, the items it forwarded
+/// (each origin, id and revision once, with the cursor in the same write),
+/// the pinned directory never rolled back, and suspend/resume/remove in
+/// both directions (the link and the peer membership) with audit rows.
+async fn peer_links_and_federated_items(store: Store) {
+    use hub::store::{FederatedItem, PeerLinkRow};
+    store
+        .add_member(member("hub-b", Role::Peer), "op")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.member("hub-b").await.unwrap().unwrap().role,
+        Role::Peer
+    );
+    let link = PeerLinkRow {
+        hub_id: "hub-b".into(),
+        url: "https://b.example:7443".into(),
+        status: MemberStatus::Active,
+        created_at: 10,
+        cursor: Vec::new(),
+        directory: None,
+        directory_version: 0,
+        received: 0,
+    };
+    store.add_peer_link(link.clone(), "op").await.unwrap();
+    assert!(matches!(
+        store.add_peer_link(link.clone(), "op").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.peer_links().await.unwrap(), vec![link.clone()]);
+    let item = |id: &str, revision: u32| FederatedItem {
+        origin_hub: "hub-b".into(),
+        id: id.into(),
+        revision,
+        from_peer: "hub-b".into(),
+        tlp: "green".into(),
+        kind: "domain".into(),
+        envelope_json: format!("{{\"id\":\"{id}\"}}"),
+        provenance: br#"{"origin_hub":"hub-b"}"#.to_vec(),
+        received_at: 20,
+    };
+    let n = store
+        .receive_from_peer("hub-b", vec![item("x", 1), item("y", 1)], b"c1".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let n = store
+        .receive_from_peer("hub-b", vec![item("x", 1), item("x", 2)], b"c2".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "an item key already held is not stored again");
+    let held = store.peer_link("hub-b").await.unwrap().unwrap();
+    assert_eq!(held.cursor, b"c2");
+    assert_eq!(held.received, 3);
+    let items = store.federated_items(Some("hub-b".into())).await.unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(items.contains(&item("x", 2)));
+    assert!(store
+        .federated_items(Some("hub-z".into()))
+        .await
+        .unwrap()
+        .is_empty());
+
+    store
+        .pin_peer_directory("hub-b", 5, "{}".into())
+        .await
+        .unwrap();
+    store
+        .pin_peer_directory("hub-b", 5, "{}".into())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .pin_peer_directory("hub-b", 4, "{\"old\":1}".into())
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    let held = store.peer_link("hub-b").await.unwrap().unwrap();
+    assert_eq!(
+        (held.directory_version, held.directory.as_deref()),
+        (5, Some("{}"))
+    );
+
+    let epoch = store.epoch().await.unwrap();
+    let s = store
+        .set_peer_status("hub-b", StatusChange::Suspend, "op", 30)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.status, MemberStatus::Suspended);
+    assert_eq!(
+        store.member("hub-b").await.unwrap().unwrap().status,
+        MemberStatus::Suspended
+    );
+    assert!(
+        store.epoch().await.unwrap() > epoch,
+        "streams re-check the peer"
+    );
+    assert!(matches!(
+        store
+            .receive_from_peer("hub-b", vec![item("z", 1)], b"c3".to_vec())
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    store
+        .set_peer_status("hub-b", StatusChange::Resume, "op", 31)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.member("hub-b").await.unwrap().unwrap().status,
+        MemberStatus::Active
+    );
+    let removed = store
+        .set_peer_status("hub-b", StatusChange::Remove, "op", 32)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed.status, MemberStatus::Removed);
+    assert!(store.peer_link("hub-b").await.unwrap().is_none());
+    assert_eq!(
+        store.member("hub-b").await.unwrap().unwrap().status,
+        MemberStatus::Removed
+    );
+    assert_eq!(
+        store.federated_items(None).await.unwrap().len(),
+        3,
+        "received items stay"
+    );
+    assert!(matches!(
+        store
+            .set_peer_status("hub-q", StatusChange::Suspend, "op", 33)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let actions: Vec<String> = store
+        .audit_list(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    for want in [
+        "peer.add",
+        "peer.suspend",
+        "peer.resume",
+        "peer.remove",
+        "member.remove",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
+    }
 }

@@ -1,0 +1,146 @@
+//! Federation's hub half (issue 20), in core types: what this hub serves a
+//! peer hub that follows it, and what it checks and stores from a hub it
+//! follows. The rules themselves are `isac_core::federation` (pure, table
+//! tested); this module applies them to stored rows and pinned
+//! directories. `grpc/peering.rs` (the server side) and `grpc/follower.rs`
+//! (the client side) are the wire adapters.
+
+use isac_core::directory::{check_succession, verify_directory, DirectoryError, KeyDirectory};
+use isac_core::envelope::Signature;
+use isac_core::federation::{
+    may_forward, verify_forwarded, Crossing, Link, Provenance, ReceiveError,
+};
+use isac_core::membership::{MemberStatus, Role};
+use isac_core::statement::Statement;
+use isac_core::time::UnixSeconds;
+use isac_core::{Envelope, VerifyingKey};
+
+use crate::store::{FederatedItem, MemberRow, StoredStatement};
+
+/// One item as it crosses: the author's envelope, byte for byte, and the
+/// provenance beside it (canonical JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub envelope: Envelope,
+    pub provenance: Vec<u8>,
+}
+
+/// The envelope a peer hub receives for a row: what any member but the
+/// source receives (the hub-signed copy of an anonymous item, so the
+/// source stays anonymous across hubs too).
+pub fn crossing_envelope(row: &StoredStatement) -> Envelope {
+    let (payload, keyid, sig) = match &row.anonymous {
+        Some(anon) => (
+            anon.payload.clone(),
+            anon.key_id.clone(),
+            anon.signature.clone(),
+        ),
+        None => (
+            row.payload.clone(),
+            row.key_id.clone(),
+            row.signature.clone(),
+        ),
+    };
+    Envelope {
+        payload_type: row.payload_type.clone(),
+        payload,
+        signatures: vec![Signature { keyid, sig }],
+    }
+}
+
+/// The hubs that may follow this one now: active members with role
+/// `peer`, sorted (what the signed directory lists as `peers`).
+pub fn current_peers(members: &[(MemberRow, u32, u32)]) -> Vec<String> {
+    let mut peers: Vec<String> = members
+        .iter()
+        .filter(|(m, _, _)| m.role == Role::Peer && m.status == MemberStatus::Active)
+        .map(|(m, _, _)| m.org_id.clone())
+        .collect();
+    peers.sort();
+    peers
+}
+
+/// What this hub (`hub_id`) serves `peer` for one of its own rows, or why
+/// not. The level and no-forward come from the signed statement itself,
+/// never from the row's columns; a payload that does not parse does not
+/// cross.
+pub fn outgoing(
+    hub_id: &str,
+    row: &StoredStatement,
+    peer: &str,
+    peers: &[String],
+) -> Result<Outgoing, String> {
+    let envelope = crossing_envelope(row);
+    let statement = Statement::from_canonical_bytes(&envelope.payload)
+        .map_err(|e| format!("stored payload does not parse: {e}"))?;
+    let provenance = Provenance::at_origin(hub_id, row.seq, row.leaf_index);
+    may_forward(
+        Crossing {
+            tlp: statement.tlp,
+            no_forward: statement.no_forward,
+            origin_hub: hub_id,
+            hub_path: &provenance.hub_path,
+        },
+        Link {
+            from_hub: hub_id,
+            to_hub: peer,
+            origin_peers: peers,
+        },
+    )
+    .map_err(|r| r.to_string())?;
+    Ok(Outgoing {
+        envelope,
+        provenance: provenance.canonical_bytes(),
+    })
+}
+
+/// A peer's signed directory, checked like an agent checks its hub's:
+/// signed by the key pinned at `hub peer add`, not older than the version
+/// held (rollback), not expired (freeze), and no history rewritten.
+pub fn check_peer_directory(
+    envelope: &Envelope,
+    pinned: &VerifyingKey,
+    held: Option<&KeyDirectory>,
+    now: UnixSeconds,
+) -> Result<KeyDirectory, DirectoryError> {
+    let directory = verify_directory(envelope, pinned, held.map(|d| d.version), now)?;
+    if let Some(held) = held {
+        check_succession(held, &directory)?;
+    }
+    Ok(directory)
+}
+
+/// Checks one item `from_peer` sent against the origin's pinned directory
+/// (`isac_core::federation::verify_forwarded`) and returns the row to
+/// store. This hub follows only its direct peers, so the origin is the
+/// peer itself; an item claiming another origin is refused (relaying
+/// through a third hub is not built yet).
+pub fn received(
+    envelope: &Envelope,
+    provenance: &[u8],
+    peer_directory: &KeyDirectory,
+    from_peer: &str,
+    local_hub: &str,
+    now: i64,
+) -> Result<FederatedItem, ReceiveError> {
+    let got = verify_forwarded(envelope, provenance, peer_directory, from_peer, local_hub)?;
+    if got.provenance.origin_hub != from_peer {
+        return Err(ReceiveError::Refused(
+            isac_core::federation::Refusal::Provenance(format!(
+                "origin hub `{}` is not the sending peer `{from_peer}` (this hub takes items only from their origin)",
+                got.provenance.origin_hub
+            )),
+        ));
+    }
+    Ok(FederatedItem {
+        origin_hub: got.key.origin_hub.clone(),
+        id: got.key.id.to_string(),
+        revision: got.key.revision,
+        from_peer: from_peer.to_owned(),
+        tlp: got.verified.statement.tlp.to_string(),
+        kind: got.verified.statement.kind().to_owned(),
+        envelope_json: envelope.to_json(),
+        provenance: got.provenance.canonical_bytes(),
+        received_at: now,
+    })
+}

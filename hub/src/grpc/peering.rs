@@ -1,0 +1,199 @@
+//! `isac.v1.Peering` (issue 20): a peer hub follows this hub. Only an
+//! active member with role `peer` may call it (`app::caller::peer_for_cert`);
+//! what crosses is decided per row by `app::federation::outgoing`
+//! (`isac_core::federation::may_forward`). Like a subscription: backlog then
+//! live, a bounded channel per stream (a slow peer blocks only its own
+//! task), a sealed cursor, and the stream ends with PERMISSION_DENIED as
+//! soon as the peer is suspended or removed (the membership epoch moves).
+
+use std::pin::Pin;
+
+use isac_proto::v1 as pb;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::app::caller::peer_for_cert;
+use crate::app::federation::{current_peers, outgoing};
+use crate::app::HubState;
+use crate::cursor::Purpose;
+use crate::error::ApiError;
+use crate::tls::PeerInfo;
+
+/// Events buffered per peer stream before its reader task waits.
+const PEER_BUFFER: usize = 64;
+
+pub struct PeeringService {
+    pub state: HubState,
+}
+
+type PeerStream = Pin<Box<dyn Stream<Item = Result<pb::PeerEvent, Status>> + Send>>;
+
+async fn peer_of<T>(state: &HubState, req: &Request<T>) -> Result<(String, String), ApiError> {
+    let fingerprint = req
+        .extensions()
+        .get::<PeerInfo>()
+        .and_then(|p| p.client_cert_sha256.clone())
+        .ok_or_else(|| {
+            ApiError::Unauthenticated(
+                "no client certificate: a peer hub connects with the certificate `hub peer add` obtained".into(),
+            )
+        })?;
+    let peer = peer_for_cert(state, &fingerprint).await?;
+    Ok((peer, fingerprint))
+}
+
+#[tonic::async_trait]
+impl pb::peering_server::Peering for PeeringService {
+    type FollowStream = PeerStream;
+
+    async fn get_peer_directory(
+        &self,
+        req: Request<pb::GetPeerDirectoryRequest>,
+    ) -> Result<Response<pb::PeerDirectory>, Status> {
+        peer_of(&self.state, &req).await?;
+        let signed = self
+            .state
+            .directory
+            .current()
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::PeerDirectory {
+            signed_directory: Some(signed.into()),
+            hub_id: self.state.config.hub_id.clone(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(peer))]
+    async fn follow(
+        &self,
+        req: Request<pb::FollowRequest>,
+    ) -> Result<Response<Self::FollowStream>, Status> {
+        let (peer, fingerprint) = peer_of(&self.state, &req).await?;
+        tracing::Span::current().record("peer", peer.as_str());
+        let pb::FollowRequest { cursor } = req.into_inner();
+        let head = self.state.store.head();
+        let after = if cursor.is_empty() {
+            0
+        } else {
+            match self
+                .state
+                .material
+                .cursors
+                .open(Purpose::Peer, &peer, &cursor)
+            {
+                Ok(after) if after <= head => after,
+                Ok(_) => {
+                    return Err(ApiError::ResumeFrom {
+                        message: "your cursor is ahead of this hub's history (was it restored from a backup?); resume from its head".into(),
+                        cursor: self.state.material.cursors.seal(Purpose::Peer, &peer, head),
+                    }
+                    .into())
+                }
+                Err(e) => {
+                    return Err(ApiError::ResumeFrom {
+                        message: format!("{e}; resume from the beginning (items are stored once per origin, id and revision)"),
+                        cursor: Vec::new(),
+                    }
+                    .into())
+                }
+            }
+        };
+        let slot = self.state.limits.open_stream(&peer)?;
+        let (tx, rx) = mpsc::channel(PEER_BUFFER);
+        let state = self.state.clone();
+        tracing::info!(after, "peer follows");
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(e) = run_follow(state, peer, fingerprint, after, tx.clone()).await {
+                let _ = tx.send(Err(e.into())).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+async fn run_follow(
+    state: HubState,
+    peer: String,
+    fingerprint: String,
+    after: u64,
+    tx: mpsc::Sender<Result<pb::PeerEvent, Status>>,
+) -> Result<(), ApiError> {
+    let hub_id = state.config.hub_id.clone();
+    let seal = |pos: u64| state.material.cursors.seal(Purpose::Peer, &peer, pos);
+    let mut cursor = after;
+    let mut head_rx = state.store.watch_head();
+    let mut epoch_rx = state.epoch.clone();
+    epoch_rx.borrow_and_update();
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let head = *head_rx.borrow_and_update();
+        while cursor < head {
+            let page = state
+                .store
+                .statements_after_shared(cursor, state.config.stream_page_size)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            // Checked against the store after each page is read, not only
+            // when the epoch watcher next polls: an item committed after a
+            // suspension or removal never reaches that peer.
+            peer_for_cert(&state, &fingerprint).await?;
+            let peers = current_peers(&state.store.list_members().await?);
+            for row in page {
+                cursor = row.seq;
+                match outgoing(&hub_id, &row, &peer, &peers) {
+                    Ok(item) => {
+                        let event = pb::PeerEvent {
+                            event: Some(pb::peer_event::Event::Item(pb::PeerItem {
+                                envelope: Some(item.envelope.into()),
+                                provenance: item.provenance,
+                                cursor: seal(cursor),
+                            })),
+                        };
+                        if tx.send(Ok(event)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(why) => tracing::debug!(seq = row.seq, %why, "not forwarded"),
+                }
+            }
+        }
+        let caught_up = pb::PeerEvent {
+            event: Some(pb::peer_event::Event::CaughtUp(pb::PeerCaughtUp {
+                cursor: seal(cursor),
+            })),
+        };
+        if tx.send(Ok(caught_up)).await.is_err() {
+            return Ok(());
+        }
+        enum Woke {
+            Head,
+            Epoch,
+            Stop,
+            Shutdown,
+        }
+        let woke = tokio::select! {
+            changed = head_rx.changed() => if changed.is_ok() { Woke::Head } else { Woke::Stop },
+            changed = epoch_rx.changed() => if changed.is_ok() { Woke::Epoch } else { Woke::Stop },
+            _ = tx.closed() => Woke::Stop,
+            _ = shutdown.wait_for(|stopping| *stopping) => Woke::Shutdown,
+        };
+        match woke {
+            Woke::Head => {}
+            Woke::Epoch => {
+                // Suspended or removed: PERMISSION_DENIED ends the stream now.
+                peer_for_cert(&state, &fingerprint).await?;
+            }
+            Woke::Stop => return Ok(()),
+            Woke::Shutdown => {
+                return Err(ApiError::Unavailable(
+                    "the hub is shutting down; reconnect and resume from your cursor".into(),
+                ))
+            }
+        }
+    }
+}

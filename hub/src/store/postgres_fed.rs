@@ -1,0 +1,263 @@
+//! Federation's SQL on PostgreSQL (issue 20): new tables only (schema 3),
+//! the same rules as `sqlite_fed.rs`.
+
+use isac_core::membership::{MemberStatus, Role, StatusChange};
+use tokio_postgres::Row;
+
+use super::fed_types::{FederatedItem, PeerLinkRow};
+use super::postgres::{audit, lock_writes, member, set_member_status, Conn};
+use super::StoreError;
+
+/// Schema 3 (SQLite schema 11): the `peer` role, the links this hub
+/// follows and the items they forwarded.
+pub(super) const SCHEMA_3: &str = "
+ALTER TABLE members DROP CONSTRAINT members_role_check;
+ALTER TABLE members ADD CONSTRAINT members_role_check
+    CHECK (role IN ('member','coordinator','admin','peer'));
+CREATE TABLE peer_links (
+    hub_id            TEXT PRIMARY KEY,
+    url               TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    created_at        BIGINT NOT NULL,
+    cursor            BYTEA NOT NULL,
+    directory         TEXT,
+    directory_version BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE federated_items (
+    origin_hub  TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    revision    BIGINT NOT NULL,
+    from_peer   TEXT NOT NULL,
+    tlp         TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    envelope    TEXT NOT NULL,
+    provenance  BYTEA NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (origin_hub, id, revision)
+);
+CREATE INDEX federated_items_by_peer ON federated_items (from_peer);
+";
+
+const LINK_COLUMNS: &str =
+    "l.hub_id, l.url, l.status, l.created_at, l.cursor, l.directory, l.directory_version,
+    (SELECT count(*) FROM federated_items f WHERE f.from_peer = l.hub_id)";
+
+fn link_from_row(r: &Row) -> Result<PeerLinkRow, StoreError> {
+    let status: &str = r.get(2);
+    Ok(PeerLinkRow {
+        hub_id: r.get(0),
+        url: r.get(1),
+        status: status
+            .parse()
+            .map_err(|e| StoreError::Postgres(format!("stored peer status `{status}`: {e}")))?,
+        created_at: r.get(3),
+        cursor: r.get(4),
+        directory: r.get(5),
+        directory_version: r.get::<_, i64>(6) as u64,
+        received: r.get::<_, i64>(7) as u64,
+    })
+}
+
+pub(super) async fn peer_link(c: &Conn, hub_id: &str) -> Result<Option<PeerLinkRow>, StoreError> {
+    c.query_opt(
+        &format!("SELECT {LINK_COLUMNS} FROM peer_links l WHERE l.hub_id = $1"),
+        &[&hub_id],
+    )
+    .await?
+    .as_ref()
+    .map(link_from_row)
+    .transpose()
+}
+
+pub(super) async fn peer_links(c: &Conn) -> Result<Vec<PeerLinkRow>, StoreError> {
+    c.query(
+        &format!("SELECT {LINK_COLUMNS} FROM peer_links l ORDER BY l.hub_id"),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(link_from_row)
+    .collect()
+}
+
+pub(super) async fn add_peer_link(
+    c: &Conn,
+    link: &PeerLinkRow,
+    actor: &str,
+) -> Result<(), StoreError> {
+    lock_writes(c).await?;
+    if let Some(old) = peer_link(c, &link.hub_id).await? {
+        return Err(StoreError::Conflict(format!(
+            "this hub already follows `{}` ({}); `hub peer remove {}` first",
+            old.hub_id, old.status, old.hub_id
+        )));
+    }
+    c.execute(
+        "INSERT INTO peer_links (hub_id, url, status, created_at, cursor, directory, directory_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &link.hub_id,
+            &link.url,
+            &link.status.as_str(),
+            &link.created_at,
+            &link.cursor,
+            &link.directory,
+            &(link.directory_version as i64),
+        ],
+    )
+    .await?;
+    audit(
+        c,
+        link.created_at,
+        actor,
+        "peer.add",
+        &link.hub_id,
+        &format!("follows {}", link.url),
+    )
+    .await
+}
+
+pub(super) async fn set_peer_status(
+    c: &Conn,
+    hub_id: &str,
+    change: StatusChange,
+    actor: &str,
+    now: i64,
+) -> Result<Option<PeerLinkRow>, StoreError> {
+    lock_writes(c).await?;
+    let link = peer_link(c, hub_id).await?;
+    let peer_member = member(c, hub_id).await?.filter(|m| m.role == Role::Peer);
+    if link.is_none() && peer_member.is_none() {
+        return Err(StoreError::NotFound(format!(
+            "no peer `{hub_id}`: this hub neither follows it nor has it as a member with role peer"
+        )));
+    }
+    if let Some(m) = peer_member {
+        if m.status != MemberStatus::Removed {
+            set_member_status(c, hub_id, change, actor, now).await?;
+        }
+    }
+    let Some(link) = link else {
+        return Ok(None);
+    };
+    let Some(status) = change.apply(link.status) else {
+        return Ok(Some(link));
+    };
+    if status == MemberStatus::Removed {
+        c.execute("DELETE FROM peer_links WHERE hub_id = $1", &[&hub_id])
+            .await?;
+    } else {
+        c.execute(
+            "UPDATE peer_links SET status = $2 WHERE hub_id = $1",
+            &[&hub_id, &status.as_str()],
+        )
+        .await?;
+    }
+    audit(
+        c,
+        now,
+        actor,
+        &format!("peer.{change}"),
+        hub_id,
+        &format!("{} -> {status}", link.status),
+    )
+    .await?;
+    Ok(Some(PeerLinkRow { status, ..link }))
+}
+
+pub(super) async fn pin_peer_directory(
+    c: &Conn,
+    hub_id: &str,
+    version: u64,
+    directory: &str,
+) -> Result<(), StoreError> {
+    let n = c
+        .execute(
+            "UPDATE peer_links SET directory = $2, directory_version = $3
+             WHERE hub_id = $1 AND directory_version <= $3",
+            &[&hub_id, &directory, &(version as i64)],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::Refused(format!(
+            "peer `{hub_id}` is gone or holds a newer directory than version {version}"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn receive_from_peer(
+    c: &Conn,
+    hub_id: &str,
+    items: &[FederatedItem],
+    cursor: &[u8],
+) -> Result<u64, StoreError> {
+    let status: Option<String> = c
+        .query_opt(
+            "SELECT status FROM peer_links WHERE hub_id = $1 FOR UPDATE",
+            &[&hub_id],
+        )
+        .await?
+        .map(|r| r.get(0));
+    if status.as_deref() != Some(MemberStatus::Active.as_str()) {
+        return Err(StoreError::Refused(format!(
+            "peer `{hub_id}` is not followed now; nothing stored"
+        )));
+    }
+    let mut stored = 0;
+    for i in items {
+        stored += c
+            .execute(
+                "INSERT INTO federated_items
+                   (origin_hub, id, revision, from_peer, tlp, kind, envelope, provenance, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (origin_hub, id, revision) DO NOTHING",
+                &[
+                    &i.origin_hub,
+                    &i.id,
+                    &i64::from(i.revision),
+                    &i.from_peer,
+                    &i.tlp,
+                    &i.kind,
+                    &i.envelope_json,
+                    &i.provenance,
+                    &i.received_at,
+                ],
+            )
+            .await?;
+    }
+    c.execute(
+        "UPDATE peer_links SET cursor = $2 WHERE hub_id = $1",
+        &[&hub_id, &cursor],
+    )
+    .await?;
+    Ok(stored)
+}
+
+pub(super) async fn federated_items(
+    c: &Conn,
+    origin: Option<&str>,
+) -> Result<Vec<FederatedItem>, StoreError> {
+    c.query(
+        "SELECT origin_hub, id, revision, from_peer, tlp, kind, envelope, provenance, received_at
+         FROM federated_items WHERE $1::TEXT IS NULL OR origin_hub = $1
+         ORDER BY received_at, origin_hub, id, revision",
+        &[&origin],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(FederatedItem {
+            origin_hub: r.get(0),
+            id: r.get(1),
+            revision: r.get::<_, i64>(2) as u32,
+            from_peer: r.get(3),
+            tlp: r.get(4),
+            kind: r.get(5),
+            envelope_json: r.get(6),
+            provenance: r.get(7),
+            received_at: r.get(8),
+        })
+    })
+    .collect()
+}

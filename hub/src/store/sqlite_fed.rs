@@ -1,0 +1,284 @@
+//! Federation's SQL on SQLite (issue 20): new tables only (schema 11).
+
+use isac_core::membership::{MemberStatus, Role, StatusChange};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::fed_types::{FederatedItem, PeerLinkRow};
+use super::sqlite::{audit, member, set_member_status};
+use super::StoreError;
+
+/// Schema 11: the `peer` role, the links this hub follows and the items
+/// they forwarded. Widening a CHECK constraint is the one schema change
+/// SQLite documents through `writable_schema` (every existing row passes
+/// the wider check), so `members` keeps its rows and foreign keys.
+pub(super) fn migrate_11(conn: &Connection) -> Result<(), StoreError> {
+    let schema_version: i64 = conn.pragma_query_value(None, "schema_version", |r| r.get(0))?;
+    conn.execute_batch("PRAGMA writable_schema = ON;")?;
+    let changed = conn.execute(
+        "UPDATE sqlite_master SET sql = replace(sql, '''member'',''coordinator'',''admin'')', '''member'',''coordinator'',''admin'',''peer'')')
+         WHERE type = 'table' AND name = 'members'",
+        [],
+    );
+    let bumped = conn.execute_batch(&format!("PRAGMA schema_version = {};", schema_version + 1));
+    conn.execute_batch("PRAGMA writable_schema = OFF;")?;
+    changed?;
+    bumped?;
+    conn.execute_batch(
+        "CREATE TABLE peer_links (
+            hub_id            TEXT PRIMARY KEY,
+            url               TEXT NOT NULL,
+            status            TEXT NOT NULL,
+            created_at        INTEGER NOT NULL,
+            cursor            BLOB NOT NULL,
+            directory         TEXT,
+            directory_version INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE federated_items (
+            origin_hub  TEXT NOT NULL,
+            id          TEXT NOT NULL,
+            revision    INTEGER NOT NULL,
+            from_peer   TEXT NOT NULL,
+            tlp         TEXT NOT NULL,
+            kind        TEXT NOT NULL,
+            envelope    TEXT NOT NULL,
+            provenance  BLOB NOT NULL,
+            received_at INTEGER NOT NULL,
+            PRIMARY KEY (origin_hub, id, revision)
+        );
+        CREATE INDEX federated_items_by_peer ON federated_items (from_peer);
+        PRAGMA user_version = 11;",
+    )?;
+    Ok(())
+}
+
+fn link_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(PeerLinkRow, String)> {
+    Ok((
+        PeerLinkRow {
+            hub_id: r.get(0)?,
+            url: r.get(1)?,
+            status: MemberStatus::Active,
+            created_at: r.get(3)?,
+            cursor: r.get(4)?,
+            directory: r.get(5)?,
+            directory_version: r.get::<_, i64>(6)? as u64,
+            received: r.get::<_, i64>(7)? as u64,
+        },
+        r.get(2)?,
+    ))
+}
+
+const LINK_COLUMNS: &str =
+    "l.hub_id, l.url, l.status, l.created_at, l.cursor, l.directory, l.directory_version,
+    (SELECT count(*) FROM federated_items f WHERE f.from_peer = l.hub_id)";
+
+fn with_status((mut row, status): (PeerLinkRow, String)) -> Result<PeerLinkRow, StoreError> {
+    row.status = status
+        .parse()
+        .map_err(|e| StoreError::Sqlite(format!("stored peer status `{status}`: {e}")))?;
+    Ok(row)
+}
+
+pub(super) fn peer_link(
+    conn: &Connection,
+    hub_id: &str,
+) -> Result<Option<PeerLinkRow>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {LINK_COLUMNS} FROM peer_links l WHERE l.hub_id = ?1"),
+        [hub_id],
+        link_from_row,
+    )
+    .optional()?
+    .map(with_status)
+    .transpose()
+}
+
+pub(super) fn peer_links(conn: &Connection) -> Result<Vec<PeerLinkRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {LINK_COLUMNS} FROM peer_links l ORDER BY l.hub_id"
+    ))?;
+    let rows = stmt
+        .query_map([], link_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(with_status).collect()
+}
+
+pub(super) fn add_peer_link(
+    conn: &Connection,
+    link: &PeerLinkRow,
+    actor: &str,
+) -> Result<(), StoreError> {
+    if let Some(old) = peer_link(conn, &link.hub_id)? {
+        return Err(StoreError::Conflict(format!(
+            "this hub already follows `{}` ({}); `hub peer remove {}` first",
+            old.hub_id, old.status, old.hub_id
+        )));
+    }
+    conn.execute(
+        "INSERT INTO peer_links (hub_id, url, status, created_at, cursor, directory, directory_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            link.hub_id,
+            link.url,
+            link.status.as_str(),
+            link.created_at,
+            link.cursor,
+            link.directory,
+            link.directory_version as i64
+        ],
+    )?;
+    audit(
+        conn,
+        link.created_at,
+        actor,
+        "peer.add",
+        &link.hub_id,
+        &format!("follows {}", link.url),
+    )
+}
+
+/// Suspends, resumes or removes the link to `hub_id`, and the same for the
+/// peer membership `hub_id` holds here (role `peer`), if any, in one
+/// transaction: the flow stops in both directions at once. A removed link
+/// is deleted (with its cursor and pinned directory); items already
+/// received stay.
+pub(super) fn set_peer_status(
+    conn: &Connection,
+    hub_id: &str,
+    change: StatusChange,
+    actor: &str,
+    now: i64,
+) -> Result<Option<PeerLinkRow>, StoreError> {
+    let link = peer_link(conn, hub_id)?;
+    let peer_member = member(conn, hub_id)?.filter(|m| m.role == Role::Peer);
+    if link.is_none() && peer_member.is_none() {
+        return Err(StoreError::NotFound(format!(
+            "no peer `{hub_id}`: this hub neither follows it nor has it as a member with role peer"
+        )));
+    }
+    if let Some(m) = peer_member {
+        if m.status != MemberStatus::Removed {
+            set_member_status(conn, hub_id, change, actor, now)?;
+        }
+    }
+    let Some(link) = link else {
+        return Ok(None);
+    };
+    let Some(status) = change.apply(link.status) else {
+        return Ok(Some(link));
+    };
+    if status == MemberStatus::Removed {
+        conn.execute("DELETE FROM peer_links WHERE hub_id = ?1", [hub_id])?;
+    } else {
+        conn.execute(
+            "UPDATE peer_links SET status = ?2 WHERE hub_id = ?1",
+            params![hub_id, status.as_str()],
+        )?;
+    }
+    audit(
+        conn,
+        now,
+        actor,
+        &format!("peer.{change}"),
+        hub_id,
+        &format!("{} -> {status}", link.status),
+    )?;
+    Ok(Some(PeerLinkRow { status, ..link }))
+}
+
+/// Pins a newer verified directory of the peer (the caller checked it
+/// against the one held).
+pub(super) fn pin_peer_directory(
+    conn: &Connection,
+    hub_id: &str,
+    version: u64,
+    directory: &str,
+) -> Result<(), StoreError> {
+    let n = conn.execute(
+        "UPDATE peer_links SET directory = ?2, directory_version = ?3
+         WHERE hub_id = ?1 AND directory_version <= ?3",
+        params![hub_id, directory, version as i64],
+    )?;
+    if n == 0 {
+        return Err(StoreError::Refused(format!(
+            "peer `{hub_id}` is gone or holds a newer directory than version {version}"
+        )));
+    }
+    Ok(())
+}
+
+/// Stores what a peer forwarded (each `ItemKey` once: an item that came
+/// another way first is skipped) and moves the peer's cursor, in one
+/// transaction, only while the link is active. Returns how many were new.
+pub(super) fn receive_from_peer(
+    conn: &Connection,
+    hub_id: &str,
+    items: &[FederatedItem],
+    cursor: &[u8],
+) -> Result<u64, StoreError> {
+    let status: Option<String> = conn
+        .query_row(
+            "SELECT status FROM peer_links WHERE hub_id = ?1",
+            [hub_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if status.as_deref() != Some(MemberStatus::Active.as_str()) {
+        return Err(StoreError::Refused(format!(
+            "peer `{hub_id}` is not followed now; nothing stored"
+        )));
+    }
+    let mut stored = 0;
+    for i in items {
+        stored += conn
+            .prepare_cached(
+                "INSERT INTO federated_items
+                   (origin_hub, id, revision, from_peer, tlp, kind, envelope, provenance, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (origin_hub, id, revision) DO NOTHING",
+            )?
+            .execute(params![
+                i.origin_hub,
+                i.id,
+                i.revision,
+                i.from_peer,
+                i.tlp,
+                i.kind,
+                i.envelope_json,
+                i.provenance,
+                i.received_at
+            ])? as u64;
+    }
+    conn.execute(
+        "UPDATE peer_links SET cursor = ?2 WHERE hub_id = ?1",
+        params![hub_id, cursor],
+    )?;
+    Ok(stored)
+}
+
+/// Items received from peers, oldest first (`origin` narrows to one hub).
+pub(super) fn federated_items(
+    conn: &Connection,
+    origin: Option<&str>,
+) -> Result<Vec<FederatedItem>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT origin_hub, id, revision, from_peer, tlp, kind, envelope, provenance, received_at
+         FROM federated_items WHERE ?1 IS NULL OR origin_hub = ?1
+         ORDER BY received_at, origin_hub, id, revision",
+    )?;
+    let rows = stmt
+        .query_map([origin], |r| {
+            Ok(FederatedItem {
+                origin_hub: r.get(0)?,
+                id: r.get(1)?,
+                revision: r.get(2)?,
+                from_peer: r.get(3)?,
+                tlp: r.get(4)?,
+                kind: r.get(5)?,
+                envelope_json: r.get(6)?,
+                provenance: r.get(7)?,
+                received_at: r.get(8)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
