@@ -9,6 +9,7 @@
 
 mod cli_reference;
 mod console;
+mod console_publishing;
 mod crash;
 mod delivery;
 mod e2e;
