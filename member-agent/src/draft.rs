@@ -250,6 +250,18 @@ impl IndicatorDraft {
         })
     }
 
+    /// A person's `versions` (flags, a JSON file, a CSV row, the console),
+    /// read per ecosystem before anything is signed: see
+    /// [`check_versions`]. OSV imports keep the versions their record
+    /// gives (matching says "unknown" for what it cannot read), so this is
+    /// not part of [`IndicatorDraft::into_prepared`].
+    pub fn check_versions(&self) -> Result<(), AgentError> {
+        match (&self.purl, &self.versions) {
+            (Some(purl), Some(versions)) => check_versions(purl, versions),
+            _ => Ok(()),
+        }
+    }
+
     /// Builds and validates the statement `source` will sign (no audience openings).
     pub fn into_statement(self, source: &str, created: String) -> Result<Statement, AgentError> {
         Ok(self.into_prepared(source, created)?.statement)
@@ -259,9 +271,6 @@ impl IndicatorDraft {
     pub fn into_prepared(self, source: &str, created: String) -> Result<Prepared, AgentError> {
         let kind = self.kind()?;
         let observable = self.observable(kind)?;
-        if let Observable::Package { purl, versions, .. } = &observable {
-            check_versions(purl, versions)?;
-        }
         let tlp = required_tlp(self.tlp.as_deref())?;
         let severity: Severity = self
             .severity
@@ -470,11 +479,12 @@ pub(crate) mod tests {
     #[test]
     fn versions_are_read_per_ecosystem_before_signing() {
         let with = |purl: &str, versions: &[&str]| {
-            build(IndicatorDraft {
+            let d = IndicatorDraft {
                 purl: Some(purl.into()),
                 versions: Some(versions.iter().map(|v| v.to_string()).collect()),
                 ..base()
-            })
+            };
+            d.check_versions().and_then(|()| build(d))
         };
         for (purl, ok) in [
             (

@@ -434,7 +434,10 @@ pub fn prepare(
                 break;
             }
         };
-        match draft.clone().into_prepared(own, created.to_owned()) {
+        match draft
+            .check_versions()
+            .and_then(|()| draft.clone().into_prepared(own, created.to_owned()))
+        {
             Ok(p) => out.push((draft, p)),
             Err(e) => {
                 let text = e.to_string();
