@@ -104,14 +104,12 @@ fn parse(text: &str) -> Vec<Node> {
     let mut stack: Vec<(El, Vec<Node>)> = vec![(El::Plain, Vec::new())];
     // Elements opened past `MAX_DEPTH`: not pushed, their End ignored.
     let mut flattened = 0usize;
-    let mut nodes = 0usize;
     let mut cut = false;
-    for event in Parser::new_ext(text, Options::ENABLE_STRIKETHROUGH) {
+    for (nodes, event) in Parser::new_ext(text, Options::ENABLE_STRIKETHROUGH).enumerate() {
         if nodes >= MAX_NODES {
             cut = true;
             break;
         }
-        nodes += 1;
         let leaf = match event {
             Event::Start(tag) => {
                 if stack.len() > MAX_DEPTH {
