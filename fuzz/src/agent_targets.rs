@@ -80,3 +80,63 @@ pub fn witness_request(data: &[u8]) {
         Err(e) => assert_eq!(e.status(), 400, "{e}"),
     }
 }
+
+/// Target `bulletin_markdown`: bytes as a bulletin body, rendered for the
+/// console (`member_agent::ui::markdown`). Never panics; whatever the
+/// text, the markup holds no element a bulletin may not carry, no event
+/// handler attribute, and no link but http(s).
+pub fn bulletin_markdown(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let out = member_agent::ui::markdown::to_markup(&text).into_string();
+    let lower = out.to_ascii_lowercase();
+    for bad in [
+        "<script", "<img", "<iframe", "<object", "<embed", "<svg", "<style", "<form", "<input",
+    ] {
+        assert!(!lower.contains(bad), "{bad} in rendered markdown");
+    }
+    // Every tag is one of ours, every attribute one we write.
+    let mut rest = out.as_str();
+    while let Some(at) = rest.find('<') {
+        rest = &rest[at + 1..];
+        let end = rest.find('>').expect("an unclosed tag");
+        let tag = &rest[..end];
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        assert!(
+            [
+                "div",
+                "p",
+                "h3",
+                "h4",
+                "h5",
+                "h6",
+                "blockquote",
+                "pre",
+                "code",
+                "ol",
+                "ul",
+                "li",
+                "em",
+                "strong",
+                "del",
+                "a",
+                "span",
+                "br",
+                "hr",
+            ]
+            .contains(&name.as_str()),
+            "tag <{tag}>"
+        );
+        if let Some(href) = tag.strip_prefix("a href=\"") {
+            let lower = href.to_ascii_lowercase();
+            assert!(
+                lower.starts_with("http://") || lower.starts_with("https://"),
+                "href {href}"
+            );
+        }
+        assert!(!tag.contains(" on"), "an event attribute in <{tag}>");
+    }
+}

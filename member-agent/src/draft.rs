@@ -250,6 +250,18 @@ impl IndicatorDraft {
         })
     }
 
+    /// A person's `versions` (flags, a JSON file, a CSV row, the console),
+    /// read per ecosystem before anything is signed: see
+    /// [`check_versions`]. OSV imports keep the versions their record
+    /// gives (matching says "unknown" for what it cannot read), so this is
+    /// not part of [`IndicatorDraft::into_prepared`].
+    pub fn check_versions(&self) -> Result<(), AgentError> {
+        match (&self.purl, &self.versions) {
+            (Some(purl), Some(versions)) => check_versions(purl, versions),
+            _ => Ok(()),
+        }
+    }
+
     /// Builds and validates the statement `source` will sign (no audience openings).
     pub fn into_statement(self, source: &str, created: String) -> Result<Statement, AgentError> {
         Ok(self.into_prepared(source, created)?.statement)
@@ -461,6 +473,61 @@ pub(crate) mod tests {
             )
             .unwrap_err();
             refused_for(e, "purl", why);
+        }
+    }
+
+    #[test]
+    fn versions_are_read_per_ecosystem_before_signing() {
+        let with = |purl: &str, versions: &[&str]| {
+            let d = IndicatorDraft {
+                purl: Some(purl.into()),
+                versions: Some(versions.iter().map(|v| v.to_string()).collect()),
+                ..base()
+            };
+            d.check_versions().and_then(|()| build(d))
+        };
+        for (purl, ok) in [
+            (
+                "pkg:npm/axois",
+                &["1.0.0", ">=1.0.0 <1.0.5", "^1.2.3", "*", "1.x"][..],
+            ),
+            ("pkg:cargo/evil", &["0.1.0", ">=0.1, <0.2"]),
+            (
+                "pkg:pypi/reqeusts",
+                &["==1.4.*", "~=1.4.5", "2.0.1", ">=1.0,<2"],
+            ),
+            ("pkg:maven/org.evil/core", &["1.0.0", ">=2.0 <2.3"]),
+            ("pkg:golang/github.com/evil/mod", &["v1.2.3", "<v1.3.0"]),
+            ("pkg:gem/evil", &["1.0.0.pre"]),
+            ("pkg:deb/debian/evil", &["1.2-3", "1.2~rc1"]),
+        ] {
+            let s = with(purl, ok);
+            assert!(s.is_ok(), "{purl} {ok:?}: {:?}", s.err());
+        }
+        // What the analyst typed into Versions that is not a version.
+        for (purl, bad, why) in [
+            (
+                "pkg:npm/axois",
+                "threat=typosquat",
+                "is not a version or range for npm",
+            ),
+            ("pkg:npm/axois", "imitates=pkg:npm/axios", "for npm"),
+            ("pkg:npm/axois", "not a version", "for npm"),
+            ("pkg:pypi/reqeusts", "banana", "not a PEP 440 version"),
+            (
+                "pkg:maven/org.evil/core",
+                "imitates=pkg:maven/org.good/core",
+                "holds `=`",
+            ),
+            ("pkg:deb/debian/evil", "threat=typosquat", "holds `=`"),
+            ("pkg:npm/axois", ">=1.0.0 <evil", "for npm"),
+            ("pkg:npm/axois", "1.0.0 ||", "empty"),
+        ] {
+            let e = with(purl, &["1.0.0", bad]).unwrap_err();
+            assert!(matches!(e, AgentError::Usage(_)), "{e:?}");
+            let e = e.to_string();
+            assert!(e.starts_with("versions[1] `"), "{e}");
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 
@@ -694,6 +761,79 @@ pub fn check_purls_strictly(body: &Body) -> Result<(), AgentError> {
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Most characters of one version shown in a refusal.
+const SHOWN_VERSION_CHARS: usize = 80;
+
+/// Every `versions` entry of a package indicator must read as versions or
+/// ranges of the purl's ecosystem before it is signed: each entry through
+/// `isac_packages::range::parse_entry` (nothing unreadable), each version
+/// it names through `isac_packages::Version::parse` for ecosystems with an
+/// order, and for every ecosystem no character a version never holds
+/// (`=`, `/` outside GitHub, `:`, quotes...). So `imitates=pkg:npm/axios`
+/// typed into Versions is refused, not signed as a range. The refusal
+/// names the entry (`versions[N]`) and why.
+pub fn check_versions(purl: &str, versions: &[String]) -> Result<(), AgentError> {
+    use isac_packages::range::parse_entry;
+    use isac_packages::{Constraint, Ecosystem, Version};
+    // An unreadable purl is refused by the purl check, naming the purl.
+    let eco = purl
+        .parse::<isac_packages::Purl>()
+        .ok()
+        .and_then(|p| p.ecosystem());
+    let scheme = eco.map(|e| format!(" for {e}")).unwrap_or_default();
+    for (n, entry) in versions.iter().enumerate() {
+        let refuse = |why: String| {
+            let shown: String = entry.chars().take(SHOWN_VERSION_CHARS).collect();
+            AgentError::Usage(format!(
+                "versions[{n}] `{}` is not a version or range{scheme}: {why}",
+                shown.escape_default()
+            ))
+        };
+        let one = |v: &str| -> Result<(), AgentError> {
+            if v == "*" {
+                return Ok(());
+            }
+            let allowed = |c: char| {
+                c.is_ascii_alphanumeric()
+                    || matches!(c, '.' | '-' | '_' | '+' | '~' | '!')
+                    || (c == '/' && eco == Some(Ecosystem::GitHub))
+            };
+            if let Some(c) = v.chars().find(|c| !allowed(*c)) {
+                return Err(refuse(format!(
+                    "`{}` holds `{}`, which no version holds",
+                    v.chars()
+                        .take(SHOWN_VERSION_CHARS)
+                        .collect::<String>()
+                        .escape_default(),
+                    c.escape_default()
+                )));
+            }
+            match eco {
+                Some(e) if e.has_ordering() => Version::parse(e, v)
+                    .map(drop)
+                    .map_err(|e| refuse(e.to_string())),
+                _ => Ok(()),
+            }
+        };
+        for c in parse_entry(eco, entry) {
+            match c {
+                Constraint::Any | Constraint::Osv(_) => {}
+                Constraint::Unreadable { reason, .. } => return Err(refuse(reason)),
+                Constraint::Exact(v) => one(&v)?,
+                Constraint::Comparators(cs)
+                | Constraint::NpmRange {
+                    comparators: cs, ..
+                } => {
+                    for c in cs {
+                        one(&c.version)?;
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -328,7 +328,8 @@ pub async fn import_csv(
     for (line, row) in rows {
         let label = format!("{}:{line}", path.display());
         match row.and_then(|d| {
-            d.into_prepared(agent.org_id(), created.clone())
+            d.check_versions()
+                .and_then(|()| d.into_prepared(agent.org_id(), created.clone()))
                 .and_then(|mut p| scrub(agent, &mut p, &label, &mut report.notes).map(|()| p))
                 .map_err(|e| e.to_string())
         }) {

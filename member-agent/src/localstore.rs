@@ -795,6 +795,50 @@ impl LocalStore {
         Ok(())
     }
 
+    /// The audience entries that named us in the newest held revision of
+    /// `id` (the console's "shared with you").
+    pub fn named_as(&self, id: &str) -> Result<Vec<String>, AgentError> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT named_as FROM items WHERE id = ?1 ORDER BY revision DESC LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(json
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default())
+    }
+
+    /// How many bulletins `org` signed are held (the hub takes bulletins
+    /// from coordinators only).
+    pub fn count_bulletins_by(&self, org: &str) -> Result<u64, AgentError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM items WHERE kind = 'bulletin' AND source = ?1",
+            [org],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Every distinct audience entry that has named us on any held item,
+    /// sorted (the console's picker of sharing groups and people), at
+    /// most `limit`.
+    pub fn audience_entries_seen(&self, limit: usize) -> Result<Vec<String>, AgentError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT named_as FROM items WHERE named_as != '[]'")?;
+        let mut out = std::collections::BTreeSet::new();
+        for json in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            let entries: Vec<String> = serde_json::from_str(&json?).unwrap_or_default();
+            out.extend(entries);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out.into_iter().take(limit).collect())
+    }
+
     pub fn count_items(&self) -> Result<u64, AgentError> {
         Ok(self
             .conn

@@ -231,6 +231,9 @@ def run(driver, cfg):
     audience = driver.find_element(By.ID, "ind-audience").text
     assert "Carol Bank" in audience and "anonymous member" not in audience, audience
     shot(driver, cfg, "publish.png")
+    # Review what will be signed, then sign.
+    driver.find_element(By.ID, "review").click()
+    wait(driver, lambda d: d.find_elements(By.ID, "signed-preview"), "the review before signing")
     driver.find_element(By.ID, "publish").click()
     wait(driver, lambda d: d.find_elements(By.ID, "published"), "the publish result")
     log("ok: published an AMBER item to org:bob-bank from the form (preview named only bob-bank)")

@@ -235,6 +235,7 @@ pub async fn run(state: &StateDir, args: PublishArgs) -> Result<(), AgentError> 
     }
     let scrub = args.scrub.clone();
     let draft = args.into_draft()?;
+    draft.check_versions()?;
     let mut agent = super::open_agent(state)?;
     scrub.apply_to(&mut agent)?;
     let p = crate::publish::publish(&agent, draft).await?;

@@ -163,3 +163,21 @@
   });
   // --- end triage (console-b) ---
 })();
+
+// === publishing and reading (console-a) ===
+// The publish form shows the fields of the chosen kind only; the others
+// are disabled too, so they are not sent.
+(function () {
+  var form = document.getElementById("publish-form");
+  var kind = document.getElementById("kind");
+  if (!form || !kind) { return; }
+  var show = function () {
+    form.querySelectorAll("fieldset.kind-fields").forEach(function (fs) {
+      var mine = fs.getAttribute("data-for-kind") === kind.value;
+      fs.hidden = !mine;
+      fs.disabled = !mine;
+    });
+  };
+  kind.addEventListener("change", show);
+  show();
+})();

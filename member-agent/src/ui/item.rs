@@ -13,6 +13,7 @@ use maud::{html, Markup};
 
 use super::html::{self, Form};
 use super::{error_page, html_response, Authed, Console};
+use super::{markdown, report};
 use crate::error::AgentError;
 use crate::localstore::ItemSummary;
 
@@ -29,7 +30,15 @@ struct Detail {
     csv: Option<String>,
     /// Org name of the signing key, from the held key directory.
     signer_org: Option<(String, String)>,
+    /// The audience entries that named us (AMBER and RED items).
+    named_as: Vec<String>,
+    /// The items the statement names (a bulletin's related indicators),
+    /// with their summary when held.
+    named_items: Vec<(uuid::Uuid, Option<ItemSummary>)>,
 }
+
+/// Most named items looked up for one page.
+const MAX_NAMED_ITEMS: usize = 100;
 
 fn load(agent: &crate::Agent, id: &str) -> Result<Option<Detail>, AgentError> {
     let store = agent.store.lock().expect("store");
@@ -38,6 +47,18 @@ fn load(agent: &crate::Agent, id: &str) -> Result<Option<Detail>, AgentError> {
     };
     let revisions = store.revisions(id)?;
     let statement = serde_json::from_str::<Statement>(&statement_json).ok();
+    let named_as = store.named_as(id)?;
+    let mut named_items = Vec::new();
+    for r in statement
+        .as_ref()
+        .map(named_by)
+        .unwrap_or_default()
+        .into_iter()
+        .take(MAX_NAMED_ITEMS)
+    {
+        let held = store.show(&r.to_string())?.map(|(i, _, _)| i);
+        named_items.push((r, held));
+    }
     let mentions = store
         .mentioning(id)?
         .into_iter()
@@ -87,28 +108,18 @@ fn load(agent: &crate::Agent, id: &str) -> Result<Option<Detail>, AgentError> {
         osv,
         csv,
         signer_org,
+        named_as,
+        named_items,
     }))
 }
 
-/// A JSON value as nested definition lists.
-fn json_html(v: &serde_json::Value) -> Markup {
-    use serde_json::Value;
-    html! {
-        @match v {
-            Value::Object(m) if m.is_empty() => span.muted { "(none)" },
-            Value::Object(m) => dl.fields {
-                @for (k, v) in m {
-                    dt { (k) }
-                    dd { (json_html(v)) }
-                }
-            },
-            Value::Array(a) if a.is_empty() => span.muted { "(none)" },
-            Value::Array(a) => ul.values {
-                @for v in a { li { (json_html(v)) } }
-            },
-            Value::String(s) => span.value { (s) },
-            other => span.value { (other.to_string()) },
-        }
+/// The ids a statement names: related items, the sighted or retracted one.
+fn named_by(s: &Statement) -> Vec<uuid::Uuid> {
+    match &s.body {
+        Body::Indicator(i) => i.related.clone(),
+        Body::Bulletin(x) => x.related.clone(),
+        Body::Sighting(x) => vec![x.indicator],
+        Body::Retraction(x) => vec![x.target],
     }
 }
 
@@ -154,6 +165,7 @@ pub async fn page(
         q.opt("sighted").as_deref(),
         &auth.csrf,
         crate::now(),
+        c.agent().org_id(),
     );
     html_response(
         StatusCode::OK,
@@ -161,8 +173,16 @@ pub async fn page(
     )
 }
 
-/// The item page's content. `sighted` is the id of a sighting just sent.
-fn body(id: &str, detail: &Detail, sighted: Option<&str>, csrf: &str, now: i64) -> Markup {
+/// The item page's content. `sighted` is the id of a sighting just sent;
+/// `own` this member's org id.
+fn body(
+    id: &str,
+    detail: &Detail,
+    sighted: Option<&str>,
+    csrf: &str,
+    now: i64,
+    own: &str,
+) -> Markup {
     let (top, key_id) = &detail.revisions[0];
     let sightings: Vec<(&ItemSummary, &Sighting)> = detail
         .mentions
@@ -181,21 +201,26 @@ fn body(id: &str, detail: &Detail, sighted: Option<&str>, csrf: &str, now: i64) 
             _ => None,
         })
         .collect();
-    let named: Vec<uuid::Uuid> = match detail.statement.as_ref().map(|s| &s.body) {
-        Some(Body::Indicator(i)) => i.related.clone(),
-        Some(Body::Bulletin(x)) => x.related.clone(),
-        Some(Body::Sighting(x)) => vec![x.indicator],
-        Some(Body::Retraction(x)) => vec![x.target],
-        None => vec![],
-    };
+    let retracted = top.status == "retracted" || !retractions.is_empty();
     let naming: Vec<&ItemSummary> = detail
         .mentions
         .iter()
         .filter(|(_, s)| matches!(&s.body, Body::Indicator(_) | Body::Bulletin(_)))
         .map(|(r, _)| r)
         .collect();
-    let any_related = !named.is_empty() || !naming.is_empty() || !detail.similar.is_empty();
-    let statement = serde_json::from_str::<serde_json::Value>(&detail.statement_json).ok();
+    let bulletin = match detail.statement.as_ref().map(|s| &s.body) {
+        Some(Body::Bulletin(b)) => Some(b),
+        _ => None,
+    };
+    let any_related =
+        !detail.named_items.is_empty() || !naming.is_empty() || !detail.similar.is_empty();
+    let raw = serde_json::from_str::<serde_json::Value>(&detail.statement_json).ok();
+    let audience = match &detail.statement {
+        Some(s) if s.source == own || s.on_behalf_of.as_deref() == Some(own) => {
+            report::Audience::Own
+        }
+        _ => report::Audience::NamedUs(&detail.named_as),
+    };
     let idu = html::urlenc(id);
     html! {
         @if let Some(sighting) = sighted {
@@ -203,48 +228,79 @@ fn body(id: &str, detail: &Detail, sighted: Option<&str>, csrf: &str, now: i64) 
                 "Sighting reported (id {sighting}). It counts here once the sync daemon receives it."
             )))
         }
+        // Retracted: the first thing on the page, across its whole width.
+        @if retracted {
+            div.retracted-banner #retracted role="alert" {
+                strong { "Retracted. " }
+                @if retractions.is_empty() {
+                    "This agent marked it retracted; the retraction itself is not held here."
+                }
+                @for (r, x) in &retractions {
+                    span.retraction-line {
+                        "Retracted by " strong { (html::source_name(&r.source)) }
+                        " on " time datetime=(r.created) { (r.created) }
+                        ": "
+                        @if x.reason.is_empty() { "no reason given." } @else { (x.reason) }
+                    }
+                    " "
+                }
+                " Do not act on it; sightings are no longer taken."
+            }
+        }
         p.item-head.expired[top.status == "expired"] {
             (html::tlp_label(&top.tlp))
             " "
             span.kind { (top.kind) }
-            " "
-            code.obs { (top.value) }
             @if top.status != "valid" {
                 " "
                 span class={ "badge " (top.status) } { (top.status) }
             }
         }
-        dl.summary {
-            dt { "Title" } dd #item-title { (top.title) }
-            dt { "Id" } dd { code { (top.id) } }
-            dt { "Revision" } dd { (top.revision) }
-            dt { "Severity" } dd { (top.severity) }
-            dt { "Source" } dd { (html::source_name(&top.source)) }
-            dt { "Created" }
-            dd {
-                time datetime=(top.created) { (top.created) }
-                " (" (html::age(&top.created, now)) " ago)"
+        // A bulletin's text first, prominent, from Markdown (safely).
+        @if let Some(b) = bulletin {
+            section.bulletin-body #bulletin-body aria-label="Bulletin text" {
+                (markdown::to_markup(&b.body))
             }
-            dt { "Signature" }
-            dd class=(if top.status.starts_with("key-") { "sig-bad" } else { "sig-ok" }) {
-                (html::signature_status(&top.status))
-                ": Ed25519 DSSE envelope checked against the hub's signed key directory"
-            }
-            dt { "Signer key" } dd { code { (key_id) } }
-            dt { "Signer org" }
-            dd {
-                @match &detail.signer_org {
-                    Some((org, name)) if name.is_empty() || name == org => (org),
-                    Some((org, name)) => { (name) " (" (org) ")" },
-                    None => span.muted { "not in the held key directory" },
-                }
-            }
-            dt { "Sightings" } dd #sightings { (sighting_count) }
-            dt { "Received here" } dd { "#" (top.sequence) " in this agent's order" }
         }
-        // "We saw this".
-        @if top.kind != "sighting" && top.kind != "retraction" {
-            form.inline method="post" action={ "/item/" (idu) "/sight" } {
+        section aria-labelledby="summary-h" {
+            h2 #summary-h { "Summary" }
+            @match &detail.statement {
+                Some(s) => (report::summary(s, &audience, 0)),
+                None => p.muted { "The statement could not be read as a statement; its raw form is below." },
+            }
+            dl.summary.provenance {
+                dt { "Title" } dd #item-title { (top.title) }
+                dt { "Source" } dd { (html::source_name(&top.source)) }
+                dt { "Signer org" }
+                dd {
+                    @match &detail.signer_org {
+                        Some((org, name)) if name.is_empty() || name == org => (org),
+                        Some((org, name)) => { (name) " (" (org) ")" },
+                        None => span.muted { "not in the held key directory" },
+                    }
+                }
+                dt { "Signature" }
+                dd class=(if top.status.starts_with("key-") { "sig-bad" } else { "sig-ok" }) {
+                    (html::signature_status(&top.status))
+                    ": Ed25519 DSSE envelope checked against the hub's signed key directory"
+                }
+                dt { "Signer key" } dd { code { (key_id) } }
+                dt { "Created" }
+                dd {
+                    time datetime=(top.created) { (top.created) }
+                    " (" (html::age(&top.created, now)) " ago)"
+                }
+                dt { "Revision" } dd { (top.revision) }
+                dt { "Id" } dd { code { (top.id) } }
+                @if bulletin.is_none() {
+                    dt { "Sightings" } dd #sightings { (sighting_count) }
+                }
+                dt { "Received here" } dd { "#" (top.sequence) " in this agent's order" }
+            }
+        }
+        // "We saw this": indicators only, and not once retracted.
+        @if top.kind != "sighting" && top.kind != "retraction" && bulletin.is_none() && !retracted {
+            form.inline #sight-form method="post" action={ "/item/" (idu) "/sight" } {
                 (html::csrf_input(csrf))
                 label {
                     "Count "
@@ -259,12 +315,28 @@ fn body(id: &str, detail: &Detail, sighted: Option<&str>, csrf: &str, now: i64) 
                 button type="submit" #sight { "We saw this" }
             }
         }
-        // Every field of the signed statement.
-        section aria-labelledby="fields-h" {
-            h2 #fields-h { "Signed statement" }
-            @match &statement {
-                Some(v) => (json_html(v)),
-                None => pre { (detail.statement_json) },
+        section aria-labelledby="rel-h" {
+            h2 #rel-h {
+                @if bulletin.is_some() { "Related indicators" } @else { "Related items" }
+            }
+            ul #related {
+                @for (r, held) in &detail.named_items {
+                    li {
+                        @match held {
+                            Some(i) => { (link(i)) " " code.muted { (i.value) } },
+                            None => { a href={ "/item/" (r) } { code { (r) } } " " span.muted { "(not held here)" } },
+                        }
+                    }
+                }
+                @for r in &naming {
+                    li { (link(r)) " (names this item)" }
+                }
+                @for r in &detail.similar {
+                    li { (link(r)) " (same package or observable)" }
+                }
+            }
+            @if !any_related {
+                p.muted { "None held." }
             }
         }
         section aria-labelledby="rev-h" {
@@ -284,36 +356,32 @@ fn body(id: &str, detail: &Detail, sighted: Option<&str>, csrf: &str, now: i64) 
                 }
             }
         }
-        section aria-labelledby="sight-h" {
-            h2 #sight-h { "Sightings (" (sighting_count) ")" }
-            @if sightings.is_empty() {
-                p.muted { "No sightings held." }
-            } @else {
-                ul {
-                    @for (r, x) in &sightings {
-                        li {
-                            (html::source_name(&r.source)) " saw it " (x.count)
-                            " time(s), last " (x.last_seen)
+        @if bulletin.is_none() {
+            section aria-labelledby="sight-h" {
+                h2 #sight-h { "Sightings (" (sighting_count) ")" }
+                @if sightings.is_empty() {
+                    p.muted { "No sightings held." }
+                } @else {
+                    ul {
+                        @for (r, x) in &sightings {
+                            li {
+                                (html::source_name(&r.source)) " saw it " (x.count)
+                                " time(s), last " (x.last_seen)
+                            }
                         }
                     }
                 }
             }
         }
-        section aria-labelledby="rel-h" {
-            h2 #rel-h { "Related items" }
-            ul {
-                @for r in &named {
-                    li { "names " a href={ "/item/" (r) } { code { (r) } } }
+        // The signed statement's raw form, collapsed.
+        section aria-labelledby="fields-h" {
+            h2 #fields-h { "Signed statement" }
+            details #raw-statement {
+                summary { "Every signed field, as received" }
+                @match &raw {
+                    Some(v) => (report::json_html(v)),
+                    None => pre { (detail.statement_json) },
                 }
-                @for r in &naming {
-                    li { (link(r)) " (names this item)" }
-                }
-                @for r in &detail.similar {
-                    li { (link(r)) " (same package or observable)" }
-                }
-            }
-            @if !any_related {
-                p.muted { "None held." }
             }
         }
         section aria-labelledby="copy-h" {
@@ -431,7 +499,7 @@ mod tests {
     #[test]
     fn json_fields_are_escaped() {
         let v = serde_json::json!({"title": "<script>x</script>", "<k>": ["'\"", 1, {}]});
-        let out = json_html(&v).into_string();
+        let out = report::json_html(&v).into_string();
         assert!(!out.contains("<script>") && !out.contains("<k>"), "{out}");
         assert!(out.contains("&lt;script&gt;x&lt;/script&gt;"));
         assert!(out.contains("'&quot;"));
@@ -506,6 +574,14 @@ mod tests {
             osv: Some(h.clone()),
             csv: Some(h.clone()),
             signer_org: Some((h.clone(), format!("{h}!"))),
+            named_as: vec![h.clone(), "person:bob-bank/jdoe".into()],
+            named_items: vec![
+                (
+                    "00000000-0000-4000-8000-000000000002".parse().unwrap(),
+                    None,
+                ),
+                (target, Some(hostile_item(&h))),
+            ],
         }
     }
 
@@ -525,7 +601,7 @@ mod tests {
     fn the_item_page_shows_hostile_fields_as_text() {
         let h = hostile::all();
         let mut detail = hostile_detail();
-        let page = body(ID, &detail, Some(&h), &h, 0).into_string();
+        let page = body(ID, &detail, Some(&h), &h, 0, &h).into_string();
         hostile::assert_shown_inert(&page);
         // The `javascript:` reference is text, never a link.
         assert!(!page.to_ascii_lowercase().contains("href=\"javascript"));
@@ -543,10 +619,91 @@ mod tests {
         detail.statement_json = h.clone();
         detail.statement = None;
         detail.signer_org = None;
-        let page = body(&h, &detail, None, &h, 0).into_string();
+        let page = body(&h, &detail, None, &h, 0, &h).into_string();
         hostile::assert_shown_inert(&page);
         assert!(page.contains(&format!("<pre>{}</pre>", hostile::escaped(&h))));
         // The id in a form target is percent-encoded.
         assert!(page.contains("action=\"/item/%3Cscript%3E"), "{page}");
+    }
+
+    #[test]
+    fn a_retracted_item_opens_with_who_when_why_and_takes_no_sightings() {
+        let detail = hostile_detail();
+        let page = body(ID, &detail, None, "csrf", 0, "acme-bank").into_string();
+        let banner = page.find("<div class=\"retracted-banner\" id=\"retracted\" role=\"alert\">");
+        let head = page.find("<p class=\"item-head\">");
+        assert!(banner.is_some() && banner < head, "{page}");
+        assert!(page.contains("Retracted by <strong>"), "{page}");
+        assert!(!page.contains("id=\"sight\""), "{page}");
+        assert!(!page.contains("/sight\""), "{page}");
+        // Not retracted: the button is there, no banner.
+        let mut fine = hostile_detail();
+        fine.mentions
+            .retain(|(_, s)| !matches!(s.body, Body::Retraction(_)));
+        fine.revisions[0].0.status = "valid".into();
+        let page = body(ID, &fine, None, "csrf", 0, "acme-bank").into_string();
+        assert!(!page.contains("retracted-banner"), "{page}");
+        assert!(page.contains("<button id=\"sight\" type=\"submit\">We saw this</button>"));
+    }
+
+    #[test]
+    fn the_summary_comes_first_and_the_raw_statement_is_collapsed() {
+        let mut detail = hostile_detail();
+        detail.statement_json = serde_json::to_string(detail.statement.as_ref().unwrap()).unwrap();
+        let page = body(ID, &detail, None, "csrf", 0, "acme-bank").into_string();
+        let summary = page.find("id=\"summary-h\"").unwrap();
+        let raw = page.find("<details id=\"raw-statement\">").unwrap();
+        assert!(summary < raw, "{page}");
+        assert!(
+            page.contains("<code id=\"observable\">10.0.0.1</code>"),
+            "{page}"
+        );
+        assert!(!page.contains("null"), "{page}");
+        // GREEN: every member; no "shared with you".
+        assert!(!page.contains("shared with you"), "{page}");
+    }
+
+    #[test]
+    fn an_amber_item_says_who_it_was_shared_with() {
+        let mut detail = hostile_detail();
+        let mut s = detail.statement.clone().unwrap();
+        s.tlp = isac_core::Tlp::Amber;
+        s.audience = vec!["0".repeat(64)];
+        detail.statement = Some(s);
+        detail.named_as = vec!["person:bob-bank/jdoe".into()];
+        let page = body(ID, &detail, None, "csrf", 0, "bob-bank").into_string();
+        assert!(page.contains("shared with you (bob-bank/jdoe)"), "{page}");
+        // At its source: the list stays with the source.
+        let page = body(ID, &detail, None, "csrf", 0, "acme").into_string();
+        assert!(page.contains("1 named recipient(s)"), "{page}");
+    }
+
+    #[test]
+    fn a_bulletin_shows_its_markdown_first_with_a_script_as_text() {
+        let mut detail = hostile_detail();
+        let bulletin = crate::draft::BulletinDraft {
+            tlp: Some("green".into()),
+            title: "INC-1".into(),
+            body: "# Rotate\n\n<script>window.__xss=1</script>\n\n**now**".into(),
+            related: vec![ID.into()],
+            ..Default::default()
+        }
+        .into_prepared("acme", "2026-11-25T12:00:00Z".into())
+        .unwrap()
+        .statement;
+        detail.statement = Some(bulletin);
+        detail.revisions[0].0.status = "valid".into();
+        detail.mentions.clear();
+        let page = body(ID, &detail, None, "csrf", 0, "bob-bank").into_string();
+        hostile::assert_inert(&page);
+        let text = page.find("id=\"bulletin-body\"").unwrap();
+        assert!(text < page.find("id=\"summary-h\"").unwrap());
+        assert!(
+            page.contains("&lt;script&gt;window.__xss=1&lt;/script&gt;"),
+            "{page}"
+        );
+        assert!(page.contains("<strong>now</strong>"), "{page}");
+        assert!(!page.contains("We saw this"), "{page}");
+        assert!(page.contains("Related indicators"), "{page}");
     }
 }

@@ -20,6 +20,9 @@ mod item;
 mod publish;
 mod search;
 mod status;
+// publishing and reading (console-a)
+pub mod markdown;
+mod report;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

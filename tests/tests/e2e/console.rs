@@ -287,10 +287,12 @@ fn console_refuses_no_session_forged_csrf_other_origins_and_a_reused_login_token
         assert_eq!(r.status, 403, "{headers:?}");
     }
     // The same request from our own page gets through the guards (and is
-    // then refused for what it says: no observable).
+    // then refused for what it says, next to each field: no observable,
+    // no title).
     let r = http(&host, "POST", "/publish", &with(&same), &form(&csrf));
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("Not published"), "{}", r.body);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("Not signed, nothing sent"), "{}", r.body);
+    assert!(r.body.contains("id=\"err-value\""), "{}", r.body);
     // The scan before signing: findings inline, with the three choices.
     let leaky = |csrf: &str, scrub: &str| {
         format!(
@@ -339,13 +341,29 @@ fn console_refuses_no_session_forged_csrf_other_origins_and_a_reused_login_token
         &with(&same),
         &leaky(&csrf, "redact"),
     );
+    // Redacted: the review shows the text as it will be signed, then
+    // signing takes exactly what was reviewed.
     assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"signed-preview\""), "{}", r.body);
     assert!(r.body.contains("id=\"scrub-notes\""), "{}", r.body);
     assert!(
         r.body.contains("ask [email] on [internal-ip]"),
         "{}",
         r.body
     );
+    let reviewed = {
+        let at = r
+            .body
+            .find("name=\"reviewed\" value=\"")
+            .expect("a review digest");
+        let rest = &r.body[at + "name=\"reviewed\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    };
+    let sign = format!("{}&step=sign&reviewed={reviewed}", leaky(&csrf, "redact"));
+    let r = http(&host, "POST", "/publish", &with(&same), &sign);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"published\""), "{}", r.body);
+    assert!(r.body.contains("id=\"scrub-notes\""), "{}", r.body);
     // Sightings and logout are guarded the same way.
     let id = "00000000-0000-4000-8000-000000000000";
     let r = http(

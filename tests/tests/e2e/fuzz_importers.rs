@@ -108,6 +108,23 @@ fn csv_target_body_holds_on_random_and_mutated_files() {
     );
 }
 
+/// A bulletin body with most of what Markdown and raw HTML can hold.
+const BULLETIN: &str = "# INC-2026-042\n\nMembers **must** rotate *npm* tokens.\n\n\
+- [advisory](https://example.org/a?b=1&c=2)\n- [bad](javascript:alert(1))\n\n\
+> quoted `code`\n\n```\n<script>alert(1)</script>\n```\n\n<div onclick=x>raw</div>\n\n\
+1. ![img](https://x.example/i.png \"t\")\n2. <https://auto.example/>\n\n---\n~~old~~ [^1]\n";
+
+#[test]
+fn bulletin_markdown_target_body_holds_on_random_and_mutated_bodies() {
+    run(
+        "bulletin_markdown",
+        agent_targets::bulletin_markdown,
+        BULLETIN.as_bytes(),
+        5000,
+        0xb011_e714_0000_0004,
+    );
+}
+
 /// A real request: a signed checkpoint after a 3-hash proof.
 fn witness_seed() -> String {
     use isac_core::tlog::checkpoint::Checkpoint;
@@ -153,6 +170,7 @@ fn write_seed_corpus_when_asked() {
         ("osv", OSV),
         ("csv", CSV),
         ("witness_request", witness.as_str()),
+        ("bulletin_markdown", BULLETIN),
     ] {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         std::fs::write(dir.join(name).join("seed-0"), input).unwrap();

@@ -10,6 +10,7 @@
 mod cli_reference;
 mod console;
 mod console_triage;
+mod console_publishing;
 mod crash;
 mod delivery;
 mod e2e;
