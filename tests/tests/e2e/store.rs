@@ -169,7 +169,10 @@ async fn order_idempotence_and_conflicts(store: Store) {
         vec![19, 20],
         "limit"
     );
-    let shared = store.statements_after_shared(0, 100).await.unwrap();
+    let shared = store
+        .statements_after_shared(0, store.head(), 100)
+        .await
+        .unwrap();
     assert_eq!(
         shared.iter().map(|s| s.seq).collect::<Vec<_>>(),
         (1..=21).collect::<Vec<_>>()
