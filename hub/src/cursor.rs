@@ -7,7 +7,11 @@
 //! the organisation it was issued to and to its purpose. Pure apart from
 //! the nonce: no I/O, no store.
 
-use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
+use std::cell::RefCell;
+
+use openssl::cipher::Cipher as CipherRef;
+use openssl::cipher_ctx::CipherCtx;
+use openssl::symm::{decrypt_aead, Cipher};
 
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
@@ -62,6 +66,36 @@ fn aad(purpose: Purpose, org: &str) -> Vec<u8> {
     a
 }
 
+thread_local! {
+    /// A cipher context per thread, keyed once: every delivery on a stream
+    /// seals a cursor, and setting up a context (fetching the cipher, the
+    /// key schedule) cost more than the sealing itself.
+    static SEALING: RefCell<Option<([u8; 32], CipherCtx)>> = const { RefCell::new(None) };
+}
+
+fn seal_with(
+    cached: &mut Option<([u8; 32], CipherCtx)>,
+    key: &[u8; 32],
+    nonce: &[u8],
+    aad: &[u8],
+    position: u64,
+    ciphertext: &mut [u8],
+    tag: &mut [u8],
+) -> Result<(), openssl::error::ErrorStack> {
+    if cached.as_ref().is_none_or(|(k, _)| k != key) {
+        let mut ctx = CipherCtx::new()?;
+        ctx.encrypt_init(Some(CipherRef::aes_256_gcm()), Some(key), None)?;
+        *cached = Some((*key, ctx));
+    }
+    let (_, ctx) = cached.as_mut().expect("set above");
+    // A new nonce, the same key schedule.
+    ctx.encrypt_init(None, None, Some(nonce))?;
+    ctx.cipher_update(aad, None)?;
+    let n = ctx.cipher_update(&position.to_be_bytes(), Some(ciphertext))?;
+    ctx.cipher_final(&mut ciphertext[n..])?;
+    ctx.tag(tag)
+}
+
 impl CursorSealer {
     /// Derives the cursor key from a secret of the hub's (its signing key
     /// file), separated from every other use by a label.
@@ -75,21 +109,25 @@ impl CursorSealer {
     pub fn seal(&self, purpose: Purpose, org: &str, position: u64) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         openssl::rand::rand_bytes(&mut nonce).expect("OpenSSL's random generator");
-        let mut tag = [0u8; TAG_LEN];
-        let ciphertext = encrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.key,
-            Some(&nonce),
-            &aad(purpose, org),
-            &position.to_be_bytes(),
-            &mut tag,
-        )
-        .expect("AES-256-GCM with a 32-byte key and a 12-byte nonce");
         let mut token = Vec::with_capacity(TOKEN_LEN);
         token.push(VERSION);
         token.extend_from_slice(&nonce);
-        token.extend_from_slice(&ciphertext);
-        token.extend_from_slice(&tag);
+        token.resize(TOKEN_LEN, 0);
+        let (ciphertext, tag) = token[1 + NONCE_LEN..].split_at_mut(8);
+        SEALING
+            .with(|cell| {
+                let mut cached = cell.borrow_mut();
+                seal_with(
+                    &mut cached,
+                    &self.key,
+                    &nonce,
+                    &aad(purpose, org),
+                    position,
+                    ciphertext,
+                    tag,
+                )
+            })
+            .expect("AES-256-GCM with a 32-byte key and a 12-byte nonce");
         token
     }
 
@@ -157,6 +195,20 @@ mod tests {
                 s.open_text(Purpose::TaxiiNext, "bank-a", &text),
                 Ok(position)
             );
+        }
+    }
+
+    #[test]
+    fn sealers_with_different_keys_on_one_thread_do_not_mix() {
+        // The sealing context is cached per thread: interleave two keys.
+        let (a, b) = (sealer(), CursorSealer::derive(b"another hub"));
+        for position in [3, 4, 5] {
+            let ta = a.seal(Purpose::Stream, "bank-a", position);
+            let tb = b.seal(Purpose::Stream, "bank-a", position);
+            assert_eq!(a.open(Purpose::Stream, "bank-a", &ta), Ok(position));
+            assert_eq!(b.open(Purpose::Stream, "bank-a", &tb), Ok(position));
+            assert_eq!(a.open(Purpose::Stream, "bank-a", &tb), Err(BadCursor));
+            assert_eq!(b.open(Purpose::Stream, "bank-a", &ta), Err(BadCursor));
         }
     }
 

@@ -7,18 +7,19 @@ use isac_core::tlp::{may_receive, AudienceRef, Channel, ItemAccess, Recipient};
 use isac_core::{Envelope, Signature};
 
 use crate::app::caller::Caller;
-use crate::store::{Store, StoreError, StoredStatement};
+use crate::store::{Decoded, SharedRow, Store, StoreError, StoredStatement};
 
-/// Groups through which `caller` is entitled to `row`: it must have been a
-/// member when the item was published (a group widened later does not
-/// widen old items) and still be one now.
-fn entitled_groups(row: &StoredStatement, caller: &Caller) -> Vec<String> {
-    row.group_snapshot()
-        .into_iter()
+/// Groups through which `caller` is entitled to the item: it must have
+/// been a member when the item was published (a group widened later does
+/// not widen old items) and still be one now.
+fn entitled_groups<'a>(decoded: &'a Decoded, caller: &Caller) -> Vec<&'a str> {
+    decoded
+        .group_snapshot
+        .iter()
         .filter(|(group, members)| {
             members.contains(&caller.org_id) && caller.groups.contains(group)
         })
-        .map(|(group, _)| group)
+        .map(|(group, _)| group.as_str())
         .collect()
 }
 
@@ -35,26 +36,42 @@ pub fn may_see_as(
     person: Option<&str>,
     channel: Channel,
 ) -> bool {
-    let Some(tlp) = row.tlp_level() else {
+    may_see_decoded(row, &row.decode(), caller, person, channel)
+}
+
+/// [`may_see_as`] over a row whose columns are already decoded (`decoded`
+/// must be `row.decode()`): what streams use, decoding each row once for
+/// all their subscribers.
+pub fn may_see_decoded(
+    row: &StoredStatement,
+    decoded: &Decoded,
+    caller: &Caller,
+    person: Option<&str>,
+    channel: Channel,
+) -> bool {
+    let Some(tlp) = decoded.tlp else {
         tracing::error!(
             seq = row.seq,
             "stored item has an unreadable TLP label; withheld"
         );
         return false;
     };
-    let Some(audience) = row.audience() else {
+    let Some(audience) = &decoded.audience else {
         tracing::error!(
             seq = row.seq,
             "stored item has an unreadable audience; withheld"
         );
         return false;
     };
-    let groups = entitled_groups(row, caller);
+    let groups: Vec<String> = entitled_groups(decoded, caller)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     may_receive(
         ItemAccess {
             tlp,
             source_org: &row.source_org,
-            audience: &audience,
+            audience,
         },
         Some(Recipient {
             org_id: &caller.org_id,
@@ -96,21 +113,49 @@ pub async fn may_see_row(
     Ok(may_see_with_target(row, target.as_ref(), caller, channel))
 }
 
+/// [`may_see_row`] for a row streams share (decoded once for all of them).
+pub async fn may_see_shared(
+    store: &Store,
+    row: &SharedRow,
+    caller: &Caller,
+    channel: Channel,
+) -> Result<bool, StoreError> {
+    if !may_see_decoded(row, row.decoded(), caller, None, channel) {
+        return Ok(false);
+    }
+    Ok(match &row.target_id {
+        None => true,
+        Some(t) => match store.revisions(t).await?.into_iter().next() {
+            Some(target) => may_see(&target, caller, channel),
+            None => false,
+        },
+    })
+}
+
 /// The audience openings that name `caller`: all of them for the source.
 pub fn openings_for(row: &StoredStatement, caller: &Caller) -> Vec<AudienceOpening> {
-    let openings = row.openings();
+    openings_decoded(row, &row.decode(), caller)
+}
+
+fn openings_decoded(
+    row: &StoredStatement,
+    decoded: &Decoded,
+    caller: &Caller,
+) -> Vec<AudienceOpening> {
     let is_source = row.source_org == caller.org_id;
-    let groups = entitled_groups(row, caller);
-    openings
-        .into_iter()
+    let groups = entitled_groups(decoded, caller);
+    decoded
+        .openings
+        .iter()
         .filter(|o| {
             is_source
                 || match &o.entry {
                     AudienceRef::Org(org) => org == &caller.org_id,
                     AudienceRef::Person { org, .. } => org == &caller.org_id,
-                    AudienceRef::Group(g) => groups.contains(g),
+                    AudienceRef::Group(g) => groups.contains(&g.as_str()),
                 }
         })
+        .cloned()
         .collect()
 }
 
@@ -146,10 +191,15 @@ pub struct Handed {
 }
 
 pub fn handed(row: &StoredStatement, caller: &Caller) -> Handed {
+    handed_decoded(row, &row.decode(), caller)
+}
+
+/// [`handed`] over a row whose columns are already decoded (`row.decode()`).
+pub fn handed_decoded(row: &StoredStatement, decoded: &Decoded, caller: &Caller) -> Handed {
     Handed {
         envelope: delivered_envelope(row, caller),
         received_at: row.received_at,
-        openings: openings_for(row, caller),
+        openings: openings_decoded(row, decoded, caller),
     }
 }
 

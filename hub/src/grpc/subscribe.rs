@@ -9,6 +9,7 @@
 //! items in the hub's memory beyond one page.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use isac_core::filter::{Filter, ItemFacts};
 use isac_core::statement::Severity;
@@ -26,10 +27,15 @@ use crate::cursor::Purpose;
 use crate::error::ApiError;
 use crate::grpc::auth::authenticate;
 use crate::policy;
-use crate::store::StoredStatement;
+use crate::store::{SharedRow, StoreError, StoredStatement};
 
 /// Messages buffered per stream before the reader task waits.
 const STREAM_BUFFER: usize = 64;
+
+/// How long a replica waits to see the head a cursor names before it
+/// calls the cursor "ahead of this hub's history" (its tail reads the
+/// order every 10 ms).
+const CURSOR_AHEAD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct SubscriberService {
     pub state: HubState,
@@ -65,21 +71,36 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
             )
             .into());
         }
-        let head = self.state.store.head();
-        let after_sequence = if cursor.is_empty() {
-            0
-        } else {
-            match self
-                .state
+        let opened = (!cursor.is_empty()).then(|| {
+            self.state
                 .material
                 .cursors
                 .open(Purpose::Stream, &caller.org_id, &cursor)
-            {
+        });
+        let head = match &opened {
+            // A replica learns of other replicas' commits from its tail: a
+            // cursor another replica issued a moment ago may be ahead of
+            // what this one has seen yet. Wait briefly rather than refuse.
+            Some(Ok(after)) => {
+                self.state
+                    .store
+                    .wait_for_head(*after, CURSOR_AHEAD_WAIT)
+                    .await
+            }
+            _ => self.state.store.head(),
+        };
+        let after_sequence = match opened {
+            None => 0,
+            Some(opened) => match opened {
                 // A cursor past the head means this hub's history is shorter
                 // than the agent's (restored from a backup): say so, with the
                 // head to resume from, rather than silently skip the positions
                 // that will be reused.
                 Ok(after) if after > head => {
+                    // Not "ahead" but unseen: this replica cannot read the order.
+                    if let Some(m) = self.state.store.watch_unavailable().borrow().clone() {
+                        return Err(database_lost(&m).into());
+                    }
                     return Err(ApiError::ResumeFrom {
                         message: "your cursor is ahead of this hub's history (was it restored from a backup?); resume from its head".into(),
                         cursor: self.state.material.cursors.seal(Purpose::Stream, &caller.org_id, head),
@@ -94,7 +115,7 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
                     }
                     .into())
                 }
-            }
+            },
         };
         let slot = self.state.limits.open_stream(&caller.org_id)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -210,11 +231,12 @@ fn wanted(item: &StoredStatement, options: &StreamOptions, now: i64) -> bool {
 
 fn delivery(
     state: &HubState,
-    item: &StoredStatement,
+    item: &SharedRow,
     caller: &Caller,
     directory_version: u64,
 ) -> pb::SubscribeResponse {
-    let mut d = crate::grpc::delivery::delivery(item, caller, directory_version);
+    let mut d =
+        crate::grpc::delivery::delivery_decoded(item, item.decoded(), caller, directory_version);
     d.cursor = state
         .material
         .cursors
@@ -265,6 +287,33 @@ fn database_lost(reason: &str) -> ApiError {
     ))
 }
 
+/// The next page of a catch-up, read in the background (stopped if the
+/// stream ends first).
+struct Prefetch(tokio::task::JoinHandle<Result<Vec<Arc<SharedRow>>, StoreError>>);
+
+impl Prefetch {
+    fn start(state: &HubState, after: u64, head: u64, limit: u32) -> Self {
+        let store = state.store.clone();
+        Prefetch(tokio::spawn(async move {
+            store.statements_after_shared(after, head, limit).await
+        }))
+    }
+
+    async fn join(mut self) -> Result<Vec<Arc<SharedRow>>, ApiError> {
+        let joined = (&mut self.0).await;
+        match joined {
+            Ok(page) => Ok(page?),
+            Err(e) => Err(ApiError::Internal(format!("reading the next page: {e}"))),
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn run_stream(
     state: HubState,
     mut caller: Caller,
@@ -280,6 +329,7 @@ async fn run_stream(
     epoch_rx.borrow_and_update();
     let mut lost_rx = state.store.watch_unavailable();
     let mut announced_caught_up = false;
+    let mut prefetched: Option<Prefetch> = None;
     loop {
         // A hub that lost its database ends the stream rather than serve
         // from memory what it can no longer check (revocations, the order).
@@ -299,18 +349,32 @@ async fn run_stream(
                     return Ok(());
                 }
             }
-            let page = state
-                .store
-                .statements_after_shared(cursor, state.config.stream_page_size)
-                .await?;
+            let limit = state.config.stream_page_size;
+            let page = match prefetched.take() {
+                Some(next) => next.join().await?,
+                None => {
+                    state
+                        .store
+                        .statements_after_shared(cursor, head, limit)
+                        .await?
+                }
+            };
             if page.is_empty() {
                 break;
+            }
+            // A full page during catch-up: read the next one while this
+            // one is sent (a database round trip overlaps the sending).
+            match page.last().map(|r| r.seq) {
+                Some(last) if page.len() as u32 == limit && last < head => {
+                    prefetched = Some(Prefetch::start(&state, last, head, limit));
+                }
+                _ => {}
             }
             for item in page {
                 cursor = item.seq;
                 let version = state.directory.version();
                 if wanted(&item, &options, state.now())
-                    && policy::may_see_row(&state.store, &item, &caller, channel).await?
+                    && policy::may_see_shared(&state.store, &item, &caller, channel).await?
                 {
                     if tx
                         .send(Ok(delivery(&state, &item, &caller, version)))

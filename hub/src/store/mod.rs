@@ -33,6 +33,7 @@ mod sqlite_store;
 mod typed;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use isac_core::membership::StatusChange;
@@ -40,11 +41,13 @@ use isac_core::tlog::merkle::{self, NodeId};
 use isac_core::tlog::Hash;
 use tokio::sync::watch;
 
+pub use recent::SharedRow;
 pub use sqlite::{
     backup_database, count_statements, AgentDetail, AgentRow, AnonymousVersion, ApiKeyRow,
     AuditRow, CheckpointRow, EnrollRecord, KeyRow, MemberRow, NewStatement, PersonRow, PruneReport,
     StatusCounts, StoredFacts, StoredStatement, TaxiiWrite, TokenRecord,
 };
+pub use typed::Decoded;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -146,6 +149,14 @@ pub fn postgres_config(
 /// What every backend shares with the handle: the committed head (for
 /// subscribers' wake-ups), the recent window and the commit latency.
 struct Shared {
+    /// The highest sequence known committed: what `Store::head` answers
+    /// (cursor checks, TAXII paging). Moved before a publisher is answered.
+    committed: AtomicU64,
+    /// The head streams follow: moved, waking every subscriber, after the
+    /// publishers of a commit were answered (so an acknowledgement never
+    /// queues behind thousands of wake-ups), and on PostgreSQL only once the
+    /// recent window holds every row up to it or the gap is too large to
+    /// fill (so subscribers read memory, not one query each).
     head: watch::Sender<u64>,
     recent: recent::Recent,
     /// BEGIN-to-COMMIT time of each group commit (for metrics).
@@ -158,6 +169,7 @@ struct Shared {
 impl Shared {
     fn new(head: u64) -> Arc<Self> {
         Arc::new(Shared {
+            committed: AtomicU64::new(head),
             head: watch::channel(head).0,
             recent: recent::Recent::default(),
             commit_latency: latency::Histogram::default(),
@@ -177,9 +189,21 @@ impl Shared {
         });
     }
 
+    /// Records that everything up to `h` is committed without waking
+    /// subscribers (never back).
+    fn note_committed(&self, h: u64) {
+        self.committed.fetch_max(h, Ordering::AcqRel);
+    }
+
+    /// The head streams follow.
+    fn stream_head(&self) -> u64 {
+        *self.head.borrow()
+    }
+
     /// Moves the head forward to `h` (never back: two sources may report
     /// it out of turn) and wakes subscribers.
     fn advance_head(&self, h: u64) {
+        self.note_committed(h);
         self.head.send_if_modified(|current| {
             let changed = h > *current;
             if changed {
@@ -268,8 +292,26 @@ impl Store {
         self.inner.shared.unavailable.subscribe()
     }
 
+    /// The highest committed sequence this process knows of.
     pub fn head(&self) -> u64 {
-        *self.inner.shared.head.borrow()
+        self.inner
+            .shared
+            .committed
+            .load(Ordering::Acquire)
+            .max(self.inner.shared.stream_head())
+    }
+
+    /// Waits up to `within` for this process to know of sequence
+    /// `target` (PostgreSQL: another replica committed it and this
+    /// replica's tail has not read the order row since), and returns the
+    /// head then. An embedded SQLite store is the only writer of its file:
+    /// its head is exact, so it answers at once.
+    pub async fn wait_for_head(&self, target: u64, within: std::time::Duration) -> u64 {
+        if matches!(self.inner.backend, Backend::Postgres(_)) && self.head() < target {
+            let mut rx = self.watch_head();
+            let _ = tokio::time::timeout(within, rx.wait_for(|h| *h >= target)).await;
+        }
+        self.head()
     }
 
     /// Group-commit latency of this store's writer.
@@ -535,21 +577,24 @@ impl Store {
         dispatch!(self.append_statement(s))
     }
 
-    /// Committed statements after `after`, from the recent window when it
-    /// holds them all, else from the database.
+    /// Committed statements after `after` up to `head` (a value of
+    /// [`Store::watch_head`]), from the recent window when it holds them
+    /// all, else from the database. Each row comes with what the TLP
+    /// decision needs already decoded, shared by every stream.
     pub async fn statements_after_shared(
         &self,
         after: u64,
+        head: u64,
         limit: u32,
-    ) -> Result<Vec<Arc<StoredStatement>>, StoreError> {
-        if let Some(rows) = self.inner.shared.recent.after(after, self.head(), limit) {
+    ) -> Result<Vec<Arc<SharedRow>>, StoreError> {
+        if let Some(rows) = self.inner.shared.recent.after(after, head, limit) {
             return Ok(rows);
         }
         Ok(self
             .statements_after(after, limit)
             .await?
             .into_iter()
-            .map(Arc::new)
+            .map(|row| Arc::new(SharedRow::new(row)))
             .collect())
     }
 

@@ -762,7 +762,15 @@ pub(super) async fn append_statement(
     order: &mut Order,
     s: &NewStatement,
 ) -> Result<Appended, StoreError> {
-    let existing = c.raw().query(&sql.existing, &[&s.id]).await?;
+    // Both reads in one round trip (pipelined); the second is used only
+    // for a new id, which is the common case.
+    let by_id: [&(dyn ToSql + Sync); 1] = [&s.id];
+    let by_id_source: [&(dyn ToSql + Sync); 2] = [&s.id, &s.source_org];
+    let (existing, fresh) = tokio::join!(
+        c.raw().query(&sql.existing, &by_id),
+        c.raw().query_one(&sql.fresh_id, &by_id_source)
+    );
+    let existing = existing?;
     let taken = || {
         StoreError::Conflict(format!(
             "statement id {} is already taken by another statement; generate a new id",
@@ -794,10 +802,7 @@ pub(super) async fn append_statement(
         )));
     }
     if existing.is_empty() {
-        let fresh = c
-            .raw()
-            .query_one(&sql.fresh_id, &[&s.id, &s.source_org])
-            .await?;
+        let fresh = fresh?;
         let (pruned, pruned_owner, referenced_by_others): (bool, Option<String>, bool) =
             (fresh.get(0), fresh.get(1), fresh.get(2));
         if pruned {

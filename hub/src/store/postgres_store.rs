@@ -15,8 +15,10 @@
 //! - **Other writes** run in their own transaction on a pooled connection.
 //! - **The head** moves when this writer commits, and when the tail (a
 //!   one-row read every [`TAIL_INTERVAL`]) sees another replica's commits.
-//!   The recent window only ever holds rows this process committed; a
-//!   range it does not hold whole is read from the database.
+//!   The tail reads those rows once into the recent window before the
+//!   streams' head moves past them (one read per replica, fanned out in
+//!   memory); a range the window does not hold whole is read from the
+//!   database by each stream.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -228,8 +230,15 @@ impl PgStore {
         let shared = Shared::new(head);
         let (tx, rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
-        tokio::spawn(writer_loop(pool.clone(), rx, shared.clone(), done_tx));
-        let tail = tokio::spawn(tail_loop(pool.clone(), shared.clone()));
+        let fill = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(writer_loop(
+            pool.clone(),
+            rx,
+            shared.clone(),
+            fill.clone(),
+            done_tx,
+        ));
+        let tail = tokio::spawn(tail_loop(pool.clone(), shared.clone(), fill));
         Ok((
             PgStore {
                 inner: Arc::new(Inner {
@@ -812,6 +821,7 @@ async fn writer_loop(
     pool: Arc<Pool>,
     mut rx: mpsc::UnboundedReceiver<AppendJob>,
     shared: Arc<Shared>,
+    fill: Arc<tokio::sync::Notify>,
     done: std::sync::mpsc::Sender<()>,
 ) {
     let mut conn = None;
@@ -828,7 +838,7 @@ async fn writer_loop(
         shared.commit_latency.observe(began.elapsed());
         match outcome {
             Ok(results) => {
-                // Committed: fill the window and move the head before
+                // Committed: fill the window and move `Store::head` before
                 // anyone hears "stored", as the SQLite writer does.
                 let mut head = 0;
                 for (job, result) in batch.iter().zip(&results) {
@@ -841,12 +851,21 @@ async fn writer_loop(
                         }
                     }
                 }
-                if head > 0 {
-                    // Every sequence up to ours committed before ours did.
-                    shared.advance_head(head);
-                }
+                // Every sequence up to ours committed before ours did.
+                shared.note_committed(head);
                 for (job, result) in batch.into_iter().zip(results) {
                     let _ = job.reply.send(result.map(|a| (a.seq, a.duplicate)));
+                }
+                // Then the streams, after the answers. If another replica
+                // committed in between, its rows are not in the window:
+                // the tail reads them once for every stream here, then
+                // moves the head.
+                if head > 0 {
+                    if shared.recent.holds(shared.stream_head(), head) {
+                        shared.advance_head(head);
+                    } else {
+                        fill.notify_one();
+                    }
                 }
             }
             Err(e) => {
@@ -889,8 +908,13 @@ async fn append_batch(
     }
     let w = conn.as_ref().expect("connected above");
     let outcome = async {
-        w.client.batch_execute("BEGIN").await?;
-        let mut order = postgres::lock_order(&w.client, &w.sql).await?;
+        // BEGIN and the order row's lock in one round trip (pipelined).
+        let (begun, order) = tokio::join!(
+            w.client.batch_execute("BEGIN"),
+            postgres::lock_order(&w.client, &w.sql)
+        );
+        begun?;
+        let mut order = order?;
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
             let result =
@@ -900,8 +924,15 @@ async fn append_batch(
                 other => results.push(other),
             }
         }
-        postgres::store_order(&w.client, &w.sql, &order).await?;
-        w.client.batch_execute("COMMIT").await?;
+        // The order row and COMMIT in one round trip: if the update
+        // failed, PostgreSQL turns the COMMIT into a rollback, and the
+        // update's error fails the group.
+        let (stored, committed) = tokio::join!(
+            postgres::store_order(&w.client, &w.sql, &order),
+            w.client.batch_execute("COMMIT")
+        );
+        stored?;
+        committed?;
         Ok::<_, StoreError>(results)
     }
     .await;
@@ -913,31 +944,91 @@ async fn append_batch(
     outcome
 }
 
-/// Reads the order row now and then, so commits made by other replicas
-/// move this process's head (and wake its subscribers).
-async fn tail_loop(pool: Arc<Pool>, shared: Arc<Shared>) {
+/// Reads the order row now and then (and whenever the writer finds rows
+/// of another replica's before its own), so commits made by other replicas
+/// move this process's head and wake its subscribers. The rows this
+/// process did not commit are read here, once, into the recent window
+/// before the head moves past them, so its streams read them from memory
+/// instead of each querying the database.
+async fn tail_loop(pool: Arc<Pool>, shared: Arc<Shared>, fill: Arc<tokio::sync::Notify>) {
     let mut tick = tokio::time::interval(TAIL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let head = match pool.get().await {
-            Ok(c) => postgres::head_sequence(&c).await,
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = fill.notified() => {}
+        }
+        let c = match pool.get().await {
+            Ok(c) => c,
             Err(StoreError::Closed) => return,
-            Err(e) => Err(e),
+            Err(e) => {
+                lost(&shared, e);
+                continue;
+            }
         };
-        match head {
+        match postgres::head_sequence(&c).await {
             Ok(h) => {
                 shared.set_unavailable(None);
-                shared.advance_head(h);
+                let target = h.max(shared.committed.load(std::sync::atomic::Ordering::Acquire));
+                catch_up(&c, &shared, target).await;
             }
-            Err(StoreError::Unavailable(m)) => {
-                if shared.unavailable.borrow().is_none() {
-                    tracing::warn!(error = %m, "store: PostgreSQL is unavailable");
-                }
-                shared.set_unavailable(Some(m));
-            }
-            Err(e) => tracing::debug!(error = %e, "store: cannot read the head"),
+            Err(e) => lost(&shared, e),
         }
+    }
+}
+
+/// Most rows the tail reads into the window at once, and the largest gap
+/// it fills: past it, the head moves at once and streams page the
+/// database themselves (they are catching up anyway).
+const FILL_PAGE: u64 = 512;
+const FILL_MAX: u64 = 4096;
+
+/// Moves the streams' head to `target`, first reading into the window the
+/// committed rows it does not hold.
+async fn catch_up(c: &Conn, shared: &Shared, target: u64) {
+    loop {
+        let from = shared.stream_head();
+        if target <= from {
+            return;
+        }
+        if target - from > FILL_MAX || shared.recent.holds(from, target) {
+            shared.advance_head(target);
+            return;
+        }
+        let rows = match postgres::statements_after(c, from, (target - from).min(FILL_PAGE) as u32)
+            .await
+        {
+            Ok(rows) if !rows.is_empty() => rows,
+            Ok(_) => {
+                shared.advance_head(target);
+                return;
+            }
+            Err(e) => {
+                // Streams read the database themselves (and end if it is lost).
+                tracing::debug!(error = %e, "store: cannot read rows for the window");
+                shared.advance_head(target);
+                return;
+            }
+        };
+        // A snapshot holds a prefix of the order: every row up to the last
+        // one read is committed and was read.
+        let last = rows.last().map_or(target, |r| r.seq);
+        for row in rows {
+            shared.recent.record_row(row);
+        }
+        shared.advance_head(last);
+    }
+}
+
+fn lost(shared: &Shared, e: StoreError) {
+    match e {
+        StoreError::Unavailable(m) => {
+            if shared.unavailable.borrow().is_none() {
+                tracing::warn!(error = %m, "store: PostgreSQL is unavailable");
+            }
+            shared.set_unavailable(Some(m));
+        }
+        e => tracing::debug!(error = %e, "store: cannot read the head"),
     }
 }
 

@@ -5,9 +5,43 @@
 //! whenever the window does not hold every sequence they need.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::sqlite::{NewStatement, StoredStatement};
+use super::typed::Decoded;
+
+/// A committed row as streams share it: the row, and its text columns
+/// decoded once (on first use) for every subscriber that reads it, instead
+/// of once per delivery.
+pub struct SharedRow {
+    row: StoredStatement,
+    decoded: OnceLock<Decoded>,
+}
+
+impl SharedRow {
+    pub fn new(row: StoredStatement) -> Self {
+        SharedRow {
+            row,
+            decoded: OnceLock::new(),
+        }
+    }
+
+    pub fn row(&self) -> &StoredStatement {
+        &self.row
+    }
+
+    /// The decoded columns (decoded by the first caller).
+    pub fn decoded(&self) -> &Decoded {
+        self.decoded.get_or_init(|| self.row.decode())
+    }
+}
+
+impl std::ops::Deref for SharedRow {
+    type Target = StoredStatement;
+    fn deref(&self) -> &StoredStatement {
+        &self.row
+    }
+}
 
 /// Statements kept at most.
 pub const RECENT_CAPACITY: usize = 4096;
@@ -21,7 +55,7 @@ pub struct Recent {
 
 #[derive(Default)]
 struct Window {
-    rows: BTreeMap<u64, Arc<StoredStatement>>,
+    rows: BTreeMap<u64, Arc<SharedRow>>,
     bytes: usize,
 }
 
@@ -36,7 +70,7 @@ fn size_of(s: &StoredStatement) -> usize {
 
 impl Recent {
     pub fn record(&self, seq: u64, added_us: i64, leaf_index: Option<u64>, s: &NewStatement) {
-        let row = Arc::new(StoredStatement {
+        self.record_row(StoredStatement {
             seq,
             id: s.id.clone(),
             revision: s.revision,
@@ -59,6 +93,13 @@ impl Recent {
             added_us,
             leaf_index,
         });
+    }
+
+    /// Records a committed row as read back (another replica's commit,
+    /// read once by this process's tail for all its streams).
+    pub fn record_row(&self, row: StoredStatement) {
+        let seq = row.seq;
+        let row = Arc::new(SharedRow::new(row));
         let mut w = self.items.lock().expect("recent lock");
         w.bytes += size_of(&row);
         // A rolled-back transaction's sequence is reused: overwrite.
@@ -75,18 +116,27 @@ impl Recent {
 
     /// Items `after+1 ..= min(head, after+limit)` if the window holds every
     /// one of them; `None` means "read the store".
-    pub fn after(&self, after: u64, head: u64, limit: u32) -> Option<Vec<Arc<StoredStatement>>> {
+    pub fn after(&self, after: u64, head: u64, limit: u32) -> Option<Vec<Arc<SharedRow>>> {
         let last = head.min(after.saturating_add(u64::from(limit)));
         if last <= after {
             return Some(Vec::new());
         }
         let w = self.items.lock().expect("recent lock");
-        let out: Vec<Arc<StoredStatement>> = w
+        let out: Vec<Arc<SharedRow>> = w
             .rows
             .range(after + 1..=last)
             .map(|(_, v)| v.clone())
             .collect();
         (out.len() as u64 == last - after).then_some(out)
+    }
+
+    /// Does the window hold every sequence in `after+1 ..= last`?
+    pub fn holds(&self, after: u64, last: u64) -> bool {
+        if last <= after {
+            return true;
+        }
+        let w = self.items.lock().expect("recent lock");
+        w.rows.range(after + 1..=last).count() as u64 == last - after
     }
 }
 
@@ -142,6 +192,25 @@ mod tests {
         // A hole (sequence 12 missing) sends the reader to the store.
         r.record(13, 0, None, &new_statement(13));
         assert!(r.after(10, 13, 10).is_none());
+        assert!(!r.holds(10, 13));
+        assert!(r.holds(3, 10) && r.holds(13, 13) && r.holds(12, 13));
+    }
+
+    #[test]
+    fn rows_read_back_fill_the_window_and_decode_once() {
+        let r = Recent::default();
+        r.record(1, 0, None, &new_statement(1));
+        let read_back = r.after(0, 1, 1).unwrap()[0].row().clone();
+        let mut other = read_back.clone();
+        other.seq = 2;
+        other.id = "id-2".into();
+        r.record_row(other);
+        let got = r.after(0, 2, 10).unwrap();
+        assert_eq!(got.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(got[1].id, "id-2");
+        let d = got[1].decoded();
+        assert_eq!(d.tlp, Some(isac_core::Tlp::Green));
+        assert!(std::ptr::eq(d, r.after(1, 2, 1).unwrap()[0].decoded()));
     }
 
     #[test]

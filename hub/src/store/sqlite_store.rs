@@ -785,14 +785,22 @@ fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, shared: &Sh
         }
         let commit_error = conn.execute_batch("COMMIT").err().map(StoreError::from);
         shared.commit_latency.observe(began.elapsed());
+        let mut head = None;
         if let Some(e) = &commit_error {
             tracing::error!(error = %e, "store: commit failed; the whole group is refused");
             let _ = conn.execute_batch("ROLLBACK");
         } else if let Ok(h) = sqlite::head_sequence(&conn) {
-            shared.advance_head(h);
+            // Committed: `Store::head` moves before anyone hears "stored".
+            shared.note_committed(h);
+            head = Some(h);
         }
         for (own_error, done) in completions {
             done(commit_error.as_ref().or(own_error.as_ref()));
+        }
+        // Then the streams: their wake-ups queue behind the answers, so a
+        // publisher's acknowledgement does not wait for the fan-out.
+        if let Some(h) = head {
+            shared.advance_head(h);
         }
     }
 }

@@ -39,3 +39,24 @@ impl StoredStatement {
         serde_json::from_str(&self.facts.tags_json).unwrap_or_default()
     }
 }
+
+/// The text columns the TLP decision and a delivery need, decoded once.
+/// Each field is what the accessor of the same name returns.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub tlp: Option<Tlp>,
+    pub audience: Option<Vec<AudienceRef>>,
+    pub openings: Vec<AudienceOpening>,
+    pub group_snapshot: BTreeMap<String, Vec<String>>,
+}
+
+impl StoredStatement {
+    pub fn decode(&self) -> Decoded {
+        Decoded {
+            tlp: self.tlp_level(),
+            audience: self.audience(),
+            openings: self.openings(),
+            group_snapshot: self.group_snapshot(),
+        }
+    }
+}

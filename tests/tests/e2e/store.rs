@@ -170,7 +170,10 @@ async fn order_idempotence_and_conflicts(store: Store) {
         vec![19, 20],
         "limit"
     );
-    let shared = store.statements_after_shared(0, 100).await.unwrap();
+    let shared = store
+        .statements_after_shared(0, store.head(), 100)
+        .await
+        .unwrap();
     assert_eq!(
         shared.iter().map(|s| s.seq).collect::<Vec<_>>(),
         (1..=21).collect::<Vec<_>>()
@@ -1231,6 +1234,106 @@ async fn two_hubs_on_one_postgres_database_relay_each_others_items() {
         .unwrap();
     let refused = bob.sync(false, &mut sink).await.unwrap_err().to_string();
     assert!(refused.contains("suspended"), "{refused}");
+    second.stop().await;
+    first.stop().await;
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
+
+/// A second in-process hub on `first`'s database, with a copy of its key
+/// material (a replica).
+async fn replica_of(
+    first: &isac_e2e::TestHub,
+    dir: &std::path::Path,
+    url: &str,
+) -> isac_e2e::TestHub {
+    std::fs::create_dir(dir).unwrap();
+    for entry in std::fs::read_dir(first.data_dir()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "hub.run" && entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    isac_e2e::TestHub::start_on_store(dir, url).await
+}
+
+/// An agent that fails over to a replica right after another replica
+/// delivered an item carries a cursor this replica's tail may not have
+/// seen yet (it reads the order every few milliseconds). The replica waits
+/// briefly for it instead of refusing the cursor as "ahead of this hub's
+/// history" (which sent agents back to an older head).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_another_replica_just_issued_is_served_not_refused() {
+    use isac_e2e::{enrolled_agent, TestHub};
+    use isac_proto::v1 as pb;
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let url = cluster.url("postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let first = TestHub::start_on_store(&dir.path().join("a"), &url).await;
+    let second = replica_of(&first, &dir.path().join("b"), &url).await;
+    let alice = enrolled_agent(&first, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&first, "bob-bank", &dir.path().join("bob")).await;
+    let connector = bob.connector().unwrap();
+    let at_first = connector.connect(&first.url()).await.unwrap();
+    let at_second = connector.connect(&second.url()).await.unwrap();
+    let request = |follow: bool, cursor: Vec<u8>| pb::SubscribeRequest {
+        after_sequence: 0,
+        follow,
+        filter: None,
+        include_expired: false,
+        cursor,
+    };
+    let mut live = pb::subscriber_client::SubscriberClient::new(at_first)
+        .subscribe(request(true, Vec::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let m = live.message().await.unwrap().expect("stream open");
+        if let Some(pb::subscribe_response::Event::CaughtUp(_)) = m.event {
+            break;
+        }
+    }
+    for n in 0..20 {
+        let draft = member_agent::draft::IndicatorDraft {
+            tlp: Some("green".into()),
+            title: Some(format!("fail-over {n}")),
+            severity: Some("high".into()),
+            confidence: Some(80),
+            purl: Some(format!("pkg:npm/fail-over-{n}@1.0.0")),
+            ..Default::default()
+        };
+        member_agent::publish::publish(&alice, draft).await.unwrap();
+        // Delivered by the first replica, with its cursor ...
+        let cursor = loop {
+            let m = live.message().await.unwrap().expect("stream open");
+            if let Some(pb::subscribe_response::Event::Item(d)) = m.event {
+                break d.cursor;
+            }
+        };
+        // ... and at once the agent resumes at the second.
+        let mut resumed = pb::subscriber_client::SubscriberClient::new(at_second.clone())
+            .subscribe(request(false, cursor))
+            .await
+            .unwrap_or_else(|s| panic!("item {n}: the replica refused the cursor: {s:?}"))
+            .into_inner();
+        // Nothing after the cursor: caught up, with nothing skipped or repeated.
+        loop {
+            let m = resumed
+                .message()
+                .await
+                .unwrap_or_else(|s| panic!("item {n}: {s:?}"))
+                .expect("caught up");
+            match m.event {
+                Some(pb::subscribe_response::Event::CaughtUp(_)) => break,
+                Some(pb::subscribe_response::Event::Item(d)) => {
+                    panic!("item {n}: delivered again after its own cursor: {d:?}")
+                }
+                _ => {}
+            }
+        }
+    }
     second.stop().await;
     first.stop().await;
     tokio::task::spawn_blocking(move || drop(cluster))
