@@ -174,6 +174,7 @@ fn vectors() -> String {
             revoked_at: None,
         }],
         peers: vec![],
+        default_lifetimes: Default::default(),
     };
     let signed = hub
         .sign_envelope(PAYLOAD_TYPE_DIRECTORY_V1, directory.canonical_bytes())

@@ -264,10 +264,18 @@ impl Agent {
         for d in &due {
             let statement = isac_core::Statement::from_canonical_bytes(d.statement_json.as_bytes())
                 .map_err(|e| AgentError::Invalid(format!("held item {}: {e}", d.summary.id)))?;
+            // The stored bytes are what was signed: v2 exactly when they are
+            // the statement's RFC 8785 form.
+            let format = if statement.canonical_bytes_v2() == d.statement_json.as_bytes() {
+                isac_core::statement::Format::V2
+            } else {
+                isac_core::statement::Format::V1
+            };
             let verified = isac_core::VerifiedStatement {
                 statement,
                 key_id: d.key_id.clone(),
                 digest: d.digest.clone(),
+                format,
             };
             // The name the held directory gives the signing key.
             let signer = self.org_name(&d.key_id);

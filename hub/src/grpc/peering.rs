@@ -133,7 +133,7 @@ async fn run_follow(
         while cursor < head {
             let page = state
                 .store
-                .statements_after_shared(cursor, state.config.stream_page_size)
+                .statements_after_shared(cursor, head, state.config.stream_page_size)
                 .await?;
             if page.is_empty() {
                 break;

@@ -589,7 +589,7 @@ mod tests {
     fn an_expired_item_is_greyed_and_says_so() {
         let mut detail = hostile_detail();
         detail.revisions[0].0.status = "expired".into();
-        let page = body(ID, &detail, None, "", 0).into_string();
+        let page = body(ID, &detail, None, "", 0, "").into_string();
         assert!(page.contains(r#"<p class="item-head expired">"#), "{page}");
         assert!(
             page.contains(r#"<span class="badge expired">expired</span>"#),

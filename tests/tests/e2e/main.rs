@@ -9,8 +9,8 @@
 
 mod cli_reference;
 mod console;
-mod console_triage;
 mod console_publishing;
+mod console_triage;
 mod crash;
 mod delivery;
 mod e2e;
