@@ -2310,6 +2310,7 @@ mod log_migration_tests {
         // a gap in `seq` where a statement was pruned.
         conn.execute_batch(
             "DROP TABLE log_leaves; DROP TABLE log_nodes; DROP TABLE log_checkpoints; DROP TABLE log_cosignatures;
+             DROP TABLE peer_links; DROP TABLE federated_items;
              DELETE FROM statements WHERE seq = 4;
              PRAGMA user_version = 8;",
         )

@@ -1440,7 +1440,7 @@ fn hub_store_copy_moves_a_sqlite_hub_to_postgres_with_equal_hashes() {
 
     let (ok, out, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("verified: 20 tables"), "{out}");
+    assert!(out.contains("verified: 22 tables"), "{out}");
     let mut tables = BTreeMap::new();
     for line in out.lines().skip(2).filter(|l| l.contains(" / ")) {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -1449,7 +1449,7 @@ fn hub_store_copy_moves_a_sqlite_hub_to_postgres_with_equal_hashes() {
         assert_eq!(f[2].len(), 64, "{line}");
         tables.insert(f[0].to_owned(), f[1].parse::<u64>().unwrap());
     }
-    assert_eq!(tables.len(), 20, "{out}");
+    assert_eq!(tables.len(), 22, "{out}");
     assert_eq!(
         tables["statements"], 5,
         "3 indicators, a sighting, a retraction: {out}"
@@ -1681,7 +1681,7 @@ fn a_failed_store_copy_leaves_the_target_empty() {
     drop(db);
     let (ok, out, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("verified: 20 tables"), "{out}");
+    assert!(out.contains("verified: 22 tables"), "{out}");
     let members = out
         .lines()
         .find(|l| l.starts_with("members "))
