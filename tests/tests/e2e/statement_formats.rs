@@ -88,7 +88,7 @@ fn every_v1_item_stored_before_v2_still_verifies() {
     // The hub's store: every statement (and every anonymous copy the hub
     // signed) verifies against the same directory.
     let hub_db = rusqlite::Connection::open(open_copy("hub.db", dir.path())).unwrap();
-    let rows: Vec<(String, Vec<u8>, String, Vec<u8>, Option<Vec<u8>>, Option<String>, Option<Vec<u8>>)> =
+    let rows: Vec<HubRow> =
         hub_db
             .prepare(
                 "SELECT payload_type, payload, key_id, signature, anon_payload, anon_key_id, anon_signature
@@ -223,3 +223,15 @@ fn every_fixture_statement_validates_against_the_schema() {
         assert!(ok, "{name}: {errors}");
     }
 }
+
+/// One `statements` row of the fixture hub.db: payload type, payload, key id,
+/// signature, and the anonymous copy's payload, key id and signature.
+type HubRow = (
+    String,
+    Vec<u8>,
+    String,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
