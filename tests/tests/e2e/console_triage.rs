@@ -147,7 +147,18 @@ fn console_triage_sorts_pages_filters_finds_pasted_observables_and_counts_new_it
         .spawn()
         .unwrap();
     procs.0.push(daemon);
-    eventually("carol's daemon to hold 132 items", || held(&carol) >= 132);
+    // The daemon's own log is the only witness if this ever times out.
+    let run_log = tmp.path().join("carol-run.log");
+    let start = Instant::now();
+    while held(&carol) < 132 {
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "timed out waiting for carol's daemon to hold 132 items: it holds {}; its log:\n{}",
+            held(&carol),
+            std::fs::read_to_string(&run_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let mut ui = agent(&carol);
     ui.args(["ui", "--listen", "127.0.0.1:0"]);
     let mut ui_procs = Procs(vec![]);
