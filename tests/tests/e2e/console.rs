@@ -23,14 +23,21 @@ impl Drop for Procs {
     }
 }
 
-fn agent(state: &Path) -> Command {
+pub(crate) fn agent(state: &Path) -> Command {
     let mut c = bin("member-agent");
     c.arg("--state-dir").arg(state);
     c
 }
 
 /// Adds `org` (with `role`) through the hub CLI and enrolls an agent with the agent CLI.
-fn enroll(data: &Path, hub: &HubProcess, org: &str, name: &str, role: &str, state: &Path) {
+pub(crate) fn enroll(
+    data: &Path,
+    hub: &HubProcess,
+    org: &str,
+    name: &str,
+    role: &str,
+    state: &Path,
+) {
     let (ok, token, err) = run(bin("hub")
         .arg("--data-dir")
         .arg(data)

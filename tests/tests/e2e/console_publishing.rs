@@ -9,26 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use isac_e2e::{bin, run, HubProcess};
+use isac_e2e::{run, HubProcess};
 
-use crate::console::{start_with_link, Procs};
-
-fn agent(state: &Path) -> Command {
-    let mut c = bin("member-agent");
-    c.arg("--state-dir").arg(state);
-    c
-}
-
-fn enroll(data: &Path, hub: &HubProcess, org: &str, name: &str, role: &str, state: &Path) {
-    let (ok, token, err) = run(bin("hub")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["member", "add", org, "--name", name, "--role", role]));
-    assert!(ok, "{err}");
-    let (ok, _, err) =
-        run(agent(state).args(["enroll", "--hub", &hub.url(), "--token", token.trim()]));
-    assert!(ok, "{err}");
-}
+use crate::console::{agent, enroll, start_with_link, Procs};
 
 /// Runs the agent CLI; returns the `id=` it prints.
 fn cli(state: &Path, args: &[&str]) -> String {

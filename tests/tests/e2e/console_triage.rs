@@ -11,26 +11,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use isac_e2e::{bin, run, HubProcess};
+use isac_e2e::{run, HubProcess};
 
-use crate::console::{start_with_link, Procs};
-
-fn agent(state: &Path) -> Command {
-    let mut c = bin("member-agent");
-    c.arg("--state-dir").arg(state);
-    c
-}
-
-fn enroll(data: &Path, hub: &HubProcess, org: &str, state: &Path) {
-    let (ok, token, err) = run(bin("hub")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["member", "add", org, "--name", org, "--role", "member"]));
-    assert!(ok, "{err}");
-    let (ok, _, err) =
-        run(agent(state).args(["enroll", "--hub", &hub.url(), "--token", token.trim()]));
-    assert!(ok, "{err}");
-}
+use crate::console::{agent, enroll, start_with_link, Procs};
 
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -106,8 +89,8 @@ fn console_triage_sorts_pages_filters_finds_pasted_observables_and_counts_new_it
     let data = tmp.path().join("hub");
     let hub = HubProcess::start(&data, "127.0.0.1:0");
     let (alice, carol) = (tmp.path().join("alice"), tmp.path().join("carol"));
-    enroll(&data, &hub, "alice-bank", &alice);
-    enroll(&data, &hub, "carol-bank", &carol);
+    enroll(&data, &hub, "alice-bank", "alice-bank", "member", &alice);
+    enroll(&data, &hub, "carol-bank", "carol-bank", "member", &carol);
     let csv = tmp.path().join("items.csv");
     std::fs::write(&csv, realistic_csv()).unwrap();
     let (ok, out, err) = run(agent(&alice).arg("publish").arg("--csv").arg(&csv));
