@@ -2,6 +2,37 @@
 //! the `--log-format` choice, the log subscriber set-up, and the exit code
 //! for bad usage or configuration.
 
+/// Exit code when stdout is closed under us (`hub status | head -1`): what a
+/// shell reports for a Unix tool that SIGPIPE ended (128 + 13).
+pub const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// Makes a closed stdout end the process quietly with [`EXIT_BROKEN_PIPE`],
+/// as Unix tools end, instead of a panic: Rust ignores SIGPIPE, so
+/// `println!` to a closed pipe panics. Call first thing in `main`. Only
+/// that one panic is changed; every other still goes to the previous hook.
+pub fn exit_quietly_on_broken_pipe() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if is_closed_stdout(message) {
+            std::process::exit(EXIT_BROKEN_PIPE);
+        }
+        previous(info);
+    }));
+}
+
+/// Whether a panic message is std's "failed printing to stdout" for a
+/// closed pipe (EPIPE, `os error 32`).
+fn is_closed_stdout(message: &str) -> bool {
+    message.starts_with("failed printing to stdout")
+        && (message.contains("os error 32") || message.contains("Broken pipe"))
+}
+
 /// Exit code for bad configuration, usage or input files (sysexits
 /// EX_USAGE): scripts tell "fix your command" from "try again".
 pub const EX_USAGE: u8 = 64;
@@ -40,5 +71,24 @@ pub fn init_logging(format: LogFormat, default_filter: &str) {
     match format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Human => logs.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_closed_stdout_is_quiet() {
+        assert!(is_closed_stdout(
+            "failed printing to stdout: Broken pipe (os error 32)"
+        ));
+        assert!(!is_closed_stdout(
+            "failed printing to stderr: Broken pipe (os error 32)"
+        ));
+        assert!(!is_closed_stdout(
+            "failed printing to stdout: No space left on device (os error 28)"
+        ));
+        assert!(!is_closed_stdout("index out of bounds"));
     }
 }

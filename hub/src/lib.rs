@@ -24,6 +24,7 @@ pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use isac_proto::v1 as pb;
 use tokio::net::TcpListener;
@@ -219,6 +220,7 @@ pub async fn serve_with(
         },
         state.connections.clone(),
         conn_tx,
+        state.shutdown.clone(),
     ));
 
     let max = config.max_message_bytes;
@@ -281,7 +283,8 @@ pub async fn serve_with(
         ops::require_client_cert,
     );
 
-    let result = tonic::transport::Server::builder()
+    let stopping = state.shutdown.clone();
+    let serving = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .max_concurrent_streams(Some(256))
@@ -312,8 +315,8 @@ pub async fn serve_with(
             health_follower.abort();
             ops::shutting_down(health).await;
             let _ = stop_tx.send(true);
-        })
-        .await;
+        });
+    let result = drained_within(serving, stopping, STOP_DRAIN).await;
     accept.abort();
     watcher.abort();
     followers.abort();
@@ -334,6 +337,36 @@ pub async fn serve_with(
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
     tracing::info!("hub stopped");
     Ok(result?)
+}
+
+/// How long open gRPC connections get to finish after the stop (streams
+/// are told at once; a publish is acknowledged only once durable, so
+/// nothing acknowledged is lost when a straggler is cut).
+pub const STOP_DRAIN: Duration = Duration::from_secs(10);
+
+/// `serving` until it ends, but no longer than `grace` after `stop` turns
+/// true: a peer that keeps its connection open (say, half an HTTP/2
+/// preface under a client certificate, which no idle timeout covers)
+/// cannot hold the stop open.
+async fn drained_within<T: Default, E>(
+    serving: impl Future<Output = Result<T, E>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
+) -> Result<T, E> {
+    tokio::pin!(serving);
+    let cut = async {
+        if stop.wait_for(|stopping| *stopping).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = &mut serving => result,
+        () = cut => {
+            tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the stop grace: closing them");
+            Ok(T::default())
+        }
+    }
 }
 
 /// Polls the store's membership epoch; on a change (or as the directory nears

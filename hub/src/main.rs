@@ -282,6 +282,7 @@ enum KeyCommand {
 }
 
 fn main() -> ExitCode {
+    isac_client::process::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     isac_client::process::init_logging(cli.logs.log_format, "info");
     let mut config = match HubConfig::load_from(&cli.data_dir, cli.config.as_deref(), |k| {
@@ -349,6 +350,12 @@ fn main() -> ExitCode {
                 return ExitCode::from(EX_USAGE);
             }
             return serve(config).await;
+        }
+        if cli.remote.is_none() && reads_only(&cli.command) {
+            if let Err(m) = existing_data_dir(&config.data_dir) {
+                eprintln!("error: {m}");
+                return ExitCode::from(EX_USAGE);
+            }
         }
         match &cli.command {
             Command::Status => return status(&config).await,
@@ -1059,6 +1066,48 @@ async fn store_copy(config: &hub::config::HubConfig, to: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Commands that only read the data dir: on a missing one they say so and
+/// create nothing (`hub serve`, `hub log key` and the commands that change
+/// something create a data dir).
+fn reads_only(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Status
+            | Command::Backup { .. }
+            | Command::Export { .. }
+            | Command::Prune { dry_run: true, .. }
+            // Not `log key`: an operator reads the log key to configure
+            // witnesses before the first start, and it prepares the dir.
+            | Command::Log(LogCommand::Checkpoint)
+            | Command::Audit { .. }
+            | Command::Store(StoreCommand::Copy { .. })
+            | Command::Member(MemberCommand::List | MemberCommand::Show { .. })
+            | Command::Key(KeyCommand::List)
+            | Command::Person(PersonCommand::List { .. })
+            | Command::Group(GroupCommand::List)
+            | Command::ApiKey(ApiKeyCommand::List { .. })
+            | Command::Peer(PeerCommand::List)
+    )
+}
+
+/// `Err` naming the problem unless `dir` is a hub data dir (its CA is the
+/// first thing `hub serve` writes there).
+fn existing_data_dir(dir: &std::path::Path) -> Result<(), String> {
+    if !dir.exists() {
+        return Err(format!(
+            "no hub data directory at {} (this command only reads one; `hub serve` creates it, or pass --data-dir)",
+            dir.display()
+        ));
+    }
+    if !dir.join("ca.crt").exists() {
+        return Err(format!(
+            "{} is not a hub data directory (no ca.crt; `hub serve` creates one, or pass --data-dir)",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 fn datadir_failure(e: &hub::datadir::DataDirError) -> ExitCode {

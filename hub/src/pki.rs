@@ -77,8 +77,8 @@ pub fn create_ca(common_name: &str) -> PkiResult<(X509, PKey<Private>)> {
 /// not. A wildcard is only a whole leftmost label `*` followed by at least
 /// two labels (`*.isac.example`): `*`, `*.`, `*.com`, `foo*.example` and
 /// `a.*.example` are refused, so no entry can match every name, or every
-/// name under a top-level domain. (Two-label public suffixes such as
-/// `*.co.uk` cannot be told apart without the public suffix list.)
+/// name under a top-level domain. Nor every name under a public suffix
+/// such as `*.co.uk` (`isac_core::names::looks_like_public_suffix`).
 pub fn server_name_problem(name: &str) -> Option<String> {
     if name.parse::<IpAddr>().is_ok() || !name.contains('*') {
         return None;
@@ -89,10 +89,19 @@ pub fn server_name_problem(name: &str) -> Option<String> {
         && labels[1..]
             .iter()
             .all(|l| !l.is_empty() && !l.contains('*'));
-    (!shape_ok).then(|| {
-        "a wildcard is only `*` as the whole leftmost label followed by at least two labels \
-         (e.g. `*.isac.example`); it may not match every name or a whole top-level domain"
-            .to_owned()
+    if !shape_ok {
+        return Some(
+            "a wildcard is only `*` as the whole leftmost label followed by at least two labels \
+             (e.g. `*.isac.example`); it may not match every name or a whole top-level domain"
+                .to_owned(),
+        );
+    }
+    let base = labels[1..].join(".");
+    isac_core::names::looks_like_public_suffix(&base).then(|| {
+        format!(
+            "`{base}` is a public suffix: a wildcard under it would match names anyone can \
+             register; put the hub's own domain under it (e.g. `*.isac.{base}`)"
+        )
     })
 }
 
@@ -237,6 +246,7 @@ mod tests {
         for ok in [
             "*.isac.example",
             "*.hub.isac.example",
+            "*.isac.co.uk",
             "hub.isac.example",
             "localhost",
             "10.0.0.1",
@@ -255,6 +265,9 @@ mod tests {
             "a.*.isac.example",
             "*.*.example",
             ".*.example",
+            "*.co.uk",
+            "*.com.au",
+            "*.CO.UK",
         ] {
             assert!(server_name_problem(bad).is_some(), "{bad}");
         }

@@ -64,7 +64,26 @@ pub struct TlsConn {
     stream: SslStream<TcpStream>,
     info: PeerInfo,
     idle: Option<IdleWatch>,
+    /// Until the peer's first byte after the handshake: resolves when the
+    /// hub stops, and the connection then reads as closed. A peer that
+    /// never sends the HTTP/2 preface (or a TAXII request) cannot hold a
+    /// graceful stop open: hyper waits for the preface before it can
+    /// shut a connection down, and a client certificate lifts the idle
+    /// timeout.
+    silent_until_stop: Option<StopSignal>,
     _slot: ConnSlot,
+}
+
+/// Resolves once the hub is stopping (see [`TlsConn`]).
+type StopSignal = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
+
+fn stop_signal(mut stop: tokio::sync::watch::Receiver<bool>) -> StopSignal {
+    Box::pin(async move {
+        if stop.wait_for(|stopping| *stopping).await.is_err() {
+            // No one can stop the hub any more: never resolves.
+            std::future::pending::<()>().await;
+        }
+    })
 }
 
 impl TlsConn {
@@ -108,9 +127,19 @@ impl AsyncRead for TlsConn {
         let before = buf.filled().len();
         let this = &mut *self;
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Pending => pending_or_timed_out(this.check_timeouts(cx)),
+            Poll::Pending => {
+                if let Some(stop) = &mut this.silent_until_stop {
+                    if stop.as_mut().poll(cx).is_ready() {
+                        tracing::debug!(remote_addr = %this.info.remote_addr, "closing a connection that sent nothing: the hub is stopping");
+                        // End of stream: the protocol above gives up at once.
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                pending_or_timed_out(this.check_timeouts(cx))
+            }
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
+                    this.silent_until_stop = None;
                     if let Some(idle) = &mut this.idle {
                         idle.read_at = Instant::now();
                     }
@@ -209,13 +238,16 @@ pub struct AcceptOptions {
 
 /// Accepts TCP connections and hands finished TLS streams to `out` until
 /// `out` is closed (the server stopped). A connection over a cap in
-/// `limits` is closed before its handshake.
+/// `limits` is closed before its handshake. `stop` is the hub's stop flag:
+/// a connection that has sent nothing after its handshake is closed when
+/// it turns true.
 pub async fn accept_loop(
     listener: TcpListener,
     acceptor: Arc<SslAcceptor>,
     options: AcceptOptions,
     limits: Arc<ConnLimits>,
     out: mpsc::Sender<Result<TlsConn, io::Error>>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
         let (tcp, remote_addr) = tokio::select! {
@@ -238,10 +270,11 @@ pub async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let out = out.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(
                 options.handshake_timeout,
-                handshake(&acceptor, tcp, remote_addr, slot, options.no_cert),
+                handshake(&acceptor, tcp, remote_addr, slot, options.no_cert, stop),
             )
             .await
             {
@@ -261,6 +294,7 @@ async fn handshake(
     remote_addr: SocketAddr,
     slot: ConnSlot,
     no_cert: Option<NoCertTimeouts>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<TlsConn> {
     let ssl = openssl::ssl::Ssl::new(acceptor.context()).map_err(io::Error::other)?;
     let mut stream = SslStream::new(ssl, tcp).map_err(io::Error::other)?;
@@ -284,6 +318,7 @@ async fn handshake(
             activity: idle.as_ref().map(|i| i.activity.clone()),
         },
         idle,
+        silent_until_stop: Some(stop_signal(stop)),
         _slot: slot,
     })
 }

@@ -87,6 +87,36 @@ pub fn read_input(path: &std::path::Path) -> Result<String, AgentError> {
     })
 }
 
+/// [`read_input`] of at most `max` bytes: a larger file (or a device or
+/// FIFO, whose size says nothing, such as `/dev/zero`) is refused after
+/// `max + 1` bytes, never read whole into memory. `what` names the input
+/// in the error (e.g. "a CSV file").
+pub fn read_input_bounded(
+    path: &std::path::Path,
+    max: u64,
+    what: &str,
+) -> Result<String, AgentError> {
+    use std::io::Read;
+    let cannot =
+        |e: std::io::Error| AgentError::Usage(format!("{}: cannot read: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() as u64 > max {
+        return Err(AgentError::Usage(format!(
+            "{}: more than the {max} bytes {what} may hold",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        AgentError::Usage(format!(
+            "{}: not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 pub fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AgentError + '_ {
     move |source| AgentError::Io {
         path: path.to_owned(),

@@ -316,7 +316,8 @@ pub async fn import_csv(
     path: &Path,
     skip_invalid: bool,
 ) -> Result<ImportReport, AgentError> {
-    let text = crate::error::read_input(path)?;
+    let text =
+        crate::error::read_input_bounded(path, crate::csv::MAX_CSV_BYTES as u64, "a CSV file")?;
     let rows = crate::csv::drafts_from_csv(&text)?;
     let created = isac_core::time::format_rfc3339(crate::now());
     let mut report = ImportReport {
@@ -399,7 +400,7 @@ pub async fn import_stix(
             path.display()
         )));
     }
-    let text = crate::error::read_input(path)?;
+    let text = crate::error::read_input_bounded(path, MAX_STIX_BYTES, "a STIX bundle")?;
     let json: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
         .map_err(|e| AgentError::Usage(format!("{}: not JSON: {e}", path.display())))?;
     let parsed =

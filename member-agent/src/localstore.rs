@@ -415,15 +415,23 @@ impl LocalStore {
         Ok(flagged as u64)
     }
 
-    pub fn org_name_for_key(&self, key_id: &str) -> Result<Option<String>, AgentError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT org_name FROM keys WHERE key_id = ?1",
-                [key_id],
-                |r| r.get(0),
-            )
-            .optional()?)
+    /// The organisation name the held key directory gives `key_id` (None
+    /// when no directory is held or it does not name the key). Names come
+    /// from the signed directory (`directory` table), checked again against
+    /// the hub's directory key: the store has no table of keys of its own.
+    pub fn org_name_for_key(
+        &self,
+        key_id: &str,
+        hub_directory_key: &isac_core::VerifyingKey,
+    ) -> Result<Option<String>, AgentError> {
+        let Some(json) = self.directory_json()? else {
+            return Ok(None);
+        };
+        let env = isac_core::Envelope::from_json(&json)
+            .map_err(|e| AgentError::Invalid(e.to_string()))?;
+        let dir = isac_core::directory::verify_directory(&env, hub_directory_key, None, 0)
+            .map_err(|e| AgentError::Invalid(format!("saved key directory: {e}")))?;
+        Ok(dir.entry(key_id).map(|k| k.org_name.clone()))
     }
 
     /// Stores a verified item and advances the cursor in one transaction.
@@ -1053,6 +1061,61 @@ impl LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn org_name_for_key_reads_the_held_signed_directory() {
+        use isac_core::directory::{
+            encode_public_key, DirectoryKey, KeyDirectory, PAYLOAD_TYPE_DIRECTORY_V1,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(&dir.path().join("agent.db")).unwrap();
+        let hub = isac_core::SigningKey::generate().unwrap();
+        let hub_pub = hub.verifying_key().unwrap();
+        let member = isac_core::SigningKey::generate()
+            .unwrap()
+            .verifying_key()
+            .unwrap();
+        // No directory held yet: no name, and no error.
+        assert_eq!(
+            store.org_name_for_key(&member.key_id(), &hub_pub).unwrap(),
+            None
+        );
+        let now = isac_core::time::format_rfc3339(1_800_000_000);
+        let directory = KeyDirectory {
+            version: 3,
+            issued: now.clone(),
+            expires: now.clone(),
+            keys: vec![DirectoryKey {
+                key_id: member.key_id(),
+                org_id: "acme".into(),
+                org_name: "Acme Bank".into(),
+                public_key: encode_public_key(member.spki_der()),
+                valid_from: now,
+                retired_at: None,
+                revoked_at: None,
+            }],
+            peers: vec![],
+            default_lifetimes: Default::default(),
+        };
+        let env = hub
+            .sign_envelope(PAYLOAD_TYPE_DIRECTORY_V1, directory.canonical_bytes())
+            .unwrap();
+        store.save_directory(3, &env.to_json(), &directory).unwrap();
+        assert_eq!(
+            store
+                .org_name_for_key(&member.key_id(), &hub_pub)
+                .unwrap()
+                .as_deref(),
+            Some("Acme Bank")
+        );
+        assert_eq!(store.org_name_for_key("00ff", &hub_pub).unwrap(), None);
+        // A directory signed by someone else is not believed.
+        let other = isac_core::SigningKey::generate()
+            .unwrap()
+            .verifying_key()
+            .unwrap();
+        assert!(store.org_name_for_key(&member.key_id(), &other).is_err());
+    }
 
     #[test]
     fn a_store_numbered_by_hub_sequence_is_renumbered_in_local_order_once() {

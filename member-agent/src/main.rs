@@ -87,6 +87,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    isac_client::process::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     isac_client::process::init_logging(cli.logs.log_format, "warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread()

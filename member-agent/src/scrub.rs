@@ -45,8 +45,35 @@ impl ScrubConfig {
             d.parse::<Kind>()
                 .map_err(|e| format!("scrub.disabled: {e}"))?;
         }
+        for d in &self.own_domains {
+            own_domain(d).map_err(|e| format!("scrub.own_domains: {e}"))?;
+        }
         Ok(())
     }
+}
+
+/// One `own_domains` entry as the scan matches it: a domain (its
+/// subdomains match too), so `*.acme.co.uk` means `acme.co.uk`; refused
+/// when it could never match a host (another `*`) or would claim names
+/// anyone can register (a public suffix such as `co.uk`). Empty entries
+/// are dropped later (`Rules::normalized`).
+pub fn own_domain(entry: &str) -> Result<String, String> {
+    let trimmed = entry.trim().trim_end_matches('.');
+    let domain = trimmed.strip_prefix("*.").unwrap_or(trimmed);
+    if domain.is_empty() && trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if domain.contains('*') || domain.is_empty() {
+        return Err(format!(
+            "`{entry}`: a wildcard is only a leading `*.` (and every name under a domain matches anyway: write `acme.example`)"
+        ));
+    }
+    if isac_core::names::looks_like_public_suffix(domain) {
+        return Err(format!(
+            "`{entry}` is a public suffix, not a domain you own: name yours (e.g. `acme.{domain}`)"
+        ));
+    }
+    Ok(domain.to_ascii_lowercase())
 }
 
 /// What the person chose for this publish.
@@ -186,7 +213,12 @@ impl Scrubber {
         }
         Ok(Scrubber {
             rules: Rules {
-                own_domains: c.own_domains.clone(),
+                own_domains: c
+                    .own_domains
+                    .iter()
+                    .map(|d| own_domain(d))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| AgentError::Usage(format!("scrub.own_domains: {e}")))?,
                 people: c.people.clone(),
                 patterns: c.patterns.clone(),
                 disabled: c.disabled.iter().filter_map(|d| d.parse().ok()).collect(),
@@ -361,5 +393,55 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("scrub.disabled"));
+    }
+
+    /// `*.acme.co.uk` in own_domains matched nothing (no host has a `*`),
+    /// so the member's own hosts went out unflagged; a public suffix would
+    /// claim every name under it.
+    #[test]
+    fn wildcard_own_domains_match_and_public_suffixes_are_refused() {
+        let with = |domains: &[&str]| ScrubConfig {
+            own_domains: domains.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        };
+        for entry in [
+            "*.acme.co.uk",
+            "acme.co.uk",
+            "*.ACME.co.uk.",
+            " acme.co.uk ",
+        ] {
+            let s = Scrubber::from_config(&with(&[entry])).unwrap();
+            for text in [
+                "build seen on jenkins.acme.co.uk",
+                "build seen on acme.co.uk",
+            ] {
+                let mut st = bulletin(text);
+                let e = s
+                    .apply(&mut st, &Choice::default())
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("own-host"), "{entry}: {text}: {e}");
+            }
+            // Other names under the public suffix are not the member's.
+            let mut st = bulletin("seen on evil-acme.co.uk and other.co.uk");
+            assert!(s.apply(&mut st, &Choice::default()).is_ok(), "{entry}");
+        }
+        for entry in [
+            "*.co.uk",
+            "co.uk",
+            "com",
+            "*.com.au",
+            "*",
+            "*.",
+            "a.*.acme.example",
+        ] {
+            let e = Scrubber::from_config(&with(&[entry]))
+                .err()
+                .unwrap_or_else(|| panic!("{entry} accepted"))
+                .to_string();
+            assert!(e.contains("scrub.own_domains"), "{entry}: {e}");
+        }
+        assert_eq!(own_domain("*.Acme.Example").unwrap(), "acme.example");
+        assert_eq!(own_domain("").unwrap(), "");
     }
 }

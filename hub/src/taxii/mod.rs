@@ -54,6 +54,10 @@ pub const MAX_CONTENT_LENGTH: usize = 10 * 1024 * 1024;
 /// handshake (`tls::ConnLimits`, which also counts them against the
 /// per-source cap shared with gRPC).
 pub const MAX_CONNECTIONS: usize = 1024;
+/// How long a POST body may take to arrive: a client trickling it (slow
+/// loris) holds a connection and a buffer of up to [`MAX_CONTENT_LENGTH`]
+/// bytes no longer than this. (Headers: hyper's header read timeout.)
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a key's `last_used_at` is written at most.
 const TOUCH_EVERY_SECS: i64 = 60;
 
@@ -63,6 +67,11 @@ struct Taxii {
     hub: HubState,
     /// Last `last_used_at` written per API key, so polling is not a write.
     touched: Mutex<HashMap<String, i64>>,
+    /// One write submission at a time per organisation: a client that
+    /// re-sends while its first POST is still being stored (a retry after
+    /// a lost response) then finds the first one recorded and publishes
+    /// nothing twice.
+    writing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Serves TAXII on `listener` until the hub shuts down.
@@ -73,6 +82,7 @@ pub async fn serve(listener: TcpListener, acceptor: Arc<openssl::ssl::SslAccepto
     let taxii = Arc::new(Taxii {
         hub,
         touched: Mutex::new(HashMap::new()),
+        writing: Mutex::new(HashMap::new()),
     });
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let accept = tokio::spawn(crate::tls::accept_loop(
@@ -87,6 +97,7 @@ pub async fn serve(listener: TcpListener, acceptor: Arc<openssl::ssl::SslAccepto
         },
         connections,
         tx,
+        stop.clone(),
     ));
     loop {
         tokio::select! {
@@ -500,12 +511,24 @@ async fn add_objects(
     if declared.is_some_and(|n| n > MAX_CONTENT_LENGTH) {
         return Err(too_large());
     }
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_CONTENT_LENGTH)
-        .collect()
-        .await
+    let body = match tokio::time::timeout(
+        BODY_TIMEOUT,
+        http_body_util::Limited::new(req.into_body(), MAX_CONTENT_LENGTH).collect(),
+    )
+    .await
     {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return Err(too_large()),
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return Err(too_large()),
+        Err(_) => {
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "Too slow",
+                &format!(
+                    "The body did not arrive within {} s; send it in one go.",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ))
+        }
     };
     let envelope: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -517,7 +540,29 @@ async fn add_objects(
             ))
         }
     };
-    match write::add_objects(&t.hub, who, collection, &envelope, request_id).await {
+    let one_at_a_time = t
+        .writing
+        .lock()
+        .expect("TAXII writers")
+        .entry(who.caller.org_id.clone())
+        .or_default()
+        .clone();
+    let (hub, who, collection, request_id) = (
+        t.hub.clone(),
+        who.clone(),
+        collection.clone(),
+        request_id.clone(),
+    );
+    // Its own task: a client that hangs up mid-way (then retries) does not
+    // cancel a submission between storing its statements and recording
+    // what they came from.
+    let written = tokio::spawn(async move {
+        let _turn = one_at_a_time.lock().await;
+        write::add_objects(&hub, &who, &collection, &envelope, &request_id).await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("TAXII write task: {e}")))?;
+    match written {
         Ok(outcome) => {
             tracing::debug!(status = %outcome.status_id, "TAXII status saved");
             Ok(respond(StatusCode::ACCEPTED, &outcome.body, &[]))

@@ -228,12 +228,21 @@ pub async fn add_objects(
 
     // (object entry, statements, write records) per imported object.
     let mut pending: Vec<(Entry, Vec<Statement>, Vec<TaxiiWrite>)> = Vec::new();
+    // An object version listed twice in one envelope is one object.
+    let mut seen = std::collections::HashSet::new();
     for object in &parsed.objects {
         let entry = Entry {
             id: object.stix_id.clone(),
             version: object.version.clone(),
             message: None,
         };
+        if !seen.insert((object.stix_id.as_str(), object.version.as_str())) {
+            successes.push(Entry {
+                message: Some("listed twice in this envelope; stored once".into()),
+                ..entry
+            });
+            continue;
+        }
         let earlier = state.store.taxii_writes_of(&org, &object.stix_id).await?;
         let tlp = object.tlp.unwrap_or(DEFAULT_TLP);
         if matches!(tlp, Tlp::AmberStrict | Tlp::Red) {

@@ -20,6 +20,7 @@ mod failover;
 mod federation;
 mod fuzz_importers;
 mod hardening;
+mod hostile;
 mod interop;
 mod lifecycle;
 mod processes;
