@@ -364,7 +364,11 @@ async fn a_taxii_body_that_never_finishes_is_answered_408() {
     slow.flush().await.unwrap();
     // Others are served meanwhile.
     let r = hub
-        .taxii("GET", &format!("{ROOT}/"), Some((user.as_str(), pass.as_str())))
+        .taxii(
+            "GET",
+            &format!("{ROOT}/"),
+            Some((user.as_str(), pass.as_str())),
+        )
         .await;
     assert_eq!(r.status, 200);
     let mut answer = Vec::new();
