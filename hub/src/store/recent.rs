@@ -16,6 +16,18 @@ use super::typed::Decoded;
 pub struct SharedRow {
     row: StoredStatement,
     decoded: OnceLock<Decoded>,
+    /// For a derived statement (sighting, retraction): its target's latest
+    /// revision as read at committed head `as_of`, shared by every stream
+    /// that delivers this row (`Store::target_of_shared`). The lock makes
+    /// the first stream read it while the others wait for its answer.
+    pub(super) target: tokio::sync::Mutex<Option<TargetAsOf>>,
+}
+
+/// A target read once: its latest revision (`None`: not stored) as of the
+/// committed head `as_of`.
+pub(super) struct TargetAsOf {
+    pub(super) as_of: u64,
+    pub(super) latest: Option<Arc<SharedRow>>,
 }
 
 impl SharedRow {
@@ -23,6 +35,7 @@ impl SharedRow {
         SharedRow {
             row,
             decoded: OnceLock::new(),
+            target: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -128,6 +141,23 @@ impl Recent {
             .map(|(_, v)| v.clone())
             .collect();
         (out.len() as u64 == last - after).then_some(out)
+    }
+
+    /// Is no statement with this `id` among `after+1 ..= last`? `None` if
+    /// the window does not hold every one of them (read the store).
+    pub fn lacks_id(&self, after: u64, last: u64, id: &str) -> Option<bool> {
+        if last <= after {
+            return Some(true);
+        }
+        let w = self.items.lock().expect("recent lock");
+        let mut held = 0u64;
+        for row in w.rows.range(after + 1..=last).map(|(_, v)| v) {
+            if row.id == id {
+                return Some(false);
+            }
+            held += 1;
+        }
+        (held == last - after).then_some(true)
     }
 
     /// Does the window hold every sequence in `after+1 ..= last`?
