@@ -243,6 +243,24 @@ mod tests {
         assert!(std::ptr::eq(d, r.after(1, 2, 1).unwrap()[0].decoded()));
     }
 
+    /// What `Store::target_of_shared` asks before reusing a target it
+    /// read: no new revision (same id) since, or "cannot tell".
+    #[test]
+    fn lacks_id_answers_only_over_a_complete_range() {
+        let r = Recent::default();
+        for n in 1..=5 {
+            r.record(n, 0, None, &new_statement(n));
+        }
+        assert_eq!(r.lacks_id(1, 5, "id-9"), Some(true));
+        assert_eq!(r.lacks_id(1, 5, "id-3"), Some(false), "a revision of it");
+        assert_eq!(r.lacks_id(3, 5, "id-3"), Some(true), "only after `after`");
+        assert_eq!(r.lacks_id(5, 5, "id-5"), Some(true), "empty range");
+        assert_eq!(r.lacks_id(1, 7, "id-9"), None, "6 and 7 unknown");
+        r.record(7, 0, None, &new_statement(7));
+        assert_eq!(r.lacks_id(1, 7, "id-9"), None, "a hole at 6");
+        assert_eq!(r.lacks_id(1, 7, "id-2"), Some(false), "found before the hole");
+    }
+
     #[test]
     fn stays_bounded_and_forgets_the_oldest() {
         let r = Recent::default();
