@@ -258,7 +258,11 @@ mod tests {
         assert_eq!(r.lacks_id(1, 7, "id-9"), None, "6 and 7 unknown");
         r.record(7, 0, None, &new_statement(7));
         assert_eq!(r.lacks_id(1, 7, "id-9"), None, "a hole at 6");
-        assert_eq!(r.lacks_id(1, 7, "id-2"), Some(false), "found before the hole");
+        assert_eq!(
+            r.lacks_id(1, 7, "id-2"),
+            Some(false),
+            "found before the hole"
+        );
     }
 
     #[test]
