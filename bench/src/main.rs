@@ -1017,12 +1017,9 @@ fn main() {
         }
         let mut fleets = HashMap::new();
         for (name, spec, targets) in runs {
+            // A replica whose tail has not reached this head yet waits for
+            // it before it judges the cursor (`Store::wait_for_head`).
             let head = store.head_from_db().await.map_err(|e| e.to_string())?;
-            // A replica learns the head from its tail (every 10 ms) and
-            // refuses a cursor past what it has seen as "ahead of history".
-            if targets.len() > 1 {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
             let cursor = |org: &str| {
                 material
                     .cursors

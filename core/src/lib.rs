@@ -25,6 +25,7 @@ pub mod membership;
 pub mod names;
 pub mod observable;
 pub mod pct;
+pub mod pg_tls;
 pub mod request_id;
 pub mod statement;
 pub mod stix;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Every setting's name, as in `hub.toml`; `ISAC_HUB_` + its upper case
 /// overrides it from the environment.
-pub const SETTINGS: [&str; 26] = [
+pub const SETTINGS: [&str; 27] = [
     "listen",
     "taxii_listen",
     "metrics_listen",
@@ -40,6 +40,7 @@ pub const SETTINGS: [&str; 26] = [
     "log",
     "store",
     "store_password_file",
+    "store_ca_file",
     "default_lifetime",
 ];
 
@@ -144,6 +145,10 @@ pub struct HubConfig {
     /// A file holding the PostgreSQL password (else the environment's
     /// `ISAC_STORE_PASSWORD`, else `PGPASSWORD`, else none).
     pub store_password_file: String,
+    /// The CA certificates (PEM) that signed the PostgreSQL server's
+    /// certificate, the same as `sslrootcert` in the URL; used with
+    /// `sslmode=verify-full` (or `verify-ca`, `require`) in `store`.
+    pub store_ca_file: String,
     /// The password found through those, never printed.
     #[serde(skip)]
     pub store_password: Option<StorePassword>,
@@ -301,6 +306,7 @@ impl Default for HubConfig {
             log: LogSettings::default(),
             store: String::new(),
             store_password_file: String::new(),
+            store_ca_file: String::new(),
             store_password: None,
             default_lifetime: Default::default(),
         }
@@ -545,7 +551,9 @@ impl HubConfig {
             60_000,
         )?;
         if !self.store.is_empty() {
-            if let Err(e) = crate::store::postgres_config(&self.store, None) {
+            if let Err(e) =
+                crate::store::postgres_target(&self.store, None, Some(&self.store_ca_file))
+            {
                 return Err(ConfigError::Invalid {
                     key: "store",
                     value: format!("{:?}", redact_password(&self.store)),

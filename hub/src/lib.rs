@@ -66,7 +66,9 @@ pub async fn open_configured_store(config: &HubConfig) -> Result<store::Store, H
         return Ok(datadir::open_store(&config.data_dir)?);
     }
     let password = config.store_password.as_ref().map(|p| p.0.as_str());
-    Ok(store::Store::open_postgres(&config.store, password)
+    let target = store::postgres_target(&config.store, password, Some(&config.store_ca_file))
+        .map_err(datadir::DataDirError::Store)?;
+    Ok(store::Store::open_postgres_target(target)
         .await
         .map_err(datadir::DataDirError::Store)?)
 }

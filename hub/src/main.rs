@@ -34,7 +34,8 @@ struct Cli {
     config: Option<PathBuf>,
     /// The store: `postgres://USER@HOST:PORT/DB` (a PostgreSQL database
     /// several hubs can share; password from store_password_file,
-    /// ISAC_STORE_PASSWORD or PGPASSWORD, never here). Default: the
+    /// ISAC_STORE_PASSWORD or PGPASSWORD, never here; TLS as in libpq:
+    /// `?sslmode=verify-full&sslrootcert=CA.pem`). Default: the
     /// embedded SQLite database in the data dir. Overrides `store` in
     /// hub.toml and ISAC_HUB_STORE.
     #[arg(long, global = true)]
@@ -1012,7 +1013,8 @@ async fn store_copy(config: &hub::config::HubConfig, to: &str) -> ExitCode {
         ExitCode::from(EX_USAGE)
     };
     let password = config.store_password.as_ref().map(|p| p.0.as_str());
-    let target = match hub::store::postgres_config(to, password) {
+    let ca_file = Some(config.store_ca_file.as_str());
+    let target = match hub::store::postgres_target(to, password, ca_file) {
         Ok(t) => t,
         Err(e) => return usage(format!("--to: {e}")),
     };

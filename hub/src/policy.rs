@@ -125,8 +125,9 @@ pub async fn may_see_shared(
     }
     Ok(match &row.target_id {
         None => true,
-        Some(t) => match store.revisions(t).await?.into_iter().next() {
-            Some(target) => may_see(&target, caller, channel),
+        // Read once for every stream that delivers this row.
+        Some(_) => match store.target_of_shared(row).await? {
+            Some(target) => may_see_decoded(&target, target.decoded(), caller, None, channel),
             None => false,
         },
     })

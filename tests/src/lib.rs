@@ -298,6 +298,12 @@ impl TestHub {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
+    /// The running hub's own store handle (its counters: what the
+    /// serving hub did, not the admin handle).
+    pub fn hub_store(&self) -> &hub::store::Store {
+        &self.hub_store
+    }
+
     /// Closes the running hub's own store (as at shutdown) while its
     /// listeners keep answering: every read and write then fails `Closed`.
     pub async fn close_hub_store(&self) {

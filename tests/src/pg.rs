@@ -3,6 +3,8 @@
 //! stopped and removed on drop. Runs the server as `nobody` when the tests
 //! run as root (PostgreSQL refuses to run as root). No system service is
 //! used or needed; `scripts/install-deps` installs the binaries.
+//! [`PgCluster::start_tls`] also turns on `ssl` with a server certificate
+//! for `localhost` and `127.0.0.1` from a test CA made with `openssl`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +19,14 @@ pub struct PgCluster {
     server: Child,
     bin: PathBuf,
     as_nobody: bool,
+}
+
+/// The PEM files of a TLS cluster's test PKI.
+pub struct PgTlsFiles {
+    /// The CA that signed the server's certificate.
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing the server holds.
+    pub other_ca: PathBuf,
 }
 
 /// Where the PostgreSQL server binaries are: `ISAC_PG_BIN`, else the newest
@@ -70,6 +80,26 @@ impl PgCluster {
     /// Creates and starts a cluster; panics with the server's log if it
     /// cannot (the test cannot run without it).
     pub fn start() -> PgCluster {
+        Self::start_with(false)
+    }
+
+    /// [`PgCluster::start`] with `ssl = on`: TLS on the loopback port
+    /// (plain connections are still accepted); the CA files are in
+    /// [`PgCluster::tls_files`].
+    pub fn start_tls() -> PgCluster {
+        Self::start_with(true)
+    }
+
+    /// The CA files of a cluster from [`PgCluster::start_tls`].
+    pub fn tls_files(&self) -> PgTlsFiles {
+        let dir = self.dir.as_ref().expect("cluster dir").path();
+        PgTlsFiles {
+            ca: dir.join("ca.pem"),
+            other_ca: dir.join("other-ca.pem"),
+        }
+    }
+
+    fn start_with(tls: bool) -> PgCluster {
         let bin = pg_bin_dir().expect(
             "PostgreSQL server binaries not found: run scripts/install-deps (or set ISAC_PG_BIN)",
         );
@@ -100,6 +130,9 @@ impl PgCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        if tls {
+            make_server_pki(dir.path(), &data, as_nobody);
+        }
         let port = free_port();
         let server = spawn_server(&bin, dir.path(), port, as_nobody);
         let mut cluster = PgCluster {
@@ -209,6 +242,130 @@ impl PgCluster {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`dir/ca.pem`), a server key and certificate for `localhost` and
+/// `127.0.0.1` signed by it in the data dir (`server.key`, `server.crt`,
+/// owned by the server's user, mode 0600 as PostgreSQL demands), another
+/// CA (`dir/other-ca.pem`), and `ssl = on` in `postgresql.conf`.
+fn make_server_pki(dir: &Path, data: &Path, as_nobody: bool) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    for (name, cn) in [
+        ("ca", "isac test pg ca"),
+        ("other-ca", "isac test other ca"),
+    ] {
+        let (key, pem, subj) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("/CN={cn}"),
+        );
+        let mut args = vec!["req", "-x509"];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subj]);
+        openssl(dir, &args);
+    }
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("extensions file");
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(dir, &args);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    for f in ["server.key", "server.crt"] {
+        std::fs::rename(dir.join(f), data.join(f)).expect("move into the data dir");
+        if as_nobody {
+            let _ = Command::new("chown")
+                .arg("nobody")
+                .arg(data.join(f))
+                .status();
+        }
+    }
+    let _ = Command::new("chmod")
+        .arg("600")
+        .arg(data.join("server.key"))
+        .status();
+    let conf = data.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+    text.push_str("\nssl = on\n");
+    std::fs::write(&conf, text).expect("postgresql.conf");
+}
+
+/// Runs `sql` in `db` through `psql` (plain TCP) and returns its
+/// unaligned, tuples-only output.
+pub fn psql(cluster: &PgCluster, db: &str, sql: &str) -> String {
+    let bin = pg_bin_dir().expect("PostgreSQL binaries");
+    let psql = if bin.join("psql").exists() {
+        bin.join("psql")
+    } else {
+        PathBuf::from("psql")
+    };
+    let out = Command::new(psql)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            PG_USER,
+        ])
+        .args(["-d", db, "-X", "-A", "-t", "-c", sql])
+        .env("PGSSLMODE", "disable")
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// `postgres` on `port` (loopback) and a Unix socket in `dir`, logging to

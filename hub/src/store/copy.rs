@@ -155,7 +155,7 @@ const CHUNK: usize = 512;
 /// and hash agree. The caller makes sure no hub serves from the file.
 pub async fn copy_sqlite_to_postgres(
     sqlite_path: &Path,
-    target: tokio_postgres::Config,
+    target: super::PgTarget,
 ) -> Result<Vec<TableCheck>, StoreError> {
     if !sqlite_path.exists() {
         return Err(StoreError::NotFound(format!(
@@ -163,7 +163,7 @@ pub async fn copy_sqlite_to_postgres(
             sqlite_path.display()
         )));
     }
-    let c = postgres_store::connect(&target).await?;
+    let c = postgres_store::connect(&super::pg_tls::Dial::new(target)?).await?;
     postgres::migrate(&c).await?;
     c.raw().batch_execute("BEGIN").await?;
     let result = copy_in_transaction(&c, sqlite_path.to_owned()).await;

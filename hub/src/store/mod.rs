@@ -25,6 +25,7 @@
 
 pub mod copy;
 pub mod latency;
+mod pg_tls;
 mod postgres;
 mod postgres_store;
 mod recent;
@@ -40,6 +41,8 @@ use isac_core::membership::StatusChange;
 use isac_core::tlog::merkle::{self, NodeId};
 use isac_core::tlog::Hash;
 use tokio::sync::watch;
+
+pub use pg_tls::PgTarget;
 
 pub use recent::SharedRow;
 pub use sqlite::{
@@ -113,17 +116,32 @@ fn prove_error(e: merkle::ProveError<StoreError>) -> StoreError {
 }
 
 /// Reads a `--store` / `store =` PostgreSQL URL. A password written in it
-/// is refused: it would sit in shell history, `ps` and config files.
-pub fn postgres_config(
+/// is refused: it would sit in shell history, `ps` and config files. Its
+/// TLS parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, as in
+/// libpq) are decided by `isac_core::pg_tls`; `ca_file` is hub.toml's
+/// `store_ca_file`, the same as `sslrootcert`. No file is read here.
+pub fn postgres_target(
     url: &str,
     password: Option<&str>,
-) -> Result<tokio_postgres::Config, StoreError> {
+    ca_file: Option<&str>,
+) -> Result<PgTarget, StoreError> {
+    use isac_core::pg_tls::{self, TlsUse};
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(StoreError::Refused(format!(
             "store `{url}` is not a PostgreSQL URL; expected postgres://USER@HOST:PORT/DB"
         )));
     }
-    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+    let tls_error = |e: pg_tls::PgTlsError| StoreError::Refused(format!("store URL: {e}"));
+    let (rest, mut params) = pg_tls::split_url(url).map_err(tls_error)?;
+    if let Some(ca) = ca_file.filter(|c| !c.is_empty()) {
+        if params.root_cert.is_some() {
+            return Err(StoreError::Refused(
+                "the store's CA is given twice: sslrootcert in the store URL and store_ca_file; keep one".into(),
+            ));
+        }
+        params.root_cert = Some(ca.to_owned());
+    }
+    let mut config: tokio_postgres::Config = rest.parse().map_err(|e| {
         StoreError::Refused(format!(
             "store URL is not valid ({e}); expected postgres://USER@HOST:PORT/DB"
         ))
@@ -138,12 +156,22 @@ pub fn postgres_config(
             "store URL needs a user and a database: postgres://USER@HOST:PORT/DB".into(),
         ));
     }
+    let unix_socket = config
+        .get_hosts()
+        .iter()
+        .any(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_)));
+    let tls = pg_tls::decide(&params, unix_socket).map_err(tls_error)?;
+    config.ssl_mode(match tls.tls {
+        TlsUse::Never => tokio_postgres::config::SslMode::Disable,
+        TlsUse::IfOffered => tokio_postgres::config::SslMode::Prefer,
+        TlsUse::Always => tokio_postgres::config::SslMode::Require,
+    });
     if let Some(p) = password {
         config.password(p);
     }
     config.application_name("isac-hub");
     config.connect_timeout(std::time::Duration::from_secs(10));
-    Ok(config)
+    Ok(PgTarget { config, tls })
 }
 
 /// What every backend shares with the handle: the committed head (for
@@ -164,6 +192,8 @@ struct Shared {
     /// `None` while the database answers; the reason while it does not
     /// (PostgreSQL down or unreachable), for health checks and streams.
     unavailable: watch::Sender<Option<String>>,
+    /// Reads of derived statements' targets by streams (`target_of_shared`).
+    target_reads: AtomicU64,
 }
 
 impl Shared {
@@ -174,6 +204,7 @@ impl Shared {
             recent: recent::Recent::default(),
             commit_latency: latency::Histogram::default(),
             unavailable: watch::channel(None).0,
+            target_reads: AtomicU64::new(0),
         })
     }
 
@@ -263,8 +294,12 @@ impl Store {
     /// creates or migrates the schema under an advisory lock, and starts the
     /// writer. The password comes from `password`, never from the URL.
     pub async fn open_postgres(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
-        let config = postgres_config(url, password)?;
-        let (backend, shared) = postgres_store::PgStore::open(config).await?;
+        Self::open_postgres_target(postgres_target(url, password, None)?).await
+    }
+
+    /// [`Store::open_postgres`] on a URL already read ([`postgres_target`]).
+    pub async fn open_postgres_target(target: PgTarget) -> Result<Self, StoreError> {
+        let (backend, shared) = postgres_store::PgStore::open(target).await?;
         Ok(Store {
             inner: Arc::new(Inner {
                 backend: Backend::Postgres(backend),
@@ -638,6 +673,56 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredStatement>, StoreError> {
         dispatch!(self.search(query, limit))
+    }
+
+    /// The latest revision of the target of a derived statement
+    /// (sighting, retraction) that streams share: read from the store once
+    /// for all the streams delivering `row` (the first reads, the others
+    /// wait for it), and reused while the recent window shows no new
+    /// revision of the target since; re-read when it does, or when the
+    /// window cannot tell. `None` for a row without a target, or a target
+    /// not stored. Each read counts in [`Store::target_reads`].
+    pub async fn target_of_shared(
+        &self,
+        row: &SharedRow,
+    ) -> Result<Option<Arc<SharedRow>>, StoreError> {
+        let Some(target) = &row.target_id else {
+            return Ok(None);
+        };
+        let mut slot = row.target.lock().await;
+        let now = self.head();
+        if let Some(seen) = slot.as_mut() {
+            if seen.as_of >= now
+                || self.inner.shared.recent.lacks_id(seen.as_of, now, target) == Some(true)
+            {
+                seen.as_of = seen.as_of.max(now);
+                return Ok(seen.latest.clone());
+            }
+        }
+        // Taken before the read: everything committed up to it is in it.
+        let as_of = self.head();
+        let latest = self
+            .revisions(target)
+            .await?
+            .into_iter()
+            .next()
+            .map(|r| Arc::new(SharedRow::new(r)));
+        self.inner
+            .shared
+            .target_reads
+            .fetch_add(1, Ordering::Relaxed);
+        *slot = Some(recent::TargetAsOf {
+            as_of,
+            latest: latest.clone(),
+        });
+        Ok(latest)
+    }
+
+    /// How many times streams read a derived statement's target from the
+    /// store ([`Store::target_of_shared`]): once per derived statement, not
+    /// once per subscriber.
+    pub fn target_reads(&self) -> u64 {
+        self.inner.shared.target_reads.load(Ordering::Relaxed)
     }
 
     pub async fn sightings_of(&self, target_id: &str) -> Result<Vec<StoredStatement>, StoreError> {

@@ -27,7 +27,9 @@ use isac_core::membership::StatusChange;
 use isac_core::tlog::merkle::{self, HashReader, NodeId, TreeBuilder};
 use isac_core::tlog::Hash;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::Config;
+
+use super::pg_tls::{Dial, PgTarget};
 
 use super::postgres::{self, Conn};
 use super::{
@@ -50,7 +52,7 @@ pub(super) const TAIL_INTERVAL: Duration = Duration::from_millis(10);
 // === the pool ===
 
 struct Pool {
-    config: Config,
+    dial: Dial,
     idle: Mutex<Vec<Conn>>,
     permits: Arc<tokio::sync::Semaphore>,
 }
@@ -91,11 +93,15 @@ impl Drop for Pooled {
     }
 }
 
-pub(super) async fn connect(config: &Config) -> Result<Conn, StoreError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+pub(super) async fn connect(dial: &Dial) -> Result<Conn, StoreError> {
+    let (client, connection) = dial.config.connect(dial.tls.clone()).await.map_err(|e| {
+        // The source names the TLS problem ("certificate ... not trusted").
+        let cause = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
         StoreError::Unavailable(format!(
-            "cannot connect to PostgreSQL at {}: {e}",
-            describe(config)
+            "cannot connect to PostgreSQL at {}: {e}{cause}",
+            describe(&dial.config)
         ))
     })?;
     tokio::spawn(async move {
@@ -137,7 +143,7 @@ impl Pool {
             match next {
                 Some(c) if c.is_closed() => continue,
                 Some(c) => break c,
-                None => break connect(&self.config).await?,
+                None => break connect(&self.dial).await?,
             }
         };
         Ok(Pooled {
@@ -216,9 +222,9 @@ struct Inner {
 impl PgStore {
     /// Connects, creates or migrates the schema, and starts the writer and
     /// the tail. Must run inside a tokio runtime.
-    pub(super) async fn open(config: Config) -> Result<(Self, Arc<Shared>), StoreError> {
+    pub(super) async fn open(target: PgTarget) -> Result<(Self, Arc<Shared>), StoreError> {
         let pool = Arc::new(Pool {
-            config,
+            dial: Dial::new(target)?,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS)),
         });
@@ -253,7 +259,7 @@ impl PgStore {
     }
 
     pub(super) fn describe(&self) -> String {
-        describe(&self.inner.pool.config)
+        describe(&self.inner.pool.dial.config)
     }
 
     pub(super) fn close(&self) {
@@ -902,7 +908,7 @@ async fn append_batch(
     batch: &[AppendJob],
 ) -> Result<Vec<Result<postgres::Appended, StoreError>>, StoreError> {
     if conn.as_ref().is_none_or(|w| w.client.is_closed()) {
-        let client = connect(&pool.config).await?;
+        let client = connect(&pool.dial).await?;
         let sql = postgres::AppendSql::prepare(&client).await?;
         *conn = Some(WriterConn { client, sql });
     }

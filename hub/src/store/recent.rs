@@ -16,6 +16,18 @@ use super::typed::Decoded;
 pub struct SharedRow {
     row: StoredStatement,
     decoded: OnceLock<Decoded>,
+    /// For a derived statement (sighting, retraction): its target's latest
+    /// revision as read at committed head `as_of`, shared by every stream
+    /// that delivers this row (`Store::target_of_shared`). The lock makes
+    /// the first stream read it while the others wait for its answer.
+    pub(super) target: tokio::sync::Mutex<Option<TargetAsOf>>,
+}
+
+/// A target read once: its latest revision (`None`: not stored) as of the
+/// committed head `as_of`.
+pub(super) struct TargetAsOf {
+    pub(super) as_of: u64,
+    pub(super) latest: Option<Arc<SharedRow>>,
 }
 
 impl SharedRow {
@@ -23,6 +35,7 @@ impl SharedRow {
         SharedRow {
             row,
             decoded: OnceLock::new(),
+            target: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -130,6 +143,23 @@ impl Recent {
         (out.len() as u64 == last - after).then_some(out)
     }
 
+    /// Is no statement with this `id` among `after+1 ..= last`? `None` if
+    /// the window does not hold every one of them (read the store).
+    pub fn lacks_id(&self, after: u64, last: u64, id: &str) -> Option<bool> {
+        if last <= after {
+            return Some(true);
+        }
+        let w = self.items.lock().expect("recent lock");
+        let mut held = 0u64;
+        for row in w.rows.range(after + 1..=last).map(|(_, v)| v) {
+            if row.id == id {
+                return Some(false);
+            }
+            held += 1;
+        }
+        (held == last - after).then_some(true)
+    }
+
     /// Does the window hold every sequence in `after+1 ..= last`?
     pub fn holds(&self, after: u64, last: u64) -> bool {
         if last <= after {
@@ -211,6 +241,28 @@ mod tests {
         let d = got[1].decoded();
         assert_eq!(d.tlp, Some(isac_core::Tlp::Green));
         assert!(std::ptr::eq(d, r.after(1, 2, 1).unwrap()[0].decoded()));
+    }
+
+    /// What `Store::target_of_shared` asks before reusing a target it
+    /// read: no new revision (same id) since, or "cannot tell".
+    #[test]
+    fn lacks_id_answers_only_over_a_complete_range() {
+        let r = Recent::default();
+        for n in 1..=5 {
+            r.record(n, 0, None, &new_statement(n));
+        }
+        assert_eq!(r.lacks_id(1, 5, "id-9"), Some(true));
+        assert_eq!(r.lacks_id(1, 5, "id-3"), Some(false), "a revision of it");
+        assert_eq!(r.lacks_id(3, 5, "id-3"), Some(true), "only after `after`");
+        assert_eq!(r.lacks_id(5, 5, "id-5"), Some(true), "empty range");
+        assert_eq!(r.lacks_id(1, 7, "id-9"), None, "6 and 7 unknown");
+        r.record(7, 0, None, &new_statement(7));
+        assert_eq!(r.lacks_id(1, 7, "id-9"), None, "a hole at 6");
+        assert_eq!(
+            r.lacks_id(1, 7, "id-2"),
+            Some(false),
+            "found before the hole"
+        );
     }
 
     #[test]
