@@ -2,13 +2,15 @@
 //! parser read outside text (statements, extension files). Every input must
 //! be scanned or refused without a panic; findings sit on character
 //! boundaries, in order, without overlap, and each one's placeholder is in
-//! the redacted text. `scrub/tests/fuzz_targets.rs` includes this file and
-//! runs it on stable.
+//! the redacted text. The fast matchers give exactly what the plain
+//! one-pass ones they replaced give (`scan_text_reference`), with and
+//! without the member's rules. `scrub/tests/fuzz_targets.rs` includes this
+//! file and runs it on stable.
 //!
 //! Uses only `isac_scrub` (and std), so it compiles in both places.
 
 use isac_scrub::benign::List;
-use isac_scrub::{scan_text, Kind, Role, Rules};
+use isac_scrub::{scan_text, scan_text_reference, Kind, Role, Rules};
 
 pub fn scrub(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -19,6 +21,13 @@ pub fn scrub(data: &[u8]) {
         disabled: vec![],
     };
     for role in [Role::Prose, Role::Locator, Role::Identifier] {
+        for r in [&rules, &Rules::default()] {
+            assert_eq!(
+                scan_text("f", &text, role, r),
+                scan_text_reference("f", &text, role, r),
+                "fast and reference matchers differ on {text:?} ({role:?})"
+            );
+        }
         let Ok(scan) = scan_text("f", &text, role, &rules) else {
             assert!(text.len() > isac_scrub::MAX_FIELD_BYTES);
             return;

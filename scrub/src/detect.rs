@@ -1,8 +1,22 @@
-//! Hand-written matchers, one pass each over the bytes of a field. They
-//! look only at ASCII bytes, so every range they return starts and ends on
-//! a UTF-8 character boundary.
+//! Hand-written matchers over the bytes of a field. They look only at
+//! ASCII bytes, so every range they return starts and ends on a UTF-8
+//! character boundary.
+//!
+//! Fast path: a detector that starts at a literal (`@`, a backslash, `://`, a
+//! token prefix, a name) jumps from one occurrence to the next with
+//! `memchr`/`memmem` (vectorised), with the searchers for fixed literals
+//! built once; case-insensitive literals are looked up in the field's
+//! ASCII-lowercased copy, made once per field and only when needed. The
+//! checks at each occurrence are those of `reference.rs`, the plain
+//! one-pass matchers they replace, and the results must be the same hits in
+//! the same order (`scan_text_reference`, the differential tests, the
+//! `scrub` fuzz target).
 
+use std::cell::OnceCell;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::OnceLock;
+
+use memchr::{memchr, memchr_iter, memmem};
 
 use crate::{Kind, Rules};
 
@@ -27,12 +41,83 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// Every occurrence of `needle` (ASCII, compared case-insensitively) in `t`.
-fn find_all_ci<'a>(t: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    let n = needle.len();
-    let first = needle.first().map(u8::to_ascii_lowercase);
-    (0..t.len().saturating_sub(n.saturating_sub(1))).filter(move |&i| {
-        Some(t[i].to_ascii_lowercase()) == first && t[i..i + n].eq_ignore_ascii_case(needle)
+/// A field's bytes and, made on first use, their ASCII-lowercased copy
+/// (same length, same offsets) for the case-insensitive literals.
+pub(crate) struct Text<'a> {
+    pub t: &'a [u8],
+    lower: OnceCell<Vec<u8>>,
+}
+
+impl<'a> Text<'a> {
+    pub fn new(t: &'a [u8]) -> Self {
+        Text {
+            t,
+            lower: OnceCell::new(),
+        }
+    }
+
+    fn lower(&self) -> &[u8] {
+        self.lower.get_or_init(|| self.t.to_ascii_lowercase())
+    }
+}
+
+/// Calls `f` with every start of `finder`'s needle in `hay`, ascending,
+/// overlapping occurrences included (`AKIAKIA...` holds two `AKIA`).
+fn each(hay: &[u8], finder: &memmem::Finder<'_>, mut f: impl FnMut(usize)) {
+    let mut pos = 0;
+    while let Some(i) = finder.find(&hay[pos..]) {
+        f(pos + i);
+        pos += i + 1;
+    }
+}
+
+/// The same for a needle known only at run time (a name, a pattern): no
+/// searcher is built for a short field. An empty needle matches nothing.
+fn each_dyn(hay: &[u8], needle: &[u8], mut f: impl FnMut(usize)) {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return;
+    }
+    if hay.len() < 64 {
+        let mut pos = 0;
+        while let Some(i) = memmem::find(&hay[pos..], needle) {
+            f(pos + i);
+            pos += i + 1;
+        }
+    } else {
+        each(hay, &memmem::Finder::new(needle), f);
+    }
+}
+
+/// The searchers for the fixed literals, built once.
+struct Finders {
+    prefixed: Vec<memmem::Finder<'static>>,
+    azure: memmem::Finder<'static>,
+    aws: memmem::Finder<'static>,
+    begin: memmem::Finder<'static>,
+    dashes: memmem::Finder<'static>,
+    jwt: memmem::Finder<'static>,
+    scheme: memmem::Finder<'static>,
+    win_users: memmem::Finder<'static>,
+    home: memmem::Finder<'static>,
+    mac_users: memmem::Finder<'static>,
+}
+
+fn finders() -> &'static Finders {
+    static F: OnceLock<Finders> = OnceLock::new();
+    F.get_or_init(|| Finders {
+        prefixed: PREFIXED
+            .iter()
+            .map(|p| memmem::Finder::new(p.prefix))
+            .collect(),
+        azure: memmem::Finder::new(b"Q~"),
+        aws: memmem::Finder::new(AWS_KEY),
+        begin: memmem::Finder::new(b"-----begin "),
+        dashes: memmem::Finder::new(b"-----"),
+        jwt: memmem::Finder::new(b"eyJ"),
+        scheme: memmem::Finder::new(b"://"),
+        win_users: memmem::Finder::new(b"\\users\\"),
+        home: memmem::Finder::new(b"/home/"),
+        mac_users: memmem::Finder::new(b"/Users/"),
     })
 }
 
@@ -55,7 +140,7 @@ fn is_host(b: u8) -> bool {
 }
 
 pub(crate) fn emails(t: &[u8], out: &mut Vec<Hit>) {
-    for (at, _) in t.iter().enumerate().filter(|(_, b)| **b == b'@') {
+    for at in memchr_iter(b'@', t) {
         let mut s = at;
         while s > 0 && is_local(t[s - 1]) {
             s -= 1;
@@ -262,8 +347,22 @@ pub(crate) fn internal_ips(t: &[u8], out: &mut Vec<Hit>) {
 
 // === host names under the member's own domains ===
 
-pub(crate) fn own_hosts(t: &[u8], rules: &Rules, out: &mut Vec<Hit>) {
-    if rules.own_domains.is_empty() {
+/// `a` lowercased equals `lower` (already lowercase), without a copy.
+fn lowered_eq(a: &[u8], lower: &[u8]) -> bool {
+    a.len() == lower.len()
+        && a.iter()
+            .zip(lower)
+            .all(|(x, y)| x.to_ascii_lowercase() == *y)
+}
+
+pub(crate) fn own_hosts(x: &Text<'_>, rules: &Rules, out: &mut Vec<Hit>) {
+    let t = x.t;
+    // A host under a domain holds the domain: none in the field, no pass.
+    if !rules
+        .own_domains
+        .iter()
+        .any(|d| memmem::find(x.lower(), d.as_bytes()).is_some())
+    {
         return;
     }
     let mut i = 0;
@@ -277,13 +376,12 @@ pub(crate) fn own_hosts(t: &[u8], rules: &Rules, out: &mut Vec<Hit>) {
         while end > i && t[end - 1] == b'.' {
             end -= 1;
         }
-        let host = t[i..end].to_ascii_lowercase();
+        let host = &t[i..end];
         let ours = rules.own_domains.iter().any(|d| {
             let d = d.as_bytes();
-            host == d
-                || host.len() > d.len()
-                    && host.ends_with(d)
-                    && host[host.len() - d.len() - 1] == b'.'
+            host.len() >= d.len()
+                && lowered_eq(&host[host.len() - d.len()..], d)
+                && (host.len() == d.len() || host[host.len() - d.len() - 1] == b'.')
         });
         if ours {
             out.push(hit(i, end, Kind::OwnHost, "host under your own domain"));
@@ -294,7 +392,7 @@ pub(crate) fn own_hosts(t: &[u8], rules: &Rules, out: &mut Vec<Hit>) {
 
 // === user names in paths ===
 
-const GENERIC_USERS: [&str; 10] = [
+pub(crate) const GENERIC_USERS: [&str; 10] = [
     "public",
     "default",
     "shared",
@@ -322,7 +420,7 @@ fn user_at(t: &[u8], s: usize, out: &mut Vec<Hit>, detail: &'static str) {
 }
 
 /// Uppercase words before a backslash that are not Windows domains.
-const NOT_DOMAINS: [&[u8]; 8] = [
+pub(crate) const NOT_DOMAINS: [&[u8]; 8] = [
     b"HKLM",
     b"HKCU",
     b"HKCR",
@@ -333,24 +431,30 @@ const NOT_DOMAINS: [&[u8]; 8] = [
     b"SYSTEM32",
 ];
 
-pub(crate) fn path_users(t: &[u8], out: &mut Vec<Hit>) {
-    for i in find_all_ci(t, b"\\users\\") {
-        if i >= 2 && t[i - 1] == b':' && t[i - 2].is_ascii_alphabetic() {
-            user_at(t, i + 7, out, "user name in a Windows path");
-        }
+pub(crate) fn path_users(x: &Text<'_>, out: &mut Vec<Hit>) {
+    let t = x.t;
+    let f = finders();
+    let backslash = memchr(b'\\', t).is_some();
+    if backslash {
+        each(x.lower(), &f.win_users, |i| {
+            if i >= 2 && t[i - 1] == b':' && t[i - 2].is_ascii_alphabetic() {
+                user_at(t, i + 7, out, "user name in a Windows path");
+            }
+        });
     }
-    for needle in [&b"/home/"[..], b"/Users/"] {
-        for i in find_all_ci(t, needle) {
-            // Case matters here: `/users/` in a URL path is common.
-            if &t[i..i + needle.len()] == needle
-                && (i == 0 || !is_word(t[i - 1]) && t[i - 1] != b'.')
-            {
+    // Case matters here: `/users/` in a URL path is common.
+    for (needle, finder) in [(&b"/home/"[..], &f.home), (b"/Users/", &f.mac_users)] {
+        each(t, finder, |i| {
+            if i == 0 || !is_word(t[i - 1]) && t[i - 1] != b'.' {
                 user_at(t, i + needle.len(), out, "user name in a home directory");
             }
-        }
+        });
+    }
+    if !backslash {
+        return;
     }
     // DOMAIN\user
-    for (bs, _) in t.iter().enumerate().filter(|(_, b)| **b == b'\\') {
+    for bs in memchr_iter(b'\\', t) {
         let mut s = bs;
         while s > 0
             && (t[s - 1].is_ascii_uppercase() || t[s - 1].is_ascii_digit() || t[s - 1] == b'-')
@@ -372,12 +476,12 @@ pub(crate) fn path_users(t: &[u8], out: &mut Vec<Hit>) {
 
 // === secrets ===
 
-struct Prefixed {
-    prefix: &'static [u8],
-    ok: fn(u8) -> bool,
-    min: usize,
-    max: usize,
-    detail: &'static str,
+pub(crate) struct Prefixed {
+    pub prefix: &'static [u8],
+    pub ok: fn(u8) -> bool,
+    pub min: usize,
+    pub max: usize,
+    pub detail: &'static str,
 }
 
 fn alnum(b: u8) -> bool {
@@ -386,13 +490,13 @@ fn alnum(b: u8) -> bool {
 fn upper_alnum(b: u8) -> bool {
     b.is_ascii_uppercase() || b.is_ascii_digit()
 }
-fn url_b64(b: u8) -> bool {
+pub(crate) fn url_b64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 fn word(b: u8) -> bool {
     is_word(b)
 }
-fn b64(b: u8) -> bool {
+pub(crate) fn b64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"+/=".contains(&b)
 }
 fn slack(b: u8) -> bool {
@@ -402,7 +506,7 @@ fn path_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'/'
 }
 
-const PREFIXED: [Prefixed; 21] = {
+pub(crate) const PREFIXED: [Prefixed; 21] = {
     const fn p(
         prefix: &'static [u8],
         ok: fn(u8) -> bool,
@@ -449,13 +553,14 @@ const PREFIXED: [Prefixed; 21] = {
     ]
 };
 
-pub(crate) fn secrets(t: &[u8], out: &mut Vec<Hit>) {
-    for p in &PREFIXED {
+pub(crate) fn secrets(x: &Text<'_>, out: &mut Vec<Hit>) {
+    let t = x.t;
+    for (p, finder) in PREFIXED.iter().zip(&finders().prefixed) {
         let n = p.prefix.len();
-        for i in find_all_ci(t, p.prefix) {
+        each(t, finder, |i| {
             // Only at the start of a run, so `AKIAAKIA...` is read once.
-            if &t[i..i + n] != p.prefix || i > 0 && (is_word(t[i - 1]) || (p.ok)(t[i - 1])) {
-                continue;
+            if i > 0 && (is_word(t[i - 1]) || (p.ok)(t[i - 1])) {
+                return;
             }
             let e = run(t, i + n, p.ok);
             let len = e - i - n;
@@ -464,11 +569,11 @@ pub(crate) fn secrets(t: &[u8], out: &mut Vec<Hit>) {
                 let start = if p.prefix.ends_with(b"=") { i + n } else { i };
                 out.push(hit(start, e, Kind::Secret, p.detail));
             }
-        }
+        });
     }
     azure_client_secrets(t, out);
-    aws_secret_keys(t, out);
-    private_keys(t, out);
+    aws_secret_keys(x, out);
+    private_keys(x, out);
     jwts(t, out);
     url_passwords(t, out);
 }
@@ -477,47 +582,60 @@ pub(crate) fn secrets(t: &[u8], out: &mut Vec<Hit>) {
 /// then 31 to 34 more.
 fn azure_client_secrets(t: &[u8], out: &mut Vec<Hit>) {
     let ok = |b: u8| b.is_ascii_alphanumeric() || b"_~.-".contains(&b);
-    for i in 3..t.len().saturating_sub(2) {
-        if (t[i] == b'8' || t[i] == b'7') && &t[i + 1..i + 3] == b"Q~" {
-            let s = i - 3;
-            if !t[s..i].iter().all(|b| ok(*b)) || s > 0 && ok(t[s - 1]) {
-                continue;
-            }
-            let e = run(t, i + 3, ok);
-            if (31..=34).contains(&(e - i - 3)) {
-                out.push(hit(s, e, Kind::Secret, "Azure client secret"));
-            }
+    each(t, &finders().azure, |q| {
+        // `Q~` at q, the digit before it at i = q - 1, three more before.
+        if q < 4 || !(t[q - 1] == b'8' || t[q - 1] == b'7') {
+            return;
         }
-    }
+        let i = q - 1;
+        let s = i - 3;
+        if !t[s..i].iter().all(|b| ok(*b)) || s > 0 && ok(t[s - 1]) {
+            return;
+        }
+        let e = run(t, i + 3, ok);
+        if (31..=34).contains(&(e - i - 3)) {
+            out.push(hit(s, e, Kind::Secret, "Azure client secret"));
+        }
+    });
 }
 
-fn aws_secret_keys(t: &[u8], out: &mut Vec<Hit>) {
-    let key = b"aws_secret_access_key";
-    for i in find_all_ci(t, key) {
-        let v = run(t, i + key.len(), |b| b" \t\"':=".contains(&b));
+const AWS_KEY: &[u8] = b"aws_secret_access_key";
+
+fn aws_secret_keys(x: &Text<'_>, out: &mut Vec<Hit>) {
+    let t = x.t;
+    if memchr(b'_', t).is_none() {
+        return;
+    }
+    each(x.lower(), &finders().aws, |i| {
+        let v = run(t, i + AWS_KEY.len(), |b| b" \t\"':=".contains(&b));
         let e = run(t, v, b64);
         if e - v == 40 {
             out.push(hit(v, e, Kind::Secret, "AWS secret access key"));
         }
-    }
+    });
 }
 
-fn private_keys(t: &[u8], out: &mut Vec<Hit>) {
+fn private_keys(x: &Text<'_>, out: &mut Vec<Hit>) {
+    let t = x.t;
+    let f = finders();
+    if f.dashes.find(t).is_none() {
+        return;
+    }
     let mut covered = 0;
-    for i in find_all_ci(t, b"-----BEGIN ") {
+    each(x.lower(), &f.begin, |i| {
         if i < covered {
-            continue;
+            return;
         }
         let near = &t[i + 11..(i + 11 + 50).min(t.len())];
         let label_end = match near.windows(5).position(|w| w == b"-----") {
             Some(p) => i + 11 + p,
-            None => continue,
+            None => return,
         };
         let label = &t[i + 11..label_end];
         if label.len() > 40
             || !(label.ends_with(b"PRIVATE KEY") || label.ends_with(b"PRIVATE KEY BLOCK"))
         {
-            continue;
+            return;
         }
         let after = label_end + 5;
         let end = t[after..]
@@ -533,38 +651,38 @@ fn private_keys(t: &[u8], out: &mut Vec<Hit>) {
             .unwrap_or(t.len());
         covered = end;
         out.push(hit(i, end, Kind::Secret, "private key block"));
-    }
+    });
 }
 
 fn jwts(t: &[u8], out: &mut Vec<Hit>) {
-    for i in find_all_ci(t, b"eyJ") {
-        if &t[i..i + 3] != b"eyJ" || i > 0 && url_b64(t[i - 1]) {
-            continue;
+    each(t, &finders().jwt, |i| {
+        if i > 0 && url_b64(t[i - 1]) {
+            return;
         }
         let h = run(t, i, url_b64);
         if h - i < 10 || t.get(h) != Some(&b'.') || !t[h + 1..].starts_with(b"eyJ") {
-            continue;
+            return;
         }
         let p = run(t, h + 1, url_b64);
         if p - h - 1 < 10 || t.get(p) != Some(&b'.') {
-            continue;
+            return;
         }
         let s = run(t, p + 1, url_b64);
         out.push(hit(i, s, Kind::Secret, "JSON Web Token"));
-    }
+    });
 }
 
 fn url_passwords(t: &[u8], out: &mut Vec<Hit>) {
-    for i in find_all_ci(t, b"://") {
+    each(t, &finders().scheme, |i| {
         if i == 0 || !t[i - 1].is_ascii_alphabetic() {
-            continue;
+            return;
         }
         let s = i + 3;
         let e = run(t, s, |b| {
             !(b.is_ascii_whitespace() || b"/?#@\"'<>".contains(&b))
         });
         if t.get(e) != Some(&b'@') {
-            continue;
+            return;
         }
         if let Some(c) = t[s..e].iter().position(|b| *b == b':') {
             let pw = s + c + 1;
@@ -572,22 +690,23 @@ fn url_passwords(t: &[u8], out: &mut Vec<Hit>) {
                 out.push(hit(pw, e, Kind::Secret, "password in a URL"));
             }
         }
-    }
+    });
 }
 
 // === names and the member's own patterns ===
 
 /// Whole-word, ASCII case-insensitive matches of each literal.
 pub(crate) fn literals(
-    t: &[u8],
+    x: &Text<'_>,
     list: &[String],
     kind: Kind,
     detail: &'static str,
     out: &mut Vec<Hit>,
 ) {
+    let t = x.t;
     for lit in list {
-        let l = lit.as_bytes();
-        for i in find_all_ci(t, l) {
+        let l = lit.to_ascii_lowercase();
+        each_dyn(x.lower(), l.as_bytes(), |i| {
             let e = i + l.len();
             let before = i == 0 || !is_word(t[i - 1]);
             let after = e >= t.len() || !is_word(t[e]);
@@ -595,6 +714,6 @@ pub(crate) fn literals(
             if before && after && std::str::from_utf8(&t[i..e]).is_ok() {
                 out.push(hit(i, e, kind, detail));
             }
-        }
+        });
     }
 }

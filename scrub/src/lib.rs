@@ -14,6 +14,7 @@
 
 pub mod benign;
 mod detect;
+mod reference;
 #[cfg(test)]
 mod tests;
 
@@ -210,6 +211,100 @@ pub fn scan_text(
     role: Role,
     rules: &Rules,
 ) -> Result<FieldScan, ScanError> {
+    scan_with(field, text, role, rules, Matchers::Fast)
+}
+
+/// `scan_text` with the plain one-pass matchers the fast ones replaced
+/// (`reference.rs`): the oracle for differential tests and the fuzz
+/// target, which require both to give the same result. Not for use.
+#[doc(hidden)]
+pub fn scan_text_reference(
+    field: &str,
+    text: &str,
+    role: Role,
+    rules: &Rules,
+) -> Result<FieldScan, ScanError> {
+    scan_with(field, text, role, rules, Matchers::Reference)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Matchers {
+    Fast,
+    Reference,
+}
+
+/// Every detector's hits, in the order the detectors run (which decides
+/// overlaps between equal ranges).
+fn detect(text: &str, role: Role, rules: &Rules, m: Matchers) -> Vec<detect::Hit> {
+    let t = text.as_bytes();
+    let x = detect::Text::new(t);
+    let mut hits = Vec::new();
+    let want = |k: Kind| rules.on(k) && role.looks_for(k);
+    let fast = m == Matchers::Fast;
+    if want(Kind::Secret) {
+        if fast {
+            detect::secrets(&x, &mut hits);
+        } else {
+            reference::secrets(t, &mut hits);
+        }
+    }
+    if want(Kind::Email) {
+        if fast {
+            detect::emails(t, &mut hits);
+        } else {
+            reference::emails(t, &mut hits);
+        }
+    }
+    if want(Kind::InternalIp) {
+        if fast {
+            detect::internal_ips(t, &mut hits);
+        } else {
+            reference::internal_ips(t, &mut hits);
+        }
+    }
+    if want(Kind::OwnHost) {
+        if fast {
+            detect::own_hosts(&x, rules, &mut hits);
+        } else {
+            reference::own_hosts(t, rules, &mut hits);
+        }
+    }
+    if want(Kind::PathUser) {
+        if fast {
+            detect::path_users(&x, &mut hits);
+        } else {
+            reference::path_users(t, &mut hits);
+        }
+    }
+    for (kind, list, detail) in [
+        (Kind::Person, &rules.people, "a person's name"),
+        (Kind::Pattern, &rules.patterns, "one of your own patterns"),
+    ] {
+        if want(kind) {
+            if fast {
+                detect::literals(&x, list, kind, detail, &mut hits);
+            } else {
+                reference::literals(t, list, kind, detail, &mut hits);
+            }
+        }
+    }
+    if want(Kind::Phone) {
+        if fast {
+            detect::phones(t, &mut hits);
+        } else {
+            reference::phones(t, &mut hits);
+        }
+    }
+    hits
+}
+
+fn scan_with(
+    field: &str,
+    text: &str,
+    role: Role,
+    rules: &Rules,
+    m: Matchers,
+) -> Result<FieldScan, ScanError> {
     if text.len() > MAX_FIELD_BYTES {
         return Err(ScanError::FieldTooLarge {
             field: field.to_owned(),
@@ -217,39 +312,7 @@ pub fn scan_text(
             max: MAX_FIELD_BYTES,
         });
     }
-    let t = text.as_bytes();
-    let mut hits = Vec::new();
-    let want = |k: Kind| rules.on(k) && role.looks_for(k);
-    if want(Kind::Secret) {
-        detect::secrets(t, &mut hits);
-    }
-    if want(Kind::Email) {
-        detect::emails(t, &mut hits);
-    }
-    if want(Kind::InternalIp) {
-        detect::internal_ips(t, &mut hits);
-    }
-    if want(Kind::OwnHost) {
-        detect::own_hosts(t, rules, &mut hits);
-    }
-    if want(Kind::PathUser) {
-        detect::path_users(t, &mut hits);
-    }
-    if want(Kind::Person) {
-        detect::literals(t, &rules.people, Kind::Person, "a person's name", &mut hits);
-    }
-    if want(Kind::Pattern) {
-        detect::literals(
-            t,
-            &rules.patterns,
-            Kind::Pattern,
-            "one of your own patterns",
-            &mut hits,
-        );
-    }
-    if want(Kind::Phone) {
-        detect::phones(t, &mut hits);
-    }
+    let mut hits = detect(text, role, rules, m);
     // Overlaps: the earlier (and then the longer) wins; secrets were pushed
     // first, so a token inside a URL stays a secret.
     hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));

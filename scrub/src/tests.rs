@@ -552,3 +552,114 @@ fn adversarial_repetition_is_linear() {
         }
     }
 }
+
+/// One finding of each kind (and near misses), as the fast matchers'
+/// edge cases see them.
+const FINDINGS: [(&str, Kind); 16] = [
+    ("bob@acme.example", Email),
+    ("+1 555 123 4567", Phone),
+    ("Alice Martin", Person),
+    ("project bluebird", Pattern),
+    ("10.0.0.7", InternalIp),
+    ("fd00::1", InternalIp),
+    ("build.ACME-bank.com", OwnHost),
+    (r"C:\Users\jdoe", PathUser),
+    ("/home/alice", PathUser),
+    (r"ACME\jdoe", PathUser),
+    ("AKIAIOSFODNN7EXAMPLE", Secret),
+    ("ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", Secret),
+    ("abc8Q~abcdefghijklmnopqrstuvwxyz01234", Secret),
+    (
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        Secret,
+    ),
+    (
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig",
+        Secret,
+    ),
+    ("https://u:pw@h.example/", Secret),
+];
+
+fn assert_same(text: &str, r: &Rules) {
+    for role in [Prose, Locator, Identifier] {
+        assert_eq!(
+            scan_text("f", text, role, r),
+            scan_text_reference("f", text, role, r),
+            "fast and reference matchers differ on {text:?} ({role:?})"
+        );
+    }
+}
+
+/// Each finding alone, at the very start, at the very end, between
+/// multi-byte characters, and in fields either side of the length at
+/// which a name's searcher is built: found by the fast matchers, and the
+/// same as the reference matchers in every case.
+#[test]
+fn fast_matchers_find_at_the_edges_as_the_reference_does() {
+    let r = rules();
+    for (finding, kind) in FINDINGS {
+        let pad = "lorem ipsum dolor sit amet ".repeat(12);
+        let tail = |n: usize| &pad[pad.len() - n.saturating_sub(finding.len())..];
+        for text in [
+            finding.to_owned(),
+            format!("{finding} and more"),
+            format!("it was {finding}"),
+            format!("Zoë «{finding}» ünd"),
+            format!("é {finding}\u{1F600}"),
+            // 60 and 250 bytes in all (a name's searcher is built from 64).
+            format!("{}{finding}", tail(60)),
+            format!("{}{finding}", tail(250)),
+            format!("{pad}{finding}"),
+            format!("{finding}{pad}{finding}"),
+        ] {
+            let got = scan_text("f", &text, Prose, &r).unwrap().findings;
+            assert!(
+                got.iter().any(|f| f.kind == kind),
+                "{kind} not found in {text:?}: {got:?}"
+            );
+            assert_same(&text, &r);
+        }
+    }
+}
+
+/// Overlapping occurrences of a literal, case variants of the
+/// case-insensitive literals, rules as written (not normalised: an
+/// uppercase domain, an empty name), and near misses.
+#[test]
+fn fast_matchers_agree_with_the_reference_on_tricky_input() {
+    let raw = Rules {
+        own_domains: vec!["ACME-bank.com".into(), String::new()],
+        people: vec![String::new(), "Zoë Nováková".into(), "al".into()],
+        patterns: vec!["-----".into()],
+        disabled: vec![],
+    };
+    let texts = [
+        "",
+        "@",
+        "AKIAKIAIOSFODNN7EXAMPLE AKIAAKIAIOSFODNN7EXAMPLE",
+        r"C:\users\users\jdoe c:\USERS\x D:\Users\Public",
+        "/home//home/x /home/ /Users/Alice /users/bob x/home/y",
+        "-----begin rsa private key-----\nabc\n-----end rsa private key-----",
+        "-----BEGIN -----BEGIN EC PRIVATE KEY-----",
+        "AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "aws_secret_access_keyaws_secret_access_key=x",
+        "8Q~ 7Q~Q~ abc7Q~abcdefghijklmnopqrstuvwxyz01234 Q~",
+        "eyJeyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.s eyJ",
+        ":// a:// https://a:b@ https://x:[secret]@h",
+        "ZOË NOVÁKOVÁ zoë nováková Al al, ALICE MARTIN",
+        "acme-bank.com. x.acme-bank.COM .acme-bank.com notacme-bank.com",
+        "fe:10.0.0.1 zz:10.0.0.1 ::1 fe80::1%eth0 10.0.0.1.2",
+        "mail a@b.c, x@y.example. git@github.com:a pkg:npm/a@1.0",
+        r"CORP\alice HKLM\x \\srv\share AB\",
+    ];
+    for text in texts {
+        for r in [&rules(), &raw, &Rules::default()] {
+            assert_same(text, r);
+        }
+    }
+    // The same inputs glued together, and longer than a short field.
+    let all = texts.concat().repeat(3);
+    for r in [&rules(), &raw, &Rules::default()] {
+        assert_same(&all, r);
+    }
+}
