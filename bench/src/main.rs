@@ -9,6 +9,7 @@
 //! (`--json`).
 
 mod exposure;
+mod federation;
 mod fleet;
 mod scrub;
 
@@ -1137,6 +1138,23 @@ fn main() {
     }
     let (cosigned_p50, cosigned_p99) = cosigned.unwrap_or((0.0, 0.0));
 
+    // Federation: two more hubs, peered; seconds in --smoke.
+    let (fed_items, fed_samples) = if args.smoke {
+        (200, 20)
+    } else if args.quick {
+        (2_000, 100)
+    } else {
+        (20_000, 300)
+    };
+    let fed = runtime
+        .block_on(federation::measure(
+            dir.path(),
+            fed_items,
+            fed_samples,
+            plan.batch,
+        ))
+        .unwrap_or_else(|e| panic!("federation figures: {e}"));
+
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -1181,6 +1199,11 @@ fn main() {
         "publish_per_s_witnessed": log_witnessed_per_s.round(),
         "cosigned_checkpoint_after_ack_p50_ms": (cosigned_p50 * 100.0).round() / 100.0,
         "cosigned_checkpoint_after_ack_p99_ms": (cosigned_p99 * 100.0).round() / 100.0,
+        "federation_forward_items_per_s": fed.forward_per_s.round(),
+        "federation_hop_p50_ms": (fed.hop_p50_ms * 100.0).round() / 100.0,
+        "federation_hop_p99_ms": (fed.hop_p99_ms * 100.0).round() / 100.0,
+        "federation_items": fed.items,
+        "federation_hop_samples": fed.samples,
     });
     let mut report = report;
     if let (Some(all), Some(more)) = (report.as_object_mut(), exposure.as_object()) {
@@ -1386,6 +1409,17 @@ fn main() {
                 .join(" / "),
         ));
     }
+    rows.push((
+        format!(
+            "federation: forwarded between two hubs ({} items)",
+            fed.items
+        ),
+        format!("{:.0}/s", fed.forward_per_s),
+    ));
+    rows.push((
+        format!("federation: hop p50 / p99 ({} items)", fed.samples),
+        format!("{:.1} / {:.1} ms", fed.hop_p50_ms, fed.hop_p99_ms),
+    ));
     let e = |k: &str| exposure[k].clone();
     let rows = rows.into_iter().chain([
         (

@@ -32,19 +32,37 @@ pub const MAX_PROVENANCE_BYTES: usize = 2048;
 pub const MAX_PEERS: usize = 256;
 
 /// Where a forwarded item comes from and the hubs it went through.
+///
+/// It carries no position in the origin hub's order: a raw sequence would
+/// tell a peer how many items it was not sent (the rule members' cursors
+/// follow too). Items are told apart by [`ItemKey`]; a peer's place in the
+/// stream is its sealed cursor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {
     /// Hub id of the hub the author published at.
     pub origin_hub: String,
-    /// The item's sequence number at the origin hub.
-    pub origin_seq: u64,
     /// Its leaf index in the origin hub's transparency log, once the
     /// receiver checks inclusion there (absent until then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_log_index: Option<u64>,
     /// The hubs that held it, origin first, each once.
     pub hub_path: Vec<String>,
+}
+
+/// Provenance as it may arrive: what [`Provenance`] writes, or the first
+/// form, which also carried the origin's raw sequence (`origin_seq`, from
+/// hubs before it was dropped and in rows they stored). That field is read
+/// past and never written again.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    origin_hub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin_log_index: Option<u64>,
+    hub_path: Vec<String>,
 }
 
 /// An item's identity on every hub: a triangle of peers stores it once,
@@ -87,11 +105,10 @@ pub enum ProvenanceError {
 }
 
 impl Provenance {
-    /// The provenance of an item published at `hub` under `seq`.
-    pub fn at_origin(hub: &str, seq: u64, log_index: Option<u64>) -> Provenance {
+    /// The provenance of an item published at `hub`.
+    pub fn at_origin(hub: &str, log_index: Option<u64>) -> Provenance {
         Provenance {
             origin_hub: hub.to_owned(),
-            origin_seq: seq,
             origin_log_index: log_index,
             hub_path: vec![hub.to_owned()],
         }
@@ -107,11 +124,22 @@ impl Provenance {
         if bytes.len() > MAX_PROVENANCE_BYTES {
             return Err(ProvenanceError::TooLarge);
         }
-        let p: Provenance =
+        let wire: Wire =
             serde_json::from_slice(bytes).map_err(|e| ProvenanceError::Malformed(e.to_string()))?;
-        if p.canonical_bytes() != bytes {
+        if serde_json::to_vec(&wire).expect("provenance always serialises") != bytes {
             return Err(ProvenanceError::NotCanonical);
         }
+        let Wire {
+            origin_hub,
+            origin_seq: _,
+            origin_log_index,
+            hub_path,
+        } = wire;
+        let p = Provenance {
+            origin_hub,
+            origin_log_index,
+            hub_path,
+        };
         p.validate()?;
         Ok(p)
     }
@@ -521,19 +549,51 @@ mod tests {
 
     #[test]
     fn provenance_decoding_is_strict_and_bounded() {
-        let p = Provenance::at_origin("a", 7, Some(6));
+        let bad = |json: &str| Provenance::decode(json.as_bytes()).unwrap_err();
+        let p = Provenance::at_origin("a", Some(6));
         let bytes = p.canonical_bytes();
         assert_eq!(Provenance::decode(&bytes).unwrap(), p);
         let held = p.held_by("b");
         assert_eq!(held.sender(), Some("b"));
         assert_eq!(Provenance::decode(&held.canonical_bytes()).unwrap(), held);
         // No log index: the field is absent, not null.
-        let bare = Provenance::at_origin("a", 7, None);
+        let bare = Provenance::at_origin("a", None);
         assert!(!String::from_utf8(bare.canonical_bytes())
             .unwrap()
             .contains("origin_log_index"));
+        // No position in the origin's order is written...
+        assert_eq!(
+            bare.canonical_bytes(),
+            br#"{"origin_hub":"a","hub_path":["a"]}"#
+        );
+        // ...and the first form, which carried one, still reads (rows and
+        // peers from before), the position dropped.
+        for (old, index) in [
+            (
+                r#"{"origin_hub":"a","origin_seq":7,"hub_path":["a","b"]}"#,
+                None,
+            ),
+            (
+                r#"{"origin_hub":"a","origin_seq":7,"origin_log_index":6,"hub_path":["a"]}"#,
+                Some(6),
+            ),
+        ] {
+            let p = Provenance::decode(old.as_bytes()).unwrap();
+            assert_eq!(p.origin_log_index, index);
+            assert!(!String::from_utf8(p.canonical_bytes())
+                .unwrap()
+                .contains("origin_seq"));
+            assert_eq!(Provenance::decode(&p.canonical_bytes()).unwrap(), p);
+        }
+        assert_eq!(
+            bad(r#"{"origin_hub":"a","origin_seq":null,"hub_path":["a"]}"#),
+            ProvenanceError::NotCanonical
+        );
+        assert_eq!(
+            bad(r#"{"origin_hub":"a","hub_path":["a"],"origin_seq":1}"#),
+            ProvenanceError::NotCanonical
+        );
 
-        let bad = |json: &str| Provenance::decode(json.as_bytes()).unwrap_err();
         assert_eq!(
             bad(r#"{"origin_hub":"a","origin_seq":1,"hub_path":[]}"#),
             ProvenanceError::EmptyPath
@@ -575,7 +635,7 @@ mod tests {
             .collect();
         let long = Provenance {
             hub_path: nine,
-            ..Provenance::at_origin("a", 1, None)
+            ..Provenance::at_origin("a", None)
         };
         assert_eq!(
             Provenance::decode(&long.canonical_bytes()).unwrap_err(),
@@ -594,7 +654,7 @@ mod tests {
     fn receiver_checks_again() {
         let peers = v(&["b", "c"]);
         let mut s = sample("acme");
-        let from_a = Provenance::at_origin("a", 3, None);
+        let from_a = Provenance::at_origin("a", None);
         let key = check_received(&s, &from_a, "a", "b", &peers).unwrap();
         assert_eq!(
             key,
@@ -613,7 +673,7 @@ mod tests {
             Err(Refusal::Provenance(_))
         ));
         // b's own item coming back.
-        let from_b = Provenance::at_origin("b", 1, None).held_by("c");
+        let from_b = Provenance::at_origin("b", None).held_by("c");
         assert_eq!(
             check_received(&s, &from_b, "c", "b", &peers),
             Err(Refusal::AlreadyHeld("b".into()))
@@ -686,7 +746,7 @@ mod tests {
         fn prov(path: &[&str]) -> Vec<u8> {
             Provenance {
                 hub_path: v(path),
-                ..Provenance::at_origin(path[0], 5, None)
+                ..Provenance::at_origin(path[0], None)
             }
             .canonical_bytes()
         }

@@ -177,6 +177,9 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
             "provenance",
             provenance as Target,
             [
+                r#"{"origin_hub":"hub-a","hub_path":["hub-a"]}"#,
+                r#"{"origin_hub":"hub-a","origin_log_index":6,"hub_path":["hub-a","hub-c"]}"#,
+                // The first form, with the origin's raw sequence (still read).
                 r#"{"origin_hub":"hub-a","origin_seq":7,"hub_path":["hub-a"]}"#,
                 r#"{"origin_hub":"hub-a","origin_seq":7,"origin_log_index":6,"hub_path":["hub-a","hub-c"]}"#,
                 r#"{"origin_hub":"hub-a","origin_seq":1,"hub_path":["hub-a","hub-b"]}"#,

@@ -30,6 +30,7 @@ pub const SETTINGS: [&str; 27] = [
     "publish_burst",
     "max_streams_per_member",
     "max_streams_total",
+    "max_streams_per_peer",
     "max_connections_per_source",
     "max_connections_total",
     "no_cert_idle_timeout_secs",
@@ -114,6 +115,9 @@ pub struct HubConfig {
     /// Open subscription streams per member, and on the whole hub.
     pub max_streams_per_member: usize,
     pub max_streams_total: usize,
+    /// Open Follow streams per peer hub (federation), counted apart from
+    /// the members' streams so a peer never takes a member's slot.
+    pub max_streams_per_peer: usize,
     /// Open connections from one source (an IPv4 address or an IPv6 /64),
     /// gRPC and TAXII together; more are closed before the TLS handshake.
     /// Generous: a member's agents, TAXII clients and enrollments often
@@ -296,6 +300,7 @@ impl Default for HubConfig {
             publish_burst: 40_000,
             max_streams_per_member: 2_048,
             max_streams_total: 20_000,
+            max_streams_per_peer: crate::limits::DEFAULT_STREAMS_PER_PEER,
             max_connections_per_source: 256,
             max_connections_total: 4_096,
             no_cert_idle_timeout_secs: 10,
@@ -524,6 +529,12 @@ impl HubConfig {
             self.max_streams_total as u64,
             self.max_streams_per_member as u64,
             10_000_000,
+        )?;
+        range(
+            "max_streams_per_peer",
+            self.max_streams_per_peer as u64,
+            1,
+            1_000,
         )?;
         range(
             "max_connections_per_source",

@@ -184,7 +184,8 @@ pub async fn serve_with(
                 config.publish_burst,
                 config.max_streams_per_member,
                 config.max_streams_total,
-            ),
+            )
+            .with_streams_per_peer(config.max_streams_per_peer),
             metrics: metrics::Metrics::default(),
             connections: Arc::new(tls::ConnLimits::new(
                 config.max_connections_per_source,

@@ -1,12 +1,19 @@
 //! Per-member limits: a publish rate (token bucket) and concurrent streams,
-//! plus a hub-wide stream cap. Hitting one is RESOURCE_EXHAUSTED with a
-//! retry hint, never a silent drop.
+//! plus a hub-wide stream cap. Peer hubs' Follow streams (federation) are
+//! counted apart, against their own per-peer cap, so a peer never takes a
+//! member's slot. Hitting one is RESOURCE_EXHAUSTED with a retry hint,
+//! never a silent drop.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::error::ApiError;
+
+/// Follow streams per peer hub by default (`max_streams_per_peer`): a
+/// follower needs one; a few more cover reconnects racing the old stream's
+/// end.
+pub const DEFAULT_STREAMS_PER_PEER: usize = 4;
 
 struct Bucket {
     tokens: f64,
@@ -18,8 +25,10 @@ pub struct Limits {
     burst: f64,
     max_streams_per_member: usize,
     max_streams_total: usize,
+    max_streams_per_peer: usize,
     buckets: Mutex<HashMap<String, Bucket>>,
     streams: Arc<Mutex<Streams>>,
+    peer_streams: Arc<Mutex<Streams>>,
 }
 
 #[derive(Default)]
@@ -59,9 +68,43 @@ impl Limits {
             burst: f64::from(burst.max(1)),
             max_streams_per_member,
             max_streams_total,
+            max_streams_per_peer: DEFAULT_STREAMS_PER_PEER,
             buckets: Mutex::new(HashMap::new()),
             streams: Arc::new(Mutex::new(Streams::default())),
+            peer_streams: Arc::new(Mutex::new(Streams::default())),
         }
+    }
+
+    /// Sets the Follow streams each peer hub may hold open at once.
+    pub fn with_streams_per_peer(mut self, n: usize) -> Self {
+        self.max_streams_per_peer = n;
+        self
+    }
+
+    /// Reserves a Follow stream slot for peer hub `peer`: its own pool,
+    /// never the members' (neither a member's cap nor the hub-wide one).
+    pub fn open_peer_stream(&self, peer: &str) -> Result<StreamSlot, ApiError> {
+        let mut s = self.peer_streams.lock().expect("streams lock");
+        let mine = s.per_member.get(peer).copied().unwrap_or(0);
+        if mine >= self.max_streams_per_peer {
+            return Err(ApiError::ResourceExhausted {
+                message: format!(
+                    "peer hub `{peer}` already has {mine} open streams (max_streams_per_peer); one Follow stream per peer is enough"
+                ),
+                retry_after_ms: 5000,
+            });
+        }
+        s.total += 1;
+        *s.per_member.entry(peer.to_owned()).or_insert(0) += 1;
+        Ok(StreamSlot {
+            org: peer.to_owned(),
+            streams: self.peer_streams.clone(),
+        })
+    }
+
+    /// Peer Follow streams open now (for metrics).
+    pub fn open_peer_streams(&self) -> usize {
+        self.peer_streams.lock().expect("streams lock").total
     }
 
     /// Subscription streams open now (for metrics).
@@ -171,5 +214,30 @@ mod tests {
         assert!(l.open_stream("c").is_err(), "hub-wide cap");
         drop(a1);
         assert!(l.open_stream("a").is_ok(), "a closed stream frees its slot");
+    }
+
+    #[test]
+    fn peer_streams_have_their_own_pool() {
+        let l = Limits::new(10, 10, 2, 2).with_streams_per_peer(2);
+        let p1 = l.open_peer_stream("hub-b").unwrap();
+        let _p2 = l.open_peer_stream("hub-b").unwrap();
+        let e = l.open_peer_stream("hub-b").err().unwrap();
+        assert!(
+            matches!(&e, ApiError::ResourceExhausted { message, .. } if message.contains("peer hub `hub-b` already has 2")),
+            "{e:?}"
+        );
+        let _c = l.open_peer_stream("hub-c").unwrap();
+        // The members' slots are all theirs: the hub-wide cap of 2 holds
+        // with three peer streams open.
+        let _a = l.open_stream("a").unwrap();
+        let _b = l.open_stream("b").unwrap();
+        assert!(
+            l.open_stream("c").is_err(),
+            "hub-wide cap counts members only"
+        );
+        assert_eq!((l.open_streams(), l.open_peer_streams()), (2, 3));
+        // A member named like a peer does not share the peer's count.
+        drop(p1);
+        assert!(l.open_peer_stream("hub-b").is_ok());
     }
 }

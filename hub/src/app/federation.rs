@@ -73,7 +73,7 @@ pub fn outgoing(
     let envelope = crossing_envelope(row);
     let statement = Statement::from_canonical_bytes(&envelope.payload)
         .map_err(|e| format!("stored payload does not parse: {e}"))?;
-    let provenance = Provenance::at_origin(hub_id, row.seq, row.leaf_index);
+    let provenance = Provenance::at_origin(hub_id, row.leaf_index);
     may_forward(
         Crossing {
             tlp: statement.tlp,
@@ -123,15 +123,18 @@ pub fn received(
     local_hub: &str,
     now: i64,
 ) -> Result<FederatedItem, ReceiveError> {
-    let got = verify_forwarded(envelope, provenance, peer_directory, from_peer, local_hub)?;
-    if got.provenance.origin_hub != from_peer {
+    // The origin first: the envelope is checked against the sender's
+    // directory, which says nothing about another hub's members.
+    let claimed = Provenance::decode(provenance)?;
+    if claimed.origin_hub != from_peer {
         return Err(ReceiveError::Refused(
             isac_core::federation::Refusal::Provenance(format!(
                 "origin hub `{}` is not the sending peer `{from_peer}` (this hub takes items only from their origin)",
-                got.provenance.origin_hub
+                claimed.origin_hub
             )),
         ));
     }
+    let got = verify_forwarded(envelope, provenance, peer_directory, from_peer, local_hub)?;
     Ok(FederatedItem {
         origin_hub: got.key.origin_hub.clone(),
         id: got.key.id.to_string(),

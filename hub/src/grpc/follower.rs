@@ -27,6 +27,20 @@ use crate::store::FederatedItem;
 const RECONCILE: Duration = Duration::from_millis(500);
 /// Items stored per transaction at most.
 const BATCH: usize = 256;
+/// Largest cursor taken from a peer (this hub's own sealed cursors are
+/// under 100 bytes). A longer one ends the session: nothing from it is
+/// stored and the stored cursor stays.
+pub const MAX_PEER_CURSOR_BYTES: usize = 1024;
+
+fn bounded_cursor(cursor: Vec<u8>) -> Result<Vec<u8>, String> {
+    if cursor.len() > MAX_PEER_CURSOR_BYTES {
+        return Err(format!(
+            "the peer sent a cursor of {} bytes (at most {MAX_PEER_CURSOR_BYTES}); nothing from this session is stored",
+            cursor.len()
+        ));
+    }
+    Ok(cursor)
+}
 
 /// Runs until the hub stops: one follower task per active link.
 pub async fn run_followers(state: HubState) {
@@ -171,6 +185,7 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                 provenance,
                 cursor: next,
             })) => {
+                let next = bounded_cursor(next)?;
                 let envelope: isac_core::Envelope = envelope.unwrap_or_default().into();
                 let mut got =
                     received(&envelope, &provenance, &directory, hub, &local, state.now());
@@ -183,6 +198,11 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                 }
                 match got {
                     Ok(item) => batch.push(item),
+                    // Refused items are passed (the cursor moves on): the
+                    // verdict depends only on these bytes and the pinned
+                    // directory, just refreshed, so asking again cannot
+                    // change it, and holding the cursor would let one bad
+                    // item stop every later one.
                     Err(e) => {
                         tracing::warn!(peer = %hub, error = %e, "refused an item from a peer; nothing stored");
                     }
@@ -191,7 +211,7 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                 batch.len() >= BATCH
             }
             Some(pb::peer_event::Event::CaughtUp(pb::PeerCaughtUp { cursor: next })) => {
-                cursor = next;
+                cursor = bounded_cursor(next)?;
                 true
             }
             None => false,

@@ -3,7 +3,8 @@
 //! what crosses is decided per row by `app::federation::outgoing`
 //! (`isac_core::federation::may_forward`). Like a subscription: backlog then
 //! live, a bounded channel per stream (a slow peer blocks only its own
-//! task), a sealed cursor, and the stream ends with PERMISSION_DENIED as
+//! task), its own stream cap (`max_streams_per_peer`, apart from the
+//! members' streams), a sealed cursor, and the stream ends with PERMISSION_DENIED as
 //! soon as the peer is suspended or removed (the membership epoch moves).
 
 use std::pin::Pin;
@@ -100,7 +101,7 @@ impl pb::peering_server::Peering for PeeringService {
                 }
             }
         };
-        let slot = self.state.limits.open_stream(&peer)?;
+        let slot = self.state.limits.open_peer_stream(&peer)?;
         let (tx, rx) = mpsc::channel(PEER_BUFFER);
         let state = self.state.clone();
         tracing::info!(after, "peer follows");

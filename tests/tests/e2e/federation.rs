@@ -58,7 +58,7 @@ async fn no_forward_crosses_the_hub_signed_and_stops_at_the_hub_boundary() {
     };
     let mut dir_a = bob.directory().expect("bob pinned the hub's directory");
     dir_a.peers = vec!["hub-b".into()];
-    let provenance = Provenance::at_origin("hub-a", 1, None).canonical_bytes();
+    let provenance = Provenance::at_origin("hub-a", None).canonical_bytes();
     assert_eq!(
         verify_forwarded(&envelope(&home.id), &provenance, &dir_a, "hub-a", "hub-b").unwrap_err(),
         ReceiveError::Refused(Refusal::NoForward)
@@ -68,7 +68,7 @@ async fn no_forward_crosses_the_hub_signed_and_stops_at_the_hub_boundary() {
     assert_eq!(got.provenance.hub_path, ["hub-a", "hub-b"]);
     // Once hub-a drops hub-b, nothing of hub-a's is taken, not via hub-c.
     dir_a.peers = vec!["hub-c".into()];
-    let via_c = Provenance::at_origin("hub-a", 1, None)
+    let via_c = Provenance::at_origin("hub-a", None)
         .held_by("hub-c")
         .canonical_bytes();
     assert!(matches!(
@@ -86,10 +86,10 @@ use hub::store::FederatedItem;
 use isac_core::membership::{MemberStatus, StatusChange};
 use isac_proto::v1 as pb;
 
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// A hub whose `hub_id` is `hub_id` (through its hub.toml, as an operator sets it).
-async fn named_hub(dir: &Path, hub_id: &str) -> TestHub {
+pub(crate) async fn named_hub(dir: &Path, hub_id: &str) -> TestHub {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("hub.toml"), format!("hub_id = \"{hub_id}\"\n")).unwrap();
     TestHub::start(dir).await
@@ -97,7 +97,7 @@ async fn named_hub(dir: &Path, hub_id: &str) -> TestHub {
 
 /// `hub member add FOLLOWER --role peer` at `origin`, then `hub peer add
 /// ORIGIN --url --token` at `follower`, both on running hubs.
-async fn peer(follower: &TestHub, origin: &TestHub) {
+pub(crate) async fn peer(follower: &TestHub, origin: &TestHub) {
     let token = origin
         .add_member_with_role(&follower.config.hub_id, "peer")
         .await;
@@ -114,12 +114,12 @@ async fn peer(follower: &TestHub, origin: &TestHub) {
     .unwrap();
 }
 
-async fn received(hub: &TestHub) -> Vec<FederatedItem> {
+pub(crate) async fn received(hub: &TestHub) -> Vec<FederatedItem> {
     hub.admin_store.federated_items(None).await.unwrap()
 }
 
 /// Waits until `hub` holds an item with this statement id from a peer.
-async fn wait_for(hub: &TestHub, id: &str) {
+pub(crate) async fn wait_for(hub: &TestHub, id: &str) {
     for _ in 0..(WAIT.as_millis() / 50) {
         if received(hub).await.iter().any(|i| i.id == id) {
             return;
@@ -129,7 +129,7 @@ async fn wait_for(hub: &TestHub, id: &str) {
     panic!("{} never received {id}", hub.config.hub_id);
 }
 
-fn draft(domain: &str, tlp: &str, audience: &[&str]) -> IndicatorDraft {
+pub(crate) fn draft(domain: &str, tlp: &str, audience: &[&str]) -> IndicatorDraft {
     IndicatorDraft {
         domain: Some(domain.into()),
         tlp: Some(tlp.into()),
@@ -140,7 +140,7 @@ fn draft(domain: &str, tlp: &str, audience: &[&str]) -> IndicatorDraft {
 }
 
 /// The peer identity `follower` holds at `origin` (the files `hub peer add` wrote).
-fn peer_identity(
+pub(crate) fn peer_identity(
     follower: &TestHub,
     origin: &str,
 ) -> (
@@ -538,7 +538,7 @@ async fn a_peer_that_forges_an_author_is_refused_and_nothing_is_stored() {
         .unwrap()
         .unwrap();
     let stolen = Envelope::from_json(&json).unwrap();
-    let provenance = Provenance::at_origin("hub-a", 99, None).canonical_bytes();
+    let provenance = Provenance::at_origin("hub-a", None).canonical_bytes();
     let err = hub::app::federation::received(&stolen, &provenance, &dir_a, "hub-a", "hub-b", 0)
         .unwrap_err();
     assert!(
@@ -556,7 +556,7 @@ async fn a_peer_that_forges_an_author_is_refused_and_nothing_is_stored() {
     ));
     // A real item of hub-a's that claims a third hub as its origin.
     let real_env = Envelope::from_json(&json).unwrap();
-    let claims_c = Provenance::at_origin("hub-c", 1, None)
+    let claims_c = Provenance::at_origin("hub-c", None)
         .held_by("hub-a")
         .canonical_bytes();
     assert!(
