@@ -356,6 +356,7 @@ pub fn provenance(data: &[u8]) {
         }],
         peers: vec!["hub-b".into(), "hub-c".into()],
         default_lifetimes: Default::default(),
+        federated: Vec::new(),
     };
     let sender = p.sender().unwrap_or_default().to_owned();
     if let Ok(got) = verify_forwarded(&f.envelope, data, &directory, &sender, "hub-b") {
