@@ -801,6 +801,7 @@ pub(crate) mod log_tests {
             facts: StoredFacts::default(),
             stix_ids: Vec::new(),
             references: Vec::new(),
+            provenance: None,
         }
     }
 

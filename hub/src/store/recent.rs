@@ -65,6 +65,7 @@ fn size_of(s: &StoredStatement) -> usize {
         + s.audience_json.len()
         + s.openings_json.len()
         + s.group_snapshot_json.len()
+        + s.provenance.as_ref().map_or(0, Vec::len)
         + 256
 }
 
@@ -92,6 +93,7 @@ impl Recent {
             digest: s.digest.clone(),
             added_us,
             leaf_index,
+            provenance: s.provenance.clone(),
         });
     }
 
@@ -170,6 +172,7 @@ mod tests {
             facts: StoredFacts::default(),
             stix_ids: Vec::new(),
             references: Vec::new(),
+            provenance: None,
         }
     }
 

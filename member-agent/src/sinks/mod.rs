@@ -51,6 +51,9 @@ pub struct Received<'a> {
     /// Its effective expiry (RFC 3339): the signed `valid_until`, else the
     /// hub-wide default lifetime of its kind (`isac_core::lifetime`).
     pub valid_until: Option<&'a str>,
+    /// For a federated item (issue 20): where it comes from and the hubs
+    /// it went through, verified.
+    pub provenance: Option<&'a isac_core::federation::Provenance>,
 }
 
 impl Received<'_> {
@@ -64,6 +67,9 @@ impl Received<'_> {
         );
         if let Some(until) = self.valid_until {
             line["valid_until"] = json!(until);
+        }
+        if let Some(p) = self.provenance {
+            line["provenance"] = provenance_fields(p, &self.verified.statement);
         }
         line
     }
@@ -500,6 +506,30 @@ pub fn line_for(
         "envelope_digest": isac_core::envelope::digest_ref(&verified.digest),
         "statement": statement,
     })
+}
+
+/// A federated item's `provenance` object (issue 20): the origin hub, the
+/// author's organisation there (left out for an anonymous item), the
+/// hubs it went through (origin first, this agent's hub last) and the
+/// item's sequence at the origin.
+pub fn provenance_fields(
+    p: &isac_core::federation::Provenance,
+    statement: &isac_core::Statement,
+) -> Value {
+    let mut v = json!({
+        "origin_hub": p.origin_hub,
+        "hub_path": p.hub_path,
+        "origin_sequence": p.origin_seq,
+    });
+    if !statement.anonymous && statement.source != isac_core::names::ANONYMOUS_ORG {
+        v["origin_org"] = json!(statement.author());
+    }
+    v
+}
+
+/// `via HUB-A → HUB-B`: the hub path as people read it (console, mail).
+pub fn via_text(hub_path: &[String]) -> String {
+    format!("via {}", hub_path.join(" → "))
 }
 
 /// `retract` for a retraction, `upsert` for anything else.

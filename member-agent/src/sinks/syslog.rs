@@ -132,6 +132,25 @@ pub fn cef_message(line: &Value) -> String {
     if let Some(until) = line["valid_until"].as_str() {
         ext.push(format!("cs5Label=validUntil cs5={}", cef_value(until)));
     }
+    // Federation (issue 20): the origin hub and the hubs it came through.
+    let provenance = &line["provenance"];
+    if let Some(origin) = provenance["origin_hub"].as_str() {
+        let path: Vec<&str> = provenance["hub_path"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h.as_str()).collect())
+            .unwrap_or_default();
+        ext.push(format!("cs6Label=originHub cs6={}", cef_value(origin)));
+        ext.push(format!(
+            "flexString1Label=hubPath flexString1={}",
+            cef_value(&path.join(">"))
+        ));
+        if let Some(org) = provenance["origin_org"].as_str() {
+            ext.push(format!(
+                "flexString2Label=originOrg flexString2={}",
+                cef_value(org)
+            ));
+        }
+    }
     format!(
         "CEF:0|ISAC|isac-member-agent|{}|{}|{}|{}|{}",
         env!("CARGO_PKG_VERSION"),

@@ -89,7 +89,7 @@ use isac_proto::v1 as pb;
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A hub whose `hub_id` is `hub_id` (through its hub.toml, as an operator sets it).
-async fn named_hub(dir: &Path, hub_id: &str) -> TestHub {
+pub(crate) async fn named_hub(dir: &Path, hub_id: &str) -> TestHub {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("hub.toml"), format!("hub_id = \"{hub_id}\"\n")).unwrap();
     TestHub::start(dir).await
@@ -97,7 +97,7 @@ async fn named_hub(dir: &Path, hub_id: &str) -> TestHub {
 
 /// `hub member add FOLLOWER --role peer` at `origin`, then `hub peer add
 /// ORIGIN --url --token` at `follower`, both on running hubs.
-async fn peer(follower: &TestHub, origin: &TestHub) {
+pub(crate) async fn peer(follower: &TestHub, origin: &TestHub) {
     let token = origin
         .add_member_with_role(&follower.config.hub_id, "peer")
         .await;
@@ -119,7 +119,7 @@ async fn received(hub: &TestHub) -> Vec<FederatedItem> {
 }
 
 /// Waits until `hub` holds an item with this statement id from a peer.
-async fn wait_for(hub: &TestHub, id: &str) {
+pub(crate) async fn wait_for(hub: &TestHub, id: &str) {
     for _ in 0..(WAIT.as_millis() / 50) {
         if received(hub).await.iter().any(|i| i.id == id) {
             return;

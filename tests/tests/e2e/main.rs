@@ -18,6 +18,7 @@ mod expiry;
 mod exposure;
 mod failover;
 mod federation;
+mod federation_members;
 mod fuzz_importers;
 mod hardening;
 mod interop;
