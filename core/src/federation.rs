@@ -773,7 +773,8 @@ mod tests {
             let mut kept_home = sample("acme");
             kept_home.no_forward = true;
             assert_eq!(
-                verify_delivered(&sign(&w.acme, &kept_home), &prov(&["a", "b"]), &w.dir_a).unwrap_err(),
+                verify_delivered(&sign(&w.acme, &kept_home), &prov(&["a", "b"]), &w.dir_a)
+                    .unwrap_err(),
                 ReceiveError::Refused(Refusal::NoForward)
             );
             // Bounded.

@@ -67,7 +67,11 @@ impl Agent {
             .into_inner();
         let own = self.directory();
         let mut accepted = 0;
-        for d in resp.directories.into_iter().take(isac_core::federation::MAX_PEERS) {
+        for d in resp
+            .directories
+            .into_iter()
+            .take(isac_core::federation::MAX_PEERS)
+        {
             let hub = d.hub_id;
             let Some(envelope) = d.signed_directory.map(Envelope::from) else {
                 continue;

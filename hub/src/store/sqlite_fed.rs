@@ -4,8 +4,8 @@ use isac_core::membership::{MemberStatus, Role, StatusChange};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::fed_types::{FederatedItem, PeerLinkRow};
-use super::NewStatement;
 use super::sqlite::{audit, member, set_member_status};
+use super::NewStatement;
 use super::StoreError;
 
 /// Schema 11: the `peer` role, the links this hub follows and the items

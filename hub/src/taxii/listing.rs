@@ -222,28 +222,26 @@ fn objects_of(v: &Visible, who: &Who) -> Vec<Value> {
 
 fn objects_by_kind(v: &Visible, statement: &Statement, ctx: &StixContext<'_>) -> Vec<Value> {
     match &statement.body {
-        Body::Retraction(_) => stix::revocation_for(
-            statement,
-            stix_type_of_kind(v.target_kind.as_deref()),
-            ctx,
-        )
-        .map(|mut marker| {
-            // A retraction signed in the same second as what it retracts
-            // would carry the same `modified`, which STIX reads as the same
-            // version: make the revoked version strictly later.
-            if let Some(target) = &v.target_created {
-                let floor = parse_timestamp_us(&stix::stix_timestamp(target)).ok();
-                if let (Some(floor), Some(m)) = (floor, modified_us(&marker)) {
-                    if m <= floor {
-                        marker["modified"] =
-                            Value::String(super::query::format_timestamp_us(floor + 1_000));
+        Body::Retraction(_) => {
+            stix::revocation_for(statement, stix_type_of_kind(v.target_kind.as_deref()), ctx)
+                .map(|mut marker| {
+                    // A retraction signed in the same second as what it retracts
+                    // would carry the same `modified`, which STIX reads as the same
+                    // version: make the revoked version strictly later.
+                    if let Some(target) = &v.target_created {
+                        let floor = parse_timestamp_us(&stix::stix_timestamp(target)).ok();
+                        if let (Some(floor), Some(m)) = (floor, modified_us(&marker)) {
+                            if m <= floor {
+                                marker["modified"] =
+                                    Value::String(super::query::format_timestamp_us(floor + 1_000));
+                            }
+                        }
                     }
-                }
-            }
-            marker
-        })
-        .into_iter()
-        .collect(),
+                    marker
+                })
+                .into_iter()
+                .collect()
+        }
         _ => {
             let mut objects = stix::objects_for(statement, ctx);
             // The effective expiry taken at publish: the signed

@@ -6,9 +6,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
 use super::{Received, Sink};
 use crate::error::{io_err, AgentError};
+use serde_json::json;
 
 pub struct StixDir {
     dir: PathBuf,
@@ -132,11 +132,7 @@ fn stix_objects(item: &Received<'_>) -> (serde_json::Value, Vec<serde_json::Valu
                 &stix::federated_org(s.author(), &p.origin_hub),
                 signer_org_name,
             );
-            id["description"] = json!(format!(
-                "Member `{}` of hub `{}`",
-                s.author(),
-                p.origin_hub
-            ));
+            id["description"] = json!(format!("Member `{}` of hub `{}`", s.author(), p.origin_hub));
             id
         }
         _ => stix::source_identity(s, signer_org_name),

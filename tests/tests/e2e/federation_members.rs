@@ -125,10 +125,18 @@ async fn a_green_item_reaches_the_peer_hubs_member_verified_with_provenance_and_
     }
     // Verified back to its author at hub-a: the envelope held is alice's,
     // byte for byte, and checks against hub-a's directory.
-    let (_, _, held_json) = carol.store.lock().unwrap().show(&green.id).unwrap().unwrap();
-    let (_, _, alice_json) = alice.store.lock().unwrap().show(&green.id).unwrap().unwrap();
-    let _ = alice_json;
+    let (_, _, held_json) = carol
+        .store
+        .lock()
+        .unwrap()
+        .show(&green.id)
+        .unwrap()
+        .unwrap();
     let held = isac_core::Envelope::from_json(&held_json).unwrap();
+    alice
+        .refresh_directory(&alice.channel().await.unwrap())
+        .await
+        .unwrap();
     let dir_a = alice.directory().unwrap();
     let verified = isac_core::verify_envelope(&held, |kid| dir_a.record(kid)).unwrap();
     assert_eq!(verified.statement.author(), "alice-bank");
@@ -168,9 +176,9 @@ async fn a_green_item_reaches_the_peer_hubs_member_verified_with_provenance_and_
     );
 
     // A retraction at hub-a reaches carol's JSONL sink.
-    let retraction = retract(&alice, &green.id, "false positive")
-        .await
-        .unwrap();
+    let mut alice_sinks = Sinks::jsonl(Some(&dir.path().join("alice.jsonl"))).unwrap();
+    alice.sync(false, &mut alice_sinks).await.unwrap();
+    let retraction = retract(&alice, &green.id, "false positive").await.unwrap();
     wait_for(&b, &retraction.id).await;
     sync_until(&carol, &mut sinks, &jsonl, &[&retraction.id]).await;
     let got = lines(&jsonl);
@@ -179,6 +187,14 @@ async fn a_green_item_reaches_the_peer_hubs_member_verified_with_provenance_and_
     assert_eq!(r[0]["action"], "retract", "{}", r[0]);
     assert_eq!(r[0]["target"], green.id.as_str());
     assert_eq!(r[0]["provenance"]["origin_hub"], "hub-a");
+    let (held, _, _) = carol
+        .store
+        .lock()
+        .unwrap()
+        .show(&green.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.status, "retracted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,20 +243,28 @@ async fn a_wrong_origin_directory_or_a_flipped_byte_is_refused_and_nothing_store
     sync_until(&carol, &mut sinks, &jsonl, &[&item.id]).await;
     assert!(holds(&carol, &item.id));
 
-    // A flipped byte in the forwarded envelope as hub-b holds it: dave
-    // refuses it (its signature does not verify against hub-a's
-    // directory, and the leaf is not hub-b's log's) and stores nothing.
+    // A flipped byte in the forwarded envelope as hub-b holds it (written
+    // while hub-b is down, so it serves the stored bytes): dave refuses
+    // it (its signature does not verify against hub-a's directory, and
+    // the leaf is not hub-b's log's) and stores nothing.
+    drop(carol);
+    let b_dir = b.data_dir().to_owned();
+    b.stop().await;
     db.execute(
         "UPDATE statements SET payload = CAST(replace(CAST(payload AS TEXT), 'x.example', 'y.example') AS BLOB)
          WHERE id = ?1",
         [&item.id],
     )
     .unwrap();
+    drop(db);
+    let b = TestHub::start(&b_dir).await;
     let dave = enrolled_agent(&b, "dave-bank", &dir.path().join("dave")).await;
     let dave_jsonl = dir.path().join("dave.jsonl");
     let mut dave_sinks = Sinks::jsonl(Some(&dave_jsonl)).unwrap();
-    let err = dave.sync(false, &mut dave_sinks).await;
-    assert!(err.is_err(), "a tampered federated item was accepted");
+    match dave.sync(false, &mut dave_sinks).await {
+        Err(e) => assert!(e.to_string().contains(&item.id), "{e}"),
+        Ok(report) => assert_eq!(report.rejected, 1, "a tampered federated item was accepted"),
+    }
     assert!(!holds(&dave, &item.id));
     assert!(records(&lines(&dave_jsonl), &item.id).is_empty());
 }

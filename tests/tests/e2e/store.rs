@@ -1856,7 +1856,10 @@ async fn peer_links_and_federated_items(store: Store) {
 async fn received_items_join_the_order_once(store: Store) {
     use hub::store::{FederatedItem, PeerLinkRow};
     for hub in ["hub-b", "hub-c"] {
-        store.add_member(member(hub, Role::Peer), "op").await.unwrap();
+        store
+            .add_member(member(hub, Role::Peer), "op")
+            .await
+            .unwrap();
         store
             .add_peer_link(
                 PeerLinkRow {
@@ -1901,7 +1904,10 @@ async fn received_items_join_the_order_once(store: Store) {
     let n = store
         .receive_from_peer(
             "hub-b",
-            vec![item(2, "hub-b", &["hub-b", "hub-a"]), item(3, "hub-b", &["hub-b", "hub-a"])],
+            vec![
+                item(2, "hub-b", &["hub-b", "hub-a"]),
+                item(3, "hub-b", &["hub-b", "hub-a"]),
+            ],
             b"b1".to_vec(),
         )
         .await
@@ -1920,7 +1926,10 @@ async fn received_items_join_the_order_once(store: Store) {
         .await
         .unwrap();
     assert_eq!(n, 0);
-    assert_eq!(store.peer_link("hub-c").await.unwrap().unwrap().cursor, b"c1");
+    assert_eq!(
+        store.peer_link("hub-c").await.unwrap().unwrap().cursor,
+        b"c1"
+    );
     let rows = store.statements_after(0, 100).await.unwrap();
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["id-1", "id-2", "id-3"]);
@@ -1929,7 +1938,10 @@ async fn received_items_join_the_order_once(store: Store) {
     for r in &rows[1..] {
         assert!(r.seq > local_seq);
         assert_eq!(r.source_org, "alice@hub-b");
-        assert_eq!(r.provenance.as_deref(), Some(&provenance(&["hub-b", "hub-a"])[..]));
+        assert_eq!(
+            r.provenance.as_deref(),
+            Some(&provenance(&["hub-b", "hub-a"])[..])
+        );
         assert!(r.leaf_index.is_some(), "in this hub's log too");
     }
     assert_eq!(store.federated_items(None).await.unwrap().len(), 2);
