@@ -569,6 +569,33 @@ pub(crate) fn is_exposure(line: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// Federation (issue 20): the `provenance` object of a JSONL line.
+    #[test]
+    fn provenance_fields_name_origin_path_and_author_unless_anonymous() {
+        let p = isac_core::federation::Provenance {
+            origin_hub: "hub-a".into(),
+            origin_seq: 9,
+            origin_log_index: None,
+            hub_path: vec!["hub-a".into(), "hub-b".into()],
+        };
+        let mut s = crate::draft::IndicatorDraft {
+            domain: Some("c2.evil.example".into()),
+            tlp: Some("green".into()),
+            title: Some("t".into()),
+            ..Default::default()
+        }
+        .into_statement("alice-bank", "2026-11-25T12:00:00Z".into())
+        .unwrap();
+        assert_eq!(
+            provenance_fields(&p, &s),
+            json!({"origin_hub": "hub-a", "hub_path": ["hub-a", "hub-b"],
+                   "origin_sequence": 9, "origin_org": "alice-bank"})
+        );
+        s.source = isac_core::names::ANONYMOUS_ORG.into();
+        assert!(provenance_fields(&p, &s).get("origin_org").is_none());
+        assert_eq!(via_text(&p.hub_path), "via hub-a → hub-b");
+    }
+
     use super::*;
 
     #[test]

@@ -398,6 +398,33 @@ mod tests {
         );
     }
 
+    /// Federation (issue 20): the origin hub, the path and the origin org
+    /// as labelled custom fields; absent for this hub's own items.
+    #[test]
+    fn a_federated_item_names_its_origin_and_path() {
+        let mut line = json!({
+            "action": "upsert", "id": "0b0e", "revision": 1, "kind": "network", "title": "C2",
+            "tlp": "green", "value": "c2.evil.example", "source_name": "Alice",
+            "provenance": {"origin_hub": "hub-a", "hub_path": ["hub-a", "hub-b"],
+                           "origin_org": "alice=bank", "origin_sequence": 4},
+        });
+        let m = cef_message(&line);
+        assert!(m.contains("cs6Label=originHub cs6=hub-a"), "{m}");
+        assert!(
+            m.contains("flexString1Label=hubPath flexString1=hub-a>hub-b"),
+            "{m}"
+        );
+        assert!(
+            m.contains("flexString2Label=originOrg flexString2=alice\\=bank"),
+            "{m}"
+        );
+        line["provenance"]["origin_org"] = Value::Null;
+        assert!(!cef_message(&line).contains("originOrg"));
+        line.as_object_mut().unwrap().remove("provenance");
+        let m = cef_message(&line);
+        assert!(!m.contains("cs6") && !m.contains("hubPath"), "{m}");
+    }
+
     #[test]
     fn an_expiry_is_a_cef_event_like_a_retraction() {
         let line = json!({
