@@ -2324,6 +2324,7 @@ mod log_migration_tests {
         conn.execute_batch(
             "DROP TABLE log_leaves; DROP TABLE log_nodes; DROP TABLE log_checkpoints; DROP TABLE log_cosignatures;
              DROP TABLE peer_links; DROP TABLE federated_items;
+             ALTER TABLE statements DROP COLUMN provenance;
              DELETE FROM statements WHERE seq = 4;
              PRAGMA user_version = 8;",
         )
