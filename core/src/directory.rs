@@ -41,6 +41,45 @@ pub struct KeyDirectory {
     /// default").
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub default_lifetimes: crate::lifetime::Lifetimes,
+    /// The origin hubs whose items this hub delivers to its members
+    /// (federation, issue 20), sorted by hub id, each once, with the key
+    /// that signs each origin's own directory: a member verifies the origin
+    /// directory its hub serves (`GetFederatedDirectories`) with it, then
+    /// every federated item against that. Absent when empty, so
+    /// directories of hubs that follow no peer keep their bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federated: Vec<FederatedOrigin>,
+}
+
+/// An origin hub listed in a directory's `federated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederatedOrigin {
+    pub hub_id: String,
+    /// Lowercase hex SHA-256 of `public_key`.
+    pub key_id: String,
+    /// The origin's directory signing key: SubjectPublicKeyInfo (DER), base64.
+    pub public_key: String,
+}
+
+impl FederatedOrigin {
+    pub fn new(hub_id: &str, spki_der: &[u8]) -> Result<FederatedOrigin, DirectoryError> {
+        let key = VerifyingKey::from_spki_der(spki_der)
+            .map_err(|e| DirectoryError::Malformed(format!("origin `{hub_id}` key: {e}")))?;
+        Ok(FederatedOrigin {
+            hub_id: hub_id.to_owned(),
+            key_id: key.key_id(),
+            public_key: encode_public_key(spki_der),
+        })
+    }
+
+    /// The origin's directory key, if the entry is well formed (its id is
+    /// the key's own digest).
+    pub fn key(&self) -> Option<VerifyingKey> {
+        let der = B64.decode(&self.public_key).ok()?;
+        let key = VerifyingKey::from_spki_der(&der).ok()?;
+        (key.key_id() == self.key_id).then_some(key)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +138,11 @@ impl KeyDirectory {
 
     pub fn entry(&self, key_id: &str) -> Option<&DirectoryKey> {
         self.keys.iter().find(|k| k.key_id == key_id)
+    }
+
+    /// The directory key this directory names for origin hub `hub_id`.
+    pub fn federated_origin(&self, hub_id: &str) -> Option<&FederatedOrigin> {
+        self.federated.iter().find(|o| o.hub_id == hub_id)
     }
 }
 
@@ -190,6 +234,7 @@ pub fn verify_directory(
             "peers must be hub ids, sorted, each once".into(),
         ));
     }
+    check_federated(&dir.federated)?;
     crate::lifetime::check_lifetimes(&dir.default_lifetimes)
         .map_err(|e| DirectoryError::Malformed(format!("default_lifetimes: {e}")))?;
     let mut seen = std::collections::HashSet::new();
@@ -212,6 +257,33 @@ pub fn verify_directory(
         }
     }
     Ok(dir)
+}
+
+/// `federated` is bounded, sorted by hub id, each once, each a hub id with
+/// a readable key whose id is its digest.
+pub fn check_federated(origins: &[FederatedOrigin]) -> Result<(), DirectoryError> {
+    if origins.len() > crate::federation::MAX_PEERS {
+        return Err(DirectoryError::Malformed(format!(
+            "more than {} federated origins",
+            crate::federation::MAX_PEERS
+        )));
+    }
+    if !origins.windows(2).all(|w| w[0].hub_id < w[1].hub_id) {
+        return Err(DirectoryError::Malformed(
+            "federated origins must be sorted by hub id, each once".into(),
+        ));
+    }
+    for o in origins {
+        if !is_slug(&o.hub_id) {
+            return Err(DirectoryError::Malformed(
+                "a federated origin's hub id is not a hub id".into(),
+            ));
+        }
+        if o.key().is_none() {
+            return Err(DirectoryError::KeyIdMismatch(o.key_id.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `newer` may follow `older`: no key moves to another
@@ -292,6 +364,7 @@ mod tests {
             keys,
             peers: vec![],
             default_lifetimes: Default::default(),
+            federated: Vec::new(),
         }
     }
 
@@ -369,6 +442,70 @@ mod tests {
             verify_directory(&signed(&hub, &too_many), &hub_pub, None, NOW),
             Err(DirectoryError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn federated_origins_are_signed_checked_and_absent_when_none() {
+        let hub = SigningKey::generate().unwrap();
+        let hub_pub = hub.verifying_key().unwrap();
+        let none = dir(1, vec![]);
+        let bytes = String::from_utf8(none.canonical_bytes()).unwrap();
+        assert!(!bytes.contains("federated"), "{bytes}");
+        let old: KeyDirectory = serde_json::from_str(&bytes).unwrap();
+        assert!(old.federated.is_empty());
+        let ka = SigningKey::generate().unwrap().verifying_key().unwrap();
+        let kb = SigningKey::generate().unwrap().verifying_key().unwrap();
+        let a = FederatedOrigin::new("hub-a", ka.spki_der()).unwrap();
+        let b = FederatedOrigin::new("hub-b", kb.spki_der()).unwrap();
+        assert_eq!(a.key_id, ka.key_id());
+        assert_eq!(a.key().unwrap().key_id(), ka.key_id());
+        let with = |origins: Vec<FederatedOrigin>| KeyDirectory {
+            federated: origins,
+            ..dir(2, vec![])
+        };
+        let ok = with(vec![a.clone(), b.clone()]);
+        let got = verify_directory(&signed(&hub, &ok), &hub_pub, None, NOW).unwrap();
+        assert_eq!(got, ok);
+        assert_eq!(got.federated_origin("hub-b"), Some(&b));
+        assert_eq!(got.federated_origin("hub-c"), None);
+        let wrong_id = FederatedOrigin {
+            key_id: kb.key_id(),
+            ..a.clone()
+        };
+        let bad_key = FederatedOrigin {
+            public_key: "bm90IGEga2V5".into(),
+            ..a.clone()
+        };
+        let bad_hub = FederatedOrigin {
+            hub_id: "Hub A".into(),
+            ..a.clone()
+        };
+        for (bad, why) in [
+            (with(vec![b.clone(), a.clone()]), "unsorted"),
+            (with(vec![a.clone(), a.clone()]), "twice"),
+            (with(vec![wrong_id]), "key id of another key"),
+            (with(vec![bad_key]), "unreadable key"),
+            (with(vec![bad_hub]), "not a hub id"),
+            (
+                with(
+                    (0..=crate::federation::MAX_PEERS)
+                        .map(|i| FederatedOrigin {
+                            hub_id: format!("hub-{i:04}"),
+                            ..a.clone()
+                        })
+                        .collect(),
+                ),
+                "too many",
+            ),
+        ] {
+            assert!(
+                matches!(
+                    verify_directory(&signed(&hub, &bad), &hub_pub, None, NOW),
+                    Err(DirectoryError::Malformed(_) | DirectoryError::KeyIdMismatch(_))
+                ),
+                "{why}"
+            );
+        }
     }
 
     #[test]

@@ -367,6 +367,36 @@ pub fn verify_forwarded(
     })
 }
 
+/// What a member's agent checks for a federated item its hub delivered:
+/// the provenance its hub holds (bounded; the path ends with that hub and
+/// names at least the origin before it), then everything the hub itself
+/// checked on receipt ([`verify_forwarded`] for the last hop), against the
+/// origin hub's directory the agent pinned with the key its own hub's
+/// signed directory names. So a hub cannot pass off its own or a third
+/// party's statement as another hub's member's, and cannot deliver what
+/// the crossing rules kept out.
+pub fn verify_delivered(
+    envelope: &Envelope,
+    provenance: &[u8],
+    origin_directory: &KeyDirectory,
+) -> Result<Received, ReceiveError> {
+    let held = Provenance::decode(provenance)?;
+    let mut served = held.clone();
+    let local = served.hub_path.pop().unwrap_or_default();
+    let Some(from) = served.sender().map(str::to_owned) else {
+        return Err(ReceiveError::Provenance(ProvenanceError::Malformed(
+            "a federated item must name the hub it came from before the delivering hub".into(),
+        )));
+    };
+    verify_forwarded(
+        envelope,
+        &served.canonical_bytes(),
+        origin_directory,
+        &from,
+        &local,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,6 +769,7 @@ mod tests {
                 keys: vec![entry(&acme, "acme")],
                 peers: v(&["b", "c"]),
                 default_lifetimes: Default::default(),
+                federated: Vec::new(),
             };
             World { acme, dir_a }
         }
@@ -766,6 +797,53 @@ mod tests {
         /// A peer that signs as someone else (a local member of `b`, a
         /// member of `a` it has no key of, or the origin with a changed
         /// payload) is refused.
+        #[test]
+        fn a_member_verifies_what_its_hub_delivered() {
+            let w = world();
+            let s = sample("acme");
+            let env = sign(&w.acme, &s);
+            let got = verify_delivered(&env, &prov(&["a", "c", "b"]), &w.dir_a).unwrap();
+            assert_eq!(got.verified.statement, s);
+            assert_eq!(got.provenance.hub_path, v(&["a", "c", "b"]));
+            assert_eq!(got.key, ItemKey::of("a", &s));
+            // Only the origin in the path: no hop to check.
+            assert!(matches!(
+                verify_delivered(&env, &prov(&["a"]), &w.dir_a),
+                Err(ReceiveError::Provenance(ProvenanceError::Malformed(_)))
+            ));
+            // A flipped byte in the payload.
+            let mut bad = env.clone();
+            bad.payload[10] ^= 1;
+            assert!(matches!(
+                verify_delivered(&bad, &prov(&["a", "b"]), &w.dir_a),
+                Err(ReceiveError::Verify { .. })
+            ));
+            // Another origin's directory.
+            let other = world();
+            assert!(matches!(
+                verify_delivered(&env, &prov(&["a", "b"]), &other.dir_a),
+                Err(ReceiveError::Verify { .. })
+            ));
+            // A hub the origin does not peer with delivered it.
+            assert!(matches!(
+                verify_delivered(&env, &prov(&["a", "z"]), &w.dir_a),
+                Err(ReceiveError::Refused(Refusal::OriginDoesNotPeer { .. }))
+            ));
+            // What never crosses is refused at the member too.
+            let mut kept_home = sample("acme");
+            kept_home.no_forward = true;
+            assert_eq!(
+                verify_delivered(&sign(&w.acme, &kept_home), &prov(&["a", "b"]), &w.dir_a)
+                    .unwrap_err(),
+                ReceiveError::Refused(Refusal::NoForward)
+            );
+            // Bounded.
+            assert!(matches!(
+                verify_delivered(&env, &vec![b' '; MAX_PROVENANCE_BYTES + 1], &w.dir_a),
+                Err(ReceiveError::Provenance(ProvenanceError::TooLarge))
+            ));
+        }
+
         #[test]
         fn forged_authors_are_refused() {
             let w = world();

@@ -131,6 +131,24 @@ pub fn source_identity(statement: &Statement, display_name: &str) -> Value {
     }
 }
 
+/// The org id an author at another hub stands under here (federation,
+/// issue 20): qualified by its hub, so the same org id at two hubs names
+/// two organisations (and two STIX identities).
+pub fn federated_org(author: &str, origin_hub: &str) -> String {
+    format!("{author}@{origin_hub}")
+}
+
+/// Federation (issue 20): every object of an item from another hub names
+/// its origin hub and the hubs it came through (origin first).
+pub fn set_provenance(objects: &mut [Value], origin_hub: &str, hub_path: &[String]) {
+    for o in objects {
+        if let Some(m) = o.as_object_mut() {
+            m.insert("x_isac_origin_hub".into(), json!(origin_hub));
+            m.insert("x_isac_hub_path".into(), json!(hub_path));
+        }
+    }
+}
+
 /// The official OASIS TLP 2.0 marking-definition object for a level.
 pub fn tlp_marking_definition(tlp: Tlp) -> Value {
     json!({

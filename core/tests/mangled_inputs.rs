@@ -194,6 +194,7 @@ fn signed_directories_survive_mutation() {
         }],
         peers: vec![],
         default_lifetimes: Default::default(),
+        federated: Vec::new(),
     };
     let payload = dir.canonical_bytes();
     let env = hub

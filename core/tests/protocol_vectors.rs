@@ -175,6 +175,7 @@ fn vectors() -> String {
         }],
         peers: vec![],
         default_lifetimes: Default::default(),
+        federated: Vec::new(),
     };
     let signed = hub
         .sign_envelope(PAYLOAD_TYPE_DIRECTORY_V1, directory.canonical_bytes())

@@ -325,7 +325,8 @@ pub fn tile_path(data: &[u8]) {
 /// forwarded envelope (federation, issue 20), then the whole receive check
 /// with the fixture's real envelope. Whatever parses is canonical, within
 /// the path bound, starts at its origin and repeats no hub; an accepted
-/// item never lists the receiver before it and always ends with it.
+/// item never lists the receiver before it and always ends with it. The
+/// same bytes go through a member's check of a delivered federated item.
 pub fn provenance(data: &[u8]) {
     use isac_core::directory::{encode_public_key, DirectoryKey, KeyDirectory};
     use isac_core::federation::{verify_forwarded, Provenance, MAX_HUB_PATH};
@@ -360,6 +361,7 @@ pub fn provenance(data: &[u8]) {
         }],
         peers: vec!["hub-b".into(), "hub-c".into()],
         default_lifetimes: Default::default(),
+        federated: Vec::new(),
     };
     let sender = p.sender().unwrap_or_default().to_owned();
     if let Ok(got) = verify_forwarded(&f.envelope, data, &directory, &sender, "hub-b") {
@@ -373,6 +375,14 @@ pub fn provenance(data: &[u8]) {
         );
         assert!(p.hub_path[1..].iter().all(|h| directory.peers.contains(h)));
         assert_eq!(got.key.origin_hub, p.origin_hub);
+    }
+    // The same bytes as a member's hub delivers them (`verify_delivered`):
+    // what passes names at least the origin and the delivering hub, and
+    // is handed back unchanged.
+    if let Ok(got) = isac_core::federation::verify_delivered(&f.envelope, data, &directory) {
+        assert!(p.hub_path.len() >= 2, "a delivery naming no hop passed");
+        assert_eq!(got.provenance, p);
+        assert!(p.hub_path[1..].iter().all(|h| directory.peers.contains(h)));
     }
 }
 

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use isac_core::directory::{
-    encode_public_key, DirectoryKey, KeyDirectory, PAYLOAD_TYPE_DIRECTORY_V1,
+    encode_public_key, DirectoryKey, FederatedOrigin, KeyDirectory, PAYLOAD_TYPE_DIRECTORY_V1,
 };
 use isac_core::time::format_rfc3339;
 use isac_core::{Envelope, SigningKey};
@@ -29,6 +29,9 @@ pub struct DirectorySigner {
     version: AtomicU64,
     /// `default_lifetime` from hub.toml, published as `default_lifetimes`.
     default_lifetimes: isac_core::lifetime::Lifetimes,
+    /// `DATA_DIR/peers`: each followed hub's pinned directory key, listed
+    /// as `federated` (issue 20). `None` lists none.
+    peers_dir: Option<std::path::PathBuf>,
 }
 
 struct Cached {
@@ -64,7 +67,40 @@ impl DirectorySigner {
             cached: tokio::sync::Mutex::new(None),
             version: AtomicU64::new(0),
             default_lifetimes: Default::default(),
+            peers_dir: None,
         }
+    }
+
+    /// Lists, as `federated`, every hub this hub follows with the
+    /// directory key pinned at `hub peer add` (`DIR/HUB/hub-directory.pub`):
+    /// members verify the origin directories it serves with them.
+    pub fn with_peers_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.peers_dir = Some(dir);
+        self
+    }
+
+    /// The origins whose items this hub delivers, sorted by hub id.
+    async fn federated_origins(&self) -> Result<Vec<FederatedOrigin>, StoreError> {
+        let Some(dir) = &self.peers_dir else {
+            return Ok(Vec::new());
+        };
+        let mut origins = Vec::new();
+        for link in self.store.peer_links().await? {
+            let path = dir.join(&link.hub_id).join("hub-directory.pub");
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|der| FederatedOrigin::new(&link.hub_id, &der).map_err(|e| e.to_string()))
+            {
+                Ok(o) => origins.push(o),
+                Err(e) => {
+                    tracing::warn!(peer = %link.hub_id, path = %path.display(), error = %e,
+                        "a followed hub's directory key is unreadable; its items cannot be verified by members");
+                }
+            }
+        }
+        origins.sort_by(|a, b| a.hub_id.cmp(&b.hub_id));
+        origins.dedup_by(|a, b| a.hub_id == b.hub_id);
+        Ok(origins)
     }
 
     /// Publishes these default lifetimes per indicator kind in every
@@ -188,6 +224,7 @@ impl DirectorySigner {
             keys: entries,
             peers,
             default_lifetimes: self.default_lifetimes.clone(),
+            federated: self.federated_origins().await?,
         };
         let envelope = self
             .key

@@ -167,7 +167,8 @@ pub async fn serve_with(
         config.directory_ttl_secs,
         clock.clone(),
     )
-    .with_default_lifetimes(config.default_lifetime.clone());
+    .with_default_lifetimes(config.default_lifetime.clone())
+    .with_peers_dir(config.data_dir.join("peers"));
     let initial_epoch = store.epoch().await.map_err(datadir::DataDirError::Store)?;
     let (epoch_tx, epoch_rx) = tokio::sync::watch::channel(initial_epoch);
     let state = HubState {

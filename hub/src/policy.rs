@@ -264,6 +264,7 @@ mod tests {
             digest: String::new(),
             added_us: 0,
             leaf_index: None,
+            provenance: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod enroll;
 pub mod error;
 pub mod export;
 pub mod failover;
+pub mod federated;
 pub mod import;
 pub mod keys;
 pub mod localstore;

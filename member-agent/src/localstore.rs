@@ -124,7 +124,12 @@ impl LocalStore {
                 package_key TEXT NOT NULL, name_key TEXT NOT NULL, id TEXT NOT NULL,
                 revision INTEGER NOT NULL, purl TEXT NOT NULL, versions_json TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS item_packages_by_key ON item_packages(package_key);
-            CREATE INDEX IF NOT EXISTS item_packages_by_name ON item_packages(name_key);",
+            CREATE INDEX IF NOT EXISTS item_packages_by_name ON item_packages(name_key);
+            -- Federation (issue 20): each origin hub's signed directory,
+            -- pinned (`crate::federated`).
+            CREATE TABLE IF NOT EXISTS federated_directories (
+                hub_id TEXT PRIMARY KEY, version INTEGER NOT NULL, envelope_json TEXT NOT NULL);",
+
         )?;
         // Columns added after the first release of this store.
         for (column, definition) in [
@@ -137,6 +142,9 @@ impl LocalStore {
             ("named_as", "TEXT NOT NULL DEFAULT '[]'"),
             // RFC 3339, from the indicator; NULL when it never expires.
             ("valid_until", "TEXT"),
+            // Federation (issue 20): the provenance of an item from another
+            // hub (canonical JSON); NULL for this hub's own members' items.
+            ("provenance", "TEXT"),
         ] {
             let present = conn
                 .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = ?1")?
@@ -415,6 +423,46 @@ impl LocalStore {
         Ok(flagged as u64)
     }
 
+    /// The origin hubs' directories held (hub id, DSSE JSON).
+    pub fn federated_directories(&self) -> Result<Vec<(String, String)>, AgentError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hub_id, envelope_json FROM federated_directories ORDER BY hub_id")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Pins a newer verified directory of origin hub `hub_id`.
+    pub fn save_federated_directory(
+        &self,
+        hub_id: &str,
+        version: u64,
+        envelope_json: &str,
+    ) -> Result<(), AgentError> {
+        self.conn.execute(
+            "INSERT INTO federated_directories (hub_id, version, envelope_json) VALUES (?1, ?2, ?3)
+             ON CONFLICT(hub_id) DO UPDATE SET version = ?2, envelope_json = ?3
+             WHERE federated_directories.version <= ?2",
+            params![hub_id, version as i64, envelope_json],
+        )?;
+        Ok(())
+    }
+
+    /// A held item's provenance (canonical JSON), if it came from another hub.
+    pub fn provenance(&self, id: &str, revision: u32) -> Result<Option<String>, AgentError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT provenance FROM items WHERE id = ?1 AND revision = ?2",
+                params![id, revision],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// The organisation name the held key directory gives `key_id` (None
     /// when no directory is held or it does not name the key). Names come
     /// from the signed directory (`directory` table), checked again against
@@ -448,6 +496,7 @@ impl LocalStore {
         envelope_json: &str,
         valid_until: Option<&str>,
         now: i64,
+        provenance: Option<&str>,
         before_commit: impl FnOnce() -> Result<(), AgentError>,
     ) -> Result<InsertOutcome, AgentError> {
         let s = &verified.statement;
@@ -471,8 +520,9 @@ impl LocalStore {
                 let (severity, value) = (s.severity().as_str(), s.primary_value());
                 tx.execute(
                     "INSERT INTO items (id, revision, sequence, source, tlp, kind, value, title, severity, created,
-                        received_at, key_id, digest, statement_json, envelope_json, verified_at, valid_until)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                        received_at, key_id, digest, statement_json, envelope_json, verified_at, valid_until,
+                        provenance)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                     params![
                         s.id.to_string(),
                         s.revision,
@@ -490,7 +540,8 @@ impl LocalStore {
                         String::from_utf8_lossy(&s.canonical_bytes()),
                         envelope_json,
                         now,
-                        valid_until
+                        valid_until,
+                        provenance
                     ],
                 )?;
                 Self::index_statement(&tx, &s.id.to_string(), s.revision as i64, s)?;
@@ -1095,6 +1146,7 @@ mod tests {
                 revoked_at: None,
             }],
             peers: vec![],
+            federated: vec![],
             default_lifetimes: Default::default(),
         };
         let env = hub

@@ -25,6 +25,8 @@ pub struct Agent {
     pub loaded: Loaded,
     pub store: Mutex<LocalStore>,
     directory: Mutex<Option<KeyDirectory>>,
+    /// Origin hubs' directories for federated items (`crate::federated`).
+    pub(crate) origins: Mutex<crate::federated::Origins>,
     /// What this agent subscribes to (within its entitlement).
     pub filter: pb::SubscriptionFilter,
     /// "Now" for expiry, verification times and new statements: the system
@@ -80,6 +82,7 @@ impl Agent {
             }
             None => None,
         };
+        let origins = crate::federated::load_origins(&store, directory.as_ref());
         let hubs = loaded.identity.hub_urls();
         let current = Self::start_at(&hubs, store.hub_in_use()?.as_deref());
         Ok(Self {
@@ -87,6 +90,7 @@ impl Agent {
             loaded,
             store: Mutex::new(store),
             directory: Mutex::new(directory),
+            origins: Mutex::new(origins),
             filter: pb::SubscriptionFilter::default(),
             connector: Mutex::new(None),
             channel: Mutex::new(None),
@@ -202,7 +206,7 @@ impl Agent {
         &self.loaded.identity.org_id
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, LocalStore> {
+    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, LocalStore> {
         self.store.lock().expect("local store lock")
     }
 
@@ -288,6 +292,7 @@ impl Agent {
                     verified: &verified,
                     signer_org_name: &signer,
                     valid_until: Some(&d.valid_until),
+                    provenance: None,
                 },
             };
             sinks.send_expired(&lapsed).await?;
@@ -405,6 +410,48 @@ impl Agent {
             });
         };
         self.ensure_directory(channel, d.directory_version).await?;
+        if !d.provenance.is_empty() {
+            use crate::federated::FederatedCheck;
+            let envelope_json = envelope.to_json();
+            return Ok(
+                match self
+                    .check_federated(channel, &envelope, &d.provenance)
+                    .await?
+                {
+                    FederatedCheck::Verified { received, signer } => {
+                        let isac_core::federation::Received {
+                            verified,
+                            provenance,
+                            ..
+                        } = *received;
+                        let held = self.store().holds(
+                            &verified.statement.id.to_string(),
+                            verified.statement.revision,
+                        )?;
+                        Checked::Verified {
+                            sequence,
+                            cursor,
+                            valid_until: self.effective_valid_until(&verified.statement),
+                            signer,
+                            named_as: Vec::new(),
+                            received_at: d.received_at,
+                            verified: Box::new(verified),
+                            envelope_json,
+                            held,
+                            log_index,
+                            provenance: Some(provenance),
+                        }
+                    }
+                    FederatedCheck::Refused(reason) => Checked::Refused {
+                        sequence,
+                        cursor,
+                        reason,
+                        envelope_json,
+                        log_index,
+                    },
+                },
+            );
+        }
         let mut result = self.verify(&envelope);
         if matches!(result, Err(VerifyError::UnknownKey(_))) {
             // A member enrolled or rotated since our directory was signed.
@@ -429,6 +476,7 @@ impl Agent {
                     envelope_json,
                     held,
                     log_index,
+                    provenance: None,
                 }
             }
             Err(e) => Checked::Refused {
@@ -460,8 +508,12 @@ impl Agent {
                 valid_until,
                 named_as,
                 log_index,
+                provenance,
                 ..
             } => {
+                let provenance_json = provenance
+                    .as_ref()
+                    .map(|p| String::from_utf8_lossy(&p.canonical_bytes()).into_owned());
                 let outcome = self.store().insert_verified(
                     sequence,
                     &cursor,
@@ -470,6 +522,7 @@ impl Agent {
                     &envelope_json,
                     valid_until.as_deref(),
                     self.clock.now(),
+                    provenance_json.as_deref(),
                     || {
                         sinks.write(&Received {
                             sequence,
@@ -477,6 +530,7 @@ impl Agent {
                             verified: &verified,
                             signer_org_name: &signer,
                             valid_until: valid_until.as_deref(),
+                            provenance: provenance.as_ref(),
                         })
                     },
                 )?;
@@ -573,6 +627,7 @@ impl Agent {
                     signer,
                     valid_until,
                     held: false,
+                    provenance,
                     ..
                 } => Some(Received {
                     sequence: *sequence,
@@ -580,6 +635,7 @@ impl Agent {
                     verified,
                     signer_org_name: signer,
                     valid_until: valid_until.as_deref(),
+                    provenance: provenance.as_ref(),
                 }),
                 _ => None,
             })
@@ -841,6 +897,8 @@ enum Checked {
         held: bool,
         /// Its leaf index in the hub's log.
         log_index: Option<u64>,
+        /// For a federated item: its provenance, verified.
+        provenance: Option<isac_core::federation::Provenance>,
     },
     Refused {
         sequence: u64,

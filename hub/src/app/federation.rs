@@ -15,7 +15,7 @@ use isac_core::statement::Statement;
 use isac_core::time::UnixSeconds;
 use isac_core::{Envelope, VerifyingKey};
 
-use crate::store::{FederatedItem, MemberRow, StoredStatement};
+use crate::store::{FederatedItem, MemberRow, NewStatement, StoredStatement};
 
 /// One item as it crosses: the author's envelope, byte for byte, and the
 /// provenance beside it (canonical JSON).
@@ -70,6 +70,11 @@ pub fn outgoing(
     peer: &str,
     peers: &[String],
 ) -> Result<Outgoing, String> {
+    if row.provenance.is_some() {
+        // Relaying through this hub is not built yet: only this hub's own
+        // members' items leave it.
+        return Err("received from a peer hub; this hub does not relay".into());
+    }
     let envelope = crossing_envelope(row);
     let statement = Statement::from_canonical_bytes(&envelope.payload)
         .map_err(|e| format!("stored payload does not parse: {e}"))?;
@@ -123,6 +128,29 @@ pub fn received(
     local_hub: &str,
     now: i64,
 ) -> Result<FederatedItem, ReceiveError> {
+    let none = isac_core::lifetime::Lifetimes::new();
+    received_with(
+        envelope,
+        provenance,
+        peer_directory,
+        from_peer,
+        local_hub,
+        now,
+        &none,
+    )
+}
+
+/// [`received`], the row for this hub's order taking `lifetimes` (the
+/// hub-wide default lifetimes, as a local publish does).
+pub fn received_with(
+    envelope: &Envelope,
+    provenance: &[u8],
+    peer_directory: &KeyDirectory,
+    from_peer: &str,
+    local_hub: &str,
+    now: i64,
+    lifetimes: &isac_core::lifetime::Lifetimes,
+) -> Result<FederatedItem, ReceiveError> {
     // The origin first: the envelope is checked against the sender's
     // directory, which says nothing about another hub's members.
     let claimed = Provenance::decode(provenance)?;
@@ -135,7 +163,9 @@ pub fn received(
         ));
     }
     let got = verify_forwarded(envelope, provenance, peer_directory, from_peer, local_hub)?;
+    let order = into_order(envelope, &got, now, lifetimes);
     Ok(FederatedItem {
+        order: Some(order),
         origin_hub: got.key.origin_hub.clone(),
         id: got.key.id.to_string(),
         revision: got.key.revision,
@@ -146,4 +176,60 @@ pub fn received(
         provenance: got.provenance.canonical_bytes(),
         received_at: now,
     })
+}
+
+/// The `source_org` a federated row carries: the author at the origin hub,
+/// qualified by it, so it is never a local member (who could otherwise
+/// revise or retract it as its source).
+pub fn federated_source(author: &str, origin_hub: &str) -> String {
+    isac_core::stix::federated_org(author, origin_hub)
+}
+
+/// The row a verified received item becomes in this hub's own order: the
+/// author's envelope byte for byte (no local key check: members verify it
+/// against the origin's directory), its provenance, and the same derived
+/// columns a local publish stores. Only CLEAR and GREEN cross, so the
+/// audience is empty and the TLP decision is the local one.
+pub fn into_order(
+    envelope: &Envelope,
+    got: &isac_core::federation::Received,
+    now: i64,
+    lifetimes: &isac_core::lifetime::Lifetimes,
+) -> NewStatement {
+    use isac_core::statement::Body;
+    let statement = &got.verified.statement;
+    let sig = envelope.signatures.first();
+    NewStatement {
+        id: statement.id.to_string(),
+        revision: statement.revision,
+        source_org: federated_source(statement.author(), &got.provenance.origin_hub),
+        tlp: statement.tlp.as_str().to_owned(),
+        audience_json: "[]".into(),
+        kind: statement.kind().to_owned(),
+        created_at: isac_core::time::parse_rfc3339(&statement.created).unwrap_or(now),
+        received_at: now,
+        payload_type: envelope.payload_type.clone(),
+        payload: envelope.payload.clone(),
+        key_id: sig.map(|s| s.keyid.clone()).unwrap_or_default(),
+        signature: sig.map(|s| s.sig.clone()).unwrap_or_default(),
+        digest: got.verified.digest.clone(),
+        openings_json: "[]".into(),
+        group_snapshot_json: "{}".into(),
+        target_id: statement.target().map(|t| t.to_string()),
+        value: statement.primary_value(),
+        title: statement.title().to_owned(),
+        sighting_count: match &statement.body {
+            Body::Sighting(s) => Some(s.count),
+            _ => None,
+        },
+        anonymous: None,
+        facts: crate::app::publish::facts_of(statement, lifetimes),
+        stix_ids: isac_core::stix::object_ids(statement),
+        references: statement
+            .referenced_ids()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        provenance: Some(got.provenance.canonical_bytes()),
+    }
 }

@@ -513,6 +513,7 @@ pub async fn prepare_with_key(
             .iter()
             .map(ToString::to_string)
             .collect(),
+        provenance: None,
     };
     Ok(new)
 }

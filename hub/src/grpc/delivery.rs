@@ -31,5 +31,6 @@ pub fn delivery_decoded(
         audience_openings: openings.iter().map(pb::AudienceOpening::from).collect(),
         cursor: Vec::new(),
         log_index: row.leaf_index,
+        provenance: row.provenance.clone().unwrap_or_default(),
     }
 }

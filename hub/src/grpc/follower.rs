@@ -18,7 +18,7 @@ use isac_core::VerifyingKey;
 use isac_proto::v1 as pb;
 use tokio::task::JoinHandle;
 
-use crate::app::federation::{check_peer_directory, received};
+use crate::app::federation::{check_peer_directory, received_with};
 use crate::app::HubState;
 use crate::grpc::peer_enroll::peer_dir;
 use crate::store::FederatedItem;
@@ -187,14 +187,30 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
             })) => {
                 let next = bounded_cursor(next)?;
                 let envelope: isac_core::Envelope = envelope.unwrap_or_default().into();
-                let mut got =
-                    received(&envelope, &provenance, &directory, hub, &local, state.now());
+                let lifetimes = &state.config.default_lifetime;
+                let mut got = received_with(
+                    &envelope,
+                    &provenance,
+                    &directory,
+                    hub,
+                    &local,
+                    state.now(),
+                    lifetimes,
+                );
                 if matches!(got, Err(isac_core::federation::ReceiveError::Verify { .. })) {
                     // A key newer than the pinned directory: refresh once.
                     directory =
                         refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
                             .await?;
-                    got = received(&envelope, &provenance, &directory, hub, &local, state.now());
+                    got = received_with(
+                        &envelope,
+                        &provenance,
+                        &directory,
+                        hub,
+                        &local,
+                        state.now(),
+                        lifetimes,
+                    );
                 }
                 match got {
                     Ok(item) => batch.push(item),

@@ -37,6 +37,35 @@ impl pb::key_directory_server::KeyDirectory for KeyDirectoryService {
             signed_directory: Some(signed.into()),
         }))
     }
+
+    /// The origin directories this hub pinned from the hubs it follows
+    /// (their own envelopes, as verified by `grpc/follower.rs`).
+    async fn get_federated_directories(
+        &self,
+        req: Request<pb::GetFederatedDirectoriesRequest>,
+    ) -> Result<Response<pb::GetFederatedDirectoriesResponse>, Status> {
+        authenticate(&self.state, &req).await?;
+        let links = self
+            .state
+            .store
+            .peer_links()
+            .await
+            .map_err(ApiError::from)?;
+        let mut directories = Vec::new();
+        for link in links {
+            let Some(json) = link.directory else { continue };
+            let envelope = isac_core::Envelope::from_json(&json).map_err(|e| {
+                ApiError::Internal(format!("pinned directory of `{}`: {e}", link.hub_id))
+            })?;
+            directories.push(pb::FederatedDirectory {
+                hub_id: link.hub_id,
+                signed_directory: Some(envelope.into()),
+            });
+        }
+        Ok(Response::new(pb::GetFederatedDirectoriesResponse {
+            directories,
+        }))
+    }
 }
 
 /// One directory entry as a display row.

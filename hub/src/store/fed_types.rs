@@ -37,4 +37,8 @@ pub struct FederatedItem {
     /// The provenance this hub holds (its own id appended), canonical JSON.
     pub provenance: Vec<u8>,
     pub received_at: i64,
+    /// The row it becomes in this hub's own order (what Subscribe, TAXII
+    /// and retention read), stored in the same transaction when the item
+    /// is new; `None` keeps it out of the order. Not read back.
+    pub order: Option<super::NewStatement>,
 }

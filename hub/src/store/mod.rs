@@ -886,6 +886,7 @@ pub(crate) mod log_tests {
             facts: StoredFacts::default(),
             stix_ids: Vec::new(),
             references: Vec::new(),
+            provenance: None,
         }
     }
 

@@ -35,7 +35,7 @@ use super::{
 
 /// The PostgreSQL schema this hub writes (its own numbering, not SQLite's
 /// `user_version`: version 1 holds everything SQLite schema 9 holds).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// `pg_advisory_xact_lock` key for migrations: "isachub" in ASCII.
 const MIGRATION_LOCK: i64 = 0x0069_7361_6368_7562;
@@ -198,6 +198,11 @@ async fn migrate_locked(c: &Conn) -> Result<(), StoreError> {
         // Federation (SQLite schema 11): see `postgres_fed.rs`.
         c.batch_execute(super::postgres_fed::SCHEMA_3).await?;
         c.execute("UPDATE hub_schema SET version = 3", &[]).await?;
+    }
+    if version < 4 {
+        // Federation into the order (SQLite schema 12): see `postgres_fed.rs`.
+        c.batch_execute(super::postgres_fed::SCHEMA_4).await?;
+        c.execute("UPDATE hub_schema SET version = 4", &[]).await?;
     }
     Ok(())
 }
@@ -719,9 +724,9 @@ impl AppendSql {
                         created_at, received_at, payload_type, payload, key_id, signature, digest,
                         openings, group_snapshot, target_id, value, title, sighting_count,
                         anon_payload, anon_key_id, anon_signature, ecosystem, severity,
-                        confidence, tags, valid_until, added_us)
+                        confidence, tags, valid_until, added_us, provenance)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                        $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
+                        $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $34)",
                 )
                 .await?,
         })
@@ -838,7 +843,7 @@ pub(super) async fn append_statement(
     let added_us = commit_clock_us(order.added_us, system_clock_us);
     let anon = s.anonymous.as_ref();
     let leaf = leaf_hash_of(s);
-    let params: [&(dyn ToSql + Sync); 33] = [
+    let params: [&(dyn ToSql + Sync); 34] = [
         &seq,
         &s.id,
         &i64::from(s.revision),
@@ -872,6 +877,7 @@ pub(super) async fn append_statement(
         &&leaf[..],
         &s.stix_ids,
         &s.references,
+        &s.provenance,
     ];
     // In this transaction: no statement is stored without its leaf.
     c.raw().execute(&sql.insert, &params).await?;
@@ -892,7 +898,7 @@ const STATEMENT_SELECT: &str =
     "SELECT s.seq, s.id, s.revision, s.source_org, s.tlp, s.audience, s.received_at, s.payload_type,
     s.payload, s.key_id, s.signature, s.openings, s.group_snapshot, s.target_id, s.sighting_count,
     s.anon_payload, s.anon_key_id, s.anon_signature, s.kind, s.ecosystem, s.severity, s.confidence, s.tags,
-    s.valid_until, s.digest, s.added_us, l.leaf_index
+    s.valid_until, s.digest, s.added_us, l.leaf_index, s.provenance
     FROM statements s LEFT JOIN log_leaves l ON l.seq = s.seq";
 
 fn statement_from_row(r: &Row) -> StoredStatement {
@@ -933,6 +939,7 @@ fn statement_from_row(r: &Row) -> StoredStatement {
         digest: r.get(24),
         added_us: r.get(25),
         leaf_index: r.get::<_, Option<i64>>(26).map(int),
+        provenance: r.get(27),
     }
 }
 
@@ -1173,7 +1180,7 @@ pub(super) async fn audit(
     Ok(())
 }
 
-async fn bump_epoch(c: &Conn) -> Result<(), StoreError> {
+pub(super) async fn bump_epoch(c: &Conn) -> Result<(), StoreError> {
     c.execute(
         "UPDATE counters SET value = value + 1 WHERE name = 'epoch'",
         &[],

@@ -38,6 +38,12 @@ CREATE TABLE federated_items (
 CREATE INDEX federated_items_by_peer ON federated_items (from_peer);
 ";
 
+/// Schema 4 (SQLite schema 12): items received from peers join this hub's
+/// own order, with their provenance (NULL for local items).
+pub(super) const SCHEMA_4: &str = "
+ALTER TABLE statements ADD COLUMN provenance BYTEA;
+";
+
 const LINK_COLUMNS: &str =
     "l.hub_id, l.url, l.status, l.created_at, l.cursor, l.directory, l.directory_version,
     (SELECT count(*) FROM federated_items f WHERE f.from_peer = l.hub_id)";
@@ -106,6 +112,8 @@ pub(super) async fn add_peer_link(
         ],
     )
     .await?;
+    // The signed directory lists the origins this hub delivers.
+    super::postgres::bump_epoch(c).await?;
     audit(
         c,
         link.created_at,
@@ -204,8 +212,40 @@ pub(super) async fn receive_from_peer(
             "peer `{hub_id}` is not followed now; nothing stored"
         )));
     }
+    // The order row is taken only when something joins the order, and
+    // then held to commit like a publishing batch's.
+    let mut order: Option<(super::postgres::AppendSql, super::postgres::Order)> = None;
     let mut stored = 0;
     for i in items {
+        let held: bool = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM federated_items
+                   WHERE origin_hub = $1 AND id = $2 AND revision = $3)",
+                &[&i.origin_hub, &i.id, &i64::from(i.revision)],
+            )
+            .await?
+            .get(0);
+        if held {
+            continue;
+        }
+        if let Some(statement) = &i.order {
+            if order.is_none() {
+                let sql = super::postgres::AppendSql::prepare(c).await?;
+                let locked = super::postgres::lock_order(c, &sql).await?;
+                order = Some((sql, locked));
+            }
+            let (sql, locked) = order.as_mut().expect("taken above");
+            match super::postgres::append_statement(c, sql, locked, statement).await {
+                Ok(_) => {}
+                Err(e @ (StoreError::Conflict(_) | StoreError::Refused(_))) => {
+                    tracing::warn!(peer = %hub_id, origin = %i.origin_hub, id = %i.id,
+                        revision = i.revision, error = %e,
+                        "a received item cannot join this hub's order; not stored");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         stored += c
             .execute(
                 "INSERT INTO federated_items
@@ -231,6 +271,9 @@ pub(super) async fn receive_from_peer(
         &[&hub_id, &cursor],
     )
     .await?;
+    if let Some((sql, locked)) = &order {
+        super::postgres::store_order(c, sql, locked).await?;
+    }
     Ok(stored)
 }
 
@@ -257,6 +300,7 @@ pub(super) async fn federated_items(
             envelope_json: r.get(6),
             provenance: r.get(7),
             received_at: r.get(8),
+            order: None,
         })
     })
     .collect()

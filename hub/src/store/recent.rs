@@ -78,6 +78,7 @@ fn size_of(s: &StoredStatement) -> usize {
         + s.audience_json.len()
         + s.openings_json.len()
         + s.group_snapshot_json.len()
+        + s.provenance.as_ref().map_or(0, Vec::len)
         + 256
 }
 
@@ -105,6 +106,7 @@ impl Recent {
             digest: s.digest.clone(),
             added_us,
             leaf_index,
+            provenance: s.provenance.clone(),
         });
     }
 
@@ -200,6 +202,7 @@ mod tests {
             facts: StoredFacts::default(),
             stix_ids: Vec::new(),
             references: Vec::new(),
+            provenance: None,
         }
     }
 

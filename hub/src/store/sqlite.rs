@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 11;
+const SCHEMA_VERSION: i64 = 12;
 
 // === whole-database operations (backup, restore) ===
 
@@ -354,6 +354,10 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
     if version < 11 {
         // Federation (issue 20): see `sqlite_fed.rs`.
         super::sqlite_fed::migrate_11(conn)?;
+    }
+    if version < 12 {
+        // Federation into the order (issue 20): see `sqlite_fed.rs`.
+        super::sqlite_fed::migrate_12(conn)?;
     }
     Ok(())
 }
@@ -925,7 +929,7 @@ pub(super) fn audit(
     Ok(())
 }
 
-fn bump_epoch(conn: &Connection) -> Result<(), StoreError> {
+pub(super) fn bump_epoch(conn: &Connection) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE counters SET value = value + 1 WHERE name = 'epoch'",
         [],
@@ -1589,7 +1593,7 @@ pub(super) fn keys(conn: &Connection) -> Result<Vec<KeyRow>, StoreError> {
 // === statements ===
 
 /// A verified statement ready to store. `payload` is the exact signed bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewStatement {
     pub id: String,
     pub revision: u32,
@@ -1622,9 +1626,13 @@ pub struct NewStatement {
     pub stix_ids: Vec<String>,
     /// Other statement ids it names (target, `related`).
     pub references: Vec<String>,
+    /// Federation (issue 20): set for an item received from a peer hub, its
+    /// provenance as this hub holds it (canonical JSON, this hub last).
+    /// `source_org` is then `author@origin-hub`, never a local member.
+    pub provenance: Option<Vec<u8>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredFacts {
     pub ecosystem: Option<String>,
     pub severity: String,
@@ -1633,7 +1641,7 @@ pub struct StoredFacts {
     pub valid_until: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnonymousVersion {
     pub payload: Vec<u8>,
     pub key_id: String,
@@ -1666,6 +1674,9 @@ pub struct StoredStatement {
     pub added_us: i64,
     /// Its position in the transparency log.
     pub leaf_index: Option<u64>,
+    /// Federation (issue 20): the provenance of an item received from a
+    /// peer hub (see `NewStatement::provenance`); `None` for local items.
+    pub provenance: Option<Vec<u8>>,
 }
 
 pub(super) fn append_statement(
@@ -1763,9 +1774,9 @@ pub(super) fn append_statement(
         "INSERT INTO statements (id, revision, source_org, tlp, audience, kind, created_at, received_at,
             payload_type, payload, key_id, signature, digest, openings, group_snapshot, target_id,
             value, title, sighting_count, anon_payload, anon_key_id, anon_signature,
-            ecosystem, severity, confidence, tags, valid_until, added_us)
+            ecosystem, severity, confidence, tags, valid_until, added_us, provenance)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
-            ?23, ?24, ?25, ?26, ?27, ?28)",
+            ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
     )?;
     let anon = s.anonymous.as_ref();
     insert.execute(params![
@@ -1796,7 +1807,8 @@ pub(super) fn append_statement(
         s.facts.confidence,
         s.facts.tags_json,
         s.facts.valid_until,
-        added_us
+        added_us,
+        s.provenance
     ])?;
     let seq = conn.last_insert_rowid() as u64;
     // In this transaction: no statement is stored without its leaf.
@@ -1862,7 +1874,7 @@ const STATEMENT_SELECT: &str =
     payload, key_id, signature, openings, group_snapshot, target_id, sighting_count,
     anon_payload, anon_key_id, anon_signature, kind, ecosystem, severity, confidence, tags,
     valid_until, digest, added_us,
-    (SELECT leaf_index FROM log_leaves WHERE log_leaves.seq = statements.seq) FROM statements";
+    (SELECT leaf_index FROM log_leaves WHERE log_leaves.seq = statements.seq), provenance FROM statements";
 
 fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement> {
     let anon_payload: Option<Vec<u8>> = r.get(15)?;
@@ -1902,6 +1914,7 @@ fn statement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredStatement
         digest: r.get(24)?,
         added_us: r.get(25)?,
         leaf_index: r.get::<_, Option<i64>>(26)?.map(|i| i as u64),
+        provenance: r.get(27)?,
     })
 }
 
@@ -2311,6 +2324,7 @@ mod log_migration_tests {
         conn.execute_batch(
             "DROP TABLE log_leaves; DROP TABLE log_nodes; DROP TABLE log_checkpoints; DROP TABLE log_cosignatures;
              DROP TABLE peer_links; DROP TABLE federated_items;
+             ALTER TABLE statements DROP COLUMN provenance;
              DELETE FROM statements WHERE seq = 4;
              PRAGMA user_version = 8;",
         )

@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::fed_types::{FederatedItem, PeerLinkRow};
 use super::sqlite::{audit, member, set_member_status};
+use super::NewStatement;
 use super::StoreError;
 
 /// Schema 11: the `peer` role, the links this hub follows and the items
@@ -47,6 +48,16 @@ pub(super) fn migrate_11(conn: &Connection) -> Result<(), StoreError> {
         );
         CREATE INDEX federated_items_by_peer ON federated_items (from_peer);
         PRAGMA user_version = 11;",
+    )?;
+    Ok(())
+}
+
+/// Schema 12: items received from peers join this hub's own order, with
+/// their provenance (NULL for local items).
+pub(super) fn migrate_12(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "ALTER TABLE statements ADD COLUMN provenance BLOB;
+        PRAGMA user_version = 12;",
     )?;
     Ok(())
 }
@@ -126,6 +137,8 @@ pub(super) fn add_peer_link(
             link.directory_version as i64
         ],
     )?;
+    // The signed directory lists the origins this hub delivers.
+    super::sqlite::bump_epoch(conn)?;
     audit(
         conn,
         link.created_at,
@@ -214,6 +227,7 @@ pub(super) fn receive_from_peer(
     hub_id: &str,
     items: &[FederatedItem],
     cursor: &[u8],
+    append: &dyn Fn(&Connection, &NewStatement) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
     let status: Option<String> = conn
         .query_row(
@@ -229,6 +243,27 @@ pub(super) fn receive_from_peer(
     }
     let mut stored = 0;
     for i in items {
+        let held: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM federated_items
+                   WHERE origin_hub = ?1 AND id = ?2 AND revision = ?3)",
+            )?
+            .query_row(params![i.origin_hub, i.id, i.revision], |r| r.get(0))?;
+        if held {
+            continue;
+        }
+        if let Some(order) = &i.order {
+            match append(conn, order) {
+                Ok(()) => {}
+                Err(e @ (StoreError::Conflict(_) | StoreError::Refused(_))) => {
+                    tracing::warn!(peer = %hub_id, origin = %i.origin_hub, id = %i.id,
+                        revision = i.revision, error = %e,
+                        "a received item cannot join this hub's order; not stored");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         stored += conn
             .prepare_cached(
                 "INSERT INTO federated_items
@@ -277,6 +312,7 @@ pub(super) fn federated_items(
                 envelope_json: r.get(6)?,
                 provenance: r.get(7)?,
                 received_at: r.get(8)?,
+                order: None,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -735,7 +735,7 @@ impl SqliteStore {
     }
 }
 
-fn append_and_remember(
+pub(super) fn append_and_remember(
     c: &Connection,
     s: &NewStatement,
     recent: &recent::Recent,
@@ -870,8 +870,13 @@ impl SqliteStore {
         cursor: Vec<u8>,
     ) -> Result<u64, StoreError> {
         let hub_id = hub_id.to_owned();
-        self.write(move |c| sqlite_fed::receive_from_peer(c, &hub_id, &items, &cursor))
-            .await
+        let shared = self.inner.shared.clone();
+        self.write(move |c| {
+            sqlite_fed::receive_from_peer(c, &hub_id, &items, &cursor, &|c, s| {
+                append_and_remember(c, s, &shared.recent).map(|_| ())
+            })
+        })
+        .await
     }
 
     pub(super) async fn federated_items(

@@ -194,7 +194,18 @@ fn objects_of(v: &Visible, who: &Who) -> Vec<Value> {
         signatures: Vec::new(),
     }
     .digest();
-    let identity = stix::identity_id(statement.author());
+    // A federated row (issue 20): its author stands under its origin hub.
+    let federated = v
+        .row
+        .provenance
+        .as_deref()
+        .and_then(|p| isac_core::federation::Provenance::decode(p).ok());
+    let identity = match &federated {
+        Some(p) if !statement.anonymous => {
+            stix::identity_id(&stix::federated_org(statement.author(), &p.origin_hub))
+        }
+        _ => stix::identity_id(statement.author()),
+    };
     let received = isac_core::time::format_rfc3339(v.row.received_at);
     let ctx = StixContext {
         source_identity_id: &identity,
@@ -202,31 +213,37 @@ fn objects_of(v: &Visible, who: &Who) -> Vec<Value> {
         key_id: &key_id,
         received_at: &received,
     };
+    let mut objects = objects_by_kind(v, &statement, &ctx);
+    if let Some(p) = &federated {
+        stix::set_provenance(&mut objects, &p.origin_hub, &p.hub_path);
+    }
+    objects
+}
+
+fn objects_by_kind(v: &Visible, statement: &Statement, ctx: &StixContext<'_>) -> Vec<Value> {
     match &statement.body {
-        Body::Retraction(_) => stix::revocation_for(
-            &statement,
-            stix_type_of_kind(v.target_kind.as_deref()),
-            &ctx,
-        )
-        .map(|mut marker| {
-            // A retraction signed in the same second as what it retracts
-            // would carry the same `modified`, which STIX reads as the same
-            // version: make the revoked version strictly later.
-            if let Some(target) = &v.target_created {
-                let floor = parse_timestamp_us(&stix::stix_timestamp(target)).ok();
-                if let (Some(floor), Some(m)) = (floor, modified_us(&marker)) {
-                    if m <= floor {
-                        marker["modified"] =
-                            Value::String(super::query::format_timestamp_us(floor + 1_000));
+        Body::Retraction(_) => {
+            stix::revocation_for(statement, stix_type_of_kind(v.target_kind.as_deref()), ctx)
+                .map(|mut marker| {
+                    // A retraction signed in the same second as what it retracts
+                    // would carry the same `modified`, which STIX reads as the same
+                    // version: make the revoked version strictly later.
+                    if let Some(target) = &v.target_created {
+                        let floor = parse_timestamp_us(&stix::stix_timestamp(target)).ok();
+                        if let (Some(floor), Some(m)) = (floor, modified_us(&marker)) {
+                            if m <= floor {
+                                marker["modified"] =
+                                    Value::String(super::query::format_timestamp_us(floor + 1_000));
+                            }
+                        }
                     }
-                }
-            }
-            marker
-        })
-        .into_iter()
-        .collect(),
+                    marker
+                })
+                .into_iter()
+                .collect()
+        }
         _ => {
-            let mut objects = stix::objects_for(&statement, &ctx);
+            let mut objects = stix::objects_for(statement, ctx);
             // The effective expiry taken at publish: the signed
             // `valid_until`, else the hub-wide default lifetime of the kind
             // (served also once it is past: TAXII keeps expired indicators).

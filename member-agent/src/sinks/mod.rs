@@ -51,6 +51,9 @@ pub struct Received<'a> {
     /// Its effective expiry (RFC 3339): the signed `valid_until`, else the
     /// hub-wide default lifetime of its kind (`isac_core::lifetime`).
     pub valid_until: Option<&'a str>,
+    /// For a federated item (issue 20): where it comes from and the hubs
+    /// it went through, verified.
+    pub provenance: Option<&'a isac_core::federation::Provenance>,
 }
 
 impl Received<'_> {
@@ -64,6 +67,9 @@ impl Received<'_> {
         );
         if let Some(until) = self.valid_until {
             line["valid_until"] = json!(until);
+        }
+        if let Some(p) = self.provenance {
+            line["provenance"] = provenance_fields(p, &self.verified.statement);
         }
         line
     }
@@ -502,6 +508,32 @@ pub fn line_for(
     })
 }
 
+/// A federated item's `provenance` object (issue 20): the origin hub, the
+/// author's organisation there (left out for an anonymous item), the
+/// hubs it went through (origin first, this agent's hub last) and, once
+/// the origin's log is checked, the item's leaf index there.
+pub fn provenance_fields(
+    p: &isac_core::federation::Provenance,
+    statement: &isac_core::Statement,
+) -> Value {
+    let mut v = json!({
+        "origin_hub": p.origin_hub,
+        "hub_path": p.hub_path,
+    });
+    if let Some(index) = p.origin_log_index {
+        v["origin_log_index"] = json!(index);
+    }
+    if !statement.anonymous && statement.source != isac_core::names::ANONYMOUS_ORG {
+        v["origin_org"] = json!(statement.author());
+    }
+    v
+}
+
+/// `via HUB-A → HUB-B`: the hub path as people read it (console, mail).
+pub fn via_text(hub_path: &[String]) -> String {
+    format!("via {}", hub_path.join(" → "))
+}
+
 /// `retract` for a retraction, `upsert` for anything else.
 fn action(s: &isac_core::Statement) -> &'static str {
     if matches!(s.body, isac_core::Body::Retraction(_)) {
@@ -539,6 +571,32 @@ pub(crate) fn is_exposure(line: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// Federation (issue 20): the `provenance` object of a JSONL line.
+    #[test]
+    fn provenance_fields_name_origin_path_and_author_unless_anonymous() {
+        let p = isac_core::federation::Provenance {
+            origin_hub: "hub-a".into(),
+            origin_log_index: None,
+            hub_path: vec!["hub-a".into(), "hub-b".into()],
+        };
+        let mut s = crate::draft::IndicatorDraft {
+            domain: Some("c2.evil.example".into()),
+            tlp: Some("green".into()),
+            title: Some("t".into()),
+            ..Default::default()
+        }
+        .into_statement("alice-bank", "2026-11-25T12:00:00Z".into())
+        .unwrap();
+        assert_eq!(
+            provenance_fields(&p, &s),
+            json!({"origin_hub": "hub-a", "hub_path": ["hub-a", "hub-b"],
+                   "origin_org": "alice-bank"})
+        );
+        s.source = isac_core::names::ANONYMOUS_ORG.into();
+        assert!(provenance_fields(&p, &s).get("origin_org").is_none());
+        assert_eq!(via_text(&p.hub_path), "via hub-a → hub-b");
+    }
+
     use super::*;
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Received, Sink};
 use crate::error::{io_err, AgentError};
+use serde_json::json;
 
 pub struct StixDir {
     dir: PathBuf,
@@ -119,10 +120,23 @@ fn stix_objects(item: &Received<'_>) -> (serde_json::Value, Vec<serde_json::Valu
         verified,
         signer_org_name,
         valid_until,
+        provenance,
         ..
     } = *item;
     let s = &verified.statement;
-    let identity = stix::source_identity(s, signer_org_name);
+    let identity = match provenance {
+        // The origin organisation, as an identity of its own: the same
+        // org id at another hub is another organisation.
+        Some(p) if !s.anonymous && s.source != isac_core::names::ANONYMOUS_ORG => {
+            let mut id = stix::identity(
+                &stix::federated_org(s.author(), &p.origin_hub),
+                signer_org_name,
+            );
+            id["description"] = json!(format!("Member `{}` of hub `{}`", s.author(), p.origin_hub));
+            id
+        }
+        _ => stix::source_identity(s, signer_org_name),
+    };
     let identity_id = identity["id"].as_str().unwrap_or_default().to_owned();
     let ctx = stix::StixContext {
         source_identity_id: &identity_id,
@@ -133,6 +147,9 @@ fn stix_objects(item: &Received<'_>) -> (serde_json::Value, Vec<serde_json::Valu
     let mut objects = stix::objects_for(s, &ctx);
     if let Some(until) = valid_until {
         isac_core::lifetime::stix_set_valid_until(&mut objects, until);
+    }
+    if let Some(p) = provenance {
+        stix::set_provenance(&mut objects, &p.origin_hub, &p.hub_path);
     }
     (identity, objects)
 }

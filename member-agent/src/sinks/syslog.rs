@@ -132,6 +132,25 @@ pub fn cef_message(line: &Value) -> String {
     if let Some(until) = line["valid_until"].as_str() {
         ext.push(format!("cs5Label=validUntil cs5={}", cef_value(until)));
     }
+    // Federation (issue 20): the origin hub and the hubs it came through.
+    let provenance = &line["provenance"];
+    if let Some(origin) = provenance["origin_hub"].as_str() {
+        let path: Vec<&str> = provenance["hub_path"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h.as_str()).collect())
+            .unwrap_or_default();
+        ext.push(format!("cs6Label=originHub cs6={}", cef_value(origin)));
+        ext.push(format!(
+            "flexString1Label=hubPath flexString1={}",
+            cef_value(&path.join(">"))
+        ));
+        if let Some(org) = provenance["origin_org"].as_str() {
+            ext.push(format!(
+                "flexString2Label=originOrg flexString2={}",
+                cef_value(org)
+            ));
+        }
+    }
     format!(
         "CEF:0|ISAC|isac-member-agent|{}|{}|{}|{}|{}",
         env!("CARGO_PKG_VERSION"),
@@ -377,6 +396,33 @@ mod tests {
             f.starts_with("<131>1 2026-11-25T12:00:00Z h isac-member-agent - indicator - CEF:0|"),
             "{f}"
         );
+    }
+
+    /// Federation (issue 20): the origin hub, the path and the origin org
+    /// as labelled custom fields; absent for this hub's own items.
+    #[test]
+    fn a_federated_item_names_its_origin_and_path() {
+        let mut line = json!({
+            "action": "upsert", "id": "0b0e", "revision": 1, "kind": "network", "title": "C2",
+            "tlp": "green", "value": "c2.evil.example", "source_name": "Alice",
+            "provenance": {"origin_hub": "hub-a", "hub_path": ["hub-a", "hub-b"],
+                           "origin_org": "alice=bank"},
+        });
+        let m = cef_message(&line);
+        assert!(m.contains("cs6Label=originHub cs6=hub-a"), "{m}");
+        assert!(
+            m.contains("flexString1Label=hubPath flexString1=hub-a>hub-b"),
+            "{m}"
+        );
+        assert!(
+            m.contains("flexString2Label=originOrg flexString2=alice\\=bank"),
+            "{m}"
+        );
+        line["provenance"]["origin_org"] = Value::Null;
+        assert!(!cef_message(&line).contains("originOrg"));
+        line.as_object_mut().unwrap().remove("provenance");
+        let m = cef_message(&line);
+        assert!(!m.contains("cs6") && !m.contains("hubPath"), "{m}");
     }
 
     #[test]

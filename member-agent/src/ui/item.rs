@@ -35,6 +35,8 @@ struct Detail {
     /// The items the statement names (a bulletin's related indicators),
     /// with their summary when held.
     named_items: Vec<(uuid::Uuid, Option<ItemSummary>)>,
+    /// For an item from another hub (issue 20): its verified provenance.
+    provenance: Option<isac_core::federation::Provenance>,
 }
 
 /// Most named items looked up for one page.
@@ -82,6 +84,12 @@ fn load(agent: &crate::Agent, id: &str) -> Result<Option<Detail>, AgentError> {
             .filter(|i| i.id != id && !matches!(i.kind.as_str(), "sighting" | "retraction"))
             .collect()
     };
+    let provenance = match revisions.first() {
+        Some((top, _)) => store
+            .provenance(id, top.revision)?
+            .and_then(|json| isac_core::federation::Provenance::decode(json.as_bytes()).ok()),
+        None => None,
+    };
     let row = store.export_row(id)?;
     drop(store);
     let (stix, osv, csv) = match &row {
@@ -93,7 +101,16 @@ fn load(agent: &crate::Agent, id: &str) -> Result<Option<Detail>, AgentError> {
         None => (None, None, None),
     };
     let signer_org = row.as_ref().and_then(|r| {
-        let dir = super::held_directory(agent)?;
+        let dir = match &provenance {
+            // Its origin hub's directory, which it was verified against.
+            Some(p) => agent
+                .origins
+                .lock()
+                .expect("origins lock")
+                .get(&p.origin_hub)
+                .cloned()?,
+            None => super::held_directory(agent)?,
+        };
         let k = dir.entry(&r.key_id)?;
         Some((k.org_id.clone(), k.org_name.clone()))
     });
@@ -110,6 +127,7 @@ fn load(agent: &crate::Agent, id: &str) -> Result<Option<Detail>, AgentError> {
         signer_org,
         named_as,
         named_items,
+        provenance,
     }))
 }
 
@@ -271,6 +289,10 @@ fn body(
             dl.summary.provenance {
                 dt { "Title" } dd #item-title { (top.title) }
                 dt { "Source" } dd { (html::source_name(&top.source)) }
+                @if let Some(p) = &detail.provenance {
+                    dt { "From hub" }
+                    dd #item-via { (p.origin_hub) " (" (crate::sinks::via_text(&p.hub_path)) ")" }
+                }
                 dt { "Signer org" }
                 dd {
                     @match &detail.signer_org {
@@ -282,7 +304,13 @@ fn body(
                 dt { "Signature" }
                 dd class=(if top.status.starts_with("key-") { "sig-bad" } else { "sig-ok" }) {
                     (html::signature_status(&top.status))
-                    ": Ed25519 DSSE envelope checked against the hub's signed key directory"
+                    @match &detail.provenance {
+                        Some(p) => {
+                            ": Ed25519 DSSE envelope checked against origin hub "
+                            (p.origin_hub) "'s signed key directory"
+                        }
+                        None => ": Ed25519 DSSE envelope checked against the hub's signed key directory",
+                    }
                 }
                 dt { "Signer key" } dd { code { (key_id) } }
                 dt { "Created" }
@@ -574,6 +602,7 @@ mod tests {
             osv: Some(h.clone()),
             csv: Some(h.clone()),
             signer_org: Some((h.clone(), format!("{h}!"))),
+            provenance: None,
             named_as: vec![h.clone(), "person:bob-bank/jdoe".into()],
             named_items: vec![
                 (
@@ -624,6 +653,23 @@ mod tests {
         assert!(page.contains(&format!("<pre>{}</pre>", hostile::escaped(&h))));
         // The id in a form target is percent-encoded.
         assert!(page.contains("action=\"/item/%3Cscript%3E"), "{page}");
+    }
+
+    #[test]
+    fn an_item_from_another_hub_says_where_it_came_from() {
+        let h = hostile::all();
+        let mut detail = hostile_detail();
+        detail.provenance = Some(isac_core::federation::Provenance {
+            origin_hub: "hub-a".into(),
+            origin_log_index: None,
+            hub_path: vec!["hub-a".into(), "hub-b".into()],
+        });
+        let page = body(ID, &detail, Some(&h), &h, 0, &h).into_string();
+        assert!(
+            page.contains("<dd id=\"item-via\">hub-a (via hub-a → hub-b)</dd>"),
+            "{page}"
+        );
+        assert!(page.contains("checked against origin hub hub-a"), "{page}");
     }
 
     #[test]

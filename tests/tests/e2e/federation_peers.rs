@@ -223,6 +223,10 @@ async fn serve_peering(
     };
     let acceptor = Arc::new(hub::tls::build_acceptor(material, hub::tls::ALPN_H2).unwrap());
     let (conns, incoming) = mpsc::channel(16);
+    // The hostile peer never asks its connections to stop early: its
+    // sender lives as long as the test process.
+    let (never_stop, not_stopping) = tokio::sync::watch::channel(false);
+    std::mem::forget(never_stop);
     tokio::spawn(hub::tls::accept_loop(
         listener,
         acceptor,
@@ -233,6 +237,7 @@ async fn serve_peering(
         },
         Arc::new(hub::tls::ConnLimits::new(64, 64, 64)),
         conns,
+        not_stopping,
     ));
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(

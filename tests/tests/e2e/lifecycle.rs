@@ -330,6 +330,7 @@ async fn agents_refuse_rolled_back_frozen_or_foreign_directories() {
         keys: current.keys.clone(),
         peers: vec![],
         default_lifetimes: Default::default(),
+        federated: Vec::new(),
     };
     let env = hub_key
         .sign_envelope(PAYLOAD_TYPE_DIRECTORY_V1, frozen.canonical_bytes())

@@ -89,6 +89,7 @@ conformance!(
     people_groups_api_keys_and_taxii_state,
     prune_removes_expired_and_refuses_them_again,
     peer_links_and_federated_items,
+    received_items_join_the_order_once,
 );
 
 fn statement(n: u64, org: &str) -> NewStatement {
@@ -122,6 +123,7 @@ fn statement(n: u64, org: &str) -> NewStatement {
         },
         stix_ids: Vec::new(),
         references: Vec::new(),
+        provenance: None,
     }
 }
 
@@ -1733,6 +1735,7 @@ async fn peer_links_and_federated_items(store: Store) {
         envelope_json: format!("{{\"id\":\"{id}\"}}"),
         provenance: br#"{"origin_hub":"hub-b"}"#.to_vec(),
         received_at: 20,
+        order: None,
     };
     let n = store
         .receive_from_peer("hub-b", vec![item("x", 1), item("y", 1)], b"c1".to_vec())
@@ -1843,4 +1846,107 @@ async fn peer_links_and_federated_items(store: Store) {
     ] {
         assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
     }
+}
+
+/// Federation into the order (issue 20): a received item becomes a row of
+/// this hub's own order (sequence, log leaf, provenance) in the write that
+/// records it, once per origin, id and revision even when a second peer
+/// sends it; one that cannot join (its id taken by a local statement) is
+/// skipped and the cursor still moves.
+async fn received_items_join_the_order_once(store: Store) {
+    use hub::store::{FederatedItem, PeerLinkRow};
+    for hub in ["hub-b", "hub-c"] {
+        store
+            .add_member(member(hub, Role::Peer), "op")
+            .await
+            .unwrap();
+        store
+            .add_peer_link(
+                PeerLinkRow {
+                    hub_id: hub.into(),
+                    url: format!("https://{hub}.example:7443"),
+                    status: MemberStatus::Active,
+                    created_at: 10,
+                    cursor: Vec::new(),
+                    directory: None,
+                    directory_version: 0,
+                    received: 0,
+                },
+                "op",
+            )
+            .await
+            .unwrap();
+    }
+    let (local_seq, _) = append(&store, statement(1, "local-org")).await.unwrap();
+    let provenance = |path: &[&str]| {
+        format!(
+            r#"{{"origin_hub":"hub-b","origin_seq":7,"hub_path":{}}}"#,
+            serde_json::to_string(path).unwrap()
+        )
+        .into_bytes()
+    };
+    let item = |n: u64, from: &str, path: &[&str]| {
+        let mut order = statement(n, "alice@hub-b");
+        order.provenance = Some(provenance(path));
+        FederatedItem {
+            origin_hub: "hub-b".into(),
+            id: order.id.clone(),
+            revision: 1,
+            from_peer: from.into(),
+            tlp: "green".into(),
+            kind: "package".into(),
+            envelope_json: "{}".into(),
+            provenance: provenance(path),
+            received_at: 20,
+            order: Some(order),
+        }
+    };
+    let n = store
+        .receive_from_peer(
+            "hub-b",
+            vec![
+                item(2, "hub-b", &["hub-b", "hub-a"]),
+                item(3, "hub-b", &["hub-b", "hub-a"]),
+            ],
+            b"b1".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    // The same item key again through hub-c, and one whose id a local
+    // statement holds: neither joins the order; the cursor moves.
+    let mut taken = item(1, "hub-c", &["hub-b", "hub-c", "hub-a"]);
+    taken.id = "id-1".into();
+    let n = store
+        .receive_from_peer(
+            "hub-c",
+            vec![item(2, "hub-c", &["hub-b", "hub-c", "hub-a"]), taken],
+            b"c1".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        store.peer_link("hub-c").await.unwrap().unwrap().cursor,
+        b"c1"
+    );
+    let rows = store.statements_after(0, 100).await.unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["id-1", "id-2", "id-3"]);
+    assert_eq!(rows[0].seq, local_seq);
+    assert_eq!(rows[0].provenance, None);
+    for r in &rows[1..] {
+        assert!(r.seq > local_seq);
+        assert_eq!(r.source_org, "alice@hub-b");
+        assert_eq!(
+            r.provenance.as_deref(),
+            Some(&provenance(&["hub-b", "hub-a"])[..])
+        );
+        assert!(r.leaf_index.is_some(), "in this hub's log too");
+    }
+    assert_eq!(store.federated_items(None).await.unwrap().len(), 2);
+    // Read back by id, as lookups and TAXII do.
+    let by_id = store.revisions("id-2").await.unwrap();
+    assert_eq!(by_id.len(), 1);
+    assert!(by_id[0].provenance.is_some());
 }
