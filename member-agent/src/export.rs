@@ -174,7 +174,13 @@ pub fn export(
                 {
                     objects.push(identity);
                 }
-                objects.extend(stix::objects_for(&s, &ctx));
+                let mut own = stix::objects_for(&s, &ctx);
+                // Its effective expiry, as the STIX sink writes it: its own
+                // valid_until, else the hub's default lifetime of its kind.
+                if let Some(until) = agent.effective_valid_until(&s) {
+                    isac_core::lifetime::stix_set_valid_until(&mut own, &until);
+                }
+                objects.extend(own);
                 count += 1;
             }
             Format::Csv => {

@@ -289,6 +289,30 @@ async fn taxii_serves_expired_indicators_with_their_valid_until_in_the_past() {
     let mut sinks = member_agent::Sinks::jsonl(Some(&jsonl)).unwrap();
     alice.sync(false, &mut sinks).await.unwrap();
     assert_eq!(jsonl_lines(&jsonl).len(), 3);
+    // ...and `export --format stix` writes the default lifetime as the
+    // STIX sink does (an indicator with no valid_until of its own).
+    let (bundle, _) =
+        member_agent::export::export(&alice, member_agent::export::Format::Stix, false).unwrap();
+    let bundle: Value = serde_json::from_str(&bundle).unwrap();
+    let exported = |name: &str| {
+        bundle["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["type"] == "indicator" && o["name"] == name)
+            .unwrap_or_else(|| panic!("{name} exported: {bundle}"))
+            .get("valid_until")
+            .cloned()
+    };
+    let exported_default = exported("short.evil.example lapses").expect("the default lifetime");
+    let exported_at =
+        isac_core::time::parse_rfc3339(&exported_default.as_str().unwrap().replace(".000Z", "Z"))
+            .unwrap();
+    assert!(
+        (start + 60..=start + 61).contains(&exported_at),
+        "{exported_default}"
+    );
+    assert_eq!(exported("pkg:npm/forever@1.0.0 lapses"), None);
 
     // Both lapse; TAXII still serves them, their valid_until in the past.
     clock.set(start + 3600);
