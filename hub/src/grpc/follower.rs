@@ -27,6 +27,11 @@ use crate::store::FederatedItem;
 const RECONCILE: Duration = Duration::from_millis(500);
 /// Items stored per transaction at most.
 const BATCH: usize = 256;
+/// How often a live session re-fetches and re-pins the peer's directory.
+/// Without it a quiet link kept the copy pinned at session start until it
+/// expired, and this hub's agents then refused every item from that
+/// origin until something else forced a refresh.
+const DIRECTORY_REFRESH: Duration = Duration::from_secs(300);
 /// Largest cursor taken from a peer (this hub's own sealed cursors are
 /// under 100 bytes). A longer one ends the session: nothing from it is
 /// stored and the stored cursor stays.
@@ -171,11 +176,22 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
     let local = state.config.hub_id.clone();
     let mut batch: Vec<FederatedItem> = Vec::new();
     let mut cursor = link.cursor;
+    let mut repin = tokio::time::interval(DIRECTORY_REFRESH);
+    repin.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    repin.tick().await; // the first tick is immediate: just fetched
     loop {
-        let event = stream
-            .message()
-            .await
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+        // `Streaming::message` keeps its state in the stream, so losing
+        // the race to the timer drops nothing.
+        let event = tokio::select! {
+            event = stream.message() => {
+                event.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+            }
+            _ = repin.tick() => {
+                directory =
+                    refresh_directory(state, hub, &mut client, &pinned, Some(&directory)).await?;
+                continue;
+            }
+        };
         let Some(pb::PeerEvent { event }) = event else {
             return Ok(());
         };
