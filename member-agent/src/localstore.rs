@@ -8,7 +8,7 @@ mod watch;
 use std::path::Path;
 
 use isac_core::VerifiedStatement;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::error::AgentError;
 
@@ -93,12 +93,67 @@ pub struct ExportRow {
     pub received_at: String,
 }
 
+/// Bumped whenever `LocalStore::migrate` gains a step; kept in SQLite's
+/// `user_version`, so an up-to-date store opens without writing.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Switches a new store to WAL. SQLite answers "database is locked" at once,
+/// without its busy handler, when another process has the new file open
+/// while it switches: retry for as long as the busy timeout would wait.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A write transaction that takes the write lock when it begins
+/// (`BEGIN IMMEDIATE`), so a second process waits for it (busy timeout)
+/// instead of failing: a deferred transaction that reads and then writes
+/// gets "database is locked" at once, without waiting, whenever another
+/// process committed in between.
+fn write_tx(conn: &Connection) -> rusqlite::Result<Transaction<'_>> {
+    Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+}
+
 impl LocalStore {
     pub fn open(path: &Path) -> Result<Self, AgentError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        use_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Readers (`list`, `status`, the console) open the store while the
+        // daemon writes: when the schema is current they take no write lock
+        // at all; otherwise one process brings it up to date while the
+        // others wait (busy timeout), and then find nothing left to do.
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version < SCHEMA_VERSION {
+            let tx = write_tx(&conn)?;
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version < SCHEMA_VERSION {
+                Self::migrate(&tx)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            tx.commit()?;
+        }
+        Ok(Self { conn })
+    }
+
+    /// Creates every table and brings an older store's up to date; each
+    /// step is idempotent. Runs inside the caller's write transaction.
+    fn migrate(conn: &Connection) -> Result<(), AgentError> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS items (
                 id TEXT NOT NULL, revision INTEGER NOT NULL, sequence INTEGER NOT NULL,
@@ -155,12 +210,12 @@ impl LocalStore {
                 ))?;
             }
         }
-        Self::use_local_order(&conn)?;
-        Self::index_packages(&conn)?;
-        Self::migrate_log(&conn)?;
-        watch::migrate(&conn)?;
-        feed::migrate(&conn)?;
-        Ok(Self { conn })
+        Self::use_local_order(conn)?;
+        Self::index_packages(conn)?;
+        Self::migrate_log(conn)?;
+        watch::migrate(conn)?;
+        feed::migrate(conn)?;
+        Ok(())
     }
 
     /// Stores written before `item_packages` existed: index what they hold, once.
@@ -171,7 +226,7 @@ impl LocalStore {
         if done {
             return Ok(());
         }
-        let tx = conn.unchecked_transaction()?;
+        let tx = conn;
         let rows: Vec<(String, i64, String)> = tx
             .prepare(
                 "SELECT id, revision, statement_json FROM items
@@ -188,7 +243,6 @@ impl LocalStore {
             "INSERT INTO meta (key, value) VALUES ('item_packages', '1')",
             [],
         )?;
-        tx.commit()?;
         Ok(())
     }
 
@@ -275,8 +329,7 @@ impl LocalStore {
         if done {
             return Ok(());
         }
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(
+        conn.execute_batch(
             "CREATE TEMP TABLE renumbered AS
                 SELECT kind, k, ROW_NUMBER() OVER (ORDER BY seq, kind) AS n FROM (
                     SELECT 'i' AS kind, rowid AS k, sequence AS seq FROM items
@@ -288,7 +341,6 @@ impl LocalStore {
              DELETE FROM meta WHERE key = 'cursor';
              DROP TABLE renumbered;",
         )?;
-        tx.commit()?;
         Ok(())
     }
 
@@ -398,7 +450,7 @@ impl LocalStore {
         envelope_json: &str,
         dir: &isac_core::directory::KeyDirectory,
     ) -> Result<u64, AgentError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = write_tx(&self.conn)?;
         tx.execute(
             "INSERT INTO directory (slot, version, envelope_json) VALUES (1, ?1, ?2)
              ON CONFLICT(slot) DO UPDATE SET version = ?1, envelope_json = ?2",
@@ -500,7 +552,7 @@ impl LocalStore {
         before_commit: impl FnOnce() -> Result<(), AgentError>,
     ) -> Result<InsertOutcome, AgentError> {
         let s = &verified.statement;
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = write_tx(&self.conn)?;
         let existing: Option<String> = tx
             .query_row(
                 "SELECT digest FROM items WHERE id = ?1 AND revision = ?2",
@@ -564,7 +616,7 @@ impl LocalStore {
         envelope_json: &str,
         now: i64,
     ) -> Result<(), AgentError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = write_tx(&self.conn)?;
         tx.execute(
             "INSERT OR REPLACE INTO rejected (sequence, reason, envelope_json, at) VALUES (?1, ?2, ?3, ?4)",
             params![sequence as i64, reason, envelope_json, now],
@@ -615,7 +667,7 @@ impl LocalStore {
         item: &ItemSummary,
         before_commit: impl FnOnce() -> Result<(), AgentError>,
     ) -> Result<(), AgentError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = write_tx(&self.conn)?;
         tx.execute(
             "UPDATE items SET status = 'expired' WHERE id = ?1 AND revision = ?2 AND status = 'valid'",
             params![item.id, item.revision],
@@ -984,7 +1036,7 @@ impl LocalStore {
     /// and placing held items anew (recognised, not stored twice) and
     /// fetching what the abandoned one never showed.
     pub fn accept_log_checkpoint(&self, note: &str) -> Result<(), AgentError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = write_tx(&self.conn)?;
         Self::set_meta(&tx, "log_checkpoint", note)?;
         tx.execute("DELETE FROM meta WHERE key = 'log_alert'", [])?;
         tx.execute("DELETE FROM item_log", [])?;
@@ -1102,7 +1154,7 @@ impl LocalStore {
     }
 
     pub(crate) fn in_one_transaction<T>(&self, f: impl FnOnce(&Self) -> T) -> T {
-        self.conn.execute_batch("BEGIN").unwrap();
+        self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
         let out = f(self);
         self.conn.execute_batch("COMMIT").unwrap();
         out
@@ -1169,6 +1221,50 @@ mod tests {
         assert!(store.org_name_for_key(&member.key_id(), &other).is_err());
     }
 
+    /// The daemon and a CLI command (`list`, `status`, the console) open
+    /// one store at once: neither may fail with "database is locked" (a
+    /// deferred transaction that reads then writes gets SQLITE_BUSY at once,
+    /// without waiting, when another connection committed in between).
+    #[test]
+    fn processes_opening_and_writing_one_store_at_once_never_see_it_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..6 {
+            let path = dir.path().join(format!("agent-{round}.db"));
+            let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let workers: Vec<_> = (0..6)
+                .map(|w| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || -> Result<(), String> {
+                        start.wait();
+                        for i in 0..25 {
+                            let store =
+                                LocalStore::open(&path).map_err(|e| format!("open: {e}"))?;
+                            // Reads then writes in one transaction, as
+                            // recording a refused item does.
+                            store
+                                .reject((w * 1000 + i) as u64, b"cursor", "test", "{}", 0)
+                                .map_err(|e| format!("reject: {e}"))?;
+                            store
+                                .accept_log_checkpoint("note")
+                                .map_err(|e| format!("checkpoint: {e}"))?;
+                            store.list(5).map_err(|e| format!("list: {e}"))?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker.join().unwrap().unwrap();
+            }
+            let store = LocalStore::open(&path).unwrap();
+            let rejected: i64 = store
+                .conn
+                .query_row("SELECT COUNT(*) FROM rejected", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rejected, 6 * 25, "every write kept");
+        }
+    }
+
     #[test]
     fn a_store_numbered_by_hub_sequence_is_renumbered_in_local_order_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -1190,7 +1286,8 @@ mod tests {
             conn.execute_batch(
                 "INSERT INTO rejected (sequence, reason, envelope_json, at) VALUES (7, 'bad', '{}', 0);
                  DELETE FROM meta WHERE key = 'position';
-                 INSERT INTO meta (key, value) VALUES ('cursor', '9');",
+                 INSERT INTO meta (key, value) VALUES ('cursor', '9');
+                 PRAGMA user_version = 0;",
             )
             .unwrap();
         }

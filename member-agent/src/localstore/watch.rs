@@ -139,7 +139,7 @@ impl LocalStore {
         events: u64,
         before_commit: impl FnOnce() -> Result<(), AgentError>,
     ) -> Result<(), AgentError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = super::write_tx(&self.conn)?;
         for r in added {
             tx.execute(
                 "INSERT OR REPLACE INTO exposures (application, component, indicator, record_json)
