@@ -226,8 +226,7 @@ impl LocalStore {
         if done {
             return Ok(());
         }
-        let tx = conn;
-        let rows: Vec<(String, i64, String)> = tx
+        let rows: Vec<(String, i64, String)> = conn
             .prepare(
                 "SELECT id, revision, statement_json FROM items
                  WHERE kind IN ('package', 'artifact', 'vulnerability')",
@@ -236,10 +235,10 @@ impl LocalStore {
             .collect::<Result<_, _>>()?;
         for (id, revision, statement_json) in rows {
             if let Ok(s) = serde_json::from_str::<isac_core::Statement>(&statement_json) {
-                Self::index_statement(&tx, &id, revision, &s)?;
+                Self::index_statement(conn, &id, revision, &s)?;
             }
         }
-        tx.execute(
+        conn.execute(
             "INSERT INTO meta (key, value) VALUES ('item_packages', '1')",
             [],
         )?;
