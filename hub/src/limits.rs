@@ -1,12 +1,18 @@
 //! Per-member limits: a publish rate (token bucket) and concurrent streams,
-//! plus a hub-wide stream cap. Peer hubs' Follow streams (federation) are
+//! plus a hub-wide stream cap; and the answer to a gRPC request message
+//! over its service's size limit ([`MessageSizeLayer`]). Peer hubs' Follow streams (federation) are
 //! counted apart, against their own per-peer cap, so a peer never takes a
 //! member's slot. Hitting one is RESOURCE_EXHAUSTED with a retry hint,
 //! never a silent drop.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
+
+use tonic::codegen::http;
 
 use crate::error::ApiError;
 
@@ -152,7 +158,7 @@ impl Limits {
         if s.total >= self.max_streams_total {
             return Err(ApiError::ResourceExhausted {
                 message: format!(
-                    "the hub serves its maximum of {} streams; retry later",
+                    "the hub serves its maximum of {} streams (max_streams_total); retry later",
                     self.max_streams_total
                 ),
                 retry_after_ms: 5000,
@@ -162,7 +168,8 @@ impl Limits {
         if mine >= self.max_streams_per_member {
             return Err(ApiError::ResourceExhausted {
                 message: format!(
-                    "`{org}` already has {mine} open streams (the limit); close one or reuse a stream with filters"
+                    "`{org}` already has {mine} open streams, the limit (max_streams_per_member = {}); close one or reuse a stream with filters",
+                    self.max_streams_per_member
                 ),
                 retry_after_ms: 5000,
             });
@@ -172,6 +179,72 @@ impl Limits {
         Ok(StreamSlot {
             org: org.to_owned(),
             streams: self.streams.clone(),
+        })
+    }
+}
+
+// === request message sizes ===
+
+/// What sets the request message limit of the gRPC method at `path`, as
+/// the refusal names it: the Publisher's is the hub's `max_message_bytes`,
+/// every other service's is fixed (the `max_decoding_message_size` each is
+/// built with in `lib.rs`).
+pub fn message_limit_setting(path: &str) -> &'static str {
+    if path.starts_with("/isac.v1.Publisher/") {
+        "the hub's max_message_bytes"
+    } else {
+        "this service's fixed limit"
+    }
+}
+
+/// The sizes in tonic's refusal of a request message over its limit
+/// ("Error, decoded message length too large: found N bytes, the limit
+/// is: M bytes"): (N, M). `None` for any other message.
+pub fn tonic_oversize(message: &str) -> Option<(u64, u64)> {
+    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.strip_suffix(" bytes")?;
+    Some((found.parse().ok()?, limit.parse().ok()?))
+}
+
+/// Answers a request message over its service's limit with
+/// RESOURCE_EXHAUSTED naming the limit (`error::refuse_oversized`) instead
+/// of tonic's OUT_OF_RANGE. tonic refuses it from the 5-byte gRPC prefix,
+/// before reading the message: nothing is buffered.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MessageSizeLayer;
+
+impl<S> tower::Layer<S> for MessageSizeLayer {
+    type Service = MessageSize<S>;
+    fn layer(&self, inner: S) -> MessageSize<S> {
+        MessageSize { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageSize<S> {
+    inner: S,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for MessageSize<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    RB: Default,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let setting = message_limit_setting(req.uri().path());
+        let response = self.inner.call(req);
+        Box::pin(async move {
+            Ok(crate::error::refuse_oversized(response.await?, setting))
         })
     }
 }
@@ -214,6 +287,47 @@ mod tests {
         assert!(l.open_stream("c").is_err(), "hub-wide cap");
         drop(a1);
         assert!(l.open_stream("a").is_ok(), "a closed stream frees its slot");
+    }
+
+    #[test]
+    fn stream_refusals_name_the_setting_and_its_value() {
+        let l = Limits::new(10, 10, 1, 2);
+        let _a = l.open_stream("a").unwrap();
+        let message = |e: ApiError| match e {
+            ApiError::ResourceExhausted { message, .. } => message,
+            other => panic!("{other:?}"),
+        };
+        let own = message(l.open_stream("a").err().unwrap());
+        assert!(own.contains("max_streams_per_member = 1"), "{own}");
+        let _b = l.open_stream("b").unwrap();
+        let total = message(l.open_stream("c").err().unwrap());
+        assert!(total.contains("max_streams_total"), "{total}");
+    }
+
+    #[test]
+    fn tonic_oversize_reads_only_tonics_refusal() {
+        assert_eq!(
+            tonic_oversize(
+                "Error, decoded message length too large: found 104857607 bytes, the limit is: 65536 bytes"
+            ),
+            Some((104_857_607, 65_536))
+        );
+        for other in [
+            "",
+            "Error, decoded message length too large: found x bytes, the limit is: 1 bytes",
+            "Error, decoded message length too large: found 1 bytes, the limit is: 2 bytes and more",
+            "Error, encoded message length too large: found 9 bytes, the limit is: 1 bytes",
+            "the item is out of range",
+        ] {
+            assert_eq!(tonic_oversize(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_publishers_limit_is_the_config_setting() {
+        assert!(message_limit_setting("/isac.v1.Publisher/PublishBatch").contains("max_message_bytes"));
+        assert!(message_limit_setting("/isac.v1.Subscriber/Subscribe").contains("fixed"));
+        assert!(message_limit_setting("/isac.v1.PublisherX/Publish").contains("fixed"));
     }
 
     #[test]
