@@ -159,9 +159,9 @@ async fn oversized_messages_are_resource_exhausted_unbuffered_and_nothing_is_sto
     stop_within(hub, agents).await;
 }
 
-/// 1 MiB of metadata in one value and 10,000 headers: refused at the
-/// HTTP/2 layer (`http2_max_header_list_size`), never buffered, and the
-/// member's next call on a new connection is served.
+/// 20 KiB of metadata, 1 MiB in one value, 10,000 headers: refused at the
+/// HTTP/2 layer (`http2_max_header_list_size` 16 KiB; h2's default would
+/// take 16 MiB), never buffered, and the member is served next.
 #[tokio::test]
 async fn huge_metadata_is_refused_and_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,6 +177,12 @@ async fn huge_metadata_is_refused_and_memory_stays_bounded() {
             .insert("x-pad", "a".repeat(1 << 20).parse().unwrap());
         r
     };
+    let just_over = {
+        let mut r = tonic::Request::new(pb::ListKeysRequest {});
+        r.metadata_mut()
+            .insert("x-pad", "a".repeat(20 * 1024).parse().unwrap());
+        r
+    };
     let many = {
         let mut r = tonic::Request::new(pb::ListKeysRequest {});
         for i in 0..10_000 {
@@ -186,14 +192,23 @@ async fn huge_metadata_is_refused_and_memory_stays_bounded() {
         }
         r
     };
-    for (what, request) in [("1 MiB value", one_big), ("10,000 headers", many)] {
+    for (what, request) in [
+        ("20 KiB value", just_over),
+        ("1 MiB value", one_big),
+        ("10,000 headers", many),
+    ] {
         let channel = alice.connector().unwrap().connect(&url).await.unwrap();
         let answer = pb::key_directory_client::KeyDirectoryClient::new(channel)
             .list_keys(request)
             .await;
         eprintln!("{what}: {:?}", answer.as_ref().map(|_| ()));
         let status = answer.map(|_| ()).expect_err(what);
-        assert_ne!(status.code(), Code::Ok, "{what}");
+        // Over the 16 KiB header list but in few frames: h2 answers 431
+        // (no gRPC status; the client names the HTTP status). Far over:
+        // h2 sheds the whole connection (GOAWAY ENHANCE_YOUR_CALM).
+        if what == "20 KiB value" {
+            assert!(status.message().contains("431"), "{what}: {status:?}");
+        }
     }
     let rss_after = rss_kib(pid);
     eprintln!("huge metadata: hub RSS {rss_before} -> {rss_after} KiB");
