@@ -292,12 +292,16 @@ pub fn refuse_oversized<B: Default>(
         return response;
     };
     let (found, limit) = found_limit;
-    ApiError::TooLarge(format!(
+    answer_http(ApiError::TooLarge(format!(
         "this request message is {found} bytes, over the limit of {limit} bytes ({setting}); \
          nothing was read or stored: send less in one call"
-    ))
-    .into_status(&RequestId::new())
-    .into_http()
+    )))
+}
+
+/// `e` as a whole gRPC response (trailers only), for layers that answer
+/// before any service does (`limits::BodyBudgetLayer`).
+pub fn answer_http<B: Default>(e: ApiError) -> tonic::codegen::http::Response<B> {
+    e.into_status(&RequestId::new()).into_http()
 }
 
 impl From<ApiError> for Status {

@@ -63,7 +63,9 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Open file descriptors of a process (/proc/PID/fd).
 fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 /// Generous: a buffered 100 MB message, or 400 streams' worth of pages,
@@ -249,7 +251,10 @@ async fn member_tls(
 
 async fn tls_with(
     addr: &str,
-    client: Option<(&openssl::x509::X509, &openssl::pkey::PKey<openssl::pkey::Private>)>,
+    client: Option<(
+        &openssl::x509::X509,
+        &openssl::pkey::PKey<openssl::pkey::Private>,
+    )>,
     alpn: &[u8],
 ) -> Result<tokio_openssl::SslStream<tokio::net::TcpStream>, openssl::ssl::Error> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
@@ -538,10 +543,7 @@ async fn malformed_and_foreign_cursors_are_refused_with_the_way_to_resume() {
             "a peer's Follow cursor",
             material.cursors.seal(Purpose::Peer, "alice-bank", 1),
         ),
-        (
-            "a numeric position",
-            2u64.to_be_bytes().to_vec(),
-        ),
+        ("a numeric position", 2u64.to_be_bytes().to_vec()),
     ];
     let channel = alice.channel().await.unwrap();
     for (what, cursor) in cases {
@@ -550,7 +552,11 @@ async fn malformed_and_foreign_cursors_are_refused_with_the_way_to_resume() {
             .await
             .map(|_| ())
             .unwrap_err();
-        assert_eq!(status.code(), Code::FailedPrecondition, "{what}: {status:?}");
+        assert_eq!(
+            status.code(),
+            Code::FailedPrecondition,
+            "{what}: {status:?}"
+        );
         assert!(
             status.message().contains("not issued to you by this hub")
                 && status.message().contains("resume from the beginning"),
@@ -594,7 +600,10 @@ async fn malformed_and_foreign_cursors_are_refused_with_the_way_to_resume() {
             .into_inner();
         let first = s.message().await.unwrap().unwrap();
         assert!(
-            matches!(first.event, Some(pb::subscribe_response::Event::CaughtUp(_))),
+            matches!(
+                first.event,
+                Some(pb::subscribe_response::Event::CaughtUp(_))
+            ),
             "nothing after the head: {first:?}"
         );
     }
@@ -603,7 +612,12 @@ async fn malformed_and_foreign_cursors_are_refused_with_the_way_to_resume() {
 
 /// A client certificate from the hub's own CA whose validity ended
 /// yesterday.
-fn expired_identity(data: &Path) -> (openssl::x509::X509, openssl::pkey::PKey<openssl::pkey::Private>) {
+fn expired_identity(
+    data: &Path,
+) -> (
+    openssl::x509::X509,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+) {
     use openssl::asn1::Asn1Time;
     use openssl::hash::MessageDigest;
     let ca = openssl::x509::X509::from_pem(&std::fs::read(data.join("ca.crt")).unwrap()).unwrap();
@@ -794,4 +808,128 @@ async fn a_thousand_garbage_tls_connections_are_refused_quietly_and_leak_nothing
     );
     drop(live);
     stop_within(hub, vec![alice]).await;
+}
+
+/// `n` Publish requests on one HTTP/2 connection (with `client`'s
+/// certificate, or none) whose message announces `len` bytes and sends
+/// all but the last: the hub holds each body open, waiting for its end.
+async fn unfinished_publishes(
+    addr: &str,
+    client: Option<(
+        &openssl::x509::X509,
+        &openssl::pkey::PKey<openssl::pkey::Private>,
+    )>,
+    n: usize,
+    len: usize,
+) -> (
+    Vec<h2::SendStream<tonic::codegen::Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use tonic::codegen::Bytes;
+    let tls = tls_with(addr, client, b"\x02h2").await.unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .handshake::<_, Bytes>(tls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let port = addr.rsplit(':').next().unwrap();
+    let chunk = Bytes::from(vec![0x41u8; 64 * 1024]);
+    let mut client = client;
+    let mut open = Vec::new();
+    for _ in 0..n {
+        client = match client.ready().await {
+            Ok(c) => c,
+            Err(_) => break,
+        };
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(format!(
+                "https://localhost:{port}/isac.v1.Publisher/Publish"
+            ))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let Ok((_response, mut body)) = client.send_request(req, false) else {
+            break;
+        };
+        let mut prefix = vec![0u8];
+        prefix.extend_from_slice(&(len as u32).to_be_bytes());
+        let _ = body.send_data(Bytes::from(prefix), false);
+        let mut left = len - 1;
+        while left > 0 {
+            let part = left.min(chunk.len());
+            let _ = body.send_data(chunk.slice(..part), false);
+            left -= part;
+        }
+        open.push(body);
+    }
+    (open, driver)
+}
+
+/// Publish messages announced at just under `max_message_bytes` (4 MiB)
+/// and never finished, 100 on a connection without a certificate and 100
+/// on a member's: tonic buffered each whole, with no timeout (820 MiB of
+/// hub memory held by two connections, for ever; a few more and the hub
+/// is gone). Now each caller (certificate, else source address) may have
+/// 4 x `max_message_bytes` announced at once; past it RESOURCE_EXHAUSTED,
+/// before anything is read. Other members are served meanwhile, and the
+/// budget comes back when the bodies go.
+#[tokio::test]
+async fn unfinished_publish_messages_do_not_pile_up_in_hub_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, agents) = hub_with(dir.path(), "", &["alice-bank", "bob-bank"]);
+    let (alice, bob) = (&agents[0], &agents[1]);
+    publish(alice, draft(0)).await.unwrap();
+    let pid = hub.child.id();
+    let rss_before = rss_kib(pid);
+    let len = 4 * 1024 * 1024 - 64;
+    let (a, da) = unfinished_publishes(&hub.addr, None, 100, len).await;
+    let (b, db) = unfinished_publishes(
+        &hub.addr,
+        Some((&alice.loaded.tls_cert, &alice.loaded.tls_key)),
+        100,
+        len,
+    )
+    .await;
+    // Wait (bounded) until the hub has read what it will take of them.
+    let mut rss = rss_kib(pid);
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rss_kib(pid);
+        if now == rss {
+            break;
+        }
+        rss = now;
+    }
+    eprintln!("unfinished publishes: hub RSS {rss_before} -> {rss} KiB");
+    assert!(
+        rss.saturating_sub(rss_before) < 2 * MAX_GROWTH_KIB,
+        "hub RSS grew from {rss_before} to {rss} KiB holding unfinished messages"
+    );
+    // The member whose certificate holds its budget is told why.
+    let status = publish(alice, draft(1)).await.err().map(|e| e.to_string());
+    let status = status.expect("over its budget");
+    assert!(
+        status.contains("still arriving") && status.contains("max_message_bytes"),
+        "{status}"
+    );
+    publish(bob, draft(2))
+        .await
+        .expect("another member is served meanwhile");
+    drop((a, b));
+    da.abort();
+    db.abort();
+    let mut served = false;
+    for _ in 0..600 {
+        if publish(alice, draft(3)).await.is_ok() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the budget comes back when the bodies go");
+    stop_within(hub, agents).await;
 }
