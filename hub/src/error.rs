@@ -287,7 +287,7 @@ pub fn refuse_oversized<B: Default>(
     }
     let Some(found_limit) = Status::from_header_map(response.headers())
         .filter(|s| s.code() == Code::OutOfRange)
-        .and_then(|s| crate::limits::tonic_oversize(s.message()))
+        .and_then(|s| tonic_oversize(s.message()))
     else {
         return response;
     };
@@ -296,6 +296,16 @@ pub fn refuse_oversized<B: Default>(
         "this request message is {found} bytes, over the limit of {limit} bytes ({setting}); \
          nothing was read or stored: send less in one call"
     )))
+}
+
+/// The sizes in tonic's refusal of a request message over its limit
+/// ("Error, decoded message length too large: found N bytes, the limit
+/// is: M bytes"): (N, M). `None` for any other message.
+pub fn tonic_oversize(message: &str) -> Option<(u64, u64)> {
+    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.strip_suffix(" bytes")?;
+    Some((found.parse().ok()?, limit.parse().ok()?))
 }
 
 /// `e` as a whole gRPC response (trailers only), for layers that answer
@@ -433,6 +443,25 @@ mod tests {
                 Some("secret_table"),
             ),
         ]
+    }
+
+    #[test]
+    fn tonic_oversize_reads_only_tonics_refusal() {
+        assert_eq!(
+            tonic_oversize(
+                "Error, decoded message length too large: found 104857607 bytes, the limit is: 65536 bytes"
+            ),
+            Some((104_857_607, 65_536))
+        );
+        for other in [
+            "",
+            "Error, decoded message length too large: found x bytes, the limit is: 1 bytes",
+            "Error, decoded message length too large: found 1 bytes, the limit is: 2 bytes and more",
+            "Error, encoded message length too large: found 9 bytes, the limit is: 1 bytes",
+            "the item is out of range",
+        ] {
+            assert_eq!(tonic_oversize(other), None, "{other}");
+        }
     }
 
     #[test]

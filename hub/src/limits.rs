@@ -197,16 +197,6 @@ pub fn message_limit_setting(path: &str) -> &'static str {
     }
 }
 
-/// The sizes in tonic's refusal of a request message over its limit
-/// ("Error, decoded message length too large: found N bytes, the limit
-/// is: M bytes"): (N, M). `None` for any other message.
-pub fn tonic_oversize(message: &str) -> Option<(u64, u64)> {
-    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
-    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
-    let limit = rest.strip_suffix(" bytes")?;
-    Some((found.parse().ok()?, limit.parse().ok()?))
-}
-
 /// Answers a request message over its service's limit with
 /// RESOURCE_EXHAUSTED naming the limit (`error::refuse_oversized`) instead
 /// of tonic's OUT_OF_RANGE. tonic refuses it from the 5-byte gRPC prefix,
@@ -531,25 +521,6 @@ mod tests {
         let _b = l.open_stream("b").unwrap();
         let total = message(l.open_stream("c").err().unwrap());
         assert!(total.contains("max_streams_total"), "{total}");
-    }
-
-    #[test]
-    fn tonic_oversize_reads_only_tonics_refusal() {
-        assert_eq!(
-            tonic_oversize(
-                "Error, decoded message length too large: found 104857607 bytes, the limit is: 65536 bytes"
-            ),
-            Some((104_857_607, 65_536))
-        );
-        for other in [
-            "",
-            "Error, decoded message length too large: found x bytes, the limit is: 1 bytes",
-            "Error, decoded message length too large: found 1 bytes, the limit is: 2 bytes and more",
-            "Error, encoded message length too large: found 9 bytes, the limit is: 1 bytes",
-            "the item is out of range",
-        ] {
-            assert_eq!(tonic_oversize(other), None, "{other}");
-        }
     }
 
     #[test]
