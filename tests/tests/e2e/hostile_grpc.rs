@@ -933,3 +933,96 @@ async fn unfinished_publish_messages_do_not_pile_up_in_hub_memory() {
     assert!(served, "the budget comes back when the bodies go");
     stop_within(hub, agents).await;
 }
+
+/// Rapid reset on Subscribe (CVE-2023-44487 style, on the one call that
+/// takes a per-member slot and spawns a task): thousands of streams
+/// opened and reset at once, on fresh connections as the hub sheds them.
+/// The hub stays up, and every slot comes back: the member can then hold
+/// `max_streams_per_member` streams again, and another member is served.
+#[tokio::test]
+async fn subscribe_rapid_reset_leaks_no_stream_slot() {
+    use std::io::Cursor;
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, agents) = hub_with(
+        dir.path(),
+        "max_streams_per_member = 50\n",
+        &["alice-bank", "bob-bank"],
+    );
+    let (alice, bob) = (&agents[0], &agents[1]);
+    publish(alice, draft(0)).await.unwrap();
+    let port = hub.addr.rsplit(':').next().unwrap().to_owned();
+    let mut reset = 0;
+    let mut shed = 0;
+    while reset < 3000 {
+        let tls = member_tls(&hub.addr, alice, b"\x02h2").await;
+        let Ok((client, connection)) = h2::client::Builder::new()
+            .handshake::<_, Cursor<Vec<u8>>>(tls)
+            .await
+        else {
+            shed += 1;
+            continue;
+        };
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut client = client;
+        loop {
+            client = match client.ready().await {
+                Ok(c) => c,
+                Err(_) => break,
+            };
+            let req = http::Request::builder()
+                .method("POST")
+                .uri(format!(
+                    "https://localhost:{port}/isac.v1.Subscriber/Subscribe"
+                ))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(())
+                .unwrap();
+            let Ok((_response, mut body)) = client.send_request(req, false) else {
+                break;
+            };
+            let _ = body.send_data(Cursor::new(grpc_subscribe_follow()), true);
+            body.send_reset(h2::Reason::CANCEL);
+            reset += 1;
+            if reset % 500 == 0 {
+                break;
+            }
+        }
+        shed += 1;
+        driver.abort();
+    }
+    eprintln!("Subscribe rapid reset: {reset} streams reset over {shed} connections");
+    // Every slot comes back (bounded wait: the stream tasks end as they
+    // see their receivers gone).
+    let url = alice.hub_url().to_owned();
+    let channel = alice.connector().unwrap().connect(&url).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..600 {
+        match pb::subscriber_client::SubscriberClient::new(channel.clone())
+            .subscribe(subscribe_request(Vec::new(), true))
+            .await
+        {
+            Ok(s) => {
+                held.push(s.into_inner());
+                if held.len() == 50 {
+                    break;
+                }
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(held.len(), 50, "stream slots leaked by reset streams");
+    let mut live = pb::subscriber_client::SubscriberClient::new(bob.channel().await.unwrap())
+        .subscribe(subscribe_request(Vec::new(), true))
+        .await
+        .expect("another member is served")
+        .into_inner();
+    receive_items(&mut live, 1).await;
+    drop(held);
+    stop_within(hub, agents).await;
+}
