@@ -16,6 +16,7 @@
 //! | `FailedPrecondition` | FAILED_PRECONDITION | 400 |
 //! | `NotFound` | NOT_FOUND | 404 |
 //! | `ResourceExhausted` | RESOURCE_EXHAUSTED (+`retry-after-ms`) | 429 (+`Retry-After`) |
+//! | `TooLarge` | RESOURCE_EXHAUSTED (no retry hint: retrying cannot help) | 413 |
 //! | `Unavailable`, `Store(Closed/DiskFull/Io/Unavailable)` | UNAVAILABLE + id | 503 + id |
 //! | `Internal`, `Store(Sqlite/Postgres/other)` | INTERNAL + id | 500 + id |
 
@@ -46,6 +47,10 @@ pub enum ApiError {
         message: String,
         retry_after_ms: u64,
     },
+    /// A request over a size limit (gRPC: a message over a service's
+    /// decoding limit, see [`refuse_oversized`]).
+    #[error("{0}")]
+    TooLarge(String),
     /// FAILED_PRECONDITION telling a subscriber where to resume from
     /// (`x-isac-resume-cursor`, base64 of the sealed cursor; empty: the
     /// beginning).
@@ -88,6 +93,9 @@ pub enum Kind {
     FailedPrecondition,
     NotFound,
     ResourceExhausted,
+    /// Too large to take at all: RESOURCE_EXHAUSTED (what gRPC servers
+    /// answer for a message over their limit), HTTP 413.
+    TooLarge,
     /// Retry later: shutting down, store closed, disk full, I/O error.
     Unavailable,
     /// A fault of the hub; only the log says what.
@@ -103,7 +111,7 @@ impl Kind {
             Kind::AlreadyExists => Code::AlreadyExists,
             Kind::FailedPrecondition => Code::FailedPrecondition,
             Kind::NotFound => Code::NotFound,
-            Kind::ResourceExhausted => Code::ResourceExhausted,
+            Kind::ResourceExhausted | Kind::TooLarge => Code::ResourceExhausted,
             Kind::Unavailable => Code::Unavailable,
             Kind::Internal => Code::Internal,
         }
@@ -163,6 +171,7 @@ impl ApiError {
             ApiError::AlreadyExists(m) => plain(Kind::AlreadyExists, m),
             ApiError::FailedPrecondition(m) => plain(Kind::FailedPrecondition, m),
             ApiError::NotFound(m) => plain(Kind::NotFound, m),
+            ApiError::TooLarge(m) => plain(Kind::TooLarge, m),
             ApiError::ResourceExhausted {
                 message,
                 retry_after_ms,
@@ -262,6 +271,49 @@ fn store_answer(e: StoreError, request_id: &RequestId) -> Answer {
     }
 }
 
+/// tonic refuses a request message over a service's
+/// `max_decoding_message_size` before buffering it, but answers OUT_OF_RANGE
+/// in its own words ("Error, decoded message length too large: ..."),
+/// naming no setting. This turns that answer (trailers only, so the status
+/// is in the headers) into RESOURCE_EXHAUSTED, the code gRPC servers use
+/// for it, naming the size, the limit and `setting`, what sets it; any
+/// other response passes unchanged. See `limits::MessageSizeLayer`.
+pub fn refuse_oversized<B: Default>(
+    response: tonic::codegen::http::Response<B>,
+    setting: &str,
+) -> tonic::codegen::http::Response<B> {
+    if response.headers().get("grpc-status").map(|v| v.as_bytes()) != Some(b"11") {
+        return response;
+    }
+    let Some(found_limit) = Status::from_header_map(response.headers())
+        .filter(|s| s.code() == Code::OutOfRange)
+        .and_then(|s| tonic_oversize(s.message()))
+    else {
+        return response;
+    };
+    let (found, limit) = found_limit;
+    answer_http(ApiError::TooLarge(format!(
+        "this request message is {found} bytes, over the limit of {limit} bytes ({setting}); \
+         nothing was read or stored: send less in one call"
+    )))
+}
+
+/// The sizes in tonic's refusal of a request message over its limit
+/// ("Error, decoded message length too large: found N bytes, the limit
+/// is: M bytes"): (N, M). `None` for any other message.
+pub fn tonic_oversize(message: &str) -> Option<(u64, u64)> {
+    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.strip_suffix(" bytes")?;
+    Some((found.parse().ok()?, limit.parse().ok()?))
+}
+
+/// `e` as a whole gRPC response (trailers only), for layers that answer
+/// before any service does (`limits::BodyBudgetLayer`).
+pub fn answer_http<B: Default>(e: ApiError) -> tonic::codegen::http::Response<B> {
+    e.into_status(&RequestId::new()).into_http()
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
         // One error per call: the id generated here is the request's.
@@ -340,6 +392,13 @@ mod tests {
                 None,
             ),
             (
+                ApiError::TooLarge("too big".into()),
+                Kind::TooLarge,
+                Code::ResourceExhausted,
+                413,
+                None,
+            ),
+            (
                 ApiError::Unavailable("stopping".into()),
                 Kind::Unavailable,
                 Code::Unavailable,
@@ -384,6 +443,25 @@ mod tests {
                 Some("secret_table"),
             ),
         ]
+    }
+
+    #[test]
+    fn tonic_oversize_reads_only_tonics_refusal() {
+        assert_eq!(
+            tonic_oversize(
+                "Error, decoded message length too large: found 104857607 bytes, the limit is: 65536 bytes"
+            ),
+            Some((104_857_607, 65_536))
+        );
+        for other in [
+            "",
+            "Error, decoded message length too large: found x bytes, the limit is: 1 bytes",
+            "Error, decoded message length too large: found 1 bytes, the limit is: 2 bytes and more",
+            "Error, encoded message length too large: found 9 bytes, the limit is: 1 bytes",
+            "the item is out of range",
+        ] {
+            assert_eq!(tonic_oversize(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -301,6 +301,12 @@ pub async fn serve_with(
         // Counts requests on connections without a client certificate,
         // for their idle timeout (`tls::TlsConn`).
         .layer(tls::TrackRequestsLayer)
+        // A request message over its service's limit: RESOURCE_EXHAUSTED
+        // naming the limit, rather than tonic's OUT_OF_RANGE.
+        .layer(limits::MessageSizeLayer)
+        // Request bytes in flight per caller: an unfinished message holds
+        // its announced length of the caller's budget.
+        .layer(limits::BodyBudgetLayer::new(limits::BodyBudgets::new(max)))
         .add_service(enrollment)
         .add_service(publisher)
         .add_service(subscriber)

@@ -21,6 +21,7 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::AlreadyExists => StatusCode::CONFLICT,
         Kind::NotFound => StatusCode::NOT_FOUND,
         Kind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -34,6 +35,7 @@ fn title_of(kind: Kind) -> &'static str {
         Kind::AlreadyExists => "Conflict",
         Kind::NotFound => "Not found",
         Kind::ResourceExhausted => "Too many requests",
+        Kind::TooLarge => "Request too large",
         Kind::Unavailable => "Service unavailable",
         Kind::Internal => "Internal error",
     }

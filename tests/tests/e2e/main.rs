@@ -24,6 +24,7 @@ mod federation_peers;
 mod fuzz_importers;
 mod hardening;
 mod hostile;
+mod hostile_grpc;
 mod interop;
 mod lifecycle;
 mod pg_tls;
