@@ -236,7 +236,7 @@ impl LocalStore {
             .collect::<Result<_, _>>()?;
         for (id, revision, statement_json) in rows {
             if let Ok(s) = serde_json::from_str::<isac_core::Statement>(&statement_json) {
-                Self::index_statement(&tx, &id, revision, &s)?;
+                Self::index_statement(tx, &id, revision, &s)?;
             }
         }
         tx.execute(
