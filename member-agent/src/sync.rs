@@ -424,23 +424,20 @@ impl Agent {
                             provenance,
                             ..
                         } = *received;
-                        let held = self.store().holds(
-                            &verified.statement.id.to_string(),
-                            verified.statement.revision,
-                        )?;
-                        Checked::Verified {
-                            sequence,
-                            cursor,
-                            valid_until: self.effective_valid_until(&verified.statement),
-                            signer,
-                            named_as: Vec::new(),
-                            received_at: d.received_at,
-                            verified: Box::new(verified),
-                            envelope_json,
-                            held,
-                            log_index,
-                            provenance: Some(provenance),
-                        }
+                        self.verified(
+                            Delivered {
+                                cursor,
+                                received_at: d.received_at,
+                                log_index,
+                                envelope_json,
+                            },
+                            verified,
+                            Signer {
+                                name: signer,
+                                named_as: Vec::new(),
+                                provenance: Some(provenance),
+                            },
+                        )?
                     }
                     FederatedCheck::Refused(reason) => Checked::Refused {
                         sequence,
@@ -461,23 +458,21 @@ impl Agent {
         let envelope_json = envelope.to_json();
         Ok(match result {
             Ok(verified) => {
-                let held = self.store().holds(
-                    &verified.statement.id.to_string(),
-                    verified.statement.revision,
-                )?;
-                Checked::Verified {
-                    sequence,
-                    cursor,
-                    valid_until: self.effective_valid_until(&verified.statement),
-                    signer: self.org_name(&verified.key_id),
+                let signer = Signer {
+                    name: self.org_name(&verified.key_id),
                     named_as: named_as(&verified.statement, &d.audience_openings),
-                    received_at: d.received_at,
-                    verified: Box::new(verified),
-                    envelope_json,
-                    held,
-                    log_index,
                     provenance: None,
-                }
+                };
+                self.verified(
+                    Delivered {
+                        cursor,
+                        received_at: d.received_at,
+                        log_index,
+                        envelope_json,
+                    },
+                    verified,
+                    signer,
+                )?
             }
             Err(e) => Checked::Refused {
                 sequence,
@@ -486,6 +481,37 @@ impl Agent {
                 envelope_json,
                 log_index,
             },
+        })
+    }
+
+    /// A delivery that verified, local or federated: whether it is held
+    /// already (a redelivery) and its effective expiry. Numbered in local
+    /// order later, by `handle_batch`.
+    fn verified(
+        &self,
+        delivered: Delivered,
+        verified: isac_core::VerifiedStatement,
+        signer: Signer,
+    ) -> Result<Checked, AgentError> {
+        let Delivered {
+            cursor,
+            received_at,
+            log_index,
+            envelope_json,
+        } = delivered;
+        let s = &verified.statement;
+        Ok(Checked::Verified {
+            sequence: 0,
+            cursor,
+            held: self.store().holds(&s.id.to_string(), s.revision)?,
+            valid_until: self.effective_valid_until(s),
+            signer: signer.name,
+            named_as: signer.named_as,
+            received_at,
+            verified: Box::new(verified),
+            envelope_json,
+            log_index,
+            provenance: signer.provenance,
         })
     }
 
@@ -907,6 +933,23 @@ enum Checked {
         envelope_json: String,
         log_index: Option<u64>,
     },
+}
+
+/// Where a delivery sits, as every checked item carries it.
+struct Delivered {
+    cursor: Vec<u8>,
+    received_at: String,
+    log_index: Option<u64>,
+    envelope_json: String,
+}
+
+/// Who a verified item is from, as this agent shows it: the signing key's
+/// organisation name, the audience entries naming this member (none for
+/// a federated item) and, for a federated item, its verified provenance.
+struct Signer {
+    name: String,
+    named_as: Vec<String>,
+    provenance: Option<isac_core::federation::Provenance>,
 }
 
 /// What of a batch must be proven in the log: every item (new, held and
