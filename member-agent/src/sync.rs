@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 
 use crate::client::Connector;
 use crate::error::AgentError;
-use crate::localstore::{InsertOutcome, LocalStore};
+use crate::localstore::{InsertOutcome, ItemSummary, LocalStore};
 use crate::sinks::{Lapsed, Received, Sinks};
 use crate::state::{Loaded, StateDir};
 
@@ -293,6 +293,7 @@ impl Agent {
                     signer_org_name: &signer,
                     valid_until: Some(&d.valid_until),
                     provenance: None,
+                    retracted: None,
                 },
             };
             sinks.send_expired(&lapsed).await?;
@@ -515,6 +516,17 @@ impl Agent {
         })
     }
 
+    /// For a retraction: the item it withdraws as held (newest revision).
+    fn retracted_item(&self, s: &isac_core::Statement) -> Result<Option<ItemSummary>, AgentError> {
+        let isac_core::Body::Retraction(r) = &s.body else {
+            return Ok(None);
+        };
+        Ok(self
+            .store()
+            .show(&r.target.to_string())?
+            .map(|(summary, _, _)| summary))
+    }
+
     /// Records one checked delivery (the writing sinks write inside the
     /// item's transaction) and moves the cursor.
     fn commit(
@@ -540,6 +552,7 @@ impl Agent {
                 let provenance_json = provenance
                     .as_ref()
                     .map(|p| String::from_utf8_lossy(&p.canonical_bytes()).into_owned());
+                let retracted = self.retracted_item(&verified.statement)?;
                 let outcome = self.store().insert_verified(
                     sequence,
                     &cursor,
@@ -557,6 +570,7 @@ impl Agent {
                             signer_org_name: &signer,
                             valid_until: valid_until.as_deref(),
                             provenance: provenance.as_ref(),
+                            retracted: retracted.as_ref(),
                         })
                     },
                 )?;
@@ -643,9 +657,41 @@ impl Agent {
                 Checked::Verified { held: true, .. } => {}
             }
         }
+        // What each new retraction withdraws: held, or earlier in this batch.
+        let mut retracted = Vec::with_capacity(checked.len());
+        for (i, c) in checked.iter().enumerate() {
+            let Checked::Verified {
+                verified,
+                held: false,
+                ..
+            } = c
+            else {
+                retracted.push(None);
+                continue;
+            };
+            let isac_core::Body::Retraction(r) = &verified.statement.body else {
+                retracted.push(None);
+                continue;
+            };
+            let earlier = checked[..i].iter().rev().find_map(|e| match e {
+                Checked::Verified {
+                    verified: v,
+                    sequence,
+                    ..
+                } if v.statement.id == r.target => {
+                    Some(ItemSummary::of_statement(&v.statement, *sequence))
+                }
+                _ => None,
+            });
+            retracted.push(match earlier {
+                Some(t) => Some(t),
+                None => self.retracted_item(&verified.statement)?,
+            });
+        }
         let fresh: Vec<Received<'_>> = checked
             .iter()
-            .filter_map(|c| match c {
+            .zip(&retracted)
+            .filter_map(|(c, retracted)| match c {
                 Checked::Verified {
                     sequence,
                     received_at,
@@ -662,6 +708,7 @@ impl Agent {
                     signer_org_name: signer,
                     valid_until: valid_until.as_deref(),
                     provenance: provenance.as_ref(),
+                    retracted: retracted.as_ref(),
                 }),
                 _ => None,
             })
