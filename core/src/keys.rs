@@ -23,6 +23,11 @@ pub enum KeyError {
 #[derive(Clone)]
 pub struct SigningKey {
     pkey: PKey<Private>,
+    /// Its key id, taken once: every signature names it, and deriving it
+    /// (SPKI DER out, back in, out again) goes through OpenSSL 3's encoder
+    /// and decoder set-up, which cost several times the signature itself
+    /// (most of a bulk import's signing time before it was kept here).
+    key_id: KeyId,
 }
 
 /// A public Ed25519 key as served by the key directory.
@@ -39,26 +44,34 @@ impl std::fmt::Debug for VerifyingKey {
 }
 
 impl SigningKey {
+    /// The one way a `SigningKey` is made: the key id computed here, once.
+    fn from_pkey(pkey: PKey<Private>) -> Result<Self, KeyError> {
+        if pkey.id() != Id::ED25519 {
+            return Err(KeyError::NotEd25519);
+        }
+        let key_id = VerifyingKey::from_spki_der(&pkey.public_key_to_der()?)?.key_id();
+        Ok(Self { pkey, key_id })
+    }
+
     pub fn generate() -> Result<Self, KeyError> {
-        Ok(Self {
-            pkey: PKey::generate_ed25519()?,
-        })
+        Self::from_pkey(PKey::generate_ed25519()?)
     }
 
     pub fn from_pkcs8_pem(pem: &[u8]) -> Result<Self, KeyError> {
         let pkey = PKey::private_key_from_pem(pem).map_err(|e| KeyError::Decode(e.to_string()))?;
-        if pkey.id() != Id::ED25519 {
-            return Err(KeyError::NotEd25519);
-        }
-        Ok(Self { pkey })
+        Self::from_pkey(pkey)
     }
 
     /// The key from its 32-byte RFC 8032 seed (the form C2SP signed-note
     /// signer keys carry).
     pub fn from_seed(seed: &[u8; 32]) -> Result<Self, KeyError> {
-        Ok(Self {
-            pkey: PKey::private_key_from_raw_bytes(seed, Id::ED25519)?,
-        })
+        Self::from_pkey(PKey::private_key_from_raw_bytes(seed, Id::ED25519)?)
+    }
+
+    /// The key id of its public half (what `verifying_key().key_id()`
+    /// gives, without deriving it again).
+    pub fn key_id(&self) -> &str {
+        &self.key_id
     }
 
     /// The 32-byte RFC 8032 seed. Secret: only for writing a signer key.
@@ -94,7 +107,7 @@ impl SigningKey {
             payload_type: payload_type.to_owned(),
             payload,
             signatures: vec![Signature {
-                keyid: self.verifying_key()?.key_id(),
+                keyid: self.key_id.clone(),
                 sig,
             }],
         })
@@ -180,6 +193,41 @@ impl VerifyingKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key id kept at construction is the one derived from the public
+    /// half, whichever way the key was made, and the one signatures name.
+    #[test]
+    fn the_kept_key_id_is_the_public_keys() {
+        let generated = SigningKey::generate().unwrap();
+        let from_pem = SigningKey::from_pkcs8_pem(&generated.to_pkcs8_pem().unwrap()).unwrap();
+        let from_seed = SigningKey::from_seed(&generated.seed().unwrap()).unwrap();
+        let other = SigningKey::generate().unwrap();
+        for k in [&generated, &from_pem, &from_seed, &other] {
+            let v = k.verifying_key().unwrap();
+            assert_eq!(k.key_id(), v.key_id());
+            let env = k
+                .sign_envelope("application/x-test", b"x".to_vec())
+                .unwrap();
+            assert_eq!(env.signatures[0].keyid, v.key_id());
+            assert!(v.verify_raw(&pae("application/x-test", b"x"), &env.signatures[0].sig));
+        }
+        assert_eq!(from_pem.key_id(), generated.key_id());
+        assert_eq!(from_seed.key_id(), generated.key_id());
+        assert_ne!(other.key_id(), generated.key_id());
+        // Not Ed25519: refused when read, as before.
+        let ec = openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+        )
+        .unwrap();
+        let pem = PKey::from_ec_key(ec)
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap();
+        assert!(matches!(
+            SigningKey::from_pkcs8_pem(&pem),
+            Err(KeyError::NotEd25519)
+        ));
+    }
 
     #[test]
     fn sign_and_verify() {

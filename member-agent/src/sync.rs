@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 
 use crate::client::Connector;
 use crate::error::AgentError;
-use crate::localstore::{InsertOutcome, LocalStore};
+use crate::localstore::{InsertOutcome, ItemSummary, LocalStore};
 use crate::sinks::{Lapsed, Received, Sinks};
 use crate::state::{Loaded, StateDir};
 
@@ -293,6 +293,7 @@ impl Agent {
                     signer_org_name: &signer,
                     valid_until: Some(&d.valid_until),
                     provenance: None,
+                    retracted: None,
                 },
             };
             sinks.send_expired(&lapsed).await?;
@@ -424,23 +425,20 @@ impl Agent {
                             provenance,
                             ..
                         } = *received;
-                        let held = self.store().holds(
-                            &verified.statement.id.to_string(),
-                            verified.statement.revision,
-                        )?;
-                        Checked::Verified {
-                            sequence,
-                            cursor,
-                            valid_until: self.effective_valid_until(&verified.statement),
-                            signer,
-                            named_as: Vec::new(),
-                            received_at: d.received_at,
-                            verified: Box::new(verified),
-                            envelope_json,
-                            held,
-                            log_index,
-                            provenance: Some(provenance),
-                        }
+                        self.verified(
+                            Delivered {
+                                cursor,
+                                received_at: d.received_at,
+                                log_index,
+                                envelope_json,
+                            },
+                            verified,
+                            Signer {
+                                name: signer,
+                                named_as: Vec::new(),
+                                provenance: Some(provenance),
+                            },
+                        )?
                     }
                     FederatedCheck::Refused(reason) => Checked::Refused {
                         sequence,
@@ -461,23 +459,21 @@ impl Agent {
         let envelope_json = envelope.to_json();
         Ok(match result {
             Ok(verified) => {
-                let held = self.store().holds(
-                    &verified.statement.id.to_string(),
-                    verified.statement.revision,
-                )?;
-                Checked::Verified {
-                    sequence,
-                    cursor,
-                    valid_until: self.effective_valid_until(&verified.statement),
-                    signer: self.org_name(&verified.key_id),
+                let signer = Signer {
+                    name: self.org_name(&verified.key_id),
                     named_as: named_as(&verified.statement, &d.audience_openings),
-                    received_at: d.received_at,
-                    verified: Box::new(verified),
-                    envelope_json,
-                    held,
-                    log_index,
                     provenance: None,
-                }
+                };
+                self.verified(
+                    Delivered {
+                        cursor,
+                        received_at: d.received_at,
+                        log_index,
+                        envelope_json,
+                    },
+                    verified,
+                    signer,
+                )?
             }
             Err(e) => Checked::Refused {
                 sequence,
@@ -487,6 +483,48 @@ impl Agent {
                 log_index,
             },
         })
+    }
+
+    /// A delivery that verified, local or federated: whether it is held
+    /// already (a redelivery) and its effective expiry. Numbered in local
+    /// order later, by `handle_batch`.
+    fn verified(
+        &self,
+        delivered: Delivered,
+        verified: isac_core::VerifiedStatement,
+        signer: Signer,
+    ) -> Result<Checked, AgentError> {
+        let Delivered {
+            cursor,
+            received_at,
+            log_index,
+            envelope_json,
+        } = delivered;
+        let s = &verified.statement;
+        Ok(Checked::Verified {
+            sequence: 0,
+            cursor,
+            held: self.store().holds(&s.id.to_string(), s.revision)?,
+            valid_until: self.effective_valid_until(s),
+            signer: signer.name,
+            named_as: signer.named_as,
+            received_at,
+            verified: Box::new(verified),
+            envelope_json,
+            log_index,
+            provenance: signer.provenance,
+        })
+    }
+
+    /// For a retraction: the item it withdraws as held (newest revision).
+    fn retracted_item(&self, s: &isac_core::Statement) -> Result<Option<ItemSummary>, AgentError> {
+        let isac_core::Body::Retraction(r) = &s.body else {
+            return Ok(None);
+        };
+        Ok(self
+            .store()
+            .show(&r.target.to_string())?
+            .map(|(summary, _, _)| summary))
     }
 
     /// Records one checked delivery (the writing sinks write inside the
@@ -514,6 +552,7 @@ impl Agent {
                 let provenance_json = provenance
                     .as_ref()
                     .map(|p| String::from_utf8_lossy(&p.canonical_bytes()).into_owned());
+                let retracted = self.retracted_item(&verified.statement)?;
                 let outcome = self.store().insert_verified(
                     sequence,
                     &cursor,
@@ -531,6 +570,7 @@ impl Agent {
                             signer_org_name: &signer,
                             valid_until: valid_until.as_deref(),
                             provenance: provenance.as_ref(),
+                            retracted: retracted.as_ref(),
                         })
                     },
                 )?;
@@ -617,9 +657,41 @@ impl Agent {
                 Checked::Verified { held: true, .. } => {}
             }
         }
+        // What each new retraction withdraws: held, or earlier in this batch.
+        let mut retracted = Vec::with_capacity(checked.len());
+        for (i, c) in checked.iter().enumerate() {
+            let Checked::Verified {
+                verified,
+                held: false,
+                ..
+            } = c
+            else {
+                retracted.push(None);
+                continue;
+            };
+            let isac_core::Body::Retraction(r) = &verified.statement.body else {
+                retracted.push(None);
+                continue;
+            };
+            let earlier = checked[..i].iter().rev().find_map(|e| match e {
+                Checked::Verified {
+                    verified: v,
+                    sequence,
+                    ..
+                } if v.statement.id == r.target => {
+                    Some(ItemSummary::of_statement(&v.statement, *sequence))
+                }
+                _ => None,
+            });
+            retracted.push(match earlier {
+                Some(t) => Some(t),
+                None => self.retracted_item(&verified.statement)?,
+            });
+        }
         let fresh: Vec<Received<'_>> = checked
             .iter()
-            .filter_map(|c| match c {
+            .zip(&retracted)
+            .filter_map(|(c, retracted)| match c {
                 Checked::Verified {
                     sequence,
                     received_at,
@@ -636,6 +708,7 @@ impl Agent {
                     signer_org_name: signer,
                     valid_until: valid_until.as_deref(),
                     provenance: provenance.as_ref(),
+                    retracted: retracted.as_ref(),
                 }),
                 _ => None,
             })
@@ -907,6 +980,23 @@ enum Checked {
         envelope_json: String,
         log_index: Option<u64>,
     },
+}
+
+/// Where a delivery sits, as every checked item carries it.
+struct Delivered {
+    cursor: Vec<u8>,
+    received_at: String,
+    log_index: Option<u64>,
+    envelope_json: String,
+}
+
+/// Who a verified item is from, as this agent shows it: the signing key's
+/// organisation name, the audience entries naming this member (none for
+/// a federated item) and, for a federated item, its verified provenance.
+struct Signer {
+    name: String,
+    named_as: Vec<String>,
+    provenance: Option<isac_core::federation::Provenance>,
 }
 
 /// What of a batch must be proven in the log: every item (new, held and

@@ -88,11 +88,20 @@ pub fn check_address(a: &str) -> Result<(), AgentError> {
 
 impl MailSink {
     /// Whether this line is mailed: transparency-log alerts, bulletins,
-    /// new indicators at or above the minimum severity, and the expiry of
-    /// such an indicator (not retractions or sightings).
+    /// new indicators at or above the minimum severity, and the expiry or
+    /// retraction of such an item (not sightings, nor retractions of what
+    /// this agent does not hold: a retraction names no severity of its own,
+    /// so it goes by the held item's, under `retracted`).
     pub fn wants(&self, line: &Value) -> bool {
         if line["action"] == "log-alert" {
             return true;
+        }
+        if line["action"] == "retract" {
+            let t = &line["retracted"];
+            return t["kind"] == "bulletin"
+                || (t["kind"] != "sighting"
+                    && t["kind"] != "retraction"
+                    && self.at_least_minimum(&t["severity"]));
         }
         if line["action"] == "expire" {
             // The indicator lapsed: told like it was announced.
@@ -121,7 +130,11 @@ impl MailSink {
         if line["statement"]["body"]["type"] != "indicator" {
             return false;
         }
-        line["statement"]["body"]["severity"]
+        self.at_least_minimum(&line["statement"]["body"]["severity"])
+    }
+
+    fn at_least_minimum(&self, severity: &Value) -> bool {
+        severity
             .as_str()
             .and_then(|s| s.parse::<isac_core::Severity>().ok())
             .is_some_and(|s| s >= self.min_severity)
@@ -346,6 +359,9 @@ fn subject_and_text(line: &Value) -> (String, String) {
     if line["action"] == "expire" {
         return expiry_subject_and_text(line, &tlp);
     }
+    if line["action"] == "retract" {
+        return retraction_subject_and_text(line, &tlp);
+    }
     let bulletin = body_json["type"] == "bulletin";
     let severity = s(&body_json["severity"]);
     let subject = if bulletin {
@@ -427,6 +443,46 @@ fn expiry_subject_and_text(line: &Value, tlp: &str) -> (String, String) {
         s(&line["source"]),
         s(&line["id"]),
         line["revision"],
+    ));
+    (subject, text)
+}
+
+/// A `retract` message: which held item its source withdrew, and why
+/// (`retracted`: the item as held, see `super::retracted_fields`).
+fn retraction_subject_and_text(line: &Value, tlp: &str) -> (String, String) {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let t = &line["retracted"];
+    let bulletin = t["kind"] == "bulletin";
+    let what = if bulletin {
+        format!("ISAC bulletin ({})", s(&t["severity"]))
+    } else {
+        format!("{} {} indicator", s(&t["severity"]), s(&t["kind"]))
+    };
+    let subject: String = format!("[TLP:{tlp}] RETRACTED: {what}: {}", s(&t["title"]))
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut text = format!("TLP:{tlp}\n{}", tlp_handling(tlp));
+    text.push_str(if bulletin {
+        "Its source withdrew this bulletin.\n\n"
+    } else {
+        "Its source withdrew this indicator: remove it from blocklists and watchlists.\n\n"
+    });
+    text.push_str(&format!(
+        "{}\n\nKind:        {}\nValue:       {}\nSeverity:    {}\nReason:      {}\nRetracted:   {} revision {}\n\nSource: {}\nId: {} revision {}\nReceived: {}\nSignature: {} (key {})\n",
+        s(&t["title"]),
+        s(&t["kind"]),
+        s(&t["value"]),
+        s(&t["severity"]),
+        s(&line["statement"]["body"]["reason"]),
+        s(&t["id"]),
+        t["revision"],
+        s(&line["source_name"]),
+        s(&line["id"]),
+        line["revision"],
+        s(&line["received_at"]),
+        s(&line["signature"]["status"]),
+        s(&line["signature"]["key_id"]),
     ));
     (subject, text)
 }
@@ -585,5 +641,90 @@ mod tests {
         let (_, text) = subject_and_text(&expire);
         assert!(text.contains("no longer in force"), "{text}");
         assert!(text.contains("Valid until: 2026-12-01T00:00:00Z"), "{text}");
+    }
+
+    /// A retraction names no severity: it is mailed when the item it
+    /// withdraws (as held, under `retracted`) would be.
+    #[test]
+    fn retractions_are_mailed_by_the_held_items_severity() {
+        let sink = MailSink {
+            host: "h".into(),
+            port: 1,
+            from: "a@x.example".into(),
+            to: vec!["b@y.example".into()],
+            min_severity: isac_core::Severity::High,
+            auth: None,
+            ca: None,
+        };
+        let held = |kind: &str, severity: &str| {
+            json!({"id": "6f1f2a8e-3b7c-4c1e-9d2a-5e6f7a8b9c0d", "revision": 3, "kind": kind,
+                   "value": "c2.evil.example", "title": "C2", "severity": severity,
+                   "tlp": "green", "source": "alice-bank"})
+        };
+        let retract = |retracted: Option<Value>| {
+            let mut line = json!({
+                "action": "retract", "id": "0c0ffee0-3b7c-4c1e-9d2a-5e6f7a8b9c0d", "revision": 1,
+                "tlp": "amber", "kind": "retraction", "title": "false positive",
+                "source_name": "Alice Bank", "received_at": "2026-11-25T12:00:00Z",
+                "signature": {"status": "verified", "key_id": "k"},
+                "statement": {"body": {"type": "retraction", "reason": "false positive",
+                    "target": "6f1f2a8e-3b7c-4c1e-9d2a-5e6f7a8b9c0d"}}
+            });
+            if let Some(r) = retracted {
+                line["retracted"] = r;
+            }
+            line
+        };
+        // Not held: nothing to go by, not mailed.
+        assert!(!sink.wants(&retract(None)));
+        for (kind, severity, wanted) in [
+            ("network", "critical", true),
+            ("package", "high", true),
+            ("network", "medium", false),
+            ("network", "info", false),
+            ("bulletin", "low", true),
+            ("sighting", "critical", false),
+            ("retraction", "critical", false),
+            ("network", "", false),
+        ] {
+            assert_eq!(
+                sink.wants(&retract(Some(held(kind, severity)))),
+                wanted,
+                "{kind} {severity}"
+            );
+        }
+        let line = retract(Some(held("network", "critical")));
+        let mailer = Mailer::new(sink).unwrap();
+        let m =
+            String::from_utf8(mailer.message(&line, 1_795_608_896).unwrap().formatted()).unwrap();
+        assert!(
+            m.contains("Subject: [TLP:AMBER] RETRACTED: critical network indicator: C2\r\n"),
+            "{m}"
+        );
+        assert!(m.contains(
+            "Message-ID: <0c0ffee0-3b7c-4c1e-9d2a-5e6f7a8b9c0d.1@isac-member-agent>\r\n"
+        ));
+        let (_, text) = subject_and_text(&line);
+        assert!(text.starts_with("TLP:AMBER\n"), "{text}");
+        assert!(
+            text.contains("remove it from blocklists and watchlists"),
+            "{text}"
+        );
+        assert!(text.contains("Reason:      false positive\n"), "{text}");
+        assert!(
+            text.contains("Retracted:   6f1f2a8e-3b7c-4c1e-9d2a-5e6f7a8b9c0d revision 3\n"),
+            "{text}"
+        );
+        // The held title is outside text: it cannot add a header line.
+        let mut sneaky = line.clone();
+        sneaky["retracted"]["title"] = json!("C2\r\nBcc: x@evil.example");
+        let (subject, _) = subject_and_text(&sneaky);
+        assert!(!subject.contains(['\r', '\n']), "{subject}");
+        let (subject, text) = subject_and_text(&retract(Some(held("bulletin", "low"))));
+        assert!(
+            subject.starts_with("[TLP:AMBER] RETRACTED: ISAC bulletin (low): C2"),
+            "{subject}"
+        );
+        assert!(text.contains("withdrew this bulletin"), "{text}");
     }
 }

@@ -54,6 +54,11 @@ pub struct Received<'a> {
     /// For a federated item (issue 20): where it comes from and the hubs
     /// it went through, verified.
     pub provenance: Option<&'a isac_core::federation::Provenance>,
+    /// For a retraction: the item it withdraws as this agent holds it
+    /// (newest revision), if it holds it. Its record then names it under
+    /// `retracted` (the retraction itself carries no severity or title of
+    /// the item; mail tells of a retraction only of what it would mail).
+    pub retracted: Option<&'a ItemSummary>,
 }
 
 impl Received<'_> {
@@ -71,8 +76,27 @@ impl Received<'_> {
         if let Some(p) = self.provenance {
             line["provenance"] = provenance_fields(p, &self.verified.statement);
         }
+        if let Some(t) = self.retracted {
+            line["retracted"] = retracted_fields(t);
+        }
         line
     }
+}
+
+/// A retraction record's `retracted` object: the withdrawn item as held.
+/// A retraction is never labelled less strictly than its target (the hub
+/// refuses it otherwise), so it may carry what the target said.
+pub fn retracted_fields(t: &ItemSummary) -> Value {
+    json!({
+        "id": t.id,
+        "revision": t.revision,
+        "kind": t.kind,
+        "value": t.value,
+        "title": t.title,
+        "severity": t.severity,
+        "tlp": t.tlp,
+        "source": t.source,
+    })
 }
 
 /// A held item whose effective expiry has passed: every sink removes it

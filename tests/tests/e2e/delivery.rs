@@ -1625,9 +1625,40 @@ impl Drop for SmtpServer {
     }
 }
 
+/// A test CA and a server certificate (PEM) it issued for loopback.
+fn smtp_tls_identity() -> (openssl::x509::X509, String, String) {
+    let (ca, ca_key) = hub::pki::create_ca("smtp test CA").unwrap();
+    let (cert, key) =
+        hub::pki::issue_server_cert(&ca, &ca_key, &["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+    let pem = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (
+        ca,
+        pem(cert.to_pem().unwrap()),
+        pem(key.private_key_to_pem_pkcs8().unwrap()),
+    )
+}
+
+/// bob-bank's mail sink to a server on loopback: `ca` trusted, AUTH PLAIN
+/// as `SMTP_SERVER` wants it, indicators at or above high.
+fn mail_sink(
+    ca: &openssl::x509::X509,
+    port: u16,
+    to: &[&str],
+) -> member_agent::sinks::mail::MailSink {
+    member_agent::sinks::mail::MailSink {
+        host: "127.0.0.1".into(),
+        port,
+        from: "isac-agent@bob-bank.example".into(),
+        to: to.iter().map(|s| s.to_string()).collect(),
+        min_severity: isac_core::Severity::High,
+        auth: Some(("agent".into(), "s3cret".into())),
+        ca: Some(ca.clone()),
+    }
+}
+
 #[tokio::test]
 async fn bulletins_and_severe_items_are_mailed_over_starttls_and_never_in_clear() {
-    use member_agent::sinks::mail::MailSink;
     let dir = tempfile::tempdir().unwrap();
     let hub = TestHub::start(&dir.path().join("hub")).await;
     let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
@@ -1658,24 +1689,8 @@ async fn bulletins_and_severe_items_are_mailed_over_starttls_and_never_in_clear(
     .await
     .unwrap();
 
-    let (ca, ca_key) = hub::pki::create_ca("smtp test CA").unwrap();
-    let (cert, key) =
-        hub::pki::issue_server_cert(&ca, &ca_key, &["localhost".into(), "127.0.0.1".into()])
-            .unwrap();
-    let pem = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    let (cert, key) = (
-        pem(cert.to_pem().unwrap()),
-        pem(key.private_key_to_pem_pkcs8().unwrap()),
-    );
-    let mail = |port: u16, to: &[&str]| MailSink {
-        host: "127.0.0.1".into(),
-        port,
-        from: "isac-agent@bob-bank.example".into(),
-        to: to.iter().map(|s| s.to_string()).collect(),
-        min_severity: isac_core::Severity::High,
-        auth: Some(("agent".into(), "s3cret".into())),
-        ca: Some(ca.clone()),
-    };
+    let (ca, cert, key) = smtp_tls_identity();
+    let mail = |port: u16, to: &[&str]| mail_sink(&ca, port, to);
     let mut settings = SinkSettings::jsonl(Some(&dir.path().join("bob.jsonl")));
 
     // A server without STARTTLS gets nothing, and the cursor holds.
@@ -1749,6 +1764,99 @@ async fn bulletins_and_severe_items_are_mailed_over_starttls_and_never_in_clear(
     assert_eq!(bob.store.lock().unwrap().cursor().unwrap(), 5);
     drop(server);
     drop(clear);
+    hub.stop().await;
+}
+
+/// A retraction carries no severity: the agent mails it when it mails
+/// the item it withdraws, by that item's severity as held (also when item
+/// and retraction arrive in one sync), and its JSON Lines record names the
+/// withdrawn item under `retracted`.
+#[tokio::test]
+async fn a_retraction_of_a_mailed_item_is_mailed_and_of_an_unmailed_one_is_not() {
+    use member_agent::publish::retract;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let severe = publish(&alice, d("c2.evil.example", "critical", 90, &[]))
+        .await
+        .unwrap();
+    let mild = publish(&alice, d("pkg:npm/low-one@1.0.0", "low", 90, &[]))
+        .await
+        .unwrap();
+    let (ca, cert, key) = smtp_tls_identity();
+    let server = SmtpServer::start(dir.path(), "tls", Some((&cert, &key)));
+    let jsonl = dir.path().join("bob.jsonl");
+    let settings = SinkSettings {
+        mail: Some(mail_sink(&ca, server.port, &["soc@bob-bank.example"])),
+        ..SinkSettings::jsonl(Some(&jsonl))
+    };
+    let mut sinks = Sinks::open(settings).unwrap();
+    bob.sync(false, &mut sinks).await.unwrap();
+    let subjects = |server: &SmtpServer| -> Vec<String> {
+        server
+            .messages()
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        subjects(&server),
+        ["[TLP:GREEN] critical network indicator: c2.evil.example (critical)"]
+    );
+
+    // The source retracts what it holds.
+    let mut alice_sinks = Sinks::jsonl(Some(&dir.path().join("alice.jsonl"))).unwrap();
+    alice.sync(false, &mut alice_sinks).await.unwrap();
+    retract(&alice, &severe.id, "sinkholed").await.unwrap();
+    retract(&alice, &mild.id, "false positive").await.unwrap();
+    // Published and withdrawn before bob's next sync: both come at once.
+    let brief = publish(&alice, d("brief.evil.example", "high", 80, &[]))
+        .await
+        .unwrap();
+    alice.sync(false, &mut alice_sinks).await.unwrap();
+    retract(&alice, &brief.id, "duplicate").await.unwrap();
+    let r = bob.sync(false, &mut sinks).await.unwrap();
+    assert_eq!(r.new, 4);
+    let got = server.messages();
+    assert_eq!(
+        subjects(&server)[1..],
+        [
+            "[TLP:GREEN] RETRACTED: critical network indicator: c2.evil.example (critical)",
+            "[TLP:GREEN] high network indicator: brief.evil.example (high)",
+            "[TLP:GREEN] RETRACTED: high network indicator: brief.evil.example (high)",
+        ],
+        "no mail for the low item's retraction"
+    );
+    let body = got[1]["body"].as_str().unwrap();
+    assert!(body.contains("Reason:      sinkholed\n"), "{body}");
+    assert!(
+        body.contains(&format!("Retracted:   {} revision 1\n", severe.id)),
+        "{body}"
+    );
+    assert!(body.contains("Severity:    critical\n"), "{body}");
+    assert_eq!(got[1]["tlp"], "GREEN");
+    assert_eq!(got[1]["tls"], true);
+
+    // Every sink gets the same record: the JSON Lines file shows what each
+    // retraction withdrew, the low one's too.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let withdrawn = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l["action"] == "retract" && l["target"] == id)
+            .unwrap_or_else(|| panic!("no retraction of {id}"))["retracted"]
+            .clone()
+    };
+    assert_eq!(withdrawn(&severe.id)["severity"], "critical");
+    assert_eq!(withdrawn(&severe.id)["value"], "c2.evil.example");
+    assert_eq!(withdrawn(&mild.id)["severity"], "low");
+    assert_eq!(withdrawn(&brief.id)["severity"], "high");
+    drop(server);
     hub.stop().await;
 }
 

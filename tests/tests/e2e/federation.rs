@@ -10,7 +10,7 @@ use isac_core::Envelope;
 use isac_e2e::*;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::publish;
-use member_agent::Sinks;
+use member_agent::{Agent, Sinks};
 
 fn green(domain: &str, no_forward: bool) -> IndicatorDraft {
     IndicatorDraft {
@@ -114,6 +114,44 @@ pub(crate) async fn peer(follower: &TestHub, origin: &TestHub) {
     .unwrap();
 }
 
+/// The members several tests give `hub`: `alice-bank` and `bob-bank`
+/// enrolled (state dirs `dir/alice` and `dir/bob`), and bob-bank's person
+/// `ann` (for RED audiences). Returns (alice, bob).
+pub(crate) async fn alice_bob_and_ann(hub: &TestHub, dir: &Path) -> (Agent, Agent) {
+    let alice = enrolled_agent(hub, "alice-bank", &dir.join("alice")).await;
+    let bob = enrolled_agent(hub, "bob-bank", &dir.join("bob")).await;
+    hub.admin()
+        .add_person(pb::AddPersonRequest {
+            org_id: "bob-bank".into(),
+            person_id: "ann".into(),
+            name: "Ann".into(),
+            contact: String::new(),
+        })
+        .await
+        .unwrap();
+    (alice, bob)
+}
+
+/// The hub ids of [`three_hubs_peered_both_ways`], in its order.
+pub(crate) const TRIANGLE: [&str; 3] = ["hub-a", "hub-b", "hub-c"];
+
+/// Three running hubs (`TRIANGLE`, data dirs `dir/hub-a` ...), each
+/// following the other two.
+pub(crate) async fn three_hubs_peered_both_ways(dir: &Path) -> Vec<TestHub> {
+    let mut hubs = Vec::new();
+    for id in TRIANGLE {
+        hubs.push(named_hub(&dir.join(id), id).await);
+    }
+    for f in 0..hubs.len() {
+        for o in 0..hubs.len() {
+            if f != o {
+                peer(&hubs[f], &hubs[o]).await;
+            }
+        }
+    }
+    hubs
+}
+
 pub(crate) async fn received(hub: &TestHub) -> Vec<FederatedItem> {
     hub.admin_store.federated_items(None).await.unwrap()
 }
@@ -174,17 +212,7 @@ async fn a_green_item_crosses_to_a_peer_hub_verified_and_nothing_else_does() {
     let dir = tempfile::tempdir().unwrap();
     let a = named_hub(&dir.path().join("a"), "hub-a").await;
     let b = named_hub(&dir.path().join("b"), "hub-b").await;
-    let alice = enrolled_agent(&a, "alice-bank", &dir.path().join("alice")).await;
-    let _bob = enrolled_agent(&a, "bob-bank", &dir.path().join("bob")).await;
-    a.admin()
-        .add_person(pb::AddPersonRequest {
-            org_id: "bob-bank".into(),
-            person_id: "ann".into(),
-            name: "Ann".into(),
-            contact: String::new(),
-        })
-        .await
-        .unwrap();
+    let (alice, _bob) = alice_bob_and_ann(&a, dir.path()).await;
     peer(&b, &a).await;
 
     let clear = publish(&alice, draft("clear.example", "clear", &[]))
@@ -399,17 +427,7 @@ async fn suspend_and_remove_stop_the_flow_and_an_offline_peer_catches_up_exactly
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_triangle_delivers_each_item_once_and_a_removed_peer_gets_nothing_more() {
     let dir = tempfile::tempdir().unwrap();
-    let mut hubs = Vec::new();
-    for id in ["hub-a", "hub-b", "hub-c"] {
-        hubs.push(named_hub(&dir.path().join(id), id).await);
-    }
-    for f in 0..3 {
-        for o in 0..3 {
-            if f != o {
-                peer(&hubs[f], &hubs[o]).await;
-            }
-        }
-    }
+    let hubs = three_hubs_peered_both_ways(dir.path()).await;
     let mut authors = Vec::new();
     for (i, h) in hubs.iter().enumerate() {
         let org = format!("member-{i}");

@@ -7,13 +7,14 @@
 use std::path::Path;
 
 use isac_e2e::*;
-use isac_proto::v1 as pb;
 use member_agent::draft::IndicatorDraft;
 use member_agent::publish::{publish, retract};
 use member_agent::{Agent, SinkSettings, Sinks};
 use serde_json::Value;
 
-use super::federation::{named_hub, peer, wait_for};
+use super::federation::{
+    alice_bob_and_ann, named_hub, peer, three_hubs_peered_both_ways, wait_for, TRIANGLE,
+};
 
 fn draft(domain: &str, tlp: &str, audience: &[&str], no_forward: bool) -> IndicatorDraft {
     IndicatorDraft {
@@ -63,17 +64,7 @@ async fn a_green_item_reaches_the_peer_hubs_member_verified_with_provenance_and_
     let dir = tempfile::tempdir().unwrap();
     let a = named_hub(&dir.path().join("a"), "hub-a").await;
     let b = named_hub(&dir.path().join("b"), "hub-b").await;
-    let alice = enrolled_agent(&a, "alice-bank", &dir.path().join("alice")).await;
-    let _ann_org = enrolled_agent(&a, "bob-bank", &dir.path().join("bob-a")).await;
-    a.admin()
-        .add_person(pb::AddPersonRequest {
-            org_id: "bob-bank".into(),
-            person_id: "ann".into(),
-            name: "Ann".into(),
-            contact: String::new(),
-        })
-        .await
-        .unwrap();
+    let (alice, _ann_org) = alice_bob_and_ann(&a, dir.path()).await;
     let carol = enrolled_agent(&b, "carol-bank", &dir.path().join("carol")).await;
     peer(&b, &a).await;
 
@@ -272,18 +263,8 @@ async fn a_wrong_origin_directory_or_a_flipped_byte_is_refused_and_nothing_store
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_triangle_delivers_each_clear_and_green_item_once_to_every_member() {
     let dir = tempfile::tempdir().unwrap();
-    let ids = ["hub-a", "hub-b", "hub-c"];
-    let mut hubs = Vec::new();
-    for id in ids {
-        hubs.push(named_hub(&dir.path().join(id), id).await);
-    }
-    for f in 0..3 {
-        for o in 0..3 {
-            if f != o {
-                peer(&hubs[f], &hubs[o]).await;
-            }
-        }
-    }
+    let ids = TRIANGLE;
+    let hubs = three_hubs_peered_both_ways(dir.path()).await;
     let mut members = Vec::new();
     for (i, h) in hubs.iter().enumerate() {
         let org = format!("member-{i}");

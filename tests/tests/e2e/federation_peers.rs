@@ -495,17 +495,7 @@ async fn a_peer_offline_during_1000_publishes_catches_up_with_exactly_the_forwar
     let a = named_hub(&dir.path().join("a"), "hub-a").await;
     let b_dir = dir.path().join("b");
     let b = named_hub(&b_dir, "hub-b").await;
-    let alice = enrolled_agent(&a, "alice-bank", &dir.path().join("alice")).await;
-    let _bob = enrolled_agent(&a, "bob-bank", &dir.path().join("bob")).await;
-    a.admin()
-        .add_person(pb::AddPersonRequest {
-            org_id: "bob-bank".into(),
-            person_id: "ann".into(),
-            name: "Ann".into(),
-            contact: String::new(),
-        })
-        .await
-        .unwrap();
+    let (alice, _bob) = crate::federation::alice_bob_and_ann(&a, dir.path()).await;
     crate::federation::peer(&b, &a).await;
     let first = publish(&alice, draft("first.example", "green", &[]))
         .await
