@@ -415,7 +415,7 @@ impl Agent {
             let envelope_json = envelope.to_json();
             return Ok(
                 match self
-                    .check_federated(channel, &envelope, &d.provenance)
+                    .check_federated(channel, &envelope, &d.provenance, &d.audience_openings)
                     .await?
                 {
                     FederatedCheck::Verified { received, signer } => {
@@ -433,7 +433,7 @@ impl Agent {
                             cursor,
                             valid_until: self.effective_valid_until(&verified.statement),
                             signer,
-                            named_as: Vec::new(),
+                            named_as: named_as(&verified.statement, &d.audience_openings),
                             received_at: d.received_at,
                             verified: Box::new(verified),
                             envelope_json,
