@@ -16,6 +16,7 @@ pub mod api_key;
 pub mod caller;
 pub mod clock;
 pub mod fed_groups;
+pub mod fed_sightings;
 pub mod federation;
 pub mod log;
 pub mod publish;

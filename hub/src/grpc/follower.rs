@@ -258,7 +258,19 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                     got = receive(&directory);
                 }
                 match got {
-                    Ok(item) => batch.push(item),
+                    // A statement about this hub's own item (a sighting
+                    // back to its origin) only if the peer could have it.
+                    Ok(item) => {
+                        match crate::app::fed_sightings::check_target_crossed(state, &item, hub)
+                            .await
+                            .map_err(|e| e.to_string())?
+                        {
+                            Ok(()) => batch.push(item),
+                            Err(why) => {
+                                tracing::warn!(peer = %hub, id = %item.id, error = %why, "refused an item from a peer; nothing stored");
+                            }
+                        }
+                    }
                     // Refused items are passed (the cursor moves on): the
                     // verdict depends only on these bytes and the pinned
                     // directory, just refreshed, so asking again cannot

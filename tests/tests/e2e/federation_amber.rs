@@ -227,3 +227,154 @@ async fn an_amber_item_in_a_cross_hub_group_reaches_exactly_its_organisations() 
     );
     assert!(!hub_ok(&a, &["peer", "list"]).contains("group supply-chain"));
 }
+
+async fn count_at(agent: &member_agent::Agent, id: &str) -> (u64, u32) {
+    let c = pb::lookup_client::LookupClient::new(agent.channel().await.unwrap())
+        .count_sightings(pb::CountSightingsRequest {
+            indicator_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (c.total, c.reports)
+}
+
+/// The sighting rows `hub` holds for item `id`, as (source, count).
+async fn sightings_at(hub: &TestHub, id: &str) -> Vec<(String, Option<u32>)> {
+    hub.admin_store
+        .sightings_of(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.source_org, s.sighting_count))
+        .collect()
+}
+
+/// A hub-b that stores a sighting its own check would refuse (about an
+/// item it never got): signed by a real member of hub-b, appended to its
+/// store directly, so hub-b serves it to hub-a like any of its items.
+async fn forge_sighting_at(b: &TestHub, state_dir: &std::path::Path, target: &str) -> String {
+    use isac_core::statement::{Body, Sighting};
+    let key = isac_core::SigningKey::from_pkcs8_pem(
+        &std::fs::read(state_dir.join("signing.key")).unwrap(),
+    )
+    .unwrap();
+    let now = isac_core::time::format_rfc3339(b.clock.now());
+    let body = Body::Sighting(Sighting {
+        indicator: target.parse().unwrap(),
+        count: 40,
+        first_seen: now.clone(),
+        last_seen: now.clone(),
+    });
+    let statement = member_agent::draft::new_statement(
+        "dave-bank",
+        now,
+        isac_core::Tlp::Green,
+        &[],
+        false,
+        body,
+    )
+    .unwrap()
+    .statement;
+    let env = key.sign_statement(&statement).unwrap();
+    let sig = &env.signatures[0];
+    b.admin_store
+        .append_statement(hub::store::NewStatement {
+            id: statement.id.to_string(),
+            revision: 1,
+            source_org: "dave-bank".into(),
+            tlp: "green".into(),
+            audience_json: "[]".into(),
+            kind: "sighting".into(),
+            created_at: b.clock.now(),
+            received_at: b.clock.now(),
+            payload_type: env.payload_type.clone(),
+            payload: env.payload.clone(),
+            key_id: sig.keyid.clone(),
+            signature: sig.sig.clone(),
+            digest: env.digest(),
+            openings_json: "[]".into(),
+            group_snapshot_json: "{}".into(),
+            target_id: Some(target.into()),
+            value: statement.primary_value(),
+            title: statement.title().to_owned(),
+            sighting_count: Some(40),
+            anonymous: None,
+            facts: Default::default(),
+            stix_ids: Vec::new(),
+            references: vec![target.into()],
+            provenance: None,
+        })
+        .await
+        .unwrap();
+    statement.id.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighting_at_the_peer_reaches_the_origins_count_once_named_or_anonymous() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = named_hub(&dir.path().join("a"), "hub-a").await;
+    let b = named_hub(&dir.path().join("b"), "hub-b").await;
+    let alice = enrolled_agent(&a, "alice-bank", &dir.path().join("alice")).await;
+    let dave = enrolled_agent(&b, "dave-bank", &dir.path().join("dave")).await;
+    peer(&b, &a).await;
+    peer(&a, &b).await;
+
+    let green = publish(&alice, draft("seen.example", "green", &[]))
+        .await
+        .unwrap();
+    let home = publish(&alice, {
+        let mut d = draft("home.example", "green", &[]);
+        d.no_forward = Some(true);
+        d
+    })
+    .await
+    .unwrap();
+    wait_for(&b, &green.id).await;
+    let jsonl = dir.path().join("dave.jsonl");
+    let mut sinks = Sinks::jsonl(Some(&jsonl)).unwrap();
+    sync_until(&dave, &mut sinks, &jsonl, &[&green.id]).await;
+    assert_eq!(count_at(&alice, &green.id).await, (0, 0));
+
+    // Named: dave-bank at hub-b, counted at hub-a once.
+    let named = member_agent::publish::sight(&dave, &green.id, 3, true, None)
+        .await
+        .unwrap();
+    wait_for(&a, &named.id).await;
+    assert_eq!(count_at(&alice, &green.id).await, (3, 1));
+    assert_eq!(
+        sightings_at(&a, &green.id).await,
+        vec![("dave-bank@hub-b".to_string(), Some(3))]
+    );
+    // Anonymous: signed by hub-b's anonymisation key, no reporter at hub-a.
+    let anon = member_agent::publish::sight(&dave, &green.id, 2, false, None)
+        .await
+        .unwrap();
+    wait_for(&a, &anon.id).await;
+    assert_eq!(count_at(&alice, &green.id).await, (5, 2));
+    let rows = a.admin_store.sightings_of(&green.id).await.unwrap();
+    let anon_row = rows.iter().find(|r| r.id == anon.id).unwrap();
+    assert_eq!(anon_row.source_org, "anonymous@hub-b");
+    assert!(
+        !String::from_utf8_lossy(&anon_row.payload).contains("dave-bank"),
+        "the anonymous sighting names its reporter at the origin"
+    );
+    // Exactly once per (origin, id, revision).
+    let got = received(&a).await;
+    for id in [&named.id, &anon.id] {
+        assert_eq!(got.iter().filter(|i| &i.id == id).count(), 1);
+    }
+
+    // hub-b serves a sighting about an item it never got (no-forward at
+    // hub-a): hub-a refuses it and stores nothing; later ones still come.
+    assert!(!received(&b).await.iter().any(|i| i.id == home.id));
+    let forged = forge_sighting_at(&b, &dir.path().join("dave"), &home.id).await;
+    let after = member_agent::publish::sight(&dave, &green.id, 1, true, None)
+        .await
+        .unwrap();
+    wait_for(&a, &after.id).await;
+    assert!(!received(&a).await.iter().any(|i| i.id == forged));
+    assert!(sightings_at(&a, &home.id).await.is_empty());
+    assert_eq!(count_at(&alice, &home.id).await, (0, 0));
+    assert_eq!(count_at(&alice, &green.id).await, (6, 3));
+}
