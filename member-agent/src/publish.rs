@@ -167,9 +167,34 @@ pub async fn sight(
         last_seen: now.clone(),
     });
     // An audience-bound level needs an audience: reuse none; the hub checks
-    // entitlement against the indicator itself.
-    let prepared = crate::draft::new_statement(agent.org_id(), now, tlp, &[], !named, body)?;
+    // entitlement against the indicator itself. But an AMBER item from
+    // another hub came through a cross-hub group: the sighting goes to that
+    // group, so it stays inside it and crosses back to the origin.
+    let audience = federated_group_audience(agent, target, tlp)?;
+    let prepared = crate::draft::new_statement(agent.org_id(), now, tlp, &audience, !named, body)?;
     publish_prepared(agent, &prepared).await
+}
+
+/// The cross-hub groups through which an AMBER item from another hub
+/// reached this member (`group:NAME` entries), for a statement about it
+/// at that level; none otherwise.
+fn federated_group_audience(
+    agent: &Agent,
+    target: &str,
+    tlp: isac_core::Tlp,
+) -> Result<Vec<String>, AgentError> {
+    if tlp != isac_core::Tlp::Amber {
+        return Ok(Vec::new());
+    }
+    let store = agent.store.lock().expect("local store lock");
+    if !store.is_federated(target)? {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .named_as(target)?
+        .into_iter()
+        .filter(|e| e.starts_with("group:"))
+        .collect())
 }
 
 /// Withdraws `target`.

@@ -150,6 +150,20 @@ async fn an_amber_item_in_a_cross_hub_group_reaches_exactly_its_organisations() 
         r[0]["provenance"]["hub_path"],
         serde_json::json!(["hub-a", "hub-b"])
     );
+    // dave-bank's sighting goes to the group, back to hub-a: alice-bank's
+    // count has it, carol-bank (outside the group) learns nothing.
+    let seen = member_agent::publish::sight(&dave, &amber.id, 4, true, None)
+        .await
+        .unwrap();
+    wait_for(&a, &seen.id).await;
+    assert_eq!(count_at(&alice, &amber.id).await, (4, 1));
+    let hidden = pb::lookup_client::LookupClient::new(carol.channel().await.unwrap())
+        .count_sightings(pb::CountSightingsRequest {
+            indicator_id: amber.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), tonic::Code::NotFound, "{hidden}");
     for (who, agent) in [("erin", &erin), ("carol", &carol)] {
         let jsonl = dir.path().join(format!("{who}.jsonl"));
         let mut sinks = Sinks::jsonl(Some(&jsonl)).unwrap();
