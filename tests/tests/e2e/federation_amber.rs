@@ -391,4 +391,16 @@ async fn a_sighting_at_the_peer_reaches_the_origins_count_once_named_or_anonymou
     assert!(sightings_at(&a, &home.id).await.is_empty());
     assert_eq!(count_at(&alice, &home.id).await, (0, 0));
     assert_eq!(count_at(&alice, &green.id).await, (6, 3));
+
+    // A sighting made at the origin reaches the peer's count too (it is
+    // hub-a's own GREEN statement): hub-b counts dave-bank's three and it.
+    let alice_jsonl = dir.path().join("alice.jsonl");
+    let mut alice_sinks = Sinks::jsonl(Some(&alice_jsonl)).unwrap();
+    sync_until(&alice, &mut alice_sinks, &alice_jsonl, &[&green.id]).await;
+    let at_origin = member_agent::publish::sight(&alice, &green.id, 7, true, None)
+        .await
+        .unwrap();
+    wait_for(&b, &at_origin.id).await;
+    assert_eq!(count_at(&dave, &green.id).await, (13, 4));
+    assert_eq!(count_at(&alice, &green.id).await, (13, 4));
 }
