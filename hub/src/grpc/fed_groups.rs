@@ -44,6 +44,22 @@ pub async fn refresh_manifest(
     client: &mut pb::peering_client::PeeringClient<tonic::transport::Channel>,
     pinned: &VerifyingKey,
 ) {
+    // Nothing shared with this peer: nothing to ask (and no noise from a
+    // peer that predates cross-hub groups).
+    let shared: Vec<String> = match state.store.peer_groups().await {
+        Ok(rows) => rows
+            .into_iter()
+            .filter(|r| r.hub_id == hub)
+            .map(|r| r.group)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(peer = %hub, error = %e, "cannot read shared groups");
+            return;
+        }
+    };
+    if shared.is_empty() {
+        return;
+    }
     let manifest = match client
         .get_group_manifest(pb::GetGroupManifestRequest {})
         .await
@@ -62,26 +78,16 @@ pub async fn refresh_manifest(
             None
         }
     };
-    let groups: Vec<(String, Option<Vec<String>>)> = match state.store.peer_groups().await {
-        Ok(rows) => rows
-            .into_iter()
-            .filter(|r| r.hub_id == hub)
-            .map(|r| {
-                let there = manifest
-                    .as_ref()
-                    .and_then(|m| m.members_of(&r.group))
-                    .map(<[String]>::to_vec);
-                (r.group, there)
-            })
-            .collect(),
-        Err(e) => {
-            tracing::warn!(peer = %hub, error = %e, "cannot read shared groups");
-            return;
-        }
-    };
-    if groups.is_empty() {
-        return;
-    }
+    let groups: Vec<(String, Option<Vec<String>>)> = shared
+        .into_iter()
+        .map(|group| {
+            let there = manifest
+                .as_ref()
+                .and_then(|m| m.members_of(&group))
+                .map(<[String]>::to_vec);
+            (group, there)
+        })
+        .collect();
     if let Err(e) = state
         .store
         .set_peer_manifest(hub, groups, state.now())
