@@ -206,8 +206,35 @@ pub async fn retract(agent: &Agent, target: &str, reason: &str) -> Result<Publis
         target: t,
         reason: reason.to_owned(),
     });
-    let prepared = crate::draft::new_statement(agent.org_id(), now, tlp, &[], false, body)?;
+    // An AMBER item shared through a cross-hub group: the retraction goes
+    // to the same audience, so it crosses to the peer hubs that got it.
+    let audience = group_shared_audience(agent, target, tlp)?;
+    let prepared = crate::draft::new_statement(agent.org_id(), now, tlp, &audience, false, body)?;
     publish_prepared(agent, &prepared).await
+}
+
+/// For a statement at AMBER about an item that names a sharing group in
+/// what this member was shown of its audience: those entries (the whole
+/// audience for its source), so the statement reaches what the item
+/// reached, across hubs too; none otherwise.
+fn group_shared_audience(
+    agent: &Agent,
+    target: &str,
+    tlp: isac_core::Tlp,
+) -> Result<Vec<String>, AgentError> {
+    if tlp != isac_core::Tlp::Amber {
+        return Ok(Vec::new());
+    }
+    let named = agent
+        .store
+        .lock()
+        .expect("local store lock")
+        .named_as(target)?;
+    if named.iter().any(|e| e.starts_with("group:")) {
+        Ok(named)
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// Publishes many signed envelopes in one `PublishBatch` call (at most

@@ -164,6 +164,18 @@ async fn an_amber_item_in_a_cross_hub_group_reaches_exactly_its_organisations() 
         .await
         .unwrap_err();
     assert_eq!(hidden.code(), tonic::Code::NotFound, "{hidden}");
+    // alice-bank retracts it: the retraction goes to the same audience,
+    // crosses in the group and reaches dave-bank's agent.
+    let alice_jsonl = dir.path().join("alice.jsonl");
+    let mut alice_sinks = Sinks::jsonl(Some(&alice_jsonl)).unwrap();
+    sync_until(&alice, &mut alice_sinks, &alice_jsonl, &[&amber.id]).await;
+    let retraction = member_agent::publish::retract(&alice, &amber.id, "false positive")
+        .await
+        .unwrap();
+    wait_for(&b, &retraction.id).await;
+    sync_until(&dave, &mut sinks, &jsonl, &[&retraction.id]).await;
+    let (held, _, _) = dave.store.lock().unwrap().show(&amber.id).unwrap().unwrap();
+    assert_eq!(held.status, "retracted");
     for (who, agent) in [("erin", &erin), ("carol", &carol)] {
         let jsonl = dir.path().join(format!("{who}.jsonl"));
         let mut sinks = Sinks::jsonl(Some(&jsonl)).unwrap();
