@@ -15,6 +15,7 @@ pub mod directory;
 pub mod enrollment;
 pub mod envelope;
 pub mod extract;
+pub mod fed_groups;
 pub mod federation;
 pub mod filter;
 pub mod hex;

@@ -548,4 +548,52 @@ mod tests {
             "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
         );
     }
+
+    /// The federated-group case (issue 20): an AMBER item from another
+    /// hub held as a row whose source is `ORG@ORIGIN` (never a local
+    /// member) and whose audience is the cross-hub group; the hub passes
+    /// the group only to its members the group lists here (its snapshot).
+    /// The group's members receive it on every member path, no other
+    /// member does (not even one whose org id spells the author's), and on
+    /// the peer channel AMBER never crosses by this decision
+    /// (`fed_groups::may_forward_in_groups` adds the agreed-group case).
+    #[test]
+    fn federated_group_items_reach_the_groups_members_here_only() {
+        let group = aud(&["group:supply-chain"]);
+        let item = ItemAccess {
+            tlp: Tlp::Amber,
+            source_org: "alice-bank@hub-a",
+            audience: &group,
+        };
+        let in_group = vec!["supply-chain".to_string()];
+        let none: Vec<String> = vec![];
+        for channel in MEMBER_CHANNELS {
+            for (org, groups, want) in [
+                ("dave-bank", &in_group, true),
+                ("erin-bank", &none, false),
+                ("alice-bank", &none, false),
+                ("hub-a", &none, false),
+            ] {
+                let r = Recipient {
+                    org_id: org,
+                    groups,
+                    person: None,
+                };
+                assert_eq!(
+                    may_receive(item, Some(r), channel),
+                    want,
+                    "{org} {channel:?}"
+                );
+            }
+            assert!(!may_receive(item, None, channel));
+        }
+        for tlp in ALL_LEVELS {
+            let item = ItemAccess { tlp, ..item };
+            assert_eq!(
+                may_receive(item, None, Channel::PeerHub),
+                matches!(tlp, Tlp::Clear | Tlp::Green),
+                "{tlp}"
+            );
+        }
+    }
 }

@@ -188,6 +188,18 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
             .map(|s| s.as_bytes().to_vec())
             .collect(),
         ),
+        (
+            "group_manifest",
+            group_manifest as Target,
+            [
+                r#"{"hub":"hub-a","peer":"hub-b","issued":1700000000,"groups":[{"name":"supply-chain","members":["alice-bank@hub-a","dave-bank@hub-b"]}]}"#,
+                r#"{"hub":"hub-a","peer":"hub-b","issued":0,"groups":[]}"#,
+                r#"{"hub":"a","peer":"b","issued":-1,"groups":[{"name":"g","members":["x@a"]},{"name":"h","members":["x@a","y@b"]}]}"#,
+            ]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect(),
+        ),
     ]
 }
 

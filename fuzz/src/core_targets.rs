@@ -410,3 +410,30 @@ pub fn extract(data: &[u8]) {
         assert!(ok, "extracted an invalid {:?}: {:?}", f.kind, f.value);
     }
 }
+
+/// Target `group_manifest`: bytes as the signed group manifest a peer hub
+/// serves (cross-hub sharing groups, issue 20). Whatever parses is
+/// canonical and within its bounds, every member is `ORG@HUB`, and the
+/// agreement check of each of its groups against itself is `Agreed`.
+pub fn group_manifest(data: &[u8]) {
+    use isac_core::fed_groups::{
+        agreement, split_member, Agreement, GroupManifest, MAX_GROUP_MEMBERS, MAX_SHARED_GROUPS,
+    };
+    let Ok(m) = GroupManifest::decode(data) else {
+        return;
+    };
+    assert_eq!(
+        m.canonical_bytes(),
+        data,
+        "accepted a non-canonical manifest"
+    );
+    assert!(m.groups.len() <= MAX_SHARED_GROUPS);
+    for g in &m.groups {
+        assert!(!g.members.is_empty() && g.members.len() <= MAX_GROUP_MEMBERS);
+        assert!(g.members.iter().all(|x| split_member(x).is_some()));
+        assert_eq!(
+            agreement(Some(&g.members), m.members_of(&g.name)),
+            Agreement::Agreed
+        );
+    }
+}

@@ -115,6 +115,15 @@ impl DirectorySigner {
         self.version.load(Ordering::Acquire)
     }
 
+    /// Signs a cross-hub group manifest with the directory key (the key
+    /// peers pinned at `hub peer add`), issue 20.
+    pub fn sign_group_manifest(
+        &self,
+        manifest: &isac_core::fed_groups::GroupManifest,
+    ) -> Result<Envelope, isac_core::keys::KeyError> {
+        manifest.sign(&self.key)
+    }
+
     pub fn public_key_der(&self) -> Vec<u8> {
         self.key
             .verifying_key()

@@ -144,6 +144,25 @@ enum PeerCommand {
     /// are deleted, the peer membership here is removed; items already
     /// received stay).
     Remove { hub_id: String },
+    /// Share a sharing group with peer PEER: its TLP:AMBER items cross to
+    /// PEER while both hubs share the group with each other and list the
+    /// same member organisations (write the peer's as ORG@PEER in `hub
+    /// group add`). PEER delivers them only to the group's organisations
+    /// that are its members. `hub peer list` shows each group's state.
+    Share {
+        #[arg(value_name = "PEER")]
+        hub_id: String,
+        /// The local sharing group (`hub group list`).
+        #[arg(long, value_name = "NAME")]
+        group: String,
+    },
+    /// Stop sharing a group with PEER: its AMBER items no longer cross.
+    Unshare {
+        #[arg(value_name = "PEER")]
+        hub_id: String,
+        #[arg(long, value_name = "NAME")]
+        group: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -246,7 +265,8 @@ enum GroupCommand {
     /// Create a group.
     Add {
         name: String,
-        /// Member org ids, comma separated.
+        /// Member org ids, comma separated; a peer hub's organisation is
+        /// ORG@HUB (a cross-hub group, shared with `hub peer share`).
         #[arg(long, value_delimiter = ',', required = true)]
         members: Vec<String>,
     },
@@ -669,6 +689,28 @@ async fn peer(config: &HubConfig, command: &PeerCommand) -> ExitCode {
         PeerCommand::Suspend { hub_id } => change(StatusChange::Suspend, hub_id).await,
         PeerCommand::Resume { hub_id } => change(StatusChange::Resume, hub_id).await,
         PeerCommand::Remove { hub_id } => change(StatusChange::Remove, hub_id).await,
+        PeerCommand::Share { hub_id, group } => store
+            .share_group(hub_id, group, &actor, now)
+            .await
+            .map(|()| {
+                eprintln!(
+                    "group `{group}` shared with `{hub_id}`: its AMBER items cross once `{hub_id}` shares it too with the same members (see `hub peer list`)"
+                )
+            })
+            .map_err(|e| match e {
+                hub::store::StoreError::NotFound(m) | hub::store::StoreError::Conflict(m) => {
+                    PeerAddError::Usage(m)
+                }
+                e => PeerAddError::Failed(e.to_string()),
+            }),
+        PeerCommand::Unshare { hub_id, group } => store
+            .unshare_group(hub_id, group, &actor, now)
+            .await
+            .map(|()| eprintln!("group `{group}` no longer shared with `{hub_id}`"))
+            .map_err(|e| match e {
+                hub::store::StoreError::NotFound(m) => PeerAddError::Usage(m),
+                e => PeerAddError::Failed(e.to_string()),
+            }),
         PeerCommand::List => {
             let links = store.peer_links().await;
             let members = store.list_members().await;
@@ -687,6 +729,7 @@ async fn peer(config: &HubConfig, command: &PeerCommand) -> ExitCode {
                     );
                     ids.sort();
                     ids.dedup();
+                    let mut return_err = None;
                     for id in ids {
                         let link = links.iter().find(|l| l.hub_id == id);
                         let member = members.iter().find(|(m, _, _)| m.org_id == id);
@@ -699,8 +742,20 @@ async fn peer(config: &HubConfig, command: &PeerCommand) -> ExitCode {
                             link.map_or("-".to_owned(), |l| l.received.to_string()),
                             link.map_or("-", |l| l.url.as_str()),
                         );
+                        match hub::app::fed_groups::link_groups(&store, &config.hub_id, &id).await
+                        {
+                            Ok(groups) => {
+                                for g in groups {
+                                    println!("  group {}: {}", g.group, g.agreement);
+                                }
+                            }
+                            Err(e) => return_err = Some(e.to_string()),
+                        }
                     }
-                    Ok(())
+                    match return_err {
+                        Some(e) => Err(PeerAddError::Failed(e)),
+                        None => Ok(()),
+                    }
                 }
                 (Err(e), _) | (_, Err(e)) => Err(PeerAddError::Failed(e.to_string())),
             }

@@ -10,7 +10,8 @@
 use std::collections::HashMap;
 
 use isac_core::directory::{check_succession, verify_directory, KeyDirectory};
-use isac_core::federation::{verify_delivered, Provenance, ReceiveError};
+use isac_core::fed_groups::{verify_delivered_any, GroupReceiveError};
+use isac_core::federation::{Provenance, ReceiveError};
 use isac_core::time::parse_rfc3339;
 use isac_core::{Envelope, VerifyError};
 use isac_proto::v1 as pb;
@@ -140,7 +141,16 @@ impl Agent {
         channel: &Channel,
         envelope: &Envelope,
         provenance: &[u8],
+        openings: &[pb::AudienceOpening],
     ) -> Result<FederatedCheck, AgentError> {
+        // The openings naming this member (an AMBER item in a cross-hub
+        // group); one that does not parse is left out, and the check then
+        // refuses an AMBER item it was the only group opening of.
+        let openings: Vec<isac_core::audience::AudienceOpening> = openings
+            .iter()
+            .take(isac_core::fed_groups::MAX_CROSSING_OPENINGS)
+            .filter_map(|o| o.clone().try_into().ok())
+            .collect();
         let origin = match Provenance::decode(provenance) {
             Ok(p) => p.origin_hub,
             Err(e) => return Ok(FederatedCheck::Refused(format!("bad provenance: {e}"))),
@@ -156,19 +166,19 @@ impl Agent {
                 "an item from origin hub `{origin}` cannot be verified: no key directory of that hub verifies with the key our hub's signed directory names for it; nothing stored, it comes again at the next sync"
             )));
         };
-        let mut result = verify_delivered(envelope, provenance, &directory);
+        let mut result = verify_delivered_any(envelope, provenance, &openings, &directory);
         if matches!(
             result,
-            Err(ReceiveError::Verify {
+            Err(GroupReceiveError::Receive(ReceiveError::Verify {
                 error: VerifyError::UnknownKey(_),
                 ..
-            })
+            }))
         ) {
             // A member enrolled or rotated at the origin since.
             self.refresh_federated(channel).await?;
             if let Some(newer) = self.origin_directory(&origin) {
                 directory = newer;
-                result = verify_delivered(envelope, provenance, &directory);
+                result = verify_delivered_any(envelope, provenance, &openings, &directory);
             }
         }
         Ok(match result {

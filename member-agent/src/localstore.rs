@@ -905,6 +905,19 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Whether the newest held revision of `id` came from another hub.
+    pub fn is_federated(&self, id: &str) -> Result<bool, AgentError> {
+        let held: Option<bool> = self
+            .conn
+            .query_row(
+                "SELECT provenance IS NOT NULL FROM items WHERE id = ?1 ORDER BY revision DESC LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(held.unwrap_or(false))
+    }
+
     /// The audience entries that named us in the newest held revision of
     /// `id` (the console's "shared with you").
     pub fn named_as(&self, id: &str) -> Result<Vec<String>, AgentError> {

@@ -167,9 +167,34 @@ pub async fn sight(
         last_seen: now.clone(),
     });
     // An audience-bound level needs an audience: reuse none; the hub checks
-    // entitlement against the indicator itself.
-    let prepared = crate::draft::new_statement(agent.org_id(), now, tlp, &[], !named, body)?;
+    // entitlement against the indicator itself. But an AMBER item from
+    // another hub came through a cross-hub group: the sighting goes to that
+    // group, so it stays inside it and crosses back to the origin.
+    let audience = federated_group_audience(agent, target, tlp)?;
+    let prepared = crate::draft::new_statement(agent.org_id(), now, tlp, &audience, !named, body)?;
     publish_prepared(agent, &prepared).await
+}
+
+/// The cross-hub groups through which an AMBER item from another hub
+/// reached this member (`group:NAME` entries), for a statement about it
+/// at that level; none otherwise.
+fn federated_group_audience(
+    agent: &Agent,
+    target: &str,
+    tlp: isac_core::Tlp,
+) -> Result<Vec<String>, AgentError> {
+    if tlp != isac_core::Tlp::Amber {
+        return Ok(Vec::new());
+    }
+    let store = agent.store.lock().expect("local store lock");
+    if !store.is_federated(target)? {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .named_as(target)?
+        .into_iter()
+        .filter(|e| e.starts_with("group:"))
+        .collect())
 }
 
 /// Withdraws `target`.
@@ -181,8 +206,35 @@ pub async fn retract(agent: &Agent, target: &str, reason: &str) -> Result<Publis
         target: t,
         reason: reason.to_owned(),
     });
-    let prepared = crate::draft::new_statement(agent.org_id(), now, tlp, &[], false, body)?;
+    // An AMBER item shared through a cross-hub group: the retraction goes
+    // to the same audience, so it crosses to the peer hubs that got it.
+    let audience = group_shared_audience(agent, target, tlp)?;
+    let prepared = crate::draft::new_statement(agent.org_id(), now, tlp, &audience, false, body)?;
     publish_prepared(agent, &prepared).await
+}
+
+/// For a statement at AMBER about an item that names a sharing group in
+/// what this member was shown of its audience: those entries (the whole
+/// audience for its source), so the statement reaches what the item
+/// reached, across hubs too; none otherwise.
+fn group_shared_audience(
+    agent: &Agent,
+    target: &str,
+    tlp: isac_core::Tlp,
+) -> Result<Vec<String>, AgentError> {
+    if tlp != isac_core::Tlp::Amber {
+        return Ok(Vec::new());
+    }
+    let named = agent
+        .store
+        .lock()
+        .expect("local store lock")
+        .named_as(target)?;
+    if named.iter().any(|e| e.starts_with("group:")) {
+        Ok(named)
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// Publishes many signed envelopes in one `PublishBatch` call (at most

@@ -416,7 +416,7 @@ impl Agent {
             let envelope_json = envelope.to_json();
             return Ok(
                 match self
-                    .check_federated(channel, &envelope, &d.provenance)
+                    .check_federated(channel, &envelope, &d.provenance, &d.audience_openings)
                     .await?
                 {
                     FederatedCheck::Verified { received, signer } => {
@@ -435,7 +435,7 @@ impl Agent {
                             verified,
                             Signer {
                                 name: signer,
-                                named_as: Vec::new(),
+                                named_as: named_as(&verified.statement, &d.audience_openings),
                                 provenance: Some(provenance),
                             },
                         )?

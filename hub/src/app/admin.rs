@@ -321,7 +321,24 @@ impl Admin<'_> {
         members.sort();
         members.dedup();
         for m in &members {
-            check_org_id(m)?;
+            match isac_core::fed_groups::split_member(m) {
+                // A peer hub's organisation (cross-hub groups, issue 20).
+                Some((_, hub)) => {
+                    let linked = self.store.peer_link(hub).await?.is_some();
+                    let member = self.store.member(hub).await?;
+                    if !linked && !member.is_some_and(|m| m.role == Role::Peer) {
+                        return Err(invalid(format!(
+                            "`{m}` names hub `{hub}`, which is not a peer of this hub (`hub peer list`)"
+                        )));
+                    }
+                }
+                None if m.contains('@') => {
+                    return Err(invalid(format!(
+                        "`{m}`: a peer hub's organisation is written ORG@HUB (two slugs)"
+                    )))
+                }
+                None => check_org_id(m)?,
+            }
         }
         self.store
             .add_group(name, members.clone(), &self.actor, self.now())

@@ -15,6 +15,8 @@ pub mod admin;
 pub mod api_key;
 pub mod caller;
 pub mod clock;
+pub mod fed_groups;
+pub mod fed_sightings;
 pub mod federation;
 pub mod log;
 pub mod publish;

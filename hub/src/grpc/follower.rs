@@ -18,10 +18,13 @@ use isac_core::VerifyingKey;
 use isac_proto::v1 as pb;
 use tokio::task::JoinHandle;
 
-use crate::app::federation::{check_peer_directory, received_with};
+use crate::app::fed_groups::{agreed, link_groups, received_any};
+use crate::app::federation::check_peer_directory;
 use crate::app::HubState;
+use crate::grpc::fed_groups::{refresh_manifest, MANIFEST_REFRESH};
 use crate::grpc::peer_enroll::peer_dir;
 use crate::store::FederatedItem;
+use isac_core::fed_groups::GroupReceiveError;
 
 /// How often the set of followed peers is re-read.
 const RECONCILE: Duration = Duration::from_millis(500);
@@ -179,6 +182,10 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
     let mut repin = tokio::time::interval(DIRECTORY_REFRESH);
     repin.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     repin.tick().await; // the first tick is immediate: just fetched
+                        // The peer's group manifest (cross-hub groups): now, then every
+                        // MANIFEST_REFRESH; the first tick fetches it.
+    let mut remanifest = tokio::time::interval(MANIFEST_REFRESH);
+    remanifest.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // `Streaming::message` keeps its state in the stream, so losing
         // the race to the timer drops nothing.
@@ -191,6 +198,10 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                     refresh_directory(state, hub, &mut client, &pinned, Some(&directory)).await?;
                 continue;
             }
+            _ = remanifest.tick() => {
+                refresh_manifest(state, hub, &mut client, &pinned).await;
+                continue;
+            }
         };
         let Some(pb::PeerEvent { event }) = event else {
             return Ok(());
@@ -200,36 +211,66 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                 envelope,
                 provenance,
                 cursor: next,
+                openings,
             })) => {
                 let next = bounded_cursor(next)?;
                 let envelope: isac_core::Envelope = envelope.unwrap_or_default().into();
                 let lifetimes = &state.config.default_lifetime;
-                let mut got = received_with(
-                    &envelope,
-                    &provenance,
-                    &directory,
-                    hub,
-                    &local,
-                    state.now(),
-                    lifetimes,
-                );
-                if matches!(got, Err(isac_core::federation::ReceiveError::Verify { .. })) {
-                    // A key newer than the pinned directory: refresh once.
-                    directory =
-                        refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
-                            .await?;
-                    got = received_with(
+                // AMBER in a cross-hub group: the openings, bounded, and
+                // this hub's view of the link's groups, read now.
+                let (openings, groups) = if openings.is_empty() {
+                    (Ok(Vec::new()), Default::default())
+                } else {
+                    (
+                        crate::grpc::fed_groups::crossing_openings(openings),
+                        agreed(
+                            &link_groups(&state.store, &local, hub)
+                                .await
+                                .map_err(|e| e.to_string())?,
+                        ),
+                    )
+                };
+                let receive = |directory: &KeyDirectory| match &openings {
+                    Ok(openings) => received_any(
                         &envelope,
                         &provenance,
-                        &directory,
+                        openings,
+                        directory,
                         hub,
                         &local,
                         state.now(),
                         lifetimes,
-                    );
+                        &groups,
+                    ),
+                    Err(e) => Err(e.clone()),
+                };
+                let mut got = receive(&directory);
+                if matches!(
+                    got,
+                    Err(GroupReceiveError::Receive(
+                        isac_core::federation::ReceiveError::Verify { .. }
+                    ))
+                ) {
+                    // A key newer than the pinned directory: refresh once.
+                    directory =
+                        refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
+                            .await?;
+                    got = receive(&directory);
                 }
                 match got {
-                    Ok(item) => batch.push(item),
+                    // A statement about this hub's own item (a sighting
+                    // back to its origin) only if the peer could have it.
+                    Ok(item) => {
+                        match crate::app::fed_sightings::check_target_crossed(state, &item, hub)
+                            .await
+                            .map_err(|e| e.to_string())?
+                        {
+                            Ok(()) => batch.push(item),
+                            Err(why) => {
+                                tracing::warn!(peer = %hub, id = %item.id, error = %why, "refused an item from a peer; nothing stored");
+                            }
+                        }
+                    }
                     // Refused items are passed (the cursor moves on): the
                     // verdict depends only on these bytes and the pinned
                     // directory, just refreshed, so asking again cannot

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod delivery;
 pub mod enroll;
+pub mod fed_groups;
 pub mod follower;
 pub mod keys;
 pub mod log;

@@ -16,7 +16,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::app::caller::peer_for_cert;
-use crate::app::federation::{current_peers, outgoing};
+use crate::app::fed_groups::{agreed, link_groups, manifest_for, outgoing_any};
+use crate::app::federation::current_peers;
 use crate::app::HubState;
 use crate::cursor::Purpose;
 use crate::error::ApiError;
@@ -63,6 +64,29 @@ impl pb::peering_server::Peering for PeeringService {
         Ok(Response::new(pb::PeerDirectory {
             signed_directory: Some(signed.into()),
             hub_id: self.state.config.hub_id.clone(),
+        }))
+    }
+
+    async fn get_group_manifest(
+        &self,
+        req: Request<pb::GetGroupManifestRequest>,
+    ) -> Result<Response<pb::GroupManifest>, Status> {
+        let (peer, _) = peer_of(&self.state, &req).await?;
+        let manifest = manifest_for(
+            &self.state.store,
+            &self.state.config.hub_id,
+            &peer,
+            self.state.now(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let signed = self
+            .state
+            .directory
+            .sign_group_manifest(&manifest)
+            .map_err(|e| ApiError::Internal(format!("signing a group manifest: {e}")))?;
+        Ok(Response::new(pb::GroupManifest {
+            signed_manifest: Some(signed.into()),
         }))
     }
 
@@ -144,15 +168,23 @@ async fn run_follow(
             // suspension or removal never reaches that peer.
             peer_for_cert(&state, &fingerprint).await?;
             let peers = current_peers(&state.store.list_members().await?);
+            // The link's agreed cross-hub groups, read once per page that
+            // holds an AMBER row (issue 20).
+            let groups = if page.iter().any(|r| r.tlp == isac_core::Tlp::Amber.as_str()) {
+                agreed(&link_groups(&state.store, &hub_id, &peer).await?)
+            } else {
+                Default::default()
+            };
             for row in page {
                 cursor = row.seq;
-                match outgoing(&hub_id, &row, &peer, &peers) {
-                    Ok(item) => {
+                match outgoing_any(&hub_id, &row, &peer, &peers, &groups) {
+                    Ok((item, openings)) => {
                         let event = pb::PeerEvent {
                             event: Some(pb::peer_event::Event::Item(pb::PeerItem {
                                 envelope: Some(item.envelope.into()),
                                 provenance: item.provenance,
                                 cursor: seal(cursor),
+                                openings: openings.iter().map(Into::into).collect(),
                             })),
                         };
                         if tx.send(Ok(event)).await.is_err() {

@@ -44,6 +44,8 @@ pub const TABLES: &[&str] = &[
     "log_cosignatures",
     "peer_links",
     "federated_items",
+    "group_remote_members",
+    "peer_groups",
 ];
 
 /// One table's verification: what the source held and what the target

@@ -266,6 +266,11 @@ mod federation;
 mod postgres_fed;
 mod sqlite_fed;
 pub use fed_types::{FederatedItem, PeerLinkRow};
+// Cross-hub sharing groups (issue 20).
+mod fed_groups_ops;
+mod postgres_groups;
+mod sqlite_groups;
+pub use fed_groups_ops::PeerGroupRow;
 
 /// A cheap, cloneable handle to the store.
 #[derive(Clone)]

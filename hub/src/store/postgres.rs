@@ -35,7 +35,7 @@ use super::{
 
 /// The PostgreSQL schema this hub writes (its own numbering, not SQLite's
 /// `user_version`: version 1 holds everything SQLite schema 9 holds).
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// `pg_advisory_xact_lock` key for migrations: "isachub" in ASCII.
 const MIGRATION_LOCK: i64 = 0x0069_7361_6368_7562;
@@ -203,6 +203,11 @@ async fn migrate_locked(c: &Conn) -> Result<(), StoreError> {
         // Federation into the order (SQLite schema 12): see `postgres_fed.rs`.
         c.batch_execute(super::postgres_fed::SCHEMA_4).await?;
         c.execute("UPDATE hub_schema SET version = 4", &[]).await?;
+    }
+    if version < 5 {
+        // Cross-hub sharing groups (SQLite schema 13): see `postgres_groups.rs`.
+        c.batch_execute(super::postgres_groups::SCHEMA_5).await?;
+        c.execute("UPDATE hub_schema SET version = 5", &[]).await?;
     }
     Ok(())
 }
@@ -1467,7 +1472,11 @@ pub(super) async fn add_group(
     now: i64,
 ) -> Result<(), StoreError> {
     lock_writes(c).await?;
-    for m in members {
+    // `ORG@HUB` members are another hub's (cross-hub groups: the caller
+    // checked HUB is a peer); the rest are members here.
+    let (remote, members): (Vec<String>, Vec<String>) =
+        members.iter().cloned().partition(|m| m.contains('@'));
+    for m in &members {
         match member(c, m).await? {
             Some(row) if row.status != MemberStatus::Removed => {}
             _ => return Err(StoreError::NotFound(format!("no member `{m}`"))),
@@ -1489,8 +1498,14 @@ pub(super) async fn add_group(
         &[&name, &members],
     )
     .await?;
+    c.execute(
+        "INSERT INTO group_remote_members (group_name, member) SELECT $1, unnest($2::TEXT[]) ON CONFLICT DO NOTHING",
+        &[&name, &remote],
+    )
+    .await?;
     bump_epoch(c).await?;
-    audit(c, now, actor, "group.add", name, &members.join(",")).await
+    let all: Vec<String> = members.into_iter().chain(remote).collect();
+    audit(c, now, actor, "group.add", name, &all.join(",")).await
 }
 
 pub(super) async fn remove_group(
@@ -1504,6 +1519,13 @@ pub(super) async fn remove_group(
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no group `{name}`")))?;
     c.execute("DELETE FROM group_members WHERE group_name = $1", &[&name])
+        .await?;
+    c.execute(
+        "DELETE FROM group_remote_members WHERE group_name = $1",
+        &[&name],
+    )
+    .await?;
+    c.execute("DELETE FROM peer_groups WHERE group_name = $1", &[&name])
         .await?;
     c.execute("DELETE FROM sharing_groups WHERE name = $1", &[&name])
         .await?;
@@ -1521,7 +1543,9 @@ pub(super) async fn group_members(c: &Conn, name: &str) -> Result<Option<Vec<Str
     }
     Ok(Some(
         c.query(
-            "SELECT org_id FROM group_members WHERE group_name = $1 ORDER BY org_id",
+            "SELECT org_id FROM group_members WHERE group_name = $1
+             UNION SELECT member FROM group_remote_members WHERE group_name = $1
+             ORDER BY 1",
             &[&name],
         )
         .await?
@@ -1535,7 +1559,10 @@ pub(super) async fn list_groups(c: &Conn) -> Result<Vec<(String, Vec<String>)>, 
     let rows = c
         .query(
             "SELECT g.name, COALESCE(array_agg(m.org_id ORDER BY m.org_id) FILTER (WHERE m.org_id IS NOT NULL), '{}')
-             FROM sharing_groups g LEFT JOIN group_members m ON m.group_name = g.name
+             FROM sharing_groups g LEFT JOIN (
+                 SELECT group_name, org_id FROM group_members
+                 UNION SELECT group_name, member FROM group_remote_members
+             ) m ON m.group_name = g.name
              GROUP BY g.name ORDER BY g.name",
             &[],
         )

@@ -1104,3 +1104,49 @@ impl PgStore {
         ))
     }
 }
+
+// === cross-hub sharing groups (issue 20): SQL in `postgres_groups.rs` ===
+
+use super::fed_groups_ops::PeerGroupRow;
+use super::postgres_groups;
+
+impl PgStore {
+    pub(super) async fn share_group(
+        &self,
+        hub_id: &str,
+        group: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c| postgres_groups::share_group(
+            c, hub_id, group, actor, now
+        ))
+    }
+
+    pub(super) async fn unshare_group(
+        &self,
+        hub_id: &str,
+        group: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c| postgres_groups::unshare_group(
+            c, hub_id, group, actor, now
+        ))
+    }
+
+    pub(super) async fn peer_groups(&self) -> Result<Vec<PeerGroupRow>, StoreError> {
+        read!(self, |c| postgres_groups::peer_groups(c))
+    }
+
+    pub(super) async fn set_peer_manifest(
+        &self,
+        hub_id: &str,
+        groups: Vec<(String, Option<String>)>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c| postgres_groups::set_peer_manifest(
+            c, hub_id, &groups, now
+        ))
+    }
+}

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 12;
+const SCHEMA_VERSION: i64 = 13;
 
 // === whole-database operations (backup, restore) ===
 
@@ -359,6 +359,10 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
         // Federation into the order (issue 20): see `sqlite_fed.rs`.
         super::sqlite_fed::migrate_12(conn)?;
     }
+    if version < 13 {
+        // Cross-hub sharing groups (issue 20): see `sqlite_groups.rs`.
+        super::sqlite_groups::migrate_13(conn)?;
+    }
     Ok(())
 }
 
@@ -709,7 +713,11 @@ pub(super) fn add_group(
     actor: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    for m in members {
+    // `ORG@HUB` members are another hub's (cross-hub groups: the caller
+    // checked HUB is a peer); the rest are members here.
+    let (remote, members): (Vec<&String>, Vec<&String>) =
+        members.iter().partition(|m| m.contains('@'));
+    for m in &members {
         match member(conn, m)? {
             Some(row) if row.status != MemberStatus::Removed => {}
             _ => return Err(StoreError::NotFound(format!("no member `{m}`"))),
@@ -724,14 +732,21 @@ pub(super) fn add_group(
             "group `{name}` already exists"
         )));
     }
-    for m in members {
+    for m in &members {
         conn.execute(
             "INSERT OR IGNORE INTO group_members (group_name, org_id) VALUES (?1, ?2)",
             params![name, m],
         )?;
     }
+    for m in &remote {
+        conn.execute(
+            "INSERT OR IGNORE INTO group_remote_members (group_name, member) VALUES (?1, ?2)",
+            params![name, m],
+        )?;
+    }
     bump_epoch(conn)?;
-    audit(conn, now, actor, "group.add", name, &members.join(","))
+    let all: Vec<&str> = members.iter().chain(&remote).map(|m| m.as_str()).collect();
+    audit(conn, now, actor, "group.add", name, &all.join(","))
 }
 
 pub(super) fn remove_group(
@@ -743,6 +758,11 @@ pub(super) fn remove_group(
     let members = group_members(conn, name)?
         .ok_or_else(|| StoreError::NotFound(format!("no group `{name}`")))?;
     conn.execute("DELETE FROM group_members WHERE group_name = ?1", [name])?;
+    conn.execute(
+        "DELETE FROM group_remote_members WHERE group_name = ?1",
+        [name],
+    )?;
+    conn.execute("DELETE FROM peer_groups WHERE group_name = ?1", [name])?;
     conn.execute("DELETE FROM sharing_groups WHERE name = ?1", [name])?;
     bump_epoch(conn)?;
     audit(conn, now, actor, "group.remove", name, &members.join(","))?;
@@ -763,8 +783,11 @@ pub(super) fn group_members(
     if exists.is_none() {
         return Ok(None);
     }
-    let mut stmt = conn
-        .prepare_cached("SELECT org_id FROM group_members WHERE group_name = ?1 ORDER BY org_id")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT org_id FROM group_members WHERE group_name = ?1
+             UNION SELECT member FROM group_remote_members WHERE group_name = ?1
+             ORDER BY 1",
+    )?;
     let rows = stmt
         .query_map([name], |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
@@ -2324,6 +2347,7 @@ mod log_migration_tests {
         conn.execute_batch(
             "DROP TABLE log_leaves; DROP TABLE log_nodes; DROP TABLE log_checkpoints; DROP TABLE log_cosignatures;
              DROP TABLE peer_links; DROP TABLE federated_items;
+             DROP TABLE group_remote_members; DROP TABLE peer_groups;
              ALTER TABLE statements DROP COLUMN provenance;
              DELETE FROM statements WHERE seq = 4;
              PRAGMA user_version = 8;",

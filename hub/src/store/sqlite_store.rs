@@ -887,3 +887,49 @@ impl SqliteStore {
             .await
     }
 }
+
+// === cross-hub sharing groups (issue 20): SQL in `sqlite_groups.rs` ===
+
+use super::fed_groups_ops::PeerGroupRow;
+use super::sqlite_groups;
+
+impl SqliteStore {
+    pub(super) async fn share_group(
+        &self,
+        hub_id: &str,
+        group: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (hub_id, group, actor) = (hub_id.to_owned(), group.to_owned(), actor.to_owned());
+        self.write(move |c| sqlite_groups::share_group(c, &hub_id, &group, &actor, now))
+            .await
+    }
+
+    pub(super) async fn unshare_group(
+        &self,
+        hub_id: &str,
+        group: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (hub_id, group, actor) = (hub_id.to_owned(), group.to_owned(), actor.to_owned());
+        self.write(move |c| sqlite_groups::unshare_group(c, &hub_id, &group, &actor, now))
+            .await
+    }
+
+    pub(super) async fn peer_groups(&self) -> Result<Vec<PeerGroupRow>, StoreError> {
+        self.read(sqlite_groups::peer_groups).await
+    }
+
+    pub(super) async fn set_peer_manifest(
+        &self,
+        hub_id: &str,
+        groups: Vec<(String, Option<String>)>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let hub_id = hub_id.to_owned();
+        self.write(move |c| sqlite_groups::set_peer_manifest(c, &hub_id, &groups, now))
+            .await
+    }
+}

@@ -181,6 +181,15 @@ impl pb::peering_server::Peering for Hostile {
         }))
     }
 
+    async fn get_group_manifest(
+        &self,
+        _: tonic::Request<pb::GetGroupManifestRequest>,
+    ) -> Result<tonic::Response<pb::GroupManifest>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "a hub from before cross-hub groups",
+        ))
+    }
+
     async fn follow(
         &self,
         req: tonic::Request<pb::FollowRequest>,
@@ -256,6 +265,7 @@ fn item(envelope: &Envelope, provenance: Vec<u8>, cursor: &[u8]) -> pb::PeerEven
             envelope: Some(envelope.clone().into()),
             provenance,
             cursor: cursor.to_vec(),
+            openings: vec![],
         })),
     }
 }

@@ -19,6 +19,7 @@ mod expiry;
 mod exposure;
 mod failover;
 mod federation;
+mod federation_amber;
 mod federation_members;
 mod federation_peers;
 mod fuzz_importers;

@@ -90,6 +90,7 @@ conformance!(
     prune_removes_expired_and_refuses_them_again,
     peer_links_and_federated_items,
     received_items_join_the_order_once,
+    cross_hub_groups_are_shared_and_checked,
 );
 
 fn statement(n: u64, org: &str) -> NewStatement {
@@ -1442,7 +1443,7 @@ fn hub_store_copy_moves_a_sqlite_hub_to_postgres_with_equal_hashes() {
 
     let (ok, out, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("verified: 22 tables"), "{out}");
+    assert!(out.contains("verified: 24 tables"), "{out}");
     let mut tables = BTreeMap::new();
     for line in out.lines().skip(2).filter(|l| l.contains(" / ")) {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -1451,7 +1452,7 @@ fn hub_store_copy_moves_a_sqlite_hub_to_postgres_with_equal_hashes() {
         assert_eq!(f[2].len(), 64, "{line}");
         tables.insert(f[0].to_owned(), f[1].parse::<u64>().unwrap());
     }
-    assert_eq!(tables.len(), 22, "{out}");
+    assert_eq!(tables.len(), 24, "{out}");
     assert_eq!(
         tables["statements"], 5,
         "3 indicators, a sighting, a retraction: {out}"
@@ -1683,7 +1684,7 @@ fn a_failed_store_copy_leaves_the_target_empty() {
     drop(db);
     let (ok, out, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("verified: 22 tables"), "{out}");
+    assert!(out.contains("verified: 24 tables"), "{out}");
     let members = out
         .lines()
         .find(|l| l.starts_with("members "))
@@ -1949,4 +1950,124 @@ async fn received_items_join_the_order_once(store: Store) {
     let by_id = store.revisions("id-2").await.unwrap();
     assert_eq!(by_id.len(), 1);
     assert!(by_id[0].provenance.is_some());
+}
+
+/// Cross-hub sharing groups (issue 20): `ORG@HUB` members beside local
+/// ones, sharing with a peer, what the peer's manifest listed, and removal.
+async fn cross_hub_groups_are_shared_and_checked(store: Store) {
+    store
+        .add_member(member("alice-bank", Role::Member), "op")
+        .await
+        .unwrap();
+    store
+        .add_member(member("hub-b", Role::Peer), "op")
+        .await
+        .unwrap();
+    store
+        .add_group(
+            "supply-chain",
+            vec!["alice-bank".into(), "dave-bank@hub-b".into()],
+            "op",
+            20,
+        )
+        .await
+        .unwrap();
+    let both = vec!["alice-bank".to_string(), "dave-bank@hub-b".to_string()];
+    assert_eq!(
+        store.group_members("supply-chain").await.unwrap(),
+        Some(both.clone())
+    );
+    assert!(store
+        .list_groups()
+        .await
+        .unwrap()
+        .contains(&("supply-chain".to_string(), both)));
+    // A remote member is nobody's local group.
+    assert_eq!(
+        store.groups_of("alice-bank").await.unwrap(),
+        vec!["supply-chain".to_string()]
+    );
+    assert!(store.groups_of("dave-bank@hub-b").await.unwrap().is_empty());
+
+    assert!(matches!(
+        store.share_group("hub-z", "supply-chain", "op", 21).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.share_group("hub-b", "nope", "op", 21).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .share_group("hub-b", "supply-chain", "op", 21)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.share_group("hub-b", "supply-chain", "op", 22).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let rows = store.peer_groups().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].hub_id.as_str(), rows[0].group.as_str()),
+        ("hub-b", "supply-chain")
+    );
+    assert_eq!(
+        (rows[0].remote_members.clone(), rows[0].checked_at),
+        (None, None)
+    );
+    let theirs = vec![
+        "alice-bank@hub-a".to_string(),
+        "dave-bank@hub-b".to_string(),
+    ];
+    store
+        .set_peer_manifest(
+            "hub-b",
+            vec![("supply-chain".into(), Some(theirs.clone()))],
+            23,
+        )
+        .await
+        .unwrap();
+    let rows = store.peer_groups().await.unwrap();
+    assert_eq!(rows[0].remote_members, Some(theirs));
+    assert_eq!(rows[0].checked_at, Some(23));
+    store
+        .set_peer_manifest("hub-b", vec![("supply-chain".into(), None)], 24)
+        .await
+        .unwrap();
+    assert_eq!(store.peer_groups().await.unwrap()[0].remote_members, None);
+
+    store
+        .unshare_group("hub-b", "supply-chain", "op", 25)
+        .await
+        .unwrap();
+    assert!(store.peer_groups().await.unwrap().is_empty());
+    assert!(matches!(
+        store.unshare_group("hub-b", "supply-chain", "op", 26).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Removing a group removes its remote members and its sharing.
+    store
+        .share_group("hub-b", "supply-chain", "op", 27)
+        .await
+        .unwrap();
+    store.remove_group("supply-chain", "op", 28).await.unwrap();
+    assert!(store.peer_groups().await.unwrap().is_empty());
+    assert_eq!(store.group_members("supply-chain").await.unwrap(), None);
+    store
+        .add_group("supply-chain", vec!["alice-bank".into()], "op", 29)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.group_members("supply-chain").await.unwrap(),
+        Some(vec!["alice-bank".to_string()])
+    );
+    let audit: Vec<String> = store
+        .audit_list(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert!(audit.iter().any(|a| a == "peer.share"), "{audit:?}");
+    assert!(audit.iter().any(|a| a == "peer.unshare"), "{audit:?}");
 }
