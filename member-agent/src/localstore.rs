@@ -35,6 +35,26 @@ pub struct ItemSummary {
     pub status: String,
 }
 
+impl ItemSummary {
+    /// The row [`LocalStore::insert_verified`] makes of `s` at `sequence`, before
+    /// it is stored (a retraction's target that arrived in the same batch).
+    pub fn of_statement(s: &isac_core::Statement, sequence: u64) -> Self {
+        ItemSummary {
+            sequence,
+            id: s.id.to_string(),
+            revision: s.revision,
+            source: s.author().to_owned(),
+            tlp: s.tlp.as_str().to_owned(),
+            kind: s.kind().to_owned(),
+            value: s.primary_value(),
+            title: s.title().to_owned(),
+            severity: s.severity().as_str().to_owned(),
+            created: s.created.clone(),
+            status: "valid".to_owned(),
+        }
+    }
+}
+
 /// A held item whose effective expiry has passed, with what the sinks
 /// need to tell of it (`crate::sinks::Lapsed`).
 #[derive(Debug, Clone)]

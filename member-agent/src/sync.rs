@@ -425,6 +425,7 @@ impl Agent {
                             provenance,
                             ..
                         } = *received;
+                        let named_as = named_as(&verified.statement, &d.audience_openings);
                         self.verified(
                             Delivered {
                                 cursor,
@@ -435,7 +436,7 @@ impl Agent {
                             verified,
                             Signer {
                                 name: signer,
-                                named_as: named_as(&verified.statement, &d.audience_openings),
+                                named_as,
                                 provenance: Some(provenance),
                             },
                         )?
