@@ -33,6 +33,14 @@ pub struct KeyDirectory {
     /// when empty, so directories of hubs without peers keep their bytes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// The hubs this hub suspended or removed as peers (sorted, each once,
+    /// none of them in `peers`). No hub relays this hub's items to one of
+    /// them, nor through one (`crate::federation::may_forward`): removal
+    /// holds through third hubs, while a hub this hub never knew may still
+    /// receive its CLEAR and GREEN items through a common peer. Absent
+    /// when empty (existing directories keep their bytes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_peers: Vec<String>,
     /// The hub-wide default lifetime per indicator kind, in seconds
     /// (issue 21; `crate::lifetime`): an indicator without `valid_until`
     /// expires at its start plus its kind's lifetime, the same instant at
@@ -234,6 +242,7 @@ pub fn verify_directory(
             "peers must be hub ids, sorted, each once".into(),
         ));
     }
+    check_removed_peers(&dir.peers, &dir.removed_peers)?;
     check_federated(&dir.federated)?;
     crate::lifetime::check_lifetimes(&dir.default_lifetimes)
         .map_err(|e| DirectoryError::Malformed(format!("default_lifetimes: {e}")))?;
@@ -257,6 +266,28 @@ pub fn verify_directory(
         }
     }
     Ok(dir)
+}
+
+/// `removed_peers` is bounded, hub ids, sorted, each once, and names no
+/// current peer.
+pub fn check_removed_peers(peers: &[String], removed: &[String]) -> Result<(), DirectoryError> {
+    if removed.len() > crate::federation::MAX_PEERS {
+        return Err(DirectoryError::Malformed(format!(
+            "more than {} removed peers",
+            crate::federation::MAX_PEERS
+        )));
+    }
+    if removed.iter().any(|p| !is_slug(p)) || !removed.windows(2).all(|w| w[0] < w[1]) {
+        return Err(DirectoryError::Malformed(
+            "removed_peers must be hub ids, sorted, each once".into(),
+        ));
+    }
+    if let Some(both) = removed.iter().find(|r| peers.contains(r)) {
+        return Err(DirectoryError::Malformed(format!(
+            "`{both}` is listed both as a peer and as a removed peer"
+        )));
+    }
+    Ok(())
 }
 
 /// `federated` is bounded, sorted by hub id, each once, each a hub id with
@@ -363,6 +394,7 @@ mod tests {
             expires: format_rfc3339(NOW + 3600),
             keys,
             peers: vec![],
+            removed_peers: vec![],
             default_lifetimes: Default::default(),
             federated: Vec::new(),
         }
@@ -442,6 +474,42 @@ mod tests {
             verify_directory(&signed(&hub, &too_many), &hub_pub, None, NOW),
             Err(DirectoryError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn removed_peers_are_signed_sorted_disjoint_and_absent_when_none() {
+        let hub = SigningKey::generate().unwrap();
+        let hub_pub = hub.verifying_key().unwrap();
+        assert!(!String::from_utf8(dir(1, vec![]).canonical_bytes())
+            .unwrap()
+            .contains("removed_peers"));
+        let with = |peers: &[&str], removed: &[&str]| KeyDirectory {
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+            removed_peers: removed.iter().map(|p| p.to_string()).collect(),
+            ..dir(2, vec![])
+        };
+        for ok in [with(&["cert-eu"], &["health-isac"]), with(&[], &["a", "b"])] {
+            assert_eq!(
+                verify_directory(&signed(&hub, &ok), &hub_pub, None, NOW).unwrap(),
+                ok
+            );
+        }
+        for bad in [
+            with(&[], &["b", "a"]),
+            with(&[], &["a", "a"]),
+            with(&[], &["Not A Hub"]),
+            with(&["a"], &["a"]),
+        ] {
+            assert!(matches!(
+                verify_directory(&signed(&hub, &bad), &hub_pub, None, NOW),
+                Err(DirectoryError::Malformed(_))
+            ));
+        }
+        let many: Vec<String> = (0..=crate::federation::MAX_PEERS)
+            .map(|i| format!("hub-{i:04}"))
+            .collect();
+        assert!(check_removed_peers(&[], &many).is_err());
+        assert!(check_removed_peers(&[], &many[1..]).is_ok());
     }
 
     #[test]

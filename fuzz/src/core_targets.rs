@@ -360,6 +360,7 @@ pub fn provenance(data: &[u8]) {
             revoked_at: None,
         }],
         peers: vec!["hub-b".into(), "hub-c".into()],
+        removed_peers: Vec::new(),
         default_lifetimes: Default::default(),
         federated: Vec::new(),
     };

@@ -1198,6 +1198,7 @@ mod tests {
                 revoked_at: None,
             }],
             peers: vec![],
+            removed_peers: Vec::new(),
             federated: vec![],
             default_lifetimes: Default::default(),
         };

@@ -18,10 +18,12 @@ use isac_core::VerifyingKey;
 use isac_proto::v1 as pb;
 use tokio::task::JoinHandle;
 
-use crate::app::federation::{check_peer_directory, received_with};
+use crate::app::federation::{check_peer_directory, received_relayed, received_with};
 use crate::app::HubState;
 use crate::grpc::peer_enroll::peer_dir;
 use crate::store::FederatedItem;
+use isac_core::directory::FederatedOrigin;
+use isac_core::federation::{may_accept_origin, Provenance, ReceiveError, Refusal};
 
 /// How often the set of followed peers is re-read.
 const RECONCILE: Duration = Duration::from_millis(500);
@@ -174,6 +176,11 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
         .map_err(|s| format!("Follow: {}", s.message()))?
         .into_inner();
     let local = state.config.hub_id.clone();
+    let mut relay = Relay::new(state).await?;
+    // The peer's directory version its events announce: one newer than the
+    // one held is fetched before the next item is checked (once per
+    // announced version), so a removal there holds here at once.
+    let mut announced = directory.version;
     let mut batch: Vec<FederatedItem> = Vec::new();
     let mut cursor = link.cursor;
     let mut repin = tokio::time::interval(DIRECTORY_REFRESH);
@@ -200,20 +207,37 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                 envelope,
                 provenance,
                 cursor: next,
+                directory_version,
             })) => {
                 let next = bounded_cursor(next)?;
+                if directory_version > announced {
+                    announced = directory_version;
+                    directory =
+                        refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
+                            .await?;
+                }
                 let envelope: isac_core::Envelope = envelope.unwrap_or_default().into();
                 let lifetimes = &state.config.default_lifetime;
-                let mut got = received_with(
-                    &envelope,
-                    &provenance,
-                    &directory,
-                    hub,
-                    &local,
-                    state.now(),
-                    lifetimes,
-                );
-                if matches!(got, Err(isac_core::federation::ReceiveError::Verify { .. })) {
+                relay.refresh_if_moved(state).await?;
+                let mut got = match relay
+                    .check(state, hub, &mut client, &directory, &envelope, &provenance)
+                    .await?
+                {
+                    Some(got) => got,
+                    None => received_with(
+                        &envelope,
+                        &provenance,
+                        &directory,
+                        hub,
+                        &local,
+                        state.now(),
+                        lifetimes,
+                    )
+                    .and_then(|item| relay.still_allowed(item)),
+                };
+                if relay.direct(&provenance)
+                    && matches!(got, Err(isac_core::federation::ReceiveError::Verify { .. }))
+                {
                     // A key newer than the pinned directory: refresh once.
                     directory =
                         refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
@@ -242,8 +266,17 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                 cursor = next;
                 batch.len() >= BATCH
             }
-            Some(pb::peer_event::Event::CaughtUp(pb::PeerCaughtUp { cursor: next })) => {
+            Some(pb::peer_event::Event::CaughtUp(pb::PeerCaughtUp {
+                cursor: next,
+                directory_version,
+            })) => {
                 cursor = bounded_cursor(next)?;
+                if directory_version > announced {
+                    announced = directory_version;
+                    directory =
+                        refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
+                            .await?;
+                }
                 true
             }
             None => false,
@@ -260,4 +293,239 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
             }
         }
     }
+}
+
+/// A session's state for relayed items (origin a third hub) and for
+/// removal here: the hubs this hub suspended or removed (re-read when the
+/// membership epoch moves) and the origin directories taken through this
+/// peer, verified with the key the peer's signed directory lists.
+struct Relay {
+    local: String,
+    removed: Vec<String>,
+    epoch: tokio::sync::watch::Receiver<u64>,
+    origins: HashMap<String, (String, KeyDirectory)>,
+}
+
+impl Relay {
+    async fn new(state: &HubState) -> Result<Relay, String> {
+        let mut epoch = state.epoch.clone();
+        epoch.borrow_and_update();
+        Ok(Relay {
+            local: state.config.hub_id.clone(),
+            removed: removed_here(state).await?,
+            epoch,
+            origins: HashMap::new(),
+        })
+    }
+
+    async fn refresh_if_moved(&mut self, state: &HubState) -> Result<(), String> {
+        if self.epoch.has_changed().unwrap_or(false) {
+            self.epoch.borrow_and_update();
+            self.removed = removed_here(state).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `provenance` names the sender as the origin (or does not
+    /// parse: the direct path reports that).
+    fn direct(&self, provenance: &[u8]) -> bool {
+        isac_core::federation::Provenance::decode(provenance)
+            .map_or(true, |p| p.sender() == Some(p.origin_hub.as_str()))
+    }
+
+    /// An item from its origin, checked again against what this hub
+    /// removed (the origin may be a hub this hub dropped).
+    fn still_allowed(
+        &self,
+        item: FederatedItem,
+    ) -> Result<FederatedItem, isac_core::federation::ReceiveError> {
+        if self.removed.contains(&item.origin_hub) {
+            return Err(isac_core::federation::Refusal::RemovedHere(item.origin_hub).into());
+        }
+        Ok(item)
+    }
+
+    /// `None` for an item whose origin is the sender (the caller checks it
+    /// against the sender's directory); otherwise the verdict on a relayed
+    /// item: `may_accept_origin`, then the origin's directory (held, or
+    /// fetched from the sender with `GetOriginDirectories`, verified with
+    /// the key the sender lists, pinned with the rollback, freeze and
+    /// succession rules), then the author's signature and the crossing
+    /// rules against it.
+    async fn check(
+        &mut self,
+        state: &HubState,
+        hub: &str,
+        client: &mut pb::peering_client::PeeringClient<tonic::transport::Channel>,
+        sender: &KeyDirectory,
+        envelope: &isac_core::Envelope,
+        provenance: &[u8],
+    ) -> Result<Option<Result<FederatedItem, ReceiveError>>, String> {
+        let claimed = match Provenance::decode(provenance) {
+            Ok(p) => p,
+            Err(e) => return Ok(Some(Err(e.into()))),
+        };
+        let listed =
+            match may_accept_origin(&claimed, hub, &self.local, &sender.federated, &self.removed) {
+                Ok(None) => return Ok(None),
+                Ok(Some(listed)) => listed.clone(),
+                Err(refusal) => return Ok(Some(Err(refusal.into()))),
+            };
+        let origin = claimed.origin_hub.clone();
+        let lifetimes = &state.config.default_lifetime;
+        let verdict = |dir: &KeyDirectory| {
+            received_relayed(
+                envelope,
+                provenance,
+                dir,
+                hub,
+                &self.local,
+                state.now(),
+                lifetimes,
+            )
+        };
+        // A directory of this origin held already: this session's, a hub
+        // this hub follows itself, or one pinned through a peer under the
+        // same key.
+        if !self.origins.contains_key(&origin) {
+            if let Some(dir) = held_origin(state, &origin, &listed).await? {
+                self.origins
+                    .insert(origin.clone(), (listed.key_id.clone(), dir));
+            }
+        }
+        let held = self
+            .origins
+            .get(&origin)
+            .filter(|(key_id, _)| key_id == &listed.key_id)
+            .map(|(_, d)| d.clone());
+        if let Some(dir) = &held {
+            let got = verdict(dir);
+            if !matches!(got, Err(ReceiveError::Verify { .. })) {
+                return Ok(Some(got));
+            }
+        }
+        // Not held, or a key newer than the copy held: fetch it from the
+        // sender once for this item.
+        let Some(key) = listed.key() else {
+            return Ok(Some(Err(ReceiveError::Refused(
+                Refusal::OriginUnknownToSender {
+                    origin,
+                    sender: hub.to_owned(),
+                },
+            ))));
+        };
+        match fetch_origin(state, hub, client, &origin, &key, held.as_ref()).await {
+            Ok(dir) => {
+                let got = verdict(&dir);
+                self.origins.insert(origin, (listed.key_id.clone(), dir));
+                Ok(Some(got))
+            }
+            Err(e) => {
+                tracing::warn!(peer = %hub, origin = %origin, error = %e, "cannot pin the origin's directory through this peer");
+                match held {
+                    Some(dir) => Ok(Some(verdict(&dir))),
+                    None => Ok(Some(Err(ReceiveError::Refused(Refusal::Provenance(
+                        format!("no verified directory of origin `{origin}`: {e}"),
+                    ))))),
+                }
+            }
+        }
+    }
+}
+
+/// The hubs this hub suspended or removed as peers.
+async fn removed_here(state: &HubState) -> Result<Vec<String>, String> {
+    let members = state
+        .store
+        .list_members()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(crate::app::federation::removed_peers(&members))
+}
+
+/// The origin's directory this hub holds under the key the sender lists:
+/// its own pinned copy if it follows the origin itself, else one pinned
+/// through a peer with that key.
+async fn held_origin(
+    state: &HubState,
+    origin: &str,
+    listed: &isac_core::directory::FederatedOrigin,
+) -> Result<Option<KeyDirectory>, String> {
+    if let Some(link) = state
+        .store
+        .peer_link(origin)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        if let Some(json) = link.directory {
+            return Ok(isac_core::Envelope::from_json(&json)
+                .ok()
+                .as_ref()
+                .and_then(crate::app::federation::pinned_payload));
+        }
+    }
+    let rows = state
+        .store
+        .origin_directories()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .into_iter()
+        .find(|r| {
+            r.hub_id == origin
+                && FederatedOrigin::new(origin, &r.public_key)
+                    .is_ok_and(|o| o.key_id == listed.key_id)
+        })
+        .and_then(|r| isac_core::Envelope::from_json(&r.directory).ok())
+        .as_ref()
+        .and_then(crate::app::federation::pinned_payload))
+}
+
+/// Fetches `origin`'s directory from the peer (`GetOriginDirectories`),
+/// checks it with `key` (the one the peer's signed directory lists) against
+/// the copy held (rollback, freeze, succession) and pins it.
+async fn fetch_origin(
+    state: &HubState,
+    hub: &str,
+    client: &mut pb::peering_client::PeeringClient<tonic::transport::Channel>,
+    origin: &str,
+    key: &VerifyingKey,
+    held: Option<&KeyDirectory>,
+) -> Result<KeyDirectory, String> {
+    let got = client
+        .get_origin_directories(pb::GetFederatedDirectoriesRequest {})
+        .await
+        .map_err(|s| format!("GetOriginDirectories: {}", s.message()))?
+        .into_inner();
+    if got.directories.len() > isac_core::federation::MAX_PEERS {
+        return Err(format!(
+            "the peer sent {} origin directories (at most {})",
+            got.directories.len(),
+            isac_core::federation::MAX_PEERS
+        ));
+    }
+    let envelope: isac_core::Envelope = got
+        .directories
+        .into_iter()
+        .find(|d| d.hub_id == origin)
+        .and_then(|d| d.signed_directory)
+        .ok_or_else(|| format!("the peer holds no directory of origin `{origin}`"))?
+        .into();
+    let directory = check_peer_directory(&envelope, key, held, state.now())
+        .map_err(|e| format!("origin `{origin}`'s directory is refused: {e}"))?;
+    if held.is_none_or(|h| directory.version > h.version) {
+        state
+            .store
+            .pin_origin_directory(crate::store::OriginDirectoryRow {
+                hub_id: origin.to_owned(),
+                via_peer: hub.to_owned(),
+                public_key: key.spki_der().to_vec(),
+                directory: envelope.to_json(),
+                directory_version: directory.version,
+                retired: false,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(directory)
 }

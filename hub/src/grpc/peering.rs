@@ -16,7 +16,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::app::caller::peer_for_cert;
-use crate::app::federation::{current_peers, outgoing};
+use crate::app::federation::{
+    current_peers, outgoing, pinned_origin_directories, pinned_payload, relayed,
+};
 use crate::app::HubState;
 use crate::cursor::Purpose;
 use crate::error::ApiError;
@@ -64,6 +66,16 @@ impl pb::peering_server::Peering for PeeringService {
             signed_directory: Some(signed.into()),
             hub_id: self.state.config.hub_id.clone(),
         }))
+    }
+
+    async fn get_origin_directories(
+        &self,
+        req: Request<pb::GetFederatedDirectoriesRequest>,
+    ) -> Result<Response<pb::GetFederatedDirectoriesResponse>, Status> {
+        peer_of(&self.state, &req).await?;
+        Ok(Response::new(
+            crate::grpc::keys::federated_directories(&self.state.store).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all, fields(peer))]
@@ -144,15 +156,34 @@ async fn run_follow(
             // suspension or removal never reaches that peer.
             peer_for_cert(&state, &fingerprint).await?;
             let peers = current_peers(&state.store.list_members().await?);
+            let directory_version = directory_version(&state).await?;
+            // Origins' pinned directories, read once per page and only
+            // when the page holds a received row (relaying).
+            let mut origins = None;
             for row in page {
                 cursor = row.seq;
-                match outgoing(&hub_id, &row, &peer, &peers) {
+                let served = if row.provenance.is_some() {
+                    if origins.is_none() {
+                        origins = Some(
+                            pinned_origin_directories(&state.store)
+                                .await?
+                                .iter()
+                                .filter_map(|(hub, env)| Some((hub.clone(), pinned_payload(env)?)))
+                                .collect(),
+                        );
+                    }
+                    relayed(&hub_id, &row, &peer, origins.as_ref().expect("just read"))
+                } else {
+                    outgoing(&hub_id, &row, &peer, &peers)
+                };
+                match served {
                     Ok(item) => {
                         let event = pb::PeerEvent {
                             event: Some(pb::peer_event::Event::Item(pb::PeerItem {
                                 envelope: Some(item.envelope.into()),
                                 provenance: item.provenance,
                                 cursor: seal(cursor),
+                                directory_version,
                             })),
                         };
                         if tx.send(Ok(event)).await.is_err() {
@@ -166,6 +197,7 @@ async fn run_follow(
         let caught_up = pb::PeerEvent {
             event: Some(pb::peer_event::Event::CaughtUp(pb::PeerCaughtUp {
                 cursor: seal(cursor),
+                directory_version: directory_version(&state).await?,
             })),
         };
         if tx.send(Ok(caught_up)).await.is_err() {
@@ -197,4 +229,11 @@ async fn run_follow(
             }
         }
     }
+}
+
+/// The version of this hub's current signed directory (re-signed first if
+/// the membership moved), which every event carries.
+async fn directory_version(state: &HubState) -> Result<u64, ApiError> {
+    let signed = state.directory.current().await?;
+    Ok(pinned_payload(&signed).map(|d| d.version).unwrap_or(0))
 }

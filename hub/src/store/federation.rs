@@ -2,7 +2,7 @@
 
 use isac_core::membership::StatusChange;
 
-use super::fed_types::{FederatedItem, PeerLinkRow};
+use super::fed_types::{FederatedItem, OriginDirectoryRow, PeerLinkRow};
 use super::{Backend, Store, StoreError};
 
 impl Store {
@@ -53,6 +53,19 @@ impl Store {
         cursor: Vec<u8>,
     ) -> Result<u64, StoreError> {
         dispatch!(self.receive_from_peer(hub_id, items, cursor))
+    }
+
+    /// Origin directories pinned for relayed items and retired links, by
+    /// hub id.
+    pub async fn origin_directories(&self) -> Result<Vec<OriginDirectoryRow>, StoreError> {
+        dispatch!(self.origin_directories())
+    }
+
+    /// Pins an origin's verified directory: a new origin, a newer version,
+    /// or a new key the sender lists for it (never a lower version under
+    /// the same key).
+    pub async fn pin_origin_directory(&self, row: OriginDirectoryRow) -> Result<(), StoreError> {
+        dispatch!(self.pin_origin_directory(row))
     }
 
     pub async fn federated_items(

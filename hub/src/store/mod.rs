@@ -265,7 +265,7 @@ mod fed_types;
 mod federation;
 mod postgres_fed;
 mod sqlite_fed;
-pub use fed_types::{FederatedItem, PeerLinkRow};
+pub use fed_types::{FederatedItem, OriginDirectoryRow, PeerLinkRow};
 
 /// A cheap, cloneable handle to the store.
 #[derive(Clone)]

@@ -35,7 +35,7 @@ use super::{
 
 /// The PostgreSQL schema this hub writes (its own numbering, not SQLite's
 /// `user_version`: version 1 holds everything SQLite schema 9 holds).
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// `pg_advisory_xact_lock` key for migrations: "isachub" in ASCII.
 const MIGRATION_LOCK: i64 = 0x0069_7361_6368_7562;
@@ -203,6 +203,11 @@ async fn migrate_locked(c: &Conn) -> Result<(), StoreError> {
         // Federation into the order (SQLite schema 12): see `postgres_fed.rs`.
         c.batch_execute(super::postgres_fed::SCHEMA_4).await?;
         c.execute("UPDATE hub_schema SET version = 4", &[]).await?;
+    }
+    if version < 5 {
+        // Relaying through a third hub (SQLite schema 13): see `postgres_fed.rs`.
+        c.batch_execute(super::postgres_fed::SCHEMA_5).await?;
+        c.execute("UPDATE hub_schema SET version = 5", &[]).await?;
     }
     Ok(())
 }

@@ -1052,6 +1052,19 @@ impl PgStore {
         write_tx!(self, |c| postgres_fed::add_peer_link(c, &link, actor))
     }
 
+    pub(super) async fn origin_directories(
+        &self,
+    ) -> Result<Vec<super::OriginDirectoryRow>, StoreError> {
+        read!(self, |c| postgres_fed::origin_directories(c))
+    }
+
+    pub(super) async fn pin_origin_directory(
+        &self,
+        row: super::OriginDirectoryRow,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c| postgres_fed::pin_origin_directory(c, &row))
+    }
+
     pub(super) async fn peer_links(&self) -> Result<Vec<PeerLinkRow>, StoreError> {
         read!(self, |c| postgres_fed::peer_links(c))
     }

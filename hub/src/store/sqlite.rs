@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 12;
+const SCHEMA_VERSION: i64 = 13;
 
 // === whole-database operations (backup, restore) ===
 
@@ -358,6 +358,10 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
     if version < 12 {
         // Federation into the order (issue 20): see `sqlite_fed.rs`.
         super::sqlite_fed::migrate_12(conn)?;
+    }
+    if version < 13 {
+        // Relaying through a third hub (issue 20): see `sqlite_fed.rs`.
+        super::sqlite_fed::migrate_13(conn)?;
     }
     Ok(())
 }
@@ -2323,7 +2327,7 @@ mod log_migration_tests {
         // a gap in `seq` where a statement was pruned.
         conn.execute_batch(
             "DROP TABLE log_leaves; DROP TABLE log_nodes; DROP TABLE log_checkpoints; DROP TABLE log_cosignatures;
-             DROP TABLE peer_links; DROP TABLE federated_items;
+             DROP TABLE peer_links; DROP TABLE federated_items; DROP TABLE origin_directories;
              ALTER TABLE statements DROP COLUMN provenance;
              DELETE FROM statements WHERE seq = 4;
              PRAGMA user_version = 8;",

@@ -831,6 +831,20 @@ impl SqliteStore {
             .await
     }
 
+    pub(super) async fn origin_directories(
+        &self,
+    ) -> Result<Vec<super::OriginDirectoryRow>, StoreError> {
+        self.read(sqlite_fed::origin_directories).await
+    }
+
+    pub(super) async fn pin_origin_directory(
+        &self,
+        row: super::OriginDirectoryRow,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| sqlite_fed::pin_origin_directory(c, &row))
+            .await
+    }
+
     pub(super) async fn peer_links(&self) -> Result<Vec<PeerLinkRow>, StoreError> {
         self.read(sqlite_fed::peer_links).await
     }

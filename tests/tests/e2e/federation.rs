@@ -68,12 +68,13 @@ async fn no_forward_crosses_the_hub_signed_and_stops_at_the_hub_boundary() {
     assert_eq!(got.provenance.hub_path, ["hub-a", "hub-b"]);
     // Once hub-a drops hub-b, nothing of hub-a's is taken, not via hub-c.
     dir_a.peers = vec!["hub-c".into()];
+    dir_a.removed_peers = vec!["hub-b".into()];
     let via_c = Provenance::at_origin("hub-a", None)
         .held_by("hub-c")
         .canonical_bytes();
     assert!(matches!(
         verify_forwarded(&envelope(&away.id), &via_c, &dir_a, "hub-c", "hub-b").unwrap_err(),
-        ReceiveError::Refused(Refusal::OriginDoesNotPeer { .. })
+        ReceiveError::Refused(Refusal::OriginRemoved { .. })
     ));
 }
 
@@ -112,6 +113,26 @@ pub(crate) async fn peer(follower: &TestHub, origin: &TestHub) {
     )
     .await
     .unwrap();
+}
+
+/// `x` and `y` follow each other (`peer` both ways).
+pub(crate) async fn peer_both(x: &TestHub, y: &TestHub) {
+    peer(x, y).await;
+    peer(y, x).await;
+}
+
+/// Three hubs `hub-a`, `hub-b`, `hub-c` under `dir`, with `links` (pairs
+/// of indices) peered both ways: `[(0, 1), (1, 2)]` is a line, adding
+/// `(0, 2)` a triangle.
+pub(crate) async fn three_hubs(dir: &Path, links: &[(usize, usize)]) -> Vec<TestHub> {
+    let mut hubs = Vec::new();
+    for id in ["hub-a", "hub-b", "hub-c"] {
+        hubs.push(named_hub(&dir.join(id), id).await);
+    }
+    for &(x, y) in links {
+        peer_both(&hubs[x], &hubs[y]).await;
+    }
+    hubs
 }
 
 pub(crate) async fn received(hub: &TestHub) -> Vec<FederatedItem> {

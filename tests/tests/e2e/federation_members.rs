@@ -15,7 +15,12 @@ use serde_json::Value;
 
 use super::federation::{named_hub, peer, wait_for};
 
-fn draft(domain: &str, tlp: &str, audience: &[&str], no_forward: bool) -> IndicatorDraft {
+pub(crate) fn draft(
+    domain: &str,
+    tlp: &str,
+    audience: &[&str],
+    no_forward: bool,
+) -> IndicatorDraft {
     IndicatorDraft {
         domain: Some(domain.into()),
         tlp: Some(tlp.into()),
@@ -26,7 +31,7 @@ fn draft(domain: &str, tlp: &str, audience: &[&str], no_forward: bool) -> Indica
     }
 }
 
-fn lines(jsonl: &Path) -> Vec<Value> {
+pub(crate) fn lines(jsonl: &Path) -> Vec<Value> {
     std::fs::read_to_string(jsonl)
         .unwrap_or_default()
         .lines()
@@ -35,13 +40,13 @@ fn lines(jsonl: &Path) -> Vec<Value> {
 }
 
 /// The JSONL records about statement `id` (its own lines, not retractions of it).
-fn records<'a>(all: &'a [Value], id: &str) -> Vec<&'a Value> {
+pub(crate) fn records<'a>(all: &'a [Value], id: &str) -> Vec<&'a Value> {
     all.iter().filter(|r| r["id"] == id).collect()
 }
 
 /// Syncs `agent` until its JSONL holds a line for each of `ids` (the hub
 /// puts a forwarded item in its order as the follower stores it).
-async fn sync_until(agent: &Agent, sinks: &mut Sinks, jsonl: &Path, ids: &[&str]) {
+pub(crate) async fn sync_until(agent: &Agent, sinks: &mut Sinks, jsonl: &Path, ids: &[&str]) {
     for _ in 0..600 {
         agent.sync(false, sinks).await.unwrap();
         let got = lines(jsonl);
@@ -53,7 +58,7 @@ async fn sync_until(agent: &Agent, sinks: &mut Sinks, jsonl: &Path, ids: &[&str]
     panic!("{ids:?} never reached {}", jsonl.display());
 }
 
-fn holds(agent: &Agent, id: &str) -> bool {
+pub(crate) fn holds(agent: &Agent, id: &str) -> bool {
     agent.store.lock().unwrap().show(id).unwrap().is_some()
 }
 

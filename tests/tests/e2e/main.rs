@@ -21,6 +21,7 @@ mod failover;
 mod federation;
 mod federation_members;
 mod federation_peers;
+mod federation_relay;
 mod fuzz_importers;
 mod hardening;
 mod hostile;
