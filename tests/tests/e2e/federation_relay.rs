@@ -10,8 +10,9 @@ use std::path::Path;
 
 use isac_core::directory::{FederatedOrigin, KeyDirectory};
 use isac_core::federation::Provenance;
+use isac_core::membership::StatusChange;
 use isac_e2e::*;
-use member_agent::publish::{publish, retract};
+use member_agent::publish::{publish, publish_envelope, retract};
 use member_agent::{Agent, Sinks};
 
 use super::federation::{received, three_hubs, wait_for};
@@ -155,4 +156,215 @@ async fn a_line_relays_clear_and_green_through_the_middle_hub_once_verified_to_t
         .unwrap()
         .unwrap();
     assert_eq!(held.status, "retracted");
+}
+
+/// Revision 2 of `id` (alice's, by `agent`), with a new title, published.
+async fn revise(agent: &Agent, id: &str, domain: &str) -> String {
+    let mut statement = draft(domain, "green", &[], false)
+        .into_statement(
+            "alice-bank",
+            isac_core::time::format_rfc3339(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64,
+            ),
+        )
+        .unwrap();
+    statement.id = id.parse().unwrap();
+    statement.revision = 2;
+    let envelope = agent.loaded.signing_key.sign_statement(&statement).unwrap();
+    publish_envelope(agent, envelope).await.unwrap();
+    statement.title().to_owned()
+}
+
+/// Waits until `hub` holds revision `revision` of `id` from a peer.
+async fn wait_for_revision(hub: &TestHub, id: &str, revision: u32) {
+    for _ in 0..1200 {
+        if received(hub)
+            .await
+            .iter()
+            .any(|i| i.id == id && i.revision == revision)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{} never received {id} revision {revision}",
+        hub.config.hub_id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_triangle_delivers_each_item_revision_and_retraction_once_to_every_hubs_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let hubs = three_hubs(dir.path(), &[(0, 1), (1, 2), (0, 2)]).await;
+    let alice = enrolled_agent(&hubs[0], "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hubs[1], "bob-bank", &dir.path().join("bob")).await;
+    let carol = enrolled_agent(&hubs[2], "carol-bank", &dir.path().join("carol")).await;
+
+    let clear = publish(&alice, draft("clear.example", "clear", &[], false))
+        .await
+        .unwrap();
+    let green = publish(&alice, draft("green.example", "green", &[], false))
+        .await
+        .unwrap();
+    let from_c = publish(&carol, draft("from-c.example", "green", &[], false))
+        .await
+        .unwrap();
+    for h in [&hubs[1], &hubs[2]] {
+        wait_for(h, &clear.id).await;
+        wait_for(h, &green.id).await;
+    }
+    wait_for(&hubs[0], &from_c.id).await;
+    wait_for(&hubs[1], &from_c.id).await;
+
+    // Each hub's members: each item once, verified to its author.
+    let sinks_of = |name: &str| {
+        let path = dir.path().join(format!("{name}.jsonl"));
+        (Sinks::jsonl(Some(&path)).unwrap(), path)
+    };
+    let (mut bob_sinks, bob_jsonl) = sinks_of("bob");
+    let (mut carol_sinks, carol_jsonl) = sinks_of("carol");
+    let (mut alice_sinks, alice_jsonl) = sinks_of("alice");
+    for (agent, sinks, jsonl) in [
+        (&bob, &mut bob_sinks, &bob_jsonl),
+        (&carol, &mut carol_sinks, &carol_jsonl),
+    ] {
+        sync_until(agent, sinks, jsonl, &[&clear.id, &green.id]).await;
+        delivered_once(jsonl, &clear.id, "alice-bank", "hub-a");
+        delivered_once(jsonl, &green.id, "alice-bank", "hub-a");
+    }
+    sync_until(&alice, &mut alice_sinks, &alice_jsonl, &[&from_c.id]).await;
+    delivered_once(&alice_jsonl, &from_c.id, "carol-bank", "hub-c");
+    sync_until(&bob, &mut bob_sinks, &bob_jsonl, &[&from_c.id]).await;
+    delivered_once(&bob_jsonl, &from_c.id, "carol-bank", "hub-c");
+
+    // A revision at hub-a reaches both other hubs and their members' sinks.
+    let title = revise(&alice, &green.id, "green-v2.example").await;
+    for h in [&hubs[1], &hubs[2]] {
+        wait_for_revision(h, &green.id, 2).await;
+    }
+    for (agent, sinks, jsonl) in [
+        (&bob, &mut bob_sinks, &bob_jsonl),
+        (&carol, &mut carol_sinks, &carol_jsonl),
+    ] {
+        for _ in 0..600 {
+            agent.sync(false, sinks).await.unwrap();
+            if lines(jsonl)
+                .iter()
+                .any(|r| r["id"] == green.id.as_str() && r["revision"] == 2)
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let got = lines(jsonl);
+        let revs: Vec<&serde_json::Value> = got
+            .iter()
+            .filter(|r| r["id"] == green.id.as_str() && r["revision"] == 2)
+            .collect();
+        assert_eq!(revs.len(), 1, "revision 2 once: {revs:?}");
+        assert_eq!(revs[0]["title"], title.as_str());
+        assert_eq!(revs[0]["signature"]["status"], "verified");
+    }
+
+    // A retraction at hub-a reaches every hub and every member's sink.
+    alice.sync(false, &mut alice_sinks).await.unwrap();
+    let retraction = retract(&alice, &clear.id, "false positive").await.unwrap();
+    for (agent, sinks, jsonl) in [
+        (&bob, &mut bob_sinks, &bob_jsonl),
+        (&carol, &mut carol_sinks, &carol_jsonl),
+    ] {
+        sync_until(agent, sinks, jsonl, &[&retraction.id]).await;
+        let r = delivered_once(jsonl, &retraction.id, "alice-bank", "hub-a");
+        assert_eq!(r["action"], "retract", "{r}");
+        let (held, _, _) = agent
+            .store
+            .lock()
+            .unwrap()
+            .show(&clear.id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(held.status, "retracted");
+    }
+    // Every hub holds each (origin, id, revision) once, whichever way it
+    // came first.
+    for h in &hubs {
+        let got = received(h).await;
+        let mut keys: Vec<(String, String, u32)> = got
+            .iter()
+            .map(|i| (i.origin_hub.clone(), i.id.clone(), i.revision))
+            .collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "{}: a key twice", h.config.hub_id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_removed_at_the_origin_gets_nothing_more_neither_directly_nor_through_the_third() {
+    let dir = tempfile::tempdir().unwrap();
+    let hubs = three_hubs(dir.path(), &[(0, 1), (1, 2), (0, 2)]).await;
+    let (a, b, c) = (&hubs[0], &hubs[1], &hubs[2]);
+    let alice = enrolled_agent(a, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(b, "bob-bank", &dir.path().join("bob")).await;
+    let carol = enrolled_agent(c, "carol-bank", &dir.path().join("carol")).await;
+    let before = publish(&alice, draft("before.example", "green", &[], false))
+        .await
+        .unwrap();
+    wait_for(c, &before.id).await;
+
+    // hub-a removes hub-c (`hub peer remove hub-c` at hub-a: both
+    // directions there). hub-a's signed directory now lists hub-c under
+    // `removed_peers`.
+    a.admin_store
+        .set_peer_status("hub-c", StatusChange::Remove, "operator", a.clock.now())
+        .await
+        .unwrap();
+    let after = publish(&alice, draft("after.example", "green", &[], false))
+        .await
+        .unwrap();
+    wait_for(b, &after.id).await;
+    let link = b.admin_store.peer_link("hub-a").await.unwrap().unwrap();
+    let pinned = isac_core::Envelope::from_json(link.directory.as_deref().unwrap()).unwrap();
+    let dir_a: KeyDirectory = serde_json::from_slice(&pinned.payload).unwrap();
+    assert_eq!(
+        dir_a.removed_peers,
+        ["hub-c"],
+        "hub-b holds hub-a's new directory"
+    );
+
+    // hub-b's own next item reaches hub-c, so hub-b's stream to hub-c went
+    // past `after` (hub-b's order holds it first): it was not relayed.
+    let marker = publish(&bob, draft("marker.example", "green", &[], false))
+        .await
+        .unwrap();
+    wait_for(c, &marker.id).await;
+    assert!(
+        !received(c).await.iter().any(|i| i.id == after.id),
+        "hub-c got hub-a's item after removal"
+    );
+    let jsonl = dir.path().join("carol.jsonl");
+    let mut sinks = Sinks::jsonl(Some(&jsonl)).unwrap();
+    sync_until(&carol, &mut sinks, &jsonl, &[&before.id, &marker.id]).await;
+    assert!(records(&lines(&jsonl), &after.id).is_empty());
+    assert!(!holds(&carol, &after.id));
+
+    // The other direction: hub-c's items no longer reach hub-a, also not
+    // through hub-b (hub-a refuses an origin it removed).
+    let from_c = publish(&carol, draft("from-c.example", "green", &[], false))
+        .await
+        .unwrap();
+    wait_for(b, &from_c.id).await;
+    let marker2 = publish(&bob, draft("marker2.example", "green", &[], false))
+        .await
+        .unwrap();
+    wait_for(a, &marker2.id).await;
+    assert!(
+        !received(a).await.iter().any(|i| i.id == from_c.id),
+        "hub-a took an item of the hub it removed"
+    );
 }
