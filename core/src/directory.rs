@@ -68,6 +68,12 @@ pub struct FederatedOrigin {
     pub key_id: String,
     /// The origin's directory signing key: SubjectPublicKeyInfo (DER), base64.
     pub public_key: String,
+    /// This hub no longer takes items from the origin, but items it took
+    /// remain in its order: members verify them against the origin's last
+    /// directory this hub pinned, which is no longer re-signed, so its
+    /// expiry does not apply (`retired_origin_now`). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
 }
 
 impl FederatedOrigin {
@@ -78,7 +84,20 @@ impl FederatedOrigin {
             hub_id: hub_id.to_owned(),
             key_id: key.key_id(),
             public_key: encode_public_key(spki_der),
+            retired: false,
         })
+    }
+
+    /// The instant to check this origin's directory at: `now`, or for a
+    /// retired origin a time before any expiry (its last pinned directory
+    /// stays usable for the items that remain; rollback, signer and
+    /// succession still hold).
+    pub fn directory_check_time(&self, now: UnixSeconds) -> UnixSeconds {
+        if self.retired {
+            i64::MIN / 2
+        } else {
+            now
+        }
     }
 
     /// The origin's directory key, if the entry is well formed (its id is
@@ -536,6 +555,17 @@ mod tests {
         assert_eq!(got, ok);
         assert_eq!(got.federated_origin("hub-b"), Some(&b));
         assert_eq!(got.federated_origin("hub-c"), None);
+        // Retired: signed, absent when false, and no expiry applies.
+        assert!(!serde_json::to_string(&a).unwrap().contains("retired"));
+        let retired = FederatedOrigin {
+            retired: true,
+            ..b.clone()
+        };
+        let with_retired = with(vec![a.clone(), retired.clone()]);
+        let got = verify_directory(&signed(&hub, &with_retired), &hub_pub, None, NOW).unwrap();
+        assert!(got.federated_origin("hub-b").unwrap().retired);
+        assert_eq!(retired.directory_check_time(NOW), i64::MIN / 2);
+        assert_eq!(a.directory_check_time(NOW), NOW);
         let wrong_id = FederatedOrigin {
             key_id: kb.key_id(),
             ..a.clone()

@@ -105,7 +105,10 @@ impl DirectorySigner {
         // at `hub peer add`. A followed hub's own key comes first and wins.
         for row in self.store.origin_directories().await? {
             match FederatedOrigin::new(&row.hub_id, &row.public_key) {
-                Ok(o) => origins.push(o),
+                Ok(o) => origins.push(FederatedOrigin {
+                    retired: row.retired,
+                    ..o
+                }),
                 Err(e) => tracing::warn!(origin = %row.hub_id, error = %e,
                     "a pinned origin's directory key is unreadable"),
             }

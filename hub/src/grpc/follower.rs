@@ -159,6 +159,11 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or("no longer followed")?;
+    state
+        .store
+        .pin_peer_directory_key(hub, pinned.spki_der().to_vec())
+        .await
+        .map_err(|e| e.to_string())?;
     // What was pinned before holds across restarts: no rollback.
     let held = link
         .directory

@@ -44,6 +44,7 @@ pub const TABLES: &[&str] = &[
     "log_cosignatures",
     "peer_links",
     "federated_items",
+    "origin_directories",
 ];
 
 /// One table's verification: what the source held and what the target

@@ -34,6 +34,16 @@ impl Store {
         dispatch!(self.set_peer_status(hub_id, change, actor, now))
     }
 
+    /// Records the key `hub_id`'s directory is pinned with, so its last
+    /// directory can be kept (retired) when the link is removed.
+    pub async fn pin_peer_directory_key(
+        &self,
+        hub_id: &str,
+        key: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.pin_peer_directory_key(hub_id, key))
+    }
+
     /// Pins a peer's verified directory (never below the version held).
     pub async fn pin_peer_directory(
         &self,

@@ -55,6 +55,7 @@ CREATE TABLE origin_directories (
     directory_version BIGINT NOT NULL,
     retired           BOOLEAN NOT NULL DEFAULT FALSE
 );
+ALTER TABLE peer_links ADD COLUMN directory_key BYTEA;
 ";
 
 pub(super) async fn origin_directories(c: &Conn) -> Result<Vec<OriginDirectoryRow>, StoreError> {
@@ -240,8 +241,18 @@ pub(super) async fn set_peer_status(
         return Ok(Some(link));
     };
     if status == MemberStatus::Removed {
+        // As in `sqlite_fed::set_peer_status`: the last directory retired.
+        c.execute(
+            "INSERT INTO origin_directories (hub_id, via_peer, public_key, directory, directory_version, retired)
+             SELECT hub_id, hub_id, directory_key, directory, directory_version, TRUE FROM peer_links
+             WHERE hub_id = $1 AND directory IS NOT NULL AND directory_key IS NOT NULL
+             ON CONFLICT (hub_id) DO NOTHING",
+            &[&hub_id],
+        )
+        .await?;
         c.execute("DELETE FROM peer_links WHERE hub_id = $1", &[&hub_id])
             .await?;
+        super::postgres::bump_epoch(c).await?;
     } else {
         c.execute(
             "UPDATE peer_links SET status = $2 WHERE hub_id = $1",
@@ -259,6 +270,20 @@ pub(super) async fn set_peer_status(
     )
     .await?;
     Ok(Some(PeerLinkRow { status, ..link }))
+}
+
+/// As `sqlite_fed::pin_peer_directory_key`.
+pub(super) async fn pin_peer_directory_key(
+    c: &Conn,
+    hub_id: &str,
+    key: &[u8],
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE peer_links SET directory_key = $2 WHERE hub_id = $1",
+        &[&hub_id, &key],
+    )
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn pin_peer_directory(

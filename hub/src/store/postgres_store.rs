@@ -1085,6 +1085,16 @@ impl PgStore {
         ))
     }
 
+    pub(super) async fn pin_peer_directory_key(
+        &self,
+        hub_id: &str,
+        key: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c| postgres_fed::pin_peer_directory_key(
+            c, hub_id, &key
+        ))
+    }
+
     pub(super) async fn pin_peer_directory(
         &self,
         hub_id: &str,

@@ -74,6 +74,7 @@ pub(super) fn migrate_13(conn: &Connection) -> Result<(), StoreError> {
             directory_version INTEGER NOT NULL,
             retired           INTEGER NOT NULL DEFAULT 0
         );
+        ALTER TABLE peer_links ADD COLUMN directory_key BLOB;
         PRAGMA user_version = 13;",
     )?;
     Ok(())
@@ -264,7 +265,18 @@ pub(super) fn set_peer_status(
         return Ok(Some(link));
     };
     if status == MemberStatus::Removed {
+        // Its items stay in the order: its last pinned directory stays
+        // too, retired, so members can still verify them (unless another
+        // peer relays that origin, whose copy is kept).
+        conn.execute(
+            "INSERT INTO origin_directories (hub_id, via_peer, public_key, directory, directory_version, retired)
+             SELECT hub_id, hub_id, directory_key, directory, directory_version, 1 FROM peer_links
+             WHERE hub_id = ?1 AND directory IS NOT NULL AND directory_key IS NOT NULL
+             ON CONFLICT (hub_id) DO NOTHING",
+            [hub_id],
+        )?;
         conn.execute("DELETE FROM peer_links WHERE hub_id = ?1", [hub_id])?;
+        super::sqlite::bump_epoch(conn)?;
     } else {
         conn.execute(
             "UPDATE peer_links SET status = ?2 WHERE hub_id = ?1",
@@ -280,6 +292,20 @@ pub(super) fn set_peer_status(
         &format!("{} -> {status}", link.status),
     )?;
     Ok(Some(PeerLinkRow { status, ..link }))
+}
+
+/// Records the key the peer's directory is pinned with (`hub peer add`),
+/// kept so the last directory can be retired on removal.
+pub(super) fn pin_peer_directory_key(
+    conn: &Connection,
+    hub_id: &str,
+    key: &[u8],
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE peer_links SET directory_key = ?2 WHERE hub_id = ?1",
+        params![hub_id, key],
+    )?;
+    Ok(())
 }
 
 /// Pins a newer verified directory of the peer (the caller checked it

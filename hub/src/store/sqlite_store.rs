@@ -866,6 +866,16 @@ impl SqliteStore {
             .await
     }
 
+    pub(super) async fn pin_peer_directory_key(
+        &self,
+        hub_id: &str,
+        key: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let hub_id = hub_id.to_owned();
+        self.write(move |c| sqlite_fed::pin_peer_directory_key(c, &hub_id, &key))
+            .await
+    }
+
     pub(super) async fn pin_peer_directory(
         &self,
         hub_id: &str,

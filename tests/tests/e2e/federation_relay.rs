@@ -368,3 +368,49 @@ async fn a_hub_removed_at_the_origin_gets_nothing_more_neither_directly_nor_thro
         "hub-a took an item of the hub it removed"
     );
 }
+
+/// A removed link's items stay in the order; its last pinned directory
+/// stays too, listed as retired, so an agent that first syncs after the
+/// removal verifies them instead of stalling on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_syncs_past_the_items_of_a_removed_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let hubs = three_hubs(dir.path(), &[(0, 1)]).await;
+    let (a, b) = (&hubs[0], &hubs[1]);
+    let alice = enrolled_agent(a, "alice-bank", &dir.path().join("alice")).await;
+    let green = publish(&alice, draft("green.example", "green", &[], false))
+        .await
+        .unwrap();
+    wait_for(b, &green.id).await;
+
+    // `hub peer remove hub-a` at hub-b.
+    b.admin_store
+        .set_peer_status("hub-a", StatusChange::Remove, "operator", b.clock.now())
+        .await
+        .unwrap();
+    assert!(b.admin_store.peer_link("hub-a").await.unwrap().is_none());
+    let retired = b.admin_store.origin_directories().await.unwrap();
+    assert_eq!(retired.len(), 1, "{retired:?}");
+    assert!(retired[0].retired && retired[0].hub_id == "hub-a");
+
+    // A member enrolled after the removal, and a local item after it.
+    let dave = enrolled_agent(b, "dave-energy", &dir.path().join("dave")).await;
+    let local = publish(&dave, draft("local.example", "green", &[], false))
+        .await
+        .unwrap();
+    let dir_b = hub_directory(&dave).await;
+    let listed = dir_b
+        .federated_origin("hub-a")
+        .expect("the retired origin stays listed");
+    assert!(listed.retired);
+    assert_eq!(listed.key_id, directory_key_of(b, "hub-a").key_id);
+    let jsonl = dir.path().join("dave.jsonl");
+    let mut sinks = Sinks::jsonl(Some(&jsonl)).unwrap();
+    dave.sync(false, &mut sinks).await.unwrap();
+    let r = delivered_once(&jsonl, &green.id, "alice-bank", "hub-a");
+    assert_eq!(
+        r["provenance"]["hub_path"],
+        serde_json::json!(["hub-a", "hub-b"])
+    );
+    assert_eq!(records(&lines(&jsonl), &local.id).len(), 1);
+}
