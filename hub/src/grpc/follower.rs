@@ -34,6 +34,40 @@ const BATCH: usize = 256;
 /// expired, and this hub's agents then refused every item from that
 /// origin until something else forced a refresh.
 const DIRECTORY_REFRESH: Duration = Duration::from_secs(300);
+/// Fewest seconds between two fetches a peer's items can trigger (an item
+/// that fails verification, a directory version announced but not
+/// served): a hostile peer cannot make this hub fetch endlessly.
+const REFETCH_EVERY: Duration = Duration::from_secs(10);
+
+/// At most one refetch per `every`. Kept per peer (and per origin relayed
+/// through it) across sessions, so reconnecting does not reset it.
+#[derive(Debug, Default)]
+struct RefetchGate {
+    last: Option<std::time::Instant>,
+}
+
+impl RefetchGate {
+    fn allow(&mut self, now: std::time::Instant, every: Duration) -> bool {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < every => false,
+            _ => {
+                self.last = Some(now);
+                true
+            }
+        }
+    }
+}
+
+/// A peer's refetch gates: its own directory, each origin's, and whether
+/// it announced a directory version it then did not serve (from then on
+/// its announcements are gated too).
+#[derive(Debug, Default)]
+struct Gates {
+    peer: RefetchGate,
+    origins: HashMap<String, RefetchGate>,
+    lied: bool,
+}
+
 /// Largest cursor taken from a peer (this hub's own sealed cursors are
 /// under 100 bytes). A longer one ends the session: nothing from it is
 /// stored and the stored cursor stays.
@@ -92,8 +126,9 @@ pub async fn run_followers(state: HubState) {
 /// 30 s; back to the start after a session that got anywhere).
 async fn follow(state: HubState, hub: String) {
     let mut wait = Duration::from_millis(500);
+    let mut gates = Gates::default();
     loop {
-        match session(&state, &hub).await {
+        match session(&state, &hub, &mut gates).await {
             Ok(()) => wait = Duration::from_millis(500),
             Err(e) => {
                 tracing::warn!(peer = %hub, error = %e, retry_in_ms = wait.as_millis() as u64, "peer stream ended");
@@ -139,7 +174,7 @@ async fn refresh_directory(
     Ok(directory)
 }
 
-async fn session(state: &HubState, hub: &str) -> Result<(), String> {
+async fn session(state: &HubState, hub: &str, gates: &mut Gates) -> Result<(), String> {
     let dir = peer_dir(&state.config.data_dir, hub);
     let creds = Credentials::load(&dir).map_err(|e| e.to_string())?;
     let pinned = std::fs::read(dir.join("hub-directory.pub"))
@@ -217,15 +252,30 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                 let next = bounded_cursor(next)?;
                 if directory_version > announced {
                     announced = directory_version;
-                    directory =
-                        refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
-                            .await?;
+                    if !gates.lied || gates.peer.allow(std::time::Instant::now(), REFETCH_EVERY) {
+                        directory =
+                            refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
+                                .await?;
+                        if directory.version < directory_version {
+                            tracing::warn!(peer = %hub, announced = directory_version, served = directory.version,
+                                "the peer announced a directory version it does not serve; its announcements are rate-limited now");
+                            gates.lied = true;
+                        }
+                    }
                 }
                 let envelope: isac_core::Envelope = envelope.unwrap_or_default().into();
                 let lifetimes = &state.config.default_lifetime;
                 relay.refresh_if_moved(state).await?;
                 let mut got = match relay
-                    .check(state, hub, &mut client, &directory, &envelope, &provenance)
+                    .check(
+                        state,
+                        hub,
+                        &mut client,
+                        &directory,
+                        &envelope,
+                        &provenance,
+                        gates,
+                    )
                     .await?
                 {
                     Some(got) => got,
@@ -240,10 +290,15 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                     )
                     .and_then(|item| relay.still_allowed(item)),
                 };
-                if relay.direct(&provenance)
-                    && matches!(got, Err(isac_core::federation::ReceiveError::Verify { .. }))
-                {
-                    // A key newer than the pinned directory: refresh once.
+                if relay.direct(&provenance) && unknown_key(&got) {
+                    // A key newer than the pinned directory: refresh, at
+                    // most once per REFETCH_EVERY (a peer sending items
+                    // that never verify cannot make this hub fetch on).
+                    // Sooner, the session ends unstored and resumes after
+                    // the backoff, so no item is lost to the limit.
+                    if !gates.peer.allow(std::time::Instant::now(), REFETCH_EVERY) {
+                        return Err(rate_limited(hub));
+                    }
                     directory =
                         refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
                             .await?;
@@ -255,7 +310,8 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                         &local,
                         state.now(),
                         lifetimes,
-                    );
+                    )
+                    .and_then(|item| relay.still_allowed(item));
                 }
                 match got {
                     Ok(item) => batch.push(item),
@@ -365,6 +421,7 @@ impl Relay {
         sender: &KeyDirectory,
         envelope: &isac_core::Envelope,
         provenance: &[u8],
+        gates: &mut Gates,
     ) -> Result<Option<Result<FederatedItem, ReceiveError>>, String> {
         let claimed = match Provenance::decode(provenance) {
             Ok(p) => p,
@@ -405,12 +462,22 @@ impl Relay {
             .map(|(_, d)| d.clone());
         if let Some(dir) = &held {
             let got = verdict(dir);
-            if !matches!(got, Err(ReceiveError::Verify { .. })) {
+            if !unknown_key(&got) {
                 return Ok(Some(got));
             }
         }
         // Not held, or a key newer than the copy held: fetch it from the
-        // sender once for this item.
+        // sender, at most once per REFETCH_EVERY for this origin.
+        let allowed = gates
+            .origins
+            .entry(origin.clone())
+            .or_default()
+            .allow(std::time::Instant::now(), REFETCH_EVERY);
+        if !allowed {
+            // As for the peer's own directory: the session ends unstored
+            // and this item comes again after the backoff.
+            return Err(rate_limited(hub));
+        }
         let Some(key) = listed.key() else {
             return Ok(Some(Err(ReceiveError::Refused(
                 Refusal::OriginUnknownToSender {
@@ -436,6 +503,26 @@ impl Relay {
             }
         }
     }
+}
+
+/// Only a key the pinned directory does not list yet can be helped by
+/// fetching it again (a member enrolled or rotated since); a bad
+/// signature, a mis-attributed or a revoked key cannot.
+fn unknown_key<T>(got: &Result<T, ReceiveError>) -> bool {
+    matches!(
+        got,
+        Err(ReceiveError::Verify {
+            error: isac_core::VerifyError::UnknownKey(_),
+            ..
+        })
+    )
+}
+
+fn rate_limited(hub: &str) -> String {
+    format!(
+        "an item from `{hub}` does not verify and its directory was fetched under {}s ago; nothing from this session stored, resuming after the backoff",
+        REFETCH_EVERY.as_secs()
+    )
 }
 
 /// The hubs this hub suspended or removed as peers.
@@ -533,4 +620,44 @@ async fn fetch_origin(
             .map_err(|e| e.to_string())?;
     }
     Ok(directory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gate opens once per interval, whatever happens in between, and
+    /// a clock that goes backwards never opens it early.
+    #[test]
+    fn refetches_are_rate_limited() {
+        let every = Duration::from_secs(10);
+        let t0 = std::time::Instant::now();
+        let mut gate = RefetchGate::default();
+        assert!(gate.allow(t0, every), "the first fetch is allowed");
+        for s in [0, 1, 5, 9] {
+            assert!(!gate.allow(t0 + Duration::from_secs(s), every), "{s}s");
+        }
+        assert!(gate.allow(t0 + every, every));
+        assert!(!gate.allow(t0 + every + Duration::from_secs(1), every));
+        assert!(!gate.allow(t0, every), "earlier than the last: closed");
+        assert!(gate.allow(t0 + every * 2, every));
+        // Gates are independent per origin.
+        let mut gates = Gates::default();
+        assert!(gates
+            .origins
+            .entry("a".into())
+            .or_default()
+            .allow(t0, every));
+        assert!(gates
+            .origins
+            .entry("b".into())
+            .or_default()
+            .allow(t0, every));
+        assert!(!gates
+            .origins
+            .entry("a".into())
+            .or_default()
+            .allow(t0, every));
+        assert!(gates.peer.allow(t0, every));
+    }
 }
