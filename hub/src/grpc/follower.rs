@@ -272,8 +272,7 @@ async fn session(state: &HubState, hub: &str, gates: &mut Gates) -> Result<(), S
                         hub,
                         &mut client,
                         &directory,
-                        &envelope,
-                        &provenance,
+                        (&envelope, &provenance),
                         gates,
                     )
                     .await?
@@ -419,8 +418,7 @@ impl Relay {
         hub: &str,
         client: &mut pb::peering_client::PeeringClient<tonic::transport::Channel>,
         sender: &KeyDirectory,
-        envelope: &isac_core::Envelope,
-        provenance: &[u8],
+        (envelope, provenance): (&isac_core::Envelope, &[u8]),
         gates: &mut Gates,
     ) -> Result<Option<Result<FederatedItem, ReceiveError>>, String> {
         let claimed = match Provenance::decode(provenance) {
