@@ -33,6 +33,14 @@ pub struct KeyDirectory {
     /// when empty, so directories of hubs without peers keep their bytes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// The hubs this hub suspended or removed as peers (sorted, each once,
+    /// none of them in `peers`). No hub relays this hub's items to one of
+    /// them, nor through one (`crate::federation::may_forward`): removal
+    /// holds through third hubs, while a hub this hub never knew may still
+    /// receive its CLEAR and GREEN items through a common peer. Absent
+    /// when empty (existing directories keep their bytes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_peers: Vec<String>,
     /// The hub-wide default lifetime per indicator kind, in seconds
     /// (issue 21; `crate::lifetime`): an indicator without `valid_until`
     /// expires at its start plus its kind's lifetime, the same instant at
@@ -60,6 +68,12 @@ pub struct FederatedOrigin {
     pub key_id: String,
     /// The origin's directory signing key: SubjectPublicKeyInfo (DER), base64.
     pub public_key: String,
+    /// This hub no longer takes items from the origin, but items it took
+    /// remain in its order: members verify them against the origin's last
+    /// directory this hub pinned, which is no longer re-signed, so its
+    /// expiry does not apply (`retired_origin_now`). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
 }
 
 impl FederatedOrigin {
@@ -70,7 +84,20 @@ impl FederatedOrigin {
             hub_id: hub_id.to_owned(),
             key_id: key.key_id(),
             public_key: encode_public_key(spki_der),
+            retired: false,
         })
+    }
+
+    /// The instant to check this origin's directory at: `now`, or for a
+    /// retired origin a time before any expiry (its last pinned directory
+    /// stays usable for the items that remain; rollback, signer and
+    /// succession still hold).
+    pub fn directory_check_time(&self, now: UnixSeconds) -> UnixSeconds {
+        if self.retired {
+            i64::MIN / 2
+        } else {
+            now
+        }
     }
 
     /// The origin's directory key, if the entry is well formed (its id is
@@ -234,6 +261,7 @@ pub fn verify_directory(
             "peers must be hub ids, sorted, each once".into(),
         ));
     }
+    check_removed_peers(&dir.peers, &dir.removed_peers)?;
     check_federated(&dir.federated)?;
     crate::lifetime::check_lifetimes(&dir.default_lifetimes)
         .map_err(|e| DirectoryError::Malformed(format!("default_lifetimes: {e}")))?;
@@ -257,6 +285,28 @@ pub fn verify_directory(
         }
     }
     Ok(dir)
+}
+
+/// `removed_peers` is bounded, hub ids, sorted, each once, and names no
+/// current peer.
+pub fn check_removed_peers(peers: &[String], removed: &[String]) -> Result<(), DirectoryError> {
+    if removed.len() > crate::federation::MAX_PEERS {
+        return Err(DirectoryError::Malformed(format!(
+            "more than {} removed peers",
+            crate::federation::MAX_PEERS
+        )));
+    }
+    if removed.iter().any(|p| !is_slug(p)) || !removed.windows(2).all(|w| w[0] < w[1]) {
+        return Err(DirectoryError::Malformed(
+            "removed_peers must be hub ids, sorted, each once".into(),
+        ));
+    }
+    if let Some(both) = removed.iter().find(|r| peers.contains(r)) {
+        return Err(DirectoryError::Malformed(format!(
+            "`{both}` is listed both as a peer and as a removed peer"
+        )));
+    }
+    Ok(())
 }
 
 /// `federated` is bounded, sorted by hub id, each once, each a hub id with
@@ -363,6 +413,7 @@ mod tests {
             expires: format_rfc3339(NOW + 3600),
             keys,
             peers: vec![],
+            removed_peers: vec![],
             default_lifetimes: Default::default(),
             federated: Vec::new(),
         }
@@ -445,6 +496,42 @@ mod tests {
     }
 
     #[test]
+    fn removed_peers_are_signed_sorted_disjoint_and_absent_when_none() {
+        let hub = SigningKey::generate().unwrap();
+        let hub_pub = hub.verifying_key().unwrap();
+        assert!(!String::from_utf8(dir(1, vec![]).canonical_bytes())
+            .unwrap()
+            .contains("removed_peers"));
+        let with = |peers: &[&str], removed: &[&str]| KeyDirectory {
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+            removed_peers: removed.iter().map(|p| p.to_string()).collect(),
+            ..dir(2, vec![])
+        };
+        for ok in [with(&["cert-eu"], &["health-isac"]), with(&[], &["a", "b"])] {
+            assert_eq!(
+                verify_directory(&signed(&hub, &ok), &hub_pub, None, NOW).unwrap(),
+                ok
+            );
+        }
+        for bad in [
+            with(&[], &["b", "a"]),
+            with(&[], &["a", "a"]),
+            with(&[], &["Not A Hub"]),
+            with(&["a"], &["a"]),
+        ] {
+            assert!(matches!(
+                verify_directory(&signed(&hub, &bad), &hub_pub, None, NOW),
+                Err(DirectoryError::Malformed(_))
+            ));
+        }
+        let many: Vec<String> = (0..=crate::federation::MAX_PEERS)
+            .map(|i| format!("hub-{i:04}"))
+            .collect();
+        assert!(check_removed_peers(&[], &many).is_err());
+        assert!(check_removed_peers(&[], &many[1..]).is_ok());
+    }
+
+    #[test]
     fn federated_origins_are_signed_checked_and_absent_when_none() {
         let hub = SigningKey::generate().unwrap();
         let hub_pub = hub.verifying_key().unwrap();
@@ -468,6 +555,17 @@ mod tests {
         assert_eq!(got, ok);
         assert_eq!(got.federated_origin("hub-b"), Some(&b));
         assert_eq!(got.federated_origin("hub-c"), None);
+        // Retired: signed, absent when false, and no expiry applies.
+        assert!(!serde_json::to_string(&a).unwrap().contains("retired"));
+        let retired = FederatedOrigin {
+            retired: true,
+            ..b.clone()
+        };
+        let with_retired = with(vec![a.clone(), retired.clone()]);
+        let got = verify_directory(&signed(&hub, &with_retired), &hub_pub, None, NOW).unwrap();
+        assert!(got.federated_origin("hub-b").unwrap().retired);
+        assert_eq!(retired.directory_check_time(NOW), i64::MIN / 2);
+        assert_eq!(a.directory_check_time(NOW), NOW);
         let wrong_id = FederatedOrigin {
             key_id: kb.key_id(),
             ..a.clone()

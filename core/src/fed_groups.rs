@@ -415,6 +415,7 @@ pub fn verify_forwarded_in_groups(
             from_hub: from_peer,
             to_hub: local_hub,
             origin_peers: &origin_directory.peers,
+            origin_removed: &origin_directory.removed_peers,
         },
         &entries,
         agreed,

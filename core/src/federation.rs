@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::directory::KeyDirectory;
+use crate::directory::{FederatedOrigin, KeyDirectory};
 use crate::envelope::Envelope;
 use crate::names::is_slug;
 use crate::statement::Statement;
@@ -212,9 +212,13 @@ pub struct Link<'a> {
     /// The hub receiving it.
     pub to_hub: &'a str,
     /// The peers the origin hub lists in its current signed directory
-    /// (the holder's own peers for its own items). An origin that dropped
-    /// a hub thereby stops its items reaching that hub through a third.
+    /// (the holder's own peers for its own items): the first hub past the
+    /// origin must be one of them.
     pub origin_peers: &'a [String],
+    /// The hubs the origin suspended or removed as peers (its directory's
+    /// `removed_peers`): none of them may hold or receive its items, also
+    /// not through a third hub. A hub the origin never knew may.
+    pub origin_removed: &'a [String],
 }
 
 /// Why an item may not cross. Each is shown to operators and logged.
@@ -230,6 +234,12 @@ pub enum Refusal {
     AlreadyHeld(String),
     #[error("origin hub `{origin}` does not peer with `{hub}` now")]
     OriginDoesNotPeer { origin: String, hub: String },
+    #[error("origin hub `{origin}` suspended or removed `{hub}` as a peer")]
+    OriginRemoved { origin: String, hub: String },
+    #[error("origin hub `{origin}` is not one the sending peer `{sender}` delivers (not in its directory's `federated`)")]
+    OriginUnknownToSender { origin: String, sender: String },
+    #[error("this hub suspended or removed `{0}` as a peer")]
+    RemovedHere(String),
     #[error("its hub path would pass {MAX_HUB_PATH} hubs")]
     PathTooLong,
     #[error("its provenance does not match the link: {0}")]
@@ -265,18 +275,71 @@ pub fn may_forward(item: Crossing<'_>, link: Link<'_>) -> Result<(), Refusal> {
     if item.hub_path.len() >= MAX_HUB_PATH {
         return Err(Refusal::PathTooLong);
     }
-    // Every hub past the origin, and the receiver, must be one the origin
-    // peers with now: removal at the origin holds through third hubs.
+    // The first hub past the origin took it from the origin itself, so
+    // it must be one the origin peers with now.
+    let first = item
+        .hub_path
+        .get(1)
+        .map(String::as_str)
+        .unwrap_or(link.to_hub);
+    if !link.origin_peers.iter().any(|p| p == first) {
+        return Err(Refusal::OriginDoesNotPeer {
+            origin: item.origin_hub.to_owned(),
+            hub: first.to_owned(),
+        });
+    }
+    // No hub past the origin, nor the receiver, is one the origin
+    // suspended or removed: "the origin removed X" means X gets nothing of
+    // the origin's, also not through a third hub. A hub the origin never
+    // peered with may receive through a common peer (a line a - b - c).
     let relays = item.hub_path[1..].iter().map(String::as_str);
     for hub in relays.chain([link.to_hub]) {
-        if !link.origin_peers.iter().any(|p| p == hub) {
-            return Err(Refusal::OriginDoesNotPeer {
+        if link.origin_removed.iter().any(|p| p == hub) {
+            return Err(Refusal::OriginRemoved {
                 origin: item.origin_hub.to_owned(),
                 hub: hub.to_owned(),
             });
         }
     }
     Ok(())
+}
+
+/// The receiver's decision on an item's origin before anything else: an
+/// item of this hub's own is a loop; an origin or a hub in the path that
+/// this hub suspended or removed is refused (removal holds in both
+/// directions, also through a third hub); an item from its origin is
+/// checked against the sender's own directory (`Ok(None)`); an item
+/// relayed from a third hub is taken only when the sender's pinned signed
+/// directory lists that origin under `federated`, and the origin's
+/// directory must then verify with the key listed there (`Ok(Some)`).
+pub fn may_accept_origin<'a>(
+    provenance: &Provenance,
+    from_peer: &str,
+    local_hub: &str,
+    sender_federated: &'a [FederatedOrigin],
+    local_removed: &[String],
+) -> Result<Option<&'a FederatedOrigin>, Refusal> {
+    let origin = provenance.origin_hub.as_str();
+    if origin == local_hub || provenance.hub_path.iter().any(|h| h == local_hub) {
+        return Err(Refusal::AlreadyHeld(local_hub.to_owned()));
+    }
+    if let Some(hub) = std::iter::once(from_peer)
+        .chain(provenance.hub_path.iter().map(String::as_str))
+        .find(|h| local_removed.iter().any(|r| r == h))
+    {
+        return Err(Refusal::RemovedHere(hub.to_owned()));
+    }
+    if origin == from_peer {
+        return Ok(None);
+    }
+    sender_federated
+        .iter()
+        .find(|o| o.hub_id == origin)
+        .map(Some)
+        .ok_or_else(|| Refusal::OriginUnknownToSender {
+            origin: origin.to_owned(),
+            sender: from_peer.to_owned(),
+        })
 }
 
 /// The receiving hub's check of an item `from_peer` sent it, once the
@@ -290,6 +353,7 @@ pub fn check_received(
     from_peer: &str,
     local_hub: &str,
     origin_peers: &[String],
+    origin_removed: &[String],
 ) -> Result<ItemKey, Refusal> {
     provenance
         .validate()
@@ -305,6 +369,7 @@ pub fn check_received(
             from_hub: from_peer,
             to_hub: local_hub,
             origin_peers,
+            origin_removed,
         },
     )?;
     Ok(ItemKey::of(&provenance.origin_hub, statement))
@@ -359,6 +424,7 @@ pub fn verify_forwarded(
         from_peer,
         local_hub,
         &origin_directory.peers,
+        &origin_directory.removed_peers,
     )?;
     Ok(Received {
         verified,
@@ -431,6 +497,7 @@ mod tests {
                             from_hub: from,
                             to_hub: "b",
                             origin_peers: &peers,
+                            origin_removed: &[],
                         },
                     );
                     let want = match (tlp, no_forward) {
@@ -456,6 +523,7 @@ mod tests {
                 from_hub: "a",
                 to_hub: "b",
                 origin_peers: &peers,
+                origin_removed: &[],
             };
             let access = ItemAccess {
                 tlp,
@@ -482,6 +550,7 @@ mod tests {
                     from_hub: from,
                     to_hub: to,
                     origin_peers: &all,
+                    origin_removed: &[],
                 },
             )
         };
@@ -503,37 +572,154 @@ mod tests {
     }
 
     /// When `a` drops `b`, `c` stops handing `a`'s items to `b`, and `b`
-    /// refuses them from `c`; when `a` drops `c`, `c` stops relaying.
+    /// refuses them from `c`; when `a` drops `c`, `c` stops relaying. A hub
+    /// `a` never knew (`d`) still gets them through a common peer.
     #[test]
     fn removal_at_the_origin_holds_through_a_third_hub() {
         let only_c = v(&["c"]);
         let only_b = v(&["b"]);
-        let link = |to, peers| Link {
+        let (no_b, no_c) = (v(&["b"]), v(&["c"]));
+        let link = |to, peers, removed| Link {
             from_hub: "c",
             to_hub: to,
             origin_peers: peers,
+            origin_removed: removed,
         };
         let via_c = v(&["a", "c"]);
+        let go = |l| may_forward(crossing(Tlp::Clear, false, &via_c), l);
         assert_eq!(
-            may_forward(crossing(Tlp::Clear, false, &via_c), link("b", &only_c)),
-            Err(Refusal::OriginDoesNotPeer {
+            go(link("b", &only_c, &no_b)),
+            Err(Refusal::OriginRemoved {
                 origin: "a".into(),
                 hub: "b".into()
             })
         );
+        // `b` unknown to `a` (neither peer nor removed): a line a - c - b.
+        assert_eq!(go(link("b", &only_c, &[])), Ok(()));
+        assert_eq!(go(link("d", &only_c, &no_b)), Ok(()));
+        // `a` dropped `c`: `c` was the first hop, and is no peer now.
         assert_eq!(
-            may_forward(crossing(Tlp::Clear, false, &via_c), link("b", &only_b)),
+            go(link("b", &only_b, &no_c)),
             Err(Refusal::OriginDoesNotPeer {
                 origin: "a".into(),
                 hub: "c".into()
             })
         );
         assert_eq!(
-            may_forward(crossing(Tlp::Clear, false, &via_c), link("b", &[])),
+            go(link("b", &[], &[])),
             Err(Refusal::OriginDoesNotPeer {
                 origin: "a".into(),
                 hub: "c".into()
             })
+        );
+        // A removed hub later in the path: a - c - x - b with x removed.
+        let via_x = v(&["a", "c", "x"]);
+        let no_x = v(&["x"]);
+        assert_eq!(
+            may_forward(
+                crossing(Tlp::Green, false, &via_x),
+                Link {
+                    from_hub: "x",
+                    to_hub: "b",
+                    origin_peers: &only_c,
+                    origin_removed: &no_x,
+                }
+            ),
+            Err(Refusal::OriginRemoved {
+                origin: "a".into(),
+                hub: "x".into()
+            })
+        );
+        // The origin's own items: only to a current peer.
+        let at_a = v(&["a"]);
+        let from_a = |to| {
+            may_forward(
+                crossing(Tlp::Green, false, &at_a),
+                Link {
+                    from_hub: "a",
+                    to_hub: to,
+                    origin_peers: &only_c,
+                    origin_removed: &no_b,
+                },
+            )
+        };
+        assert_eq!(from_a("c"), Ok(()));
+        assert!(matches!(
+            from_a("b"),
+            Err(Refusal::OriginDoesNotPeer { .. })
+        ));
+        assert!(matches!(
+            from_a("d"),
+            Err(Refusal::OriginDoesNotPeer { .. })
+        ));
+    }
+
+    /// Every case of the receiver's decision on an origin.
+    #[test]
+    fn accepting_an_origin() {
+        use crate::directory::FederatedOrigin;
+        let key = crate::keys::SigningKey::generate().unwrap();
+        let a_key = FederatedOrigin::new("a", key.verifying_key().unwrap().spki_der()).unwrap();
+        let sender_fed = vec![a_key.clone()];
+        let prov = |path: &[&str]| Provenance {
+            hub_path: v(path),
+            ..Provenance::at_origin(path[0], None)
+        };
+        let none: Vec<String> = vec![];
+        // From its origin: checked against the sender's own directory.
+        assert_eq!(
+            may_accept_origin(&prov(&["b"]), "b", "c", &[], &none),
+            Ok(None)
+        );
+        assert_eq!(
+            may_accept_origin(&prov(&["b"]), "b", "c", &sender_fed, &none),
+            Ok(None)
+        );
+        // Relayed: only an origin the sender lists, with its key.
+        assert_eq!(
+            may_accept_origin(&prov(&["a", "b"]), "b", "c", &sender_fed, &none),
+            Ok(Some(&a_key))
+        );
+        assert_eq!(
+            may_accept_origin(&prov(&["a", "b"]), "b", "c", &[], &none),
+            Err(Refusal::OriginUnknownToSender {
+                origin: "a".into(),
+                sender: "b".into()
+            })
+        );
+        assert_eq!(
+            may_accept_origin(&prov(&["z", "b"]), "b", "c", &sender_fed, &none),
+            Err(Refusal::OriginUnknownToSender {
+                origin: "z".into(),
+                sender: "b".into()
+            })
+        );
+        // This hub's own item, or one that passed here, coming back.
+        for p in [prov(&["c", "b"]), prov(&["a", "c", "b"])] {
+            assert_eq!(
+                may_accept_origin(&p, "b", "c", &sender_fed, &none),
+                Err(Refusal::AlreadyHeld("c".into()))
+            );
+        }
+        // Removed here: the origin, a relay, or the sender itself.
+        let no_a = v(&["a"]);
+        assert_eq!(
+            may_accept_origin(&prov(&["a", "b"]), "b", "c", &sender_fed, &no_a),
+            Err(Refusal::RemovedHere("a".into()))
+        );
+        assert_eq!(
+            may_accept_origin(&prov(&["a"]), "a", "c", &sender_fed, &no_a),
+            Err(Refusal::RemovedHere("a".into()))
+        );
+        let no_x = v(&["x"]);
+        assert_eq!(
+            may_accept_origin(&prov(&["a", "x", "b"]), "b", "c", &sender_fed, &no_x),
+            Err(Refusal::RemovedHere("x".into()))
+        );
+        let no_b = v(&["b"]);
+        assert_eq!(
+            may_accept_origin(&prov(&["a", "b"]), "b", "c", &sender_fed, &no_b),
+            Err(Refusal::RemovedHere("b".into()))
         );
     }
 
@@ -544,6 +730,7 @@ mod tests {
             from_hub: from,
             to_hub: "b",
             origin_peers: &peers,
+            origin_removed: &[],
         };
         let via_c = v(&["a", "c"]);
         assert!(matches!(
@@ -571,6 +758,7 @@ mod tests {
                     from_hub: long.last().unwrap(),
                     to_hub: "b",
                     origin_peers: &all,
+                    origin_removed: &[],
                 }
             ),
             Err(Refusal::PathTooLong)
@@ -685,7 +873,7 @@ mod tests {
         let peers = v(&["b", "c"]);
         let mut s = sample("acme");
         let from_a = Provenance::at_origin("a", None);
-        let key = check_received(&s, &from_a, "a", "b", &peers).unwrap();
+        let key = check_received(&s, &from_a, "a", "b", &peers, &[]).unwrap();
         assert_eq!(
             key,
             ItemKey {
@@ -696,27 +884,27 @@ mod tests {
         );
         // The same item relayed by c is the same key: stored once.
         let via_c = from_a.held_by("c");
-        assert_eq!(check_received(&s, &via_c, "c", "b", &peers), Ok(key));
+        assert_eq!(check_received(&s, &via_c, "c", "b", &peers, &[]), Ok(key));
         // c claiming it came straight from a.
         assert!(matches!(
-            check_received(&s, &from_a, "c", "b", &peers),
+            check_received(&s, &from_a, "c", "b", &peers, &[]),
             Err(Refusal::Provenance(_))
         ));
         // b's own item coming back.
         let from_b = Provenance::at_origin("b", None).held_by("c");
         assert_eq!(
-            check_received(&s, &from_b, "c", "b", &peers),
+            check_received(&s, &from_b, "c", "b", &peers, &[]),
             Err(Refusal::AlreadyHeld("b".into()))
         );
         s.no_forward = true;
         assert_eq!(
-            check_received(&s, &from_a, "a", "b", &peers),
+            check_received(&s, &from_a, "a", "b", &peers, &[]),
             Err(Refusal::NoForward)
         );
         s.no_forward = false;
         for tlp in [Tlp::Amber, Tlp::AmberStrict, Tlp::Red] {
             s.tlp = tlp;
-            assert!(check_received(&s, &from_a, "a", "b", &peers).is_err());
+            assert!(check_received(&s, &from_a, "a", "b", &peers, &[]).is_err());
         }
         s.tlp = Tlp::Clear;
         let bad = Provenance {
@@ -724,7 +912,7 @@ mod tests {
             ..from_a
         };
         assert!(matches!(
-            check_received(&s, &bad, "a", "b", &peers),
+            check_received(&s, &bad, "a", "b", &peers, &[]),
             Err(Refusal::Provenance(_))
         ));
     }
@@ -768,6 +956,7 @@ mod tests {
                 expires: format_rfc3339(i64::from(u32::MAX)),
                 keys: vec![entry(&acme, "acme")],
                 peers: v(&["b", "c"]),
+                removed_peers: Vec::new(),
                 default_lifetimes: Default::default(),
                 federated: Vec::new(),
             };
@@ -900,9 +1089,10 @@ mod tests {
             );
             s.no_forward = false;
             w.dir_a.peers = v(&["c"]);
+            w.dir_a.removed_peers = v(&["b"]);
             assert_eq!(
                 refused(&w, &s, &["a", "c"], "c"),
-                ReceiveError::Refused(Refusal::OriginDoesNotPeer {
+                ReceiveError::Refused(Refusal::OriginRemoved {
                     origin: "a".into(),
                     hub: "b".into()
                 })

@@ -183,6 +183,11 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
                 r#"{"origin_hub":"hub-a","origin_seq":7,"hub_path":["hub-a"]}"#,
                 r#"{"origin_hub":"hub-a","origin_seq":7,"origin_log_index":6,"hub_path":["hub-a","hub-c"]}"#,
                 r#"{"origin_hub":"hub-a","origin_seq":1,"hub_path":["hub-a","hub-b"]}"#,
+                // Relayed: through hub-c and a hub the origin never knew,
+                // and through one it removed.
+                r#"{"origin_hub":"hub-a","hub_path":["hub-a","hub-c","hub-d"]}"#,
+                r#"{"origin_hub":"hub-a","hub_path":["hub-a","hub-c","hub-x"]}"#,
+                r#"{"origin_hub":"hub-a","hub_path":["hub-a","hub-c","hub-d","hub-e","hub-f","hub-g","hub-h","hub-i"]}"#,
             ]
             .iter()
             .map(|s| s.as_bytes().to_vec())

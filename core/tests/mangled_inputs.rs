@@ -193,6 +193,7 @@ fn signed_directories_survive_mutation() {
             revoked_at: None,
         }],
         peers: vec![],
+        removed_peers: Vec::new(),
         default_lifetimes: Default::default(),
         federated: Vec::new(),
     };

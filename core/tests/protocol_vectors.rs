@@ -174,6 +174,7 @@ fn vectors() -> String {
             revoked_at: None,
         }],
         peers: vec![],
+        removed_peers: Vec::new(),
         default_lifetimes: Default::default(),
         federated: Vec::new(),
     };

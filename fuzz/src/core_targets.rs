@@ -360,6 +360,7 @@ pub fn provenance(data: &[u8]) {
             revoked_at: None,
         }],
         peers: vec!["hub-b".into(), "hub-c".into()],
+        removed_peers: vec!["hub-x".into()],
         default_lifetimes: Default::default(),
         federated: Vec::new(),
     };
@@ -373,8 +374,34 @@ pub fn provenance(data: &[u8]) {
             !p.hub_path.iter().any(|h| h == "hub-b"),
             "a loop was accepted"
         );
-        assert!(p.hub_path[1..].iter().all(|h| directory.peers.contains(h)));
+        assert!(directory
+            .peers
+            .contains(p.hub_path.get(1).unwrap_or(&"hub-b".to_string())));
+        assert!(!p
+            .hub_path
+            .iter()
+            .any(|h| directory.removed_peers.contains(h)));
         assert_eq!(got.key.origin_hub, p.origin_hub);
+    }
+    // The receiver's decision on the origin (relaying): a loop, a hub
+    // removed here, or an origin the sender does not list never passes.
+    let listed = vec![
+        isac_core::directory::FederatedOrigin::new("hub-a", f.record.key.spki_der())
+            .expect("fixture key"),
+    ];
+    let removed_here = vec!["hub-x".to_string()];
+    match isac_core::federation::may_accept_origin(&p, &sender, "hub-b", &listed, &removed_here) {
+        Ok(None) => assert_eq!(p.origin_hub, sender),
+        Ok(Some(o)) => {
+            assert_ne!(p.origin_hub, sender);
+            assert_eq!(o.hub_id, p.origin_hub);
+        }
+        Err(_) => {}
+    }
+    if isac_core::federation::may_accept_origin(&p, &sender, "hub-b", &listed, &removed_here)
+        .is_ok()
+    {
+        assert!(!p.hub_path.iter().any(|h| h == "hub-b" || h == "hub-x"));
     }
     // The same bytes as a member's hub delivers them (`verify_delivered`):
     // what passes names at least the origin and the delivering hub, and
@@ -382,7 +409,11 @@ pub fn provenance(data: &[u8]) {
     if let Ok(got) = isac_core::federation::verify_delivered(&f.envelope, data, &directory) {
         assert!(p.hub_path.len() >= 2, "a delivery naming no hop passed");
         assert_eq!(got.provenance, p);
-        assert!(p.hub_path[1..].iter().all(|h| directory.peers.contains(h)));
+        assert!(directory.peers.contains(&p.hub_path[1]));
+        assert!(!p
+            .hub_path
+            .iter()
+            .any(|h| directory.removed_peers.contains(h)));
     }
 }
 

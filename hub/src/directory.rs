@@ -81,11 +81,13 @@ impl DirectorySigner {
 
     /// The origins whose items this hub delivers, sorted by hub id.
     async fn federated_origins(&self) -> Result<Vec<FederatedOrigin>, StoreError> {
-        let Some(dir) = &self.peers_dir else {
-            return Ok(Vec::new());
-        };
         let mut origins = Vec::new();
-        for link in self.store.peer_links().await? {
+        let links = match &self.peers_dir {
+            Some(_) => self.store.peer_links().await?,
+            None => Vec::new(),
+        };
+        let dir = self.peers_dir.clone().unwrap_or_default();
+        for link in links {
             let path = dir.join(&link.hub_id).join("hub-directory.pub");
             match std::fs::read(&path)
                 .map_err(|e| e.to_string())
@@ -96,6 +98,19 @@ impl DirectorySigner {
                     tracing::warn!(peer = %link.hub_id, path = %path.display(), error = %e,
                         "a followed hub's directory key is unreadable; its items cannot be verified by members");
                 }
+            }
+        }
+        // Origins taken through a peer, and retired links whose items
+        // remain (issue 20): the key the sender listed, or the one pinned
+        // at `hub peer add`. A followed hub's own key comes first and wins.
+        for row in self.store.origin_directories().await? {
+            match FederatedOrigin::new(&row.hub_id, &row.public_key) {
+                Ok(o) => origins.push(FederatedOrigin {
+                    retired: row.retired,
+                    ..o
+                }),
+                Err(e) => tracing::warn!(origin = %row.hub_id, error = %e,
+                    "a pinned origin's directory key is unreadable"),
             }
         }
         origins.sort_by(|a, b| a.hub_id.cmp(&b.hub_id));
@@ -165,7 +180,8 @@ impl DirectorySigner {
         // (active members with role `peer`), listed so other hubs stop
         // relaying this hub's items to one it dropped. A peer's own
         // enrollment key signs nothing here, so it is not listed.
-        let (peers, peer_orgs) = peers_of(&self.store.list_members().await?);
+        let members = self.store.list_members().await?;
+        let (peers, peer_orgs) = peers_of(&members);
         let keys: Vec<_> = keys
             .into_iter()
             .filter(|k| !peer_orgs.contains(&k.org_id))
@@ -232,6 +248,7 @@ impl DirectorySigner {
             expires: format_rfc3339(expires_at),
             keys: entries,
             peers,
+            removed_peers: crate::app::federation::removed_peers(&members),
             default_lifetimes: self.default_lifetimes.clone(),
             federated: self.federated_origins().await?,
         };

@@ -99,14 +99,18 @@ impl Agent {
         hub: &str,
         envelope: &Envelope,
     ) -> Result<(), String> {
-        let key = own
+        let listed = own
             .and_then(|d| d.federated_origin(hub))
-            .ok_or("our hub's signed directory does not list this origin")?
+            .ok_or("our hub's signed directory does not list this origin")?;
+        let key = listed
             .key()
             .ok_or("our hub's directory lists an unreadable key for it")?;
         let mut origins = self.origins.lock().expect("origins lock");
         let held = origins.get(hub);
-        let dir = verify_directory(envelope, &key, held.map(|d| d.version), self.clock.now())
+        // A retired origin's last directory is no longer re-signed: its
+        // expiry does not apply (its items stay verifiable).
+        let at = listed.directory_check_time(self.clock.now());
+        let dir = verify_directory(envelope, &key, held.map(|d| d.version), at)
             .map_err(|e| e.to_string())?;
         if let Some(held) = held {
             check_succession(held, &dir).map_err(|e| e.to_string())?;
@@ -121,9 +125,16 @@ impl Agent {
         Ok(())
     }
 
-    /// The origin's directory, if held and not expired.
+    /// The origin's directory, if held and not expired (a retired origin's
+    /// does not expire).
     fn origin_directory(&self, hub: &str) -> Option<KeyDirectory> {
-        let now = self.clock.now();
+        let now = self
+            .directory()
+            .and_then(|own| {
+                own.federated_origin(hub)
+                    .map(|o| o.directory_check_time(self.clock.now()))
+            })
+            .unwrap_or_else(|| self.clock.now());
         self.origins
             .lock()
             .expect("origins lock")

@@ -1230,6 +1230,7 @@ mod tests {
                 revoked_at: None,
             }],
             peers: vec![],
+            removed_peers: Vec::new(),
             federated: vec![],
             default_lifetimes: Default::default(),
         };

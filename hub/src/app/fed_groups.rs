@@ -125,6 +125,7 @@ pub fn outgoing_any(
             from_hub: hub_id,
             to_hub: peer,
             origin_peers: peers,
+            origin_removed: &[],
         },
         &entries,
         &|g| agreed.contains_key(g),

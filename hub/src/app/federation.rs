@@ -60,6 +60,104 @@ pub fn current_peers(members: &[(MemberRow, u32, u32)]) -> Vec<String> {
     peers
 }
 
+/// The hubs this hub suspended or removed as peers (members with role
+/// `peer` not active), sorted: what the signed directory lists as
+/// `removed_peers`, and whose items and relays this hub refuses.
+pub fn removed_peers(members: &[(MemberRow, u32, u32)]) -> Vec<String> {
+    let mut removed: Vec<String> = members
+        .iter()
+        .filter(|(m, _, _)| m.role == Role::Peer && m.status != MemberStatus::Active)
+        .map(|(m, _, _)| m.org_id.clone())
+        .collect();
+    removed.sort();
+    removed.dedup();
+    removed
+}
+
+/// The origin directories this hub holds, by hub id: the pinned
+/// directories of the hubs it follows, then those of origins it takes
+/// items of through a peer or of retired links (a followed hub's own
+/// pinned copy wins). Each as its origin signed it.
+pub async fn pinned_origin_directories(
+    store: &crate::store::Store,
+) -> Result<std::collections::BTreeMap<String, Envelope>, crate::store::StoreError> {
+    let mut out = std::collections::BTreeMap::new();
+    for link in store.peer_links().await? {
+        let Some(json) = link.directory else { continue };
+        match Envelope::from_json(&json) {
+            Ok(env) => {
+                out.insert(link.hub_id, env);
+            }
+            Err(e) => {
+                tracing::warn!(peer = %link.hub_id, error = %e, "pinned directory unreadable")
+            }
+        }
+    }
+    for row in store.origin_directories().await? {
+        if out.contains_key(&row.hub_id) {
+            continue;
+        }
+        match Envelope::from_json(&row.directory) {
+            Ok(env) => {
+                out.insert(row.hub_id, env);
+            }
+            Err(e) => {
+                tracing::warn!(origin = %row.hub_id, error = %e, "pinned origin directory unreadable")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The payload of a directory this hub pinned (verified when pinned).
+pub fn pinned_payload(envelope: &Envelope) -> Option<KeyDirectory> {
+    serde_json::from_slice(&envelope.payload).ok()
+}
+
+/// What this hub (`hub_id`) serves `peer` for a row it received from
+/// another hub (relaying): the author's envelope as received, its
+/// provenance as held here (the path ends with this hub), and
+/// `may_forward` against the origin's pinned directory (`origins`, by hub
+/// id): never back to a hub in the path, never to or through a hub the
+/// origin removed, never no-forward, never above GREEN.
+pub fn relayed(
+    hub_id: &str,
+    row: &StoredStatement,
+    peer: &str,
+    origins: &std::collections::BTreeMap<String, KeyDirectory>,
+) -> Result<Outgoing, String> {
+    let held = row.provenance.as_deref().ok_or("not a received item")?;
+    let provenance = Provenance::decode(held).map_err(|e| format!("stored provenance: {e}"))?;
+    let origin = origins.get(&provenance.origin_hub).ok_or_else(|| {
+        format!(
+            "no pinned directory of origin `{}`; not relayed",
+            provenance.origin_hub
+        )
+    })?;
+    let envelope = crossing_envelope(row);
+    let statement = Statement::from_canonical_bytes(&envelope.payload)
+        .map_err(|e| format!("stored payload does not parse: {e}"))?;
+    may_forward(
+        Crossing {
+            tlp: statement.tlp,
+            no_forward: statement.no_forward,
+            origin_hub: &provenance.origin_hub,
+            hub_path: &provenance.hub_path,
+        },
+        Link {
+            from_hub: hub_id,
+            to_hub: peer,
+            origin_peers: &origin.peers,
+            origin_removed: &origin.removed_peers,
+        },
+    )
+    .map_err(|r| r.to_string())?;
+    Ok(Outgoing {
+        envelope,
+        provenance: provenance.canonical_bytes(),
+    })
+}
+
 /// What this hub (`hub_id`) serves `peer` for one of its own rows, or why
 /// not. The level and no-forward come from the signed statement itself,
 /// never from the row's columns; a payload that does not parse does not
@@ -90,6 +188,7 @@ pub fn outgoing(
             from_hub: hub_id,
             to_hub: peer,
             origin_peers: peers,
+            origin_removed: &[],
         },
     )
     .map_err(|r| r.to_string())?;
@@ -163,8 +262,36 @@ pub fn received_with(
         ));
     }
     let got = verify_forwarded(envelope, provenance, peer_directory, from_peer, local_hub)?;
+    Ok(item_of(envelope, got, from_peer, now, lifetimes))
+}
+
+/// [`received_with`] for an item whose origin is a third hub, relayed by
+/// `from_peer`: the caller decided the origin (`may_accept_origin`) and
+/// verified `origin_directory` with the key the sender's signed directory
+/// lists for it; the author's signature, the provenance and the crossing
+/// rules are checked against that directory here.
+pub fn received_relayed(
+    envelope: &Envelope,
+    provenance: &[u8],
+    origin_directory: &KeyDirectory,
+    from_peer: &str,
+    local_hub: &str,
+    now: i64,
+    lifetimes: &isac_core::lifetime::Lifetimes,
+) -> Result<FederatedItem, ReceiveError> {
+    let got = verify_forwarded(envelope, provenance, origin_directory, from_peer, local_hub)?;
+    Ok(item_of(envelope, got, from_peer, now, lifetimes))
+}
+
+fn item_of(
+    envelope: &Envelope,
+    got: isac_core::federation::Received,
+    from_peer: &str,
+    now: i64,
+    lifetimes: &isac_core::lifetime::Lifetimes,
+) -> FederatedItem {
     let order = into_order(envelope, &got, now, lifetimes);
-    Ok(FederatedItem {
+    FederatedItem {
         order: Some(order),
         origin_hub: got.key.origin_hub.clone(),
         id: got.key.id.to_string(),
@@ -175,7 +302,7 @@ pub fn received_with(
         envelope_json: envelope.to_json(),
         provenance: got.provenance.canonical_bytes(),
         received_at: now,
-    })
+    }
 }
 
 /// The `source_org` a federated row carries: the author at the origin hub,

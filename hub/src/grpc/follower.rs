@@ -19,12 +19,14 @@ use isac_proto::v1 as pb;
 use tokio::task::JoinHandle;
 
 use crate::app::fed_groups::{agreed, link_groups, received_any};
-use crate::app::federation::check_peer_directory;
+use crate::app::federation::{check_peer_directory, received_relayed};
 use crate::app::HubState;
 use crate::grpc::fed_groups::{refresh_manifest, MANIFEST_REFRESH};
 use crate::grpc::peer_enroll::peer_dir;
 use crate::store::FederatedItem;
+use isac_core::directory::FederatedOrigin;
 use isac_core::fed_groups::GroupReceiveError;
+use isac_core::federation::{may_accept_origin, Provenance, ReceiveError, Refusal};
 
 /// How often the set of followed peers is re-read.
 const RECONCILE: Duration = Duration::from_millis(500);
@@ -35,6 +37,40 @@ const BATCH: usize = 256;
 /// expired, and this hub's agents then refused every item from that
 /// origin until something else forced a refresh.
 const DIRECTORY_REFRESH: Duration = Duration::from_secs(300);
+/// Fewest seconds between two fetches a peer's items can trigger (an item
+/// that fails verification, a directory version announced but not
+/// served): a hostile peer cannot make this hub fetch endlessly.
+const REFETCH_EVERY: Duration = Duration::from_secs(10);
+
+/// At most one refetch per `every`. Kept per peer (and per origin relayed
+/// through it) across sessions, so reconnecting does not reset it.
+#[derive(Debug, Default)]
+struct RefetchGate {
+    last: Option<std::time::Instant>,
+}
+
+impl RefetchGate {
+    fn allow(&mut self, now: std::time::Instant, every: Duration) -> bool {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < every => false,
+            _ => {
+                self.last = Some(now);
+                true
+            }
+        }
+    }
+}
+
+/// A peer's refetch gates: its own directory, each origin's, and whether
+/// it announced a directory version it then did not serve (from then on
+/// its announcements are gated too).
+#[derive(Debug, Default)]
+struct Gates {
+    peer: RefetchGate,
+    origins: HashMap<String, RefetchGate>,
+    lied: bool,
+}
+
 /// Largest cursor taken from a peer (this hub's own sealed cursors are
 /// under 100 bytes). A longer one ends the session: nothing from it is
 /// stored and the stored cursor stays.
@@ -93,8 +129,9 @@ pub async fn run_followers(state: HubState) {
 /// 30 s; back to the start after a session that got anywhere).
 async fn follow(state: HubState, hub: String) {
     let mut wait = Duration::from_millis(500);
+    let mut gates = Gates::default();
     loop {
-        match session(&state, &hub).await {
+        match session(&state, &hub, &mut gates).await {
             Ok(()) => wait = Duration::from_millis(500),
             Err(e) => {
                 tracing::warn!(peer = %hub, error = %e, retry_in_ms = wait.as_millis() as u64, "peer stream ended");
@@ -140,7 +177,7 @@ async fn refresh_directory(
     Ok(directory)
 }
 
-async fn session(state: &HubState, hub: &str) -> Result<(), String> {
+async fn session(state: &HubState, hub: &str, gates: &mut Gates) -> Result<(), String> {
     let dir = peer_dir(&state.config.data_dir, hub);
     let creds = Credentials::load(&dir).map_err(|e| e.to_string())?;
     let pinned = std::fs::read(dir.join("hub-directory.pub"))
@@ -160,6 +197,11 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or("no longer followed")?;
+    state
+        .store
+        .pin_peer_directory_key(hub, pinned.spki_der().to_vec())
+        .await
+        .map_err(|e| e.to_string())?;
     // What was pinned before holds across restarts: no rollback.
     let held = link
         .directory
@@ -177,6 +219,11 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
         .map_err(|s| format!("Follow: {}", s.message()))?
         .into_inner();
     let local = state.config.hub_id.clone();
+    let mut relay = Relay::new(state).await?;
+    // The peer's directory version its events announce: one newer than the
+    // one held is fetched before the next item is checked (once per
+    // announced version), so a removal there holds here at once.
+    let mut announced = directory.version;
     let mut batch: Vec<FederatedItem> = Vec::new();
     let mut cursor = link.cursor;
     let mut repin = tokio::time::interval(DIRECTORY_REFRESH);
@@ -212,10 +259,25 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                 provenance,
                 cursor: next,
                 openings,
+                directory_version,
             })) => {
                 let next = bounded_cursor(next)?;
+                if directory_version > announced {
+                    announced = directory_version;
+                    if !gates.lied || gates.peer.allow(std::time::Instant::now(), REFETCH_EVERY) {
+                        directory =
+                            refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
+                                .await?;
+                        if directory.version < directory_version {
+                            tracing::warn!(peer = %hub, announced = directory_version, served = directory.version,
+                                "the peer announced a directory version it does not serve; its announcements are rate-limited now");
+                            gates.lied = true;
+                        }
+                    }
+                }
                 let envelope: isac_core::Envelope = envelope.unwrap_or_default().into();
                 let lifetimes = &state.config.default_lifetime;
+                relay.refresh_if_moved(state).await?;
                 // AMBER in a cross-hub group: the openings, bounded, and
                 // this hub's view of the link's groups, read now.
                 let (openings, groups) = if openings.is_empty() {
@@ -230,6 +292,8 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                         ),
                     )
                 };
+                // An item whose origin is the sender, checked against the
+                // sender's directory (and its groups for AMBER).
                 let receive = |directory: &KeyDirectory| match &openings {
                     Ok(openings) => received_any(
                         &envelope,
@@ -244,18 +308,41 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                     ),
                     Err(e) => Err(e.clone()),
                 };
-                let mut got = receive(&directory);
-                if matches!(
-                    got,
-                    Err(GroupReceiveError::Receive(
-                        isac_core::federation::ReceiveError::Verify { .. }
-                    ))
-                ) {
-                    // A key newer than the pinned directory: refresh once.
+                let mut got = match relay
+                    .check(
+                        state,
+                        hub,
+                        &mut client,
+                        &directory,
+                        (&envelope, &provenance),
+                        gates,
+                    )
+                    .await?
+                {
+                    Some(got) => got.map_err(GroupReceiveError::Receive),
+                    None => receive(&directory).and_then(|item| {
+                        relay
+                            .still_allowed(item)
+                            .map_err(GroupReceiveError::Receive)
+                    }),
+                };
+                if relay.direct(&provenance) && unknown_key_any(&got) {
+                    // A key newer than the pinned directory: refresh, at
+                    // most once per REFETCH_EVERY (a peer sending items
+                    // that never verify cannot make this hub fetch on).
+                    // Sooner, the session ends unstored and resumes after
+                    // the backoff, so no item is lost to the limit.
+                    if !gates.peer.allow(std::time::Instant::now(), REFETCH_EVERY) {
+                        return Err(rate_limited(hub));
+                    }
                     directory =
                         refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
                             .await?;
-                    got = receive(&directory);
+                    got = receive(&directory).and_then(|item| {
+                        relay
+                            .still_allowed(item)
+                            .map_err(GroupReceiveError::Receive)
+                    });
                 }
                 match got {
                     // A statement about this hub's own item (a sighting
@@ -283,8 +370,17 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                 cursor = next;
                 batch.len() >= BATCH
             }
-            Some(pb::peer_event::Event::CaughtUp(pb::PeerCaughtUp { cursor: next })) => {
+            Some(pb::peer_event::Event::CaughtUp(pb::PeerCaughtUp {
+                cursor: next,
+                directory_version,
+            })) => {
                 cursor = bounded_cursor(next)?;
+                if directory_version > announced {
+                    announced = directory_version;
+                    directory =
+                        refresh_directory(state, hub, &mut client, &pinned, Some(&directory))
+                            .await?;
+                }
                 true
             }
             None => false,
@@ -300,5 +396,318 @@ async fn session(state: &HubState, hub: &str) -> Result<(), String> {
                 tracing::info!(peer = %hub, stored = n, "items received from peer");
             }
         }
+    }
+}
+
+/// A session's state for relayed items (origin a third hub) and for
+/// removal here: the hubs this hub suspended or removed (re-read when the
+/// membership epoch moves) and the origin directories taken through this
+/// peer, verified with the key the peer's signed directory lists.
+struct Relay {
+    local: String,
+    removed: Vec<String>,
+    epoch: tokio::sync::watch::Receiver<u64>,
+    origins: HashMap<String, (String, KeyDirectory)>,
+}
+
+impl Relay {
+    async fn new(state: &HubState) -> Result<Relay, String> {
+        let mut epoch = state.epoch.clone();
+        epoch.borrow_and_update();
+        Ok(Relay {
+            local: state.config.hub_id.clone(),
+            removed: removed_here(state).await?,
+            epoch,
+            origins: HashMap::new(),
+        })
+    }
+
+    async fn refresh_if_moved(&mut self, state: &HubState) -> Result<(), String> {
+        if self.epoch.has_changed().unwrap_or(false) {
+            self.epoch.borrow_and_update();
+            self.removed = removed_here(state).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `provenance` names the sender as the origin (or does not
+    /// parse: the direct path reports that).
+    fn direct(&self, provenance: &[u8]) -> bool {
+        isac_core::federation::Provenance::decode(provenance)
+            .map_or(true, |p| p.sender() == Some(p.origin_hub.as_str()))
+    }
+
+    /// An item from its origin, checked again against what this hub
+    /// removed (the origin may be a hub this hub dropped).
+    fn still_allowed(
+        &self,
+        item: FederatedItem,
+    ) -> Result<FederatedItem, isac_core::federation::ReceiveError> {
+        if self.removed.contains(&item.origin_hub) {
+            return Err(isac_core::federation::Refusal::RemovedHere(item.origin_hub).into());
+        }
+        Ok(item)
+    }
+
+    /// `None` for an item whose origin is the sender (the caller checks it
+    /// against the sender's directory); otherwise the verdict on a relayed
+    /// item: `may_accept_origin`, then the origin's directory (held, or
+    /// fetched from the sender with `GetOriginDirectories`, verified with
+    /// the key the sender lists, pinned with the rollback, freeze and
+    /// succession rules), then the author's signature and the crossing
+    /// rules against it.
+    async fn check(
+        &mut self,
+        state: &HubState,
+        hub: &str,
+        client: &mut pb::peering_client::PeeringClient<tonic::transport::Channel>,
+        sender: &KeyDirectory,
+        (envelope, provenance): (&isac_core::Envelope, &[u8]),
+        gates: &mut Gates,
+    ) -> Result<Option<Result<FederatedItem, ReceiveError>>, String> {
+        let claimed = match Provenance::decode(provenance) {
+            Ok(p) => p,
+            Err(e) => return Ok(Some(Err(e.into()))),
+        };
+        let listed =
+            match may_accept_origin(&claimed, hub, &self.local, &sender.federated, &self.removed) {
+                Ok(None) => return Ok(None),
+                Ok(Some(listed)) => listed.clone(),
+                Err(refusal) => return Ok(Some(Err(refusal.into()))),
+            };
+        let origin = claimed.origin_hub.clone();
+        let lifetimes = &state.config.default_lifetime;
+        let verdict = |dir: &KeyDirectory| {
+            received_relayed(
+                envelope,
+                provenance,
+                dir,
+                hub,
+                &self.local,
+                state.now(),
+                lifetimes,
+            )
+        };
+        // A directory of this origin held already: this session's, a hub
+        // this hub follows itself, or one pinned through a peer under the
+        // same key.
+        if !self.origins.contains_key(&origin) {
+            if let Some(dir) = held_origin(state, &origin, &listed).await? {
+                self.origins
+                    .insert(origin.clone(), (listed.key_id.clone(), dir));
+            }
+        }
+        let held = self
+            .origins
+            .get(&origin)
+            .filter(|(key_id, _)| key_id == &listed.key_id)
+            .map(|(_, d)| d.clone());
+        if let Some(dir) = &held {
+            let got = verdict(dir);
+            if !unknown_key(&got) {
+                return Ok(Some(got));
+            }
+        }
+        // Not held, or a key newer than the copy held: fetch it from the
+        // sender, at most once per REFETCH_EVERY for this origin.
+        let allowed = gates
+            .origins
+            .entry(origin.clone())
+            .or_default()
+            .allow(std::time::Instant::now(), REFETCH_EVERY);
+        if !allowed {
+            // As for the peer's own directory: the session ends unstored
+            // and this item comes again after the backoff.
+            return Err(rate_limited(hub));
+        }
+        let Some(key) = listed.key() else {
+            return Ok(Some(Err(ReceiveError::Refused(
+                Refusal::OriginUnknownToSender {
+                    origin,
+                    sender: hub.to_owned(),
+                },
+            ))));
+        };
+        match fetch_origin(state, hub, client, &origin, &key, held.as_ref()).await {
+            Ok(dir) => {
+                let got = verdict(&dir);
+                self.origins.insert(origin, (listed.key_id.clone(), dir));
+                Ok(Some(got))
+            }
+            Err(e) => {
+                tracing::warn!(peer = %hub, origin = %origin, error = %e, "cannot pin the origin's directory through this peer");
+                match held {
+                    Some(dir) => Ok(Some(verdict(&dir))),
+                    None => Ok(Some(Err(ReceiveError::Refused(Refusal::Provenance(
+                        format!("no verified directory of origin `{origin}`: {e}"),
+                    ))))),
+                }
+            }
+        }
+    }
+}
+
+/// Only a key the pinned directory does not list yet can be helped by
+/// fetching it again (a member enrolled or rotated since); a bad
+/// signature, a mis-attributed or a revoked key cannot.
+fn unknown_key<T>(got: &Result<T, ReceiveError>) -> bool {
+    matches!(
+        got,
+        Err(ReceiveError::Verify {
+            error: isac_core::VerifyError::UnknownKey(_),
+            ..
+        })
+    )
+}
+
+/// [`unknown_key`] through the group-aware receive check.
+fn unknown_key_any<T>(got: &Result<T, GroupReceiveError>) -> bool {
+    match got {
+        Err(GroupReceiveError::Receive(e)) => unknown_key::<()>(&Err(e.clone())),
+        _ => false,
+    }
+}
+
+fn rate_limited(hub: &str) -> String {
+    format!(
+        "an item from `{hub}` does not verify and its directory was fetched under {}s ago; nothing from this session stored, resuming after the backoff",
+        REFETCH_EVERY.as_secs()
+    )
+}
+
+/// The hubs this hub suspended or removed as peers.
+async fn removed_here(state: &HubState) -> Result<Vec<String>, String> {
+    let members = state
+        .store
+        .list_members()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(crate::app::federation::removed_peers(&members))
+}
+
+/// The origin's directory this hub holds under the key the sender lists:
+/// its own pinned copy if it follows the origin itself, else one pinned
+/// through a peer with that key.
+async fn held_origin(
+    state: &HubState,
+    origin: &str,
+    listed: &isac_core::directory::FederatedOrigin,
+) -> Result<Option<KeyDirectory>, String> {
+    if let Some(link) = state
+        .store
+        .peer_link(origin)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        if let Some(json) = link.directory {
+            return Ok(isac_core::Envelope::from_json(&json)
+                .ok()
+                .as_ref()
+                .and_then(crate::app::federation::pinned_payload));
+        }
+    }
+    let rows = state
+        .store
+        .origin_directories()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .into_iter()
+        .find(|r| {
+            r.hub_id == origin
+                && FederatedOrigin::new(origin, &r.public_key)
+                    .is_ok_and(|o| o.key_id == listed.key_id)
+        })
+        .and_then(|r| isac_core::Envelope::from_json(&r.directory).ok())
+        .as_ref()
+        .and_then(crate::app::federation::pinned_payload))
+}
+
+/// Fetches `origin`'s directory from the peer (`GetOriginDirectories`),
+/// checks it with `key` (the one the peer's signed directory lists) against
+/// the copy held (rollback, freeze, succession) and pins it.
+async fn fetch_origin(
+    state: &HubState,
+    hub: &str,
+    client: &mut pb::peering_client::PeeringClient<tonic::transport::Channel>,
+    origin: &str,
+    key: &VerifyingKey,
+    held: Option<&KeyDirectory>,
+) -> Result<KeyDirectory, String> {
+    let got = client
+        .get_origin_directories(pb::GetFederatedDirectoriesRequest {})
+        .await
+        .map_err(|s| format!("GetOriginDirectories: {}", s.message()))?
+        .into_inner();
+    if got.directories.len() > isac_core::federation::MAX_PEERS {
+        return Err(format!(
+            "the peer sent {} origin directories (at most {})",
+            got.directories.len(),
+            isac_core::federation::MAX_PEERS
+        ));
+    }
+    let envelope: isac_core::Envelope = got
+        .directories
+        .into_iter()
+        .find(|d| d.hub_id == origin)
+        .and_then(|d| d.signed_directory)
+        .ok_or_else(|| format!("the peer holds no directory of origin `{origin}`"))?
+        .into();
+    let directory = check_peer_directory(&envelope, key, held, state.now())
+        .map_err(|e| format!("origin `{origin}`'s directory is refused: {e}"))?;
+    if held.is_none_or(|h| directory.version > h.version) {
+        state
+            .store
+            .pin_origin_directory(crate::store::OriginDirectoryRow {
+                hub_id: origin.to_owned(),
+                via_peer: hub.to_owned(),
+                public_key: key.spki_der().to_vec(),
+                directory: envelope.to_json(),
+                directory_version: directory.version,
+                retired: false,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(directory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gate opens once per interval, whatever happens in between, and
+    /// a clock that goes backwards never opens it early.
+    #[test]
+    fn refetches_are_rate_limited() {
+        let every = Duration::from_secs(10);
+        let t0 = std::time::Instant::now();
+        let mut gate = RefetchGate::default();
+        assert!(gate.allow(t0, every), "the first fetch is allowed");
+        for s in [0, 1, 5, 9] {
+            assert!(!gate.allow(t0 + Duration::from_secs(s), every), "{s}s");
+        }
+        assert!(gate.allow(t0 + every, every));
+        assert!(!gate.allow(t0 + every + Duration::from_secs(1), every));
+        assert!(!gate.allow(t0, every), "earlier than the last: closed");
+        assert!(gate.allow(t0 + every * 2, every));
+        // Gates are independent per origin.
+        let mut gates = Gates::default();
+        assert!(gates
+            .origins
+            .entry("a".into())
+            .or_default()
+            .allow(t0, every));
+        assert!(gates
+            .origins
+            .entry("b".into())
+            .or_default()
+            .allow(t0, every));
+        assert!(!gates
+            .origins
+            .entry("a".into())
+            .or_default()
+            .allow(t0, every));
+        assert!(gates.peer.allow(t0, every));
     }
 }

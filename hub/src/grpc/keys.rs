@@ -45,27 +45,29 @@ impl pb::key_directory_server::KeyDirectory for KeyDirectoryService {
         req: Request<pb::GetFederatedDirectoriesRequest>,
     ) -> Result<Response<pb::GetFederatedDirectoriesResponse>, Status> {
         authenticate(&self.state, &req).await?;
-        let links = self
-            .state
-            .store
-            .peer_links()
-            .await
-            .map_err(ApiError::from)?;
-        let mut directories = Vec::new();
-        for link in links {
-            let Some(json) = link.directory else { continue };
-            let envelope = isac_core::Envelope::from_json(&json).map_err(|e| {
-                ApiError::Internal(format!("pinned directory of `{}`: {e}", link.hub_id))
-            })?;
-            directories.push(pb::FederatedDirectory {
-                hub_id: link.hub_id,
-                signed_directory: Some(envelope.into()),
-            });
-        }
-        Ok(Response::new(pb::GetFederatedDirectoriesResponse {
-            directories,
-        }))
+        Ok(Response::new(
+            federated_directories(&self.state.store).await?,
+        ))
     }
+}
+
+/// Every origin directory this hub pinned (followed hubs, origins taken
+/// through a peer, retired links whose items remain), each byte for byte:
+/// what members get from `GetFederatedDirectories` and peers from
+/// `Peering.GetOriginDirectories`.
+pub(crate) async fn federated_directories(
+    store: &crate::store::Store,
+) -> Result<pb::GetFederatedDirectoriesResponse, ApiError> {
+    let pinned = crate::app::federation::pinned_origin_directories(store).await?;
+    Ok(pb::GetFederatedDirectoriesResponse {
+        directories: pinned
+            .into_iter()
+            .map(|(hub_id, envelope)| pb::FederatedDirectory {
+                hub_id,
+                signed_directory: Some(envelope.into()),
+            })
+            .collect(),
+    })
 }
 
 /// One directory entry as a display row.

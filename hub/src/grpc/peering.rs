@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::app::caller::peer_for_cert;
 use crate::app::fed_groups::{agreed, link_groups, manifest_for, outgoing_any};
-use crate::app::federation::current_peers;
+use crate::app::federation::{current_peers, pinned_origin_directories, pinned_payload, relayed};
 use crate::app::HubState;
 use crate::cursor::Purpose;
 use crate::error::ApiError;
@@ -88,6 +88,16 @@ impl pb::peering_server::Peering for PeeringService {
         Ok(Response::new(pb::GroupManifest {
             signed_manifest: Some(signed.into()),
         }))
+    }
+
+    async fn get_origin_directories(
+        &self,
+        req: Request<pb::GetFederatedDirectoriesRequest>,
+    ) -> Result<Response<pb::GetFederatedDirectoriesResponse>, Status> {
+        peer_of(&self.state, &req).await?;
+        Ok(Response::new(
+            crate::grpc::keys::federated_directories(&self.state.store).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all, fields(peer))]
@@ -175,9 +185,29 @@ async fn run_follow(
             } else {
                 Default::default()
             };
+            let directory_version = directory_version(&state).await?;
+            // Origins' pinned directories, read once per page and only
+            // when the page holds a received row (relaying).
+            let mut origins = None;
             for row in page {
                 cursor = row.seq;
-                match outgoing_any(&hub_id, &row, &peer, &peers, &groups) {
+                let served = if row.provenance.is_some() {
+                    if origins.is_none() {
+                        origins = Some(
+                            pinned_origin_directories(&state.store)
+                                .await?
+                                .iter()
+                                .filter_map(|(hub, env)| Some((hub.clone(), pinned_payload(env)?)))
+                                .collect(),
+                        );
+                    }
+                    // Only CLEAR and GREEN travel on (`may_forward`).
+                    relayed(&hub_id, &row, &peer, origins.as_ref().expect("just read"))
+                        .map(|item| (item, Vec::new()))
+                } else {
+                    outgoing_any(&hub_id, &row, &peer, &peers, &groups)
+                };
+                match served {
                     Ok((item, openings)) => {
                         let event = pb::PeerEvent {
                             event: Some(pb::peer_event::Event::Item(pb::PeerItem {
@@ -185,6 +215,7 @@ async fn run_follow(
                                 provenance: item.provenance,
                                 cursor: seal(cursor),
                                 openings: openings.iter().map(Into::into).collect(),
+                                directory_version,
                             })),
                         };
                         if tx.send(Ok(event)).await.is_err() {
@@ -198,6 +229,7 @@ async fn run_follow(
         let caught_up = pb::PeerEvent {
             event: Some(pb::peer_event::Event::CaughtUp(pb::PeerCaughtUp {
                 cursor: seal(cursor),
+                directory_version: directory_version(&state).await?,
             })),
         };
         if tx.send(Ok(caught_up)).await.is_err() {
@@ -229,4 +261,11 @@ async fn run_follow(
             }
         }
     }
+}
+
+/// The version of this hub's current signed directory (re-signed first if
+/// the membership moved), which every event carries.
+async fn directory_version(state: &HubState) -> Result<u64, ApiError> {
+    let signed = state.directory.current().await?;
+    Ok(pinned_payload(&signed).map(|d| d.version).unwrap_or(0))
 }

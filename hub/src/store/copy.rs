@@ -46,6 +46,7 @@ pub const TABLES: &[&str] = &[
     "federated_items",
     "group_remote_members",
     "peer_groups",
+    "origin_directories",
 ];
 
 /// One table's verification: what the source held and what the target

@@ -22,6 +22,26 @@ pub struct PeerLinkRow {
     pub received: u64,
 }
 
+/// The signed directory of an origin hub this hub does not follow itself
+/// but takes items of through a peer (relaying, issue 20), or of a hub it
+/// no longer follows whose items remain in its order (`retired`). Served to
+/// members by `GetFederatedDirectories` and to peers by
+/// `Peering.GetOriginDirectories`, byte for byte as pinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginDirectoryRow {
+    pub hub_id: String,
+    /// The peer whose signed directory listed this origin's key when it was
+    /// pinned (the origin itself for a retired link).
+    pub via_peer: String,
+    /// SPKI DER of the key that signs the origin's directory.
+    pub public_key: Vec<u8>,
+    /// The origin's signed directory (DSSE JSON), verified with that key.
+    pub directory: String,
+    pub directory_version: u64,
+    /// The link was removed; kept so members can still verify its items.
+    pub retired: bool,
+}
+
 /// An item a peer forwarded, verified to its author at the origin hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FederatedItem {

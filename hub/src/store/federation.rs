@@ -2,7 +2,7 @@
 
 use isac_core::membership::StatusChange;
 
-use super::fed_types::{FederatedItem, PeerLinkRow};
+use super::fed_types::{FederatedItem, OriginDirectoryRow, PeerLinkRow};
 use super::{Backend, Store, StoreError};
 
 impl Store {
@@ -34,6 +34,16 @@ impl Store {
         dispatch!(self.set_peer_status(hub_id, change, actor, now))
     }
 
+    /// Records the key `hub_id`'s directory is pinned with, so its last
+    /// directory can be kept (retired) when the link is removed.
+    pub async fn pin_peer_directory_key(
+        &self,
+        hub_id: &str,
+        key: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.pin_peer_directory_key(hub_id, key))
+    }
+
     /// Pins a peer's verified directory (never below the version held).
     pub async fn pin_peer_directory(
         &self,
@@ -53,6 +63,19 @@ impl Store {
         cursor: Vec<u8>,
     ) -> Result<u64, StoreError> {
         dispatch!(self.receive_from_peer(hub_id, items, cursor))
+    }
+
+    /// Origin directories pinned for relayed items and retired links, by
+    /// hub id.
+    pub async fn origin_directories(&self) -> Result<Vec<OriginDirectoryRow>, StoreError> {
+        dispatch!(self.origin_directories())
+    }
+
+    /// Pins an origin's verified directory: a new origin, a newer version,
+    /// or a new key the sender lists for it (never a lower version under
+    /// the same key).
+    pub async fn pin_origin_directory(&self, row: OriginDirectoryRow) -> Result<(), StoreError> {
+        dispatch!(self.pin_origin_directory(row))
     }
 
     pub async fn federated_items(

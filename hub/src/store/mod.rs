@@ -265,7 +265,7 @@ mod fed_types;
 mod federation;
 mod postgres_fed;
 mod sqlite_fed;
-pub use fed_types::{FederatedItem, PeerLinkRow};
+pub use fed_types::{FederatedItem, OriginDirectoryRow, PeerLinkRow};
 // Cross-hub sharing groups (issue 20).
 mod fed_groups_ops;
 mod postgres_groups;

@@ -35,7 +35,7 @@ use super::{
 
 /// The PostgreSQL schema this hub writes (its own numbering, not SQLite's
 /// `user_version`: version 1 holds everything SQLite schema 9 holds).
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// `pg_advisory_xact_lock` key for migrations: "isachub" in ASCII.
 const MIGRATION_LOCK: i64 = 0x0069_7361_6368_7562;
@@ -208,6 +208,11 @@ async fn migrate_locked(c: &Conn) -> Result<(), StoreError> {
         // Cross-hub sharing groups (SQLite schema 13): see `postgres_groups.rs`.
         c.batch_execute(super::postgres_groups::SCHEMA_5).await?;
         c.execute("UPDATE hub_schema SET version = 5", &[]).await?;
+    }
+    if version < 6 {
+        // Relaying through a third hub (SQLite schema 14): see `postgres_fed.rs`.
+        c.batch_execute(super::postgres_fed::SCHEMA_6).await?;
+        c.execute("UPDATE hub_schema SET version = 6", &[]).await?;
     }
     Ok(())
 }

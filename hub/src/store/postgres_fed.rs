@@ -4,7 +4,7 @@
 use isac_core::membership::{MemberStatus, Role, StatusChange};
 use tokio_postgres::Row;
 
-use super::fed_types::{FederatedItem, PeerLinkRow};
+use super::fed_types::{FederatedItem, OriginDirectoryRow, PeerLinkRow};
 use super::postgres::{audit, lock_writes, member, set_member_status, Conn};
 use super::StoreError;
 
@@ -43,6 +43,95 @@ CREATE INDEX federated_items_by_peer ON federated_items (from_peer);
 pub(super) const SCHEMA_4: &str = "
 ALTER TABLE statements ADD COLUMN provenance BYTEA;
 ";
+
+/// Schema 6 (SQLite schema 14): directories of origin hubs this hub takes
+/// items of through a peer, and of removed links whose items remain.
+pub(super) const SCHEMA_6: &str = "
+CREATE TABLE origin_directories (
+    hub_id            TEXT PRIMARY KEY,
+    via_peer          TEXT NOT NULL,
+    public_key        BYTEA NOT NULL,
+    directory         TEXT NOT NULL,
+    directory_version BIGINT NOT NULL,
+    retired           BOOLEAN NOT NULL DEFAULT FALSE
+);
+ALTER TABLE peer_links ADD COLUMN directory_key BYTEA;
+";
+
+pub(super) async fn origin_directories(c: &Conn) -> Result<Vec<OriginDirectoryRow>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT hub_id, via_peer, public_key, directory, directory_version, retired
+             FROM origin_directories ORDER BY hub_id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| OriginDirectoryRow {
+            hub_id: r.get(0),
+            via_peer: r.get(1),
+            public_key: r.get(2),
+            directory: r.get(3),
+            directory_version: r.get::<_, i64>(4) as u64,
+            retired: r.get(5),
+        })
+        .collect())
+}
+
+/// As `sqlite_fed::pin_origin_directory`.
+pub(super) async fn pin_origin_directory(
+    c: &Conn,
+    row: &OriginDirectoryRow,
+) -> Result<(), StoreError> {
+    lock_writes(c).await?;
+    let held = c
+        .query_opt(
+            "SELECT public_key, directory_version, retired FROM origin_directories
+             WHERE hub_id = $1 FOR UPDATE",
+            &[&row.hub_id],
+        )
+        .await?
+        .map(|r| {
+            (
+                r.get::<_, Vec<u8>>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, bool>(2),
+            )
+        });
+    if let Some((key, version, _)) = &held {
+        if key == &row.public_key && (*version as u64) > row.directory_version {
+            return Err(StoreError::Refused(format!(
+                "origin `{}`: version {} is below the pinned {version}",
+                row.hub_id, row.directory_version
+            )));
+        }
+    }
+    c.execute(
+        "INSERT INTO origin_directories (hub_id, via_peer, public_key, directory, directory_version, retired)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (hub_id) DO UPDATE SET via_peer = excluded.via_peer,
+           public_key = excluded.public_key, directory = excluded.directory,
+           directory_version = excluded.directory_version, retired = excluded.retired",
+        &[
+            &row.hub_id,
+            &row.via_peer,
+            &row.public_key,
+            &row.directory,
+            &(row.directory_version as i64),
+            &row.retired,
+        ],
+    )
+    .await?;
+    let listed_changed = match &held {
+        None => true,
+        Some((key, _, retired)) => key != &row.public_key || *retired != row.retired,
+    };
+    if listed_changed {
+        super::postgres::bump_epoch(c).await?;
+    }
+    Ok(())
+}
 
 const LINK_COLUMNS: &str =
     "l.hub_id, l.url, l.status, l.created_at, l.cursor, l.directory, l.directory_version,
@@ -152,8 +241,18 @@ pub(super) async fn set_peer_status(
         return Ok(Some(link));
     };
     if status == MemberStatus::Removed {
+        // As in `sqlite_fed::set_peer_status`: the last directory retired.
+        c.execute(
+            "INSERT INTO origin_directories (hub_id, via_peer, public_key, directory, directory_version, retired)
+             SELECT hub_id, hub_id, directory_key, directory, directory_version, TRUE FROM peer_links
+             WHERE hub_id = $1 AND directory IS NOT NULL AND directory_key IS NOT NULL
+             ON CONFLICT (hub_id) DO NOTHING",
+            &[&hub_id],
+        )
+        .await?;
         c.execute("DELETE FROM peer_links WHERE hub_id = $1", &[&hub_id])
             .await?;
+        super::postgres::bump_epoch(c).await?;
     } else {
         c.execute(
             "UPDATE peer_links SET status = $2 WHERE hub_id = $1",
@@ -171,6 +270,20 @@ pub(super) async fn set_peer_status(
     )
     .await?;
     Ok(Some(PeerLinkRow { status, ..link }))
+}
+
+/// As `sqlite_fed::pin_peer_directory_key`.
+pub(super) async fn pin_peer_directory_key(
+    c: &Conn,
+    hub_id: &str,
+    key: &[u8],
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE peer_links SET directory_key = $2 WHERE hub_id = $1",
+        &[&hub_id, &key],
+    )
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn pin_peer_directory(

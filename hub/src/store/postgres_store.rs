@@ -1052,6 +1052,19 @@ impl PgStore {
         write_tx!(self, |c| postgres_fed::add_peer_link(c, &link, actor))
     }
 
+    pub(super) async fn origin_directories(
+        &self,
+    ) -> Result<Vec<super::OriginDirectoryRow>, StoreError> {
+        read!(self, |c| postgres_fed::origin_directories(c))
+    }
+
+    pub(super) async fn pin_origin_directory(
+        &self,
+        row: super::OriginDirectoryRow,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c| postgres_fed::pin_origin_directory(c, &row))
+    }
+
     pub(super) async fn peer_links(&self) -> Result<Vec<PeerLinkRow>, StoreError> {
         read!(self, |c| postgres_fed::peer_links(c))
     }
@@ -1069,6 +1082,16 @@ impl PgStore {
     ) -> Result<Option<PeerLinkRow>, StoreError> {
         write_tx!(self, |c| postgres_fed::set_peer_status(
             c, hub_id, change, actor, now
+        ))
+    }
+
+    pub(super) async fn pin_peer_directory_key(
+        &self,
+        hub_id: &str,
+        key: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c| postgres_fed::pin_peer_directory_key(
+            c, hub_id, &key
         ))
     }
 

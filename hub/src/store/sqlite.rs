@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 
-const SCHEMA_VERSION: i64 = 13;
+const SCHEMA_VERSION: i64 = 14;
 
 // === whole-database operations (backup, restore) ===
 
@@ -362,6 +362,10 @@ fn migrate_locked(conn: &Connection) -> Result<(), StoreError> {
     if version < 13 {
         // Cross-hub sharing groups (issue 20): see `sqlite_groups.rs`.
         super::sqlite_groups::migrate_13(conn)?;
+    }
+    if version < 14 {
+        // Relaying through a third hub (issue 20): see `sqlite_fed.rs`.
+        super::sqlite_fed::migrate_14(conn)?;
     }
     Ok(())
 }
@@ -2347,7 +2351,7 @@ mod log_migration_tests {
         conn.execute_batch(
             "DROP TABLE log_leaves; DROP TABLE log_nodes; DROP TABLE log_checkpoints; DROP TABLE log_cosignatures;
              DROP TABLE peer_links; DROP TABLE federated_items;
-             DROP TABLE group_remote_members; DROP TABLE peer_groups;
+             DROP TABLE group_remote_members; DROP TABLE peer_groups; DROP TABLE origin_directories;
              ALTER TABLE statements DROP COLUMN provenance;
              DELETE FROM statements WHERE seq = 4;
              PRAGMA user_version = 8;",

@@ -3,7 +3,7 @@
 use isac_core::membership::{MemberStatus, Role, StatusChange};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::fed_types::{FederatedItem, PeerLinkRow};
+use super::fed_types::{FederatedItem, OriginDirectoryRow, PeerLinkRow};
 use super::sqlite::{audit, member, set_member_status};
 use super::NewStatement;
 use super::StoreError;
@@ -59,6 +59,91 @@ pub(super) fn migrate_12(conn: &Connection) -> Result<(), StoreError> {
         "ALTER TABLE statements ADD COLUMN provenance BLOB;
         PRAGMA user_version = 12;",
     )?;
+    Ok(())
+}
+
+/// Schema 14: directories of origin hubs this hub takes items of through
+/// a peer, and of removed links whose items remain.
+pub(super) fn migrate_14(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE origin_directories (
+            hub_id            TEXT PRIMARY KEY,
+            via_peer          TEXT NOT NULL,
+            public_key        BLOB NOT NULL,
+            directory         TEXT NOT NULL,
+            directory_version INTEGER NOT NULL,
+            retired           INTEGER NOT NULL DEFAULT 0
+        );
+        ALTER TABLE peer_links ADD COLUMN directory_key BLOB;
+        PRAGMA user_version = 14;",
+    )?;
+    Ok(())
+}
+
+pub(super) fn origin_directories(conn: &Connection) -> Result<Vec<OriginDirectoryRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT hub_id, via_peer, public_key, directory, directory_version, retired
+         FROM origin_directories ORDER BY hub_id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(OriginDirectoryRow {
+                hub_id: r.get(0)?,
+                via_peer: r.get(1)?,
+                public_key: r.get(2)?,
+                directory: r.get(3)?,
+                directory_version: r.get::<_, i64>(4)? as u64,
+                retired: r.get::<_, i64>(5)? != 0,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Pins an origin's directory (the caller verified it): a new origin, a
+/// version not below the one held, or a new key. A new origin bumps the
+/// epoch: this hub's signed directory lists it under `federated`.
+pub(super) fn pin_origin_directory(
+    conn: &Connection,
+    row: &OriginDirectoryRow,
+) -> Result<(), StoreError> {
+    let held: Option<(Vec<u8>, i64, i64)> = conn
+        .query_row(
+            "SELECT public_key, directory_version, retired FROM origin_directories WHERE hub_id = ?1",
+            [&row.hub_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((key, version, _)) = &held {
+        if key == &row.public_key && (*version as u64) > row.directory_version {
+            return Err(StoreError::Refused(format!(
+                "origin `{}`: version {} is below the pinned {version}",
+                row.hub_id, row.directory_version
+            )));
+        }
+    }
+    conn.execute(
+        "INSERT INTO origin_directories (hub_id, via_peer, public_key, directory, directory_version, retired)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (hub_id) DO UPDATE SET via_peer = excluded.via_peer,
+           public_key = excluded.public_key, directory = excluded.directory,
+           directory_version = excluded.directory_version, retired = excluded.retired",
+        params![
+            row.hub_id,
+            row.via_peer,
+            row.public_key,
+            row.directory,
+            row.directory_version as i64,
+            row.retired as i64
+        ],
+    )?;
+    let listed_changed = match &held {
+        None => true,
+        Some((key, _, retired)) => key != &row.public_key || (*retired != 0) != row.retired,
+    };
+    if listed_changed {
+        super::sqlite::bump_epoch(conn)?;
+    }
     Ok(())
 }
 
@@ -180,7 +265,18 @@ pub(super) fn set_peer_status(
         return Ok(Some(link));
     };
     if status == MemberStatus::Removed {
+        // Its items stay in the order: its last pinned directory stays
+        // too, retired, so members can still verify them (unless another
+        // peer relays that origin, whose copy is kept).
+        conn.execute(
+            "INSERT INTO origin_directories (hub_id, via_peer, public_key, directory, directory_version, retired)
+             SELECT hub_id, hub_id, directory_key, directory, directory_version, 1 FROM peer_links
+             WHERE hub_id = ?1 AND directory IS NOT NULL AND directory_key IS NOT NULL
+             ON CONFLICT (hub_id) DO NOTHING",
+            [hub_id],
+        )?;
         conn.execute("DELETE FROM peer_links WHERE hub_id = ?1", [hub_id])?;
+        super::sqlite::bump_epoch(conn)?;
     } else {
         conn.execute(
             "UPDATE peer_links SET status = ?2 WHERE hub_id = ?1",
@@ -196,6 +292,20 @@ pub(super) fn set_peer_status(
         &format!("{} -> {status}", link.status),
     )?;
     Ok(Some(PeerLinkRow { status, ..link }))
+}
+
+/// Records the key the peer's directory is pinned with (`hub peer add`),
+/// kept so the last directory can be retired on removal.
+pub(super) fn pin_peer_directory_key(
+    conn: &Connection,
+    hub_id: &str,
+    key: &[u8],
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE peer_links SET directory_key = ?2 WHERE hub_id = ?1",
+        params![hub_id, key],
+    )?;
+    Ok(())
 }
 
 /// Pins a newer verified directory of the peer (the caller checked it

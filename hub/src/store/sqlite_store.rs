@@ -831,6 +831,20 @@ impl SqliteStore {
             .await
     }
 
+    pub(super) async fn origin_directories(
+        &self,
+    ) -> Result<Vec<super::OriginDirectoryRow>, StoreError> {
+        self.read(sqlite_fed::origin_directories).await
+    }
+
+    pub(super) async fn pin_origin_directory(
+        &self,
+        row: super::OriginDirectoryRow,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| sqlite_fed::pin_origin_directory(c, &row))
+            .await
+    }
+
     pub(super) async fn peer_links(&self) -> Result<Vec<PeerLinkRow>, StoreError> {
         self.read(sqlite_fed::peer_links).await
     }
@@ -849,6 +863,16 @@ impl SqliteStore {
     ) -> Result<Option<PeerLinkRow>, StoreError> {
         let (hub_id, actor) = (hub_id.to_owned(), actor.to_owned());
         self.write(move |c| sqlite_fed::set_peer_status(c, &hub_id, change, &actor, now))
+            .await
+    }
+
+    pub(super) async fn pin_peer_directory_key(
+        &self,
+        hub_id: &str,
+        key: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let hub_id = hub_id.to_owned();
+        self.write(move |c| sqlite_fed::pin_peer_directory_key(c, &hub_id, &key))
             .await
     }
 

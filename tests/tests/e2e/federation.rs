@@ -68,12 +68,13 @@ async fn no_forward_crosses_the_hub_signed_and_stops_at_the_hub_boundary() {
     assert_eq!(got.provenance.hub_path, ["hub-a", "hub-b"]);
     // Once hub-a drops hub-b, nothing of hub-a's is taken, not via hub-c.
     dir_a.peers = vec!["hub-c".into()];
+    dir_a.removed_peers = vec!["hub-b".into()];
     let via_c = Provenance::at_origin("hub-a", None)
         .held_by("hub-c")
         .canonical_bytes();
     assert!(matches!(
         verify_forwarded(&envelope(&away.id), &via_c, &dir_a, "hub-c", "hub-b").unwrap_err(),
-        ReceiveError::Refused(Refusal::OriginDoesNotPeer { .. })
+        ReceiveError::Refused(Refusal::OriginRemoved { .. })
     ));
 }
 
@@ -138,16 +139,25 @@ pub(crate) const TRIANGLE: [&str; 3] = ["hub-a", "hub-b", "hub-c"];
 /// Three running hubs (`TRIANGLE`, data dirs `dir/hub-a` ...), each
 /// following the other two.
 pub(crate) async fn three_hubs_peered_both_ways(dir: &Path) -> Vec<TestHub> {
+    three_hubs(dir, &[(0, 1), (1, 2), (0, 2)]).await
+}
+
+/// `x` and `y` follow each other (`peer` both ways).
+pub(crate) async fn peer_both(x: &TestHub, y: &TestHub) {
+    peer(x, y).await;
+    peer(y, x).await;
+}
+
+/// Three hubs `hub-a`, `hub-b`, `hub-c` under `dir`, with `links` (pairs
+/// of indices) peered both ways: `[(0, 1), (1, 2)]` is a line, adding
+/// `(0, 2)` a triangle.
+pub(crate) async fn three_hubs(dir: &Path, links: &[(usize, usize)]) -> Vec<TestHub> {
     let mut hubs = Vec::new();
     for id in TRIANGLE {
         hubs.push(named_hub(&dir.join(id), id).await);
     }
-    for f in 0..hubs.len() {
-        for o in 0..hubs.len() {
-            if f != o {
-                peer(&hubs[f], &hubs[o]).await;
-            }
-        }
+    for &(x, y) in links {
+        peer_both(&hubs[x], &hubs[y]).await;
     }
     hubs
 }

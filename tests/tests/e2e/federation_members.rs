@@ -16,7 +16,12 @@ use super::federation::{
     alice_bob_and_ann, named_hub, peer, three_hubs_peered_both_ways, wait_for, TRIANGLE,
 };
 
-fn draft(domain: &str, tlp: &str, audience: &[&str], no_forward: bool) -> IndicatorDraft {
+pub(crate) fn draft(
+    domain: &str,
+    tlp: &str,
+    audience: &[&str],
+    no_forward: bool,
+) -> IndicatorDraft {
     IndicatorDraft {
         domain: Some(domain.into()),
         tlp: Some(tlp.into()),

@@ -190,6 +190,13 @@ impl pb::peering_server::Peering for Hostile {
         ))
     }
 
+    async fn get_origin_directories(
+        &self,
+        _: tonic::Request<pb::GetFederatedDirectoriesRequest>,
+    ) -> Result<tonic::Response<pb::GetFederatedDirectoriesResponse>, tonic::Status> {
+        Ok(tonic::Response::new(Default::default()))
+    }
+
     async fn follow(
         &self,
         req: tonic::Request<pb::FollowRequest>,
@@ -266,6 +273,7 @@ fn item(envelope: &Envelope, provenance: Vec<u8>, cursor: &[u8]) -> pb::PeerEven
             provenance,
             cursor: cursor.to_vec(),
             openings: vec![],
+            directory_version: 0,
         })),
     }
 }
@@ -274,6 +282,7 @@ fn caught_up(cursor: &[u8]) -> pb::PeerEvent {
     pb::PeerEvent {
         event: Some(pb::peer_event::Event::CaughtUp(pb::PeerCaughtUp {
             cursor: cursor.to_vec(),
+            directory_version: 0,
         })),
     }
 }
@@ -410,7 +419,7 @@ async fn a_hub_serve_refuses_what_a_hostile_peer_sends_and_keeps_serving_its_mem
         ("(b) tampered", "signature does not verify"),
         (
             "(c) third hub",
-            "origin hub `hub-c` is not the sending peer `hub-a`",
+            "origin hub `hub-c` is not one the sending peer `hub-a` delivers",
         ),
         ("(d) oversized", "provenance is larger than 2048 bytes"),
         ("(d) nested", "provenance is malformed"),

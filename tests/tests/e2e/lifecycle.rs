@@ -329,6 +329,7 @@ async fn agents_refuse_rolled_back_frozen_or_foreign_directories() {
         expires: format_rfc3339(member_agent::now() - 3600),
         keys: current.keys.clone(),
         peers: vec![],
+        removed_peers: Vec::new(),
         default_lifetimes: Default::default(),
         federated: Vec::new(),
     };

@@ -22,6 +22,7 @@ mod federation;
 mod federation_amber;
 mod federation_members;
 mod federation_peers;
+mod federation_relay;
 mod fuzz_importers;
 mod hardening;
 mod hostile;

@@ -1443,7 +1443,7 @@ fn hub_store_copy_moves_a_sqlite_hub_to_postgres_with_equal_hashes() {
 
     let (ok, out, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("verified: 24 tables"), "{out}");
+    assert!(out.contains("verified: 25 tables"), "{out}");
     let mut tables = BTreeMap::new();
     for line in out.lines().skip(2).filter(|l| l.contains(" / ")) {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -1452,7 +1452,7 @@ fn hub_store_copy_moves_a_sqlite_hub_to_postgres_with_equal_hashes() {
         assert_eq!(f[2].len(), 64, "{line}");
         tables.insert(f[0].to_owned(), f[1].parse::<u64>().unwrap());
     }
-    assert_eq!(tables.len(), 24, "{out}");
+    assert_eq!(tables.len(), 25, "{out}");
     assert_eq!(
         tables["statements"], 5,
         "3 indicators, a sighting, a retraction: {out}"
@@ -1684,7 +1684,7 @@ fn a_failed_store_copy_leaves_the_target_empty() {
     drop(db);
     let (ok, out, err) = hub_cli(&data, &["store", "copy", "--to", &url]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("verified: 24 tables"), "{out}");
+    assert!(out.contains("verified: 25 tables"), "{out}");
     let members = out
         .lines()
         .find(|l| l.starts_with("members "))
@@ -1809,6 +1809,10 @@ async fn peer_links_and_federated_items(store: Store) {
         store.member("hub-b").await.unwrap().unwrap().status,
         MemberStatus::Active
     );
+    store
+        .pin_peer_directory_key("hub-b", b"key-of-b".to_vec())
+        .await
+        .unwrap();
     let removed = store
         .set_peer_status("hub-b", StatusChange::Remove, "op", 32)
         .await
@@ -1816,6 +1820,41 @@ async fn peer_links_and_federated_items(store: Store) {
         .unwrap();
     assert_eq!(removed.status, MemberStatus::Removed);
     assert!(store.peer_link("hub-b").await.unwrap().is_none());
+    // Its last pinned directory stays, retired, for the items that remain.
+    assert_eq!(
+        store.origin_directories().await.unwrap(),
+        vec![hub::store::OriginDirectoryRow {
+            hub_id: "hub-b".into(),
+            via_peer: "hub-b".into(),
+            public_key: b"key-of-b".to_vec(),
+            directory: "{}".into(),
+            directory_version: 5,
+            retired: true,
+        }]
+    );
+    // Origins pinned through a peer: never a lower version under the same
+    // key; a new key (the sender lists another) or a newer version is
+    // taken; a new origin moves the epoch (the directory lists it).
+    let origin = |version: u64, key: &[u8]| hub::store::OriginDirectoryRow {
+        hub_id: "hub-c".into(),
+        via_peer: "hub-d".into(),
+        public_key: key.to_vec(),
+        directory: format!("{{\"v\":{version}}}"),
+        directory_version: version,
+        retired: false,
+    };
+    let epoch = store.epoch().await.unwrap();
+    store.pin_origin_directory(origin(3, b"k1")).await.unwrap();
+    assert!(store.epoch().await.unwrap() > epoch);
+    assert!(matches!(
+        store.pin_origin_directory(origin(2, b"k1")).await,
+        Err(StoreError::Refused(_))
+    ));
+    store.pin_origin_directory(origin(4, b"k1")).await.unwrap();
+    store.pin_origin_directory(origin(1, b"k2")).await.unwrap();
+    let held = store.origin_directories().await.unwrap();
+    assert_eq!(held.len(), 2);
+    assert_eq!(held[1], origin(1, b"k2"));
     assert_eq!(
         store.member("hub-b").await.unwrap().unwrap().status,
         MemberStatus::Removed
