@@ -248,7 +248,7 @@ impl DirectorySigner {
             expires: format_rfc3339(expires_at),
             keys: entries,
             peers,
-            removed_peers: crate::app::federation::removed_peers(&members),
+            removed_peers: removed_peers(&members),
             default_lifetimes: self.default_lifetimes.clone(),
             federated: self.federated_origins().await?,
         };
@@ -266,6 +266,23 @@ impl DirectorySigner {
         self.version.store(version, Ordering::Release);
         Ok(envelope)
     }
+}
+
+/// The hubs this hub suspended or removed as peers (members with role
+/// `peer` not active), sorted: what the signed directory lists as
+/// `removed_peers`, and whose items and relays this hub refuses.
+pub fn removed_peers(members: &[(crate::store::MemberRow, u32, u32)]) -> Vec<String> {
+    let mut removed: Vec<String> = members
+        .iter()
+        .filter(|(m, _, _)| {
+            m.role == isac_core::membership::Role::Peer
+                && m.status != isac_core::membership::MemberStatus::Active
+        })
+        .map(|(m, _, _)| m.org_id.clone())
+        .collect();
+    removed.sort();
+    removed.dedup();
+    removed
 }
 
 /// The active peers (sorted, as the directory requires) and every org

@@ -60,19 +60,7 @@ pub fn current_peers(members: &[(MemberRow, u32, u32)]) -> Vec<String> {
     peers
 }
 
-/// The hubs this hub suspended or removed as peers (members with role
-/// `peer` not active), sorted: what the signed directory lists as
-/// `removed_peers`, and whose items and relays this hub refuses.
-pub fn removed_peers(members: &[(MemberRow, u32, u32)]) -> Vec<String> {
-    let mut removed: Vec<String> = members
-        .iter()
-        .filter(|(m, _, _)| m.role == Role::Peer && m.status != MemberStatus::Active)
-        .map(|(m, _, _)| m.org_id.clone())
-        .collect();
-    removed.sort();
-    removed.dedup();
-    removed
-}
+pub use crate::directory::removed_peers;
 
 /// The origin directories this hub holds, by hub id: the pinned
 /// directories of the hubs it follows, then those of origins it takes
