@@ -435,8 +435,14 @@ fn in_origin_log(
     let index = Provenance::decode(provenance)
         .ok()
         .and_then(|p| p.origin_log_index);
-    let newest =
-        check_origin_inclusion(envelope, index, note, proof, origin_directory, held.as_ref())?;
+    let newest = check_origin_inclusion(
+        envelope,
+        index,
+        note,
+        proof,
+        origin_directory,
+        held.as_ref(),
+    )?;
     *held = Some(newest);
     Ok(())
 }
