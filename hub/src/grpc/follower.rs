@@ -351,25 +351,27 @@ async fn session(state: &HubState, hub: &str, gates: &mut Gates) -> Result<(), S
                             .map_err(GroupReceiveError::Receive)
                     });
                 }
+                // An item from its origin: in the origin's log, by the
+                // checkpoint and proof it came with (relayed items are not
+                // proven yet: a relaying hub does not store the origin's).
+                let proven = match &got {
+                    Ok(_) if relay.direct(&provenance) => in_origin_log(
+                        &envelope,
+                        &provenance,
+                        (&origin_checkpoint, &origin_inclusion_proof),
+                        &directory,
+                        &mut gates.origin_log,
+                    ),
+                    _ => Ok(()),
+                };
                 match got {
+                    Ok(item) if proven.is_err() => {
+                        let why = proven.err().map(|e| e.to_string()).unwrap_or_default();
+                        tracing::warn!(peer = %hub, id = %item.id, error = %why,
+                            "refused an item from a peer: not proven in its origin's log; nothing stored");
+                    }
                     // A statement about this hub's own item (a sighting
                     // back to its origin) only if the peer could have it.
-                    // An item from its origin: in the origin's log, by
-                    // the checkpoint and proof it came with.
-                    Ok(item)
-                        if relay.direct(&provenance)
-                            && !in_origin_log(
-                                &envelope,
-                                &provenance,
-                                (&origin_checkpoint, &origin_inclusion_proof),
-                                &directory,
-                                &mut gates.origin_log,
-                            )
-                            .map_err(|why| {
-                                tracing::warn!(peer = %hub, id = %item.id, error = %why,
-                                    "refused an item from a peer: not proven in its origin's log; nothing stored");
-                            })
-                            .is_ok() => {}
                     Ok(item) => {
                         match crate::app::fed_sightings::check_target_crossed(state, &item, hub)
                             .await
