@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use isac_core::federation::Provenance;
 use isac_core::SigningKey;
 use isac_e2e::*;
+use isac_proto::v1 as pb;
 use member_agent::publish::publish;
 use member_agent::StateDir;
 
@@ -55,6 +56,93 @@ async fn a_follower_stores_only_items_proven_in_the_origins_log() {
     positions.dedup();
     assert_eq!(positions.len(), 2, "{positions:?}");
     assert!(!b.log_text().contains(NOT_PROVEN), "{}", b.log_text());
+    // And what hub-b holds is what hub-a logged there: hub-a's own Log
+    // service, asked by its member, proves each envelope at its position.
+    let mut log = pb::log_client::LogClient::new(alice.channel().await.unwrap());
+    let mut checkpoint = None;
+    for _ in 0..(crate::federation::WAIT.as_millis() / 50) {
+        let c = log
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if c.tree_size > *positions.last().unwrap() {
+            checkpoint = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let checkpoint = checkpoint.expect("hub-a's log covers both items");
+    let note = isac_core::tlog::note::parse(checkpoint.signed_note.as_bytes()).unwrap();
+    let root = isac_core::tlog::checkpoint::Checkpoint::parse(&note.text)
+        .unwrap()
+        .root;
+    for it in &held {
+        let p = Provenance::decode(&it.provenance).unwrap();
+        positions.push(p.origin_log_index.expect("an origin log position"));
+    }
+    positions.sort();
+    positions.dedup();
+    assert_eq!(positions.len(), 2, "{positions:?}");
+    assert!(!b.log_text().contains(NOT_PROVEN), "{}", b.log_text());
+    // And what hub-b holds is what hub-a logged there: hub-a's own Log
+    // service, asked by its member, proves each envelope at its position.
+    let mut log = pb::log_client::LogClient::new(alice.channel().await.unwrap());
+    let mut checkpoint = None;
+    for _ in 0..(crate::federation::WAIT.as_millis() / 50) {
+        let c = log
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if c.tree_size > *positions.last().unwrap() {
+            checkpoint = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let checkpoint = checkpoint.expect("hub-a's log covers both items");
+    let tree = isac_core::tlog::checkpoint::Checkpoint::parse(
+        checkpoint.signed_note.split("\n\n").next().unwrap(),
+    );
+    let root = match tree {
+        Ok(c) => c.root,
+        Err(_) => {
+            isac_core::tlog::checkpoint::Checkpoint::parse(&format!(
+                "{}\n",
+                checkpoint.signed_note.split("\n\n").next().unwrap()
+            ))
+            .unwrap()
+            .root
+        }
+    };
+    for it in &held {
+        let index = Provenance::decode(&it.provenance)
+            .unwrap()
+            .origin_log_index
+            .unwrap();
+        let proof: Vec<isac_core::tlog::Hash> = log
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                leaf_index: index,
+                tree_size: checkpoint.tree_size,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .hashes
+            .iter()
+            .map(|h| h.as_slice().try_into().unwrap())
+            .collect();
+        let envelope = isac_core::Envelope::from_json(&it.envelope_json).unwrap();
+        isac_core::tlog::merkle::verify_inclusion(
+            index,
+            checkpoint.tree_size,
+            &isac_core::tlog::envelope_leaf_hash(&envelope),
+            &proof,
+            &root,
+        )
+        .expect("the item hub-b holds is at its position in hub-a's log");
+    }
 
     // hub-a turns hostile: same address, TLS identity, directory and log
     // keys (its data dir), its signed directory (which lists its log key).
