@@ -16,6 +16,7 @@ pub mod enrollment;
 pub mod envelope;
 pub mod extract;
 pub mod fed_groups;
+pub mod fed_log;
 pub mod federation;
 pub mod filter;
 pub mod hex;

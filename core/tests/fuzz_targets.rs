@@ -126,6 +126,22 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
             .as_bytes()
             .to_vec(),
     ];
+    let origin = origin_log_fixture();
+    let hashes = |p: &[isac_core::tlog::Hash]| p.iter().map(|h| h.to_vec()).collect::<Vec<_>>();
+    let origin_seeds: Vec<Vec<u8>> = (0..ORIGIN_LEAVES as u8)
+        .map(|i| {
+            origin_inclusion_input(
+                i,
+                i,
+                origin.signed.as_bytes(),
+                &hashes(&origin.proofs[i as usize]),
+            )
+        })
+        .chain([
+            origin_inclusion_input(1, 2, origin.signed.as_bytes(), &hashes(&origin.proofs[1])),
+            origin_inclusion_input(0, 0, b"", &[]),
+        ])
+        .collect();
     vec![
         (
             "statement",
@@ -193,6 +209,7 @@ fn seeds() -> Vec<(&'static str, Target, Vec<Vec<u8>>)> {
             .map(|s| s.as_bytes().to_vec())
             .collect(),
         ),
+        ("origin_inclusion", origin_inclusion as Target, origin_seeds),
         (
             "group_manifest",
             group_manifest as Target,
@@ -271,6 +288,25 @@ fn write_seed_corpus_when_asked() {
         for (i, input) in inputs.iter().enumerate() {
             std::fs::write(d.join(format!("seed-{i}")), input).unwrap();
         }
+    }
+}
+
+#[test]
+fn the_origin_inclusion_seeds_are_accepted() {
+    let f = origin_log_fixture();
+    for i in 0..ORIGIN_LEAVES {
+        let proof: Vec<Vec<u8>> = f.proofs[i as usize].iter().map(|h| h.to_vec()).collect();
+        assert_eq!(
+            isac_core::fed_log::check_origin_inclusion(
+                &origin_envelope(i as u8),
+                Some(i),
+                f.signed.as_bytes(),
+                &proof,
+                &f.directory,
+                None,
+            ),
+            Ok(f.checkpoint.clone())
+        );
     }
 }
 

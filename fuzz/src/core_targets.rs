@@ -468,3 +468,148 @@ pub fn group_manifest(data: &[u8]) {
         );
     }
 }
+
+/// A small origin log for `origin_inclusion`: envelopes `0..ORIGIN_LEAVES`
+/// as its leaves, a checkpoint over all of them signed by the origin's log
+/// key, and the directory that lists that key (org `isac-log`).
+pub struct OriginLogFixture {
+    pub directory: isac_core::directory::KeyDirectory,
+    pub signed: String,
+    pub checkpoint: isac_core::fed_log::OriginCheckpoint,
+    pub proofs: Vec<Vec<isac_core::tlog::Hash>>,
+}
+
+pub const ORIGIN_LEAVES: u64 = 5;
+
+/// Leaf `i` of the origin log fixture.
+pub fn origin_envelope(i: u8) -> Envelope {
+    Envelope {
+        payload_type: PAYLOAD_TYPE_STATEMENT_V1.into(),
+        payload: format!("origin item {i}").into_bytes(),
+        signatures: vec![isac_core::Signature {
+            keyid: "k".into(),
+            sig: vec![i],
+        }],
+    }
+}
+
+pub fn origin_log_fixture() -> &'static OriginLogFixture {
+    use isac_core::directory::{encode_public_key, DirectoryKey, KeyDirectory};
+    use isac_core::tlog::checkpoint::Checkpoint;
+    use isac_core::tlog::merkle::{HashReader, NodeId, TreeBuilder};
+    use isac_core::tlog::note::Ed25519Signer;
+    struct Nodes(std::collections::HashMap<NodeId, isac_core::tlog::Hash>);
+    impl HashReader for Nodes {
+        type Error = ();
+        fn read_hashes(&self, nodes: &[NodeId]) -> Result<Vec<isac_core::tlog::Hash>, ()> {
+            nodes
+                .iter()
+                .map(|n| self.0.get(n).copied().ok_or(()))
+                .collect()
+        }
+    }
+    static FIXTURE: OnceLock<OriginLogFixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let key = SigningKey::generate().expect("key");
+        let public = key.verifying_key().expect("public key");
+        let mut tree = TreeBuilder::new();
+        let mut nodes = std::collections::HashMap::new();
+        for i in 0..ORIGIN_LEAVES {
+            let leaf = isac_core::tlog::envelope_leaf_hash(&origin_envelope(i as u8));
+            nodes.extend(tree.append(leaf).expect("append"));
+        }
+        let nodes = Nodes(nodes);
+        let signer = Ed25519Signer::new(LOG_ORIGIN, key).expect("signer");
+        let checkpoint = Checkpoint {
+            origin: LOG_ORIGIN.into(),
+            size: ORIGIN_LEAVES,
+            root: tree.root(),
+            extensions: Vec::new(),
+        };
+        OriginLogFixture {
+            directory: KeyDirectory {
+                version: 1,
+                issued: "2026-01-01T00:00:00Z".into(),
+                expires: "2099-01-01T00:00:00Z".into(),
+                keys: vec![DirectoryKey {
+                    key_id: public.key_id(),
+                    org_id: isac_core::names::LOG_ORG.into(),
+                    org_name: "log".into(),
+                    public_key: encode_public_key(public.spki_der()),
+                    valid_from: "2026-01-01T00:00:00Z".into(),
+                    retired_at: None,
+                    revoked_at: None,
+                }],
+                peers: Vec::new(),
+                removed_peers: Vec::new(),
+                default_lifetimes: Default::default(),
+                federated: Vec::new(),
+            },
+            signed: checkpoint.sign(&[&signer]).expect("sign"),
+            checkpoint: isac_core::fed_log::OriginCheckpoint {
+                origin: LOG_ORIGIN.into(),
+                size: ORIGIN_LEAVES,
+                root: tree.root(),
+            },
+            proofs: (0..ORIGIN_LEAVES)
+                .map(|i| {
+                    isac_core::tlog::merkle::prove_inclusion(&nodes, i, ORIGIN_LEAVES)
+                        .expect("proof")
+                })
+                .collect(),
+        }
+    })
+}
+
+/// The `origin_inclusion` input: leaf index claimed, which fixture
+/// envelope crossed, the note (u16 length first), then the proof hashes
+/// (each a length byte and its bytes).
+pub fn origin_inclusion_input(index: u8, envelope: u8, note: &[u8], proof: &[Vec<u8>]) -> Vec<u8> {
+    let mut v = vec![index, envelope];
+    v.extend_from_slice(&(note.len() as u16).to_be_bytes());
+    v.extend_from_slice(note);
+    for h in proof {
+        v.push(h.len() as u8);
+        v.extend_from_slice(h);
+    }
+    v
+}
+
+/// Target `origin_inclusion`: what a peer sends beside a forwarded item
+/// (its origin's log checkpoint and the inclusion proof, issue 20) through
+/// `isac_core::fed_log::check_origin_inclusion`. Nothing is accepted but
+/// the fixture checkpoint, and only for an envelope that is the leaf at
+/// the index claimed.
+pub fn origin_inclusion(data: &[u8]) {
+    use isac_core::fed_log::check_origin_inclusion;
+    if data.len() < 4 {
+        return;
+    }
+    let (index, which) = (data[0], data[1]);
+    let note_len = u16::from_be_bytes([data[2], data[3]]) as usize;
+    let rest = &data[4..];
+    let (note, mut rest) = rest.split_at(note_len.min(rest.len()));
+    let mut proof = Vec::new();
+    while let Some((&n, tail)) = rest.split_first() {
+        let (h, tail) = tail.split_at((n as usize).min(tail.len()));
+        proof.push(h.to_vec());
+        rest = tail;
+    }
+    let f = origin_log_fixture();
+    let envelope = origin_envelope(which);
+    for held in [None, Some(&f.checkpoint)] {
+        if let Ok(c) = check_origin_inclusion(
+            &envelope,
+            Some(u64::from(index)),
+            note,
+            &proof,
+            &f.directory,
+            held,
+        ) {
+            assert_eq!(c, f.checkpoint, "a checkpoint the log never signed");
+            assert_eq!(index, which, "an envelope accepted at another leaf");
+            assert!(note.len() <= isac_core::fed_log::MAX_ORIGIN_NOTE_BYTES);
+            assert!(proof.len() <= isac_core::fed_log::MAX_ORIGIN_PROOF_HASHES);
+        }
+    }
+}

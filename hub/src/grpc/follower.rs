@@ -26,6 +26,7 @@ use crate::grpc::peer_enroll::peer_dir;
 use crate::store::FederatedItem;
 use isac_core::directory::FederatedOrigin;
 use isac_core::fed_groups::GroupReceiveError;
+use isac_core::fed_log::{check_origin_inclusion, OriginCheckpoint, OriginLogError};
 use isac_core::federation::{may_accept_origin, Provenance, ReceiveError, Refusal};
 
 /// How often the set of followed peers is re-read.
@@ -69,6 +70,10 @@ struct Gates {
     peer: RefetchGate,
     origins: HashMap<String, RefetchGate>,
     lied: bool,
+    /// The newest checkpoint of this peer's own log accepted with one of
+    /// its items (`isac_core::fed_log`): later ones may not be older.
+    /// Kept in memory across sessions, not across restarts.
+    origin_log: Option<OriginCheckpoint>,
 }
 
 /// Largest cursor taken from a peer (this hub's own sealed cursors are
@@ -260,6 +265,8 @@ async fn session(state: &HubState, hub: &str, gates: &mut Gates) -> Result<(), S
                 cursor: next,
                 openings,
                 directory_version,
+                origin_checkpoint,
+                origin_inclusion_proof,
             })) => {
                 let next = bounded_cursor(next)?;
                 if directory_version > announced {
@@ -344,7 +351,25 @@ async fn session(state: &HubState, hub: &str, gates: &mut Gates) -> Result<(), S
                             .map_err(GroupReceiveError::Receive)
                     });
                 }
+                // An item from its origin: in the origin's log, by the
+                // checkpoint and proof it came with (relayed items are not
+                // proven yet: a relaying hub does not store the origin's).
+                let proven = match &got {
+                    Ok(_) if relay.direct(&provenance) => in_origin_log(
+                        &envelope,
+                        &provenance,
+                        (&origin_checkpoint, &origin_inclusion_proof),
+                        &directory,
+                        &mut gates.origin_log,
+                    ),
+                    _ => Ok(()),
+                };
                 match got {
+                    Ok(item) if proven.is_err() => {
+                        let why = proven.err().map(|e| e.to_string()).unwrap_or_default();
+                        tracing::warn!(peer = %hub, id = %item.id, error = %why,
+                            "refused an item from a peer: not proven in its origin's log; nothing stored");
+                    }
                     // A statement about this hub's own item (a sighting
                     // back to its origin) only if the peer could have it.
                     Ok(item) => {
@@ -397,6 +422,31 @@ async fn session(state: &HubState, hub: &str, gates: &mut Gates) -> Result<(), S
             }
         }
     }
+}
+
+/// Checks an item from its origin against the origin's log
+/// (`isac_core::fed_log::check_origin_inclusion`, the log key from the
+/// origin's pinned directory) and holds the newer checkpoint.
+fn in_origin_log(
+    envelope: &isac_core::Envelope,
+    provenance: &[u8],
+    (note, proof): (&[u8], &[Vec<u8>]),
+    origin_directory: &KeyDirectory,
+    held: &mut Option<OriginCheckpoint>,
+) -> Result<(), OriginLogError> {
+    let index = Provenance::decode(provenance)
+        .ok()
+        .and_then(|p| p.origin_log_index);
+    let newest = check_origin_inclusion(
+        envelope,
+        index,
+        note,
+        proof,
+        origin_directory,
+        held.as_ref(),
+    )?;
+    *held = Some(newest);
+    Ok(())
 }
 
 /// A session's state for relayed items (origin a third hub) and for

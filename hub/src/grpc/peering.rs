@@ -8,6 +8,7 @@
 //! soon as the peer is suspended or removed (the membership epoch moves).
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use isac_proto::v1 as pb;
 use tokio::sync::mpsc;
@@ -21,6 +22,7 @@ use crate::app::federation::{current_peers, pinned_origin_directories, pinned_pa
 use crate::app::HubState;
 use crate::cursor::Purpose;
 use crate::error::ApiError;
+use crate::store::CheckpointRow;
 use crate::tls::PeerInfo;
 
 /// Events buffered per peer stream before its reader task waits.
@@ -186,6 +188,18 @@ async fn run_follow(
                 Default::default()
             };
             let directory_version = directory_version(&state).await?;
+            // This hub's own rows cross with its log checkpoint and their
+            // inclusion proofs in it: one checkpoint per page, covering
+            // every own row of the page (waited for, briefly).
+            let own_max = page
+                .iter()
+                .filter(|r| r.provenance.is_none())
+                .filter_map(|r| r.leaf_index)
+                .max();
+            let checkpoint = match own_max {
+                Some(leaf) => Some(checkpoint_covering(&state, leaf).await?),
+                None => None,
+            };
             // Origins' pinned directories, read once per page and only
             // when the page holds a received row (relaying).
             let mut origins = None;
@@ -209,6 +223,20 @@ async fn run_follow(
                 };
                 match served {
                     Ok((item, openings)) => {
+                        let (origin_checkpoint, origin_inclusion_proof) =
+                            match (&checkpoint, row.provenance.is_none(), row.leaf_index) {
+                                (Some(c), true, Some(index)) => (
+                                    c.note.clone().into_bytes(),
+                                    state
+                                        .store
+                                        .inclusion_proof(index, c.size)
+                                        .await?
+                                        .iter()
+                                        .map(|h| h.to_vec())
+                                        .collect(),
+                                ),
+                                _ => (Vec::new(), Vec::new()),
+                            };
                         let event = pb::PeerEvent {
                             event: Some(pb::peer_event::Event::Item(pb::PeerItem {
                                 envelope: Some(item.envelope.into()),
@@ -216,6 +244,8 @@ async fn run_follow(
                                 cursor: seal(cursor),
                                 openings: openings.iter().map(Into::into).collect(),
                                 directory_version,
+                                origin_checkpoint,
+                                origin_inclusion_proof,
                             })),
                         };
                         if tx.send(Ok(event)).await.is_err() {
@@ -268,4 +298,30 @@ async fn run_follow(
 async fn directory_version(state: &HubState) -> Result<u64, ApiError> {
     let signed = state.directory.current().await?;
     Ok(pinned_payload(&signed).map(|d| d.version).unwrap_or(0))
+}
+
+/// How long a peer stream waits for the log to checkpoint a new leaf
+/// before it ends with UNAVAILABLE (the peer resumes from its cursor).
+fn cover_wait(state: &HubState) -> Duration {
+    (state.config.checkpoint_interval() * 3).max(Duration::from_secs(10))
+}
+
+/// This hub's latest signed checkpoint once it covers leaf `leaf` (the
+/// checkpointer signs one every `checkpoint_interval_ms` while leaves
+/// arrive), so an item crosses with its inclusion proof.
+async fn checkpoint_covering(state: &HubState, leaf: u64) -> Result<CheckpointRow, ApiError> {
+    let deadline = tokio::time::Instant::now() + cover_wait(state);
+    loop {
+        if let Some(c) = state.store.latest_checkpoint().await? {
+            if c.size > leaf {
+                return Ok(c);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::Unavailable(format!(
+                "this hub's log has not checkpointed leaf {leaf} yet; resume from your cursor"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

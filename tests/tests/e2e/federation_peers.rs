@@ -158,12 +158,12 @@ impl Drop for LoggedHub {
 /// answers `directory`; each `Follow` records the cursor it was asked for
 /// and streams the next script (then ends the stream).
 #[derive(Clone, Default)]
-struct Hostile {
-    hub_id: String,
-    directory: Arc<Mutex<Option<pb::Envelope>>>,
-    scripts: Arc<Mutex<Vec<Vec<pb::PeerEvent>>>>,
-    follows: Arc<Mutex<Vec<Vec<u8>>>>,
-    directory_calls: Arc<AtomicUsize>,
+pub(crate) struct Hostile {
+    pub(crate) hub_id: String,
+    pub(crate) directory: Arc<Mutex<Option<pb::Envelope>>>,
+    pub(crate) scripts: Arc<Mutex<Vec<Vec<pb::PeerEvent>>>>,
+    pub(crate) follows: Arc<Mutex<Vec<Vec<u8>>>>,
+    pub(crate) directory_calls: Arc<AtomicUsize>,
 }
 
 #[tonic::async_trait]
@@ -220,7 +220,7 @@ impl pb::peering_server::Peering for Hostile {
 
 /// Serves `svc` on `addr` with the TLS identity and CA of the hub whose
 /// data dir `material` was loaded from (what its peers pinned).
-async fn serve_peering(
+pub(crate) async fn serve_peering(
     addr: SocketAddr,
     material: &hub::datadir::HubMaterial,
     svc: Hostile,
@@ -266,7 +266,25 @@ async fn serve_peering(
     stop
 }
 
-fn item(envelope: &Envelope, provenance: Vec<u8>, cursor: &[u8]) -> pb::PeerEvent {
+pub(crate) fn item(envelope: &Envelope, provenance: Vec<u8>, cursor: &[u8]) -> pb::PeerEvent {
+    proven_item(envelope, provenance, cursor, OriginProof::default())
+}
+
+/// An origin log checkpoint (signed note) and an inclusion proof, as a
+/// `PeerItem` carries them.
+#[derive(Clone, Default)]
+pub(crate) struct OriginProof {
+    pub(crate) note: Vec<u8>,
+    pub(crate) proof: Vec<Vec<u8>>,
+}
+
+/// An item with the origin log checkpoint and proof it claims.
+pub(crate) fn proven_item(
+    envelope: &Envelope,
+    provenance: Vec<u8>,
+    cursor: &[u8],
+    proof: OriginProof,
+) -> pb::PeerEvent {
     pb::PeerEvent {
         event: Some(pb::peer_event::Event::Item(pb::PeerItem {
             envelope: Some(envelope.clone().into()),
@@ -274,11 +292,65 @@ fn item(envelope: &Envelope, provenance: Vec<u8>, cursor: &[u8]) -> pb::PeerEven
             cursor: cursor.to_vec(),
             openings: vec![],
             directory_version: 0,
+            origin_checkpoint: proof.note,
+            origin_inclusion_proof: proof.proof,
         })),
     }
 }
 
-fn caught_up(cursor: &[u8]) -> pb::PeerEvent {
+/// A log of `size` leaves in which `envelope` is leaf `index` (the others
+/// filler), its checkpoint signed by `log_key` under `origin`: what a hub
+/// holding the origin's log key can prove. Size and index are the
+/// caller's, so a hostile origin can prove a leaf at a position past what
+/// a follower already holds.
+pub(crate) fn origin_proof(
+    log_key: &SigningKey,
+    origin: &str,
+    envelope: &Envelope,
+    index: u64,
+    size: u64,
+) -> OriginProof {
+    use isac_core::tlog::merkle::{prove_inclusion, HashReader, NodeId, TreeBuilder};
+    struct Nodes(std::collections::HashMap<NodeId, isac_core::tlog::Hash>);
+    impl HashReader for Nodes {
+        type Error = String;
+        fn read_hashes(&self, nodes: &[NodeId]) -> Result<Vec<isac_core::tlog::Hash>, String> {
+            nodes
+                .iter()
+                .map(|n| self.0.get(n).copied().ok_or(format!("{n:?}")))
+                .collect()
+        }
+    }
+    let mut tree = TreeBuilder::new();
+    let mut nodes = std::collections::HashMap::new();
+    for i in 0..size {
+        let leaf = if i == index {
+            isac_core::tlog::envelope_leaf_hash(envelope)
+        } else {
+            isac_core::tlog::merkle::leaf_hash(format!("filler {i}").as_bytes())
+        };
+        nodes.extend(tree.append(leaf).unwrap());
+    }
+    let signer = isac_core::tlog::note::Ed25519Signer::new(origin, log_key.clone()).unwrap();
+    let note = isac_core::tlog::checkpoint::Checkpoint {
+        origin: origin.into(),
+        size,
+        root: tree.root(),
+        extensions: Vec::new(),
+    }
+    .sign(&[&signer])
+    .unwrap();
+    OriginProof {
+        note: note.into_bytes(),
+        proof: prove_inclusion(&Nodes(nodes), index, size)
+            .unwrap()
+            .iter()
+            .map(|h| h.to_vec())
+            .collect(),
+    }
+}
+
+pub(crate) fn caught_up(cursor: &[u8]) -> pb::PeerEvent {
     pb::PeerEvent {
         event: Some(pb::peer_event::Event::CaughtUp(pb::PeerCaughtUp {
             cursor: cursor.to_vec(),
@@ -288,7 +360,7 @@ fn caught_up(cursor: &[u8]) -> pb::PeerEvent {
 }
 
 /// A GREEN indicator by `source` about `domain`, signed with `key`; and its id.
-fn signed(key: &SigningKey, source: &str, domain: &str, now: i64) -> (Envelope, String) {
+pub(crate) fn signed(key: &SigningKey, source: &str, domain: &str, now: i64) -> (Envelope, String) {
     let statement = draft(domain, "green", &[])
         .into_statement(source, isac_core::time::format_rfc3339(now))
         .unwrap();
@@ -299,7 +371,7 @@ fn signed(key: &SigningKey, source: &str, domain: &str, now: i64) -> (Envelope, 
 }
 
 /// `origin`'s signed directory as its peer `follower_data` fetches it.
-async fn directory_of(origin: &TestHub, follower_data: &Path) -> pb::Envelope {
+pub(crate) async fn directory_of(origin: &TestHub, follower_data: &Path) -> pb::Envelope {
     let dir = hub::grpc::peer_enroll::peer_dir(follower_data, &origin.config.hub_id);
     let cert = openssl::x509::X509::from_pem(&std::fs::read(dir.join("tls.crt")).unwrap()).unwrap();
     let key =
@@ -315,7 +387,7 @@ async fn directory_of(origin: &TestHub, follower_data: &Path) -> pb::Envelope {
         .unwrap()
 }
 
-fn version(envelope: &pb::Envelope) -> u64 {
+pub(crate) fn version(envelope: &pb::Envelope) -> u64 {
     let d: isac_core::directory::KeyDirectory = serde_json::from_slice(&envelope.payload).unwrap();
     d.version
 }
@@ -347,6 +419,11 @@ async fn a_hub_serve_refuses_what_a_hostile_peer_sends_and_keeps_serving_its_mem
     let (material, _) = hub::prepare(&a_config).unwrap();
     let alice_key = StateDir::new(&alice_dir).load().unwrap().signing_key;
     let at_a = Provenance::at_origin("hub-a", None).canonical_bytes();
+    // The honest items are proven in hub-a's log, as hub-a's Follow does
+    // (a log this hostile copy holds hub-a's log key for, past the
+    // checkpoint hub-b already holds).
+    let at_a_999 = Provenance::at_origin("hub-a", Some(999)).canonical_bytes();
+    let log_origin = a_config.log_origin();
     // (a) alice-bank as author, signed by a key hub-a's directory never listed.
     let (forged, forged_id) = signed(
         &SigningKey::generate().unwrap(),
@@ -390,7 +467,12 @@ async fn a_hub_serve_refuses_what_a_hostile_peer_sends_and_keeps_serving_its_mem
                 item(&odd, oversized, b"c4"),
                 item(&odd, nested, b"c5"),
                 item(&odd, spaced, b"c6"),
-                item(&good, at_a.clone(), b"c7"),
+                proven_item(
+                    &good,
+                    at_a_999.clone(),
+                    b"c7",
+                    origin_proof(&material.log_key, &log_origin, &good, 999, 1000),
+                ),
                 caught_up(b"c-end"),
             ],
             vec![item(&late, at_a.clone(), &vec![7u8; 64 * 1024])],

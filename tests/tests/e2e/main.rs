@@ -20,6 +20,7 @@ mod exposure;
 mod failover;
 mod federation;
 mod federation_amber;
+mod federation_log;
 mod federation_members;
 mod federation_peers;
 mod federation_relay;
