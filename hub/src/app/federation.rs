@@ -157,8 +157,8 @@ pub fn outgoing(
     peers: &[String],
 ) -> Result<Outgoing, String> {
     if row.provenance.is_some() {
-        // Relaying through this hub is not built yet: only this hub's own
-        // members' items leave it.
+        // A received row leaves only through `relayed`, which checks it
+        // against its origin's rules; this path is for own rows.
         return Err("received from a peer hub; this hub does not relay".into());
     }
     let envelope = crossing_envelope(row);
@@ -204,9 +204,9 @@ pub fn check_peer_directory(
 
 /// Checks one item `from_peer` sent against the origin's pinned directory
 /// (`isac_core::federation::verify_forwarded`) and returns the row to
-/// store. This hub follows only its direct peers, so the origin is the
-/// peer itself; an item claiming another origin is refused (relaying
-/// through a third hub is not built yet).
+/// store, for an item whose origin is the peer itself; an item claiming
+/// another origin is refused here (relayed items go through
+/// `received_relayed`).
 pub fn received(
     envelope: &Envelope,
     provenance: &[u8],
