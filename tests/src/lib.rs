@@ -447,13 +447,28 @@ pub struct HubProcess {
 impl HubProcess {
     /// Starts `hub serve` and waits for its "listening on" line.
     pub fn start(data_dir: &Path, listen: &str) -> HubProcess {
+        Self::spawn(bin("hub").stderr(Stdio::null()), data_dir, listen)
+    }
+
+    /// [`HubProcess::start`], logging at `info` into `log` (what an
+    /// operator runs), for tests that read what the hub logs.
+    pub fn start_logging(data_dir: &Path, listen: &str, log: &Path) -> HubProcess {
+        Self::spawn(
+            bin("hub")
+                .env("RUST_LOG", "info")
+                .stderr(std::fs::File::create(log).unwrap()),
+            data_dir,
+            listen,
+        )
+    }
+
+    fn spawn(hub: &mut Command, data_dir: &Path, listen: &str) -> HubProcess {
         use std::io::{BufRead, BufReader};
-        let mut child = bin("hub")
+        let mut child = hub
             .args(["--data-dir"])
             .arg(data_dir)
             .args(["serve", "--listen", listen, "--taxii-listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .expect("start hub");
         let stdout = child.stdout.take().unwrap();

@@ -18,7 +18,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,7 +38,7 @@ use crate::federation::{draft, named_hub, WAIT};
 /// A `hub serve` process (`hub_id` from its hub.toml) whose log lines
 /// (stderr, `RUST_LOG=info`) go to a file the test reads; SIGTERM on drop.
 pub(crate) struct LoggedHub {
-    child: Child,
+    _process: HubProcess,
     pub url: String,
     pub data: PathBuf,
     pub log: PathBuf,
@@ -49,38 +48,14 @@ pub(crate) struct LoggedHub {
 
 impl LoggedHub {
     pub(crate) async fn start(data: &Path, hub_id: &str) -> LoggedHub {
-        use std::io::{BufRead, BufReader};
         std::fs::create_dir_all(data).unwrap();
         std::fs::write(data.join("hub.toml"), format!("hub_id = \"{hub_id}\"\n")).unwrap();
         let log = data.with_extension("log");
-        let mut child = bin("hub")
-            .env("RUST_LOG", "info")
-            .arg("--data-dir")
-            .arg(data)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--taxii-listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start hub");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("hub exited before listening").unwrap();
-            if let Some(rest) = line.strip_prefix("hub listening on ") {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        let port = addr.rsplit(':').next().unwrap();
+        let process = HubProcess::start_logging(data, "127.0.0.1:0", &log);
         let config = hub::config::HubConfig::load(data, |_| None).unwrap();
         LoggedHub {
-            child,
-            url: format!("https://localhost:{port}"),
+            url: process.url(),
+            _process: process,
             data: data.to_owned(),
             log,
             store: hub::open_configured_store(&config).await.unwrap(),
@@ -139,16 +114,6 @@ impl LoggedHub {
             "`{needle}` not logged {times} times; log:\n{}",
             self.log_text()
         );
-    }
-}
-
-impl Drop for LoggedHub {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
     }
 }
 

@@ -146,6 +146,15 @@ async fn tls_to(
     client: Option<(&X509, &PKey<Private>)>,
     alpn: &[u8],
 ) -> tokio_openssl::SslStream<tokio::net::TcpStream> {
+    tls_handshake(addr, client, alpn).await.unwrap()
+}
+
+/// [`tls_to`], with a refused handshake returned rather than a panic.
+pub(crate) async fn tls_handshake(
+    addr: impl tokio::net::ToSocketAddrs,
+    client: Option<(&X509, &PKey<Private>)>,
+    alpn: &[u8],
+) -> Result<tokio_openssl::SslStream<tokio::net::TcpStream>, openssl::ssl::Error> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
     let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
     b.set_alpn_protos(alpn).unwrap();
@@ -162,8 +171,8 @@ async fn tls_to(
         .unwrap();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
-    std::pin::Pin::new(&mut tls).connect().await.unwrap();
-    tls
+    std::pin::Pin::new(&mut tls).connect().await?;
+    Ok(tls)
 }
 
 /// Connections that finish TLS and then never send the HTTP/2 preface (or

@@ -255,41 +255,13 @@ async fn member_tls(
     agent: &Agent,
     alpn: &[u8],
 ) -> tokio_openssl::SslStream<tokio::net::TcpStream> {
-    tls_with(
+    crate::hostile::tls_handshake(
         addr,
         Some((&agent.loaded.tls_cert, &agent.loaded.tls_key)),
         alpn,
     )
     .await
     .unwrap()
-}
-
-async fn tls_with(
-    addr: &str,
-    client: Option<(
-        &openssl::x509::X509,
-        &openssl::pkey::PKey<openssl::pkey::Private>,
-    )>,
-    alpn: &[u8],
-) -> Result<tokio_openssl::SslStream<tokio::net::TcpStream>, openssl::ssl::Error> {
-    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
-    b.set_alpn_protos(alpn).unwrap();
-    b.set_verify(SslVerifyMode::NONE);
-    if let Some((cert, key)) = client {
-        b.set_certificate(cert).unwrap();
-        b.set_private_key(key).unwrap();
-    }
-    let ssl = b
-        .build()
-        .configure()
-        .unwrap()
-        .into_ssl("localhost")
-        .unwrap();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
-    std::pin::Pin::new(&mut tls).connect().await?;
-    Ok(tls)
 }
 
 /// `n` Subscribe streams on one HTTP/2 connection of `agent` whose
@@ -660,45 +632,6 @@ fn expired_identity(
     (b.build(), key)
 }
 
-/// A `hub serve` process logging at `info` into `log` (what an operator
-/// runs), for counting what a flood writes there.
-fn hub_logging_to(data: &Path, log: &Path) -> HubProcess {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    let mut child = bin("hub")
-        .env("RUST_LOG", "info")
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--taxii-listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut taxii_addr = String::new();
-    let addr = loop {
-        let line = lines.next().expect("hub exited before listening").unwrap();
-        if let Some(rest) = line.strip_prefix("TAXII 2.1 listening on https://") {
-            taxii_addr = rest.split('/').next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("hub listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    HubProcess {
-        child,
-        addr,
-        taxii_addr,
-    }
-}
-
 fn log_lines(log: &Path) -> usize {
     std::fs::read_to_string(log).unwrap().lines().count()
 }
@@ -716,7 +649,7 @@ async fn a_thousand_garbage_tls_connections_are_refused_quietly_and_leak_nothing
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("hub.toml"), "handshake_timeout_secs = 2\n").unwrap();
     let log = dir.path().join("hub.log");
-    let hub = hub_logging_to(&data, &log);
+    let hub = HubProcess::start_logging(&data, "127.0.0.1:0", &log);
     let state = dir.path().join("alice");
     enroll_with_cli(&data, &hub.url(), "alice-bank", None, &state);
     let alice = Agent::open(&member_agent::StateDir::new(&state)).unwrap();
@@ -781,7 +714,7 @@ async fn a_thousand_garbage_tls_connections_are_refused_quietly_and_leak_nothing
         } else {
             (&hub.taxii_addr, b"\x08http/1.1")
         };
-        if let Ok(mut tls) = tls_with(addr, Some((cert, key)), alpn).await {
+        if let Ok(mut tls) = crate::hostile::tls_handshake(addr, Some((cert, key)), alpn).await {
             let _ = tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
             let mut buf = [0u8; 64];
             let read = tokio::time::timeout(Duration::from_secs(30), tls.read(&mut buf))
@@ -842,7 +775,9 @@ async fn unfinished_publishes(
     tokio::task::JoinHandle<()>,
 ) {
     use tonic::codegen::Bytes;
-    let tls = tls_with(addr, client, b"\x02h2").await.unwrap();
+    let tls = crate::hostile::tls_handshake(addr, client, b"\x02h2")
+        .await
+        .unwrap();
     let (client, connection) = h2::client::Builder::new()
         .handshake::<_, Bytes>(tls)
         .await
