@@ -612,10 +612,13 @@ fn unknown_key<T>(got: &Result<T, ReceiveError>) -> bool {
 
 /// [`unknown_key`] through the group-aware receive check.
 fn unknown_key_any<T>(got: &Result<T, GroupReceiveError>) -> bool {
-    match got {
-        Err(GroupReceiveError::Receive(e)) => unknown_key::<()>(&Err(e.clone())),
-        _ => false,
-    }
+    matches!(
+        got,
+        Err(GroupReceiveError::Receive(ReceiveError::Verify {
+            error: isac_core::VerifyError::UnknownKey(_),
+            ..
+        }))
+    )
 }
 
 fn rate_limited(hub: &str) -> String {

@@ -16,7 +16,7 @@ use member_agent::publish::publish;
 use member_agent::Sinks;
 
 use super::federation::{draft, named_hub, peer, received, wait_for, WAIT};
-use super::federation_members::{holds, lines, records, sync_until};
+use super::federation_members::{held_status, holds, lines, records, sync_until};
 
 fn hub_cli(hub: &TestHub, args: &[&str]) -> (bool, String, String) {
     run(bin("hub").arg("--data-dir").arg(hub.data_dir()).args(args))
@@ -174,8 +174,7 @@ async fn an_amber_item_in_a_cross_hub_group_reaches_exactly_its_organisations() 
         .unwrap();
     wait_for(&b, &retraction.id).await;
     sync_until(&dave, &mut sinks, &jsonl, &[&retraction.id]).await;
-    let (held, _, _) = dave.store.lock().unwrap().show(&amber.id).unwrap().unwrap();
-    assert_eq!(held.status, "retracted");
+    assert_eq!(held_status(&dave, &amber.id), "retracted");
     for (who, agent) in [("erin", &erin), ("carol", &carol)] {
         let jsonl = dir.path().join(format!("{who}.jsonl"));
         let mut sinks = Sinks::jsonl(Some(&jsonl)).unwrap();

@@ -63,6 +63,13 @@ pub(crate) fn holds(agent: &Agent, id: &str) -> bool {
     agent.store.lock().unwrap().show(id).unwrap().is_some()
 }
 
+/// The status `agent` holds `id` under (`valid`, `retracted`, ...);
+/// panics unless it holds it.
+pub(crate) fn held_status(agent: &Agent, id: &str) -> String {
+    let (held, _, _) = agent.store.lock().unwrap().show(id).unwrap().unwrap();
+    held.status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_green_item_reaches_the_peer_hubs_member_verified_with_provenance_and_its_retraction_follows(
 ) {
@@ -183,14 +190,7 @@ async fn a_green_item_reaches_the_peer_hubs_member_verified_with_provenance_and_
     assert_eq!(r[0]["action"], "retract", "{}", r[0]);
     assert_eq!(r[0]["target"], green.id.as_str());
     assert_eq!(r[0]["provenance"]["origin_hub"], "hub-a");
-    let (held, _, _) = carol
-        .store
-        .lock()
-        .unwrap()
-        .show(&green.id)
-        .unwrap()
-        .unwrap();
-    assert_eq!(held.status, "retracted");
+    assert_eq!(held_status(&carol, &green.id), "retracted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

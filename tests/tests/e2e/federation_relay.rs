@@ -16,7 +16,7 @@ use member_agent::publish::{publish, publish_envelope, retract};
 use member_agent::{Agent, Sinks};
 
 use super::federation::{received, three_hubs, wait_for};
-use super::federation_members::{draft, holds, lines, records, sync_until};
+use super::federation_members::{draft, held_status, holds, lines, records, sync_until};
 
 /// The key that signs `origin`'s directory, as `follower` pinned it at
 /// `hub peer add`.
@@ -148,14 +148,7 @@ async fn a_line_relays_clear_and_green_through_the_middle_hub_once_verified_to_t
     sync_until(&carol, &mut sinks, &jsonl, &[&retraction.id]).await;
     let r = delivered_once(&jsonl, &retraction.id, "alice-bank", "hub-a");
     assert_eq!(r["action"], "retract", "{r}");
-    let (held, _, _) = carol
-        .store
-        .lock()
-        .unwrap()
-        .show(&green.id)
-        .unwrap()
-        .unwrap();
-    assert_eq!(held.status, "retracted");
+    assert_eq!(held_status(&carol, &green.id), "retracted");
 }
 
 /// Revision 2 of `id` (alice's, by `agent`), with a new title, published.
@@ -280,14 +273,7 @@ async fn a_triangle_delivers_each_item_revision_and_retraction_once_to_every_hub
         sync_until(agent, sinks, jsonl, &[&retraction.id]).await;
         let r = delivered_once(jsonl, &retraction.id, "alice-bank", "hub-a");
         assert_eq!(r["action"], "retract", "{r}");
-        let (held, _, _) = agent
-            .store
-            .lock()
-            .unwrap()
-            .show(&clear.id)
-            .unwrap()
-            .unwrap();
-        assert_eq!(held.status, "retracted");
+        assert_eq!(held_status(agent, &clear.id), "retracted");
     }
     // Every hub holds each (origin, id, revision) once, whichever way it
     // came first.
