@@ -1509,8 +1509,17 @@ async fn syslog_over_tls_reaches_a_real_rsyslog_and_an_unverified_server_holds_t
     by_name.ca = Some(ca);
     settings.syslog = vec![by_name];
     sink = Sinks::open(settings).unwrap();
-    bob.sync(false, &mut sink).await.unwrap();
+    let r = bob.sync(false, &mut sink).await.unwrap();
+    // Seen once under a loaded full run: rsyslog's file held 3 lines after
+    // 30 s. Whether the agent sent the fourth tells which side lost it.
+    assert_eq!(r.new, 1, "c3 not delivered to the syslog sink");
     let lines = rsyslog.lines(4).await;
+    assert_eq!(
+        lines.len(),
+        4,
+        "rsyslog wrote {} of 4 lines: {lines:?}",
+        lines.len()
+    );
     assert!(lines[3].contains("dhost=c3.evil.example"), "{lines:?}");
     hub.stop().await;
 }
