@@ -88,6 +88,17 @@ pub enum StoreError {
     Unsupported(String),
 }
 
+impl StoreError {
+    /// A refusal of the statement itself (decided before anything was
+    /// written), as opposed to a failure of the database.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Conflict(_) | StoreError::Refused(_) | StoreError::NotFound(_)
+        )
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {

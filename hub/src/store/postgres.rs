@@ -768,24 +768,38 @@ pub(super) async fn store_order(
     Ok(())
 }
 
-/// Appends one statement inside the batch's transaction. Every refusal is
-/// decided by reads before anything is written, so a refused statement
-/// leaves the transaction (and the order) as it was.
-pub(super) async fn append_statement(
-    c: &Conn,
-    sql: &AppendSql,
-    order: &mut Order,
-    s: &NewStatement,
-) -> Result<Appended, StoreError> {
-    // Both reads in one round trip (pipelined); the second is used only
-    // for a new id, which is the common case.
+/// What the checks of one statement read before anything is written: its
+/// stored revisions, and (used for a new id) whether the id was pruned or
+/// is named by another organisation's statement.
+struct Prior {
+    existing: Vec<Row>,
+    fresh: Result<Row, tokio_postgres::Error>,
+}
+
+async fn read_prior(c: &Conn, sql: &AppendSql, s: &NewStatement) -> Result<Prior, StoreError> {
+    // Both reads in one round trip (pipelined).
     let by_id: [&(dyn ToSql + Sync); 1] = [&s.id];
     let by_id_source: [&(dyn ToSql + Sync); 2] = [&s.id, &s.source_org];
     let (existing, fresh) = tokio::join!(
         c.raw().query(&sql.existing, &by_id),
         c.raw().query_one(&sql.fresh_id, &by_id_source)
     );
-    let existing = existing?;
+    Ok(Prior {
+        existing: existing?,
+        fresh,
+    })
+}
+
+enum Decision {
+    /// The same id, revision and content is stored: an idempotent retry.
+    Held(Appended),
+    /// A new statement or a new revision: it takes the next position.
+    New,
+}
+
+/// The append rules over what [`read_prior`] read (see `sqlite::append_statement`).
+fn decide(prior: Prior, s: &NewStatement) -> Result<Decision, StoreError> {
+    let Prior { existing, fresh } = prior;
     let taken = || {
         StoreError::Conflict(format!(
             "statement id {} is already taken by another statement; generate a new id",
@@ -802,12 +816,12 @@ pub(super) async fn append_statement(
         .find(|r| r.get::<_, i64>(1) == i64::from(s.revision))
     {
         if same.get::<_, &str>(3) == s.digest {
-            return Ok(Appended {
+            return Ok(Decision::Held(Appended {
                 seq: int(same.get(0)),
                 duplicate: true,
                 added_us: same.get(4),
                 leaf_index: same.get::<_, Option<i64>>(5).map(int),
-            });
+            }));
         }
         tracing::warn!(id = %s.id, revision = s.revision, source = %s.source_org,
             "equivocation: same id and revision signed with different content");
@@ -848,13 +862,54 @@ pub(super) async fn append_statement(
             )));
         }
     }
-    let seq = order.seq + 1;
-    let leaf_index = order.leaf;
-    let added_us = commit_clock_us(order.added_us, system_clock_us);
+    Ok(Decision::New)
+}
+
+/// Where a new statement goes: the next sequence and leaf of the order.
+struct Position {
+    seq: i64,
+    leaf_index: i64,
+    added_us: i64,
+}
+
+impl Order {
+    fn take_next(&mut self) -> Position {
+        let pos = Position {
+            seq: self.seq + 1,
+            leaf_index: self.leaf,
+            added_us: commit_clock_us(self.added_us, system_clock_us),
+        };
+        *self = Order {
+            seq: pos.seq,
+            leaf: pos.leaf_index + 1,
+            added_us: pos.added_us,
+        };
+        pos
+    }
+}
+
+impl Position {
+    fn appended(&self) -> Appended {
+        Appended {
+            seq: int(self.seq),
+            duplicate: false,
+            added_us: self.added_us,
+            leaf_index: Some(int(self.leaf_index)),
+        }
+    }
+}
+
+/// Stores a statement, its leaf and its indexes at `pos` (one statement).
+async fn insert_at(
+    c: &Conn,
+    sql: &AppendSql,
+    s: &NewStatement,
+    pos: &Position,
+) -> Result<(), StoreError> {
     let anon = s.anonymous.as_ref();
     let leaf = leaf_hash_of(s);
     let params: [&(dyn ToSql + Sync); 34] = [
-        &seq,
+        &pos.seq,
         &s.id,
         &i64::from(s.revision),
         &s.source_org,
@@ -882,8 +937,8 @@ pub(super) async fn append_statement(
         &i64::from(s.facts.confidence),
         &s.facts.tags_json,
         &s.facts.valid_until,
-        &added_us,
-        &leaf_index,
+        &pos.added_us,
+        &pos.leaf_index,
         &&leaf[..],
         &s.stix_ids,
         &s.references,
@@ -891,17 +946,85 @@ pub(super) async fn append_statement(
     ];
     // In this transaction: no statement is stored without its leaf.
     c.raw().execute(&sql.insert, &params).await?;
-    *order = Order {
-        seq,
-        leaf: leaf_index + 1,
-        added_us,
-    };
-    Ok(Appended {
-        seq: int(seq),
-        duplicate: false,
-        added_us,
-        leaf_index: Some(int(leaf_index)),
-    })
+    Ok(())
+}
+
+/// Appends one statement inside the batch's transaction. Every refusal is
+/// decided by reads before anything is written, so a refused statement
+/// leaves the transaction (and the order) as it was.
+pub(super) async fn append_statement(
+    c: &Conn,
+    sql: &AppendSql,
+    order: &mut Order,
+    s: &NewStatement,
+) -> Result<Appended, StoreError> {
+    let prior = read_prior(c, sql, s).await?;
+    match decide(prior, s)? {
+        Decision::Held(appended) => Ok(appended),
+        Decision::New => {
+            let pos = order.take_next();
+            if let Err(e) = insert_at(c, sql, s, &pos).await {
+                // Not stored: the transaction fails with it (a database error).
+                return Err(e);
+            }
+            Ok(pos.appended())
+        }
+    }
+}
+
+/// Can the batch's checks all be read before any of it is written? Only
+/// when no statement's outcome depends on another's insert: no id twice,
+/// and no statement naming another's id (which would make that id "taken").
+fn independent(batch: &[&NewStatement]) -> bool {
+    let ids: std::collections::HashSet<&str> = batch.iter().map(|s| s.id.as_str()).collect();
+    ids.len() == batch.len()
+        && batch.iter().all(|s| {
+            s.references.iter().all(|r| !ids.contains(r.as_str()))
+                && s.target_id.as_deref().is_none_or(|t| !ids.contains(t))
+        })
+}
+
+/// Appends a batch inside its transaction, with the same outcome as
+/// [`append_statement`] one by one. An independent batch is checked in one
+/// pipelined round trip and written in another (each statement's own round
+/// trips would make a batch of 500 a thousand sequential waits); otherwise
+/// one by one. The outer error is the database's (the transaction is lost);
+/// the inner ones are per-statement refusals.
+pub(super) async fn append_statements(
+    c: &Conn,
+    sql: &AppendSql,
+    order: &mut Order,
+    batch: &[&NewStatement],
+) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+    if batch.len() < 2 || !independent(batch) {
+        let mut out = Vec::with_capacity(batch.len());
+        for s in batch {
+            match append_statement(c, sql, order, s).await {
+                Err(e) if !e.is_refusal() => return Err(e),
+                other => out.push(other),
+            }
+        }
+        return Ok(out);
+    }
+    let priors =
+        futures_util::future::try_join_all(batch.iter().map(|s| read_prior(c, sql, s))).await?;
+    let mut out = Vec::with_capacity(batch.len());
+    let mut inserts = Vec::new();
+    for (s, prior) in batch.iter().zip(priors) {
+        match decide(prior, s) {
+            Ok(Decision::Held(appended)) => out.push(Ok(appended)),
+            Ok(Decision::New) => {
+                let pos = order.take_next();
+                out.push(Ok(pos.appended()));
+                inserts.push((*s, pos));
+            }
+            Err(e) if !e.is_refusal() => return Err(e),
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    futures_util::future::try_join_all(inserts.iter().map(|(s, pos)| insert_at(c, sql, s, pos)))
+        .await?;
+    Ok(out)
 }
 
 const STATEMENT_SELECT: &str =

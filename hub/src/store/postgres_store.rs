@@ -213,7 +213,9 @@ pub(super) struct PgStore {
 
 struct Inner {
     pool: Arc<Pool>,
-    writer: Mutex<Option<mpsc::UnboundedSender<AppendJob>>>,
+    /// Jobs arrive in the groups they were asked for: a batch call is one
+    /// message, so it is never split between two transactions.
+    writer: Mutex<Option<mpsc::UnboundedSender<Vec<AppendJob>>>>,
     /// Signalled when the writer task has answered everything queued.
     writer_done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     tail: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -283,7 +285,7 @@ impl PgStore {
         let guard = self.inner.writer.lock().expect("writer lock");
         let sender = guard.as_ref().ok_or(StoreError::Closed)?;
         sender
-            .send(AppendJob { statement, reply })
+            .send(vec![AppendJob { statement, reply }])
             .map_err(|_| StoreError::Closed)?;
         Ok(rx)
     }
@@ -299,12 +301,26 @@ impl PgStore {
         &self,
         items: Vec<NewStatement>,
     ) -> Vec<Result<(u64, bool), StoreError>> {
-        let pending: Vec<_> = items.into_iter().map(|s| self.enqueue(s)).collect();
-        let mut out = Vec::with_capacity(pending.len());
-        for p in pending {
-            out.push(match p {
-                Ok(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
-                Err(e) => Err(e),
+        let mut jobs = Vec::with_capacity(items.len());
+        let mut replies = Vec::with_capacity(items.len());
+        for statement in items {
+            let (reply, rx) = oneshot::channel();
+            jobs.push(AppendJob { statement, reply });
+            replies.push(rx);
+        }
+        let sent = {
+            let guard = self.inner.writer.lock().expect("writer lock");
+            match guard.as_ref() {
+                Some(sender) => sender.send(jobs).is_ok(),
+                None => false,
+            }
+        };
+        let mut out = Vec::with_capacity(replies.len());
+        for rx in replies {
+            out.push(if sent {
+                rx.await.unwrap_or(Err(StoreError::Closed))
+            } else {
+                Err(StoreError::Closed)
             });
         }
         out
@@ -825,17 +841,17 @@ impl HashReader for PgHashReader<'_> {
 
 async fn writer_loop(
     pool: Arc<Pool>,
-    mut rx: mpsc::UnboundedReceiver<AppendJob>,
+    mut rx: mpsc::UnboundedReceiver<Vec<AppendJob>>,
     shared: Arc<Shared>,
     fill: Arc<tokio::sync::Notify>,
     done: std::sync::mpsc::Sender<()>,
 ) {
     let mut conn = None;
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
+        let mut batch = first;
         while batch.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(jobs) => batch.extend(jobs),
                 Err(_) => break,
             }
         }
@@ -891,15 +907,6 @@ struct WriterConn {
     sql: postgres::AppendSql,
 }
 
-/// Whether an append's error is the statement's (a refusal, decided before
-/// anything was written) or the database's (the transaction is lost).
-fn refusal(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Conflict(_) | StoreError::Refused(_) | StoreError::NotFound(_)
-    )
-}
-
 /// One transaction for the whole batch: the order row locked once, each
 /// statement checked and inserted, the row written back, one commit.
 async fn append_batch(
@@ -921,15 +928,9 @@ async fn append_batch(
         );
         begun?;
         let mut order = order?;
-        let mut results = Vec::with_capacity(batch.len());
-        for job in batch {
-            let result =
-                postgres::append_statement(&w.client, &w.sql, &mut order, &job.statement).await;
-            match result {
-                Err(e) if !refusal(&e) => return Err(e),
-                other => results.push(other),
-            }
-        }
+        let statements: Vec<&NewStatement> = batch.iter().map(|job| &job.statement).collect();
+        let results =
+            postgres::append_statements(&w.client, &w.sql, &mut order, &statements).await?;
         // The order row and COMMIT in one round trip: if the update
         // failed, PostgreSQL turns the COMMIT into a rollback, and the
         // update's error fails the group.

@@ -91,6 +91,7 @@ conformance!(
     peer_links_and_federated_items,
     received_items_join_the_order_once,
     cross_hub_groups_are_shared_and_checked,
+    a_batch_decides_each_statement_as_one_by_one,
 );
 
 fn statement(n: u64, org: &str) -> NewStatement {
@@ -186,6 +187,73 @@ async fn order_idempotence_and_conflicts(store: Store) {
     assert!(shared.windows(2).all(|w| w[0].added_us < w[1].added_us));
     assert_eq!(store.seq_at_added(shared[9].added_us).await.unwrap(), 10);
     assert_eq!(store.seq_at_added(0).await.unwrap(), 0);
+}
+
+/// A batch (one transaction; PostgreSQL reads every check in one pipelined
+/// round trip when no statement depends on another) has the outcome of the
+/// same statements appended one by one, in order.
+async fn a_batch_decides_each_statement_as_one_by_one(store: Store) {
+    for n in [1, 6, 7] {
+        append(&store, statement(n, "a")).await.unwrap();
+    }
+    let mut orphan = statement(5, "a");
+    orphan.revision = 2;
+    let mut equivocation = statement(7, "a");
+    equivocation.digest = "d7-other".into();
+    let independent = vec![
+        statement(2, "a"),
+        statement(1, "a"),
+        statement(6, "b"),
+        orphan,
+        statement(3, "a"),
+        equivocation,
+    ];
+    let results = store.append_statements(independent).await;
+    let outcome: Vec<String> = results
+        .iter()
+        .map(|r| match r {
+            Ok((seq, duplicate)) => format!("{seq}{}", if *duplicate { " again" } else { "" }),
+            Err(StoreError::Conflict(_)) => "conflict".into(),
+            Err(StoreError::Refused(_)) => "refused".into(),
+            Err(e) => format!("{e}"),
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        ["4", "1 again", "conflict", "refused", "5", "conflict"],
+        "new statements take the next positions in request order; the rest are recognised or refused"
+    );
+    assert_eq!(store.head(), 5);
+
+    // Statements that depend on each other in one batch: two revisions of
+    // a new id, and an id named by an earlier statement of another member.
+    let mut second = statement(10, "a");
+    second.revision = 2;
+    second.digest = "d10-r2".into();
+    let mut naming = statement(11, "b");
+    naming.references = vec!["id-12".into()];
+    let dependent = vec![statement(10, "a"), second, naming, statement(12, "a")];
+    let results = store.append_statements(dependent).await;
+    assert_eq!(results[0].as_ref().unwrap(), &(6, false));
+    assert_eq!(results[1].as_ref().unwrap(), &(7, false));
+    assert_eq!(results[2].as_ref().unwrap(), &(8, false));
+    assert!(
+        matches!(results[3], Err(StoreError::Conflict(_))),
+        "id-12 was taken by b's reference earlier in the batch: {:?}",
+        results[3]
+    );
+    assert_eq!(
+        store
+            .revisions("id-10")
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.revision)
+            .collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert_eq!(store.head(), 8);
+    assert_eq!(store.statement_count().await.unwrap(), 8);
 }
 
 async fn revisions_and_retractions(store: Store) {
