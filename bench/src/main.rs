@@ -44,6 +44,11 @@ struct Args {
     /// Only the exposure figures (SBOM check, watch): no hub.
     #[arg(long)]
     exposure_only: bool,
+    /// Only the subscriber fleets (fan-out, time to protect, and through
+    /// two replicas with --replicas 2): no SBOM, scrub, publish, catch-up,
+    /// log or federation figures. For iterating on the delivery path.
+    #[arg(long)]
+    fleets_only: bool,
     /// Publishing members.
     #[arg(long)]
     publishers: Option<usize>,
@@ -175,6 +180,8 @@ fn rss_kib(pid: u32) -> u64 {
 #[derive(Default)]
 struct Replicated {
     publish_per_s: f64,
+    /// The fan-out through one hub (its p50/p99 are also the `fanout_*` keys).
+    fanout_one: Option<fleet::Figures>,
     fanout: Option<fleet::Figures>,
     agents: Option<fleet::Figures>,
 }
@@ -855,8 +862,14 @@ fn main() {
     let args = Args::parse();
     let plan = Plan::from(&args);
     // Pure CPU, before the hub starts, so neither disturbs the other.
-    let mut exposure = exposure::measure(&exposure::Sizes::new(args.smoke));
-    scrub::add_figures(&mut exposure, args.smoke);
+    let mut exposure = if args.fleets_only {
+        json!({})
+    } else {
+        exposure::measure(&exposure::Sizes::new(args.smoke))
+    };
+    if !args.fleets_only {
+        scrub::add_figures(&mut exposure, args.smoke);
+    }
     if args.exposure_only {
         if args.json {
             println!("{exposure}");
@@ -937,11 +950,12 @@ fn main() {
                 .cursors
                 .seal(hub::cursor::Purpose::Stream, org, head)
         };
-        let idle = idle_streams(&idle_org, plan.idle, at_head("sub-idle")).await;
+        let idle_count = if args.fleets_only { 0 } else { plan.idle };
+        let idle = idle_streams(&idle_org, idle_count, at_head("sub-idle")).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after_idle = rss_kib(pid);
         let idle_per_sub_kb =
-            after_idle.saturating_sub(before_idle) as f64 / plan.idle.max(1) as f64;
+            after_idle.saturating_sub(before_idle) as f64 / idle_count.max(1) as f64;
 
         // Publishing to 1,000 live streams would measure fan-out, not publish.
         drop(idle);
@@ -960,8 +974,14 @@ fn main() {
             });
             (peak, h)
         };
-        let single_per_s = publish_single(&publishers, (per / 4).max(1), 32).await;
-        let batch_per_s = publish_batched(&publishers, per, plan.batch, 20_000_000).await;
+        let (single_per_s, batch_per_s) = if args.fleets_only {
+            (0.0, 0.0)
+        } else {
+            (
+                publish_single(&publishers, (per / 4).max(1), 32).await,
+                publish_batched(&publishers, per, plan.batch, 20_000_000).await,
+            )
+        };
         let publish_rss = sampler.0.load(Ordering::Relaxed).max(rss_kib(pid));
 
         // A second replica: a copy of the data dir (CA, hub keys, server
@@ -975,8 +995,10 @@ fn main() {
             let (b, _) = start_hub(&data_b, "127.0.0.1:0", store_url.as_deref());
             let urls = [url.clone(), b.url()];
             replica = Some(b);
-            replicated.publish_per_s =
-                publish_batched_at(&publishers, per, plan.batch, 60_000_000, &urls).await;
+            if !args.fleets_only {
+                replicated.publish_per_s =
+                    publish_batched_at(&publishers, per, plan.batch, 60_000_000, &urls).await;
+            }
         }
         let one = vec![hub.target()];
         let all: Vec<fleet::Target> = one
@@ -1039,8 +1061,25 @@ fn main() {
             fan.items * fan.subscribers,
         );
         replicated.fanout = fleets.remove("fanout2");
+        replicated.fanout_one = Some(fan);
         replicated.agents = fleets.remove("agents2");
         let agents_one = fleets.remove("agents");
+        if args.fleets_only {
+            let mut out = serde_json::Map::new();
+            for (prefix, f) in [
+                ("fanout", replicated.fanout_one.as_ref()),
+                ("fanout_two_replicas", replicated.fanout.as_ref()),
+                ("agents", agents_one.as_ref()),
+                ("agents_two_replicas", replicated.agents.as_ref()),
+            ] {
+                if let Some(f) = f {
+                    out.extend(fleet::json(prefix, f));
+                }
+            }
+            println!("{}", serde_json::Value::Object(out));
+            store.close();
+            return Err(String::new());
+        }
         // The catch-up and what follows are one hub's figures.
         replica.take();
         let load_rss = sampler
@@ -1087,6 +1126,13 @@ fn main() {
     });
     let results = match results {
         Ok(r) => r,
+        // --fleets-only printed its figures.
+        Err(e) if e.is_empty() => {
+            drop(replica);
+            drop(hub);
+            drop(cluster);
+            return;
+        }
         Err(e) => {
             eprintln!("isac-bench: {e}");
             drop(replica);
@@ -1224,6 +1270,7 @@ fn main() {
         );
     }
     for (prefix, f) in [
+        ("fanout", replicated.fanout_one.as_ref()),
         ("agents", agents_one.as_ref()),
         ("agents_two_replicas", replicated.agents.as_ref()),
         ("fanout_two_replicas", replicated.fanout.as_ref()),

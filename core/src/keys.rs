@@ -30,6 +30,12 @@ pub struct SigningKey {
     key_id: KeyId,
 }
 
+/// DER of an Ed25519 SubjectPublicKeyInfo before its 32 key bytes
+/// (RFC 8410: SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING }).
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
 /// A public Ed25519 key as served by the key directory.
 #[derive(Clone)]
 pub struct VerifyingKey {
@@ -132,6 +138,14 @@ impl SigningKey {
 
 impl VerifyingKey {
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        // The canonical form is a fixed prefix and the 32 raw bytes: read
+        // it without OpenSSL's generic decoder and encoder, which cost
+        // more than the signature check itself on every publish.
+        if let Some(raw) = der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
+            if raw.len() == 32 {
+                return Self::from_raw(raw);
+            }
+        }
         let pkey = PKey::public_key_from_der(der).map_err(|e| KeyError::Decode(e.to_string()))?;
         if pkey.id() != Id::ED25519 {
             return Err(KeyError::NotEd25519);
@@ -151,7 +165,7 @@ impl VerifyingKey {
         }
         let pkey = PKey::public_key_from_raw_bytes(raw, Id::ED25519)
             .map_err(|e| KeyError::Decode(e.to_string()))?;
-        let spki_der = pkey.public_key_to_der()?;
+        let spki_der = [&ED25519_SPKI_PREFIX[..], raw].concat();
         Ok(Self { pkey, spki_der })
     }
 
@@ -287,6 +301,31 @@ mod tests {
         let raw = v.raw().unwrap();
         assert_eq!(VerifyingKey::from_raw(&raw).unwrap().key_id(), v.key_id());
         assert!(VerifyingKey::from_raw(&raw[..31]).is_err());
+    }
+
+    /// The prefix read is OpenSSL's own encoding: for many keys, the DER
+    /// OpenSSL writes reads back to the same key, and the DER a key
+    /// keeps is byte for byte what OpenSSL's encoder writes.
+    #[test]
+    fn the_spki_prefix_is_openssls_encoding() {
+        for _ in 0..64 {
+            let v = SigningKey::generate().unwrap().verifying_key().unwrap();
+            let openssl_der = v.pkey.public_key_to_der().unwrap();
+            assert_eq!(openssl_der, v.spki_der);
+            assert_eq!(openssl_der[..12], ED25519_SPKI_PREFIX);
+            let back = VerifyingKey::from_spki_der(&openssl_der).unwrap();
+            assert_eq!(back.key_id(), v.key_id());
+            assert_eq!(back.raw().unwrap(), v.raw().unwrap());
+        }
+        // The prefix with a short or long key, or trailing bytes: refused.
+        let der = SigningKey::generate()
+            .unwrap()
+            .verifying_key()
+            .unwrap()
+            .spki_der;
+        for bad in [&der[..43], &[&der[..], &[0][..]].concat()[..], &der[..12]] {
+            assert!(VerifyingKey::from_spki_der(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

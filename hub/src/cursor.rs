@@ -73,6 +73,39 @@ thread_local! {
     static SEALING: RefCell<Option<([u8; 32], CipherCtx)>> = const { RefCell::new(None) };
 }
 
+thread_local! {
+    /// Random bytes for nonces, drawn from OpenSSL's generator a page at a
+    /// time: one `RAND_bytes` call per token cost more than the sealing
+    /// (its locks and fork check), and every delivery seals one.
+    static NONCES: RefCell<NoncePage> = const {
+        RefCell::new(NoncePage { bytes: [0; NONCE_PAGE], used: NONCE_PAGE })
+    };
+}
+
+const NONCE_PAGE: usize = NONCE_LEN * 340;
+
+struct NoncePage {
+    bytes: [u8; NONCE_PAGE],
+    used: usize,
+}
+
+/// A random 96-bit nonce (GCM needs them unique under one key: random
+/// 96-bit values are, far beyond the number of cursors a hub seals).
+fn fresh_nonce() -> [u8; NONCE_LEN] {
+    NONCES.with(|cell| {
+        let mut page = cell.borrow_mut();
+        if page.used + NONCE_LEN > NONCE_PAGE {
+            openssl::rand::rand_bytes(&mut page.bytes).expect("OpenSSL's random generator");
+            page.used = 0;
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        let at = page.used;
+        nonce.copy_from_slice(&page.bytes[at..at + NONCE_LEN]);
+        page.used += NONCE_LEN;
+        nonce
+    })
+}
+
 fn seal_with(
     cached: &mut Option<([u8; 32], CipherCtx)>,
     key: &[u8; 32],
@@ -107,8 +140,7 @@ impl CursorSealer {
     }
 
     pub fn seal(&self, purpose: Purpose, org: &str, position: u64) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        openssl::rand::rand_bytes(&mut nonce).expect("OpenSSL's random generator");
+        let nonce = fresh_nonce();
         let mut token = Vec::with_capacity(TOKEN_LEN);
         token.push(VERSION);
         token.extend_from_slice(&nonce);
@@ -223,6 +255,25 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), c.len());
         assert!(!a.windows(8).any(|w| w == 7u64.to_be_bytes()));
+    }
+
+    #[test]
+    fn nonces_differ_across_many_pages_and_threads() {
+        let per_thread = 3 * NONCE_PAGE / NONCE_LEN + 7;
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    (0..per_thread).map(|_| fresh_nonce()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for t in threads {
+            for nonce in t.join().unwrap() {
+                assert!(seen.insert(nonce), "a nonce was handed out twice");
+            }
+        }
+        assert_eq!(seen.len(), 4 * per_thread);
     }
 
     #[test]
