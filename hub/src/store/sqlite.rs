@@ -1447,21 +1447,21 @@ pub struct AgentRow {
 }
 
 pub(super) fn agent_by_cert(conn: &Connection, fp: &str) -> Result<Option<AgentRow>, StoreError> {
+    // Every call a member makes starts here: prepared once per connection.
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT a.org_id, a.agent_name, m.role, m.status, a.superseded_at IS NOT NULL
              FROM agents a JOIN members m ON m.org_id = a.org_id WHERE a.cert_fingerprint = ?1",
-            [fp],
-            |r| {
-                Ok(AgentRow {
-                    org_id: r.get(0)?,
-                    agent_name: r.get(1)?,
-                    role: word(r, 2)?,
-                    member_status: word(r, 3)?,
-                    superseded: r.get(4)?,
-                })
-            },
-        )
+        )?
+        .query_row([fp], |r| {
+            Ok(AgentRow {
+                org_id: r.get(0)?,
+                agent_name: r.get(1)?,
+                role: word(r, 2)?,
+                member_status: word(r, 3)?,
+                superseded: r.get(4)?,
+            })
+        })
         .optional()?)
 }
 
@@ -1601,11 +1601,8 @@ pub(super) fn rotate_key(
 
 pub(super) fn key(conn: &Connection, key_id: &str) -> Result<Option<KeyRow>, StoreError> {
     Ok(conn
-        .query_row(
-            &format!("{KEY_SELECT} WHERE k.key_id = ?1"),
-            [key_id],
-            key_from_row,
-        )
+        .prepare_cached(&format!("{KEY_SELECT} WHERE k.key_id = ?1"))?
+        .query_row([key_id], key_from_row)
         .optional()?)
 }
 

@@ -33,6 +33,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // FULL: a commit is on disk before we acknowledge it, even across power loss.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // rusqlite keeps 16 prepared statements per connection; the append
+    // path alone uses more, and an evicted one is parsed again per call.
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
 
