@@ -165,14 +165,40 @@ fn item_number(payload: &[u8]) -> Option<usize> {
 struct Board {
     sent: Vec<AtomicU64>,
     last: Vec<AtomicU64>,
+    /// Light subscribers in the run, and how many hold every item.
+    light: usize,
+    finished: AtomicUsize,
+    all_finished: tokio::sync::Notify,
 }
 
+/// How long a subscriber with every item waits for the others.
+const LINGER: Duration = Duration::from_secs(120);
+
 impl Board {
-    fn new(items: usize) -> Board {
+    fn new(items: usize, light: usize) -> Board {
         Board {
             sent: (0..items).map(|_| AtomicU64::new(0)).collect(),
             last: (0..items).map(|_| AtomicU64::new(0)).collect(),
+            light,
+            finished: AtomicUsize::new(0),
+            all_finished: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Called by a light subscriber holding every item, with its stream
+    /// still open: returns once every light subscriber holds every item.
+    /// Streams that closed as soon as they were done would make the hub
+    /// tear thousands of them down while it still delivers the last item
+    /// to the rest, and that teardown would be measured as their latency.
+    async fn finished_one(&self) {
+        let everyone = self.all_finished.notified();
+        tokio::pin!(everyone);
+        everyone.as_mut().enable();
+        if self.finished.fetch_add(1, Ordering::SeqCst) + 1 >= self.light {
+            self.all_finished.notify_waiters();
+            return;
+        }
+        let _ = tokio::time::timeout(LINGER, everyone).await;
     }
 }
 
@@ -281,6 +307,8 @@ async fn light(
                     }
                     got += 1;
                     if got >= items {
+                        board.finished_one().await;
+                        drop(stream);
                         return Ok(mine);
                     }
                 }
@@ -395,7 +423,10 @@ pub async fn run(
 ) -> Result<Figures, String> {
     let started = Instant::now();
     let items = (spec.rate * spec.secs) as usize;
-    let board = Arc::new(Board::new(items));
+    let real_agents = (0..spec.subscribers)
+        .filter(|i| kind_of(*i, spec.verify, spec.agents) == Kind::Agent)
+        .count();
+    let board = Arc::new(Board::new(items, spec.subscribers - real_agents));
     let ready = Arc::new(AtomicUsize::new(0));
     let directory = {
         let a = &members.agents[0];
@@ -587,6 +618,9 @@ pub async fn run(
                 / 1000.0
         })
         .collect();
+    if std::env::var_os("ISAC_BENCH_PER_ITEM").is_some() {
+        eprintln!("{}: last subscriber per item (ms): {last:.0?}", spec.tag);
+    }
     for v in [&mut all, &mut last, &mut stored_ms] {
         v.sort_by(f64::total_cmp);
     }

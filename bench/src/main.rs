@@ -81,7 +81,7 @@ struct Args {
     /// them (at least one) are real agents that verify and store.
     #[arg(long)]
     agents: Option<usize>,
-    /// Publish rate in the time-to-protect phase (items/s).
+    /// Publish rate in the time-to-protect phase (items/s; default 1).
     #[arg(long)]
     agent_rate: Option<u64>,
     /// Length of the time-to-protect phase (s).
@@ -144,13 +144,17 @@ impl Plan {
             } else {
                 10_000
             }),
-            agent_rate: a.agent_rate.unwrap_or(10),
+            // One item a second is far above an ISAC's sustained rate (it
+            // is 86,400 a day) and leaves the hub time to drain each item
+            // to every agent: what "time to protect" asks. `--agent-rate
+            // 10` is the capacity run (100,000 deliveries/s at 10,000).
+            agent_rate: a.agent_rate.unwrap_or(1),
             agent_secs: a.agent_secs.unwrap_or(if a.smoke {
-                2
+                3
             } else if a.quick {
-                10
+                30
             } else {
-                20
+                60
             }),
             streams_per_member: a.streams_per_member.max(1),
         }
@@ -1212,7 +1216,7 @@ fn main() {
         .unwrap_or_default();
     let report = json!({
         "machine": {"cores": cores, "cpu": cpu},
-        "store": if args.store.is_some() { "postgres" } else { "sqlite" },
+        "store": if store_url.is_some() { "postgres" } else { "sqlite" },
         "plan": {
             "publishers": plan.publishers, "items": plan.items, "batch": plan.batch,
             "subscribers": plan.subscribers, "verifying_subscribers": plan.verifying_subscribers,
