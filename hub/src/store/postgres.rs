@@ -963,10 +963,8 @@ pub(super) async fn append_statement(
         Decision::Held(appended) => Ok(appended),
         Decision::New => {
             let pos = order.take_next();
-            if let Err(e) = insert_at(c, sql, s, &pos).await {
-                // Not stored: the transaction fails with it (a database error).
-                return Err(e);
-            }
+            // A database error: the transaction fails with it.
+            insert_at(c, sql, s, &pos).await?;
             Ok(pos.appended())
         }
     }
