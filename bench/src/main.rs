@@ -592,14 +592,14 @@ async fn checkpoint_latency(agent: &Agent, samples: usize) -> (f64, f64, usize) 
         // Every leaf before the ack is in the next checkpoint of at least
         // the size seen now plus one.
         let target = log
-            .get_checkpoint(pb::GetCheckpointRequest {})
+            .get_checkpoint(pb::GetCheckpointRequest::default())
             .await
             .map(|c| c.into_inner().tree_size)
             .unwrap_or(0)
             + 1;
         loop {
             let size = log
-                .get_checkpoint(pb::GetCheckpointRequest {})
+                .get_checkpoint(pb::GetCheckpointRequest::default())
                 .await
                 .map(|c| c.into_inner().tree_size)
                 .unwrap_or(0);
@@ -619,7 +619,7 @@ async fn checkpoint_latency(agent: &Agent, samples: usize) -> (f64, f64, usize) 
 async fn proofs_per_s(agent: &Agent, secs: f64) -> f64 {
     let channel = new_channel(agent).await;
     let size = pb::log_client::LogClient::new(channel.clone())
-        .get_checkpoint(pb::GetCheckpointRequest {})
+        .get_checkpoint(pb::GetCheckpointRequest::default())
         .await
         .expect("checkpoint")
         .into_inner()
@@ -712,7 +712,7 @@ async fn batched_proofs_per_s(agent: &Agent, secs: f64) -> f64 {
     let channel = new_channel(agent).await;
     let mut log = pb::log_client::LogClient::new(channel);
     let size = log
-        .get_checkpoint(pb::GetCheckpointRequest {})
+        .get_checkpoint(pb::GetCheckpointRequest::default())
         .await
         .expect("checkpoint")
         .into_inner()

@@ -896,7 +896,7 @@ async fn remote_log_text(
         .map_err(|e| e.to_string())?;
     let refused = |s: tonic::Status| format!("the hub refused ({:?}): {}", s.code(), s.message());
     let checkpoint = pb::log_client::LogClient::new(channel.clone())
-        .get_checkpoint(pb::GetCheckpointRequest {})
+        .get_checkpoint(pb::GetCheckpointRequest::default())
         .await
         .map_err(refused)?
         .into_inner();

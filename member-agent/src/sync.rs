@@ -767,7 +767,7 @@ impl Agent {
         self.refresh_directory(&channel).await?;
         // Where the hub's log stands now, before anything is read: a
         // rollback shows here even when nothing new arrives.
-        match self.advance_log(&channel).await {
+        match self.advance_log(&channel, 0).await {
             Ok(_) => {}
             Err(crate::tlog::Fault::Hub(AgentError::Hub {
                 code: tonic::Code::FailedPrecondition,

@@ -568,11 +568,14 @@ impl Agent {
     /// it the trusted checkpoint (persisted in one write).
     /// A checkpoint short of the witness quorum is asked for again for
     /// `QUORUM_GRACE` first: witnesses cosign after the hub signs.
-    pub async fn advance_log(&self, channel: &Channel) -> Result<Trusted, Fault> {
+    /// `min_size` (0: none) asks the hub to answer once it serves a
+    /// checkpoint of at least that many leaves (it signs one sooner and
+    /// holds the call up to 5 s): one call instead of polling.
+    pub async fn advance_log(&self, channel: &Channel, min_size: u64) -> Result<Trusted, Fault> {
         let started = std::time::Instant::now();
         loop {
             let offered = pb::log_client::LogClient::new(channel.clone())
-                .get_checkpoint(pb::GetCheckpointRequest {})
+                .get_checkpoint(pb::GetCheckpointRequest { min_size })
                 .await?
                 .into_inner()
                 .signed_note;
@@ -654,7 +657,7 @@ impl Agent {
         }
         let started = std::time::Instant::now();
         loop {
-            let size = match self.advance_log(channel).await {
+            let size = match self.advance_log(channel, max_index.saturating_add(1)).await {
                 Ok(t) if t.size > max_index => return Ok(t),
                 Ok(t) => t.size,
                 // No checkpoint at all yet (a new log's first second).

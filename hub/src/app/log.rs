@@ -90,6 +90,15 @@ pub async fn run_checkpointer(state: HubState) {
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
+            _ = state.witnesses.checkpoint_wanted() => {
+                // A caller waits for leaves not yet in a checkpoint: sign
+                // now, but not more often than every ON_DEMAND_GAP.
+                let gap = ON_DEMAND_GAP.min(period);
+                let since = began.elapsed();
+                if since < gap {
+                    tokio::time::sleep(gap - since).await;
+                }
+            }
             changed = stop.changed() => {
                 // Stopping: one last round, then return above. A dropped
                 // sender means the hub is gone without a clean stop.
@@ -122,6 +131,15 @@ pub fn spawn_witnesses(state: &HubState) -> Vec<tokio::task::JoinHandle<()>> {
         .collect()
 }
 
+/// The shortest time between two checkpoints signed because a caller
+/// waits for one (`GetCheckpoint` with `min_size`): bounds the signatures
+/// and stored checkpoints members can cause to 5 a second, and only while
+/// new leaves arrive.
+pub const ON_DEMAND_GAP: Duration = Duration::from_millis(200);
+
+/// How long `GetCheckpoint` with `min_size` waits for such a checkpoint.
+pub const MIN_SIZE_WAIT: Duration = Duration::from_secs(5);
+
 /// How long shutdown waits for the last checkpoint.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -138,6 +156,31 @@ pub async fn latest(state: &HubState) -> Result<CheckpointRow, ApiError> {
 pub async fn served(state: &HubState) -> Result<CheckpointRow, ApiError> {
     let latest = latest(state).await?;
     Ok(crate::app::witness::served(&state.store, &state.witnesses, latest).await?)
+}
+
+/// [`served`] once it has at least `min_size` leaves: the checkpointer is
+/// asked for one sooner than its interval, and the caller waits up to
+/// [`MIN_SIZE_WAIT`], then gets the latest there is. A size past the
+/// log's leaves is not waited for (it cannot come from this request).
+pub async fn served_at_least(state: &HubState, min_size: u64) -> Result<CheckpointRow, ApiError> {
+    if min_size == 0 || min_size > state.store.log_leaf_count().await? {
+        return served(state).await;
+    }
+    let deadline = tokio::time::Instant::now() + MIN_SIZE_WAIT;
+    let mut signed = state.witnesses.watch_signed();
+    loop {
+        let now = served(state).await;
+        match &now {
+            Ok(c) if c.size >= min_size => return now,
+            _ if tokio::time::Instant::now() >= deadline => return now,
+            _ => {}
+        }
+        state.witnesses.want_checkpoint();
+        // Woken by the next signature; witnesses' cosignatures are not
+        // announced, so look again at least every 100 ms.
+        let next = deadline.min(tokio::time::Instant::now() + Duration::from_millis(100));
+        let _ = tokio::time::timeout_at(next, signed.changed()).await;
+    }
 }
 
 /// The checkpointed size a proof is asked about must exist.

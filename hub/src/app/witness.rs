@@ -75,6 +75,9 @@ pub struct Board {
     latest: tokio::sync::watch::Sender<u64>,
     /// The largest size served so far: what is served never goes back.
     served_floor: AtomicU64,
+    /// A caller waits for leaves no checkpoint covers yet
+    /// (`GetCheckpoint` with `min_size`): the checkpointer signs sooner.
+    wanted: tokio::sync::Notify,
 }
 
 impl Board {
@@ -119,6 +122,7 @@ impl Board {
             witnesses,
             latest: tokio::sync::watch::channel(0).0,
             served_floor: AtomicU64::new(0),
+            wanted: tokio::sync::Notify::new(),
         })
     }
 
@@ -141,6 +145,21 @@ impl Board {
     /// The checkpointer signed a checkpoint of `size` leaves.
     pub fn signed(&self, size: u64) {
         self.latest.send_replace(size);
+    }
+
+    /// The size of each checkpoint signed, as they are.
+    pub fn watch_signed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+
+    /// Asks the checkpointer for a checkpoint before its interval is up.
+    pub fn want_checkpoint(&self) {
+        self.wanted.notify_one();
+    }
+
+    /// Resolves when a caller asked for a checkpoint (`want_checkpoint`).
+    pub async fn checkpoint_wanted(&self) {
+        self.wanted.notified().await
     }
 
     fn up_names(&self) -> Vec<String> {

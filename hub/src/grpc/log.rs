@@ -24,8 +24,8 @@ impl pb::log_server::Log for LogService {
         req: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::Checkpoint>, Status> {
         authenticate(&self.state, &req).await?;
-        let pb::GetCheckpointRequest {} = req.into_inner();
-        let latest = app::log::served(&self.state).await?;
+        let pb::GetCheckpointRequest { min_size } = req.into_inner();
+        let latest = app::log::served_at_least(&self.state, min_size).await?;
         Ok(Response::new(pb::Checkpoint {
             signed_note: latest.note,
             tree_size: latest.size,

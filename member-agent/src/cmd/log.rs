@@ -75,7 +75,7 @@ pub async fn run(state: &StateDir, command: LogCommand) -> Result<(), AgentError
 async fn current(agent: &Agent) -> Result<(tonic::transport::Channel, Trusted), AgentError> {
     let channel = agent.channel().await?;
     agent.refresh_directory(&channel).await?;
-    match agent.advance_log(&channel).await {
+    match agent.advance_log(&channel, 0).await {
         Ok(t) => Ok((channel, t)),
         Err(f) => Err(agent.fault(f, None).await),
     }

@@ -62,7 +62,7 @@ async fn a_follower_stores_only_items_proven_in_the_origins_log() {
     let mut checkpoint = None;
     for _ in 0..(crate::federation::WAIT.as_millis() / 50) {
         let c = log
-            .get_checkpoint(pb::GetCheckpointRequest {})
+            .get_checkpoint(pb::GetCheckpointRequest::default())
             .await
             .unwrap()
             .into_inner();

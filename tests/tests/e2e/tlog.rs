@@ -211,7 +211,7 @@ async fn checkpoint_at_least(
     let started = std::time::Instant::now();
     loop {
         let got = log_client(agent.channel().await.unwrap())
-            .get_checkpoint(pb::GetCheckpointRequest {})
+            .get_checkpoint(pb::GetCheckpointRequest::default())
             .await;
         if let Ok(c) = got {
             let c = c.into_inner();
@@ -927,4 +927,63 @@ async fn a_quorum_nobody_cosigned_is_refused_with_a_clear_message() {
     assert_eq!(s["alert"]["kind"], "no-quorum", "{s}");
     assert_eq!(s["quorum"], 1);
     hub.stop().await;
+}
+
+/// With a checkpoint interval of a minute, a caller asking for a
+/// checkpoint of `min_size` leaves gets one as soon as the leaves exist
+/// (the hub signs sooner for it), and an agent stores what it was just
+/// delivered without waiting for the interval; a size past the log's
+/// leaves is answered with the latest at once instead of held.
+#[tokio::test]
+async fn a_checkpoint_is_signed_on_demand_for_a_caller_waiting_for_its_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hub.toml"), "checkpoint_interval_ms = 60000\n").unwrap();
+    let hub = TestHub::start(&data).await;
+    let origin = hub.config.log_origin();
+    let vkey = hub_log_key(&data);
+    let verifier = Ed25519Verifier::from_vkey(&vkey).unwrap();
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    let ask = |min_size: u64| {
+        let alice = &alice;
+        async move {
+            log_client(alice.channel().await.unwrap())
+                .get_checkpoint(pb::GetCheckpointRequest { min_size })
+                .await
+        }
+    };
+    // Nothing published: no checkpoint, and asking for one of 1 leaf is
+    // answered at once (there is no leaf to sign for).
+    let none = ask(1).await.unwrap_err();
+    assert_eq!(none.code(), tonic::Code::FailedPrecondition, "{none:?}");
+
+    publish(&alice, draft("on-demand-0")).await.unwrap();
+    let first = ask(1).await.unwrap().into_inner();
+    assert_eq!(
+        first.tree_size, 1,
+        "signed for the waiting caller, not after a minute"
+    );
+    let opened = checkpoint::open(first.signed_note.as_bytes(), &origin, &[&verifier]).unwrap();
+    assert_eq!(opened.checkpoint.size, 1);
+
+    for n in 1..3 {
+        publish(&alice, draft(&format!("on-demand-{n}")))
+            .await
+            .unwrap();
+    }
+    // Without min_size: the latest there is, at once (still 1).
+    assert_eq!(ask(0).await.unwrap().into_inner().tree_size, 1);
+    assert_eq!(ask(3).await.unwrap().into_inner().tree_size, 3);
+    // Past the leaves: the latest, not held.
+    assert_eq!(ask(1_000).await.unwrap().into_inner().tree_size, 3);
+
+    // An agent proves and stores what it is delivered without waiting for
+    // the interval (its wait for a covering checkpoint is 30 s at most).
+    publish(&alice, draft("on-demand-3")).await.unwrap();
+    let mut sinks = member_agent::Sinks::jsonl(Some(&dir.path().join("bob.jsonl"))).unwrap();
+    let report = bob.sync(false, &mut sinks).await.unwrap();
+    assert_eq!(report.new, 4);
+    assert_eq!(bob.trusted_checkpoint().unwrap().unwrap().size, 4);
 }

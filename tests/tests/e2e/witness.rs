@@ -256,7 +256,7 @@ async fn served_checkpoint(agent: &Agent) -> pb::Checkpoint {
     let started = std::time::Instant::now();
     loop {
         match pb::log_client::LogClient::new(agent.channel().await.unwrap())
-            .get_checkpoint(pb::GetCheckpointRequest {})
+            .get_checkpoint(pb::GetCheckpointRequest::default())
             .await
         {
             Ok(c) => return c.into_inner(),
