@@ -306,9 +306,10 @@ fn cover_wait(state: &HubState) -> Duration {
     (state.config.checkpoint_interval() * 3).max(Duration::from_secs(10))
 }
 
-/// This hub's latest signed checkpoint once it covers leaf `leaf` (the
-/// checkpointer signs one every `checkpoint_interval_ms` while leaves
-/// arrive), so an item crosses with its inclusion proof.
+/// This hub's latest signed checkpoint once it covers leaf `leaf`, so an
+/// item crosses with its inclusion proof. The checkpointer is asked to
+/// sign sooner than its interval (at most every `ON_DEMAND_GAP`): the
+/// peer's members wait on this hop.
 async fn checkpoint_covering(state: &HubState, leaf: u64) -> Result<CheckpointRow, ApiError> {
     let deadline = tokio::time::Instant::now() + cover_wait(state);
     loop {
@@ -322,6 +323,7 @@ async fn checkpoint_covering(state: &HubState, leaf: u64) -> Result<CheckpointRo
                 "this hub's log has not checkpointed leaf {leaf} yet; resume from your cursor"
             )));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        state.witnesses.want_checkpoint();
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
