@@ -380,6 +380,22 @@ pub fn encode_public_key(spki_der: &[u8]) -> String {
     B64.encode(spki_der)
 }
 
+/// A directory entry for a test key of `org`, valid from `valid_from`
+/// (unix seconds): the one entry builder the crate's tests share.
+#[cfg(test)]
+pub(crate) fn test_entry(k: &crate::keys::SigningKey, org: &str, valid_from: i64) -> DirectoryKey {
+    let v = k.verifying_key().unwrap();
+    DirectoryKey {
+        key_id: v.key_id(),
+        org_id: org.into(),
+        org_name: org.into(),
+        public_key: encode_public_key(v.spki_der()),
+        valid_from: crate::time::format_rfc3339(valid_from),
+        retired_at: None,
+        revoked_at: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,16 +405,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn entry(k: &SigningKey, org: &str) -> DirectoryKey {
-        let v = k.verifying_key().unwrap();
-        DirectoryKey {
-            key_id: v.key_id(),
-            org_id: org.into(),
-            org_name: org.into(),
-            public_key: encode_public_key(v.spki_der()),
-            valid_from: format_rfc3339(NOW - 1000),
-            retired_at: None,
-            revoked_at: None,
-        }
+        test_entry(k, org, NOW - 1000)
     }
 
     fn signed(hub: &SigningKey, dir: &KeyDirectory) -> Envelope {

@@ -149,7 +149,7 @@ pub fn check_origin_inclusion(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::{encode_public_key, DirectoryKey};
+    use crate::directory::DirectoryKey;
     use crate::keys::SigningKey;
     use crate::time::format_rfc3339;
     use crate::tlog::checkpoint::Checkpoint;
@@ -160,16 +160,7 @@ mod tests {
     const LOG: &str = "a.example/log";
 
     fn entry(k: &SigningKey, org: &str) -> DirectoryKey {
-        let v = k.verifying_key().unwrap();
-        DirectoryKey {
-            key_id: v.key_id(),
-            org_id: org.into(),
-            org_name: org.into(),
-            public_key: encode_public_key(v.spki_der()),
-            valid_from: format_rfc3339(0),
-            retired_at: None,
-            revoked_at: None,
-        }
+        crate::directory::test_entry(k, org, 0)
     }
 
     fn directory(keys: Vec<DirectoryKey>) -> KeyDirectory {

@@ -919,22 +919,13 @@ mod tests {
 
     mod received {
         use super::*;
-        use crate::directory::{encode_public_key, DirectoryKey};
+        use crate::directory::DirectoryKey;
         use crate::keys::SigningKey;
         use crate::time::format_rfc3339;
         use crate::PAYLOAD_TYPE_STATEMENT_V1;
 
         fn entry(k: &SigningKey, org: &str) -> DirectoryKey {
-            let v = k.verifying_key().unwrap();
-            DirectoryKey {
-                key_id: v.key_id(),
-                org_id: org.into(),
-                org_name: org.into(),
-                public_key: encode_public_key(v.spki_der()),
-                valid_from: format_rfc3339(0),
-                retired_at: None,
-                revoked_at: None,
-            }
+            crate::directory::test_entry(k, org, 0)
         }
 
         fn sign(k: &SigningKey, s: &Statement) -> Envelope {

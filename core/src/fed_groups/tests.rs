@@ -1,5 +1,5 @@
 use super::*;
-use crate::directory::{encode_public_key, DirectoryKey};
+use crate::directory::DirectoryKey;
 use crate::statement::tests::sample;
 use crate::statement::Statement;
 use crate::time::format_rfc3339;
@@ -268,16 +268,7 @@ mod received {
     use super::*;
 
     fn entry(k: &SigningKey, org: &str) -> DirectoryKey {
-        let v = k.verifying_key().unwrap();
-        DirectoryKey {
-            key_id: v.key_id(),
-            org_id: org.into(),
-            org_name: org.into(),
-            public_key: encode_public_key(v.spki_der()),
-            valid_from: format_rfc3339(0),
-            retired_at: None,
-            revoked_at: None,
-        }
+        crate::directory::test_entry(k, org, 0)
     }
 
     struct World {
