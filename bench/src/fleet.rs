@@ -99,6 +99,9 @@ pub struct Figures {
     /// Per item: publish call to receipt at the last subscriber (ms).
     pub last_p50: f64,
     pub last_p99: f64,
+    /// Per item: publish call to the hub's answer that it is stored (ms).
+    pub acked_p50: f64,
+    pub acked_p99: f64,
     /// Per item and real agent: publish call to verified and stored (ms).
     pub stored_p50: f64,
     pub stored_p99: f64,
@@ -164,6 +167,8 @@ fn item_number(payload: &[u8]) -> Option<usize> {
 /// Receipt times per item, latest kept: µs since the epoch.
 struct Board {
     sent: Vec<AtomicU64>,
+    /// When the publish call returned (the hub acknowledged it stored).
+    acked: Vec<AtomicU64>,
     last: Vec<AtomicU64>,
     /// Light subscribers in the run, and how many hold every item.
     light: usize,
@@ -178,6 +183,7 @@ impl Board {
     fn new(items: usize, light: usize) -> Board {
         Board {
             sent: (0..items).map(|_| AtomicU64::new(0)).collect(),
+            acked: (0..items).map(|_| AtomicU64::new(0)).collect(),
             last: (0..items).map(|_| AtomicU64::new(0)).collect(),
             light,
             finished: AtomicUsize::new(0),
@@ -552,11 +558,16 @@ pub async fn run(
                 }
                 board.sent[n].store(now_us(), Ordering::Relaxed);
                 let mut client = pb::publisher_client::PublisherClient::new(channel.clone());
+                let board = board.clone();
                 calls.spawn(async move {
                     let _slot = slot;
-                    client.publish(req).await.map(|_| ()).map_err(|s| {
-                        format!("publish {n} refused: {:?}: {}", s.code(), s.message())
-                    })
+                    client
+                        .publish(req)
+                        .await
+                        .map(|_| board.acked[n].store(now_us(), Ordering::Relaxed))
+                        .map_err(|s| {
+                            format!("publish {n} refused: {:?}: {}", s.code(), s.message())
+                        })
                 });
             }
             while let Some(r) = calls.join_next().await {
@@ -618,10 +629,18 @@ pub async fn run(
                 / 1000.0
         })
         .collect();
+    let mut acked: Vec<f64> = (0..items)
+        .map(|n| {
+            board.acked[n]
+                .load(Ordering::Relaxed)
+                .saturating_sub(board.sent[n].load(Ordering::Relaxed)) as f64
+                / 1000.0
+        })
+        .collect();
     if std::env::var_os("ISAC_BENCH_PER_ITEM").is_some() {
         eprintln!("{}: last subscriber per item (ms): {last:.0?}", spec.tag);
     }
-    for v in [&mut all, &mut last, &mut stored_ms] {
+    for v in [&mut all, &mut last, &mut stored_ms, &mut acked] {
         v.sort_by(f64::total_cmp);
     }
     // Deliveries each hub made: its subscribers (round robin) times items.
@@ -642,6 +661,8 @@ pub async fn run(
         delivery_max: all.last().copied().unwrap_or(0.0),
         last_p50: percentile(&last, 0.5),
         last_p99: percentile(&last, 0.99),
+        acked_p50: percentile(&acked, 0.5),
+        acked_p99: percentile(&acked, 0.99),
         stored_p50: percentile(&stored_ms, 0.5),
         stored_p99: percentile(&stored_ms, 0.99),
         stored_samples: stored_ms.len(),
@@ -673,6 +694,8 @@ pub fn json(prefix: &str, f: &Figures) -> HashMap<String, serde_json::Value> {
         ("max_ms", json!(r2(f.delivery_max))),
         ("last_subscriber_p50_ms", json!(r2(f.last_p50))),
         ("last_subscriber_p99_ms", json!(r2(f.last_p99))),
+        ("acknowledged_p50_ms", json!(r2(f.acked_p50))),
+        ("acknowledged_p99_ms", json!(r2(f.acked_p99))),
         ("stored_p50_ms", json!(r2(f.stored_p50))),
         ("stored_p99_ms", json!(r2(f.stored_p99))),
         ("stored_samples", json!(f.stored_samples)),

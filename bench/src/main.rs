@@ -1434,6 +1434,10 @@ fn main() {
             String::new(),
         ));
         rows.push((
+            "  publish acknowledged (stored) p50 / p99".into(),
+            format!("{:.1} / {:.1} ms", f.acked_p50, f.acked_p99),
+        ));
+        rows.push((
             "  every delivery p50 / p99".into(),
             format!("{:.1} / {:.1} ms", f.delivery_p50, f.delivery_p99),
         ));

@@ -1,13 +1,15 @@
 //! `isac.v1.Subscriber`: backlog then live, gap-free, bounded memory.
 //!
-//! Each stream is a task that reads pages from the store after its cursor and
-//! pushes them into a bounded channel; when it has read up to the committed
-//! head it waits for the head to move. Sequences are assigned by the single
-//! writer and the head is published only after commit, so reading "after my
-//! cursor" never skips an item and never repeats one, across the switch from
-//! backlog to live. A slow reader only fills its own channel; it never holds
-//! items in the hub's memory beyond one page.
+//! Each stream reads pages from the store after its cursor as the transport
+//! asks for messages; when it has read up to the committed head it waits for
+//! the head to move. Sequences are assigned by the single writer and the head
+//! is published only after commit, so reading "after my cursor" never skips
+//! an item and never repeats one, across the switch from backlog to live.
+//! The transport polls a stream only while the subscriber's HTTP/2 window
+//! has room, so a slow reader holds at most one page of rows (shared with
+//! other streams when they are recent) and never more of the hub's memory.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -16,8 +18,6 @@ use isac_core::statement::Severity;
 use isac_core::tlp::Channel;
 use isac_core::Tlp;
 use isac_proto::v1 as pb;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -26,11 +26,9 @@ use crate::app::HubState;
 use crate::cursor::Purpose;
 use crate::error::ApiError;
 use crate::grpc::auth::authenticate;
+use crate::limits::StreamSlot;
 use crate::policy;
 use crate::store::{SharedRow, StoreError, StoredStatement};
-
-/// Messages buffered per stream before the reader task waits.
-const STREAM_BUFFER: usize = 64;
 
 /// How long a replica waits to see the head a cursor names before it
 /// calls the cursor "ahead of this hub's history" (its tail reads the
@@ -118,19 +116,28 @@ impl pb::subscriber_server::Subscriber for SubscriberService {
             },
         };
         let slot = self.state.limits.open_stream(&caller.org_id)?;
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let state = self.state.clone();
         tracing::info!(after_sequence, follow, "subscription opened");
-        tokio::spawn(async move {
-            // The slot is released when the stream task ends.
-            let _slot = slot;
-            if let Err(e) =
-                run_stream(state, caller, after_sequence, follow, options, tx.clone()).await
-            {
-                let _ = tx.send(Err(e.into())).await;
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let state = &self.state;
+        let mut epoch_rx = state.epoch.clone();
+        epoch_rx.borrow_and_update();
+        let stream = Follow {
+            caller,
+            cursor: after_sequence,
+            follow,
+            options,
+            head_rx: state.store.watch_head(),
+            epoch_rx,
+            lost_rx: state.store.watch_unavailable(),
+            shutdown: state.shutdown.clone(),
+            announced_caught_up: false,
+            target: None,
+            page: VecDeque::new(),
+            prefetched: None,
+            ended: false,
+            _slot: slot,
+            state: state.clone(),
+        };
+        Ok(Response::new(stream.into_stream()))
     }
 
     async fn acknowledge(
@@ -266,21 +273,6 @@ fn caught_up(state: &HubState, caller: &Caller, head: u64) -> pb::SubscribeRespo
     }
 }
 
-/// On a membership change: is the caller still entitled to a stream at all?
-/// Then tell the agent to fetch the new directory.
-async fn on_epoch_change(
-    state: &HubState,
-    caller: &mut Caller,
-    tx: &mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
-) -> Result<bool, ApiError> {
-    *caller = caller_for_cert(state, &caller.cert_fingerprint).await?;
-    // The epoch watcher re-signs before it announces, so this is the new version.
-    Ok(tx
-        .send(Ok(directory_changed(state.directory.version())))
-        .await
-        .is_ok())
-}
-
 fn database_lost(reason: &str) -> ApiError {
     ApiError::Unavailable(format!(
         "this hub lost its database ({reason}); reconnect (to another replica) and resume from your cursor"
@@ -314,120 +306,152 @@ impl Drop for Prefetch {
     }
 }
 
-async fn run_stream(
+/// One subscription: the caller, where it is in the order, and what it
+/// waits on. The response stream is built straight over it (no task and
+/// channel in between), so that when a commit moves the head by several
+/// items, the transport encodes every delivery ready at that moment into one
+/// HTTP/2 frame, one TLS record and one write, instead of one each.
+struct Follow {
     state: HubState,
-    mut caller: Caller,
-    after: u64,
+    caller: Caller,
+    /// The last position examined (delivered or not entitled).
+    cursor: u64,
     follow: bool,
     options: StreamOptions,
-    tx: mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
-) -> Result<(), ApiError> {
-    let mut cursor = after;
-    let mut head_rx = state.store.watch_head();
-    let mut shutdown = state.shutdown.clone();
-    let mut epoch_rx = state.epoch.clone();
-    epoch_rx.borrow_and_update();
-    let mut lost_rx = state.store.watch_unavailable();
-    let mut announced_caught_up = false;
-    let mut prefetched: Option<Prefetch> = None;
-    loop {
-        // A hub that lost its database ends the stream rather than serve
-        // from memory what it can no longer check (revocations, the order).
-        if let Some(m) = lost_rx.borrow_and_update().clone() {
-            return Err(database_lost(&m));
-        }
-        let head = *head_rx.borrow_and_update();
-        let channel = if announced_caught_up {
+    head_rx: tokio::sync::watch::Receiver<u64>,
+    epoch_rx: tokio::sync::watch::Receiver<u64>,
+    lost_rx: tokio::sync::watch::Receiver<Option<String>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    announced_caught_up: bool,
+    /// The head this pass reads up to, taken once per pass so that a
+    /// sync without `follow` ends even while others keep publishing.
+    target: Option<u64>,
+    /// Rows read and not yet examined: at most one page (shared with
+    /// every other stream when they come from the recent window).
+    page: VecDeque<Arc<SharedRow>>,
+    prefetched: Option<Prefetch>,
+    ended: bool,
+    /// Held for the stream's life: released when the transport drops it.
+    _slot: StreamSlot,
+}
+
+impl Follow {
+    fn channel(&self) -> Channel {
+        if self.announced_caught_up {
             Channel::Stream
         } else {
             Channel::Backfill
-        };
-        while cursor < head {
-            if epoch_rx.has_changed().unwrap_or(false) {
-                epoch_rx.borrow_and_update();
-                if !on_epoch_change(&state, &mut caller, &tx).await? {
-                    return Ok(());
-                }
-            }
-            let limit = state.config.stream_page_size;
-            let page = match prefetched.take() {
-                Some(next) => next.join().await?,
-                None => {
-                    state
-                        .store
-                        .statements_after_shared(cursor, head, limit)
+        }
+    }
+
+    /// The next message for the subscriber, `None` at the end of the stream.
+    /// Ready at once while the page holds entitled rows, so the transport
+    /// takes them all in one poll.
+    async fn next_message(&mut self) -> Result<Option<pb::SubscribeResponse>, ApiError> {
+        if self.ended {
+            return Ok(None);
+        }
+        loop {
+            while let Some(item) = self.page.pop_front() {
+                self.cursor = item.seq;
+                if wanted(&item, &self.options, self.state.now())
+                    && policy::may_see_shared(&self.state.store, &item, &self.caller, self.channel())
                         .await?
-                }
-            };
-            if page.is_empty() {
-                break;
-            }
-            // A full page during catch-up: read the next one while this
-            // one is sent (a database round trip overlaps the sending).
-            match page.last().map(|r| r.seq) {
-                Some(last) if page.len() as u32 == limit && last < head => {
-                    prefetched = Some(Prefetch::start(&state, last, head, limit));
-                }
-                _ => {}
-            }
-            for item in page {
-                cursor = item.seq;
-                let version = state.directory.version();
-                if wanted(&item, &options, state.now())
-                    && policy::may_see_shared(&state.store, &item, &caller, channel).await?
                 {
-                    if tx
-                        .send(Ok(delivery(&state, &item, &caller, version)))
-                        .await
-                        .is_err()
-                    {
-                        return Ok(()); // the subscriber went away
+                    self.state.metrics.delivered();
+                    let version = self.state.directory.version();
+                    return Ok(Some(delivery(&self.state, &item, &self.caller, version)));
+                }
+            }
+            // A hub that lost its database ends the stream rather than serve
+            // from memory what it can no longer check (revocations, the order).
+            if let Some(m) = self.lost_rx.borrow_and_update().clone() {
+                return Err(database_lost(&m));
+            }
+            let head_rx = &mut self.head_rx;
+            let target = *self.target.get_or_insert_with(|| *head_rx.borrow_and_update());
+            if self.cursor < target {
+                if self.epoch_rx.has_changed().unwrap_or(false) {
+                    self.epoch_rx.borrow_and_update();
+                    return self.on_epoch_change().await.map(Some);
+                }
+                let limit = self.state.config.stream_page_size;
+                let page = match self.prefetched.take() {
+                    Some(next) => next.join().await?,
+                    None => {
+                        self.state
+                            .store
+                            .statements_after_shared(self.cursor, target, limit)
+                            .await?
                     }
-                    state.metrics.delivered();
+                };
+                if !page.is_empty() {
+                    // A full page during catch-up: read the next one while
+                    // this one is sent (a database round trip overlaps the
+                    // sending).
+                    match page.last().map(|r| r.seq) {
+                        Some(last) if page.len() as u32 == limit && last < target => {
+                            self.prefetched =
+                                Some(Prefetch::start(&self.state, last, target, limit));
+                        }
+                        _ => {}
+                    }
+                    self.page = page.into();
+                    continue;
+                }
+            }
+            self.target = None;
+            if !self.follow {
+                self.ended = true;
+                return Ok(Some(caught_up(&self.state, &self.caller, self.cursor)));
+            }
+            if !self.announced_caught_up {
+                self.announced_caught_up = true;
+                return Ok(Some(caught_up(&self.state, &self.caller, self.cursor)));
+            }
+            enum Woke {
+                Head,
+                Epoch,
+                Stop,
+                Shutdown,
+                Lost,
+            }
+            let woke = tokio::select! {
+                changed = self.lost_rx.changed() => if changed.is_ok() { Woke::Lost } else { Woke::Stop },
+                changed = self.head_rx.changed() => if changed.is_ok() { Woke::Head } else { Woke::Stop },
+                changed = self.epoch_rx.changed() => if changed.is_ok() { Woke::Epoch } else { Woke::Stop },
+                _ = self.shutdown.wait_for(|stopping| *stopping) => Woke::Shutdown,
+            };
+            match woke {
+                Woke::Head | Woke::Lost => {}
+                Woke::Epoch => return self.on_epoch_change().await.map(Some),
+                Woke::Stop => return Ok(None),
+                Woke::Shutdown => {
+                    return Err(ApiError::Unavailable(
+                        "the hub is shutting down; reconnect and resume from your cursor".into(),
+                    ))
                 }
             }
         }
-        if !follow {
-            let _ = tx.send(Ok(caught_up(&state, &caller, cursor))).await;
-            return Ok(());
-        }
-        if !announced_caught_up {
-            announced_caught_up = true;
-            if tx
-                .send(Ok(caught_up(&state, &caller, cursor)))
-                .await
-                .is_err()
-            {
-                return Ok(());
+    }
+
+    /// On a membership change: is the caller still entitled to a stream at
+    /// all? Then tell the agent to fetch the new directory.
+    async fn on_epoch_change(&mut self) -> Result<pb::SubscribeResponse, ApiError> {
+        self.caller = caller_for_cert(&self.state, &self.caller.cert_fingerprint).await?;
+        // The epoch watcher re-signs before it announces, so this is the new version.
+        Ok(directory_changed(self.state.directory.version()))
+    }
+
+    /// The subscriber's response stream; an error is its last message.
+    fn into_stream(self) -> EventStream {
+        Box::pin(futures_util::stream::unfold(Some(self), |follow| async move {
+            let mut follow = follow?;
+            match follow.next_message().await {
+                Ok(Some(message)) => Some((Ok(message), Some(follow))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e.into()), None)),
             }
-        }
-        enum Woke {
-            Head,
-            Epoch,
-            Stop,
-            Shutdown,
-            Lost,
-        }
-        let woke = tokio::select! {
-            changed = lost_rx.changed() => if changed.is_ok() { Woke::Lost } else { Woke::Stop },
-            changed = head_rx.changed() => if changed.is_ok() { Woke::Head } else { Woke::Stop },
-            changed = epoch_rx.changed() => if changed.is_ok() { Woke::Epoch } else { Woke::Stop },
-            _ = tx.closed() => Woke::Stop,
-            _ = shutdown.wait_for(|stopping| *stopping) => Woke::Shutdown,
-        };
-        match woke {
-            Woke::Head | Woke::Lost => {}
-            Woke::Epoch => {
-                if !on_epoch_change(&state, &mut caller, &tx).await? {
-                    return Ok(());
-                }
-            }
-            Woke::Stop => return Ok(()),
-            Woke::Shutdown => {
-                return Err(ApiError::Unavailable(
-                    "the hub is shutting down; reconnect and resume from your cursor".into(),
-                ))
-            }
-        }
+        }))
     }
 }

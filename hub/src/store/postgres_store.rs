@@ -907,8 +907,9 @@ struct WriterConn {
     sql: postgres::AppendSql,
 }
 
-/// One transaction for the whole batch: the order row locked once, each
-/// statement checked and inserted, the row written back, one commit.
+/// One transaction for the whole batch (`postgres::append_batch_transaction`):
+/// the order row locked once, each statement checked and inserted, the row
+/// written back, one commit.
 async fn append_batch(
     pool: &Arc<Pool>,
     conn: &mut Option<WriterConn>,
@@ -920,29 +921,8 @@ async fn append_batch(
         *conn = Some(WriterConn { client, sql });
     }
     let w = conn.as_ref().expect("connected above");
-    let outcome = async {
-        // BEGIN and the order row's lock in one round trip (pipelined).
-        let (begun, order) = tokio::join!(
-            w.client.batch_execute("BEGIN"),
-            postgres::lock_order(&w.client, &w.sql)
-        );
-        begun?;
-        let mut order = order?;
-        let statements: Vec<&NewStatement> = batch.iter().map(|job| &job.statement).collect();
-        let results =
-            postgres::append_statements(&w.client, &w.sql, &mut order, &statements).await?;
-        // The order row and COMMIT in one round trip: if the update
-        // failed, PostgreSQL turns the COMMIT into a rollback, and the
-        // update's error fails the group.
-        let (stored, committed) = tokio::join!(
-            postgres::store_order(&w.client, &w.sql, &order),
-            w.client.batch_execute("COMMIT")
-        );
-        stored?;
-        committed?;
-        Ok::<_, StoreError>(results)
-    }
-    .await;
+    let statements: Vec<&NewStatement> = batch.iter().map(|job| &job.statement).collect();
+    let outcome = postgres::append_batch_transaction(&w.client, &w.sql, &statements).await;
     if outcome.is_err() {
         // Whatever state the connection is in, it is not used again.
         let _ = w.client.batch_execute("ROLLBACK").await;
