@@ -355,8 +355,13 @@ impl Follow {
             while let Some(item) = self.page.pop_front() {
                 self.cursor = item.seq;
                 if wanted(&item, &self.options, self.state.now())
-                    && policy::may_see_shared(&self.state.store, &item, &self.caller, self.channel())
-                        .await?
+                    && policy::may_see_shared(
+                        &self.state.store,
+                        &item,
+                        &self.caller,
+                        self.channel(),
+                    )
+                    .await?
                 {
                     self.state.metrics.delivered();
                     let version = self.state.directory.version();
@@ -369,7 +374,9 @@ impl Follow {
                 return Err(database_lost(&m));
             }
             let head_rx = &mut self.head_rx;
-            let target = *self.target.get_or_insert_with(|| *head_rx.borrow_and_update());
+            let target = *self
+                .target
+                .get_or_insert_with(|| *head_rx.borrow_and_update());
             if self.cursor < target {
                 if self.epoch_rx.has_changed().unwrap_or(false) {
                     self.epoch_rx.borrow_and_update();
@@ -445,13 +452,16 @@ impl Follow {
 
     /// The subscriber's response stream; an error is its last message.
     fn into_stream(self) -> EventStream {
-        Box::pin(futures_util::stream::unfold(Some(self), |follow| async move {
-            let mut follow = follow?;
-            match follow.next_message().await {
-                Ok(Some(message)) => Some((Ok(message), Some(follow))),
-                Ok(None) => None,
-                Err(e) => Some((Err(e.into()), None)),
-            }
-        }))
+        Box::pin(futures_util::stream::unfold(
+            Some(self),
+            |follow| async move {
+                let mut follow = follow?;
+                match follow.next_message().await {
+                    Ok(Some(message)) => Some((Ok(message), Some(follow))),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(e.into()), None)),
+                }
+            },
+        ))
     }
 }

@@ -1049,10 +1049,8 @@ pub(super) async fn append_batch_transaction(
         begun?;
         let mut order = order?;
         let results = append_statements(c, sql, &mut order, batch).await?;
-        let (stored, committed) = tokio::join!(
-            store_order(c, sql, &order),
-            c.raw().batch_execute("COMMIT")
-        );
+        let (stored, committed) =
+            tokio::join!(store_order(c, sql, &order), c.raw().batch_execute("COMMIT"));
         stored?;
         committed?;
         return Ok(results);

@@ -565,3 +565,132 @@ async fn an_item_altered_in_the_hub_database_is_refused_by_the_agent() {
     assert_eq!(bob.store.lock().unwrap().count_items().unwrap(), 0);
     hub.stop().await;
 }
+
+/// The leaf index and purl of every item on a stream until it ends (or,
+/// for a following stream, until `want` items arrived), and whether it
+/// said "caught up".
+async fn drain(
+    stream: &mut tonic::Streaming<pb::SubscribeResponse>,
+    want: Option<usize>,
+) -> (Vec<(u64, String)>, bool) {
+    let mut items = Vec::new();
+    let mut caught_up = false;
+    while want.is_none_or(|w| items.len() < w) {
+        let Some(m) = stream.message().await.unwrap() else {
+            break;
+        };
+        match m.event {
+            Some(pb::subscribe_response::Event::Item(d)) => {
+                let payload = String::from_utf8(d.envelope.unwrap().payload).unwrap();
+                let at = payload.find("pkg:npm/").expect("a purl in the payload");
+                let purl = payload[at..].split('"').next().unwrap().to_owned();
+                items.push((d.log_index.unwrap(), purl));
+            }
+            Some(pb::subscribe_response::Event::CaughtUp(_)) => caught_up = true,
+            _ => {}
+        }
+    }
+    (items, caught_up)
+}
+
+/// A sync without `follow` reads up to the head it found when it started
+/// and ends, however long another member keeps publishing; a following
+/// stream gets every item once, in order, whether a commit carried one
+/// item or many (the stream hands the transport all that is ready at once).
+#[tokio::test]
+async fn a_sync_ends_while_others_keep_publishing_and_a_follower_gets_each_item_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(&dir.path().join("hub")).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    for n in 0..5 {
+        publish(&alice, package_draft(&format!("pkg:npm/early-{n}")))
+            .await
+            .unwrap();
+    }
+    let request = |follow| pb::SubscribeRequest {
+        after_sequence: 0,
+        follow,
+        filter: None,
+        include_expired: false,
+        cursor: Vec::new(),
+    };
+    let channel = bob.channel().await.unwrap();
+    let mut live = pb::subscriber_client::SubscriberClient::new(channel.clone())
+        .subscribe(request(true))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Alice publishes without pause, one at a time and in batches of 40
+    // (one commit each), until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if n % 2 == 0 {
+                    publish(&alice, package_draft(&format!("pkg:npm/live-{n}")))
+                        .await
+                        .unwrap();
+                } else {
+                    let batch = (0..40)
+                        .map(|k| {
+                            let purl = format!("pkg:npm/live-{n}-{k}");
+                            (
+                                sign(&alice, &statement_for("alice-bank", &purl)),
+                                Vec::new(),
+                            )
+                        })
+                        .collect();
+                    let results = member_agent::publish::publish_batch(&alice, batch)
+                        .await
+                        .unwrap();
+                    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+                }
+                n += 1;
+            }
+        })
+    };
+    eventually(
+        "alice publishes while bob syncs",
+        Duration::from_secs(30),
+        || hub.stored_statements() > 50,
+    )
+    .await;
+    let mut sync = pb::subscriber_client::SubscriberClient::new(channel)
+        .subscribe(request(false))
+        .await
+        .unwrap()
+        .into_inner();
+    let (synced, caught_up) =
+        tokio::time::timeout(Duration::from_secs(120), drain(&mut sync, None))
+            .await
+            .expect("a sync without follow ends while others publish");
+    assert!(caught_up, "the sync ends with CaughtUp");
+    assert!(synced.len() > 50, "{}", synced.len());
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    publisher.await.unwrap();
+
+    let stored = hub.stored_statements() as usize;
+    let (followed, _) =
+        tokio::time::timeout(Duration::from_secs(120), drain(&mut live, Some(stored)))
+            .await
+            .expect("the following stream delivers every stored item");
+    for items in [&synced, &followed] {
+        let indexes: Vec<u64> = items.iter().map(|(i, _)| *i).collect();
+        assert!(
+            indexes.windows(2).all(|w| w[0] < w[1]),
+            "in order, each once"
+        );
+        let purls: std::collections::HashSet<&String> = items.iter().map(|(_, p)| p).collect();
+        assert_eq!(purls.len(), items.len(), "no purl twice");
+    }
+    assert_eq!(followed.len(), stored);
+    assert_eq!(&followed[..synced.len()], &synced[..], "one order for both");
+    assert!(followed[..5]
+        .iter()
+        .all(|(_, purl)| purl.starts_with("pkg:npm/early-")));
+    hub.stop().await;
+}
