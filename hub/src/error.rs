@@ -73,6 +73,11 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::FailedPrecondition(m),
             StoreError::Token(m) => ApiError::Unauthenticated(m),
             StoreError::Unsupported(m) => ApiError::FailedPrecondition(m),
+            // `app::publish` checks again and retries; this is reached only
+            // when the membership keeps changing under one call.
+            StoreError::StaleAuthorization => ApiError::Unavailable(
+                "membership or keys changed while this was published; nothing was stored, publish again".into(),
+            ),
             other @ (StoreError::Closed
             | StoreError::DiskFull(_)
             | StoreError::Io(_)

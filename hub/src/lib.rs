@@ -194,6 +194,8 @@ pub async fn serve_with(
                 taxii::MAX_CONNECTIONS,
             )),
             witnesses: app::witness::Board::new(&config).map_err(HubError::Config)?,
+            callers: Default::default(),
+            signing_keys: Default::default(),
         }),
     };
     if let Err(e) = state.witnesses.init(&state.store).await {

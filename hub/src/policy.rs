@@ -219,6 +219,7 @@ mod tests {
             role: isac_core::membership::Role::Member,
             cert_fingerprint: String::new(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            authorized_at: None,
         }
     }
 

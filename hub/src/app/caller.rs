@@ -17,6 +17,11 @@ pub struct Caller {
     pub cert_fingerprint: String,
     /// Sharing groups the org belongs to now.
     pub groups: Vec<String>,
+    /// The membership epoch this was read at, when it came through the
+    /// cache of callers (a client certificate): what a publish hands the
+    /// store to check in its transaction. `None`: read from the store for
+    /// this call alone.
+    pub authorized_at: Option<u64>,
 }
 
 impl Caller {
@@ -25,9 +30,46 @@ impl Caller {
     }
 }
 
-/// The caller a client certificate (its SHA-256 fingerprint) stands for.
-/// Also used by open streams to re-check the caller when membership changes.
+/// The caller a client certificate (its SHA-256 fingerprint) stands for,
+/// read from the store. Also used by open streams to re-check the caller
+/// when membership changes.
 pub async fn caller_for_cert(state: &HubState, fingerprint: &str) -> Result<Caller, ApiError> {
+    caller_from_store(state, fingerprint).await
+}
+
+/// [`caller_for_cert`] for a single publish, served from
+/// `HubShared::callers` while the membership epoch this process knows
+/// holds (it polls the store every `epoch_poll_ms`). Only for a publish:
+/// the store checks, in the append's own transaction, that the epoch it
+/// was read at still holds (`app::publish::publish`), so a suspension or
+/// key revocation stops the very next publish. Every other call reads the
+/// store, as before.
+pub async fn caller_for_cert_to_publish(
+    state: &HubState,
+    fingerprint: &str,
+) -> Result<Caller, ApiError> {
+    // The epoch before the reads: if it moves during them, the entry is
+    // filed under the older epoch, and a publish with it is checked again.
+    let epoch = *state.epoch.borrow();
+    if let Some(caller) = state.callers.get(epoch, fingerprint) {
+        return Ok(caller);
+    }
+    let mut caller = caller_from_store(state, fingerprint).await?;
+    caller.authorized_at = Some(epoch);
+    state.callers.insert(epoch, fingerprint, caller.clone());
+    Ok(caller)
+}
+
+/// The caller as the store says now, past every cache; one read through an
+/// API key is returned as it is.
+pub async fn fresh_caller(state: &HubState, caller: &Caller) -> Result<Caller, ApiError> {
+    match caller.authorized_at {
+        Some(_) => caller_from_store(state, &caller.cert_fingerprint).await,
+        None => Ok(caller.clone()),
+    }
+}
+
+async fn caller_from_store(state: &HubState, fingerprint: &str) -> Result<Caller, ApiError> {
     let agent = state.store.agent_by_cert(fingerprint).await?.ok_or_else(|| {
         ApiError::Unauthenticated(
             "this client certificate is not registered with the hub; enroll again with a new token".into(),
@@ -54,6 +96,7 @@ pub async fn caller_for_cert(state: &HubState, fingerprint: &str) -> Result<Call
     let groups = state.store.groups_of(&agent.org_id).await?;
     Ok(Caller {
         groups,
+        authorized_at: None,
         org_id: agent.org_id,
         agent_name: agent.agent_name,
         role: agent.role,
@@ -111,6 +154,7 @@ pub async fn caller_for_api_key(
             role: member.role,
             cert_fingerprint: String::new(),
             groups,
+            authorized_at: None,
         },
         username: key.username,
         person: key.person_id,

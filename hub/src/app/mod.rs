@@ -7,6 +7,8 @@
 //! - `clock`: [`Clock`], the injectable "now".
 //! - `caller`: [`Caller`], and the one resolver for client certificates
 //!   and TAXII API keys. `api_key`: API key minting and checking.
+//! - `epoch_cache`: publishers and their signing keys kept for as long as
+//!   the membership epoch they were read at (checked again at commit).
 //! - `log`: the transparency log's checkpointer and proof questions.
 //! - `publish`: the publish decision (`Envelope` and audience openings in,
 //!   [`publish::Published`] out).
@@ -15,6 +17,7 @@ pub mod admin;
 pub mod api_key;
 pub mod caller;
 pub mod clock;
+pub mod epoch_cache;
 pub mod fed_groups;
 pub mod fed_sightings;
 pub mod federation;

@@ -14,11 +14,11 @@ use isac_core::{
     verify_envelope, Body, Envelope, KeyRecord, Statement, Tlp, VerifyError, VerifyingKey,
 };
 
-use crate::app::caller::Caller;
+use crate::app::caller::{fresh_caller, Caller};
 use crate::app::state::HubState;
 use crate::error::ApiError;
 use crate::policy;
-use crate::store::{AnonymousVersion, KeyRow, NewStatement, StoredFacts};
+use crate::store::{AnonymousVersion, KeyRow, NewStatement, StoreError, StoredFacts};
 
 /// The organisation id anonymous statements carry, reserved (defined with
 /// the other reserved names in `isac_core::names`).
@@ -275,9 +275,32 @@ pub async fn publish(
     submission: Submission,
 ) -> Result<Published, ApiError> {
     let overrides = submission.overrides.clone();
-    let new = prepare(state, caller, submission).await?;
-    let (id, revision) = (new.id.clone(), new.revision);
-    let (sequence, duplicate) = state.store.append_statement(new).await?;
+    // Caller and key as this process last read them (`epoch_cache`): the
+    // store checks, in the append's own transaction, that the membership
+    // epoch they were read at still holds, else stores nothing.
+    let cached = match caller.authorized_at {
+        Some(epoch) => {
+            let new = prepare(state, caller, submission.clone()).await?;
+            let key = (new.id.clone(), new.revision);
+            match state.store.append_statement_authorized_at(new, epoch).await {
+                Err(StoreError::StaleAuthorization) => None,
+                stored => Some((key, stored?)),
+            }
+        }
+        None => None,
+    };
+    let fresh;
+    let (caller, (id, revision), (sequence, duplicate)) = match cached {
+        Some((key, stored)) => (caller, key, stored),
+        None => {
+            // Membership or keys changed meanwhile (or no cache was used):
+            // everything again, read from the store now.
+            fresh = fresh_caller(state, caller).await?;
+            let new = prepare(state, &fresh, submission).await?;
+            let key = (new.id.clone(), new.revision);
+            (&fresh, key, state.store.append_statement(new).await?)
+        }
+    };
     audit_overrides(state, caller, &id, revision, &overrides).await?;
     tracing::Span::current().record("seq", sequence);
     tracing::debug!(duplicate, "statement accepted");
@@ -301,13 +324,17 @@ pub async fn publish_batch(
             "a batch holds at most {MAX_BATCH_ITEMS} statements; split it"
         )));
     }
+    // A batch is stored without the epoch check (its items may span more
+    // than one transaction), so its caller and keys are read from the
+    // store now: one read per call, for up to MAX_BATCH_ITEMS statements.
+    let caller = &fresh_caller(state, caller).await?;
     // Each distinct signing key once, not once per item.
     let mut keys: std::collections::HashMap<String, Option<SigningKey>> =
         std::collections::HashMap::new();
     for item in items.iter().flatten() {
         if let Some(kid) = signing_key_id(&item.envelope) {
             if !keys.contains_key(kid) && keys.len() < 16 {
-                keys.insert(kid.to_owned(), lookup_key(state, kid).await?);
+                keys.insert(kid.to_owned(), lookup_key(state, kid, None).await?);
             }
         }
     }
@@ -383,7 +410,7 @@ pub async fn prepare(
     submission: Submission,
 ) -> Result<NewStatement, ApiError> {
     let key = match signing_key_id(&submission.envelope) {
-        Some(kid) => lookup_key(state, kid).await?,
+        Some(kid) => lookup_key(state, kid, caller.authorized_at).await?,
         None => None,
     };
     prepare_with_key(state, caller, submission, key).await
@@ -397,13 +424,27 @@ pub fn signing_key_id(envelope: &Envelope) -> Option<&str> {
     }
 }
 
-/// The key's owner and validity record, if the directory knows it.
-async fn lookup_key(state: &HubState, kid: &str) -> Result<Option<SigningKey>, ApiError> {
-    Ok(state
+/// The key's owner and validity record, if the directory knows it. At a
+/// known epoch (`Caller::authorized_at`), known keys are served from
+/// `HubShared::signing_keys` while that epoch holds (a rotation or
+/// revocation moves it); otherwise read from the store.
+async fn lookup_key(
+    state: &HubState,
+    kid: &str,
+    at: Option<u64>,
+) -> Result<Option<SigningKey>, ApiError> {
+    if let Some(key) = at.and_then(|epoch| state.signing_keys.get(epoch, kid)) {
+        return Ok(Some(key));
+    }
+    let key = state
         .store
         .key(kid)
         .await?
-        .and_then(|row| key_record(&row).map(|rec| (row.org_id, rec))))
+        .and_then(|row| key_record(&row).map(|rec| (row.org_id, rec)));
+    if let (Some(epoch), Some(key)) = (at, &key) {
+        state.signing_keys.insert(epoch, kid, key.clone());
+    }
+    Ok(key)
 }
 
 /// A key of another member may not sign for the caller; the hub's
@@ -532,6 +573,7 @@ mod tests {
             role: role.parse().expect("a role"),
             cert_fingerprint: String::new(),
             groups: Vec::new(),
+            authorized_at: None,
         }
     }
 

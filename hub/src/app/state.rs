@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::app::clock::Clock;
+use crate::app::epoch_cache::EpochCache;
 use crate::config::HubConfig;
 use crate::datadir::HubMaterial;
 use crate::store::Store;
@@ -35,6 +36,12 @@ pub struct HubShared {
     pub connections: std::sync::Arc<crate::tls::ConnLimits>,
     /// The log's witnesses and how each is doing.
     pub witnesses: crate::app::witness::Board,
+    /// Publishing callers by client certificate fingerprint, at the
+    /// current epoch (`app::epoch_cache`).
+    pub callers: EpochCache<crate::app::Caller>,
+    /// Publishers' signing keys (owner, record) by key id, at the
+    /// current epoch.
+    pub signing_keys: EpochCache<crate::app::publish::SigningKey>,
 }
 
 impl std::ops::Deref for HubState {

@@ -10,7 +10,7 @@ use crate::app::caller::Caller;
 use crate::app::publish::{self as domain, Published, Submission};
 use crate::app::HubState;
 use crate::error::ApiError;
-use crate::grpc::auth::authenticate;
+use crate::grpc::auth::{authenticate, authenticate_to_publish};
 
 pub use crate::app::publish::MAX_BATCH_ITEMS;
 
@@ -63,7 +63,7 @@ impl PublisherService {
         &self,
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let caller = authenticate(&self.state, &req).await?;
+        let caller = authenticate_to_publish(&self.state, &req).await?;
         tracing::Span::current().record("org", caller.org_id.as_str());
         let item = req.into_inner();
         if item.envelope.is_none() {

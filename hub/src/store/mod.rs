@@ -86,6 +86,11 @@ pub enum StoreError {
     /// use `pg_dump`).
     #[error("{0}")]
     Unsupported(String),
+    /// The membership epoch moved after the caller and key this append was
+    /// checked with were read (a suspension, revocation, enrolment or key
+    /// change committed meanwhile): nothing was stored; check again.
+    #[error("membership or keys changed while this was checked; check again")]
+    StaleAuthorization,
 }
 
 impl StoreError {
@@ -625,7 +630,19 @@ impl Store {
     /// Appends a verified statement; returns its sequence and whether it was
     /// an identical re-send of one already stored.
     pub async fn append_statement(&self, s: NewStatement) -> Result<(u64, bool), StoreError> {
-        dispatch!(self.append_statement(s))
+        dispatch!(self.append_statement(s, None))
+    }
+
+    /// [`Store::append_statement`] for a caller and signing key read at
+    /// membership epoch `epoch` (`app::epoch_cache`): the writer reads the
+    /// epoch in the append's own transaction and, if it moved, stores
+    /// nothing and answers [`StoreError::StaleAuthorization`].
+    pub async fn append_statement_authorized_at(
+        &self,
+        s: NewStatement,
+        epoch: u64,
+    ) -> Result<(u64, bool), StoreError> {
+        dispatch!(self.append_statement(s, Some(epoch)))
     }
 
     /// Committed statements after `after` up to `head` (a value of

@@ -1043,29 +1043,70 @@ pub(super) async fn append_batch_transaction(
     c: &Conn,
     sql: &AppendSql,
     batch: &[&NewStatement],
+    authorized_at: &[Option<u64>],
 ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+    // The membership epoch, read under the order row's lock, for the
+    // statements whose caller and key were read at a known epoch: if it
+    // moved, they are not stored (`StoreError::StaleAuthorization`).
+    let checks_epoch = authorized_at.iter().any(Option::is_some);
+    let read_epoch = async {
+        match checks_epoch {
+            true => epoch(c).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let stale = |i: usize, epoch: Option<u64>| {
+        authorized_at
+            .get(i)
+            .copied()
+            .flatten()
+            .is_some_and(|e| Some(e) != epoch)
+    };
     if !independent(batch) {
-        let (begun, order) = tokio::join!(c.raw().batch_execute("BEGIN"), lock_order(c, sql));
+        let (begun, order, epoch) = tokio::join!(
+            c.raw().batch_execute("BEGIN"),
+            lock_order(c, sql),
+            read_epoch
+        );
         begun?;
         let mut order = order?;
-        let results = append_statements(c, sql, &mut order, batch).await?;
+        let epoch = epoch?;
+        let current: Vec<&NewStatement> = (0..batch.len())
+            .filter(|i| !stale(*i, epoch))
+            .map(|i| batch[i])
+            .collect();
+        let mut appended = append_statements(c, sql, &mut order, &current)
+            .await?
+            .into_iter();
+        let results = (0..batch.len())
+            .map(|i| match stale(i, epoch) {
+                true => Err(StoreError::StaleAuthorization),
+                false => appended.next().unwrap_or(Err(StoreError::Closed)),
+            })
+            .collect();
         let (stored, committed) =
             tokio::join!(store_order(c, sql, &order), c.raw().batch_execute("COMMIT"));
         stored?;
         committed?;
         return Ok(results);
     }
-    let (begun, order, priors) = tokio::join!(
+    let (begun, order, epoch, priors) = tokio::join!(
         c.raw().batch_execute("BEGIN"),
         lock_order(c, sql),
+        read_epoch,
         futures_util::future::try_join_all(batch.iter().map(|s| read_prior(c, sql, s)))
     );
     begun?;
     let mut order = order?;
+    let epoch = epoch?;
     let priors = priors?;
     let mut out = Vec::with_capacity(batch.len());
     let mut inserts = Vec::new();
-    for (s, prior) in batch.iter().zip(priors) {
+    for (i, (s, prior)) in batch.iter().zip(priors).enumerate() {
+        if stale(i, epoch) {
+            out.push(Err(StoreError::StaleAuthorization));
+            continue;
+        }
         match decide(prior, s) {
             Ok(Decision::Held(appended)) => out.push(Ok(appended)),
             Ok(Decision::New) => {

@@ -204,6 +204,9 @@ type AppendReply = Result<(u64, bool), StoreError>;
 
 struct AppendJob {
     statement: NewStatement,
+    /// The membership epoch its caller and key were read at, to check in
+    /// the transaction (`Store::append_statement_authorized_at`).
+    authorized_at: Option<u64>,
     reply: oneshot::Sender<AppendReply>,
 }
 
@@ -280,12 +283,17 @@ impl PgStore {
     fn enqueue(
         &self,
         statement: NewStatement,
+        authorized_at: Option<u64>,
     ) -> Result<oneshot::Receiver<AppendReply>, StoreError> {
         let (reply, rx) = oneshot::channel();
         let guard = self.inner.writer.lock().expect("writer lock");
         let sender = guard.as_ref().ok_or(StoreError::Closed)?;
         sender
-            .send(vec![AppendJob { statement, reply }])
+            .send(vec![AppendJob {
+                statement,
+                authorized_at,
+                reply,
+            }])
             .map_err(|_| StoreError::Closed)?;
         Ok(rx)
     }
@@ -293,8 +301,11 @@ impl PgStore {
     pub(super) async fn append_statement(
         &self,
         s: NewStatement,
+        authorized_at: Option<u64>,
     ) -> Result<(u64, bool), StoreError> {
-        self.enqueue(s)?.await.unwrap_or(Err(StoreError::Closed))
+        self.enqueue(s, authorized_at)?
+            .await
+            .unwrap_or(Err(StoreError::Closed))
     }
 
     pub(super) async fn append_statements(
@@ -305,7 +316,11 @@ impl PgStore {
         let mut replies = Vec::with_capacity(items.len());
         for statement in items {
             let (reply, rx) = oneshot::channel();
-            jobs.push(AppendJob { statement, reply });
+            jobs.push(AppendJob {
+                statement,
+                authorized_at: None,
+                reply,
+            });
             replies.push(rx);
         }
         let sent = {
@@ -922,7 +937,9 @@ async fn append_batch(
     }
     let w = conn.as_ref().expect("connected above");
     let statements: Vec<&NewStatement> = batch.iter().map(|job| &job.statement).collect();
-    let outcome = postgres::append_batch_transaction(&w.client, &w.sql, &statements).await;
+    let authorized_at: Vec<Option<u64>> = batch.iter().map(|job| job.authorized_at).collect();
+    let outcome =
+        postgres::append_batch_transaction(&w.client, &w.sql, &statements, &authorized_at).await;
     if outcome.is_err() {
         // Whatever state the connection is in, it is not used again.
         let _ = w.client.batch_execute("ROLLBACK").await;

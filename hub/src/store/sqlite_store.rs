@@ -510,10 +510,18 @@ impl SqliteStore {
     pub(super) async fn append_statement(
         &self,
         s: NewStatement,
+        authorized_at: Option<u64>,
     ) -> Result<(u64, bool), StoreError> {
         let shared = self.inner.shared.clone();
-        self.write(move |c| append_and_remember(c, &s, &shared.recent))
-            .await
+        self.write(move |c| {
+            // In the writer's transaction: no membership change can commit
+            // between this read and the append.
+            if authorized_at.is_some_and(|e| e != sqlite::epoch(c).unwrap_or(0)) {
+                return Err(StoreError::StaleAuthorization);
+            }
+            append_and_remember(c, &s, &shared.recent)
+        })
+        .await
     }
 
     /// Deletes statements whose latest revision expired before `cutoff`

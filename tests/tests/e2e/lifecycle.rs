@@ -665,3 +665,52 @@ async fn following_agents_are_told_of_a_revocation_at_once() {
     follower.abort();
     hub.stop().await;
 }
+
+/// The hub keeps callers and signing keys it read for as long as the
+/// membership epoch holds, and learns of a new epoch by polling (here
+/// every minute: not during the test). A suspension or a key
+/// revocation must still stop the very next publish: the append's own
+/// transaction sees the epoch moved, and the hub checks again from the
+/// store. Nothing is stored for either.
+#[tokio::test]
+async fn a_suspension_or_key_revocation_stops_the_next_publish_before_the_hub_polls_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hub.toml"), "epoch_poll_ms = 60000\n").unwrap();
+    let start = member_agent::now();
+    let clock = hub::app::Clock::manual(start);
+    let hub = TestHub::start_with_clock(&data, clock.clone()).await;
+    let alice = enrolled_agent(&hub, "alice-bank", &dir.path().join("alice")).await;
+    let bob = enrolled_agent(&hub, "bob-bank", &dir.path().join("bob")).await;
+    // Each caller and key read once, and cached.
+    publish(&alice, draft("pkg:npm/alice-1")).await.unwrap();
+    publish(&bob, draft("pkg:npm/bob-1")).await.unwrap();
+    assert_eq!(hub.stored_statements(), 2);
+
+    hub.admin()
+        .set_member_status(pb::SetMemberStatusRequest {
+            org_id: "bob-bank".into(),
+            action: "suspend".into(),
+        })
+        .await
+        .unwrap();
+    let err = publish(&bob, draft("pkg:npm/bob-2")).await.unwrap_err();
+    assert_eq!(hub_code(&err), Some(Code::PermissionDenied), "{err}");
+    assert!(err.to_string().contains("suspended"), "{err}");
+
+    clock.set(start + 1);
+    hub.admin()
+        .revoke_key(pb::RevokeKeyRequest {
+            key_id: alice.loaded.identity.signing_key_id.clone(),
+            effective_at: format_rfc3339(start + 1),
+            reason: "laptop stolen".into(),
+        })
+        .await
+        .unwrap();
+    let err = publish(&alice, draft("pkg:npm/alice-2")).await.unwrap_err();
+    assert_eq!(hub_code(&err), Some(Code::PermissionDenied), "{err}");
+    assert!(err.to_string().contains("revoked"), "{err}");
+    assert_eq!(hub.stored_statements(), 2, "nothing stored after either");
+    hub.stop().await;
+}

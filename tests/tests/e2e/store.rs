@@ -92,6 +92,7 @@ conformance!(
     received_items_join_the_order_once,
     cross_hub_groups_are_shared_and_checked,
     a_batch_decides_each_statement_as_one_by_one,
+    an_append_checked_at_an_old_membership_epoch_stores_nothing,
 );
 
 fn statement(n: u64, org: &str) -> NewStatement {
@@ -254,6 +255,47 @@ async fn a_batch_decides_each_statement_as_one_by_one(store: Store) {
     );
     assert_eq!(store.head(), 8);
     assert_eq!(store.statement_count().await.unwrap(), 8);
+}
+
+/// A publish whose caller and key were read (cached) at membership epoch
+/// E is stored only while the store's epoch is still E, read in the
+/// append's own transaction: a change committed meanwhile (here a group,
+/// as a suspension or key revocation would) makes it store nothing and
+/// say so, and the same statement then goes in at the new epoch.
+async fn an_append_checked_at_an_old_membership_epoch_stores_nothing(store: Store) {
+    let before = store.epoch().await.unwrap();
+    assert_eq!(
+        store
+            .append_statement_authorized_at(statement(1, "a"), before)
+            .await
+            .unwrap(),
+        (1, false)
+    );
+    store.add_group("g1", vec![], "op", 12).await.unwrap();
+    let after = store.epoch().await.unwrap();
+    assert!(after > before);
+    let stale = store
+        .append_statement_authorized_at(statement(2, "a"), before)
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::StaleAuthorization)),
+        "{stale:?}"
+    );
+    assert_eq!(store.head(), 1, "nothing stored, no position taken");
+    assert_eq!(store.statement_count().await.unwrap(), 1);
+    // Unchecked appends (batches, TAXII, federation) are not affected.
+    assert_eq!(
+        store.append_statement(statement(3, "a")).await.unwrap(),
+        (2, false)
+    );
+    assert_eq!(
+        store
+            .append_statement_authorized_at(statement(2, "a"), after)
+            .await
+            .unwrap(),
+        (3, false)
+    );
+    assert!(store.revisions("id-2").await.unwrap().len() == 1);
 }
 
 async fn revisions_and_retractions(store: Store) {
