@@ -6,29 +6,10 @@
 
 use isac_core::membership::{MemberStatus, Role};
 
+pub use crate::app::authenticated::Caller;
+
 use crate::app::state::HubState;
 use crate::error::ApiError;
-
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub org_id: String,
-    pub agent_name: String,
-    pub role: Role,
-    pub cert_fingerprint: String,
-    /// Sharing groups the org belongs to now.
-    pub groups: Vec<String>,
-    /// The membership epoch this was read at, when it came through the
-    /// cache of callers (a client certificate): what a publish hands the
-    /// store to check in its transaction. `None`: read from the store for
-    /// this call alone.
-    pub authorized_at: Option<u64>,
-}
-
-impl Caller {
-    pub fn is_coordinator(&self) -> bool {
-        self.role == Role::Coordinator
-    }
-}
 
 /// The caller a client certificate (its SHA-256 fingerprint) stands for,
 /// read from the store. Also used by open streams to re-check the caller

@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod api_key;
+pub mod authenticated;
 pub mod caller;
 pub mod clock;
 pub mod epoch_cache;

@@ -38,10 +38,10 @@ pub struct HubShared {
     pub witnesses: crate::app::witness::Board,
     /// Publishing callers by client certificate fingerprint, at the
     /// current epoch (`app::epoch_cache`).
-    pub callers: EpochCache<crate::app::Caller>,
+    pub callers: EpochCache<crate::app::authenticated::Caller>,
     /// Publishers' signing keys (owner, record) by key id, at the
     /// current epoch.
-    pub signing_keys: EpochCache<crate::app::publish::SigningKey>,
+    pub signing_keys: EpochCache<(String, isac_core::verify::KeyRecord)>,
 }
 
 impl std::ops::Deref for HubState {
